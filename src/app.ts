@@ -1,0 +1,44 @@
+import { systemClock, type Clock } from './clock.js';
+import type { Config } from './config.js';
+import { loadFixtures } from './fixtures.js';
+import { Gateway, type GatewayObserver } from './gateway.js';
+import { createLogger, type Logger } from './log.js';
+import { createStore } from './store/index.js';
+import { randomId } from './crypto.js';
+
+export interface App {
+  gateway: Gateway;
+  config: Config;
+  log: Logger;
+}
+
+/** Builds the gateway a CLI command runs: logger, store, services, fixtures. */
+export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver } = {}): Promise<App> {
+  const log = extra.log ?? createLogger(config.logLevel);
+  const clock = extra.clock ?? systemClock;
+  if (config.jwtSecretGenerated) {
+    log.warn('GATEWAY_JWT_SECRET is not set: using a random secret for this process only; tokens will not verify after a restart or on other nodes');
+  }
+  const instanceId = randomId(12);
+  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, instanceId });
+  const gateway = new Gateway({
+    store,
+    clock,
+    log,
+    nodeId: config.nodeId,
+    sessionTtl: config.sessionTtl,
+    sessionIdleTimeout: config.sessionIdleTimeout,
+    accessTokenTtl: config.accessTokenTtl,
+    refreshTokenTtl: config.refreshTokenTtl,
+    clockTolerance: config.clockTolerance,
+    jwtKeys: config.jwtKeys,
+    jwtIssuer: config.jwtIssuer,
+    jwtAudience: config.jwtAudience,
+    maxInFlight: config.maxInFlight,
+    maxSubscriptions: config.maxSubscriptions,
+    logSalt: config.logSalt,
+    observer: extra.observer,
+  });
+  if (config.fixtures) await loadFixtures(gateway, config.fixtures);
+  return { gateway, config, log };
+}

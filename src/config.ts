@@ -1,0 +1,161 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError } from './errors.js';
+
+/** Everything the gateway can be told, validated once at start-up. */
+export interface Config {
+  nodeId: string;
+  /** HS256 keys, the first signs; `kid` is set when configured as a list. */
+  jwtKeys: { kid?: string; secret: Buffer }[];
+  /** True when no secret was configured and a random one was made for this process. */
+  jwtSecretGenerated: boolean;
+  sessionTtl: number;
+  sessionIdleTimeout: number;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  clockTolerance: number;
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  /** Salt of the hashes standing for ids in logs; set the same on every node to correlate. */
+  logSalt?: string;
+  fixtures?: string;
+  maxMessageBytes: number;
+  logLevel: string;
+  host: string;
+  port: number;
+  serviceKey?: string;
+  allowedOrigins?: string[];
+  store: string;
+  sessionCookie: string;
+  expiryWarning: number;
+  rateLimit: number;
+  maxBufferedBytes: number;
+  maxInFlight: number;
+  maxSubscriptions: number;
+  storeTimeoutMs: number;
+  dev: boolean;
+}
+
+type Source = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const MIN_SECRET_BYTES = 32;
+/** Secrets that appear in tutorials and leaked-secret lists: refused whatever their length. */
+const WEAK_SECRETS = new Set([
+  'secret', 'changeme', 'change-me', 'your-256-bit-secret', 'your_secret_key', 'your-secret-key',
+  'supersecret', 'super-secret-key', 'mysecret', 'jwt-secret', 'jwt_secret', 'password', 'default',
+  'conformance-secret', 'keyboard cat', 'shhhhh', 'secretkey', 'secret-key',
+]);
+
+function int(src: Source, name: string, def: number, min: number, max: number, what: string): number {
+  const raw = src[name];
+  if (raw === undefined || raw === '') return def;
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be ${what} (got "${raw}")`);
+  const n = Number(raw.trim());
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be ${what} (got "${raw}")`);
+  return n;
+}
+
+function str(src: Source, name: string, def: string): string {
+  const raw = src[name];
+  return raw === undefined || raw === '' ? def : raw;
+}
+
+/** Refuses short or well-known secrets; names the variable, never the value. */
+export function checkSecret(name: string, secret: string): Buffer {
+  const buf = Buffer.from(secret, 'utf8');
+  if (buf.length < MIN_SECRET_BYTES) {
+    throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes (got ${buf.length})`);
+  }
+  const lower = secret.toLowerCase();
+  if (WEAK_SECRETS.has(lower) || /^(.)\1*$/.test(secret) || new Set(buf).size < 8) {
+    throw new ConfigError(`${name} is a well-known or low-entropy secret; use 32 random bytes, e.g. \`openssl rand -base64 32\``);
+  }
+  return buf;
+}
+
+function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
+  const list = src.GATEWAY_JWT_SECRETS;
+  const single = src.GATEWAY_JWT_SECRET;
+  if (list && single) throw new ConfigError('set either GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, not both');
+  if (list) {
+    const keys: Config['jwtKeys'] = [];
+    for (const part of list.split(',')) {
+      const at = part.indexOf(':');
+      const kid = part.slice(0, at).trim();
+      if (at <= 0 || !/^[A-Za-z0-9._-]{1,64}$/.test(kid)) {
+        throw new ConfigError('GATEWAY_JWT_SECRETS must be a comma-separated list of kid:secret pairs (kid: 1-64 of A-Z a-z 0-9 . _ -)');
+      }
+      if (keys.some((k) => k.kid === kid)) throw new ConfigError(`GATEWAY_JWT_SECRETS names kid "${kid}" twice`);
+      keys.push({ kid, secret: checkSecret(`GATEWAY_JWT_SECRETS (kid "${kid}")`, part.slice(at + 1)) });
+    }
+    return { keys, generated: false };
+  }
+  if (single !== undefined) return { keys: [{ secret: checkSecret('GATEWAY_JWT_SECRET', single) }], generated: false };
+  return { keys: [{ secret: randomBytes(32) }], generated: true };
+}
+
+function origins(raw: string | undefined): string[] | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of list) {
+    if (o === '*') continue;
+    let url: URL;
+    try {
+      url = new URL(o);
+    } catch {
+      throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list origins like https://app.example.com (got "${o}")`);
+    }
+    if (url.origin !== o) throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got "${o}")`);
+  }
+  return list;
+}
+
+/**
+ * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI).
+ * Throws ConfigError with one line naming the variable on the first bad value.
+ */
+export function loadConfig(src: Source): Config {
+  const { keys, generated } = jwtKeys(src);
+  const store = str(src, 'GATEWAY_STORE', 'memory://');
+  if (!/^(memory:\/\/|rediss?:\/\/.+)$/.test(store)) {
+    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got "${store.replace(/\/\/[^@/]*@/, '//***@')}")`);
+  }
+  const logLevel = str(src, 'GATEWAY_LOG_LEVEL', 'info');
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GATEWAY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  const nodeId = str(src, 'GATEWAY_NODE_ID', 'gateway');
+  if (!/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError(`GATEWAY_NODE_ID must be 1-128 of A-Z a-z 0-9 _ . : - (got "${nodeId}")`);
+  const cookie = str(src, 'GATEWAY_SESSION_COOKIE', 'sid');
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookie)) throw new ConfigError(`GATEWAY_SESSION_COOKIE must be a cookie name (got "${cookie}")`);
+  const serviceKey = src.GATEWAY_SERVICE_KEY || undefined;
+  if (serviceKey !== undefined && Buffer.byteLength(serviceKey) < 16) throw new ConfigError('GATEWAY_SERVICE_KEY must be at least 16 bytes');
+  const secs = 'a whole number of seconds';
+  return {
+    nodeId,
+    jwtKeys: keys,
+    jwtSecretGenerated: generated,
+    sessionTtl: int(src, 'GATEWAY_SESSION_TTL', 3600, 1, 31_536_000, `${secs} from 1 to 31536000`),
+    sessionIdleTimeout: int(src, 'GATEWAY_SESSION_IDLE_TIMEOUT', 0, 0, 31_536_000, `${secs} (0: off)`),
+    accessTokenTtl: int(src, 'GATEWAY_ACCESS_TOKEN_TTL', 900, 1, 86_400, `${secs} from 1 to 86400`),
+    refreshTokenTtl: int(src, 'GATEWAY_REFRESH_TOKEN_TTL', 1_209_600, 1, 31_536_000, `${secs} from 1 to 31536000`),
+    clockTolerance: int(src, 'GATEWAY_CLOCK_TOLERANCE', 30, 0, 300, `${secs} from 0 to 300`),
+    jwtIssuer: src.GATEWAY_JWT_ISSUER || undefined,
+    jwtAudience: src.GATEWAY_JWT_AUDIENCE || undefined,
+    logSalt: src.GATEWAY_LOG_SALT || undefined,
+    fixtures: src.GATEWAY_FIXTURES || undefined,
+    maxMessageBytes: int(src, 'GATEWAY_MAX_MESSAGE_BYTES', 65_536, 256, 16_777_216, 'a number of bytes from 256 to 16777216'),
+    logLevel,
+    host: str(src, 'GATEWAY_HOST', '127.0.0.1'),
+    port: int(src, 'GATEWAY_PORT', 8080, 0, 65_535, 'a TCP port from 0 to 65535'),
+    serviceKey,
+    allowedOrigins: origins(src.GATEWAY_ALLOWED_ORIGINS),
+    store,
+    sessionCookie: cookie,
+    expiryWarning: int(src, 'GATEWAY_EXPIRY_WARNING', 60, 0, 86_400, `${secs} (0: no warning)`),
+    rateLimit: int(src, 'GATEWAY_RATE_LIMIT', 100, 1, 1_000_000, 'a number of messages per second'),
+    maxBufferedBytes: int(src, 'GATEWAY_MAX_BUFFERED_BYTES', 4_194_304, 1024, 1_073_741_824, 'a number of bytes'),
+    maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
+    maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),
+    storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 1000, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
+    dev: src.GATEWAY_DEV === '1' || src.GATEWAY_DEV === 'true',
+  };
+}

@@ -1,0 +1,40 @@
+import { readFile } from 'node:fs/promises';
+import { Type } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { ConfigError } from './errors.js';
+import type { Gateway } from './gateway.js';
+
+const fixtureSchema = TypeCompiler.Compile(
+  Type.Object({
+    sessions: Type.Array(
+      Type.Object({
+        session_id: Type.String({ minLength: 1, maxLength: 1024 }),
+        user_id: Type.String({ minLength: 1, maxLength: 256 }),
+        ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
+        data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+      }),
+    ),
+  }),
+);
+
+/**
+ * Seeds sessions from a fixture file (PROTOCOL.md, Fixtures): for tests and demos only,
+ * and said so on stderr. A bad file stops start-up with one line.
+ */
+export async function loadFixtures(gateway: Gateway, path: string): Promise<number> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch (err) {
+    throw new ConfigError(`GATEWAY_FIXTURES: cannot read ${path} as JSON (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (!fixtureSchema.Check(value)) {
+    const e = fixtureSchema.Errors(value).First();
+    throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not a fixture file (${e ? `${e.path || '/'}: ${e.message}` : 'bad shape'})`);
+  }
+  for (const s of value.sessions) {
+    await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
+  }
+  gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: value.sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');
+  return value.sessions.length;
+}

@@ -1,0 +1,131 @@
+import type { Clock } from './clock.js';
+import { createLogRef } from './crypto.js';
+import { randomId } from './crypto.js';
+import type { Logger } from './log.js';
+import type { EndReason } from './protocol/messages.js';
+import { SubscriptionHub } from './push/hub.js';
+import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
+import { SessionService } from './sessions/session-service.js';
+import type { Store } from './store/types.js';
+import { TokenService } from './tokens/token-service.js';
+
+/** What the gateway reports about its work; the WebSocket server turns it into metrics. */
+export interface GatewayObserver {
+  message?(type: string, outcome: string, seconds: number): void;
+  push?(type: string): void;
+  storeError?(): void;
+}
+
+export interface GatewayOptions {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  nodeId: string;
+  sessionTtl: number;
+  sessionIdleTimeout: number;
+  accessTokenTtl: number;
+  refreshTokenTtl: number;
+  clockTolerance: number;
+  jwtKeys: { kid?: string; secret: Buffer }[];
+  jwtIssuer?: string;
+  jwtAudience?: string;
+  maxInFlight: number;
+  maxSubscriptions: number;
+  /** Salt of the hashes that stand for ids in the logs (random per process by default). */
+  logSalt?: string;
+  observer?: GatewayObserver;
+}
+
+/**
+ * The core, assembled: store, sessions, tokens, subscriptions. Knows nothing of
+ * transports; each transport calls `connect()` and pipes its messages through the
+ * connection it gets.
+ */
+export class Gateway {
+  readonly store: Store;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly nodeId: string;
+  readonly sessions: SessionService;
+  readonly tokens: TokenService;
+  readonly hub: SubscriptionHub;
+  readonly options: GatewayOptions;
+  readonly observer: GatewayObserver;
+  /** Unique per process: lets a node skip its own events on the shared bus. */
+  readonly instanceId = randomId(12);
+  readonly logRef: (value: string) => string;
+  #pushSeq = 0;
+  #connSeq = 0;
+  readonly #unlisten: (() => void)[] = [];
+
+  constructor(o: GatewayOptions) {
+    this.options = o;
+    this.store = o.store;
+    this.clock = o.clock;
+    this.log = o.log;
+    this.nodeId = o.nodeId;
+    this.observer = o.observer ?? {};
+    this.logRef = createLogRef(o.logSalt ?? randomId(16));
+    const onError = (err: unknown) => this.#storeTrouble(err, 'background task failed');
+    this.sessions = new SessionService({
+      store: o.store,
+      clock: o.clock,
+      log: o.log,
+      logRef: this.logRef,
+      ttl: o.sessionTtl,
+      idleTimeout: o.sessionIdleTimeout,
+      onEnded: (hash, reason) => this.#ended(hash, reason, true),
+    });
+    this.tokens = new TokenService({
+      store: o.store,
+      clock: o.clock,
+      log: o.log,
+      logRef: this.logRef,
+      keys: o.jwtKeys,
+      accessTtl: o.accessTokenTtl,
+      refreshTtl: o.refreshTokenTtl,
+      clockTolerance: o.clockTolerance,
+      issuer: o.jwtIssuer,
+      audience: o.jwtAudience,
+    });
+    this.hub = new SubscriptionHub(o.clock, (hash) => this.sessions.checkExpiry(hash), onError);
+    this.#unlisten.push(
+      o.store.events.subscribe((e) => {
+        if (e.origin !== this.instanceId && e.kind === 'ended') this.hub.ended(e.hash, e.reason);
+      }),
+      // Events may have been missed while the bus was away: look at every followed session again.
+      o.store.events.onResync(() => {
+        for (const hash of this.hub.followed()) this.hub.recheck(hash);
+      }),
+    );
+  }
+
+  /** The next `msg_id` of this node's own messages (pushes). */
+  nextPushId(): number {
+    return ++this.#pushSeq;
+  }
+
+  /** Opens a connection: a transport's handle on the pipeline. */
+  connect(options: ConnectionOptions = {}): GatewayConnection {
+    return new GatewayConnection(this, `c${++this.#connSeq}`, options);
+  }
+
+  #ended(hash: string, reason: EndReason, local: boolean): void {
+    this.hub.ended(hash, reason);
+    if (!local) return;
+    this.tokens.sessionEnded(hash).catch((err) => this.#storeTrouble(err, 'could not revoke tokens bound to an ended session'));
+    this.store.events
+      .publish({ kind: 'ended', hash, reason, origin: this.instanceId })
+      .catch((err) => this.#storeTrouble(err, 'could not publish a session end'));
+  }
+
+  #storeTrouble(err: unknown, msg: string): void {
+    this.observer.storeError?.();
+    this.log.error({ err: err instanceof Error ? { message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') } : String(err) }, msg);
+  }
+
+  async close(): Promise<void> {
+    for (const off of this.#unlisten) off();
+    await this.store.close();
+  }
+}

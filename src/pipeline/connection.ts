@@ -1,0 +1,196 @@
+import { Observable, Subject } from 'rxjs';
+import { GatewayError } from '../errors.js';
+import type { Gateway } from '../gateway.js';
+import type { Decoded, DecodedRequest } from '../protocol/decode.js';
+import type { AnyRequest, EndReason, Envelope } from '../protocol/messages.js';
+import { errorReply, reply, type Body } from '../protocol/replies.js';
+import { handlers } from './handlers.js';
+import { keyedMerge } from './keyed-merge.js';
+
+/** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
+export type Outbound = Envelope<Body> | Omit<Envelope<Body>, 'dest'>;
+
+export interface ConnectionOptions {
+  /** The request types this connection may send; all when absent (service, stdio). */
+  allowed?: ReadonlySet<string>;
+  /** Called before each request is served; an error refuses it (rate limits). */
+  admit?: (type: string) => GatewayError | undefined;
+  /** Told the type of every reply sent (failed-auth throttling, metrics). */
+  onReply?: (requestType: string, replyType: string) => void;
+}
+
+/** How a follower of a session is told things (subscriptions and bound connections). */
+export interface FollowOptions {
+  onEnded(reason: EndReason): void;
+  onExpiring?(expiresIn: number): void;
+  warnBefore?: number;
+}
+
+/** The key under which messages must keep their order: the session, refresh token or user they name. */
+function orderKey(d: Decoded): string | undefined {
+  if (!d.ok) return undefined;
+  const b = d.body;
+  switch (b.type) {
+    case 'validate_session':
+    case 'destroy_session':
+    case 'subscribe_session':
+    case 'unsubscribe_session':
+    case 'exchange_session':
+      return `s:${b.session_id}`;
+    case 'regenerate_session':
+      return `s:${b.old_session_id}`;
+    case 'refresh_token':
+      return `r:${b.refresh_token}`;
+    case 'revoke_token':
+      return `r:${b.token}`;
+    case 'list_sessions':
+    case 'destroy_session_handle':
+    case 'revoke_user_sessions':
+      return `u:${b.user_id}`;
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * One client's view of the gateway: the RxJS pipeline from decoded messages to replies,
+ * merged with the pushes for the sessions this connection follows.
+ */
+export class GatewayConnection {
+  readonly id: string;
+  readonly gateway: Gateway;
+  /** `src` of this node's own messages; an `init` may rename it for this connection. */
+  nodeId: string;
+  readonly #options: ConnectionOptions;
+  readonly #pushes = new Subject<Outbound>();
+  /** follow key -> session hash */
+  readonly #follows = new Map<string, string>();
+  #closed = false;
+
+  constructor(gateway: Gateway, id: string, options: ConnectionOptions) {
+    this.gateway = gateway;
+    this.id = id;
+    this.nodeId = gateway.nodeId;
+    this.#options = options;
+  }
+
+  /**
+   * The pipeline: every decoded message becomes exactly one reply (an error reply if
+   * anything fails); pushes are merged in. Completes once the input has completed and
+   * every reply is out; the connection's subscriptions end with it.
+   */
+  handle(in$: Observable<Decoded>): Observable<Outbound> {
+    const replies$ = in$.pipe(
+      keyedMerge(orderKey, (d) => this.#serve(d), (d, err) => this.#failure(d, err), this.gateway.options.maxInFlight),
+    );
+    return new Observable<Outbound>((out) => {
+      const pushes = this.#pushes.subscribe((m) => out.next(m));
+      const replies = replies$.subscribe({
+        next: (m) => out.next(m),
+        error: (err) => out.error(err),
+        complete: () => {
+          this.close();
+          out.complete();
+        },
+      });
+      return () => {
+        pushes.unsubscribe();
+        replies.unsubscribe();
+        this.close();
+      };
+    });
+  }
+
+  /** Sends an unsolicited message of this node to `dest`. */
+  push(dest: string, body: Record<string, unknown> & { type: string }): void {
+    if (this.#closed) return;
+    this.gateway.observer.push?.(body.type);
+    this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } });
+  }
+
+  /**
+   * Follows a session under `key` (one per connection and key): `onEnded` is called once
+   * when it ends. Returns false when the connection already follows as many as allowed.
+   */
+  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean {
+    const fk = `${this.id}\u0000${key}`;
+    if (!this.#follows.has(fk) && this.#follows.size >= this.gateway.options.maxSubscriptions) return false;
+    this.#follows.set(fk, hash);
+    this.gateway.hub.subscribe(
+      hash,
+      fk,
+      {
+        sessionId,
+        ended: (r) => {
+          this.#follows.delete(fk);
+          how.onEnded(r);
+        },
+        expiring: how.onExpiring,
+        warnBefore: how.warnBefore,
+      },
+      end,
+      reason,
+    );
+    return true;
+  }
+
+  /** Stops following; true when it was following. */
+  unfollow(key: string, hash: string): boolean {
+    const fk = `${this.id}\u0000${key}`;
+    this.#follows.delete(fk);
+    return this.gateway.hub.unsubscribe(hash, fk);
+  }
+
+  /** Ends the connection's subscriptions; pushes stop. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const [fk, hash] of this.#follows) this.gateway.hub.unsubscribe(hash, fk);
+    this.#follows.clear();
+    this.#pushes.complete();
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  #serve(d: Decoded): Outbound | Promise<Outbound> {
+    if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
+    const type = d.body.type;
+    if (this.#options.allowed && !this.#options.allowed.has(type)) {
+      return this.#error(d, new GatewayError('FORBIDDEN', `Message type "${type}" is not allowed on this connection`));
+    }
+    const refused = this.#options.admit?.(type);
+    if (refused) return this.#error(d, refused);
+    const started = this.gateway.observer.message ? performance.now() : 0;
+    const handler = handlers[type] as (c: GatewayConnection, req: DecodedRequest, body: AnyRequest) => Promise<Body> | Body;
+    return Promise.resolve(handler(this, d, d.body)).then(
+      (body) => {
+        this.gateway.observer.message?.(type, body.type, (performance.now() - started) / 1000);
+        this.#options.onReply?.(type, body.type);
+        return reply(d, d.body.msg_id, body);
+      },
+      (err) => this.#failure(d, err),
+    );
+  }
+
+  #error(d: DecodedRequest, err: GatewayError): Outbound {
+    this.#options.onReply?.(d.body.type, 'error');
+    this.gateway.observer.message?.(d.body.type, `error_${err.wireCode}`, 0);
+    return errorReply({ src: d.src, dest: d.dest, msgId: d.body.msg_id }, this.nodeId, err.wireCode, err.message);
+  }
+
+  /** Any failure becomes an error reply: a GatewayError keeps its code, anything else is 13. */
+  #failure(d: Decoded, err: unknown): Outbound {
+    if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
+    if (err instanceof GatewayError) {
+      if (err.code === 'UNAVAILABLE') {
+        this.gateway.observer.storeError?.();
+        this.gateway.log.error({ type: d.body.type, cause: String((err.cause as Error | undefined)?.message ?? err.cause) }, 'store unavailable');
+      }
+      return this.#error(d, err);
+    }
+    this.gateway.log.error({ type: d.body.type, err: err instanceof Error ? err.message : String(err) }, 'internal error while serving a message');
+    return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }));
+  }
+}

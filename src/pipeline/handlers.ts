@@ -1,0 +1,105 @@
+import { GatewayError } from '../errors.js';
+import type { DecodedRequest } from '../protocol/decode.js';
+import type { RequestOf, RequestType } from '../protocol/messages.js';
+import type { Body } from '../protocol/replies.js';
+import { endOf } from '../sessions/records.js';
+import type { GatewayConnection } from './connection.js';
+
+type Handler<T extends RequestType> = (c: GatewayConnection, req: DecodedRequest, body: RequestOf<T>) => Promise<Body> | Body;
+
+const invalidSession = (error: string): Body => ({ type: 'session_invalid', error });
+const invalidToken = (error: string): Body => ({ type: 'token_invalid', error });
+
+/** One handler per request type: reads the request, calls the services, builds the reply body. */
+export const handlers: { [T in RequestType]: Handler<T> } = {
+  init(c, _req, b) {
+    c.nodeId = b.node_id;
+    return { type: 'init_ok' };
+  },
+
+  async create_session(c, _req, b) {
+    const s = await c.gateway.sessions.create(b.user_id, b.data, b.ttl);
+    return { type: 'session_created', session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
+  },
+
+  async validate_session(c, _req, b) {
+    const v = await c.gateway.sessions.validate(b.session_id);
+    if (!v.valid) return invalidSession(v.error);
+    if (c.gateway.options.sessionIdleTimeout > 0) {
+      const end = endOf(v.record, c.gateway.options.sessionIdleTimeout * 1000);
+      c.gateway.hub.moved(v.hash, end.at, end.reason);
+    }
+    const body: Body = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
+    if (v.record.d !== undefined) body.data = v.record.d;
+    return body;
+  },
+
+  async regenerate_session(c, _req, b) {
+    const s = await c.gateway.sessions.regenerate(b.old_session_id);
+    if ('error' in s) return invalidSession(s.error);
+    return { type: 'session_regenerated', new_session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
+  },
+
+  async destroy_session(c, _req, b) {
+    await c.gateway.sessions.destroy(b.session_id);
+    return { type: 'session_destroyed', message: 'Session destroyed' };
+  },
+
+  async subscribe_session(c, req, b) {
+    const sessions = c.gateway.sessions;
+    const v = await sessions.peek(sessions.hashOf(b.session_id));
+    if (!v.valid) return invalidSession(v.error);
+    const end = endOf(v.record, c.gateway.options.sessionIdleTimeout * 1000);
+    const sessionId = b.session_id;
+    const followed = c.follow(`sub\u0000${req.src}`, v.hash, sessionId, end.at, end.reason, {
+      onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
+    });
+    if (!followed) throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
+    return { type: 'subscribed', session_id: sessionId, expires_in: v.expiresIn };
+  },
+
+  unsubscribe_session(c, req, b) {
+    c.unfollow(`sub\u0000${req.src}`, c.gateway.sessions.hashOf(b.session_id));
+    return { type: 'unsubscribed', session_id: b.session_id };
+  },
+
+  async list_sessions(c, _req, b) {
+    return { type: 'sessions', sessions: await c.gateway.sessions.list(b.user_id) };
+  },
+
+  async destroy_session_handle(c, _req, b) {
+    await c.gateway.sessions.destroyHandle(b.user_id, b.handle);
+    return { type: 'session_destroyed', message: 'Session destroyed' };
+  },
+
+  async revoke_user_sessions(c, _req, b) {
+    const count = await c.gateway.sessions.revokeUser(b.user_id, b.except_session_id);
+    return { type: 'sessions_revoked', count };
+  },
+
+  async generate_access_token(c, _req, b) {
+    return { type: 'token_generated', ...(await c.gateway.tokens.generate(b.payload)) };
+  },
+
+  async verify_token(c, _req, b) {
+    const v = await c.gateway.tokens.verify(b.token);
+    return v.valid ? { type: 'token_valid', payload: v.payload } : invalidToken(v.error);
+  },
+
+  async refresh_token(c, _req, b) {
+    const r = await c.gateway.tokens.refresh(b.refresh_token);
+    return 'error' in r ? invalidToken(r.error) : { type: 'token_refreshed', ...r };
+  },
+
+  async revoke_token(c, _req, b) {
+    const r = await c.gateway.tokens.revoke(b.token);
+    return 'error' in r ? invalidToken(r.error) : { type: 'token_revoked' };
+  },
+
+  async exchange_session(c, _req, b) {
+    const v = await c.gateway.sessions.validate(b.session_id);
+    if (!v.valid) return invalidSession(v.error);
+    const claim = await c.gateway.tokens.bind(v.hash, v.end - c.gateway.clock.now());
+    return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim)) };
+  },
+};

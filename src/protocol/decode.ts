@@ -1,0 +1,97 @@
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
+import type { TSchema } from '@sinclair/typebox';
+import { ErrorCodes } from '../errors.js';
+import { requestSchemas, type AnyRequest, type RequestType } from './messages.js';
+
+/** A request that passed every check. */
+export interface DecodedRequest {
+  ok: true;
+  src: string;
+  dest: string;
+  body: AnyRequest;
+}
+
+/** A message that cannot be served: the error reply to send, with whatever could be read. */
+export interface DecodeFailure {
+  ok: false;
+  src?: string;
+  dest?: string;
+  msgId?: number;
+  code: number;
+  text: string;
+}
+
+export type Decoded = DecodedRequest | DecodeFailure;
+
+const checks = new Map<string, TypeCheck<TSchema>>(
+  Object.entries(requestSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]),
+);
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const isMsgId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+function fail(code: number, text: string, at: Partial<DecodeFailure> = {}): DecodeFailure {
+  return { ok: false, code, text, ...at };
+}
+
+/** Turns a schema violation into "Missing field ..." / "Field ... must be ...". */
+function describe(error: ValueError): string {
+  const field = error.path.replace(/^\//, '').replace(/\//g, '.') || 'body';
+  if (error.type === ValueErrorType.ObjectRequiredProperty) return `Missing field "${field}"`;
+  const top = field.split('.')[0]!;
+  const owner = requestPropertySchema(error, top);
+  return `Field "${top}" must be ${owner ?? 'well-formed'}`;
+}
+
+function requestPropertySchema(error: ValueError, top: string): string | undefined {
+  if (error.path.split('/').length === 2) return (error.schema as { description?: string }).description;
+  return top === 'data' || top === 'payload' ? 'a JSON object' : undefined;
+}
+
+/** Reads `{src, dest, body}` from a parsed value, then checks the body against its schema. */
+export function decodeValue(value: unknown): Decoded {
+  if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'Not an envelope: expected a JSON object with src, dest and body');
+  const { src, dest, body } = value;
+  const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
+  const msgId = isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined;
+  const at = { ...ends, msgId };
+  if (typeof src !== 'string') return fail(ErrorCodes.MALFORMED, src === undefined ? 'Missing field "src"' : 'Field "src" must be a string', at);
+  if (typeof dest !== 'string') return fail(ErrorCodes.MALFORMED, dest === undefined ? 'Missing field "dest"' : 'Field "dest" must be a string', at);
+  if (!isObject(body)) return fail(ErrorCodes.MALFORMED, body === undefined ? 'Missing field "body"' : 'Field "body" must be a JSON object', at);
+  if (body.msg_id === undefined) return fail(ErrorCodes.MALFORMED, 'Missing field "msg_id"', at);
+  if (msgId === undefined) return fail(ErrorCodes.MALFORMED, 'Field "msg_id" must be a non-negative integer', at);
+  if (body.type === undefined) return fail(ErrorCodes.MALFORMED, 'Missing field "type"', at);
+  if (typeof body.type !== 'string') return fail(ErrorCodes.MALFORMED, 'Field "type" must be a string', at);
+  const check = checks.get(body.type);
+  if (!check) return fail(ErrorCodes.NOT_SUPPORTED, `Unknown message type "${body.type.slice(0, 64)}"`, at);
+  if (!check.Check(body)) {
+    const first = check.Errors(body).First();
+    return fail(ErrorCodes.MALFORMED, first ? describe(first) : 'Malformed body', at);
+  }
+  return { ok: true, src, dest, body: body as AnyRequest };
+}
+
+/** Parses one line or frame of text; never throws. */
+export function decode(text: string): Decoded {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail(ErrorCodes.MALFORMED, 'Malformed JSON');
+  }
+  return decodeValue(value);
+}
+
+/** The error for a line or frame over the size limit; `value` is its parse when the transport could afford one. */
+export function oversized(bytes: number | undefined, limit: number, value?: unknown): DecodeFailure {
+  const text = `Message too large${bytes === undefined ? '' : ` (${bytes} bytes)`}: the limit is ${limit} bytes`;
+  if (isObject(value)) {
+    const { src, dest, body } = value;
+    const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
+    return fail(ErrorCodes.MALFORMED, text, { ...ends, msgId: isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined });
+  }
+  return fail(ErrorCodes.MALFORMED, text);
+}
+
+export type { RequestType };

@@ -1,0 +1,153 @@
+import type { Clock } from '../clock.js';
+import type { EndReason } from '../protocol/messages.js';
+import { TimerQueue } from './timer-queue.js';
+
+/** Someone following a session: told once when it ends, and optionally warned before. */
+export interface Subscriber {
+  /** The session id as the subscriber knows it (it may echo it back; it never learns another). */
+  sessionId: string;
+  ended(reason: EndReason): void;
+  /** For bound connections: called `warnBefore` ms before the end with the seconds left. */
+  expiring?(expiresIn: number): void;
+  warnBefore?: number;
+}
+
+interface Followed {
+  subs: Map<string, Subscriber>;
+  end: number;
+  reason: 'ttl' | 'idle';
+  warned: boolean;
+}
+
+/** What the hub asks of the session layer when a followed session's end comes. */
+export type ExpiryCheck = (hash: string) => Promise<{ ended: EndReason | 'gone' | undefined; next?: number }>;
+
+/**
+ * Who follows which session, and the one timer queue for their ends. Timers exist only for
+ * followed sessions; an end is checked against the store before anything is pushed.
+ */
+export class SubscriptionHub {
+  readonly #followed = new Map<string, Followed>();
+  readonly #ends: TimerQueue<string>;
+  readonly #warnings: TimerQueue<string>;
+  readonly #clock: Clock;
+  readonly #check: ExpiryCheck;
+  readonly #onError: (err: unknown) => void;
+
+  constructor(clock: Clock, check: ExpiryCheck, onError: (err: unknown) => void) {
+    this.#clock = clock;
+    this.#check = check;
+    this.#onError = onError;
+    this.#ends = new TimerQueue(clock, (hash) => this.#due(hash));
+    this.#warnings = new TimerQueue(clock, (hash) => this.#warn(hash));
+  }
+
+  /** Follows `hash` for `key` (one per connection and src) until `end` (ms). */
+  subscribe(hash: string, key: string, sub: Subscriber, end: number, reason: 'ttl' | 'idle'): void {
+    let f = this.#followed.get(hash);
+    if (f === undefined) {
+      f = { subs: new Map(), end, reason, warned: false };
+      this.#followed.set(hash, f);
+    }
+    f.subs.set(key, sub);
+    this.#reschedule(hash, f, end, reason);
+  }
+
+  /** Stops following; true when `key` was following `hash`. */
+  unsubscribe(hash: string, key: string): boolean {
+    const f = this.#followed.get(hash);
+    if (f === undefined || !f.subs.delete(key)) return false;
+    if (f.subs.size === 0) this.#drop(hash);
+    return true;
+  }
+
+  /** The session is over: tells every follower once and forgets it. */
+  ended(hash: string, reason: EndReason): void {
+    const f = this.#followed.get(hash);
+    if (f === undefined) return;
+    this.#drop(hash);
+    for (const sub of f.subs.values()) {
+      try {
+        sub.ended(reason);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+
+  /** Activity moved the end of a followed session (idle timeout). */
+  moved(hash: string, end: number, reason: 'ttl' | 'idle'): void {
+    const f = this.#followed.get(hash);
+    if (f !== undefined && f.end !== end) this.#reschedule(hash, f, end, reason);
+  }
+
+  /** Hashes of every followed session: re-checked after a lost connection to the bus. */
+  followed(): string[] {
+    return [...this.#followed.keys()];
+  }
+
+  isFollowed(hash: string): boolean {
+    return this.#followed.has(hash);
+  }
+
+  get size(): number {
+    return this.#followed.size;
+  }
+
+  /** Re-checks one followed session now (after a missed event, say). */
+  recheck(hash: string): void {
+    if (this.#followed.has(hash)) this.#due(hash);
+  }
+
+  #reschedule(hash: string, f: Followed, end: number, reason: 'ttl' | 'idle'): void {
+    f.end = end;
+    f.reason = reason;
+    f.warned = false;
+    this.#ends.schedule(hash, end);
+    let warnBefore = 0;
+    for (const s of f.subs.values()) if (s.expiring && s.warnBefore && s.warnBefore > warnBefore) warnBefore = s.warnBefore;
+    if (warnBefore > 0) this.#warnings.schedule(hash, end - warnBefore);
+    else this.#warnings.cancel(hash);
+  }
+
+  #drop(hash: string): void {
+    this.#followed.delete(hash);
+    this.#ends.cancel(hash);
+    this.#warnings.cancel(hash);
+  }
+
+  #warn(hash: string): void {
+    const f = this.#followed.get(hash);
+    if (f === undefined || f.warned) return;
+    f.warned = true;
+    const left = Math.max(0, Math.ceil((f.end - this.#clock.now()) / 1000));
+    for (const s of f.subs.values()) {
+      if (!s.expiring) continue;
+      try {
+        s.expiring(left);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
+  }
+
+  #due(hash: string): void {
+    const f = this.#followed.get(hash);
+    if (f === undefined) return;
+    this.#check(hash).then(
+      (r) => {
+        const now = this.#followed.get(hash);
+        if (now === undefined) return;
+        if (r.ended === 'gone') this.ended(hash, f.reason);
+        else if (r.ended !== undefined) this.ended(hash, r.ended);
+        else if (r.next !== undefined && r.next !== now.end) this.#reschedule(hash, now, r.next, now.reason);
+        else if (r.next !== undefined) this.#ends.schedule(hash, r.next);
+      },
+      (err) => {
+        // The store could not answer: try again shortly rather than guess either way.
+        this.#onError(err);
+        if (this.#followed.has(hash)) this.#ends.schedule(hash, this.#clock.now() + 250);
+      },
+    );
+  }
+}

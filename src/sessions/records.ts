@@ -1,0 +1,28 @@
+/** A session as stored, under `s:<sha256(id)>`; short field names keep a million of them small. */
+export interface SessionRecord {
+  /** user id */
+  u: string;
+  /** created at, ms */
+  c: number;
+  /** absolute expiry, ms */
+  e: number;
+  /** last activity, ms (only when an idle timeout is configured) */
+  s?: number;
+  /** application data */
+  d?: Record<string, unknown>;
+}
+
+export const sessionKey = (hash: string): string => `s:${hash}`;
+export const userIndexKey = (userId: string): string => `u:${userId}`;
+
+/** When the session ends, and why, given the idle timeout in ms (0: off). */
+export function endOf(r: SessionRecord, idleMs: number): { at: number; reason: 'ttl' | 'idle' } {
+  if (idleMs > 0 && r.s !== undefined && r.s + idleMs < r.e) return { at: r.s + idleMs, reason: 'idle' };
+  return { at: r.e, reason: 'ttl' };
+}
+
+/** `expires_in`: whole seconds left, rounded up from the milliseconds left (PROTOCOL.md). */
+export const secondsLeft = (at: number, now: number): number => Math.max(0, Math.ceil((at - now) / 1000));
+
+/** `expires_at`: unix seconds, floor. */
+export const unixSeconds = (ms: number): number => Math.floor(ms / 1000);

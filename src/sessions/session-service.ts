@@ -1,0 +1,201 @@
+import type { Clock } from '../clock.js';
+import { hashSecret, randomId } from '../crypto.js';
+import type { Logger } from '../log.js';
+import type { EndReason } from '../protocol/messages.js';
+import type { Store } from '../store/types.js';
+import { endOf, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionRecord } from './records.js';
+
+export interface SessionOptions {
+  store: Store;
+  clock: Clock;
+  log: Logger;
+  logRef: (value: string) => string;
+  /** Default lifetime, seconds. */
+  ttl: number;
+  /** Idle timeout, seconds; 0: off. */
+  idleTimeout: number;
+  /** Called once for every session this node ends, with the store hash. */
+  onEnded: (hash: string, reason: EndReason) => void;
+}
+
+export interface SessionCreated {
+  sessionId: string;
+  hash: string;
+  expiresAt: number;
+  expiresIn: number;
+}
+
+export type Validation =
+  | { valid: true; hash: string; record: SessionRecord; end: number; expiresIn: number }
+  | { valid: false; error: string };
+
+export interface SessionSummary {
+  handle: string;
+  created_at: number;
+  expires_at: number;
+  data?: Record<string, unknown>;
+}
+
+const INVALID = { valid: false, error: 'Session not found or expired' } as const;
+
+/**
+ * Server-side sessions. Ids are 256 random bits; the store sees only their SHA-256.
+ * Every path that ends a session goes through `#end`, which takes the record
+ * atomically, so of racing ends (destroy, regenerate, expiry, on any node) exactly one wins
+ * and subscribers hear about it once.
+ */
+export class SessionService {
+  readonly #o: SessionOptions;
+  readonly #idleMs: number;
+
+  constructor(options: SessionOptions) {
+    this.#o = options;
+    this.#idleMs = options.idleTimeout * 1000;
+  }
+
+  /** Store hash of a session id. */
+  hashOf(sessionId: string): string {
+    return hashSecret(sessionId);
+  }
+
+  async create(userId: string, data: Record<string, unknown> | undefined, ttlSeconds?: number): Promise<SessionCreated> {
+    return this.#put(randomId(32), userId, data, ttlSeconds ?? this.#o.ttl, 'session created');
+  }
+
+  /** Seeds a session under a given id: fixtures only. */
+  async seed(sessionId: string, userId: string, data: Record<string, unknown> | undefined, ttlSeconds: number): Promise<SessionCreated> {
+    return this.#put(sessionId, userId, data, ttlSeconds, 'session seeded from fixtures');
+  }
+
+  async #put(sessionId: string, userId: string, data: Record<string, unknown> | undefined, ttlSeconds: number, event: string): Promise<SessionCreated> {
+    const now = this.#o.clock.now();
+    const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000 };
+    if (this.#idleMs > 0) record.s = now;
+    if (data !== undefined) record.d = data;
+    const hash = this.hashOf(sessionId);
+    await this.#write(hash, record, now);
+    const end = endOf(record, this.#idleMs).at;
+    this.#o.log.info({ event, session: this.#o.logRef(hash), user: this.#o.logRef(userId), ttl: ttlSeconds }, event);
+    return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
+  }
+
+  async #write(hash: string, record: SessionRecord, now: number): Promise<void> {
+    const end = endOf(record, this.#idleMs).at;
+    await this.#o.store.set(sessionKey(hash), record, end - now);
+    await this.#o.store.indexAdd(userIndexKey(record.u), hash, record.e);
+  }
+
+  /** Reads without touching: for subscriptions and checks. */
+  async peek(hash: string): Promise<Validation> {
+    const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
+    if (record === undefined) return INVALID;
+    const now = this.#o.clock.now();
+    const end = endOf(record, this.#idleMs).at;
+    if (end <= now) return INVALID;
+    return { valid: true, hash, record, end, expiresIn: secondsLeft(end, now) };
+  }
+
+  /** Validates a presented id; with an idle timeout, this is the activity that keeps it alive. */
+  async validate(sessionId: string): Promise<Validation> {
+    const hash = this.hashOf(sessionId);
+    const seen = await this.peek(hash);
+    if (!seen.valid || this.#idleMs === 0) return seen;
+    const now = this.#o.clock.now();
+    const record = { ...seen.record, s: now };
+    const end = endOf(record, this.#idleMs).at;
+    await this.#o.store.set(sessionKey(hash), record, end - now);
+    return { valid: true, hash, record, end, expiresIn: secondsLeft(end, now) };
+  }
+
+  /** Moves data and expiry to a fresh id and ends the old one at once (session fixation). */
+  async regenerate(oldSessionId: string): Promise<SessionCreated | { error: string }> {
+    const oldHash = this.hashOf(oldSessionId);
+    const record = await this.#o.store.take<SessionRecord>(sessionKey(oldHash));
+    const now = this.#o.clock.now();
+    if (record === undefined) return { error: INVALID.error };
+    await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+    const old = endOf(record, this.#idleMs);
+    if (old.at <= now) {
+      this.#ended(oldHash, old.reason, record.u);
+      return { error: INVALID.error };
+    }
+    const sessionId = randomId(32);
+    const hash = this.hashOf(sessionId);
+    const moved: SessionRecord = { ...record };
+    if (this.#idleMs > 0) moved.s = now;
+    await this.#write(hash, moved, now);
+    this.#ended(oldHash, 'regenerated', record.u);
+    this.#o.log.info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
+    const end = endOf(moved, this.#idleMs).at;
+    return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
+  }
+
+  /** Ends a session by id; true when it was live. Idempotent. */
+  async destroy(sessionId: string, reason: EndReason = 'destroyed'): Promise<boolean> {
+    return this.end(this.hashOf(sessionId), reason);
+  }
+
+  /** Ends a session by store hash; true when this call ended it. */
+  async end(hash: string, reason: EndReason): Promise<boolean> {
+    const record = await this.#o.store.take<SessionRecord>(sessionKey(hash));
+    if (record === undefined) return false;
+    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
+    this.#ended(hash, reason, record.u);
+    return true;
+  }
+
+  #ended(hash: string, reason: EndReason, userId: string): void {
+    this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
+    this.#o.onEnded(hash, reason);
+  }
+
+  /**
+   * Checks a followed session whose end has come: ends it if due and returns the reason,
+   * returns `gone` when the store no longer has it (the store's own expiry, or an end whose
+   * event was missed), or returns the new end when activity moved it.
+   */
+  async checkExpiry(hash: string): Promise<{ ended: EndReason | 'gone' | undefined; next?: number }> {
+    const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
+    const now = this.#o.clock.now();
+    if (record === undefined) return { ended: 'gone' };
+    const { at, reason } = endOf(record, this.#idleMs);
+    if (at > now) return { ended: undefined, next: at };
+    const ended = await this.end(hash, reason);
+    return { ended: ended ? reason : 'gone' };
+  }
+
+  /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */
+  async list(userId: string): Promise<SessionSummary[]> {
+    const now = this.#o.clock.now();
+    const hashes = await this.#o.store.indexMembers(userIndexKey(userId), now);
+    const out: SessionSummary[] = [];
+    for (const hash of hashes) {
+      const seen = await this.peek(hash);
+      if (!seen.valid || seen.record.u !== userId) continue;
+      const s: SessionSummary = { handle: hash, created_at: unixSeconds(seen.record.c), expires_at: unixSeconds(seen.end) };
+      if (seen.record.d !== undefined) s.data = seen.record.d;
+      out.push(s);
+    }
+    return out.sort((a, b) => a.created_at - b.created_at);
+  }
+
+  /** Ends one of the user's sessions by handle; false when the handle is not the user's. */
+  async destroyHandle(userId: string, handle: string): Promise<boolean> {
+    const seen = await this.peek(handle);
+    if (!seen.valid || seen.record.u !== userId) return false;
+    return this.end(handle, 'destroyed');
+  }
+
+  /** Ends every session of the user (but the one named), pushing reason `revoked`. */
+  async revokeUser(userId: string, exceptSessionId?: string): Promise<number> {
+    const keep = exceptSessionId === undefined ? undefined : this.hashOf(exceptSessionId);
+    const hashes = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
+    let count = 0;
+    for (const hash of hashes) {
+      if (hash === keep) continue;
+      if (await this.end(hash, 'revoked')) count++;
+    }
+    this.#o.log.info({ event: 'user sessions revoked', user: this.#o.logRef(userId), count }, 'user sessions revoked');
+    return count;
+  }
+}

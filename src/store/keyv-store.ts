@@ -1,0 +1,119 @@
+import type { Keyv } from 'keyv';
+import { GatewayError } from '../errors.js';
+import type { EventBus, Store } from './types.js';
+
+/** The operations Keyv has no word for; each backend does them atomically its own way. */
+export interface Atomics {
+  take(key: string): Promise<unknown> | unknown;
+  swap(key: string, value: unknown): Promise<unknown> | unknown;
+  indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
+  indexRemove(key: string, member: string): Promise<void> | void;
+  indexMembers(key: string, now: number): Promise<string[]> | string[];
+}
+
+export interface KeyvStoreOptions {
+  kind: Store['kind'];
+  keyv: Keyv;
+  atomics: Atomics;
+  events: EventBus;
+  /** Per-operation time limit for remote backends; none for memory (nothing to wait for). */
+  timeoutMs?: number;
+  isReady?: () => boolean;
+  size?: () => number | undefined;
+  close?: () => Promise<void> | void;
+}
+
+/**
+ * The one Store implementation: Keyv for get/set/delete, the backend's atomics for the rest.
+ * Keyv is built with `throwOnErrors`, and every rejection or time-out here becomes
+ * GatewayError UNAVAILABLE, so an outage never reads as "not found" (fail closed).
+ */
+export class KeyvStore implements Store {
+  readonly kind: Store['kind'];
+  readonly events: EventBus;
+  readonly #keyv: Keyv;
+  readonly #atomics: Atomics;
+  readonly #timeoutMs: number | undefined;
+  readonly #isReady: () => boolean;
+  readonly #size: () => number | undefined;
+  readonly #close: () => Promise<void> | void;
+
+  constructor(o: KeyvStoreOptions) {
+    this.kind = o.kind;
+    this.#keyv = o.keyv;
+    this.#atomics = o.atomics;
+    this.events = o.events;
+    this.#timeoutMs = o.timeoutMs;
+    this.#isReady = o.isReady ?? (() => true);
+    this.#size = o.size ?? (() => undefined);
+    this.#close = o.close ?? (() => undefined);
+    // Keyv also emits what it throws; the throw is what we act on.
+    this.#keyv.on('error', () => {});
+  }
+
+  #guard<T>(op: () => Promise<T> | T): Promise<T> {
+    let result: Promise<T> | T;
+    try {
+      result = op();
+    } catch (err) {
+      return Promise.reject(GatewayError.unavailable(err));
+    }
+    if (!(result instanceof Promise)) return Promise.resolve(result);
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => reject(GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))), timeoutMs);
+      result.then(
+        (v) => (clearTimeout(timer), resolve(v)),
+        (err) => (clearTimeout(timer), reject(GatewayError.unavailable(err))),
+      );
+    });
+  }
+
+  get<T>(key: string): Promise<T | undefined> {
+    return this.#guard(() => this.#keyv.get(key) as Promise<T | undefined>);
+  }
+
+  set<T>(key: string, value: T, ttlMs: number): Promise<void> {
+    return this.#guard(async () => {
+      const ok = await this.#keyv.set(key, value, Math.max(1, Math.ceil(ttlMs)));
+      if (!ok) throw new Error('store refused the write');
+    });
+  }
+
+  delete(key: string): Promise<boolean> {
+    return this.#guard(() => this.#keyv.delete(key));
+  }
+
+  take<T>(key: string): Promise<T | undefined> {
+    return this.#guard(() => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
+  }
+
+  swap<T>(key: string, value: T): Promise<T | undefined> {
+    return this.#guard(() => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
+  }
+
+  indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
+    return this.#guard(() => this.#atomics.indexAdd(key, member, expiresAt));
+  }
+
+  indexRemove(key: string, member: string): Promise<void> {
+    return this.#guard(() => this.#atomics.indexRemove(key, member));
+  }
+
+  indexMembers(key: string, now: number): Promise<string[]> {
+    return this.#guard(() => this.#atomics.indexMembers(key, now));
+  }
+
+  isReady(): boolean {
+    return this.#isReady();
+  }
+
+  size(): number | undefined {
+    return this.#size();
+  }
+
+  async close(): Promise<void> {
+    await this.#close();
+  }
+}

@@ -1,0 +1,158 @@
+import type { Clock, TimerHandle } from '../clock.js';
+
+/** What the map holds per key: Keyv's `{value}` shape, with our own expiry beside it. */
+export interface MemoryEntry {
+  value: unknown;
+  /** Expiry in ms on the injected clock (Keyv's own `expires` field stays unset). */
+  exp: number;
+}
+
+const TICK_MS = 100;
+/** A full sweep of the map takes about this long, whatever its size. */
+const PASS_MS = 5_000;
+const MIN_SCAN = 2_000;
+
+/**
+ * A Keyv store adapter over a plain Map that really frees expired entries.
+ *
+ * Keyv's default Map drops an entry only when it is read again, so a session that
+ * nobody validates would stay forever. Here one unref'd timer scans the map in slices
+ * (like Redis' active expiry): every entry is visited about every 5 s at a bounded cost
+ * per tick, with no per-entry bookkeeping, so memory per session stays minimal.
+ * Keyv is used with serialization off, so values are kept as objects (no JSON cost).
+ */
+export class MemoryMap {
+  readonly opts = { dialect: 'map', url: 'memory://' };
+  namespace?: string;
+  readonly #map = new Map<string, MemoryEntry>();
+  readonly #sets = new Map<string, Map<string, number>>();
+  readonly #clock: Clock;
+  #timer: TimerHandle | undefined;
+  #cursor: Iterator<[string, MemoryEntry]> | undefined;
+  #setCursor: Iterator<[string, Map<string, number>]> | undefined;
+  #closed = false;
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#arm();
+  }
+
+  get(key: string): MemoryEntry | undefined {
+    const e = this.#map.get(key);
+    if (e === undefined) return undefined;
+    if (e.exp <= this.#clock.now()) {
+      this.#map.delete(key);
+      return undefined;
+    }
+    return e;
+  }
+
+  /** Keyv hands `{value, expires}`; the expiry is recomputed on the injected clock. */
+  set(key: string, data: { value: unknown }, ttl?: number): boolean {
+    const exp = typeof ttl === 'number' && ttl > 0 ? this.#clock.now() + ttl : Number.POSITIVE_INFINITY;
+    this.#map.set(key, { value: data.value, exp });
+    return true;
+  }
+
+  delete(key: string): boolean {
+    return this.#map.delete(key);
+  }
+
+  clear(): void {
+    this.#map.clear();
+    this.#sets.clear();
+  }
+
+  has(key: string): boolean {
+    return this.get(key) !== undefined;
+  }
+
+  /** Atomic by construction: JavaScript runs this to the end before anything else. */
+  take(key: string): unknown {
+    const e = this.get(key);
+    if (e === undefined) return undefined;
+    this.#map.delete(key);
+    return e.value;
+  }
+
+  swap(key: string, value: unknown): unknown {
+    const e = this.get(key);
+    if (e === undefined) return undefined;
+    const old = e.value;
+    e.value = value;
+    return old;
+  }
+
+  indexAdd(key: string, member: string, expiresAt: number): void {
+    let set = this.#sets.get(key);
+    if (set === undefined) this.#sets.set(key, (set = new Map()));
+    set.set(member, expiresAt);
+  }
+
+  indexRemove(key: string, member: string): void {
+    const set = this.#sets.get(key);
+    if (set === undefined) return;
+    set.delete(member);
+    if (set.size === 0) this.#sets.delete(key);
+  }
+
+  indexMembers(key: string, now: number): string[] {
+    const set = this.#sets.get(key);
+    if (set === undefined) return [];
+    const out: string[] = [];
+    for (const [member, exp] of set) {
+      if (exp > now) out.push(member);
+      else set.delete(member);
+    }
+    if (set.size === 0) this.#sets.delete(key);
+    return out;
+  }
+
+  /** Keys held, index sets included. */
+  get size(): number {
+    return this.#map.size + this.#sets.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    this.#timer?.cancel();
+  }
+
+  #arm(): void {
+    if (this.#closed) return;
+    this.#timer = this.#clock.setTimer(() => {
+      this.sweep();
+      this.#arm();
+    }, TICK_MS);
+  }
+
+  /** One slice of the sweep: visits a bounded number of entries, dropping the expired. */
+  sweep(): void {
+    const now = this.#clock.now();
+    let budget = Math.max(MIN_SCAN, Math.ceil((this.size * TICK_MS) / PASS_MS));
+    this.#cursor ??= this.#map.entries();
+    while (budget > 0) {
+      const next = this.#cursor.next();
+      if (next.done) {
+        this.#cursor = undefined;
+        break;
+      }
+      budget--;
+      if (next.value[1].exp <= now) this.#map.delete(next.value[0]);
+    }
+    this.#setCursor ??= this.#sets.entries();
+    while (budget > 0) {
+      const next = this.#setCursor.next();
+      if (next.done) {
+        this.#setCursor = undefined;
+        break;
+      }
+      const [key, set] = next.value;
+      for (const [member, exp] of set) {
+        budget--;
+        if (exp <= now) set.delete(member);
+      }
+      if (set.size === 0) this.#sets.delete(key);
+    }
+  }
+}

@@ -1,0 +1,52 @@
+import type { EndReason } from '../protocol/messages.js';
+
+/** A session end that other nodes must tell their subscribers about. */
+export interface EndedEvent {
+  kind: 'ended';
+  /** Store key hash of the session (never the id). */
+  hash: string;
+  reason: EndReason;
+  /** Instance id of the node that published it (nodes skip their own). */
+  origin: string;
+}
+
+export type StoreEvent = EndedEvent;
+
+/** Cross-node events. On one process it carries nothing: the local node already knows. */
+export interface EventBus {
+  publish(event: StoreEvent): Promise<void>;
+  /** Calls `fn` for events from other nodes; returns the unsubscribe. */
+  subscribe(fn: (event: StoreEvent) => void): () => void;
+  /** Calls `fn` after the bus lost and regained its connection: events may have been missed. */
+  onResync(fn: () => void): () => void;
+}
+
+/**
+ * The store contract every backend meets (test/store/contract.ts runs it on each).
+ * Keys are plain strings; values are JSON-compatible. Every failure or time-out rejects
+ * with GatewayError UNAVAILABLE: nothing reads as "not found" because the store was away.
+ */
+export interface Store {
+  /** Which backend: for logs and /readyz. */
+  readonly kind: 'memory' | 'redis';
+  get<T>(key: string): Promise<T | undefined>;
+  /** Stores `value` for `ttlMs` milliseconds (> 0); the backend frees it then. */
+  set<T>(key: string, value: T, ttlMs: number): Promise<void>;
+  /** Deletes; true when something was there. */
+  delete(key: string): Promise<boolean>;
+  /** Atomically reads and deletes: of concurrent callers (on any node) exactly one gets the value. */
+  take<T>(key: string): Promise<T | undefined>;
+  /** Atomically replaces an existing value, keeping its expiry, and returns the old one; writes nothing when absent. */
+  swap<T>(key: string, value: T): Promise<T | undefined>;
+  /** Adds `member` to the set at `key` until `expiresAt` (ms since epoch). */
+  indexAdd(key: string, member: string, expiresAt: number): Promise<void>;
+  indexRemove(key: string, member: string): Promise<void>;
+  /** Members whose expiry is after `now`. */
+  indexMembers(key: string, now: number): Promise<string[]>;
+  readonly events: EventBus;
+  /** False while the backend is unreachable. */
+  isReady(): boolean;
+  /** Number of keys held, where the backend can tell cheaply (memory: exact). */
+  size(): number | undefined;
+  close(): Promise<void>;
+}

@@ -1,0 +1,64 @@
+/** A line, or the news that one was too long and has been skipped. */
+export type LineEvent = { line: string } | { oversized: number };
+
+/**
+ * Splits a byte stream into lines, holding at most `maxBytes` of any line: a longer line
+ * is counted and dropped as it streams past, never buffered whole.
+ */
+export class LineSplitter {
+  readonly #max: number;
+  #parts: Buffer[] = [];
+  #held = 0;
+  /** bytes of the current line seen while discarding it; -1 when not discarding */
+  #skipping = -1;
+
+  constructor(maxBytes: number) {
+    this.#max = maxBytes;
+  }
+
+  /** Feeds a chunk; calls `emit` for each complete line or oversized line. */
+  push(chunk: Buffer, emit: (e: LineEvent) => void): void {
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      const end = nl === -1 ? chunk.length : nl;
+      const len = end - start;
+      if (this.#skipping >= 0) {
+        this.#skipping += len;
+      } else if (this.#held + len > this.#max + 1) {
+        // +1: a trailing \r is not part of the limit.
+        this.#skipping = this.#held + len;
+        this.#parts = [];
+        this.#held = 0;
+      } else if (len > 0) {
+        this.#parts.push(chunk.subarray(start, end));
+        this.#held += len;
+      }
+      if (nl === -1) return;
+      this.#endLine(emit);
+      start = nl + 1;
+    }
+  }
+
+  /** End of input: a last line without a newline still counts. */
+  end(emit: (e: LineEvent) => void): void {
+    if (this.#skipping >= 0 || this.#held > 0) this.#endLine(emit);
+  }
+
+  #endLine(emit: (e: LineEvent) => void): void {
+    if (this.#skipping >= 0) {
+      emit({ oversized: this.#skipping });
+      this.#skipping = -1;
+      return;
+    }
+    let buf = this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#held);
+    this.#parts = [];
+    this.#held = 0;
+    if (buf.length > 0 && buf[buf.length - 1] === 0x0d) buf = buf.subarray(0, buf.length - 1);
+    if (buf.length > this.#max) {
+      emit({ oversized: buf.length });
+      return;
+    }
+    if (buf.length > 0) emit({ line: buf.toString('utf8') });
+  }
+}
