@@ -1,0 +1,46 @@
+# auth-gateway: `make run` starts the gateway (in-memory store, dev login on);
+# `make test` runs the whole suite. Every target installs what it needs.
+
+SHELL := /bin/bash
+NODE_MODULES := node_modules/.package-lock.json
+SHARED := ../shared
+CONFORMANCE := $(SHARED)/conformance/run
+
+.PHONY: install build run stdio test test-unit conformance bench bench-quick cluster soak clean system-deps
+
+install: $(NODE_MODULES)
+
+$(NODE_MODULES): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+build: install
+	npm run -s build
+
+run: build
+	@echo "== auth-gateway: serve --dev (POST /autosession dev login is ON: never use --dev in production)" >&2
+	node dist/cli.js serve --dev
+
+stdio: build
+	node dist/cli.js stdio --fixtures test/fixtures/seed-fixtures.json
+
+# redis-server and chromium for the real-component tests (installed when missing).
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: build system-deps
+	npx vitest run
+	$(MAKE) -s conformance
+
+conformance: build
+	$(CONFORMANCE) -- node dist/cli.js stdio
+	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
+
+bench: build system-deps
+	node bench/run.js
+
+bench-quick: build system-deps
+	node bench/run.js --quick
+
+clean:
+	rm -rf dist test/artifacts bench/results/*.tmp
