@@ -79,9 +79,13 @@ export class SessionService {
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
   }
 
+  /**
+   * Stores until the absolute end, even with an idle timeout: activity then rewrites the
+   * record with an atomic `swap` (which keeps the TTL), so a validate racing an end can
+   * never bring the session back. The idle end is enforced on every read (`endOf`).
+   */
   async #write(hash: string, record: SessionRecord, now: number): Promise<void> {
-    const end = endOf(record, this.#idleMs).at;
-    await this.#o.store.set(sessionKey(hash), record, end - now);
+    await this.#o.store.set(sessionKey(hash), record, record.e - now);
     await this.#o.store.indexAdd(userIndexKey(record.u), hash, record.e);
   }
 
@@ -103,7 +107,8 @@ export class SessionService {
     const now = this.#o.clock.now();
     const record = { ...seen.record, s: now };
     const end = endOf(record, this.#idleMs).at;
-    await this.#o.store.set(sessionKey(hash), record, end - now);
+    // Writes nothing if the session was ended meanwhile (destroy, revoke, regenerate).
+    if ((await this.#o.store.swap(sessionKey(hash), record)) === undefined) return INVALID;
     return { valid: true, hash, record, end, expiresIn: secondsLeft(end, now) };
   }
 
@@ -135,13 +140,24 @@ export class SessionService {
     return this.end(this.hashOf(sessionId), reason);
   }
 
-  /** Ends a session by store hash; true when this call ended it. */
+  /** Ends a session by store hash; true when this call ended a live session. */
   async end(hash: string, reason: EndReason): Promise<boolean> {
+    return (await this.#finish(hash, reason)) === reason;
+  }
+
+  /**
+   * Takes the record and tells followers; returns the reason told, or undefined when there
+   * was nothing to take. A record already past its end (an idle session stays stored until
+   * its absolute end) is reported with its own reason, not as a live session ended now.
+   */
+  async #finish(hash: string, reason: EndReason): Promise<EndReason | undefined> {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash));
-    if (record === undefined) return false;
+    if (record === undefined) return undefined;
     await this.#o.store.indexRemove(userIndexKey(record.u), hash);
-    this.#ended(hash, reason, record.u);
-    return true;
+    const natural = endOf(record, this.#idleMs);
+    const told = natural.at <= this.#o.clock.now() ? natural.reason : reason;
+    this.#ended(hash, told, record.u);
+    return told;
   }
 
   #ended(hash: string, reason: EndReason, userId: string): void {
@@ -160,8 +176,7 @@ export class SessionService {
     if (record === undefined) return { ended: 'gone' };
     const { at, reason } = endOf(record, this.#idleMs);
     if (at > now) return { ended: undefined, next: at };
-    const ended = await this.end(hash, reason);
-    return { ended: ended ? reason : 'gone' };
+    return { ended: (await this.#finish(hash, reason)) ?? 'gone' };
   }
 
   /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */

@@ -1,0 +1,106 @@
+/**
+ * Shared test harness for the core: a Gateway on a ManualClock and the in-memory store,
+ * and a connection driver that feeds raw lines or envelopes and collects what comes out.
+ * Time moves only through `clock.advance`; `settle()` lets pending promise chains finish.
+ */
+import { Subject } from 'rxjs';
+import { ManualClock } from '../../src/clock.js';
+import { Gateway, type GatewayOptions } from '../../src/gateway.js';
+import { silentLogger } from '../../src/log.js';
+import type { ConnectionOptions, GatewayConnection, Outbound } from '../../src/pipeline/connection.js';
+import { decode, type Decoded } from '../../src/protocol/decode.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import type { Store } from '../../src/store/types.js';
+
+export const SECRET = 'unit-test-secret-0123456789abcdef-0123456789';
+
+/** Lets every queued promise callback (and one macrotask turn) run. */
+export async function settle(turns = 3): Promise<void> {
+  for (let i = 0; i < turns; i++) await new Promise<void>((r) => setImmediate(r));
+}
+
+export interface TestGateway {
+  gateway: Gateway;
+  clock: ManualClock;
+  store: Store;
+}
+
+/** A gateway on a ManualClock (2026-01-01T00:00:00Z unless `start` says otherwise). */
+export function makeGateway(over: Partial<GatewayOptions> & { start?: number } = {}): TestGateway {
+  const clock = (over.clock as ManualClock | undefined) ?? new ManualClock(over.start);
+  const store = over.store ?? createMemoryStore(clock);
+  const gateway = new Gateway({
+    store,
+    clock,
+    log: silentLogger(),
+    nodeId: 'gateway',
+    sessionTtl: 3600,
+    sessionIdleTimeout: 0,
+    accessTokenTtl: 900,
+    refreshTokenTtl: 1_209_600,
+    clockTolerance: 30,
+    jwtKeys: [{ secret: Buffer.from(SECRET) }],
+    maxInFlight: 64,
+    maxSubscriptions: 10_000,
+    logSalt: 'test-salt',
+    ...over,
+  });
+  return { gateway, clock, store };
+}
+
+type Body = Record<string, unknown> & { type: string };
+
+/** One connection: `send` a request, `line` raw text, then read `out` / `reply(msgId)`. */
+export class Driver {
+  readonly conn: GatewayConnection;
+  readonly out: Outbound[] = [];
+  readonly input = new Subject<Decoded>();
+  completed = false;
+  #msgId = 0;
+
+  constructor(gateway: Gateway, options: ConnectionOptions = {}) {
+    this.conn = gateway.connect(options);
+    this.conn.handle(this.input).subscribe({
+      next: (m) => this.out.push(m),
+      complete: () => void (this.completed = true),
+    });
+  }
+
+  /** Sends a request body from `src` c1 to `gateway`; returns its msg_id. */
+  send(body: Record<string, unknown> & { type: string }, src = 'c1', dest = 'gateway'): number {
+    const msg_id = (body.msg_id as number | undefined) ?? ++this.#msgId;
+    this.input.next(decode(JSON.stringify({ src, dest, body: { ...body, msg_id } })));
+    return msg_id;
+  }
+
+  /** Sends one raw line as a transport would. */
+  line(text: string): void {
+    this.input.next(decode(text));
+  }
+
+  /** Sends a request and waits for its reply body. */
+  async call(body: Body, src = 'c1'): Promise<Body> {
+    const id = this.send(body, src);
+    await settle();
+    return this.reply(id);
+  }
+
+  /** The one reply to `msgId` (throws when there is none or more than one). */
+  reply(msgId: number): Body {
+    const found = this.out.filter((m) => m.body.in_reply_to === msgId);
+    if (found.length !== 1) throw new Error(`expected exactly one reply to ${msgId}, got ${found.length}`);
+    return found[0]!.body as Body;
+  }
+
+  /** Unsolicited messages so far. */
+  pushes(): Outbound[] {
+    return this.out.filter((m) => m.body.in_reply_to === undefined && m.body.msg_id !== undefined);
+  }
+
+  end(): void {
+    this.input.complete();
+  }
+}
+
+/** A Store whose every operation rejects as the contract says an outage does. */
+export { failingStore } from './store/failing-store.js';

@@ -1,0 +1,313 @@
+import { describe, expect, it } from 'vitest';
+import { hashSecret } from '../../../src/crypto.js';
+import { endOf, secondsLeft, unixSeconds, type SessionRecord } from '../../../src/sessions/records.js';
+import { Driver, makeGateway, settle } from '../harness.js';
+
+const T0 = Date.UTC(2026, 0, 1); // a whole second
+
+describe('records: rounding', () => {
+  it('expires_in rounds the milliseconds left up; expires_at floors', () => {
+    expect(secondsLeft(T0 + 3_600_000, T0)).toBe(3600);
+    expect(secondsLeft(T0 + 3_600_000, T0 + 1)).toBe(3600);
+    expect(secondsLeft(T0 + 3_600_000, T0 + 1300)).toBe(3599);
+    expect(secondsLeft(T0 + 3_600_000, T0 + 1000)).toBe(3599);
+    expect(secondsLeft(T0 + 3_600_000, T0 + 3_599_999)).toBe(1);
+    expect(secondsLeft(T0 + 3_600_000, T0 + 3_600_000)).toBe(0);
+    expect(secondsLeft(T0, T0 + 5000)).toBe(0);
+    expect(unixSeconds(T0 + 999)).toBe(T0 / 1000);
+    expect(unixSeconds(T0 + 1000)).toBe(T0 / 1000 + 1);
+  });
+
+  it('endOf takes the nearer of absolute and idle ends', () => {
+    const r: SessionRecord = { u: 'u', c: T0, e: T0 + 10_000, s: T0 };
+    expect(endOf(r, 0)).toEqual({ at: T0 + 10_000, reason: 'ttl' });
+    expect(endOf(r, 4000)).toEqual({ at: T0 + 4000, reason: 'idle' });
+    expect(endOf({ ...r, s: T0 + 8000 }, 4000)).toEqual({ at: T0 + 10_000, reason: 'ttl' });
+    expect(endOf({ ...r, s: undefined }, 4000)).toEqual({ at: T0 + 10_000, reason: 'ttl' });
+  });
+});
+
+describe('SessionService', () => {
+  it('creates ids of 256 random bits, URL-safe, stored only under their hash', async () => {
+    const { gateway, store } = makeGateway();
+    const ids = new Set<string>();
+    for (let i = 0; i < 200; i++) {
+      const s = await gateway.sessions.create('alice', undefined);
+      expect(s.sessionId).toMatch(/^[A-Za-z0-9_-]{43}$/);
+      expect(s.hash).toBe(hashSecret(s.sessionId));
+      ids.add(s.sessionId);
+      expect(await store.get(`s:${s.sessionId}`)).toBeUndefined();
+      expect(await store.get(`s:${s.hash}`)).toMatchObject({ u: 'alice' });
+    }
+    expect(ids.size).toBe(200);
+  });
+
+  it('ttl 3600 validated at once: 3600; 1.3 s later: 3599; expires_at is floor(end)', async () => {
+    // A start that is not a whole second, so floor and ceil differ.
+    const { gateway, clock } = makeGateway({ start: T0 + 250 });
+    const s = await gateway.sessions.create('alice', undefined, 3600);
+    expect(s.expiresIn).toBe(3600);
+    expect(s.expiresAt).toBe(Math.floor((T0 + 250 + 3_600_000) / 1000));
+    expect(s.expiresAt).toBe(T0 / 1000 + 3600);
+    let v = await gateway.sessions.validate(s.sessionId);
+    expect(v.valid && v.expiresIn).toBe(3600);
+    clock.advance(1300);
+    v = await gateway.sessions.validate(s.sessionId);
+    expect(v.valid && v.expiresIn).toBe(3599);
+  });
+
+  it('uses the default ttl from the options when none is given', async () => {
+    const { gateway } = makeGateway({ sessionTtl: 120 });
+    const s = await gateway.sessions.create('alice', undefined);
+    expect(s.expiresIn).toBe(120);
+  });
+
+  it('expires exactly at its end (absolute, counted from creation)', async () => {
+    const { gateway, clock } = makeGateway();
+    const s = await gateway.sessions.create('alice', { a: 1 }, 10);
+    clock.advance(9999);
+    const v = await gateway.sessions.validate(s.sessionId);
+    expect(v.valid && v.expiresIn).toBe(1);
+    clock.advance(1);
+    expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+  });
+
+  it('validation does not extend the absolute ttl', async () => {
+    const { gateway, clock } = makeGateway();
+    const s = await gateway.sessions.create('alice', undefined, 10);
+    for (let i = 0; i < 9; i++) {
+      clock.advance(1000);
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(true);
+    }
+    clock.advance(1000);
+    expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+  });
+
+  it('stores and returns data', async () => {
+    const { gateway } = makeGateway();
+    const data = { theme: 'dark', cart: [1, 2], nested: { x: null } };
+    const s = await gateway.sessions.create('bob', data);
+    const v = await gateway.sessions.validate(s.sessionId);
+    expect(v.valid && v.record.d).toEqual(data);
+    const none = await gateway.sessions.create('bob', undefined);
+    const w = await gateway.sessions.validate(none.sessionId);
+    expect(w.valid && 'd' in w.record).toBe(false);
+  });
+
+  it('unknown ids of any shape are invalid', async () => {
+    const { gateway } = makeGateway();
+    for (const id of ['', 'abc123', 'x'.repeat(5000), '../../etc', '\u0000', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA']) {
+      expect(await gateway.sessions.validate(id)).toEqual({ valid: false, error: expect.any(String) });
+    }
+  });
+
+  describe('idle timeout', () => {
+    it('ends a session left idle; activity keeps it alive; expires_in is the nearer end', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 300 });
+      const s = await gateway.sessions.create('alice', undefined, 3600);
+      expect(s.expiresIn).toBe(300);
+      clock.advance(200_000);
+      let v = await gateway.sessions.validate(s.sessionId);
+      expect(v.valid && v.expiresIn).toBe(300);
+      clock.advance(299_000);
+      v = await gateway.sessions.validate(s.sessionId);
+      expect(v.valid && v.expiresIn).toBe(300);
+      clock.advance(300_000);
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+    });
+
+    it('activity never carries a session past its absolute end', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 300 });
+      const s = await gateway.sessions.create('alice', undefined, 600);
+      for (let t = 0; t < 550; t += 50) {
+        clock.advance(50_000);
+        const v = await gateway.sessions.validate(s.sessionId);
+        expect(v.valid).toBe(true);
+        if (v.valid) expect(v.expiresIn).toBe(Math.min(300, 600 - (t + 50)));
+      }
+      clock.advance(50_000);
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+    });
+
+    it('an idle-expired session is neither counted by a revoke nor reported destroyed', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 10 });
+      const told: string[] = [];
+      gateway.hub.ended = (_h, reason) => void told.push(reason);
+      const a = await gateway.sessions.create('alice', undefined, 3600);
+      await gateway.sessions.create('alice', undefined, 3600);
+      clock.advance(10_000);
+      expect(await gateway.sessions.list('alice')).toEqual([]);
+      expect(await gateway.sessions.destroy(a.sessionId)).toBe(false);
+      expect(await gateway.sessions.revokeUser('alice')).toBe(0);
+      expect(told).toEqual(['idle', 'idle']);
+    });
+
+    it('peek does not count as activity', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 10 });
+      const s = await gateway.sessions.create('alice', undefined, 3600);
+      clock.advance(9000);
+      expect((await gateway.sessions.peek(s.hash)).valid).toBe(true);
+      clock.advance(1000);
+      expect((await gateway.sessions.peek(s.hash)).valid).toBe(false);
+    });
+
+    it('a validate racing a destroy never brings the session back', async () => {
+      const { gateway } = makeGateway({ sessionIdleTimeout: 300 });
+      for (let i = 0; i < 20; i++) {
+        const s = await gateway.sessions.create('alice', undefined);
+        const [, ended] = await Promise.all([gateway.sessions.validate(s.sessionId), gateway.sessions.revokeUser('alice')]);
+        expect(ended).toBe(1);
+        expect((await gateway.sessions.peek(s.hash)).valid).toBe(false);
+        expect(await gateway.sessions.list('alice')).toEqual([]);
+      }
+    });
+  });
+
+  describe('regenerate', () => {
+    it('moves data and expiry to a new id and ends the old one', async () => {
+      const { gateway, clock } = makeGateway({ start: T0 + 500 });
+      const ended: [string, string][] = [];
+      gateway.hub.ended = (hash, reason) => void ended.push([hash, reason]);
+      const s = await gateway.sessions.create('bob', { theme: 'dark' }, 100);
+      clock.advance(40_300);
+      const r = await gateway.sessions.regenerate(s.sessionId);
+      if ('error' in r) throw new Error(r.error);
+      expect(r.sessionId).not.toBe(s.sessionId);
+      expect(r.expiresAt).toBe(s.expiresAt);
+      expect(r.expiresIn).toBe(60); // ceil(59.7)
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+      const v = await gateway.sessions.validate(r.sessionId);
+      expect(v.valid && v.record).toMatchObject({ u: 'bob', d: { theme: 'dark' }, e: T0 + 500 + 100_000 });
+      expect(ended).toEqual([[s.hash, 'regenerated']]);
+      clock.advance(59_700);
+      expect((await gateway.sessions.validate(r.sessionId)).valid).toBe(false);
+    });
+
+    it('of an unknown, expired or already regenerated id is invalid', async () => {
+      const { gateway, clock } = makeGateway();
+      expect(await gateway.sessions.regenerate('nope')).toEqual({ error: expect.any(String) });
+      const s = await gateway.sessions.create('bob', undefined, 5);
+      const r = await gateway.sessions.regenerate(s.sessionId);
+      expect('sessionId' in r).toBe(true);
+      expect(await gateway.sessions.regenerate(s.sessionId)).toEqual({ error: expect.any(String) });
+      clock.advance(5000);
+      if ('sessionId' in r) expect(await gateway.sessions.regenerate(r.sessionId)).toEqual({ error: expect.any(String) });
+    });
+
+    it('of concurrent regenerations of one id exactly one wins', async () => {
+      const { gateway } = makeGateway();
+      const s = await gateway.sessions.create('bob', undefined);
+      const results = await Promise.all(Array.from({ length: 10 }, () => gateway.sessions.regenerate(s.sessionId)));
+      expect(results.filter((r) => 'sessionId' in r)).toHaveLength(1);
+      expect(await gateway.sessions.list('bob')).toHaveLength(1);
+    });
+
+    it('with an idle timeout counts as activity on the new id', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 60 });
+      const s = await gateway.sessions.create('bob', undefined);
+      clock.advance(50_000);
+      const r = await gateway.sessions.regenerate(s.sessionId);
+      if ('error' in r) throw new Error(r.error);
+      expect(r.expiresIn).toBe(60);
+      clock.advance(59_000);
+      expect((await gateway.sessions.validate(r.sessionId)).valid).toBe(true);
+    });
+  });
+
+  describe('destroy', () => {
+    it('is idempotent and reports whether it ended something', async () => {
+      const { gateway } = makeGateway();
+      const ended: string[] = [];
+      gateway.hub.ended = (_h, reason) => void ended.push(reason);
+      const s = await gateway.sessions.create('carol', undefined);
+      expect(await gateway.sessions.destroy(s.sessionId)).toBe(true);
+      expect(await gateway.sessions.destroy(s.sessionId)).toBe(false);
+      expect(await gateway.sessions.destroy('never-issued')).toBe(false);
+      expect(ended).toEqual(['destroyed']);
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
+    });
+
+    it('over the wire is always session_destroyed', async () => {
+      const { gateway } = makeGateway();
+      const d = new Driver(gateway);
+      const created = await d.call({ type: 'create_session', user_id: 'carol' });
+      for (let i = 0; i < 3; i++) {
+        expect(await d.call({ type: 'destroy_session', session_id: created.session_id as string })).toEqual({
+          type: 'session_destroyed',
+          message: 'Session destroyed',
+          in_reply_to: expect.any(Number),
+        });
+      }
+      expect(await d.call({ type: 'destroy_session', session_id: '' })).toMatchObject({ type: 'session_destroyed' });
+    });
+  });
+
+  describe('user sessions', () => {
+    it('lists by handle (no raw ids), destroys by handle, revokes all but one', async () => {
+      const { gateway, clock } = makeGateway();
+      const a = await gateway.sessions.create('dave', { n: 1 }, 100);
+      clock.advance(1000);
+      const b = await gateway.sessions.create('dave', undefined, 100);
+      clock.advance(1000);
+      const c = await gateway.sessions.create('dave', undefined, 100);
+      await gateway.sessions.create('erin', undefined, 100);
+      const list = await gateway.sessions.list('dave');
+      expect(list.map((s) => s.handle)).toEqual([a.hash, b.hash, c.hash]);
+      expect(list[0]).toEqual({ handle: a.hash, created_at: T0 / 1000, expires_at: T0 / 1000 + 100, data: { n: 1 } });
+      expect(JSON.stringify(list)).not.toContain(a.sessionId);
+      expect(await gateway.sessions.destroyHandle('erin', b.hash)).toBe(false);
+      expect(await gateway.sessions.destroyHandle('dave', b.hash)).toBe(true);
+      expect(await gateway.sessions.destroyHandle('dave', b.hash)).toBe(false);
+      expect(await gateway.sessions.revokeUser('dave', c.sessionId)).toBe(1);
+      expect((await gateway.sessions.list('dave')).map((s) => s.handle)).toEqual([c.hash]);
+      expect(await gateway.sessions.revokeUser('dave')).toBe(1);
+      expect(await gateway.sessions.list('dave')).toEqual([]);
+      expect(await gateway.sessions.list('erin')).toHaveLength(1);
+    });
+
+    it('a handle cannot be presented as a session id', async () => {
+      const { gateway } = makeGateway();
+      const s = await gateway.sessions.create('dave', undefined);
+      expect((await gateway.sessions.validate(s.hash)).valid).toBe(false);
+    });
+
+    it('expired sessions drop out of the list', async () => {
+      const { gateway, clock } = makeGateway();
+      await gateway.sessions.create('dave', undefined, 10);
+      await gateway.sessions.create('dave', undefined, 20);
+      clock.advance(10_000);
+      expect(await gateway.sessions.list('dave')).toHaveLength(1);
+      clock.advance(10_000);
+      expect(await gateway.sessions.list('dave')).toHaveLength(0);
+      expect(await gateway.sessions.revokeUser('dave')).toBe(0);
+    });
+  });
+
+  describe('checkExpiry', () => {
+    it('ends a due session once, reports gone, or the new end', async () => {
+      const { gateway, clock } = makeGateway({ sessionIdleTimeout: 100 });
+      const s = await gateway.sessions.create('eve', undefined, 1000);
+      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: undefined, next: T0 + 100_000 });
+      clock.advance(100_000);
+      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: 'idle' });
+      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: 'gone' });
+    });
+  });
+
+  it('logs never carry the session id', async () => {
+    const lines: string[] = [];
+    const { pino } = await import('pino');
+    const log = pino({ level: 'trace' }, { write: (l: string) => void lines.push(l) });
+    const { gateway } = makeGateway({ log });
+    const s = await gateway.sessions.create('frank', undefined);
+    const r = await gateway.sessions.regenerate(s.sessionId);
+    if ('sessionId' in r) await gateway.sessions.destroy(r.sessionId);
+    await settle();
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    const all = lines.join('');
+    expect(all).not.toContain(s.sessionId);
+    expect(all).not.toContain(s.hash);
+    if ('sessionId' in r) expect(all).not.toContain(r.sessionId);
+    expect(all).not.toContain('frank');
+  });
+});
