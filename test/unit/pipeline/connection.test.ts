@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../../src/errors.js';
+import { BROWSER_TYPES } from '../../../src/protocol/messages.js';
+import { createMemoryStore } from '../../../src/store/memory.js';
+import { ManualClock } from '../../../src/clock.js';
+import { Driver, makeGateway, settle } from '../harness.js';
+import { failingStore } from '../store/failing-store.js';
+import { SAMPLES, wrongValues } from '../protocol/samples.js';
+
+/** Every request seen on the wire was answered exactly once, with src/dest swapped. */
+function expectAnsweredOnce(d: Driver, sent: { id: number; src: string; dest: string }[]): void {
+  for (const { id, src, dest } of sent) {
+    const replies = d.out.filter((m) => m.body.in_reply_to === id);
+    expect(replies, `replies to ${id}`).toHaveLength(1);
+    expect(replies[0]).toMatchObject({ src: dest, dest: src });
+  }
+}
+
+describe('GatewayConnection: bad inputs', () => {
+  it('each missing field and each wrong type, per message type: error 12 naming the field, answered once, ends swapped', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    const sent: { id: number; src: string; dest: string; field: string }[] = [];
+    let id = 100;
+    for (const [type, s] of Object.entries(SAMPLES)) {
+      for (const field of Object.keys(s.required)) {
+        const body: Record<string, unknown> = { type, msg_id: ++id, ...s.required };
+        delete body[field];
+        d.send(body as { type: string }, `client-${id}`, `node-${id}`);
+        sent.push({ id, src: `client-${id}`, dest: `node-${id}`, field });
+      }
+      for (const [field, good] of Object.entries({ ...s.required, ...s.optional })) {
+        for (const bad of wrongValues(good)) {
+          d.send({ type, msg_id: ++id, ...s.required, [field]: bad }, `client-${id}`, `node-${id}`);
+          sent.push({ id, src: `client-${id}`, dest: `node-${id}`, field });
+        }
+      }
+    }
+    await settle();
+    expect(sent.length).toBeGreaterThan(100);
+    expectAnsweredOnce(d, sent);
+    for (const { id, field } of sent) {
+      const r = d.reply(id);
+      expect(r.type).toBe('error');
+      expect(r.code).toBe(12);
+      expect(r.text).toContain(`"${field}"`);
+    }
+    expect(d.out).toHaveLength(sent.length);
+  });
+
+  it('unknown types: error 10; non-JSON: error 12 without in_reply_to, from the node id', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    for (const [i, type] of ['launch_rockets', 'session_valid', 'push', '__proto__'].entries()) {
+      d.send({ type, msg_id: i + 1 });
+    }
+    for (const text of ['{nope', '', '[]', '42', '"a"', 'null']) d.line(text);
+    await settle();
+    for (let i = 1; i <= 4; i++) expect(d.reply(i)).toMatchObject({ type: 'error', code: 10 });
+    const orphans = d.out.filter((m) => m.body.in_reply_to === undefined);
+    expect(orphans).toHaveLength(6);
+    for (const o of orphans) {
+      expect(o.src).toBe('gateway');
+      expect(o).not.toHaveProperty('dest');
+      expect(o.body).toMatchObject({ type: 'error', code: 12 });
+      expect(o.body).not.toHaveProperty('in_reply_to');
+    }
+  });
+
+  it('a malformed body with readable ends is answered from the request dest to its src', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    d.line(JSON.stringify({ src: 'svc', dest: 'gw-7', body: { type: 'validate_session', msg_id: 5 } }));
+    await settle();
+    expect(d.out).toEqual([{ src: 'gw-7', dest: 'svc', body: { type: 'error', in_reply_to: 5, code: 12, text: 'Missing field "session_id"' } }]);
+  });
+
+  it('a thousand mixed good and bad requests: each answered exactly once; the stream completes', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    const sent: { id: number; src: string; dest: string }[] = [];
+    const session = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const bodies = [
+      { type: 'validate_session', session_id: session },
+      { type: 'validate_session' },
+      { type: 'nope' },
+      { type: 'verify_token', token: 'x.y.z' },
+      { type: 'create_session', user_id: 7 },
+      { type: 'list_sessions', user_id: 'u' },
+      { type: 'subscribe_session', session_id: session },
+      { type: 'unsubscribe_session', session_id: session },
+    ];
+    for (let i = 0; i < 1000; i++) {
+      const id = 1000 + i;
+      d.send({ ...bodies[i % bodies.length]!, msg_id: id }, `s${i % 3}`, 'gw');
+      sent.push({ id, src: `s${i % 3}`, dest: 'gw' });
+    }
+    d.end();
+    await settle(10);
+    expectAnsweredOnce(d, sent);
+    expect(d.completed).toBe(true);
+  });
+});
+
+describe('GatewayConnection: failures', () => {
+  it('store failure: every store-backed request is error 11, never valid; the stream lives on', async () => {
+    const clock = new ManualClock();
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const tok = await d.call({ type: 'generate_access_token', payload: { sub: 'u' } });
+    store.down = true;
+    const requests: Record<string, unknown>[] = [
+      { type: 'create_session', user_id: 'u' },
+      { type: 'validate_session', session_id: sid },
+      { type: 'regenerate_session', old_session_id: sid },
+      { type: 'destroy_session', session_id: sid },
+      { type: 'subscribe_session', session_id: sid },
+      { type: 'list_sessions', user_id: 'u' },
+      { type: 'destroy_session_handle', user_id: 'u', handle: 'h' },
+      { type: 'revoke_user_sessions', user_id: 'u' },
+      { type: 'generate_access_token', payload: { sub: 'u' } },
+      { type: 'verify_token', token: tok.access_token },
+      { type: 'refresh_token', refresh_token: tok.refresh_token },
+      { type: 'revoke_token', token: tok.access_token },
+      { type: 'exchange_session', session_id: sid },
+    ];
+    for (const r of requests) {
+      const reply = await d.call(r as { type: string });
+      expect(reply, r.type as string).toMatchObject({ type: 'error', code: 11, text: 'Store unavailable' });
+      expect(JSON.stringify(reply)).not.toContain('simulated');
+    }
+    store.down = false;
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+    expect(await d.call({ type: 'verify_token', token: tok.access_token })).toMatchObject({ type: 'token_valid' });
+  });
+
+  it('a handler that throws is error 13 and the node keeps serving', async () => {
+    const { gateway } = makeGateway();
+    const original = gateway.sessions.list.bind(gateway.sessions);
+    gateway.sessions.list = () => {
+      throw new TypeError('boom with secret details');
+    };
+    const d = new Driver(gateway);
+    const r = await d.call({ type: 'list_sessions', user_id: 'u' });
+    expect(r).toMatchObject({ type: 'error', code: 13, text: 'Internal error' });
+    gateway.sessions.list = async () => Promise.reject(new Error('async boom'));
+    expect(await d.call({ type: 'list_sessions', user_id: 'u' })).toMatchObject({ type: 'error', code: 13 });
+    gateway.sessions.list = original;
+    expect(await d.call({ type: 'list_sessions', user_id: 'u' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
+
+  it('a browser connection: other types are error 1001; admit can refuse with 1002', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway, { allowed: BROWSER_TYPES });
+    for (const type of Object.keys(SAMPLES)) {
+      const r = await d.call({ type, ...SAMPLES[type]!.required });
+      if (BROWSER_TYPES.has(type)) expect(r.type, type).not.toBe('error');
+      else expect(r, type).toMatchObject({ type: 'error', code: 1001 });
+    }
+    let n = 0;
+    const limited = new Driver(gateway, { admit: () => (++n > 2 ? new GatewayError('RATE_LIMITED', 'Too many requests') : undefined) });
+    const replies = [];
+    for (let i = 0; i < 4; i++) replies.push(await limited.call({ type: 'verify_token', token: 'a.b.c' }));
+    expect(replies.map((r) => r.code ?? r.type)).toEqual(['token_invalid', 'token_invalid', 1002, 1002]);
+  });
+
+  it('init renames the node for this connection: pushes come from the new id', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    expect(await d.call({ type: 'init', node_id: 'n7', node_ids: ['n7'] })).toEqual({ type: 'init_ok', in_reply_to: 1 });
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    await d.call({ type: 'destroy_session', session_id: sid });
+    expect(d.pushes()).toEqual([{ src: 'n7', dest: 'watcher', body: { type: 'session_expired', session_id: sid, reason: 'destroyed', msg_id: 1 } }]);
+  });
+});
+
+describe('GatewayConnection: order', () => {
+  it('requests naming one session take effect in arrival order', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const a = d.send({ type: 'validate_session', session_id: sid });
+    const b = d.send({ type: 'regenerate_session', old_session_id: sid });
+    const c = d.send({ type: 'validate_session', session_id: sid });
+    const e = d.send({ type: 'destroy_session', session_id: sid });
+    const f = d.send({ type: 'validate_session', session_id: sid });
+    await settle();
+    expect(d.reply(a).type).toBe('session_valid');
+    expect(d.reply(b).type).toBe('session_regenerated');
+    expect(d.reply(c).type).toBe('session_invalid');
+    expect(d.reply(e).type).toBe('session_destroyed');
+    expect(d.reply(f).type).toBe('session_invalid');
+  });
+
+  it('completes after input ends and every reply is out, and then ends its subscriptions', async () => {
+    const { gateway, clock } = makeGateway();
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid });
+    expect(gateway.hub.size).toBe(1);
+    const last = d.send({ type: 'validate_session', session_id: sid });
+    d.end();
+    await settle();
+    expect(d.reply(last).type).toBe('session_valid');
+    expect(d.completed).toBe(true);
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1); // the store's sweep only
+  });
+});

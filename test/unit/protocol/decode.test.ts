@@ -1,0 +1,152 @@
+import { describe, expect, it } from 'vitest';
+import { decode, decodeValue, oversized } from '../../../src/protocol/decode.js';
+import { requestSchemas, jsonSchemas } from '../../../src/protocol/messages.js';
+import { errorReply, reply } from '../../../src/protocol/replies.js';
+
+import { SAMPLES, wrongValues } from './samples.js';
+
+const env = (body: Record<string, unknown>) => ({ src: 'c9', dest: 'gw', body });
+
+describe('decode', () => {
+  it('has a sample for every request type, and each sample passes', () => {
+    expect(Object.keys(SAMPLES).sort()).toEqual(Object.keys(requestSchemas).sort());
+    for (const [type, s] of Object.entries(SAMPLES)) {
+      for (const body of [{ type, msg_id: 1, ...s.required }, { type, msg_id: 1, ...s.required, ...s.optional }]) {
+        expect(decodeValue(env(body)), type).toMatchObject({ ok: true, src: 'c9', dest: 'gw' });
+      }
+    }
+  });
+
+  it('a missing field is error 12 naming it, with the readable msg_id and ends', () => {
+    let n = 0;
+    for (const [type, s] of Object.entries(SAMPLES)) {
+      for (const field of Object.keys(s.required)) {
+        const body: Record<string, unknown> = { type, msg_id: 7, ...s.required };
+        delete body[field];
+        const d = decodeValue(env(body));
+        expect(d, `${type} without ${field}`).toEqual({ ok: false, code: 12, text: `Missing field "${field}"`, src: 'c9', dest: 'gw', msgId: 7 });
+        n++;
+      }
+    }
+    expect(n).toBe(16);
+  });
+
+  it('a mistyped field is error 12 naming it, required or optional', () => {
+    let n = 0;
+    for (const [type, s] of Object.entries(SAMPLES)) {
+      for (const [field, good] of Object.entries({ ...s.required, ...s.optional })) {
+        for (const bad of wrongValues(good)) {
+          const d = decodeValue(env({ type, msg_id: 3, ...s.required, [field]: bad }));
+          expect(d.ok, `${type}.${field} = ${JSON.stringify(bad)}`).toBe(false);
+          if (d.ok) continue;
+          expect(d.code).toBe(12);
+          expect(d.msgId).toBe(3);
+          expect(d.text, `${type}.${field} = ${JSON.stringify(bad)}`).toMatch(new RegExp(`^Field "${field}" must be .+`));
+          n++;
+        }
+      }
+    }
+    expect(n).toBeGreaterThan(100);
+  });
+
+  it('out-of-range values are error 12 naming the field', () => {
+    const cases: [Record<string, unknown>, string][] = [
+      [{ type: 'create_session', user_id: '' }, 'user_id'],
+      [{ type: 'create_session', user_id: 'u'.repeat(257) }, 'user_id'],
+      [{ type: 'create_session', user_id: 'u', ttl: 0 }, 'ttl'],
+      [{ type: 'create_session', user_id: 'u', ttl: -5 }, 'ttl'],
+      [{ type: 'create_session', user_id: 'u', ttl: 2.5 }, 'ttl'],
+      [{ type: 'create_session', user_id: 'u', ttl: 31_536_001 }, 'ttl'],
+      [{ type: 'init', node_id: '' }, 'node_id'],
+      [{ type: 'init', node_id: 'has space' }, 'node_id'],
+      [{ type: 'init', node_id: 'n1', node_ids: [1] }, 'node_ids'],
+      [{ type: 'list_sessions', user_id: '' }, 'user_id'],
+      [{ type: 'destroy_session_handle', user_id: 'u', handle: 'h'.repeat(257) }, 'handle'],
+    ];
+    for (const [body, field] of cases) {
+      const d = decodeValue(env({ msg_id: 1, ...body }));
+      expect(d, JSON.stringify(body).slice(0, 80)).toMatchObject({ ok: false, code: 12, text: expect.stringContaining(`"${field}"`) });
+    }
+  });
+
+  it('an unknown type is error 10; a missing or mistyped type is 12', () => {
+    for (const type of ['launch_rockets', 'VALIDATE_SESSION', '', 'session_valid', 'error', '__proto__', 'constructor', 'toString']) {
+      expect(decodeValue(env({ type, msg_id: 4 })), type).toMatchObject({ ok: false, code: 10, msgId: 4 });
+    }
+    expect(decodeValue(env({ msg_id: 4 }))).toMatchObject({ ok: false, code: 12, text: 'Missing field "type"', msgId: 4 });
+    for (const type of [1, null, true, ['validate_session'], { t: 1 }]) {
+      expect(decodeValue(env({ type, msg_id: 4 }))).toMatchObject({ ok: false, code: 12, text: 'Field "type" must be a string', msgId: 4 });
+    }
+  });
+
+  it('the unknown type text is bounded', () => {
+    const d = decodeValue(env({ type: 'x'.repeat(10_000), msg_id: 1 }));
+    expect(!d.ok && d.text.length).toBeLessThan(120);
+  });
+
+  it('msg_id: missing or unreadable means no in_reply_to', () => {
+    expect(decodeValue(env({ type: 'validate_session', session_id: 'x' }))).toEqual({
+      ok: false, code: 12, text: 'Missing field "msg_id"', src: 'c9', dest: 'gw', msgId: undefined,
+    });
+    for (const msg_id of ['1', -1, 1.5, null, true, [1], { n: 1 }, 2 ** 53]) {
+      const d = decodeValue(env({ type: 'validate_session', session_id: 'x', msg_id }));
+      expect(d, JSON.stringify(msg_id)).toMatchObject({ ok: false, code: 12, text: 'Field "msg_id" must be a non-negative integer', msgId: undefined });
+    }
+    expect(decodeValue(env({ type: 'validate_session', session_id: 'x', msg_id: 0 })).ok).toBe(true);
+  });
+
+  it('not an envelope: error 12, ends only when both are strings', () => {
+    for (const v of [null, 1, 'text', [1, 2], true]) {
+      expect(decodeValue(v)).toMatchObject({ ok: false, code: 12, text: expect.stringContaining('Not an envelope') });
+    }
+    expect(decodeValue({ dest: 'gw', body: { type: 'init', msg_id: 1 } })).toMatchObject({ code: 12, text: 'Missing field "src"', msgId: 1 });
+    const noEnds = decodeValue({ src: 5, dest: 'gw', body: { msg_id: 1 } });
+    expect(noEnds).toMatchObject({ code: 12, text: 'Field "src" must be a string', msgId: 1 });
+    expect(noEnds).not.toHaveProperty('dest');
+    expect(decodeValue({ src: 'c', body: { msg_id: 1 } })).toMatchObject({ code: 12, text: 'Missing field "dest"' });
+    expect(decodeValue({ src: 'c', dest: [], body: {} })).toMatchObject({ code: 12, text: 'Field "dest" must be a string' });
+    expect(decodeValue({ src: 'c', dest: 'd' })).toMatchObject({ code: 12, text: 'Missing field "body"', src: 'c', dest: 'd' });
+    for (const body of [null, 1, 'b', [1]]) {
+      expect(decodeValue({ src: 'c', dest: 'd', body })).toMatchObject({ code: 12, text: 'Field "body" must be a JSON object', msgId: undefined });
+    }
+  });
+
+  it('non-JSON text is error 12 with nothing readable', () => {
+    for (const text of ['{this is not json', '', ' ', 'nul', '{"src":"a","dest":"b","body":{"msg_id":1', '\u0000', '[1,2', "{'a':1}"]) {
+      expect(decode(text), JSON.stringify(text)).toEqual({ ok: false, code: 12, text: 'Malformed JSON' });
+    }
+  });
+
+  it('extra fields are allowed; __proto__ in JSON is inert', () => {
+    const d = decode('{"src":"a","dest":"b","extra":1,"body":{"type":"validate_session","msg_id":1,"session_id":"x","more":[1],"__proto__":{"polluted":1}}}');
+    expect(d.ok).toBe(true);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+
+  it('oversized: error 12 with the limit; in_reply_to only from a parsed value', () => {
+    expect(oversized(70_000, 65_536)).toEqual({ ok: false, code: 12, text: 'Message too large (70000 bytes): the limit is 65536 bytes' });
+    expect(oversized(undefined, 10).text).toBe('Message too large: the limit is 10 bytes');
+    expect(oversized(99, 10, { src: 'a', dest: 'b', body: { msg_id: 9 } })).toMatchObject({ src: 'a', dest: 'b', msgId: 9 });
+  });
+});
+
+describe('replies', () => {
+  it('a reply swaps src and dest and carries in_reply_to', () => {
+    expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'x' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'x', in_reply_to: 5 } });
+  });
+
+  it('an error reply without readable ends comes from the node; without msg_id has no in_reply_to', () => {
+    expect(errorReply({}, 'node1', 12, 'Malformed JSON')).toEqual({ src: 'node1', body: { type: 'error', code: 12, text: 'Malformed JSON' } });
+    expect(errorReply({ src: 'a', dest: 'b', msgId: 0 }, 'n', 10, 't')).toEqual({ src: 'b', dest: 'a', body: { type: 'error', in_reply_to: 0, code: 10, text: 't' } });
+  });
+});
+
+describe('messages', () => {
+  it('exports every request as JSON Schema', () => {
+    const s = jsonSchemas() as { requests: Record<string, { required: string[] }> };
+    expect(Object.keys(s.requests).sort()).toEqual(Object.keys(SAMPLES).sort());
+    for (const [type, sample] of Object.entries(SAMPLES)) {
+      expect(s.requests[type]!.required.sort()).toEqual(['msg_id', 'type', ...Object.keys(sample.required)].sort());
+    }
+  });
+});
