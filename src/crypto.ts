@@ -1,4 +1,4 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A fresh URL-safe id from the CSPRNG, `bytes` * 8 random bits (32 bytes: 256 bits). */
 export function randomId(bytes = 32): string {
@@ -11,7 +11,8 @@ export function randomId(bytes = 32): string {
  * 128 random bits, so an unsalted fast hash is enough (no dictionary to try).
  */
 export function hashSecret(value: string): string {
-  return createHash('sha256').update(value).digest('base64url');
+  // One-shot hash: no Hash object per call (a third of the cost on the validate path).
+  return hash('sha256', value, 'base64url');
 }
 
 /** Compares two strings in time independent of where they differ. */

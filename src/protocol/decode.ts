@@ -53,6 +53,11 @@ function requestPropertySchema(error: ValueError, top: string): string | undefin
 export function decodeValue(value: unknown): Decoded {
   if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'Not an envelope: expected a JSON object with src, dest and body');
   const { src, dest, body } = value;
+  if (typeof src === 'string' && typeof dest === 'string' && isObject(body) && typeof body.type === 'string' && isMsgId(body.msg_id)) {
+    // The common case, without building the error context.
+    const check = checks.get(body.type);
+    if (check !== undefined && check.Check(body)) return { ok: true, src, dest, body: body as AnyRequest };
+  }
   const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
   const msgId = isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined;
   const at = { ...ends, msgId };
