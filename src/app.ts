@@ -5,6 +5,7 @@ import { Gateway, type GatewayObserver } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
 import { randomId } from './crypto.js';
+import { generateEd25519Key, loadEd25519Keys } from './tokens/ed25519-keys.js';
 
 export interface App {
   gateway: Gateway;
@@ -16,8 +17,14 @@ export interface App {
 export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver } = {}): Promise<App> {
   const log = extra.log ?? createLogger(config.logLevel);
   const clock = extra.clock ?? systemClock;
-  if (config.jwtSecretGenerated) {
+  // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
+  if (config.jwtSecretGenerated && config.jwtAlg === 'HS256') {
     log.warn('GATEWAY_JWT_SECRET is not set: using a random secret for this process only; tokens will not verify after a restart or on other nodes');
+  }
+  let ed25519Keys = config.jwtAlg === 'EdDSA' ? loadEd25519Keys(config.jwtEd25519KeyFiles) : undefined;
+  if (ed25519Keys?.length === 0) {
+    log.warn('GATEWAY_JWT_ED25519_KEY is not set: using an Ed25519 key made for this process only; tokens will not verify after a restart or on other nodes');
+    ed25519Keys = [generateEd25519Key()];
   }
   const instanceId = randomId(12);
   const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, instanceId });
@@ -31,7 +38,9 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     accessTokenTtl: config.accessTokenTtl,
     refreshTokenTtl: config.refreshTokenTtl,
     clockTolerance: config.clockTolerance,
-    jwtKeys: config.jwtKeys,
+    jwtKeys: config.jwtSecretGenerated && config.jwtAlg === 'EdDSA' ? [] : config.jwtKeys,
+    jwtAlg: config.jwtAlg,
+    jwtEd25519Keys: ed25519Keys,
     jwtIssuer: config.jwtIssuer,
     jwtAudience: config.jwtAudience,
     maxInFlight: config.maxInFlight,

@@ -8,6 +8,10 @@ export interface Config {
   jwtKeys: { kid?: string; secret: Buffer }[];
   /** True when no secret was configured and a random one was made for this process. */
   jwtSecretGenerated: boolean;
+  /** Algorithm of the access tokens this node signs (`GATEWAY_JWT_ALG`). */
+  jwtAlg: 'HS256' | 'EdDSA';
+  /** PEM files of Ed25519 private keys (`GATEWAY_JWT_ED25519_KEY`, comma-separated; the first signs). */
+  jwtEd25519KeyFiles: string[];
   sessionTtl: number;
   sessionIdleTimeout: number;
   accessTokenTtl: number;
@@ -46,6 +50,11 @@ const WEAK_SECRETS = new Set([
   'secret', 'changeme', 'change-me', 'your-256-bit-secret', 'your_secret_key', 'your-secret-key',
   'supersecret', 'super-secret-key', 'mysecret', 'jwt-secret', 'jwt_secret', 'password', 'default',
   'conformance-secret', 'keyboard cat', 'shhhhh', 'secretkey', 'secret-key',
+  // Long enough, but published: jwt.io's default, Supabase's examples, the RFC 7515 A.1 key.
+  'a-string-secret-at-least-256-bits-long',
+  'your-super-secret-jwt-token-with-at-least-32-characters-long',
+  'super-secret-jwt-token-with-at-least-32-characters-long',
+  'aym1sysppbydfgzld3umj1qzkobwvmkoqq-estjqlr_t-1qs0gzh75aktmn3yj0ips4hcguutwjazzr1z9caow',
 ]);
 
 function int(src: Source, name: string, def: number, min: number, max: number, what: string): number {
@@ -118,9 +127,17 @@ function origins(raw: string | undefined): string[] | undefined {
  */
 export function loadConfig(src: Source): Config {
   const { keys, generated } = jwtKeys(src);
+  const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');
+  if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got "${jwtAlg}")`);
+  const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+)$/.test(store)) {
     throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got "${store.replace(/\/\/[^@/]*@/, '//***@')}")`);
+  }
+  // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
+  if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
+    throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
   }
   const logLevel = str(src, 'GATEWAY_LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GATEWAY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
@@ -135,6 +152,8 @@ export function loadConfig(src: Source): Config {
     nodeId,
     jwtKeys: keys,
     jwtSecretGenerated: generated,
+    jwtAlg,
+    jwtEd25519KeyFiles: edFiles,
     sessionTtl: int(src, 'GATEWAY_SESSION_TTL', 3600, 1, 31_536_000, `${secs} from 1 to 31536000`),
     sessionIdleTimeout: int(src, 'GATEWAY_SESSION_IDLE_TIMEOUT', 0, 0, 31_536_000, `${secs} (0: off)`),
     accessTokenTtl: int(src, 'GATEWAY_ACCESS_TOKEN_TTL', 900, 1, 86_400, `${secs} from 1 to 86400`),

@@ -7,7 +7,8 @@ import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
 import { SessionService } from './sessions/session-service.js';
 import type { Store } from './store/types.js';
-import { TokenService } from './tokens/token-service.js';
+import type { Ed25519Key } from './tokens/ed25519-keys.js';
+import { TokenService, type SigningAlg } from './tokens/token-service.js';
 
 /** What the gateway reports about its work; the WebSocket server turns it into metrics. */
 export interface GatewayObserver {
@@ -27,6 +28,9 @@ export interface GatewayOptions {
   refreshTokenTtl: number;
   clockTolerance: number;
   jwtKeys: { kid?: string; secret: Buffer }[];
+  /** Algorithm of the access tokens (default HS256); EdDSA signs with `jwtEd25519Keys[0]`. */
+  jwtAlg?: SigningAlg;
+  jwtEd25519Keys?: Ed25519Key[];
   jwtIssuer?: string;
   jwtAudience?: string;
   maxInFlight: number;
@@ -82,6 +86,9 @@ export class Gateway {
       log: o.log,
       logRef: this.logRef,
       keys: o.jwtKeys,
+      alg: o.jwtAlg,
+      ed25519Keys: o.jwtEd25519Keys,
+      sessionLive: async (hash) => (await this.sessions.peek(hash)).valid,
       accessTtl: o.accessTokenTtl,
       refreshTtl: o.refreshTokenTtl,
       clockTolerance: o.clockTolerance,

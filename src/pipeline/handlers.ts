@@ -99,7 +99,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async exchange_session(c, _req, b) {
     const v = await c.gateway.sessions.validate(b.session_id);
     if (!v.valid) return invalidSession(v.error);
-    const claim = await c.gateway.tokens.bind(v.hash, v.end - c.gateway.clock.now());
+    // Bound until the absolute end; idle expiry is checked on each use of the tokens.
+    const claim = await c.gateway.tokens.bind(v.hash, v.record.e - c.gateway.clock.now());
     return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim)) };
   },
 };

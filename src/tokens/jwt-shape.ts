@@ -7,8 +7,13 @@ export const MAX_TOKEN_LENGTH = 8192;
 
 const SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
-/** Header parameters that would make the token choose its own key or semantics. */
-const FORBIDDEN_HEADERS = ['crit', 'jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'zip', 'b64', 'enc'];
+/**
+ * Header parameters that would make the token choose its own key or semantics: keys and
+ * key URLs (RFC 8725 section 3.10: never fetch or trust a key the token names), `crit`
+ * extensions we do not implement, compression, unencoded payloads, encryption, nested
+ * tokens (`cty`).
+ */
+const FORBIDDEN_HEADERS = ['crit', 'jku', 'jwk', 'x5u', 'x5c', 'x5t', 'x5t#S256', 'zip', 'b64', 'enc', 'cty'];
 
 export interface JwtHeader {
   alg: string;

@@ -4,15 +4,28 @@ import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
+import type { Ed25519Key } from './ed25519-keys.js';
 import { checkShape } from './jwt-shape.js';
+
+/** Signing algorithms the gateway can be configured with (RFC 8725 section 3.1: an allow-list). */
+export type SigningAlg = 'HS256' | 'EdDSA';
 
 export interface TokenOptions {
   store: Store;
   clock: Clock;
   log: Logger;
   logRef: (value: string) => string;
-  /** HS256 keys; the first signs. A `kid` goes into the header when set. */
+  /** HS256 keys; the first signs (when `alg` is HS256), all verify. A `kid` goes into the header when set. */
   keys: { kid?: string; secret: Buffer }[];
+  /** Algorithm of the access tokens this node signs; default HS256. */
+  alg?: SigningAlg;
+  /** Ed25519 keys (alg EdDSA): the first signs, all verify and are published by `jwks()`. */
+  ed25519Keys?: Ed25519Key[];
+  /**
+   * Whether the session with this store hash is live now (idle timeout included). Tokens
+   * bound to a session are refused once it is not, even when no end event was seen.
+   */
+  sessionLive?: (sessionHash: string) => Promise<boolean>;
   accessTtl: number;
   refreshTtl: number;
   /** Seconds of leeway for `iat` in the future (clock skew between issuers). */
@@ -52,6 +65,7 @@ const keys = {
   familyRevoked: (fam: string) => `rfx:${fam}`,
   denied: (jti: string) => `jti:${jti}`,
   binding: (claim: string) => `b:${claim}`,
+  boundFamilies: (claim: string) => `bf:${claim}`,
 };
 
 const FAST_JWT_TEXT: Record<string, string> = {
@@ -67,6 +81,9 @@ const FAST_JWT_TEXT: Record<string, string> = {
   [TokenError.codes.invalidType]: 'Token type not allowed',
 };
 
+type Verify = (token: string) => Record<string, unknown>;
+const verifierKey = (alg: string, kid: string | undefined) => `${alg} ${kid ?? ''}`;
+
 /**
  * Access tokens (HS256 via fast-jwt, signer and verifiers made once) and opaque
  * single-use refresh tokens in families: a refresh rotates the pair; presenting a spent
@@ -75,31 +92,46 @@ const FAST_JWT_TEXT: Record<string, string> = {
 export class TokenService {
   readonly #o: TokenOptions;
   readonly #sign: (payload: Record<string, unknown>) => string;
-  /** kid -> verifier ('' when keys have no kid) */
-  readonly #verifiers = new Map<string, (token: string) => Record<string, unknown>>();
+  /** `alg kid` -> verifier (kid '' when HS256 keys have none) */
+  readonly #verifiers = new Map<string, Verify>();
 
   constructor(o: TokenOptions) {
     this.#o = o;
-    const signing = o.keys[0];
-    if (!signing) throw new GatewayError('INTERNAL', 'no signing key');
-    // iat comes from the payload (the injected clock), so fast-jwt never reads Date.now().
-    this.#sign = createSigner({ key: signing.secret, algorithm: 'HS256', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+    const alg = o.alg ?? 'HS256';
+    // Verifiers are looked up by (alg, kid): a token can only ever be checked with a key of
+    // the algorithm it names, so no HMAC-with-a-public-key confusion (RFC 8725 section 2.1).
+    const common = {
+      requiredClaims: ['exp', 'iat', 'jti'],
+      // Time is checked below on the injected clock, so tests can move it.
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
+      allowedIss: o.issuer,
+      allowedAud: o.audience,
+      cache: 4096,
+    };
     for (const k of o.keys) {
-      this.#verifiers.set(
-        k.kid ?? '',
-        createVerifier({
-          key: k.secret,
-          algorithms: ['HS256'],
-          requiredClaims: ['exp', 'iat', 'jti'],
-          // Time is checked below on the injected clock, so tests can move it.
-          ignoreExpiration: true,
-          ignoreNotBefore: true,
-          allowedIss: o.issuer,
-          allowedAud: o.audience,
-          cache: 4096,
-        }) as (token: string) => Record<string, unknown>,
-      );
+      this.#verifiers.set(verifierKey('HS256', k.kid), createVerifier({ ...common, key: k.secret, algorithms: ['HS256'] }) as Verify);
     }
+    for (const k of o.ed25519Keys ?? []) {
+      const pem = k.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      this.#verifiers.set(verifierKey('EdDSA', k.kid), createVerifier({ ...common, key: pem, algorithms: ['EdDSA'] }) as Verify);
+    }
+    // iat comes from the payload (the injected clock), so fast-jwt never reads Date.now().
+    if (alg === 'EdDSA') {
+      const signing = o.ed25519Keys?.[0];
+      if (!signing) throw new GatewayError('INTERNAL', 'no Ed25519 signing key');
+      const pem = signing.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+      this.#sign = createSigner({ key: pem, algorithm: 'EdDSA', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+    } else {
+      const signing = o.keys[0];
+      if (!signing) throw new GatewayError('INTERNAL', 'no signing key');
+      this.#sign = createSigner({ key: signing.secret, algorithm: 'HS256', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+    }
+  }
+
+  /** The public keys that verify this gateway's access tokens, as a JWK Set (RFC 7517); empty with HS256. */
+  jwks(): { keys: Record<string, string>[] } {
+    return { keys: (this.#o.ed25519Keys ?? []).map((k) => ({ ...k.jwk })) };
   }
 
   /** Throws GatewayError MALFORMED when the payload sets a claim the gateway owns. */
@@ -114,8 +146,13 @@ export class TokenService {
   async generate(payload: Record<string, unknown>, binding?: string): Promise<TokenPair> {
     this.checkPayload(payload);
     const fam = randomId(16);
+    if (binding !== undefined) {
+      // So that the session's end can revoke the family at once (RFC 9700 section 4.14).
+      await this.#o.store.indexAdd(keys.boundFamilies(binding), fam, this.#o.clock.now() + this.#o.refreshTtl * 1000);
+    }
     const pair = await this.#issue(fam, payload, binding, []);
-    this.#o.log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined }, 'tokens issued');
+    const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
+    this.#o.log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined, ...bound }, 'tokens issued');
     return pair;
   }
 
@@ -146,6 +183,12 @@ export class TokenService {
 
   /** Checks signature, algorithm, header, required claims, time, revocation and session binding. */
   async verify(token: string): Promise<Verification> {
+    const v = await this.#verify(token);
+    if (!v.valid) this.#o.log.debug({ event: 'token refused', reason: v.error }, 'token refused');
+    return v;
+  }
+
+  async #verify(token: string): Promise<Verification> {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return checked;
     const { payload } = checked;
@@ -153,23 +196,39 @@ export class TokenService {
     const exp = payload.exp as number;
     const iat = payload.iat as number;
     if (typeof exp !== 'number' || typeof iat !== 'number' || typeof payload.jti !== 'string') return { valid: false, error: 'Invalid claim type' };
+    if (!Number.isFinite(exp) || !Number.isFinite(iat)) return { valid: false, error: 'Invalid claim value' };
     if (now >= exp * 1000) return { valid: false, error: 'Token expired' };
     if (iat * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token issued in the future' };
     if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token not yet valid' };
     if ((await this.#o.store.get(keys.denied(payload.jti))) !== undefined) return { valid: false, error: 'Token revoked' };
     const binding = payload[BINDING_CLAIM];
-    if (binding !== undefined && (typeof binding !== 'string' || (await this.#o.store.get(keys.binding(binding))) === undefined)) {
+    if (binding !== undefined && (typeof binding !== 'string' || !(await this.#boundSessionLive(binding)))) {
       return { valid: false, error: 'Session ended' };
     }
     return { valid: true, payload };
   }
 
+  /** True while the session a binding claim stands for is live. */
+  async #boundSessionLive(claim: string): Promise<boolean> {
+    const marker = await this.#o.store.get<string | 1>(keys.binding(claim));
+    if (marker === undefined) return false;
+    // The marker holds the session's store hash: ask the sessions, which know the idle timeout.
+    if (typeof marker === 'string' && this.#o.sessionLive) return this.#o.sessionLive(marker);
+    return true;
+  }
+
   #checkSignature(token: string): Verification {
     const shape = checkShape(token);
     if (!shape.ok) return { valid: false, error: shape.error };
-    if (shape.header.alg !== 'HS256') return { valid: false, error: 'Algorithm not allowed' };
-    const verifier = this.#verifiers.get(shape.header.kid ?? '');
-    if (verifier === undefined) return { valid: false, error: shape.header.kid === undefined ? 'Missing key id' : 'Unknown key id' };
+    const { alg, kid } = shape.header;
+    if (alg !== 'HS256' && alg !== 'EdDSA') return { valid: false, error: 'Algorithm not allowed' };
+    const verifier = this.#verifiers.get(verifierKey(alg, kid));
+    if (verifier === undefined) {
+      // Tell apart a key id we never had from an algorithm this node does not accept.
+      const algKnown = [...this.#verifiers.keys()].some((k) => k.startsWith(`${alg} `));
+      if (!algKnown) return { valid: false, error: 'Algorithm not allowed' };
+      return { valid: false, error: kid === undefined ? 'Missing key id' : 'Unknown key id' };
+    }
     try {
       return { valid: true, payload: verifier(token) };
     } catch (err) {
@@ -191,7 +250,7 @@ export class TokenService {
       return { error: 'Refresh token already used: its token family is revoked' };
     }
     if ((await this.#o.store.get(keys.familyRevoked(fam))) !== undefined) return { error: 'Refresh token revoked' };
-    if (old.b !== undefined && (await this.#o.store.get(keys.binding(old.b))) === undefined) {
+    if (old.b !== undefined && !(await this.#boundSessionLive(old.b))) {
       await this.revokeFamily(fam, 'bound session ended');
       return { error: 'Session ended' };
     }
@@ -247,15 +306,28 @@ export class TokenService {
     return hashSecret(`binding:${sessionHash}`);
   }
 
-  /** Marks a session as live for its bound tokens until `endMs`. */
+  /**
+   * Marks a session as live for its bound tokens for `ttlMs` (its absolute end); the marker
+   * holds the store hash so that verification can ask whether the session is still live.
+   */
   async bind(sessionHash: string, ttlMs: number): Promise<string> {
     const claim = this.bindingFor(sessionHash);
-    await this.#o.store.set(keys.binding(claim), 1, ttlMs);
+    await this.#o.store.set(keys.binding(claim), sessionHash, Math.max(1, ttlMs));
     return claim;
   }
 
-  /** The session ended: its bound access tokens are refused and its refresh families die. */
+  /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */
   async sessionEnded(sessionHash: string): Promise<void> {
-    await this.#o.store.delete(keys.binding(this.bindingFor(sessionHash)));
+    const claim = this.bindingFor(sessionHash);
+    const had = await this.#o.store.delete(keys.binding(claim));
+    // The index is read even without a marker: the marker may have expired with the session.
+    const index = keys.boundFamilies(claim);
+    const families = await this.#o.store.indexMembers(index, this.#o.clock.now());
+    for (const fam of families) {
+      await this.revokeFamily(fam, 'bound session ended');
+      await this.#o.store.indexRemove(index, fam);
+    }
+    if (!had && families.length === 0) return;
+    this.#o.log.info({ event: 'bound tokens revoked', session: this.#o.logRef(sessionHash), families: families.length }, 'bound tokens revoked');
   }
 }
