@@ -25,27 +25,46 @@ export function keyedMerge<T, R>(
       let active = 0;
       let sourceDone = false;
 
+      /** results not yet emitted; drained by one loop, so synchronous work never recurses */
+      let finished: [T, R][] = [];
+      let finishedHead = 0;
+      let draining = false;
+
       const maybeComplete = () => {
-        if (sourceDone && active === 0 && readyHead === ready.length && waiting.size === 0) out.complete();
+        if (sourceDone && active === 0 && readyHead === ready.length && waiting.size === 0 && finishedHead === finished.length) out.complete();
       };
 
       const settle = (item: T, result: R) => {
-        active--;
-        out.next(result);
-        const key = keyOf(item);
-        if (key !== undefined) {
-          const q = waiting.get(key)!;
-          if (q.length > 0) admit(q.shift()!);
-          else waiting.delete(key);
-        }
-        while (active < limit && readyHead < ready.length) {
-          const next = ready[readyHead++]!;
-          if (readyHead > 1024 && readyHead * 2 > ready.length) {
-            ready = ready.slice(readyHead);
-            readyHead = 0;
+        finished.push([item, result]);
+        if (!draining) drain();
+      };
+
+      const drain = () => {
+        draining = true;
+        while (finishedHead < finished.length) {
+          const [item, result] = finished[finishedHead++]!;
+          if (finishedHead > 1024 && finishedHead * 2 > finished.length) {
+            finished = finished.slice(finishedHead);
+            finishedHead = 0;
           }
-          start(next);
+          active--;
+          out.next(result);
+          const key = keyOf(item);
+          if (key !== undefined) {
+            const q = waiting.get(key)!;
+            if (q.length > 0) admit(q.shift()!);
+            else waiting.delete(key);
+          }
+          while (active < limit && readyHead < ready.length) {
+            const next = ready[readyHead++]!;
+            if (readyHead > 1024 && readyHead * 2 > ready.length) {
+              ready = ready.slice(readyHead);
+              readyHead = 0;
+            }
+            start(next);
+          }
         }
+        draining = false;
         maybeComplete();
       };
 
