@@ -63,8 +63,8 @@ export class GatewayConnection {
   nodeId: string;
   readonly #options: ConnectionOptions;
   readonly #pushes = new Subject<Outbound>();
-  /** follow key -> session hash */
-  readonly #follows = new Map<string, string>();
+  /** `${hub key}\0${session hash}` -> [hub key, session hash]: one entry per key and session */
+  readonly #follows = new Map<string, [string, string]>();
   #closed = false;
 
   constructor(gateway: Gateway, id: string, options: ConnectionOptions) {
@@ -109,20 +109,23 @@ export class GatewayConnection {
   }
 
   /**
-   * Follows a session under `key` (one per connection and key): `onEnded` is called once
-   * when it ends. Returns false when the connection already follows as many as allowed.
+   * Follows a session under `key` (one per connection, key and session): `onEnded` is called
+   * once when it ends. Returns false when the connection already follows as many as allowed.
+   * A closed connection follows nothing (a request still in flight when it closed).
    */
   follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean {
+    if (this.#closed) return true;
     const fk = `${this.id}\u0000${key}`;
-    if (!this.#follows.has(fk) && this.#follows.size >= this.gateway.options.maxSubscriptions) return false;
-    this.#follows.set(fk, hash);
+    const entry = `${fk}\u0000${hash}`;
+    if (!this.#follows.has(entry) && this.#follows.size >= this.gateway.options.maxSubscriptions) return false;
+    this.#follows.set(entry, [fk, hash]);
     this.gateway.hub.subscribe(
       hash,
       fk,
       {
         sessionId,
         ended: (r) => {
-          this.#follows.delete(fk);
+          this.#follows.delete(entry);
           how.onEnded(r);
         },
         expiring: how.onExpiring,
@@ -137,7 +140,7 @@ export class GatewayConnection {
   /** Stops following; true when it was following. */
   unfollow(key: string, hash: string): boolean {
     const fk = `${this.id}\u0000${key}`;
-    this.#follows.delete(fk);
+    this.#follows.delete(`${fk}\u0000${hash}`);
     return this.gateway.hub.unsubscribe(hash, fk);
   }
 
@@ -145,7 +148,7 @@ export class GatewayConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const [fk, hash] of this.#follows) this.gateway.hub.unsubscribe(hash, fk);
+    for (const [fk, hash] of this.#follows.values()) this.gateway.hub.unsubscribe(hash, fk);
     this.#follows.clear();
     this.#pushes.complete();
   }

@@ -1,0 +1,248 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.js';
+import { SubscriptionHub } from '../../../src/push/hub.js';
+import { createMemoryStore } from '../../../src/store/memory.js';
+import { Driver, makeGateway, settle } from '../harness.js';
+import { failingStore } from '../store/failing-store.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+async function subscribed(over: Parameters<typeof makeGateway>[0] = {}, ttl = 60, expiresIn = ttl) {
+  const t = makeGateway(over);
+  const d = new Driver(t.gateway);
+  const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl })).session_id as string;
+  expect(await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher')).toMatchObject({ type: 'subscribed', session_id: sid, expires_in: expiresIn });
+  return { ...t, d, sid };
+}
+
+/** Advances the clock in steps and returns how long after `from` the first push showed up. */
+async function pushDelay(clock: ManualClock, d: Driver, from: number, stepMs = 10, maxMs = 1000): Promise<number> {
+  const before = d.pushes().length;
+  clock.advance(from - clock.now());
+  for (;;) {
+    await settle();
+    if (d.pushes().length > before) return clock.now() - from;
+    if (clock.now() - from >= maxMs) return Number.POSITIVE_INFINITY;
+    clock.advance(stepMs);
+  }
+}
+
+describe('session_expired pushes', () => {
+  it('ttl: nothing before the end, the push within 100 ms of it, then session_invalid', async () => {
+    const { clock, d, sid } = await subscribed();
+    clock.advance(59_999);
+    await settle();
+    expect(d.pushes()).toEqual([]);
+    expect(await pushDelay(clock, d, T0 + 60_000)).toBeLessThanOrEqual(100);
+    expect(d.pushes()).toEqual([{ src: 'gateway', dest: 'watcher', body: { type: 'session_expired', msg_id: 1, session_id: sid, reason: 'ttl' } }]);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    clock.advance(10 * 60_000);
+    await settle();
+    expect(d.pushes()).toHaveLength(1);
+  });
+
+  it('idle: activity moves the end; the push says idle within 100 ms of the new end', async () => {
+    const { clock, d, sid } = await subscribed({ sessionIdleTimeout: 30 }, 3600, 30);
+    clock.advance(20_000);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ expires_in: 30 });
+    clock.advance(29_000);
+    await settle();
+    expect(d.pushes()).toEqual([]);
+    expect(await pushDelay(clock, d, T0 + 50_000)).toBeLessThanOrEqual(100);
+    expect(d.pushes()[0]!.body).toMatchObject({ reason: 'idle', session_id: sid });
+  });
+
+  it('idle moved by exchange_session (not validate) is re-checked, not pushed early', async () => {
+    const { clock, d, sid } = await subscribed({ sessionIdleTimeout: 30 }, 3600, 30);
+    clock.advance(20_000);
+    expect(await d.call({ type: 'exchange_session', session_id: sid })).toMatchObject({ type: 'token_generated' });
+    clock.advance(15_000);
+    await settle();
+    expect(d.pushes()).toEqual([]);
+    expect(await pushDelay(clock, d, T0 + 50_000)).toBeLessThanOrEqual(100);
+    expect(d.pushes()[0]!.body).toMatchObject({ reason: 'idle' });
+  });
+
+  it('destroyed, revoked, and destroyed by handle reach the subscriber at once', async () => {
+    const { gateway, d } = await subscribed();
+    const a = (await d.call({ type: 'create_session', user_id: 'v' })).session_id as string;
+    const b = (await d.call({ type: 'create_session', user_id: 'v' })).session_id as string;
+    for (const s of [a, b]) await d.call({ type: 'subscribe_session', session_id: s }, 'watcher');
+    await d.call({ type: 'destroy_session', session_id: a });
+    expect(d.pushes().at(-1)!.body).toMatchObject({ session_id: a, reason: 'destroyed' });
+    await d.call({ type: 'revoke_user_sessions', user_id: 'v' });
+    expect(d.pushes().at(-1)!.body).toMatchObject({ session_id: b, reason: 'revoked' });
+    const c = (await d.call({ type: 'create_session', user_id: 'v' })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: c }, 'watcher');
+    await d.call({ type: 'destroy_session_handle', user_id: 'v', handle: gateway.sessions.hashOf(c) });
+    expect(d.pushes().at(-1)!.body).toMatchObject({ session_id: c, reason: 'destroyed' });
+    expect(d.pushes().map((p) => p.body.msg_id)).toEqual([1, 2, 3]);
+  });
+
+  it('regenerated: the old id ends with reason regenerated and the subscriber never learns the new id', async () => {
+    const { clock, d, sid } = await subscribed();
+    const other = new Driver(d.conn.gateway);
+    await other.call({ type: 'subscribe_session', session_id: sid }, 'second');
+    const r = await d.call({ type: 'regenerate_session', old_session_id: sid }, 'app');
+    const nsid = r.new_session_id as string;
+    expect(nsid).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const all = [...d.pushes(), ...other.pushes()];
+    expect(all.map((p) => [p.dest, p.body.session_id, p.body.reason])).toEqual([
+      ['watcher', sid, 'regenerated'],
+      ['second', sid, 'regenerated'],
+    ]);
+    expect(JSON.stringify(all)).not.toContain(nsid);
+    // The new id is not followed by the old subscribers: its expiry pushes nothing to them.
+    clock.advance(61_000);
+    await settle();
+    expect(d.pushes()).toHaveLength(1);
+    expect(other.pushes()).toHaveLength(1);
+  });
+
+  it('every subscriber (several srcs, several connections) is told once', async () => {
+    const { gateway, clock, d, sid } = await subscribed();
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher'); // again: still once
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'w2');
+    const e = new Driver(gateway);
+    await e.call({ type: 'subscribe_session', session_id: sid }, 'w3');
+    expect(gateway.hub.size).toBe(1);
+    clock.advance(60_000);
+    await settle();
+    expect(d.pushes().map((p) => p.dest).sort()).toEqual(['w2', 'watcher']);
+    expect(e.pushes().map((p) => p.dest)).toEqual(['w3']);
+  });
+
+  it('after unsubscribe_session: no push, no timer', async () => {
+    const { gateway, clock, d, sid } = await subscribed();
+    expect(clock.pending).toBe(2); // the store sweep + the hub's one timer
+    expect(await d.call({ type: 'unsubscribe_session', session_id: sid }, 'watcher')).toEqual({ type: 'unsubscribed', session_id: sid, in_reply_to: expect.any(Number) });
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1);
+    clock.advance(120_000);
+    await settle();
+    expect(d.pushes()).toEqual([]);
+    // Unsubscribing what was never followed is still answered.
+    expect(await d.call({ type: 'unsubscribe_session', session_id: 'never' })).toMatchObject({ type: 'unsubscribed' });
+  });
+
+  it('unsubscribing one src leaves the others subscribed', async () => {
+    const { clock, d, sid } = await subscribed();
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'other');
+    await d.call({ type: 'unsubscribe_session', session_id: sid }, 'watcher');
+    clock.advance(60_000);
+    await settle();
+    expect(d.pushes().map((p) => p.dest)).toEqual(['other']);
+  });
+
+  it('subscribing to an unknown or ended session is session_invalid and starts no timer', async () => {
+    const { gateway, clock } = makeGateway();
+    const d = new Driver(gateway);
+    expect(await d.call({ type: 'subscribe_session', session_id: 'nope' })).toMatchObject({ type: 'session_invalid', error: expect.any(String) });
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 1 })).session_id as string;
+    clock.advance(1000);
+    expect(await d.call({ type: 'subscribe_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1);
+  });
+
+  it('expiry timers exist only for subscribed sessions: one clock timer however many', async () => {
+    const { gateway, clock } = makeGateway();
+    const d = new Driver(gateway);
+    const ids: string[] = [];
+    for (let i = 0; i < 1000; i++) ids.push((await gateway.sessions.create(`u${i}`, undefined, 60 + i)).sessionId);
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1); // the store's sweep, nothing per session
+    for (const id of ids.slice(0, 500)) d.send({ type: 'subscribe_session', session_id: id });
+    await settle();
+    expect(gateway.hub.size).toBe(500);
+    expect(clock.pending).toBe(2);
+    clock.advance(60_000 + 249_999);
+    await settle();
+    expect(d.pushes()).toHaveLength(250);
+    expect(gateway.hub.size).toBe(250);
+    clock.advance(250_001);
+    await settle();
+    expect(d.pushes()).toHaveLength(500);
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1);
+  });
+
+  it('a connection that ends drops its subscriptions and timers, however many', async () => {
+    const { gateway, clock, d } = await subscribed();
+    for (let i = 0; i < 5; i++) {
+      const s = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+      await d.call({ type: 'subscribe_session', session_id: s }, 'watcher');
+      await d.call({ type: 'subscribe_session', session_id: s }, 'other');
+    }
+    expect(gateway.hub.size).toBe(6);
+    d.end();
+    await settle();
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1);
+  });
+
+  it('while the store is down at the end, nothing is pushed; once it is back, the push comes', async () => {
+    const clock = new ManualClock();
+    const store = failingStore(createMemoryStore(clock), false);
+    const { d, sid } = await subscribed({ clock, store }, 60);
+    clock.advance(59_000);
+    store.down = true;
+    for (let i = 0; i < 10; i++) {
+      clock.advance(500);
+      await settle();
+    }
+    expect(d.pushes()).toEqual([]);
+    expect(store.failures).toBeGreaterThan(1); // retried
+    store.down = false;
+    clock.advance(300);
+    await settle();
+    expect(d.pushes().map((p) => [p.body.session_id, p.body.reason])).toEqual([[sid, 'ttl']]);
+  });
+
+  it('too many subscriptions on one connection: error 1002', async () => {
+    const { gateway } = makeGateway({ maxSubscriptions: 2 });
+    const d = new Driver(gateway);
+    const ids = [];
+    for (let i = 0; i < 3; i++) ids.push((await d.call({ type: 'create_session', user_id: 'u' })).session_id as string);
+    expect((await d.call({ type: 'subscribe_session', session_id: ids[0] })).type).toBe('subscribed');
+    expect((await d.call({ type: 'subscribe_session', session_id: ids[1] })).type).toBe('subscribed');
+    expect(await d.call({ type: 'subscribe_session', session_id: ids[2] })).toMatchObject({ type: 'error', code: 1002 });
+    expect((await d.call({ type: 'subscribe_session', session_id: ids[0] })).type).toBe('subscribed');
+  });
+});
+
+describe('SubscriptionHub', () => {
+  it('warns bound followers warnBefore ms ahead with the seconds left, then ends', async () => {
+    const clock = new ManualClock();
+    let end = T0 + 100_000;
+    const hub = new SubscriptionHub(clock, async () => (clock.now() >= end ? { ended: 'ttl' } : { ended: undefined, next: end }), () => {});
+    const seen: string[] = [];
+    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: (s) => seen.push(`warn:${s}`), warnBefore: 60_000 }, end, 'ttl');
+    clock.advance(39_999);
+    expect(seen).toEqual([]);
+    clock.advance(1);
+    expect(seen).toEqual(['warn:60']);
+    end += 30_000;
+    hub.moved('h', end, 'ttl');
+    clock.advance(60_000);
+    await settle();
+    expect(seen).toEqual(['warn:60', 'warn:60']);
+    clock.advance(30_000);
+    await settle();
+    expect(seen).toEqual(['warn:60', 'warn:60', 'end:ttl']);
+    expect(hub.size).toBe(0);
+    expect(clock.pending).toBe(0);
+  });
+
+  it('a follower that throws does not stop the others', () => {
+    const errors: unknown[] = [];
+    const hub = new SubscriptionHub(new ManualClock(), async () => ({ ended: undefined }), (e) => errors.push(e));
+    const got: string[] = [];
+    hub.subscribe('h', 'a', { sessionId: 's', ended: () => { throw new Error('bad follower'); } }, T0 + 1, 'ttl');
+    hub.subscribe('h', 'b', { sessionId: 's', ended: (r) => got.push(r) }, T0 + 1, 'ttl');
+    hub.ended('h', 'destroyed');
+    hub.ended('h', 'destroyed');
+    expect(got).toEqual(['destroyed']);
+    expect(errors).toHaveLength(1);
+  });
+});
