@@ -5,7 +5,7 @@ import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/types.js';
 import type { Ed25519Key } from './ed25519-keys.js';
-import { checkShape } from './jwt-shape.js';
+import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
 
 /** Signing algorithms the gateway can be configured with (RFC 8725 section 3.1: an allow-list). */
 export type SigningAlg = 'HS256' | 'EdDSA';
@@ -101,7 +101,8 @@ export class TokenService {
     // Verifiers are looked up by (alg, kid): a token can only ever be checked with a key of
     // the algorithm it names, so no HMAC-with-a-public-key confusion (RFC 8725 section 2.1).
     const common = {
-      requiredClaims: ['exp', 'iat', 'jti'],
+      // fast-jwt checks iss/aud only when present: configured ones are required as well.
+      requiredClaims: ['exp', 'iat', 'jti', ...(o.issuer ? ['iss'] : []), ...(o.audience ? ['aud'] : [])],
       // Time is checked below on the injected clock, so tests can move it.
       ignoreExpiration: true,
       ignoreNotBefore: true,
@@ -169,6 +170,10 @@ export class TokenService {
     claims.exp = exp;
     claims.jti = jti;
     const access = this.#sign(claims);
+    // Never issue a token that verification would refuse for its length.
+    if (access.length > MAX_TOKEN_LENGTH) {
+      throw new GatewayError('MALFORMED', `Field "payload" is too large: the access token would exceed ${MAX_TOKEN_LENGTH} characters`);
+    }
     const refresh = `${fam}.${randomId(32)}`;
     const ttlMs = this.#o.refreshTtl * 1000;
     const record: RefreshRecord = { f: fam, p: payload };

@@ -9,7 +9,7 @@ import { createApp } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import type { Gateway } from '../../src/gateway.js';
-import { silentLogger, type Logger } from '../../src/log.js';
+import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { runStdio } from '../../src/transports/stdio.js';
 
 export const SECRET = 'security-suite-secret-7f3a9c0e5b1d4f2a8c6e0b9d3f7a1c5e';
@@ -20,6 +20,12 @@ export interface Envelope {
   src: string;
   dest: string;
   body: Body;
+}
+
+/** A logger that keeps its JSON lines, for tests that read the log. */
+export function captureLogger(level = 'trace'): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: createLogger(level, { write: (s: string) => void lines.push(s) }), lines };
 }
 
 /** Lets queued promise callbacks and a few macrotask turns run. */
@@ -42,7 +48,7 @@ export interface Harness {
 }
 
 /** Starts a gateway with `env` on top of a fixed HS256 secret. */
-export async function startGateway(env: Record<string, string> = {}, o: { clock?: ManualClock; log?: Logger } = {}): Promise<Harness> {
+export async function startGateway(env: Record<string, string | undefined> = {}, o: { clock?: ManualClock; log?: Logger } = {}): Promise<Harness> {
   const clock = o.clock ?? new ManualClock();
   const config = loadConfig({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_SALT: 'security-suite', ...env });
   const { gateway } = await createApp(config, { clock, log: o.log ?? silentLogger() });
