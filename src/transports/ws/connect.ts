@@ -1,6 +1,162 @@
-import { ConfigError } from '../../errors.js';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { WebSocket } from 'ws';
 
-/** Placeholder until the WebSocket bridge lands (issue 3). */
-export async function connect(_url: string, _o: { serviceKey?: string }): Promise<void> {
-  throw new ConfigError('connect is not available in this build yet');
+export interface ConnectOptions {
+  /** Sent as `Authorization: Bearer <key>`: the service role. */
+  serviceKey?: string;
+  /** How long to wait for the replies still owed once input has ended. */
+  settleMs?: number;
+  input?: Readable;
+  output?: Writable;
+  errors?: Writable;
+}
+
+/** The `msg_id` a line's request carries, if the line is an envelope with one. */
+function msgIdOf(line: string): number | undefined {
+  try {
+    const v = JSON.parse(line) as { body?: { msg_id?: unknown } };
+    const id = v?.body?.msg_id;
+    return typeof id === 'number' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Bridges lines to a running gateway: each input line goes out as one text frame, as it
+ * is (blank lines are skipped, as the stdio node skips them); each frame received is
+ * written as one line, pushes included. Once input ends it waits for the reply to every
+ * `msg_id` it sent (at most `settleMs`), closes, and resolves with the exit code: 0, or 1
+ * when the socket could not open or closed abnormally. Reads no GATEWAY_* configuration.
+ */
+export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
+  const input = o.input ?? process.stdin;
+  const output = o.output ?? process.stdout;
+  const errors = o.errors ?? process.stderr;
+  const settleMs = o.settleMs ?? 2000;
+  return new Promise<number>((resolve) => {
+    let ws: WebSocket;
+    try {
+      ws = new WebSocket(url, { headers: o.serviceKey ? { Authorization: `Bearer ${o.serviceKey}` } : {}, maxPayload: 1 << 30 });
+    } catch (err) {
+      errors.write(`connect: ${(err as Error).message}\n`);
+      resolve(2);
+      return;
+    }
+    /** msg_id -> replies still owed (a client may reuse an id) */
+    const owed = new Map<number, number>();
+    let owedCount = 0;
+    const queue: string[] = [];
+    let inputDone = false;
+    let closing = false;
+    let finished = false;
+    let settleTimer: NodeJS.Timeout | undefined;
+
+    const finish = (code: number) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(settleTimer);
+      rl.close();
+      // Every line received has been handed to `output`: flush it before reporting.
+      output.write('', () => resolve(code));
+    };
+
+    const closeNow = () => {
+      if (closing) return;
+      closing = true;
+      clearTimeout(settleTimer);
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+      const t = setTimeout(() => {
+        ws.terminate();
+        finish(0);
+      }, 1000);
+      t.unref();
+    };
+
+    const maybeDone = () => {
+      if (inputDone && owedCount === 0 && ws.readyState === WebSocket.OPEN) closeNow();
+    };
+
+    const sendLine = (line: string) => {
+      const id = msgIdOf(line);
+      if (id !== undefined) {
+        owed.set(id, (owed.get(id) ?? 0) + 1);
+        owedCount++;
+      }
+      ws.send(line);
+      // Stop reading input while the socket cannot keep up.
+      if (ws.bufferedAmount > 4 * 1024 * 1024 && !input.isPaused()) {
+        input.pause();
+        const wait = () => {
+          if (ws.readyState !== WebSocket.OPEN || ws.bufferedAmount <= 1024 * 1024) input.resume();
+          else setTimeout(wait, 5).unref();
+        };
+        setTimeout(wait, 5).unref();
+      }
+    };
+
+    const rl = createInterface({ input, crlfDelay: Infinity, terminal: false });
+    rl.on('line', (line) => {
+      if (line === '') return;
+      if (ws.readyState === WebSocket.OPEN) sendLine(line);
+      else if (ws.readyState === WebSocket.CONNECTING) queue.push(line);
+    });
+    rl.on('close', () => {
+      if (inputDone) return;
+      inputDone = true;
+      if (ws.readyState !== WebSocket.OPEN) return;
+      settleTimer = setTimeout(closeNow, settleMs);
+      settleTimer.unref();
+      maybeDone();
+    });
+
+    ws.on('open', () => {
+      for (const line of queue.splice(0)) sendLine(line);
+      if (inputDone) {
+        settleTimer = setTimeout(closeNow, settleMs);
+        settleTimer.unref();
+        maybeDone();
+      }
+    });
+    ws.on('message', (data, isBinary) => {
+      const text = isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString();
+      if (!output.write(`${text}\n`) && !ws.isPaused) {
+        ws.pause();
+        output.once('drain', () => ws.resume());
+      }
+      if (isBinary) return;
+      let reply: number | undefined;
+      try {
+        const v = JSON.parse(text) as { body?: { in_reply_to?: unknown } };
+        reply = typeof v?.body?.in_reply_to === 'number' ? v.body.in_reply_to : undefined;
+      } catch {
+        reply = undefined;
+      }
+      const left = reply === undefined ? undefined : owed.get(reply);
+      if (left !== undefined) {
+        if (left <= 1) owed.delete(reply!);
+        else owed.set(reply!, left - 1);
+        owedCount--;
+        maybeDone();
+      }
+    });
+    ws.on('error', (err) => {
+      // Before open: could not connect (refused, 401, 403...); the close event follows.
+      errors.write(`connect: ${err.message}\n`);
+    });
+    ws.on('close', (code, reason) => {
+      // We closed, or the server ended normally (1000): done. Anything else ends the bridge early.
+      if (closing || code === 1000) return finish(0);
+      const why = reason.length > 0 ? `: ${reason.toString()}` : '';
+      errors.write(`connect: connection closed with code ${code}${why}\n`);
+      finish(1);
+    });
+  });
+}
+
+/** `auth-gateway connect URL`: the bridge on stdin/stdout; exits with its code. */
+export async function connect(url: string, o: { serviceKey?: string }): Promise<void> {
+  const code = await bridge(url, { serviceKey: o.serviceKey });
+  process.exit(code);
 }

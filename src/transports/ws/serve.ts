@@ -1,7 +1,226 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { createApp } from '../../app.js';
+import { systemClock, type Clock, type TimerHandle } from '../../clock.js';
 import type { Config } from '../../config.js';
-import { ConfigError } from '../../errors.js';
+import { GatewayError } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import type { Logger } from '../../log.js';
+import { Metrics } from '../../metrics.js';
+import type { ConnectionOptions } from '../../pipeline/connection.js';
+import { BROWSER_TYPES } from '../../protocol/messages.js';
+import { endOf } from '../../sessions/records.js';
+import type { Validation } from '../../sessions/session-service.js';
+import { FailedAuthThrottle } from './auth-throttle.js';
+import { classifyUpgrade, originCheck, ownOrigins, refuseUpgrade, type Handshake } from './handshake.js';
+import { createHttpHandler } from './http-routes.js';
+import { TokenBucket } from './rate-limit.js';
+import { CloseCodes, SocketLink } from './socket-link.js';
+import { loadStaticFiles } from './static-files.js';
 
-/** Placeholder until the WebSocket server lands (issue 3). */
-export async function serve(_config: Config): Promise<void> {
-  throw new ConfigError('serve is not available in this build yet; use stdio');
+export interface ServerOptions {
+  /** Time for sessions, rate limits, throttles and the heartbeat (tests pass a ManualClock). */
+  clock?: Clock;
+  log?: Logger;
+  /** Ping every this many ms; a peer that has not answered by the next ping is cut. */
+  heartbeatMs?: number;
+  /** How long a close handshake (1001, 1008, 4001...) may take before the socket is cut. */
+  closeGraceMs?: number;
+  /** Add prom-client's process metrics (CPU, memory, event loop) to /metrics. */
+  processMetrics?: boolean;
+}
+
+/** A running gateway server. */
+export interface GatewayServer {
+  /** ws://host:port/ */
+  readonly url: string;
+  readonly port: number;
+  readonly gateway: Gateway;
+  readonly metrics: Metrics;
+  readonly links: ReadonlySet<SocketLink>;
+  /** The origins browser upgrades may come from. */
+  readonly allowedOrigins: readonly string[];
+  /** Stops accepting, answers what was read, closes every socket with 1001, closes the store. */
+  drain(): Promise<void>;
+}
+
+type Accepted = Extract<Handshake, { ok: true }>;
+
+/**
+ * Starts the WebSocket gateway: one `node:http` server for the probes, metrics, demo page
+ * and the WebSocket upgrades (ws in `noServer` mode, so the upgrade is authenticated before
+ * ws sees it). Resolves once the port is open.
+ */
+export async function startServer(config: Config, o: ServerOptions = {}): Promise<GatewayServer> {
+  const clock = o.clock ?? systemClock;
+  const metrics = new Metrics({ processMetrics: o.processMetrics });
+  const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer });
+  const heartbeatMs = o.heartbeatMs ?? 30_000;
+  const closeGraceMs = o.closeGraceMs ?? 5_000;
+  const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
+  const links = new Set<SocketLink>();
+  let draining = false;
+  let isAllowedOrigin: (origin: string) => boolean = () => false;
+
+  const files = loadStaticFiles();
+  if (!files.has('/client/src/index.js')) log.warn('client module not built (dist/client): the demo page will not load; run `npm run build`');
+  const http: Server = createServer(
+    createHttpHandler({
+      gateway,
+      metrics,
+      log,
+      files,
+      isAllowedOrigin: (origin) => isAllowedOrigin(origin),
+      isDraining: () => draining,
+      devLogin: config.dev ? { cookieName: config.sessionCookie, defaultTtl: config.sessionTtl } : undefined,
+    }),
+  );
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * config.maxMessageBytes, perMessageDeflate: false, clientTracking: false });
+
+  const browserOptions = (address: string): ConnectionOptions => {
+    const bucket = new TokenBucket(config.rateLimit, clock);
+    const guard = throttle.guard(address);
+    let limited = false;
+    return {
+      allowed: BROWSER_TYPES,
+      admit: (type) => {
+        if (!bucket.take()) {
+          limited = true;
+          return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.rateLimit} messages a second`);
+        }
+        return guard.admit(type);
+      },
+      onReply: (requestType, replyType) => {
+        // The refusal above is answered at once (synchronously): it is not an auth answer.
+        if (limited) limited = false;
+        else guard.onReply(requestType, replyType);
+      },
+    };
+  };
+
+  const accept = (ws: WebSocket, req: IncomingMessage, h: Accepted, bound: Validation | undefined) => {
+    const link = new SocketLink({
+      gateway,
+      ws,
+      role: h.role,
+      connection: h.role === 'service' ? {} : browserOptions(req.socket.remoteAddress ?? 'unknown'),
+      maxMessageBytes: config.maxMessageBytes,
+      maxBufferedBytes: config.maxBufferedBytes,
+      highWaterMark: 4 * config.maxInFlight,
+      closeGraceMs,
+      metrics,
+      log,
+    });
+    links.add(link);
+    metrics.connections.inc({ role: h.role });
+    metrics.connectionsOpened.inc({ role: h.role, bound: String(bound !== undefined) });
+    void link.closed.then(() => {
+      links.delete(link);
+      metrics.connections.dec({ role: h.role });
+    });
+    if (bound === undefined) return;
+    if (bound.valid) {
+      const end = endOf(bound.record, config.sessionIdleTimeout * 1000);
+      // The id stays out of the link: bound pushes never echo it (see BOUND_DEST).
+      link.bind(bound.hash, '(cookie)', end.at, end.reason, config.expiryWarning * 1000);
+    } else {
+      link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
+    }
+  };
+
+  const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    socket.on('error', () => socket.destroy());
+    if (draining) return refuseUpgrade(socket, 503);
+    const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin, sessionCookie: config.sessionCookie });
+    if (!h.ok) {
+      metrics.upgradesRefused.inc({ status: String(h.status) });
+      log.warn({ status: h.status, why: h.why, remote: req.socket.remoteAddress }, 'websocket upgrade refused');
+      return refuseUpgrade(socket, h.status, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    }
+    let bound: Validation | undefined;
+    if (h.role === 'browser' && h.sessionId !== undefined) {
+      try {
+        bound = await gateway.sessions.validate(h.sessionId);
+      } catch (err) {
+        // The store is away: the session can be neither trusted nor refused. Try again later.
+        metrics.upgradesRefused.inc({ status: '503' });
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not check the session of a bound upgrade');
+        return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
+      }
+    }
+    if (draining) return refuseUpgrade(socket, 503);
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, h, bound));
+  };
+  http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    onUpgrade(req, socket, head).catch((err: unknown) => {
+      log.error({ err: err instanceof Error ? err.message : String(err) }, 'websocket upgrade failed');
+      socket.destroy();
+    });
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(config.port, config.host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (http.address() as AddressInfo).port;
+  const allowedOrigins = config.allowedOrigins ?? ownOrigins(config.host, port);
+  isAllowedOrigin = originCheck(config.allowedOrigins, ownOrigins(config.host, port));
+  if (allowedOrigins.length === 0) log.warn('listening on a wildcard address with no GATEWAY_ALLOWED_ORIGINS: every browser page will be refused (403)');
+  if (allowedOrigins.includes('*')) log.warn('GATEWAY_ALLOWED_ORIGINS=*: pages of any site may open browser connections');
+
+  let beat: TimerHandle | undefined;
+  const tick = () => {
+    for (const link of links) link.beat();
+    throttle.sweep();
+    beat = clock.setTimer(tick, heartbeatMs);
+  };
+  beat = clock.setTimer(tick, heartbeatMs);
+
+  let drained: Promise<void> | undefined;
+  const drain = () =>
+    (drained ??= (async () => {
+      draining = true;
+      log.info({ connections: links.size }, 'draining: no new connections; answering what was read, then closing with 1001');
+      const closedHttp = new Promise<void>((resolve) => http.close(() => resolve()));
+      http.closeIdleConnections();
+      await Promise.all([...links].map((l) => l.drain()));
+      beat?.cancel();
+      http.closeAllConnections();
+      await closedHttp;
+      await gateway.close();
+      log.info('drained');
+    })());
+
+  const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
+  return { url: `ws://${host}:${port}/`, port, gateway, metrics, links, allowedOrigins, drain };
+}
+
+/** `auth-gateway serve`: runs until SIGTERM or SIGINT, then drains and exits 0. */
+export async function serve(config: Config): Promise<void> {
+  const server = await startServer(config);
+  const log = server.gateway.log;
+  if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
+  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), origins: server.allowedOrigins, store: config.store }, 'listening');
+  let signals = 0;
+  const stop = (signal: string) => {
+    if (++signals > 1) {
+      log.warn({ signal }, 'second signal: exiting without finishing the drain');
+      process.exit(1);
+    }
+    log.info({ signal }, 'shutting down');
+    server.drain().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'drain failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
 }

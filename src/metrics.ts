@@ -1,0 +1,64 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { GatewayObserver } from './gateway.js';
+
+/** The connection roles of the WebSocket server, as metric labels. */
+export type Role = 'service' | 'browser';
+
+/**
+ * The gateway's Prometheus metrics, on a registry of its own (never prom-client's global
+ * one, so two servers in one process, as in tests, do not collide). Label values come from
+ * closed sets (message types the gateway knows, reply types, error codes): the series
+ * count stays bounded whatever clients send.
+ */
+export class Metrics {
+  readonly registry = new Registry();
+  readonly connections = new Gauge({ name: 'gateway_connections', help: 'Open WebSocket connections', labelNames: ['role'], registers: [this.registry] });
+  readonly connectionsOpened = new Counter({ name: 'gateway_connections_opened_total', help: 'WebSocket connections accepted', labelNames: ['role', 'bound'], registers: [this.registry] });
+  readonly connectionsClosed = new Counter({
+    name: 'gateway_connections_closed_total',
+    help: 'WebSocket connections closed, by who or what closed them',
+    labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly upgradesRefused = new Counter({ name: 'gateway_upgrades_refused_total', help: 'WebSocket upgrades refused, by HTTP status', labelNames: ['status'], registers: [this.registry] });
+  readonly messages = new Counter({ name: 'gateway_messages_total', help: 'Requests answered, by request type and outcome (reply type or error_<code>)', labelNames: ['type', 'outcome'], registers: [this.registry] });
+  readonly latency = new Histogram({
+    name: 'gateway_message_duration_seconds',
+    help: 'Time from serving a request to its reply, by request type',
+    labelNames: ['type'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly pushes = new Counter({ name: 'gateway_pushes_total', help: 'Unsolicited messages sent (session_expired, session_expiring)', labelNames: ['type'], registers: [this.registry] });
+  readonly storeErrors = new Counter({ name: 'gateway_store_errors_total', help: 'Store operations that failed or timed out', registers: [this.registry] });
+
+  /** The hooks the core calls (`createApp(config, { observer })`). */
+  readonly observer: GatewayObserver = {
+    message: (type, outcome, seconds) => {
+      this.messages.inc({ type, outcome });
+      this.latency.observe({ type }, seconds);
+    },
+    push: (type) => this.pushes.inc({ type }),
+    storeError: () => this.storeErrors.inc(),
+  };
+
+  constructor(o: { processMetrics?: boolean } = {}) {
+    for (const role of ['service', 'browser'] as const) this.connections.set({ role }, 0);
+    this.storeErrors.inc(0);
+    if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** A message that never reached a handler (malformed, unknown type): counted under type `invalid`. */
+  undecodable(code: number): void {
+    this.messages.inc({ type: 'invalid', outcome: `error_${code}` });
+  }
+
+  /** The Prometheus text exposition. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}

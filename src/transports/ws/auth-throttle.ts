@@ -1,0 +1,126 @@
+import type { Clock } from '../../clock.js';
+import { GatewayError } from '../../errors.js';
+
+const WINDOW_MS = 60_000;
+/** Requests whose answer can be a failed authentication (`session_invalid`, `token_invalid`). */
+const AUTH_TYPES: ReadonlySet<string> = new Set([
+  'validate_session', 'regenerate_session', 'subscribe_session', 'exchange_session',
+  'verify_token', 'refresh_token', 'revoke_token',
+]);
+const FAILED: ReadonlySet<string> = new Set(['session_invalid', 'token_invalid']);
+
+interface Tally {
+  /** times (ms) of the failed answers in the last minute, oldest first; at most `limit` */
+  failures: number[];
+  /** auth requests admitted and not yet answered */
+  inFlight: number;
+}
+
+/** The two hooks a connection's pipeline calls (ConnectionOptions.admit / onReply). */
+export interface AuthGuard {
+  admit(type: string): GatewayError | undefined;
+  onReply(requestType: string, replyType: string): void;
+}
+
+/**
+ * Brute-force brake for browser connections: at most `limit` failed authentication answers
+ * a minute (sliding window) per connection and per remote address; past that, requests get
+ * error 1002 until the window has room again. Auth requests in flight count against the
+ * limit too, so pipelining many guesses at once does not slip past it.
+ *
+ * Memory: one tally per address with recent failures, at most `limit` timestamps each, and
+ * at most `maxAddresses` addresses (the oldest are forgotten first).
+ */
+export class FailedAuthThrottle {
+  readonly #limit: number;
+  readonly #clock: Clock;
+  readonly #maxAddresses: number;
+  readonly #byAddress = new Map<string, Tally>();
+
+  constructor(o: { limit: number; clock: Clock; maxAddresses?: number }) {
+    if (!Number.isSafeInteger(o.limit) || o.limit < 1) throw new RangeError('The limit option must be a positive integer.');
+    this.#limit = o.limit;
+    this.#clock = o.clock;
+    this.#maxAddresses = o.maxAddresses ?? 100_000;
+  }
+
+  /** The guard of one browser connection from `address`. */
+  guard(address: string): AuthGuard {
+    const own: Tally = { failures: [], inFlight: 0 };
+    let refusing = false;
+    return {
+      admit: (type) => {
+        const shared = this.#tally(address);
+        const now = this.#clock.now();
+        const auth = AUTH_TYPES.has(type);
+        if (this.#full(own, now, auth) || this.#full(shared, now, auth)) {
+          // admit() refusing is followed at once, synchronously, by onReply(type, 'error').
+          refusing = true;
+          return new GatewayError('RATE_LIMITED', 'Too many failed authentication attempts; try again later');
+        }
+        if (auth) {
+          own.inFlight++;
+          shared.inFlight++;
+        }
+        return undefined;
+      },
+      onReply: (requestType, replyType) => {
+        if (refusing) {
+          refusing = false;
+          return;
+        }
+        if (!AUTH_TYPES.has(requestType)) return;
+        const shared = this.#tally(address);
+        own.inFlight = Math.max(0, own.inFlight - 1);
+        shared.inFlight = Math.max(0, shared.inFlight - 1);
+        if (FAILED.has(replyType)) {
+          const now = this.#clock.now();
+          this.#record(own, now);
+          this.#record(shared, now);
+        }
+      },
+    };
+  }
+
+  /** Addresses tracked now (for tests and metrics). */
+  get size(): number {
+    return this.#byAddress.size;
+  }
+
+  /** Forgets addresses with nothing in the window; call now and then. */
+  sweep(): void {
+    const now = this.#clock.now();
+    for (const [addr, t] of this.#byAddress) {
+      this.#prune(t, now);
+      if (t.failures.length === 0 && t.inFlight === 0) this.#byAddress.delete(addr);
+    }
+  }
+
+  #tally(address: string): Tally {
+    let t = this.#byAddress.get(address);
+    if (t === undefined) {
+      if (this.#byAddress.size >= this.#maxAddresses) this.sweep();
+      if (this.#byAddress.size >= this.#maxAddresses) this.#byAddress.delete(this.#byAddress.keys().next().value!);
+      t = { failures: [], inFlight: 0 };
+      this.#byAddress.set(address, t);
+    }
+    return t;
+  }
+
+  /** Over the limit: any request once the failures fill the window; an auth request also when those in flight would. */
+  #full(t: Tally, now: number, auth: boolean): boolean {
+    this.#prune(t, now);
+    return t.failures.length + (auth ? t.inFlight : 0) >= this.#limit;
+  }
+
+  #record(t: Tally, now: number): void {
+    t.failures.push(now);
+    if (t.failures.length > this.#limit) t.failures.shift();
+  }
+
+  #prune(t: Tally, now: number): void {
+    let drop = 0;
+    while (drop < t.failures.length && t.failures[drop]! <= now - WINDOW_MS) drop++;
+    if (drop > 0) t.failures.splice(0, drop);
+  }
+}

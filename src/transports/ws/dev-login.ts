@@ -1,0 +1,74 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Gateway } from '../../gateway.js';
+import { endOf, unixSeconds } from '../../sessions/records.js';
+import { readCookie, sessionCookie } from './cookies.js';
+import { readBody, sendJson } from './http-util.js';
+
+export interface DevLoginOptions {
+  gateway: Gateway;
+  cookieName: string;
+  defaultTtl: number;
+  isAllowedOrigin: (origin: string) => boolean;
+}
+
+const MAX_DEMO_TTL = 86_400;
+const USER_RE = /^[\w.@-]{1,64}$/;
+
+/** Served over TLS (here, or by a proxy in front that says so): the cookie gets `Secure`. */
+function overTls(req: IncomingMessage): boolean {
+  return (req.socket as TLSSocket).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
+}
+
+/**
+ * `/autosession`, the dev login (only with `--dev`): POST creates a session for a demo user
+ * and sets the session cookie; GET tells who the cookie's session belongs to (the page cannot
+ * read an HttpOnly cookie); DELETE ends it. Requests from a page of another origin are
+ * refused, like WebSocket upgrades, so another site cannot log the browser in or out.
+ */
+export async function devLogin(req: IncomingMessage, res: ServerResponse, url: URL, o: DevLoginOptions): Promise<void> {
+  const origin = req.headers.origin;
+  if (origin !== undefined && !o.isAllowedOrigin(origin)) return sendJson(res, 403, { error: 'Origin not allowed' });
+  const sessions = o.gateway.sessions;
+  const current = readCookie(req.headers.cookie, o.cookieName);
+  const now = o.gateway.clock.now();
+  switch (req.method) {
+    case 'POST': {
+      let params: Record<string, unknown> = Object.fromEntries(url.searchParams);
+      const body = await readBody(req, 4096);
+      if (body === undefined) return sendJson(res, 413, { error: 'Body too large' });
+      if (body.trim() !== '') {
+        try {
+          params = { ...params, ...(JSON.parse(body) as Record<string, unknown>) };
+        } catch {
+          return sendJson(res, 400, { error: 'Body must be JSON' });
+        }
+      }
+      const ttl = params.ttl === undefined ? o.defaultTtl : Number(params.ttl);
+      if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_DEMO_TTL) return sendJson(res, 400, { error: `ttl must be a whole number of seconds from 1 to ${MAX_DEMO_TTL}` });
+      const user = String(params.user_id ?? 'demo-user');
+      if (!USER_RE.test(user)) return sendJson(res, 400, { error: 'user_id must be 1-64 of A-Z a-z 0-9 _ . @ -' });
+      // A new login replaces the browser's previous session rather than orphaning it.
+      if (current !== undefined) await sessions.destroy(current);
+      const s = await sessions.create(user, { demo: true }, ttl);
+      res.setHeader('Set-Cookie', sessionCookie(o.cookieName, s.sessionId, { maxAgeSeconds: s.expiresIn, secure: overTls(req) }));
+      return sendJson(res, 201, { user_id: user, expires_at: s.expiresAt, expires_in: s.expiresIn, expires_in_ms: ttl * 1000 });
+    }
+    case 'GET':
+    case 'HEAD': {
+      if (current === undefined) return sendJson(res, 401, { error: 'Not logged in' });
+      const v = await sessions.peek(sessions.hashOf(current));
+      if (!v.valid) return sendJson(res, 401, { error: 'Not logged in' });
+      const end = endOf(v.record, o.gateway.options.sessionIdleTimeout * 1000).at;
+      return sendJson(res, 200, { user_id: v.record.u, expires_at: unixSeconds(end), expires_in: v.expiresIn, expires_in_ms: Math.max(0, end - now) });
+    }
+    case 'DELETE': {
+      if (current !== undefined) await sessions.destroy(current);
+      res.setHeader('Set-Cookie', sessionCookie(o.cookieName, '', { maxAgeSeconds: 0, secure: overTls(req) }));
+      return sendJson(res, 200, { message: 'Session destroyed' });
+    }
+    default:
+      res.setHeader('Allow', 'GET, POST, DELETE');
+      return sendJson(res, 405, { error: 'Method not allowed' });
+  }
+}

@@ -1,0 +1,75 @@
+import type { IncomingMessage } from 'node:http';
+import { STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { constantTimeEqual } from '../../crypto.js';
+import { readCookie } from './cookies.js';
+
+/** What an upgrade request may become, decided before `handleUpgrade`. */
+export type Handshake =
+  | { ok: true; role: 'service' }
+  | { ok: true; role: 'browser'; sessionId?: string }
+  | { ok: false; status: 401 | 403 | 404; why: string };
+
+export interface HandshakeOptions {
+  serviceKey?: string;
+  isAllowedOrigin: (origin: string) => boolean;
+  sessionCookie: string;
+}
+
+/** Upgrade paths: the root (what `connect ws://host:port` asks for) and `/ws`. */
+const PATHS = new Set(['/', '/ws']);
+
+/**
+ * Decides the role of an upgrade (PROTOCOL.md, WebSocket specifics). A browser cannot set
+ * `Authorization` on a WebSocket upgrade, so a request carrying it is a backend: it is a
+ * service when the bearer key matches (constant time) and refused with 401 otherwise. Every
+ * other request is a browser; when it names an `Origin`, that origin must be allowed, or the
+ * page of another site could ride the user's cookie (cross-site WebSocket hijacking): 403.
+ */
+export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Handshake {
+  const path = (req.url ?? '/').split('?')[0]!;
+  if (!PATHS.has(path)) return { ok: false, status: 404, why: 'no WebSocket endpoint at this path' };
+  const auth = req.headers.authorization;
+  if (auth !== undefined) {
+    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(auth);
+    if (o.serviceKey === undefined || m === null || !constantTimeEqual(m[1]!, o.serviceKey)) {
+      return { ok: false, status: 401, why: 'wrong or malformed service key' };
+    }
+    return { ok: true, role: 'service' };
+  }
+  const origin = req.headers.origin;
+  if (origin !== undefined && !o.isAllowedOrigin(origin)) return { ok: false, status: 403, why: 'origin not allowed' };
+  return { ok: true, role: 'browser', sessionId: readCookie(req.headers.cookie, o.sessionCookie) };
+}
+
+/** Answers a refused upgrade with a bare HTTP status and drops the socket (as ws does). */
+export function refuseUpgrade(socket: Duplex, status: number, extra: Record<string, string> = {}): void {
+  if (socket.writable) {
+    const headers = { Connection: 'close', 'Content-Type': 'text/plain', 'Content-Length': '0', ...extra };
+    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+  }
+  socket.destroy();
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]', '']);
+
+/**
+ * The origins a browser uses to reach the gateway itself at `host:port`. On loopback, all
+ * three spellings (127.0.0.1, localhost, [::1]) name the same server. On a wildcard bind the
+ * gateway cannot know its public name: none, and the operator sets GATEWAY_ALLOWED_ORIGINS.
+ */
+export function ownOrigins(host: string, port: number): string[] {
+  if (WILDCARD.has(host)) return [];
+  if (LOOPBACK.has(host)) return [`http://127.0.0.1:${port}`, `http://localhost:${port}`, `http://[::1]:${port}`];
+  const h = host.includes(':') && !host.startsWith('[') ? `[${host}]` : host;
+  return [new URL(`http://${h}:${port}`).origin];
+}
+
+/** The origin check: configured origins (`*`: any), else the gateway's own. */
+export function originCheck(configured: string[] | undefined, own: string[]): (origin: string) => boolean {
+  const list = configured ?? own;
+  if (list.includes('*')) return () => true;
+  const allowed = new Set(list);
+  return (origin) => allowed.has(origin);
+}

@@ -1,0 +1,70 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
+import type { Gateway } from '../../gateway.js';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import { devLogin } from './dev-login.js';
+import { BASE_HEADERS, send, sendJson } from './http-util.js';
+import type { StaticFile } from './static-files.js';
+
+export interface HttpContext {
+  gateway: Gateway;
+  metrics: Metrics;
+  log: Logger;
+  files: Map<string, StaticFile>;
+  isAllowedOrigin: (origin: string) => boolean;
+  isDraining: () => boolean;
+  /** Set with `--dev` only: enables `/autosession`. */
+  devLogin?: { cookieName: string; defaultTtl: number };
+}
+
+/** The demo page loads only its own scripts and styles, and talks only to its own origin. */
+const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
+const TEXT = 'text/plain; charset=utf-8';
+
+/**
+ * The HTTP side of the gateway's port: probes, metrics, the demo page and its modules, and
+ * (dev only) the demo login. Everything else is 404.
+ */
+export function createHttpHandler(ctx: HttpContext): RequestListener {
+  const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    const path = url.pathname;
+    const head = req.method === 'HEAD';
+    if (path === '/autosession') {
+      if (ctx.devLogin === undefined) return sendJson(res, 404, { error: 'Not found' });
+      return devLogin(req, res, url, { gateway: ctx.gateway, isAllowedOrigin: ctx.isAllowedOrigin, ...ctx.devLogin });
+    }
+    if (req.method !== 'GET' && !head) {
+      res.setHeader('Allow', 'GET, HEAD');
+      return send(res, 405, TEXT, 'method not allowed\n');
+    }
+    switch (path) {
+      case '/healthz':
+        return send(res, 200, TEXT, 'ok\n', head);
+      case '/readyz': {
+        if (ctx.isDraining()) return send(res, 503, TEXT, 'draining\n', head);
+        if (!ctx.gateway.store.isReady()) return send(res, 503, TEXT, 'store unavailable\n', head);
+        return send(res, 200, TEXT, 'ready\n', head);
+      }
+      case '/metrics':
+        return send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head);
+    }
+    const file = ctx.files.get(path);
+    if (file === undefined) {
+      if (path === '/') return send(res, 404, TEXT, 'demo page not built: run `npm run build`\n', head);
+      return send(res, 404, TEXT, 'not found\n', head);
+    }
+    if (file.type.startsWith('text/html')) res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length });
+    res.end(head ? undefined : file.body);
+  };
+  return (req, res) => {
+    route(req, res).catch((err: unknown) => {
+      // A store failure in the dev login, say: a plain 503, the cause in the log only.
+      ctx.log.error({ err: err instanceof Error ? err.message : String(err), path: req.url?.split('?')[0] }, 'http request failed');
+      if (!res.headersSent) sendJson(res, 503, { error: 'Service unavailable' });
+      else res.destroy();
+    });
+  };
+}

@@ -1,0 +1,196 @@
+import { Observable, type Subscriber, type Subscription } from 'rxjs';
+import { WebSocket, type RawData } from 'ws';
+import { ErrorCodes } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import type { Logger } from '../../log.js';
+import type { Metrics, Role } from '../../metrics.js';
+import type { ConnectionOptions, GatewayConnection, Outbound } from '../../pipeline/connection.js';
+import { decode, oversized, type Decoded } from '../../protocol/decode.js';
+import type { EndReason } from '../../protocol/messages.js';
+
+/**
+ * `dest` of the pushes to a bound connection. A browser names no `src` when it connects, and
+ * its pushes must not carry the session id either (the cookie is HttpOnly: echoing the id
+ * would hand it to page scripts), so bound pushes say `bound: true` and go to "client".
+ */
+export const BOUND_DEST = 'client';
+
+/** WebSocket close codes the gateway sends (RFC 6455 section 7.4; 4000-4999 are ours). */
+export const CloseCodes = {
+  /** Server shutting down (drain). */
+  GOING_AWAY: 1001,
+  /** Policy: the peer does not read what it is sent. */
+  POLICY: 1008,
+  /** The bound session ended. */
+  SESSION_ENDED: 4001,
+  /** The bound session was regenerated: reconnect with the new cookie. */
+  SESSION_REGENERATED: 4002,
+} as const;
+
+export interface LinkOptions {
+  gateway: Gateway;
+  ws: WebSocket;
+  role: Role;
+  /** allowed / admit / onReply for the pipeline (browser role); empty for services. */
+  connection: ConnectionOptions;
+  maxMessageBytes: number;
+  maxBufferedBytes: number;
+  /** Stop reading the socket while this many requests await their replies. */
+  highWaterMark: number;
+  /** How long a close handshake may take before the socket is cut. */
+  closeGraceMs: number;
+  metrics: Metrics;
+  log: Logger;
+}
+
+const isPush = (m: Outbound) => m.body.in_reply_to === undefined && m.body.msg_id !== undefined;
+
+/**
+ * One WebSocket, mapped onto one GatewayConnection: text frames in, JSON frames out,
+ * through the same pipeline as stdio. Holds the transport's duties: frame size, reading
+ * back-pressure, the slow-reader limit, heartbeat state, bound-session closes and drain.
+ */
+export class SocketLink {
+  readonly conn: GatewayConnection;
+  readonly role: Role;
+  /** Resolves once the socket has closed. */
+  readonly closed: Promise<number>;
+  /** False after a ping went unanswered for a whole heartbeat interval. */
+  alive = true;
+  readonly #o: LinkOptions;
+  readonly #ws: WebSocket;
+  #input?: Subscriber<Decoded>;
+  readonly #pipeline: Subscription;
+  #pending = 0;
+  #reading = true;
+  #closeReason: string | undefined;
+  #markPipelineDone!: () => void;
+  /** Resolves once the pipeline has answered everything it read (or the socket closed). */
+  readonly #pipelineDone = new Promise<void>((r) => (this.#markPipelineDone = r));
+
+  constructor(o: LinkOptions) {
+    this.#o = o;
+    this.#ws = o.ws;
+    this.role = o.role;
+    this.conn = o.gateway.connect(o.connection);
+    const in$ = new Observable<Decoded>((sub) => {
+      this.#input = sub;
+      return () => (this.#input = undefined);
+    });
+    this.#pipeline = this.conn.handle(in$).subscribe({
+      next: (m) => this.#send(m),
+      error: (err: unknown) => {
+        o.log.error({ err: err instanceof Error ? err.message : String(err) }, 'connection pipeline failed');
+        this.close(1011, 'Internal error', 'error');
+        this.#markPipelineDone();
+      },
+      complete: () => this.#markPipelineDone(),
+    });
+    this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
+    this.#ws.on('pong', () => (this.alive = true));
+    // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
+    this.#ws.on('error', (err) => o.log.debug({ err: err.message, role: this.role }, 'websocket error'));
+    this.closed = new Promise<number>((resolve) => {
+      this.#ws.once('close', (code) => {
+        this.#pipeline.unsubscribe();
+        this.#markPipelineDone();
+        const reason = this.#closeReason ?? (code === 1009 ? 'too_large' : 'peer');
+        o.metrics.connectionsClosed.inc({ reason });
+        resolve(code);
+      });
+    });
+  }
+
+  /**
+   * Binds the connection to a browser's session: `session_expiring` `warnBeforeMs` before
+   * the end, `session_expired` at the end, then close 4001 (4002 when regenerated).
+   */
+  bind(hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', warnBeforeMs: number): void {
+    this.conn.follow('bound', hash, sessionId, end, reason, {
+      onEnded: (why: EndReason) => {
+        this.conn.push(BOUND_DEST, { type: 'session_expired', bound: true, reason: why });
+        if (why === 'regenerated') this.close(CloseCodes.SESSION_REGENERATED, 'Session regenerated: reconnect with the new cookie', 'session_ended');
+        else this.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
+      },
+      onExpiring: (expiresIn) => this.conn.push(BOUND_DEST, { type: 'session_expiring', bound: true, expires_in: expiresIn }),
+      warnBefore: warnBeforeMs > 0 ? warnBeforeMs : undefined,
+    });
+    // The session may have ended between the upgrade's check and now: look again.
+    this.#o.gateway.hub.recheck(hash);
+  }
+
+  /** Heartbeat tick: cuts a peer that did not answer the last ping, else pings again. */
+  beat(): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    if (!this.alive) {
+      this.#closeReason ??= 'heartbeat';
+      this.#ws.terminate();
+      return;
+    }
+    this.alive = false;
+    this.#ws.ping();
+  }
+
+  /** Closes with `code`; cuts the socket if the peer does not complete the handshake in time. */
+  close(code: number, text: string, reason: string): void {
+    this.#closeReason ??= reason;
+    const state = this.#ws.readyState;
+    if (state === WebSocket.CLOSED) return;
+    if (state !== WebSocket.CLOSING) this.#ws.close(code, text);
+    const t = setTimeout(() => this.#ws.terminate(), this.#o.closeGraceMs);
+    t.unref();
+    void this.closed.then(() => clearTimeout(t));
+  }
+
+  /**
+   * Drain: reads nothing more, answers every request already read, then closes with 1001.
+   * Resolves once the socket is closed.
+   */
+  async drain(): Promise<void> {
+    this.#reading = false;
+    if (this.#ws.isPaused) this.#ws.resume(); // the peer's close frame must still be read
+    this.#input?.complete();
+    await this.#pipelineDone;
+    this.close(CloseCodes.GOING_AWAY, 'Server shutting down', 'drain');
+    await this.closed;
+  }
+
+  #receive(data: RawData, isBinary: boolean): void {
+    if (!this.#reading || this.#input === undefined) return;
+    const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+    let d: Decoded;
+    if (isBinary) {
+      d = { ok: false, code: ErrorCodes.MALFORMED, text: 'Binary frames are not accepted: send each message as one text frame' };
+    } else if (buf.length > this.#o.maxMessageBytes) {
+      // At most 16 times the limit (ws maxPayload): parse it once, only to answer its msg_id.
+      let value: unknown;
+      try {
+        value = JSON.parse(buf.toString('utf8'));
+      } catch {
+        value = undefined;
+      }
+      d = oversized(buf.length, this.#o.maxMessageBytes, value);
+    } else {
+      d = decode(buf.toString('utf8'));
+    }
+    if (!d.ok) this.#o.metrics.undecodable(d.code);
+    this.#pending++;
+    this.#input.next(d);
+    if (this.#pending >= this.#o.highWaterMark && !this.#ws.isPaused) this.#ws.pause();
+  }
+
+  #send(m: Outbound): void {
+    if (!isPush(m)) {
+      this.#pending--;
+      if (this.#ws.isPaused && this.#reading && this.#pending <= this.#o.highWaterMark / 2) this.#ws.resume();
+    }
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#ws.send(JSON.stringify(m));
+    if (this.#ws.bufferedAmount > this.#o.maxBufferedBytes) {
+      // The peer does not read: stop producing for it rather than hold its output in memory.
+      this.#o.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
+      this.#reading = false;
+      this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');
+    }
+  }
+}
