@@ -10,7 +10,7 @@ type Handler<T extends RequestType> = (c: GatewayConnection, req: DecodedRequest
 const invalidSession = (error: string): Body => ({ type: 'session_invalid', error });
 const invalidToken = (error: string): Body => ({ type: 'token_invalid', error });
 
-/** One handler per request type: reads the request, calls the services, builds the reply body. */
+/** One handler per request type: reads the request, calls the services, builds the reply body (a fresh object each time: `reply` completes it in place). */
 export const handlers: { [T in RequestType]: Handler<T> } = {
   init(c, _req, b) {
     c.nodeId = b.node_id;

@@ -2,9 +2,14 @@ import type { Envelope } from './messages.js';
 
 export type Body = Record<string, unknown> & { type: string };
 
-/** A reply swaps the request's ends and points back at its `msg_id`. */
+/**
+ * A reply swaps the request's ends and points back at its `msg_id`. `body` must be fresh
+ * (every handler builds one per request): `in_reply_to` is set on it in place, because
+ * copying each body with a spread cost about a sixth of the validate path.
+ */
 export function reply(req: { src: string; dest: string }, inReplyTo: number, body: Body): Envelope<Body> {
-  return { src: req.dest, dest: req.src, body: { ...body, in_reply_to: inReplyTo } };
+  body.in_reply_to = inReplyTo;
+  return { src: req.dest, dest: req.src, body };
 }
 
 /** Maelstrom's error body; `in_reply_to` only when the request's `msg_id` was readable. */

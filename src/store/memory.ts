@@ -19,6 +19,7 @@ export function createMemoryStore(clock: Clock): KeyvStore {
     kind: 'memory',
     keyv,
     atomics: map,
+    read: (key) => map.get(key)?.value,
     events: localBus,
     size: () => map.size,
     close: () => map.close(),
