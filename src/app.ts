@@ -27,7 +27,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     ed25519Keys = [generateEd25519Key()];
   }
   const instanceId = randomId(12);
-  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, instanceId });
+  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, instanceId, log });
   const gateway = new Gateway({
     store,
     clock,

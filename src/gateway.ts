@@ -95,7 +95,16 @@ export class Gateway {
       issuer: o.jwtIssuer,
       audience: o.jwtAudience,
     });
-    this.hub = new SubscriptionHub(o.clock, (hash) => this.sessions.checkExpiry(hash), onError);
+    this.hub = new SubscriptionHub(
+      o.clock,
+      async (hash) => {
+        const r = await this.sessions.checkExpiry(hash);
+        // Gone from the store (its own expiry): nobody ran the end, so revoke its bound tokens here.
+        if (r.ended === 'gone') this.tokens.sessionEnded(hash).catch(onError);
+        return r;
+      },
+      onError,
+    );
     this.#unlisten.push(
       o.store.events.subscribe((e) => {
         if (e.origin !== this.instanceId && e.kind === 'ended') this.hub.ended(e.hash, e.reason);

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import { ConfigError } from '../errors.js';
+import type { Logger } from '../log.js';
 import { createMemoryStore } from './memory.js';
 import type { Store } from './types.js';
 
@@ -11,6 +12,8 @@ export interface StoreOptions {
   timeoutMs: number;
   /** Unique id of this process, so a node can skip its own events. */
   instanceId: string;
+  /** For connection state changes of remote backends (lost, back). */
+  log?: Logger;
 }
 
 /** The only place that knows which backends exist: `memory://` or `redis://host:port[/db]`. */

@@ -1,8 +1,178 @@
-import { ConfigError } from '../errors.js';
+import KeyvRedis, { Keyv, createClient, createCluster } from '@keyv/redis';
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
 import type { StoreOptions } from './index.js';
-import type { Store } from './types.js';
+import { KeyvStore } from './keyv-store.js';
+import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
+import { RedisEventBus, type PubSubClients } from './redis-events.js';
+import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 
-/** Placeholder until the Redis backend lands (issue 4): refuses to start rather than pretend. */
-export async function createRedisStore(_o: StoreOptions): Promise<Store> {
-  throw new ConfigError('GATEWAY_STORE=redis:// is not available in this build yet; use memory://');
+export { parseRedisUrl, type RedisTarget } from './redis-url.js';
+
+export interface RedisStoreOptions {
+  target: RedisTarget;
+  clock: Clock;
+  /** Per-operation limit: past it the operation fails with UNAVAILABLE (wire code 11). */
+  timeoutMs: number;
+  log?: Logger;
+  /** How long start-up waits for a first connection before going on, not ready (default 2000). */
+  connectWaitMs?: number;
+  /** Interval of the health probe behind isReady() (default 500). */
+  probeMs?: number;
+}
+
+/** A single client and a cluster client, seen through what this module uses of them. */
+interface RedisHandle extends RedisCommands, PubSubClients {
+  readonly isOpen: boolean;
+  readonly isReady?: boolean;
+  connect(): Promise<unknown>;
+  close(): Promise<unknown>;
+  destroy(): unknown;
+  duplicate(): unknown;
+  on(event: string, fn: (...args: unknown[]) => void): unknown;
+}
+
+/** Reconnects quickly (Redis is usually back within seconds) but never hammers it. */
+const reconnectStrategy = (retries: number): number => Math.min(50 * 2 ** retries, 500);
+/** Bounds the commands waiting on a stalled server: beyond it they fail at once. */
+const MAX_QUEUED_COMMANDS = 10_000;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Waits for `p` at most `ms`; true when it settled successfully in time. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true, () => false), delay(ms).then(() => false)]);
+}
+
+function clientOptions(timeoutMs: number) {
+  return {
+    socket: { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy },
+    // Fail fast while disconnected: a command never waits for a server that may not return.
+    disableOfflineQueue: true,
+    commandsQueueMaxLength: MAX_QUEUED_COMMANDS,
+  };
+}
+
+/** The store behind `GATEWAY_STORE=redis://...` (see createStore). */
+export async function createRedisStore(o: StoreOptions): Promise<KeyvStore> {
+  return openRedisStore({ target: parseRedisUrl(o.url), clock: o.clock, timeoutMs: o.timeoutMs, log: o.log });
+}
+
+/**
+ * Keyv over @keyv/redis for get/set/delete (namespaced keys, Redis TTLs), Redis' own
+ * atomic commands for take/swap/index, and pub/sub for cross-node events.
+ *
+ * Failure handling: commands fail at once while disconnected (no offline queue), stalled
+ * ones time out in KeyvStore, both as UNAVAILABLE; the clients reconnect by themselves
+ * every 50-500 ms; a PING probe drives isReady() and, when Redis comes back, tells the
+ * event bus to resync (pub/sub messages sent while a node was cut off are lost).
+ */
+export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
+  const { target, timeoutMs, log } = o;
+  const options = clientOptions(timeoutMs);
+  const single = target.mode === 'single' ? createClient({ url: target.urls[0], ...options }) : undefined;
+  const cluster = target.mode === 'cluster' ? createCluster({ rootNodes: target.urls.map((url) => ({ url })), defaults: options }) : undefined;
+  const raw = (single ?? cluster)!;
+  const redis = raw as unknown as RedisHandle;
+  const sub = redis.duplicate() as RedisHandle;
+  const channel = `${target.namespace}::events@${target.db}`;
+  const bus = new RedisEventBus(channel, redis, timeoutMs);
+  const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
+
+  // node-redis emits every connection error; the probe below turns them into state changes.
+  redis.on('error', () => {});
+  sub.on('error', () => {});
+
+  let subscribed = false;
+  const subscribe = (): void => {
+    if (subscribed) {
+      // Resubscribed by node-redis before 'ready': anything sent while it was away is lost.
+      bus.resync();
+      return;
+    }
+    sub.subscribe(channel, (message: string) => bus.deliver(message)).then(
+      () => {
+        subscribed = true;
+        bus.resync();
+      },
+      (err: unknown) => log?.warn({ err: (err as Error).message }, `${where} subscribe failed; retrying on reconnect`),
+    );
+  };
+  if (target.mode === 'single') sub.on('ready', subscribe);
+
+  const connectWait = o.connectWaitMs ?? 2000;
+  const [up] = await Promise.all([within(redis.connect(), connectWait), within(sub.connect(), connectWait)]);
+  if (target.mode === 'cluster' && up) subscribe();
+  if (!up) log?.warn({ store: where }, `${where} is not reachable yet: every store operation answers error 11 until it is`);
+
+  const keyvRedis = new KeyvRedis(raw, { throwOnErrors: true, throwOnConnectError: true });
+  const keyv = new Keyv({ store: keyvRedis, namespace: target.namespace, useKeyPrefix: false, throwOnErrors: true });
+  const atomics = new RedisAtomics(redis, {
+    // The exact key @keyv/redis writes (namespace + '::' + key), so raw commands and Keyv meet.
+    redisKey: (key) => keyvRedis.createKeyPrefix(key, keyvRedis.namespace),
+    serialize: (data) => keyv.serialize!(data) as string,
+    deserialize: (text) => keyv.deserialize!(text) as { value: unknown; expires?: number | null } | undefined,
+    now: () => Date.now(),
+  });
+
+  // Health: a PING per probe (per master on a cluster); a stalled server (SIGSTOP, a full
+  // network buffer) keeps its sockets open, so socket state alone would call it ready.
+  const probe = single
+    ? () => single.ping()
+    : async () => {
+        await Promise.all(cluster!.masters.map(async (m) => (await cluster!.nodeClient(m)).ping()));
+      };
+  let healthy = up;
+  let closed = false;
+  let probing: Promise<void> | undefined;
+  const runProbe = async (): Promise<void> => {
+    const ok = await within(probe(), timeoutMs);
+    if (closed || ok === healthy) return;
+    healthy = ok;
+    if (ok) {
+      log?.info({ store: where }, `${where} reachable again`);
+      // Ends published while this node was cut off were not delivered to it.
+      bus.resync();
+    } else {
+      log?.warn({ store: where }, `${where} unreachable: answering error 11 until it returns`);
+    }
+  };
+  const probeMs = o.probeMs ?? 500;
+  const tick = (): void => {
+    if (closed) return;
+    probing ??= runProbe().finally(() => (probing = undefined));
+    setTimeout(tick, probeMs).unref();
+  };
+  tick();
+
+  const isReady = (): boolean => {
+    if (!healthy) return false;
+    if (target.mode === 'single') return redis.isReady === true && sub.isReady === true;
+    return redis.isOpen;
+  };
+
+  return new KeyvStore({
+    kind: 'redis',
+    keyv,
+    atomics,
+    events: bus,
+    timeoutMs,
+    isReady,
+    close: async () => {
+      closed = true;
+      const shut = async (c: RedisHandle) => {
+        if (!c.isOpen) return;
+        if (!(await within(c.close(), timeoutMs))) {
+          try {
+            c.destroy();
+          } catch {
+            // already closed
+          }
+        }
+      };
+      await Promise.all([shut(sub), shut(redis)]);
+    },
+  });
 }

@@ -1,0 +1,133 @@
+import { createHash } from 'node:crypto';
+import type { Atomics } from './keyv-store.js';
+
+/**
+ * The few commands the atomics need; a single Redis client and a Redis Cluster client
+ * both have them (the cluster routes each call by its first key, and every call here
+ * touches exactly one key, so no call ever crosses slots).
+ */
+export interface RedisCommands {
+  getDel(key: string): Promise<unknown>;
+  eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+}
+
+/** How Keyv writes and reads a value, so raw commands stay in Keyv's own format. */
+export interface KeyvCodec {
+  /** The Redis key Keyv uses for `key` (namespace and separator included). */
+  redisKey(key: string): string;
+  serialize(data: { value: unknown; expires?: number }): string;
+  deserialize(raw: string): { value: unknown; expires?: number | null } | undefined;
+  now(): number;
+}
+
+/**
+ * swap: replace an existing value keeping its TTL, and return the old one; nothing is
+ * written when the key is absent. Keyv's serialized form ends with `,"expires":N}` when a
+ * TTL was set, and the new value carries the same `expires`, so Keyv's own expiry check
+ * agrees with Redis' TTL. (`SET key v XX KEEPTTL GET` would do the swap too, but could
+ * not carry `expires` over.)
+ */
+const SWAP = `
+local old = redis.call('GET', KEYS[1])
+if not old then return false end
+local value = ARGV[1]
+local expires = string.match(old, ',"expires":(%d+)}$')
+if expires then value = string.sub(value, 1, -2) .. ',"expires":' .. expires .. '}' end
+redis.call('SET', KEYS[1], value, 'KEEPTTL')
+return old`;
+
+/** Sets the index key to expire with its last member, so it never outlives its sessions. */
+const EXPIRE_WITH_LAST = `
+local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(tonumber(top[2])))) end`;
+
+/** indexAdd: ZADD score=expiry, prune the expired, expire the key with its last member. */
+const INDEX_ADD = `
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+${EXPIRE_WITH_LAST}
+return 1`;
+
+const INDEX_REMOVE = `
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
+${EXPIRE_WITH_LAST}
+end
+return 1`;
+
+/** indexMembers: prune what expired at or before now, return the rest (score > now). */
+const INDEX_MEMBERS = `
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')`;
+
+interface Script {
+  source: string;
+  sha: string;
+}
+
+function script(source: string): Script {
+  return { source, sha: createHash('sha1').update(source).digest('hex') };
+}
+
+const SCRIPTS = {
+  swap: script(SWAP),
+  indexAdd: script(INDEX_ADD),
+  indexRemove: script(INDEX_REMOVE),
+  indexMembers: script(INDEX_MEMBERS),
+};
+
+/**
+ * Store operations Keyv has no word for, done atomically by Redis itself: GETDEL for
+ * take, Lua scripts (run whole, with nothing interleaved) for swap and the sorted-set
+ * index. Scripts go by EVALSHA and fall back to EVAL once per node that lacks them.
+ */
+export class RedisAtomics implements Atomics {
+  readonly #redis: RedisCommands;
+  readonly #codec: KeyvCodec;
+
+  constructor(redis: RedisCommands, codec: KeyvCodec) {
+    this.#redis = redis;
+    this.#codec = codec;
+  }
+
+  async #run(s: Script, key: string, args: string[]): Promise<unknown> {
+    const options = { keys: [this.#codec.redisKey(key)], arguments: args };
+    try {
+      return await this.#redis.evalSha(s.sha, options);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+      return this.#redis.eval(s.source, options);
+    }
+  }
+
+  #decode(raw: unknown): unknown {
+    if (typeof raw !== 'string') return undefined;
+    const data = this.#codec.deserialize(raw);
+    if (data === undefined || data === null) return undefined;
+    // The same check Keyv makes on get: Redis' TTL and Keyv's `expires` must both agree.
+    if (typeof data.expires === 'number' && this.#codec.now() > data.expires) return undefined;
+    return data.value;
+  }
+
+  async take(key: string): Promise<unknown> {
+    return this.#decode(await this.#redis.getDel(this.#codec.redisKey(key)));
+  }
+
+  async swap(key: string, value: unknown): Promise<unknown> {
+    const old = await this.#run(SCRIPTS.swap, key, [this.#codec.serialize({ value })]);
+    return this.#decode(old);
+  }
+
+  async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
+    await this.#run(SCRIPTS.indexAdd, key, [String(Math.ceil(expiresAt)), member, String(Math.floor(this.#codec.now()))]);
+  }
+
+  async indexRemove(key: string, member: string): Promise<void> {
+    await this.#run(SCRIPTS.indexRemove, key, [member]);
+  }
+
+  async indexMembers(key: string, now: number): Promise<string[]> {
+    const members = await this.#run(SCRIPTS.indexMembers, key, [String(Math.floor(now))]);
+    return Array.isArray(members) ? members.map(String) : [];
+  }
+}

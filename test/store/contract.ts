@@ -1,0 +1,216 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { GatewayError } from '../../src/errors.js';
+import type { Store, StoreEvent } from '../../src/store/types.js';
+
+/** One store under test, and how to move its time and break its backend. */
+export interface StoreHarness {
+  store: Store;
+  /** The time the store's callers pass in (indexMembers' `now`). */
+  now(): number;
+  /** Lets `ms` pass: moves a manual clock, or really waits for a remote backend. */
+  pass(ms: number): Promise<void>;
+  /** A second store on the same backend and namespace (another node); absent for memory. */
+  peer?(): Promise<Store>;
+  /** Takes the backend away and brings it back; absent where it cannot fail (memory). */
+  outage?: { begin(): Promise<void>; end(): Promise<void> };
+  close(): Promise<void>;
+}
+
+/** Real-time backends need TTLs long enough to survive a round trip or two. */
+const TTL = 400;
+
+async function rejectsUnavailable(p: Promise<unknown>): Promise<void> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(GatewayError);
+  expect((err as GatewayError).code).toBe('UNAVAILABLE');
+  expect((err as GatewayError).wireCode).toBe(11);
+}
+
+/**
+ * The store contract (src/store/types.ts), one suite for every backend, with a fresh
+ * store per test. `make` returns the harness for a new, empty store.
+ */
+export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
+  describe(`store contract: ${name}`, () => {
+    let h: StoreHarness;
+    let s: Store;
+    const extra: Store[] = [];
+
+    beforeEach(async () => {
+      h = await make();
+      s = h.store;
+    });
+
+    afterEach(async () => {
+      for (const e of extra.splice(0)) await e.close();
+      await h.close();
+    });
+
+    it('reads nothing for a key never written', async () => {
+      expect(await s.get('nope')).toBeUndefined();
+    });
+
+    it('round-trips JSON values, strings with a leading colon included', async () => {
+      const values: unknown[] = [
+        { u: 'user1', c: 1, e: 2, d: { role: 'admin', tags: ['a', 'b'], nested: { x: null } } },
+        'plain',
+        ':colon-first',
+        '::double',
+        'ünïcødé ✓',
+        42,
+        0,
+        [1, 'two', { three: 3 }],
+        [['jti', 1700000000]],
+      ];
+      for (const [i, v] of values.entries()) await s.set(`k${i}`, v, 60_000);
+      for (const [i, v] of values.entries()) expect(await s.get(`k${i}`)).toEqual(v);
+    });
+
+    it('overwrites a value and its TTL', async () => {
+      await s.set('k', 'first', TTL);
+      await s.set('k', 'second', 60_000);
+      await h.pass(TTL + 150);
+      expect(await s.get('k')).toBe('second');
+    });
+
+    it('frees a value when its TTL runs out, not before', async () => {
+      await s.set('k', 'v', TTL);
+      await h.pass(TTL / 2);
+      expect(await s.get('k')).toBe('v');
+      await h.pass(TTL / 2 + 150);
+      expect(await s.get('k')).toBeUndefined();
+      expect(await s.take('k')).toBeUndefined();
+    });
+
+    it('deletes, telling whether something was there', async () => {
+      await s.set('k', 'v', 60_000);
+      expect(await s.delete('k')).toBe(true);
+      expect(await s.get('k')).toBeUndefined();
+      expect(await s.delete('k')).toBe(false);
+    });
+
+    it('take reads and deletes; a second take finds nothing', async () => {
+      await s.set('k', { a: 1 }, 60_000);
+      expect(await s.take('k')).toEqual({ a: 1 });
+      expect(await s.take('k')).toBeUndefined();
+      expect(await s.get('k')).toBeUndefined();
+      expect(await s.take('never')).toBeUndefined();
+    });
+
+    it('take: of 50 concurrent callers exactly one gets the value', async () => {
+      await s.set('k', 'prize', 60_000);
+      const got = await Promise.all(Array.from({ length: 50 }, () => s.take<string>('k')));
+      expect(got.filter((v) => v === 'prize')).toHaveLength(1);
+      expect(got.filter((v) => v === undefined)).toHaveLength(49);
+    });
+
+    it('swap writes nothing when the key is absent', async () => {
+      expect(await s.swap('k', 'new')).toBeUndefined();
+      expect(await s.get('k')).toBeUndefined();
+    });
+
+    it('swap returns the old value, stores the new one and keeps the expiry', async () => {
+      await s.set('k', { f: 'fam' }, TTL);
+      await h.pass(TTL / 2);
+      expect(await s.swap('k', { f: 'fam', spent: 1 })).toEqual({ f: 'fam' });
+      expect(await s.get('k')).toEqual({ f: 'fam', spent: 1 });
+      await h.pass(TTL / 2 + 150);
+      expect(await s.get('k')).toBeUndefined();
+    });
+
+    it('swap: 50 concurrent swaps form one chain (exactly one sees the original)', async () => {
+      await s.set('k', 'orig', 60_000);
+      const olds = await Promise.all(Array.from({ length: 50 }, (_, i) => s.swap<string>('k', `v${i}`)));
+      const final = await s.get<string>('k');
+      expect(olds.filter((v) => v === 'orig')).toHaveLength(1);
+      const seen = [...olds, final].sort();
+      expect(seen).toEqual(['orig', ...Array.from({ length: 50 }, (_, i) => `v${i}`)].sort());
+    });
+
+    it('index: lists live members, forgets removed and expired ones', async () => {
+      const now = h.now();
+      await s.indexAdd('u:alice', 'h1', now + 60_000);
+      await s.indexAdd('u:alice', 'h2', now + TTL);
+      await s.indexAdd('u:alice', 'h3', now + 60_000);
+      await s.indexAdd('u:bob', 'h4', now + 60_000);
+      expect((await s.indexMembers('u:alice', h.now())).sort()).toEqual(['h1', 'h2', 'h3']);
+      await s.indexRemove('u:alice', 'h3');
+      await s.indexRemove('u:alice', 'never-there');
+      expect((await s.indexMembers('u:alice', h.now())).sort()).toEqual(['h1', 'h2']);
+      await h.pass(TTL + 150);
+      expect(await s.indexMembers('u:alice', h.now())).toEqual(['h1']);
+      expect(await s.indexMembers('u:bob', h.now())).toEqual(['h4']);
+      expect(await s.indexMembers('u:nobody', h.now())).toEqual([]);
+    });
+
+    it('index: adding a member again moves its expiry', async () => {
+      const now = h.now();
+      await s.indexAdd('u:carol', 'h1', now + TTL);
+      await s.indexAdd('u:carol', 'h1', now + 60_000);
+      await h.pass(TTL + 150);
+      expect(await s.indexMembers('u:carol', h.now())).toEqual(['h1']);
+      await s.indexRemove('u:carol', 'h1');
+      expect(await s.indexMembers('u:carol', h.now())).toEqual([]);
+    });
+
+    it('is ready when its backend is', () => {
+      expect(s.isReady()).toBe(true);
+    });
+
+    it('events: another node hears an end; unsubscribing stops it', async (ctx) => {
+      if (!h.peer) return ctx.skip();
+      const other = await h.peer();
+      extra.push(other);
+      const heard: StoreEvent[] = [];
+      const off = other.events.subscribe((e) => heard.push(e));
+      const event: StoreEvent = { kind: 'ended', hash: 'abcDEF123_-', reason: 'revoked', origin: 'node-a' };
+      const sent = Date.now();
+      await s.events.publish(event);
+      while (heard.length === 0 && Date.now() - sent < 2000) await new Promise((r) => setTimeout(r, 5));
+      expect(heard).toEqual([event]);
+      expect(Date.now() - sent).toBeLessThan(200);
+      off();
+      await s.events.publish({ ...event, hash: 'second' });
+      await new Promise((r) => setTimeout(r, 100));
+      expect(heard).toHaveLength(1);
+    });
+
+    it('fails every operation with UNAVAILABLE (code 11) while the backend is away, then recovers', async (ctx) => {
+      if (!h.outage) return ctx.skip();
+      await s.set('kept', 'v', 60_000);
+      await s.indexAdd('u:dave', 'h1', h.now() + 60_000);
+      await h.outage.begin();
+      const started = Date.now();
+      const ops: Promise<unknown>[] = [
+        s.get('kept'),
+        s.set('k', 1, 60_000),
+        s.delete('kept'),
+        s.take('kept'),
+        s.swap('kept', 'x'),
+        s.indexAdd('u:dave', 'h2', h.now() + 60_000),
+        s.indexRemove('u:dave', 'h1'),
+        s.indexMembers('u:dave', h.now()),
+        s.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'o' }),
+      ];
+      try {
+        for (const op of ops) await rejectsUnavailable(op);
+        // Every failure within the time limit (1 s by default).
+        expect(Date.now() - started).toBeLessThan(1500);
+        const notReadyBy = Date.now() + 2000;
+        while (s.isReady() && Date.now() < notReadyBy) await new Promise((r) => setTimeout(r, 20));
+        expect(s.isReady()).toBe(false);
+      } finally {
+        await h.outage.end();
+      }
+      const back = Date.now();
+      while (!s.isReady() && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 20));
+      expect(s.isReady()).toBe(true);
+      expect(Date.now() - back).toBeLessThan(2000);
+      await s.set('after', 'ok', 60_000);
+      expect(await s.get('after')).toBe('ok');
+    });
+  });
+}
