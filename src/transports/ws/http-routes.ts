@@ -49,6 +49,9 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
       }
       case '/metrics':
         return send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head);
+      case '/.well-known/jwks.json':
+        // Public keys of EdDSA access tokens (RFC 7517); empty with HS256, whose secret is never published.
+        return send(res, 200, 'application/jwk-set+json', JSON.stringify(ctx.gateway.tokens.jwks()), head);
     }
     const file = ctx.files.get(path);
     if (file === undefined) {
