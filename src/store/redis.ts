@@ -85,26 +85,33 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   redis.on('error', () => {});
   sub.on('error', () => {});
 
-  let subscribed = false;
-  const subscribe = (): void => {
-    if (subscribed) {
+  let subscribed: Promise<boolean> | undefined;
+  const subscribe = (): Promise<boolean> => {
+    if (subscribed !== undefined) {
       // Resubscribed by node-redis before 'ready': anything sent while it was away is lost.
-      bus.resync();
-      return;
+      void subscribed.then((ok) => ok && bus.resync());
+      return subscribed;
     }
-    sub.subscribe(channel, (message: string) => bus.deliver(message)).then(
+    const attempt = sub.subscribe(channel, (message: string) => bus.deliver(message)).then(
       () => {
-        subscribed = true;
         bus.resync();
+        return true;
       },
-      (err: unknown) => log?.warn({ err: (err as Error).message }, `${where} subscribe failed; retrying on reconnect`),
+      (err: unknown) => {
+        subscribed = undefined;
+        log?.warn({ err: (err as Error).message }, `${where} subscribe failed; retrying on reconnect`);
+        return false;
+      },
     );
+    subscribed = attempt;
+    return attempt;
   };
   if (target.mode === 'single') sub.on('ready', subscribe);
 
   const connectWait = o.connectWaitMs ?? 2000;
-  const [up] = await Promise.all([within(redis.connect(), connectWait), within(sub.connect(), connectWait)]);
-  if (target.mode === 'cluster' && up) subscribe();
+  const [up, subUp] = await Promise.all([within(redis.connect(), connectWait), within(sub.connect(), connectWait)]);
+  // Listening before the store is handed out: no event published after start-up is missed.
+  if (subUp) await within(subscribe(), connectWait);
   if (!up) log?.warn({ store: where }, `${where} is not reachable yet: every store operation answers error 11 until it is`);
 
   const keyvRedis = new KeyvRedis(raw, { throwOnErrors: true, throwOnConnectError: true });
