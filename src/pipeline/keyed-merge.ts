@@ -15,18 +15,24 @@ export function keyedMerge<T, R>(
   recover: (item: T, err: unknown) => R,
   limit: number,
 ): OperatorFunction<T, R> {
+  /** One per item: its key, computed once, and its result once it has one. */
+  interface Job {
+    item: T;
+    key: string | undefined;
+    result?: R;
+  }
   return (source) =>
     new Observable<R>((out) => {
-      /** key -> items waiting behind the one of that key now queued or running */
-      const waiting = new Map<string, T[]>();
+      /** key -> items waiting behind the one of that key now queued or running (null: none yet) */
+      const waiting = new Map<string, Job[] | null>();
       /** items holding their key (or keyless) that wait for a free slot */
-      let ready: T[] = [];
+      let ready: Job[] = [];
       let readyHead = 0;
       let active = 0;
       let sourceDone = false;
 
       /** results not yet emitted; drained by one loop, so synchronous work never recurses */
-      let finished: [T, R][] = [];
+      let finished: Job[] = [];
       let finishedHead = 0;
       let draining = false;
 
@@ -34,26 +40,26 @@ export function keyedMerge<T, R>(
         if (sourceDone && active === 0 && readyHead === ready.length && waiting.size === 0 && finishedHead === finished.length) out.complete();
       };
 
-      const settle = (item: T, result: R) => {
-        finished.push([item, result]);
+      const settle = (job: Job, result: R) => {
+        job.result = result;
+        finished.push(job);
         if (!draining) drain();
       };
 
       const drain = () => {
         draining = true;
         while (finishedHead < finished.length) {
-          const [item, result] = finished[finishedHead++]!;
+          const job = finished[finishedHead++]!;
           if (finishedHead > 1024 && finishedHead * 2 > finished.length) {
             finished = finished.slice(finishedHead);
             finishedHead = 0;
           }
           active--;
-          out.next(result);
-          const key = keyOf(item);
-          if (key !== undefined) {
-            const q = waiting.get(key)!;
-            if (q.length > 0) admit(q.shift()!);
-            else waiting.delete(key);
+          out.next(job.result as R);
+          if (job.key !== undefined) {
+            const q = waiting.get(job.key);
+            if (q && q.length > 0) admit(q.shift()!);
+            else waiting.delete(job.key);
           }
           while (active < limit && readyHead < ready.length) {
             const next = ready[readyHead++]!;
@@ -68,42 +74,44 @@ export function keyedMerge<T, R>(
         maybeComplete();
       };
 
-      const start = (item: T) => {
+      const start = (job: Job) => {
         active++;
+        const item = job.item;
         let result: Promise<R> | R;
         try {
           result = work(item);
         } catch (err) {
-          settle(item, recover(item, err));
+          settle(job, recover(item, err));
           return;
         }
         if (result instanceof Promise) {
           result.then(
-            (r) => settle(item, r),
-            (err) => settle(item, recover(item, err)),
+            (r) => settle(job, r),
+            (err) => settle(job, recover(item, err)),
           );
         } else {
-          settle(item, result);
+          settle(job, result);
         }
       };
 
-      const admit = (item: T) => {
-        if (active < limit) start(item);
-        else ready.push(item);
+      const admit = (job: Job) => {
+        if (active < limit) start(job);
+        else ready.push(job);
       };
 
       const sub = source.subscribe({
         next(item) {
-          const key = keyOf(item);
-          if (key !== undefined) {
-            const q = waiting.get(key);
+          const job: Job = { item, key: keyOf(item) };
+          if (job.key !== undefined) {
+            const q = waiting.get(job.key);
             if (q !== undefined) {
-              q.push(item);
+              if (q === null) waiting.set(job.key, [job]);
+              else q.push(job);
               return;
             }
-            waiting.set(key, []);
+            waiting.set(job.key, null);
           }
-          admit(item);
+          admit(job);
         },
         error(err) {
           out.error(err);

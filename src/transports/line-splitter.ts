@@ -23,6 +23,14 @@ export class LineSplitter {
       const nl = chunk.indexOf(0x0a, start);
       const end = nl === -1 ? chunk.length : nl;
       const len = end - start;
+      if (nl !== -1 && this.#skipping < 0 && this.#held === 0 && len <= this.#max + 1) {
+        // A whole line inside this chunk (the common case): decoded in place, no copy.
+        const stop = len > 0 && chunk[end - 1] === 0x0d ? end - 1 : end;
+        if (stop - start > this.#max) emit({ oversized: stop - start });
+        else if (stop > start) emit({ line: chunk.toString('utf8', start, stop) });
+        start = nl + 1;
+        continue;
+      }
       if (this.#skipping >= 0) {
         this.#skipping += len;
       } else if (this.#held + len > this.#max + 1) {
