@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
+import { freshNamespace } from '../store/redis-harness.js';
+import { hasBuild, StdioNode } from './stdio-node.js';
+
+/**
+ * Two real gateway processes (`node dist/cli.js stdio`) on one real Redis: what one node
+ * does, the other sees, and ends reach subscribers on the other node.
+ */
+const ready = hasRedisServer() && hasBuild();
+
+describe.skipIf(!ready)('two stdio gateways on one Redis', () => {
+  let redis: RedisServer;
+  let a: StdioNode;
+  let b: StdioNode;
+
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+    const url = `${redis.url}?namespace=${freshNamespace()}`;
+    a = new StdioNode(url, { GATEWAY_NODE_ID: 'node-a' });
+    b = new StdioNode(url, { GATEWAY_NODE_ID: 'node-b' });
+  });
+
+  afterAll(async () => {
+    expect(await a?.stop()).toBe(0);
+    expect(await b?.stop()).toBe(0);
+    await redis?.stop();
+  });
+
+  it('a session created on A is valid on B, and destroyed on B is invalid on A', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-cross', data: { plan: 'pro' } });
+    expect(created.type).toBe('session_created');
+    const valid = await b.request({ type: 'validate_session', session_id: created.session_id });
+    expect(valid).toMatchObject({ type: 'session_valid', user_id: 'u-cross', data: { plan: 'pro' } });
+    expect(await b.request({ type: 'destroy_session', session_id: created.session_id })).toMatchObject({ type: 'session_destroyed' });
+    expect((await a.request({ type: 'validate_session', session_id: created.session_id })).type).toBe('session_invalid');
+  });
+
+  it('tokens issued on A verify on B; a refresh token used on B is spent on A; a revocation on A holds on B', async () => {
+    const pair = await a.request({ type: 'generate_access_token', payload: { sub: 'u1' } });
+    expect(pair.type).toBe('token_generated');
+    expect((await b.request({ type: 'verify_token', token: pair.access_token })).type).toBe('token_valid');
+    const refreshed = await b.request({ type: 'refresh_token', refresh_token: pair.refresh_token });
+    expect(refreshed.type).toBe('token_refreshed');
+    expect((await a.request({ type: 'refresh_token', refresh_token: pair.refresh_token })).type).toBe('token_invalid');
+    // The reuse revoked the whole family, on every node.
+    expect((await b.request({ type: 'verify_token', token: refreshed.access_token })).type).toBe('token_invalid');
+    const other = await a.request({ type: 'generate_access_token', payload: { sub: 'u2' } });
+    expect((await a.request({ type: 'revoke_token', token: other.access_token })).type).toBe('token_revoked');
+    expect(await b.request({ type: 'verify_token', token: other.access_token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+  });
+
+  it('subscribed on A, destroyed on B: A pushes session_expired within 200 ms', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-push' });
+    expect((await a.request({ type: 'subscribe_session', session_id: created.session_id }, 'web-1')).type).toBe('subscribed');
+    const sent = performance.now();
+    expect((await b.request({ type: 'destroy_session', session_id: created.session_id })).type).toBe('session_destroyed');
+    const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id);
+    expect(push.body.reason).toBe('destroyed');
+    expect(push.at - sent).toBeLessThan(200);
+  });
+
+  it('regenerated on B: the subscriber on A hears reason regenerated and never the new id', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-regen' });
+    await a.request({ type: 'subscribe_session', session_id: created.session_id });
+    const regen = await b.request({ type: 'regenerate_session', old_session_id: created.session_id });
+    expect(regen.type).toBe('session_regenerated');
+    const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id);
+    expect(push.body.reason).toBe('regenerated');
+    expect(JSON.stringify(a.pushes)).not.toContain(regen.new_session_id as string);
+    expect((await a.request({ type: 'validate_session', session_id: regen.new_session_id })).type).toBe('session_valid');
+  });
+
+  it('revoke_user_sessions on B (keeping one) reaches every subscriber on A', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await a.request({ type: 'create_session', user_id: 'u-revoke' })).session_id as string);
+    for (const id of ids) expect((await a.request({ type: 'subscribe_session', session_id: id })).type).toBe('subscribed');
+    const listed = await b.request({ type: 'list_sessions', user_id: 'u-revoke' });
+    expect((listed.sessions as unknown[]).length).toBe(4);
+    expect(JSON.stringify(listed)).not.toContain(ids[0]);
+    const sent = performance.now();
+    expect(await b.request({ type: 'revoke_user_sessions', user_id: 'u-revoke', except_session_id: ids[0] })).toEqual({
+      type: 'sessions_revoked',
+      in_reply_to: expect.any(Number),
+      count: 3,
+    });
+    for (const id of ids.slice(1)) {
+      const push = await a.push((p) => p.type === 'session_expired' && p.session_id === id);
+      expect(push.body.reason).toBe('revoked');
+      expect(push.at - sent).toBeLessThan(200);
+    }
+    expect(a.pushes.some((p) => p.body.session_id === ids[0])).toBe(false);
+    expect((await a.request({ type: 'validate_session', session_id: ids[0] })).type).toBe('session_valid');
+    expect((await b.request({ type: 'list_sessions', user_id: 'u-revoke' })).sessions).toHaveLength(1);
+  });
+
+  it('destroy_session_handle on B ends the session A follows', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-handle' });
+    await a.request({ type: 'subscribe_session', session_id: created.session_id });
+    const listed = await b.request({ type: 'list_sessions', user_id: 'u-handle' });
+    const [{ handle }] = listed.sessions as { handle: string }[];
+    expect((await b.request({ type: 'destroy_session_handle', user_id: 'u-handle', handle })).type).toBe('session_destroyed');
+    const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id);
+    expect(push.body.reason).toBe('destroyed');
+  });
+
+  it('a TTL end is pushed by A without any other node acting', async () => {
+    const created = await b.request({ type: 'create_session', user_id: 'u-ttl', ttl: 1 });
+    await a.request({ type: 'subscribe_session', session_id: created.session_id });
+    const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id, 3000);
+    expect(push.body.reason).toBe('ttl');
+  });
+});
