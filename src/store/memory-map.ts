@@ -30,6 +30,14 @@ export class MemoryMap {
   #timer: TimerHandle | undefined;
   #cursor: Iterator<[string, MemoryEntry]> | undefined;
   #setCursor: Iterator<[string, Map<string, number>]> | undefined;
+  /** Entries per tick for the current pass, fixed when the pass starts (see `sweep`). */
+  #mapBudget = MIN_SCAN;
+  #setBudget = MIN_SCAN;
+  /** Sizes when the previous passes started. */
+  #mapPassSize = 0;
+  #setPassSize = 0;
+  /** Members across all index sets: the sets' share of the sweep is sized by it. */
+  #members = 0;
   #closed = false;
 
   constructor(clock: Clock) {
@@ -61,6 +69,7 @@ export class MemoryMap {
   clear(): void {
     this.#map.clear();
     this.#sets.clear();
+    this.#members = 0;
   }
 
   has(key: string): boolean {
@@ -86,13 +95,14 @@ export class MemoryMap {
   indexAdd(key: string, member: string, expiresAt: number): void {
     let set = this.#sets.get(key);
     if (set === undefined) this.#sets.set(key, (set = new Map()));
+    if (!set.has(member)) this.#members++;
     set.set(member, expiresAt);
   }
 
   indexRemove(key: string, member: string): void {
     const set = this.#sets.get(key);
     if (set === undefined) return;
-    set.delete(member);
+    if (set.delete(member)) this.#members--;
     if (set.size === 0) this.#sets.delete(key);
   }
 
@@ -102,7 +112,7 @@ export class MemoryMap {
     const out: string[] = [];
     for (const [member, exp] of set) {
       if (exp > now) out.push(member);
-      else set.delete(member);
+      else if (set.delete(member)) this.#members--;
     }
     if (set.size === 0) this.#sets.delete(key);
     return out;
@@ -126,11 +136,24 @@ export class MemoryMap {
     }, TICK_MS);
   }
 
-  /** One slice of the sweep: visits a bounded number of entries, dropping the expired. */
+  /**
+   * One slice of the sweep: visits a bounded number of entries, dropping the expired.
+   * The map and the index sets each get their own budget, so neither starves the other.
+   * A pass's budget is fixed when it starts, sized for the larger of this pass and the one
+   * before: so a pass takes at most about PASS_MS, and no pass is slower per entry than
+   * the previous one. Together (Map order is insertion order, so positions only move
+   * forward) every entry is visited again within about PASS_MS of its last visit, and an
+   * expired entry is gone at most one pass after it expires.
+   */
   sweep(): void {
     const now = this.#clock.now();
-    let budget = Math.max(MIN_SCAN, Math.ceil((this.size * TICK_MS) / PASS_MS));
-    this.#cursor ??= this.#map.entries();
+    const perTick = (n: number) => Math.max(MIN_SCAN, Math.ceil((n * TICK_MS) / PASS_MS));
+    if (this.#cursor === undefined) {
+      this.#cursor = this.#map.entries();
+      this.#mapBudget = perTick(Math.max(this.#map.size, this.#mapPassSize));
+      this.#mapPassSize = this.#map.size;
+    }
+    let budget = this.#mapBudget;
     while (budget > 0) {
       const next = this.#cursor.next();
       if (next.done) {
@@ -140,7 +163,12 @@ export class MemoryMap {
       budget--;
       if (next.value[1].exp <= now) this.#map.delete(next.value[0]);
     }
-    this.#setCursor ??= this.#sets.entries();
+    if (this.#setCursor === undefined) {
+      this.#setCursor = this.#sets.entries();
+      this.#setBudget = perTick(Math.max(this.#members, this.#setPassSize));
+      this.#setPassSize = this.#members;
+    }
+    budget = this.#setBudget;
     while (budget > 0) {
       const next = this.#setCursor.next();
       if (next.done) {
@@ -150,7 +178,7 @@ export class MemoryMap {
       const [key, set] = next.value;
       for (const [member, exp] of set) {
         budget--;
-        if (exp <= now) set.delete(member);
+        if (exp <= now && set.delete(member)) this.#members--;
       }
       if (set.size === 0) this.#sets.delete(key);
     }

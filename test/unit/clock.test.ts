@@ -1,0 +1,64 @@
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ManualClock, systemClock } from '../../src/clock.js';
+
+describe('ManualClock', () => {
+  it('starts at 2026-01-01 unless told, and moves only when advanced', () => {
+    expect(new ManualClock().now()).toBe(Date.UTC(2026, 0, 1));
+    const c = new ManualClock(1000);
+    expect(c.now()).toBe(1000);
+    c.advance(250);
+    expect(c.now()).toBe(1250);
+  });
+
+  it('fires timers in time order, each at its own time, including timers set while advancing', () => {
+    const c = new ManualClock(0);
+    const seen: string[] = [];
+    c.setTimer(() => seen.push(`b@${c.now()}`), 200);
+    c.setTimer(() => {
+      seen.push(`a@${c.now()}`);
+      c.setTimer(() => seen.push(`a2@${c.now()}`), 50);
+    }, 100);
+    c.setTimer(() => seen.push(`same@${c.now()}`), 200);
+    const cancelled = c.setTimer(() => seen.push('never'), 10);
+    cancelled.cancel();
+    expect(c.pending).toBe(3);
+    c.advance(1000);
+    expect(seen).toEqual(['a@100', 'a2@150', 'b@200', 'same@200']);
+    expect(c.pending).toBe(0);
+    expect(c.now()).toBe(1000);
+  });
+});
+
+describe('systemClock', () => {
+  it('reads wall time', () => {
+    const before = Date.now();
+    expect(systemClock.now()).toBeGreaterThanOrEqual(before);
+  });
+
+  it('fires and cancels', async () => {
+    let fired = 0;
+    await new Promise<void>((r) => systemClock.setTimer(() => (fired++, r()), 5));
+    const h = systemClock.setTimer(() => fired++, 5);
+    h.cancel();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(fired).toBe(1);
+  });
+
+  it('pending timers (clock, store sweep, timer queue) never keep the process alive (needs dist/: npx tsc -p .)', () => {
+    const dist = new URL('../../dist/', import.meta.url).href;
+    const script = `
+      const { systemClock } = await import('${dist}clock.js');
+      const { createMemoryStore } = await import('${dist}store/memory.js');
+      const { TimerQueue } = await import('${dist}push/timer-queue.js');
+      systemClock.setTimer(() => { process.exitCode = 3; }, 60_000);
+      const store = createMemoryStore(systemClock);
+      await store.set('k', 1, 3_600_000);
+      new TimerQueue(systemClock, () => { process.exitCode = 4; }).schedule('k', Date.now() + 60_000);`;
+    const started = Date.now();
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000, encoding: 'utf8' });
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+});
