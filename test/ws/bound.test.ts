@@ -1,0 +1,136 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { browser, createSession, service, settle, start, stopAll, type Msg } from './helpers.js';
+
+afterEach(stopAll);
+
+const isPush = (m: Msg) => m.body.in_reply_to === undefined;
+
+describe('bound connections (browser upgrade with the session cookie)', () => {
+  it('is told session_expired and closed with 4001 the moment the session is destroyed', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const b = browser(server.url, { cookie: `theme=dark; sid=${sid}` });
+    await b.opened;
+    const s = service(server.url);
+    await s.opened;
+    const t0 = performance.now();
+    expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
+    const push = await b.next(isPush);
+    const ms = performance.now() - t0;
+    expect(push).toMatchObject({ src: 'gateway', dest: 'client', body: { type: 'session_expired', bound: true, reason: 'destroyed' } });
+    expect(typeof push.body.msg_id).toBe('number');
+    // The cookie is HttpOnly: its value never reaches the page.
+    expect(JSON.stringify(push)).not.toContain(sid);
+    expect(push.body).not.toHaveProperty('session_id');
+    expect(await b.closed).toEqual({ code: 4001, reason: 'Session ended' });
+    expect(ms).toBeLessThan(100);
+  });
+
+  it('closes with 4002 when the session is regenerated, and never tells the new id', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    const s = service(server.url);
+    await s.opened;
+    const r = await s.call('regenerate_session', { old_session_id: sid });
+    expect(r.type).toBe('session_regenerated');
+    expect((await b.next(isPush)).body).toMatchObject({ type: 'session_expired', bound: true, reason: 'regenerated' });
+    const closed = await b.closed;
+    expect(closed.code).toBe(4002);
+    expect(b.raw.join('\n')).not.toContain(r.new_session_id as string);
+    // The page reconnects with its new cookie and is bound to the new session.
+    const again = browser(server.url, { cookie: `sid=${r.new_session_id as string}` });
+    await again.opened;
+    await s.call('destroy_session', { session_id: r.new_session_id });
+    expect((await again.closed).code).toBe(4001);
+  });
+
+  it('closes with 4001 on revoke_user_sessions (reason revoked)', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url, 3600, 'alice');
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('revoke_user_sessions', { user_id: 'alice' })).toMatchObject({ type: 'sessions_revoked', count: 1 });
+    expect((await b.next(isPush)).body).toMatchObject({ type: 'session_expired', reason: 'revoked' });
+    expect((await b.closed).code).toBe(4001);
+  });
+
+  it('warns GATEWAY_EXPIRY_WARNING seconds before the end, then ends it at the ttl (ManualClock)', async () => {
+    const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '60' });
+    const sid = await createSession(server.url, 120);
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    await settle();
+    clock.advance(59_999);
+    await settle();
+    expect(b.messages).toEqual([]);
+    clock.advance(1);
+    const warn = await b.next(isPush);
+    expect(warn.body).toEqual({ type: 'session_expiring', bound: true, expires_in: 60, msg_id: warn.body.msg_id });
+    clock.advance(59_999);
+    await settle();
+    expect(b.messages).toEqual([]);
+    clock.advance(1);
+    expect((await b.next(isPush)).body).toMatchObject({ type: 'session_expired', bound: true, reason: 'ttl' });
+    expect((await b.closed).code).toBe(4001);
+  });
+
+  it('a session shorter than the warning is warned at once with what is left', async () => {
+    const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '60' });
+    const sid = await createSession(server.url, 10);
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    clock.advance(1);
+    expect((await b.next(isPush)).body).toMatchObject({ type: 'session_expiring', expires_in: 10 });
+  });
+
+  it('GATEWAY_EXPIRY_WARNING=0 sends no warning', async () => {
+    const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '0' });
+    const sid = await createSession(server.url, 5);
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    clock.advance(5000);
+    expect((await b.next(isPush)).body).toMatchObject({ type: 'session_expired', reason: 'ttl' });
+    expect(b.messages).toEqual([]);
+  });
+
+  it('a cookie naming no live session: the socket opens, then closes with 4001', async () => {
+    const { server } = await start();
+    const b = browser(server.url, { cookie: 'sid=never-issued' });
+    await b.opened;
+    expect(await b.closed).toEqual({ code: 4001, reason: 'Session not found or expired' });
+  });
+
+  it('uses GATEWAY_SESSION_COOKIE, and a service connection is never bound', async () => {
+    const { server } = await start({ GATEWAY_SESSION_COOKIE: '__Host-auth' });
+    const sid = await createSession(server.url);
+    const b = browser(server.url, { cookie: `sid=${sid}; __Host-auth=${sid}` });
+    await b.opened;
+    const plain = browser(server.url, { cookie: `sid=${sid}` });
+    await plain.opened;
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: sid });
+    expect((await b.closed).code).toBe(4001);
+    await settle(50);
+    expect(plain.messages).toEqual([]);
+    expect(plain.ws.readyState).toBe(1);
+  });
+
+  it('a bound connection may still subscribe to sessions by id, with pushes to its src', async () => {
+    const { server } = await start();
+    const mine = await createSession(server.url);
+    const other = await createSession(server.url);
+    const b = browser(server.url, { cookie: `sid=${mine}` });
+    await b.opened;
+    expect((await b.call('subscribe_session', { session_id: other }, 'tab-1')).type).toBe('subscribed');
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: other });
+    expect(await b.next(isPush)).toMatchObject({ dest: 'tab-1', body: { type: 'session_expired', session_id: other, reason: 'destroyed' } });
+    expect(b.ws.readyState).toBe(1);
+  });
+});

@@ -1,0 +1,183 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { browser, fetchRaw, Peer, SERVICE_KEY, service, start, stopAll } from './helpers.js';
+
+afterEach(stopAll);
+
+/** The HTTP status an upgrade is refused with. */
+async function refusal(p: Peer): Promise<string> {
+  return p.opened.then(() => 'opened', (err: Error) => err.message);
+}
+
+describe('upgrade: origins', () => {
+  it('refuses an Origin that is not allowed with 403 (cross-site WebSocket hijacking)', async () => {
+    const { server } = await start();
+    for (const origin of ['http://evil.example', 'null', `http://127.0.0.1:${server.port + 1}`, `https://127.0.0.1:${server.port}`]) {
+      expect(await refusal(browser(server.url, { origin }))).toBe('HTTP 403');
+    }
+    expect((await server.metrics.text())).toMatch(/gateway_upgrades_refused_total\{status="403"\} 4/);
+  });
+
+  it("accepts the gateway's own origin by default (all loopback spellings) and no Origin at all", async () => {
+    const { server } = await start();
+    for (const origin of [`http://127.0.0.1:${server.port}`, `http://localhost:${server.port}`, undefined]) {
+      const p = browser(server.url, { origin });
+      await p.opened;
+      expect((await p.call('validate_session', { session_id: 'nope' })).type).toBe('session_invalid');
+    }
+  });
+
+  it('uses GATEWAY_ALLOWED_ORIGINS in place of the default', async () => {
+    const { server } = await start({ GATEWAY_ALLOWED_ORIGINS: 'https://app.example.com,https://admin.example.com' });
+    await browser(server.url, { origin: 'https://app.example.com' }).opened;
+    await browser(server.url, { origin: 'https://admin.example.com' }).opened;
+    expect(await refusal(browser(server.url, { origin: `http://127.0.0.1:${server.port}` }))).toBe('HTTP 403');
+  });
+});
+
+describe('upgrade: service key', () => {
+  it('refuses a wrong, malformed or empty key with 401 before the upgrade', async () => {
+    const { server } = await start();
+    for (const auth of [`Bearer ${SERVICE_KEY}x`, `Bearer ${SERVICE_KEY.slice(0, -1)}`, 'Bearer', `Basic ${SERVICE_KEY}`, SERVICE_KEY, 'Bearer  ']) {
+      expect(await refusal(new Peer(server.url, { headers: { Authorization: auth } }))).toBe('HTTP 401');
+    }
+    expect(server.links.size).toBe(0);
+  });
+
+  it('refuses every key when no GATEWAY_SERVICE_KEY is configured (no service role)', async () => {
+    const { server } = await start({ GATEWAY_SERVICE_KEY: '' });
+    expect(await refusal(service(server.url))).toBe('HTTP 401');
+  });
+
+  it('a service connection ignores Origin and may call everything', async () => {
+    const { server } = await start();
+    const s = new Peer(server.url, { origin: 'http://evil.example', headers: { Authorization: `Bearer ${SERVICE_KEY}` } });
+    await s.opened;
+    expect((await s.call('create_session', { user_id: 'u1' })).type).toBe('session_created');
+    expect((await s.call('list_sessions', { user_id: 'u1' })).type).toBe('sessions');
+  });
+
+  it('answers 404 to upgrades on other paths', async () => {
+    const { server } = await start();
+    expect(await refusal(new Peer(`${server.url}admin`))).toBe('HTTP 404');
+    await new Peer(`${server.url}ws`).opened;
+  });
+
+  it('refuses upgrades while draining (503)', async () => {
+    const { server } = await start();
+    const d = server.drain();
+    const r = await refusal(new Peer(server.url)).catch((e: Error) => e.message);
+    expect(r).toMatch(/HTTP 503|ECONNREFUSED|socket hang up/);
+    await d;
+  });
+});
+
+describe('browser role', () => {
+  const FORBIDDEN = {
+    create_session: { user_id: 'u1' },
+    regenerate_session: { old_session_id: 'x' },
+    list_sessions: { user_id: 'u1' },
+    destroy_session_handle: { user_id: 'u1', handle: 'h' },
+    revoke_user_sessions: { user_id: 'u1' },
+    generate_access_token: { payload: { sub: 'u1' } },
+  };
+
+  it('gets error 1001 for every type PROTOCOL.md does not list, and stays open', async () => {
+    const { server } = await start();
+    const b = browser(server.url);
+    await b.opened;
+    for (const [type, fields] of Object.entries(FORBIDDEN)) {
+      const r = await b.call(type, fields);
+      expect(r, type).toMatchObject({ type: 'error', code: 1001 });
+      expect(r.text).toContain(type);
+    }
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('may send the listed types', async () => {
+    const { server } = await start();
+    const b = browser(server.url);
+    await b.opened;
+    const replies = {
+      init: [{ node_id: 'n1' }, 'init_ok'],
+      validate_session: [{ session_id: 'x' }, 'session_invalid'],
+      subscribe_session: [{ session_id: 'x' }, 'session_invalid'],
+      unsubscribe_session: [{ session_id: 'x' }, 'unsubscribed'],
+      destroy_session: [{ session_id: 'x' }, 'session_destroyed'],
+      verify_token: [{ token: 'a.b.c' }, 'token_invalid'],
+      refresh_token: [{ refresh_token: 'x' }, 'token_invalid'],
+      revoke_token: [{ token: 'a.b.c' }, 'token_invalid'],
+      exchange_session: [{ session_id: 'x' }, 'session_invalid'],
+    } as const;
+    for (const [type, [fields, reply]] of Object.entries(replies)) {
+      expect((await b.call(type, fields)).type, type).toBe(reply);
+    }
+  });
+
+  it('the same gateway answers the same request from a service: the roles share one pipeline', async () => {
+    const { server } = await start();
+    const s = service(server.url);
+    await s.opened;
+    const r = await s.call('generate_access_token', { payload: { sub: 'u1' } });
+    expect(r.type).toBe('token_generated');
+    const b = browser(server.url);
+    await b.opened;
+    expect(await b.call('verify_token', { token: r.access_token })).toMatchObject({ type: 'token_valid', payload: { sub: 'u1' } });
+  });
+});
+
+describe('http', () => {
+  it('serves /healthz, /readyz, and 404 elsewhere', async () => {
+    const { http } = await start();
+    expect(await fetchRaw(`${http}/healthz`)).toMatchObject({ status: 200, body: 'ok\n' });
+    expect(await fetchRaw(`${http}/readyz`)).toMatchObject({ status: 200, body: 'ready\n' });
+    expect((await fetchRaw(`${http}/nothing-here`)).status).toBe(404);
+    expect((await fetchRaw(`${http}/healthz`, { method: 'POST' })).status).toBe(405);
+  });
+
+  it('/readyz is 503 while the store is unreachable', async () => {
+    const { http, server } = await start();
+    (server.gateway.store as { isReady: () => boolean }).isReady = () => false;
+    expect(await fetchRaw(`${http}/readyz`)).toMatchObject({ status: 503, body: 'store unavailable\n' });
+  });
+
+  it('/autosession is 404 without --dev', async () => {
+    const { http } = await start();
+    for (const method of ['GET', 'POST', 'DELETE']) expect((await fetchRaw(`${http}/autosession`, { method })).status).toBe(404);
+  });
+
+  it('/autosession with --dev sets an HttpOnly, SameSite=Strict cookie and tells who is logged in', async () => {
+    const { http } = await start({ GATEWAY_DEV: '1' });
+    const r = await fetchRaw(`${http}/autosession?ttl=120`, { method: 'POST' });
+    expect(r.status).toBe(201);
+    const cookie = String(r.headers['set-cookie']);
+    expect(cookie).toMatch(/^sid=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=120$/);
+    expect(JSON.parse(r.body)).toMatchObject({ user_id: 'demo-user', expires_in: 120 });
+    expect(r.body).not.toContain(cookie.split(';')[0]!.slice(4));
+    const sid = cookie.split(';')[0]!;
+    expect(JSON.parse((await fetchRaw(`${http}/autosession`, { headers: { Cookie: sid } })).body)).toMatchObject({ user_id: 'demo-user', expires_in: 120 });
+    // Secure when served over TLS (here: a proxy in front says so).
+    const tls = await fetchRaw(`${http}/autosession`, { method: 'POST', headers: { 'X-Forwarded-Proto': 'https' } });
+    expect(String(tls.headers['set-cookie'])).toMatch(/; Secure$/);
+    // Bounded ttl, other origins refused, logout ends the session.
+    expect((await fetchRaw(`${http}/autosession?ttl=0`, { method: 'POST' })).status).toBe(400);
+    expect((await fetchRaw(`${http}/autosession?ttl=9999999`, { method: 'POST' })).status).toBe(400);
+    expect((await fetchRaw(`${http}/autosession`, { method: 'POST', headers: { Origin: 'http://evil.example' } })).status).toBe(403);
+    expect((await fetchRaw(`${http}/autosession`, { method: 'DELETE', headers: { Cookie: sid } })).status).toBe(200);
+    expect((await fetchRaw(`${http}/autosession`, { headers: { Cookie: sid } })).status).toBe(401);
+  });
+
+  it('serves the demo page with a strict CSP, and the client module', async () => {
+    const { http } = await start();
+    const page = await fetchRaw(`${http}/`);
+    if (page.status === 404) return expect(page.body).toContain('npm run build'); // not built: says so
+    expect(page.status).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(page.body).toContain('/client/demo/demo.js');
+    const mod = await fetchRaw(`${http}/client/src/gateway-client.js`);
+    expect(mod.status).toBe(200);
+    expect(mod.headers['content-type']).toMatch(/^text\/javascript/);
+    expect(mod.body).toContain('class GatewayClient');
+    expect((await fetchRaw(`${http}/client/../../package.json`)).status).toBe(404);
+  });
+});

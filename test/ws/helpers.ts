@@ -1,0 +1,161 @@
+import { request as httpRequest } from 'node:http';
+import { WebSocket } from 'ws';
+import { ManualClock } from '../../src/clock.js';
+import { loadConfig, type Config } from '../../src/config.js';
+import { silentLogger } from '../../src/log.js';
+import { startServer, type GatewayServer, type ServerOptions } from '../../src/transports/ws/serve.js';
+
+export const JWT_SECRET = 'ws-test-secret-0123456789abcdef-0123456789abcdef';
+export const SERVICE_KEY = 'service-key-for-tests-0123456789';
+
+export type Msg = { src: string; dest?: string; body: Record<string, unknown> & { type: string } };
+
+export function testConfig(env: Record<string, string> = {}): Config {
+  return loadConfig({ GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_LOG_LEVEL: 'silent', ...env });
+}
+
+const servers = new Set<GatewayServer>();
+
+/**
+ * An in-process server on a free port, with a ManualClock. The heartbeat is a day apart unless
+ * a test sets `heartbeatMs`: moving the clock must not cut peers whose pongs are still on the way.
+ */
+export async function start(env: Record<string, string> = {}, o: ServerOptions = {}): Promise<{ server: GatewayServer; clock: ManualClock; http: string }> {
+  const clock = new ManualClock(Date.now());
+  const server = await startServer(testConfig(env), { clock, log: silentLogger(), processMetrics: false, heartbeatMs: 86_400_000, ...o });
+  servers.add(server);
+  return { server, clock, http: `http://127.0.0.1:${server.port}` };
+}
+
+/** Drains every server started by `start` (afterEach). */
+export async function stopAll(): Promise<void> {
+  await Promise.all([...servers].map((s) => s.drain()));
+  servers.clear();
+  await Promise.all([...peers].map((p) => p.terminate()));
+  peers.clear();
+}
+
+const peers = new Set<Peer>();
+
+/** A WebSocket test client: queues what it receives, awaits what it needs. */
+export class Peer {
+  readonly ws: WebSocket;
+  readonly messages: Msg[] = [];
+  readonly raw: string[] = [];
+  readonly opened: Promise<void>;
+  readonly closed: Promise<{ code: number; reason: string }>;
+  #waiters: (() => void)[] = [];
+  #msgId = 0;
+
+  constructor(url: string, o: ConstructorParameters<typeof WebSocket>[2] = {}) {
+    this.ws = new WebSocket(url, o);
+    peers.add(this);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once('open', () => resolve());
+      this.ws.once('unexpected-response', (_req, res) => reject(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('error', reject);
+    });
+    this.opened.catch(() => undefined);
+    this.closed = new Promise((resolve) => this.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    this.ws.on('error', () => undefined);
+    this.ws.on('message', (data) => {
+      const text = data.toString();
+      this.raw.push(text);
+      this.messages.push(JSON.parse(text) as Msg);
+      for (const w of this.#waiters.splice(0)) w();
+    });
+    this.ws.once('close', () => {
+      for (const w of this.#waiters.splice(0)) w();
+    });
+  }
+
+  send(m: unknown): void {
+    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+  }
+
+  /** Sends a request from `src` "c1" with a fresh msg_id; returns the msg_id. */
+  post(type: string, fields: Record<string, unknown> = {}, src = 'c1'): number {
+    const id = ++this.#msgId + 1000;
+    this.send({ src, dest: 'gateway', body: { type, msg_id: id, ...fields } });
+    return id;
+  }
+
+  /** Sends a request and resolves with its reply body. */
+  async call(type: string, fields: Record<string, unknown> = {}, src = 'c1'): Promise<Msg['body']> {
+    const id = this.post(type, fields, src);
+    return (await this.next((m) => m.body.in_reply_to === id)).body;
+  }
+
+  /** The first queued (or next) message `pick` accepts, removed from the queue. */
+  async next(pick: (m: Msg) => boolean = () => true, ms = 3000): Promise<Msg> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = this.messages.findIndex(pick);
+      if (i >= 0) return this.messages.splice(i, 1)[0]!;
+      if (this.ws.readyState === WebSocket.CLOSED) throw new Error(`socket closed while waiting; queue: ${JSON.stringify(this.messages).slice(0, 300)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching message within ${ms} ms; queue: ${JSON.stringify(this.messages).slice(0, 300)}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** Resolves once `n` messages matching `pick` are queued. */
+  async count(n: number, pick: (m: Msg) => boolean = () => true, ms = 5000): Promise<Msg[]> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const got = this.messages.filter(pick);
+      if (got.length >= n) return got;
+      if (Date.now() > deadline || this.ws.readyState === WebSocket.CLOSED) throw new Error(`only ${got.length} of ${n} messages`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 50);
+        this.#waiters.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async terminate(): Promise<void> {
+    if (this.ws.readyState !== WebSocket.CLOSED) {
+      this.ws.terminate();
+      await this.closed;
+    }
+  }
+}
+
+export const service = (url: string) => new Peer(url, { headers: { Authorization: `Bearer ${SERVICE_KEY}` } });
+export const browser = (url: string, o: { origin?: string; cookie?: string } = {}) =>
+  new Peer(url, { ...(o.origin ? { origin: o.origin } : {}), headers: o.cookie ? { Cookie: o.cookie } : {} });
+
+/** Lets pending I/O and promise callbacks run (real time, a few ms). */
+export const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
+
+/** A plain HTTP request: status, headers, body. */
+export function fetchRaw(url: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end(o.body);
+  });
+}
+
+/** Creates a session over a service connection; returns its id. */
+export async function createSession(url: string, ttl = 3600, user = 'user-1'): Promise<string> {
+  const s = service(url);
+  await s.opened;
+  const r = await s.call('create_session', { user_id: user, ttl });
+  await s.terminate();
+  return r.session_id as string;
+}
