@@ -1,0 +1,35 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { paired } from '../lib/paired.js';
+import { runJson } from '../lib/proc.js';
+import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/workload.js';
+
+export const row = {
+  id: 2,
+  what: 'validate_session over stdio, memory store, 1,000 sessions',
+  unit: 'msgs/s',
+  baselineWhat: 'bare Node JSON-lines echo (parse, stringify, batched writes)',
+  target: { on: 'ratio', op: '>=', limit: 0.4 },
+
+  async run(ctx) {
+    const lines = ctx.quick ? 100_000 : 500_000;
+    const warm = 20_000;
+    const ids = sessionIds(1000);
+    const fixtures = writeFixtures(ctx.tmp, 'row2-fixtures.json', ids);
+    const file = join(ctx.tmp, 'row2-lines.jsonl');
+    writeFileSync(file, requestLines(warm + lines, validateBody, ids).join(''));
+    const drive = (cmd, args, expect) => () =>
+      runJson('node', [ctx.gen('stdio-drive.js'), JSON.stringify({ cmd, args, env: ctx.gatewayEnv(), file, lines: warm + lines, warm, expect })]).then((r) => {
+        if (r.matched !== r.msgs) throw new Error(`row 2: ${r.msgs - r.matched} replies were not ${expect}`);
+        return { value: r.rate, seconds: r.seconds, genCpu: r.genCpu };
+      });
+    const res = await paired(
+      ctx.runs,
+      drive('node', [ctx.cli, 'stdio', '--fixtures', fixtures], '"type":"session_valid"'),
+      drive('node', [ctx.target('jsonl-echo.js')], '"type":"validate_session"'),
+      ctx.log,
+    );
+    ctx.shared.row2 = res;
+    return { value: res.gateway, baseline: res.baseline, note: `${lines.toLocaleString('en')} lines after ${warm.toLocaleString('en')} warm-up` };
+  },
+};
