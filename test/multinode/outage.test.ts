@@ -1,0 +1,152 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
+import { freshNamespace } from '../store/redis-harness.js';
+import { hasBuild, StdioNode, type Body } from './stdio-node.js';
+
+/**
+ * Redis goes away under load and comes back, with two gateway processes on it.
+ *
+ * kill -9: Redis runs with AOF and `appendfsync always`, so every write it acknowledged is
+ * on disk before the gateway answers; restarted on the same port and directory, it has
+ * every acknowledged session. (Without persistence a restarted Redis is empty and every
+ * session would be gone: correct fail-closed, but not "still valid after".)
+ * SIGSTOP: the stalled server keeps its sockets open; only the per-operation time limit
+ * (1 s) turns the wait into error 11.
+ */
+const ready = hasRedisServer() && hasBuild();
+
+interface Sample {
+  node: 'A' | 'B';
+  kind: 'live' | 'dead' | 'revoked' | 'create';
+  sent: number;
+  replied: number;
+  reply: Body;
+}
+
+async function setup(redis: RedisServer) {
+  const url = `${redis.url}?namespace=${freshNamespace()}`;
+  const a = new StdioNode(url, { GATEWAY_NODE_ID: 'node-a', GATEWAY_LOG_LEVEL: 'error' });
+  const b = new StdioNode(url, { GATEWAY_NODE_ID: 'node-b', GATEWAY_LOG_LEVEL: 'error' });
+  const live: string[] = [];
+  for (let i = 0; i < 20; i++) live.push((await (i % 2 ? a : b).request({ type: 'create_session', user_id: `u${i}` })).session_id as string);
+  const dead: string[] = [];
+  for (let i = 0; i < 5; i++) {
+    const id = (await a.request({ type: 'create_session', user_id: `d${i}` })).session_id as string;
+    expect((await b.request({ type: 'destroy_session', session_id: id })).type).toBe('session_destroyed');
+    dead.push(id);
+  }
+  const pair = await a.request({ type: 'generate_access_token', payload: { sub: 'u-revoked' } });
+  expect((await b.request({ type: 'revoke_token', token: pair.access_token })).type).toBe('token_revoked');
+  const followed = live[0]!;
+  expect((await a.request({ type: 'subscribe_session', session_id: followed }, 'web')).type).toBe('subscribed');
+  return { a, b, live, dead, revoked: pair.access_token as string, followed };
+}
+
+/** Bounded load: `loops` request loops per node until `stop()`; every reply recorded. */
+function load(nodes: { A: StdioNode; B: StdioNode }, live: string[], dead: string[], revoked: string, loops = 4) {
+  const samples: Sample[] = [];
+  let running = true;
+  let n = 0;
+  const loop = async (name: 'A' | 'B') => {
+    const node = nodes[name];
+    while (running && n < 200_000) {
+      const i = n++;
+      const pick = i % 10;
+      const kind: Sample['kind'] = pick < 5 ? 'live' : pick < 7 ? 'dead' : pick < 9 ? 'revoked' : 'create';
+      const body =
+        kind === 'live'
+          ? { type: 'validate_session', session_id: live[i % live.length] }
+          : kind === 'dead'
+            ? { type: 'validate_session', session_id: dead[i % dead.length] }
+            : kind === 'revoked'
+              ? { type: 'verify_token', token: revoked }
+              : { type: 'create_session', user_id: 'load' };
+      const sent = performance.now();
+      const reply = await node.request(body);
+      samples.push({ node: name, kind, sent, replied: performance.now(), reply });
+      await new Promise((r) => setTimeout(r, 3));
+    }
+  };
+  const done = Promise.all([...Array.from({ length: loops }, () => loop('A')), ...Array.from({ length: loops }, () => loop('B'))]);
+  return {
+    samples,
+    stop: async () => {
+      running = false;
+      await done;
+    },
+  };
+}
+
+const correct = (s: Sample): boolean =>
+  s.kind === 'live' ? s.reply.type === 'session_valid' : s.kind === 'dead' ? s.reply.type === 'session_invalid' : s.kind === 'revoked' ? s.reply.type === 'token_invalid' : s.reply.type === 'session_created';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => {
+  const cleanup: (() => Promise<unknown>)[] = [];
+  afterEach(async () => {
+    for (const fn of cleanup.splice(0).reverse()) await fn();
+  });
+
+  for (const mode of ['kill -9, AOF restart', 'SIGSTOP / SIGCONT'] as const) {
+    it(`${mode}: no false valid, only error 11 while down, service back within 2 s, sessions kept`, async () => {
+      const redis = await RedisServer.start({ persist: mode.startsWith('kill') });
+      cleanup.push(() => redis.stop());
+      const { a, b, live, dead, revoked, followed } = await setup(redis);
+      cleanup.push(() => a.stop(), () => b.stop());
+
+      const run = load({ A: a, B: b }, live, dead, revoked, 8);
+      await sleep(400);
+      const down = performance.now();
+      if (mode.startsWith('kill')) await redis.crash();
+      else redis.pause();
+      await sleep(2500);
+      const upAt = performance.now();
+      if (mode.startsWith('kill')) await redis.restart();
+      else redis.resume();
+      const up = performance.now();
+      await sleep(2500);
+      await run.stop();
+      const { samples } = run;
+
+      // Never a false "valid", before, during or after the outage.
+      const falseValid = samples.filter((s) => (s.kind === 'dead' && s.reply.type === 'session_valid') || (s.kind === 'revoked' && s.reply.type === 'token_valid'));
+      expect(falseValid).toEqual([]);
+      // Every reply is the right answer or error 11, and no error but 11.
+      const wrong = samples.filter((s) => !correct(s) && !(s.reply.type === 'error' && s.reply.code === 11));
+      expect(wrong.map((s) => [s.kind, s.reply])).toEqual([]);
+      // Sent while down (after a 100 ms grace for in-flight work, and at least 1.1 s before
+      // Redis returns, so that a stalled request's time limit falls inside the outage):
+      // only error 11, each within the 1 s limit.
+      const during = samples.filter((s) => s.sent > down + 100 && s.sent < upAt - 1100);
+      expect(during.length).toBeGreaterThanOrEqual(10);
+      expect(during.filter((s) => s.reply.type !== 'error')).toEqual([]);
+      const slowest = Math.max(...during.map((s) => s.replied - s.sent));
+      expect(slowest).toBeLessThan(1200);
+      // Back within 2 s of Redis answering again: from then on every answer is right.
+      const afterUp = samples.filter((s) => s.sent > up + 2000);
+      expect(afterUp.length).toBeGreaterThan(20);
+      expect(afterUp.filter((s) => !correct(s))).toEqual([]);
+      const firstRight = Math.min(...samples.filter((s) => s.sent > up && correct(s)).map((s) => s.replied));
+      const lastWrong = Math.max(up, ...samples.filter((s) => s.sent > up && !correct(s)).map((s) => s.replied));
+
+      // Acknowledged before the outage: still valid after it, on both nodes.
+      for (const id of live) {
+        expect((await a.request({ type: 'validate_session', session_id: id })).type).toBe('session_valid');
+        expect((await b.request({ type: 'validate_session', session_id: id })).type).toBe('session_valid');
+      }
+      // Pub/sub is back too: an end on B reaches A's subscriber.
+      const sent = performance.now();
+      expect((await b.request({ type: 'destroy_session', session_id: followed })).type).toBe('session_destroyed');
+      const push = await a.push((p) => p.type === 'session_expired' && p.session_id === followed);
+      expect(push.at - sent).toBeLessThan(200);
+
+      const during11 = during.length;
+      console.log(
+        `${mode}: ${samples.length} requests, ${during11} during the outage (all error 11, slowest ${slowest.toFixed(0)} ms), ` +
+          `first right answer ${(firstRight - up).toFixed(0)} ms and last error ${(lastWrong - up).toFixed(0)} ms after Redis was back`,
+      );
+      expect(lastWrong - up).toBeLessThan(2000);
+    }, 30_000);
+  }
+});
