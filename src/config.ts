@@ -57,13 +57,26 @@ const WEAK_SECRETS = new Set([
   'aym1sysppbydfgzld3umj1qzkobwvmkoqq-estjqlr_t-1qs0gzh75aktmn3yj0ips4hcguutwjazzr1z9caow',
 ]);
 
+/** A bad value as quoted in an error: JSON-escaped and cut short, so the message stays one line. */
+function shown(value: string): string {
+  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+}
+
 function int(src: Source, name: string, def: number, min: number, max: number, what: string): number {
   const raw = src[name];
   if (raw === undefined || raw === '') return def;
-  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be ${what} (got "${raw}")`);
+  if (!/^-?\d+$/.test(raw.trim())) throw new ConfigError(`${name} must be ${what} (got ${shown(raw)})`);
   const n = Number(raw.trim());
-  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be ${what} (got "${raw}")`);
+  if (!Number.isSafeInteger(n) || n < min || n > max) throw new ConfigError(`${name} must be ${what} (got ${shown(raw)})`);
   return n;
+}
+
+/** A boolean switch: 1/true/0/false (or unset); anything else is refused rather than read as off. */
+function flag(src: Source, name: string): boolean {
+  const raw = (src[name] ?? '').trim().toLowerCase();
+  if (raw === '' || raw === '0' || raw === 'false') return false;
+  if (raw === '1' || raw === 'true') return true;
+  throw new ConfigError(`${name} must be 1, true, 0 or false (got ${shown(src[name]!)})`);
 }
 
 function str(src: Source, name: string, def: string): string {
@@ -114,9 +127,9 @@ function origins(raw: string | undefined): string[] | undefined {
     try {
       url = new URL(o);
     } catch {
-      throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list origins like https://app.example.com (got "${o}")`);
+      throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list origins like https://app.example.com (got ${shown(o)})`);
     }
-    if (url.origin !== o) throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got "${o}")`);
+    if (url.origin !== o) throw new ConfigError(`GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got ${shown(o)})`);
   }
   return list;
 }
@@ -128,12 +141,12 @@ function origins(raw: string | undefined): string[] | undefined {
 export function loadConfig(src: Source): Config {
   const { keys, generated } = jwtKeys(src);
   const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');
-  if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got "${jwtAlg}")`);
+  if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got ${shown(jwtAlg)})`);
   const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '').split(',').map((f) => f.trim()).filter(Boolean);
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+)$/.test(store)) {
-    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got "${store.replace(/\/\/[^@/]*@/, '//***@')}")`);
+    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got ${shown(store.replace(/\/\/[^@/]*@/, '//***@'))})`);
   }
   // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
   if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
@@ -144,11 +157,11 @@ export function loadConfig(src: Source): Config {
     throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
   }
   const logLevel = str(src, 'GATEWAY_LOG_LEVEL', 'info');
-  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GATEWAY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got "${logLevel}")`);
+  if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GATEWAY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${shown(logLevel)})`);
   const nodeId = str(src, 'GATEWAY_NODE_ID', 'gateway');
-  if (!/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError(`GATEWAY_NODE_ID must be 1-128 of A-Z a-z 0-9 _ . : - (got "${nodeId}")`);
+  if (!/^[\w.:-]{1,128}$/.test(nodeId)) throw new ConfigError(`GATEWAY_NODE_ID must be 1-128 of A-Z a-z 0-9 _ . : - (got ${shown(nodeId)})`);
   const cookie = str(src, 'GATEWAY_SESSION_COOKIE', 'sid');
-  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookie)) throw new ConfigError(`GATEWAY_SESSION_COOKIE must be a cookie name (got "${cookie}")`);
+  if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookie)) throw new ConfigError(`GATEWAY_SESSION_COOKIE must be a cookie name (got ${shown(cookie)})`);
   const serviceKey = src.GATEWAY_SERVICE_KEY || undefined;
   if (serviceKey !== undefined && Buffer.byteLength(serviceKey) < 16) throw new ConfigError('GATEWAY_SERVICE_KEY must be at least 16 bytes');
   const secs = 'a whole number of seconds';
@@ -182,6 +195,6 @@ export function loadConfig(src: Source): Config {
     maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
     maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),
     storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 1000, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
-    dev: src.GATEWAY_DEV === '1' || src.GATEWAY_DEV === 'true',
+    dev: flag(src, 'GATEWAY_DEV'),
   };
 }

@@ -1,0 +1,168 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/app.js';
+import { ManualClock } from '../../src/clock.js';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+import { silentLogger } from '../../src/log.js';
+import { SECRET } from './harness.js';
+
+/** Bad values per variable; each must be refused with one line that starts with the variable's name. */
+const BAD: Record<string, string[]> = {
+  GATEWAY_SESSION_TTL: ['0', '-1', 'abc', '1.5', '1e3', '0x10', '31536001', '99999999999999999999', '5\nGATEWAY_X=1'],
+  GATEWAY_SESSION_IDLE_TIMEOUT: ['-1', 'off', '2.5', '31536001'],
+  GATEWAY_ACCESS_TOKEN_TTL: ['0', '86401', 'ten'],
+  GATEWAY_REFRESH_TOKEN_TTL: ['0', '31536001', '14d'],
+  GATEWAY_CLOCK_TOLERANCE: ['-1', '301', 'x'],
+  GATEWAY_MAX_MESSAGE_BYTES: ['255', '16777217', '64k'],
+  GATEWAY_PORT: ['-1', '65536', 'http'],
+  GATEWAY_EXPIRY_WARNING: ['-5', '86401'],
+  GATEWAY_RATE_LIMIT: ['0', 'many'],
+  GATEWAY_MAX_BUFFERED_BYTES: ['1023'],
+  GATEWAY_MAX_IN_FLIGHT: ['0'],
+  GATEWAY_MAX_SUBSCRIPTIONS: ['0'],
+  GATEWAY_STORE_TIMEOUT_MS: ['9', '60001'],
+  GATEWAY_LOG_LEVEL: ['verbose', 'INFO', 'warn\nx'],
+  GATEWAY_NODE_ID: ['has space', 'x'.repeat(129), 'a/b'],
+  GATEWAY_STORE: ['mysql://x', 'redis://', 'memory', 'redis://a\nb'],
+  GATEWAY_SESSION_COOKIE: ['a b', 'x;y', 'x'.repeat(65)],
+  GATEWAY_SERVICE_KEY: ['short'],
+  GATEWAY_ALLOWED_ORIGINS: ['not a url', 'https://a.example.com/path'],
+  GATEWAY_JWT_SECRET: ['short', 'a'.repeat(40), 'changeme'],
+  GATEWAY_JWT_ALG: ['RS256', 'none'],
+  GATEWAY_DEV: ['yes', 'on', '2'],
+};
+
+const base = { GATEWAY_JWT_SECRET: SECRET };
+
+describe('loadConfig', () => {
+  it('defaults match PROTOCOL.md', () => {
+    const c = loadConfig(base);
+    expect(c).toMatchObject({
+      nodeId: 'gateway', sessionTtl: 3600, sessionIdleTimeout: 0, accessTokenTtl: 900, refreshTokenTtl: 1_209_600,
+      maxMessageBytes: 65_536, logLevel: 'info', host: '127.0.0.1', port: 8080, store: 'memory://', sessionCookie: 'sid',
+      expiryWarning: 60, jwtSecretGenerated: false, dev: false,
+    });
+    expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
+  });
+
+  it('reads good values; an empty value means the default', () => {
+    const c = loadConfig({ ...base, GATEWAY_SESSION_TTL: ' 120 ', GATEWAY_SESSION_IDLE_TIMEOUT: '30', GATEWAY_NODE_ID: 'n1', GATEWAY_ACCESS_TOKEN_TTL: '', GATEWAY_DEV: 'true', GATEWAY_LOG_LEVEL: 'silent' });
+    expect(c).toMatchObject({ sessionTtl: 120, sessionIdleTimeout: 30, nodeId: 'n1', accessTokenTtl: 900, dev: true, logLevel: 'silent' });
+    expect(loadConfig({ ...base, GATEWAY_DEV: '0' }).dev).toBe(false);
+  });
+
+  it('without a secret: a random 32-byte one, flagged so that start-up warns', () => {
+    const a = loadConfig({});
+    const b = loadConfig({});
+    expect(a.jwtSecretGenerated).toBe(true);
+    expect(a.jwtKeys[0]!.secret).toHaveLength(32);
+    expect(a.jwtKeys[0]!.secret.equals(b.jwtKeys[0]!.secret)).toBe(false);
+  });
+
+  it('each bad value is refused with one line naming the variable, never echoing a secret', () => {
+    let n = 0;
+    for (const [name, values] of Object.entries(BAD)) {
+      for (const value of values) {
+        let err: unknown;
+        try {
+          loadConfig({ ...base, [name]: value });
+        } catch (e) {
+          err = e;
+        }
+        const label = `${name}=${JSON.stringify(value)}`;
+        expect(err, label).toBeInstanceOf(ConfigError);
+        const msg = (err as Error).message;
+        expect(msg.startsWith(name), `${label}: ${msg}`).toBe(true);
+        expect(msg, label).not.toContain('\n');
+        expect(msg.length, label).toBeLessThan(300);
+        if (name.includes('SECRET') || name.includes('KEY')) expect(msg, label).not.toContain(value);
+        n++;
+      }
+    }
+    expect(n).toBeGreaterThan(50);
+  });
+});
+
+describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  const run = (env: Record<string, string>, args: string[] = ['stdio'], input = '') =>
+    spawnSync(process.execPath, ['dist/cli.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, input, timeout: 10_000, encoding: 'utf8' });
+
+  it('a bad configuration: non-zero exit, exactly one line on stderr naming the variable, nothing on stdout', () => {
+    for (const [name, value] of [
+      ['GATEWAY_SESSION_TTL', 'abc'],
+      ['GATEWAY_SESSION_IDLE_TIMEOUT', '-3'],
+      ['GATEWAY_JWT_SECRET', 'too-short'],
+      ['GATEWAY_LOG_LEVEL', 'loud\nsecond line'],
+      ['GATEWAY_MAX_MESSAGE_BYTES', '1'],
+      ['GATEWAY_DEV', 'yes'],
+    ] as const) {
+      const r = run({ ...base, [name]: value });
+      const label = `${name}=${JSON.stringify(value)}`;
+      expect(r.status, label).not.toBe(0);
+      expect(r.status, label).not.toBeNull();
+      expect(r.stdout, label).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines, `${label}: ${r.stderr}`).toHaveLength(1);
+      expect(lines[0], label).toContain(name);
+      expect(lines[0], label).not.toMatch(/at .*\.js:\d+/); // no stack trace
+    }
+  });
+
+  it('fixtures: a seeded session validates; a bad file stops start-up with one line', () => {
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify({ sessions: [{ session_id: 'abc123', user_id: 'user123', ttl: 3600, data: { a: 1 } }, { session_id: 'def', user_id: 'u2' }] }));
+    const req = (id: number, sid: string) => JSON.stringify({ src: 'c', dest: 'gateway', body: { type: 'validate_session', msg_id: id, session_id: sid } });
+    const r = run({ ...base, GATEWAY_FIXTURES: good, GATEWAY_SESSION_TTL: '60' }, ['stdio'], `${req(1, 'abc123')}\n${req(2, 'def')}\n`);
+    expect(r.status).toBe(0);
+    const replies = r.stdout.trim().split('\n').map((l) => JSON.parse(l).body);
+    expect(replies).toEqual([
+      { type: 'session_valid', in_reply_to: 1, user_id: 'user123', expires_in: 3600, data: { a: 1 } },
+      { type: 'session_valid', in_reply_to: 2, user_id: 'u2', expires_in: 60 },
+    ]);
+    expect(r.stderr).toMatch(/FIXTURES LOADED/);
+    // The flag does the same.
+    const f = run(base, ['stdio', '--fixtures', good], `${req(1, 'abc123')}\n`);
+    expect(JSON.parse(f.stdout).body.type).toBe('session_valid');
+
+    const bad: [string, string][] = [
+      ['missing.json', ''],
+      ['notjson.json', '{nope'],
+      ['shape.json', '{"sessions":[{"session_id":"a"}]}'],
+      ['ttl.json', '{"sessions":[{"session_id":"a","user_id":"u","ttl":0}]}'],
+      ['array.json', '[]'],
+    ];
+    for (const [file, text] of bad) {
+      const path = join(dir, file);
+      if (text) writeFileSync(path, text);
+      const b = run({ ...base, GATEWAY_FIXTURES: path }, ['stdio'], `${req(1, 'a')}\n`);
+      expect(b.status, file).not.toBe(0);
+      expect(b.stdout, file).toBe('');
+      const lines = b.stderr.trimEnd().split('\n');
+      expect(lines, `${file}: ${b.stderr}`).toHaveLength(1);
+      expect(lines[0], file).toContain('GATEWAY_FIXTURES');
+    }
+  });
+});
+
+describe('createApp with fixtures (in-process)', () => {
+  it('loads them before anything is served, on the injected clock', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-fx-'));
+    const file = join(dir, 'f.json');
+    writeFileSync(file, JSON.stringify({ sessions: [{ session_id: 'abc123', user_id: 'user123', ttl: 10 }] }));
+    const clock = new ManualClock();
+    const { gateway } = await createApp(loadConfig({ ...base, GATEWAY_FIXTURES: file }), { clock, log: silentLogger() });
+    const v = await gateway.sessions.validate('abc123');
+    expect(v.valid && v.expiresIn).toBe(10);
+    clock.advance(10_000);
+    expect((await gateway.sessions.validate('abc123')).valid).toBe(false);
+    await gateway.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});
