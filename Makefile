@@ -36,6 +36,10 @@ conformance: build
 	$(CONFORMANCE) -- node dist/cli.js stdio
 	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
 
+# One redis-server and two gateway nodes on this machine, no containers (scripts/cluster.sh).
+cluster: build system-deps
+	bash scripts/cluster.sh
+
 bench: build system-deps
 	node bench/run.js
 

@@ -1,0 +1,96 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort, hasRedisServer, rawCommand } from '../helpers/redis-server.js';
+import { hasBuild, ROOT } from './stdio-node.js';
+import { WsClient } from './ws-client.js';
+
+/**
+ * `make cluster` runs scripts/cluster.sh after `build` and `system-deps`; this drives the
+ * script itself (no apt from a test): Redis and two `serve` nodes, used over WebSocket.
+ */
+const ready = hasRedisServer() && hasBuild();
+
+describe.skipIf(!ready)('make cluster (scripts/cluster.sh): Redis + two serve nodes', () => {
+  let script: ChildProcess;
+  let dir: string;
+  let ports: { redis: number; a: number; b: number };
+  let serviceKey: string;
+  const clients: WsClient[] = [];
+  const urlA = () => `ws://127.0.0.1:${ports.a}`;
+  const urlB = () => `ws://127.0.0.1:${ports.b}`;
+
+  beforeAll(async () => {
+    ports = { redis: await freePort(), a: await freePort(), b: await freePort() };
+    dir = mkdtempSync(join(tmpdir(), 'ag-make-cluster-'));
+    script = spawn('bash', ['scripts/cluster.sh'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', CLUSTER_REDIS_PORT: String(ports.redis), CLUSTER_PORT_A: String(ports.a), CLUSTER_PORT_B: String(ports.b), CLUSTER_DIR: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const lines = createInterface({ input: script.stdout! });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('cluster did not come up within 20 s')), 20_000);
+      lines.on('line', (line) => line.startsWith('cluster up:') && (clearTimeout(timer), resolve()));
+      script.once('exit', (code) => (clearTimeout(timer), reject(new Error(`cluster.sh exited ${code}`))));
+    });
+    serviceKey = /^GATEWAY_SERVICE_KEY=(.+)$/m.exec(readFileSync(join(dir, 'service-key.env'), 'utf8'))![1]!;
+  }, 30_000);
+
+  afterAll(async () => {
+    for (const c of clients) c.close();
+    if (script && script.exitCode === null) {
+      const exited = new Promise((r) => script.once('exit', r));
+      script.kill('SIGTERM');
+      const timer = setTimeout(() => script.kill('SIGKILL'), 10_000);
+      await exited;
+      clearTimeout(timer);
+    }
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('both nodes report ready, on a Redis that is not 6379', async () => {
+    expect(ports.redis).not.toBe(6379);
+    for (const port of [ports.a, ports.b]) expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
+    expect(await rawCommand(ports.redis, 'PING')).toBe('+PONG\r\n');
+  });
+
+  it('created on A over WebSocket, valid on B; destroyed on B, pushed to a browser on A within 200 ms', async () => {
+    const serviceA = await WsClient.open(urlA(), serviceKey);
+    const serviceB = await WsClient.open(urlB(), serviceKey);
+    const browserA = await WsClient.open(urlA());
+    clients.push(serviceA, serviceB, browserA);
+    const created = await serviceA.request({ type: 'create_session', user_id: 'u-ws' });
+    expect(created.type).toBe('session_created');
+    expect(await serviceB.request({ type: 'validate_session', session_id: created.session_id })).toMatchObject({ type: 'session_valid', user_id: 'u-ws' });
+    expect((await browserA.request({ type: 'subscribe_session', session_id: created.session_id })).type).toBe('subscribed');
+    const sent = performance.now();
+    expect((await serviceB.request({ type: 'destroy_session', session_id: created.session_id })).type).toBe('session_destroyed');
+    const push = await browserA.push((p) => p.type === 'session_expired' && p.session_id === created.session_id);
+    expect(push.body.reason).toBe('destroyed');
+    expect(push.at - sent).toBeLessThan(200);
+  });
+
+  it('revoke_user_sessions on B reaches browsers on A', async () => {
+    const serviceA = await WsClient.open(urlA(), serviceKey);
+    const serviceB = await WsClient.open(urlB(), serviceKey);
+    const browserA = await WsClient.open(urlA());
+    clients.push(serviceA, serviceB, browserA);
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await serviceA.request({ type: 'create_session', user_id: 'u-ws-revoke' })).session_id as string);
+    for (const id of ids) await browserA.request({ type: 'subscribe_session', session_id: id });
+    expect((await serviceB.request({ type: 'revoke_user_sessions', user_id: 'u-ws-revoke' })).count).toBe(3);
+    for (const id of ids) expect((await browserA.push((p) => p.type === 'session_expired' && p.session_id === id)).body.reason).toBe('revoked');
+  });
+
+  it('stops everything on SIGTERM', async () => {
+    const exited = new Promise<number | null>((r) => script.once('exit', r));
+    script.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    for (const port of [ports.a, ports.b]) await expect(fetch(`http://127.0.0.1:${port}/readyz`)).rejects.toThrow();
+    await expect(rawCommand(ports.redis, 'PING', 300)).rejects.toThrow();
+  }, 15_000);
+});
