@@ -1,0 +1,36 @@
+/**
+ * Figures of the fuzz and fault tests: printed as one `FIGURES name {...}` line and appended
+ * to test/artifacts/figures.jsonl, which `make soak` prints as a table at the end.
+ * SOAK=1 selects the long versions.
+ */
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+export const SOAK = process.env.SOAK === '1';
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+
+/** Records what a test offered, what was answered and what it measured. */
+export function report(name: string, figures: Record<string, unknown>): void {
+  const line = JSON.stringify({ name, soak: SOAK, ...figures });
+  console.log(`FIGURES ${line}`);
+  try {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    appendFileSync(`${ARTIFACTS}figures.jsonl`, `${line}\n`);
+  } catch {
+    // figures are a courtesy; the assertions are the test
+  }
+}
+
+/** Heap in use after a full collection (V8's gc exposed at run time, no flag needed). */
+export async function heapAfterGc(): Promise<number> {
+  const { setFlagsFromString } = await import('node:v8');
+  const { runInNewContext } = await import('node:vm');
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  gc();
+  gc();
+  return process.memoryUsage().heapUsed;
+}
+
+export const mb = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
