@@ -159,3 +159,17 @@ export async function createSession(url: string, ttl = 3600, user = 'user-1'): P
   await s.terminate();
   return r.session_id as string;
 }
+
+/** Retries `check` until it passes (at most `ms`): for effects that land a moment after the event a test saw. */
+export async function eventually(check: () => Promise<void> | void, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      await check();
+      return;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await settle(10);
+    }
+  }
+}

@@ -89,12 +89,15 @@ export class SocketLink {
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     this.#ws.on('pong', () => (this.alive = true));
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
-    this.#ws.on('error', (err) => o.log.debug({ err: err.message, role: this.role }, 'websocket error'));
+    this.#ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#closeReason ??= 'too_large';
+      o.log.debug({ err: err.message, role: this.role }, 'websocket error');
+    });
     this.closed = new Promise<number>((resolve) => {
       this.#ws.once('close', (code) => {
         this.#pipeline.unsubscribe();
         this.#markPipelineDone();
-        const reason = this.#closeReason ?? (code === 1009 ? 'too_large' : 'peer');
+        const reason = this.#closeReason ?? 'peer';
         o.metrics.connectionsClosed.inc({ reason });
         resolve(code);
       });
@@ -117,6 +120,11 @@ export class SocketLink {
     });
     // The session may have ended between the upgrade's check and now: look again.
     this.#o.gateway.hub.recheck(hash);
+  }
+
+  /** Why the gateway is closing this connection (set when it starts to), or undefined. */
+  get closeReason(): string | undefined {
+    return this.#closeReason;
   }
 
   /** Heartbeat tick: cuts a peer that did not answer the last ping, else pings again. */

@@ -1,0 +1,173 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { browser, eventually, fetchRaw, Peer, service, settle, start, stopAll } from './helpers.js';
+
+afterEach(stopAll);
+
+describe('rate limit (browser role)', () => {
+  it('answers the excess over GATEWAY_RATE_LIMIT a second with 1002, then refills with time', async () => {
+    const { server, clock } = await start({ GATEWAY_RATE_LIMIT: '100' });
+    const b = browser(server.url);
+    await b.opened;
+    const ids: number[] = [];
+    // unsubscribe_session: never a failed auth answer, so the failed-auth throttle stays out of it.
+    for (let i = 0; i < 150; i++) ids.push(b.post('unsubscribe_session', { session_id: `s${i}` }));
+    const replies = await b.count(150, (m) => m.body.in_reply_to !== undefined);
+    const limited = replies.filter((m) => m.body.type === 'error');
+    expect(limited).toHaveLength(50);
+    for (const m of limited) expect(m.body).toMatchObject({ code: 1002, text: 'Rate limited: at most 100 messages a second' });
+    expect(new Set(replies.map((m) => m.body.in_reply_to))).toEqual(new Set(ids));
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+    b.messages.length = 0;
+    clock.advance(500); // half a second: 50 more
+    for (let i = 0; i < 60; i++) b.post('unsubscribe_session', { session_id: `u${i}` });
+    const next = await b.count(60);
+    expect(next.filter((m) => m.body.type === 'error')).toHaveLength(10);
+  });
+
+  it('never limits a service connection', async () => {
+    const { server } = await start({ GATEWAY_RATE_LIMIT: '10' });
+    const s = service(server.url);
+    await s.opened;
+    for (let i = 0; i < 200; i++) s.post('verify_token', { token: `t${i}` });
+    const replies = await s.count(200);
+    expect(replies.filter((m) => m.body.type === 'error')).toEqual([]);
+  });
+});
+
+describe('frame size', () => {
+  it('processes a frame of exactly GATEWAY_MAX_MESSAGE_BYTES', async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const s = service(server.url);
+    await s.opened;
+    const head = JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'create_session', msg_id: 1, user_id: 'u', data: { pad: '' } } });
+    const frame = head.replace('"pad":""', `"pad":"${'x'.repeat(1024 - head.length)}"`);
+    expect(Buffer.byteLength(frame)).toBe(1024);
+    s.send(frame);
+    expect((await s.next()).body).toMatchObject({ type: 'session_created', in_reply_to: 1 });
+  });
+
+  it('answers error 12 keeping the msg_id for frames up to 16 times the limit, and stays open', async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const b = browser(server.url);
+    await b.opened;
+    for (const size of [1025, 4096, 16 * 1024]) {
+      const head = JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: size, session_id: '' } });
+      const frame = head.replace('"session_id":""', `"session_id":"${'x'.repeat(size - head.length)}"`);
+      expect(Buffer.byteLength(frame)).toBe(size);
+      b.send(frame);
+      const r = await b.next();
+      expect(r).toEqual({ src: 'gateway', dest: 'c1', body: { type: 'error', in_reply_to: size, code: 12, text: `Message too large (${size} bytes): the limit is 1024 bytes` } });
+    }
+    b.send('x'.repeat(2000)); // not JSON either: no msg_id to answer
+    expect((await b.next()).body).toEqual({ type: 'error', code: 12, text: 'Message too large (2000 bytes): the limit is 1024 bytes' });
+    expect((await b.call('validate_session', { session_id: 'y' })).type).toBe('session_invalid');
+  });
+
+  it('closes with 1009 beyond 16 times the limit', async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const b = browser(server.url);
+    await b.opened;
+    b.send('x'.repeat(16 * 1024 + 1));
+    expect((await b.closed).code).toBe(1009);
+    await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="too_large"\} 1/));
+  });
+
+  it('answers a binary frame with error 12', async () => {
+    const { server } = await start();
+    const b = browser(server.url);
+    await b.opened;
+    b.ws.send(Buffer.from(JSON.stringify({ src: 'c', dest: 'g', body: { type: 'init', msg_id: 1, node_id: 'n' } })));
+    expect((await b.next()).body).toMatchObject({ type: 'error', code: 12, text: expect.stringContaining('text frame') });
+  });
+});
+
+describe('slow reader', () => {
+  it('closes with 1008 a peer whose unsent output passes GATEWAY_MAX_BUFFERED_BYTES', async () => {
+    const { server, http } = await start({ GATEWAY_MAX_BUFFERED_BYTES: String(64 * 1024) });
+    const s = service(server.url);
+    await s.opened;
+    // The peer stops reading: the kernel buffers fill, then the server's queue grows.
+    // Each reply carries the session's 32 KiB of data.
+    const { session_id } = await s.call('create_session', { user_id: 'u', data: { pad: 'p'.repeat(32 * 1024) } });
+    s.ws.pause();
+    const link = [...server.links][0]!;
+    let sent = 0;
+    for (let round = 0; round < 200 && link.closeReason === undefined; round++) {
+      for (let i = 0; i < 50; i++) s.post('validate_session', { session_id });
+      sent += 50;
+      await settle(10);
+    }
+    expect(link.closeReason).toBe('slow_reader');
+    s.ws.resume();
+    const closed = await s.closed;
+    expect(closed).toEqual({ code: 1008, reason: 'Slow reader: unsent output over the limit' });
+    await eventually(async () => expect((await fetchRaw(`${http}/metrics`)).body).toMatch(/gateway_connections_closed_total\{reason="slow_reader"\} 1/));
+    // Memory stayed bounded: the server stopped producing for it well before answering all.
+    expect(s.messages.length).toBeLessThan(sent);
+  });
+});
+
+describe('heartbeat', () => {
+  it('terminates a peer that stops answering pings, keeps one that answers', async () => {
+    const { server, clock } = await start({}, { heartbeatMs: 30_000 });
+    const dead = new Peer(server.url, { autoPong: false });
+    const live = browser(server.url);
+    await Promise.all([dead.opened, live.opened]);
+    let pings = 0;
+    dead.ws.on('ping', () => pings++);
+    clock.advance(30_000); // ping
+    await settle(50); // the live peer's pong comes back
+    expect(pings).toBe(1);
+    clock.advance(30_000); // no pong from `dead`: cut
+    expect((await dead.closed).code).toBe(1006);
+    await settle(50);
+    clock.advance(30_000);
+    await settle(50);
+    expect(live.ws.readyState).toBe(WebSocket.OPEN);
+    expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="heartbeat"\} 1/);
+  });
+});
+
+describe('failed-auth throttle (issue 6)', () => {
+  it('refuses further requests with 1002 after GATEWAY_FAILED_AUTH_LIMIT failed answers a minute', async () => {
+    const { server, clock } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '5' });
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 3; i++) expect((await b.call('validate_session', { session_id: `guess${i}` })).type).toBe('session_invalid');
+    for (let i = 0; i < 2; i++) expect((await b.call('verify_token', { token: `t${i}` })).type).toBe('token_invalid');
+    const r = await b.call('validate_session', { session_id: 'guess' });
+    expect(r).toMatchObject({ type: 'error', code: 1002, text: 'Too many failed authentication attempts; try again later' });
+    expect((await b.call('unsubscribe_session', { session_id: 'x' })).type).toBe('error');
+    // The same address on a new connection is throttled too.
+    const b2 = browser(server.url);
+    await b2.opened;
+    expect((await b2.call('verify_token', { token: 'x' })).code).toBe(1002);
+    // A minute later the window has room again.
+    clock.advance(60_001);
+    expect((await b.call('validate_session', { session_id: 'guess' })).type).toBe('session_invalid');
+  });
+
+  it('counts requests in flight, so pipelined guesses do not slip past the limit', async () => {
+    const { server } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '5' });
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 40; i++) b.post('validate_session', { session_id: `g${i}` });
+    const replies = await b.count(40);
+    expect(replies.filter((m) => m.body.type === 'session_invalid')).toHaveLength(5);
+    expect(replies.filter((m) => m.body.code === 1002)).toHaveLength(35);
+  });
+
+  it('does not count successes, and exempts service connections', async () => {
+    const { server } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '2' });
+    const s = service(server.url);
+    await s.opened;
+    const { session_id } = await s.call('create_session', { user_id: 'u' });
+    for (let i = 0; i < 10; i++) expect((await s.call('validate_session', { session_id: `g${i}` })).type).toBe('session_invalid');
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 10; i++) expect((await b.call('validate_session', { session_id })).type).toBe('session_valid');
+    expect((await b.call('validate_session', { session_id: 'bad' })).type).toBe('session_invalid');
+    expect((await b.call('validate_session', { session_id })).type).toBe('session_valid');
+  });
+});
