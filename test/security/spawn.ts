@@ -4,6 +4,7 @@
  * here is killed when the test process exits, whatever happens.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
@@ -121,27 +122,43 @@ export interface ServeNode {
   crash(): Promise<void>;
 }
 
-/** Spawns `node dist/cli.js serve` on port 0 and resolves once it listens. */
+/** A free TCP port on 127.0.0.1 (never 6379). */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer();
+      srv.once('error', reject);
+      srv.listen(0, '127.0.0.1', () => {
+        const p = (srv.address() as { port: number }).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    if (port !== 6379) return port;
+  }
+}
+
+/** Spawns `node dist/cli.js serve` on a free port and resolves once /healthz answers. */
 export async function spawnServe(env: Record<string, string>, args: string[] = []): Promise<ServeNode> {
+  const port = env.GATEWAY_PORT ? Number(env.GATEWAY_PORT) : await freePort();
   const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: { PATH: process.env.PATH ?? '', GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', ...env },
+    env: { PATH: process.env.PATH ?? '', GATEWAY_HOST: '127.0.0.1', ...env, GATEWAY_PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   track(proc);
   const stderr: string[] = [];
+  lines(proc.stderr!, (line) => stderr.push(line));
   const exited = new Promise<number | string | null>((resolve) => proc.once('exit', (code, signal) => resolve(code ?? signal)));
-  const port = await new Promise<number>((resolve, reject) => {
-    const t = setTimeout(() => reject(new Error(`serve did not start: ${stderr.join('\n')}`)), 10_000);
-    lines(proc.stderr!, (line) => {
-      stderr.push(line);
-      const m = /"url":"ws:\/\/127\.0\.0\.1:(\d+)\//.exec(line);
-      if (m) {
-        clearTimeout(t);
-        resolve(Number(m[1]));
-      }
-    });
-    proc.once('exit', () => reject(new Error(`serve exited: ${stderr.join('\n')}`)));
-  });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`serve exited: ${stderr.join('\n')}`);
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    if (ok) break;
+    if (Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`serve did not start: ${stderr.join('\n')}`);
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
   return {
     proc,
     port,
