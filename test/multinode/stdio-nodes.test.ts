@@ -1,4 +1,6 @@
+import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashSecret } from '../../src/crypto.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
 import { freshNamespace } from '../store/redis-harness.js';
 import { hasBuild, StdioNode } from './stdio-node.js';
@@ -13,10 +15,12 @@ describe.skipIf(!ready)('two stdio gateways on one Redis', () => {
   let redis: RedisServer;
   let a: StdioNode;
   let b: StdioNode;
+  let namespace: string;
 
   beforeAll(async () => {
     redis = await RedisServer.start();
-    const url = `${redis.url}?namespace=${freshNamespace()}`;
+    namespace = freshNamespace();
+    const url = `${redis.url}?namespace=${namespace}`;
     a = new StdioNode(url, { GATEWAY_NODE_ID: 'node-a' });
     b = new StdioNode(url, { GATEWAY_NODE_ID: 'node-b' });
   });
@@ -109,5 +113,29 @@ describe.skipIf(!ready)('two stdio gateways on one Redis', () => {
     await a.request({ type: 'subscribe_session', session_id: created.session_id });
     const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id, 3000);
     expect(push.body.reason).toBe('ttl');
+  });
+
+  it('an end missed while the subscriber connection was down is found by the re-check after it reconnects', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-resync' });
+    await a.request({ type: 'subscribe_session', session_id: created.session_id });
+    const raw = createClient({ url: redis.url });
+    raw.on('error', () => {});
+    await raw.connect();
+    try {
+      // In one transaction: cut every subscriber connection, then end the session with no
+      // event at all (as if the publish had been lost). Only the resync can find it.
+      const key = `${namespace}::s:${hashSecret(created.session_id as string)}`;
+      const [, deleted] = await raw.multi().addCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']).del(key).exec();
+      expect(deleted).toBe(1);
+    } finally {
+      await raw.close();
+    }
+    const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id, 3000);
+    expect(push.body.type).toBe('session_expired');
+    // Subscriptions are back: a normal end still crosses nodes.
+    const next = await a.request({ type: 'create_session', user_id: 'u-resync' });
+    await a.request({ type: 'subscribe_session', session_id: next.session_id });
+    await b.request({ type: 'destroy_session', session_id: next.session_id });
+    expect((await a.push((p) => p.type === 'session_expired' && p.session_id === next.session_id)).body.reason).toBe('destroyed');
   });
 });
