@@ -1,0 +1,80 @@
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const CLI = join(ROOT, 'dist', 'cli.js');
+
+function newest(dir: string): number {
+  let t = 0;
+  for (const name of readdirSync(dir)) {
+    const p = join(dir, name);
+    const s = statSync(p);
+    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
+  }
+  return t;
+}
+
+/** Builds dist/ (server and client) when a source is newer than it: these tests run the real CLI. */
+export function ensureBuilt(): void {
+  let built = 0;
+  try {
+    built = Math.min(statSync(CLI).mtimeMs, statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs);
+  } catch {
+    built = 0;
+  }
+  const sources = Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'client', 'src')), newest(join(ROOT, 'client', 'demo')));
+  if (sources > built) execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+export interface ServerProcess {
+  child: ChildProcess;
+  url: string;
+  http: string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const children = new Set<ChildProcess>();
+
+/** `node dist/cli.js serve` on a free port; resolves once it logs that it listens. */
+export function spawnServer(env: Record<string, string> = {}, args: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [CLI, 'serve', ...args], {
+    cwd: ROOT,
+    env: { ...process.env, GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', GATEWAY_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  let err = '';
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => {
+      children.delete(child);
+      resolve({ code, signal });
+    }),
+  );
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`serve did not start: ${err}`)), 15_000);
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', (d: string) => {
+      err += d;
+      const m = /"url":"(ws:\/\/[^"]+)"/.exec(err);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ child, url: m[1]!, http: m[1]!.replace(/^ws/, 'http').replace(/\/$/, ''), stderr: () => err, exited });
+      }
+    });
+    void exited.then((e) => reject(new Error(`serve exited (${e.code ?? e.signal}): ${err}`)));
+  });
+}
+
+/** Kills every server process still running (afterAll). */
+export async function killAll(): Promise<void> {
+  await Promise.all(
+    [...children].map((c) => {
+      const done = new Promise((r) => c.once('exit', r));
+      c.kill('SIGKILL');
+      return done;
+    }),
+  );
+}
