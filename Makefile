@@ -35,6 +35,9 @@ test: build system-deps
 conformance: build
 	$(CONFORMANCE) -- node dist/cli.js stdio
 	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
+	# The same cases over WebSocket: a server per case, driven through `connect`.
+	$(CONFORMANCE) -- test/transport-contract/serve-and-connect.sh
+	$(CONFORMANCE) --cases test/conformance/cases.json -- test/transport-contract/serve-and-connect.sh
 
 # One redis-server and two gateway nodes on this machine, no containers (scripts/cluster.sh).
 cluster: build system-deps
