@@ -32,10 +32,10 @@ test: build system-deps
 	npx vitest run
 	$(MAKE) -s conformance
 
+# The shared and project cases on stdio, then over WebSocket (a server per case, driven through `connect`).
 conformance: build
 	$(CONFORMANCE) -- node dist/cli.js stdio
 	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
-	# The same cases over WebSocket: a server per case, driven through `connect`.
 	$(CONFORMANCE) -- test/transport-contract/serve-and-connect.sh
 	$(CONFORMANCE) --cases test/conformance/cases.json -- test/transport-contract/serve-and-connect.sh
 
