@@ -1,5 +1,6 @@
 import { Keyv } from 'keyv';
 import { ManualClock } from '../../src/clock.js';
+import { GatewayError } from '../../src/errors.js';
 import { KeyvStore } from '../../src/store/keyv-store.js';
 import { MemoryMap } from '../../src/store/memory-map.js';
 import { createMemoryStore } from '../../src/store/memory.js';
@@ -42,7 +43,8 @@ storeContract('memory with injected backend failures', async () => {
     atomics: faulty,
     events: {
       publish: async () => {
-        if (broken) throw new Error('injected bus failure');
+        // A bus reports its own failures as UNAVAILABLE (as the Redis bus does).
+        if (broken) throw GatewayError.unavailable(new Error('injected bus failure'));
       },
       subscribe: () => () => {},
       onResync: () => () => {},
