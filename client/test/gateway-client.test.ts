@@ -1,0 +1,196 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { GatewayClient, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError, type ClientEvents, type WebSocketConstructor } from '../src/index.js';
+import { createSession, eventually, SERVICE_KEY, service, start, stopAll } from '../../test/ws/helpers.js';
+
+const clients: GatewayClient[] = [];
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close();
+  await stopAll();
+});
+
+const Ws = WebSocket as unknown as WebSocketConstructor;
+
+function client(url: string, o: Partial<ConstructorParameters<typeof GatewayClient>[0]> = {}): GatewayClient {
+  const c = new GatewayClient({ url, WebSocket: Ws, ...o });
+  clients.push(c);
+  return c;
+}
+
+/** A WebSocket constructor that sends a Cookie, as a browser would for its origin. */
+const withCookie = (cookie: string): WebSocketConstructor =>
+  class extends WebSocket {
+    constructor(url: string) {
+      super(url, { headers: { Cookie: cookie } });
+    }
+  } as unknown as WebSocketConstructor;
+
+/** Collects a client's events of one kind. */
+function record<K extends keyof ClientEvents>(c: GatewayClient, event: K): ClientEvents[K][] {
+  const seen: ClientEvents[K][] = [];
+  c.on(event, (v) => seen.push(v));
+  return seen;
+}
+
+describe('GatewayClient', () => {
+  it('refuses bad options at construction', () => {
+    expect(() => new GatewayClient({ url: 'http://x' })).toThrow('The url option must be a ws:// or wss:// URL.');
+    expect(() => new GatewayClient({ url: 'ws://x' })).toThrow(/No WebSocket available/);
+    expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, timeoutMs: 0 })).toThrow('The timeoutMs option must be a positive number.');
+  });
+
+  it('has a typed method for every request (service role)', async () => {
+    const { server } = await start();
+    const c = client(server.url, { serviceKey: SERVICE_KEY });
+    await c.connect();
+    expect(await c.init('n1', ['n1'])).toMatchObject({ type: 'init_ok' });
+    const s = await c.createSession('alice', { data: { plan: 'pro' }, ttl: 600 });
+    expect(s).toMatchObject({ type: 'session_created', expires_in: 600 });
+    expect(await c.validateSession(s.session_id)).toMatchObject({ type: 'session_valid', user_id: 'alice', data: { plan: 'pro' } });
+    const g = await c.regenerateSession(s.session_id);
+    if (g.type !== 'session_regenerated') throw new Error(g.error);
+    const sid = g.new_session_id;
+    expect(await c.subscribeSession(sid)).toMatchObject({ type: 'subscribed', session_id: sid });
+    expect(c.subscriptions.has(sid)).toBe(true);
+    expect(await c.unsubscribeSession(sid)).toMatchObject({ type: 'unsubscribed' });
+    const list = await c.listSessions('alice');
+    expect(list.sessions).toHaveLength(1);
+    const t = await c.exchangeSession(sid);
+    if (t.type !== 'token_generated') throw new Error(t.error);
+    expect(await c.verifyToken(t.access_token)).toMatchObject({ type: 'token_valid', payload: { sub: 'alice' } });
+    expect(await c.refreshToken(t.refresh_token)).toMatchObject({ type: 'token_refreshed' });
+    expect(await c.refreshToken(t.refresh_token)).toMatchObject({ type: 'token_invalid' }); // reuse
+    const a = await c.generateAccessToken({ sub: 'bob' });
+    expect(await c.revokeToken(a.access_token)).toEqual({ type: 'token_revoked', in_reply_to: expect.any(Number) });
+    expect(await c.verifyToken(a.access_token)).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    expect(await c.destroySessionHandle('alice', list.sessions[0]!.handle)).toMatchObject({ type: 'session_destroyed' });
+    const s2 = await c.createSession('alice');
+    expect(await c.revokeUserSessions('alice')).toMatchObject({ type: 'sessions_revoked', count: 1 });
+    expect(await c.destroySession(s2.session_id)).toMatchObject({ type: 'session_destroyed' });
+  });
+
+  it('rejects with a clear GatewayRequestError on a protocol error', async () => {
+    const { server } = await start();
+    const c = client(server.url);
+    await c.connect();
+    const err = await c.createSession('u').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayRequestError);
+    expect(err).toMatchObject({ kind: 'request', code: 1001, codeName: 'FORBIDDEN', requestType: 'create_session' });
+    expect((err as Error).message).toBe('create_session failed: error 1001 (FORBIDDEN): Message type "create_session" is not allowed on this connection');
+  });
+
+  it('rejects with GatewayTimeoutError when no reply comes in time', async () => {
+    const { server } = await start();
+    server.gateway.store.get = () => new Promise(() => undefined);
+    const c = client(server.url, { timeoutMs: 100 });
+    await c.connect();
+    const err = await c.validateSession('x').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayTimeoutError);
+    expect((err as Error).message).toBe('validate_session got no reply within 100 ms');
+  });
+
+  it('emits session_expired for subscribed sessions', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const c = client(server.url);
+    const ended = record(c, 'session_expired');
+    await c.connect();
+    await c.subscribeSession(sid);
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: sid });
+    await eventually(() => expect(ended).toEqual([{ sessionId: sid, bound: false, reason: 'destroyed' }]));
+    expect(c.subscriptions.has(sid)).toBe(false);
+  });
+
+  it('bound (cookie) connection: session_expiring, then session_expired; no reconnect after 4001', async () => {
+    const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '5' });
+    const sid = await createSession(server.url, 10);
+    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`), reconnect: { initialDelayMs: 10 } });
+    const expiring = record(c, 'session_expiring');
+    const ended = record(c, 'session_expired');
+    const closes = record(c, 'close');
+    await c.connect();
+    clock.advance(5000);
+    await eventually(() => expect(expiring).toEqual([{ bound: true, expiresIn: 5 }]));
+    clock.advance(5000);
+    await eventually(() => expect(closes).toEqual([{ code: 4001, reason: 'Session ended', willReconnect: false }]));
+    expect(ended).toEqual([{ bound: true, reason: 'ttl' }]);
+    expect(c.connected).toBe(false);
+    await expect(c.validateSession('x')).rejects.toBeInstanceOf(GatewayConnectionError);
+  });
+
+  it('after 4002 (regenerated) reconnects at once', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    const opens = record(c, 'open');
+    const ended = record(c, 'session_expired');
+    await c.connect();
+    const s = service(server.url);
+    await s.opened;
+    await s.call('regenerate_session', { old_session_id: sid });
+    // The constructor still sends the old cookie, so the new socket is closed 4001 at once; a
+    // browser would carry the new cookie by then.
+    await eventually(() => expect(opens).toEqual([{ reconnected: false }, { reconnected: true }]));
+    expect(ended[0]).toEqual({ bound: true, reason: 'regenerated' });
+  });
+
+  it('reconnects with backoff, re-subscribes to live sessions only, and reports ends it missed', async () => {
+    const { server } = await start();
+    const live = await createSession(server.url);
+    const endedEarlier = await createSession(server.url);
+    const endedWhileAway = await createSession(server.url);
+    const c = client(server.url, { reconnect: { initialDelayMs: 300, maxDelayMs: 300 } });
+    const ended = record(c, 'session_expired');
+    const reconnecting = record(c, 'reconnecting');
+    const opens = record(c, 'open');
+    await c.connect();
+    for (const id of [live, endedEarlier, endedWhileAway]) await c.subscribeSession(id);
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: endedEarlier });
+    await eventually(() => expect(ended).toHaveLength(1));
+    const before = await server.metrics.text();
+    const subs = (t: string) => Number(/gateway_messages_total\{type="subscribe_session",outcome="subscribed"\} (\d+)/.exec(t)?.[1] ?? 0);
+    const invalid = (t: string) => Number(/gateway_messages_total\{type="subscribe_session",outcome="session_invalid"\} (\d+)/.exec(t)?.[1] ?? 0);
+
+    // The server drops the socket (a restart, a proxy timeout...).
+    const pending = c.validateSession(live);
+    [...server.links].find((l) => l.role === 'browser')!.close(1012, 'Service restart', 'test');
+    await expect(pending).rejects.toBeInstanceOf(GatewayConnectionError);
+    await eventually(() => expect(reconnecting).toHaveLength(1));
+    expect(reconnecting[0]!.delayMs).toBeGreaterThanOrEqual(150);
+    expect(reconnecting[0]!.delayMs).toBeLessThanOrEqual(300);
+    await s.call('destroy_session', { session_id: endedWhileAway });
+    // A request made while away waits for the new socket.
+    const queued = c.validateSession(live);
+
+    await eventually(() => expect(opens).toEqual([{ reconnected: false }, { reconnected: true }]));
+    expect((await queued).type).toBe('session_valid');
+    await eventually(() => expect(ended).toHaveLength(2));
+    expect(ended[1]).toEqual({ sessionId: endedWhileAway, bound: false, reason: 'unknown' });
+    expect([...c.subscriptions]).toEqual([live]);
+    const after = await server.metrics.text();
+    expect(subs(after) - subs(before)).toBe(1); // `live` only: `endedEarlier` was not asked for again
+    expect(invalid(after) - invalid(before)).toBe(1); // `endedWhileAway`, found ended
+    // And the re-subscription works: the next end is pushed.
+    await s.call('destroy_session', { session_id: live });
+    await eventually(() => expect(ended[2]).toEqual({ sessionId: live, bound: false, reason: 'destroyed' }));
+  });
+
+  it('backs off exponentially while the gateway is down', async () => {
+    const { server } = await start();
+    const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 80, factor: 2 } });
+    const reconnecting = record(c, 'reconnecting');
+    await c.connect();
+    await stopAll(); // the server goes away and stays away
+    await eventually(() => expect(reconnecting.length).toBeGreaterThanOrEqual(4), 3000);
+    c.close();
+    const delays = reconnecting.map((r) => r.delayMs);
+    expect(delays[0]).toBeLessThanOrEqual(20);
+    expect(delays[1]).toBeGreaterThanOrEqual(20);
+    expect(delays[2]).toBeGreaterThanOrEqual(40);
+    expect(Math.max(...delays)).toBeLessThanOrEqual(80);
+  });
+});
