@@ -55,7 +55,14 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
     });
     if (!followed) throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
-    return { type: 'subscribed', session_id: sessionId, expires_in: v.expiresIn };
+    // An end between the check above and the follow would reach no one, and the follow would
+    // wait for the ttl: look again now that any later end is sure to be pushed.
+    const again = await sessions.peek(v.hash);
+    if (!again.valid) {
+      c.unfollow(`sub\u0000${req.src}`, v.hash);
+      return invalidSession(again.error);
+    }
+    return { type: 'subscribed', session_id: sessionId, expires_in: again.expiresIn };
   },
 
   unsubscribe_session(c, req, b) {

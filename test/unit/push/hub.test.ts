@@ -246,3 +246,35 @@ describe('SubscriptionHub', () => {
     expect(errors).toHaveLength(1);
   });
 });
+
+describe('subscribe racing an end', () => {
+  it('a session ended between the subscribe check and the follow is not left followed until its ttl', async () => {
+    const clock = new ManualClock();
+    const inner = createMemoryStore(clock);
+    let gate: (() => void) | undefined;
+    // Reads the value at once but hands it over only when the gate opens: the subscribe sees
+    // the session live, and the destroy runs to the end in between.
+    const store = failingStore(inner, false);
+    store.get = async <T,>(key: string) => {
+      const v = await inner.get<T>(key);
+      if (gate === undefined && key.startsWith('s:')) await new Promise<void>((r) => (gate = r));
+      return v;
+    };
+    const { gateway } = makeGateway({ clock, store });
+    const watcher = new Driver(gateway);
+    const admin = new Driver(gateway);
+    const s = await gateway.sessions.create('u', undefined, 3600);
+    const sub = watcher.send({ type: 'subscribe_session', session_id: s.sessionId });
+    await settle();
+    expect(gate).toBeDefined();
+    expect(await admin.call({ type: 'destroy_session', session_id: s.sessionId })).toMatchObject({ type: 'session_destroyed' });
+    gate!();
+    await settle();
+    const reply = watcher.reply(sub);
+    // Either the subscriber is told the session is invalid, or it is told it ended: never silence.
+    if (reply.type === 'subscribed') expect(watcher.pushes().map((p) => p.body.reason)).toEqual(['destroyed']);
+    else expect(reply.type).toBe('session_invalid');
+    expect(gateway.hub.size).toBe(0);
+    expect(clock.pending).toBe(1);
+  });
+});
