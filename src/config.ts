@@ -152,10 +152,6 @@ export function loadConfig(src: Source): Config {
   if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
     throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
   }
-  // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
-  if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
-    throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
-  }
   const logLevel = str(src, 'GATEWAY_LOG_LEVEL', 'info');
   if (!LOG_LEVELS.includes(logLevel)) throw new ConfigError(`GATEWAY_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')} (got ${shown(logLevel)})`);
   const nodeId = str(src, 'GATEWAY_NODE_ID', 'gateway');
