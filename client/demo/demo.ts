@@ -54,14 +54,15 @@ function showUser(me: Me | undefined): void {
 
 async function whoAmI(): Promise<Me | undefined> {
   const r = await fetch('/autosession', { credentials: 'same-origin' });
-  return r.ok ? ((await r.json()) as Me) : undefined;
+  return r.status === 200 ? ((await r.json()) as Me) : undefined;
 }
 
 const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
 const client = new GatewayClient({ url: wsUrl, reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 } });
 
 client.on('open', ({ reconnected }) => {
-  connection.textContent = reconnected ? 'open (reconnected)' : 'open';
+  // With a session, the gateway bound this socket to it (the cookie went with the upgrade).
+  connection.textContent = deadline !== undefined ? 'open, bound to your session' : reconnected ? 'open (reconnected)' : 'open';
   connection.dataset.state = 'open';
 });
 client.on('close', ({ code, willReconnect }) => {

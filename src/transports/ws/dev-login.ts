@@ -3,7 +3,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Gateway } from '../../gateway.js';
 import { endOf, unixSeconds } from '../../sessions/records.js';
 import { readCookie, sessionCookie } from './cookies.js';
-import { readBody, sendJson } from './http-util.js';
+import { BASE_HEADERS, readBody, sendJson } from './http-util.js';
 
 export interface DevLoginOptions {
   gateway: Gateway;
@@ -15,6 +15,11 @@ export interface DevLoginOptions {
 const MAX_DEMO_TTL = 86_400;
 const USER_RE = /^[\w.@-]{1,64}$/;
 
+function noContent(res: ServerResponse): void {
+  res.writeHead(204, BASE_HEADERS);
+  res.end();
+}
+
 /** Served over TLS (here, or by a proxy in front that says so): the cookie gets `Secure`. */
 function overTls(req: IncomingMessage): boolean {
   return (req.socket as TLSSocket).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
@@ -22,7 +27,7 @@ function overTls(req: IncomingMessage): boolean {
 
 /**
  * `/autosession`, the dev login (only with `--dev`): POST creates a session for a demo user
- * and sets the session cookie; GET tells who the cookie's session belongs to (the page cannot
+ * and sets the session cookie; GET tells who the cookie's session belongs to (204: nobody) (the page cannot
  * read an HttpOnly cookie); DELETE ends it. Requests from a page of another origin are
  * refused, like WebSocket upgrades, so another site cannot log the browser in or out.
  */
@@ -56,9 +61,10 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
     }
     case 'GET':
     case 'HEAD': {
-      if (current === undefined) return sendJson(res, 401, { error: 'Not logged in' });
+      // Not logged in is an answer, not a failure: 204, so the page's console stays clean.
+      if (current === undefined) return noContent(res);
       const v = await sessions.peek(sessions.hashOf(current));
-      if (!v.valid) return sendJson(res, 401, { error: 'Not logged in' });
+      if (!v.valid) return noContent(res);
       const end = endOf(v.record, o.gateway.options.sessionIdleTimeout * 1000).at;
       return sendJson(res, 200, { user_id: v.record.u, expires_at: unixSeconds(end), expires_in: v.expiresIn, expires_in_ms: Math.max(0, end - now) });
     }

@@ -1,0 +1,83 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, killAll, ROOT, spawnServer, type ServerProcess } from '../ws/process.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARTIFACTS = join(ROOT, 'test', 'artifacts');
+
+let browser: Browser | undefined;
+let server: ServerProcess;
+
+beforeAll(async () => {
+  ensureBuilt();
+  server = await spawnServer({ GATEWAY_EXPIRY_WARNING: '2', GATEWAY_JWT_SECRET: 'e2e-secret-0123456789abcdef-0123456789abcdef' }, ['--dev']);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  mkdirSync(ARTIFACTS, { recursive: true });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await killAll();
+});
+
+describe('demo page in headless Chromium', () => {
+  it('logs in with a short TTL, counts down, and shows the end the server pushes', async () => {
+    const page = await browser!.newPage();
+    const errors: string[] = [];
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    await page.goto(server.http + '/');
+    await page.locator('#connection', { hasText: 'open' }).waitFor({ timeout: 10_000 });
+
+    await page.fill('#ttl', '5');
+    const loggedIn = Date.now();
+    await page.click('#login');
+    await page.locator('#user', { hasText: 'demo-user' }).waitFor();
+    await page.locator('#connection', { hasText: 'open' }).waitFor();
+    // The cookie is HttpOnly: the page's scripts cannot read the session id.
+    expect(await page.evaluate(() => document.cookie)).toBe('');
+
+    // The countdown runs.
+    const first = parseFloat((await page.textContent('#countdown'))!);
+    expect(first).toBeGreaterThan(3);
+    expect(first).toBeLessThanOrEqual(5);
+    await page.waitForTimeout(600);
+    const second = parseFloat((await page.textContent('#countdown'))!);
+    expect(second).toBeLessThan(first);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-counting-down.png') });
+
+    // The warning arrives GATEWAY_EXPIRY_WARNING (2 s) before the end.
+    await page.locator('#warning', { hasText: 'ends in 2 s' }).waitFor({ state: 'visible', timeout: 6000 });
+    // Then the end, pushed by the gateway: no reload, no polling.
+    const notice = page.locator('#notice');
+    await notice.waitFor({ state: 'visible', timeout: 6000 });
+    const endedAfter = Date.now() - loggedIn;
+    expect(await notice.textContent()).toMatch(/^Session ended \(reason: ttl\)\. Pushed by the gateway at /);
+    expect(await page.textContent('#countdown')).toBe('ended');
+    expect(await page.textContent('#user')).toBe('not logged in');
+    expect(await page.textContent('#connection')).toBe('closed (4001)');
+    expect(endedAfter).toBeGreaterThan(4500);
+    expect(endedAfter).toBeLessThan(7000);
+    await page.screenshot({ path: join(ARTIFACTS, 'demo-session-ended.png'), fullPage: true });
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it('"End session now" is pushed at once (reason destroyed)', async () => {
+    const page = await browser!.newPage();
+    await page.goto(server.http + '/');
+    await page.locator('#connection', { hasText: 'open' }).waitFor({ timeout: 10_000 });
+    await page.fill('#ttl', '600');
+    await page.click('#login');
+    await page.locator('#user', { hasText: 'demo-user' }).waitFor();
+    await page.locator('#connection', { hasText: 'open' }).waitFor();
+    const t0 = Date.now();
+    await page.click('#logout');
+    await page.locator('#notice', { hasText: 'reason: destroyed' }).waitFor({ state: 'visible', timeout: 3000 });
+    expect(Date.now() - t0).toBeLessThan(1000);
+    await page.close();
+  });
+});
