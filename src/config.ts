@@ -190,7 +190,7 @@ export function loadConfig(src: Source): Config {
     maxBufferedBytes: int(src, 'GATEWAY_MAX_BUFFERED_BYTES', 4_194_304, 1024, 1_073_741_824, 'a number of bytes'),
     maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
     maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),
-    storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 1000, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
+    storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 800, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
     dev: flag(src, 'GATEWAY_DEV'),
   };
 }
