@@ -7,6 +7,42 @@ export interface MemoryEntry {
   exp: number;
 }
 
+/**
+ * A user index set: while small (most users have a few sessions) a flat, exact-size array
+ * `[member, expiresAt, ...]`, 64 bytes for one member where a Map costs about 190; a Map
+ * once it holds more than SMALL_SET members, so large sets stay O(1) per operation.
+ */
+type IndexSet = (string | number)[] | Map<string, number>;
+const SMALL_SET = 8;
+
+const setSize = (set: IndexSet): number => (set instanceof Map ? set.size : set.length / 2);
+
+/** Drops members expired at `now`, collecting the others into `live`; returns how many went. */
+function prune(set: IndexSet, now: number, live?: string[]): number {
+  let removed = 0;
+  if (set instanceof Map) {
+    for (const [member, exp] of set) {
+      if (exp > now) live?.push(member);
+      else if (set.delete(member)) removed++;
+    }
+    return removed;
+  }
+  let w = 0;
+  for (let r = 0; r < set.length; r += 2) {
+    const exp = set[r + 1] as number;
+    if (exp <= now) {
+      removed++;
+      continue;
+    }
+    live?.push(set[r] as string);
+    set[w] = set[r]!;
+    set[w + 1] = exp;
+    w += 2;
+  }
+  set.length = w;
+  return removed;
+}
+
 const TICK_MS = 100;
 /** A full sweep of the map takes about this long, whatever its size. */
 const PASS_MS = 5_000;
@@ -25,11 +61,11 @@ export class MemoryMap {
   readonly opts = { dialect: 'map', url: 'memory://' };
   namespace?: string;
   readonly #map = new Map<string, MemoryEntry>();
-  readonly #sets = new Map<string, Map<string, number>>();
+  readonly #sets = new Map<string, IndexSet>();
   readonly #clock: Clock;
   #timer: TimerHandle | undefined;
   #cursor: Iterator<[string, MemoryEntry]> | undefined;
-  #setCursor: Iterator<[string, Map<string, number>]> | undefined;
+  #setCursor: Iterator<[string, IndexSet]> | undefined;
   /** Entries per tick for the current pass, fixed when the pass starts (see `sweep`). */
   #mapBudget = MIN_SCAN;
   #setBudget = MIN_SCAN;
@@ -93,28 +129,53 @@ export class MemoryMap {
   }
 
   indexAdd(key: string, member: string, expiresAt: number): void {
-    let set = this.#sets.get(key);
-    if (set === undefined) this.#sets.set(key, (set = new Map()));
-    if (!set.has(member)) this.#members++;
-    set.set(member, expiresAt);
+    const set = this.#sets.get(key);
+    if (set === undefined) {
+      this.#sets.set(key, [member, expiresAt]);
+      this.#members++;
+    } else if (set instanceof Map) {
+      if (!set.has(member)) this.#members++;
+      set.set(member, expiresAt);
+    } else {
+      const at = set.indexOf(member);
+      if (at >= 0 && at % 2 === 0) {
+        set[at + 1] = expiresAt;
+        return;
+      }
+      this.#members++;
+      if (set.length < 2 * SMALL_SET) {
+        // Copied rather than pushed: exact size, no spare capacity per user.
+        this.#sets.set(key, [...set, member, expiresAt]);
+        return;
+      }
+      const map = new Map<string, number>();
+      for (let i = 0; i < set.length; i += 2) map.set(set[i] as string, set[i + 1] as number);
+      map.set(member, expiresAt);
+      this.#sets.set(key, map);
+    }
   }
 
   indexRemove(key: string, member: string): void {
     const set = this.#sets.get(key);
     if (set === undefined) return;
-    if (set.delete(member)) this.#members--;
-    if (set.size === 0) this.#sets.delete(key);
+    if (set instanceof Map) {
+      if (set.delete(member)) this.#members--;
+    } else {
+      const at = set.indexOf(member);
+      if (at >= 0 && at % 2 === 0) {
+        set.splice(at, 2);
+        this.#members--;
+      }
+    }
+    if (setSize(set) === 0) this.#sets.delete(key);
   }
 
   indexMembers(key: string, now: number): string[] {
     const set = this.#sets.get(key);
     if (set === undefined) return [];
     const out: string[] = [];
-    for (const [member, exp] of set) {
-      if (exp > now) out.push(member);
-      else if (set.delete(member)) this.#members--;
-    }
-    if (set.size === 0) this.#sets.delete(key);
+    this.#members -= prune(set, now, out);
+    if (setSize(set) === 0) this.#sets.delete(key);
     return out;
   }
 
@@ -176,11 +237,9 @@ export class MemoryMap {
         break;
       }
       const [key, set] = next.value;
-      for (const [member, exp] of set) {
-        budget--;
-        if (exp <= now && set.delete(member)) this.#members--;
-      }
-      if (set.size === 0) this.#sets.delete(key);
+      budget -= setSize(set);
+      this.#members -= prune(set, now);
+      if (setSize(set) === 0) this.#sets.delete(key);
     }
   }
 }
