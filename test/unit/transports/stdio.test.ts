@@ -164,7 +164,7 @@ describe('stdio transport (node dist/cli.js stdio; needs npx tsc -p .)', () => {
     const code = await exited;
     const took = Date.now() - closedAt;
     expect(code).toBe(0);
-    expect(took).toBeLessThan(1500);
+    expect(took).toBeLessThan(2000);
     const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line);
     expect(lines).toHaveLength(52);
     expect(new Set(lines.map((l) => l.body.in_reply_to)).size).toBe(52);
