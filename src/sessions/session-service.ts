@@ -75,7 +75,8 @@ export class SessionService {
     const hash = this.hashOf(sessionId);
     await this.#write(hash, record, now);
     const end = endOf(record, this.#idleMs).at;
-    this.#o.log.info({ event, session: this.#o.logRef(hash), user: this.#o.logRef(userId), ttl: ttlSeconds }, event);
+    // The log references are HMACs: computed only when the line is written.
+    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event, session: this.#o.logRef(hash), user: this.#o.logRef(userId), ttl: ttlSeconds }, event);
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
   }
 
@@ -161,7 +162,7 @@ export class SessionService {
   }
 
   #ended(hash: string, reason: EndReason, userId: string): void {
-    this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
+    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
     this.#o.onEnded(hash, reason);
   }
 
