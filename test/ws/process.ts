@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -16,16 +16,39 @@ function newest(dir: string): number {
   return t;
 }
 
-/** Builds dist/ (server and client) when a source is newer than it: these tests run the real CLI. */
-export function ensureBuilt(): void {
+function stale(): boolean {
   let built = 0;
   try {
     built = Math.min(statSync(CLI).mtimeMs, statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs);
   } catch {
     built = 0;
   }
-  const sources = Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'client', 'src')), newest(join(ROOT, 'client', 'demo')));
-  if (sources > built) execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  return Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'client', 'src')), newest(join(ROOT, 'client', 'demo'))) > built;
+}
+
+const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+/**
+ * Builds dist/ (server and client) when a source is newer than it: these tests run the real
+ * CLI. Test files run in parallel workers: one builds (holding a lock directory), the others wait.
+ */
+export function ensureBuilt(): void {
+  const lock = join(ROOT, 'dist', '.build-lock');
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  for (let waited = 0; stale(); waited += 100) {
+    try {
+      mkdirSync(lock);
+    } catch {
+      if (waited > 120_000) throw new Error(`waited 120 s for ${lock}; remove it if no build is running`);
+      sleep(100);
+      continue;
+    }
+    try {
+      if (stale()) execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+    } finally {
+      rmdirSync(lock);
+    }
+  }
 }
 
 export interface ServerProcess {
