@@ -55,6 +55,10 @@ type Accepted = Extract<Handshake, { ok: true }>;
  */
 export async function startServer(config: Config, o: ServerOptions = {}): Promise<GatewayServer> {
   const clock = o.clock ?? systemClock;
+  for (const name of ['heartbeatMs', 'closeGraceMs'] as const) {
+    const v = o[name];
+    if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`The ${name} option must be a finite, positive number.`);
+  }
   const metrics = new Metrics({ processMetrics: o.processMetrics });
   const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer });
   const heartbeatMs = o.heartbeatMs ?? 30_000;
