@@ -32,12 +32,14 @@ test: build system-deps
 	npx vitest run
 	$(MAKE) -s conformance
 
-# The shared and project cases on stdio, then over WebSocket (a server per case, driven through `connect`).
+# The shared and project cases on stdio, then over WebSocket (a server per case, driven through
+# `connect`). Skipped over ws: the stdio rule for a line 200 times the limit (PROTOCOL.md has ws
+# close such a frame with 1009; test/ws/limits.test.ts checks that).
 conformance: build
 	$(CONFORMANCE) -- node dist/cli.js stdio
 	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
 	$(CONFORMANCE) -- test/transport-contract/serve-and-connect.sh
-	$(CONFORMANCE) --cases test/conformance/cases.json -- test/transport-contract/serve-and-connect.sh
+	$(CONFORMANCE) --cases test/conformance/cases.json --skip 'an oversized line is error 12' -- test/transport-contract/serve-and-connect.sh
 
 # One redis-server and two gateway nodes on this machine, no containers (scripts/cluster.sh).
 cluster: build system-deps
