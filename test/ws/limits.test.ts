@@ -112,20 +112,24 @@ describe('heartbeat', () => {
   it('terminates a peer that stops answering pings, keeps one that answers', async () => {
     const { server, clock } = await start({}, { heartbeatMs: 30_000 });
     const dead = new Peer(server.url, { autoPong: false });
+    await dead.opened;
     const live = browser(server.url);
-    await Promise.all([dead.opened, live.opened]);
+    await live.opened;
     let pings = 0;
     dead.ws.on('ping', () => pings++);
+    const liveLink = () => [...server.links].find((l) => l !== deadLink)!;
+    const deadLink = [...server.links][0]!;
     clock.advance(30_000); // ping
-    await settle(50); // the live peer's pong comes back
-    expect(pings).toBe(1);
+    await eventually(() => expect(pings).toBe(1));
+    await eventually(() => expect(liveLink().alive).toBe(true)); // the live peer's pong came back
+    expect(deadLink.alive).toBe(false);
     clock.advance(30_000); // no pong from `dead`: cut
     expect((await dead.closed).code).toBe(1006);
-    await settle(50);
+    await eventually(() => expect(liveLink().alive).toBe(true));
     clock.advance(30_000);
     await settle(50);
     expect(live.ws.readyState).toBe(WebSocket.OPEN);
-    expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="heartbeat"\} 1/);
+    await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="heartbeat"\} 1/));
   });
 });
 
