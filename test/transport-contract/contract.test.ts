@@ -152,12 +152,15 @@ for (const transport of [stdioTransport, wsTransport]) {
       const set = store.set.bind(store);
       let release!: () => void;
       const gate = new Promise<void>((r) => (release = r));
+      let entered = 0;
       store.set = async (k, v, ttl) => {
+        entered++;
         await gate;
         return set(k, v, ttl);
       };
       for (let i = 1; i <= 20; i++) h.send(req('create_session', i, { user_id: `u${i}` }));
-      await settle();
+      for (let waited = 0; entered < 20 && waited < 5000; waited += 10) await new Promise((r) => setTimeout(r, 10));
+      expect(entered).toBe(20); // all read, all in flight
       const ended = h.end();
       await settle();
       release();

@@ -17,12 +17,15 @@ describe('drain', () => {
     const get = store.get.bind(store);
     let release!: () => void;
     const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const reached = new Promise<void>((r) => (entered = r));
     store.get = async <T>(key: string) => {
+      entered();
       await gate;
       return get<T>(key);
     };
     const inFlight = s.post('validate_session', { session_id: sid });
-    await settle();
+    await reached; // read and being served
     const drained = server.drain();
     await settle();
     s.post('validate_session', { session_id: sid }); // read after the drain began: not served
