@@ -84,6 +84,11 @@ function str(src: Source, name: string, def: string): string {
   return raw === undefined || raw === '' ? def : raw;
 }
 
+/** A store URL fit for a log line: credentials masked. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/g, '//***@');
+}
+
 /** Refuses short or well-known secrets; names the variable, never the value. */
 export function checkSecret(name: string, secret: string): Buffer {
   const buf = Buffer.from(secret, 'utf8');
@@ -146,7 +151,7 @@ export function loadConfig(src: Source): Config {
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+)$/.test(store)) {
-    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got ${shown(store.replace(/\/\/[^@/]*@/, '//***@'))})`);
+    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got ${shown(redactUrl(store))})`);
   }
   // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
   if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {

@@ -34,7 +34,8 @@ export interface ErrorReply { type: 'error'; in_reply_to?: number; code: number;
 
 /**
  * `session_expired` as pushed. A bound connection (browser with the session cookie) gets
- * `bound: true` and no `session_id`: the page never sees its HttpOnly cookie's value.
+ * `bound: true` and `session_id` = the session's handle (a store hash, as in `list_sessions`),
+ * never the id: the page never sees its HttpOnly cookie's value.
  */
 export interface SessionExpiredPush { type: 'session_expired'; msg_id: number; session_id?: string; bound?: boolean; reason: EndReason }
 export interface SessionExpiringPush { type: 'session_expiring'; msg_id: number; session_id?: string; bound?: boolean; expires_in: number }

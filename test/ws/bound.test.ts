@@ -21,7 +21,9 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(typeof push.body.msg_id).toBe('number');
     // The cookie is HttpOnly: its value never reaches the page.
     expect(JSON.stringify(push)).not.toContain(sid);
-    expect(push.body).not.toHaveProperty('session_id');
+    // It names the session by its handle (a store hash), which cannot be presented as an id.
+    expect(push.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(push.body.session_id).not.toBe(sid);
     expect(await b.closed).toEqual({ code: 4001, reason: 'Session ended' });
     expect(ms).toBeLessThan(100);
   });
@@ -69,7 +71,8 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(b.messages).toEqual([]);
     clock.advance(1);
     const warn = await b.next(isPush);
-    expect(warn.body).toEqual({ type: 'session_expiring', bound: true, expires_in: 60, msg_id: warn.body.msg_id });
+    expect(warn.body).toEqual({ type: 'session_expiring', session_id: warn.body.session_id, bound: true, expires_in: 60, msg_id: warn.body.msg_id });
+    expect(warn.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     clock.advance(59_999);
     await settle();
     expect(b.messages).toEqual([]);

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { createApp } from '../../app.js';
 import { systemClock, type Clock, type TimerHandle } from '../../clock.js';
-import type { Config } from '../../config.js';
+import { redactUrl, type Config } from '../../config.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
@@ -209,7 +209,7 @@ export async function serve(config: Config): Promise<void> {
   const server = await startServer(config);
   const log = server.gateway.log;
   if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
-  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), origins: server.allowedOrigins, store: config.store }, 'listening');
+  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), origins: server.allowedOrigins, store: redactUrl(config.store) }, 'listening');
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {

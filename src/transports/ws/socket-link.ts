@@ -11,7 +11,9 @@ import type { EndReason } from '../../protocol/messages.js';
 /**
  * `dest` of the pushes to a bound connection. A browser names no `src` when it connects, and
  * its pushes must not carry the session id either (the cookie is HttpOnly: echoing the id
- * would hand it to page scripts), so bound pushes say `bound: true` and go to "client".
+ * would hand it to page scripts), so bound pushes say `bound: true`, name the session by its
+ * handle (as `list_sessions` does: a store hash that cannot be presented as an id) and go to
+ * "client".
  */
 export const BOUND_DEST = 'client';
 
@@ -124,11 +126,11 @@ export class SocketLink {
   bind(hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', warnBeforeMs: number): void {
     this.conn.follow('bound', hash, sessionId, end, reason, {
       onEnded: (why: EndReason) => {
-        this.conn.push(BOUND_DEST, { type: 'session_expired', bound: true, reason: why });
+        this.conn.push(BOUND_DEST, { type: 'session_expired', session_id: hash, bound: true, reason: why });
         if (why === 'regenerated') this.close(CloseCodes.SESSION_REGENERATED, 'Session regenerated: reconnect with the new cookie', 'session_ended');
         else this.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
       },
-      onExpiring: (expiresIn) => this.conn.push(BOUND_DEST, { type: 'session_expiring', bound: true, expires_in: expiresIn }),
+      onExpiring: (expiresIn) => this.conn.push(BOUND_DEST, { type: 'session_expiring', session_id: hash, bound: true, expires_in: expiresIn }),
       warnBefore: warnBeforeMs > 0 ? warnBeforeMs : undefined,
     });
     // The session may have ended between the upgrade's check and now: look again.
