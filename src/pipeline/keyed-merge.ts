@@ -70,6 +70,14 @@ export function keyedMerge<T, R>(
             start(next);
           }
         }
+        // Emptied queues let go of what they held: a quiet connection must not keep its last
+        // thousand requests and replies alive (5,000 connections made that hundreds of MB).
+        finished.length = 0;
+        finishedHead = 0;
+        if (readyHead === ready.length) {
+          ready.length = 0;
+          readyHead = 0;
+        }
         draining = false;
         maybeComplete();
       };
