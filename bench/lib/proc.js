@@ -43,7 +43,8 @@ const children = new Set();
  */
 export function start(cmd, args, { env = {}, stdio = ['ignore', 'pipe', 'pipe'], ulimit } = {}) {
   const line = [cmd, ...args].map((a) => `'${String(a).replace(/'/g, `'\\''`)}'`).join(' ');
-  const script = `${ulimit ? `ulimit -n ${ulimit} && ` : ''}exec ${line}`;
+  // Raise the open-file limit for this process only (to the hard limit if that is lower).
+  const script = `${ulimit ? `{ ulimit -n ${ulimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; } ; ` : ''}exec ${line}`;
   const child = spawn('bash', ['-c', script], { env: { ...process.env, ...env }, stdio });
   let tail = '';
   child.stderr?.on('data', (d) => {

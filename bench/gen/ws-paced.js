@@ -1,0 +1,104 @@
+// Load generator of row 6: C browser connections, each bound to its own session by the
+// cookie, then an open-loop offered load of R msgs/s in total (validate_session of the
+// connection's own session, round robin). Latency is measured from each message's
+// scheduled send time, so a stall is not hidden (no coordinated omission). Also reports
+// the server's RSS before and after the connections opened (idle), and this process's CPU.
+import { readFileSync } from 'node:fs';
+import WebSocket from 'ws';
+import { percentile } from '../lib/stats.js';
+import { cpuSeconds, rssBytes, sleep } from '../lib/proc.js';
+
+const o = JSON.parse(process.argv[2]);
+const ids = JSON.parse(readFileSync(o.ids, 'utf8')).slice(0, o.connections);
+const conns = [];
+let phase = null; // {lat: Float64Array, n}
+let unexpected = 0;
+let closed = 0;
+
+function open(i) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(o.url, { headers: { Cookie: `${o.cookie}=${ids[i]}` }, perMessageDeflate: false });
+    const c = { ws, i, sent: [], msgId: 0, frame: (id) => `{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${id},"session_id":"${ids[i]}"}}` };
+    ws.on('open', () => resolve(c));
+    ws.on('error', reject);
+    ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+    ws.on('message', (data) => {
+      const now = performance.now();
+      const text = data.toString();
+      if (!text.includes('"in_reply_to"')) return; // a push (session_expiring): not a reply
+      const at = c.sent.shift();
+      if (!text.includes('"type":"session_valid"')) unexpected++;
+      if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
+    });
+    ws.on('close', () => closed++);
+  });
+}
+
+const rss0 = rssBytes(o.serverPid);
+const tOpen = performance.now();
+for (let i = 0; i < o.connections; i += 250) {
+  const batch = [];
+  for (let k = i; k < Math.min(o.connections, i + 250); k++) batch.push(open(k));
+  conns.push(...(await Promise.all(batch)));
+}
+const openSeconds = (performance.now() - tOpen) / 1000;
+await sleep(o.idleMs);
+const rss1 = rssBytes(o.serverPid);
+
+/** Sends at `rate` msgs/s for `ms`, recording latencies of messages scheduled after `start`. */
+async function run(ms, record) {
+  const total = Math.floor((o.rate * ms) / 1000);
+  const t0 = performance.now();
+  if (record) phase = { lat: new Float64Array(total), n: 0, start: t0 };
+  let next = 0;
+  let rr = 0;
+  await new Promise((resolve) => {
+    const tick = () => {
+      const now = performance.now();
+      const due = Math.min(total, Math.floor(((now - t0) * o.rate) / 1000));
+      for (; next < due; next++) {
+        const c = conns[rr++ % conns.length];
+        const scheduled = t0 + (next * 1000) / o.rate;
+        c.sent.push(scheduled);
+        c.ws.send(c.frame(++c.msgId));
+      }
+      if (next < total) setTimeout(tick, 1);
+      else resolve();
+    };
+    tick();
+  });
+  await sleep(200); // the last replies
+}
+
+await run(o.warmMs, false);
+const cpu0 = process.cpuUsage();
+const server0 = cpuSeconds(o.serverPid);
+const w0 = performance.now();
+await run(o.ms, true);
+const wall = (performance.now() - w0) / 1000;
+const cpu = process.cpuUsage(cpu0);
+const serverCpu = (cpuSeconds(o.serverPid) - server0) / wall;
+const lat = phase.lat.slice(0, phase.n).sort();
+const expected = Math.floor((o.rate * o.ms) / 1000);
+for (const c of conns) c.ws.terminate();
+console.log(
+  JSON.stringify({
+    connections: conns.length,
+    offered: o.rate,
+    expected,
+    answered: phase.n,
+    unexpected,
+    closedEarly: closed,
+    p50: percentile(lat, 50),
+    p99: percentile(lat, 99),
+    p999: percentile(lat, 99.9),
+    max: lat[lat.length - 1],
+    genCpu: (cpu.user + cpu.system) / 1e6 / wall,
+    serverCpu,
+    serverCpuUsPerMsg: (serverCpu * wall * 1e6) / expected,
+    rssBefore: rss0,
+    rssIdle: rss1,
+    openSeconds,
+  }),
+);
+process.exit(0);

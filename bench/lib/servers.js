@@ -1,0 +1,23 @@
+import { freePort, start, stop, waitForPort } from './proc.js';
+
+/** A random service key for the bench's gateways (service connections are not rate limited). */
+export const SERVICE_KEY = `bench-${Math.random().toString(36).slice(2)}-service-key`;
+
+/** Starts `node dist/cli.js serve` on a free port; returns {url, child, port, stop}. */
+export async function startGateway(ctx, { env = {}, args = [], ulimit } = {}) {
+  const port = await freePort();
+  const child = start('node', [ctx.cli, 'serve', ...args], {
+    env: ctx.gatewayEnv({ GATEWAY_PORT: String(port), GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, ...env }),
+    ulimit,
+  });
+  await waitForPort(port, 20000, child);
+  return { url: `ws://127.0.0.1:${port}/`, port, child, stop: () => stop(child, 'SIGKILL') };
+}
+
+/** Starts one of bench/targets on a free port (the port is its first argument). */
+export async function startTarget(ctx, file, { env = {}, ulimit, args = [] } = {}) {
+  const port = await freePort();
+  const child = start('node', [ctx.target(file), String(port), ...args], { env, ulimit });
+  await waitForPort(port, 20000, child);
+  return { url: `ws://127.0.0.1:${port}/`, port, child, stop: () => stop(child, 'SIGKILL') };
+}

@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { paired } from '../lib/paired.js';
+import { median } from '../lib/stats.js';
+import { runJson } from '../lib/proc.js';
+import { SERVICE_KEY, startGateway, startTarget } from '../lib/servers.js';
+import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/workload.js';
+
+/** Row 1, and the shared driver of row 4 (same load on the Redis store). */
+export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, ceiling = false }) {
+  const msgs = ctx.quick ? 60_000 : 300_000;
+  const warm = 30_000;
+  const ids = sessionIds(1000);
+  const fixtures = writeFixtures(ctx.tmp, `${name}-fixtures.json`, ids);
+  const file = join(ctx.tmp, `${name}-frames.txt`);
+  writeFileSync(file, requestLines(100_000, validateBody, ids).join(''));
+  const load = (server, expect, headers) =>
+    runJson('node', [ctx.gen('ws-load.js'), JSON.stringify({ url: server.url, serverPid: server.child.pid, headers, connections: 1, inFlight: 1000, msgs, warm, file, expect })]);
+  const echo = async (args) => {
+    const t = await startTarget(ctx, 'ws-echo.js', { args });
+    try {
+      const r = await load(t, '"type":"validate_session"');
+      return { value: r.rate, seconds: r.seconds, genCpu: r.genCpu, cpuUs: r.serverCpuUs };
+    } finally {
+      await t.stop();
+    }
+  };
+  const res = await paired(
+    ctx.runs,
+    async () => {
+      const gw = await startGateway(ctx, { args: ['--fixtures', fixtures], env: storeEnv });
+      try {
+        const r = await load(gw, '"type":"session_valid"', { Authorization: `Bearer ${SERVICE_KEY}` });
+        if (r.matched !== r.msgs) throw new Error(`${r.msgs - r.matched} replies were not session_valid, e.g. ${r.samples.join(' | ')}`);
+        return { value: r.rate, seconds: r.seconds, genCpu: r.genCpu, cpuUs: r.serverCpuUs };
+      } finally {
+        await gw.stop();
+      }
+    },
+    baseline ? () => echo([]) : null,
+    ctx.log,
+  );
+  if (ceiling) {
+    ctx.log('  ceiling: the same echo with batched writes');
+    const c = [];
+    for (let i = 0; i < Math.min(3, ctx.runs); i++) c.push((await echo(['cork'])).value);
+    res.ceiling = median(c);
+  }
+  return res;
+}
+
+export const row = {
+  id: 1,
+  what: 'validate_session over one WebSocket, 1,000 in flight, memory store, 1,000 sessions',
+  unit: 'msgs/s',
+  baselineWhat: 'bare ws server: parse each frame, reply of the same size',
+  target: { on: 'ratio', op: '>=', limit: 0.7 },
+
+  async run(ctx) {
+    const res = await wsValidate(ctx, { name: 'row1', ceiling: true });
+    ctx.shared.row1 = res;
+    return {
+      value: res.gateway,
+      baseline: res.baseline,
+      note: 'service connection (not rate limited), load generator in its own process; ceiling = the bare echo with its replies batched into one write per burst, as the gateway does',
+      extra: { ceiling: Math.round(res.ceiling), ratio_to_ceiling: +(res.gateway / res.ceiling).toFixed(3) },
+    };
+  },
+};

@@ -1,0 +1,58 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { median } from '../lib/stats.js';
+import { cpuSeconds, runJson, sleep } from '../lib/proc.js';
+import { startGateway } from '../lib/servers.js';
+import { sessionIds, writeFixtures } from '../lib/workload.js';
+
+export const row = {
+  id: 6,
+  what: '5,000 WebSocket connections, each bound to a session, 20k msgs/s offered: p99 latency',
+  unit: 'ms',
+  baselineWhat: null,
+  target: { on: 'value', op: '<=', limit: 5 },
+
+  async run(ctx) {
+    const connections = 5000;
+    const rate = 20_000;
+    const ms = ctx.quick ? 4_000 : 15_000;
+    const runs = ctx.quick ? 1 : 3;
+    const ids = sessionIds(connections);
+    const fixtures = writeFixtures(ctx.tmp, 'row6-fixtures.json', ids);
+    const idsFile = join(ctx.tmp, 'row6-ids.json');
+    writeFileSync(idsFile, JSON.stringify(ids));
+    const results = [];
+    for (let i = 0; i < runs; i++) {
+      const gw = await startGateway(ctx, { args: ['--fixtures', fixtures], ulimit: 16384 });
+      try {
+        await sleep(500);
+        const cpu0 = cpuSeconds(gw.child.pid);
+        const r = await runJson(
+          'node',
+          [ctx.gen('ws-paced.js'), JSON.stringify({ url: gw.url, serverPid: gw.child.pid, ids: idsFile, cookie: 'sid', connections, rate, ms, warmMs: ctx.quick ? 1000 : 3000, idleMs: 2000 })],
+          { ulimit: 16384 },
+        );
+        r.gatewayCpu = cpuSeconds(gw.child.pid) - cpu0;
+        if (r.connections !== connections || r.closedEarly > 0 || r.unexpected > 0) throw new Error(`row 6: ${r.connections} connections, ${r.closedEarly} closed early, ${r.unexpected} unexpected replies`);
+        if (r.answered < r.expected * 0.99) throw new Error(`row 6: only ${r.answered} of ${r.expected} answered`);
+        results.push(r);
+        ctx.log(`  run ${i + 1}/${runs}: p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms, p99.9 ${r.p999.toFixed(2)} ms, max ${r.max.toFixed(1)} ms; generator CPU ${(r.genCpu * 100).toFixed(0)}% of a core; RSS +${((r.rssIdle - r.rssBefore) / connections).toFixed(0)} B per idle connection`);
+      } finally {
+        await gw.stop();
+      }
+    }
+    const perConn = median(results.map((r) => (r.rssIdle - r.rssBefore) / connections));
+    return {
+      value: median(results.map((r) => r.p99)),
+      baseline: null,
+      ratio: null,
+      note: `browser connections (cookie-bound, rate-limited role), open loop from scheduled send times, ${ms / 1000} s measured after warm-up, ${runs} run(s); generator and gateway each raise their open-file limit`,
+      extra: {
+        p50_ms: +median(results.map((r) => r.p50)).toFixed(3),
+        p999_ms: +median(results.map((r) => r.p999)).toFixed(3),
+        rss_per_idle_connection_bytes: Math.round(perConn),
+        generator_cpu_pct_of_core: Math.round(median(results.map((r) => r.genCpu)) * 100),
+      },
+    };
+  },
+};
