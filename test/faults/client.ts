@@ -69,9 +69,10 @@ export class Client {
         resolve(b);
       });
       if (this.ws.readyState !== WebSocket.OPEN) {
+        // Settled on a later turn, so a caller looping on a dead socket cannot starve timers.
         this.#waiting.delete(msg_id);
         clearTimeout(t);
-        resolve(undefined);
+        setImmediate(() => resolve(undefined));
         return;
       }
       this.ws.send(JSON.stringify({ src: 'fault', dest: 'gateway', body: { ...body, msg_id } }));
