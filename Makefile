@@ -51,5 +51,10 @@ bench: build system-deps
 bench-quick: build system-deps
 	node bench/run.js --quick
 
+# Long fuzz and fault runs (100,000 random messages, 10,000 dropped connections, repeated
+# kill -9 of Redis and of a gateway, clients that never read); prints their figures.
+soak: build system-deps
+	bash scripts/soak.sh
+
 clean:
 	rm -rf dist test/artifacts bench/results/*.tmp
