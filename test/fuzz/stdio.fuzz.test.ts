@@ -203,7 +203,7 @@ describe('stdio fuzz, spawned node', () => {
     const subst = await credentials((i) => node.call({ type: 'generate_access_token', payload: { sub: `fz-${i}` } }, 'setup', 5000) as never);
     let id = 1000;
     let offered = 0;
-    const e = { exact: new Map<number, number>(), oversized: new Set<number>(), unreadable: 0, lines: 0 };
+    const e = { exact: new Map<number, number>(), oversized: new Map<number, number>(), unreadable: 0, lines: 0 };
     const rss: number[] = [];
     const started = Date.now();
     for (let b = 0; b * 1000 < total; b++) {

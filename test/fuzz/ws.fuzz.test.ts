@@ -53,7 +53,7 @@ function frames(items: Item[], nextId: () => number): (string | Buffer)[] {
 }
 
 function frameExpectation(list: (string | Buffer)[]): Expectation {
-  const e: Expectation = { exact: new Map(), oversized: new Set(), unreadable: 0, lines: 0 };
+  const e: Expectation = { exact: new Map(), oversized: new Map(), unreadable: 0, lines: 0 };
   for (const f of list) {
     e.lines++;
     // The server sees the UTF-8 of the text (a lone surrogate arrives as U+FFFD).
