@@ -1,5 +1,6 @@
 import type { Keyv } from 'keyv';
 import { GatewayError } from '../errors.js';
+import { Deadlines } from './deadlines.js';
 import type { EventBus, Store } from './types.js';
 
 /** The operations Keyv has no word for; each backend does them atomically its own way. */
@@ -16,7 +17,7 @@ export interface KeyvStoreOptions {
   keyv: Keyv;
   atomics: Atomics;
   events: EventBus;
-  /** Per-operation time limit for remote backends; none for memory (nothing to wait for). */
+  /** Per-operation time limit for remote backends (an operation fails within 95-100% of it); none for memory (nothing to wait for). */
   timeoutMs?: number;
   /**
    * A direct read of the value in Keyv's own format, used by `get` instead of Keyv's (whose
@@ -40,6 +41,8 @@ export class KeyvStore implements Store {
   readonly #keyv: Keyv;
   readonly #atomics: Atomics;
   readonly #timeoutMs: number | undefined;
+  /** The time limits of the operations in flight, on a few shared timers. */
+  #deadlines: Deadlines | undefined;
   readonly #read: ((key: string) => unknown) | undefined;
   readonly #isReady: () => boolean;
   readonly #size: () => number | undefined;
@@ -69,11 +72,12 @@ export class KeyvStore implements Store {
     if (!(result instanceof Promise)) return Promise.resolve(result);
     const timeoutMs = this.#timeoutMs;
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
+    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))));
     return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => reject(GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))), timeoutMs);
+      const waiting = deadlines.add(reject);
       result.then(
-        (v) => (clearTimeout(timer), resolve(v)),
-        (err) => (clearTimeout(timer), reject(GatewayError.unavailable(err))),
+        (v) => (waiting.delete(reject), resolve(v)),
+        (err) => (waiting.delete(reject), reject(GatewayError.unavailable(err))),
       );
     });
   }
