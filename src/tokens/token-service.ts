@@ -249,33 +249,40 @@ export class TokenService {
     const m = REFRESH_SHAPE.exec(refreshToken);
     if (!m) return { error: 'Invalid refresh token' };
     const fam = m[1]!;
-    const key = keys.refresh(hashSecret(refreshToken));
-    const old = await this.#o.store.swap<RefreshRecord>(key, { f: fam, spent: 1 });
+    const tokenHash = hashSecret(refreshToken);
+    const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
     if (old === undefined || old.f !== fam) return { error: 'Invalid refresh token' };
     if (old.spent) {
-      await this.revokeFamily(fam, 'refresh token reused');
+      await this.revokeFamily(fam, 'refresh token reused', tokenHash);
       return { error: 'Refresh token already used: its token family is revoked' };
     }
-    if ((await this.#o.store.get(keys.familyRevoked(fam))) !== undefined) return { error: 'Refresh token revoked' };
+    // This call won the atomic swap: it is the one use of the token. A revocation caused by a
+    // later (racing) reuse of this same token does not take the rotation back; any other does.
+    const revokedBefore = (cause: unknown) => cause !== undefined && cause !== tokenHash;
+    if (revokedBefore(await this.#o.store.get(keys.familyRevoked(fam)))) return { error: 'Refresh token revoked' };
     if (old.b !== undefined && !(await this.#boundSessionLive(old.b))) {
       await this.revokeFamily(fam, 'bound session ended');
       return { error: 'Session ended' };
     }
     const previous = (await this.#o.store.get<[string, number][]>(keys.family(fam))) ?? [];
     const pair = await this.#issue(fam, old.p ?? {}, old.b, previous);
-    // A revocation that raced this rotation must still catch the token just issued.
-    if ((await this.#o.store.get(keys.familyRevoked(fam))) !== undefined) {
-      await this.revokeFamily(fam, 'revoked during rotation');
-      return { error: 'Refresh token revoked' };
+    // A revocation that raced this rotation must still catch the tokens just issued. When the
+    // race was a reuse of this very token (two tabs refreshing at once, or a thief), the reply
+    // is still the rotation (it succeeded exactly once), but its pair is denied with the family.
+    const cause = await this.#o.store.get(keys.familyRevoked(fam));
+    if (cause !== undefined) {
+      await this.revokeFamily(fam, 'revoked during rotation', typeof cause === 'string' ? cause : undefined);
+      if (revokedBefore(cause)) return { error: 'Refresh token revoked' };
     }
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
   }
 
   /** Revokes a refresh-token family and denies its unexpired access tokens. */
-  async revokeFamily(fam: string, why: string): Promise<void> {
+  async revokeFamily(fam: string, why: string, reusedTokenHash?: string): Promise<void> {
     const ttlMs = this.#o.refreshTtl * 1000;
-    await this.#o.store.set(keys.familyRevoked(fam), 1, ttlMs);
+    // The marker holds the hash of the reused refresh token when reuse caused it (see refresh()).
+    await this.#o.store.set(keys.familyRevoked(fam), reusedTokenHash ?? 1, ttlMs);
     const live = (await this.#o.store.get<[string, number][]>(keys.family(fam))) ?? [];
     const now = this.#o.clock.now();
     for (const [jti, exp] of live) await this.#deny(jti, exp, now);

@@ -238,3 +238,24 @@ describe('TokenService', () => {
     });
   });
 });
+
+describe('concurrent refreshes of one refresh token (memory store)', () => {
+  it('100 at once: exactly one rotation succeeds, the others are reuse, and the family ends up revoked', async () => {
+    const { gateway } = makeGateway({ start: T0 });
+    const pair = await gateway.tokens.generate({ sub: 'racer' });
+    const results = await Promise.all(Array.from({ length: 100 }, () => gateway.tokens.refresh(pair.refresh_token)));
+    const winners = results.filter((r) => 'access_token' in r) as { access_token: string; refresh_token: string }[];
+    expect(winners).toHaveLength(1);
+    expect(results.filter((r) => 'error' in r && /already used/.test(r.error))).toHaveLength(99);
+    expect(await gateway.tokens.verify(winners[0]!.access_token)).toMatchObject({ valid: false, error: 'Token revoked' });
+    expect(await gateway.tokens.verify(pair.access_token)).toMatchObject({ valid: false, error: 'Token revoked' });
+    expect(await gateway.tokens.refresh(winners[0]!.refresh_token)).toHaveProperty('error');
+  });
+
+  it('a family revoked before the refresh is refused, even for an unspent token', async () => {
+    const { gateway } = makeGateway({ start: T0 });
+    const pair = await gateway.tokens.generate({ sub: 'x' });
+    expect(await gateway.tokens.revoke(pair.refresh_token)).toEqual({ revoked: true });
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+  });
+});
