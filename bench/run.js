@@ -39,7 +39,7 @@ process.on('SIGTERM', () => (cleanup(), process.exit(143)));
 
 const ctx = {
   quick,
-  runs: values.runs ? Number(values.runs) : quick ? 3 : 5,
+  runs: values.runs ? Number(values.runs) : quick ? 1 : 5,
   tmp,
   root,
   cli: join(root, 'dist/cli.js'),
@@ -89,7 +89,7 @@ for (const file of ROWS) {
     ratio: ratio === null ? null : round(ratio, 3),
     target: row.target ? `${row.target.on} ${row.target.op} ${row.target.limit}` : null,
     met: judge(row.target, value, ratio),
-    runs: ctx.runs,
+    runs: out.runs ?? ctx.runs,
     note: out.note ?? null,
     ...(out.extra ? { extra: out.extra } : {}),
   };

@@ -1,14 +1,18 @@
 // Load generator for the WebSocket throughput rows (1, 4, 5): C connections, each keeping W
-// requests in flight, frames prebuilt, refills sent in one corked batch per turn of the
-// event loop. Warm-up first, then the measured phase. Prints one JSON line.
+// requests in flight. Frames are prebuilt and masked once (lib/raw-ws.js); refills go out
+// as one write per connection per turn of the event loop. Warm-up first, then the measured
+// phase. Prints one JSON line: {msgs, seconds, rate, matched, genCpu, serverCpuUs, samples}.
 import { readFileSync } from 'node:fs';
-import WebSocket from 'ws';
+import { randomBytes } from 'node:crypto';
 import { cpuSeconds } from '../lib/proc.js';
+import { maskedFrame, openRaw } from '../lib/raw-ws.js';
 
 const o = JSON.parse(process.argv[2]);
-const frames = readFileSync(o.file, 'utf8').split('\n').filter(Boolean);
+const mask = randomBytes(4);
+const frames = readFileSync(o.file, 'utf8').split('\n').filter(Boolean).map((t) => maskedFrame(t, mask));
 const pattern = Buffer.from(o.expect);
 const conns = [];
+const samples = [];
 let sentTotal = 0;
 let seen = 0;
 let matched = 0;
@@ -16,7 +20,6 @@ let budget = 0; // frames still to send in this phase
 let phaseDone;
 let phaseTarget = 0;
 const owed = new Set();
-const samples = [];
 let flushing = false;
 
 const flush = () => {
@@ -26,40 +29,35 @@ const flush = () => {
     c.owe = 0;
     if (n <= 0) continue;
     budget -= n;
-    const sock = c.ws._socket;
-    sock.cork();
-    for (let i = 0; i < n; i++) c.ws.send(frames[sentTotal++ % frames.length]);
-    sock.uncork();
+    const batch = new Array(n);
+    for (let i = 0; i < n; i++) batch[i] = frames[sentTotal++ % frames.length];
+    c.ws.send(batch);
   }
   owed.clear();
 };
 
-function open(i) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(o.url, { headers: o.headers ?? {}, perMessageDeflate: false });
-    const c = { ws, owe: 0 };
-    ws.on('open', () => resolve(c));
-    ws.on('error', reject);
-    ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.on('message', (data) => {
-      seen++;
-      if (data.indexOf(pattern) !== -1) matched++;
-      else if (samples.length < 3) samples.push(data.toString().slice(0, 300));
-      c.owe++;
-      owed.add(c);
-      if (!flushing) {
-        flushing = true;
-        setImmediate(flush);
-      }
-      if (seen === phaseTarget) phaseDone();
-    });
-    ws.on('close', (code) => {
-      if (phaseTarget > seen) {
-        process.stderr.write(`connection ${i} closed (${code}) during the run\n`);
-        process.exit(1);
-      }
-    });
+async function open(i) {
+  const c = { ws: null, owe: 0 };
+  c.ws = await openRaw(o.url, o.headers, (buf, start, end) => {
+    seen++;
+    const at = buf.indexOf(pattern, start);
+    if (at !== -1 && at < end) matched++;
+    else if (samples.length < 3) samples.push(buf.toString('utf8', start, Math.min(end, start + 300)));
+    c.owe++;
+    owed.add(c);
+    if (!flushing) {
+      flushing = true;
+      setImmediate(flush);
+    }
+    if (seen === phaseTarget) phaseDone();
   });
+  c.ws.socket.on('close', () => {
+    if (phaseTarget > seen) {
+      process.stderr.write(`connection ${i} closed during the run\n`);
+      process.exit(1);
+    }
+  });
+  return c;
 }
 
 for (let i = 0; i < o.connections; i += 200) {
@@ -90,6 +88,6 @@ const server0 = o.serverPid ? cpuSeconds(o.serverPid) : NaN;
 const seconds = await phase(o.msgs);
 const cpu = process.cpuUsage(cpu0);
 const serverCpu = o.serverPid ? cpuSeconds(o.serverPid) - server0 : NaN;
-for (const c of conns) c.ws.terminate();
+for (const c of conns) c.ws.close();
 console.log(JSON.stringify({ msgs: o.msgs, seconds, rate: o.msgs / seconds, matched, genCpu: (cpu.user + cpu.system) / 1e6 / seconds, serverCpuUs: (serverCpu / o.msgs) * 1e6, samples }));
 process.exit(0);

@@ -8,8 +8,8 @@ import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/wo
 
 /** Row 1, and the shared driver of row 4 (same load on the Redis store). */
 export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, ceiling = false }) {
-  const msgs = ctx.quick ? 60_000 : 300_000;
-  const warm = 30_000;
+  const msgs = ctx.quick ? 40_000 : 300_000;
+  const warm = ctx.quick ? 10_000 : 30_000;
   const ids = sessionIds(1000);
   const fixtures = writeFixtures(ctx.tmp, `${name}-fixtures.json`, ids);
   const file = join(ctx.tmp, `${name}-frames.txt`);

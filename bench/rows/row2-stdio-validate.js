@@ -13,7 +13,7 @@ export const row = {
 
   async run(ctx) {
     const lines = ctx.quick ? 100_000 : 500_000;
-    const warm = 20_000;
+    const warm = ctx.quick ? 10_000 : 20_000;
     const ids = sessionIds(1000);
     const fixtures = writeFixtures(ctx.tmp, 'row2-fixtures.json', ids);
     const file = join(ctx.tmp, 'row2-lines.jsonl');

@@ -10,8 +10,8 @@ export const row = {
 
   async run(ctx) {
     const n = ctx.quick ? 10_000 : 100_000;
-    const spreadMs = ctx.quick ? 2_000 : 10_000;
-    const ttl = ctx.quick ? 3 : 12;
+    const spreadMs = ctx.quick ? 1_000 : 10_000;
+    const ttl = ctx.quick ? 2 : 12;
     const runs = ctx.quick ? 1 : 3;
     let last;
     const res = await paired(
@@ -30,6 +30,7 @@ export const row = {
     );
     const missing = res.g.reduce((a, r) => a + (n - r.received), 0);
     return {
+      runs,
       value: res.gateway,
       baseline: null,
       ratio: null,

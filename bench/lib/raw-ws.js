@@ -1,0 +1,105 @@
+// A minimal WebSocket client for load generation: the handshake, prebuilt masked text
+// frames written in batches, and a frame parser that only counts replies and checks a
+// pattern in each. Several times cheaper per message than the `ws` client, so the load
+// generator is not what limits the figures. Frames follow RFC 6455 (masked, FIN set).
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
+
+/** A client-to-server text frame, masked with `mask` (4 bytes). */
+export function maskedFrame(text, mask) {
+  const payload = Buffer.from(text);
+  const n = payload.length;
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + 4 + n);
+  frame[0] = 0x81;
+  if (n < 126) frame[1] = 0x80 | n;
+  else if (n < 65536) {
+    frame[1] = 0x80 | 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 0x80 | 127;
+    frame.writeBigUInt64BE(BigInt(n), 2);
+  }
+  mask.copy(frame, head);
+  for (let i = 0; i < n; i++) frame[head + 4 + i] = payload[i] ^ mask[i & 3];
+  return frame;
+}
+
+/**
+ * Opens a connection; resolves with {socket, send(frames[]), close()} once the server
+ * answered 101. `onFrame(buf, start, end)` is called for each text frame's payload.
+ */
+export function openRaw(url, headers, onFrame) {
+  const { hostname, port, pathname } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    socket.setNoDelay(true);
+    const key = randomBytes(16).toString('base64');
+    const extra = Object.entries(headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    socket.once('connect', () =>
+      socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`),
+    );
+    socket.once('error', reject);
+    let pending = Buffer.alloc(0);
+    let upgraded = false;
+    const pongMask = randomBytes(4);
+    const api = {
+      socket,
+      /** Writes many prebuilt frames in one go. */
+      send(frames) {
+        socket.cork();
+        for (const f of frames) socket.write(f);
+        socket.uncork();
+      },
+      close() {
+        socket.destroy();
+      },
+    };
+    const parse = (buf) => {
+      let at = 0;
+      for (;;) {
+        if (buf.length - at < 2) break;
+        const op = buf[at] & 0x0f;
+        let len = buf[at + 1] & 0x7f;
+        let head = 2;
+        if (len === 126) {
+          if (buf.length - at < 4) break;
+          len = buf.readUInt16BE(at + 2);
+          head = 4;
+        } else if (len === 127) {
+          if (buf.length - at < 10) break;
+          len = Number(buf.readBigUInt64BE(at + 2));
+          head = 10;
+        }
+        if (buf.length - at < head + len) break;
+        const start = at + head;
+        if (op === 0x1) onFrame(buf, start, start + len);
+        else if (op === 0x9) socket.write(Buffer.concat([Buffer.from([0x8a, 0x80 | len]), pongMask, Buffer.from(buf.subarray(start, start + len).map((b, i) => b ^ pongMask[i & 3]))]));
+        else if (op === 0x8) socket.end();
+        at = start + len;
+      }
+      return at;
+    };
+    socket.on('data', (chunk) => {
+      let buf = pending.length > 0 ? Buffer.concat([pending, chunk]) : chunk;
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end === -1) {
+          pending = buf;
+          return;
+        }
+        const status = buf.toString('latin1', 0, end).split('\r\n')[0];
+        if (!/^HTTP\/1\.1 101/.test(status)) {
+          socket.destroy();
+          reject(new Error(`upgrade refused: ${status}`));
+          return;
+        }
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        resolve(api);
+      }
+      const used = parse(buf);
+      pending = used === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(used));
+    });
+  });
+}
