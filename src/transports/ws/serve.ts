@@ -49,6 +49,15 @@ export interface GatewayServer {
 type Accepted = Extract<Handshake, { ok: true }>;
 
 /**
+ * A module-level listener, not a closure: one made inside the upgrade handler lived as long
+ * as the socket and kept that handler's whole scope (the request and its headers, the
+ * handshake, the bound session's record) for the life of every connection.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/**
  * Starts the WebSocket gateway: one `node:http` server for the probes, metrics, demo page
  * and the WebSocket upgrades (ws in `noServer` mode, so the upgrade is authenticated before
  * ws sees it). Resolves once the port is open.
@@ -135,7 +144,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
-    socket.on('error', () => socket.destroy());
+    socket.on('error', destroyOnError);
     if (draining) return refuseUpgrade(socket, 503);
     const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin, sessionCookie: config.sessionCookie });
     if (!h.ok) {
