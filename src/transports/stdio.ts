@@ -41,7 +41,8 @@ export function runStdio(gateway: Gateway, input: Readable, output: Writable, o:
     const data = batch.join('');
     batch = [];
     batchLen = 0;
-    if (!output.write(data)) {
+    // One 'drain' listener at a time, however many writes the full buffer refuses.
+    if (!output.write(data) && !outputBlocked) {
       outputBlocked = true;
       input.pause();
       output.once('drain', () => {
