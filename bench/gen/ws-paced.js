@@ -4,34 +4,37 @@
 // scheduled send time, so a stall is not hidden (no coordinated omission). Also reports
 // the server's RSS before and after the connections opened (idle), and this process's CPU.
 import { readFileSync } from 'node:fs';
-import WebSocket from 'ws';
+import { randomBytes } from 'node:crypto';
 import { percentile } from '../lib/stats.js';
 import { cpuSeconds, rssBytes, sleep } from '../lib/proc.js';
+import { maskedFrame, openRaw } from '../lib/raw-ws.js';
 
 const o = JSON.parse(process.argv[2]);
 const ids = JSON.parse(readFileSync(o.ids, 'utf8')).slice(0, o.connections);
 const conns = [];
-let phase = null; // {lat: Float64Array, n}
+let phase = null; // {lat: Float64Array, n, start}
 let unexpected = 0;
 let closed = 0;
+const REPLY = Buffer.from('"in_reply_to"');
+const VALID = Buffer.from('"type":"session_valid"');
+const mask = randomBytes(4);
+/** Frames per connection, prebuilt and masked once; msg_id cycles through 1..8. */
+const FRAMES = 8;
 
-function open(i) {
-  return new Promise((resolve, reject) => {
-    const ws = new WebSocket(o.url, { headers: { Cookie: `${o.cookie}=${ids[i]}` }, perMessageDeflate: false });
-    const c = { ws, i, sent: [], msgId: 0, frame: (id) => `{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${id},"session_id":"${ids[i]}"}}` };
-    ws.on('open', () => resolve(c));
-    ws.on('error', reject);
-    ws.on('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-    ws.on('message', (data) => {
-      const now = performance.now();
-      const text = data.toString();
-      if (!text.includes('"in_reply_to"')) return; // a push (session_expiring): not a reply
-      const at = c.sent.shift();
-      if (!text.includes('"type":"session_valid"')) unexpected++;
-      if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
-    });
-    ws.on('close', () => closed++);
+async function open(i) {
+  const c = { i, sent: [], n: 0, frames: [] };
+  for (let k = 1; k <= FRAMES; k++) c.frames.push(maskedFrame(`{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${k},"session_id":"${ids[i]}"}}`, mask));
+  c.ws = await openRaw(o.url, { Cookie: `${o.cookie}=${ids[i]}` }, (buf, start, end) => {
+    const now = performance.now();
+    const r = buf.indexOf(REPLY, start);
+    if (r === -1 || r >= end) return; // a push (session_expiring): not a reply
+    const at = c.sent.shift();
+    const v = buf.indexOf(VALID, start);
+    if (v === -1 || v >= end) unexpected++;
+    if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
   });
+  c.ws.socket.on('close', () => closed++);
+  return c;
 }
 
 const rss0 = rssBytes(o.serverPid);
@@ -60,7 +63,7 @@ async function run(ms, record) {
         const c = conns[rr++ % conns.length];
         const scheduled = t0 + (next * 1000) / o.rate;
         c.sent.push(scheduled);
-        c.ws.send(c.frame(++c.msgId));
+        c.ws.socket.write(c.frames[c.n++ % FRAMES]);
       }
       if (next < total) setTimeout(tick, 1);
       else resolve();
@@ -85,7 +88,7 @@ const expected = Math.floor((o.rate * o.ms) / 1000);
 const lat = new Float64Array(expected).fill(Number.POSITIVE_INFINITY);
 lat.set(phase.lat.subarray(0, Math.min(phase.n, expected)));
 lat.sort();
-for (const c of conns) c.ws.terminate();
+for (const c of conns) c.ws.close();
 console.log(
   JSON.stringify({
     connections: conns.length,
@@ -97,7 +100,7 @@ console.log(
     p50: percentile(lat, 50),
     p99: percentile(lat, 99),
     p999: percentile(lat, 99.9),
-    max: phase.n > 0 ? Math.max(...phase.lat.subarray(0, phase.n)) : null,
+    max: phase.n > 0 ? phase.lat.subarray(0, phase.n).reduce((a, b) => (b > a ? b : a), 0) : null,
     genCpu: (cpu.user + cpu.system) / 1e6 / wall,
     serverCpu,
     serverCpuUsPerMsg: (serverCpu * wall * 1e6) / expected,

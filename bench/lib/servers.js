@@ -4,9 +4,9 @@ import { freePort, start, stop, waitForPort } from './proc.js';
 export const SERVICE_KEY = `bench-${Math.random().toString(36).slice(2)}-service-key`;
 
 /** Starts `node dist/cli.js serve` on a free port; returns {url, child, port, stop}. */
-export async function startGateway(ctx, { env = {}, args = [], ulimit } = {}) {
+export async function startGateway(ctx, { env = {}, args = [], nodeArgs = [], ulimit } = {}) {
   const port = await freePort();
-  const child = start('node', [ctx.cli, 'serve', ...args], {
+  const child = start('node', [...nodeArgs, ctx.cli, 'serve', ...args], {
     env: ctx.gatewayEnv({ GATEWAY_PORT: String(port), GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, ...env }),
     ulimit,
   });
