@@ -131,7 +131,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     serialize: (data) => keyv.serialize!(data) as string,
     deserialize: (text) => keyv.deserialize!(text) as { value: unknown; expires?: number | null } | undefined,
     now: () => Date.now(),
-  });
+  }, { batchReads: target.mode === 'single' });
 
   // Health: a PING per probe (per master on a cluster); a stalled server (SIGSTOP, a full
   // network buffer) keeps its sockets open, so socket state alone would call it ready.
