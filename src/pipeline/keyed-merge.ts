@@ -23,8 +23,32 @@ export function keyedMerge<T, R>(
   }
   return (source) =>
     new Observable<R>((out) => {
-      /** key -> items waiting behind the one of that key now queued or running (null: none yet) */
-      const waiting = new Map<string, Job[] | null>();
+      /**
+       * key -> items waiting behind the one of that key now queued or running (null: none yet).
+       * The first key held lives in its own slot (`soloKey`/`soloQueue`), the others in the
+       * Map: a connection with one request in flight at a time (a browser) then never touches
+       * the Map. Emptying a Map allocates a new table, which lived until the connection's next
+       * request and so was promoted to the old generation (with 5,000 connections at 4 msgs/s
+       * each, ~150 bytes of old-space garbage per message and more frequent full GCs).
+       */
+      let soloKey: string | undefined;
+      let soloQueue: Job[] | null = null;
+      const others = new Map<string, Job[] | null>();
+      const waitingGet = (key: string): Job[] | null | undefined => (key === soloKey ? soloQueue : others.size === 0 ? undefined : others.get(key));
+      const waitingSet = (key: string, q: Job[] | null) => {
+        if (key === soloKey) soloQueue = q;
+        else if (soloKey === undefined && (others.size === 0 || !others.has(key))) {
+          soloKey = key;
+          soloQueue = q;
+        } else others.set(key, q);
+      };
+      const waitingDelete = (key: string) => {
+        if (key === soloKey) {
+          soloKey = undefined;
+          soloQueue = null;
+        } else others.delete(key);
+      };
+      const waitingSize = () => (soloKey === undefined ? 0 : 1) + others.size;
       /** items holding their key (or keyless) that wait for a free slot */
       let ready: Job[] = [];
       let readyHead = 0;
@@ -37,7 +61,7 @@ export function keyedMerge<T, R>(
       let draining = false;
 
       const maybeComplete = () => {
-        if (sourceDone && active === 0 && readyHead === ready.length && waiting.size === 0 && finishedHead === finished.length) out.complete();
+        if (sourceDone && active === 0 && readyHead === ready.length && waitingSize() === 0 && finishedHead === finished.length) out.complete();
       };
 
       const settle = (job: Job, result: R) => {
@@ -57,9 +81,9 @@ export function keyedMerge<T, R>(
           active--;
           out.next(job.result as R);
           if (job.key !== undefined) {
-            const q = waiting.get(job.key);
+            const q = waitingGet(job.key);
             if (q && q.length > 0) admit(q.shift()!);
-            else waiting.delete(job.key);
+            else waitingDelete(job.key);
           }
           while (active < limit && readyHead < ready.length) {
             const next = ready[readyHead++]!;
@@ -111,13 +135,13 @@ export function keyedMerge<T, R>(
         next(item) {
           const job: Job = { item, key: keyOf(item) };
           if (job.key !== undefined) {
-            const q = waiting.get(job.key);
+            const q = waitingGet(job.key);
             if (q !== undefined) {
-              if (q === null) waiting.set(job.key, [job]);
+              if (q === null) waitingSet(job.key, [job]);
               else q.push(job);
               return;
             }
-            waiting.set(job.key, null);
+            waitingSet(job.key, null);
           }
           admit(job);
         },
