@@ -14,11 +14,16 @@ export interface Clock {
   setTimer(fn: () => void, ms: number): TimerHandle;
 }
 
+/** The longest delay setTimeout honours (about 24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 /** The real clock: wall time, unref'd timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimer(fn, ms) {
-    const t = setTimeout(fn, Math.max(0, ms));
+    // Node turns a delay past 2^31-1 ms into 1 ms; a capped timer fires early instead, and
+    // its owner (TimerQueue, the sweep) finds nothing due and arms again.
+    const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     t.unref();
     return { cancel: () => clearTimeout(t) };
   },

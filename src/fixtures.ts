@@ -3,6 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
 import type { Gateway } from './gateway.js';
+import { depthExceeds, MAX_DEPTH } from './protocol/decode.js';
 
 const fixtureSchema = TypeCompiler.Compile(
   Type.Object({
@@ -33,6 +34,7 @@ export async function loadFixtures(gateway: Gateway, path: string): Promise<numb
     throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not a fixture file (${e ? `${e.path || '/'}: ${e.message}` : 'bad shape'})`);
   }
   for (const s of value.sessions) {
+    if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
     await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
   }
   gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: value.sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');

@@ -56,7 +56,7 @@ export function decodeValue(value: unknown): Decoded {
   if (typeof src === 'string' && typeof dest === 'string' && isObject(body) && typeof body.type === 'string' && isMsgId(body.msg_id)) {
     // The common case, without building the error context.
     const check = checks.get(body.type);
-    if (check !== undefined && check.Check(body)) return { ok: true, src, dest, body: body as AnyRequest };
+    if (check !== undefined && check.Check(body) && !tooDeep(body)) return { ok: true, src, dest, body: body as AnyRequest };
   }
   const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
   const msgId = isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined;
@@ -74,7 +74,35 @@ export function decodeValue(value: unknown): Decoded {
     const first = check.Errors(body).First();
     return fail(ErrorCodes.MALFORMED, first ? describe(first) : 'Malformed body', at);
   }
+  const deep = tooDeep(body);
+  if (deep) return fail(ErrorCodes.MALFORMED, `Field "${deep}" must not nest deeper than ${MAX_DEPTH} levels`, at);
   return { ok: true, src, dest, body: body as AnyRequest };
+}
+
+/**
+ * How deep application JSON (`data`, `payload`) may nest. The message size limit alone
+ * would let 30,000 levels through, which parse fine but overflow the stack when the
+ * value is serialized again in a reply: one stored session could then take a node down.
+ */
+export const MAX_DEPTH = 32;
+
+/** True when `v` nests objects or arrays more than `left` levels deep. */
+export function depthExceeds(v: unknown, left: number): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (left === 0) return true;
+  if (Array.isArray(v)) {
+    for (const x of v) if (depthExceeds(x, left - 1)) return true;
+    return false;
+  }
+  for (const k in v) if (depthExceeds((v as Record<string, unknown>)[k], left - 1)) return true;
+  return false;
+}
+
+/** The name of the field that nests too deep, if one does. */
+function tooDeep(body: Record<string, unknown>): 'data' | 'payload' | undefined {
+  if (body.data !== undefined && depthExceeds(body.data, MAX_DEPTH)) return 'data';
+  if (body.payload !== undefined && depthExceeds(body.payload, MAX_DEPTH)) return 'payload';
+  return undefined;
 }
 
 /** Parses one line or frame of text; never throws. */

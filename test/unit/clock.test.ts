@@ -62,3 +62,18 @@ describe('systemClock', () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 });
+
+describe('systemClock beyond setTimeout range', () => {
+  it('a deadline months away neither spins nor warns (Node would turn it into 1 ms)', () => {
+    // A child: a one-year timer, 300 ms of waiting; it must not fire and must print nothing.
+    const script = `
+      import { systemClock } from ${JSON.stringify(new URL('../../dist/clock.js', import.meta.url).href)};
+      let fired = 0;
+      systemClock.setTimer(() => fired++, 365 * 24 * 3600 * 1000);
+      const keep = setTimeout(() => { console.log(JSON.stringify({ fired })); }, 300);
+    `;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.stderr).not.toContain('TimeoutOverflowWarning');
+    expect(JSON.parse(r.stdout)).toEqual({ fired: 0 });
+  });
+});

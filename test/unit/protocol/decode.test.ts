@@ -130,6 +130,25 @@ describe('decode', () => {
   });
 });
 
+describe('nesting depth of application JSON', () => {
+  const nest = (n: number): unknown => (n === 0 ? 1 : [nest(n - 1)]);
+  const env = (body: Record<string, unknown>) => JSON.stringify({ src: 'c', dest: 'g', body: { msg_id: 5, ...body } });
+
+  it('accepts data and payload up to 32 levels, refuses deeper with error 12 naming the field', () => {
+    expect(decode(env({ type: 'create_session', user_id: 'u', data: { x: nest(31) } })).ok).toBe(true);
+    expect(decode(env({ type: 'create_session', user_id: 'u', data: { x: nest(32) } }))).toMatchObject({
+      ok: false, code: 12, msgId: 5, text: 'Field "data" must not nest deeper than 32 levels',
+    });
+    expect(decode(env({ type: 'generate_access_token', payload: { x: nest(40) } }))).toMatchObject({ ok: false, code: 12, text: expect.stringContaining('"payload"') });
+  });
+
+  it('refuses 20,000 levels (well under the size limit) without overflowing the stack', () => {
+    const text = `{"src":"c","dest":"g","body":{"type":"create_session","msg_id":1,"user_id":"u","data":{"x":${'['.repeat(20_000)}${']'.repeat(20_000)}}}}`;
+    expect(text.length).toBeLessThan(65_536);
+    expect(decode(text)).toMatchObject({ ok: false, code: 12, msgId: 1 });
+  });
+});
+
 describe('replies', () => {
   it('a reply swaps src and dest and carries in_reply_to', () => {
     expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'x' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'x', in_reply_to: 5 } });
