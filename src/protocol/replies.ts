@@ -30,3 +30,17 @@ export function errorReply(
   const body = errorBody(code, text, at.msgId);
   return at.src !== undefined && at.dest !== undefined ? { src: at.dest, dest: at.src, body } : { src: nodeId, body };
 }
+
+/**
+ * Serializes an outgoing message. Never throws: should a value refuse to serialize (the
+ * schemas bound nesting, so this is a last line of defence), the reply becomes error 13
+ * to the same request, so it is still answered exactly once and the node keeps serving.
+ */
+export function encode(m: { src: string; dest?: string; body: Body }): string {
+  try {
+    return JSON.stringify(m);
+  } catch {
+    const inReplyTo = typeof m.body.in_reply_to === 'number' ? m.body.in_reply_to : undefined;
+    return JSON.stringify({ ...m, body: errorBody(13, 'Internal error: the reply could not be serialized', inReplyTo) });
+  }
+}

@@ -3,6 +3,7 @@ import { Observable } from 'rxjs';
 import type { Gateway } from '../gateway.js';
 import type { Outbound } from '../pipeline/connection.js';
 import { decode, oversized, type Decoded } from '../protocol/decode.js';
+import { encode } from '../protocol/replies.js';
 import { LineSplitter, type LineEvent } from './line-splitter.js';
 
 export interface StdioOptions {
@@ -57,7 +58,7 @@ export function runStdio(gateway: Gateway, input: Readable, output: Writable, o:
       pending--;
       resumeIfCalm();
     }
-    const line = `${JSON.stringify(m)}\n`;
+    const line = `${encode(m)}\n`;
     batch.push(line);
     batchLen += line.length;
     if (batchLen >= batchBytes) flush();

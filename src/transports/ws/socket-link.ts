@@ -6,6 +6,7 @@ import type { Logger } from '../../log.js';
 import type { Metrics, Role } from '../../metrics.js';
 import type { ConnectionOptions, GatewayConnection, Outbound } from '../../pipeline/connection.js';
 import { decode, oversized, type Decoded } from '../../protocol/decode.js';
+import { encode } from '../../protocol/replies.js';
 import type { EndReason } from '../../protocol/messages.js';
 
 /**
@@ -260,7 +261,7 @@ export class SocketLink {
     }
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     this.#cork();
-    const text = JSON.stringify(m);
+    const text = encode(m);
     this.#ws.send(text);
     this.#burst += text.length;
     if (this.#burst >= FLUSH_BYTES) this.#uncork();

@@ -169,3 +169,14 @@ describe('messages', () => {
     }
   });
 });
+
+describe('encode', () => {
+  it('turns a reply that cannot be serialized into error 13 to the same request', async () => {
+    const { encode } = await import('../../../src/protocol/replies.js');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const text = encode({ src: 'g', dest: 'c', body: { type: 'session_valid', in_reply_to: 9, data: cyclic } });
+    expect(JSON.parse(text)).toEqual({ src: 'g', dest: 'c', body: { type: 'error', in_reply_to: 9, code: 13, text: 'Internal error: the reply could not be serialized' } });
+    expect(encode({ src: 'g', dest: 'c', body: { type: 'init_ok', in_reply_to: 1 } })).toBe('{"src":"g","dest":"c","body":{"type":"init_ok","in_reply_to":1}}');
+  });
+});
