@@ -124,17 +124,28 @@ export class SessionService {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(oldHash));
     const now = this.#o.clock.now();
     if (record === undefined) return { error: INVALID.error };
-    await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
     const old = endOf(record, this.#idleMs);
     if (old.at <= now) {
-      this.#ended(oldHash, old.reason, record.u);
+      try {
+        await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+      } finally {
+        this.#ended(oldHash, old.reason, record.u);
+      }
       return { error: INVALID.error };
     }
     const sessionId = randomId(32);
     const hash = this.hashOf(sessionId);
     const moved: SessionRecord = { ...record };
     if (this.#idleMs > 0) moved.s = now;
-    await this.#write(hash, moved, now);
+    try {
+      await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+      await this.#write(hash, moved, now);
+    } catch (err) {
+      // The old id is gone (taken) but the new one may not exist: its followers must hear of
+      // the end now, not at its TTL; the caller gets error 11 and logs in again.
+      this.#ended(oldHash, 'destroyed', record.u);
+      throw err;
+    }
     this.#ended(oldHash, 'regenerated', record.u);
     this.#o.log.info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
     const end = endOf(moved, this.#idleMs).at;
@@ -159,10 +170,15 @@ export class SessionService {
   async #finish(hash: string, reason: EndReason): Promise<EndReason | undefined> {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash));
     if (record === undefined) return undefined;
-    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
     const natural = endOf(record, this.#idleMs);
     const told = natural.at <= this.#o.clock.now() ? natural.reason : reason;
-    this.#ended(hash, told, record.u);
+    try {
+      await this.#o.store.indexRemove(userIndexKey(record.u), hash);
+    } finally {
+      // The record is gone whatever the index says: followers are told now (a stale index
+      // member is pruned by its own expiry and skipped by list and revoke meanwhile).
+      this.#ended(hash, told, record.u);
+    }
     return told;
   }
 

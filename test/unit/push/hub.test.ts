@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
+import { GatewayError } from '../../../src/errors.js';
 import { SubscriptionHub } from '../../../src/push/hub.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { Driver, makeGateway, settle } from '../harness.js';
@@ -276,5 +277,41 @@ describe('subscribe racing an end', () => {
     else expect(reply.type).toBe('session_invalid');
     expect(gateway.hub.size).toBe(0);
     expect(clock.pending).toBe(1);
+  });
+});
+
+describe('a store that fails half-way through an end', () => {
+  it('destroy whose index update fails: the client gets error 11, followers are told at once', async () => {
+    const clock = new ManualClock(T0);
+    const inner = createMemoryStore(clock);
+    const store = failingStore(inner, false);
+    const realIndexRemove = store.indexRemove;
+    const t = makeGateway({ clock, store });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    store.indexRemove = () => Promise.reject(new GatewayError('UNAVAILABLE', 'Store unavailable'));
+    expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'error', code: 11 });
+    await settle();
+    expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
+    store.indexRemove = realIndexRemove;
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+  });
+
+  it('regenerate whose new write fails: error 11, the old id is over and its followers are told', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const realSet = store.set;
+    const t = makeGateway({ clock, store });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    store.set = () => Promise.reject(new Error('write lost'));
+    const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
+    expect(r.type).toBe('error');
+    await settle();
+    expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
+    store.set = realSet;
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 });
