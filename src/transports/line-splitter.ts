@@ -1,5 +1,8 @@
-/** A line, or the news that one was too long and has been skipped. */
-export type LineEvent = { line: string } | { oversized: number };
+/** A line, or the news that one was too long and has been skipped (with its first bytes). */
+export type LineEvent = { line: string } | { oversized: number; head: string };
+
+/** How much of an oversized line is kept, to read its `msg_id` and ends from. */
+export const HEAD_BYTES = 4096;
 
 /**
  * Splits a byte stream into lines, holding at most `maxBytes` of any line: a longer line
@@ -11,6 +14,8 @@ export class LineSplitter {
   #held = 0;
   /** bytes of the current line seen while discarding it; -1 when not discarding */
   #skipping = -1;
+  /** the first bytes of the line being discarded */
+  #head = '';
 
   constructor(maxBytes: number) {
     this.#max = maxBytes;
@@ -26,7 +31,7 @@ export class LineSplitter {
       if (nl !== -1 && this.#skipping < 0 && this.#held === 0 && len <= this.#max + 1) {
         // A whole line inside this chunk (the common case): decoded in place, no copy.
         const stop = len > 0 && chunk[end - 1] === 0x0d ? end - 1 : end;
-        if (stop - start > this.#max) emit({ oversized: stop - start });
+        if (stop - start > this.#max) emit({ oversized: stop - start, head: chunk.toString('utf8', start, Math.min(stop, start + HEAD_BYTES)) });
         else if (stop > start) emit({ line: chunk.toString('utf8', start, stop) });
         start = nl + 1;
         continue;
@@ -36,6 +41,7 @@ export class LineSplitter {
       } else if (this.#held + len > this.#max + 1) {
         // +1: a trailing \r is not part of the limit.
         this.#skipping = this.#held + len;
+        this.#head = Buffer.concat([...this.#parts, chunk.subarray(start, Math.min(end, start + HEAD_BYTES))]).toString('utf8', 0, HEAD_BYTES);
         this.#parts = [];
         this.#held = 0;
       } else if (len > 0) {
@@ -55,8 +61,9 @@ export class LineSplitter {
 
   #endLine(emit: (e: LineEvent) => void): void {
     if (this.#skipping >= 0) {
-      emit({ oversized: this.#skipping });
+      emit({ oversized: this.#skipping, head: this.#head });
       this.#skipping = -1;
+      this.#head = '';
       return;
     }
     let buf = this.#parts.length === 1 ? this.#parts[0]! : Buffer.concat(this.#parts, this.#held);
@@ -64,7 +71,7 @@ export class LineSplitter {
     this.#held = 0;
     if (buf.length > 0 && buf[buf.length - 1] === 0x0d) buf = buf.subarray(0, buf.length - 1);
     if (buf.length > this.#max) {
-      emit({ oversized: buf.length });
+      emit({ oversized: buf.length, head: buf.toString('utf8', 0, HEAD_BYTES) });
       return;
     }
     if (buf.length > 0) emit({ line: buf.toString('utf8') });

@@ -3,6 +3,7 @@ import { Observable } from 'rxjs';
 import type { Gateway } from '../gateway.js';
 import type { Outbound } from '../pipeline/connection.js';
 import { decode, oversized, type Decoded } from '../protocol/decode.js';
+import { readEnvelopeHead } from '../protocol/head.js';
 import { encode } from '../protocol/replies.js';
 import { LineSplitter, type LineEvent } from './line-splitter.js';
 
@@ -72,7 +73,7 @@ export function runStdio(gateway: Gateway, input: Readable, output: Writable, o:
     const splitter = new LineSplitter(o.maxMessageBytes);
     const emit = (e: LineEvent) => {
       pending++;
-      sub.next('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes));
+      sub.next('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
       if (pending >= highWater && !input.isPaused()) input.pause();
     };
     const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, emit);

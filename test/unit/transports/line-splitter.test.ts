@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { LineSplitter, type LineEvent } from '../../../src/transports/line-splitter.js';
+import { HEAD_BYTES, LineSplitter, type LineEvent } from '../../../src/transports/line-splitter.js';
 
 function run(max: number, chunks: (string | Buffer)[]): LineEvent[] {
   const s = new LineSplitter(max);
@@ -18,7 +18,7 @@ function reference(max: number, text: Buffer): LineEvent[] {
     if (nl === -1) nl = text.length;
     let line = text.subarray(start, nl);
     if (line.length && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
-    if (line.length > max) out.push({ oversized: line.length });
+    if (line.length > max) out.push({ oversized: line.length, head: line.slice(0, HEAD_BYTES) });
     else if (line.length) out.push({ line: line.toString('utf8') });
     start = nl + 1;
   }
@@ -38,9 +38,9 @@ describe('LineSplitter', () => {
     expect(run(10, [`${ok}\n`])).toEqual([{ line: ok }]);
     expect(run(10, [`${ok}\r\n`])).toEqual([{ line: ok }]);
     expect(run(10, [`${ok}`])).toEqual([{ line: ok }]);
-    expect(run(10, [`${ok}x\nnext\n`])).toEqual([{ oversized: 11 }, { line: 'next' }]);
-    expect(run(10, ['xxxxx', 'xxxxx', 'x', '\nnext'])).toEqual([{ oversized: 11 }, { line: 'next' }]);
-    expect(run(10, [`${ok}x`])).toEqual([{ oversized: 11 }]);
+    expect(run(10, [`${ok}x\nnext\n`])).toEqual([{ oversized: 11, head: `${ok}x` }, { line: 'next' }]);
+    expect(run(10, ['xxxxx', 'xxxxx', 'x', '\nnext'])).toEqual([{ oversized: 11, head: 'xxxxxxxxxxx' }, { line: 'next' }]);
+    expect(run(10, [`${ok}x`])).toEqual([{ oversized: 11, head: `${ok}x` }]);
   });
 
   it('multi-byte characters split across chunks survive', () => {
@@ -84,7 +84,9 @@ describe('LineSplitter', () => {
     for (let i = 0; i < 3200; i++) s.push(chunk, (e) => out.push(e));
     const grown = process.memoryUsage().heapUsed + process.memoryUsage().arrayBuffers - heapBefore;
     s.push(Buffer.from('\n{"ok":1}\n'), (e) => out.push(e));
-    expect(out).toEqual([{ oversized: 3200 * 65_536 }, { line: '{"ok":1}' }]);
+    expect(out).toEqual([{ oversized: 3200 * 65_536, head: expect.any(String) }, { line: '{"ok":1}' }]);
+    // Only the head of the line is kept, to read its msg_id from.
+    expect((out[0] as { head: string }).head.length).toBeLessThanOrEqual(HEAD_BYTES);
     expect(grown).toBeLessThan(32 * 1024 * 1024);
   });
 });

@@ -38,14 +38,21 @@ describe('stdio transport (in-process)', () => {
     expect(byId.get(3)).toMatchObject({ src: 'gateway', dest: 'c1' });
   });
 
-  it('an oversized line is error 12 without in_reply_to; the next line is served', async () => {
+  it('an oversized line is error 12 to its msg_id (read from the line\'s first bytes); the next line is served', async () => {
     const big = msg(1, { type: 'create_session', user_id: 'u', data: { blob: 'x'.repeat(2000) } });
     const { lines } = await stdio([`${big}\n`, `${msg(2, { type: 'validate_session', session_id: 'x' })}\n`], { max: 1024 });
     expect(lines).toHaveLength(2);
     const err = lines.find((l) => l.body.type === 'error')!;
-    expect(err.body).toEqual({ type: 'error', code: 12, text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/) });
-    expect(err).toMatchObject({ src: 'gateway' });
+    expect(err.body).toEqual({ type: 'error', in_reply_to: 1, code: 12, text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/) });
+    expect(err).toMatchObject({ src: JSON.parse(big).dest, dest: JSON.parse(big).src });
     expect(lines.find((l) => l.body.in_reply_to === 2)?.body.type).toBe('session_invalid');
+  });
+
+  it('an oversized line whose msg_id comes after the limit gets error 12 without in_reply_to', async () => {
+    const late = JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'create_session', data: { blob: 'x'.repeat(8000) }, user_id: 'u', msg_id: 1 } });
+    const { lines } = await stdio([`${late}\n`], { max: 1024 });
+    expect(lines).toHaveLength(1);
+    expect(lines[0]!.body).toEqual({ type: 'error', code: 12, text: expect.stringMatching(/^Message too large/) });
   });
 
   it('an oversized line arriving in many chunks is answered once, without buffering it whole', async () => {
