@@ -58,6 +58,9 @@ interface RefreshRecord {
   spent?: 1;
 }
 
+/** Unexpired access tokens one refresh family may have at once (see #checkRefreshRate). */
+export const MAX_LIVE_ACCESS_TOKENS = 1000;
+
 const REFRESH_SHAPE = /^([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
 const keys = {
   refresh: (hash: string) => `rt:${hash}`,
@@ -250,6 +253,7 @@ export class TokenService {
     if (!m) return { error: 'Invalid refresh token' };
     const fam = m[1]!;
     const tokenHash = hashSecret(refreshToken);
+    await this.#checkRefreshRate(fam, tokenHash);
     const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
     if (old === undefined || old.f !== fam) return { error: 'Invalid refresh token' };
     if (old.spent) {
@@ -276,6 +280,23 @@ export class TokenService {
     }
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
+  }
+
+  /**
+   * A family lists its unexpired access tokens (to deny them if it is revoked), so a client
+   * refreshing in a loop would grow that list and the spent-token markers without bound.
+   * Past MAX_LIVE_ACCESS_TOKENS unexpired ones, a refresh of the family's current token is
+   * refused with 1002 without spending it; a spent token still goes on to reuse detection.
+   */
+  async #checkRefreshRate(fam: string, tokenHash: string): Promise<void> {
+    const list = await this.#o.store.get<[string, number][]>(keys.family(fam));
+    if (list === undefined || list.length < MAX_LIVE_ACCESS_TOKENS) return;
+    const nowS = this.#o.clock.now() / 1000;
+    if (list.filter(([, e]) => e > nowS).length < MAX_LIVE_ACCESS_TOKENS) return;
+    const record = await this.#o.store.get<RefreshRecord>(keys.refresh(tokenHash));
+    if (record !== undefined && !record.spent && record.f === fam) {
+      throw new GatewayError('RATE_LIMITED', `Too many refreshes: this token family already has ${MAX_LIVE_ACCESS_TOKENS} unexpired access tokens`);
+    }
   }
 
   /** Revokes a refresh-token family and denies its unexpired access tokens. */

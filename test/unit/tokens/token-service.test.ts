@@ -259,3 +259,19 @@ describe('concurrent refreshes of one refresh token (memory store)', () => {
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
   });
 });
+
+describe('refreshing in a loop', () => {
+  it('past 1000 unexpired access tokens in a family, the current token is refused with 1002 and not spent; time lets it go on', async () => {
+    const { gateway, clock } = makeGateway({ start: T0 });
+    let rt = (await gateway.tokens.generate({ sub: 'looper' })).refresh_token;
+    for (let i = 0; i < 999; i++) {
+      const r = await gateway.tokens.refresh(rt);
+      if (!('refresh_token' in r)) throw new Error(`refresh ${i}: ${JSON.stringify(r)}`);
+      rt = r.refresh_token;
+    }
+    await expect(gateway.tokens.refresh(rt)).rejects.toMatchObject({ code: 'RATE_LIMITED' });
+    // Not spent: once the oldest access tokens expire, the same token refreshes.
+    clock.advance(901_000);
+    expect(await gateway.tokens.refresh(rt)).toHaveProperty('access_token');
+  });
+});
