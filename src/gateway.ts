@@ -5,6 +5,7 @@ import type { Logger } from './log.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
+import { endOf } from './sessions/records.js';
 import { SessionService } from './sessions/session-service.js';
 import type { Store } from './store/types.js';
 import type { Ed25519Key } from './tokens/ed25519-keys.js';
@@ -104,6 +105,12 @@ export class Gateway {
         return r;
       },
       onError,
+      o.sessionIdleTimeout > 0
+        ? async (hash) => {
+            const v = await this.sessions.peek(hash);
+            return v.valid ? endOf(v.record, o.sessionIdleTimeout * 1000) : undefined;
+          }
+        : undefined,
     );
     this.#unlisten.push(
       o.store.events.subscribe((e) => {

@@ -19,6 +19,9 @@ interface Followed {
   warned: boolean;
 }
 
+/** Where a followed session's end stands now in the store (undefined: it is gone). */
+export type EndLookup = (hash: string) => Promise<{ at: number; reason: 'ttl' | 'idle' } | undefined>;
+
 /** What the hub asks of the session layer when a followed session's end comes. */
 export type ExpiryCheck = (hash: string) => Promise<{ ended: EndReason | 'gone' | undefined; next?: number }>;
 
@@ -33,11 +36,17 @@ export class SubscriptionHub {
   readonly #clock: Clock;
   readonly #check: ExpiryCheck;
   readonly #onError: (err: unknown) => void;
+  readonly #currentEnd: EndLookup | undefined;
 
-  constructor(clock: Clock, check: ExpiryCheck, onError: (err: unknown) => void) {
+  /**
+   * `currentEnd`, when the end can move (idle timeout), is asked before a warning goes out:
+   * activity this node did not see (another node, another path) may have pushed the end later.
+   */
+  constructor(clock: Clock, check: ExpiryCheck, onError: (err: unknown) => void, currentEnd?: EndLookup) {
     this.#clock = clock;
     this.#check = check;
     this.#onError = onError;
+    this.#currentEnd = currentEnd;
     this.#ends = new TimerQueue(clock, (hash) => this.#due(hash));
     this.#warnings = new TimerQueue(clock, (hash) => this.#warn(hash));
   }
@@ -119,6 +128,23 @@ export class SubscriptionHub {
   #warn(hash: string): void {
     const f = this.#followed.get(hash);
     if (f === undefined || f.warned) return;
+    if (this.#currentEnd === undefined) return this.#sendWarning(f);
+    this.#currentEnd(hash).then(
+      (cur) => {
+        if (this.#followed.get(hash) !== f || f.warned) return;
+        if (cur === undefined) this.#due(hash);
+        else if (cur.at > f.end) this.#reschedule(hash, f, cur.at, cur.reason);
+        else this.#sendWarning(f);
+      },
+      (err) => {
+        this.#onError(err);
+        if (this.#followed.get(hash) === f) this.#sendWarning(f);
+      },
+    );
+  }
+
+  #sendWarning(f: Followed): void {
+    if (f.warned) return;
     f.warned = true;
     const left = Math.max(0, Math.ceil((f.end - this.#clock.now()) / 1000));
     for (const s of f.subs.values()) {

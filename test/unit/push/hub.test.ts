@@ -235,6 +235,39 @@ describe('SubscriptionHub', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('with a movable end, asks the store before warning: activity it did not see postpones the warning', async () => {
+    const clock = new ManualClock(T0);
+    let end = T0 + 120_000;
+    const hub = new SubscriptionHub(
+      clock,
+      async () => (clock.now() >= end ? { ended: 'idle' } : { ended: undefined, next: end }),
+      () => {},
+      async () => ({ at: end, reason: 'idle' }),
+    );
+    const seen: string[] = [];
+    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: (x) => seen.push(`warn:${x}@${clock.now() - T0}`), warnBefore: 60_000 }, end, 'idle');
+    end = T0 + 200_000; // activity on another node moved the idle end
+    clock.advance(60_000);
+    await settle();
+    expect(seen).toEqual([]); // no early warning
+    clock.advance(80_000);
+    await settle();
+    expect(seen).toEqual(['warn:60@140000']);
+    clock.advance(60_000);
+    await settle();
+    expect(seen).toEqual(['warn:60@140000', 'end:idle']);
+  });
+
+  it('a session gone when its warning comes is ended at once instead of warned', async () => {
+    const clock = new ManualClock(T0);
+    const hub = new SubscriptionHub(clock, async () => ({ ended: 'gone' }), () => {}, async () => undefined);
+    const seen: string[] = [];
+    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: () => seen.push('warn'), warnBefore: 60_000 }, T0 + 120_000, 'ttl');
+    clock.advance(60_000);
+    await settle();
+    expect(seen).toEqual(['end:ttl']);
+  });
+
   it('a follower that throws does not stop the others', () => {
     const errors: unknown[] = [];
     const hub = new SubscriptionHub(new ManualClock(), async () => ({ ended: undefined }), (e) => errors.push(e));
