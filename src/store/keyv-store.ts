@@ -26,6 +26,14 @@ export interface KeyvStoreOptions {
    */
   read?: (key: string) => unknown;
   isReady?: () => boolean;
+  /**
+   * True while the backend is known to be unreachable: operations then fail at once instead
+   * of each waiting out its time limit (requests queued behind one another for the same
+   * session would otherwise wait a limit each).
+   */
+  unreachable?: () => boolean;
+  /** Told when an operation timed out: evidence that the backend is away. */
+  onTimeout?: () => void;
   size?: () => number | undefined;
   close?: () => Promise<void> | void;
 }
@@ -45,6 +53,8 @@ export class KeyvStore implements Store {
   #deadlines: Deadlines | undefined;
   readonly #read: ((key: string) => unknown) | undefined;
   readonly #isReady: () => boolean;
+  readonly #unreachable: (() => boolean) | undefined;
+  readonly #onTimeout: (() => void) | undefined;
   readonly #size: () => number | undefined;
   readonly #close: () => Promise<void> | void;
 
@@ -56,6 +66,8 @@ export class KeyvStore implements Store {
     this.#timeoutMs = o.timeoutMs;
     this.#read = o.read;
     this.#isReady = o.isReady ?? (() => true);
+    this.#unreachable = o.unreachable;
+    this.#onTimeout = o.onTimeout;
     this.#size = o.size ?? (() => undefined);
     this.#close = o.close ?? (() => undefined);
     // Keyv also emits what it throws; the throw is what we act on.
@@ -63,6 +75,7 @@ export class KeyvStore implements Store {
   }
 
   #guard<T>(op: () => Promise<T> | T): Promise<T> {
+    if (this.#unreachable?.()) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     let result: Promise<T> | T;
     try {
       result = op();
@@ -72,7 +85,10 @@ export class KeyvStore implements Store {
     if (!(result instanceof Promise)) return Promise.resolve(result);
     const timeoutMs = this.#timeoutMs;
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
-    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))));
+    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => {
+      this.#onTimeout?.();
+      return GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`));
+    }));
     return new Promise<T>((resolve, reject) => {
       const waiting = deadlines.add(reject);
       result.then(

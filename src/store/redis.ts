@@ -163,6 +163,13 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   };
   tick();
 
+  // A timed-out operation is evidence enough: fail fast from now on, until a probe answers.
+  const onTimeout = (): void => {
+    if (closed || !healthy) return;
+    healthy = false;
+    log?.warn({ store: where }, `${where} did not answer in time: answering error 11 until a probe succeeds`);
+  };
+
   const isReady = (): boolean => {
     if (!healthy) return false;
     if (target.mode === 'single') return redis.isReady === true && sub.isReady === true;
@@ -177,6 +184,8 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     timeoutMs,
     read: (key) => atomics.read(key),
     isReady,
+    unreachable: () => !healthy,
+    onTimeout,
     close: async () => {
       closed = true;
       const shut = async (c: RedisHandle) => {

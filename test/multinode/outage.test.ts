@@ -122,8 +122,10 @@ describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => 
       expect(during.length).toBeGreaterThanOrEqual(10);
       expect(during.filter((s) => s.reply.type !== 'error')).toEqual([]);
       const slowest = Math.max(...during.map((s) => s.replied - s.sent));
-      // The 1 s limit, plus slack for two busy cores shared with other test processes.
-      expect(slowest).toBeLessThan(1500);
+      // Within 1 s (the 800 ms limit, and no wait behind another request once a time-out
+      // marked the store unreachable), plus slack for two busy cores shared with other tests.
+      console.log(`FIGURES outage ${mode}: slowest answer while down ${Math.round(slowest)} ms over ${during.length} requests`);
+      expect(slowest).toBeLessThan(1200);
       // Back within 2 s of Redis answering again: from then on every answer is right.
       const afterUp = samples.filter((s) => s.sent > up + 2000);
       expect(afterUp.length).toBeGreaterThan(20);
