@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { waitForItem } from '../helpers/wait-for.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
@@ -57,14 +58,8 @@ export class StdioNode {
   }
 
   /** Waits (bounded) for a push matching `pred`. */
-  async push(pred: (b: Body) => boolean, timeoutMs = 2000): Promise<Push> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const found = this.pushes.find((p) => pred(p.body));
-      if (found) return found;
-      if (performance.now() > deadline) throw new Error(`no matching push within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+  push(pred: (b: Body) => boolean, timeoutMs = 2000): Promise<Push> {
+    return waitForItem(this.pushes, (p) => pred(p.body), timeoutMs, 'push');
   }
 
   /** Closes stdin (the node answers what it read and exits 0), killing it if it lingers. */

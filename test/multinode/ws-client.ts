@@ -1,4 +1,5 @@
 import { WebSocket } from 'ws';
+import { waitForItem } from '../helpers/wait-for.js';
 
 type Body = Record<string, unknown> & { type: string };
 
@@ -40,14 +41,8 @@ export class WsClient {
     });
   }
 
-  async push(pred: (b: Body) => boolean, timeoutMs = 2000): Promise<{ body: Body; at: number }> {
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const found = this.pushes.find((p) => pred(p.body));
-      if (found) return found;
-      if (performance.now() > deadline) throw new Error(`no matching push within ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+  push(pred: (b: Body) => boolean, timeoutMs = 2000): Promise<{ body: Body; at: number }> {
+    return waitForItem(this.pushes, (p) => pred(p.body), timeoutMs, 'push');
   }
 
   close(): void {
