@@ -1,0 +1,180 @@
+import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { randomId } from '../crypto.js';
+import { GatewayError } from '../errors.js';
+import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
+import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
+import { tokenKeys as keys } from './store-keys.js';
+import type { TokenOptions, Verification } from './types.js';
+
+/** Claims the gateway sets itself; a payload that sets one is refused (error 12). */
+const RESERVED = ['iat', 'exp', 'nbf', 'jti', BINDING_CLAIM];
+
+const FAST_JWT_TEXT: Record<string, string> = {
+  [TokenError.codes.invalidSignature]: 'Invalid signature',
+  [TokenError.codes.malformed]: 'Malformed token',
+  [TokenError.codes.invalidAlgorithm]: 'Algorithm not allowed',
+  [TokenError.codes.missingRequiredClaim]: 'Missing required claim',
+  [TokenError.codes.invalidClaimType]: 'Invalid claim type',
+  [TokenError.codes.invalidClaimValue]: 'Invalid claim value',
+  [TokenError.codes.invalidPayload]: 'Malformed token: payload is not an object',
+  [TokenError.codes.missingSignature]: 'Missing signature',
+  [TokenError.codes.invalidCritHeader]: 'Header parameter "crit" not allowed',
+  [TokenError.codes.invalidType]: 'Token type not allowed',
+};
+
+type Verify = (token: string) => Record<string, unknown>;
+const verifierKey = (alg: string, kid: string | undefined) => `${alg} ${kid ?? ''}`;
+
+/** An access token just signed, with the claims its family must remember to deny it later. */
+export interface SignedAccess {
+  token: string;
+  jti: string;
+  exp: number;
+}
+
+/**
+ * Access tokens (HS256 or EdDSA via fast-jwt, signer and verifiers made once): signing,
+ * verification on the injected clock, and denial by `jti` until expiry.
+ */
+export class AccessTokens {
+  readonly #o: TokenOptions;
+  readonly #binding: SessionBinding;
+  readonly #sign: (payload: Record<string, unknown>) => string;
+  /** `alg kid` -> verifier (kid '' when HS256 keys have none) */
+  readonly #verifiers = new Map<string, Verify>();
+
+  constructor(o: TokenOptions, binding: SessionBinding) {
+    this.#o = o;
+    this.#binding = binding;
+    const alg = o.alg ?? 'HS256';
+    // Verifiers are looked up by (alg, kid): a token can only ever be checked with a key of
+    // the algorithm it names, so no HMAC-with-a-public-key confusion (RFC 8725 section 2.1).
+    const common = {
+      // fast-jwt checks iss/aud only when present: configured ones are required as well.
+      requiredClaims: ['exp', 'iat', 'jti', ...(o.issuer ? ['iss'] : []), ...(o.audience ? ['aud'] : [])],
+      // Time is checked below on the injected clock, so tests can move it.
+      ignoreExpiration: true,
+      ignoreNotBefore: true,
+      allowedIss: o.issuer,
+      allowedAud: o.audience,
+      cache: 4096,
+    };
+    for (const k of o.keys) {
+      this.#verifiers.set(verifierKey('HS256', k.kid), createVerifier({ ...common, key: k.secret, algorithms: ['HS256'] }) as Verify);
+    }
+    for (const k of o.ed25519Keys ?? []) {
+      const pem = k.publicKey.export({ format: 'pem', type: 'spki' }).toString();
+      this.#verifiers.set(verifierKey('EdDSA', k.kid), createVerifier({ ...common, key: pem, algorithms: ['EdDSA'] }) as Verify);
+    }
+    // iat comes from the payload (the injected clock), so fast-jwt never reads Date.now().
+    if (alg === 'EdDSA') {
+      const signing = o.ed25519Keys?.[0];
+      if (!signing) throw new GatewayError('INTERNAL', 'no Ed25519 signing key');
+      const pem = signing.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+      this.#sign = createSigner({ key: pem, algorithm: 'EdDSA', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+    } else {
+      const signing = o.keys[0];
+      if (!signing) throw new GatewayError('INTERNAL', 'no signing key');
+      this.#sign = createSigner({ key: signing.secret, algorithm: 'HS256', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+    }
+  }
+
+  /** The public keys that verify this gateway's access tokens, as a JWK Set (RFC 7517); empty with HS256. */
+  jwks(): { keys: Record<string, string>[] } {
+    return { keys: (this.#o.ed25519Keys ?? []).map((k) => ({ ...k.jwk })) };
+  }
+
+  /** Throws GatewayError MALFORMED when the payload sets a claim the gateway owns. */
+  checkPayload(payload: Record<string, unknown>): void {
+    const reserved = [...RESERVED, ...(this.#o.issuer ? ['iss'] : []), ...(this.#o.audience ? ['aud'] : [])];
+    for (const claim of reserved) {
+      if (Object.hasOwn(payload, claim)) throw new GatewayError('MALFORMED', `Field "payload" must not set the reserved claim "${claim}"`);
+    }
+  }
+
+  /** Signs an access token for `payload`, bound to a session when `binding` is set. */
+  sign(payload: Record<string, unknown>, binding: string | undefined, now: number): SignedAccess {
+    const iat = Math.floor(now / 1000);
+    const exp = iat + this.#o.accessTtl;
+    const jti = randomId(16);
+    const claims: Record<string, unknown> = { ...payload };
+    if (binding !== undefined) claims[BINDING_CLAIM] = binding;
+    if (this.#o.issuer) claims.iss = this.#o.issuer;
+    if (this.#o.audience) claims.aud = this.#o.audience;
+    claims.iat = iat;
+    claims.exp = exp;
+    claims.jti = jti;
+    const token = this.#sign(claims);
+    // Never issue a token that verification would refuse for its length.
+    if (token.length > MAX_TOKEN_LENGTH) {
+      throw new GatewayError('MALFORMED', `Field "payload" is too large: the access token would exceed ${MAX_TOKEN_LENGTH} characters`);
+    }
+    return { token, jti, exp };
+  }
+
+  /** Checks signature, algorithm, header, required claims, time, revocation and session binding. */
+  async verify(token: string): Promise<Verification> {
+    const v = await this.#verify(token);
+    if (!v.valid) this.#o.log.debug({ event: 'token refused', reason: v.error }, 'token refused');
+    // The log reference is an HMAC: computed only when trace is on.
+    else if (this.#o.log.isLevelEnabled('trace')) this.#o.log.trace({ event: 'token verified', jti: this.#o.logRef(String(v.payload.jti)) }, 'token verified');
+    return v;
+  }
+
+  async #verify(token: string): Promise<Verification> {
+    const checked = this.#checkSignature(token);
+    if (!checked.valid) return checked;
+    const { payload } = checked;
+    const now = this.#o.clock.now();
+    const exp = payload.exp as number;
+    const iat = payload.iat as number;
+    if (typeof exp !== 'number' || typeof iat !== 'number' || typeof payload.jti !== 'string') return { valid: false, error: 'Invalid claim type' };
+    if (!Number.isFinite(exp) || !Number.isFinite(iat)) return { valid: false, error: 'Invalid claim value' };
+    if (now >= exp * 1000) return { valid: false, error: 'Token expired' };
+    if (iat * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token issued in the future' };
+    if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token not yet valid' };
+    if ((await this.#o.store.get(keys.denied(payload.jti))) !== undefined) return { valid: false, error: 'Token revoked' };
+    const binding = payload[BINDING_CLAIM];
+    if (binding !== undefined && (typeof binding !== 'string' || !(await this.#binding.isLive(binding)))) {
+      return { valid: false, error: 'Session ended' };
+    }
+    return { valid: true, payload };
+  }
+
+  #checkSignature(token: string): Verification {
+    const shape = checkShape(token);
+    if (!shape.ok) return { valid: false, error: shape.error };
+    const { alg, kid } = shape.header;
+    if (alg !== 'HS256' && alg !== 'EdDSA') return { valid: false, error: 'Algorithm not allowed' };
+    const verifier = this.#verifiers.get(verifierKey(alg, kid));
+    if (verifier === undefined) {
+      // Tell apart a key id we never had from an algorithm this node does not accept.
+      const algKnown = [...this.#verifiers.keys()].some((k) => k.startsWith(`${alg} `));
+      if (!algKnown) return { valid: false, error: 'Algorithm not allowed' };
+      return { valid: false, error: kid === undefined ? 'Missing key id' : 'Unknown key id' };
+    }
+    try {
+      return { valid: true, payload: verifier(token) };
+    } catch (err) {
+      const code = err instanceof TokenError ? err.code : '';
+      return { valid: false, error: FAST_JWT_TEXT[code] ?? 'Invalid token' };
+    }
+  }
+
+  /** Denies an access token by `jti` until it expires (plus the clock tolerance). */
+  async deny(jti: string, exp: number, now: number): Promise<void> {
+    const ttl = exp * 1000 - now + this.#o.clockTolerance * 1000;
+    if (ttl > 0) await this.#o.store.set(keys.denied(jti), 1, ttl);
+  }
+
+  /** Revokes an access token by `jti`, until it expires: any re-encoding of it is denied too. */
+  async revoke(token: string): Promise<{ revoked: true } | { error: string }> {
+    const checked = this.#checkSignature(token);
+    if (!checked.valid) return { error: checked.error };
+    const { jti, exp } = checked.payload;
+    if (typeof jti !== 'string' || typeof exp !== 'number') return { error: 'Invalid claim type' };
+    await this.deny(jti, exp, this.#o.clock.now());
+    this.#o.log.info({ event: 'token revoked', jti: this.#o.logRef(jti) }, 'token revoked');
+    return { revoked: true };
+  }
+}
