@@ -5,7 +5,6 @@ import type { Logger } from './log.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
-import { endOf } from './sessions/records.js';
 import { SessionService } from './sessions/session-service.js';
 import type { Store } from './store/types.js';
 import type { Ed25519Key } from './tokens/ed25519-keys.js';
@@ -108,7 +107,7 @@ export class Gateway {
       o.sessionIdleTimeout > 0
         ? async (hash) => {
             const v = await this.sessions.peek(hash);
-            return v.valid ? endOf(v.record, o.sessionIdleTimeout * 1000) : undefined;
+            return v.valid ? { at: v.end, reason: v.endReason } : undefined;
           }
         : undefined,
     );

@@ -2,7 +2,6 @@ import { GatewayError } from '../errors.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { Body } from '../protocol/replies.js';
-import { endOf } from '../sessions/records.js';
 import type { GatewayConnection } from './connection.js';
 
 type Handler<T extends RequestType> = (c: GatewayConnection, req: DecodedRequest, body: RequestOf<T>) => Promise<Body> | Body;
@@ -25,10 +24,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async validate_session(c, _req, b) {
     const v = await c.gateway.sessions.validate(b.session_id);
     if (!v.valid) return invalidSession(v.error);
-    if (c.gateway.options.sessionIdleTimeout > 0) {
-      const end = endOf(v.record, c.gateway.options.sessionIdleTimeout * 1000);
-      c.gateway.hub.moved(v.hash, end.at, end.reason);
-    }
+    if (c.gateway.options.sessionIdleTimeout > 0) c.gateway.hub.moved(v.hash, v.end, v.endReason);
     const body: Body = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
     if (v.record.d !== undefined) body.data = v.record.d;
     return body;
@@ -49,9 +45,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const sessions = c.gateway.sessions;
     const v = await sessions.peek(sessions.hashOf(b.session_id));
     if (!v.valid) return invalidSession(v.error);
-    const end = endOf(v.record, c.gateway.options.sessionIdleTimeout * 1000);
     const sessionId = b.session_id;
-    const followed = c.follow(`sub\u0000${req.src}`, v.hash, sessionId, end.at, end.reason, {
+    const followed = c.follow(`sub\u0000${req.src}`, v.hash, sessionId, v.end, v.endReason, {
       onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
     });
     if (!followed) throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);

@@ -15,8 +15,17 @@ export interface SessionRecord {
 export const sessionKey = (hash: string): string => `s:${hash}`;
 export const userIndexKey = (userId: string): string => `u:${userId}`;
 
-/** When the session ends, and why, given the idle timeout in ms (0: off). */
-export function endOf(r: SessionRecord, idleMs: number): { at: number; reason: 'ttl' | 'idle' } {
+/** When a session ends on its own (ms), and why. */
+export interface SessionEnd {
+  at: number;
+  reason: 'ttl' | 'idle';
+}
+
+/**
+ * When the session ends, and why, given the idle timeout in ms (0: off). Only the session
+ * service calls it; everyone else reads `end` and `endReason` of a `Validation`.
+ */
+export function endOf(r: SessionRecord, idleMs: number): SessionEnd {
   if (idleMs > 0 && r.s !== undefined && r.s + idleMs < r.e) return { at: r.s + idleMs, reason: 'idle' };
   return { at: r.e, reason: 'ttl' };
 }

@@ -3,7 +3,7 @@ import { hashSecret, randomId } from '../crypto.js';
 import type { Logger } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { Store } from '../store/types.js';
-import { endOf, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionRecord } from './records.js';
+import { endOf, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionEnd, type SessionRecord } from './records.js';
 
 export interface SessionOptions {
   store: Store;
@@ -26,7 +26,15 @@ export interface SessionCreated {
 }
 
 export type Validation =
-  | { valid: true; hash: string; record: SessionRecord; end: number; expiresIn: number }
+  | {
+      valid: true;
+      hash: string;
+      record: SessionRecord;
+      /** When the session ends (ms), the idle timeout included, and why: the one place it is computed. */
+      end: number;
+      endReason: SessionEnd['reason'];
+      expiresIn: number;
+    }
   | { valid: false; error: string };
 
 export interface SessionSummary {
@@ -95,9 +103,9 @@ export class SessionService {
     const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
     if (record === undefined) return INVALID;
     const now = this.#o.clock.now();
-    const end = endOf(record, this.#idleMs).at;
-    if (end <= now) return INVALID;
-    return { valid: true, hash, record, end, expiresIn: secondsLeft(end, now) };
+    const end = endOf(record, this.#idleMs);
+    if (end.at <= now) return INVALID;
+    return { valid: true, hash, record, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 
   /** Validates a presented id; with an idle timeout, this is the activity that keeps it alive. */
@@ -112,10 +120,10 @@ export class SessionService {
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
     const record = { ...seen.record, s: now };
-    const end = endOf(record, this.#idleMs).at;
+    const end = endOf(record, this.#idleMs);
     // Writes nothing if the session was ended meanwhile (destroy, revoke, regenerate).
     if ((await this.#o.store.swap(sessionKey(hash), record)) === undefined) return INVALID;
-    return { valid: true, hash, record, end, expiresIn: secondsLeft(end, now) };
+    return { valid: true, hash, record, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 
   /** Moves data and expiry to a fresh id and ends the old one at once (session fixation). */

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Gateway } from '../../gateway.js';
-import { endOf, unixSeconds } from '../../sessions/records.js';
+import { unixSeconds } from '../../sessions/records.js';
 import { readCookie, sessionCookie } from './cookies.js';
 import { BASE_HEADERS, readBody, sendJson } from './http-util.js';
 
@@ -65,8 +65,7 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       if (current === undefined) return noContent(res);
       const v = await sessions.peek(sessions.hashOf(current));
       if (!v.valid) return noContent(res);
-      const end = endOf(v.record, o.gateway.options.sessionIdleTimeout * 1000).at;
-      return sendJson(res, 200, { user_id: v.record.u, expires_at: unixSeconds(end), expires_in: v.expiresIn, expires_in_ms: Math.max(0, end - now) });
+      return sendJson(res, 200, { user_id: v.record.u, expires_at: unixSeconds(v.end), expires_in: v.expiresIn, expires_in_ms: Math.max(0, v.end - now) });
     }
     case 'DELETE': {
       if (current !== undefined) await sessions.destroy(current);

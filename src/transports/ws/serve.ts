@@ -11,7 +11,6 @@ import type { Logger } from '../../log.js';
 import { Metrics } from '../../metrics.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
-import { endOf } from '../../sessions/records.js';
 import type { Validation } from '../../sessions/session-service.js';
 import { FailedAuthThrottle } from './auth-throttle.js';
 import { classifyUpgrade, originCheck, ownOrigins, refuseUpgrade, type Handshake } from './handshake.js';
@@ -150,9 +149,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
     if (bound === undefined) return;
     if (bound.valid) {
-      const end = endOf(bound.record, config.sessionIdleTimeout * 1000);
       // The id stays out of the link: bound pushes never echo it (see BOUND_DEST).
-      link.bind(bound.hash, '(cookie)', end.at, end.reason, config.expiryWarning * 1000);
+      link.bind(bound.hash, '(cookie)', bound.end, bound.endReason, config.expiryWarning * 1000);
     } else {
       link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
     }
