@@ -1,5 +1,5 @@
 /**
- * Stable error codes of the gateway, each mapped to a wire code of PROTOCOL.md.
+ * Stable error codes of the gateway, each mapped to a wire code of the protocol (docs/protocol.md).
  * The client sees a safe text; the cause stays on the error for the logs.
  */
 export const ErrorCodes = {

@@ -19,7 +19,7 @@ const fixtureSchema = TypeCompiler.Compile(
 );
 
 /**
- * Seeds sessions from a fixture file (PROTOCOL.md, Fixtures): for tests and demos only,
+ * Seeds sessions from a fixture file (docs/protocol.md, Fixtures): for tests and demos only,
  * and said so on stderr. A bad file stops start-up with one line.
  */
 export async function loadFixtures(gateway: Gateway, path: string): Promise<number> {

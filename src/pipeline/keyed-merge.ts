@@ -27,9 +27,9 @@ export function keyedMerge<T, R>(
        * key -> items waiting behind the one of that key now queued or running (null: none yet).
        * The first key held lives in its own slot (`soloKey`/`soloQueue`), the others in the
        * Map: a connection with one request in flight at a time (a browser) then never touches
-       * the Map. Emptying a Map allocates a new table, which lived until the connection's next
-       * request and so was promoted to the old generation (with 5,000 connections at 4 msgs/s
-       * each, ~150 bytes of old-space garbage per message and more frequent full GCs).
+       * the Map. Emptying a Map allocates a new table, which lives until the connection's next
+       * request and so, with thousands of connections, is promoted to the old generation:
+       * old-space garbage on every request, and more frequent full GCs.
        */
       let soloKey: string | undefined;
       let soloQueue: Job[] | null = null;

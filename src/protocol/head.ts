@@ -2,7 +2,7 @@
  * Reads `src`, `dest` and `body.msg_id` from the beginning of a message that is too large
  * to parse whole (stdio never buffers an oversized line: it keeps only its first bytes).
  * The error 12 it gets can then carry `in_reply_to` and go to the right `dest`, as
- * PROTOCOL.md wants whenever the `msg_id` is readable. A value cut off by the end of the
+ * the protocol wants whenever the `msg_id` is readable. A value cut off by the end of the
  * head is not read: nothing is guessed.
  */
 export interface EnvelopeHead {

@@ -51,7 +51,7 @@ export type RequestType = keyof typeof requestSchemas;
 export type RequestOf<T extends RequestType> = Static<(typeof requestSchemas)[T]>;
 export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
 
-/** The message types a browser connection may send (PROTOCOL.md, WebSocket specifics). */
+/** The message types a browser connection may send (docs/protocol.md, WebSocket). */
 export const BROWSER_TYPES: ReadonlySet<string> = new Set([
   'init', 'validate_session', 'subscribe_session', 'unsubscribe_session', 'destroy_session',
   'verify_token', 'refresh_token', 'revoke_token', 'exchange_session',

@@ -5,7 +5,7 @@ export type Body = Record<string, unknown> & { type: string };
 /**
  * A reply swaps the request's ends and points back at its `msg_id`. `body` must be fresh
  * (every handler builds one per request): `in_reply_to` is set on it in place, because
- * copying each body with a spread cost about a sixth of the validate path.
+ * copying each body with a spread is a real share of the validate path.
  */
 export function reply(req: { src: string; dest: string }, inReplyTo: number, body: Body): Envelope<Body> {
   body.in_reply_to = inReplyTo;

@@ -30,7 +30,7 @@ export function endOf(r: SessionRecord, idleMs: number): SessionEnd {
   return { at: r.e, reason: 'ttl' };
 }
 
-/** `expires_in`: whole seconds left, rounded up from the milliseconds left (PROTOCOL.md). */
+/** `expires_in`: whole seconds left, rounded up from the milliseconds left (docs/protocol.md). */
 export const secondsLeft = (at: number, now: number): number => Math.max(0, Math.ceil((at - now) / 1000));
 
 /** `expires_at`: unix seconds, floor. */

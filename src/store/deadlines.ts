@@ -6,7 +6,7 @@ type Reject = (err: unknown) => void;
  * the limit has passed for the first of them and rejects whatever is still in the set; an
  * operation leaves its set when it settles. So each operation fails between 95% and 100% of
  * the limit after it started, and there are at most 20 timers per limit whatever the load,
- * where a setTimeout/clearTimeout pair per store operation cost 15% of a validate on Redis.
+ * where a setTimeout/clearTimeout pair per store operation would be a real cost on the hot path.
  * Real time on purpose: it bounds waits on the network, not logic (which uses the Clock).
  */
 export class Deadlines {

@@ -21,8 +21,8 @@ export interface KeyvStoreOptions {
   timeoutMs?: number;
   /**
    * A direct read of the value in Keyv's own format, used by `get` instead of Keyv's (whose
-   * hooks and stats we do not use): synchronous for memory, a single GET for Redis. It cost
-   * a fifth of a validate on memory and half of a read on Redis.
+   * hooks and stats we do not use, and which cost CPU on every read): synchronous for
+   * memory, a single GET for Redis.
    */
   read?: (key: string) => unknown;
   isReady?: () => boolean;

@@ -9,7 +9,7 @@ export interface MemoryEntry {
 
 /**
  * A user index set: while small (most users have a few sessions) a flat, exact-size array
- * `[member, expiresAt, ...]`, 64 bytes for one member where a Map costs about 190; a Map
+ * `[member, expiresAt, ...]`, a fraction of what a Map costs for one member; a Map
  * once it holds more than SMALL_SET members, so large sets stay O(1) per operation.
  */
 type IndexSet = (string | number)[] | Map<string, number>;

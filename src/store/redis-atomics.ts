@@ -126,9 +126,9 @@ export class RedisAtomics implements Atomics {
 
   /**
    * Keyv's get without Keyv: the same key, format and expiry check, minus its hooks, stats
-   * and wrappers, which doubled the CPU of a read (KeyvStore uses this for `get`). With
-   * `batchReads`, the reads made in one tick go out as one MGET (each still gets its own
-   * value or error): the per-command cost, in the client and in Redis, was most of a read.
+   * and wrappers, which are CPU on every read for nothing used here (KeyvStore uses this for
+   * `get`). With `batchReads`, the reads made in one tick go out as one MGET (each still gets
+   * its own value or error): the per-command cost, in the client and in Redis, is paid once.
    */
   read(key: string): Promise<unknown> {
     const redisKey = this.#codec.redisKey(key);

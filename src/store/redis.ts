@@ -116,7 +116,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
 
   const keyvRedis = new KeyvRedis(raw, { throwOnErrors: true, throwOnConnectError: true });
   // Values are JSON by contract (Store): plain JSON, without Keyv's default reviver, which
-  // un-escapes ':'-prefixed strings and Buffers we never store and cost a fifth of a read.
+  // un-escapes ':'-prefixed strings and Buffers we never store, at a cost on every read.
   const keyv = new Keyv({
     store: keyvRedis,
     namespace: target.namespace,

@@ -20,7 +20,7 @@ export interface HandshakeOptions {
 const PATHS = new Set(['/', '/ws']);
 
 /**
- * Decides the role of an upgrade (PROTOCOL.md, WebSocket specifics). A browser cannot set
+ * Decides the role of an upgrade (docs/protocol.md, WebSocket). A browser cannot set
  * `Authorization` on a WebSocket upgrade, so a request carrying it is a backend: it is a
  * service when the bearer key matches (constant time) and refused with 401 otherwise. Every
  * other request is a browser; when it names an `Origin`, that origin must be allowed, or the

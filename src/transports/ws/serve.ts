@@ -51,8 +51,8 @@ export interface GatewayServer {
 type Accepted = Extract<Handshake, { ok: true }>;
 
 /**
- * A module-level listener, not a closure: one made inside the upgrade handler lived as long
- * as the socket and kept that handler's whole scope (the request and its headers, the
+ * A module-level listener, not a closure: one made inside the upgrade handler would live as
+ * long as the socket and keep that handler's whole scope (the request and its headers, the
  * handshake, the bound session's record) for the life of every connection.
  */
 function destroyOnError(this: Duplex): void {
@@ -80,8 +80,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
    * The heartbeat pings every link once per interval, but a slice of them at a time: links
    * are dealt round robin into HEARTBEAT_SLICES groups, and one group is pinged every
    * 1/HEARTBEAT_SLICES of the interval, so each link is still pinged once per interval (and
-   * cut after a whole interval without a pong). Pinging 5,000 links in one tick stalled the
-   * event loop ~275 ms every 30 s on the bench machine (every request then waiting behind it).
+   * cut after a whole interval without a pong). Pinging thousands of links in one tick stalls
+   * the event loop, and every request waits behind it.
    */
   const heartbeatSlices = Array.from({ length: HEARTBEAT_SLICES }, () => new Set<SocketLink>());
   let nextSlice = 0;

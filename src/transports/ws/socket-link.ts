@@ -212,7 +212,7 @@ export class SocketLink {
    * connections that is longer than a young-generation cycle, so the empty list is promoted
    * to the old generation, and the next message's chunk (its backing array, buffer views and
    * the socket's read buffer), referenced from that list once it is dead, is promoted too:
-   * ~450 bytes of old-space garbage per message, hence frequent full GCs and their pauses.
+   * old-space garbage on every message, hence frequent full GCs and their pauses.
    * Handing the receiver back one long-lived list of this link's, emptied here once the
    * message is read, lets those objects die young. Touches a private field of ws (as `#cork`
    * does): only when it is the empty array ws just put there, else it leaves it alone.
@@ -227,8 +227,8 @@ export class SocketLink {
   /**
    * Replies made in one burst (one read's worth of requests, answered in the same microtask
    * run) leave in few writes: the socket is corked until the next tick, or until 64 KiB are
-   * held. Without it each frame was a syscall of its own, a third of the gateway's time under
-   * load. Flushing at 64 KiB keeps the slow-reader check below as exact as before.
+   * held. Without it each frame is a syscall of its own, which dominates the gateway's time
+   * under load. Flushing at 64 KiB keeps the slow-reader check below exact.
    */
   #cork(): void {
     if (this.#corked) return;
