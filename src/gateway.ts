@@ -143,7 +143,7 @@ export class Gateway {
 
   #storeTrouble(err: unknown, msg: string): void {
     this.observer.storeError?.();
-    this.log.error({ err: err instanceof Error ? { message: err.message, cause: String((err as { cause?: unknown }).cause ?? '') } : String(err) }, msg);
+    this.log.error({ err }, msg);
   }
 
   async close(): Promise<void> {

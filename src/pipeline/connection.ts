@@ -189,11 +189,11 @@ export class GatewayConnection {
     if (err instanceof GatewayError) {
       if (err.code === 'UNAVAILABLE') {
         this.gateway.observer.storeError?.();
-        this.gateway.log.error({ type: d.body.type, cause: String((err.cause as Error | undefined)?.message ?? err.cause) }, 'store unavailable');
+        this.gateway.log.error({ err, type: d.body.type }, 'store unavailable');
       }
       return this.#error(d, err);
     }
-    this.gateway.log.error({ type: d.body.type, err: err instanceof Error ? err.message : String(err) }, 'internal error while serving a message');
+    this.gateway.log.error({ err, type: d.body.type }, 'internal error while serving a message');
     return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }));
   }
 }

@@ -99,7 +99,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
       },
       (err: unknown) => {
         subscribed = undefined;
-        log?.warn({ err: (err as Error).message }, `${where} subscribe failed; retrying on reconnect`);
+        log?.warn({ err }, `${where} subscribe failed; retrying on reconnect`);
         return false;
       },
     );

@@ -65,7 +65,7 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
       // A store failure in the dev login, say: a plain 503, the cause in the log only.
-      ctx.log.error({ err: err instanceof Error ? err.message : String(err), path: req.url?.split('?')[0] }, 'http request failed');
+      ctx.log.error({ err, path: req.url?.split('?')[0] }, 'http request failed');
       if (!res.headersSent) sendJson(res, 503, { error: 'Service unavailable' });
       else res.destroy();
     });

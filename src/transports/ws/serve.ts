@@ -172,7 +172,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       } catch (err) {
         // The store is away: the session can be neither trusted nor refused. Try again later.
         metrics.upgradesRefused.inc({ status: '503' });
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'could not check the session of a bound upgrade');
+        log.error({ err }, 'could not check the session of a bound upgrade');
         return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
       }
     }
@@ -181,7 +181,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     onUpgrade(req, socket, head).catch((err: unknown) => {
-      log.error({ err: err instanceof Error ? err.message : String(err) }, 'websocket upgrade failed');
+      log.error({ err }, 'websocket upgrade failed');
       socket.destroy();
     });
   });
@@ -244,7 +244,7 @@ export async function serve(config: Config): Promise<void> {
     server.drain().then(
       () => process.exit(0),
       (err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'drain failed');
+        log.error({ err }, 'drain failed');
         process.exit(1);
       },
     );

@@ -98,7 +98,7 @@ export class SocketLink {
     this.#pipeline = this.conn.handle(in$).subscribe({
       next: (m) => this.#send(m),
       error: (err: unknown) => {
-        o.log.error({ err: err instanceof Error ? err.message : String(err) }, 'connection pipeline failed');
+        o.log.error({ err }, 'connection pipeline failed');
         this.close(1011, 'Internal error', 'error');
         this.#markPipelineDone();
       },
@@ -109,7 +109,7 @@ export class SocketLink {
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
     this.#ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#closeReason ??= 'too_large';
-      o.log.debug({ err: err.message, role: this.role }, 'websocket error');
+      o.log.debug({ err, role: this.role }, 'websocket error');
     });
     this.closed = new Promise<number>((resolve) => {
       this.#ws.once('close', (code) => {
