@@ -4,7 +4,6 @@ import { loadFixtures } from './fixtures.js';
 import { Gateway, type GatewayObserver } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
-import { randomId } from './crypto.js';
 import { generateEd25519Key, loadEd25519Keys } from './tokens/ed25519-keys.js';
 
 export interface App {
@@ -26,8 +25,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     log.warn('GATEWAY_JWT_ED25519_KEY is not set: using an Ed25519 key made for this process only; tokens will not verify after a restart or on other nodes');
     ed25519Keys = [generateEd25519Key()];
   }
-  const instanceId = randomId(12);
-  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, instanceId, log });
+  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, log });
   const gateway = new Gateway({
     store,
     clock,

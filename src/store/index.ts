@@ -10,8 +10,6 @@ export interface StoreOptions {
   url: string;
   clock: Clock;
   timeoutMs: number;
-  /** Unique id of this process, so a node can skip its own events. */
-  instanceId: string;
   /** For connection state changes of remote backends (lost, back). */
   log?: Logger;
 }

@@ -1,5 +1,4 @@
 import KeyvRedis, { Keyv, createClient, createCluster } from '@keyv/redis';
-import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { StoreOptions } from './index.js';
 import { KeyvStore } from './keyv-store.js';
@@ -11,7 +10,6 @@ export { parseRedisUrl, type RedisTarget } from './redis-url.js';
 
 export interface RedisStoreOptions {
   target: RedisTarget;
-  clock: Clock;
   /** Per-operation limit: past it the operation fails with UNAVAILABLE (wire code 11). */
   timeoutMs: number;
   log?: Logger;
@@ -57,7 +55,7 @@ function clientOptions(timeoutMs: number) {
 
 /** The store behind `GATEWAY_STORE=redis://...` (see createStore). */
 export async function createRedisStore(o: StoreOptions): Promise<KeyvStore> {
-  return openRedisStore({ target: parseRedisUrl(o.url), clock: o.clock, timeoutMs: o.timeoutMs, log: o.log });
+  return openRedisStore({ target: parseRedisUrl(o.url), timeoutMs: o.timeoutMs, log: o.log });
 }
 
 /**

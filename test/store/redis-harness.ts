@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { systemClock } from '../../src/clock.js';
 import { openRedisStore, parseRedisUrl } from '../../src/store/redis.js';
 import type { KeyvStore } from '../../src/store/keyv-store.js';
 import type { StoreHarness } from './contract.js';
@@ -7,7 +6,7 @@ import type { StoreHarness } from './contract.js';
 /** A Redis-backed store in a fresh namespace (nothing shared with any other test). */
 export async function redisStore(url: string, namespace: string, timeoutMs = 1000): Promise<KeyvStore> {
   const target = { ...parseRedisUrl(url), namespace };
-  return openRedisStore({ target, clock: systemClock, timeoutMs, probeMs: 100 });
+  return openRedisStore({ target, timeoutMs, probeMs: 100 });
 }
 
 export function freshNamespace(): string {
