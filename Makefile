@@ -3,8 +3,7 @@
 
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
-SHARED := ../shared
-CONFORMANCE := $(SHARED)/conformance/run
+CONFORMANCE := node test/conformance/run.mjs
 
 .PHONY: install build run stdio test test-unit conformance bench bench-quick cluster soak clean system-deps
 
@@ -32,14 +31,13 @@ test: build system-deps
 	npx vitest run
 	$(MAKE) -s conformance
 
-# The shared and project cases on stdio, then over WebSocket (a server per case, driven through
-# `connect`). Skipped over ws: the stdio rule for a line 200 times the limit (PROTOCOL.md has ws
-# close such a frame with 1009; test/ws/limits.test.ts checks that).
-conformance: build
+# The cases of test/conformance/cases.json on stdio, then over WebSocket (a server per case,
+# driven through `connect`). Skipped over ws: the stdio rule for a line 200 times the limit
+# (ws closes such a frame with 1009; test/ws/limits.test.ts checks that). Builds, installs nothing.
+conformance:
+	npm run -s build
 	$(CONFORMANCE) -- node dist/cli.js stdio
-	$(CONFORMANCE) --cases test/conformance/cases.json -- node dist/cli.js stdio
-	$(CONFORMANCE) -- test/transport-contract/serve-and-connect.sh
-	$(CONFORMANCE) --cases test/conformance/cases.json --skip 'an oversized line' -- test/transport-contract/serve-and-connect.sh
+	$(CONFORMANCE) --skip 'an oversized line' -- test/transport-contract/serve-and-connect.sh
 
 # One redis-server and two gateway nodes on this machine, no containers (scripts/cluster.sh).
 cluster: build system-deps

@@ -3,7 +3,7 @@
 # environment (the case's GATEWAY_* settings; extra arguments go to serve), then bridges
 # stdin/stdout to it with `connect` as a service, and exits with connect's code. The server
 # is stopped on the way out.
-#   ../shared/conformance/run -- test/transport-contract/serve-and-connect.sh
+#   node test/conformance/run.mjs -- test/transport-contract/serve-and-connect.sh
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cli="$root/dist/cli.js"
