@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 CONFORMANCE := node test/conformance/run.mjs
 
-.PHONY: install build run stdio test test-unit conformance bench bench-quick cluster soak clean system-deps
+.PHONY: install build run stdio typecheck test test-unit conformance bench bench-quick cluster soak clean system-deps
 
 install: $(NODE_MODULES)
 
@@ -27,7 +27,11 @@ stdio: build
 system-deps:
 	@bash scripts/system-deps.sh
 
-test: build system-deps
+# The compiler over every file: src, client, the tests and the benchmarks (tsconfig.test.json, tsconfig.bench.json).
+typecheck: install
+	npm run -s typecheck
+
+test: build system-deps typecheck
 	npx vitest run
 	$(MAKE) -s conformance
 

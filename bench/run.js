@@ -48,9 +48,11 @@ const ctx = {
   target: (f) => join(here, 'targets', f),
   log,
   shared: {},
+  /** @type {string | undefined} */
   jwtSecret: undefined,
   /** The gateway's environment in every row: logs at warn (no per-session info lines). */
   gatewayEnv: (extra = {}) => ({ GATEWAY_LOG_LEVEL: 'warn', GATEWAY_JWT_SECRET: ctx.jwtSecret, ...extra }),
+  /** @type {(() => Promise<unknown>)[]} */
   cleanups: [],
 };
 ctx.jwtSecret = (await import('./lib/workload.js')).jwtSecret();
@@ -73,8 +75,9 @@ for (const file of ROWS) {
   try {
     out = await row.run(ctx);
   } catch (err) {
-    log(`   row ${row.id} FAILED: ${err.message}`);
-    out = { value: null, baseline: null, note: `failed: ${err.message.slice(0, 200)}` };
+    const message = err instanceof Error ? err.message : String(err);
+    log(`   row ${row.id} FAILED: ${message}`);
+    out = { value: null, baseline: null, note: `failed: ${message.slice(0, 200)}` };
   }
   const value = out.value;
   const baseline = out.baseline ?? null;

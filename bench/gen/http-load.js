@@ -21,7 +21,7 @@ for (let i = 0; i < o.users; i++) cookies.push(await login(`user-${i}`));
 
 // Checked to really validate.
 const ok = await me(cookies[0]);
-const body = await ok.json();
+const body = /** @type {{ user?: string }} */ (await ok.json());
 if (ok.status !== 200 || body.user !== 'user-0') throw new Error(`valid cookie: ${ok.status}`);
 if ((await me()).status !== 401) throw new Error('no cookie was not refused');
 const forged = cookies[0].replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));

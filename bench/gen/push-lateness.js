@@ -28,7 +28,8 @@ let subscribed = 0;
 let received = 0;
 let invalid = 0;
 let done = false;
-let finish;
+/** @type {(v?: unknown) => void} */
+let finish = () => {};
 const finished = new Promise((r) => (finish = r));
 
 const line = (body) => `{"src":"client","dest":"gateway","body":${JSON.stringify(body)}}\n`;
@@ -88,7 +89,7 @@ await new Promise((resolve) => {
       child.stdin.write(out);
     }
     if (next < n) setTimeout(tick, 2);
-    else resolve();
+    else resolve(undefined);
   };
   tick();
 });

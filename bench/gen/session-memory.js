@@ -7,7 +7,7 @@ import { loadConfig } from '../../dist/config.js';
 const o = JSON.parse(process.argv[2]);
 const settle = async () => {
   for (let i = 0; i < 4; i++) {
-    globalThis.gc();
+    globalThis.gc?.();
     await new Promise((r) => setImmediate(r));
   }
   return process.memoryUsage();

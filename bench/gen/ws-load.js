@@ -37,6 +37,7 @@ const flush = () => {
 };
 
 async function open(i) {
+  /** @type {{ ws: any, owe: number }} */
   const c = { ws: null, owe: 0 };
   c.ws = await openRaw(o.url, o.headers, (buf, start, end) => {
     seen++;

@@ -12,7 +12,8 @@ import { maskedFrame, openRaw } from '../lib/raw-ws.js';
 const o = JSON.parse(process.argv[2]);
 const ids = JSON.parse(readFileSync(o.ids, 'utf8')).slice(0, o.connections);
 const conns = [];
-let phase = null; // {lat: Float64Array, n, start}
+/** @type {{ lat: Float64Array, n: number, start: number }} */
+let phase = { lat: new Float64Array(0), n: 0, start: 0 }; // replaced by the measured run
 let unexpected = 0;
 let closed = 0;
 const REPLY = Buffer.from('"in_reply_to"');
@@ -22,6 +23,7 @@ const mask = randomBytes(4);
 const FRAMES = 8;
 
 async function open(i) {
+  /** @type {{ i: number, sent: number[], n: number, frames: Buffer[], ws?: any }} */
   const c = { i, sent: [], n: 0, frames: [] };
   for (let k = 1; k <= FRAMES; k++) c.frames.push(maskedFrame(`{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${k},"session_id":"${ids[i]}"}}`, mask));
   c.ws = await openRaw(o.url, { Cookie: `${o.cookie}=${ids[i]}` }, (buf, start, end) => {
@@ -66,7 +68,7 @@ async function run(ms, record) {
         c.ws.socket.write(c.frames[c.n++ % FRAMES]);
       }
       if (next < total) setTimeout(tick, 1);
-      else resolve();
+      else resolve(undefined);
     };
     tick();
   });

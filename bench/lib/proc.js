@@ -4,19 +4,35 @@ import { createServer, connect } from 'node:net';
 
 const TICKS = 100; // USER_HZ on Linux
 
-/** A free TCP port on 127.0.0.1. */
+/** @typedef {import('node:child_process').ChildProcess & { stderrTail: () => string }} Child */
+/**
+ * @typedef {object} StartOptions
+ * @property {Record<string, string | undefined>} [env]
+ * @property {import('node:child_process').StdioOptions} [stdio]
+ * @property {number} [ulimit] open-file limit for this process
+ * @property {number} [timeoutMs] runJson only: killed after this long
+ */
+
+/**
+ * A free TCP port on 127.0.0.1.
+ * @returns {Promise<number>}
+ */
 export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
     s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
+      const { port } = /** @type {import('node:net').AddressInfo} */ (s.address());
       s.close(() => resolve(port));
     });
   });
 }
 
-/** Resolves once something accepts TCP connections on the port. */
+/**
+ * Resolves once something accepts TCP connections on the port.
+ * @param {number} port
+ * @param {Child} [child]
+ */
 export async function waitForPort(port, timeoutMs = 15000, child) {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -32,31 +48,40 @@ export async function waitForPort(port, timeoutMs = 15000, child) {
   }
 }
 
+/** @param {number} ms @returns {Promise<void>} */
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-/** Every child started here, so that an error or Ctrl-C still kills them all. */
+/** Every child started here, so that an error or Ctrl-C still kills them all. @type {Set<Child>} */
 const children = new Set();
 
 /**
  * Spawns a process through bash (so `ulimit -n` can be raised for it), keeping the
  * last few KiB of its stderr for error messages.
+ * @param {string} cmd
+ * @param {readonly unknown[]} args
+ * @param {StartOptions} [options]
+ * @returns {Child}
  */
 export function start(cmd, args, { env = {}, stdio = ['ignore', 'pipe', 'pipe'], ulimit } = {}) {
   const line = [cmd, ...args].map((a) => `'${String(a).replace(/'/g, `'\\''`)}'`).join(' ');
   // Raise the open-file limit for this process only (to the hard limit if that is lower).
   const script = `${ulimit ? `{ ulimit -n ${ulimit} 2>/dev/null || ulimit -n "$(ulimit -Hn)"; } ; ` : ''}exec ${line}`;
-  const child = spawn('bash', ['-c', script], { env: { ...process.env, ...env }, stdio });
+  const proc = spawn('bash', ['-c', script], { env: { ...process.env, ...env }, stdio });
   let tail = '';
-  child.stderr?.on('data', (d) => {
+  proc.stderr?.on('data', (d) => {
     tail = (tail + d.toString()).slice(-4000);
   });
-  child.stderrTail = () => tail;
+  const child = Object.assign(proc, { stderrTail: () => tail });
   children.add(child);
   child.once('exit', () => children.delete(child));
   return child;
 }
 
-/** Kills one child we started and waits for it to go. */
+/**
+ * Kills one child we started and waits for it to go.
+ * @param {import('node:child_process').ChildProcess | undefined} child
+ * @param {NodeJS.Signals} [signal]
+ */
 export async function stop(child, signal = 'SIGKILL') {
   if (!child || child.exitCode !== null || child.signalCode !== null) return;
   const gone = new Promise((r) => child.once('exit', r));
@@ -73,12 +98,18 @@ export function killAll() {
   }
 }
 
-/** Runs a generator script to its end and returns the JSON it prints as its last stdout line. */
+/**
+ * Runs a generator script to its end and returns the JSON it prints as its last stdout line.
+ * @param {string} cmd
+ * @param {readonly unknown[]} args
+ * @param {StartOptions} [opts]
+ * @returns {Promise<any>}
+ */
 export function runJson(cmd, args, opts = {}) {
   return new Promise((resolve, reject) => {
     const child = start(cmd, args, opts);
     let out = '';
-    child.stdout.on('data', (d) => (out += d.toString()));
+    child.stdout?.on('data', (d) => (out += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 300000);
     child.once('exit', (code, sig) => {
       clearTimeout(timer);
@@ -93,7 +124,10 @@ export function runJson(cmd, args, opts = {}) {
   });
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc.
+ * @param {number | undefined} pid
+ */
 export function cpuSeconds(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -104,7 +138,10 @@ export function cpuSeconds(pid) {
   }
 }
 
-/** Resident memory of a process in bytes, from /proc. */
+/**
+ * Resident memory of a process in bytes, from /proc.
+ * @param {number | undefined} pid
+ */
 export function rssBytes(pid) {
   try {
     const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));

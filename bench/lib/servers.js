@@ -3,7 +3,19 @@ import { freePort, start, stop, waitForPort } from './proc.js';
 /** A random service key for the bench's gateways (service connections are not rate limited). */
 export const SERVICE_KEY = `bench-${Math.random().toString(36).slice(2)}-service-key`;
 
-/** Starts `node dist/cli.js serve` on a free port; returns {url, child, port, stop}. */
+/**
+ * @typedef {object} ServerOptions
+ * @property {Record<string, string>} [env]
+ * @property {string[]} [args]
+ * @property {string[]} [nodeArgs] gateway only: node's own flags
+ * @property {number} [ulimit] open-file limit
+ */
+
+/**
+ * Starts `node dist/cli.js serve` on a free port; returns {url, child, port, stop}.
+ * @param {any} ctx
+ * @param {ServerOptions} [options]
+ */
 export async function startGateway(ctx, { env = {}, args = [], nodeArgs = [], ulimit } = {}) {
   const port = await freePort();
   const child = start('node', [...nodeArgs, ctx.cli, 'serve', ...args], {
@@ -14,7 +26,12 @@ export async function startGateway(ctx, { env = {}, args = [], nodeArgs = [], ul
   return { url: `ws://127.0.0.1:${port}/`, port, child, stop: () => stop(child, 'SIGKILL') };
 }
 
-/** Starts one of bench/targets on a free port (the port is its first argument). */
+/**
+ * Starts one of bench/targets on a free port (the port is its first argument).
+ * @param {any} ctx
+ * @param {string} file
+ * @param {ServerOptions} [options]
+ */
 export async function startTarget(ctx, file, { env = {}, ulimit, args = [] } = {}) {
   const port = await freePort();
   const child = start('node', [ctx.target(file), String(port), ...args], { env, ulimit });

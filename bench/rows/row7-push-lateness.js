@@ -13,6 +13,7 @@ export const row = {
     const spreadMs = ctx.quick ? 1_000 : 10_000;
     const ttl = ctx.quick ? 2 : 12;
     const runs = ctx.quick ? 1 : 3;
+    /** @type {any} */
     let last;
     const res = await paired(
       runs,

@@ -8,7 +8,8 @@ const port = Number(process.argv[2]);
 const cork = process.argv[3] === 'cork';
 const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, clientTracking: false });
 wss.on('connection', (ws) => {
-  const sock = ws._socket;
+  // ws keeps the net.Socket private; the echo target corks it directly.
+  const sock = /** @type {import('node:net').Socket} */ (/** @type {any} */ (ws)._socket);
   let corked = false;
   const uncork = () => {
     corked = false;

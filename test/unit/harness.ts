@@ -49,6 +49,8 @@ export function makeGateway(over: Partial<GatewayOptions> & { start?: number } =
 }
 
 type Body = Record<string, unknown> & { type: string };
+/** A message the gateway sent unasked: a push always names its `dest`. */
+export type Push = Outbound & { dest: string };
 
 /** One connection: `send` a request, `line` raw text, then read `out` / `reply(msgId)`. */
 export class Driver {
@@ -92,9 +94,9 @@ export class Driver {
     return found[0]!.body as Body;
   }
 
-  /** Unsolicited messages so far. */
-  pushes(): Outbound[] {
-    return this.out.filter((m) => m.body.in_reply_to === undefined && m.body.msg_id !== undefined);
+  /** Unsolicited messages so far (a push always names its `dest`). */
+  pushes(): Push[] {
+    return this.out.filter((m): m is Push => m.body.in_reply_to === undefined && m.body.msg_id !== undefined && 'dest' in m);
   }
 
   end(): void {

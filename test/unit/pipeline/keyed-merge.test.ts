@@ -149,7 +149,7 @@ describe('keyedMerge', () => {
     const c = controlled();
     const in$ = new Subject<Item>();
     const out: (string | number)[] = [];
-    const work = (i: Item) => (i.n === 0 ? c.work(i) : i.n);
+    const work = (i: Item): string | number | Promise<string> => (i.n === 0 ? c.work(i) : i.n);
     in$.pipe(keyedMerge((i) => i.key, work, (i) => `e${i.n}`, 1)).subscribe((r) => out.push(r));
     in$.next({ n: 0 });
     for (let n = 1; n <= 100_000; n++) in$.next({ n });
@@ -163,7 +163,7 @@ describe('keyedMerge', () => {
     const c = controlled();
     const in$ = new Subject<Item>();
     const out: (string | number)[] = [];
-    const work = (i: Item) => (i.n === 0 ? c.work(i) : i.n);
+    const work = (i: Item): string | number | Promise<string> => (i.n === 0 ? c.work(i) : i.n);
     in$.pipe(keyedMerge((i) => i.key, work, (i) => `e${i.n}`, 8)).subscribe((r) => out.push(r));
     for (let n = 0; n <= 20_000; n++) in$.next({ key: 'same', n });
     c.release(0);

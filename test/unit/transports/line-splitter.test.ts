@@ -18,7 +18,7 @@ function reference(max: number, text: Buffer): LineEvent[] {
     if (nl === -1) nl = text.length;
     let line = text.subarray(start, nl);
     if (line.length && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
-    if (line.length > max) out.push({ oversized: line.length, head: line.slice(0, HEAD_BYTES) });
+    if (line.length > max) out.push({ oversized: line.length, head: line.toString('utf8', 0, HEAD_BYTES) });
     else if (line.length) out.push({ line: line.toString('utf8') });
     start = nl + 1;
   }
