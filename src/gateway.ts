@@ -5,17 +5,13 @@ import type { Logger } from './log.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
+import type { GatewayObserver, PipelineServices } from './pipeline/services.js';
 import { SessionService } from './sessions/session-service.js';
 import type { Store } from './store/types.js';
 import type { Ed25519Key } from './tokens/ed25519-keys.js';
 import { TokenService, type SigningAlg } from './tokens/token-service.js';
 
-/** What the gateway reports about its work; the WebSocket server turns it into metrics. */
-export interface GatewayObserver {
-  message?(type: string, outcome: string, seconds: number): void;
-  push?(type: string): void;
-  storeError?(): void;
-}
+export type { GatewayObserver } from './pipeline/services.js';
 
 export interface GatewayOptions {
   store: Store;
@@ -45,7 +41,7 @@ export interface GatewayOptions {
  * transports; each transport calls `connect()` and pipes its messages through the
  * connection it gets.
  */
-export class Gateway {
+export class Gateway implements PipelineServices {
   readonly store: Store;
   readonly clock: Clock;
   readonly log: Logger;

@@ -1,11 +1,11 @@
 import { Observable, Subject } from 'rxjs';
 import { GatewayError } from '../errors.js';
-import type { Gateway } from '../gateway.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
-import type { AnyRequest, EndReason, Envelope } from '../protocol/messages.js';
+import type { AnyRequest, Envelope } from '../protocol/messages.js';
 import { errorReply, reply, type Body } from '../protocol/replies.js';
 import { handlers } from './handlers.js';
 import { keyedMerge } from './keyed-merge.js';
+import type { FollowOptions, HandlerContext, PipelineServices } from './services.js';
 
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
 export type Outbound = Envelope<Body> | Omit<Envelope<Body>, 'dest'>;
@@ -17,13 +17,6 @@ export interface ConnectionOptions {
   admit?: (type: string) => GatewayError | undefined;
   /** Told the type of every reply sent (failed-auth throttling, metrics). */
   onReply?: (requestType: string, replyType: string) => void;
-}
-
-/** How a follower of a session is told things (subscriptions and bound connections). */
-export interface FollowOptions {
-  onEnded(reason: EndReason): void;
-  onExpiring?(expiresIn: number): void;
-  warnBefore?: number;
 }
 
 /** The key under which messages must keep their order: the session, refresh token or user they name. */
@@ -56,9 +49,9 @@ function orderKey(d: Decoded): string | undefined {
  * One client's view of the gateway: the RxJS pipeline from decoded messages to replies,
  * merged with the pushes for the sessions this connection follows.
  */
-export class GatewayConnection {
+export class GatewayConnection implements HandlerContext {
   readonly id: string;
-  readonly gateway: Gateway;
+  readonly gateway: PipelineServices;
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   readonly #options: ConnectionOptions;
@@ -67,7 +60,7 @@ export class GatewayConnection {
   readonly #follows = new Map<string, [string, string]>();
   #closed = false;
 
-  constructor(gateway: Gateway, id: string, options: ConnectionOptions) {
+  constructor(gateway: PipelineServices, id: string, options: ConnectionOptions) {
     this.gateway = gateway;
     this.id = id;
     this.nodeId = gateway.nodeId;

@@ -2,9 +2,9 @@ import { GatewayError } from '../errors.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { Body } from '../protocol/replies.js';
-import type { GatewayConnection } from './connection.js';
+import type { HandlerContext } from './services.js';
 
-type Handler<T extends RequestType> = (c: GatewayConnection, req: DecodedRequest, body: RequestOf<T>) => Promise<Body> | Body;
+type Handler<T extends RequestType> = (c: HandlerContext, req: DecodedRequest, body: RequestOf<T>) => Promise<Body> | Body;
 
 const invalidSession = (error: string): Body => ({ type: 'session_invalid', error });
 const invalidToken = (error: string): Body => ({ type: 'token_invalid', error });

@@ -1,0 +1,47 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
+import type { EndReason } from '../protocol/messages.js';
+import type { SubscriptionHub } from '../push/hub.js';
+import type { SessionService } from '../sessions/session-service.js';
+import type { TokenService } from '../tokens/token-service.js';
+
+/** What the gateway reports about its work; the WebSocket server turns it into metrics. */
+export interface GatewayObserver {
+  message?(type: string, outcome: string, seconds: number): void;
+  push?(type: string): void;
+  storeError?(): void;
+}
+
+/**
+ * What the pipeline needs of the core. The Gateway provides it; declaring it here keeps
+ * the arrows one way (gateway -> pipeline), with no import back.
+ */
+export interface PipelineServices {
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly nodeId: string;
+  readonly sessions: SessionService;
+  readonly tokens: TokenService;
+  readonly hub: SubscriptionHub;
+  readonly observer: GatewayObserver;
+  readonly options: { readonly maxInFlight: number; readonly maxSubscriptions: number; readonly sessionIdleTimeout: number };
+  /** `msg_id` of the next push of this node. */
+  nextPushId(): number;
+}
+
+/** How a follower of a session is told things (subscriptions and bound connections). */
+export interface FollowOptions {
+  onEnded(reason: EndReason): void;
+  onExpiring?(expiresIn: number): void;
+  warnBefore?: number;
+}
+
+/** What a request handler may do with its connection. */
+export interface HandlerContext {
+  readonly gateway: PipelineServices;
+  /** `src` of this node's own messages; an `init` may rename it for this connection. */
+  nodeId: string;
+  push(dest: string, body: Record<string, unknown> & { type: string }): void;
+  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean;
+  unfollow(key: string, hash: string): boolean;
+}
