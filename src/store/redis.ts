@@ -1,10 +1,10 @@
 import KeyvRedis, { Keyv, createClient, createCluster } from '@keyv/redis';
 import type { Logger } from '../log.js';
-import type { StoreOptions } from './index.js';
 import { KeyvStore } from './keyv-store.js';
 import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
 import { RedisEventBus, type PubSubClients } from './redis-events.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
+import type { StoreOptions } from './types.js';
 
 export { parseRedisUrl, type RedisTarget } from './redis-url.js';
 

@@ -1,4 +1,15 @@
+import type { Clock } from '../clock.js';
+import type { Logger } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
+
+/** How to open a store (see createStore); each backend reads what it needs. */
+export interface StoreOptions {
+  url: string;
+  clock: Clock;
+  timeoutMs: number;
+  /** For connection state changes of remote backends (lost, back). */
+  log?: Logger;
+}
 
 /** A session end that other nodes must tell their subscribers about. */
 export interface EndedEvent {
