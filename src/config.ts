@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from './errors.js';
+import { parsePostgresUrl } from './store/postgres-url.js';
 
 /** Everything the gateway can be told, validated once at start-up. */
 export interface Config {
@@ -150,9 +151,11 @@ export function loadConfig(src: Source): Config {
   const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '').split(',').map((f) => f.trim()).filter(Boolean);
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
-  if (!/^(memory:\/\/|rediss?:\/\/.+)$/.test(store)) {
-    throw new ConfigError(`GATEWAY_STORE must be memory:// or redis://host:port[/db] (got ${shown(redactUrl(store))})`);
+  if (!/^(memory:\/\/|rediss?:\/\/.+|postgres(ql)?:\/\/.+)$/.test(store)) {
+    throw new ConfigError(`GATEWAY_STORE must be memory://, redis://host:port[/db] or postgres://host[:port]/database (got ${shown(redactUrl(store))})`);
   }
+  // The URL's own options, checked now rather than when the store opens.
+  if (/^postgres/.test(store)) parsePostgresUrl(store);
   // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
   if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
     throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');

@@ -22,9 +22,12 @@ export interface KeyvStoreOptions {
   /**
    * A direct read of the value in Keyv's own format, used by `get` instead of Keyv's (whose
    * hooks and stats we do not use, and which cost CPU on every read): synchronous for
-   * memory, a single GET for Redis.
+   * memory, a single GET for Redis, a
+   * SELECT that checks the expiry for PostgreSQL.
    */
   read?: (key: string) => unknown;
+  /** A direct delete, used by `delete` instead of Keyv's where the adapter's is not one atomic step. */
+  remove?: (key: string) => Promise<boolean>;
   isReady?: () => boolean;
   /**
    * True while the backend is known to be unreachable: operations then fail at once instead
@@ -52,6 +55,7 @@ export class KeyvStore implements Store {
   /** The time limits of the operations in flight, on a few shared timers. */
   #deadlines: Deadlines | undefined;
   readonly #read: ((key: string) => unknown) | undefined;
+  readonly #remove: ((key: string) => Promise<boolean>) | undefined;
   readonly #isReady: () => boolean;
   readonly #unreachable: (() => boolean) | undefined;
   readonly #onTimeout: (() => void) | undefined;
@@ -65,6 +69,7 @@ export class KeyvStore implements Store {
     this.events = o.events;
     this.#timeoutMs = o.timeoutMs;
     this.#read = o.read;
+    this.#remove = o.remove;
     this.#isReady = o.isReady ?? (() => true);
     this.#unreachable = o.unreachable;
     this.#onTimeout = o.onTimeout;
@@ -112,6 +117,8 @@ export class KeyvStore implements Store {
   }
 
   delete(key: string): Promise<boolean> {
+    const remove = this.#remove;
+    if (remove !== undefined) return this.#guard(() => remove(key));
     return this.#guard(() => this.#keyv.delete(key));
   }
 

@@ -2,7 +2,7 @@ import KeyvRedis, { Keyv, createClient, createCluster } from '@keyv/redis';
 import type { Logger } from '../log.js';
 import { KeyvStore } from './keyv-store.js';
 import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
-import { RedisEventBus, type PubSubClients } from './redis-events.js';
+import { ChannelEventBus, type Publisher } from './channel-events.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 import type { StoreOptions } from './types.js';
 
@@ -20,7 +20,8 @@ export interface RedisStoreOptions {
 }
 
 /** A single client and a cluster client, seen through what this module uses of them. */
-interface RedisHandle extends RedisCommands, PubSubClients {
+interface RedisHandle extends RedisCommands, Publisher {
+  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
   readonly isOpen: boolean;
   readonly isReady?: boolean;
   connect(): Promise<unknown>;
@@ -76,7 +77,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const redis = raw as unknown as RedisHandle;
   const sub = redis.duplicate() as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
-  const bus = new RedisEventBus(channel, redis, timeoutMs);
+  const bus = new ChannelEventBus(channel, redis, timeoutMs);
   const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
 
   // node-redis emits every connection error; the probe below turns them into state changes.

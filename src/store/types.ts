@@ -39,7 +39,7 @@ export interface EventBus {
  */
 export interface Store {
   /** Which backend: for logs and /readyz. */
-  readonly kind: 'memory' | 'redis';
+  readonly kind: 'memory' | 'redis' | 'postgres';
   get<T>(key: string): Promise<T | undefined>;
   /** Stores `value` for `ttlMs` milliseconds (> 0); the backend frees it then. */
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;

@@ -2,11 +2,9 @@ import { GatewayError } from '../errors.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { EventBus, StoreEvent } from './types.js';
 
-/** What the bus needs of a Redis connection: publish on the shared one, subscribe on its own. */
-export interface PubSubClients {
+/** What the bus needs to send: Redis PUBLISH, or PostgreSQL NOTIFY, on the shared connection(s). */
+export interface Publisher {
   publish(channel: string, message: string): Promise<unknown>;
-  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
-  unsubscribe(channel: string): Promise<unknown>;
 }
 
 const HASH = /^[A-Za-z0-9_-]{1,128}$/;
@@ -29,20 +27,21 @@ export function parseEvent(message: string): StoreEvent | undefined {
 }
 
 /**
- * Cross-node events over Redis pub/sub. Publishing goes through the shared command
- * connection; listening needs a connection of its own (a subscribed connection can do
- * nothing else). Pub/sub delivers at most once and nothing while a node is cut off, so
- * the owner calls `resync()` whenever the subscriber (re)connects or Redis comes back:
- * listeners then re-check every followed session against the store.
+ * Cross-node events over a broadcast channel: Redis pub/sub or PostgreSQL LISTEN/NOTIFY.
+ * Publishing goes through the shared command connection(s); listening needs a connection
+ * of its own, which the owner keeps and hands each message to `deliver`. Both channels
+ * deliver at most once and nothing while a node is cut off, so the owner calls `resync()`
+ * whenever the listener (re)connects or the backend comes back: listeners then re-check
+ * every followed session against the store.
  */
-export class RedisEventBus implements EventBus {
+export class ChannelEventBus implements EventBus {
   readonly #channel: string;
-  readonly #publisher: Pick<PubSubClients, 'publish'>;
+  readonly #publisher: Publisher;
   readonly #listeners = new Set<(event: StoreEvent) => void>();
   readonly #resync = new Set<() => void>();
   readonly #timeoutMs: number;
 
-  constructor(channel: string, publisher: Pick<PubSubClients, 'publish'>, timeoutMs: number) {
+  constructor(channel: string, publisher: Publisher, timeoutMs: number) {
     this.#channel = channel;
     this.#publisher = publisher;
     this.#timeoutMs = timeoutMs;
@@ -52,7 +51,7 @@ export class RedisEventBus implements EventBus {
     return this.#channel;
   }
 
-  /** Rejects with UNAVAILABLE when Redis does not take it within the time limit. */
+  /** Rejects with UNAVAILABLE when the backend does not take it within the time limit. */
   publish(event: StoreEvent): Promise<void> {
     const sent = this.#publisher.publish(this.#channel, JSON.stringify(event));
     return new Promise<void>((resolve, reject) => {
@@ -74,7 +73,7 @@ export class RedisEventBus implements EventBus {
     return () => this.#resync.delete(fn);
   }
 
-  /** Hands a raw pub/sub message to every listener. */
+  /** Hands a raw channel message to every listener. */
   deliver(message: string): void {
     const event = parseEvent(message);
     if (event === undefined) return;

@@ -1,0 +1,69 @@
+import type pg from 'pg';
+
+/** The layout this code reads and writes; a later layout migrates from the number in `schema_version`. */
+export const SCHEMA_VERSION = 1;
+
+/** The tables of one schema (names are checked identifiers: see postgres-url.ts). */
+export function tables(schema: string) {
+  return {
+    version: `${schema}.schema_version`,
+    /** Keyv's table: `key`, `value` (Keyv's JSON with `expires`), plus the expiry as a column. */
+    entries: `${schema}.entries`,
+    /** The per-user index: members with their own expiry. */
+    members: `${schema}.index_members`,
+  };
+}
+
+/**
+ * Version 1. `expires` is derived from the value Keyv writes (`…,"expires":N}` at its end,
+ * the same suffix the Redis swap relies on), so Keyv's plain upsert keeps it right and every
+ * read and the sweep can filter on it by index. A regular expression rather than a JSON
+ * cast: JSON parsing refuses `\u0000` anywhere in the value, and would refuse the write.
+ */
+function layout(schema: string): string[] {
+  const t = tables(schema);
+  return [
+    `CREATE TABLE IF NOT EXISTS ${t.entries} (
+       key varchar(255) PRIMARY KEY,
+       value text NOT NULL,
+       expires bigint GENERATED ALWAYS AS ((substring(value from ',"expires":([0-9]+)}$'))::bigint) STORED)`,
+    `CREATE INDEX IF NOT EXISTS entries_expires ON ${t.entries} (expires)`,
+    `CREATE TABLE IF NOT EXISTS ${t.members} (
+       key text NOT NULL,
+       member text NOT NULL,
+       expires bigint NOT NULL,
+       PRIMARY KEY (key, member))`,
+    `CREATE INDEX IF NOT EXISTS index_members_expires ON ${t.members} (expires)`,
+  ];
+}
+
+/**
+ * Creates or migrates the schema, in one transaction under an advisory lock: nodes that
+ * start together take turns, and the later ones find the work done. Idempotent.
+ */
+export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query('BEGIN');
+    await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`auth-gateway schema ${schema}`]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    const t = tables(schema);
+    await client.query(`CREATE TABLE IF NOT EXISTS ${t.version} (version integer NOT NULL)`);
+    const rows = (await client.query<{ version: number }>(`SELECT max(version) AS version FROM ${t.version}`)).rows;
+    const current = rows[0]?.version ?? 0;
+    if (current > SCHEMA_VERSION) throw new Error(`schema ${schema} has layout version ${current}, newer than this gateway's ${SCHEMA_VERSION}`);
+    if (current < 1) {
+      for (const sql of layout(schema)) await client.query(sql);
+      await client.query(`DELETE FROM ${t.version}`);
+      await client.query(`INSERT INTO ${t.version} (version) VALUES ($1)`, [SCHEMA_VERSION]);
+    }
+    await client.query('COMMIT');
+  } catch (err) {
+    broken = true;
+    await client.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

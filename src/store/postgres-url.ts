@@ -1,0 +1,43 @@
+import { ConfigError } from '../errors.js';
+
+/** Where and how to reach PostgreSQL, read from `GATEWAY_STORE`. */
+export interface PostgresTarget {
+  /** For the `pg` driver: the URL without the gateway's own options (sslmode and the like kept). */
+  connectionString: string;
+  /** The schema that holds every table, and names the event channel: several deployments can share a database. */
+  schema: string;
+}
+
+export const DEFAULT_SCHEMA = 'auth_gateway';
+/** A lower-case SQL identifier, so it never needs quoting and cannot inject. */
+const SCHEMA = /^[a-z_][a-z0-9_]{0,47}$/;
+/** Options the `pg` driver reads from the URL itself. */
+const DRIVER_OPTIONS = new Set(['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name']);
+const HELP = 'GATEWAY_STORE must be postgres://[user[:password]@]host[:port]/database[?schema=NAME&sslmode=MODE]';
+
+/**
+ * Parses `postgres://` or `postgresql://` URLs. `schema` is the gateway's own option;
+ * `sslmode` (and the certificate paths) go to the driver unchanged.
+ * Error texts never repeat the URL: it may hold a password.
+ */
+export function parsePostgresUrl(raw: string): PostgresTarget {
+  if (!/^postgres(ql)?:\/\/[^/?#]+\/[^/?#]+(\?[^#]*)?$/.test(raw)) throw new ConfigError(HELP);
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(HELP);
+  }
+  if (url.hostname === '') throw new ConfigError(HELP);
+  let schema = DEFAULT_SCHEMA;
+  const kept = new URLSearchParams();
+  for (const [key, value] of url.searchParams) {
+    if (key === 'schema' && SCHEMA.test(value)) schema = value;
+    else if (key === 'schema') throw new ConfigError('GATEWAY_STORE: schema must be 1-48 of a-z 0-9 _, not starting with a digit');
+    else if (DRIVER_OPTIONS.has(key)) kept.append(key, value);
+    else throw new ConfigError(`GATEWAY_STORE: unknown option "${key.slice(0, 32)}" (known: schema, ${[...DRIVER_OPTIONS].join(', ')})`);
+  }
+  const query = kept.toString();
+  const connectionString = `${raw.split('?')[0]!}${query === '' ? '' : `?${query}`}`;
+  return { connectionString, schema };
+}

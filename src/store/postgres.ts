@@ -1,0 +1,184 @@
+import KeyvPostgres from '@keyv/postgres';
+import { Keyv } from 'keyv';
+import pg from 'pg';
+import type { Logger } from '../log.js';
+import { ChannelEventBus } from './channel-events.js';
+import type { StoreOptions } from './index.js';
+import { KeyvStore } from './keyv-store.js';
+import { PostgresAtomics } from './postgres-atomics.js';
+import { PostgresListener } from './postgres-listener.js';
+import { migrate } from './postgres-schema.js';
+import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
+
+export { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
+
+export interface PostgresStoreOptions {
+  target: PostgresTarget;
+  /** Per-operation limit: past it the operation fails with UNAVAILABLE (wire code 11). */
+  timeoutMs: number;
+  log?: Logger;
+  /** How long start-up waits for the database before going on, not ready (default 2000). */
+  connectWaitMs?: number;
+  /** Interval of the health probe behind isReady() (default 500). */
+  probeMs?: number;
+  /** Interval of the sweep of expired rows (default 1000). */
+  sweepMs?: number;
+  /** Connections in the pool (default 10), besides the one that listens. */
+  poolSize?: number;
+}
+
+/** NOTIFY refuses payloads of 8000 bytes or more; ours are a hash and a reason, far below. */
+const MAX_PAYLOAD_BYTES = 7999;
+
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
+}
+
+/** Waits for `p` at most `ms`; true when it settled successfully in time. */
+async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return Promise.race([p.then(() => true, () => false), delay(ms).then(() => false)]);
+}
+
+/** The store behind `GATEWAY_STORE=postgres://...` (see createStore). */
+export async function createPostgresStore(o: StoreOptions): Promise<KeyvStore> {
+  return openPostgresStore({ target: parsePostgresUrl(o.url), timeoutMs: o.timeoutMs, log: o.log });
+}
+
+/**
+ * Keyv over @keyv/postgres for set (its upsert, on our pool), plain SQL on the same pool for
+ * reads, take, swap, delete and the index (postgres-atomics.ts), LISTEN/NOTIFY for events.
+ *
+ * Failure handling mirrors the Redis store: a probe (`SELECT 1`) drives isReady(); a
+ * time-out or a failed probe makes every operation fail at once as UNAVAILABLE until a probe
+ * answers; when the database comes back the event bus resyncs (notifications sent while a
+ * node was cut off are lost). Start-up never waits more than `connectWaitMs`: the schema is
+ * created by the first probe that reaches the database.
+ */
+export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvStore> {
+  const { target, timeoutMs, log } = o;
+  const { schema } = target;
+  const where = 'PostgreSQL';
+  const pool = new pg.Pool({
+    connectionString: target.connectionString,
+    max: o.poolSize ?? 10,
+    // A connection attempt to a stalled server must not outlive the operation that needs it.
+    connectionTimeoutMillis: Math.max(timeoutMs, 500),
+    idleTimeoutMillis: 30_000,
+    keepAlive: true,
+    application_name: 'auth-gateway',
+  });
+  // Idle connections report a server that went away here; the probe turns it into state.
+  pool.on('error', () => {});
+
+  const channel = `${schema}_events`;
+  const bus = new ChannelEventBus(
+    channel,
+    {
+      publish: (ch, message) => {
+        if (Buffer.byteLength(message) > MAX_PAYLOAD_BYTES) return Promise.reject(new Error('event payload over the NOTIFY limit'));
+        return pool.query({ name: 'ag_notify', text: 'SELECT pg_notify($1, $2)', values: [ch, message] });
+      },
+    },
+    timeoutMs,
+  );
+  const listener = new PostgresListener({
+    connectionString: target.connectionString,
+    channel,
+    timeoutMs,
+    onMessage: (payload) => bus.deliver(payload),
+    // Back after a cut: whatever was sent meanwhile is lost; followers re-check.
+    onListening: () => bus.resync(),
+  });
+
+  let migrated = false;
+  let markMigrated: () => void = () => {};
+  const schemaReady = new Promise<void>((resolve) => (markMigrated = resolve));
+  const ensureSchema = async (): Promise<void> => {
+    if (migrated) return;
+    await migrate(pool, schema);
+    migrated = true;
+    markMigrated();
+  };
+
+  const connectWait = o.connectWaitMs ?? 2000;
+  const [up] = await Promise.all([within(ensureSchema(), connectWait), within(listener.start(), connectWait)]);
+  if (!up) log?.warn({ store: where }, `${where} is not reachable yet: every store operation answers error 11 until it is`);
+
+  // @keyv/postgres keeps one module-wide pool per URL and ends it on disconnect; ours is
+  // per store, with our time limits. Its constructor also issues CREATE TABLE: held until
+  // our migration has made the table, so that statement finds it there.
+  class KeyvOnPool extends KeyvPostgres {
+    override async connect() {
+      await schemaReady;
+      return async (sql: string, values?: unknown) => (await pool.query(sql, values as unknown[])).rows;
+    }
+  }
+  const keyvPostgres = new KeyvOnPool({ schema, table: 'entries', keySize: 255 });
+  // Values are JSON by contract (Store): plain JSON, as on Redis.
+  const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
+  const atomics = new PostgresAtomics(pool, schema, () => Date.now());
+
+  let healthy = up;
+  let closed = false;
+  let probing: Promise<void> | undefined;
+  const runProbe = async (): Promise<void> => {
+    const ok = await within(migrated ? pool.query('SELECT 1') : ensureSchema(), timeoutMs);
+    if (closed || ok === healthy) return;
+    healthy = ok;
+    if (ok) {
+      log?.info({ store: where }, `${where} reachable again`);
+      // Ends published while this node was cut off were not delivered to it.
+      bus.resync();
+    } else {
+      log?.warn({ store: where }, `${where} unreachable: answering error 11 until it returns`);
+    }
+  };
+  const probeMs = o.probeMs ?? 500;
+  const tick = (): void => {
+    if (closed) return;
+    probing ??= runProbe().finally(() => (probing = undefined));
+    setTimeout(tick, probeMs).unref();
+  };
+  tick();
+
+  // PostgreSQL has no TTL: every node sweeps expired rows, in bounded batches, skipping rows
+  // another node is deleting. Reads already ignore them; this keeps the tables small.
+  const sweepMs = o.sweepMs ?? 1000;
+  let sweeping = false;
+  const sweep = (): void => {
+    if (closed) return;
+    if (healthy && migrated && !sweeping) {
+      sweeping = true;
+      atomics
+        .sweep(sweepMs / 4)
+        .catch(() => {})
+        .finally(() => (sweeping = false));
+    }
+    setTimeout(sweep, sweepMs).unref();
+  };
+  setTimeout(sweep, sweepMs).unref();
+
+  const onTimeout = (): void => {
+    if (closed || !healthy) return;
+    healthy = false;
+    log?.warn({ store: where }, `${where} did not answer in time: answering error 11 until a probe succeeds`);
+  };
+
+  return new KeyvStore({
+    kind: 'postgres',
+    keyv,
+    atomics,
+    events: bus,
+    timeoutMs,
+    read: (key) => atomics.read(key),
+    remove: (key) => atomics.remove(key),
+    isReady: () => healthy && migrated && listener.listening,
+    unreachable: () => !healthy || !migrated,
+    onTimeout,
+    close: async () => {
+      closed = true;
+      await listener.close();
+      if (!(await within(pool.end(), timeoutMs))) log?.warn({ store: where }, `${where} pool did not close in time`);
+    },
+  });
+}

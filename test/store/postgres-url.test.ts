@@ -1,0 +1,43 @@
+import { describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
+import { parsePostgresUrl } from '../../src/store/postgres-url.js';
+
+describe('parsePostgresUrl', () => {
+  it('reads the schema, keeps sslmode for the driver, accepts postgresql://', () => {
+    expect(parsePostgresUrl('postgres://u:p@db.example:5433/app')).toEqual({ connectionString: 'postgres://u:p@db.example:5433/app', schema: 'auth_gateway' });
+    expect(parsePostgresUrl('postgresql://db/app?schema=gw_2&sslmode=verify-full')).toEqual({ connectionString: 'postgresql://db/app?sslmode=verify-full', schema: 'gw_2' });
+    expect(parsePostgresUrl('postgres://[::1]:5432/app?sslmode=require').connectionString).toBe('postgres://[::1]:5432/app?sslmode=require');
+  });
+
+  it('refuses bad URLs and options with one line that never repeats the password', () => {
+    const bad = [
+      'postgres://u:secretpw@host',
+      'postgres://u:secretpw@host/',
+      'postgres:///app',
+      'postgres://u:secretpw@host/app?schema=Bad-Name',
+      'postgres://u:secretpw@host/app?schema=1abc',
+      'postgres://u:secretpw@host/app?schema=' + 'a'.repeat(49),
+      'postgres://u:secretpw@host/app?pool=3',
+      'mysql://u:secretpw@host/app',
+    ];
+    for (const url of bad) {
+      let err: unknown;
+      try {
+        parsePostgresUrl(url);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, url).toBeInstanceOf(ConfigError);
+      expect((err as Error).message, url).toMatch(/^GATEWAY_STORE/);
+      expect((err as Error).message, url).not.toContain('secretpw');
+    }
+  });
+
+  it('is checked by loadConfig at start-up', () => {
+    const base = { GATEWAY_JWT_SECRET: 'postgres-url-test-secret-9c1e7a3b5d2f4e6a8b' };
+    expect(loadConfig({ ...base, GATEWAY_STORE: 'postgres://db/app?schema=gw' }).store).toBe('postgres://db/app?schema=gw');
+    expect(() => loadConfig({ ...base, GATEWAY_STORE: 'postgres://db/app?schema=G W' })).toThrow(ConfigError);
+    expect(() => loadConfig({ GATEWAY_STORE: 'postgres://db/app' })).toThrow(/shared store/);
+  });
+});
