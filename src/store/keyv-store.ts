@@ -22,8 +22,7 @@ export interface KeyvStoreOptions {
   /**
    * A direct read of the value in Keyv's own format, used by `get` instead of Keyv's (whose
    * hooks and stats we do not use, and which cost CPU on every read): synchronous for
-   * memory, a single GET for Redis, a
-   * SELECT that checks the expiry for PostgreSQL.
+   * memory, a single GET for Redis, a SELECT that checks the expiry for PostgreSQL.
    */
   read?: (key: string) => unknown;
   /** A direct delete, used by `delete` instead of Keyv's where the adapter's is not one atomic step. */
