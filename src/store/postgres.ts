@@ -3,7 +3,7 @@ import { Keyv } from 'keyv';
 import pg from 'pg';
 import type { Logger } from '../log.js';
 import { ChannelEventBus } from './channel-events.js';
-import type { StoreOptions } from './index.js';
+import type { StoreOptions } from './types.js';
 import { KeyvStore } from './keyv-store.js';
 import { PostgresAtomics } from './postgres-atomics.js';
 import { PostgresListener } from './postgres-listener.js';
