@@ -81,8 +81,8 @@ describe('session_expired pushes', () => {
   });
 
   it('regenerated: the old id ends with reason regenerated and the subscriber never learns the new id', async () => {
-    const { clock, d, sid } = await subscribed();
-    const other = new Driver(d.conn.gateway);
+    const { clock, d, sid, gateway } = await subscribed();
+    const other = new Driver(gateway);
     await other.call({ type: 'subscribe_session', session_id: sid }, 'second');
     const r = await d.call({ type: 'regenerate_session', old_session_id: sid }, 'app');
     const nsid = r.new_session_id as string;
