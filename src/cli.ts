@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { createApp } from './app.js';
 import { loadConfig, type Config } from './config.js';
@@ -10,7 +11,8 @@ const USAGE = `usage: auth-gateway <command> [options]
 commands:
   serve              WebSocket gateway (GATEWAY_HOST:GATEWAY_PORT)
   stdio              JSON lines on stdin/stdout
-  connect URL        bridge stdin/stdout to a running gateway [--service-key K]
+  connect URL        bridge stdin/stdout to a running gateway; as a service with the key
+                     in GATEWAY_SERVICE_KEY or in a file: --service-key-file FILE
   schema             print the JSON Schema of every message
 
 options (each also a GATEWAY_* variable; flags win):
@@ -49,6 +51,31 @@ function configFrom(values: Record<string, string | boolean | undefined>): Confi
   return loadConfig(env);
 }
 
+/**
+ * The service key of `connect`: from GATEWAY_SERVICE_KEY or a file, never from argv, where
+ * every local user could read it in the process list.
+ */
+function serviceKeyOf(values: Record<string, string | boolean | undefined>): string | undefined {
+  if (values['service-key'] !== undefined) {
+    fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY or use --service-key-file FILE');
+  }
+  const file = values['service-key-file'];
+  if (typeof file === 'string') {
+    if (process.env.GATEWAY_SERVICE_KEY) fail('set either GATEWAY_SERVICE_KEY or --service-key-file, not both');
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      fail(`--service-key-file: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    // A file written by `echo` or an editor ends with a newline that is not part of the key.
+    const key = text.replace(/\r?\n$/, '');
+    if (key === '' || /[\r\n]/.test(key)) fail(`--service-key-file: ${JSON.stringify(file)} must hold the key on one line`);
+    return key;
+  }
+  return process.env.GATEWAY_SERVICE_KEY || undefined;
+}
+
 async function stdio(config: Config): Promise<void> {
   const { gateway } = await createApp(config);
   await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes });
@@ -65,6 +92,7 @@ async function main(): Promise<void> {
         ...Object.fromEntries(Object.keys(FLAG_ENV).map((f) => [f, { type: 'string' as const }])),
         dev: { type: 'boolean' },
         'service-key': { type: 'string' },
+        'service-key-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -87,7 +115,7 @@ async function main(): Promise<void> {
       const url = rest[0];
       if (!url) fail('connect needs a URL, e.g. ws://127.0.0.1:8080');
       const { connect } = await import('./transports/ws/connect.js');
-      return connect(url, { serviceKey: parsed.values['service-key'] as string | undefined });
+      return connect(url, { serviceKey: serviceKeyOf(parsed.values) });
     }
     case 'schema': {
       const { jsonSchemas } = await import('./protocol/messages.js');

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from './errors.js';
+import { keyWeakness } from './key-material.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
 
 /** Everything the gateway can be told, validated once at start-up. */
@@ -45,18 +46,11 @@ export interface Config {
 type Source = Record<string, string | undefined>;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const MIN_SECRET_BYTES = 32;
-/** Secrets that appear in tutorials and leaked-secret lists: refused whatever their length. */
-const WEAK_SECRETS = new Set([
-  'secret', 'changeme', 'change-me', 'your-256-bit-secret', 'your_secret_key', 'your-secret-key',
-  'supersecret', 'super-secret-key', 'mysecret', 'jwt-secret', 'jwt_secret', 'password', 'default',
-  'conformance-secret', 'keyboard cat', 'shhhhh', 'secretkey', 'secret-key',
-  // Long enough, but published: jwt.io's default, Supabase's examples, the RFC 7515 A.1 key.
-  'a-string-secret-at-least-256-bits-long',
-  'your-super-secret-jwt-token-with-at-least-32-characters-long',
-  'super-secret-jwt-token-with-at-least-32-characters-long',
-  'aym1sysppbydfgzld3umj1qzkobwvmkoqq-estjqlr_t-1qs0gzh75aktmn3yj0ips4hcguutwjazzr1z9caow',
-]);
+/**
+ * Keys of the right form that are published (anything typed by hand is refused by its
+ * form already): the HS256 example key of RFC 7515 appendix A.1.
+ */
+const PUBLISHED_KEYS = new Set(['AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow'].map((k) => k.toLowerCase()));
 
 /** A bad value as quoted in an error: JSON-escaped and cut short, so the message stays one line. */
 function shown(value: string): string {
@@ -90,17 +84,15 @@ export function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/g, '//***@');
 }
 
-/** Refuses short or well-known secrets; names the variable, never the value. */
+/**
+ * Refuses key material that is not plausibly random (see key-material.ts) or that was
+ * published; names the variable, never the value. The text itself is the key.
+ */
 export function checkSecret(name: string, secret: string): Buffer {
-  const buf = Buffer.from(secret, 'utf8');
-  if (buf.length < MIN_SECRET_BYTES) {
-    throw new ConfigError(`${name} must be at least ${MIN_SECRET_BYTES} bytes (got ${buf.length})`);
-  }
-  const lower = secret.toLowerCase();
-  if (WEAK_SECRETS.has(lower) || /^(.)\1*$/.test(secret) || new Set(buf).size < 8) {
-    throw new ConfigError(`${name} is a well-known or low-entropy secret; use 32 random bytes, e.g. \`openssl rand -base64 32\``);
-  }
-  return buf;
+  const weakness = keyWeakness(secret);
+  if (weakness !== undefined) throw new ConfigError(`${name} ${weakness}`);
+  if (PUBLISHED_KEYS.has(secret.toLowerCase())) throw new ConfigError(`${name} is a published example key; make one with \`openssl rand -base64 32\``);
+  return Buffer.from(secret, 'utf8');
 }
 
 function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
@@ -167,7 +159,7 @@ export function loadConfig(src: Source): Config {
   const cookie = str(src, 'GATEWAY_SESSION_COOKIE', 'sid');
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookie)) throw new ConfigError(`GATEWAY_SESSION_COOKIE must be a cookie name (got ${shown(cookie)})`);
   const serviceKey = src.GATEWAY_SERVICE_KEY || undefined;
-  if (serviceKey !== undefined && Buffer.byteLength(serviceKey) < 16) throw new ConfigError('GATEWAY_SERVICE_KEY must be at least 16 bytes');
+  if (serviceKey !== undefined) checkSecret('GATEWAY_SERVICE_KEY', serviceKey);
   const secs = 'a whole number of seconds';
   return {
     nodeId,

@@ -1,7 +1,8 @@
+import { randomBytes } from 'node:crypto';
 import { freePort, start, stop, waitForPort } from './proc.js';
 
 /** A random service key for the bench's gateways (service connections are not rate limited). */
-export const SERVICE_KEY = `bench-${Math.random().toString(36).slice(2)}-service-key`;
+export const SERVICE_KEY = randomBytes(32).toString('base64');
 
 /**
  * @typedef {object} ServerOptions

@@ -13,7 +13,7 @@ let server: ServerProcess;
 
 beforeAll(async () => {
   ensureBuilt();
-  server = await spawnServer({ GATEWAY_EXPIRY_WARNING: '2', GATEWAY_JWT_SECRET: 'e2e-secret-0123456789abcdef-0123456789abcdef' }, ['--dev']);
+  server = await spawnServer({ GATEWAY_EXPIRY_WARNING: '2', GATEWAY_JWT_SECRET: 'UTHe/v2YMM8TlXUS87sILxhD3nOmpfvculqST6mteQc=' }, ['--dev']);
   browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
   mkdirSync(ARTIFACTS, { recursive: true });
 }, 120_000);

@@ -15,7 +15,7 @@ import { SECRET } from '../security/harness.js';
 import { spawnServe, type ServeNode } from '../security/spawn.js';
 import { Client, sleep } from './client.js';
 
-const SERVICE_KEY = 'fault-service-key-0123456789abcdef';
+const SERVICE_KEY = 'oYbSjbiRYxFxmpeJQcYLbeBrz467CmS4ARkJti/GQxQ=';
 let server: ServeNode;
 
 beforeAll(async () => {

@@ -12,7 +12,7 @@ import { SECRET } from '../security/harness.js';
 import { spawnServe, type ServeNode } from '../security/spawn.js';
 import { Client, sleep, Tally } from './client.js';
 
-const SERVICE_KEY = 'fault-service-key-0123456789abcdef';
+const SERVICE_KEY = 'oYbSjbiRYxFxmpeJQcYLbeBrz467CmS4ARkJti/GQxQ=';
 const redisAvailable = hasRedisServer();
 let redis: RedisServer | undefined;
 const nodes: ServeNode[] = [];

@@ -18,7 +18,7 @@ import { anyItem, check, KNOWN_SESSIONS, readableMsgId, serialize, type Expectat
 import { mb, report, SOAK } from './report.js';
 
 const MAX_BYTES = 4096;
-const SERVICE_KEY = 'fuzz-service-key-0123456789abcdef';
+const SERVICE_KEY = 'VOuYxT1Cw9ztwVB0du3vEoKAYt6vKgsoM6cpF8mmXXI=';
 
 let server: ServeNode;
 const tmp = mkdtempSync(join(tmpdir(), 'gw-wsfuzz-'));

@@ -72,7 +72,7 @@ describe('docker-compose.yml', () => {
     expect(env.GATEWAY_JWT_SECRET).toMatch(/^\$\{GATEWAY_JWT_SECRET:\?/);
     expect(env.GATEWAY_SERVICE_KEY).toMatch(/^\$\{GATEWAY_SERVICE_KEY:\?/);
     expect(() => interpolate(env.GATEWAY_JWT_SECRET!, {})).toThrow(/GATEWAY_JWT_SECRET unset/);
-    const given = { GATEWAY_JWT_SECRET: 'compose-check-Secret-4f1e9a7c2b6d8e0f3a5c', GATEWAY_SERVICE_KEY: 'compose-check-service-key' };
+    const given = { GATEWAY_JWT_SECRET: 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=', GATEWAY_SERVICE_KEY: 'rI0YU9HuVODAyUELc8mq1QvKkF6oj8rYa1HFEZZoYWQ=' };
     const resolved = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(v, given)]));
     const config = loadConfig(resolved);
     expect(config.store).toBe('redis://redis:6379/0');
@@ -118,7 +118,7 @@ describe('a shared store needs a shared secret', () => {
     expect(() => loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390' })).toThrow(
       'GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node',
     );
-    expect(loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390', GATEWAY_JWT_SECRETS: 'k1:compose-check-Secret-4f1e9a7c2b6d8e0f3a5c' }).jwtKeys).toHaveLength(1);
+    expect(loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390', GATEWAY_JWT_SECRETS: 'k1:j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=' }).jwtKeys).toHaveLength(1);
     expect(loadConfig({}).store).toBe('memory://');
   });
 });

@@ -7,7 +7,7 @@ import { WsClient } from './ws-client.js';
 
 /** Two `serve` processes on one Redis (AOF on): /readyz follows Redis, WebSocket clients get error 11. */
 const ready = hasRedisServer() && hasBuild();
-const SERVICE_KEY = 'serve-nodes-service-key-0123456789';
+const SERVICE_KEY = 'ZwRSGg3BXVM2OC9686DzaD3nccqc2NFQFAY3VMaJrkE=';
 
 async function waitStatus(url: string, status: number, withinMs: number): Promise<number> {
   const t0 = performance.now();

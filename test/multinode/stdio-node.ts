@@ -6,7 +6,7 @@ import { waitForItem } from '../helpers/wait-for.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const CLI = `${ROOT}dist/cli.js`;
-export const SECRET = 'multinode-test-secret-7f3a9c2e41b8d5f0a6c3e9b1';
+export const SECRET = 'eaRLHGSxjlhCWTYaKCkqfRQkvy2xvIb/zB61z/gmGSw=';
 
 export function hasBuild(): boolean {
   return existsSync(CLI);

@@ -189,8 +189,8 @@ describe('forged and altered tokens', () => {
   });
 
   it('swapped kid: a token signed with one key but naming another is refused; unknown kid refused', async () => {
-    const k1 = 'k1-secret-3a7f0c9e5b2d4f1a8c6e0b9d3f7a1c5e2b4d6f8a';
-    const k2 = 'k2-secret-9c1e3a5f7b0d2e4f6a8c0b1d3e5f7a9c2b4d6e8f';
+    const k1 = 'ytmBmEdl/k6nwATfbWnEA0cvCL48prAzv0sTv7/jdNY=';
+    const k2 = 'aq8UB38mIHSrhFdXvSDdF3D0X5RNzQJY9DQ/Bnx88qI=';
     h = await startGateway({ GATEWAY_JWT_SECRET: '', GATEWAY_JWT_SECRETS: `k1:${k1},k2:${k2}` });
     expect((await h.call({ type: 'verify_token', token: jwt({ ...HS256, kid: 'k2' }, claims(h.clock), k2) })).type).toBe('token_valid');
     await expectRefused(jwt({ ...HS256, kid: 'k1' }, claims(h.clock), k2), 'Invalid signature');

@@ -9,7 +9,7 @@ import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLI, spawnStdio, type Envelope, type StdioNode } from './spawn.js';
 
-const SECRET = 'audit-log-secret-4c8e2a6f0b1d3e5f7a9c2b4d6e8f0a1c';
+const SECRET = '8XwZo3HzmXrKKv12OebtC9Z7Cx3QlaImJnyytuqNHzE=';
 
 let node: StdioNode;
 const secrets = new Set<string>();

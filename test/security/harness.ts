@@ -12,8 +12,8 @@ import type { Gateway } from '../../src/gateway.js';
 import { createLogger, silentLogger, type Logger } from '../../src/log.js';
 import { runStdio } from '../../src/transports/stdio.js';
 
-export const SECRET = 'security-suite-secret-7f3a9c0e5b1d4f2a8c6e0b9d3f7a1c5e';
-export const OTHER_SECRET = 'another-deployment-secret-0b8e6d4c2a1f3e5d7c9b0a2e4f6d8c1b';
+export const SECRET = 'bD5QHADs5XMfmePslrVbCX87SNk5OC50ltUuKN/DUvw=';
+export const OTHER_SECRET = '5PiHU3DrjlUkSLzVqQgZs3zKvKBjTShfnZ9X/OvUCD8=';
 
 export type Body = Record<string, unknown> & { type: string };
 export interface Envelope {

@@ -128,8 +128,8 @@ describe('issuer and audience', () => {
 });
 
 describe('key rotation (GATEWAY_JWT_SECRETS=kid:secret,...)', () => {
-  const s1 = 'rotation-key-one-5e1c9a3f7b0d2e4f6a8c0b1d3e5f7a9c';
-  const s2 = 'rotation-key-two-8d2f4b6a0c1e3f5a7b9d0c2e4f6a8b1d';
+  const s1 = 'N5JKUVS9HgrRW1UyvF1DN3VT+v8To7U89nM6h7ST4iI=';
+  const s2 = 'mNc5rBTntbENFUd9PtX+CbAJeGAUgtsSzlfujzOPn1o=';
 
   it('the first key signs with its kid; all keys verify; unknown kid refused', async () => {
     // Before: every node has k1 only.

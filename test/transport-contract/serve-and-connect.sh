@@ -7,7 +7,7 @@
 set -uo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cli="$root/dist/cli.js"
-key="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+key="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 log="$(mktemp)"
 GATEWAY_SERVICE_KEY="$key" GATEWAY_PORT=0 GATEWAY_HOST=127.0.0.1 GATEWAY_LOG_LEVEL=info \
   node "$cli" serve "$@" 2>"$log" </dev/null &
@@ -31,5 +31,5 @@ if [ -z "$url" ]; then
   exit 1
 fi
 code=0
-node "$cli" connect "$url" --service-key "$key" || code=$?
+GATEWAY_SERVICE_KEY="$key" node "$cli" connect "$url" || code=$?
 exit "$code"

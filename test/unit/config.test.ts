@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,7 +30,7 @@ const BAD: Record<string, string[]> = {
   GATEWAY_NODE_ID: ['has space', 'x'.repeat(129), 'a/b'],
   GATEWAY_STORE: ['mysql://x', 'redis://', 'memory', 'redis://a\nb'],
   GATEWAY_SESSION_COOKIE: ['a b', 'x;y', 'x'.repeat(65)],
-  GATEWAY_SERVICE_KEY: ['short'],
+  GATEWAY_SERVICE_KEY: ['short', 'aaaaaaaaaaaaaaaa', 'service-key-for-tests-0123456789'],
   GATEWAY_ALLOWED_ORIGINS: ['not a url', 'https://a.example.com/path'],
   GATEWAY_JWT_SECRET: ['short', 'a'.repeat(40), 'changeme'],
   GATEWAY_JWT_ALG: ['RS256', 'none'],
@@ -84,6 +85,64 @@ describe('loadConfig', () => {
       }
     }
     expect(n).toBeGreaterThan(50);
+  });
+});
+
+/** The weak 32-byte secrets of issue 14: each started the gateway, and a dictionary recovered each. */
+const WEAK_KEYS = [
+  '12345678901234567890123456789012',
+  'abcdefghijklmnopqrstuvwxyz123456',
+  'Password123!Password123!Password',
+  '0123456789abcdef0123456789abcdef',
+  'your-256-bit-secretyour-256-bit-secret',
+];
+
+describe('key strength: only encoded random bytes are keys', () => {
+  const weakLongerOnes = [
+    'a'.repeat(44),
+    '0123456789abcdef'.repeat(4), // hex of 32 bytes, but a repeated pattern
+    Buffer.from(Array.from({ length: 32 }, (_, i) => i)).toString('hex'), // 00 01 02 ... 1f
+    'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/', // the alphabet, in order
+    'thequickbrownfoxjumpsoverthelazydogsthequick', // base64-shaped, one letter case
+    Buffer.from('Password123!'.repeat(4)).toString('base64'), // a password, encoded
+    'AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow', // RFC 7515 A.1
+  ];
+
+  it('refuses the five weak secrets of issue 14 and longer patterned ones, alone, in GATEWAY_JWT_SECRETS and as the service key', () => {
+    for (const key of [...WEAK_KEYS, ...weakLongerOnes]) {
+      for (const [name, env] of [
+        ['GATEWAY_JWT_SECRET', { GATEWAY_JWT_SECRET: key }],
+        ['GATEWAY_JWT_SECRETS (kid "k2")', { GATEWAY_JWT_SECRETS: `k1:${SECRET},k2:${key}` }],
+        ['GATEWAY_SERVICE_KEY', { ...base, GATEWAY_SERVICE_KEY: key }],
+      ] as const) {
+        expect(() => loadConfig(env), `${name} = ${key}`).toThrow(ConfigError);
+        try {
+          loadConfig(env);
+        } catch (err) {
+          const msg = (err as Error).message;
+          expect(msg.startsWith(name), msg).toBe(true);
+          expect(msg).toContain('openssl rand -base64 32');
+          expect(msg).not.toContain(key);
+        }
+      }
+    }
+  });
+
+  it('accepts what openssl rand prints: base64 (with padding), base64url, hex; the text itself is the HMAC key', () => {
+    for (let i = 0; i < 200; i++) {
+      const bytes = randomBytes(32 + (i % 33));
+      for (const key of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) {
+        const c = loadConfig({ GATEWAY_JWT_SECRET: key, GATEWAY_SERVICE_KEY: key });
+        expect(c.jwtKeys[0]!.secret.toString('utf8')).toBe(key);
+      }
+    }
+  });
+
+  it('refuses what is not canonical or too short: 31 bytes, padding where none belongs, mixed alphabets', () => {
+    const b = randomBytes(32);
+    for (const key of [randomBytes(31).toString('base64'), `${b.toString('base64url')}=`, `${b.toString('base64').slice(0, -1)}`, `${b.toString('hex')}0`, `${b.toString('base64').replace(/=$/, '')}-_`]) {
+      expect(() => loadConfig({ GATEWAY_JWT_SECRET: key }), key).toThrow(/^GATEWAY_JWT_SECRET must /);
+    }
   });
 });
 

@@ -12,7 +12,7 @@ import { decode, type Decoded } from '../../src/protocol/decode.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
 
-export const SECRET = 'unit-test-secret-0123456789abcdef-0123456789';
+export const SECRET = 'BWNEd05XKt/N/Hb+TI5wTBGNq4kv3dcasXtIRQzz2+M=';
 
 /** Lets every queued promise callback (and one macrotask turn) run. */
 export async function settle(turns = 3): Promise<void> {

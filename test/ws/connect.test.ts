@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bridge } from '../../src/transports/ws/connect.js';
@@ -82,20 +85,51 @@ describe('connect (the CLI bridge)', () => {
     expect(performance.now() - t0).toBeLessThan(4000);
   });
 
-  it('as a process: reads no GATEWAY_* configuration', async () => {
-    const { server } = await start();
-    const child = spawn(process.execPath, [CLI, 'connect', server.url, '--service-key', SERVICE_KEY], {
-      cwd: ROOT,
-      // Garbage that would stop `serve` or `stdio` with a config error.
-      env: { ...process.env, GATEWAY_PORT: 'not-a-port', GATEWAY_JWT_SECRET: 'short', GATEWAY_LOG_LEVEL: 'loud' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+  /** `node dist/cli.js connect URL ...args` with one request on stdin; its exit code, stdout and stderr. */
+  const connectProcess = async (url: string, args: string[], env: Record<string, string>, line: string) => {
+    const child = spawn(process.execPath, [CLI, 'connect', url, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
+    let err = '';
     child.stdout.on('data', (d) => (out += d));
-    child.stdin.end(`${env('init', 1, { node_id: 'n1' })}\n`);
+    child.stderr.on('data', (d) => (err += d));
+    child.stdin.end(`${line}\n`);
     const code = await new Promise((r) => child.once('exit', r));
-    expect(code).toBe(0);
-    expect(JSON.parse(out)).toEqual({ src: 'gateway', dest: 'c1', body: { type: 'init_ok', in_reply_to: 1 } });
+    return { code, out, err };
+  };
+
+  it('as a process: reads no GATEWAY_* configuration but the service key', async () => {
+    const { server } = await start();
+    // Garbage that would stop `serve` or `stdio` with a config error.
+    const garbage = { GATEWAY_PORT: 'not-a-port', GATEWAY_JWT_SECRET: 'short', GATEWAY_LOG_LEVEL: 'loud' };
+    const r = await connectProcess(server.url, [], { ...garbage, GATEWAY_SERVICE_KEY: SERVICE_KEY }, env('create_session', 1, { user_id: 'u' }));
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out).body).toMatchObject({ type: 'session_created', in_reply_to: 1 });
+  });
+
+  it('takes the service key from --service-key-file; refuses it on argv with one line saying why, never echoing it', async () => {
+    const { server } = await start();
+    const dir = mkdtempSync(join(tmpdir(), 'gw-connect-'));
+    try {
+      const file = join(dir, 'key');
+      writeFileSync(file, `${SERVICE_KEY}\n`, { mode: 0o600 });
+      const fromFile = await connectProcess(server.url, ['--service-key-file', file], {}, env('create_session', 1, { user_id: 'u' }));
+      expect(fromFile.code).toBe(0);
+      expect(JSON.parse(fromFile.out).body).toMatchObject({ type: 'session_created', in_reply_to: 1 });
+
+      const argv = await connectProcess(server.url, ['--service-key', SERVICE_KEY], {}, env('create_session', 1, { user_id: 'u' }));
+      expect(argv.code).toBe(2);
+      expect(argv.out).toBe('');
+      expect(argv.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(argv.err).toMatch(/--service-key is refused: .*process list.*GATEWAY_SERVICE_KEY.*--service-key-file/);
+      expect(argv.err).not.toContain(SERVICE_KEY);
+
+      const missing = await connectProcess(server.url, ['--service-key-file', join(dir, 'nope')], {}, env('init', 1, { node_id: 'n' }));
+      expect(missing.code).toBe(2);
+      expect(missing.err.trimEnd().split('\n')).toHaveLength(1);
+      expect(missing.err).toContain('--service-key-file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -5,8 +5,8 @@ import { loadConfig, type Config } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { startServer, type GatewayServer, type ServerOptions } from '../../src/transports/ws/serve.js';
 
-export const JWT_SECRET = 'ws-test-secret-0123456789abcdef-0123456789abcdef';
-export const SERVICE_KEY = 'service-key-for-tests-0123456789';
+export const JWT_SECRET = 'OVBIVkTZsrEYmpjnnUCCq3JbcMBWh5g6aWhkCaX1EJY=';
+export const SERVICE_KEY = 'D/0WKePVayzi8WpgMeU1nZRTTHa31YoE+qTuzAUvsnI=';
 
 export type Msg = { src: string; dest?: string; body: Record<string, unknown> & { type: string } };
 
