@@ -56,7 +56,9 @@ export function decodeValue(value: unknown): Decoded {
   if (typeof src === 'string' && typeof dest === 'string' && isObject(body) && typeof body.type === 'string' && isMsgId(body.msg_id)) {
     // The common case, without building the error context.
     const check = checks.get(body.type);
-    if (check !== undefined && check.Check(body) && !tooDeep(body)) return { ok: true, src, dest, body: body as AnyRequest };
+    if (check !== undefined && check.Check(body) && !tooDeep(body) && illFormed(body) === undefined && protoMember(body) === undefined) {
+      return { ok: true, src, dest, body: body as AnyRequest };
+    }
   }
   const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
   const msgId = isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined;
@@ -76,6 +78,10 @@ export function decodeValue(value: unknown): Decoded {
   }
   const deep = tooDeep(body);
   if (deep) return fail(ErrorCodes.MALFORMED, `Field "${deep}" must not nest deeper than ${MAX_DEPTH} levels`, at);
+  const bad = illFormed(body);
+  if (bad) return fail(ErrorCodes.MALFORMED, `Field "${bad}" must be well-formed UTF-16 text (no lone surrogate)`, at);
+  const proto = protoMember(body);
+  if (proto) return fail(ErrorCodes.MALFORMED, `Field "${proto}" must not have a member named "__proto__"`, at);
   return { ok: true, src, dest, body: body as AnyRequest };
 }
 
@@ -102,6 +108,50 @@ export function depthExceeds(v: unknown, left: number): boolean {
 function tooDeep(body: Record<string, unknown>): 'data' | 'payload' | undefined {
   if (body.data !== undefined && depthExceeds(body.data, MAX_DEPTH)) return 'data';
   if (body.payload !== undefined && depthExceeds(body.payload, MAX_DEPTH)) return 'payload';
+  return undefined;
+}
+
+/** A lone surrogate: with the `u` flag, a paired one is one code point and does not match. */
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** True when a string, member name or array item anywhere in `v` holds a lone surrogate. */
+function hasLoneSurrogate(v: unknown): boolean {
+  if (typeof v === 'string') return LONE_SURROGATE.test(v);
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(hasLoneSurrogate);
+  for (const k in v) if (LONE_SURROGATE.test(k) || hasLoneSurrogate((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+/**
+ * The field holding ill-formed UTF-16, if one does. Redis keys and hashes see text as
+ * UTF-8, which turns every lone surrogate into U+FFFD: `"alice\ud800"` and `"alice\ufffd"`
+ * would then name one user index. No text needs one, so none gets in. Runs after the depth
+ * check, so the walk is bounded.
+ */
+function illFormed(body: Record<string, unknown>): string | undefined {
+  for (const k in body) if (hasLoneSurrogate(body[k])) return k;
+  return undefined;
+}
+
+/** True when an object anywhere in `v` has an own member named `__proto__`. */
+function hasProtoMember(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(hasProtoMember);
+  if (Object.hasOwn(v, '__proto__')) return true;
+  for (const k in v) if (hasProtoMember((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+/**
+ * The application object (`payload`, `data`) that has a member named `__proto__`, if one
+ * does. JSON.parse makes it an ordinary member, but it would be signed into a token or
+ * handed back to applications whose object merges read it as the prototype (prototype
+ * pollution). Runs after the depth check, so the walk is bounded.
+ */
+function protoMember(body: Record<string, unknown>): 'data' | 'payload' | undefined {
+  if (body.payload !== undefined && hasProtoMember(body.payload)) return 'payload';
+  if (body.data !== undefined && hasProtoMember(body.data)) return 'data';
   return undefined;
 }
 

@@ -238,6 +238,9 @@ export class SessionService {
     let count = 0;
     for (const hash of hashes) {
       if (hash === keep) continue;
+      // The index is named by the user id as the store spells it: make sure the record is this user's.
+      const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
+      if (record === undefined || record.u !== userId) continue;
       if (await this.end(hash, 'revoked')) count++;
     }
     this.#o.log.info({ event: 'user sessions revoked', user: this.#o.logRef(userId), count }, 'user sessions revoked');

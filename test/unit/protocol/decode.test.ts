@@ -123,6 +123,22 @@ describe('decode', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 
+  it('a payload or data with a member named __proto__, at any depth, is error 12 naming the field', () => {
+    const cases: [string, string][] = [
+      ['payload', '"type":"generate_access_token","payload":{"sub":"u","__proto__":{"admin":true}}'],
+      ['payload', '"type":"generate_access_token","payload":{"sub":"u","roles":[{"__proto__":{"admin":true}}]}'],
+      ['data', '"type":"create_session","user_id":"u","data":{"__proto__":null}'],
+      ['data', '"type":"create_session","user_id":"u","data":{"a":{"b":{"__proto__":1}}}'],
+    ];
+    for (const [field, body] of cases) {
+      expect(decode(`{"src":"a","dest":"b","body":{"msg_id":4,${body}}}`), body).toEqual({
+        ok: false, code: 12, text: `Field "${field}" must not have a member named "__proto__"`, src: 'a', dest: 'b', msgId: 4,
+      });
+    }
+    // A member that merely mentions it, or a string value, is fine.
+    expect(decode('{"src":"a","dest":"b","body":{"msg_id":4,"type":"generate_access_token","payload":{"x__proto__":"__proto__"}}}').ok).toBe(true);
+  });
+
   it('oversized: error 12 with the limit; in_reply_to only from a parsed value', () => {
     expect(oversized(70_000, 65_536)).toEqual({ ok: false, code: 12, text: 'Message too large (70000 bytes): the limit is 65536 bytes' });
     expect(oversized(undefined, 10).text).toBe('Message too large: the limit is 10 bytes');
