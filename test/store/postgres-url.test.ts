@@ -35,7 +35,7 @@ describe('parsePostgresUrl', () => {
   });
 
   it('is checked by loadConfig at start-up', () => {
-    const base = { GATEWAY_JWT_SECRET: 'postgres-url-test-secret-9c1e7a3b5d2f4e6a8b' };
+    const base = { GATEWAY_JWT_SECRET: 'EbftpL9M/MGj6P4MPciMgdS9jjiX/HVX8nKQteiKpb0=' };
     expect(loadConfig({ ...base, GATEWAY_STORE: 'postgres://db/app?schema=gw' }).store).toBe('postgres://db/app?schema=gw');
     expect(() => loadConfig({ ...base, GATEWAY_STORE: 'postgres://db/app?schema=G W' })).toThrow(ConfigError);
     expect(() => loadConfig({ GATEWAY_STORE: 'postgres://db/app' })).toThrow(/shared store/);
