@@ -36,6 +36,8 @@ export interface Config {
   rateLimit: number;
   /** Failed auth answers (session_invalid, token_invalid) a minute to one browser connection or address before error 1002. */
   failedAuthLimit: number;
+  /** `exchange_session` requests a minute from one browser address before error 1002. */
+  exchangeLimit: number;
   maxBufferedBytes: number;
   maxInFlight: number;
   maxSubscriptions: number;
@@ -187,6 +189,7 @@ export function loadConfig(src: Source): Config {
     expiryWarning: int(src, 'GATEWAY_EXPIRY_WARNING', 60, 0, 86_400, `${secs} (0: no warning)`),
     rateLimit: int(src, 'GATEWAY_RATE_LIMIT', 100, 1, 1_000_000, 'a number of messages per second'),
     failedAuthLimit: int(src, 'GATEWAY_FAILED_AUTH_LIMIT', 30, 1, 1_000_000, 'a positive number of failed answers per minute'),
+    exchangeLimit: int(src, 'GATEWAY_EXCHANGE_LIMIT', 60, 1, 1_000_000, 'a positive number of exchange_session requests per minute'),
     maxBufferedBytes: int(src, 'GATEWAY_MAX_BUFFERED_BYTES', 4_194_304, 1024, 1_073_741_824, 'a number of bytes'),
     maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
     maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { browser, eventually, fetchRaw, Peer, service, settle, start, stopAll } from './helpers.js';
+import { browser, createSession, eventually, fetchRaw, Peer, service, settle, start, stopAll } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -32,6 +32,31 @@ describe('rate limit (browser role)', () => {
     for (let i = 0; i < 200; i++) s.post('verify_token', { token: `t${i}` });
     const replies = await s.count(200);
     expect(replies.filter((m) => m.body.type === 'error')).toEqual([]);
+  });
+});
+
+describe('exchange_session budget per address (each writes a token family to the store)', () => {
+  it('answers the excess over GATEWAY_EXCHANGE_LIMIT a minute from one address with 1002, across connections; refills with time; services are exempt', async () => {
+    const { server, clock } = await start({ GATEWAY_EXCHANGE_LIMIT: '6' });
+    const sid = await createSession(server.url);
+    const pages = [browser(server.url), browser(server.url), browser(server.url)];
+    await Promise.all(pages.map((p) => p.opened));
+    const replies: Record<string, unknown>[] = [];
+    for (let i = 0; i < 9; i++) replies.push(await pages[i % 3]!.call('exchange_session', { session_id: sid }));
+    expect(replies.map((r) => r.type)).toEqual([...Array(6).fill('token_generated'), 'error', 'error', 'error']);
+    for (const r of replies.slice(6)) expect(r).toMatchObject({ code: 1002, text: 'Rate limited: at most 6 exchange_session a minute from one address' });
+    // A new connection from the same address gets no fresh budget.
+    const fresh = browser(server.url);
+    await fresh.opened;
+    expect(await fresh.call('exchange_session', { session_id: sid })).toMatchObject({ type: 'error', code: 1002 });
+    // Other requests are not charged to it.
+    expect((await fresh.call('validate_session', { session_id: sid })).type).toBe('session_valid');
+    clock.advance(20_000); // a third of a minute: two more
+    const later = [await fresh.call('exchange_session', { session_id: sid }), await fresh.call('exchange_session', { session_id: sid }), await fresh.call('exchange_session', { session_id: sid })];
+    expect(later.map((r) => r.type)).toEqual(['token_generated', 'token_generated', 'error']);
+    const s = service(server.url);
+    await s.opened;
+    for (let i = 0; i < 10; i++) expect((await s.call('exchange_session', { session_id: sid })).type).toBe('token_generated');
   });
 });
 

@@ -12,6 +12,7 @@ import { Metrics } from '../../metrics.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { Validation } from '../../sessions/session-service.js';
+import { AddressBudget } from './address-budget.js';
 import { FailedAuthThrottle } from './auth-throttle.js';
 import { classifyUpgrade, originCheck, ownOrigins, refuseUpgrade, type Handshake } from './handshake.js';
 import { createHttpHandler } from './http-routes.js';
@@ -75,6 +76,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const heartbeatMs = o.heartbeatMs ?? 30_000;
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
+  const exchanges = new AddressBudget({ perMinute: config.exchangeLimit, clock });
   const links = new Set<SocketLink>();
   /**
    * The heartbeat pings every link once per interval, but a slice of them at a time: links
@@ -113,6 +115,10 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         if (!bucket.take()) {
           limited = true;
           return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.rateLimit} messages a second`);
+        }
+        if (type === 'exchange_session' && !exchanges.take(address)) {
+          limited = true;
+          return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.exchangeLimit} exchange_session a minute from one address`);
         }
         return guard.admit(type);
       },
@@ -204,7 +210,10 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const tick = () => {
     for (const link of heartbeatSlices[turn]!) link.beat();
     turn = (turn + 1) % HEARTBEAT_SLICES;
-    if (turn === 0) throttle.sweep();
+    if (turn === 0) {
+      throttle.sweep();
+      exchanges.sweep();
+    }
     beat = clock.setTimer(tick, heartbeatMs / HEARTBEAT_SLICES);
   };
   beat = clock.setTimer(tick, heartbeatMs / HEARTBEAT_SLICES);
