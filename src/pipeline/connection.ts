@@ -4,7 +4,7 @@ import type { Decoded, DecodedRequest } from '../protocol/decode.js';
 import type { AnyRequest, Envelope } from '../protocol/messages.js';
 import { errorReply, reply, type Body } from '../protocol/replies.js';
 import { handlers } from './handlers.js';
-import { keyedMerge } from './keyed-merge.js';
+import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
 import type { FollowOptions, HandlerContext, PipelineServices } from './services.js';
 
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
@@ -19,11 +19,17 @@ export interface ConnectionOptions {
   onReply?: (requestType: string, replyType: string) => void;
 }
 
-/** The key under which messages must keep their order: the session, refresh token or user they name. */
-function orderKey(d: Decoded): string | undefined {
+/**
+ * The key under which messages must keep their order: the session, refresh token or user they
+ * name. A message about all of a user's sessions runs alone: the messages about one of them
+ * name only its session id, so no key can tie them to the user.
+ */
+function orderKey(d: Decoded): OrderKey {
   if (!d.ok) return undefined;
   const b = d.body;
   switch (b.type) {
+    case 'create_session':
+      return `u:${b.user_id}`;
     case 'validate_session':
     case 'destroy_session':
     case 'subscribe_session':
@@ -39,7 +45,7 @@ function orderKey(d: Decoded): string | undefined {
     case 'list_sessions':
     case 'destroy_session_handle':
     case 'revoke_user_sessions':
-      return `u:${b.user_id}`;
+      return EXCLUSIVE;
     default:
       return undefined;
   }

@@ -1,8 +1,19 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 
 /**
+ * The key of an item that runs alone: after every item that arrived before it has finished,
+ * and before any item that arrives after it starts. For the rare item whose reach the keys
+ * cannot name (all of a user's sessions, which arrive keyed by session id).
+ */
+export const EXCLUSIVE: unique symbol = Symbol('exclusive');
+
+/** What orders an item: a key shared with others, `EXCLUSIVE`, or nothing. */
+export type OrderKey = string | typeof EXCLUSIVE | undefined;
+
+/**
  * Like `mergeMap` with a concurrency limit, but items that share a key run one after
- * another in arrival order, while items with other keys (or none) run concurrently.
+ * another in arrival order, while items with other keys (or none) run concurrently; an
+ * `EXCLUSIVE` item runs alone, in arrival order with everything.
  * `work` must not throw; if it does anyway, `recover` turns the error into a result,
  * so the stream never dies of one bad element. Results are emitted as they finish.
  *
@@ -10,7 +21,7 @@ import { Observable, type OperatorFunction } from 'rxjs';
  * requests$.pipe(keyedMerge((r) => r.sessionId, (r) => handle(r), (r, e) => errorFor(r, e), 1024))
  */
 export function keyedMerge<T, R>(
-  keyOf: (item: T) => string | undefined,
+  keyOf: (item: T) => OrderKey,
   work: (item: T) => Promise<R> | R,
   recover: (item: T, err: unknown) => R,
   limit: number,
@@ -18,7 +29,7 @@ export function keyedMerge<T, R>(
   /** One per item: its key, computed once, and its result once it has one. */
   interface Job {
     item: T;
-    key: string | undefined;
+    key: OrderKey;
     result?: R;
   }
   return (source) =>
@@ -54,6 +65,14 @@ export function keyedMerge<T, R>(
       let readyHead = 0;
       let active = 0;
       let sourceDone = false;
+      /** the EXCLUSIVE item waiting for earlier items to finish, or running; null: none */
+      let exclusive: Job | null = null;
+      let exclusiveRunning = false;
+      /** items that arrived after `exclusive`, not yet looked at */
+      let held: Job[] = [];
+      let heldHead = 0;
+      /** nothing admitted is queued or running: an EXCLUSIVE item may start */
+      const idle = () => active === 0 && readyHead === ready.length && waitingSize() === 0;
 
       /** results not yet emitted; drained by one loop, so synchronous work never recurses */
       let finished: Job[] = [];
@@ -61,7 +80,7 @@ export function keyedMerge<T, R>(
       let draining = false;
 
       const maybeComplete = () => {
-        if (sourceDone && active === 0 && readyHead === ready.length && waitingSize() === 0 && finishedHead === finished.length) out.complete();
+        if (sourceDone && exclusive === null && heldHead === held.length && idle() && finishedHead === finished.length) out.complete();
       };
 
       const settle = (job: Job, result: R) => {
@@ -80,7 +99,7 @@ export function keyedMerge<T, R>(
           }
           active--;
           out.next(job.result as R);
-          if (job.key !== undefined) {
+          if (typeof job.key === 'string') {
             const q = waitingGet(job.key);
             if (q && q.length > 0) admit(q.shift()!);
             else waitingDelete(job.key);
@@ -92,6 +111,20 @@ export function keyedMerge<T, R>(
               readyHead = 0;
             }
             start(next);
+          }
+          if (job === exclusive) {
+            exclusive = null;
+            exclusiveRunning = false;
+            // Let in what arrived behind it, up to the next EXCLUSIVE item.
+            while (exclusive === null && heldHead < held.length) accept(held[heldHead++]!);
+            if (heldHead === held.length) {
+              held = [];
+              heldHead = 0;
+            }
+          }
+          if (exclusive !== null && !exclusiveRunning && idle()) {
+            exclusiveRunning = true;
+            start(exclusive);
           }
         }
         // Emptied queues let go of what they held: a quiet connection must not keep its last
@@ -131,19 +164,34 @@ export function keyedMerge<T, R>(
         else ready.push(job);
       };
 
+      /** Takes in an item no EXCLUSIVE item holds back. */
+      const accept = (job: Job) => {
+        const key = job.key;
+        if (key === EXCLUSIVE) {
+          exclusive = job;
+          if (idle()) {
+            exclusiveRunning = true;
+            start(job);
+          }
+          return;
+        }
+        if (key !== undefined) {
+          const q = waitingGet(key);
+          if (q !== undefined) {
+            if (q === null) waitingSet(key, [job]);
+            else q.push(job);
+            return;
+          }
+          waitingSet(key, null);
+        }
+        admit(job);
+      };
+
       const sub = source.subscribe({
         next(item) {
           const job: Job = { item, key: keyOf(item) };
-          if (job.key !== undefined) {
-            const q = waitingGet(job.key);
-            if (q !== undefined) {
-              if (q === null) waitingSet(job.key, [job]);
-              else q.push(job);
-              return;
-            }
-            waitingSet(job.key, null);
-          }
-          admit(job);
+          if (exclusive !== null) held.push(job);
+          else accept(job);
         },
         error(err) {
           out.error(err);

@@ -19,6 +19,8 @@
 //     no msg_id (errors to unreadable lines, pushes).
 //   {"name", "mode": "steps", "steps": [...]}, each step one of:
 //     {"send": envelope, "expect": pattern, "capture": {"var": "body.path"}}  reply to its msg_id
+//     {"send": envelope}                                    no wait: the next step is pipelined
+//     {"expect_reply_to": msg_id, "expect": pattern, "capture": {...}}  reply to an earlier send
 //     {"send_raw": "text" | ["parts"], "expect": pattern}   the next printed message
 //     {"expect_push": pattern, "within_ms": 3000}           a message answering no msg_id
 //     {"expect_silence_ms": 500}                            nothing unread after the wait
@@ -44,7 +46,7 @@ import { build, isObject } from './lib/values.mjs';
  *   timeout_ms?: number, input?: unknown[], expect?: unknown[], steps?: Step[], casesDir: string
  * }} Case
  * @typedef {{
- *   send?: unknown, send_raw?: unknown, expect?: unknown, capture?: Record<string, string>,
+ *   send?: unknown, send_raw?: unknown, expect?: unknown, capture?: Record<string, string>, expect_reply_to?: unknown,
  *   expect_push?: unknown, within_ms?: number, expect_silence_ms?: number, sleep_ms?: number,
  *   close_stdin?: boolean, exit_code?: number
  * }} Step
@@ -159,19 +161,38 @@ async function runBatch(c, node) {
 async function runSteps(c, node) {
   /** @type {Vars} */
   const vars = {};
+  /** @type {Map<unknown, unknown>} msg_id -> message sent, for replies taken by a later step */
+  const sent = new Map();
   const caseMs = c.timeout_ms ?? DEFAULT_TIMEOUT_MS;
   for (const [i, step] of (c.steps ?? []).entries()) {
-    const why = await runStep(step, node, vars, caseMs);
+    const why = await runStep(step, node, vars, sent, caseMs);
     if (why) return `step ${i + 1}: ${why}`;
   }
   return null;
 }
 
 /**
- * @param {Step} step @param {NodeProcess} node @param {Vars} vars @param {number} caseMs
+ * Checks a reply against a step's pattern, then captures from it.
+ * @param {Step} step @param {Envelope} reply @param {unknown} request @param {Vars} vars
+ * @returns {string | null}
+ */
+function checkReply(step, reply, request, vars) {
+  const why = mismatch(fillPattern(step.expect ?? {}, vars), reply.body) ?? envelopeMismatch(request, reply);
+  if (why) return why;
+  for (const [name, path] of Object.entries(step.capture ?? {})) {
+    const v = valueAt(reply, path);
+    if (v === undefined) return `nothing at ${path} to capture as ${name}`;
+    vars[name] = v;
+  }
+  return null;
+}
+
+/**
+ * @param {Step} step @param {NodeProcess} node @param {Vars} vars
+ * @param {Map<unknown, unknown>} sent @param {number} caseMs
  * @returns {Promise<string | null>}
  */
-async function runStep(step, node, vars, caseMs) {
+async function runStep(step, node, vars, sent, caseMs) {
   const ms = step.within_ms ?? caseMs;
   if (step.sleep_ms !== undefined) {
     await sleep(step.sleep_ms);
@@ -180,19 +201,20 @@ async function runStep(step, node, vars, caseMs) {
   if (step.send !== undefined || step.send_raw !== undefined) {
     const message = step.send === undefined ? undefined : build(step.send, vars);
     node.write(message === undefined ? [build(step.send_raw, vars)].flat().join('') : JSON.stringify(message));
-    if (step.expect === undefined) return null;
     const id = msgIdOf(message);
+    if (id !== undefined) sent.set(id, message);
+    if (step.expect === undefined) return null;
     // A raw line may be unreadable, so its answer is whatever comes next.
     const reply = await node.take(id === undefined ? () => true : (m) => m.body.in_reply_to === id, ms);
     if (!reply) return node.exit ? `exited (${node.exit.code ?? node.exit.signal}) without a reply` : `no reply within ${ms} ms`;
-    const why = mismatch(fillPattern(step.expect, vars), reply.body) ?? envelopeMismatch(message, reply);
-    if (why) return why;
-    for (const [name, path] of Object.entries(step.capture ?? {})) {
-      const v = valueAt(reply, path);
-      if (v === undefined) return `nothing at ${path} to capture as ${name}`;
-      vars[name] = v;
-    }
-    return null;
+    return checkReply(step, reply, message, vars);
+  }
+  if (step.expect_reply_to !== undefined) {
+    const id = step.expect_reply_to;
+    if (!sent.has(id)) return `no earlier send with msg_id ${JSON.stringify(id)}`;
+    const reply = await node.take((m) => m.body.in_reply_to === id, ms);
+    if (!reply) return `no reply to msg_id ${JSON.stringify(id)} within ${ms} ms`;
+    return checkReply(step, reply, sent.get(id), vars);
   }
   if (step.expect_push !== undefined) {
     const pattern = fillPattern(step.expect_push, vars);

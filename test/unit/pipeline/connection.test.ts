@@ -4,6 +4,7 @@ import { BROWSER_TYPES } from '../../../src/protocol/messages.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { ManualClock } from '../../../src/clock.js';
 import { Driver, makeGateway, settle } from '../harness.js';
+import { waitForItem } from '../../helpers/wait-for.js';
 import { failingStore } from '../store/failing-store.js';
 import { SAMPLES, wrongValues } from '../protocol/samples.js';
 
@@ -193,6 +194,44 @@ describe('GatewayConnection: order', () => {
     expect(d.reply(c).type).toBe('session_invalid');
     expect(d.reply(e).type).toBe('session_destroyed');
     expect(d.reply(f).type).toBe('session_invalid');
+  });
+
+  it('a login, pipelined before a revoke-all or a list for its user, is covered by it', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    const created = d.send({ type: 'create_session', user_id: 'u' });
+    const revoked = d.send({ type: 'revoke_user_sessions', user_id: 'u' });
+    const two = [d.send({ type: 'create_session', user_id: 'u' }), d.send({ type: 'create_session', user_id: 'u' })];
+    const listed = d.send({ type: 'list_sessions', user_id: 'u' });
+    await waitForItem(d.out, (m) => m.body.in_reply_to === listed, 5000, 'list reply');
+    expect(d.reply(revoked)).toMatchObject({ type: 'sessions_revoked', count: 1 });
+    expect(d.reply(listed).sessions).toHaveLength(2);
+    for (const id of two) expect(d.reply(id).type).toBe('session_created');
+    const sid = d.reply(created).session_id as string;
+    expect((await d.call({ type: 'validate_session', session_id: sid })).type).toBe('session_invalid');
+  });
+
+  it("a session's destroy or regenerate comes before a later message about its user's sessions, and a revoke-all before a later validate", async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    const a = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const b = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const c = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    d.send({ type: 'destroy_session', session_id: a });
+    const listed = d.send({ type: 'list_sessions', user_id: 'u' });
+    const regenerated = d.send({ type: 'regenerate_session', old_session_id: b });
+    const revoked = d.send({ type: 'revoke_user_sessions', user_id: 'u', except_session_id: c });
+    const validated = d.send({ type: 'validate_session', session_id: c });
+    const gone = d.send({ type: 'revoke_user_sessions', user_id: 'u' });
+    const after = d.send({ type: 'validate_session', session_id: c });
+    await waitForItem(d.out, (m) => m.body.in_reply_to === after, 5000, 'last reply');
+    expect(d.reply(listed).sessions).toHaveLength(2);
+    const newId = d.reply(regenerated).new_session_id as string;
+    expect(d.reply(revoked)).toMatchObject({ type: 'sessions_revoked', count: 1 });
+    expect(d.reply(validated).type).toBe('session_valid');
+    expect(d.reply(gone)).toMatchObject({ type: 'sessions_revoked', count: 1 });
+    expect(d.reply(after).type).toBe('session_invalid');
+    expect((await d.call({ type: 'validate_session', session_id: newId })).type).toBe('session_invalid');
   });
 
   it('completes after input ends and every reply is out, and then ends its subscriptions', async () => {

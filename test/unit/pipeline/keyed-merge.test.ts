@@ -1,10 +1,10 @@
 import { Subject, from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import { keyedMerge } from '../../../src/pipeline/keyed-merge.js';
+import { EXCLUSIVE, keyedMerge, type OrderKey } from '../../../src/pipeline/keyed-merge.js';
 import { settle } from '../harness.js';
 
 interface Item {
-  key?: string;
+  key?: OrderKey;
   n: number;
 }
 
@@ -170,5 +170,64 @@ describe('keyedMerge', () => {
     await settle();
     expect(out).toHaveLength(20_001);
     expect(out.filter((r) => typeof r === 'string')).toEqual(['r0']);
+  });
+
+  it('an EXCLUSIVE item starts once every earlier item has finished, and later ones wait for it', async () => {
+    const c = controlled();
+    const in$ = new Subject<Item>();
+    const out: string[] = [];
+    in$.pipe(keyedMerge((i) => i.key, c.work, recover, 10)).subscribe((r) => out.push(r));
+    in$.next({ key: 'a', n: 1 });
+    in$.next({ key: 'a', n: 2 });
+    in$.next({ n: 3 });
+    in$.next({ key: EXCLUSIVE, n: 4 });
+    in$.next({ key: 'b', n: 5 });
+    in$.next({ n: 6 });
+    expect(c.started).toEqual([1, 3]);
+    c.release(1);
+    await settle();
+    expect(c.started).toEqual([1, 3, 2]);
+    c.release(3);
+    c.release(2);
+    await settle();
+    expect(c.started).toEqual([1, 3, 2, 4]);
+    expect(c.running.map((i) => i.n)).toEqual([4]);
+    c.release(4);
+    await settle();
+    expect(c.started).toEqual([1, 3, 2, 4, 5, 6]);
+    c.release(5);
+    c.release(6);
+    await settle();
+    expect(out).toEqual(['r1', 'r3', 'r2', 'r4', 'r5', 'r6']);
+  });
+
+  it('EXCLUSIVE items in a row run one at a time, each alone, and the stream then completes', async () => {
+    const c = controlled();
+    const in$ = new Subject<Item>();
+    const out: string[] = [];
+    let done = false;
+    in$.pipe(keyedMerge((i) => i.key, c.work, recover, 10)).subscribe({ next: (r) => out.push(r), complete: () => void (done = true) });
+    in$.next({ key: EXCLUSIVE, n: 1 });
+    in$.next({ key: EXCLUSIVE, n: 2 });
+    in$.next({ n: 3 });
+    in$.next({ key: EXCLUSIVE, n: 4 });
+    in$.complete();
+    for (const n of [1, 2, 3, 4]) {
+      expect(c.running.map((i) => i.n)).toEqual([n]);
+      c.release(n);
+      await settle();
+    }
+    expect(out).toEqual(['r1', 'r2', 'r3', 'r4']);
+    expect(c.peak).toBe(1);
+    expect(done).toBe(true);
+  });
+
+  it('synchronous EXCLUSIVE items between synchronous keyed ones keep arrival order without recursion', async () => {
+    const in$ = new Subject<Item>();
+    const out: number[] = [];
+    in$.pipe(keyedMerge((i) => i.key, (i) => i.n, () => -1, 4)).subscribe((r) => out.push(r));
+    for (let n = 0; n < 30_000; n++) in$.next({ key: n % 3 === 0 ? EXCLUSIVE : `k${n % 5}`, n });
+    await settle();
+    expect(out).toEqual(Array.from({ length: 30_000 }, (_, n) => n));
   });
 });
