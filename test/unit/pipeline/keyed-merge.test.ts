@@ -74,15 +74,16 @@ describe('keyedMerge', () => {
     let running = 0;
     let peak = 0;
     const work = async (i: Item) => {
+      const key = String(i.key);
       running++;
       peak = Math.max(peak, running);
-      const seen = order.get(i.key!) ?? [];
+      const seen = order.get(key) ?? [];
       seen.push(i.n);
-      order.set(i.key!, seen);
+      order.set(key, seen);
       // Finish in a scrambled order: some items take longer than others.
       for (let k = 0; k < (i.n * 7) % 5; k++) await Promise.resolve();
       running--;
-      return `${i.key}:${i.n}`;
+      return `${key}:${i.n}`;
     };
     const items: Item[] = [];
     for (let n = 0; n < 2000; n++) items.push({ key: `k${(n * 13) % 17}`, n });
