@@ -118,7 +118,7 @@ async function main(): Promise<void> {
       return connect(url, { serviceKey: serviceKeyOf(parsed.values) });
     }
     case 'schema': {
-      const { jsonSchemas } = await import('./protocol/messages.js');
+      const { jsonSchemas } = await import('./protocol/json-schema.js');
       process.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
       return;
     }

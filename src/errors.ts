@@ -1,23 +1,13 @@
+import { ErrorCodes, type ErrorCodeName } from './protocol/codes.js';
+
 /**
- * Stable error codes of the gateway, each mapped to a wire code of the protocol (docs/protocol.md).
+ * Stable error codes of the gateway, each mapped to a wire code of the protocol
+ * (docs/protocol.md; the table is in protocol/codes.ts, shared with the client).
  * The client sees a safe text; the cause stays on the error for the logs.
  */
-export const ErrorCodes = {
-  /** Unknown message type. */
-  NOT_SUPPORTED: 10,
-  /** The store cannot answer: nothing is valid until it can. */
-  UNAVAILABLE: 11,
-  /** Not JSON, not an envelope, a missing or mistyped field, a reserved claim, too large. */
-  MALFORMED: 12,
-  /** An unexpected failure inside the gateway; the node keeps serving. */
-  INTERNAL: 13,
-  /** Not allowed on this connection. */
-  FORBIDDEN: 1001,
-  /** Too many requests. */
-  RATE_LIMITED: 1002,
-} as const;
+export { ErrorCodes };
 
-export type ErrorCode = keyof typeof ErrorCodes;
+export type ErrorCode = ErrorCodeName;
 
 /** The one error type the core throws on purpose. */
 export class GatewayError extends Error {
@@ -30,7 +20,7 @@ export class GatewayError extends Error {
   }
 
   /** The protocol's numeric code. */
-  get wireCode(): number {
+  get wireCode(): (typeof ErrorCodes)[ErrorCode] {
     return ErrorCodes[this.code];
   }
 

@@ -1,14 +1,6 @@
-/** The protocol's error codes, by name (PROTOCOL.md, Errors). */
-export const ErrorCodes = {
-  NOT_SUPPORTED: 10,
-  UNAVAILABLE: 11,
-  MALFORMED: 12,
-  INTERNAL: 13,
-  FORBIDDEN: 1001,
-  RATE_LIMITED: 1002,
-} as const;
+import { ErrorCodes, type ErrorCodeName } from '../../src/protocol/codes.js';
 
-export type ErrorCodeName = keyof typeof ErrorCodes;
+export { ErrorCodes, type ErrorCodeName };
 
 const NAMES = new Map<number, ErrorCodeName>(Object.entries(ErrorCodes).map(([k, v]) => [v, k as ErrorCodeName]));
 

@@ -1,4 +1,5 @@
 import { Emitter } from './emitter.js';
+import { CloseCodes } from '../../src/protocol/codes.js';
 import { GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';
 import type {
   EndReason, ErrorReply, InitOk, Reply, SessionCreated, SessionDestroyed, SessionExpiredPush, SessionExpiringPush,
@@ -82,9 +83,7 @@ interface Pending {
 }
 
 const OPEN = 1;
-/** Close codes of bound connections (the server's CloseCodes). */
-const SESSION_ENDED = 4001;
-const SESSION_REGENERATED = 4002;
+const { SESSION_ENDED, SESSION_REGENERATED } = CloseCodes;
 
 /**
  * A client of the auth gateway for browsers and Node: typed methods for every request, each

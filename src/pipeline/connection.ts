@@ -2,7 +2,9 @@ import { Observable, Subject } from 'rxjs';
 import { GatewayError } from '../errors.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
 import type { AnyRequest, Envelope } from '../protocol/messages.js';
+import type { PushDraft } from '../protocol/push-schemas.js';
 import { errorReply, reply, type Body } from '../protocol/replies.js';
+import type { ReplyDraft } from '../protocol/reply-schemas.js';
 import { handlers } from './handlers.js';
 import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
 import type { FollowOptions, HandlerContext, PipelineServices } from './services.js';
@@ -101,10 +103,10 @@ export class GatewayConnection implements HandlerContext {
   }
 
   /** Sends an unsolicited message of this node to `dest`. */
-  push(dest: string, body: Record<string, unknown> & { type: string }): void {
+  push(dest: string, body: PushDraft): void {
     if (this.#closed) return;
     this.gateway.observer.push?.(body.type);
-    this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } });
+    this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
   }
 
   /**
@@ -165,7 +167,7 @@ export class GatewayConnection implements HandlerContext {
     const refused = this.#options.admit?.(type);
     if (refused) return this.#error(d, refused);
     const started = this.gateway.observer.message ? performance.now() : 0;
-    const handler = handlers[type] as (c: GatewayConnection, req: DecodedRequest, body: AnyRequest) => Promise<Body> | Body;
+    const handler = handlers[type] as (c: GatewayConnection, req: DecodedRequest, body: AnyRequest) => Promise<ReplyDraft> | ReplyDraft;
     return Promise.resolve(handler(this, d, d.body)).then(
       (body) => {
         this.gateway.observer.message?.(type, body.type, (performance.now() - started) / 1000);

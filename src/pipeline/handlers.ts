@@ -1,13 +1,15 @@
 import { GatewayError } from '../errors.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
-import type { Body } from '../protocol/replies.js';
+import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
 import type { HandlerContext } from './services.js';
 
-type Handler<T extends RequestType> = (c: HandlerContext, req: DecodedRequest, body: RequestOf<T>) => Promise<Body> | Body;
+/** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
+type DraftTo<T extends RequestType> = ReplyDraft<(typeof repliesTo)[T][number]>;
+type Handler<T extends RequestType> = (c: HandlerContext, req: DecodedRequest, body: RequestOf<T>) => Promise<DraftTo<T>> | DraftTo<T>;
 
-const invalidSession = (error: string): Body => ({ type: 'session_invalid', error });
-const invalidToken = (error: string): Body => ({ type: 'token_invalid', error });
+const invalidSession = (error: string): ReplyDraft<'session_invalid'> => ({ type: 'session_invalid', error });
+const invalidToken = (error: string): ReplyDraft<'token_invalid'> => ({ type: 'token_invalid', error });
 
 /** One handler per request type: reads the request, calls the services, builds the reply body (a fresh object each time: `reply` completes it in place). */
 export const handlers: { [T in RequestType]: Handler<T> } = {
@@ -25,7 +27,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const v = await c.gateway.sessions.validate(b.session_id);
     if (!v.valid) return invalidSession(v.error);
     if (c.gateway.options.sessionIdleTimeout > 0) c.gateway.hub.moved(v.hash, v.end, v.endReason);
-    const body: Body = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
+    const body: ReplyDraft<'session_valid'> = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
     if (v.record.d !== undefined) body.data = v.record.d;
     return body;
   },
@@ -85,7 +87,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
 
   async verify_token(c, _req, b) {
     const v = await c.gateway.tokens.verify(b.token);
-    return v.valid ? { type: 'token_valid', payload: v.payload } : invalidToken(v.error);
+    // verify() accepts only tokens whose exp, iat and jti are well typed.
+    return v.valid ? { type: 'token_valid', payload: v.payload as ReplyDraft<'token_valid'>['payload'] } : invalidToken(v.error);
   },
 
   async refresh_token(c, _req, b) {

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock.js';
 import type { Logger } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
+import type { PushDraft } from '../protocol/push-schemas.js';
 import type { SubscriptionHub } from '../push/hub.js';
 import type { SessionService } from '../sessions/session-service.js';
 import type { TokenService } from '../tokens/token-service.js';
@@ -41,7 +42,7 @@ export interface HandlerContext {
   readonly gateway: PipelineServices;
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
-  push(dest: string, body: Record<string, unknown> & { type: string }): void;
+  push(dest: string, body: PushDraft): void;
   follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean;
   unfollow(key: string, hash: string): boolean;
 }

@@ -1,7 +1,7 @@
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
-import { ErrorCodes } from '../errors.js';
+import { ErrorCodes, type ErrorCode } from './codes.js';
 import { requestSchemas, type AnyRequest, type RequestType } from './messages.js';
 
 /** A request that passed every check. */
@@ -18,7 +18,7 @@ export interface DecodeFailure {
   src?: string;
   dest?: string;
   msgId?: number;
-  code: number;
+  code: ErrorCode;
   text: string;
 }
 
@@ -31,7 +31,7 @@ const checks = new Map<string, TypeCheck<TSchema>>(
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isMsgId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
-function fail(code: number, text: string, at: Partial<DecodeFailure> = {}): DecodeFailure {
+function fail(code: ErrorCode, text: string, at: Partial<DecodeFailure> = {}): DecodeFailure {
   return { ok: false, code, text, ...at };
 }
 

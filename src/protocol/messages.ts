@@ -70,10 +70,4 @@ export interface Envelope<B = Record<string, unknown>> {
   body: B;
 }
 
-/** Reasons a session ends, as pushed in `session_expired`. */
-export type EndReason = 'ttl' | 'idle' | 'destroyed' | 'regenerated' | 'revoked';
-
-/** Every request schema, as JSON Schema documents keyed by type. */
-export function jsonSchemas(): Record<string, unknown> {
-  return JSON.parse(JSON.stringify({ envelope: envelopeSchema, requests: requestSchemas }));
-}
+export type { EndReason } from './codes.js';

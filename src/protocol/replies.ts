@@ -1,19 +1,23 @@
 import type { Envelope } from './messages.js';
+import type { AnyPush } from './push-schemas.js';
+import type { AnyReply, ErrorReply, ReplyDraft } from './reply-schemas.js';
 
-export type Body = Record<string, unknown> & { type: string };
+/** Any body the gateway sends: a reply (errors included) or a push. */
+export type Body = AnyReply | AnyPush;
 
 /**
  * A reply swaps the request's ends and points back at its `msg_id`. `body` must be fresh
  * (every handler builds one per request): `in_reply_to` is set on it in place, because
  * copying each body with a spread is a real share of the validate path.
  */
-export function reply(req: { src: string; dest: string }, inReplyTo: number, body: Body): Envelope<Body> {
-  body.in_reply_to = inReplyTo;
-  return { src: req.dest, dest: req.src, body };
+export function reply(req: { src: string; dest: string }, inReplyTo: number, body: ReplyDraft): Envelope<AnyReply> {
+  const done = body as AnyReply;
+  done.in_reply_to = inReplyTo;
+  return { src: req.dest, dest: req.src, body: done };
 }
 
 /** Maelstrom's error body; `in_reply_to` only when the request's `msg_id` was readable. */
-export function errorBody(code: number, text: string, inReplyTo?: number): Body {
+export function errorBody(code: ErrorReply['code'], text: string, inReplyTo?: number): ErrorReply {
   return inReplyTo === undefined ? { type: 'error', code, text } : { type: 'error', in_reply_to: inReplyTo, code, text };
 }
 
@@ -24,9 +28,9 @@ export function errorBody(code: number, text: string, inReplyTo?: number): Body 
 export function errorReply(
   at: { src?: string; dest?: string; msgId?: number },
   nodeId: string,
-  code: number,
+  code: ErrorReply['code'],
   text: string,
-): Envelope<Body> | Omit<Envelope<Body>, 'dest'> {
+): Envelope<ErrorReply> | Omit<Envelope<ErrorReply>, 'dest'> {
   const body = errorBody(code, text, at.msgId);
   return at.src !== undefined && at.dest !== undefined ? { src: at.dest, dest: at.src, body } : { src: nodeId, body };
 }
@@ -40,7 +44,7 @@ export function encode(m: { src: string; dest?: string; body: Body }): string {
   try {
     return JSON.stringify(m);
   } catch {
-    const inReplyTo = typeof m.body.in_reply_to === 'number' ? m.body.in_reply_to : undefined;
+    const inReplyTo = 'in_reply_to' in m.body && typeof m.body.in_reply_to === 'number' ? m.body.in_reply_to : undefined;
     return JSON.stringify({ ...m, body: errorBody(13, 'Internal error: the reply could not be serialized', inReplyTo) });
   }
 }

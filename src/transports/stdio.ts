@@ -15,7 +15,7 @@ export interface StdioOptions {
   batchBytes?: number;
 }
 
-const isPush = (m: Outbound) => m.body.in_reply_to === undefined && m.body.msg_id !== undefined;
+const isPush = (m: Outbound) => !('in_reply_to' in m.body) && 'msg_id' in m.body;
 
 /**
  * JSON lines in, JSON lines out. Output is batched per turn of the event loop (one write

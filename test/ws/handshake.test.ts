@@ -179,6 +179,11 @@ describe('http', () => {
     expect(mod.status).toBe(200);
     expect(mod.headers['content-type']).toMatch(/^text\/javascript/);
     expect(mod.body).toContain('class GatewayClient');
+    // The client's one run-time import from the server's tree: the protocol's constants.
+    const codes = await fetchRaw(`${http}/src/protocol/codes.js`);
+    expect(codes.status).toBe(200);
+    expect(codes.body).toContain('SESSION_REGENERATED');
+    expect((await fetchRaw(`${http}/src/protocol/reply-schemas.js`)).status).toBe(404);
     expect((await fetchRaw(`${http}/client/../../package.json`)).status).toBe(404);
   });
 });

@@ -1,6 +1,6 @@
 import { Observable, type Subscriber, type Subscription } from 'rxjs';
 import { WebSocket, type RawData } from 'ws';
-import { ErrorCodes } from '../../errors.js';
+import { CloseCodes, ErrorCodes } from '../../protocol/codes.js';
 import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
 import type { Metrics, Role } from '../../metrics.js';
@@ -18,17 +18,8 @@ import type { EndReason } from '../../protocol/messages.js';
  */
 export const BOUND_DEST = 'client';
 
-/** WebSocket close codes the gateway sends (RFC 6455 section 7.4; 4000-4999 are ours). */
-export const CloseCodes = {
-  /** Server shutting down (drain). */
-  GOING_AWAY: 1001,
-  /** Policy: the peer does not read what it is sent. */
-  POLICY: 1008,
-  /** The bound session ended. */
-  SESSION_ENDED: 4001,
-  /** The bound session was regenerated: reconnect with the new cookie. */
-  SESSION_REGENERATED: 4002,
-} as const;
+/** WebSocket close codes the gateway sends (RFC 6455 section 7.4; 4000-4999 are ours): protocol/codes.ts. */
+export { CloseCodes };
 
 export interface LinkOptions {
   gateway: Gateway;
@@ -54,7 +45,7 @@ interface Corkable {
   uncork(): void;
 }
 
-const isPush = (m: Outbound) => m.body.in_reply_to === undefined && m.body.msg_id !== undefined;
+const isPush = (m: Outbound) => !('in_reply_to' in m.body) && 'msg_id' in m.body;
 
 /**
  * One WebSocket, mapped onto one GatewayConnection: text frames in, JSON frames out,

@@ -35,8 +35,10 @@ function walk(dir: string, out: string[] = []): string[] {
 /**
  * The files the server hands out, read once at start-up into a map from URL path to bytes:
  * the demo page (client/demo/*.html, *.css) at `/` and the built client modules
- * (dist/client/**.js) under `/client/`. A request can only name a file of this map, so no
- * path it spells reaches the file system.
+ * (dist/client/**.js) under `/client/`, with the one module of the server's they import at
+ * run time (the protocol's constants, dist/src/protocol/codes.js, at `/src/protocol/codes.js`,
+ * where the client's relative import points). A request can only name a file of this map, so
+ * no path it spells reaches the file system.
  */
 export function loadStaticFiles(root = packageRoot): Map<string, StaticFile> {
   const files = new Map<string, StaticFile>();
@@ -50,6 +52,8 @@ export function loadStaticFiles(root = packageRoot): Map<string, StaticFile> {
   }
   const built = join(root, 'dist', 'client');
   for (const path of walk(built)) add(`/client/${relative(built, path).split(sep).join('/')}`, path);
+  const codes = join(root, 'dist', 'src', 'protocol', 'codes.js');
+  if (statSync(codes, { throwIfNoEntry: false })?.isFile()) add('/src/protocol/codes.js', codes);
   const index = files.get('/index.html');
   if (index !== undefined) files.set('/', index);
   return files;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { decode, decodeValue, oversized } from '../../../src/protocol/decode.js';
-import { requestSchemas, jsonSchemas } from '../../../src/protocol/messages.js';
+import { requestSchemas } from '../../../src/protocol/messages.js';
+import { jsonSchemas } from '../../../src/protocol/json-schema.js';
 import { errorReply, reply } from '../../../src/protocol/replies.js';
 
 import { SAMPLES, wrongValues } from './samples.js';
