@@ -7,7 +7,7 @@ import { Subject } from 'rxjs';
 import { ManualClock } from '../../src/clock.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
-import type { ConnectionOptions, GatewayConnection, Outbound } from '../../src/pipeline/connection.js';
+import type { ConnectionOptions, GatewayConnection } from '../../src/pipeline/connection.js';
 import { decode, type Decoded } from '../../src/protocol/decode.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import type { Store } from '../../src/store/types.js';
@@ -49,13 +49,15 @@ export function makeGateway(over: Partial<GatewayOptions> & { start?: number } =
 }
 
 type Body = Record<string, unknown> & { type: string };
+/** A message as the tests read it: any field of any body (the pipeline's own type is the schemas' union). */
+export type Sent = { src: string; dest?: string; body: Body };
 /** A message the gateway sent unasked: a push always names its `dest`. */
-export type Push = Outbound & { dest: string };
+export type Push = Sent & { dest: string };
 
 /** One connection: `send` a request, `line` raw text, then read `out` / `reply(msgId)`. */
 export class Driver {
   readonly conn: GatewayConnection;
-  readonly out: Outbound[] = [];
+  readonly out: Sent[] = [];
   readonly input = new Subject<Decoded>();
   completed = false;
   #msgId = 0;

@@ -168,7 +168,7 @@ describe('nesting depth of application JSON', () => {
 
 describe('replies', () => {
   it('a reply swaps src and dest and carries in_reply_to', () => {
-    expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'x' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'x', in_reply_to: 5 } });
+    expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'init_ok' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'init_ok', in_reply_to: 5 } });
   });
 
   it('an error reply without readable ends comes from the node; without msg_id has no in_reply_to', () => {
@@ -192,7 +192,7 @@ describe('encode', () => {
     const { encode } = await import('../../../src/protocol/replies.js');
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
-    const text = encode({ src: 'g', dest: 'c', body: { type: 'session_valid', in_reply_to: 9, data: cyclic } });
+    const text = encode({ src: 'g', dest: 'c', body: { type: 'session_valid', in_reply_to: 9, user_id: 'u', expires_in: 1, data: cyclic } });
     expect(JSON.parse(text)).toEqual({ src: 'g', dest: 'c', body: { type: 'error', in_reply_to: 9, code: 13, text: 'Internal error: the reply could not be serialized' } });
     expect(encode({ src: 'g', dest: 'c', body: { type: 'init_ok', in_reply_to: 1 } })).toBe('{"src":"g","dest":"c","body":{"type":"init_ok","in_reply_to":1}}');
   });
