@@ -1,6 +1,7 @@
 import { createSigner, createVerifier, TokenError } from 'fast-jwt';
 import { randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
+import { claimShapeError, timeError } from './claims.js';
 import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
@@ -125,15 +126,9 @@ export class AccessTokens {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return checked;
     const { payload } = checked;
-    const now = this.#o.clock.now();
-    const exp = payload.exp as number;
-    const iat = payload.iat as number;
-    if (typeof exp !== 'number' || typeof iat !== 'number' || typeof payload.jti !== 'string') return { valid: false, error: 'Invalid claim type' };
-    if (!Number.isFinite(exp) || !Number.isFinite(iat)) return { valid: false, error: 'Invalid claim value' };
-    if (now >= exp * 1000) return { valid: false, error: 'Token expired' };
-    if (iat * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token issued in the future' };
-    if (typeof payload.nbf === 'number' && payload.nbf * 1000 > now + this.#o.clockTolerance * 1000) return { valid: false, error: 'Token not yet valid' };
-    if ((await this.#o.store.get(keys.denied(payload.jti))) !== undefined) return { valid: false, error: 'Token revoked' };
+    const claimError = claimShapeError(payload) ?? timeError(payload, this.#o.clock.now(), this.#o);
+    if (claimError !== undefined) return { valid: false, error: claimError };
+    if ((await this.#o.store.get(keys.denied(payload.jti as string))) !== undefined) return { valid: false, error: 'Token revoked' };
     const binding = payload[BINDING_CLAIM];
     if (binding !== undefined && (typeof binding !== 'string' || !(await this.#binding.isLive(binding)))) {
       return { valid: false, error: 'Session ended' };
@@ -171,9 +166,11 @@ export class AccessTokens {
   async revoke(token: string): Promise<{ revoked: true } | { error: string }> {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return { error: checked.error };
-    const { jti, exp } = checked.payload;
-    if (typeof jti !== 'string' || typeof exp !== 'number') return { error: 'Invalid claim type' };
-    await this.deny(jti, exp, this.#o.clock.now());
+    // The deny marker lives until `exp`: only a sound one may set its lifetime.
+    const claimError = claimShapeError(checked.payload);
+    if (claimError !== undefined) return { error: claimError };
+    const jti = checked.payload.jti as string;
+    await this.deny(jti, checked.payload.exp as number, this.#o.clock.now());
     this.#o.log.info({ event: 'token revoked', jti: this.#o.logRef(jti) }, 'token revoked');
     return { revoked: true };
   }

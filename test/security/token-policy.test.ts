@@ -65,6 +65,41 @@ describe('required claims', () => {
     for (const p of ['[1,2,3]', '"text"', '42', 'null', '{"a":']) await refused(jwt(HS256, p), /Malformed|payload|Invalid/);
   });
 
+  it('registered claims out of type or range are refused even when signed with the key: nbf as a string, exp 1e300, fractions, negatives', async () => {
+    h = await startGateway();
+    const now = Math.floor(h.clock.now() / 1000);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ nbf: String(now + 3600) }, 'Invalid claim type'],
+      [{ nbf: [now] }, 'Invalid claim type'],
+      [{ nbf: null }, 'Invalid claim type'],
+      [{ exp: 1e300 }, 'Invalid claim value'],
+      [{ exp: Number.MAX_SAFE_INTEGER }, 'Invalid claim value'],
+      [{ exp: now + 900.5 }, 'Invalid claim value'],
+      [{ iat: now - 0.25 }, 'Invalid claim value'],
+      [{ iat: -1, exp: 899 }, 'Invalid claim value'],
+      [{ nbf: -5 }, 'Invalid claim value'],
+      [{ nbf: 1e300 }, 'Invalid claim value'],
+      [{ exp: now, iat: now }, 'Invalid claim value'],
+    ];
+    for (const [bad, error] of cases) await refused(jwt(HS256, claims(h.clock, bad)), error);
+    // An integral nbf in the past is fine.
+    expect((await verify(jwt(HS256, claims(h.clock, { nbf: now - 10 })))).type).toBe('token_valid');
+    // revoke_token refuses them as well: a deny marker never gets a lifetime from such a claim.
+    expect(await h.call({ type: 'revoke_token', token: jwt(HS256, claims(h.clock, { exp: 1e300 })) })).toMatchObject({ type: 'token_invalid', error: 'Invalid claim value' });
+  });
+
+  it('a token living longer than GATEWAY_ACCESS_TOKEN_TTL (plus the clock tolerance) is refused, even when signed with the key', async () => {
+    h = await startGateway({ GATEWAY_ACCESS_TOKEN_TTL: '900', GATEWAY_CLOCK_TOLERANCE: '30' });
+    const now = Math.floor(h.clock.now() / 1000);
+    // A forged 24-hour token, the attack of the weak-secret finding.
+    await refused(jwt(HS256, claims(h.clock, { exp: now + 86_400 })), 'Token lifetime exceeds the access token TTL');
+    await refused(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 931 })), 'Token lifetime exceeds the access token TTL');
+    expect((await verify(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 930 })))).type).toBe('token_valid');
+    // The gateway's own tokens pass.
+    const own = await h.call({ type: 'generate_access_token', payload: { sub: 'u' } });
+    expect((await verify(own.access_token as string)).type).toBe('token_valid');
+  });
+
   it('expired at exp exactly; valid one second before', async () => {
     h = await startGateway();
     const now = Math.floor(h.clock.now() / 1000);
