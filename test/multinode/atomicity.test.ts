@@ -2,29 +2,28 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createApp, type App } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
-import { freshNamespace } from '../store/redis-harness.js';
+import { STORE_BACKENDS, type StoreServer } from '../helpers/store-servers.js';
 import { SECRET } from './stdio-node.js';
 
 /**
- * Two gateways, each with its own Redis connections (as two processes would have), racing
- * on the same records. Redis' atomic commands decide; JavaScript's single thread cannot,
- * since the racers do not share one.
+ * Two gateways, each with its own store connections (as two processes would have), racing
+ * on the same records, on Redis and on PostgreSQL. The store's atomic operations decide;
+ * JavaScript's single thread cannot, since the racers do not share one.
  */
 const N = 100;
 
-describe.skipIf(!hasRedisServer())('atomicity across two gateways on one Redis', () => {
-  let redis: RedisServer;
+for (const backend of STORE_BACKENDS) describe.skipIf(!backend.available)(`atomicity across two gateways on one ${backend.name}`, () => {
+  let server: StoreServer;
   let a: App;
   let b: App;
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
+    server = await backend.start();
   });
-  afterAll(async () => redis?.stop());
+  afterAll(async () => server?.stop());
 
   beforeEach(async () => {
-    const config = loadConfig({ GATEWAY_STORE: `${redis.url}?namespace=${freshNamespace()}`, GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_LEVEL: 'silent' });
+    const config = loadConfig({ GATEWAY_STORE: server.freshStore().url, GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_LEVEL: 'silent' });
     a = await createApp(config, { log: silentLogger() });
     b = await createApp(config, { log: silentLogger() });
     expect(a.gateway.store).not.toBe(b.gateway.store);

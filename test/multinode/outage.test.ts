@@ -1,19 +1,19 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
-import { freshNamespace } from '../store/redis-harness.js';
+import { STORE_BACKENDS, type StoreServer } from '../helpers/store-servers.js';
 import { hasBuild, StdioNode, type Body } from './stdio-node.js';
 
 /**
- * Redis goes away under load and comes back, with two gateway processes on it.
+ * The shared store (Redis, then PostgreSQL) goes away under load and comes back, with two
+ * gateway processes on it.
  *
- * kill -9: Redis runs with AOF and `appendfsync always`, so every write it acknowledged is
- * on disk before the gateway answers; restarted on the same port and directory, it has
- * every acknowledged session. (Without persistence a restarted Redis is empty and every
- * session would be gone: correct fail-closed, but not "still valid after".)
+ * kill -9 (of every server process): Redis runs with AOF and `appendfsync always`, and
+ * PostgreSQL commits to its WAL, so every write acknowledged before the gateway answered
+ * is there after a restart on the same port and directory. (Without persistence a
+ * restarted Redis is empty and every session would be gone: correct fail-closed, but not
+ * "still valid after".)
  * SIGSTOP: the stalled server keeps its sockets open; only the per-operation time limit
- * (1 s) turns the wait into error 11.
+ * turns the wait into error 11.
  */
-const ready = hasRedisServer() && hasBuild();
 
 interface Sample {
   node: 'A' | 'B';
@@ -23,8 +23,8 @@ interface Sample {
   reply: Body;
 }
 
-async function setup(redis: RedisServer) {
-  const url = `${redis.url}?namespace=${freshNamespace()}`;
+async function setup(server: StoreServer) {
+  const { url } = server.freshStore();
   const a = new StdioNode(url, { GATEWAY_NODE_ID: 'node-a', GATEWAY_LOG_LEVEL: 'error' });
   const b = new StdioNode(url, { GATEWAY_NODE_ID: 'node-b', GATEWAY_LOG_LEVEL: 'error' });
   const live: string[] = [];
@@ -82,28 +82,28 @@ const correct = (s: Sample): boolean =>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => {
+for (const backend of STORE_BACKENDS) describe.skipIf(!(backend.available && hasBuild()))(`${backend.name} outage under load, two gateway processes`, () => {
   const cleanup: (() => Promise<unknown>)[] = [];
   afterEach(async () => {
     for (const fn of cleanup.splice(0).reverse()) await fn();
   });
 
-  for (const mode of ['kill -9, AOF restart', 'SIGSTOP / SIGCONT'] as const) {
+  for (const mode of ['kill -9, restart on the same data', 'SIGSTOP / SIGCONT'] as const) {
     it(`${mode}: no false valid, only error 11 while down, service back within 2 s, sessions kept`, async () => {
-      const redis = await RedisServer.start({ persist: mode.startsWith('kill') });
-      cleanup.push(() => redis.stop());
-      const { a, b, live, dead, revoked, followed } = await setup(redis);
+      const server = await backend.start({ durable: mode.startsWith('kill') });
+      cleanup.push(() => server.stop());
+      const { a, b, live, dead, revoked, followed } = await setup(server);
       cleanup.push(() => a.stop(), () => b.stop());
 
       const run = load({ A: a, B: b }, live, dead, revoked, 8);
       await sleep(400);
       const down = performance.now();
-      if (mode.startsWith('kill')) await redis.crash();
-      else redis.pause();
+      if (mode.startsWith('kill')) await server.crash();
+      else server.pause();
       await sleep(2500);
       const upAt = performance.now();
-      if (mode.startsWith('kill')) await redis.restart();
-      else redis.resume();
+      if (mode.startsWith('kill')) await server.restart();
+      else server.resume();
       const up = performance.now();
       await sleep(2500);
       await run.stop();
@@ -116,7 +116,7 @@ describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => 
       const wrong = samples.filter((s) => !correct(s) && !(s.reply.type === 'error' && s.reply.code === 11));
       expect(wrong.map((s) => [s.kind, s.reply])).toEqual([]);
       // Sent while down (after a 100 ms grace for in-flight work, and at least 1.1 s before
-      // Redis returns, so that a stalled request's time limit falls inside the outage):
+      // the store returns, so that a stalled request's time limit falls inside the outage):
       // only error 11, each within the 1 s limit.
       const during = samples.filter((s) => s.sent > down + 100 && s.sent < upAt - 1100);
       expect(during.length).toBeGreaterThanOrEqual(10);
@@ -124,9 +124,9 @@ describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => 
       const slowest = Math.max(...during.map((s) => s.replied - s.sent));
       // Within 1 s (the 800 ms limit, and no wait behind another request once a time-out
       // marked the store unreachable), plus slack for two busy cores shared with other tests.
-      console.log(`FIGURES outage ${mode}: slowest answer while down ${Math.round(slowest)} ms over ${during.length} requests`);
+      console.log(`FIGURES ${backend.name} outage ${mode}: slowest answer while down ${Math.round(slowest)} ms over ${during.length} requests`);
       expect(slowest).toBeLessThan(1200);
-      // Back within 2 s of Redis answering again: from then on every answer is right.
+      // Back within 2 s of the store answering again: from then on every answer is right.
       const afterUp = samples.filter((s) => s.sent > up + 2000);
       expect(afterUp.length).toBeGreaterThan(20);
       expect(afterUp.filter((s) => !correct(s))).toEqual([]);
@@ -147,7 +147,7 @@ describe.skipIf(!ready)('Redis outage under load, two gateway processes', () => 
       const during11 = during.length;
       console.log(
         `${mode}: ${samples.length} requests, ${during11} during the outage (all error 11, slowest ${slowest.toFixed(0)} ms), ` +
-          `first right answer ${(firstRight - up).toFixed(0)} ms and last error ${(lastWrong - up).toFixed(0)} ms after Redis was back`,
+          `first right answer ${(firstRight - up).toFixed(0)} ms and last error ${(lastWrong - up).toFixed(0)} ms after ${backend.name} was back`,
       );
       expect(lastWrong - up).toBeLessThan(2000);
     }, 30_000);

@@ -1,12 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort, hasRedisServer, RedisServer } from '../helpers/redis-server.js';
-import { freshNamespace } from '../store/redis-harness.js';
+import { freePort } from '../helpers/redis-server.js';
+import { STORE_BACKENDS, type StoreServer } from '../helpers/store-servers.js';
 import { CLI, hasBuild, ROOT, SECRET } from './stdio-node.js';
 import { WsClient } from './ws-client.js';
 
-/** Two `serve` processes on one Redis (AOF on): /readyz follows Redis, WebSocket clients get error 11. */
-const ready = hasRedisServer() && hasBuild();
+/** Two `serve` processes on one shared store (Redis with AOF on, then PostgreSQL): /readyz follows the store, WebSocket clients get error 11. */
 const SERVICE_KEY = 'ZwRSGg3BXVM2OC9686DzaD3nccqc2NFQFAY3VMaJrkE=';
 
 async function waitStatus(url: string, status: number, withinMs: number): Promise<number> {
@@ -19,14 +18,14 @@ async function waitStatus(url: string, status: number, withinMs: number): Promis
   }
 }
 
-describe.skipIf(!ready)('two serve nodes on one Redis', () => {
-  let redis: RedisServer;
+for (const backend of STORE_BACKENDS) describe.skipIf(!(backend.available && hasBuild()))(`two serve nodes on one ${backend.name}`, () => {
+  let server: StoreServer;
   const nodes: { proc: ChildProcess; port: number }[] = [];
   const clients: WsClient[] = [];
 
   beforeAll(async () => {
-    redis = await RedisServer.start({ persist: true });
-    const store = `${redis.url}?namespace=${freshNamespace()}`;
+    server = await backend.start({ durable: true });
+    const store = server.freshStore().url;
     for (const id of ['node-a', 'node-b']) {
       const port = await freePort();
       const proc = spawn(process.execPath, [CLI, 'serve'], {
@@ -48,10 +47,10 @@ describe.skipIf(!ready)('two serve nodes on one Redis', () => {
       await exited;
       clearTimeout(t);
     }
-    await redis?.stop();
+    await server?.stop();
   });
 
-  it('Redis killed: /readyz 503 and error 11 on both nodes; back: ready within 2 s, the session still valid', async () => {
+  it(`${backend.name} killed: /readyz 503 and error 11 on both nodes; back: ready within 2 s, the session still valid`, async () => {
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     const svcA = await WsClient.open(`ws://127.0.0.1:${a.port}`, SERVICE_KEY);
     const svcB = await WsClient.open(`ws://127.0.0.1:${b.port}`, SERVICE_KEY);
@@ -59,7 +58,7 @@ describe.skipIf(!ready)('two serve nodes on one Redis', () => {
     const created = await svcA.request({ type: 'create_session', user_id: 'u-serve' });
     expect((await svcB.request({ type: 'validate_session', session_id: created.session_id })).type).toBe('session_valid');
 
-    await redis.crash();
+    await server.crash();
     for (const n of nodes) expect(await waitStatus(`http://127.0.0.1:${n.port}/readyz`, 503, 1000)).toBeLessThan(1000);
     for (const c of [svcA, svcB]) {
       const t0 = performance.now();
@@ -67,7 +66,7 @@ describe.skipIf(!ready)('two serve nodes on one Redis', () => {
       expect(performance.now() - t0).toBeLessThan(1000);
     }
 
-    await redis.restart();
+    await server.restart();
     for (const n of nodes) expect(await waitStatus(`http://127.0.0.1:${n.port}/readyz`, 200, 2000)).toBeLessThan(2000);
     expect((await svcA.request({ type: 'validate_session', session_id: created.session_id })).type).toBe('session_valid');
     expect((await svcB.request({ type: 'validate_session', session_id: created.session_id })).type).toBe('session_valid');

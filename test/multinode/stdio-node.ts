@@ -16,6 +16,8 @@ export type Body = Record<string, unknown> & { type: string };
 
 export interface Push {
   body: Body;
+  /** The `dest` of the envelope: the subscriber's `src`. */
+  dest: string;
   at: number;
 }
 
@@ -36,13 +38,13 @@ export class StdioNode {
     });
     this.#exited = new Promise((r) => this.proc.once('exit', (code) => r(code)));
     createInterface({ input: this.proc.stdout! }).on('line', (line) => {
-      const msg = JSON.parse(line) as { body: Body };
+      const msg = JSON.parse(line) as { dest: string; body: Body };
       const to = msg.body.in_reply_to;
       if (typeof to === 'number' && this.#waiting.has(to)) {
         this.#waiting.get(to)!(msg.body);
         this.#waiting.delete(to);
       } else if (to === undefined) {
-        this.pushes.push({ body: msg.body, at: performance.now() });
+        this.pushes.push({ body: msg.body, dest: msg.dest, at: performance.now() });
       }
     });
     createInterface({ input: this.proc.stderr! }).on('line', (line) => this.stderr.push(line));

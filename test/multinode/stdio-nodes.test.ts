@@ -1,34 +1,31 @@
-import { createClient } from 'redis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../src/crypto.js';
-import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
-import { freshNamespace } from '../store/redis-harness.js';
+import { STORE_BACKENDS, type StoreServer } from '../helpers/store-servers.js';
 import { hasBuild, StdioNode } from './stdio-node.js';
 
 /**
- * Two real gateway processes (`node dist/cli.js stdio`) on one real Redis: what one node
- * does, the other sees, and ends reach subscribers on the other node.
+ * Two real gateway processes (`node dist/cli.js stdio`) on one real shared store (Redis,
+ * then PostgreSQL): what one node does, the other sees, and ends reach subscribers on the
+ * other node.
  */
-const ready = hasRedisServer() && hasBuild();
-
-describe.skipIf(!ready)('two stdio gateways on one Redis', () => {
-  let redis: RedisServer;
+for (const backend of STORE_BACKENDS) describe.skipIf(!(backend.available && hasBuild()))(`two stdio gateways on one ${backend.name}`, () => {
+  let server: StoreServer;
   let a: StdioNode;
   let b: StdioNode;
   let namespace: string;
 
   beforeAll(async () => {
-    redis = await RedisServer.start();
-    namespace = freshNamespace();
-    const url = `${redis.url}?namespace=${namespace}`;
-    a = new StdioNode(url, { GATEWAY_NODE_ID: 'node-a' });
-    b = new StdioNode(url, { GATEWAY_NODE_ID: 'node-b' });
+    server = await backend.start();
+    const store = server.freshStore();
+    namespace = store.namespace;
+    a = new StdioNode(store.url, { GATEWAY_NODE_ID: 'node-a' });
+    b = new StdioNode(store.url, { GATEWAY_NODE_ID: 'node-b' });
   });
 
   afterAll(async () => {
     expect(await a?.stop()).toBe(0);
     expect(await b?.stop()).toBe(0);
-    await redis?.stop();
+    await server?.stop();
   });
 
   it('a session created on A is valid on B, and destroyed on B is invalid on A', async () => {
@@ -118,18 +115,9 @@ describe.skipIf(!ready)('two stdio gateways on one Redis', () => {
   it('an end missed while the subscriber connection was down is found by the re-check after it reconnects', async () => {
     const created = await a.request({ type: 'create_session', user_id: 'u-resync' });
     await a.request({ type: 'subscribe_session', session_id: created.session_id });
-    const raw = createClient({ url: redis.url });
-    raw.on('error', () => {});
-    await raw.connect();
-    try {
-      // In one transaction: cut every subscriber connection, then end the session with no
-      // event at all (as if the publish had been lost). Only the resync can find it.
-      const key = `${namespace}::s:${hashSecret(created.session_id as string)}`;
-      const [, deleted] = await raw.multi().addCommand(['CLIENT', 'KILL', 'TYPE', 'pubsub']).del(key).exec();
-      expect(deleted).toBe(1);
-    } finally {
-      await raw.close();
-    }
+    // End the session with no event at all (as if the publish had been lost) and cut every
+    // listener connection: only the re-check after the reconnect can find it.
+    expect(await server.endSilently(namespace, `s:${hashSecret(created.session_id as string)}`)).toBe(1);
     const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id, 3000);
     expect(push.body.type).toBe('session_expired');
     // Subscriptions are back: a normal end still crosses nodes.
