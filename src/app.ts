@@ -4,6 +4,7 @@ import { loadFixtures } from './fixtures.js';
 import { Gateway, type GatewayObserver } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
+import type { Store } from './store/types.js';
 import { generateEd25519Key, loadEd25519Keys } from './tokens/ed25519-keys.js';
 
 export interface App {
@@ -13,7 +14,8 @@ export interface App {
 }
 
 /** Builds the gateway a CLI command runs: logger, store, services, fixtures. */
-export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver } = {}): Promise<App> {
+/** `extra.store`, when given, is used instead of the one `config.store` names (embedding, tests). */
+export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver; store?: Store } = {}): Promise<App> {
   const log = extra.log ?? createLogger(config.logLevel);
   const clock = extra.clock ?? systemClock;
   // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
@@ -25,7 +27,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     log.warn('GATEWAY_JWT_ED25519_KEY is not set: using an Ed25519 key made for this process only; tokens will not verify after a restart or on other nodes');
     ed25519Keys = [generateEd25519Key()];
   }
-  const store = await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, log });
+  const store = extra.store ?? await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, log });
   const gateway = new Gateway({
     store,
     clock,

@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { GatewayClient, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError, type ClientEvents, type WebSocketConstructor } from '../src/index.js';
-import { createSession, eventually, SERVICE_KEY, service, start, stopAll } from '../../test/ws/helpers.js';
+import { createSession, eventually, SERVICE_KEY, service, silentServer, start, stopAll } from './helpers.js';
 
 const clients: GatewayClient[] = [];
 afterEach(async () => {
@@ -80,9 +80,7 @@ describe('GatewayClient', () => {
   });
 
   it('rejects with GatewayTimeoutError when no reply comes in time', async () => {
-    const { server } = await start();
-    server.gateway.store.get = () => new Promise(() => undefined);
-    const c = client(server.url, { timeoutMs: 100 });
+    const c = client(await silentServer(), { timeoutMs: 100 });
     await c.connect();
     const err = await c.validateSession('x').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(GatewayTimeoutError);

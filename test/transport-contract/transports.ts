@@ -4,12 +4,16 @@ import { ManualClock } from '../../src/clock.js';
 import type { Gateway } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import { runStdio } from '../../src/transports/stdio.js';
-import { service, start, stopAll, testConfig, type Msg } from '../ws/helpers.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { failingStore, type FailingStore } from '../helpers/failing-store.js';
+import { service, startWithStoreDouble, stopAll, testConfig, type Msg } from '../ws/helpers.js';
 
 /** One client on one transport, as the contract suite drives it. */
 export interface Harness {
   clock: ManualClock;
   gateway: Gateway;
+  /** The gateway's store: the double over the memory store, passing through until told otherwise. */
+  store: FailingStore;
   /** Everything received and not yet taken by `next`. */
   messages: Msg[];
   send(line: string): void;
@@ -56,7 +60,8 @@ export const stdioTransport: Transport = {
   async open(env = {}) {
     const clock = new ManualClock(Date.now());
     const config = testConfig(env);
-    const { gateway } = await createApp(config, { clock, log: silentLogger() });
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = await createApp(config, { clock, log: silentLogger(), store });
     const input = new PassThrough();
     const output = new PassThrough();
     const messages: Msg[] = [];
@@ -80,6 +85,7 @@ export const stdioTransport: Transport = {
     return {
       clock,
       gateway,
+      store,
       messages,
       send: (line) => input.write(`${line}\n`),
       next: w.next,
@@ -97,12 +103,13 @@ export const stdioTransport: Transport = {
 export const wsTransport: Transport = {
   name: 'ws',
   async open(env = {}) {
-    const { server, clock } = await start(env);
+    const { server, clock, store } = await startWithStoreDouble(env);
     const peer = service(server.url);
     await peer.opened;
     return {
       clock,
       gateway: server.gateway,
+      store,
       messages: peer.messages,
       send: (line) => peer.send(line),
       next: (pick, ms) => peer.next(pick, ms),

@@ -107,4 +107,4 @@ export class Driver {
 }
 
 /** A Store whose every operation rejects as the contract says an outage does. */
-export { failingStore } from './store/failing-store.js';
+export { failingStore } from '../helpers/failing-store.js';

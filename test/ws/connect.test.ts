@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { bridge } from '../../src/transports/ws/connect.js';
-import { createSession, SERVICE_KEY, start, stopAll } from './helpers.js';
+import { createSession, SERVICE_KEY, start, startWithStoreDouble, stopAll } from './helpers.js';
 import { CLI, ensureBuilt, ROOT } from './process.js';
 
 afterEach(stopAll);
@@ -75,9 +75,8 @@ describe('connect (the CLI bridge)', () => {
   });
 
   it('gives up waiting for replies after 2 s', async () => {
-    const { server } = await start();
-    const store = server.gateway.store;
-    store.get = () => new Promise(() => undefined); // never answers
+    const { server, store } = await startWithStoreDouble();
+    store.hang('get');
     const t0 = performance.now();
     const r = await run(server.url, [env('validate_session', 1, { session_id: 'x' })]);
     expect(r.code).toBe(0);

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { browser, createSession, fetchRaw, JWT_SECRET, Peer, service, SERVICE_KEY, settle, start, stopAll } from './helpers.js';
+import { browser, createSession, fetchRaw, JWT_SECRET, Peer, service, SERVICE_KEY, settle, startWithStoreDouble, stopAll } from './helpers.js';
 import { ensureBuilt, killAll, spawnServer } from './process.js';
 
 afterEach(stopAll);
@@ -8,30 +8,20 @@ beforeAll(() => ensureBuilt(), 120_000);
 
 describe('drain', () => {
   it('answers what was read, reads nothing more, refuses new connections, then closes with 1001', async () => {
-    const { server } = await start();
+    const { server, store } = await startWithStoreDouble();
     const sid = await createSession(server.url);
     const s = service(server.url);
     await s.opened;
     // Hold the store: the next request stays in flight until released.
-    const store = server.gateway.store;
-    const get = store.get.bind(store);
-    let release!: () => void;
-    const gate = new Promise<void>((r) => (release = r));
-    let entered!: () => void;
-    const reached = new Promise<void>((r) => (entered = r));
-    store.get = async <T>(key: string) => {
-      entered();
-      await gate;
-      return get<T>(key);
-    };
+    const held = store.hold('get');
     const inFlight = s.post('validate_session', { session_id: sid });
-    await reached; // read and being served
+    await held.reached; // read and being served
     const drained = server.drain();
     await settle();
     s.post('validate_session', { session_id: sid }); // read after the drain began: not served
     const late = new Peer(server.url);
     expect(await late.opened.then(() => 'open', (e: Error) => e.message)).toMatch(/ECONNREFUSED|HTTP 503/);
-    release();
+    held.release();
     const reply = await s.next((m) => m.body.in_reply_to === inFlight);
     expect(reply.body.type).toBe('session_valid');
     expect(await s.closed).toEqual({ code: 1001, reason: 'Server shutting down' });

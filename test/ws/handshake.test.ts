@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { browser, fetchRaw, Peer, SERVICE_KEY, service, start, stopAll } from './helpers.js';
+import { browser, fetchRaw, Peer, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -136,9 +136,11 @@ describe('http', () => {
   });
 
   it('/readyz is 503 while the store is unreachable', async () => {
-    const { http, server } = await start();
-    (server.gateway.store as { isReady: () => boolean }).isReady = () => false;
+    const { http, store } = await startWithStoreDouble();
+    store.down = true;
     expect(await fetchRaw(`${http}/readyz`)).toMatchObject({ status: 503, body: 'store unavailable\n' });
+    store.down = false;
+    expect(await fetchRaw(`${http}/readyz`)).toMatchObject({ status: 200, body: 'ready\n' });
   });
 
   it('/autosession is 404 without --dev', async () => {

@@ -3,7 +3,9 @@ import { WebSocket } from 'ws';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
+import { createMemoryStore } from '../../src/store/memory.js';
 import { startServer, type GatewayServer, type ServerOptions } from '../../src/transports/ws/serve.js';
+import { failingStore, type FailingStore } from '../helpers/failing-store.js';
 
 export const JWT_SECRET = 'OVBIVkTZsrEYmpjnnUCCq3JbcMBWh5g6aWhkCaX1EJY=';
 export const SERVICE_KEY = 'D/0WKePVayzi8WpgMeU1nZRTTHa31YoE+qTuzAUvsnI=';
@@ -20,11 +22,24 @@ const servers = new Set<GatewayServer>();
  * An in-process server on a free port, with a ManualClock. The heartbeat is a day apart unless
  * a test sets `heartbeatMs`: moving the clock must not cut peers whose pongs are still on the way.
  */
-export async function start(env: Record<string, string> = {}, o: ServerOptions = {}): Promise<{ server: GatewayServer; clock: ManualClock; http: string }> {
-  const clock = new ManualClock(Date.now());
-  const server = await startServer(testConfig(env), { clock, log: silentLogger(), processMetrics: false, heartbeatMs: 86_400_000, ...o });
+export async function start(
+  env: Record<string, string> = {},
+  o: ServerOptions & { clock?: ManualClock } = {},
+): Promise<{ server: GatewayServer; clock: ManualClock; http: string }> {
+  const clock = o.clock ?? new ManualClock(Date.now());
+  const server = await startServer(testConfig(env), { log: silentLogger(), processMetrics: false, heartbeatMs: 86_400_000, ...o, clock });
   servers.add(server);
   return { server, clock, http: `http://127.0.0.1:${server.port}` };
+}
+
+/** `start` on the store double (over the memory store): for tests that make the store fail, hang or wait. */
+export async function startWithStoreDouble(
+  env: Record<string, string> = {},
+  o: ServerOptions = {},
+): Promise<{ server: GatewayServer; clock: ManualClock; http: string; store: FailingStore }> {
+  const clock = new ManualClock(Date.now());
+  const store = failingStore(createMemoryStore(clock), false);
+  return { ...(await start(env, { ...o, clock, store })), store };
 }
 
 /** Drains every server started by `start` (afterEach). */

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { browser, createSession, eventually, fetchRaw, service, start, stopAll } from './helpers.js';
+import { browser, createSession, eventually, fetchRaw, service, start, startWithStoreDouble, stopAll } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -11,7 +11,7 @@ function value(text: string, series: string): number | undefined {
 
 describe('/metrics', () => {
   it('reports connections, messages by type and outcome, latency, pushes, refusals and store errors', async () => {
-    const { server, http, clock } = await start({ GATEWAY_EXPIRY_WARNING: '1' });
+    const { server, http, clock, store } = await startWithStoreDouble({ GATEWAY_EXPIRY_WARNING: '1' });
     const sid = await createSession(server.url, 2);
     const s = service(server.url);
     const b = browser(server.url, { cookie: `sid=${sid}` });
@@ -24,14 +24,9 @@ describe('/metrics', () => {
     await b2.next();
     await browser(server.url, { origin: 'http://evil.example' }).opened.catch(() => undefined); // 403
     // A store failure: answered with 11 and counted.
-    const store = server.gateway.store;
-    const get = store.get.bind(store);
-    store.get = async () => {
-      const { GatewayError } = await import('../../src/errors.js');
-      throw GatewayError.unavailable(new Error('down'));
-    };
+    store.fail('get');
     expect((await s.call('validate_session', { session_id: sid })).code).toBe(11);
-    store.get = get;
+    store.restore('get');
     clock.advance(1000); // warning
     await b.next();
     clock.advance(1000); // end

@@ -12,6 +12,7 @@ import { Metrics } from '../../metrics.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { Validation } from '../../sessions/session-service.js';
+import type { Store } from '../../store/types.js';
 import { AddressBudget } from './address-budget.js';
 import { FailedAuthThrottle } from './auth-throttle.js';
 import { classifyUpgrade, originCheck, ownOrigins, refuseUpgrade, type Handshake } from './handshake.js';
@@ -33,6 +34,8 @@ export interface ServerOptions {
   closeGraceMs?: number;
   /** Add prom-client's process metrics (CPU, memory, event loop) to /metrics. */
   processMetrics?: boolean;
+  /** A store to use instead of the one the configuration names (embedding, tests). */
+  store?: Store;
 }
 
 /** A running gateway server. */
@@ -72,7 +75,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`The ${name} option must be a finite, positive number.`);
   }
   const metrics = new Metrics({ processMetrics: o.processMetrics });
-  const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer });
+  const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer, store: o.store });
   const heartbeatMs = o.heartbeatMs ?? 30_000;
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });

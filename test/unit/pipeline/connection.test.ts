@@ -5,7 +5,7 @@ import { createMemoryStore } from '../../../src/store/memory.js';
 import { ManualClock } from '../../../src/clock.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 import { waitForItem } from '../../helpers/wait-for.js';
-import { failingStore } from '../store/failing-store.js';
+import { failingStore } from '../../helpers/failing-store.js';
 import { SAMPLES, wrongValues } from '../protocol/samples.js';
 
 /** Every request seen on the wire was answered exactly once, with src/dest swapped. */

@@ -4,7 +4,7 @@ import { GatewayError } from '../../../src/errors.js';
 import { SubscriptionHub } from '../../../src/push/hub.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { Driver, makeGateway, settle } from '../harness.js';
-import { failingStore } from '../store/failing-store.js';
+import { failingStore } from '../../helpers/failing-store.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -284,30 +284,23 @@ describe('SubscriptionHub', () => {
 describe('subscribe racing an end', () => {
   it('a session ended between the subscribe check and the follow is not left followed until its ttl', async () => {
     const clock = new ManualClock();
-    const inner = createMemoryStore(clock);
-    let gate: (() => void) | undefined;
-    // Reads the value at once but hands it over only when the gate opens: the subscribe sees
-    // the session live, and the destroy runs to the end in between.
-    const store = failingStore(inner, false);
-    store.get = async <T,>(key: string) => {
-      const v = await inner.get<T>(key);
-      if (gate === undefined && key.startsWith('s:')) await new Promise<void>((r) => (gate = r));
-      return v;
-    };
+    const store = failingStore(createMemoryStore(clock), false);
     const { gateway } = makeGateway({ clock, store });
     const watcher = new Driver(gateway);
     const admin = new Driver(gateway);
     const s = await gateway.sessions.create('u', undefined, 3600);
+    // The subscribe's read gets the session live at once but hands it over only when the gate
+    // opens: the destroy runs to the end in between.
+    const held = store.hold('get', { match: ([key]) => String(key).startsWith('s:'), once: true, afterInner: true });
     const sub = watcher.send({ type: 'subscribe_session', session_id: s.sessionId });
-    await settle();
-    expect(gate).toBeDefined();
+    await held.reached;
     expect(await admin.call({ type: 'destroy_session', session_id: s.sessionId })).toMatchObject({ type: 'session_destroyed' });
-    gate!();
+    held.release();
     await settle();
-    const reply = watcher.reply(sub);
-    // Either the subscriber is told the session is invalid, or it is told it ended: never silence.
-    if (reply.type === 'subscribed') expect(watcher.pushes().map((p) => p.body.reason)).toEqual(['destroyed']);
-    else expect(reply.type).toBe('session_invalid');
+    // The destroy ran to its end before the subscribe went on: the subscribe's second look, after
+    // the follow, finds the session gone and answers session_invalid (no push: it never followed).
+    expect(watcher.reply(sub)).toMatchObject({ type: 'session_invalid' });
+    expect(watcher.pushes()).toEqual([]);
     expect(gateway.hub.size).toBe(0);
     expect(clock.pending).toBe(1);
   });
@@ -318,33 +311,31 @@ describe('a store that fails half-way through an end', () => {
     const clock = new ManualClock(T0);
     const inner = createMemoryStore(clock);
     const store = failingStore(inner, false);
-    const realIndexRemove = store.indexRemove;
     const t = makeGateway({ clock, store });
     const d = new Driver(t.gateway);
     const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
     await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
-    store.indexRemove = () => Promise.reject(new GatewayError('UNAVAILABLE', 'Store unavailable'));
+    store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
     expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'error', code: 11 });
     await settle();
     expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
-    store.indexRemove = realIndexRemove;
+    store.restore('indexRemove');
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 
   it('regenerate whose new write fails: error 11, the old id is over and its followers are told', async () => {
     const clock = new ManualClock(T0);
     const store = failingStore(createMemoryStore(clock), false);
-    const realSet = store.set;
     const t = makeGateway({ clock, store });
     const d = new Driver(t.gateway);
     const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
     await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
-    store.set = () => Promise.reject(new Error('write lost'));
+    store.fail('set', new Error('write lost'));
     const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
     expect(r.type).toBe('error');
     await settle();
     expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
-    store.set = realSet;
+    store.restore('set');
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 });
