@@ -9,8 +9,8 @@ import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { startServer, type GatewayServer } from '../../src/transports/ws/serve.js';
 
-export const SERVICE_KEY = 'client-test-service-key-0123456789';
-const JWT_SECRET = 'client-test-secret-0123456789abcdef-0123456789abcdef';
+export const SERVICE_KEY = 'R/AfGirG9UQrdBHetICPjIssGfGTBjfRGXosCV8aUqU=';
+const JWT_SECRET = 'u6q0UEe7Fh/6Ju9NGxTC3IcEcfw5vnfCbKfnLOhGSjU=';
 
 const servers = new Set<GatewayServer>();
 const silentServers = new Set<WebSocketServer>();
