@@ -45,6 +45,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     jwtAudience: config.jwtAudience,
     maxInFlight: config.maxInFlight,
     maxSubscriptions: config.maxSubscriptions,
+    maxSubscribersPerSession: config.maxSubscribersPerSession,
     logSalt: config.logSalt,
     observer: extra.observer,
   });

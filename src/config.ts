@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { BlockList, isIP } from 'node:net';
 import { ConfigError } from './errors.js';
 import { keyWeakness } from './key-material.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
@@ -32,8 +33,22 @@ export interface Config {
   allowedOrigins?: string[];
   store: string;
   sessionCookie: string;
+  /** GATEWAY_SESSION_COOKIE unset: over https the cookie is `__Host-` + `sessionCookie`. */
+  sessionCookieHostPrefix: boolean;
   expiryWarning: number;
   rateLimit: number;
+  /** Bytes of frames a second one browser connection may send (charged before parsing). */
+  rateLimitBytes: number;
+  /** Frames that fail to decode a minute before a browser connection is closed with 1008. */
+  malformedLimit: number;
+  /** Subscriptions and bound browser connections one session may have on this node. */
+  maxSubscribersPerSession: number;
+  /** Open browser connections from one client address. */
+  maxConnectionsPerAddress: number;
+  /** Peers whose X-Forwarded-For and X-Forwarded-Proto are believed (none when undefined). */
+  trustedProxies?: BlockList;
+  /** Where /metrics is served instead of the main port (`host:port`). */
+  metricsAddr?: { host: string; port: number };
   /** Failed auth answers (session_invalid, token_invalid) a minute to one browser connection or address before error 1002. */
   failedAuthLimit: number;
   /** `exchange_session` requests a minute from one browser address before error 1002. */
@@ -134,6 +149,33 @@ function origins(raw: string | undefined): string[] | undefined {
   return list;
 }
 
+/** `GATEWAY_TRUSTED_PROXIES`: addresses and CIDR ranges, IPv4 or IPv6, comma-separated. */
+function trustedProxies(raw: string | undefined): BlockList | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const list = new BlockList();
+  for (const item of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+    const [addr, bits, extra] = item.split('/');
+    const family = isIP(addr ?? '');
+    const max = family === 6 ? 128 : 32;
+    if (family === 0 || extra !== undefined || (bits !== undefined && !(/^\d{1,3}$/.test(bits) && Number(bits) <= max))) {
+      throw new ConfigError(`GATEWAY_TRUSTED_PROXIES must list addresses or CIDR ranges like 10.0.0.0/8 or ::1 (got ${shown(item)})`);
+    }
+    const type = family === 6 ? 'ipv6' : 'ipv4';
+    if (bits === undefined) list.addAddress(addr!, type);
+    else list.addSubnet(addr!, Number(bits), type);
+  }
+  return list;
+}
+
+/** `GATEWAY_METRICS_ADDR`: `host:port` (IPv6 in brackets). */
+function listenAddr(name: string, raw: string | undefined): { host: string; port: number } | undefined {
+  if (raw === undefined || raw.trim() === '') return undefined;
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(raw.trim());
+  const port = Number(m?.[3]);
+  if (m === null || port > 65_535) throw new ConfigError(`${name} must be host:port, e.g. 127.0.0.1:9464 (got ${shown(raw)})`);
+  return { host: m[1] ?? m[2]!, port };
+}
+
 /**
  * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI).
  * Throws ConfigError with one line naming the variable on the first bad value.
@@ -186,8 +228,15 @@ export function loadConfig(src: Source): Config {
     allowedOrigins: origins(src.GATEWAY_ALLOWED_ORIGINS),
     store,
     sessionCookie: cookie,
+    sessionCookieHostPrefix: !src.GATEWAY_SESSION_COOKIE,
     expiryWarning: int(src, 'GATEWAY_EXPIRY_WARNING', 60, 0, 86_400, `${secs} (0: no warning)`),
     rateLimit: int(src, 'GATEWAY_RATE_LIMIT', 100, 1, 1_000_000, 'a number of messages per second'),
+    rateLimitBytes: int(src, 'GATEWAY_RATE_LIMIT_BYTES', 262_144, 1024, 1_073_741_824, 'a number of bytes per second from 1024'),
+    malformedLimit: int(src, 'GATEWAY_MALFORMED_LIMIT', 30, 1, 1_000_000, 'a positive number of malformed messages per minute'),
+    maxSubscribersPerSession: int(src, 'GATEWAY_MAX_SUBSCRIBERS_PER_SESSION', 1000, 1, 10_000_000, 'a positive number of subscribers'),
+    maxConnectionsPerAddress: int(src, 'GATEWAY_MAX_CONNECTIONS_PER_ADDRESS', 256, 1, 10_000_000, 'a positive number of connections'),
+    trustedProxies: trustedProxies(src.GATEWAY_TRUSTED_PROXIES),
+    metricsAddr: listenAddr('GATEWAY_METRICS_ADDR', src.GATEWAY_METRICS_ADDR),
     failedAuthLimit: int(src, 'GATEWAY_FAILED_AUTH_LIMIT', 30, 1, 1_000_000, 'a positive number of failed answers per minute'),
     exchangeLimit: int(src, 'GATEWAY_EXCHANGE_LIMIT', 60, 1, 1_000_000, 'a positive number of exchange_session requests per minute'),
     maxBufferedBytes: int(src, 'GATEWAY_MAX_BUFFERED_BYTES', 4_194_304, 1024, 1_073_741_824, 'a number of bytes'),

@@ -31,6 +31,8 @@ export interface GatewayOptions {
   jwtAudience?: string;
   maxInFlight: number;
   maxSubscriptions: number;
+  /** Subscribers one session may have from untrusted (browser) connections (default 1000). */
+  maxSubscribersPerSession?: number;
   /** Salt of the hashes that stand for ids in the logs (random per process by default). */
   logSalt?: string;
   observer?: GatewayObserver;

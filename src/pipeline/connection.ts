@@ -7,7 +7,7 @@ import { errorReply, reply, type Body } from '../protocol/replies.js';
 import type { ReplyDraft } from '../protocol/reply-schemas.js';
 import { handlers } from './handlers.js';
 import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
-import type { FollowOptions, HandlerContext, PipelineServices } from './services.js';
+import { DEFAULT_SUBSCRIBERS_PER_SESSION, type FollowOptions, type FollowRefusal, type HandlerContext, type PipelineServices } from './services.js';
 
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
 export type Outbound = Envelope<Body> | Omit<Envelope<Body>, 'dest'>;
@@ -19,6 +19,11 @@ export interface ConnectionOptions {
   admit?: (type: string) => GatewayError | undefined;
   /** Told the type of every reply sent (failed-auth throttling, metrics). */
   onReply?: (requestType: string, replyType: string) => void;
+  /**
+   * Browser connections: one subscription per session whatever `src` says (a later subscribe
+   * moves it to the new `src`), each counted against GatewayOptions.maxSubscribersPerSession.
+   */
+  untrusted?: boolean;
 }
 
 /**
@@ -109,18 +114,24 @@ export class GatewayConnection implements HandlerContext {
     this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
   }
 
+  /** The key of a subscription from `src`: per src for trusted connections, one per session for browsers. */
+  subscriptionKey(src: string): string {
+    return this.#options.untrusted ? 'sub' : `sub\u0000${src}`;
+  }
+
   /**
    * Follows a session under `key` (one per connection, key and session): `onEnded` is called
-   * once when it ends. Returns false when the connection already follows as many as allowed.
+   * once when it ends. Returns why not when the connection already follows as many as allowed,
+   * or (untrusted connections) the session has as many subscribers as allowed.
    * A closed connection follows nothing (a request still in flight when it closed).
    */
-  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean {
-    if (this.#closed) return true;
+  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): FollowRefusal | undefined {
+    if (this.#closed) return undefined;
     const fk = `${this.id}\u0000${key}`;
     const entry = `${fk}\u0000${hash}`;
-    if (!this.#follows.has(entry) && this.#follows.size >= this.gateway.options.maxSubscriptions) return false;
-    this.#follows.set(entry, [fk, hash]);
-    this.gateway.hub.subscribe(
+    if (!this.#follows.has(entry) && this.#follows.size >= this.gateway.options.maxSubscriptions) return 'connection_full';
+    const limit = this.#options.untrusted ? (this.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION) : undefined;
+    const ok = this.gateway.hub.subscribe(
       hash,
       fk,
       {
@@ -134,8 +145,11 @@ export class GatewayConnection implements HandlerContext {
       },
       end,
       reason,
+      limit,
     );
-    return true;
+    if (!ok) return 'session_full';
+    this.#follows.set(entry, [fk, hash]);
+    return undefined;
   }
 
   /** Stops following; true when it was following. */

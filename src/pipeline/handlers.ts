@@ -2,7 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
-import type { HandlerContext } from './services.js';
+import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services.js';
 
 /** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
 type DraftTo<T extends RequestType> = ReplyDraft<(typeof repliesTo)[T][number]>;
@@ -48,22 +48,24 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const v = await sessions.peek(sessions.hashOf(b.session_id));
     if (!v.valid) return invalidSession(v.error);
     const sessionId = b.session_id;
-    const followed = c.follow(`sub\u0000${req.src}`, v.hash, sessionId, v.end, v.endReason, {
+    const key = c.subscriptionKey(req.src);
+    const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
       onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
     });
-    if (!followed) throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
+    if (refused === 'connection_full') throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
+    if (refused === 'session_full') throw new GatewayError('RATE_LIMITED', `Too many subscribers of this session (limit ${c.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION})`);
     // An end between the check above and the follow would reach no one, and the follow would
     // wait for the ttl: look again now that any later end is sure to be pushed.
     const again = await sessions.peek(v.hash);
     if (!again.valid) {
-      c.unfollow(`sub\u0000${req.src}`, v.hash);
+      c.unfollow(key, v.hash);
       return invalidSession(again.error);
     }
     return { type: 'subscribed', session_id: sessionId, expires_in: again.expiresIn };
   },
 
   unsubscribe_session(c, req, b) {
-    c.unfollow(`sub\u0000${req.src}`, c.gateway.sessions.hashOf(b.session_id));
+    c.unfollow(c.subscriptionKey(req.src), c.gateway.sessions.hashOf(b.session_id));
     return { type: 'unsubscribed', session_id: b.session_id };
   },
 

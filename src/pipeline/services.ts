@@ -25,10 +25,22 @@ export interface PipelineServices {
   readonly tokens: TokenService;
   readonly hub: SubscriptionHub;
   readonly observer: GatewayObserver;
-  readonly options: { readonly maxInFlight: number; readonly maxSubscriptions: number; readonly sessionIdleTimeout: number };
+  readonly options: {
+    readonly maxInFlight: number;
+    readonly maxSubscriptions: number;
+    /** Subscribers one session may have from untrusted (browser) connections (DEFAULT_SUBSCRIBERS_PER_SESSION). */
+    readonly maxSubscribersPerSession?: number;
+    readonly sessionIdleTimeout: number;
+  };
   /** `msg_id` of the next push of this node. */
   nextPushId(): number;
 }
+
+/** Subscribers one session may have from browser connections when not configured. */
+export const DEFAULT_SUBSCRIBERS_PER_SESSION = 1000;
+
+/** Why a follow was refused. */
+export type FollowRefusal = 'connection_full' | 'session_full';
 
 /** How a follower of a session is told things (subscriptions and bound connections). */
 export interface FollowOptions {
@@ -43,6 +55,9 @@ export interface HandlerContext {
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   push(dest: string, body: PushDraft): void;
-  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): boolean;
+  /** The key of a subscription from `src` (browsers: one per session, whatever `src`). */
+  subscriptionKey(src: string): string;
+  /** Follows a session; says why not when a limit is reached. */
+  follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): FollowRefusal | undefined;
   unfollow(key: string, hash: string): boolean;
 }

@@ -27,7 +27,7 @@ export type ErrorCode = (typeof ErrorCodes)[ErrorCodeName];
 export const CloseCodes = {
   /** Server shutting down (drain): reconnect to another node or later. */
   GOING_AWAY: 1001,
-  /** Policy: the peer does not read what it is sent. */
+  /** Policy: the peer does not read what it is sent, or (browser) keeps sending what cannot be decoded. */
   POLICY: 1008,
   /** A frame beyond 16 times the message size limit. */
   MESSAGE_TOO_BIG: 1009,

@@ -2,6 +2,8 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
 import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, type ErrorCode } from './codes.js';
+import { readEnvelopeHead } from './head.js';
+import { countMembers, scanJson } from './json-shape.js';
 import { requestSchemas, type AnyRequest, type RequestType } from './messages.js';
 
 /** A request that passed every check. */
@@ -155,15 +157,44 @@ function protoMember(body: Record<string, unknown>): 'data' | 'payload' | undefi
   return undefined;
 }
 
-/** Parses one line or frame of text; never throws. */
+/**
+ * How deep a whole message may nest before it is refused unparsed: the envelope's own levels
+ * plus MAX_DEPTH, doubled so that a moderately deep field still gets the error naming it.
+ */
+export const MAX_MESSAGE_DEPTH = 2 * (MAX_DEPTH + 3);
+
+/** How much of a refused message is read for its `src`, `dest` and `msg_id`. */
+const HEAD_CHARS = 1024;
+
+/** The error for `text`, addressed from what its first characters say (nothing else is read). */
+export function failureFromHead(text: string, code: ErrorCode, message: string): DecodeFailure {
+  const h = readEnvelopeHead(text.length > HEAD_CHARS ? text.slice(0, HEAD_CHARS) : text);
+  const ends = h.src !== undefined && h.dest !== undefined ? { src: h.src, dest: h.dest } : {};
+  const msgId = h.body?.msg_id;
+  return fail(code, message, { ...ends, msgId: isMsgId(msgId) ? msgId : undefined });
+}
+
+/**
+ * Parses one line or frame of text; never throws. A scan first refuses, unparsed, a message
+ * nesting deeper than MAX_MESSAGE_DEPTH; after the parse, a member count lower than the scan's
+ * means a duplicate name (JSON.parse keeps the last silently: `{"user_id":"a","user_id":"b"}`
+ * must not mean one thing here and another to a proxy or log reader that keeps the first).
+ */
 export function decode(text: string): Decoded {
+  const shape = scanJson(text, MAX_MESSAGE_DEPTH);
+  if (shape.tooDeep) return failureFromHead(text, ErrorCodes.MALFORMED, `Message nests deeper than ${MAX_MESSAGE_DEPTH} levels`);
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch {
     return fail(ErrorCodes.MALFORMED, 'Malformed JSON');
   }
-  return decodeValue(value);
+  const d = decodeValue(value);
+  if (countMembers(value) === shape.members) return d;
+  const at = d.ok ? { src: d.src, dest: d.dest, msgId: d.body.msg_id } : { src: d.src, dest: d.dest, msgId: d.msgId };
+  if (at.src === undefined) delete at.src;
+  if (at.dest === undefined) delete at.dest;
+  return fail(ErrorCodes.MALFORMED, 'Duplicate member name in a JSON object', at);
 }
 
 /** The error for a line or frame over the size limit; `value` is its parse when the transport could afford one. */

@@ -14,6 +14,8 @@ export interface Subscriber {
 
 interface Followed {
   subs: Map<string, Subscriber>;
+  /** warnBefore (ms) -> how many subscribers ask for it: the earliest is kept without a walk over `subs`. */
+  warnings: Map<number, number>;
   end: number;
   reason: 'ttl' | 'idle';
   warned: boolean;
@@ -51,23 +53,56 @@ export class SubscriptionHub {
     this.#warnings = new TimerQueue(clock, (hash) => this.#warn(hash));
   }
 
-  /** Follows `hash` for `key` (one per connection and src) until `end` (ms). */
-  subscribe(hash: string, key: string, sub: Subscriber, end: number, reason: 'ttl' | 'idle'): void {
+  /**
+   * Follows `hash` for `key` (a subscriber replaces the one it had under the same key) until
+   * `end` (ms). False, and nothing changes, when `limit` is given and the session already has
+   * that many subscribers. Constant time: nothing walks the session's other subscribers.
+   */
+  subscribe(hash: string, key: string, sub: Subscriber, end: number, reason: 'ttl' | 'idle', limit?: number): boolean {
     let f = this.#followed.get(hash);
+    const fresh = f === undefined;
     if (f === undefined) {
-      f = { subs: new Map(), end, reason, warned: false };
+      f = { subs: new Map(), warnings: new Map(), end, reason, warned: false };
       this.#followed.set(hash, f);
     }
+    const old = f.subs.get(key);
+    if (old === undefined && limit !== undefined && f.subs.size >= limit) return false;
+    const warnBefore = this.#earliestWarning(f);
+    if (old !== undefined) this.#countWarning(f, old, -1);
     f.subs.set(key, sub);
-    this.#reschedule(hash, f, end, reason);
+    this.#countWarning(f, sub, 1);
+    if (fresh || f.end !== end || f.reason !== reason || this.#earliestWarning(f) !== warnBefore) this.#reschedule(hash, f, end, reason);
+    return true;
   }
 
   /** Stops following; true when `key` was following `hash`. */
   unsubscribe(hash: string, key: string): boolean {
     const f = this.#followed.get(hash);
-    if (f === undefined || !f.subs.delete(key)) return false;
+    const sub = f?.subs.get(key);
+    if (f === undefined || sub === undefined) return false;
+    f.subs.delete(key);
     if (f.subs.size === 0) this.#drop(hash);
+    else this.#countWarning(f, sub, -1);
     return true;
+  }
+
+  /** Subscribers of one followed session (0 when not followed). */
+  subscribers(hash: string): number {
+    return this.#followed.get(hash)?.subs.size ?? 0;
+  }
+
+  #countWarning(f: Followed, s: Subscriber, by: 1 | -1): void {
+    if (!s.expiring || !s.warnBefore || s.warnBefore <= 0) return;
+    const n = (f.warnings.get(s.warnBefore) ?? 0) + by;
+    if (n > 0) f.warnings.set(s.warnBefore, n);
+    else f.warnings.delete(s.warnBefore);
+  }
+
+  /** The largest warnBefore asked for (0: none); a handful of distinct values at most. */
+  #earliestWarning(f: Followed): number {
+    let max = 0;
+    for (const w of f.warnings.keys()) if (w > max) max = w;
+    return max;
   }
 
   /** The session is over: tells every follower once and forgets it. */
@@ -113,8 +148,7 @@ export class SubscriptionHub {
     f.reason = reason;
     f.warned = false;
     this.#ends.schedule(hash, end);
-    let warnBefore = 0;
-    for (const s of f.subs.values()) if (s.expiring && s.warnBefore && s.warnBefore > warnBefore) warnBefore = s.warnBefore;
+    const warnBefore = this.#earliestWarning(f);
     if (warnBefore > 0) this.#warnings.schedule(hash, end - warnBefore);
     else this.#warnings.cancel(hash);
   }

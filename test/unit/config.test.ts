@@ -25,6 +25,12 @@ const BAD: Record<string, string[]> = {
   GATEWAY_MAX_BUFFERED_BYTES: ['1023'],
   GATEWAY_MAX_IN_FLIGHT: ['0'],
   GATEWAY_MAX_SUBSCRIPTIONS: ['0'],
+  GATEWAY_RATE_LIMIT_BYTES: ['1023', '1MB'],
+  GATEWAY_MALFORMED_LIMIT: ['0', 'x'],
+  GATEWAY_MAX_SUBSCRIBERS_PER_SESSION: ['0', '-1'],
+  GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: ['0', 'lots'],
+  GATEWAY_TRUSTED_PROXIES: ['proxy.example', '10.0.0.0/33', '::1/129', '10.0.0.1/8/2', '10.0.0.300'],
+  GATEWAY_METRICS_ADDR: ['9464', 'localhost', '127.0.0.1:99999', ':9464', '[::1]'],
   GATEWAY_STORE_TIMEOUT_MS: ['9', '60001'],
   GATEWAY_LOG_LEVEL: ['verbose', 'INFO', 'warn\nx'],
   GATEWAY_NODE_ID: ['has space', 'x'.repeat(129), 'a/b'],
@@ -48,6 +54,19 @@ describe('loadConfig', () => {
       expiryWarning: 60, jwtSecretGenerated: false, dev: false,
     });
     expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
+  });
+
+  it('abuse limits: defaults, and proxies and the metrics address as written', () => {
+    const d = loadConfig(base);
+    expect(d).toMatchObject({ rateLimitBytes: 262_144, malformedLimit: 30, maxSubscribersPerSession: 1000, maxConnectionsPerAddress: 256, sessionCookieHostPrefix: true });
+    expect(d.trustedProxies).toBeUndefined();
+    expect(d.metricsAddr).toBeUndefined();
+    const c = loadConfig({ ...base, GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7,fd00::/8', GATEWAY_METRICS_ADDR: '[::1]:9464', GATEWAY_SESSION_COOKIE: 'sid' });
+    expect(c.trustedProxies!.check('10.9.8.7', 'ipv4')).toBe(true);
+    expect(c.trustedProxies!.check('192.168.1.8', 'ipv4')).toBe(false);
+    expect(c.trustedProxies!.check('fd00::1', 'ipv6')).toBe(true);
+    expect(c.metricsAddr).toEqual({ host: '::1', port: 9464 });
+    expect(c.sessionCookieHostPrefix).toBe(false);
   });
 
   it('reads good values; an empty value means the default', () => {

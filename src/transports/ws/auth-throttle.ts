@@ -25,7 +25,9 @@ export interface AuthGuard {
 /**
  * Brute-force brake for browser connections: at most `limit` failed authentication answers
  * a minute (sliding window) per connection and per remote address; past that, requests get
- * error 1002 until the window has room again. Auth requests in flight count against the
+ * error 1002 until the window has room again. Upgrades count too (a dead cookie, a wrong
+ * service key: each would otherwise be a free guess), and an address out of room has its
+ * upgrades refused with 429. Auth requests in flight count against the
  * limit too, so pipelining many guesses at once does not slip past it.
  *
  * Memory: one tally per address with recent failures, at most `limit` timestamps each, and
@@ -80,6 +82,17 @@ export class FailedAuthThrottle {
         }
       },
     };
+  }
+
+  /** True when `address` has no failures left in the window: its upgrades are refused (429). */
+  blocked(address: string): boolean {
+    const t = this.#byAddress.get(address);
+    return t !== undefined && this.#full(t, this.#clock.now(), false);
+  }
+
+  /** Counts a failure seen at the upgrade (a dead session cookie, a wrong service key) against `address`. */
+  fail(address: string): void {
+    this.#record(this.#tally(address), this.#clock.now());
   }
 
   /** Addresses tracked now (for tests and metrics). */

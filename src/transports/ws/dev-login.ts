@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { Gateway } from '../../gateway.js';
 import { unixSeconds } from '../../sessions/records.js';
 import { readCookie, sessionCookie } from './cookies.js';
@@ -7,7 +6,10 @@ import { BASE_HEADERS, readBody, sendJson } from './http-util.js';
 
 export interface DevLoginOptions {
   gateway: Gateway;
-  cookieName: string;
+  /** The cookie's name for a request over https or not (`__Host-` prefixed over https by default). */
+  cookieName: (https: boolean) => string;
+  /** Over https (TLS, or a trusted proxy that says so): the cookie gets `Secure`. */
+  isHttps: (req: IncomingMessage) => boolean;
   defaultTtl: number;
   isAllowedOrigin: (origin: string) => boolean;
 }
@@ -20,11 +22,6 @@ function noContent(res: ServerResponse): void {
   res.end();
 }
 
-/** Served over TLS (here, or by a proxy in front that says so): the cookie gets `Secure`. */
-function overTls(req: IncomingMessage): boolean {
-  return (req.socket as TLSSocket).encrypted === true || req.headers['x-forwarded-proto'] === 'https';
-}
-
 /**
  * `/autosession`, the dev login (only with `--dev`): POST creates a session for a demo user
  * and sets the session cookie; GET tells who the cookie's session belongs to (204: nobody) (the page cannot
@@ -35,7 +32,9 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
   const origin = req.headers.origin;
   if (origin !== undefined && !o.isAllowedOrigin(origin)) return sendJson(res, 403, { error: 'Origin not allowed' });
   const sessions = o.gateway.sessions;
-  const current = readCookie(req.headers.cookie, o.cookieName);
+  const https = o.isHttps(req);
+  const name = o.cookieName(https);
+  const current = readCookie(req.headers.cookie, name);
   const now = o.gateway.clock.now();
   switch (req.method) {
     case 'POST': {
@@ -56,7 +55,7 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       // A new login replaces the browser's previous session rather than orphaning it.
       if (current !== undefined) await sessions.destroy(current);
       const s = await sessions.create(user, { demo: true }, ttl);
-      res.setHeader('Set-Cookie', sessionCookie(o.cookieName, s.sessionId, { maxAgeSeconds: s.expiresIn, secure: overTls(req) }));
+      res.setHeader('Set-Cookie', sessionCookie(name, s.sessionId, { maxAgeSeconds: s.expiresIn, secure: https }));
       return sendJson(res, 201, { user_id: user, expires_at: s.expiresAt, expires_in: s.expiresIn, expires_in_ms: ttl * 1000 });
     }
     case 'GET':
@@ -69,7 +68,7 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
     }
     case 'DELETE': {
       if (current !== undefined) await sessions.destroy(current);
-      res.setHeader('Set-Cookie', sessionCookie(o.cookieName, '', { maxAgeSeconds: 0, secure: overTls(req) }));
+      res.setHeader('Set-Cookie', sessionCookie(name, '', { maxAgeSeconds: 0, secure: https }));
       return sendJson(res, 200, { message: 'Session destroyed' });
     }
     default:

@@ -2,7 +2,7 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
-import { devLogin } from './dev-login.js';
+import { devLogin, type DevLoginOptions } from './dev-login.js';
 import { BASE_HEADERS, send, sendJson } from './http-util.js';
 import type { StaticFile } from './static-files.js';
 
@@ -13,8 +13,10 @@ export interface HttpContext {
   files: Map<string, StaticFile>;
   isAllowedOrigin: (origin: string) => boolean;
   isDraining: () => boolean;
+  /** False when /metrics has a listen address of its own (GATEWAY_METRICS_ADDR). */
+  serveMetrics: boolean;
   /** Set with `--dev` only: enables `/autosession`. */
-  devLogin?: { cookieName: string; defaultTtl: number };
+  devLogin?: Pick<DevLoginOptions, 'cookieName' | 'isHttps' | 'defaultTtl'>;
 }
 
 /** The demo page loads only its own scripts and styles, and talks only to its own origin. */
@@ -48,6 +50,7 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
         return send(res, 200, TEXT, 'ready\n', head);
       }
       case '/metrics':
+        if (!ctx.serveMetrics) break;
         return send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head);
       case '/.well-known/jwks.json':
         // Public keys of EdDSA access tokens (RFC 7517); empty with HS256, whose secret is never published.
@@ -69,5 +72,24 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
       if (!res.headersSent) sendJson(res, 503, { error: 'Service unavailable' });
       else res.destroy();
     });
+  };
+}
+
+/** The listener of GATEWAY_METRICS_ADDR: /metrics and nothing else. */
+export function createMetricsHandler(metrics: Metrics, log: Logger): RequestListener {
+  return (req, res) => {
+    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
+    if (path !== '/metrics') return send(res, 404, TEXT, 'not found\n');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.setHeader('Allow', 'GET, HEAD');
+      return send(res, 405, TEXT, 'method not allowed\n');
+    }
+    metrics.text().then(
+      (text) => send(res, 200, metrics.contentType, text, req.method === 'HEAD'),
+      (err: unknown) => {
+        log.error({ err: err instanceof Error ? err.message : String(err) }, 'metrics failed');
+        send(res, 500, TEXT, 'metrics failed\n');
+      },
+    );
   };
 }

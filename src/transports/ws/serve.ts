@@ -15,9 +15,10 @@ import type { Validation } from '../../sessions/session-service.js';
 import type { Store } from '../../store/types.js';
 import { AddressBudget } from './address-budget.js';
 import { FailedAuthThrottle } from './auth-throttle.js';
+import { clientOf } from './client-address.js';
+import { FrameBudget } from './frame-budget.js';
 import { classifyUpgrade, originCheck, ownOrigins, refuseUpgrade, type Handshake } from './handshake.js';
-import { createHttpHandler } from './http-routes.js';
-import { TokenBucket } from './rate-limit.js';
+import { createHttpHandler, createMetricsHandler } from './http-routes.js';
 import { CloseCodes, SocketLink } from './socket-link.js';
 import { loadStaticFiles } from './static-files.js';
 
@@ -48,6 +49,8 @@ export interface GatewayServer {
   readonly links: ReadonlySet<SocketLink>;
   /** The origins browser upgrades may come from. */
   readonly allowedOrigins: readonly string[];
+  /** http://host:port/metrics when GATEWAY_METRICS_ADDR moved it off the main port. */
+  readonly metricsUrl?: string;
   /** Stops accepting, answers what was read, closes every socket with 1001, closes the store. */
   drain(): Promise<void>;
 }
@@ -103,22 +106,25 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       files,
       isAllowedOrigin: (origin) => isAllowedOrigin(origin),
       isDraining: () => draining,
-      devLogin: config.dev ? { cookieName: config.sessionCookie, defaultTtl: config.sessionTtl } : undefined,
+      serveMetrics: config.metricsAddr === undefined,
+      devLogin: config.dev ? { cookieName: (https) => cookieName(https), isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
     }),
   );
   const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * config.maxMessageBytes, perMessageDeflate: false, clientTracking: false });
 
+  /** The session cookie's name: `__Host-` prefixed over https unless GATEWAY_SESSION_COOKIE names it. */
+  const cookieName = (https: boolean) => (https && config.sessionCookieHostPrefix ? `__Host-${config.sessionCookie}` : config.sessionCookie);
+  /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
+  const perAddress = new Map<string, number>();
+
   const browserOptions = (address: string): ConnectionOptions => {
-    const bucket = new TokenBucket(config.rateLimit, clock);
     const guard = throttle.guard(address);
     let limited = false;
+    // The message rate is charged by the link, before parsing (FrameBudget).
     return {
       allowed: BROWSER_TYPES,
+      untrusted: true,
       admit: (type) => {
-        if (!bucket.take()) {
-          limited = true;
-          return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.rateLimit} messages a second`);
-        }
         if (type === 'exchange_session' && !exchanges.take(address)) {
           limited = true;
           return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.exchangeLimit} exchange_session a minute from one address`);
@@ -133,12 +139,16 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     };
   };
 
-  const accept = (ws: WebSocket, req: IncomingMessage, h: Accepted, bound: Validation | undefined) => {
+  const accept = (ws: WebSocket, address: string, h: Accepted, bound: Validation | undefined) => {
+    const browser = h.role === 'browser';
     const link = new SocketLink({
       gateway,
       ws,
       role: h.role,
-      connection: h.role === 'service' ? {} : browserOptions(req.socket.remoteAddress ?? 'unknown'),
+      connection: browser ? browserOptions(address) : {},
+      budget: browser
+        ? new FrameBudget({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock })
+        : undefined,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,
@@ -151,29 +161,46 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     slice.add(link);
     metrics.connections.inc({ role: h.role });
     metrics.connectionsOpened.inc({ role: h.role, bound: String(bound !== undefined) });
+    if (browser) perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     void link.closed.then(() => {
       links.delete(link);
       slice.delete(link);
       metrics.connections.dec({ role: h.role });
+      if (!browser) return;
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n > 0) perAddress.set(address, n);
+      else perAddress.delete(address);
     });
     if (bound === undefined) return;
     if (bound.valid) {
       // The id stays out of the link: bound pushes never echo it (see BOUND_DEST).
       link.bind(bound.hash, '(cookie)', bound.end, bound.endReason, config.expiryWarning * 1000);
     } else {
+      // A dead cookie is a failed guess at a session id: it counts against the address.
+      throttle.fail(address);
       link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
     }
+  };
+
+  const refuse = (socket: Duplex, status: number, why: string, address: string, extra: Record<string, string> = {}) => {
+    metrics.upgradesRefused.inc({ status: String(status) });
+    log.warn({ status, why, remote: address }, 'websocket upgrade refused');
+    refuseUpgrade(socket, status, extra);
   };
 
   const onUpgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     socket.on('error', destroyOnError);
     if (draining) return refuseUpgrade(socket, 503);
-    const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin, sessionCookie: config.sessionCookie });
+    const client = clientOf(req, config.trustedProxies);
+    // An address out of failed attempts gets nothing more to guess with until the window clears.
+    if (throttle.blocked(client.address)) return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
+    const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin, sessionCookie: cookieName(client.https) });
     if (!h.ok) {
-      metrics.upgradesRefused.inc({ status: String(h.status) });
-      log.warn({ status: h.status, why: h.why, remote: req.socket.remoteAddress }, 'websocket upgrade refused');
-      return refuseUpgrade(socket, h.status, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+      if (h.status === 401) throttle.fail(client.address);
+      return refuse(socket, h.status, h.why, client.address, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     }
+    const full = () => h.role === 'browser' && (perAddress.get(client.address) ?? 0) >= config.maxConnectionsPerAddress;
+    if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
     let bound: Validation | undefined;
     if (h.role === 'browser' && h.sessionId !== undefined) {
       try {
@@ -186,7 +213,9 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       }
     }
     if (draining) return refuseUpgrade(socket, 503);
-    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, req, h, bound));
+    // Checked again: others from the address may have been accepted while the store answered.
+    if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
+    wss.handleUpgrade(req, socket, head, (ws) => accept(ws, client.address, h, bound));
   };
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
     onUpgrade(req, socket, head).catch((err: unknown) => {
@@ -203,6 +232,28 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     });
   });
   const port = (http.address() as AddressInfo).port;
+  let metricsHttp: Server | undefined;
+  let metricsUrl: string | undefined;
+  if (config.metricsAddr !== undefined) {
+    const { host: mHost, port: mPort } = config.metricsAddr;
+    const m = createServer(createMetricsHandler(metrics, log));
+    try {
+      await new Promise<void>((resolve, reject) => {
+        m.once('error', reject);
+        m.listen(mPort, mHost, () => {
+          m.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      http.close();
+      await gateway.close();
+      throw err;
+    }
+    metricsHttp = m;
+    const at = (m.address() as AddressInfo).port;
+    metricsUrl = `http://${mHost.includes(':') ? `[${mHost}]` : mHost}:${at}/metrics`;
+  }
   const allowedOrigins = config.allowedOrigins ?? ownOrigins(config.host, port);
   isAllowedOrigin = originCheck(config.allowedOrigins, ownOrigins(config.host, port));
   if (allowedOrigins.length === 0) log.warn('listening on a wildcard address with no GATEWAY_ALLOWED_ORIGINS: every browser page will be refused (403)');
@@ -232,12 +283,17 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
       beat?.cancel();
       http.closeAllConnections();
       await closedHttp;
+      if (metricsHttp !== undefined) {
+        const closedMetrics = new Promise<void>((resolve) => metricsHttp!.close(() => resolve()));
+        metricsHttp.closeAllConnections();
+        await closedMetrics;
+      }
       await gateway.close();
       log.info('drained');
     })());
 
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
-  return { url: `ws://${host}:${port}/`, port, gateway, metrics, links, allowedOrigins, drain };
+  return { url: `ws://${host}:${port}/`, port, gateway, metrics, links, allowedOrigins, metricsUrl, drain };
 }
 
 /** `auth-gateway serve`: runs until SIGTERM or SIGINT, then drains and exits 0. */
@@ -245,7 +301,7 @@ export async function serve(config: Config): Promise<void> {
   const server = await startServer(config);
   const log = server.gateway.log;
   if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
-  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), origins: server.allowedOrigins, store: redactUrl(config.store) }, 'listening');
+  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), metrics: server.metricsUrl, origins: server.allowedOrigins, store: redactUrl(config.store) }, 'listening');
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {

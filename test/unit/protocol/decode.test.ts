@@ -166,6 +166,28 @@ describe('nesting depth of application JSON', () => {
   });
 });
 
+describe('duplicate member names and deep nesting, found without a full parse (issue 14)', () => {
+  it('refuses a duplicate name at any level with error 12, keeping what is readable', () => {
+    const dup = [
+      '{"src":"a","dest":"b","body":{"type":"validate_session","msg_id":4,"session_id":"x","session_id":"y"}}',
+      '{"src":"a","dest":"b","src":"c","body":{"type":"validate_session","msg_id":4,"session_id":"x"}}',
+      '{"src":"a","dest":"b","body":{"type":"create_session","msg_id":4,"user_id":"u","data":{"k":[{"r":1,"r":2}]}}}',
+      '{"src":"a","dest":"b","body":{"type":"generate_access_token","msg_id":4,"payload":{"sub":"u","\\u0073ub":"v"}}}',
+    ];
+    for (const text of dup) expect(decode(text), text).toMatchObject({ ok: false, code: 12, msgId: 4, text: 'Duplicate member name in a JSON object' });
+    // Colons and quotes inside strings are not members.
+    const ok = '{"src":"a:b","dest":"\\"b:\\"","body":{"type":"validate_session","msg_id":4,"session_id":"x:y:\\\\"}}';
+    expect(decode(ok).ok).toBe(true);
+  });
+
+  it('refuses nesting beyond 70 levels from the text, with the msg_id of its head', () => {
+    const text = `{"src":"c","dest":"g","body":{"type":"validate_session","msg_id":8,"session_id":"s","x":${'{"a":'.repeat(100)}1${'}'.repeat(100)}}}`;
+    expect(decode(text)).toEqual({ ok: false, src: 'c', dest: 'g', msgId: 8, code: 12, text: 'Message nests deeper than 70 levels' });
+    // Brackets inside strings do not count.
+    expect(decode(JSON.stringify({ src: 'c', dest: 'g', body: { type: 'validate_session', msg_id: 1, session_id: '['.repeat(500) } })).ok).toBe(true);
+  });
+});
+
 describe('replies', () => {
   it('a reply swaps src and dest and carries in_reply_to', () => {
     expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'init_ok' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'init_ok', in_reply_to: 5 } });

@@ -339,3 +339,37 @@ describe('a store that fails half-way through an end', () => {
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 });
+
+describe('subscribe and unsubscribe cost (issue 14, finding 1)', () => {
+  it('each subscribe and unsubscribe looks at a bounded number of subscribers, not all of the session', () => {
+    const clock = new ManualClock(T0);
+    const hub = new SubscriptionHub(clock, async () => ({ ended: undefined }), () => undefined);
+    let reads = 0;
+    const sub = (warnBefore?: number) => ({
+      sessionId: 's',
+      ended: () => undefined,
+      get expiring() {
+        reads++;
+        return warnBefore === undefined ? undefined : () => undefined;
+      },
+      warnBefore,
+    });
+    const n = 2000;
+    for (let i = 0; i < n; i++) expect(hub.subscribe('h', `k${i}`, sub(i % 100 === 0 ? 60_000 : undefined), T0 + 3_600_000, 'ttl')).toBe(true);
+    for (let i = 0; i < n; i += 2) expect(hub.unsubscribe('h', `k${i}`)).toBe(true);
+    // A walk over the subscribers on each call read `expiring` about n * n / 2 times.
+    expect(reads).toBeLessThanOrEqual(4 * n);
+    expect(hub.subscribers('h')).toBe(n / 2);
+  });
+
+  it('refuses a new subscriber past the limit, but lets an existing key re-subscribe', () => {
+    const clock = new ManualClock(T0);
+    const hub = new SubscriptionHub(clock, async () => ({ ended: undefined }), () => undefined);
+    const sub = { sessionId: 's', ended: () => undefined };
+    expect(hub.subscribe('h', 'a', sub, T0 + 1000, 'ttl', 2)).toBe(true);
+    expect(hub.subscribe('h', 'b', sub, T0 + 1000, 'ttl', 2)).toBe(true);
+    expect(hub.subscribe('h', 'c', sub, T0 + 1000, 'ttl', 2)).toBe(false);
+    expect(hub.subscribe('h', 'a', sub, T0 + 1000, 'ttl', 2)).toBe(true);
+    expect(hub.subscribers('h')).toBe(2);
+  });
+});

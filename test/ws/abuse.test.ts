@@ -1,0 +1,208 @@
+/**
+ * What an anonymous browser can make the gateway spend (issue 14): subscriptions, connections,
+ * malformed and heavy frames, and guesses at the upgrade. Each test here failed before the fix.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { WebSocket } from 'ws';
+import { browser, createSession, eventually, fetchRaw, Peer, SERVICE_KEY, service, start, stopAll } from './helpers.js';
+
+afterEach(stopAll);
+
+const frame = (msgId: number, body: Record<string, unknown>) => JSON.stringify({ src: 'c1', dest: 'gateway', body: { msg_id: msgId, ...body } });
+
+describe('subscriber fan-out (finding 1)', () => {
+  it('a browser holds one subscription per session whatever src it names; the last src gets the push', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 50; i++) expect((await b.call('subscribe_session', { session_id: sid }, `src${i}`)).type).toBe('subscribed');
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
+    expect((await b.next((m) => m.body.type === 'session_expired')).dest).toBe('src49');
+    // Another push would be on its way by now; one more round trip makes sure it is not.
+    expect((await b.call('validate_session', { session_id: sid }, 'after')).type).toBe('session_invalid');
+    const pushes = [...b.messages.filter((m) => m.body.type === 'session_expired')];
+    expect(pushes).toEqual([]);
+  });
+
+  it('a browser unsubscribing under any src ends its one subscription', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const b = browser(server.url);
+    await b.opened;
+    expect((await b.call('subscribe_session', { session_id: sid }, 'a')).type).toBe('subscribed');
+    expect((await b.call('unsubscribe_session', { session_id: sid }, 'b')).type).toBe('unsubscribed');
+    const hash = server.gateway.sessions.hashOf(sid);
+    expect(server.gateway.hub.isFollowed(hash)).toBe(false);
+  });
+
+  it('caps browser subscribers per session (GATEWAY_MAX_SUBSCRIBERS_PER_SESSION): error 1002 beyond; a service still subscribes', async () => {
+    const { server } = await start({ GATEWAY_MAX_SUBSCRIBERS_PER_SESSION: '3' });
+    const sid = await createSession(server.url);
+    const peers = [browser(server.url), browser(server.url), browser(server.url), browser(server.url)];
+    for (const p of peers) await p.opened;
+    for (const p of peers.slice(0, 3)) expect(await p.call('subscribe_session', { session_id: sid })).toMatchObject({ type: 'subscribed' });
+    expect(await peers[3]!.call('subscribe_session', { session_id: sid })).toMatchObject({ type: 'error', code: 1002, text: 'Too many subscribers of this session (limit 3)' });
+    // A place freed is a place taken.
+    expect((await peers[0]!.call('unsubscribe_session', { session_id: sid })).type).toBe('unsubscribed');
+    expect((await peers[3]!.call('subscribe_session', { session_id: sid })).type).toBe('subscribed');
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('subscribe_session', { session_id: sid })).type).toBe('subscribed');
+  });
+
+  it('refuses browser upgrades past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS with 429; services are not counted', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '3' });
+    const open = [browser(server.url), browser(server.url), browser(server.url)];
+    for (const p of open) await p.opened;
+    await expect(browser(server.url).opened).rejects.toThrow('HTTP 429');
+    const s = service(server.url);
+    await s.opened;
+    await open[0]!.terminate();
+    await eventually(async () => {
+      const p = browser(server.url);
+      await p.opened;
+    });
+  });
+
+  it('counts X-Forwarded-For addresses only behind GATEWAY_TRUSTED_PROXIES', async () => {
+    const xff = (url: string, address: string) => new Peer(url, { headers: { 'X-Forwarded-For': `1.2.3.4, ${address}` } });
+    const trusted = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2', GATEWAY_TRUSTED_PROXIES: '127.0.0.0/8,::1' });
+    for (const p of [xff(trusted.server.url, '10.0.0.1'), xff(trusted.server.url, '10.0.0.1')]) await p.opened;
+    await expect(xff(trusted.server.url, '10.0.0.1').opened).rejects.toThrow('HTTP 429');
+    await xff(trusted.server.url, '10.0.0.2').opened;
+    // Not behind a trusted proxy: the header is the client's own words; the peer's address counts.
+    const direct = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    for (const p of [xff(direct.server.url, '10.0.0.1'), xff(direct.server.url, '10.0.0.2')]) await p.opened;
+    await expect(xff(direct.server.url, '10.0.0.3').opened).rejects.toThrow('HTTP 429');
+  });
+});
+
+describe('heavy and malformed frames (finding 2)', () => {
+  it('charges malformed frames to the message rate limit', async () => {
+    const { server } = await start({ GATEWAY_RATE_LIMIT: '10', GATEWAY_MALFORMED_LIMIT: '1000' });
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 10; i++) b.send('{not json');
+    await b.count(10);
+    expect(await b.call('unsubscribe_session', { session_id: 'x' })).toMatchObject({ type: 'error', code: 1002, text: 'Rate limited: at most 10 messages a second' });
+  });
+
+  it('charges every frame its bytes before parsing (GATEWAY_RATE_LIMIT_BYTES); in debt, frames are refused unparsed', async () => {
+    const { server, clock } = await start({ GATEWAY_RATE_LIMIT_BYTES: '4096' });
+    const b = browser(server.url);
+    await b.opened;
+    const big = (id: number) => frame(id, { type: 'unsubscribe_session', session_id: 'x'.repeat(3000) });
+    for (const id of [1, 2, 3]) b.send(big(id));
+    const replies = (await b.count(3)).sort((x, y) => Number(x.body.in_reply_to) - Number(y.body.in_reply_to));
+    expect(replies.map((m) => [m.body.in_reply_to, m.body.type])).toEqual([[1, 'unsubscribed'], [2, 'unsubscribed'], [3, 'error']]);
+    expect(replies[2]!.body).toMatchObject({ code: 1002, text: 'Rate limited: at most 4096 bytes a second' });
+    clock.advance(2000);
+    expect((await b.call('unsubscribe_session', { session_id: 'y' })).type).toBe('unsubscribed');
+  });
+
+  it('closes a browser connection that keeps sending malformed frames with 1008 (GATEWAY_MALFORMED_LIMIT a minute)', async () => {
+    const { server } = await start({ GATEWAY_MALFORMED_LIMIT: '5' });
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 5; i++) b.send('[');
+    await b.count(5);
+    expect(b.ws.readyState).toBe(WebSocket.OPEN);
+    b.send('[');
+    expect(await b.closed).toMatchObject({ code: 1008, reason: 'Too many malformed messages' });
+    // A service connection is not held to it.
+    const s = service(server.url);
+    await s.opened;
+    for (let i = 0; i < 20; i++) s.send('[');
+    await s.count(20);
+    expect(s.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('refuses deep nesting from a scan, before parsing, keeping the msg_id', async () => {
+    const { server } = await start();
+    const b = browser(server.url);
+    await b.opened;
+    const deep = `{"src":"c1","dest":"gateway","body":{"type":"validate_session","msg_id":7,"session_id":"s","x":${'['.repeat(30_000)}${']'.repeat(30_000)}}}`;
+    b.send(deep);
+    expect((await b.next()).body).toEqual({ type: 'error', in_reply_to: 7, code: 12, text: 'Message nests deeper than 70 levels' });
+  });
+
+  it('reads only the head of an oversized frame: a msg_id after the first KiB is not looked for', async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const b = browser(server.url);
+    await b.opened;
+    b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(4000), msg_id: 9 } }));
+    expect((await b.next()).body).toEqual({ type: 'error', code: 12, text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/) });
+  });
+
+  it('refuses duplicate member names with error 12', async () => {
+    const { server } = await start();
+    const s = service(server.url);
+    await s.opened;
+    s.send('{"src":"c1","dest":"gateway","body":{"type":"validate_session","msg_id":3,"session_id":"a","session_id":"b"}}');
+    expect((await s.next()).body).toEqual({ type: 'error', in_reply_to: 3, code: 12, text: 'Duplicate member name in a JSON object' });
+  });
+});
+
+describe('guesses at the upgrade (finding 5)', () => {
+  it('dead session cookies count against GATEWAY_FAILED_AUTH_LIMIT; past it the address gets 429', async () => {
+    const { server, clock } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '5' });
+    for (let i = 0; i < 5; i++) {
+      const p = browser(server.url, { cookie: `sid=guess-${i}` });
+      await p.opened;
+      expect((await p.closed).code).toBe(4001);
+    }
+    await expect(browser(server.url, { cookie: 'sid=guess-5' }).opened).rejects.toThrow('HTTP 429');
+    await expect(browser(server.url).opened).rejects.toThrow('HTTP 429');
+    const r = await fetchRaw(server.url.replace(/^ws/, 'http'), { headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } }).catch((e: Error) => e);
+    expect(r).toMatchObject({ status: 429, headers: { 'retry-after': '60' } });
+    clock.advance(60_001);
+    await browser(server.url).opened;
+  });
+
+  it('wrong service keys count too: 401 up to the limit, then 429', async () => {
+    const { server } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '5' });
+    for (let i = 0; i < 5; i++) await expect(new Peer(server.url, { headers: { Authorization: `Bearer wrong-key-${i}-0123456789` } }).opened).rejects.toThrow('HTTP 401');
+    await expect(new Peer(server.url, { headers: { Authorization: `Bearer ${SERVICE_KEY}x` } }).opened).rejects.toThrow('HTTP 429');
+  });
+});
+
+describe('proxies, cookies and metrics (issue 14, small items)', () => {
+  it('over https behind a trusted proxy the dev login sets __Host-sid with Secure; a forged X-Forwarded-Proto does not', async () => {
+    const { http } = await start({ GATEWAY_DEV: '1', GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+    const https = await fetchRaw(`${http}/autosession`, { method: 'POST', headers: { 'X-Forwarded-Proto': 'https' } });
+    expect(String(https.headers['set-cookie'])).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; HttpOnly; SameSite=Strict; Path=\/; Max-Age=3600; Secure$/);
+    const plain = await fetchRaw(`${http}/autosession`, { method: 'POST' });
+    expect(String(plain.headers['set-cookie'])).toMatch(/^sid=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=3600$/);
+    const untrusted = await start({ GATEWAY_DEV: '1' });
+    const forged = await fetchRaw(`${untrusted.http}/autosession`, { method: 'POST', headers: { 'X-Forwarded-Proto': 'https' } });
+    expect(String(forged.headers['set-cookie'])).not.toMatch(/Secure|__Host-/);
+  });
+
+  it('over https an upgrade is bound by __Host-sid only (a plain sid could be planted by a sibling domain)', async () => {
+    const { server } = await start({ GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
+    const sid = await createSession(server.url);
+    const headers = (cookie: string) => ({ headers: { 'X-Forwarded-Proto': 'https', Cookie: cookie } });
+    const hostBound = new Peer(server.url, headers(`__Host-sid=${sid}`));
+    const plain = new Peer(server.url, headers(`sid=${sid}`));
+    await Promise.all([hostBound.opened, plain.opened]);
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: sid });
+    expect((await hostBound.closed).code).toBe(4001);
+    expect(plain.messages.filter((m) => m.body.type === 'session_expired')).toEqual([]);
+    expect(plain.ws.readyState).toBe(WebSocket.OPEN);
+  });
+
+  it('GATEWAY_METRICS_ADDR serves /metrics on its own address, and the main port no longer does', async () => {
+    const { server, http } = await start({ GATEWAY_METRICS_ADDR: '127.0.0.1:0' });
+    expect(server.metricsUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+    expect((await fetchRaw(`${http}/metrics`)).status).toBe(404);
+    const m = await fetchRaw(server.metricsUrl!);
+    expect(m.status).toBe(200);
+    expect(m.body).toContain('gateway_connections');
+    expect((await fetchRaw(server.metricsUrl!.replace('/metrics', '/healthz'))).status).toBe(404);
+  });
+});
