@@ -1,0 +1,138 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TSchema } from '@sinclair/typebox';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pushSchemas } from '../../src/protocol/push-schemas.js';
+import { replySchemas } from '../../src/protocol/reply-schemas.js';
+import { browser, createSession, start, stopAll, type Msg } from '../ws/helpers.js';
+import { ensureBuilt, ROOT } from '../ws/process.js';
+
+/**
+ * Every message the gateway sends in the conformance runs, over stdio and over WebSocket,
+ * validates against the schema of its `type` (src/protocol/reply-schemas.ts and
+ * push-schemas.ts): the runner records each one (--record), and this file checks them all.
+ */
+
+const checks = new Map<string, TypeCheck<TSchema>>(
+  Object.entries({ ...replySchemas, ...pushSchemas }).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]),
+);
+/** Pushes only a bound connection (a browser with the session cookie) gets: no case makes one, so a bound run below does. */
+const BOUND_ONLY = ['session_expiring'];
+/** Each run records several hundred messages today; far fewer means the runs did not happen as meant. */
+const MIN_MESSAGES = 300;
+/** The runner starts a process (two, over ws) per case; on two busy cores a run takes minutes. */
+const RUN_TIMEOUT_MS = 420_000;
+
+type Recorded = { case: string; message: Msg };
+interface Run {
+  code: number | null;
+  output: string;
+  recorded: Recorded[];
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'reply-schemas-'));
+
+/** Runs the in-repo conformance runner against `cmd` with --record; resolves with what it recorded. */
+function conformance(name: string, extra: string[], cmd: string[]): Promise<Run> {
+  const file = join(dir, `${name}.jsonl`);
+  const child = spawn(process.execPath, ['test/conformance/run.mjs', '--record', file, ...extra, '--', ...cmd], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), RUN_TIMEOUT_MS - 10_000);
+  return new Promise((resolve) =>
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      let text = '';
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch {
+        // Nothing recorded: the assertions below say so.
+      }
+      const recorded = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Recorded);
+      resolve({ code, output, recorded });
+    }),
+  );
+}
+
+/** The messages that fail their schema (or have none), described for the failure message. */
+function invalid(recorded: Recorded[]): string[] {
+  const out: string[] = [];
+  for (const { case: name, message } of recorded) {
+    const type = String(message.body.type);
+    const check = checks.get(type);
+    if (check === undefined) out.push(`${name}: no schema for type "${type}"`);
+    else if (!check.Check(message.body)) {
+      const e = check.Errors(message.body).First();
+      out.push(`${name}: ${type}${e ? ` at "${e.path}": ${e.message}` : ''}: ${JSON.stringify(message.body).slice(0, 300)}`);
+    }
+    if (typeof message.src !== 'string' || (message.dest !== undefined && typeof message.dest !== 'string')) out.push(`${name}: bad envelope ${JSON.stringify(message).slice(0, 200)}`);
+  }
+  return out;
+}
+
+/** How many cases the runner says it ran (passed or failed): its last line. */
+function casesRun(output: string): number {
+  const m = /conformance: (\d+) passed, (\d+) failed/.exec(output);
+  return m ? Number(m[1]) + Number(m[2]) : 0;
+}
+
+let stdio: Promise<Run>;
+let ws: Promise<Run>;
+const seenInCases = new Set<string>();
+const seenBound = new Set<string>();
+
+beforeAll(() => {
+  ensureBuilt();
+  // Both runs at once: each mostly waits on its gateway processes.
+  stdio = conformance('stdio', [], ['node', 'dist/cli.js', 'stdio']);
+  // As `make conformance` runs it over ws: a line 200 times the limit closes a socket with 1009 (test/ws/limits.test.ts).
+  ws = conformance('ws', ['--skip', 'an oversized line'], ['test/transport-contract/serve-and-connect.sh']);
+}, 120_000);
+
+afterAll(async () => {
+  await stopAll();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('every message the gateway sends in the conformance runs fits its schema', () => {
+  it('over stdio', async () => {
+    const run = await stdio;
+    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
+    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
+    expect(invalid(run.recorded)).toEqual([]);
+    for (const r of run.recorded) seenInCases.add(r.message.body.type);
+  }, RUN_TIMEOUT_MS);
+
+  it('over WebSocket', async () => {
+    const run = await ws;
+    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
+    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
+    expect(invalid(run.recorded)).toEqual([]);
+    for (const r of run.recorded) seenInCases.add(r.message.body.type);
+  }, RUN_TIMEOUT_MS);
+
+  it('and the pushes of a bound connection, which no case makes, fit theirs', async () => {
+    const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '60' });
+    const sid = await createSession(server.url, 10);
+    const b = browser(server.url, { cookie: `sid=${sid}` });
+    await b.opened;
+    clock.advance(1);
+    const warned = await b.next();
+    clock.advance(10_000);
+    const ended = await b.next();
+    expect((await b.closed).code).toBe(4001);
+    expect([warned.body.type, ended.body.type]).toEqual(['session_expiring', 'session_expired']);
+    expect(invalid([warned, ended].map((message) => ({ case: 'bound', message })))).toEqual([]);
+    for (const m of [warned, ended]) seenBound.add(m.body.type);
+  });
+
+  it('between them, every reply and push type was seen at least once', () => {
+    // The cases make every type but the bound-only pushes, which the bound run made.
+    expect([...checks.keys()].filter((t) => !seenInCases.has(t))).toEqual(BOUND_ONLY);
+    expect(BOUND_ONLY.filter((t) => !seenBound.has(t))).toEqual([]);
+  });
+});
