@@ -32,7 +32,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-if (!redisAvailable) console.warn('SKIPPED gateway kill -9 fault test: no redis-server on PATH (make system-deps installs it)');
 
 interface Acked {
   live: Set<string>;

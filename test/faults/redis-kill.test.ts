@@ -35,7 +35,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-if (!redisAvailable) console.warn('SKIPPED redis kill -9 fault test: no redis-server on PATH (make system-deps installs it)');
 
 describe.skipIf(!redisAvailable)('kill -9 of Redis under load', () => {
   it('no false valid while it is down; recovery; nothing acknowledged lost', async () => {

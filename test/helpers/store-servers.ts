@@ -25,8 +25,8 @@ export interface StoreServer {
 export interface StoreBackend {
   name: 'Redis' | 'PostgreSQL';
   /**
-   * Redis tests skip without redis-server (as before); PostgreSQL tests never skip: a
-   * missing server makes them fail (scripts/system-deps.sh installs both).
+   * False only when the run allows skipping a missing redis-server (GATEWAY_TEST_SKIP);
+   * otherwise a missing server makes the tests fail (scripts/system-deps.sh installs both).
    */
   available: boolean;
   /** `durable`: what the server acknowledged survives kill -9 (Redis: AOF, fsync always; PostgreSQL: always). */
