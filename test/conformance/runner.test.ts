@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { required } from '../helpers/required.js';
 import { CLI } from '../security/spawn.js';
 
 const RUN = fileURLToPath(new URL('./run.mjs', import.meta.url));
@@ -57,7 +58,7 @@ function run(args: string[]): Promise<{ code: number; stdout: string }> {
   });
 }
 
-describe('conformance runner', () => {
+describe.skipIf(!required('build'))('conformance runner', () => {
   it('fails each broken expectation by name, passes the good case, records every message, exits 1', async () => {
     const cases = join(dir, 'cases.json');
     const record = join(dir, 'record.jsonl');
