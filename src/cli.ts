@@ -17,10 +17,12 @@ commands:
 
 options (each also a GATEWAY_* variable; flags win):
   --fixtures FILE    seed sessions from FILE (tests and demos only)
-  --store URL        memory:// (default) or redis://host:port[/db]
+  --store URL        memory:// (default), redis://host:port[/db] or postgres://user@host/db
   --host H --port P  listen address of serve
   --node-id ID       src of this node's pushes
   --log-level L      fatal|error|warn|info|debug|trace|silent
+  --session-ttl S    default session lifetime, seconds (GATEWAY_SESSION_TTL)
+  --max-message-bytes N  largest line or frame served (GATEWAY_MAX_MESSAGE_BYTES)
   --dev              enable POST /autosession (dev login; never in production)
 `;
 
