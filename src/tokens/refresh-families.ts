@@ -16,8 +16,34 @@ interface RefreshRecord {
   spent?: 1;
 }
 
+/** A pair just issued, and what names it in the store. */
+interface Issued {
+  pair: TokenPair;
+  jti: string;
+  exp: number;
+  refreshHash: string;
+}
+
+/** What a revocation of the family must reach, under `rf:<family>`. */
+interface FamilyRecord {
+  /** created at, ms: a session past its cap revokes its oldest families first */
+  c: number;
+  /** the unexpired access tokens, `[jti, exp]` (exp in unix seconds), to deny them on revocation */
+  a: [string, number][];
+}
+
 /** Unexpired access tokens one refresh family may have at once (see #checkRefreshRate). */
 export const MAX_LIVE_ACCESS_TOKENS = 1000;
+
+/**
+ * Refresh families one session may have (each `exchange_session` starts one). Past it the
+ * oldest are revoked, so a page that exchanges again always gets working tokens, and the
+ * store holds at most this many families per session whatever a client sends.
+ */
+export const MAX_FAMILIES_PER_SESSION = 16;
+
+/** The cause recorded for a revocation that is not the reuse of one of the family's tokens. */
+const REVOKED = '*';
 
 const REFRESH_SHAPE = /^([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
 
@@ -29,6 +55,10 @@ export function refreshFamilyOf(token: string): string | undefined {
 /**
  * Opaque single-use refresh tokens in families: a refresh rotates the pair; presenting a
  * spent refresh token revokes the family and denies every access token it issued.
+ *
+ * Revocation is a set of causes that only grows (a store index), so no later write (a racing
+ * reuse on another node, say) can take it back; then the family's records are deleted, and
+ * only the causes stay, for as long as a rotation in flight or an access token could need them.
  */
 export class RefreshFamilies {
   readonly #o: TokenOptions;
@@ -46,25 +76,48 @@ export class RefreshFamilies {
     this.#access.checkPayload(payload);
     const fam = randomId(16);
     if (binding !== undefined) await this.#binding.track(binding, fam);
-    const pair = await this.#issue(fam, payload, binding, []);
+    const { pair } = await this.#issue(fam, payload, binding, undefined);
+    if (binding !== undefined) await this.#capSession(binding, fam);
     const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
     this.#o.log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined, ...bound }, 'tokens issued');
     return pair;
   }
 
-  async #issue(fam: string, payload: Record<string, unknown>, binding: string | undefined, previous: [string, number][]): Promise<TokenPair> {
+  async #family(fam: string): Promise<FamilyRecord | undefined> {
+    const v = await this.#o.store.get<FamilyRecord | [string, number][]>(keys.family(fam));
+    // Earlier versions stored the bare list of access tokens.
+    return Array.isArray(v) ? { c: 0, a: v } : v;
+  }
+
+  /** Issues the next pair of a family; returns it with what a revocation racing it must deny. */
+  async #issue(fam: string, payload: Record<string, unknown>, binding: string | undefined, previous: FamilyRecord | undefined): Promise<Issued> {
     const now = this.#o.clock.now();
     const access = this.#access.sign(payload, binding, now);
     const refresh = `${fam}.${randomId(32)}`;
+    const refreshHash = hashSecret(refresh);
     const ttlMs = this.#o.refreshTtl * 1000;
     const record: RefreshRecord = { f: fam, p: payload };
     if (binding !== undefined) record.b = binding;
-    // The family remembers its unexpired access tokens, to deny them if it is revoked.
-    const live = previous.filter(([, e]) => e * 1000 > now);
+    const live = (previous?.a ?? []).filter(([, e]) => e * 1000 > now);
     live.push([access.jti, access.exp]);
-    await this.#o.store.set(keys.family(fam), live, ttlMs);
-    await this.#o.store.set(keys.refresh(hashSecret(refresh)), record, ttlMs);
-    return { access_token: access.token, expires_in: this.#o.accessTtl, refresh_token: refresh, refresh_expires_in: this.#o.refreshTtl };
+    // The family knows the new tokens before they exist: a revocation that reads it later
+    // reaches them, and one that read it earlier is seen by refresh() after this.
+    await this.#o.store.indexAdd(keys.familyTokens(fam), refreshHash, now + ttlMs);
+    await this.#o.store.set(keys.family(fam), { c: previous?.c ?? now, a: live } satisfies FamilyRecord, ttlMs);
+    await this.#o.store.set(keys.refresh(refreshHash), record, ttlMs);
+    const pair = { access_token: access.token, expires_in: this.#o.accessTtl, refresh_token: refresh, refresh_expires_in: this.#o.refreshTtl };
+    return { pair, jti: access.jti, exp: access.exp, refreshHash };
+  }
+
+  /** Why the family is revoked: the hashes of reused tokens, `*` for anything else; empty while it is not. */
+  async #revokedCauses(fam: string): Promise<string[]> {
+    const [causes, legacy] = await Promise.all([
+      this.#o.store.indexMembers(keys.familyRevoked(fam), this.#o.clock.now()),
+      this.#o.store.get<string | number>(keys.legacyFamilyRevoked(fam)),
+    ]);
+    // Revoked by an earlier version, which kept one value: the reused token's hash, or 1.
+    if (legacy !== undefined) causes.push(typeof legacy === 'string' ? legacy : REVOKED);
+    return causes;
   }
 
   /** Rotates a refresh token: single use; a second use revokes its family. */
@@ -74,29 +127,38 @@ export class RefreshFamilies {
     const tokenHash = hashSecret(refreshToken);
     await this.#checkRefreshRate(fam, tokenHash);
     const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
-    if (old === undefined || old.f !== fam) return { error: 'Invalid refresh token' };
+    if (old === undefined || old.f !== fam) {
+      // A revoked family's records are deleted: say why while its causes are kept.
+      return { error: old === undefined && (await this.#revokedCauses(fam)).length > 0 ? 'Refresh token revoked' : 'Invalid refresh token' };
+    }
     if (old.spent) {
       await this.revokeFamily(fam, 'refresh token reused', tokenHash);
       return { error: 'Refresh token already used: its token family is revoked' };
     }
-    // This call won the atomic swap: it is the one use of the token. A revocation caused by a
-    // later (racing) reuse of this same token does not take the rotation back; any other does.
-    const revokedBefore = (cause: unknown) => cause !== undefined && cause !== tokenHash;
-    if (revokedBefore(await this.#o.store.get(keys.familyRevoked(fam)))) return { error: 'Refresh token revoked' };
+    // This call won the atomic swap: it is the one use of the token. The causes only grow, so
+    // a revocation completed before is seen here whatever raced since. A cause that is the
+    // reuse of this very token (a racing second use) does not take the rotation back; any other does.
+    const revokedBefore = (causes: string[]) => causes.some((c) => c !== tokenHash);
+    if (revokedBefore(await this.#revokedCauses(fam))) return { error: 'Refresh token revoked' };
     if (old.b !== undefined && !(await this.#binding.isLive(old.b))) {
       await this.revokeFamily(fam, 'bound session ended');
       return { error: 'Session ended' };
     }
-    const previous = (await this.#o.store.get<[string, number][]>(keys.family(fam))) ?? [];
-    const pair = await this.#issue(fam, old.p ?? {}, old.b, previous);
-    // A revocation that raced this rotation must still catch the tokens just issued. When the
-    // race was a reuse of this very token (two tabs refreshing at once, or a thief), the reply
-    // is still the rotation (it succeeded exactly once), but its pair is denied with the family.
-    const cause = await this.#o.store.get(keys.familyRevoked(fam));
-    if (cause !== undefined) {
-      await this.revokeFamily(fam, 'revoked during rotation', typeof cause === 'string' ? cause : undefined);
-      if (revokedBefore(cause)) return { error: 'Refresh token revoked' };
+    const issued = await this.#issue(fam, old.p ?? {}, old.b, await this.#family(fam));
+    // A revocation that raced this rotation must still catch the tokens just issued: they are
+    // denied here by name, since that revocation may have read (and deleted) the family's
+    // records before they were written. When the race was a reuse of this very token (two tabs
+    // refreshing at once, or a thief), the reply is still the rotation (it succeeded exactly
+    // once), but its pair is dead with the family.
+    const causes = await this.#revokedCauses(fam);
+    if (causes.length > 0) {
+      const now = this.#o.clock.now();
+      await this.#access.deny(issued.jti, issued.exp, now);
+      await this.#o.store.delete(keys.refresh(issued.refreshHash));
+      await this.revokeFamily(fam, 'revoked during rotation', causes[0]);
+      if (revokedBefore(causes)) return { error: 'Refresh token revoked' };
     }
+    const pair = issued.pair;
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
   }
@@ -108,7 +170,7 @@ export class RefreshFamilies {
    * refused with 1002 without spending it; a spent token still goes on to reuse detection.
    */
   async #checkRefreshRate(fam: string, tokenHash: string): Promise<void> {
-    const list = await this.#o.store.get<[string, number][]>(keys.family(fam));
+    const list = (await this.#family(fam))?.a;
     if (list === undefined || list.length < MAX_LIVE_ACCESS_TOKENS) return;
     const nowS = this.#o.clock.now() / 1000;
     if (list.filter(([, e]) => e > nowS).length < MAX_LIVE_ACCESS_TOKENS) return;
@@ -118,20 +180,52 @@ export class RefreshFamilies {
     }
   }
 
-  /** Revokes a refresh-token family and denies its unexpired access tokens. */
-  async revokeFamily(fam: string, why: string, reusedTokenHash?: string): Promise<void> {
-    const ttlMs = this.#o.refreshTtl * 1000;
-    // The marker holds the hash of the reused refresh token when reuse caused it (see refresh()).
-    await this.#o.store.set(keys.familyRevoked(fam), reusedTokenHash ?? 1, ttlMs);
-    const live = (await this.#o.store.get<[string, number][]>(keys.family(fam))) ?? [];
-    const now = this.#o.clock.now();
-    for (const [jti, exp] of live) await this.#access.deny(jti, exp, now);
-    this.#o.log.warn({ event: 'token family revoked', family: this.#o.logRef(fam), reason: why, access_tokens: live.length }, 'token family revoked');
+  /** Over its cap, a session's oldest families (and any already revoked) are revoked; never `newest`. */
+  async #capSession(claim: string, newest: string): Promise<void> {
+    const families = await this.#binding.families(claim);
+    if (families.length <= MAX_FAMILIES_PER_SESSION) return;
+    const aged = await Promise.all(families.map(async (f) => ({ f, c: f === newest ? Infinity : ((await this.#family(f))?.c ?? 0) })));
+    // Ties in the order of the ids, so racing exchanges on several nodes pick the same ones.
+    aged.sort((x, y) => x.c - y.c || (x.f < y.f ? -1 : x.f > y.f ? 1 : 0));
+    for (const { f } of aged.slice(0, families.length - MAX_FAMILIES_PER_SESSION)) {
+      await this.revokeFamily(f, 'session family cap');
+      await this.#binding.untrack(claim, f);
+    }
   }
 
-  /** Revokes the family of a refresh token this gateway issued. */
+  /**
+   * Revokes a refresh-token family: records the cause (`reusedTokenHash` when a reuse caused
+   * it), denies its unexpired access tokens and deletes its records.
+   */
+  async revokeFamily(fam: string, why: string, reusedTokenHash?: string): Promise<void> {
+    const now = this.#o.clock.now();
+    const cause = reusedTokenHash ?? REVOKED;
+    const causes = keys.familyRevoked(fam);
+    // First the cause, for as long as a token of the family could live: should the clean-up
+    // below fail half-way, nothing of the family works again.
+    await this.#o.store.indexAdd(causes, cause, now + this.#o.refreshTtl * 1000);
+    const family = await this.#family(fam);
+    for (const [jti, exp] of family?.a ?? []) await this.#access.deny(jti, exp, now);
+    const tokens = keys.familyTokens(fam);
+    const hashes = await this.#o.store.indexMembers(tokens, now);
+    for (const hash of hashes) {
+      await this.#o.store.delete(keys.refresh(hash));
+      await this.#o.store.indexRemove(tokens, hash);
+    }
+    await this.#o.store.delete(keys.family(fam));
+    // Nothing of the family is left to refuse: the cause need only outlast a rotation still in
+    // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
+    await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
+    this.#o.log.warn(
+      { event: 'token family revoked', family: this.#o.logRef(fam), reason: why, access_tokens: family?.a.length ?? 0, refresh_tokens: hashes.length },
+      'token family revoked',
+    );
+  }
+
+  /** Revokes the family of a refresh token this gateway issued (again: nothing changes). */
   async revoke(token: string, fam: string): Promise<{ revoked: true } | { error: string }> {
     const record = await this.#o.store.get<RefreshRecord>(keys.refresh(hashSecret(token)));
+    if (record === undefined && (await this.#revokedCauses(fam)).length > 0) return { revoked: true };
     if (record === undefined || record.f !== fam) return { error: 'Invalid refresh token' };
     await this.revokeFamily(fam, 'revoked by request');
     return { revoked: true };

@@ -39,6 +39,16 @@ export class SessionBinding {
     await this.#o.store.indexAdd(keys.boundFamilies(claim), fam, this.#o.clock.now() + this.#o.refreshTtl * 1000);
   }
 
+  /** The refresh families recorded under a binding claim. */
+  families(claim: string): Promise<string[]> {
+    return this.#o.store.indexMembers(keys.boundFamilies(claim), this.#o.clock.now());
+  }
+
+  /** Forgets a family recorded under a binding claim (it was revoked). */
+  untrack(claim: string, fam: string): Promise<void> {
+    return this.#o.store.indexRemove(keys.boundFamilies(claim), fam);
+  }
+
   /** True while the session a binding claim stands for is live. */
   async isLive(claim: string): Promise<boolean> {
     const marker = await this.#o.store.get<string | 1>(keys.binding(claim));

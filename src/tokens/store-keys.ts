@@ -2,7 +2,12 @@
 export const tokenKeys = {
   refresh: (hash: string) => `rt:${hash}`,
   family: (fam: string) => `rf:${fam}`,
-  familyRevoked: (fam: string) => `rfx:${fam}`,
+  /** Index of the hashes of every refresh token a family issued (so a revocation can delete them). */
+  familyTokens: (fam: string) => `rh:${fam}`,
+  /** Index of the causes of a family's revocation: sticky, added to and never overwritten. */
+  familyRevoked: (fam: string) => `rfr:${fam}`,
+  /** The single-value marker of earlier versions; still honoured (see RefreshFamilies.#revokedCauses). */
+  legacyFamilyRevoked: (fam: string) => `rfx:${fam}`,
   denied: (jti: string) => `jti:${jti}`,
   binding: (claim: string) => `b:${claim}`,
   boundFamilies: (claim: string) => `bf:${claim}`,

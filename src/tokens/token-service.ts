@@ -4,7 +4,7 @@ import { SessionBinding } from './session-binding.js';
 import type { TokenOptions, TokenPair, Verification } from './types.js';
 
 export { BINDING_CLAIM } from './session-binding.js';
-export { MAX_LIVE_ACCESS_TOKENS } from './refresh-families.js';
+export { MAX_FAMILIES_PER_SESSION, MAX_LIVE_ACCESS_TOKENS } from './refresh-families.js';
 export type { SigningAlg, TokenOptions, TokenPair, Verification } from './types.js';
 
 /**

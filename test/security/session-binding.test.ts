@@ -30,7 +30,7 @@ async function login(user = 'alice'): Promise<Bound> {
 }
 
 async function familyRevoked(family: string): Promise<boolean> {
-  return (await h.gateway.store.get(`rfx:${family}`)) !== undefined;
+  return (await h.gateway.store.indexMembers(`rfr:${family}`, h.gateway.clock.now())).length > 0;
 }
 
 async function expectDead(b: Bound, eager: boolean): Promise<void> {

@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
+import { Driver, makeGateway, settle } from '../harness.js';
+
+const T0 = Date.UTC(2026, 0, 1);
+
+describe('a revoked family stays revoked (memory store, one node)', () => {
+  for (const how of ['reuse of R0', 'revoke_token R1'] as const) {
+    it(`revoked by ${how}: R1 presented four times at once is refused every time, 30 trials`, async () => {
+      const { gateway } = makeGateway({ start: T0 });
+      const tokens = gateway.tokens;
+      const succeeded: number[] = [];
+      for (let trial = 0; trial < 30; trial++) {
+        const r0 = await tokens.generate({ sub: `race-${trial}` });
+        const r1 = await tokens.refresh(r0.refresh_token);
+        if (!('refresh_token' in r1)) throw new Error(`refresh: ${JSON.stringify(r1)}`);
+        if (how === 'reuse of R0') expect(await tokens.refresh(r0.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
+        else expect(await tokens.revoke(r1.refresh_token)).toEqual({ revoked: true });
+        const replies = await Promise.all([1, 2, 3, 4].map(() => tokens.refresh(r1.refresh_token)));
+        if (replies.some((r) => 'access_token' in r)) succeeded.push(trial);
+        expect(await tokens.verify(r1.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+      }
+      expect(succeeded, `trials in which a revoked family answered a new pair: ${succeeded.length} of 30`).toEqual([]);
+    });
+  }
+});
+
+describe('token families of one session (exchange_session)', () => {
+  async function sessionWithExchanges(n: number) {
+    const t = makeGateway({ start: T0 });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'alice' })).session_id as string;
+    const pairs: Record<string, unknown>[] = [];
+    for (let i = 0; i < n; i++) {
+      const g = await d.call({ type: 'exchange_session', session_id: sid });
+      expect(g.type).toBe('token_generated');
+      pairs.push(g);
+      t.clock.advance(1);
+    }
+    return { ...t, d, sid, pairs };
+  }
+
+  it(`at most ${MAX_FAMILIES_PER_SESSION} live families: each exchange past that revokes the oldest, access tokens included`, async () => {
+    const extra = 9;
+    const { gateway, pairs } = await sessionWithExchanges(MAX_FAMILIES_PER_SESSION + extra);
+    const old = pairs.slice(0, extra);
+    const kept = pairs.slice(extra);
+    for (const p of old) {
+      expect(await gateway.tokens.verify(p.access_token as string)).toEqual({ valid: false, error: 'Token revoked' });
+      expect(await gateway.tokens.refresh(p.refresh_token as string)).toEqual({ error: 'Refresh token revoked' });
+    }
+    for (const p of kept) expect((await gateway.tokens.verify(p.access_token as string)).valid).toBe(true);
+    // Each of the kept ones still rotates (in order: the cap counts families, not tokens).
+    for (const p of kept) expect(await gateway.tokens.refresh(p.refresh_token as string)).toHaveProperty('access_token');
+  });
+
+  it('the store holds a bounded amount per session whatever the number of exchanges, and nothing once the session ended and its access tokens expired', async () => {
+    const { gateway, clock, store, d, sid } = await sessionWithExchanges(200);
+    // Past the access tokens' life (900 s + 30 s tolerance) and one sweep of the memory store.
+    clock.advance(931_000 + 6_000);
+    await settle();
+    // The session, its user index, its binding marker and family index, and per kept family:
+    // its record, its refresh token and its index of refresh tokens.
+    const perSession = 4 + 3 * MAX_FAMILIES_PER_SESSION;
+    expect(store.size()).toBeLessThanOrEqual(perSession);
+    expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'session_destroyed' });
+    await settle();
+    clock.advance(931_000 + 6_000);
+    await settle();
+    expect(store.size()).toBe(0);
+    await gateway.close();
+  });
+});
