@@ -164,7 +164,15 @@ export class RedisServer {
   }
 }
 
-/** A 3-master Redis Cluster (no replicas) on free ports, built with redis-cli --cluster create. */
+export interface RedisClusterOptions {
+  masters?: number;
+  /** Replicas per master (default 0). */
+  replicas?: number;
+  /** cluster-node-timeout, ms: how long a master may be unreachable before its replica is promoted. */
+  nodeTimeoutMs?: number;
+}
+
+/** A Redis Cluster on free ports, built with redis-cli --cluster create (3 masters, no replicas by default). */
 export class RedisCluster {
   readonly nodes: RedisServer[];
   readonly #dir: string;
@@ -174,27 +182,32 @@ export class RedisCluster {
     this.#dir = dir;
   }
 
-  static async start(masters = 3): Promise<RedisCluster> {
+  static async start(o: RedisClusterOptions | number = {}): Promise<RedisCluster> {
+    const { masters = 3, replicas = 0, nodeTimeoutMs = 5000 } = typeof o === 'number' ? { masters: o } : o;
     const dir = mkdtempSync(join(tmpdir(), 'ag-redis-cluster-'));
     const nodes: RedisServer[] = [];
     try {
-      for (let i = 0; i < masters; i++) {
+      for (let i = 0; i < masters * (1 + replicas); i++) {
         const port = await freePort(true);
         const nodeDir = mkdtempSync(join(dir, `n${i}-`));
         nodes.push(
           await RedisServer.start({
             port,
             dir: nodeDir,
-            args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '5000'],
+            args: ['--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', String(nodeTimeoutMs)],
           }),
         );
       }
-      execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+      execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
         stdio: 'ignore',
         timeout: 30_000,
       });
       for (const n of nodes) {
         await waitFor(`cluster state ok on ${n.port}`, async () => (await n.command('CLUSTER INFO')).includes('cluster_state:ok'));
+      }
+      if (replicas > 0) {
+        // Every replica has finished its first sync, so a failover has something to promote.
+        for (const n of nodes) await waitFor(`replica sync on ${n.port}`, async () => !(await n.command('INFO replication')).includes('master_sync_in_progress:1'));
       }
     } catch (err) {
       for (const n of nodes) await n.stop();
@@ -202,6 +215,40 @@ export class RedisCluster {
       throw err;
     }
     return new RedisCluster(nodes, dir);
+  }
+
+  /** The node ids and flags of `CLUSTER NODES`, as one live node sees them, by port. */
+  async view(): Promise<Map<number, { id: string; flags: string[]; masterId: string }>> {
+    const lines = await this.#view();
+    const byPort = new Map<number, { id: string; flags: string[]; masterId: string }>();
+    for (const line of lines) {
+      const [id, addr, flags, masterId] = line.split(' ');
+      const port = Number(addr?.split('@')[0]?.split(':')[1]);
+      if (id && flags && masterId) byPort.set(port, { id, flags: flags.split(','), masterId });
+    }
+    return byPort;
+  }
+
+  /** Resolves once one of `master`'s former replicas is a master (a failover happened); the time it took, ms. */
+  async waitForPromotion(master: RedisServer, replicaPorts: number[], timeoutMs = 20_000): Promise<number> {
+    const start = performance.now();
+    await waitFor(
+      `promotion of a replica of ${master.port}`,
+      async () => {
+        const view = await this.view();
+        return replicaPorts.some((p) => view.get(p)?.flags.includes('master'));
+      },
+      timeoutMs,
+    );
+    return performance.now() - start;
+  }
+
+  async #view(): Promise<string[]> {
+    for (const n of this.nodes) {
+      const out = await n.command('CLUSTER NODES').catch(() => '');
+      if (out.includes('myself')) return out.split('\n').map((l) => l.trim()).filter(Boolean);
+    }
+    throw new Error('no cluster node answers CLUSTER NODES');
   }
 
   /** The GATEWAY_STORE form of a cluster: every seed node, comma-separated. */
