@@ -7,6 +7,8 @@ export interface Publisher {
   publish(channel: string, message: string): Promise<unknown>;
 }
 
+/** Unsent end events kept for retry; beyond it the oldest go (each is about 150 bytes). */
+const MAX_UNSENT = 10_000;
 const HASH = /^[A-Za-z0-9_-]{1,128}$/;
 /** Every EndReason; the compiler checks the list is complete. */
 const REASONS: Record<EndReason, true> = { ttl: true, idle: true, destroyed: true, regenerated: true, revoked: true };
@@ -40,6 +42,9 @@ export class ChannelEventBus implements EventBus {
   readonly #listeners = new Set<(event: StoreEvent) => void>();
   readonly #resync = new Set<() => void>();
   readonly #timeoutMs: number;
+  /** Messages whose publish failed, oldest first. */
+  readonly #unsent = new Set<string>();
+  #retrying = false;
 
   constructor(channel: string, publisher: Publisher, timeoutMs: number) {
     this.#channel = channel;
@@ -51,16 +56,52 @@ export class ChannelEventBus implements EventBus {
     return this.#channel;
   }
 
-  /** Rejects with UNAVAILABLE when the backend does not take it within the time limit. */
+  /**
+   * Rejects with UNAVAILABLE when the backend does not take it within the time limit. A
+   * message that failed is kept (bounded) and sent again by `retry()`: the end it announces
+   * already happened in the store, and a node that never hears of it would leave its
+   * followers waiting until their own timers, or forever for a destroyed session.
+   */
   publish(event: StoreEvent): Promise<void> {
-    const sent = this.#publisher.publish(this.#channel, JSON.stringify(event));
+    return this.#send(JSON.stringify(event));
+  }
+
+  #send(message: string): Promise<void> {
+    const sent = this.#publisher.publish(this.#channel, message);
     return new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(GatewayError.unavailable(new Error(`publish timed out after ${this.#timeoutMs} ms`))), this.#timeoutMs);
-      sent.then(
-        () => (clearTimeout(timer), resolve()),
-        (err: unknown) => (clearTimeout(timer), reject(GatewayError.unavailable(err))),
-      );
+      const fail = (err: unknown) => {
+        clearTimeout(timer);
+        this.#keep(message);
+        reject(GatewayError.unavailable(err));
+      };
+      const timer = setTimeout(() => fail(new Error(`publish timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
+      sent.then(() => (clearTimeout(timer), resolve()), fail);
     });
+  }
+
+  #keep(message: string): void {
+    if (this.#unsent.has(message)) return;
+    if (this.#unsent.size >= MAX_UNSENT) {
+      // Oldest first: listeners re-check everything they follow on resync anyway.
+      const oldest = this.#unsent.values().next().value as string;
+      this.#unsent.delete(oldest);
+    }
+    this.#unsent.add(message);
+  }
+
+  /** Messages that failed to go out and wait for `retry()`. */
+  get unsent(): number {
+    return this.#unsent.size;
+  }
+
+  /** Sends again the messages that failed (the owner calls it once the backend answers again). */
+  retry(): void {
+    if (this.#unsent.size === 0 || this.#retrying) return;
+    const batch = [...this.#unsent];
+    this.#unsent.clear();
+    this.#retrying = true;
+    // A failure puts the message back (#send keeps it) for the next retry.
+    void Promise.allSettled(batch.map((m) => this.#send(m))).finally(() => (this.#retrying = false));
   }
 
   subscribe(fn: (event: StoreEvent) => void): () => void {

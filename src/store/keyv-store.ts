@@ -33,9 +33,9 @@ export interface KeyvStoreOptions {
    * of each waiting out its time limit (requests queued behind one another for the same
    * session would otherwise wait a limit each).
    */
-  unreachable?: () => boolean;
+  unreachable?: (key: string) => boolean;
   /** Told when an operation timed out: evidence that the backend is away. */
-  onTimeout?: () => void;
+  onTimeout?: (key: string) => void;
   size?: () => number | undefined;
   close?: () => Promise<void> | void;
 }
@@ -56,8 +56,8 @@ export class KeyvStore implements Store {
   readonly #read: ((key: string) => unknown) | undefined;
   readonly #remove: ((key: string) => Promise<boolean>) | undefined;
   readonly #isReady: () => boolean;
-  readonly #unreachable: (() => boolean) | undefined;
-  readonly #onTimeout: (() => void) | undefined;
+  readonly #unreachable: ((key: string) => boolean) | undefined;
+  readonly #onTimeout: ((key: string) => void) | undefined;
   readonly #size: () => number | undefined;
   readonly #close: () => Promise<void> | void;
 
@@ -78,8 +78,8 @@ export class KeyvStore implements Store {
     this.#keyv.on('error', () => {});
   }
 
-  #guard<T>(op: () => Promise<T> | T): Promise<T> {
-    if (this.#unreachable?.()) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
+  #guard<T>(key: string, op: () => Promise<T> | T): Promise<T> {
+    if (this.#unreachable?.(key)) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     let result: Promise<T> | T;
     try {
       result = op();
@@ -89,27 +89,27 @@ export class KeyvStore implements Store {
     if (!(result instanceof Promise)) return Promise.resolve(result);
     const timeoutMs = this.#timeoutMs;
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
-    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => {
-      this.#onTimeout?.();
-      return GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`));
-    }));
+    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))));
+    const onTimeout = this.#onTimeout;
     return new Promise<T>((resolve, reject) => {
-      const waiting = deadlines.add(reject);
+      // The backend is told which key timed out (on a cluster, only that key's master is suspect).
+      const late = onTimeout === undefined ? reject : (err: unknown) => (onTimeout(key), reject(err));
+      const waiting = deadlines.add(late);
       result.then(
-        (v) => (waiting.delete(reject), resolve(v)),
-        (err) => (waiting.delete(reject), reject(GatewayError.unavailable(err))),
+        (v) => (waiting.delete(late), resolve(v)),
+        (err) => (waiting.delete(late), reject(GatewayError.unavailable(err))),
       );
     });
   }
 
   get<T>(key: string): Promise<T | undefined> {
     const read = this.#read;
-    if (read !== undefined) return this.#guard(() => read(key) as T | undefined);
-    return this.#guard(() => this.#keyv.get(key) as Promise<T | undefined>);
+    if (read !== undefined) return this.#guard(key, () => read(key) as T | undefined);
+    return this.#guard(key, () => this.#keyv.get(key) as Promise<T | undefined>);
   }
 
   set<T>(key: string, value: T, ttlMs: number): Promise<void> {
-    return this.#guard(async () => {
+    return this.#guard(key, async () => {
       const ok = await this.#keyv.set(key, value, Math.max(1, Math.ceil(ttlMs)));
       if (!ok) throw new Error('store refused the write');
     });
@@ -117,28 +117,28 @@ export class KeyvStore implements Store {
 
   delete(key: string): Promise<boolean> {
     const remove = this.#remove;
-    if (remove !== undefined) return this.#guard(() => remove(key));
-    return this.#guard(() => this.#keyv.delete(key));
+    if (remove !== undefined) return this.#guard(key, () => remove(key));
+    return this.#guard(key, () => this.#keyv.delete(key));
   }
 
   take<T>(key: string): Promise<T | undefined> {
-    return this.#guard(() => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
+    return this.#guard(key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
   }
 
   swap<T>(key: string, value: T): Promise<T | undefined> {
-    return this.#guard(() => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
+    return this.#guard(key, () => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
   }
 
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
-    return this.#guard(() => this.#atomics.indexAdd(key, member, expiresAt));
+    return this.#guard(key, () => this.#atomics.indexAdd(key, member, expiresAt));
   }
 
   indexRemove(key: string, member: string): Promise<void> {
-    return this.#guard(() => this.#atomics.indexRemove(key, member));
+    return this.#guard(key, () => this.#atomics.indexRemove(key, member));
   }
 
   indexMembers(key: string, now: number): Promise<string[]> {
-    return this.#guard(() => this.#atomics.indexMembers(key, now));
+    return this.#guard(key, () => this.#atomics.indexMembers(key, now));
   }
 
   isReady(): boolean {

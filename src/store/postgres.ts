@@ -123,6 +123,8 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   let probing: Promise<void> | undefined;
   const runProbe = async (): Promise<void> => {
     const ok = await within(migrated ? pool.query('SELECT 1') : ensureSchema(), timeoutMs);
+    // Ends that could not be announced while the database was away go out now.
+    if (ok && !closed) bus.retry();
     if (closed || ok === healthy) return;
     healthy = ok;
     if (ok) {

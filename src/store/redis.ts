@@ -2,6 +2,7 @@ import KeyvRedis, { Keyv, createClient, createCluster } from '@keyv/redis';
 import type { Logger } from '../log.js';
 import { KeyvStore } from './keyv-store.js';
 import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
+import { ClusterHealth, within, type ClusterClient } from './redis-cluster-health.js';
 import { ChannelEventBus, type Publisher } from './channel-events.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 import type { StoreOptions } from './types.js';
@@ -36,15 +37,6 @@ const reconnectStrategy = (retries: number): number => Math.min(50 * 2 ** retrie
 /** Bounds the commands waiting on a stalled server: beyond it they fail at once. */
 const MAX_QUEUED_COMMANDS = 10_000;
 
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Waits for `p` at most `ms`; true when it settled successfully in time. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([p.then(() => true, () => false), delay(ms).then(() => false)]);
-}
-
 function clientOptions(timeoutMs: number) {
   return {
     socket: { connectTimeout: Math.max(timeoutMs, 1000), reconnectStrategy },
@@ -77,7 +69,10 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const redis = raw as unknown as RedisHandle;
   const sub = redis.duplicate() as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
-  const bus = new ChannelEventBus(channel, redis, timeoutMs);
+  // Set below, once the key layout is known; a cluster publishes through any live master.
+  let clusterHealth: ClusterHealth | undefined;
+  const publisher: Publisher = cluster ? { publish: (ch, message) => clusterHealth!.publish(ch, message) } : redis;
+  const bus = new ChannelEventBus(channel, publisher, timeoutMs);
   const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
 
   // node-redis emits every connection error; the probe below turns them into state changes.
@@ -124,9 +119,10 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     serialize: JSON.stringify,
     deserialize: JSON.parse,
   });
+  // The exact key @keyv/redis writes (namespace + '::' + key), so raw commands and Keyv meet.
+  const redisKey = (key: string): string => keyvRedis.createKeyPrefix(key, keyvRedis.namespace);
   const atomics = new RedisAtomics(redis, {
-    // The exact key @keyv/redis writes (namespace + '::' + key), so raw commands and Keyv meet.
-    redisKey: (key) => keyvRedis.createKeyPrefix(key, keyvRedis.namespace),
+    redisKey,
     serialize: (data) => keyv.serialize!(data) as string,
     deserialize: (text) => keyv.deserialize!(text) as { value: unknown; expires?: number | null } | undefined,
     now: () => Date.now(),
@@ -134,16 +130,18 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
 
   // Health: a PING per probe (per master on a cluster); a stalled server (SIGSTOP, a full
   // network buffer) keeps its sockets open, so socket state alone would call it ready.
-  const probe = single
-    ? () => single.ping()
-    : async () => {
-        await Promise.all(cluster!.masters.map(async (m) => (await cluster!.nodeClient(m)).ping()));
-      };
+  // On a cluster, health is per master: only the keys of a master that is down fail fast,
+  // and the probe refreshes the topology until a replica has taken over (redis-cluster-health.ts).
+  clusterHealth = cluster ? new ClusterHealth([cluster as unknown as ClusterClient, sub as unknown as ClusterClient], redisKey) : undefined;
+  const health = clusterHealth;
+  const probe = single ? () => within(single.ping(), timeoutMs) : () => health!.probe(timeoutMs);
   let healthy = up;
   let closed = false;
   let probing: Promise<void> | undefined;
   const runProbe = async (): Promise<void> => {
-    const ok = await within(probe(), timeoutMs);
+    const ok = await probe();
+    // Ends that could not be announced while the backend was away go out now.
+    if (ok && !closed) bus.retry();
     if (closed || ok === healthy) return;
     healthy = ok;
     if (ok) {
@@ -162,12 +160,17 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   };
   tick();
 
-  // A timed-out operation is evidence enough: fail fast from now on, until a probe answers.
-  const onTimeout = (): void => {
-    if (closed || !healthy) return;
+  // A timed-out operation is evidence enough: fail fast from now on (on a cluster, for the
+  // keys of that operation's master), until a probe answers.
+  const onTimeout = (key: string): void => {
+    if (closed) return;
+    health?.timedOut(key);
+    if (!healthy) return;
     healthy = false;
     log?.warn({ store: where }, `${where} did not answer in time: answering error 11 until a probe succeeds`);
   };
+  // A cluster that never answered has no slot map yet: every key fails fast until it does.
+  const unreachable = health ? (key: string) => (!healthy && health.healthy) || health.unreachable(key) : () => !healthy;
 
   const isReady = (): boolean => {
     if (!healthy) return false;
@@ -183,7 +186,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     timeoutMs,
     read: (key) => atomics.read(key),
     isReady,
-    unreachable: () => !healthy,
+    unreachable,
     onTimeout,
     close: async () => {
       closed = true;

@@ -62,7 +62,10 @@ export function rawCommand(port: number, command: string, timeoutMs = 1000): Pro
     sock.on('connect', () => sock.write(`${command}\r\n`));
     sock.on('data', (d) => {
       buf += d.toString();
-      if (buf.endsWith('\r\n')) {
+      // A bulk reply ($N) is whole once its N bytes have arrived; others end at their first CRLF.
+      const bulk = /^\$(\d+)\r\n/.exec(buf);
+      const whole = bulk ? Buffer.byteLength(buf) >= bulk[0].length + Number(bulk[1]) + 2 : buf.endsWith('\r\n');
+      if (whole) {
         clearTimeout(timer);
         sock.destroy();
         resolve(buf);
@@ -138,7 +141,7 @@ export class RedisServer {
   /** kill -9: no shutdown, no save; sockets close at once. */
   async crash(): Promise<void> {
     const proc = this.#proc;
-    if (proc === undefined || proc.exitCode !== null) return;
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return;
     const exited = new Promise((r) => proc.once('exit', r));
     proc.kill('SIGKILL');
     await exited;
@@ -206,8 +209,18 @@ export class RedisCluster {
         await waitFor(`cluster state ok on ${n.port}`, async () => (await n.command('CLUSTER INFO')).includes('cluster_state:ok'));
       }
       if (replicas > 0) {
-        // Every replica has finished its first sync, so a failover has something to promote.
-        for (const n of nodes) await waitFor(`replica sync on ${n.port}`, async () => !(await n.command('INFO replication')).includes('master_sync_in_progress:1'));
+        // Every replica is attached and synced (so a failover has something to promote), and
+        // every node knows it.
+        const replicaCount = masters * replicas;
+        for (const n of nodes) {
+          await waitFor(`replicas known to ${n.port}`, async () => (await n.command('CLUSTER NODES')).split('\n').filter((l) => /[ ,](slave|replica)[ ,]/.test(l)).length === replicaCount, 20_000);
+        }
+        for (const n of nodes) {
+          await waitFor(`replica sync on ${n.port}`, async () => {
+            const info = await n.command('INFO replication');
+            return info.includes('role:master') || info.includes('master_link_status:up');
+          }, 20_000);
+        }
       }
     } catch (err) {
       for (const n of nodes) await n.stop();
