@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
 import type { Gateway } from './gateway.js';
-import { depthExceeds, MAX_DEPTH } from './protocol/decode.js';
+import { depthExceeds, hasLoneSurrogate, MAX_DEPTH } from './protocol/decode.js';
 
 const fixtureSchema = TypeCompiler.Compile(
   Type.Object({
@@ -35,6 +35,8 @@ export async function loadFixtures(gateway: Gateway, path: string): Promise<numb
   }
   for (const s of value.sessions) {
     if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
+    // As for requests: Redis would spell a lone surrogate as U+FFFD, merging two users' indexes.
+    if (hasLoneSurrogate(s)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session holds ill-formed UTF-16 (a lone surrogate)`);
     await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
   }
   gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: value.sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');

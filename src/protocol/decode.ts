@@ -117,7 +117,7 @@ function tooDeep(body: Record<string, unknown>): 'data' | 'payload' | undefined 
 const LONE_SURROGATE = /\p{Cs}/u;
 
 /** True when a string, member name or array item anywhere in `v` holds a lone surrogate. */
-function hasLoneSurrogate(v: unknown): boolean {
+export function hasLoneSurrogate(v: unknown): boolean {
   if (typeof v === 'string') return LONE_SURROGATE.test(v);
   if (typeof v !== 'object' || v === null) return false;
   if (Array.isArray(v)) return v.some(hasLoneSurrogate);

@@ -107,7 +107,7 @@ describe('loadConfig', () => {
   });
 });
 
-/** The weak 32-byte secrets of issue 14: each started the gateway, and a dictionary recovered each. */
+/** Weak 32-byte secrets that once started the gateway; a short dictionary recovers each from one token. */
 const WEAK_KEYS = [
   '12345678901234567890123456789012',
   'abcdefghijklmnopqrstuvwxyz123456',
@@ -127,7 +127,7 @@ describe('key strength: only encoded random bytes are keys', () => {
     'AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow', // RFC 7515 A.1
   ];
 
-  it('refuses the five weak secrets of issue 14 and longer patterned ones, alone, in GATEWAY_JWT_SECRETS and as the service key', () => {
+  it('refuses five weak 32-byte secrets and longer patterned ones, alone, in GATEWAY_JWT_SECRETS and as the service key', () => {
     for (const key of [...WEAK_KEYS, ...weakLongerOnes]) {
       for (const [name, env] of [
         ['GATEWAY_JWT_SECRET', { GATEWAY_JWT_SECRET: key }],
@@ -217,6 +217,7 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
       ['shape.json', '{"sessions":[{"session_id":"a"}]}'],
       ['ttl.json', '{"sessions":[{"session_id":"a","user_id":"u","ttl":0}]}'],
       ['array.json', '[]'],
+      ['surrogate.json', '{"sessions":[{"session_id":"a","user_id":"alice\\ud800"}]}'],
     ];
     for (const [file, text] of bad) {
       const path = join(dir, file);
