@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make soak`: the long versions of the fuzz and fault tests (SOAK=1), one file at a time
+# `make soak`: the long versions of the fuzz, fault and history tests (SOAK=1), one file at a time
 # (they spawn servers and Redis; the machine may be small), then a table of their figures.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +7,7 @@ FIGURES=test/artifacts/figures.jsonl
 mkdir -p test/artifacts
 rm -f "$FIGURES"
 status=0
-for f in test/fuzz/*.test.ts test/faults/*.test.ts; do
+for f in test/fuzz/*.test.ts test/faults/*.test.ts test/history/*.test.ts; do
   echo "== soak: $f" >&2
   SOAK=1 npx vitest run "$f" --testTimeout=900000 --hookTimeout=120000 || status=1
 done
