@@ -13,26 +13,24 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { report, SOAK } from '../fuzz/report.js';
+import { required } from '../helpers/required.js';
 import { RedisCluster } from '../helpers/redis-server.js';
 import { check } from '../history/checker.js';
 import { newHistory, RecordedNode } from '../history/recorder.js';
 import { runWorkload } from '../history/workload.js';
 import { freshNamespace } from '../store/redis-harness.js';
 
+const ready = required('build') && required('redis-server');
 const run = promisify(execFile);
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const RECOVERY_MS = 5000;
 const stops: { stop(): Promise<void> }[] = [];
 
 afterAll(async () => {
-  const t0 = performance.now();
-  for (const s of stops.reverse()) {
-    await s.stop();
-    console.log(`stopped ${s.constructor.name} at ${Math.round(performance.now() - t0)} ms`);
-  }
-}, 120_000);
+  for (const s of stops.reverse()) await s.stop();
+}, 60_000);
 
-describe('Redis Cluster failover under load', () => {
+describe.skipIf(!ready)('Redis Cluster failover under load', () => {
   it('kill -9 of a master, then a resharding: no wrong answer, error 11 only until the promotion + 5 s, pushes delivered', async () => {
     const cluster = await RedisCluster.start({ masters: 3, replicas: 1, nodeTimeoutMs: 2000 });
     stops.push(cluster);
@@ -60,14 +58,12 @@ describe('Redis Cluster failover under load', () => {
       await victim.crash();
       await cluster.waitForPromotion(victim, replicaPorts);
       promotedAt = performance.now();
-      console.log(`promoted after ${Math.round(promotedAt - killAt)} ms; ops so far ${history.ops.length}`);
       history.outages.push([killAt, promotedAt]);
       await sleep(2000);
       // Resharding while the load runs: MOVED/ASK redirections, never an error.
       await run('redis-cli', ['--cluster', 'reshard', `127.0.0.1:${masters[1]!.port}`, '--cluster-from', from!, '--cluster-to', to!, '--cluster-slots', '500', '--cluster-yes'], {
         timeout: 60_000,
       });
-      console.log(`resharded at ${Math.round(performance.now() - killAt)} ms after the kill; ops so far ${history.ops.length}`);
     })();
     await Promise.all([runWorkload(nodes, { clientsPerNode: 3, durationMs, seed: Number.parseInt(randomBytes(3).toString('hex'), 16), users: freshNamespace() }), faults]);
     await sleep(1600);
@@ -91,7 +87,6 @@ describe('Redis Cluster failover under load', () => {
       ...verdict.figures,
       acknowledgedLost: lost.length,
       firstViolations: verdict.violations.slice(0, 3),
-      kinds: [...new Set(verdict.violations.map((v) => v.replace(/[0-9]+/g, "N")))],
     });
     expect(wrong).toEqual([]);
     // Asynchronous replication can lose a write acknowledged just before the kill; rare on loopback.
