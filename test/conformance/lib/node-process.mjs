@@ -141,15 +141,29 @@ export class NodeProcess {
     }
   }
 
-  /** Ends the process and everything it started; resolves once it is gone. */
-  async stop() {
-    if (!this.exit && this.child.pid !== undefined) {
-      try {
-        process.kill(-this.child.pid, 'SIGKILL');
-      } catch {
-        this.child.kill('SIGKILL');
-      }
-    }
+  /**
+   * Ends the process and everything it started; resolves once it is gone. SIGTERM first, so
+   * a wrapper script's exit trap stops its server and removes its files; SIGKILL after
+   * `graceMs` for whatever is still running.
+   * @param {number} [graceMs]
+   */
+  async stop(graceMs = 3000) {
+    if (this.exit) return;
+    this.#signal('SIGTERM');
+    if (!(await this.exited(graceMs))) this.#signal('SIGKILL');
     await this.closed;
+  }
+
+  /**
+   * Sends `signal` to the process group (the process alone if that fails).
+   * @param {NodeJS.Signals} signal
+   */
+  #signal(signal) {
+    if (this.exit || this.child.pid === undefined) return;
+    try {
+      process.kill(-this.child.pid, signal);
+    } catch {
+      this.child.kill(signal);
+    }
   }
 }
