@@ -9,7 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
-import { mb, report, SOAK } from '../fuzz/report.js';
+import { limit, mb, report, SOAK } from '../fuzz/report.js';
 import { SECRET } from '../security/harness.js';
 import { spawnServe, spawnStdio, type ServeNode } from '../security/spawn.js';
 import { Client, sleep } from './client.js';
@@ -105,9 +105,12 @@ describe('a client that never reads', () => {
     expect(closeCode === 1008 || closeCode === 1006).toBe(true);
     expect(rssMax - rssBefore).toBeLessThan(150 * 1048576);
     expect(latencies.every(Number.isFinite)).toBe(true);
-    expect(percentile(latencies, 0.99)).toBeLessThan(1000);
+    // Served throughout (a bystander stuck behind the slow reader would wait for the cut, or time
+    // out): a bound with room for a busy 2-core machine, where a burst of 2,000 token signings
+    // alone can hold the event loop for most of a second. The figure itself is reported above.
+    expect(percentile(latencies, 0.99)).toBeLessThan(2500);
     expect(server.proc.exitCode).toBeNull();
-  }, 120_000);
+  }, limit(90_000));
 
   it('stdio: a parent that stops reading stdout is held back, then gets every reply exactly once', async () => {
     const node = spawnStdio({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_LEVEL: 'warn' });
@@ -138,7 +141,7 @@ describe('a client that never reads', () => {
     const stalled = written === writtenWhileStalled;
     node.proc.stdout!.resume();
     await writer;
-    const code = await node.end(120_000);
+    const code = await node.end(limit(60_000, 300_000));
     const replies = new Map<number, number>();
     for (const l of node.stdout) {
       const id = (JSON.parse(l) as { body: { in_reply_to?: number } }).body.in_reply_to;
@@ -169,5 +172,5 @@ describe('a client that never reads', () => {
     expect(missing).toBe(0);
     expect(duplicated).toBe(0);
     expect(code).toBe(0);
-  }, 300_000);
+  }, limit(90_000));
 });

@@ -8,6 +8,13 @@ import { fileURLToPath } from 'node:url';
 
 export const SOAK = process.env.SOAK === '1';
 
+/**
+ * A time limit sized by mode: `normalMs` under `make test`, where a hang should cost little (the
+ * normal runs take seconds; the limit leaves room for a busy 2-core machine), `soakMs` under
+ * `make soak`, whose runs are ten to a hundred times longer.
+ */
+export const limit = (normalMs: number, soakMs = 900_000): number => (SOAK ? soakMs : normalMs);
+
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 
 /** Records what a test offered, what was answered and what it measured. */
