@@ -23,11 +23,19 @@ const fixtureSchema = TypeCompiler.Compile(
  * and said so on stderr. A bad file stops start-up with one line.
  */
 export async function loadFixtures(gateway: Gateway, path: string): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`GATEWAY_FIXTURES: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
+  }
   let value: unknown;
   try {
-    value = JSON.parse(await readFile(path, 'utf8'));
+    value = JSON.parse(text);
   } catch (err) {
-    throw new ConfigError(`GATEWAY_FIXTURES: cannot read ${path} as JSON (${(err as Error).message.split('\n')[0]})`);
+    // V8's message quotes a piece of the input, which may be a session id: say only where.
+    const at = /position (\d+)/.exec((err as Error).message)?.[1];
+    throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`);
   }
   if (!fixtureSchema.Check(value)) {
     const e = fixtureSchema.Errors(value).First();

@@ -229,6 +229,13 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
       expect(lines, `${file}: ${b.stderr}`).toHaveLength(1);
       expect(lines[0], file).toContain('GATEWAY_FIXTURES');
     }
+    // A broken file never has its content (a session id, say) quoted back on stderr.
+    const leaky = join(dir, 'leaky.json');
+    writeFileSync(leaky, '{"sessions":[{"session_id":"fixture-secret-id-7Qx9" "user_id":"u"}]}');
+    const l = run({ ...base, GATEWAY_FIXTURES: leaky }, ['stdio'], `${req(1, 'a')}\n`);
+    expect(l.status).not.toBe(0);
+    expect(l.stderr).toContain('is not valid JSON (at character');
+    expect(l.stderr).not.toContain('fixture-secret-id');
   });
 });
 
