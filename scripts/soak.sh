@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make soak`: the long versions of the fuzz, fault and history tests (SOAK=1), one file at a time
 # (they spawn servers and Redis; the machine may be small), then a table of their figures.
+# test/faults/abuse.test.ts runs the issue-14 attacks for SOAK_ABUSE_SECONDS (default 300).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 FIGURES=test/artifacts/figures.jsonl
