@@ -24,8 +24,8 @@ const ALL_SECONDS = Number(process.env.SOAK_ABUSE_SECONDS ?? (SOAK ? 300 : 6));
 const ATTACKS = (process.env.SOAK_ABUSE_ATTACKS ?? 'fanout,nested,exchange,cookie').split(',');
 const NESTED_SECONDS = SOAK ? 60 : 4;
 const REST_SECONDS = SOAK ? 30 : 4;
-/** Validate p99 the service client must keep: the target under SOAK; a bound a busy CI machine meets otherwise. */
-const P99_MS = SOAK ? 20 : 250;
+/** Validate p99 the service client must keep: the target under SOAK; otherwise a bound that a busy CI machine meets and the stalls of issue 14 (seconds) do not. */
+const P99_MS = SOAK ? 20 : 1000;
 
 let server: ServeNode;
 
