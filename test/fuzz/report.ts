@@ -29,15 +29,6 @@ export function report(name: string, figures: Record<string, unknown>): void {
   }
 }
 
-/** Heap in use after a full collection (V8's gc exposed at run time, no flag needed). */
-export async function heapAfterGc(): Promise<number> {
-  const { setFlagsFromString } = await import('node:v8');
-  const { runInNewContext } = await import('node:vm');
-  setFlagsFromString('--expose-gc');
-  const gc = runInNewContext('gc') as () => void;
-  gc();
-  gc();
-  return process.memoryUsage().heapUsed;
-}
+export { heapAfterGc } from '../helpers/heap.js';
 
 export const mb = (bytes: number): number => Math.round((bytes / 1048576) * 10) / 10;
