@@ -43,9 +43,10 @@ conformance:
 	$(CONFORMANCE) -- node dist/cli.js stdio
 	$(CONFORMANCE) --skip 'an oversized line' -- test/transport-contract/serve-and-connect.sh
 
-# One redis-server and two gateway nodes on this machine, no containers (scripts/cluster.sh).
+# One store server and two gateway nodes on this machine, no containers (scripts/cluster.sh):
+# Redis by default, PostgreSQL with `make cluster STORE=postgres`.
 cluster: build system-deps
-	bash scripts/cluster.sh
+	STORE=$(STORE) bash scripts/cluster.sh
 
 bench: build system-deps
 	node bench/run.js

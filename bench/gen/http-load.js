@@ -1,8 +1,10 @@
-// Load generator of row 5's peer: logs in N users, checks that the peer really validates
-// (valid cookie 200 with the user; no cookie, a forged signature and a session deleted from
-// Redis all 401), then drives GET /me with autocannon: C connections, one request in flight
-// each, every connection with its own user's cookie. Prints one JSON line.
+// Load generator of the peers of rows 5 and 10: logs in N users, checks that the peer
+// really validates (valid cookie 200 with the user; no cookie, a forged signature and a
+// session deleted from Redis or PostgreSQL all 401), then drives GET /me with autocannon:
+// C connections, one request in flight each, every connection with its own user's cookie.
+// Prints one JSON line.
 import autocannon from 'autocannon';
+import pg from 'pg';
 import { createClient } from 'redis';
 
 const o = JSON.parse(process.argv[2]);
@@ -28,11 +30,19 @@ const forged = cookies[0].replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'));
 if ((await me(forged)).status !== 401) throw new Error('a forged signature was not refused');
 const victim = await login('victim');
 const sid = decodeURIComponent(victim.split('=')[1]).slice(2).split('.')[0];
-const redis = createClient({ url: o.redis });
-await redis.connect();
-if ((await redis.del(`peer:${sid}`)) !== 1) throw new Error('could not find the session in Redis');
-await redis.quit();
-if ((await me(victim)).status !== 401) throw new Error('a session deleted from Redis was not refused');
+if (o.postgres) {
+  const db = new pg.Client({ connectionString: o.postgres });
+  await db.connect();
+  const { rowCount } = await db.query('DELETE FROM session WHERE sid = $1', [sid]);
+  await db.end();
+  if (rowCount !== 1) throw new Error('could not find the session in PostgreSQL');
+} else {
+  const redis = createClient({ url: o.redis });
+  await redis.connect();
+  if ((await redis.del(`peer:${sid}`)) !== 1) throw new Error('could not find the session in Redis');
+  await redis.quit();
+}
+if ((await me(victim)).status !== 401) throw new Error('a session deleted from the store was not refused');
 
 const run = (duration) =>
   new Promise((resolve, reject) => {

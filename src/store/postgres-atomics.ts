@@ -9,12 +9,21 @@ export interface Queryable {
 
 /** Reads waiting to go out together as one SELECT. */
 interface ReadBatch {
+  /** Gone out already (a batch may be scheduled twice: at its first read and when one comes back). */
+  sent: boolean;
   keys: string[];
   waiters: { key: string; resolve: (value: unknown) => void; reject: (err: unknown) => void }[];
 }
 
-/** Reads made in one tick go together, up to this many keys per SELECT. */
-const MAX_BATCH = 512;
+/** Keys per SELECT at most. */
+const MAX_BATCH = 1000;
+/**
+ * Batched SELECTs in flight at once. Reads arriving while they are out wait for one to come
+ * back and then go together: under load the batches grow instead of the number of queries,
+ * and a statement's fixed cost (a round trip, parse, plan, executor start) is paid per
+ * batch, not per read.
+ */
+const MAX_READS_IN_FLIGHT = 2;
 /** Rows per sweep statement: short enough that no statement holds many row locks for long. */
 export const SWEEP_BATCH = 1000;
 
@@ -40,10 +49,18 @@ export class PostgresAtomics implements Atomics {
   readonly #sql: Record<Op, string>;
   readonly #names: Record<Op, string>;
   #batch: ReadBatch | undefined;
+  #readsInFlight = 0;
+  readonly #slotMs: number;
 
-  constructor(db: Queryable, schema: string, now: () => number) {
+  /**
+   * `slotMs`: a batch unanswered after this long stops counting against MAX_READS_IN_FLIGHT
+   * (its reads have failed by then), so a connection that never answers cannot hold reads
+   * back once the database is reachable again.
+   */
+  constructor(db: Queryable, schema: string, now: () => number, slotMs = 1000) {
     this.#db = db;
     this.#now = now;
+    this.#slotMs = slotMs;
     const t = tables(schema);
     const live = `(expires IS NULL OR expires > $2)`;
     this.#sql = {
@@ -76,32 +93,56 @@ export class PostgresAtomics implements Atomics {
 
   /**
    * Keyv's get without Keyv, with the expiry checked in SQL (Keyv's own get reads the row
-   * whatever its expiry, then deletes it in a second statement when it has expired). The
-   * reads made in one tick go out as one SELECT … WHERE key = ANY(…); each still gets its own
-   * value or error.
+   * whatever its expiry, then deletes it in a second statement when it has expired). Reads
+   * go out together as one SELECT … WHERE key = ANY(…): those made in one tick, or while
+   * MAX_READS_IN_FLIGHT batches are out; each still gets its own value or error.
    */
   read(key: string): Promise<unknown> {
     let b = this.#batch;
     if (b === undefined) {
-      const batch: ReadBatch = { keys: [], waiters: [] };
-      b = this.#batch = batch;
-      process.nextTick(() => this.#flush(batch));
+      b = this.#batch = { sent: false, keys: [], waiters: [] };
+      if (this.#readsInFlight < MAX_READS_IN_FLIGHT) {
+        const batch = b;
+        process.nextTick(() => this.#flush(batch));
+      }
     }
     b.keys.push(key);
-    if (b.keys.length >= MAX_BATCH) this.#batch = undefined;
     const waiters = b.waiters;
-    return new Promise((resolve, reject) => waiters.push({ key, resolve, reject }));
+    const read = new Promise((resolve, reject) => waiters.push({ key, resolve, reject }));
+    if (b.keys.length >= MAX_BATCH) this.#flush(b);
+    return read;
+  }
+
+  /** A batch came back: the reads that waited for it go out now. */
+  #settled(): void {
+    this.#readsInFlight--;
+    const next = this.#batch;
+    if (next !== undefined && this.#readsInFlight < MAX_READS_IN_FLIGHT) process.nextTick(() => this.#flush(next));
   }
 
   #flush(b: ReadBatch): void {
+    if (b.sent) return;
+    b.sent = true;
     if (this.#batch === b) this.#batch = undefined;
+    this.#readsInFlight++;
+    let settled = false;
+    const done = (): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(slot);
+      this.#settled();
+    };
+    const slot = setTimeout(done, this.#slotMs);
+    slot.unref();
     const fail = (err: unknown) => {
+      done();
       for (const w of b.waiters) w.reject(err);
     };
     const now = Math.floor(this.#now());
     if (b.keys.length === 1) {
       const w = b.waiters[0]!;
       this.#run<{ value: string }>('get', [w.key, now]).then((rows) => {
+        done();
         try {
           w.resolve(rows[0] === undefined ? undefined : decode(rows[0].value));
         } catch (err) {
@@ -111,6 +152,7 @@ export class PostgresAtomics implements Atomics {
       return;
     }
     this.#run<{ key: string; value: string }>('getMany', [[...new Set(b.keys)], now]).then((rows) => {
+      done();
       const found = new Map(rows.map((r) => [r.key, r.value]));
       for (const w of b.waiters) {
         try {

@@ -116,7 +116,7 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   const keyvPostgres = new KeyvOnPool({ schema, table: 'entries', keySize: 255 });
   // Values are JSON by contract (Store): plain JSON, as on Redis.
   const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
-  const atomics = new PostgresAtomics(pool, schema, () => Date.now());
+  const atomics = new PostgresAtomics(pool, schema, () => Date.now(), timeoutMs);
 
   let healthy = up;
   let closed = false;

@@ -1,34 +1,46 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, hasRedisServer, rawCommand } from '../helpers/redis-server.js';
+import { postgresBinDir } from '../helpers/postgres-server.js';
 import { hasBuild, ROOT } from './stdio-node.js';
 import { WsClient } from './ws-client.js';
 
 /**
  * `make cluster` runs scripts/cluster.sh after `build` and `system-deps`; this drives the
- * script itself (no apt from a test): Redis and two `serve` nodes, used over WebSocket.
+ * script itself (no apt from a test): Redis (or PostgreSQL with STORE=postgres) and two
+ * `serve` nodes, used over WebSocket.
  */
-const ready = hasRedisServer() && hasBuild();
+/** Whether the store server answers on `port`. */
+async function storeAnswers(store: 'redis' | 'postgres', port: number): Promise<boolean> {
+  if (store === 'redis') return rawCommand(port, 'PING', 300).then((r) => r === '+PONG\r\n', () => false);
+  try {
+    execFileSync(join(postgresBinDir(), 'pg_isready'), ['-q', '-h', '127.0.0.1', '-p', String(port), '-t', '1'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
 
-describe.skipIf(!ready)('make cluster (scripts/cluster.sh): Redis + two serve nodes', () => {
+for (const store of ['redis', 'postgres'] as const)
+describe.skipIf(!hasBuild() || (store === 'redis' && !hasRedisServer()))(`make cluster STORE=${store} (scripts/cluster.sh): ${store} + two serve nodes`, () => {
   let script: ChildProcess;
   let dir: string;
-  let ports: { redis: number; a: number; b: number };
+  let ports: { store: number; a: number; b: number };
   let serviceKey: string;
   const clients: WsClient[] = [];
   const urlA = () => `ws://127.0.0.1:${ports.a}`;
   const urlB = () => `ws://127.0.0.1:${ports.b}`;
 
   beforeAll(async () => {
-    ports = { redis: await freePort(), a: await freePort(), b: await freePort() };
+    ports = { store: await freePort(), a: await freePort(), b: await freePort() };
     dir = mkdtempSync(join(tmpdir(), 'ag-make-cluster-'));
     script = spawn('bash', ['scripts/cluster.sh'], {
       cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', CLUSTER_REDIS_PORT: String(ports.redis), CLUSTER_PORT_A: String(ports.a), CLUSTER_PORT_B: String(ports.b), CLUSTER_DIR: dir },
+      env: { PATH: process.env.PATH ?? '', STORE: store, CLUSTER_REDIS_PORT: String(ports.store), CLUSTER_POSTGRES_PORT: String(ports.store), CLUSTER_PORT_A: String(ports.a), CLUSTER_PORT_B: String(ports.b), CLUSTER_DIR: dir },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const lines = createInterface({ input: script.stdout! });
@@ -52,10 +64,10 @@ describe.skipIf(!ready)('make cluster (scripts/cluster.sh): Redis + two serve no
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it('both nodes report ready, on a Redis that is not 6379', async () => {
-    expect(ports.redis).not.toBe(6379);
+  it(`both nodes report ready, on a ${store} server of its own (not the system one's port)`, async () => {
+    expect(ports.store).not.toBe(store === 'redis' ? 6379 : 5432);
     for (const port of [ports.a, ports.b]) expect((await fetch(`http://127.0.0.1:${port}/readyz`)).status).toBe(200);
-    expect(await rawCommand(ports.redis, 'PING')).toBe('+PONG\r\n');
+    expect(await storeAnswers(store, ports.store)).toBe(true);
   });
 
   it('created on A over WebSocket, valid on B; destroyed on B, pushed to a browser on A within 200 ms', async () => {
@@ -91,6 +103,6 @@ describe.skipIf(!ready)('make cluster (scripts/cluster.sh): Redis + two serve no
     script.kill('SIGTERM');
     expect(await exited).toBe(0);
     for (const port of [ports.a, ports.b]) await expect(fetch(`http://127.0.0.1:${port}/readyz`)).rejects.toThrow();
-    await expect(rawCommand(ports.redis, 'PING', 300)).rejects.toThrow();
+    expect(await storeAnswers(store, ports.store)).toBe(false);
   }, 15_000);
 });

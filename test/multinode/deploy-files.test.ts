@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { parsePostgresUrl } from '../../src/store/postgres-url.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
 import { ROOT } from './stdio-node.js';
 
@@ -39,7 +40,7 @@ function pythonYaml(): boolean {
 describe('docker-compose.yml', () => {
   it('parses (as JSON, and as YAML where PyYAML is installed) to the same document', (ctx) => {
     const doc = compose();
-    expect(Object.keys(doc.services).sort()).toEqual(['gateway', 'redis']);
+    expect(Object.keys(doc.services).sort()).toEqual(['gateway', 'gateway-pg', 'postgres', 'redis']);
     if (!pythonYaml()) return ctx.skip();
     const viaYaml = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'docker-compose.yml')], { encoding: 'utf8' });
     expect(JSON.parse(viaYaml)).toEqual(doc);
@@ -79,6 +80,36 @@ describe('docker-compose.yml', () => {
     expect(config.jwtSecretGenerated).toBe(false);
     expect(config.port).toBe(8080);
     expect(config.allowedOrigins).toEqual(['http://localhost:8081', 'http://localhost:8082']);
+  });
+});
+
+describe('docker-compose.yml, postgres profile', () => {
+  it('runs PostgreSQL on a volume, health-checked, only with --profile postgres', () => {
+    const { postgres, redis, gateway } = compose().services;
+    expect(postgres.profiles).toEqual(['postgres']);
+    expect(postgres.image).toMatch(/^postgres:1[5-9](\.\d+)?(-alpine)?$/);
+    expect(postgres.volumes).toEqual(['postgres-data:/var/lib/postgresql/data']);
+    expect(postgres.healthcheck.test.slice(0, 2)).toEqual(['CMD', 'pg_isready']);
+    expect(postgres.ports).toBeUndefined(); // never published on the host
+    expect(postgres.environment.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
+    // The Redis services stay the default (no profile).
+    expect(redis.profiles).toBeUndefined();
+    expect(gateway.profiles).toBeUndefined();
+  });
+
+  it('runs two gateway replicas of the same image on it, with a URL the gateway accepts', () => {
+    const { 'gateway-pg': gw, gateway } = compose().services;
+    expect(gw.profiles).toEqual(['postgres']);
+    expect(gw.image).toBe(gateway.image);
+    expect(gw.command).toEqual(gateway.command);
+    expect(gw.deploy.replicas).toBe(2);
+    expect(gw.ports).toEqual(['127.0.0.1:8083-8084:8080']);
+    expect(gw.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    const given = { POSTGRES_PASSWORD: 'pw-3f9a', GATEWAY_JWT_SECRET: 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=', GATEWAY_SERVICE_KEY: 'rI0YU9HuVODAyUELc8mq1QvKkF6oj8rYa1HFEZZoYWQ=' };
+    expect(() => interpolate(gw.environment.GATEWAY_STORE, {})).toThrow(/POSTGRES_PASSWORD unset/);
+    const env = Object.fromEntries(Object.entries(gw.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v, given)]));
+    const config = loadConfig(env);
+    expect(parsePostgresUrl(config.store)).toEqual({ connectionString: 'postgres://gateway:pw-3f9a@postgres:5432/gateway', schema: 'auth_gateway' });
   });
 });
 
