@@ -85,7 +85,7 @@ else
   "${as_server[@]}" "$pg_bin/postgres" -D "$dir/pgdata" -p "$postgres_port" -k "$dir" -c listen_addresses=127.0.0.1 \
     >"$dir/postgres.log" 2>&1 &
   pids+=($!)
-  for _ in $(seq 200); do
+  for _ in $(seq 600); do
     "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$postgres_port" && break
     sleep 0.05
   done
@@ -104,7 +104,7 @@ for node in a b; do
 done
 
 ready() { node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1"; }
-for _ in $(seq 100); do
+for _ in $(seq 300); do
   ready "http://127.0.0.1:$port_a/readyz" && ready "http://127.0.0.1:$port_b/readyz" && break
   sleep 0.1
 done

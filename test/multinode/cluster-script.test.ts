@@ -45,12 +45,12 @@ describe.skipIf(!hasBuild() || (store === 'redis' && !hasRedisServer()))(`make c
     });
     const lines = createInterface({ input: script.stdout! });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('cluster did not come up within 20 s')), 20_000);
+      const timer = setTimeout(() => reject(new Error('cluster did not come up within 60 s')), 60_000);
       lines.on('line', (line) => line.startsWith('cluster up:') && (clearTimeout(timer), resolve()));
       script.once('exit', (code) => (clearTimeout(timer), reject(new Error(`cluster.sh exited ${code}`))));
     });
     serviceKey = /^GATEWAY_SERVICE_KEY=(.+)$/m.exec(readFileSync(join(dir, 'service-key.env'), 'utf8'))![1]!;
-  }, 30_000);
+  }, 90_000);
 
   afterAll(async () => {
     for (const c of clients) c.close();
