@@ -196,7 +196,7 @@ export class SocketLink {
       // Over the byte rate: answered from the frame's head, never parsed.
       d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.RATE_LIMITED, budget.bytesText);
     } else if (buf.length > this.#o.maxMessageBytes) {
-      // Only its head is read (as stdio does): parsing up to 16 times the limit cost ~130 ms a frame.
+      // Only its head is read (as stdio does): parsing up to 16 times the limit would stall the loop.
       d = oversized(buf.length, this.#o.maxMessageBytes, readEnvelopeHead(buf.toString('utf8', 0, HEAD_BYTES)));
     } else {
       d = decode(buf.toString('utf8'));
