@@ -79,8 +79,9 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     await page.locator('#connection', { hasText: 'open' }).waitFor();
     const t0 = Date.now();
     await page.click('#logout');
-    await page.locator('#notice', { hasText: 'reason: destroyed' }).waitFor({ state: 'visible', timeout: 3000 });
-    expect(Date.now() - t0).toBeLessThan(1000);
+    await page.locator('#notice', { hasText: 'reason: destroyed' }).waitFor({ state: 'visible', timeout: 5000 });
+    // At once (not at the 600 s end), with slack for a browser on a busy 2-core machine.
+    expect(Date.now() - t0).toBeLessThan(2000);
     await page.close();
   });
 });

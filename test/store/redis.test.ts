@@ -124,8 +124,8 @@ describe.skipIf(!server)('redis store', () => {
           const err = await op.then(() => undefined, (e: unknown) => e);
           expect((err as GatewayError).wireCode).toBe(11);
         }
-        // Disconnected: no waiting on the time limit at all.
-        expect(Date.now() - t0).toBeLessThan(200);
+        // Disconnected: no waiting on the time limit (1 s) at all; slack for a busy machine.
+        expect(Date.now() - t0).toBeLessThan(600);
         expect(store.isReady()).toBe(false);
         const before = resyncs;
         await own.restart();

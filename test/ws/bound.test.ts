@@ -25,7 +25,8 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(push.body.session_id).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(push.body.session_id).not.toBe(sid);
     expect(await b.closed).toEqual({ code: 4001, reason: 'Session ended' });
-    expect(ms).toBeLessThan(100);
+    // At once, not at the session's end; the lateness figure itself is the benchmarks' (row 7).
+    expect(ms).toBeLessThan(1000);
   });
 
   it('closes with 4002 when the session is regenerated, and never tells the new id', async () => {
