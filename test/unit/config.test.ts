@@ -236,7 +236,7 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(l.status).not.toBe(0);
     expect(l.stderr).toContain('is not valid JSON (at character');
     expect(l.stderr).not.toContain('fixture-secret-id');
-  });
+  }, 90_000); // nine processes, one after another, on a loaded machine
 });
 
 describe('createApp with fixtures (in-process)', () => {
