@@ -27,8 +27,9 @@ stdio: build
 system-deps:
 	@bash scripts/system-deps.sh
 
-# The compiler over every file: src, client, the tests and the benchmarks (tsconfig.test.json, tsconfig.bench.json).
-typecheck: install
+# The compiler over every file: src, client, the tests, the benchmarks and the conformance runner
+# (tsconfig.test.json, tsconfig.js.json); after build, since the benchmarks import dist/.
+typecheck: build
 	npm run -s typecheck
 
 test: build system-deps typecheck
