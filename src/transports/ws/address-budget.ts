@@ -59,7 +59,8 @@ export class AddressBudget {
 
   #refill(b: Bucket, now: number): void {
     if (now <= b.at) return;
-    b.tokens = Math.min(this.#perMinute, b.tokens + ((now - b.at) / 60_000) * this.#perMinute);
+    // Multiplied before the one division: whole tokens come out whole (no 0.9999...).
+    b.tokens = Math.min(this.#perMinute, b.tokens + ((now - b.at) * this.#perMinute) / 60_000);
     b.at = now;
   }
 }
