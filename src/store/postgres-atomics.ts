@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Atomics } from './keyv-store.js';
+import { Batcher } from './batcher.js';
 import { tables } from './postgres-schema.js';
 
 /** What the atomics need of a pool: `pg.Pool`'s query with a prepared-statement name. */
@@ -7,27 +8,14 @@ export interface Queryable {
   query<R extends pg.QueryResultRow>(config: { name: string; text: string; values: unknown[] }): Promise<pg.QueryResult<R>>;
 }
 
-/** Reads waiting to go out together as one SELECT. */
-interface ReadBatch {
-  /** Gone out already (a batch may be scheduled twice: at its first read and when one comes back). */
-  sent: boolean;
-  keys: string[];
-  waiters: { key: string; resolve: (value: unknown) => void; reject: (err: unknown) => void }[];
-}
-
-/** Keys per SELECT at most. */
+/** Calls per statement at most. */
 const MAX_BATCH = 1000;
-/**
- * Batched SELECTs in flight at once. Reads arriving while they are out wait for one to come
- * back and then go together: under load the batches grow instead of the number of queries,
- * and a statement's fixed cost (a round trip, parse, plan, executor start) is paid per
- * batch, not per read.
- */
-const MAX_READS_IN_FLIGHT = 2;
+/** Batched statements of one kind in flight at once (see Batcher). */
+const MAX_IN_FLIGHT = 2;
 /** Rows per sweep statement: short enough that no statement holds many row locks for long. */
 export const SWEEP_BATCH = 1000;
 
-type Op = 'get' | 'getMany' | 'take' | 'remove' | 'swap' | 'indexAdd' | 'indexRemove' | 'indexMembers' | 'sweepEntries' | 'sweepMembers';
+type Op = 'get' | 'getMany' | 'take' | 'remove' | 'removeMany' | 'swap' | 'indexAdd' | 'indexRemove' | 'indexMembers' | 'indexMembersMany' | 'sweepEntries' | 'sweepMembers';
 
 /** Keyv's stored form `{"value":…,"expires":N}`, read back. */
 function decode(raw: string): unknown {
@@ -41,33 +29,34 @@ function decode(raw: string): unknown {
  * swaps queue, and each re-reads the row its predecessor wrote), INSERT … ON CONFLICT for
  * the index. Every read compares `expires` with now in SQL: PostgreSQL has no TTL, and a
  * row past its end may still be there until the sweep removes it.
- * Statements are named, so each connection plans them once.
+ * Reads, deletes and index reads are batched (Batcher): one statement for the calls of a
+ * tick, `key = ANY(…)`. Statements are named, so each connection plans them once.
  */
 export class PostgresAtomics implements Atomics {
   readonly #db: Queryable;
   readonly #now: () => number;
   readonly #sql: Record<Op, string>;
   readonly #names: Record<Op, string>;
-  #batch: ReadBatch | undefined;
-  #readsInFlight = 0;
-  readonly #slotMs: number;
+  readonly #reads: Batcher<string, unknown>;
+  readonly #removes: Batcher<string, boolean>;
+  readonly #indexReads: Batcher<{ key: string; now: number }, string[]>;
 
-  /**
-   * `slotMs`: a batch unanswered after this long stops counting against MAX_READS_IN_FLIGHT
-   * (its reads have failed by then), so a connection that never answers cannot hold reads
-   * back once the database is reachable again.
-   */
+  /** `slotMs`: see BatcherOptions.slotMs (the store's time limit). */
   constructor(db: Queryable, schema: string, now: () => number, slotMs = 1000) {
     this.#db = db;
     this.#now = now;
-    this.#slotMs = slotMs;
+    const batching = { maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, slotMs };
+    this.#reads = new Batcher({ ...batching, send: (keys) => this.#readMany(keys) });
+    this.#removes = new Batcher({ ...batching, send: (keys) => this.#removeMany(keys) });
+    this.#indexReads = new Batcher({ ...batching, send: (calls) => this.#indexMembersMany(calls) });
     const t = tables(schema);
     const live = `(expires IS NULL OR expires > $2)`;
     this.#sql = {
       get: `SELECT value FROM ${t.entries} WHERE key = $1 AND ${live}`,
       getMany: `SELECT key, value FROM ${t.entries} WHERE key = ANY($1::varchar[]) AND ${live}`,
       take: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING value, expires`,
-      remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING expires`,
+      remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, expires`,
+      removeMany: `DELETE FROM ${t.entries} WHERE key = ANY($1::varchar[]) RETURNING key, expires`,
       // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
       swap: `UPDATE ${t.entries} e
              SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
@@ -77,14 +66,16 @@ export class PostgresAtomics implements Atomics {
       indexAdd: `INSERT INTO ${t.members} (key, member, expires) VALUES ($1, $2, $3)
                  ON CONFLICT (key, member) DO UPDATE SET expires = EXCLUDED.expires`,
       indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
-      indexMembers: `SELECT member FROM ${t.members} WHERE key = $1 AND expires > $2`,
+      indexMembers: `SELECT key, member, expires FROM ${t.members} WHERE key = $1 AND expires > $2`,
+      indexMembersMany: `SELECT key, member, expires FROM ${t.members} WHERE key = ANY($1::text[]) AND expires > $2`,
       sweepEntries: `DELETE FROM ${t.entries} WHERE key IN
                      (SELECT key FROM ${t.entries} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
       sweepMembers: `DELETE FROM ${t.members} WHERE (key, member) IN
                      (SELECT key, member FROM ${t.members} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
     };
-    // Prepared statements are per connection and per name; the schema keeps names of two stores apart.
-    this.#names = Object.fromEntries(Object.keys(this.#sql).map((k) => [k, `ag_${k}_${schema}`])) as Record<Op, string>;
+    // Prepared statements are per connection and per name; the schema keeps names of two
+    // stores apart (and short: PostgreSQL cuts names at 63 bytes).
+    this.#names = Object.fromEntries(Object.keys(this.#sql).map((k, i) => [k, `ag${i}_${schema}`])) as Record<Op, string>;
   }
 
   #run<R extends pg.QueryResultRow>(op: Op, values: unknown[]): Promise<R[]> {
@@ -93,76 +84,24 @@ export class PostgresAtomics implements Atomics {
 
   /**
    * Keyv's get without Keyv, with the expiry checked in SQL (Keyv's own get reads the row
-   * whatever its expiry, then deletes it in a second statement when it has expired). Reads
-   * go out together as one SELECT … WHERE key = ANY(…): those made in one tick, or while
-   * MAX_READS_IN_FLIGHT batches are out; each still gets its own value or error.
+   * whatever its expiry, then deletes it in a second statement when it has expired).
    */
   read(key: string): Promise<unknown> {
-    let b = this.#batch;
-    if (b === undefined) {
-      b = this.#batch = { sent: false, keys: [], waiters: [] };
-      if (this.#readsInFlight < MAX_READS_IN_FLIGHT) {
-        const batch = b;
-        process.nextTick(() => this.#flush(batch));
-      }
-    }
-    b.keys.push(key);
-    const waiters = b.waiters;
-    const read = new Promise((resolve, reject) => waiters.push({ key, resolve, reject }));
-    if (b.keys.length >= MAX_BATCH) this.#flush(b);
-    return read;
+    return this.#reads.add(key);
   }
 
-  /** A batch came back: the reads that waited for it go out now. */
-  #settled(): void {
-    this.#readsInFlight--;
-    const next = this.#batch;
-    if (next !== undefined && this.#readsInFlight < MAX_READS_IN_FLIGHT) process.nextTick(() => this.#flush(next));
-  }
-
-  #flush(b: ReadBatch): void {
-    if (b.sent) return;
-    b.sent = true;
-    if (this.#batch === b) this.#batch = undefined;
-    this.#readsInFlight++;
-    let settled = false;
-    const done = (): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(slot);
-      this.#settled();
-    };
-    const slot = setTimeout(done, this.#slotMs);
-    slot.unref();
-    const fail = (err: unknown) => {
-      done();
-      for (const w of b.waiters) w.reject(err);
-    };
+  async #readMany(keys: readonly string[]): Promise<(key: string) => unknown> {
     const now = Math.floor(this.#now());
-    if (b.keys.length === 1) {
-      const w = b.waiters[0]!;
-      this.#run<{ value: string }>('get', [w.key, now]).then((rows) => {
-        done();
-        try {
-          w.resolve(rows[0] === undefined ? undefined : decode(rows[0].value));
-        } catch (err) {
-          w.reject(err);
-        }
-      }, fail);
-      return;
+    if (keys.length === 1) {
+      const [row] = await this.#run<{ value: string }>('get', [keys[0], now]);
+      return () => (row === undefined ? undefined : decode(row.value));
     }
-    this.#run<{ key: string; value: string }>('getMany', [[...new Set(b.keys)], now]).then((rows) => {
-      done();
-      const found = new Map(rows.map((r) => [r.key, r.value]));
-      for (const w of b.waiters) {
-        try {
-          const raw = found.get(w.key);
-          w.resolve(raw === undefined ? undefined : decode(raw));
-        } catch (err) {
-          w.reject(err);
-        }
-      }
-    }, fail);
+    const rows = await this.#run<{ key: string; value: string }>('getMany', [[...new Set(keys)], now]);
+    const found = new Map(rows.map((r) => [r.key, r.value]));
+    return (key) => {
+      const raw = found.get(key);
+      return raw === undefined ? undefined : decode(raw);
+    };
   }
 
   async take(key: string): Promise<unknown> {
@@ -172,9 +111,19 @@ export class PostgresAtomics implements Atomics {
   }
 
   /** One DELETE … RETURNING: true only when a live value was there (@keyv/postgres reads, then deletes). */
-  async remove(key: string): Promise<boolean> {
-    const [row] = await this.#run<{ expires: string | null }>('remove', [key]);
-    return row !== undefined && (row.expires === null || Number(row.expires) > this.#now());
+  remove(key: string): Promise<boolean> {
+    return this.#removes.add(key);
+  }
+
+  async #removeMany(keys: readonly string[]): Promise<(key: string) => boolean> {
+    const rows =
+      keys.length === 1
+        ? await this.#run<{ key: string; expires: string | null }>('remove', [keys[0]])
+        : await this.#run<{ key: string; expires: string | null }>('removeMany', [[...new Set(keys)]]);
+    const now = this.#now();
+    const live = new Set(rows.filter((r) => r.expires === null || Number(r.expires) > now).map((r) => r.key));
+    // Of several deletes of one key in a batch, the first found it: as if they ran in turn.
+    return (key) => live.delete(key);
   }
 
   async swap(key: string, value: unknown): Promise<unknown> {
@@ -190,9 +139,25 @@ export class PostgresAtomics implements Atomics {
     await this.#run('indexRemove', [key, member]);
   }
 
-  async indexMembers(key: string, now: number): Promise<string[]> {
-    const rows = await this.#run<{ member: string }>('indexMembers', [key, Math.floor(now)]);
-    return rows.map((r) => r.member);
+  indexMembers(key: string, now: number): Promise<string[]> {
+    return this.#indexReads.add({ key, now: Math.floor(now) });
+  }
+
+  async #indexMembersMany(calls: readonly { key: string; now: number }[]): Promise<(call: { key: string; now: number }) => string[]> {
+    // One statement from the earliest `now` of the batch; each call keeps what is live at its own.
+    const earliest = Math.min(...calls.map((c) => c.now));
+    const keys = [...new Set(calls.map((c) => c.key))];
+    const rows =
+      keys.length === 1
+        ? await this.#run<{ key: string; member: string; expires: string }>('indexMembers', [keys[0], earliest])
+        : await this.#run<{ key: string; member: string; expires: string }>('indexMembersMany', [keys, earliest]);
+    const byKey = new Map<string, { member: string; expires: number }[]>();
+    for (const r of rows) {
+      let list = byKey.get(r.key);
+      if (list === undefined) byKey.set(r.key, (list = []));
+      list.push({ member: r.member, expires: Number(r.expires) });
+    }
+    return (call) => (byKey.get(call.key) ?? []).filter((m) => m.expires > call.now).map((m) => m.member);
   }
 
   /**

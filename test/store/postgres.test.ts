@@ -90,6 +90,30 @@ describe('postgres store', () => {
       }
     });
 
+    it('reads, deletes and index reads made together are batched, each answered on its own', async () => {
+      // The longest schema name allowed: statement names must stay distinct within 63 bytes.
+      const store = await postgresStore(server.url, `t_${'x'.repeat(34)}${freshSchema().slice(2)}`);
+      try {
+        const now = Date.now();
+        for (let i = 0; i < 20; i++) await store.set(`k${i}`, { i }, 60_000);
+        await store.set('short', 'gone soon', 300);
+        for (let i = 0; i < 10; i++) await store.indexAdd(`u:${i % 3}`, `m${i}`, now + (i % 2 === 0 ? 60_000 : 300));
+        await sleep(450);
+        const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => store.get(i % 25 < 20 ? `k${i % 25}` : i % 25 === 20 ? 'short' : `none${i}`)));
+        reads.forEach((v, i) => expect(v, `read ${i}`).toEqual(i % 25 < 20 ? { i: i % 25 } : undefined));
+        const lists = await Promise.all([0, 1, 2, 0, 1, 2].map((u, j) => store.indexMembers(`u:${u}`, j < 3 ? Date.now() : now)));
+        const live = (u: number, all: boolean) => Array.from({ length: 10 }, (_, i) => i).filter((i) => i % 3 === u && (all || i % 2 === 0)).map((i) => `m${i}`).sort();
+        expect(lists.map((l) => l.sort())).toEqual([live(0, false), live(1, false), live(2, false), live(0, true), live(1, true), live(2, true)]);
+        // 50 deletes of one key and 19 of others at once: each key reported deleted once.
+        const deleted = await Promise.all([...Array.from({ length: 50 }, () => store.delete('k0')), ...Array.from({ length: 19 }, (_, i) => store.delete(`k${i + 1}`))]);
+        expect(deleted.slice(0, 50).filter(Boolean)).toHaveLength(1);
+        expect(deleted.slice(50)).toEqual(Array.from({ length: 19 }, () => true));
+        expect(await store.delete('short')).toBe(false);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('the sweep removes expired rows in bounded batches, two nodes at once, and leaves live ones', async () => {
       const schema = freshSchema();
       const a = await postgresStore(server.url, schema, { sweepMs: 200 });
