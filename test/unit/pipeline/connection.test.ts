@@ -155,10 +155,13 @@ describe('GatewayConnection: failures', () => {
   it('a browser connection: other types are error 1001; admit can refuse with 1002', async () => {
     const { gateway } = makeGateway();
     const d = new Driver(gateway, { allowed: BROWSER_TYPES });
-    for (const type of Object.keys(SAMPLES)) {
-      const r = await d.call({ type, ...SAMPLES[type]!.required });
-      if (BROWSER_TYPES.has(type)) expect(r.type, type).not.toBe('error');
-      else expect(r, type).toMatchObject({ type: 'error', code: 1001 });
+    const types = Object.keys(SAMPLES);
+    const browserTypes = types.filter((t) => BROWSER_TYPES.has(t));
+    expect(browserTypes.length).toBeGreaterThan(0);
+    expect(browserTypes.length).toBeLessThan(types.length);
+    for (const type of browserTypes) expect((await d.call({ type, ...SAMPLES[type]!.required })).type, type).not.toBe('error');
+    for (const type of types.filter((t) => !BROWSER_TYPES.has(t))) {
+      expect(await d.call({ type, ...SAMPLES[type]!.required }), type).toMatchObject({ type: 'error', code: 1001 });
     }
     let n = 0;
     const limited = new Driver(gateway, { admit: () => (++n > 2 ? new GatewayError('RATE_LIMITED', 'Too many requests') : undefined) });

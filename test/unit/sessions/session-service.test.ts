@@ -121,9 +121,7 @@ describe('SessionService', () => {
       const s = await gateway.sessions.create('alice', undefined, 600);
       for (let t = 0; t < 550; t += 50) {
         clock.advance(50_000);
-        const v = await gateway.sessions.validate(s.sessionId);
-        expect(v.valid).toBe(true);
-        if (v.valid) expect(v.expiresIn).toBe(Math.min(300, 600 - (t + 50)));
+        expect(await gateway.sessions.validate(s.sessionId)).toMatchObject({ valid: true, expiresIn: Math.min(300, 600 - (t + 50)) });
       }
       clock.advance(50_000);
       expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
@@ -188,10 +186,11 @@ describe('SessionService', () => {
       expect(await gateway.sessions.regenerate('nope')).toEqual({ error: expect.any(String) });
       const s = await gateway.sessions.create('bob', undefined, 5);
       const r = await gateway.sessions.regenerate(s.sessionId);
-      expect('sessionId' in r).toBe(true);
+      expect(r).toMatchObject({ sessionId: expect.any(String) });
+      const renewed = (r as { sessionId: string }).sessionId;
       expect(await gateway.sessions.regenerate(s.sessionId)).toEqual({ error: expect.any(String) });
       clock.advance(5000);
-      if ('sessionId' in r) expect(await gateway.sessions.regenerate(r.sessionId)).toEqual({ error: expect.any(String) });
+      expect(await gateway.sessions.regenerate(renewed)).toEqual({ error: expect.any(String) });
     });
 
     it('of concurrent regenerations of one id exactly one wins', async () => {
@@ -301,13 +300,15 @@ describe('SessionService', () => {
     const { gateway } = makeGateway({ log });
     const s = await gateway.sessions.create('frank', undefined);
     const r = await gateway.sessions.regenerate(s.sessionId);
-    if ('sessionId' in r) await gateway.sessions.destroy(r.sessionId);
+    expect(r).toMatchObject({ sessionId: expect.any(String) });
+    const renewed = (r as { sessionId: string }).sessionId;
+    await gateway.sessions.destroy(renewed);
     await settle();
     expect(lines.length).toBeGreaterThanOrEqual(3);
     const all = lines.join('');
     expect(all).not.toContain(s.sessionId);
     expect(all).not.toContain(s.hash);
-    if ('sessionId' in r) expect(all).not.toContain(r.sessionId);
+    expect(all).not.toContain(renewed);
     expect(all).not.toContain('frank');
   });
 });
