@@ -4,8 +4,8 @@ import calculateSlot from 'cluster-key-slot';
 export interface ClusterClient {
   readonly masters: readonly ClusterNode[];
   readonly slots: readonly ({ master: ClusterNode } | undefined)[];
-  /** The node a pub/sub client listens on, once it subscribed. */
-  readonly pubSubNode?: { client: { isReady: boolean } };
+  /** The node a pub/sub client listens on; `connectPromise` is set until it has (re)subscribed. */
+  readonly pubSubNode?: { client: { isReady: boolean }; connectPromise?: Promise<unknown> };
   nodeClient(node: ClusterNode): Promise<NodeClient>;
   publish(channel: string, message: string): Promise<unknown>;
 }
@@ -79,7 +79,9 @@ export class ClusterHealth {
     const answers = await Promise.all(masters.map((m) => within(this.#main.nodeClient(m).then((c) => c.ping()), timeoutMs)));
     const down = new Set(masters.filter((_, i) => !answers[i]).map((m) => m.address));
     const uncovered = this.#main.slots.some((s) => s === undefined);
-    const deaf = () => this.#clients.some((c) => c.pubSubNode !== undefined && !c.pubSubNode.client.isReady);
+    // A pub/sub client is connected before it has subscribed again (node-redis clears
+    // connectPromise only then): until both, an event published to it is lost.
+    const deaf = () => this.#clients.some((c) => c.pubSubNode !== undefined && (c.pubSubNode.connectPromise !== undefined || !c.pubSubNode.client.isReady));
     if (down.size > 0 || uncovered || deaf()) {
       const live = masters.find((_, i) => answers[i]);
       if (live !== undefined) {

@@ -139,6 +139,12 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   let closed = false;
   let probing: Promise<void> | undefined;
   const runProbe = async (): Promise<void> => {
+    // A cluster's pub/sub client that failed to reconnect is dropped by node-redis with our
+    // subscription: subscribe again (the resync after it listens finds what was missed).
+    if (cluster && (sub as unknown as ClusterClient).pubSubNode === undefined) {
+      subscribed = undefined;
+      await within(subscribe(), timeoutMs);
+    }
     const ok = await probe();
     // Ends that could not be announced while the backend was away go out now.
     if (ok && !closed) bus.retry();

@@ -43,6 +43,8 @@ async function round(name: string, r: Round): Promise<{ history: History; verdic
   );
   started.push(...nodes);
   const seed = Number.parseInt(randomBytes(3).toString('hex'), 16);
+  // The clock starts once every node has started (a loaded machine takes seconds to load one).
+  await Promise.all(nodes.map((n) => n.ready()));
   const start = performance.now();
   const faults = (r.outages ?? []).map(async (o) => {
     await new Promise((res) => setTimeout(res, o.atMs));
@@ -50,7 +52,10 @@ async function round(name: string, r: Round): Promise<{ history: History; verdic
     await o.run();
     history.outages.push([from, performance.now()]);
   });
-  await Promise.all([runWorkload(nodes, { clientsPerNode: 3, durationMs: r.durationMs, seed, users: freshNamespace() }), ...faults]);
+  // Enough work for every check to mean something, however slow the machine: at least the
+  // duration, then on until 1,500 operations were sent (at most 60 s).
+  const work = { clientsPerNode: 3, durationMs: r.durationMs, minOps: 1500, maxMs: 60_000, seed, users: freshNamespace() };
+  await Promise.all([runWorkload(nodes, work), ...faults]);
   const runEnd = performance.now();
   // Let the last pushes arrive: until every node has answered everything, plus the bound.
   await new Promise((res) => setTimeout(res, 1600));
@@ -106,7 +111,7 @@ describe.skipIf(!ready)('history checker', () => {
     const { verdict } = await round(backend.name.toLowerCase(), { stores: Array(NODES).fill(store), durationMs, outages });
     expect(verdict.violations).toEqual([]);
     expectWork(verdict, true);
-  }, seconds(90, 300));
+  }, seconds(150, 300));
 
   it('three nodes on a Redis Cluster (3 masters): no invariant broken', async () => {
     const cluster = await RedisCluster.start(3);
@@ -115,11 +120,11 @@ describe.skipIf(!ready)('history checker', () => {
     const { verdict } = await round('redis-cluster', { stores: Array(NODES).fill(store), durationMs: seconds(5, 60) });
     expect(verdict.violations).toEqual([]);
     expectWork(verdict, false);
-  }, seconds(60, 300));
+  }, seconds(150, 300));
 
   it('negative control: three nodes on three separate memory stores are caught diverging', async () => {
     const { verdict } = await round('negative-control', { stores: Array(NODES).fill('memory://'), durationMs: seconds(3, 10) });
     expect(verdict.violations.length).toBeGreaterThan(0);
     expect(verdict.violations.some((v) => v.startsWith('lost: validate'))).toBe(true);
-  }, 60_000);
+  }, 120_000);
 });

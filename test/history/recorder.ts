@@ -113,6 +113,16 @@ export class RecordedNode {
     });
   }
 
+  /** Resolves once the node answers (start-up done); not recorded in the history. */
+  async ready(): Promise<void> {
+    const msgId = ++this.#seq;
+    await new Promise<void>((resolve) => {
+      const op: Op = { id: -1, node: this.index, src: 'ready', msgId, req: { type: 'validate_session' }, invoke: 0, replies: 0 };
+      this.#byMsgId.set(msgId, { op, resolve: () => resolve() });
+      this.proc.stdin!.write(`${JSON.stringify({ src: 'ready', dest: 'gateway', body: { type: 'validate_session', msg_id: msgId, session_id: 'not-a-session' } })}\n`);
+    });
+  }
+
   /** Requests sent and not yet answered. */
   get pending(): number {
     let n = 0;

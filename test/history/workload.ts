@@ -20,8 +20,10 @@ export function prng(seed: number): () => number {
 export interface WorkloadOptions {
   /** Client loops per node (each a distinct `src`, so pushes can be told apart). */
   clientsPerNode: number;
-  /** Run length, ms. */
+  /** Run length, ms: at least this long, and then until `minOps` operations were sent (a slow machine runs longer), at most `maxMs`. */
   durationMs: number;
+  minOps?: number;
+  maxMs?: number;
   seed: number;
   /** Prefix of user ids, so that runs sharing a store do not meet. */
   users: string;
@@ -53,17 +55,22 @@ const TOTAL = WEIGHTS.reduce((s, [, w]) => s + w, 0);
 /** Runs the workload until `durationMs` has passed; resolves when every client loop has stopped. */
 export async function runWorkload(nodes: RecordedNode[], o: WorkloadOptions): Promise<void> {
   const pools: Pools = { sessions: [], refresh: [], access: [] };
-  const until = performance.now() + o.durationMs;
+  const start = performance.now();
+  const ops = () => nodes[0]!.history.ops.length;
+  const running = () => {
+    const t = performance.now() - start;
+    return t < o.durationMs || (ops() < (o.minOps ?? 0) && t < (o.maxMs ?? o.durationMs));
+  };
   const loops: Promise<void>[] = [];
   for (const node of nodes) {
     for (let c = 0; c < o.clientsPerNode; c++) {
-      loops.push(clientLoop(nodes, node, `c${node.index}-${c}`, prng(o.seed * 1000 + node.index * 10 + c), until, pools, o.users));
+      loops.push(clientLoop(nodes, node, `c${node.index}-${c}`, prng(o.seed * 1000 + node.index * 10 + c), running, pools, o.users));
     }
   }
   await Promise.all(loops);
 }
 
-async function clientLoop(nodes: RecordedNode[], home: RecordedNode, src: string, rnd: () => number, until: number, pools: Pools, users: string) {
+async function clientLoop(nodes: RecordedNode[], home: RecordedNode, src: string, rnd: () => number, running: () => boolean, pools: Pools, users: string) {
   const pick = <T>(list: T[], recent = 40): T | undefined => (list.length === 0 ? undefined : list[list.length - 1 - Math.floor(rnd() * Math.min(recent, list.length))]);
   const anyNode = () => nodes[Math.floor(rnd() * nodes.length)]!;
   const user = () => `${users}-u${Math.floor(rnd() * 5)}`;
@@ -82,7 +89,7 @@ async function clientLoop(nodes: RecordedNode[], home: RecordedNode, src: string
   };
   const send = async (node: RecordedNode, body: Body) => learn(await node.request(body, src));
 
-  while (performance.now() < until) {
+  while (running()) {
     let r = rnd() * TOTAL;
     let kind = WEIGHTS[0]![0];
     for (const [k, w] of WEIGHTS) {

@@ -49,6 +49,7 @@ describe.skipIf(!ready)('Redis Cluster failover under load', () => {
     stops.push(...nodes);
     const durationMs = (SOAK ? 60 : 16) * 1000;
     const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    await Promise.all(nodes.map((n) => n.ready()));
 
     let killAt = 0;
     let promotedAt = 0;
