@@ -131,8 +131,11 @@ describe('the npm package, installed into an empty project', () => {
     expect(pkg.engines).toEqual({ node: '>=20.12' });
     expect(Object.keys(pkg.exports as object)).toEqual(expect.arrayContaining(['.', './client']));
     expect(pkg.types).toBe('./dist/index.d.ts');
+    // What a user runs and reads; not the sources, tests or benchmarks.
     const files = readdirSync(join(app, 'node_modules', 'auth-gateway'));
-    expect(files.sort()).toEqual(['README.md', 'client', 'dist', 'package.json']);
+    expect(files).toEqual(expect.arrayContaining(['README.md', 'client', 'dist', 'package.json']));
+    for (const dir of ['src', 'test', 'bench', 'scripts', 'examples']) expect(files).not.toContain(dir);
+    expect(readdirSync(join(app, 'node_modules', 'auth-gateway', 'client'))).toEqual(['demo']);
   });
 
   it('`npx auth-gateway serve` answers /healthz and serves the demo', async () => {
