@@ -110,7 +110,7 @@ async function main(): Promise<void> {
     case 'stdio':
       return stdio(configFrom(parsed.values));
     case 'serve': {
-      const { serve } = await import('./transports/ws/serve.js');
+      const { serve } = await import('./server.js');
       return serve(configFrom(parsed.values));
     }
     case 'connect': {

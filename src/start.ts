@@ -1,7 +1,7 @@
 import { loadConfig, redactUrl } from './config.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
-import { startServer, type GatewayServer } from './transports/ws/serve.js';
+import { startServer, type GatewayServer } from './server.js';
 
 /**
  * Options of `startGateway`: each stands for a `GATEWAY_*` variable of the README's

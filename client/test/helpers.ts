@@ -7,7 +7,7 @@ import { WebSocket, WebSocketServer } from 'ws';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
-import { startServer, type GatewayServer } from '../../src/transports/ws/serve.js';
+import { startServer, type GatewayServer } from '../../src/server.js';
 
 export const SERVICE_KEY = 'R/AfGirG9UQrdBHetICPjIssGfGTBjfRGXosCV8aUqU=';
 const JWT_SECRET = 'u6q0UEe7Fh/6Ju9NGxTC3IcEcfw5vnfCbKfnLOhGSjU=';

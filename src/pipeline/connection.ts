@@ -12,6 +12,9 @@ import { DEFAULT_SUBSCRIBERS_PER_SESSION, type FollowOptions, type FollowRefusal
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
 export type Outbound = Envelope<Body> | Omit<Envelope<Body>, 'dest'>;
 
+/** A reply (it answers one request read) rather than a push: pushes carry a `msg_id` of their own and no `in_reply_to`. */
+export const isReply = (m: Outbound): boolean => 'in_reply_to' in m.body || !('msg_id' in m.body);
+
 export interface ConnectionOptions {
   /** The request types this connection may send; all when absent (service, stdio). */
   allowed?: ReadonlySet<string>;

@@ -1,10 +1,8 @@
 import type { Readable, Writable } from 'node:stream';
-import { Observable } from 'rxjs';
 import type { Gateway } from '../gateway.js';
-import type { Outbound } from '../pipeline/connection.js';
-import { decode, oversized, type Decoded } from '../protocol/decode.js';
+import { Pump } from '../pipeline/pump.js';
+import { decode, oversized } from '../protocol/decode.js';
 import { readEnvelopeHead } from '../protocol/head.js';
-import { encode } from '../protocol/replies.js';
 import { LineSplitter, type LineEvent } from './line-splitter.js';
 
 export interface StdioOptions {
@@ -15,92 +13,55 @@ export interface StdioOptions {
   batchBytes?: number;
 }
 
-const isPush = (m: Outbound) => !('in_reply_to' in m.body) && 'msg_id' in m.body;
-
 /**
- * JSON lines in, JSON lines out. Output is batched per turn of the event loop (one write
- * for many replies); reading pauses while the output cannot drain or too many requests
- * are in flight, so memory stays bounded whatever the producer does. Resolves once input
- * has ended and every reply has been written.
+ * JSON lines in, JSON lines out, through the pump (src/pipeline/pump.ts): output is batched
+ * per turn of the event loop, and reading pauses while the output cannot drain or too many
+ * requests are in flight. Resolves once input has ended and every reply has been written.
  */
-export function runStdio(gateway: Gateway, input: Readable, output: Writable, o: StdioOptions): Promise<void> {
-  const conn = gateway.connect();
-  const highWater = o.highWaterMark ?? 4 * gateway.options.maxInFlight;
-  const batchBytes = o.batchBytes ?? 64 * 1024;
-  let pending = 0;
+export async function runStdio(gateway: Gateway, input: Readable, output: Writable, o: StdioOptions): Promise<void> {
   let batch: string[] = [];
-  let batchLen = 0;
-  let flushScheduled = false;
-  let outputBlocked = false;
-
-  const resumeIfCalm = () => {
-    if (!outputBlocked && pending < highWater && input.isPaused()) input.resume();
-  };
-
-  const flush = () => {
-    flushScheduled = false;
-    if (batch.length === 0) return;
-    const data = batch.join('');
-    batch = [];
-    batchLen = 0;
-    // One 'drain' listener at a time, however many writes the full buffer refuses.
-    if (!output.write(data) && !outputBlocked) {
-      outputBlocked = true;
-      input.pause();
-      output.once('drain', () => {
-        outputBlocked = false;
-        resumeIfCalm();
-      });
-    }
-  };
-
-  const send = (m: Outbound) => {
-    if (!isPush(m)) {
-      pending--;
-      resumeIfCalm();
-    }
-    const line = `${encode(m)}\n`;
-    batch.push(line);
-    batchLen += line.length;
-    if (batchLen >= batchBytes) flush();
-    else if (!flushScheduled) {
-      flushScheduled = true;
-      setImmediate(flush);
-    }
-  };
-
-  const in$ = new Observable<Decoded>((sub) => {
-    const splitter = new LineSplitter(o.maxMessageBytes);
-    const emit = (e: LineEvent) => {
-      pending++;
-      sub.next('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
-      if (pending >= highWater && !input.isPaused()) input.pause();
-    };
-    const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, emit);
-    const onEnd = () => {
-      splitter.end(emit);
-      sub.complete();
-    };
-    const onError = () => sub.complete();
-    input.on('data', onData);
-    input.once('end', onEnd);
-    input.once('error', onError);
-    return () => {
-      input.off('data', onData);
-      input.off('end', onEnd);
-      input.off('error', onError);
-    };
-  });
-
-  return new Promise<void>((resolve, reject) => {
-    conn.handle(in$).subscribe({
-      next: send,
-      error: reject,
-      complete: () => {
-        flush();
-        // Resolve once the last write has left the process.
-        output.write('', () => resolve());
+  let awaitingDrain = false;
+  const pump = new Pump(
+    gateway.connect(),
+    {
+      write: (text) => batch.push(`${text}\n`),
+      flush: () => {
+        const data = batch.join('');
+        batch = [];
+        // One 'drain' listener at a time, however many writes the full buffer refuses.
+        if (!output.write(data) && !awaitingDrain) {
+          awaitingDrain = true;
+          pump.blocked();
+          output.once('drain', () => {
+            awaitingDrain = false;
+            pump.unblocked();
+          });
+        }
       },
-    });
-  });
+      pause: () => input.pause(),
+      resume: () => input.resume(),
+    },
+    { highWaterMark: o.highWaterMark ?? 4 * gateway.options.maxInFlight, batchBytes: o.batchBytes, schedule: setImmediate },
+  );
+  const splitter = new LineSplitter(o.maxMessageBytes);
+  const emit = (e: LineEvent) =>
+    pump.receive('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
+  const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, emit);
+  const onEnd = () => {
+    splitter.end(emit);
+    pump.end();
+  };
+  const onError = () => pump.end();
+  input.on('data', onData);
+  input.once('end', onEnd);
+  input.once('error', onError);
+  try {
+    await pump.done;
+  } finally {
+    input.off('data', onData);
+    input.off('end', onEnd);
+    input.off('error', onError);
+  }
+  // Resolve once the last write has left the process.
+  await new Promise<void>((resolve) => output.write('', () => resolve()));
 }

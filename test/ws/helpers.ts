@@ -4,7 +4,7 @@ import { ManualClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
 import { silentLogger } from '../../src/log.js';
 import { createMemoryStore } from '../../src/store/memory.js';
-import { startServer, type GatewayServer, type ServerOptions } from '../../src/transports/ws/serve.js';
+import { startServer, type GatewayServer, type ServerOptions } from '../../src/server.js';
 import { failingStore, type FailingStore } from '../helpers/failing-store.js';
 
 export const JWT_SECRET = 'OVBIVkTZsrEYmpjnnUCCq3JbcMBWh5g6aWhkCaX1EJY=';

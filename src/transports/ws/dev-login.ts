@@ -1,6 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { unixSeconds } from '../../sessions/records.js';
+import { lookupCookie } from '../../pipeline/bound-session.js';
+import { serveOne } from '../../pipeline/serve-one.js';
+import type { AnyRequest } from '../../protocol/messages.js';
+import type { Body } from '../../protocol/replies.js';
 import { readCookie, sessionCookie } from './cookies.js';
 import { BASE_HEADERS, readBody, sendJson } from './http-util.js';
 
@@ -22,6 +26,13 @@ function noContent(res: ServerResponse): void {
   res.end();
 }
 
+/** One request through the pipeline, as a service connection would send it; an error reply throws (the route answers 503). */
+async function ask(gateway: Gateway, body: AnyRequest): Promise<Body> {
+  const reply = await serveOne(gateway.connect(), { ok: true, src: 'dev-login', dest: gateway.nodeId, body });
+  if (reply.body.type === 'error') throw new GatewayError('UNAVAILABLE', `dev login: ${body.type} failed with error ${reply.body.code}`);
+  return reply.body;
+}
+
 /**
  * `/autosession`, the dev login (only with `--dev`): POST creates a session for a demo user
  * and sets the session cookie; GET tells who the cookie's session belongs to (204: nobody) (the page cannot
@@ -31,11 +42,9 @@ function noContent(res: ServerResponse): void {
 export async function devLogin(req: IncomingMessage, res: ServerResponse, url: URL, o: DevLoginOptions): Promise<void> {
   const origin = req.headers.origin;
   if (origin !== undefined && !o.isAllowedOrigin(origin)) return sendJson(res, 403, { error: 'Origin not allowed' });
-  const sessions = o.gateway.sessions;
   const https = o.isHttps(req);
   const name = o.cookieName(https);
   const current = readCookie(req.headers.cookie, name);
-  const now = o.gateway.clock.now();
   switch (req.method) {
     case 'POST': {
       let params: Record<string, unknown> = Object.fromEntries(url.searchParams);
@@ -53,21 +62,22 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       const user = String(params.user_id ?? 'demo-user');
       if (!USER_RE.test(user)) return sendJson(res, 400, { error: 'user_id must be 1-64 of A-Z a-z 0-9 _ . @ -' });
       // A new login replaces the browser's previous session rather than orphaning it.
-      if (current !== undefined) await sessions.destroy(current);
-      const s = await sessions.create(user, { demo: true }, ttl);
-      res.setHeader('Set-Cookie', sessionCookie(name, s.sessionId, { maxAgeSeconds: s.expiresIn, secure: https }));
-      return sendJson(res, 201, { user_id: user, expires_at: s.expiresAt, expires_in: s.expiresIn, expires_in_ms: ttl * 1000 });
+      if (current !== undefined) await ask(o.gateway, { type: 'destroy_session', msg_id: 0, session_id: current });
+      const s = await ask(o.gateway, { type: 'create_session', msg_id: 0, user_id: user, data: { demo: true }, ttl });
+      if (s.type !== 'session_created') throw new GatewayError('INTERNAL', `dev login: create_session answered ${s.type}`);
+      res.setHeader('Set-Cookie', sessionCookie(name, s.session_id, { maxAgeSeconds: s.expires_in, secure: https }));
+      return sendJson(res, 201, { user_id: user, expires_at: s.expires_at, expires_in: s.expires_in, expires_in_ms: ttl * 1000 });
     }
     case 'GET':
     case 'HEAD': {
       // Not logged in is an answer, not a failure: 204, so the page's console stays clean.
       if (current === undefined) return noContent(res);
-      const v = await sessions.peek(sessions.hashOf(current));
-      if (!v.valid) return noContent(res);
-      return sendJson(res, 200, { user_id: v.record.u, expires_at: unixSeconds(v.end), expires_in: v.expiresIn, expires_in_ms: Math.max(0, v.end - now) });
+      const v = await lookupCookie(o.gateway, current);
+      if (v === undefined) return noContent(res);
+      return sendJson(res, 200, { user_id: v.userId, expires_at: v.expiresAt, expires_in: v.expiresIn, expires_in_ms: v.expiresInMs });
     }
     case 'DELETE': {
-      if (current !== undefined) await sessions.destroy(current);
+      if (current !== undefined) await ask(o.gateway, { type: 'destroy_session', msg_id: 0, session_id: current });
       res.setHeader('Set-Cookie', sessionCookie(name, '', { maxAgeSeconds: 0, secure: https }));
       return sendJson(res, 200, { message: 'Session destroyed' });
     }

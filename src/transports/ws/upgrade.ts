@@ -1,0 +1,178 @@
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { WebSocket, WebSocketServer } from 'ws';
+import type { Clock } from '../../clock.js';
+import type { Config } from '../../config.js';
+import { GatewayError } from '../../errors.js';
+import type { Gateway } from '../../gateway.js';
+import type { Logger } from '../../log.js';
+import type { Metrics } from '../../metrics.js';
+import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bound-session.js';
+import type { ConnectionOptions } from '../../pipeline/connection.js';
+import { BROWSER_TYPES } from '../../protocol/messages.js';
+import { AddressBudget } from './address-budget.js';
+import { FailedAuthThrottle } from './auth-throttle.js';
+import { clientOf } from './client-address.js';
+import { FrameBudget } from './frame-budget.js';
+import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
+import type { Heartbeat } from './heartbeat.js';
+import { CloseCodes, SocketLink } from './socket-link.js';
+
+type Accepted = Extract<Handshake, { ok: true }>;
+
+export interface UpgradeContext {
+  config: Config;
+  gateway: Gateway;
+  clock: Clock;
+  metrics: Metrics;
+  log: Logger;
+  wss: WebSocketServer;
+  heartbeat: Heartbeat<SocketLink>;
+  links: Set<SocketLink>;
+  closeGraceMs: number;
+  isAllowedOrigin: (origin: string) => boolean;
+  isDraining: () => boolean;
+  /** The session cookie's name over https or not. */
+  cookieName: (https: boolean) => string;
+}
+
+/**
+ * A module-level listener, not a closure: one made inside the upgrade handler would live as
+ * long as the socket and keep that handler's whole scope (the request and its headers, the
+ * handshake, the bound session's record) for the life of every connection.
+ */
+function destroyOnError(this: Duplex): void {
+  this.destroy();
+}
+
+/**
+ * The `upgrade` listener: authenticates before ws sees the request (service key, origin,
+ * the cookie's session), enforces the per-address limits, and maps each accepted socket
+ * onto a SocketLink. `sweep` clears the per-address tables' stale entries.
+ */
+export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; sweep: () => void } {
+  const { config, gateway, clock, metrics, log } = ctx;
+  const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
+  const exchanges = new AddressBudget({ perMinute: config.exchangeLimit, clock });
+  /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
+  const perAddress = new Map<string, number>();
+
+  const browserOptions = (address: string): ConnectionOptions => {
+    const guard = throttle.guard(address);
+    let limited = false;
+    // The message rate is charged by the link, before parsing (FrameBudget).
+    return {
+      allowed: BROWSER_TYPES,
+      untrusted: true,
+      admit: (type) => {
+        if (type === 'exchange_session' && !exchanges.take(address)) {
+          limited = true;
+          return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.exchangeLimit} exchange_session a minute from one address`);
+        }
+        return guard.admit(type);
+      },
+      onReply: (requestType, replyType) => {
+        // The refusal above is answered at once (synchronously): it is not an auth answer.
+        if (limited) limited = false;
+        else guard.onReply(requestType, replyType);
+      },
+    };
+  };
+
+  const accept = (ws: WebSocket, address: string, h: Accepted, bound: CookieSession | undefined) => {
+    const browser = h.role === 'browser';
+    const link = new SocketLink({
+      gateway,
+      ws,
+      role: h.role,
+      connection: browser ? browserOptions(address) : {},
+      budget: browser
+        ? new FrameBudget({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock })
+        : undefined,
+      maxMessageBytes: config.maxMessageBytes,
+      maxBufferedBytes: config.maxBufferedBytes,
+      highWaterMark: 4 * config.maxInFlight,
+      closeGraceMs: ctx.closeGraceMs,
+      metrics,
+      log,
+    });
+    ctx.links.add(link);
+    const stopBeating = ctx.heartbeat.add(link);
+    metrics.connections.inc({ role: h.role });
+    metrics.connectionsOpened.inc({ role: h.role, bound: String(bound !== undefined) });
+    if (browser) perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    void link.closed.then(() => {
+      ctx.links.delete(link);
+      stopBeating();
+      metrics.connections.dec({ role: h.role });
+      if (!browser) return;
+      const n = (perAddress.get(address) ?? 1) - 1;
+      if (n > 0) perAddress.set(address, n);
+      else perAddress.delete(address);
+    });
+    if (bound === undefined) return;
+    if (!bound.valid) {
+      // A dead cookie is a failed guess at a session id: it counts against the address.
+      throttle.fail(address);
+      link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
+      return;
+    }
+    const refused = bindSession(link.conn, bound, {
+      warnBeforeMs: config.expiryWarning * 1000,
+      onEnded: (why) => {
+        if (why === 'regenerated') link.close(CloseCodes.SESSION_REGENERATED, 'Session regenerated: reconnect with the new cookie', 'session_ended');
+        else link.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
+      },
+    });
+    if (refused !== undefined) link.close(CloseCodes.POLICY, 'Too many connections follow this session', 'session_full');
+  };
+
+  const refuse = (socket: Duplex, status: number, why: string, address: string, extra: Record<string, string> = {}) => {
+    metrics.upgradesRefused.inc({ status: String(status) });
+    log.warn({ status, why, remote: address }, 'websocket upgrade refused');
+    refuseUpgrade(socket, status, extra);
+  };
+
+  const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
+    socket.on('error', destroyOnError);
+    if (ctx.isDraining()) return refuseUpgrade(socket, 503);
+    const client = clientOf(req, config.trustedProxies);
+    // An address out of failed attempts gets nothing more to guess with until the window clears.
+    if (throttle.blocked(client.address)) return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
+    const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin: ctx.isAllowedOrigin, sessionCookie: ctx.cookieName(client.https) });
+    if (!h.ok) {
+      if (h.status === 401) throttle.fail(client.address);
+      return refuse(socket, h.status, h.why, client.address, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
+    }
+    const full = () => h.role === 'browser' && (perAddress.get(client.address) ?? 0) >= config.maxConnectionsPerAddress;
+    if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
+    let bound: CookieSession | undefined;
+    if (h.role === 'browser' && h.sessionId !== undefined) {
+      try {
+        bound = await checkCookie(gateway, h.sessionId);
+      } catch (err) {
+        // The store is away: the session can be neither trusted nor refused. Try again later.
+        metrics.upgradesRefused.inc({ status: '503' });
+        log.error({ err }, 'could not check the session of a bound upgrade');
+        return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
+      }
+    }
+    if (ctx.isDraining()) return refuseUpgrade(socket, 503);
+    // Checked again: others from the address may have been accepted while the store answered.
+    if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
+    ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, client.address, h, bound));
+  };
+
+  return {
+    onUpgrade: (req, socket, head) => {
+      upgrade(req, socket, head).catch((err: unknown) => {
+        log.error({ err }, 'websocket upgrade failed');
+        socket.destroy();
+      });
+    },
+    sweep: () => {
+      throttle.sweep();
+      exchanges.sweep();
+    },
+  };
+}
