@@ -12,7 +12,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { report, SOAK } from '../fuzz/report.js';
+import { limit, report, SOAK } from '../fuzz/report.js';
 import { required } from '../helpers/required.js';
 import { RedisCluster } from '../helpers/redis-server.js';
 import { check } from '../history/checker.js';
@@ -98,5 +98,5 @@ describe.skipIf(!ready)('Redis Cluster failover under load', () => {
     expect(verdict.figures.ops).toBeGreaterThan(500);
     expect(history.ops.filter((op) => op.invoke > promotedAt + RECOVERY_MS && op.reply?.type === 'session_valid').length).toBeGreaterThan(20);
     expect(verdict.figures.pushesChecked).toBeGreaterThan(5);
-  }, 180_000);
+  }, limit(90_000, 300_000));
 });
