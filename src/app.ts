@@ -1,5 +1,6 @@
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
+import { startupSummary } from './config-view.js';
 import { loadFixtures } from './fixtures.js';
 import { Gateway, type GatewayObserver } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
@@ -16,7 +17,7 @@ export interface App {
 /** Builds the gateway a CLI command runs: logger, store, services, fixtures. */
 /** `extra.store`, when given, is used instead of the one `config.store` names (embedding, tests). */
 export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver; store?: Store } = {}): Promise<App> {
-  const log = extra.log ?? createLogger(config.logLevel);
+  const log = extra.log ?? createLogger(config.logLevel, undefined, { node: config.nodeId });
   const clock = extra.clock ?? systemClock;
   // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
   if (config.jwtSecretGenerated && config.jwtAlg === 'HS256') {
@@ -50,5 +51,6 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     observer: extra.observer,
   });
   if (config.fixtures) await loadFixtures(gateway, config.fixtures);
+  log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
   return { gateway, config, log };
 }

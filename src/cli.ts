@@ -1,10 +1,15 @@
 #!/usr/bin/env node
-import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { pino } from 'pino';
 import { createApp } from './app.js';
+import { resolveFileVars } from './config-files.js';
+import { effectiveConfig } from './config-view.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { startTracing, stopTracing } from './tracing.js';
 import { runStdio } from './transports/stdio.js';
+import { VERSION } from './version.js';
 
 const USAGE = `usage: auth-gateway <command> [options]
 
@@ -12,7 +17,8 @@ commands:
   serve              WebSocket gateway (GATEWAY_HOST:GATEWAY_PORT)
   stdio              JSON lines on stdin/stdout
   connect URL        bridge stdin/stdout to a running gateway; as a service with the key
-                     in GATEWAY_SERVICE_KEY or in a file: --service-key-file FILE
+                     in GATEWAY_SERVICE_KEY(_FILE) or in a file: --service-key-file FILE
+  config             print the effective configuration of serve (secrets redacted) and exit
   schema             print the JSON Schema of every message
 
 options (each also a GATEWAY_* variable; flags win):
@@ -23,7 +29,12 @@ options (each also a GATEWAY_* variable; flags win):
   --log-level L      fatal|error|warn|info|debug|trace|silent
   --session-ttl S    default session lifetime, seconds (GATEWAY_SESSION_TTL)
   --max-message-bytes N  largest line or frame served (GATEWAY_MAX_MESSAGE_BYTES)
+  --service-key-file FILE  serve: the service key (GATEWAY_SERVICE_KEY_FILE); connect: the key to present
   --dev              enable POST /autosession (dev login; never in production)
+  --version          print the version and exit
+
+secrets may be given as files: GATEWAY_JWT_SECRET_FILE, GATEWAY_JWT_SECRETS_FILE,
+GATEWAY_SERVICE_KEY_FILE, GATEWAY_STORE_FILE, GATEWAY_LOG_SALT_FILE.
 `;
 
 /** Flags that stand for GATEWAY_* variables. */
@@ -36,11 +47,42 @@ const FLAG_ENV: Record<string, string> = {
   'log-level': 'GATEWAY_LOG_LEVEL',
   'session-ttl': 'GATEWAY_SESSION_TTL',
   'max-message-bytes': 'GATEWAY_MAX_MESSAGE_BYTES',
+  'service-key-file': 'GATEWAY_SERVICE_KEY_FILE',
 };
 
+/** The flags each command applies; any other is refused, never silently ignored. */
+const COMMAND_FLAGS: Record<string, ReadonlySet<string>> = {
+  serve: new Set([...Object.keys(FLAG_ENV), 'dev']),
+  config: new Set([...Object.keys(FLAG_ENV), 'dev']),
+  stdio: new Set(['fixtures', 'store', 'node-id', 'log-level', 'session-ttl', 'max-message-bytes']),
+  connect: new Set(['service-key-file']),
+  schema: new Set(),
+};
+
+/** Positional arguments after the command. */
+const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0 };
+
+/** A usage error: one line on stderr (with the usage), exit 2. */
 function fail(message: string, code = 2): never {
   process.stderr.write(`auth-gateway: ${message}\n`);
   process.exit(code);
+}
+
+/**
+ * A fatal start-up error: one JSON line on stderr, shaped like every log line (level
+ * `fatal`, `msg`, and `err` with type and stack when it is not a configuration error, whose
+ * message is the whole story), so log pipelines read it like the rest.
+ */
+function fatal(err: unknown): never {
+  const line: Record<string, unknown> = { level: 'fatal', time: new Date().toISOString(), svc: 'auth-gateway', pid: process.pid, hostname: hostname() };
+  if (err instanceof ConfigError) {
+    line.msg = err.message;
+  } else {
+    line.msg = 'fatal: could not start';
+    line.err = pino.stdSerializers.errWithCause(err instanceof Error ? err : new Error(String(err)));
+  }
+  process.stderr.write(`${JSON.stringify(line)}\n`);
+  process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
 function configFrom(values: Record<string, string | boolean | undefined>): Config {
@@ -54,33 +96,28 @@ function configFrom(values: Record<string, string | boolean | undefined>): Confi
 }
 
 /**
- * The service key of `connect`: from GATEWAY_SERVICE_KEY or a file, never from argv, where
- * every local user could read it in the process list.
+ * The service key of `connect`: from GATEWAY_SERVICE_KEY(_FILE) or --service-key-file, never
+ * from argv, where every local user could read it in the process list.
  */
 function serviceKeyOf(values: Record<string, string | boolean | undefined>): string | undefined {
-  if (values['service-key'] !== undefined) {
-    fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY or use --service-key-file FILE');
-  }
+  const env: Record<string, string | undefined> = { GATEWAY_SERVICE_KEY: process.env.GATEWAY_SERVICE_KEY, GATEWAY_SERVICE_KEY_FILE: process.env.GATEWAY_SERVICE_KEY_FILE };
   const file = values['service-key-file'];
   if (typeof file === 'string') {
-    if (process.env.GATEWAY_SERVICE_KEY) fail('set either GATEWAY_SERVICE_KEY or --service-key-file, not both');
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      fail(`--service-key-file: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
-    }
-    // A file written by `echo` or an editor ends with a newline that is not part of the key.
-    const key = text.replace(/\r?\n$/, '');
-    if (key === '' || /[\r\n]/.test(key)) fail(`--service-key-file: ${JSON.stringify(file)} must hold the key on one line`);
-    return key;
+    if (env.GATEWAY_SERVICE_KEY_FILE) fail('set either GATEWAY_SERVICE_KEY_FILE or --service-key-file, not both');
+    env.GATEWAY_SERVICE_KEY_FILE = file;
   }
-  return process.env.GATEWAY_SERVICE_KEY || undefined;
+  try {
+    return resolveFileVars(env).GATEWAY_SERVICE_KEY || undefined;
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message.replace('GATEWAY_SERVICE_KEY_FILE', typeof file === 'string' ? '--service-key-file' : 'GATEWAY_SERVICE_KEY_FILE'));
+    throw err;
+  }
 }
 
 async function stdio(config: Config): Promise<void> {
   const { gateway } = await createApp(config);
   await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes });
+  await stopTracing();
   // Everything read has been answered: exit now, whatever timers or sockets remain.
   process.exit(0);
 }
@@ -94,25 +131,48 @@ async function main(): Promise<void> {
         ...Object.fromEntries(Object.keys(FLAG_ENV).map((f) => [f, { type: 'string' as const }])),
         dev: { type: 'boolean' },
         'service-key': { type: 'string' },
-        'service-key-file': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
       },
     });
   } catch (err) {
     fail(`${(err as Error).message}\n${USAGE}`);
   }
-  const [command, ...rest] = parsed.positionals;
-  if (parsed.values.help || command === undefined) {
-    process.stdout.write(USAGE);
-    process.exit(command === undefined && !parsed.values.help ? 2 : 0);
+  if (parsed.values.version) {
+    process.stdout.write(`auth-gateway ${VERSION}\n`);
+    process.exit(0);
   }
+  const [command, ...rest] = parsed.positionals;
+  if (parsed.values.help) {
+    process.stdout.write(USAGE);
+    process.exit(0);
+  }
+  if (command === undefined) fail(`a command is needed\n${USAGE}`);
+  if (parsed.values['service-key'] !== undefined) {
+    fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY(_FILE) or use --service-key-file FILE');
+  }
+  const flags = COMMAND_FLAGS[command];
+  if (flags === undefined) fail(`unknown command "${command}"\n${USAGE}`);
+  for (const [flag, value] of Object.entries(parsed.values)) {
+    if (value !== undefined && !flags.has(flag)) fail(`--${flag} does not apply to ${command}`);
+  }
+  const wanted = COMMAND_ARGS[command]!;
+  if (rest.length > wanted) fail(`${command} takes ${wanted === 0 ? 'no arguments' : `${wanted} argument`} (got ${JSON.stringify(rest.slice(wanted).join(' ').slice(0, 80))})`);
   switch (command) {
-    case 'stdio':
-      return stdio(configFrom(parsed.values));
-    case 'serve': {
-      const { serve } = await import('./server.js');
-      return serve(configFrom(parsed.values));
+    case 'stdio': {
+      const config = configFrom(parsed.values);
+      await startTracing(process.env, config.nodeId);
+      return stdio(config);
     }
+    case 'serve': {
+      const config = configFrom(parsed.values);
+      await startTracing(process.env, config.nodeId);
+      const { serve } = await import('./server.js');
+      return serve(config);
+    }
+    case 'config':
+      process.stdout.write(`${JSON.stringify(effectiveConfig(configFrom(parsed.values)), null, 2)}\n`);
+      return;
     case 'connect': {
       const url = rest[0];
       if (!url) fail('connect needs a URL, e.g. ws://127.0.0.1:8080');
@@ -124,12 +184,7 @@ async function main(): Promise<void> {
       process.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
       return;
     }
-    default:
-      fail(`unknown command "${command}"\n${USAGE}`);
   }
 }
 
-main().catch((err: unknown) => {
-  if (err instanceof ConfigError) fail(err.message);
-  fail(`fatal: ${err instanceof Error ? err.message : String(err)}`, 1);
-});
+main().catch(fatal);

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
+import { resolveFileVars } from './config-files.js';
 import { ConfigError } from './errors.js';
 import { keyWeakness } from './key-material.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
@@ -57,6 +58,10 @@ export interface Config {
   maxInFlight: number;
   maxSubscriptions: number;
   storeTimeoutMs: number;
+  /** After SIGTERM: how long /readyz answers 503 while everything is still served (GATEWAY_DRAIN_DELAY). */
+  drainDelayMs: number;
+  /** Then: the window over which WebSocket connections are closed with 1012 (GATEWAY_DRAIN_WINDOW). */
+  drainWindowMs: number;
   dev: boolean;
 }
 
@@ -89,6 +94,15 @@ function flag(src: Source, name: string): boolean {
   if (raw === '' || raw === '0' || raw === 'false') return false;
   if (raw === '1' || raw === 'true') return true;
   throw new ConfigError(`${name} must be 1, true, 0 or false (got ${shown(src[name]!)})`);
+}
+
+/** Seconds, decimals allowed (`2.5`), as milliseconds. */
+function seconds(src: Source, name: string, def: number, max: number): number {
+  const raw = src[name];
+  if (raw === undefined || raw === '') return def * 1000;
+  const n = Number(raw.trim());
+  if (!/^\d+(\.\d+)?$/.test(raw.trim()) || n > max) throw new ConfigError(`${name} must be a number of seconds from 0 to ${max} (got ${shown(raw)})`);
+  return Math.round(n * 1000);
 }
 
 function str(src: Source, name: string, def: string): string {
@@ -177,10 +191,12 @@ function listenAddr(name: string, raw: string | undefined): { host: string; port
 }
 
 /**
- * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI).
+ * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI);
+ * each secret may come from a file instead (`GATEWAY_JWT_SECRET_FILE`..., see config-files.ts).
  * Throws ConfigError with one line naming the variable on the first bad value.
  */
-export function loadConfig(src: Source): Config {
+export function loadConfig(env: Source): Config {
+  const src = resolveFileVars(env);
   const { keys, generated } = jwtKeys(src);
   const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');
   if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got ${shown(jwtAlg)})`);
@@ -243,6 +259,8 @@ export function loadConfig(src: Source): Config {
     maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
     maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),
     storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 800, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
+    drainDelayMs: seconds(src, 'GATEWAY_DRAIN_DELAY', 5, 600),
+    drainWindowMs: seconds(src, 'GATEWAY_DRAIN_WINDOW', 10, 600),
     dev: flag(src, 'GATEWAY_DEV'),
   };
 }

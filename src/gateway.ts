@@ -1,7 +1,7 @@
 import type { Clock } from './clock.js';
 import { createLogRef } from './crypto.js';
 import { randomId } from './crypto.js';
-import type { Logger } from './log.js';
+import { SampledLog, type Logger } from './log.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
@@ -12,6 +12,9 @@ import type { Ed25519Key } from './tokens/ed25519-keys.js';
 import { TokenService, type SigningAlg } from './tokens/token-service.js';
 
 export type { GatewayObserver } from './pipeline/services.js';
+
+/** A recurring failure is logged at most once per this interval; the metrics count every one. */
+const SAMPLED_LOG_INTERVAL_MS = 10_000;
 
 export interface GatewayOptions {
   store: Store;
@@ -56,6 +59,7 @@ export class Gateway implements PipelineServices {
   /** Unique per process: lets a node skip its own events on the shared bus. */
   readonly instanceId = randomId(12);
   readonly logRef: (value: string) => string;
+  readonly sampledLog: SampledLog;
   #pushSeq = 0;
   #connSeq = 0;
   readonly #unlisten: (() => void)[] = [];
@@ -68,6 +72,8 @@ export class Gateway implements PipelineServices {
     this.nodeId = o.nodeId;
     this.observer = o.observer ?? {};
     this.logRef = createLogRef(o.logSalt ?? randomId(16));
+    this.sampledLog = new SampledLog(SAMPLED_LOG_INTERVAL_MS, () => o.clock.now());
+    if (this.observer.storeOperation) o.store.observe?.(this.observer.storeOperation);
     const onError = (err: unknown) => this.#storeTrouble(err, 'background task failed');
     this.sessions = new SessionService({
       store: o.store,
@@ -109,6 +115,7 @@ export class Gateway implements PipelineServices {
           }
         : undefined,
     );
+    this.hub.onLateness = this.observer.pushLateness;
     this.#unlisten.push(
       o.store.events.subscribe((e) => {
         if (e.origin !== this.instanceId && e.kind === 'ended') this.hub.ended(e.hash, e.reason);
@@ -141,7 +148,7 @@ export class Gateway implements PipelineServices {
 
   #storeTrouble(err: unknown, msg: string): void {
     this.observer.storeError?.();
-    this.log.error({ err }, msg);
+    this.sampledLog.hit(msg, (suppressed) => this.log.error({ err, suppressed }, `${msg} (sampled)`));
   }
 
   async close(): Promise<void> {

@@ -1,14 +1,28 @@
+import { hostname } from 'node:os';
 import { pino, type Logger, type DestinationStream } from 'pino';
 
 export type { Logger };
 
-/** The gateway's logger: pino, JSON lines on stderr (stdout carries protocol messages only). */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+/** What every line of a node says about where it comes from. */
+export interface LogOrigin {
+  /** The node id (GATEWAY_NODE_ID). */
+  node?: string;
+}
+
+/**
+ * The gateway's logger: pino, JSON lines on stderr (stdout carries protocol messages only).
+ * Every line carries `node`, `pid` and `hostname`; levels are names (`"level":"warn"`), which
+ * log pipelines read without a table; errors go through pino's `err` serializer (type,
+ * message, stack and the chain of causes), so callers log `{ err }`, never `err.message`.
+ */
+export function createLogger(level: string, destination?: DestinationStream, origin: LogOrigin = {}): Logger {
   return pino(
     {
       level,
-      base: { svc: 'auth-gateway' },
+      base: { svc: 'auth-gateway', node: origin.node, pid: process.pid, hostname: hostname() },
       timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      serializers: { err: pino.stdSerializers.errWithCause },
       // Defence in depth: should a credential ever reach a log call, it is censored.
       redact: {
         paths: ['session_id', 'new_session_id', 'old_session_id', 'token', 'access_token', 'refresh_token', 'secret', '*.session_id', '*.token'],
@@ -22,4 +36,43 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
 /** A logger that writes nothing: for tests and benchmarks. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });
+}
+
+/**
+ * Logs a recurring failure at most once per `intervalMs` (per key): the first occurrence at
+ * once, then one line per interval carrying how many were left out since. A store outage under
+ * load fails thousands of requests a second; each is counted in the metrics, and a handful of
+ * lines say what happened.
+ */
+export class SampledLog {
+  readonly #intervalMs: number;
+  readonly #now: () => number;
+  readonly #last = new Map<string, { at: number; suppressed: number }>();
+
+  constructor(intervalMs: number, now: () => number) {
+    this.#intervalMs = intervalMs;
+    this.#now = now;
+  }
+
+  /** Calls `write(suppressed)` when this key's line is due; otherwise counts it as left out. */
+  hit(key: string, write: (suppressed: number) => void): void {
+    const now = this.#now();
+    const seen = this.#last.get(key);
+    if (seen !== undefined && now - seen.at < this.#intervalMs) {
+      seen.suppressed++;
+      return;
+    }
+    const suppressed = seen?.suppressed ?? 0;
+    this.#last.set(key, { at: now, suppressed: 0 });
+    write(suppressed);
+  }
+}
+
+/**
+ * An audit line: one per security event (a throttle or rate limit tripped, a refresh token
+ * reused, a token family or a user's sessions revoked), at info, marked `audit: true` so a log
+ * pipeline can route them. Ids appear only as salted references.
+ */
+export function audit(log: Logger, event: string, fields: Record<string, unknown> = {}): void {
+  log.info({ audit: true, event, ...fields }, event);
 }

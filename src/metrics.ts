@@ -1,5 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { GatewayObserver } from './gateway.js';
+import type { Gateway, GatewayObserver } from './gateway.js';
+import { VERSION } from './version.js';
+
+/** Where the server stands in its shutdown (gateway_drain_state). */
+export const DrainState = { serving: 0, deregistering: 1, closing: 2 } as const;
 
 /** The connection roles of the WebSocket server, as metric labels. */
 export type Role = 'service' | 'browser';
@@ -31,6 +35,47 @@ export class Metrics {
   });
   readonly pushes = new Counter({ name: 'gateway_pushes_total', help: 'Unsolicited messages sent (session_expired, session_expiring)', labelNames: ['type'], registers: [this.registry] });
   readonly storeErrors = new Counter({ name: 'gateway_store_errors_total', help: 'Store operations that failed or timed out', registers: [this.registry] });
+  readonly storeDuration = new Histogram({
+    name: 'gateway_store_operation_duration_seconds',
+    help: 'Time of each operation on a remote store (Redis, PostgreSQL), by operation and outcome (ok, error)',
+    labelNames: ['op', 'outcome'],
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+  readonly storeUp = new Gauge({
+    name: 'gateway_store_up',
+    help: '1 while the store answers its health probe, 0 while it is unreachable',
+    registers: [this.registry],
+    collect: () => {
+      if (this.#gateway !== undefined) this.storeUp.set(this.#gateway.store.isReady() ? 1 : 0);
+    },
+  });
+  readonly buildInfo = new Gauge({ name: 'gateway_build_info', help: 'Always 1: the version and node id of this gateway', labelNames: ['version', 'node'], registers: [this.registry] });
+  readonly sessionsFollowed = new Gauge({
+    name: 'gateway_sessions_followed',
+    help: 'Sessions this node follows for their end (by subscriptions or bound connections)',
+    registers: [this.registry],
+    collect: () => {
+      if (this.#gateway !== undefined) this.sessionsFollowed.set(this.#gateway.hub.size);
+    },
+  });
+  readonly subscriptions = new Gauge({
+    name: 'gateway_subscriptions',
+    help: 'Followers of sessions on this node: subscriptions and bound connections',
+    registers: [this.registry],
+    collect: () => {
+      if (this.#gateway !== undefined) this.subscriptions.set(this.#gateway.hub.subscriptions);
+    },
+  });
+  readonly boundConnections = new Gauge({ name: 'gateway_bound_connections', help: 'Open browser connections bound to a session by its cookie', registers: [this.registry] });
+  readonly pushLateness = new Histogram({
+    name: 'gateway_push_lateness_seconds',
+    help: "Time from a session's own end (TTL, idle) to telling its followers",
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [this.registry],
+  });
+  readonly drainState = new Gauge({ name: 'gateway_drain_state', help: '0 serving, 1 draining (readyz 503, still serving), 2 closing connections', registers: [this.registry] });
+  #gateway: Gateway | undefined;
 
   /** The hooks the core calls (`createApp(config, { observer })`). */
   readonly observer: GatewayObserver = {
@@ -40,12 +85,22 @@ export class Metrics {
     },
     push: (type) => this.pushes.inc({ type }),
     storeError: () => this.storeErrors.inc(),
+    storeOperation: (op, seconds, ok) => this.storeDuration.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
+    pushLateness: (seconds) => this.pushLateness.observe(seconds),
   };
 
   constructor(o: { processMetrics?: boolean } = {}) {
     for (const role of ['service', 'browser'] as const) this.connections.set({ role }, 0);
     this.storeErrors.inc(0);
+    this.boundConnections.set(0);
+    this.drainState.set(DrainState.serving);
     if (o.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Reads the gauges that follow the gateway's state (store health, followed sessions) at each scrape. */
+  watch(gateway: Gateway): void {
+    this.#gateway = gateway;
+    this.buildInfo.set({ version: VERSION, node: gateway.nodeId }, 1);
   }
 
   /** A message that never reached a handler (malformed, unknown type): counted under type `invalid`. */

@@ -4,6 +4,7 @@ import { redactUrl, type Config } from './config.js';
 import type { Gateway } from './gateway.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import { stopTracing } from './tracing.js';
 import type { Store } from './store/types.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';
 
@@ -33,6 +34,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const clock = o.clock ?? systemClock;
   const metrics = new Metrics({ processMetrics: o.processMetrics });
   const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer, store: o.store });
+  metrics.watch(gateway);
   let ws: WsServer;
   try {
     ws = await startWs({ config, gateway, metrics, log }, { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs });
@@ -64,6 +66,7 @@ export async function serve(config: Config): Promise<void> {
   const server = await startServer(config);
   const log = server.gateway.log;
   if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
+  if (config.serviceKey === undefined) log.warn('no service key (GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE): backends cannot connect as services; only browser connections are served');
   log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), metrics: server.metricsUrl, origins: server.allowedOrigins, store: redactUrl(config.store) }, 'listening');
   let signals = 0;
   const stop = (signal: string) => {
@@ -73,7 +76,7 @@ export async function serve(config: Config): Promise<void> {
     }
     log.info({ signal }, 'shutting down');
     server.drain().then(
-      () => process.exit(0),
+      () => stopTracing().then(() => process.exit(0)),
       (err: unknown) => {
         log.error({ err }, 'drain failed');
         process.exit(1);

@@ -1,5 +1,6 @@
 import { Observable, Subject } from 'rxjs';
 import { GatewayError } from '../errors.js';
+import type { Logger } from '../log.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
 import type { AnyRequest, Envelope } from '../protocol/messages.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
@@ -7,6 +8,7 @@ import { errorReply, reply, type Body } from '../protocol/replies.js';
 import type { ReplyDraft } from '../protocol/reply-schemas.js';
 import { handlers } from './handlers.js';
 import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
+import { endMessageSpan, parentContext, startMessageSpan, tracingOn, withSpan } from '../tracing.js';
 import { DEFAULT_SUBSCRIBERS_PER_SESSION, type FollowOptions, type FollowRefusal, type HandlerContext, type PipelineServices } from './services.js';
 
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
@@ -27,6 +29,8 @@ export interface ConnectionOptions {
    * moves it to the new `src`), each counted against GatewayOptions.maxSubscribersPerSession.
    */
   untrusted?: boolean;
+  /** Said in the connection's `connection opened` line (transport, role, client address). */
+  logFields?: Record<string, string | boolean>;
 }
 
 /**
@@ -68,6 +72,8 @@ function orderKey(d: Decoded): OrderKey {
 export class GatewayConnection implements HandlerContext {
   readonly id: string;
   readonly gateway: PipelineServices;
+  /** The gateway's logger with this connection's id (`conn`) on every line. */
+  readonly log: Logger;
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   readonly #options: ConnectionOptions;
@@ -81,6 +87,8 @@ export class GatewayConnection implements HandlerContext {
     this.id = id;
     this.nodeId = gateway.nodeId;
     this.#options = options;
+    this.log = gateway.log.child({ conn: id });
+    this.log.debug({ event: 'connection opened', ...options.logFields }, 'connection opened');
   }
 
   /**
@@ -166,6 +174,7 @@ export class GatewayConnection implements HandlerContext {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.log.debug({ event: 'connection closed', subscriptions: this.#follows.size }, 'connection closed');
     for (const [fk, hash] of this.#follows.values()) this.gateway.hub.unsubscribe(hash, fk);
     this.#follows.clear();
     this.#pushes.complete();
@@ -177,41 +186,67 @@ export class GatewayConnection implements HandlerContext {
 
   #serve(d: Decoded): Outbound | Promise<Outbound> {
     if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
+    if (!tracingOn()) return this.#run(d);
+    const parent = parentContext(d.traceparent);
+    const span = startMessageSpan(d.body.type, parent);
+    const out = withSpan(parent, span, () => this.#run(d));
+    const end = (m: Outbound): Outbound => {
+      endMessageSpan(span, m.body.type === 'error' ? `error_${(m.body as { code: number }).code}` : m.body.type);
+      return m;
+    };
+    return out instanceof Promise ? out.then(end) : end(out);
+  }
+
+  #run(d: DecodedRequest): Outbound | Promise<Outbound> {
     const type = d.body.type;
+    // Error replies are timed too: an outage must show in the latency it really costs.
+    const started = this.gateway.observer.message ? performance.now() : 0;
     if (this.#options.allowed && !this.#options.allowed.has(type)) {
-      return this.#error(d, new GatewayError('FORBIDDEN', `Message type "${type}" is not allowed on this connection`));
+      return this.#error(d, new GatewayError('FORBIDDEN', `Message type "${type}" is not allowed on this connection`), started);
     }
     const refused = this.#options.admit?.(type);
-    if (refused) return this.#error(d, refused);
-    const started = this.gateway.observer.message ? performance.now() : 0;
+    if (refused) return this.#error(d, refused, started);
     const handler = handlers[type] as (c: GatewayConnection, req: DecodedRequest, body: AnyRequest) => Promise<ReplyDraft> | ReplyDraft;
-    return Promise.resolve(handler(this, d, d.body)).then(
+    let result: Promise<ReplyDraft> | ReplyDraft;
+    try {
+      result = handler(this, d, d.body);
+    } catch (err) {
+      return this.#failure(d, err, started);
+    }
+    return Promise.resolve(result).then(
       (body) => {
         this.gateway.observer.message?.(type, body.type, (performance.now() - started) / 1000);
         this.#options.onReply?.(type, body.type);
         return reply(d, d.body.msg_id, body);
       },
-      (err) => this.#failure(d, err),
+      (err) => this.#failure(d, err, started),
     );
   }
 
-  #error(d: DecodedRequest, err: GatewayError): Outbound {
+  #error(d: DecodedRequest, err: GatewayError, started: number): Outbound {
     this.#options.onReply?.(d.body.type, 'error');
-    this.gateway.observer.message?.(d.body.type, `error_${err.wireCode}`, 0);
+    this.gateway.observer.message?.(d.body.type, `error_${err.wireCode}`, started === 0 ? 0 : (performance.now() - started) / 1000);
     return errorReply({ src: d.src, dest: d.dest, msgId: d.body.msg_id }, this.nodeId, err.wireCode, err.message);
   }
 
-  /** Any failure becomes an error reply: a GatewayError keeps its code, anything else is 13. */
-  #failure(d: Decoded, err: unknown): Outbound {
+  /**
+   * Any failure becomes an error reply: a GatewayError keeps its code, anything else is 13.
+   * Failures are counted in the metrics and sampled in the log (see SampledLog): an outage
+   * fails every request, and one line per request would be a log storm.
+   */
+  #failure(d: Decoded, err: unknown, started = 0): Outbound {
     if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
+    const type = d.body.type;
     if (err instanceof GatewayError) {
       if (err.code === 'UNAVAILABLE') {
         this.gateway.observer.storeError?.();
-        this.gateway.log.error({ err, type: d.body.type }, 'store unavailable');
+        this.gateway.sampledLog.hit('store unavailable', (suppressed) =>
+          this.log.warn({ err, type, suppressed }, 'requests failing: store unavailable (sampled; count in gateway_store_errors_total)'),
+        );
       }
-      return this.#error(d, err);
+      return this.#error(d, err, started);
     }
-    this.gateway.log.error({ err, type: d.body.type }, 'internal error while serving a message');
-    return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }));
+    this.gateway.sampledLog.hit('internal error', (suppressed) => this.log.error({ err, type, suppressed }, 'internal error while serving a message (sampled)'));
+    return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }), started);
   }
 }

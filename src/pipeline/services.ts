@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { Logger } from '../log.js';
+import type { Logger, SampledLog } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
 import type { SubscriptionHub } from '../push/hub.js';
@@ -11,6 +11,10 @@ export interface GatewayObserver {
   message?(type: string, outcome: string, seconds: number): void;
   push?(type: string): void;
   storeError?(): void;
+  /** One store operation of a remote backend: its time and whether it succeeded. */
+  storeOperation?(op: string, seconds: number, ok: boolean): void;
+  /** How late after a session's own end (TTL, idle) its followers were told, in seconds. */
+  pushLateness?(seconds: number): void;
 }
 
 /**
@@ -25,6 +29,8 @@ export interface PipelineServices {
   readonly tokens: TokenService;
   readonly hub: SubscriptionHub;
   readonly observer: GatewayObserver;
+  /** Recurring failures, logged at most once per interval (see SampledLog). */
+  readonly sampledLog: SampledLog;
   readonly options: {
     readonly maxInFlight: number;
     readonly maxSubscriptions: number;

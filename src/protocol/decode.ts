@@ -12,6 +12,8 @@ export interface DecodedRequest {
   src: string;
   dest: string;
   body: AnyRequest;
+  /** W3C `traceparent` of the envelope, when the sender gave one (checked where it is used). */
+  traceparent?: unknown;
 }
 
 /** A message that cannot be served: the error reply to send, with whatever could be read. */
@@ -59,7 +61,7 @@ export function decodeValue(value: unknown): Decoded {
     // The common case, without building the error context.
     const check = checks.get(body.type);
     if (check !== undefined && check.Check(body) && !tooDeep(body) && illFormed(body) === undefined && protoMember(body) === undefined) {
-      return { ok: true, src, dest, body: body as AnyRequest };
+      return { ok: true, src, dest, body: body as AnyRequest, traceparent: value.traceparent };
     }
   }
   const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
@@ -84,7 +86,7 @@ export function decodeValue(value: unknown): Decoded {
   if (bad) return fail(ErrorCodes.MALFORMED, `Field "${bad}" must be well-formed UTF-16 text (no lone surrogate)`, at);
   const proto = protoMember(body);
   if (proto) return fail(ErrorCodes.MALFORMED, `Field "${proto}" must not have a member named "__proto__"`, at);
-  return { ok: true, src, dest, body: body as AnyRequest };
+  return { ok: true, src, dest, body: body as AnyRequest, traceparent: value.traceparent };
 }
 
 /**

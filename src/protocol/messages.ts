@@ -62,6 +62,8 @@ export const envelopeSchema = Type.Object({
   src: Type.String({ description: 'a string' }),
   dest: Type.String({ description: 'a string' }),
   body: Type.Object({ type: Type.String(), msg_id: Type.Optional(msgId) }, { additionalProperties: true }),
+  /** W3C Trace Context of the request (optional): its span becomes a child of this trace. */
+  traceparent: Type.Optional(Type.String({ description: 'a W3C traceparent, e.g. 00-<32 hex>-<16 hex>-01' })),
 });
 
 export interface Envelope<B = Record<string, unknown>> {

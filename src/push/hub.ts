@@ -39,6 +39,9 @@ export class SubscriptionHub {
   readonly #check: ExpiryCheck;
   readonly #onError: (err: unknown) => void;
   readonly #currentEnd: EndLookup | undefined;
+  #subscriptions = 0;
+  /** Told, for each session ended by its own expiry, how late after its end the followers were told (seconds). */
+  onLateness: ((seconds: number) => void) | undefined;
 
   /**
    * `currentEnd`, when the end can move (idle timeout), is asked before a warning goes out:
@@ -70,6 +73,7 @@ export class SubscriptionHub {
     const warnBefore = this.#earliestWarning(f);
     if (old !== undefined) this.#countWarning(f, old, -1);
     f.subs.set(key, sub);
+    if (old === undefined) this.#subscriptions++;
     this.#countWarning(f, sub, 1);
     if (fresh || f.end !== end || f.reason !== reason || this.#earliestWarning(f) !== warnBefore) this.#reschedule(hash, f, end, reason);
     return true;
@@ -81,6 +85,7 @@ export class SubscriptionHub {
     const sub = f?.subs.get(key);
     if (f === undefined || sub === undefined) return false;
     f.subs.delete(key);
+    this.#subscriptions--;
     if (f.subs.size === 0) this.#drop(hash);
     else this.#countWarning(f, sub, -1);
     return true;
@@ -138,6 +143,11 @@ export class SubscriptionHub {
     return this.#followed.size;
   }
 
+  /** Subscribers over every followed session. */
+  get subscriptions(): number {
+    return this.#subscriptions;
+  }
+
   /** Re-checks one followed session now (after a missed event, say). */
   recheck(hash: string): void {
     if (this.#followed.has(hash)) this.#due(hash);
@@ -154,6 +164,8 @@ export class SubscriptionHub {
   }
 
   #drop(hash: string): void {
+    const f = this.#followed.get(hash);
+    if (f !== undefined) this.#subscriptions -= f.subs.size;
     this.#followed.delete(hash);
     this.#ends.cancel(hash);
     this.#warnings.cancel(hash);
@@ -198,6 +210,7 @@ export class SubscriptionHub {
       (r) => {
         const now = this.#followed.get(hash);
         if (now === undefined) return;
+        if (r.ended === 'gone' || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
         if (r.ended === 'gone') this.ended(hash, f.reason);
         else if (r.ended !== undefined) this.ended(hash, r.ended);
         else if (r.next !== undefined && r.next !== now.end) this.#reschedule(hash, now, r.next, now.reason);

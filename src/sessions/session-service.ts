@@ -1,6 +1,6 @@
 import type { Clock } from '../clock.js';
 import { hashSecret, randomId } from '../crypto.js';
-import type { Logger } from '../log.js';
+import { audit, type Logger } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { Store } from '../store/types.js';
 import { endOf, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionEnd, type SessionRecord } from './records.js';
@@ -243,7 +243,7 @@ export class SessionService {
       if (record === undefined || record.u !== userId) continue;
       if (await this.end(hash, 'revoked')) count++;
     }
-    this.#o.log.info({ event: 'user sessions revoked', user: this.#o.logRef(userId), count }, 'user sessions revoked');
+    audit(this.#o.log, 'user sessions revoked', { user: this.#o.logRef(userId), count });
     return count;
   }
 }

@@ -1,7 +1,8 @@
 import type { Keyv } from 'keyv';
 import { GatewayError } from '../errors.js';
+import { traceStore, tracingOn } from '../tracing.js';
 import { Deadlines } from './deadlines.js';
-import type { EventBus, Store } from './types.js';
+import type { EventBus, Store, StoreObserver, StoreOperation } from './types.js';
 
 /** The operations Keyv has no word for; each backend does them atomically its own way. */
 export interface Atomics {
@@ -60,6 +61,7 @@ export class KeyvStore implements Store {
   readonly #onTimeout: ((key: string) => void) | undefined;
   readonly #size: () => number | undefined;
   readonly #close: () => Promise<void> | void;
+  #observer: StoreObserver | undefined;
 
   constructor(o: KeyvStoreOptions) {
     this.kind = o.kind;
@@ -78,7 +80,30 @@ export class KeyvStore implements Store {
     this.#keyv.on('error', () => {});
   }
 
-  #guard<T>(key: string, op: () => Promise<T> | T): Promise<T> {
+  /** Told the time of every operation of a remote backend (memory answers in place: nothing to time). */
+  observe(observer: StoreObserver): void {
+    this.#observer = observer;
+  }
+
+  #guard<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
+    if (!tracingOn()) return this.#timed(name, key, op);
+    return traceStore(this.kind, name, () => this.#timed(name, key, op));
+  }
+
+  #timed<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
+    const observer = this.#observer;
+    if (observer === undefined || this.#timeoutMs === undefined) return this.#limit(key, op);
+    const started = performance.now();
+    return this.#limit(key, op).then(
+      (v) => (observer(name, (performance.now() - started) / 1000, true), v),
+      (err: unknown) => {
+        observer(name, (performance.now() - started) / 1000, false);
+        throw err;
+      },
+    );
+  }
+
+  #limit<T>(key: string, op: () => Promise<T> | T): Promise<T> {
     if (this.#unreachable?.(key)) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     let result: Promise<T> | T;
     try {
@@ -104,12 +129,12 @@ export class KeyvStore implements Store {
 
   get<T>(key: string): Promise<T | undefined> {
     const read = this.#read;
-    if (read !== undefined) return this.#guard(key, () => read(key) as T | undefined);
-    return this.#guard(key, () => this.#keyv.get(key) as Promise<T | undefined>);
+    if (read !== undefined) return this.#guard('get', key, () => read(key) as T | undefined);
+    return this.#guard('get', key, () => this.#keyv.get(key) as Promise<T | undefined>);
   }
 
   set<T>(key: string, value: T, ttlMs: number): Promise<void> {
-    return this.#guard(key, async () => {
+    return this.#guard('set', key, async () => {
       const ok = await this.#keyv.set(key, value, Math.max(1, Math.ceil(ttlMs)));
       if (!ok) throw new Error('store refused the write');
     });
@@ -117,28 +142,28 @@ export class KeyvStore implements Store {
 
   delete(key: string): Promise<boolean> {
     const remove = this.#remove;
-    if (remove !== undefined) return this.#guard(key, () => remove(key));
-    return this.#guard(key, () => this.#keyv.delete(key));
+    if (remove !== undefined) return this.#guard('delete', key, () => remove(key));
+    return this.#guard('delete', key, () => this.#keyv.delete(key));
   }
 
   take<T>(key: string): Promise<T | undefined> {
-    return this.#guard(key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
+    return this.#guard('take', key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
   }
 
   swap<T>(key: string, value: T): Promise<T | undefined> {
-    return this.#guard(key, () => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
+    return this.#guard('swap', key, () => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
   }
 
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
-    return this.#guard(key, () => this.#atomics.indexAdd(key, member, expiresAt));
+    return this.#guard('indexAdd', key, () => this.#atomics.indexAdd(key, member, expiresAt));
   }
 
   indexRemove(key: string, member: string): Promise<void> {
-    return this.#guard(key, () => this.#atomics.indexRemove(key, member));
+    return this.#guard('indexRemove', key, () => this.#atomics.indexRemove(key, member));
   }
 
   indexMembers(key: string, now: number): Promise<string[]> {
-    return this.#guard(key, () => this.#atomics.indexMembers(key, now));
+    return this.#guard('indexMembers', key, () => this.#atomics.indexMembers(key, now));
   }
 
   isReady(): boolean {

@@ -9,6 +9,7 @@ import { PostgresAtomics } from './postgres-atomics.js';
 import { PostgresListener } from './postgres-listener.js';
 import { migrate } from './postgres-schema.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
+import { StoreHealthLog } from './store-health-log.js';
 
 export { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
 
@@ -67,8 +68,10 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
     keepAlive: true,
     application_name: 'auth-gateway',
   });
-  // Idle connections report a server that went away here; the probe turns it into state.
-  pool.on('error', () => {});
+  // Idle connections report a server that went away here; the probe turns it into state,
+  // logged once per change with the latest error as its cause.
+  const health = new StoreHealthLog(log, where);
+  pool.on('error', health.note);
 
   const channel = `${schema}_events`;
   const bus = new ChannelEventBus(
@@ -101,8 +104,8 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   };
 
   const connectWait = o.connectWaitMs ?? 2000;
-  const [up] = await Promise.all([within(ensureSchema(), connectWait), within(listener.start(), connectWait)]);
-  if (!up) log?.warn({ store: where }, `${where} is not reachable yet: every store operation answers error 11 until it is`);
+  const [up] = await Promise.all([within(health.watch(ensureSchema()), connectWait), within(listener.start(), connectWait)]);
+  if (!up) health.notYet(connectWait);
 
   // @keyv/postgres keeps one module-wide pool per URL and ends it on disconnect; ours is
   // per store, with our time limits. Its constructor also issues CREATE TABLE: held until
@@ -122,17 +125,17 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   let closed = false;
   let probing: Promise<void> | undefined;
   const runProbe = async (): Promise<void> => {
-    const ok = await within(migrated ? pool.query('SELECT 1') : ensureSchema(), timeoutMs);
+    const ok = await within(health.watch<unknown>(migrated ? pool.query('SELECT 1') : ensureSchema()), timeoutMs);
     // Ends that could not be announced while the database was away go out now.
     if (ok && !closed) bus.retry();
     if (closed || ok === healthy) return;
     healthy = ok;
     if (ok) {
-      log?.info({ store: where }, `${where} reachable again`);
+      health.up();
       // Ends published while this node was cut off were not delivered to it.
       bus.resync();
     } else {
-      log?.warn({ store: where }, `${where} unreachable: answering error 11 until it returns`);
+      health.down(timeoutMs);
     }
   };
   const probeMs = o.probeMs ?? 500;
@@ -163,7 +166,7 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   const onTimeout = (): void => {
     if (closed || !healthy) return;
     healthy = false;
-    log?.warn({ store: where }, `${where} did not answer in time: answering error 11 until a probe succeeds`);
+    health.timedOut(timeoutMs);
   };
 
   return new KeyvStore({

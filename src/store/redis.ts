@@ -5,6 +5,7 @@ import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
 import { ClusterHealth, within, type ClusterClient } from './redis-cluster-health.js';
 import { ChannelEventBus, type Publisher } from './channel-events.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
+import { StoreHealthLog } from './store-health-log.js';
 import type { StoreOptions } from './types.js';
 
 export { parseRedisUrl, type RedisTarget } from './redis-url.js';
@@ -75,8 +76,10 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const bus = new ChannelEventBus(channel, publisher, timeoutMs);
   const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
 
-  // node-redis emits every connection error; the probe below turns them into state changes.
-  redis.on('error', () => {});
+  // node-redis emits every connection error; the probe below turns them into state changes,
+  // each logged once with the latest of these errors as its cause.
+  const health = new StoreHealthLog(log, where);
+  redis.on('error', health.note);
   sub.on('error', () => {});
 
   let subscribed: Promise<boolean> | undefined;
@@ -93,7 +96,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
       },
       (err: unknown) => {
         subscribed = undefined;
-        log?.warn({ err }, `${where} subscribe failed; retrying on reconnect`);
+        log?.warn({ store: where, err }, `${where} subscribe failed; retrying on reconnect`);
         return false;
       },
     );
@@ -103,10 +106,10 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   if (target.mode === 'single') sub.on('ready', subscribe);
 
   const connectWait = o.connectWaitMs ?? 2000;
-  const [up, subUp] = await Promise.all([within(redis.connect(), connectWait), within(sub.connect(), connectWait)]);
+  const [up, subUp] = await Promise.all([within(health.watch(redis.connect()), connectWait), within(sub.connect(), connectWait)]);
   // Listening before the store is handed out: no event published after start-up is missed.
   if (subUp) await within(subscribe(), connectWait);
-  if (!up) log?.warn({ store: where }, `${where} is not reachable yet: every store operation answers error 11 until it is`);
+  if (!up) health.notYet(connectWait);
 
   const keyvRedis = new KeyvRedis(raw, { throwOnErrors: true, throwOnConnectError: true });
   // Values are JSON by contract (Store): plain JSON, without Keyv's default reviver, which
@@ -133,8 +136,8 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // On a cluster, health is per master: only the keys of a master that is down fail fast,
   // and the probe refreshes the topology until a replica has taken over (redis-cluster-health.ts).
   clusterHealth = cluster ? new ClusterHealth([cluster as unknown as ClusterClient, sub as unknown as ClusterClient], redisKey) : undefined;
-  const health = clusterHealth;
-  const probe = single ? () => within(single.ping(), timeoutMs) : () => health!.probe(timeoutMs);
+  const masters = clusterHealth;
+  const probe = single ? () => within(health.watch(single.ping()), timeoutMs) : () => masters!.probe(timeoutMs);
   let healthy = up;
   let closed = false;
   let probing: Promise<void> | undefined;
@@ -151,11 +154,11 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     if (closed || ok === healthy) return;
     healthy = ok;
     if (ok) {
-      log?.info({ store: where }, `${where} reachable again`);
+      health.up();
       // Ends published while this node was cut off were not delivered to it.
       bus.resync();
     } else {
-      log?.warn({ store: where }, `${where} unreachable: answering error 11 until it returns`);
+      health.down(timeoutMs);
     }
   };
   const probeMs = o.probeMs ?? 500;
@@ -170,13 +173,13 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // keys of that operation's master), until a probe answers.
   const onTimeout = (key: string): void => {
     if (closed) return;
-    health?.timedOut(key);
+    masters?.timedOut(key);
     if (!healthy) return;
     healthy = false;
-    log?.warn({ store: where }, `${where} did not answer in time: answering error 11 until a probe succeeds`);
+    health.timedOut(timeoutMs);
   };
   // A cluster that never answered has no slot map yet: every key fails fast until it does.
-  const unreachable = health ? (key: string) => (!healthy && health.healthy) || health.unreachable(key) : () => !healthy;
+  const unreachable = masters ? (key: string) => (!healthy && masters.healthy) || masters.unreachable(key) : () => !healthy;
 
   const isReady = (): boolean => {
     if (!healthy) return false;

@@ -32,6 +32,12 @@ export interface EventBus {
   onResync(fn: () => void): () => void;
 }
 
+/** The operations of the Store contract, as metric labels and span names. */
+export type StoreOperation = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'indexAdd' | 'indexRemove' | 'indexMembers';
+
+/** Told how long each operation took and whether it succeeded. */
+export type StoreObserver = (op: StoreOperation, seconds: number, ok: boolean) => void;
+
 /**
  * The store contract every backend meets (test/store/contract.ts runs it on each).
  * Keys are plain strings; values are JSON-compatible. Every failure or time-out rejects
@@ -60,4 +66,6 @@ export interface Store {
   /** Number of keys held, where the backend can tell cheaply (memory: exact). */
   size(): number | undefined;
   close(): Promise<void>;
+  /** Reports each operation's time (remote backends; memory answers in place). */
+  observe?(observer: StoreObserver): void;
 }

@@ -1,5 +1,6 @@
 import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
+import { audit } from '../log.js';
 import type { AccessTokens } from './access-tokens.js';
 import type { SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
@@ -216,10 +217,8 @@ export class RefreshFamilies {
     // Nothing of the family is left to refuse: the cause need only outlast a rotation still in
     // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
     await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
-    this.#o.log.warn(
-      { event: 'token family revoked', family: this.#o.logRef(fam), reason: why, access_tokens: family?.a.length ?? 0, refresh_tokens: hashes.length },
-      'token family revoked',
-    );
+    if (reusedTokenHash !== undefined) audit(this.#o.log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
+    audit(this.#o.log, 'token family revoked', { family: this.#o.logRef(fam), reason: why, access_tokens: family?.a.length ?? 0, refresh_tokens: hashes.length });
   }
 
   /** Revokes the family of a refresh token this gateway issued (again: nothing changes). */

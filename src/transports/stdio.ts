@@ -22,7 +22,7 @@ export async function runStdio(gateway: Gateway, input: Readable, output: Writab
   let batch: string[] = [];
   let awaitingDrain = false;
   const pump = new Pump(
-    gateway.connect(),
+    gateway.connect({ logFields: { transport: 'stdio' } }),
     {
       write: (text) => batch.push(`${text}\n`),
       flush: () => {

@@ -131,7 +131,15 @@ describe('audit log of a full workload (spawned stdio node, trace level)', () =>
     expect(node.stderr.length).toBeGreaterThan(20);
     for (const line of node.stderr) {
       const entry = JSON.parse(line) as Record<string, unknown>;
-      expect(entry).toMatchObject({ svc: 'auth-gateway', level: expect.any(Number), time: expect.any(String), msg: expect.any(String) });
+      expect(entry).toMatchObject({
+        svc: 'auth-gateway',
+        level: expect.stringMatching(/^(trace|debug|info|warn|error|fatal)$/),
+        time: expect.any(String),
+        msg: expect.any(String),
+        node: 'gateway',
+        pid: node.proc.pid,
+        hostname: expect.any(String),
+      });
     }
   });
 
@@ -152,6 +160,23 @@ describe('audit log of a full workload (spawned stdio node, trace level)', () =>
     ]) {
       expect(events, e).toContain(e);
     }
+  });
+
+  it('security events are audit lines at info', () => {
+    const audited = node.stderr.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.audit === true);
+    const names = new Set(audited.map((e) => e.event));
+    for (const e of ['user sessions revoked', 'token family revoked', 'refresh token reuse detected']) expect(names, e).toContain(e);
+    for (const e of audited) expect(e.level).toBe('info');
+  });
+
+  it('the connection is logged open and closed (debug) under one id, which its lines carry', () => {
+    const entries = node.stderr.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const opened = entries.filter((e) => e.event === 'connection opened');
+    const closed = entries.filter((e) => e.event === 'connection closed');
+    expect(opened).toHaveLength(1);
+    expect(closed).toHaveLength(1);
+    expect(opened[0]).toMatchObject({ level: 'debug', transport: 'stdio', conn: expect.stringMatching(/^c\d+$/) });
+    expect(closed[0]!.conn).toBe(opened[0]!.conn);
   });
 
   it('ids appear as salted references, not as values or store keys', () => {

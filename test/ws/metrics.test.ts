@@ -56,6 +56,48 @@ describe('/metrics', () => {
     });
   });
 
+  it('reports build info, store health, followed sessions, subscriptions, bound connections, push lateness and drain state', async () => {
+    const { server, http, clock, store } = await startWithStoreDouble();
+    const scrape = async () => (await fetchRaw(`${http}/metrics`)).body;
+    let t = await scrape();
+    expect(t).toMatch(/^gateway_build_info\{version="\d+\.\d+\.\d+[^"]*",node="gateway"\} 1$/m);
+    expect(value(t, 'gateway_store_up')).toBe(1);
+    expect(value(t, 'gateway_drain_state')).toBe(0);
+    expect(value(t, 'gateway_sessions_followed')).toBe(0);
+    expect(value(t, 'gateway_subscriptions')).toBe(0);
+    expect(value(t, 'gateway_bound_connections')).toBe(0);
+
+    const a = await createSession(server.url, 2);
+    const b = await createSession(server.url, 3600);
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('subscribe_session', { session_id: a })).type).toBe('subscribed');
+    expect((await s.call('subscribe_session', { session_id: b })).type).toBe('subscribed');
+    expect((await s.call('subscribe_session', { session_id: b }, 'c2')).type).toBe('subscribed');
+    const bound = browser(server.url, { cookie: `sid=${a}` });
+    await bound.opened;
+    t = await scrape();
+    expect(value(t, 'gateway_sessions_followed')).toBe(2);
+    expect(value(t, 'gateway_subscriptions')).toBe(4);
+    expect(value(t, 'gateway_bound_connections')).toBe(1);
+
+    store.down = true;
+    expect(value(await scrape(), 'gateway_store_up')).toBe(0);
+    store.down = false;
+    expect(value(await scrape(), 'gateway_store_up')).toBe(1);
+
+    // Session a reaches its end: its two followers are told, and how late is observed once.
+    clock.advance(2000);
+    await bound.closed;
+    await eventually(async () => {
+      t = await scrape();
+      expect(value(t, 'gateway_push_lateness_seconds_count')).toBe(1);
+      expect(value(t, 'gateway_sessions_followed')).toBe(1);
+      expect(value(t, 'gateway_subscriptions')).toBe(2);
+      expect(value(t, 'gateway_bound_connections')).toBe(0);
+    });
+  });
+
   it('includes the process metrics when asked (the CLI default)', async () => {
     const { http } = await start({}, { processMetrics: true });
     const t = (await fetchRaw(`${http}/metrics`)).body;

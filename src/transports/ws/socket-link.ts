@@ -1,7 +1,7 @@
 import { WebSocket, type RawData } from 'ws';
 import { CloseCodes, ErrorCodes } from '../../protocol/codes.js';
 import type { Gateway } from '../../gateway.js';
-import type { Logger } from '../../log.js';
+import { audit, type Logger } from '../../log.js';
 import type { Metrics, Role } from '../../metrics.js';
 import type { ConnectionOptions, GatewayConnection } from '../../pipeline/connection.js';
 import { Pump } from '../../pipeline/pump.js';
@@ -58,6 +58,8 @@ export class SocketLink {
   /** The receiver's fragment list, reused from message to message (see `#recycleFragments`). */
   readonly #fragments: Buffer[] = [];
   #closeReason: string | undefined;
+  /** The rate limit has refused a frame of this connection (audited once per connection). */
+  #rateLimited = false;
   /** Resolves once the pipeline has answered everything it read (or the socket closed). */
   readonly #pipelineDone: Promise<void>;
 
@@ -86,7 +88,7 @@ export class SocketLink {
       { highWaterMark: o.highWaterMark, schedule: process.nextTick },
     );
     this.#pipelineDone = this.#pump.done.catch((err: unknown) => {
-      o.log.error({ err }, 'connection pipeline failed');
+      this.conn.log.error({ err }, 'connection pipeline failed');
       this.close(1011, 'Internal error', 'error');
     });
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
@@ -94,7 +96,7 @@ export class SocketLink {
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
     this.#ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#closeReason ??= 'too_large';
-      o.log.debug({ err, role: this.role }, 'websocket error');
+      this.conn.log.debug({ err, role: this.role }, 'websocket error');
     });
     this.closed = new Promise<number>((resolve) => {
       this.#ws.once('close', (code) => {
@@ -173,10 +175,16 @@ export class SocketLink {
         d = { ok: false, code: ErrorCodes.RATE_LIMITED, text: budget.messageText, ...at };
       }
     }
-    if (!d.ok) this.#o.metrics.undecodable(d.code);
+    if (!d.ok) {
+      this.#o.metrics.undecodable(d.code);
+      if (d.code === ErrorCodes.RATE_LIMITED && !this.#rateLimited) {
+        this.#rateLimited = true;
+        audit(this.conn.log, 'rate limit tripped', { limit: overBytes ? 'bytes per second' : 'messages per second', role: this.role });
+      }
+    }
     this.#pump.receive(d);
     if (closing) {
-      this.#o.log.warn({ role: this.role }, 'closing a connection that keeps sending malformed messages (1008)');
+      this.conn.log.warn({ role: this.role }, 'closing a connection that keeps sending malformed messages (1008)');
       this.#pump.end();
       this.close(CloseCodes.POLICY, 'Too many malformed messages', 'malformed');
     }
@@ -218,7 +226,7 @@ export class SocketLink {
   /** The peer does not read: stop producing for it rather than hold its output in memory. */
   #checkBuffered(): void {
     if (this.#ws.readyState !== WebSocket.OPEN || this.#ws.bufferedAmount <= this.#o.maxBufferedBytes) return;
-    this.#o.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
+    this.conn.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
     this.#pump.end();
     this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');
   }

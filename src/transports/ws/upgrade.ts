@@ -5,7 +5,7 @@ import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import type { Logger } from '../../log.js';
+import { audit, type Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bound-session.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
@@ -60,6 +60,13 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
   const browserOptions = (address: string): ConnectionOptions => {
     const guard = throttle.guard(address);
     let limited = false;
+    // Audited once per connection: a client that keeps sending past a limit writes one line.
+    let tripped = false;
+    const trip = (limit: string) => {
+      if (tripped) return;
+      tripped = true;
+      audit(log, 'rate limit tripped', { limit, remote: address });
+    };
     // The message rate is charged by the link, before parsing (FrameBudget).
     return {
       allowed: BROWSER_TYPES,
@@ -67,9 +74,12 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       admit: (type) => {
         if (type === 'exchange_session' && !exchanges.take(address)) {
           limited = true;
+          trip('exchange_session per address');
           return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.exchangeLimit} exchange_session a minute from one address`);
         }
-        return guard.admit(type);
+        const refused = guard.admit(type);
+        if (refused !== undefined) trip('failed authentications');
+        return refused;
       },
       onReply: (requestType, replyType) => {
         // The refusal above is answered at once (synchronously): it is not an auth answer.
@@ -85,7 +95,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       gateway,
       ws,
       role: h.role,
-      connection: browser ? browserOptions(address) : {},
+      connection: { ...(browser ? browserOptions(address) : {}), logFields: { transport: 'ws', role: h.role, remote: address } },
       budget: browser
         ? new FrameBudget({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock })
         : undefined,
@@ -124,12 +134,20 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
         else link.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
       },
     });
-    if (refused !== undefined) link.close(CloseCodes.POLICY, 'Too many connections follow this session', 'session_full');
+    if (refused !== undefined) {
+      link.close(CloseCodes.POLICY, 'Too many connections follow this session', 'session_full');
+      return;
+    }
+    metrics.boundConnections.inc();
+    void link.closed.then(() => metrics.boundConnections.dec());
   };
 
   const refuse = (socket: Duplex, status: number, why: string, address: string, extra: Record<string, string> = {}) => {
     metrics.upgradesRefused.inc({ status: String(status) });
-    log.warn({ status, why, remote: address }, 'websocket upgrade refused');
+    // Sampled: a flood of refused upgrades is counted in gateway_upgrades_refused_total.
+    gateway.sampledLog.hit(`upgrade refused ${status} ${why}`, (suppressed) =>
+      log.warn({ status, why, remote: address, suppressed }, status === 429 ? 'websocket upgrade refused (throttle tripped; sampled)' : 'websocket upgrade refused (sampled)'),
+    );
     refuseUpgrade(socket, status, extra);
   };
 
@@ -153,7 +171,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       } catch (err) {
         // The store is away: the session can be neither trusted nor refused. Try again later.
         metrics.upgradesRefused.inc({ status: '503' });
-        log.error({ err }, 'could not check the session of a bound upgrade');
+        gateway.sampledLog.hit('bound upgrade store check', (suppressed) => log.warn({ err, suppressed }, 'could not check the session of a bound upgrade (sampled)'));
         return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
       }
     }

@@ -1,0 +1,149 @@
+/**
+ * Configuration an operator can see and trust: secrets from files (`*_FILE`), `--version`,
+ * `config` (effective configuration, secrets redacted), every flag applied or refused, usage
+ * errors on stderr, the start-up line and the warning of a serve without a service key.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config.js';
+import { killAll, spawnServer } from '../ws/process.js';
+import { SECRET } from './harness.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gw-config-visible-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(killAll);
+
+const SERVICE_KEY = 'mC0dV6S8oW+T1L3o0J0n9dQxJxSxS1Zb2rGqW8c1m2k=';
+const OTHER = 'v3vY0pT7Zr2cC5hH7qW1nN4mM8xX0kK2lL6jJ9gG3fE=';
+
+function file(name: string, text: string): string {
+  const path = join(dir, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const cli = (args: string[], env: Record<string, string> = {}) =>
+  spawnSync(process.execPath, ['dist/cli.js', ...args], { env: { PATH: process.env.PATH ?? '', ...env }, timeout: 10_000, encoding: 'utf8' });
+
+describe('*_FILE variants of every secret', () => {
+  it('reads each from its file (a final newline is not part of it)', () => {
+    const c = loadConfig({
+      GATEWAY_JWT_SECRETS_FILE: file('secrets', `k1:${SECRET},k0:${OTHER}\n`),
+      GATEWAY_SERVICE_KEY_FILE: file('service-key', `${SERVICE_KEY}\n`),
+      GATEWAY_STORE_FILE: file('store', 'redis://:hunter2-password@redis:6379/0\n'),
+      GATEWAY_LOG_SALT_FILE: file('salt', 'a-shared-salt'),
+    });
+    expect(c.jwtKeys.map((k) => k.kid)).toEqual(['k1', 'k0']);
+    expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
+    expect(c.serviceKey).toBe(SERVICE_KEY);
+    expect(c.store).toBe('redis://:hunter2-password@redis:6379/0');
+    expect(c.logSalt).toBe('a-shared-salt');
+    expect(loadConfig({ GATEWAY_JWT_SECRET_FILE: file('secret', `${SECRET}\r\n`) }).jwtKeys[0]!.secret.toString()).toBe(SECRET);
+  });
+
+  it('refuses both forms, an unreadable file, an empty one and one of several lines, naming the variable, never the content', () => {
+    const cases: [Record<string, string>, RegExp][] = [
+      [{ GATEWAY_JWT_SECRET: SECRET, GATEWAY_JWT_SECRET_FILE: file('s1', SECRET) }, /^set either GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRET_FILE, not both$/],
+      [{ GATEWAY_SERVICE_KEY_FILE: join(dir, 'missing') }, /^GATEWAY_SERVICE_KEY_FILE: cannot read ".*missing" \(ENOENT\)$/],
+      [{ GATEWAY_STORE_FILE: file('empty', '\n') }, /^GATEWAY_STORE_FILE: ".*empty" must hold the value on one line$/],
+      [{ GATEWAY_JWT_SECRET_FILE: file('two', `${SECRET}\n${OTHER}\n`) }, /^GATEWAY_JWT_SECRET_FILE: ".*two" must hold the value on one line$/],
+    ];
+    for (const [env, message] of cases) {
+      let thrown: unknown;
+      try {
+        loadConfig(env);
+      } catch (err) {
+        thrown = err;
+      }
+      expect((thrown as Error).message).toMatch(message);
+      expect((thrown as Error).message).not.toContain(SECRET);
+    }
+  });
+});
+
+describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
+  it('--version prints the package version', () => {
+    const r = cli(['--version']);
+    const { version } = JSON.parse(readFileSync('package.json', 'utf8')) as { version: string };
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`auth-gateway ${version}\n`);
+  });
+
+  it('config prints the effective configuration with every secret redacted', () => {
+    const r = cli(['config', '--node-id', 'n7'], {
+      GATEWAY_JWT_SECRETS_FILE: file('secrets2', `k1:${SECRET},k0:${OTHER}`),
+      GATEWAY_SERVICE_KEY: SERVICE_KEY,
+      GATEWAY_STORE: 'redis://:hunter2-password@redis:6379/0',
+      GATEWAY_LOG_SALT: 'salt-value-1',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    const c = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(c).toMatchObject({
+      node_id: 'n7',
+      store: 'redis://***@redis:6379/0',
+      jwt: { alg: 'HS256', hs256_key_ids: ['k1', 'k0'], hs256_secret: 'set' },
+      service_key: 'set',
+      log_salt: 'set',
+      dev: false,
+      drain: { delay_ms: 5000, window_ms: 10000 },
+    });
+    for (const secret of [SECRET, OTHER, SERVICE_KEY, 'hunter2-password', 'salt-value-1']) expect(r.stdout).not.toContain(secret);
+  });
+
+  it('refuses what it would not apply: flags of another command, extra arguments, --service-key; usage errors on stderr', () => {
+    const cases: [string[], RegExp][] = [
+      [['serve', '--service-key', SERVICE_KEY], /--service-key is refused/],
+      [['stdio', 'extra'], /stdio takes no arguments \(got "extra"\)/],
+      [['serve', 'extra'], /serve takes no arguments/],
+      [['connect', 'ws://127.0.0.1:1', 'more'], /connect takes 1 argument \(got "more"\)/],
+      [['stdio', '--host', '0.0.0.0'], /--host does not apply to stdio/],
+      [['stdio', '--dev'], /--dev does not apply to stdio/],
+      [['schema', '--store', 'memory://'], /--store does not apply to schema/],
+      [['connect', 'ws://127.0.0.1:1', '--port', '1'], /--port does not apply to connect/],
+      [[], /a command is needed/],
+      [['nope'], /unknown command "nope"/],
+      [['serve', '--no-such-flag'], /Unknown option '--no-such-flag'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expect(r.stdout, args.join(' ')).toBe('');
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stderr).not.toContain(SERVICE_KEY);
+    }
+  });
+
+  it('serve: a start-up line with what an operator checks, and a warning without a service key', async () => {
+    const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: '' });
+    const lines = s.stderr().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const start = lines.find((l) => l.event === 'starting');
+    expect(start).toMatchObject({
+      level: 'info',
+      node: 'node-a',
+      version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      node_id: 'node-a',
+      store: 'memory://',
+      jwt: { alg: 'HS256', hs256_key_ids: ['k1'] },
+      lifetimes: { session_ttl: 3600, access_token_ttl: 900, refresh_token_ttl: 1_209_600 },
+      limits: { max_message_bytes: 65_536, rate_limit: 100 },
+      log_level: 'info',
+      service_key: false,
+      dev: false,
+    });
+    expect(lines.some((l) => l.level === 'warn' && String(l.msg).startsWith('no service key'))).toBe(true);
+    expect(s.stderr()).not.toContain(SECRET);
+  });
+
+  it('serve --service-key-file applies the key (no warning); a key in the environment and the flag together are refused', async () => {
+    const keyFile = file('svc', `${SERVICE_KEY}\n`);
+    const s = await spawnServer({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: '' }, ['--service-key-file', keyFile]);
+    expect(s.stderr()).not.toContain('no service key');
+    expect(s.stderr()).toMatch(/"service_key":true/);
+    const both = cli(['serve', '--service-key-file', keyFile], { GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_JWT_SECRET: SECRET });
+    expect(both.status).toBe(2);
+    expect(both.stderr).toContain('set either GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE');
+  });
+});
