@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system binaries the tests drive for real: redis-server (store and
 # multi-node tests), Debian's postgresql (the tests run initdb and postgres themselves,
-# on a free port, and never use the packaged service) and Debian's chromium (browser
-# end-to-end test). Idempotent.
+# on a free port, and never use the packaged service), Debian's chromium (browser
+# end-to-end test) and PyYAML (the compose file test reads it as YAML). Idempotent.
 set -euo pipefail
 has_postgres() {
   local dir
@@ -14,6 +14,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 has_postgres || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
   echo "system-deps: please install: ${need[*]} (apt-get install ${need[*]})" >&2

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { parsePostgresUrl } from '../../src/store/postgres-url.js';
 import { parseRedisUrl } from '../../src/store/redis-url.js';
+import { required } from '../helpers/required.js';
 import { ROOT } from './stdio-node.js';
 
 /**
@@ -28,20 +29,10 @@ function interpolate(value: string, env: Record<string, string>): string {
   });
 }
 
-function pythonYaml(): boolean {
-  try {
-    execFileSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 describe('docker-compose.yml', () => {
-  it('parses (as JSON, and as YAML where PyYAML is installed) to the same document', (ctx) => {
+  it.skipIf(!required('pyyaml'))('parses as JSON and as YAML (PyYAML) to the same document', () => {
     const doc = compose();
     expect(Object.keys(doc.services).sort()).toEqual(['gateway', 'gateway-pg', 'postgres', 'redis']);
-    if (!pythonYaml()) return ctx.skip();
     const viaYaml = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'docker-compose.yml')], { encoding: 'utf8' });
     expect(JSON.parse(viaYaml)).toEqual(doc);
   });
