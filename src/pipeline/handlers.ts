@@ -56,7 +56,14 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (refused === 'session_full') throw new GatewayError('RATE_LIMITED', `Too many subscribers of this session (limit ${c.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION})`);
     // An end between the check above and the follow would reach no one, and the follow would
     // wait for the ttl: look again now that any later end is sure to be pushed.
-    const again = await sessions.peek(v.hash);
+    let again: Awaited<ReturnType<typeof sessions.peek>>;
+    try {
+      again = await sessions.peek(v.hash);
+    } catch (err) {
+      // Answered error 11: the client was not told `subscribed`, so it follows nothing.
+      c.unfollow(key, v.hash);
+      throw err;
+    }
     if (!again.valid) {
       c.unfollow(key, v.hash);
       return invalidSession(again.error);

@@ -304,6 +304,29 @@ describe('subscribe racing an end', () => {
     expect(gateway.hub.size).toBe(0);
     expect(clock.pending).toBe(1);
   });
+
+  it('a subscribe whose second look fails answers error 11 and follows nothing', async () => {
+    const clock = new ManualClock();
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const watcher = new Driver(gateway);
+    const admin = new Driver(gateway);
+    const s = await gateway.sessions.create('u', undefined, 3600);
+    const held = store.hold('get', { match: ([key]) => String(key).startsWith('s:'), once: true, afterInner: true });
+    const sub = watcher.send({ type: 'subscribe_session', session_id: s.sessionId });
+    await held.reached;
+    // The store goes away between the first look and the second.
+    store.fail('get');
+    held.release();
+    await settle();
+    expect(watcher.reply(sub)).toMatchObject({ type: 'error', code: 11 });
+    expect(gateway.hub.size).toBe(0);
+    store.restore('get');
+    expect(await admin.call({ type: 'destroy_session', session_id: s.sessionId })).toMatchObject({ type: 'session_destroyed' });
+    await settle();
+    // Told error 11, the client never heard `subscribed`: no push for it either.
+    expect(watcher.pushes()).toEqual([]);
+  });
 });
 
 describe('a store that fails half-way through an end', () => {
