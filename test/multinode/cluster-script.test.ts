@@ -70,7 +70,7 @@ describe.skipIf(!hasBuild() || (store === 'redis' && !hasRedisServer()))(`make c
     expect(await storeAnswers(store, ports.store)).toBe(true);
   });
 
-  it('created on A over WebSocket, valid on B; destroyed on B, pushed to a browser on A within 200 ms', async () => {
+  it('created on A over WebSocket, valid on B; destroyed on B, pushed to a browser on A within 1 s', async () => {
     const serviceA = await WsClient.open(urlA(), serviceKey);
     const serviceB = await WsClient.open(urlB(), serviceKey);
     const browserA = await WsClient.open(urlA());
@@ -83,7 +83,8 @@ describe.skipIf(!hasBuild() || (store === 'redis' && !hasRedisServer()))(`make c
     expect((await serviceB.request({ type: 'destroy_session', session_id: created.session_id })).type).toBe('session_destroyed');
     const push = await browserA.push((p) => p.type === 'session_expired' && p.session_id === created.session_id);
     expect(push.body.reason).toBe('destroyed');
-    expect(push.at - sent).toBeLessThan(200);
+    // The contract's 100 ms is measured by the benchmarks (row 7); here, room for a busy CI machine.
+    expect(push.at - sent).toBeLessThan(1000);
   });
 
   it('revoke_user_sessions on B reaches browsers on A', async () => {

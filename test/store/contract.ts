@@ -16,8 +16,8 @@ export interface StoreHarness {
   close(): Promise<void>;
 }
 
-/** Real-time backends need TTLs long enough to survive a round trip or two. */
-const TTL = 400;
+/** Real-time backends need TTLs long enough to survive a few round trips on a busy machine. */
+const TTL = 1000;
 
 async function rejectsUnavailable(p: Promise<unknown>): Promise<void> {
   const err = await p.then(
