@@ -14,12 +14,13 @@ import { VERSION } from './version.js';
 const USAGE = `usage: auth-gateway <command> [options]
 
 commands:
-  serve              WebSocket gateway (GATEWAY_HOST:GATEWAY_PORT)
+  serve              WebSocket and HTTP gateway (GATEWAY_HOST:GATEWAY_PORT)
   stdio              JSON lines on stdin/stdout
   connect URL        bridge stdin/stdout to a running gateway; as a service with the key
                      in GATEWAY_SERVICE_KEY(_FILE) or in a file: --service-key-file FILE
   config             print the effective configuration of serve (secrets redacted) and exit
   schema             print the JSON Schema of every message
+  openapi            print the OpenAPI 3.1 document of the HTTP API (POST /v1/rpc)
 
 options (each also a GATEWAY_* variable; flags win):
   --fixtures FILE    seed sessions from FILE (tests and demos only)
@@ -57,10 +58,11 @@ const COMMAND_FLAGS: Record<string, ReadonlySet<string>> = {
   stdio: new Set(['fixtures', 'store', 'node-id', 'log-level', 'session-ttl', 'max-message-bytes']),
   connect: new Set(['service-key-file']),
   schema: new Set(),
+  openapi: new Set(),
 };
 
 /** Positional arguments after the command. */
-const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0 };
+const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0, openapi: 0 };
 
 /** A usage error: one line on stderr (with the usage), exit 2. */
 function fail(message: string, code = 2): never {
@@ -182,6 +184,12 @@ async function main(): Promise<void> {
     case 'schema': {
       const { jsonSchemas } = await import('./protocol/json-schema.js');
       process.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
+      return;
+    }
+    case 'openapi': {
+      const { openApiDocument } = await import('./protocol/openapi.js');
+      process.stdout.write(`${JSON.stringify(openApiDocument(), null, 2)}
+`);
       return;
     }
   }

@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createApp } from './app.js';
 import { systemClock, type Clock } from './clock.js';
 import { redactUrl, type Config } from './config.js';
@@ -6,9 +7,15 @@ import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
 import { stopTracing } from './tracing.js';
 import type { Store } from './store/types.js';
+import { openApiDocument } from './protocol/openapi.js';
+import { send, sendJson } from './transports/http/http-util.js';
+import { createRpcHandler } from './transports/http/rpc.js';
+import type { RouteHandler } from './transports/ws/http-routes.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';
 
-export interface ServerOptions extends WsOptions {
+export interface ServerOptions extends Omit<WsOptions, 'routes' | 'drainRoutes'> {
+  /** A `POST /v1/rpc` body not received in full within this many ms is answered 408 (default 10 s). */
+  httpBodyTimeoutMs?: number;
   /** Time for sessions, rate limits, throttles and the heartbeat (tests pass a ManualClock). */
   clock?: Clock;
   log?: Logger;
@@ -32,12 +39,30 @@ export interface GatewayServer extends Omit<WsServer, 'drain'> {
  */
 export async function startServer(config: Config, o: ServerOptions = {}): Promise<GatewayServer> {
   const clock = o.clock ?? systemClock;
+  const bodyTimeoutMs = o.httpBodyTimeoutMs ?? 10_000;
+  if (!(Number.isFinite(bodyTimeoutMs) && bodyTimeoutMs > 0)) throw new RangeError('The httpBodyTimeoutMs option must be a finite, positive number.');
   const metrics = new Metrics({ processMetrics: o.processMetrics });
   const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer, store: o.store });
   metrics.watch(gateway);
+  const openApi = JSON.stringify(openApiDocument());
+  const rpc = createRpcHandler({ gateway, log, serviceKey: config.serviceKey, maxMessageBytes: config.maxMessageBytes, bodyTimeoutMs });
+  const routes = new Map<string, RouteHandler>([
+    ['/v1/rpc', rpc],
+    [
+      '/openapi.json',
+      (req: IncomingMessage, res: ServerResponse) => {
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          res.setHeader('Allow', 'GET, HEAD');
+          return sendJson(res, 405, { error: 'Method not allowed' });
+        }
+        // Public: it describes the protocol, which docs/protocol.md publishes anyway.
+        send(res, 200, 'application/json; charset=utf-8', openApi, req.method === 'HEAD');
+      },
+    ],
+  ]);
   let ws: WsServer;
   try {
-    ws = await startWs({ config, gateway, metrics, log }, { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs });
+    ws = await startWs({ config, gateway, metrics, log }, { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => rpc.drain() });
   } catch (err) {
     await gateway.close();
     throw err;

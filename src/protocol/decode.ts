@@ -211,3 +211,24 @@ export function oversized(bytes: number | undefined, limit: number, value?: unkn
 }
 
 export type { RequestType };
+
+/**
+ * Parses a bare body (request-reply transports: HTTP), never throws: the checks of `decode`,
+ * addressed as if from `src` to `dest`. Without `msg_id`, the body is read as `msg_id` 0.
+ */
+export function decodeBody(text: string, src: string, dest: string): Decoded {
+  const shape = scanJson(text, MAX_MESSAGE_DEPTH);
+  if (shape.tooDeep) return fail(ErrorCodes.MALFORMED, `Message nests deeper than ${MAX_MESSAGE_DEPTH} levels`, { src, dest });
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail(ErrorCodes.MALFORMED, 'Malformed JSON', { src, dest });
+  }
+  if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'The body must be a JSON object', { src, dest });
+  const duplicate = countMembers(value) !== shape.members;
+  const body = value.msg_id === undefined ? { ...value, msg_id: 0 } : value;
+  const d = decodeValue({ src, dest, body });
+  if (!duplicate) return d;
+  return fail(ErrorCodes.MALFORMED, 'Duplicate member name in a JSON object', { src, dest, msgId: d.ok ? d.body.msg_id : d.msgId });
+}

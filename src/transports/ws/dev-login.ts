@@ -6,7 +6,7 @@ import { serveOne } from '../../pipeline/serve-one.js';
 import type { AnyRequest } from '../../protocol/messages.js';
 import type { Body } from '../../protocol/replies.js';
 import { readCookie, sessionCookie } from './cookies.js';
-import { BASE_HEADERS, readBody, sendJson } from './http-util.js';
+import { BASE_HEADERS, readBody, sendJson } from '../http/http-util.js';
 
 export interface DevLoginOptions {
   gateway: Gateway;

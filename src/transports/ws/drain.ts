@@ -9,6 +9,8 @@ export interface DrainTargets {
   links: ReadonlySet<SocketLink>;
   heartbeat: Heartbeat<SocketLink>;
   log: Logger;
+  /** Resolves once the other transports on the port have answered what they read. */
+  othersIdle?: () => Promise<void>;
 }
 
 /** Closes a server and every connection it still holds. */
@@ -28,6 +30,7 @@ export async function drainServer(t: DrainTargets): Promise<void> {
   t.http.closeIdleConnections();
   await Promise.all([...t.links].map((l) => l.drain()));
   t.heartbeat.stop();
+  await t.othersIdle?.();
   t.http.closeAllConnections();
   await closedHttp;
   if (t.metricsHttp !== undefined) await closeServer(t.metricsHttp);

@@ -3,7 +3,7 @@ import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { devLogin, type DevLoginOptions } from './dev-login.js';
-import { BASE_HEADERS, send, sendJson } from './http-util.js';
+import { BASE_HEADERS, send, sendJson } from '../http/http-util.js';
 import type { StaticFile } from './static-files.js';
 
 export interface HttpContext {
@@ -17,7 +17,12 @@ export interface HttpContext {
   serveMetrics: boolean;
   /** Set with `--dev` only: enables `/autosession`. */
   devLogin?: Pick<DevLoginOptions, 'cookieName' | 'isHttps' | 'defaultTtl'>;
+  /** Routes of other transports on this port, by path (the entry point's: `/v1/rpc`, `/openapi.json`). */
+  routes?: ReadonlyMap<string, RouteHandler>;
 }
+
+/** A route handed in by the entry point; it answers every method itself. */
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
 
 /** The demo page loads only its own scripts and styles, and talks only to its own origin. */
 const PAGE_CSP = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
@@ -33,6 +38,8 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
     const url = new URL(req.url ?? '/', 'http://gateway.invalid');
     const path = url.pathname;
     const head = req.method === 'HEAD';
+    const handOff = ctx.routes?.get(path);
+    if (handOff !== undefined) return handOff(req, res);
     if (path === '/autosession') {
       if (ctx.devLogin === undefined) return sendJson(res, 404, { error: 'Not found' });
       return devLogin(req, res, url, { gateway: ctx.gateway, isAllowedOrigin: ctx.isAllowedOrigin, ...ctx.devLogin });

@@ -10,7 +10,7 @@ import { clientOf } from './client-address.js';
 import { drainServer } from './drain.js';
 import { originCheck, ownOrigins } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
-import { createHttpHandler, createMetricsHandler } from './http-routes.js';
+import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import type { SocketLink } from './socket-link.js';
 import { loadStaticFiles } from './static-files.js';
 import { createUpgradeHandler } from './upgrade.js';
@@ -30,6 +30,10 @@ export interface WsOptions {
   heartbeatMs?: number;
   /** How long a close handshake (1001, 1008, 4001...) may take before the socket is cut. */
   closeGraceMs?: number;
+  /** HTTP routes of other transports served on the same port, by path. */
+  routes?: ReadonlyMap<string, RouteHandler>;
+  /** Drain of those routes: called before the connections are cut; resolves once they have answered what they read. */
+  drainRoutes?: () => Promise<void>;
 }
 
 /** A running WebSocket transport. */
@@ -85,6 +89,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       isAllowedOrigin: (origin) => isAllowedOrigin(origin),
       isDraining: () => draining,
       serveMetrics: config.metricsAddr === undefined,
+      routes: o.routes,
       devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
     }),
   );
@@ -139,7 +144,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   let drained: Promise<void> | undefined;
   const drain = () => {
     draining = true;
-    return (drained ??= drainServer({ http, metricsHttp, links, heartbeat, log }));
+    return (drained ??= drainServer({ http, metricsHttp, links, heartbeat, log, othersIdle: o.drainRoutes }));
   };
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   return { url: `ws://${host}:${port}/`, port, links, allowedOrigins, metricsUrl, drain };
