@@ -1,3 +1,4 @@
+import { Agent, request } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { createApp } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
@@ -6,7 +7,7 @@ import { silentLogger } from '../../src/log.js';
 import { runStdio } from '../../src/transports/stdio.js';
 import { createMemoryStore } from '../../src/store/memory.js';
 import { failingStore, type FailingStore } from '../helpers/failing-store.js';
-import { service, startWithStoreDouble, stopAll, testConfig, type Msg } from '../ws/helpers.js';
+import { SERVICE_KEY, service, startWithStoreDouble, stopAll, testConfig, type Msg } from '../ws/helpers.js';
 
 /** One client on one transport, as the contract suite drives it. */
 export interface Harness {
@@ -24,6 +25,12 @@ export interface Harness {
 
 export interface Transport {
   name: string;
+  /**
+   * What the transport carries beyond one request and its reply. HTTP has no envelope (the
+   * harness writes the ends), no connection to push to, and no order between concurrent
+   * requests; it refuses an oversized body unread (so no msg_id from its head).
+   */
+  carries: { envelopes: boolean; pushes: boolean; order: boolean; oversizedHead: boolean };
   open(env?: Record<string, string>): Promise<Harness>;
   cleanup(): Promise<void>;
 }
@@ -55,8 +62,11 @@ function queueWaiter(queue: Msg[], isDone: () => boolean) {
 }
 
 /** stdio in-process: runStdio over PassThrough streams, the same function the CLI runs. */
+const ALL = { envelopes: true, pushes: true, order: true, oversizedHead: true };
+
 export const stdioTransport: Transport = {
   name: 'stdio',
+  carries: ALL,
   async open(env = {}) {
     const clock = new ManualClock(Date.now());
     const config = testConfig(env);
@@ -102,6 +112,7 @@ export const stdioTransport: Transport = {
 /** ws in-process: the real server on a free port, a real WebSocket client with the service role. */
 export const wsTransport: Transport = {
   name: 'ws',
+  carries: ALL,
   async open(env = {}) {
     const { server, clock, store } = await startWithStoreDouble(env);
     const peer = service(server.url);
@@ -121,3 +132,70 @@ export const wsTransport: Transport = {
   },
   cleanup: stopAll,
 };
+
+/**
+ * HTTP in-process: the real server, each line POSTed to /v1/rpc as its body over keep-alive
+ * connections, at once (concurrent requests, as HTTP clients send them). The reply body
+ * comes back in an envelope the harness writes: ends swapped from the request's.
+ */
+export const httpTransport: Transport = {
+  name: 'http',
+  carries: { envelopes: false, pushes: false, order: false, oversizedHead: false },
+  async open(env = {}) {
+    const { server, clock, store, http } = await startWithStoreDouble(env);
+    const agent = new Agent({ keepAlive: true, maxSockets: 32 });
+    agents.add(agent);
+    const messages: Msg[] = [];
+    let finished = false;
+    const w = queueWaiter(messages, () => finished);
+    let inFlight = 0;
+    let idle: (() => void) | undefined;
+    const send = (line: string) => {
+      let ends = { src: 'gateway', dest: 'c1' };
+      let body = line;
+      try {
+        const env = JSON.parse(line) as { src?: unknown; dest?: unknown; body?: unknown };
+        if (typeof env.src === 'string' && typeof env.dest === 'string') ends = { src: env.dest, dest: env.src };
+        if (env.body !== undefined) body = JSON.stringify(env.body);
+      } catch {
+        // Not JSON: sent as it is, for the gateway to refuse.
+      }
+      inFlight++;
+      const req = request(`${http}/v1/rpc`, { method: 'POST', agent, headers: { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' } }, (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => {
+          messages.push({ ...ends, body: JSON.parse(text) as Msg['body'] });
+          w.wake();
+          if (--inFlight === 0) idle?.();
+        });
+      });
+      req.on('error', () => {
+        if (--inFlight === 0) idle?.();
+      });
+      req.end(body);
+    };
+    return {
+      clock,
+      gateway: server.gateway,
+      store,
+      messages,
+      send,
+      next: w.next,
+      async end() {
+        const answered = inFlight === 0 ? Promise.resolve() : new Promise<void>((r) => (idle = r));
+        await server.drain();
+        await answered;
+        finished = true;
+      },
+    };
+  },
+  async cleanup() {
+    for (const a of agents) a.destroy();
+    agents.clear();
+    await stopAll();
+  },
+};
+
+const agents = new Set<Agent>();
