@@ -10,7 +10,7 @@
 import { Agent, request } from 'node:http';
 import { createInterface } from 'node:readline';
 
-const base = process.argv[2];
+const base = process.argv[2]?.replace(/\/+$/, '');
 const key = process.env.GATEWAY_SERVICE_KEY;
 if (!base || !key) {
   process.stderr.write('usage: GATEWAY_SERVICE_KEY=KEY node http-bridge.mjs http://host:port\n');

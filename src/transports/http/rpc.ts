@@ -98,7 +98,7 @@ export function createRpcHandler(o: RpcOptions): RpcHandler {
     }
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
-      return sendJson(res, 405, { error: 'Method not allowed: POST a protocol body' });
+      return refuseBody(res, 405, errorBody(ErrorCodes.MALFORMED, 'Method not allowed: POST a protocol body'));
     }
     const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     if (o.serviceKey === undefined || m === null || !constantTimeEqual(m[1]!, o.serviceKey)) {
