@@ -63,7 +63,7 @@ export interface StartOptions {
 export interface RunningGateway {
   /** `ws://host:port/`: where clients connect. */
   readonly url: string;
-  /** `http://host:port`: probes (/healthz, /readyz), /metrics, the demo page. */
+  /** `http://host:port`: probes (/healthz, /readyz), /metrics, the demo page, `POST /v1/rpc`, `GET /openapi.json`. */
   readonly httpUrl: string;
   readonly host: string;
   readonly port: number;
