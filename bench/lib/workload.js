@@ -7,7 +7,7 @@ export function sessionIds(n) {
   return Array.from({ length: n }, () => randomBytes(32).toString('base64url'));
 }
 
-/** Writes a fixture file seeding `ids` (PROTOCOL.md, Fixtures); returns its path. */
+/** Writes a fixture file seeding `ids` (docs/protocol.md, Fixtures); returns its path. */
 export function writeFixtures(dir, name, ids, { ttl = 3600, usersEvery = 1 } = {}) {
   const path = join(dir, name);
   const sessions = ids.map((session_id, i) => ({ session_id, user_id: `user-${Math.floor(i / usersEvery)}`, ttl }));

@@ -146,7 +146,7 @@ export function serialize(items: Item[], nextId: () => number, subst: Map<string
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** The msg_id a reply must answer, read the way PROTOCOL.md defines it; undefined when unreadable. */
+/** The msg_id a reply must answer, read the way docs/protocol.md defines it; undefined when unreadable. */
 export function readableMsgId(line: string): number | undefined {
   let v: unknown;
   try {

@@ -4,7 +4,7 @@ import type { Msg } from '../ws/helpers.js';
 import { httpTransport, stdioTransport, wsTransport, type Harness } from './transports.js';
 
 /**
- * One contract, every transport: what PROTOCOL.md promises about envelopes, replies,
+ * One contract, every transport: what the protocol (docs/protocol.md) promises about envelopes, replies,
  * errors, pushes and ordering must hold on stdio, WebSocket and HTTP alike, because all are
  * thin adapters over the same pipeline. HTTP skips what needs a connection or an envelope
  * (Transport.carries).

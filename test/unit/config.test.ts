@@ -46,7 +46,7 @@ const BAD: Record<string, string[]> = {
 const base = { GATEWAY_JWT_SECRET: SECRET };
 
 describe('loadConfig', () => {
-  it('defaults match PROTOCOL.md', () => {
+  it('defaults match docs/protocol.md', () => {
     const c = loadConfig(base);
     expect(c).toMatchObject({
       nodeId: 'gateway', sessionTtl: 3600, sessionIdleTimeout: 0, accessTokenTtl: 900, refreshTokenTtl: 1_209_600,

@@ -82,7 +82,7 @@ describe('browser role', () => {
     generate_access_token: { payload: { sub: 'u1' } },
   };
 
-  it('gets error 1001 for every type PROTOCOL.md does not list, and stays open', async () => {
+  it('gets error 1001 for every type docs/protocol.md does not list for browsers, and stays open', async () => {
     const { server } = await start();
     const b = browser(server.url);
     await b.opened;
