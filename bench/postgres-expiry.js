@@ -32,7 +32,10 @@ function node(url, id, secret, onPush) {
     const msg = JSON.parse(line);
     const to = msg.body.in_reply_to;
     if (to === undefined) onPush(msg, performance.now());
-    else waiting.get(to)?.(msg.body), waiting.delete(to);
+    else {
+      waiting.get(to)?.(msg.body);
+      waiting.delete(to);
+    }
   });
   return {
     proc,

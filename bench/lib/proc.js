@@ -94,7 +94,9 @@ export function killAll() {
   for (const c of children) {
     try {
       c.kill('SIGKILL');
-    } catch {}
+    } catch {
+      // already gone
+    }
   }
 }
 

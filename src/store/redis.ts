@@ -103,7 +103,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     subscribed = attempt;
     return attempt;
   };
-  if (target.mode === 'single') sub.on('ready', subscribe);
+  if (target.mode === 'single') sub.on('ready', () => void subscribe());
 
   const connectWait = o.connectWaitMs ?? 2000;
   const [up, subUp] = await Promise.all([within(health.watch(redis.connect()), connectWait), within(sub.connect(), connectWait)]);

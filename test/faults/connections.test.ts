@@ -128,7 +128,7 @@ describe('connections opened and dropped', () => {
     const seconds = (Date.now() - started) / 1000;
 
     // Give the server a moment to notice the last drops, then look at what it holds.
-    let after = { fds: 0, rss: 0, open: -1 };
+    let after: { fds: number; rss: number; open: number };
     const deadline = Date.now() + 15_000;
     do {
       await sleep(200);

@@ -17,7 +17,7 @@ function newest(dir: string): number {
 }
 
 function stale(): boolean {
-  let built = 0;
+  let built: number;
   try {
     built = Math.min(statSync(CLI).mtimeMs, statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs);
   } catch {
