@@ -70,8 +70,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const redis = raw as unknown as RedisHandle;
   const sub = redis.duplicate() as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
-  // Set below, once the key layout is known; a cluster publishes through any live master.
-  let clusterHealth: ClusterHealth | undefined;
+  // A cluster publishes through any live master (clusterHealth, made below once the key layout is known).
   const publisher: Publisher = cluster ? { publish: (ch, message) => clusterHealth!.publish(ch, message) } : redis;
   const bus = new ChannelEventBus(channel, publisher, timeoutMs);
   const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
@@ -135,7 +134,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // network buffer) keeps its sockets open, so socket state alone would call it ready.
   // On a cluster, health is per master: only the keys of a master that is down fail fast,
   // and the probe refreshes the topology until a replica has taken over (redis-cluster-health.ts).
-  clusterHealth = cluster ? new ClusterHealth([cluster as unknown as ClusterClient, sub as unknown as ClusterClient], redisKey) : undefined;
+  const clusterHealth = cluster ? new ClusterHealth([cluster as unknown as ClusterClient, sub as unknown as ClusterClient], redisKey) : undefined;
   const masters = clusterHealth;
   const probe = single ? () => within(health.watch(single.ping()), timeoutMs) : () => masters!.probe(timeoutMs);
   let healthy = up;
