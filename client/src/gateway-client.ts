@@ -4,7 +4,7 @@ import { GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from
 import type {
   EndReason, ErrorReply, InitOk, Reply, SessionCreated, SessionDestroyed, SessionExpiredPush, SessionExpiringPush,
   SessionInvalid, SessionRegenerated, Sessions, SessionsRevoked, SessionValid, Subscribed, TokenGenerated, TokenInvalid,
-  TokenRefreshed, TokenRevoked, TokenValid, Unsubscribed,
+  TokenRefreshed, TokenRevoked, TokenValid, Unsubscribed, ReplyTo, RequestFields, RequestType,
 } from './messages.js';
 
 /** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
@@ -183,12 +183,18 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   // ---- requests --------------------------------------------------------------------------
 
-  /** Sends any request; resolves with its reply body, rejects on an error reply or timeout. */
-  request<R extends Reply = Reply>(type: string, fields: Record<string, unknown> = {}, o: { timeoutMs?: number } = {}): Promise<R> {
+  /**
+   * Sends any request; resolves with its reply body, rejects on an error reply or timeout.
+   * A type of the protocol takes its fields and gives its replies as the gateway's schemas
+   * define them; any other type (a newer gateway's) is sent as given.
+   */
+  request<T extends RequestType>(type: T, fields: RequestFields<T>, o?: { timeoutMs?: number }): Promise<ReplyTo<T>>;
+  request<R extends Reply = Reply, T extends string = string>(type: T extends RequestType ? never : T, fields?: Record<string, unknown>, o?: { timeoutMs?: number }): Promise<R>;
+  request(type: string, fields: Record<string, unknown> = {}, o: { timeoutMs?: number } = {}): Promise<Reply> {
     const msgId = ++this.#msgId;
     const ms = o.timeoutMs ?? this.#o.timeoutMs;
     const frame = JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: { ...fields, type, msg_id: msgId } });
-    return new Promise<R>((resolve, reject) => {
+    return new Promise<Reply>((resolve, reject) => {
       if (!this.#wanted) {
         reject(new GatewayConnectionError(`${type}: the client is not connected; call connect() first`));
         return;
@@ -198,7 +204,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
         this.#outbox = this.#outbox.filter((q) => q.msgId !== msgId);
         reject(new GatewayTimeoutError(type, ms));
       }, ms);
-      this.#pending.set(msgId, { type, resolve: resolve as (b: Reply) => void, reject, timer });
+      this.#pending.set(msgId, { type, resolve, reject, timer });
       if (this.connected) this.#ws!.send(frame);
       else this.#outbox.push({ msgId, frame });
     });
@@ -228,7 +234,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   /** Follows a session: `session_expired` is emitted when it ends. Re-subscribed after reconnects. */
   async subscribeSession(sessionId: string): Promise<Subscribed | SessionInvalid> {
-    const r = await this.request<Subscribed | SessionInvalid>('subscribe_session', { session_id: sessionId });
+    const r = await this.request('subscribe_session', { session_id: sessionId });
     if (r.type === 'subscribed') this.#live.add(sessionId);
     return r;
   }
@@ -310,7 +316,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   /** After a reconnect: follow again, or learn that the session ended meanwhile. */
   async #resubscribe(sessionId: string): Promise<void> {
     try {
-      const r = await this.request<Subscribed | SessionInvalid>('subscribe_session', { session_id: sessionId });
+      const r = await this.request('subscribe_session', { session_id: sessionId });
       if (r.type === 'session_invalid' && this.#live.delete(sessionId)) {
         this.emit('session_expired', { sessionId, bound: false, reason: 'unknown' });
       }

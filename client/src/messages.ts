@@ -3,11 +3,16 @@
  * server's TypeBox schemas (src/protocol), so both ends read one definition. `import type`
  * is erased from the built module: the browser loads none of the server's code.
  */
+import type { RequestOf, RequestType } from '../../src/protocol/messages.js';
 import type { AnyReply, ReplyOf } from '../../src/protocol/reply-schemas.js';
 import type { PushOf } from '../../src/protocol/push-schemas.js';
 
 export type { EndReason } from '../../src/protocol/codes.js';
-export type { AnyReply, ErrorReply, ReplyOf, ReplyType } from '../../src/protocol/reply-schemas.js';
+export type { AnyReply, ErrorReply, ReplyOf, ReplyTo, ReplyType } from '../../src/protocol/reply-schemas.js';
+export type { RequestOf, RequestType } from '../../src/protocol/messages.js';
+
+/** The fields of a request of type `T`, as `request(type, fields)` takes them (the client sets `type` and `msg_id`). */
+export type RequestFields<T extends RequestType> = Omit<RequestOf<T>, 'type' | 'msg_id'>;
 export type { AnyPush, PushOf, PushType } from '../../src/protocol/push-schemas.js';
 export type { Envelope } from '../../src/protocol/messages.js';
 
