@@ -5,7 +5,7 @@ SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
 CONFORMANCE := node test/conformance/run.mjs
 
-.PHONY: install build run stdio typecheck test test-unit conformance bench bench-quick cluster soak clean system-deps
+.PHONY: install build run stdio typecheck lint format test test-unit conformance bench bench-quick cluster soak clean system-deps
 
 install: $(NODE_MODULES)
 
@@ -31,6 +31,15 @@ system-deps:
 # (tsconfig.test.json, tsconfig.js.json); after build, since the benchmarks import dist/.
 typecheck: build
 	npm run -s typecheck
+
+# ESLint (typescript-eslint, type-aware: floating and misused promises, exhaustive switches) and
+# Prettier's check of the code (.prettierignore leaves prose and data alone).
+lint: build
+	npm run -s lint
+
+# Rewrites the code in Prettier's style.
+format: install
+	npx prettier --write .
 
 test: build system-deps typecheck
 	npx vitest run
