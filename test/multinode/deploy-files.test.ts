@@ -1,7 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { parsePostgresUrl } from '../../src/store/postgres-url.js';
@@ -29,78 +30,141 @@ function interpolate(value: string, env: Record<string, string>): string {
   });
 }
 
+const REDIS_REPLICAS = ['gateway-1', 'gateway-2'];
+const PG_REPLICAS = ['gateway-pg-1', 'gateway-pg-2'];
+const SECRET_VALUES: Record<string, string> = {
+  jwt_secret: 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=',
+  service_key: 'rI0YU9HuVODAyUELc8mq1QvKkF6oj8rYa1HFEZZoYWQ=',
+  log_salt: 'kq0Wq3b2bT0mV4Hc6k1cQq9iYh0m2O7oXj3rJ8s4aZ0=',
+  redis_password: '5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e',
+  gateway_store_redis: 'redis://:5f1c0e9a7b3d2c4e6f8a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e@redis:6379/0',
+  gateway_store_postgres: 'postgres://gateway:pw3f9a@postgres:5432/gateway?schema=auth_gateway',
+};
+
+/** A replica's configuration as the gateway would load it: its secrets mounted as files. */
+function replicaConfig(name: string, dir: string) {
+  const doc = compose();
+  const service = doc.services[name];
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(service.environment as Record<string, string>)) {
+    const m = /^\/run\/secrets\/(\w+)$/.exec(v);
+    if (m === null) {
+      env[k] = interpolate(v, {});
+      continue;
+    }
+    expect(service.secrets, `${name} mounts ${m[1]}`).toContain(m[1]);
+    expect(doc.secrets[m[1]!], `${m[1]} is declared`).toEqual({ file: `./secrets/${m[1]}` });
+    const path = join(dir, m[1]!);
+    writeFileSync(path, `${SECRET_VALUES[m[1]!]}\n`);
+    env[k] = path;
+  }
+  return loadConfig(env);
+}
+
 describe('docker-compose.yml', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-secrets-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
   it.skipIf(!required('pyyaml'))('parses as JSON and as YAML (PyYAML) to the same document', () => {
     const doc = compose();
-    expect(Object.keys(doc.services).sort()).toEqual(['gateway', 'gateway-pg', 'postgres', 'redis']);
+    expect(Object.keys(doc.services).sort()).toEqual(['gateway-1', 'gateway-2', 'gateway-pg-1', 'gateway-pg-2', 'postgres', 'redis']);
     const viaYaml = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'docker-compose.yml')], { encoding: 'utf8' });
     expect(JSON.parse(viaYaml)).toEqual(doc);
   });
 
-  it('runs Redis with AOF on a volume, health-checked', () => {
+  it('runs Redis pinned by version, with AOF on a volume, a password from a secret, maxmemory and noeviction, health-checked', () => {
     const { redis } = compose().services;
-    expect(redis.image).toMatch(/^redis:7(\.\d+)?(-alpine)?$/);
-    expect(redis.command.slice(0, 3)).toEqual(['redis-server', '--appendonly', 'yes']);
+    expect(redis.image).toMatch(/^redis:7\.\d+\.\d+-alpine$/);
+    const script: string = redis.command[2];
+    expect(redis.command.slice(0, 2)).toEqual(['sh', '-c']);
+    // The password goes through a config file, not argv (where `ps` would show it).
+    expect(script).toContain("printf 'requirepass %s\\n' \"$$(cat /run/secrets/redis_password)\" > /tmp/auth.conf");
+    expect(script).toMatch(/exec redis-server \/tmp\/auth\.conf --appendonly yes /);
+    // An evicted revocation marker would revive a token: Redis must refuse writes instead.
+    expect(script).toMatch(/--maxmemory \d+mb --maxmemory-policy noeviction$/);
+    expect(redis.secrets).toEqual(['redis_password']);
     expect(redis.volumes).toEqual(['redis-data:/data']);
-    expect(redis.healthcheck.test).toEqual(['CMD', 'redis-cli', 'ping']);
+    expect(redis.healthcheck.test[0]).toBe('CMD-SHELL');
+    expect(redis.healthcheck.test[1]).toContain('redis-cli ping');
     expect(redis.ports).toBeUndefined(); // never published on the host
   });
 
-  it('runs two gateway replicas of the image built from the Dockerfile, serving, on Redis', () => {
-    const { gateway } = compose().services;
-    expect(gateway.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
-    expect(gateway.image).toMatch(/^auth-gateway:/);
-    expect(gateway.command).toEqual(['node', 'dist/cli.js', 'serve']);
-    expect(gateway.deploy.replicas).toBe(2);
-    expect(gateway.ports).toEqual(['127.0.0.1:8081-8082:8080']);
-    expect(gateway.depends_on).toEqual({ redis: { condition: 'service_healthy' } });
-    expect(gateway.environment.GATEWAY_PORT).toBe('8080');
-    expect(gateway.environment.GATEWAY_HOST).toBe('0.0.0.0');
-    expect(parseRedisUrl(gateway.environment.GATEWAY_STORE)).toMatchObject({ mode: 'single', urls: ['redis://redis:6379/0'] });
+  it('runs two gateway replicas of the image built from the Dockerfile, each with its own node id and port, on Redis', () => {
+    const services = compose().services;
+    const ids = REDIS_REPLICAS.map((n) => services[n].environment.GATEWAY_NODE_ID);
+    expect(new Set(ids).size).toBe(REDIS_REPLICAS.length);
+    expect(REDIS_REPLICAS.map((n) => services[n].ports[0])).toEqual(['127.0.0.1:8081:8080', '127.0.0.1:8082:8080']);
+    for (const name of REDIS_REPLICAS) {
+      const g = services[name];
+      expect(g.build).toEqual({ context: '.', dockerfile: 'Dockerfile' });
+      expect(g.image).toMatch(/^auth-gateway:/);
+      expect(g.command).toEqual(['node', 'dist/cli.js', 'serve']);
+      expect(g.depends_on).toEqual({ redis: { condition: 'service_healthy' } });
+      expect(g.read_only).toBe(true);
+      expect(g.security_opt).toEqual(['no-new-privileges:true']);
+      expect(g.profiles).toBeUndefined();
+    }
   });
 
-  it('requires the shared secrets from the environment and holds none itself', () => {
-    const env: Record<string, string> = compose().services.gateway.environment;
-    expect(env.GATEWAY_JWT_SECRET).toMatch(/^\$\{GATEWAY_JWT_SECRET:\?/);
-    expect(env.GATEWAY_SERVICE_KEY).toMatch(/^\$\{GATEWAY_SERVICE_KEY:\?/);
-    expect(() => interpolate(env.GATEWAY_JWT_SECRET!, {})).toThrow(/GATEWAY_JWT_SECRET unset/);
-    const given = { GATEWAY_JWT_SECRET: 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=', GATEWAY_SERVICE_KEY: 'rI0YU9HuVODAyUELc8mq1QvKkF6oj8rYa1HFEZZoYWQ=' };
-    const resolved = Object.fromEntries(Object.entries(env).map(([k, v]) => [k, interpolate(v, given)]));
-    const config = loadConfig(resolved);
-    expect(config.store).toBe('redis://redis:6379/0');
-    expect(config.jwtSecretGenerated).toBe(false);
-    expect(config.port).toBe(8080);
-    expect(config.allowedOrigins).toEqual(['http://localhost:8081', 'http://localhost:8082']);
+  it('gives every secret as a mounted file, never in the environment; replicas share the keys and the log salt', () => {
+    const services = compose().services;
+    for (const name of [...REDIS_REPLICAS, ...PG_REPLICAS]) {
+      const env: Record<string, string> = services[name].environment;
+      for (const k of ['GATEWAY_JWT_SECRET', 'GATEWAY_JWT_SECRETS', 'GATEWAY_SERVICE_KEY', 'GATEWAY_STORE', 'GATEWAY_LOG_SALT']) expect(env[k], `${name} ${k}`).toBeUndefined();
+      for (const k of ['GATEWAY_JWT_SECRET_FILE', 'GATEWAY_SERVICE_KEY_FILE', 'GATEWAY_STORE_FILE', 'GATEWAY_LOG_SALT_FILE']) expect(env[k], `${name} ${k}`).toMatch(/^\/run\/secrets\/\w+$/);
+    }
+    const [a, b] = REDIS_REPLICAS.map((n) => replicaConfig(n, dir));
+    expect(a!.nodeId).not.toBe(b!.nodeId);
+    expect(a!.logSalt).toBe(SECRET_VALUES.log_salt);
+    expect(b!.logSalt).toBe(a!.logSalt);
+    expect(a!.jwtKeys[0]!.secret.toString()).toBe(SECRET_VALUES.jwt_secret);
+    expect(a!.serviceKey).toBe(SECRET_VALUES.service_key);
+    expect(parseRedisUrl(a!.store)).toMatchObject({ mode: 'single' });
+    expect(a!.store).toBe(SECRET_VALUES.gateway_store_redis);
+    expect(a!.port).toBe(8080);
+    expect(a!.allowedOrigins).toEqual(['http://localhost:8081', 'http://localhost:8082']);
+  });
+
+  it('gives the drain time to finish: stop_grace_period exceeds GATEWAY_DRAIN_DELAY + GATEWAY_DRAIN_WINDOW', () => {
+    for (const name of [...REDIS_REPLICAS, ...PG_REPLICAS]) {
+      const g = compose().services[name];
+      const grace = Number(/^(\d+)s$/.exec(g.stop_grace_period)![1]);
+      const c = replicaConfig(name, dir);
+      expect(grace * 1000, name).toBeGreaterThan(c.drainDelayMs + c.drainWindowMs + 5000);
+    }
   });
 });
 
 describe('docker-compose.yml, postgres profile', () => {
-  it('runs PostgreSQL on a volume, health-checked, only with --profile postgres', () => {
-    const { postgres, redis, gateway } = compose().services;
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-secrets-pg-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('runs PostgreSQL pinned by version on a volume, its password from a secret, health-checked, only with --profile postgres', () => {
+    const { postgres, redis } = compose().services;
     expect(postgres.profiles).toEqual(['postgres']);
-    expect(postgres.image).toMatch(/^postgres:1[5-9](\.\d+)?(-alpine)?$/);
+    expect(postgres.image).toMatch(/^postgres:1[5-9]\.\d+-alpine$/);
     expect(postgres.volumes).toEqual(['postgres-data:/var/lib/postgresql/data']);
     expect(postgres.healthcheck.test.slice(0, 2)).toEqual(['CMD', 'pg_isready']);
     expect(postgres.ports).toBeUndefined(); // never published on the host
-    expect(postgres.environment.POSTGRES_PASSWORD).toMatch(/^\$\{POSTGRES_PASSWORD:\?/);
-    // The Redis services stay the default (no profile).
+    expect(postgres.environment.POSTGRES_PASSWORD).toBeUndefined();
+    expect(postgres.environment.POSTGRES_PASSWORD_FILE).toBe('/run/secrets/postgres_password');
+    expect(postgres.secrets).toEqual(['postgres_password']);
     expect(redis.profiles).toBeUndefined();
-    expect(gateway.profiles).toBeUndefined();
   });
 
   it('runs two gateway replicas of the same image on it, with a URL the gateway accepts', () => {
-    const { 'gateway-pg': gw, gateway } = compose().services;
-    expect(gw.profiles).toEqual(['postgres']);
-    expect(gw.image).toBe(gateway.image);
-    expect(gw.command).toEqual(gateway.command);
-    expect(gw.deploy.replicas).toBe(2);
-    expect(gw.ports).toEqual(['127.0.0.1:8083-8084:8080']);
-    expect(gw.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
-    const given = { POSTGRES_PASSWORD: 'pw-3f9a', GATEWAY_JWT_SECRET: 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=', GATEWAY_SERVICE_KEY: 'rI0YU9HuVODAyUELc8mq1QvKkF6oj8rYa1HFEZZoYWQ=' };
-    expect(() => interpolate(gw.environment.GATEWAY_STORE, {})).toThrow(/POSTGRES_PASSWORD unset/);
-    const env = Object.fromEntries(Object.entries(gw.environment as Record<string, string>).map(([k, v]) => [k, interpolate(v, given)]));
-    const config = loadConfig(env);
-    expect(parsePostgresUrl(config.store)).toEqual({ connectionString: 'postgres://gateway:pw-3f9a@postgres:5432/gateway', schema: 'auth_gateway' });
+    const services = compose().services;
+    for (const name of PG_REPLICAS) {
+      const g = services[name];
+      expect(g.profiles).toEqual(['postgres']);
+      expect(g.image).toBe(services['gateway-1'].image);
+      expect(g.command).toEqual(services['gateway-1'].command);
+      expect(g.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    }
+    expect(PG_REPLICAS.map((n) => services[n].ports[0])).toEqual(['127.0.0.1:8083:8080', '127.0.0.1:8084:8080']);
+    const config = replicaConfig('gateway-pg-1', dir);
+    expect(parsePostgresUrl(config.store)).toEqual({ connectionString: 'postgres://gateway:pw3f9a@postgres:5432/gateway', schema: 'auth_gateway' });
+    expect(config.nodeId).not.toBe(replicaConfig('gateway-pg-2', dir).nodeId);
   });
 });
 
@@ -111,18 +175,31 @@ describe('Dockerfile', () => {
   const stages = lines.map((l, i) => [l, i] as const).filter(([l]) => l.startsWith('FROM '));
   const final = lines.slice(stages.at(-1)![1]);
 
-  it('is multi-stage: a build stage and a runtime stage on Node 20', () => {
-    expect(stages.map(([l]) => l)).toEqual(['FROM node:20-bookworm-slim AS build', 'FROM node:20-bookworm-slim AS runtime']);
+  it('is multi-stage, on the Node LTS line (24) pinned by version, within what package.json engines accepts', () => {
+    expect(stages.map(([l]) => l.replace(/@sha256:[0-9a-f]{64}/, ''))).toEqual(['FROM node:24.9.0-bookworm-slim AS build', 'FROM node:24.9.0-bookworm-slim AS runtime']);
+    const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
+    const min = /^>=(\d+)(?:\.(\d+))?/.exec(engines)!;
+    expect(24).toBeGreaterThanOrEqual(Number(min[1]));
   });
 
-  it('installs production dependencies only in the runtime stage, and runs as the non-root node user', () => {
+  it('installs production dependencies only in the runtime stage, runs as the non-root node user under tini', () => {
     expect(final.some((l) => /^RUN npm ci --omit=dev\b/.test(l))).toBe(true);
     expect(final.some((l) => /^COPY --from=build \/app\/dist \.\/dist$/.test(l))).toBe(true);
+    expect(final.some((l) => l.includes('apt-get install -y --no-install-recommends tini'))).toBe(true);
+    expect(final).toContain('ENTRYPOINT ["/usr/bin/tini", "--"]');
     const user = final.findIndex((l) => l === 'USER node');
     const cmd = final.findIndex((l) => l.startsWith('CMD '));
     expect(user).toBeGreaterThan(0);
     expect(cmd).toBeGreaterThan(user);
-    expect(JSON.parse(final[cmd]!.slice(4))).toEqual(compose().services.gateway.command);
+    expect(JSON.parse(final[cmd]!.slice(4))).toEqual(compose().services['gateway-1'].command);
+  });
+
+  it('checks liveness (/healthz), not readiness, and leaves the demo page out', () => {
+    const check = final.findIndex((l) => l.startsWith('HEALTHCHECK '));
+    expect(check).toBeGreaterThan(0);
+    expect(final[check + 1]).toContain("/healthz'");
+    expect(final.join('\n')).not.toContain('/readyz');
+    expect(final.join('\n')).not.toContain('client/demo');
   });
 
   it('copies only files that exist, and .dockerignore keeps secrets and build output out', () => {
@@ -130,7 +207,18 @@ describe('Dockerfile', () => {
       for (const src of l.split(/\s+/).slice(1, -1)) expect(existsSync(join(ROOT, src)), src).toBe(true);
     }
     const ignore = read('.dockerignore').split('\n');
-    for (const entry of ['node_modules', 'dist', '.git', '*.env', '.env*']) expect(ignore).toContain(entry);
+    for (const entry of ['node_modules', 'dist', '.git', '*.env', '.env*', 'secrets']) expect(ignore).toContain(entry);
+    expect(read('.gitignore').split('\n')).toContain('secrets/');
+  });
+});
+
+describe('LICENSE and CHANGELOG', () => {
+  it('LICENSE is the MIT licence package.json names; CHANGELOG.md has a section for the package version', () => {
+    const pkg = JSON.parse(read('package.json')) as { license: string; version: string };
+    expect(pkg.license).toBe('MIT');
+    expect(read('LICENSE')).toMatch(/^MIT License\n\nCopyright \(c\) \d{4} /);
+    expect(read('LICENSE')).toContain('THE SOFTWARE IS PROVIDED "AS IS", WITHOUT WARRANTY OF ANY KIND');
+    expect(read('CHANGELOG.md')).toMatch(new RegExp(`^## \\[?${pkg.version.replace(/\./g, '\\.')}\\]?`, 'm'));
   });
 });
 
