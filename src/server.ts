@@ -11,6 +11,7 @@ import { openApiDocument } from './protocol/openapi.js';
 import { send, sendJson } from './transports/http/http-util.js';
 import { createRpcHandler } from './transports/http/rpc.js';
 import type { RouteHandler } from './transports/ws/http-routes.js';
+import type { DrainPlan } from './transports/ws/drain.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';
 
 export interface ServerOptions extends Omit<WsOptions, 'routes' | 'drainRoutes'> {
@@ -29,8 +30,8 @@ export interface ServerOptions extends Omit<WsOptions, 'routes' | 'drainRoutes'>
 export interface GatewayServer extends Omit<WsServer, 'drain'> {
   readonly gateway: Gateway;
   readonly metrics: Metrics;
-  /** Stops accepting, answers what was read, closes every socket with 1001, closes the store. */
-  drain(): Promise<void>;
+  /** Drains the transport (WsServer.drain: 503, delay, sockets closed with 1012 over the window), then closes the store. */
+  drain(plan?: DrainPlan): Promise<void>;
 }
 
 /**
@@ -68,9 +69,9 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     throw err;
   }
   let drained: Promise<void> | undefined;
-  const drain = () =>
+  const drain = (plan?: DrainPlan) =>
     (drained ??= (async () => {
-      await ws.drain();
+      await ws.drain(plan);
       await gateway.close();
       log.info('drained');
     })());
@@ -99,8 +100,8 @@ export async function serve(config: Config): Promise<void> {
       log.warn({ signal }, 'second signal: exiting without finishing the drain');
       process.exit(1);
     }
-    log.info({ signal }, 'shutting down');
-    server.drain().then(
+    log.info({ signal, drain_delay_ms: config.drainDelayMs, drain_window_ms: config.drainWindowMs }, 'shutting down');
+    server.drain({ delayMs: config.drainDelayMs, windowMs: config.drainWindowMs }).then(
       () => stopTracing().then(() => process.exit(0)),
       (err: unknown) => {
         log.error({ err }, 'drain failed');

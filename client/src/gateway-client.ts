@@ -28,6 +28,12 @@ export interface ReconnectOptions {
   maxDelayMs?: number;
   /** Growth per attempt (default 2). */
   factor?: number;
+  /**
+   * After a close with 1012 (the node restarts: it closes its connections spread over its
+   * drain window), the first reconnect waits a random 0 to this many ms (default 1000), so
+   * clients closed in the same instant do not all arrive on the other nodes together.
+   */
+  restartJitterMs?: number;
 }
 
 export interface GatewayClientOptions {
@@ -83,7 +89,7 @@ interface Pending {
 }
 
 const OPEN = 1;
-const { SESSION_ENDED, SESSION_REGENERATED } = CloseCodes;
+const { SESSION_ENDED, SESSION_REGENERATED, SERVICE_RESTART } = CloseCodes;
 
 /**
  * A client of the auth gateway for browsers and Node: typed methods for every request, each
@@ -389,12 +395,18 @@ export class GatewayClient extends Emitter<ClientEvents> {
       return;
     }
     // 4002: the session moved to a new cookie; come back at once to be bound to it.
-    const delayMs = code === SESSION_REGENERATED ? 0 : this.#backoff();
+    const delayMs = code === SESSION_REGENERATED ? 0 : code === SERVICE_RESTART ? this.#restartJitter() : this.#backoff();
     this.emit('reconnecting', { attempt: this.#attempt, delayMs });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#wanted) this.#open();
     }, delayMs);
+  }
+
+  /** 1012: the node is going; come back soon, at a random point of a short window. */
+  #restartJitter(): number {
+    const r = this.#o.reconnect === false ? {} : this.#o.reconnect ?? {};
+    return Math.round(Math.random() * (r.restartJitterMs ?? 1000));
   }
 
   /** Exponential backoff with jitter (half fixed, half random), so clients do not return in step. */

@@ -25,8 +25,8 @@ export type ErrorCode = (typeof ErrorCodes)[ErrorCodeName];
 
 /** Codes the gateway closes WebSocket connections with. */
 export const CloseCodes = {
-  /** Server shutting down (drain): reconnect to another node or later. */
-  GOING_AWAY: 1001,
+  /** Service restart (drain): reconnect, to another node (RFC 6455 registry, 1012). */
+  SERVICE_RESTART: 1012,
   /** Policy: the peer does not read what it is sent, or (browser) keeps sending what cannot be decoded. */
   POLICY: 1008,
   /** A frame beyond 16 times the message size limit. */

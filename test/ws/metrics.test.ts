@@ -105,3 +105,16 @@ describe('/metrics', () => {
     expect(t).toContain('nodejs_eventloop_lag_seconds');
   });
 });
+
+describe('gateway_drain_state', () => {
+  it('0 serving, 1 during the de-registration delay, 2 while connections are closed', async () => {
+    const { server, clock } = await start();
+    const state = async () => value(await server.metrics.text(), 'gateway_drain_state');
+    expect(await state()).toBe(0);
+    const drained = server.drain({ delayMs: 1000, windowMs: 0 });
+    expect(await state()).toBe(1);
+    clock.advance(1000);
+    await drained;
+    expect(await state()).toBe(2);
+  });
+});

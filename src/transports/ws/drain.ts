@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { Clock } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { Heartbeat } from './heartbeat.js';
 import type { SocketLink } from './socket-link.js';
@@ -11,6 +12,15 @@ export interface DrainTargets {
   log: Logger;
   /** Resolves once the other transports on the port have answered what they read. */
   othersIdle?: () => Promise<void>;
+  clock: Clock;
+}
+
+/** How a drain unfolds in time (GATEWAY_DRAIN_DELAY, GATEWAY_DRAIN_WINDOW); both 0 by default. */
+export interface DrainPlan {
+  /** While /readyz answers 503, everything is still served, so the load balancer can stop sending. */
+  delayMs?: number;
+  /** Connections are then closed one after another over this window, not all at once. */
+  windowMs?: number;
 }
 
 /** Closes a server and every connection it still holds. */
@@ -20,15 +30,29 @@ function closeServer(server: Server): Promise<void> {
   return closed;
 }
 
+const after = (clock: Clock, ms: number) => new Promise<void>((resolve) => void clock.setTimer(resolve, ms));
+
 /**
- * Drain: accepts nothing new (the caller refuses upgrades from now on), answers every request
- * already read on each link, closes each with 1001, then the HTTP listeners.
+ * Drain, in two phases. The caller has made /readyz answer 503; for `delayMs` everything is
+ * still served (a load balancer takes a few probes to de-register a node, and whatever it sends
+ * meanwhile must not be refused). Then `onClosing` (upgrades refused from now on), the listener
+ * closes, and the WebSocket links are drained one after another, spread evenly over `windowMs`:
+ * each answers what it had read and closes with 1012, and its client reconnects, to another
+ * node. Closing them all at once would send every client to the remaining nodes in the same
+ * instant.
  */
-export async function drainServer(t: DrainTargets): Promise<void> {
-  t.log.info({ connections: t.links.size }, 'draining: no new connections; answering what was read, then closing with 1001');
+export async function drainServer(t: DrainTargets, plan: DrainPlan, onClosing: () => void): Promise<void> {
+  const delayMs = plan.delayMs ?? 0;
+  const windowMs = plan.windowMs ?? 0;
+  t.log.info({ event: 'drain', phase: 'deregistering', connections: t.links.size, delay_ms: delayMs }, 'draining: /readyz answers 503; still serving until the delay is over');
+  if (delayMs > 0) await after(t.clock, delayMs);
+  onClosing();
+  const links = [...t.links];
+  t.log.info({ event: 'drain', phase: 'closing', connections: links.length, window_ms: windowMs }, 'draining: new connections refused; closing connections with 1012 over the window');
   const closedHttp = new Promise<void>((resolve) => t.http.close(() => resolve()));
   t.http.closeIdleConnections();
-  await Promise.all([...t.links].map((l) => l.drain()));
+  const step = links.length > 1 ? windowMs / (links.length - 1) : 0;
+  await Promise.all(links.map((l, i) => (i === 0 || step === 0 ? l.drain() : after(t.clock, i * step).then(() => l.drain()))));
   t.heartbeat.stop();
   await t.othersIdle?.();
   t.http.closeAllConnections();

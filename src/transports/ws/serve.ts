@@ -5,9 +5,9 @@ import { systemClock, type Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
-import type { Metrics } from '../../metrics.js';
+import { DrainState, type Metrics } from '../../metrics.js';
 import { clientOf } from './client-address.js';
-import { drainServer } from './drain.js';
+import { drainServer, type DrainPlan } from './drain.js';
 import { originCheck, ownOrigins } from './handshake.js';
 import { Heartbeat } from './heartbeat.js';
 import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
@@ -46,8 +46,12 @@ export interface WsServer {
   readonly allowedOrigins: readonly string[];
   /** http://host:port/metrics when GATEWAY_METRICS_ADDR moved it off the main port. */
   readonly metricsUrl?: string;
-  /** Stops accepting, answers what was read, closes every socket with 1001 and the listeners (not the gateway). */
-  drain(): Promise<void>;
+  /**
+   * Drains (see drainServer): /readyz 503 at once, still serving for `plan.delayMs`; then new
+   * connections refused and every socket closed with 1012 over `plan.windowMs`; then the
+   * listeners (not the gateway).
+   */
+  drain(plan?: DrainPlan): Promise<void>;
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {
@@ -73,7 +77,10 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`The ${name} option must be a finite, positive number.`);
   }
   const links = new Set<SocketLink>();
+  /** /readyz answers 503 (the drain began). */
   let draining = false;
+  /** New upgrades are refused (the drain's delay is over). */
+  let closing = false;
   let isAllowedOrigin: (origin: string) => boolean = () => false;
   /** The session cookie's name: `__Host-` prefixed over https unless GATEWAY_SESSION_COOKIE names it. */
   const cookieName = (https: boolean) => (https && config.sessionCookieHostPrefix ? `__Host-${config.sessionCookie}` : config.sessionCookie);
@@ -107,7 +114,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     links,
     closeGraceMs: o.closeGraceMs ?? 5_000,
     isAllowedOrigin: (origin) => isAllowedOrigin(origin),
-    isDraining: () => draining,
+    isDraining: () => closing,
     cookieName,
   });
   sweep = upgrades.sweep;
@@ -142,9 +149,13 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   if (allowedOrigins.includes('*')) log.warn('GATEWAY_ALLOWED_ORIGINS=*: pages of any site may open browser connections');
 
   let drained: Promise<void> | undefined;
-  const drain = () => {
+  const drain = (plan: DrainPlan = {}) => {
     draining = true;
-    return (drained ??= drainServer({ http, metricsHttp, links, heartbeat, log, othersIdle: o.drainRoutes }));
+    metrics.drainState.set(DrainState.deregistering);
+    return (drained ??= drainServer({ http, metricsHttp, links, heartbeat, log, clock, othersIdle: o.drainRoutes }, plan, () => {
+      closing = true;
+      metrics.drainState.set(DrainState.closing);
+    }));
   };
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   return { url: `ws://${host}:${port}/`, port, links, allowedOrigins, metricsUrl, drain };

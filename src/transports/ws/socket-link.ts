@@ -137,14 +137,15 @@ export class SocketLink {
   }
 
   /**
-   * Drain: reads nothing more, answers every request already read, then closes with 1001.
+   * Drain: reads nothing more, answers every request already read, then closes with 1012
+   * (service restart: the client reconnects, to another node).
    * Resolves once the socket is closed.
    */
   async drain(): Promise<void> {
     this.#pump.end();
     if (this.#ws.isPaused) this.#ws.resume(); // the peer's close frame must still be read
     await this.#pipelineDone;
-    this.close(CloseCodes.GOING_AWAY, 'Server shutting down', 'drain');
+    this.close(CloseCodes.SERVICE_RESTART, 'Server restarting: reconnect', 'drain');
     await this.closed;
   }
 
