@@ -98,6 +98,7 @@ origins="http://127.0.0.1:$port_a,http://127.0.0.1:$port_b,http://localhost:$por
 for node in a b; do
   port=port_$node
   GATEWAY_STORE="$gateway_store" GATEWAY_JWT_SECRET="$secret" GATEWAY_SERVICE_KEY="$service_key" \
+    GATEWAY_DRAIN_DELAY="${GATEWAY_DRAIN_DELAY:-0}" GATEWAY_DRAIN_WINDOW="${GATEWAY_DRAIN_WINDOW:-0}" \
     GATEWAY_NODE_ID="node-$node" GATEWAY_HOST=127.0.0.1 GATEWAY_PORT="${!port}" GATEWAY_ALLOWED_ORIGINS="$origins" \
     node dist/cli.js serve 2>"$dir/node-$node.log" &
   pids+=($!)

@@ -30,7 +30,7 @@ for (const backend of STORE_BACKENDS) describe.skipIf(!(backend.available && has
       const port = await freePort();
       const proc = spawn(process.execPath, [CLI, 'serve'], {
         cwd: ROOT,
-        env: { PATH: process.env.PATH ?? '', GATEWAY_STORE: store, GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_NODE_ID: id, GATEWAY_PORT: String(port), GATEWAY_LOG_LEVEL: 'error' },
+        env: { PATH: process.env.PATH ?? '', GATEWAY_STORE: store, GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_NODE_ID: id, GATEWAY_PORT: String(port), GATEWAY_LOG_LEVEL: 'error', GATEWAY_DRAIN_DELAY: '0' },
         stdio: ['ignore', 'ignore', 'inherit'],
       });
       nodes.push({ proc, port });

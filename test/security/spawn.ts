@@ -141,7 +141,8 @@ export async function freePort(): Promise<number> {
 export async function spawnServe(env: Record<string, string>, args: string[] = []): Promise<ServeNode> {
   const port = env.GATEWAY_PORT ? Number(env.GATEWAY_PORT) : await freePort();
   const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
-    env: { PATH: process.env.PATH ?? '', GATEWAY_HOST: '127.0.0.1', ...env, GATEWAY_PORT: String(port) },
+    // No drain delay or window unless a test asks: nothing balances these nodes, and stop() waits.
+    env: { PATH: process.env.PATH ?? '', GATEWAY_HOST: '127.0.0.1', GATEWAY_DRAIN_DELAY: '0', GATEWAY_DRAIN_WINDOW: '0', ...env, GATEWAY_PORT: String(port) },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   track(proc);
