@@ -79,6 +79,25 @@ describe('tracing', () => {
     await gateway.close();
   });
 
+  it('POST /v1/rpc: the traceparent header makes the request part of the caller trace', async () => {
+    const { start, stopAll, SERVICE_KEY } = await import('../ws/helpers.js');
+    try {
+      const { http } = await start();
+      const res = await fetch(`${http}/v1/rpc`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json', traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01` },
+        body: JSON.stringify({ type: 'create_session', user_id: 'u' }),
+      });
+      expect(res.status).toBe(200);
+      const span = exporter.getFinishedSpans().find((x) => x.name === 'gateway create_session');
+      expect(span?.spanContext().traceId).toBe(PARENT_TRACE);
+      expect(span?.parentSpanContext?.spanId).toBe(PARENT_SPAN);
+      expect(span?.attributes['gateway.outcome']).toBe('session_created');
+    } finally {
+      await stopAll();
+    }
+  });
+
   it('is requested by the standard variables only', () => {
     expect(tracingRequested({})).toBe(false);
     expect(tracingRequested({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(false);

@@ -119,6 +119,8 @@ export function createRpcHandler(o: RpcOptions): RpcHandler {
     }
     const gateway = o.gateway;
     const d: Decoded = decodeBody(read.text, SRC, gateway.nodeId);
+    // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
+    if (d.ok && req.headers.traceparent !== undefined) d.traceparent = req.headers.traceparent;
     inFlight++;
     try {
       const reply = await serveOne(gateway.connect({ allowed: RPC_TYPES }), d);
