@@ -11,7 +11,7 @@ import { browser, createSession, start, stopAll, type Msg } from '../ws/helpers.
 import { ensureBuilt, ROOT } from '../ws/process.js';
 
 /**
- * Every message the gateway sends in the conformance runs, over stdio and over WebSocket,
+ * Every message the gateway sends in the conformance runs, over stdio, WebSocket and HTTP,
  * validates against the schema of its `type` (src/protocol/reply-schemas.ts and
  * push-schemas.ts): the runner records each one (--record), and this file checks them all.
  */
@@ -82,6 +82,13 @@ function casesRun(output: string): number {
 
 let stdio: Promise<Run>;
 let ws: Promise<Run>;
+let http: Promise<Run>;
+
+/** As `make conformance` runs it over HTTP (HTTP_SKIPS in the Makefile says why each is skipped). */
+const HTTP_SKIPS = [
+  'subscri', '^project: idle timeout', '^project: list_sessions: handles', '^project: revoke_user_sessions: counts',
+  '^project: 400 mixed', '^project: envelope errors', 'missing or unreadable msg_id', 'an oversized line is error 12',
+].flatMap((re) => ['--skip', re]);
 const seenInCases = new Set<string>();
 const seenBound = new Set<string>();
 
@@ -91,6 +98,8 @@ beforeAll(() => {
   stdio = conformance('stdio', [], ['node', 'dist/cli.js', 'stdio']);
   // As `make conformance` runs it over ws: a line 200 times the limit closes a socket with 1009 (test/ws/limits.test.ts).
   ws = conformance('ws', ['--skip', 'an oversized line'], ['test/transport-contract/serve-and-connect.sh']);
+  // The reply bodies of POST /v1/rpc (the bridge writes the envelope around each).
+  http = conformance('http', HTTP_SKIPS, ['test/transport-contract/serve-and-post.sh']);
 }, 120_000);
 
 afterAll(async () => {
@@ -113,6 +122,13 @@ describe('every message the gateway sends in the conformance runs fits its schem
     expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
     expect(invalid(run.recorded)).toEqual([]);
     for (const r of run.recorded) seenInCases.add(r.message.body.type);
+  }, RUN_TIMEOUT_MS);
+
+  it('over HTTP', async () => {
+    const run = await http;
+    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(35);
+    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES / 2);
+    expect(invalid(run.recorded)).toEqual([]);
   }, RUN_TIMEOUT_MS);
 
   it('and the pushes of a bound connection, which no case makes, fit theirs', async () => {
