@@ -10,6 +10,7 @@ cli="$root/dist/cli.js"
 key="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 log="$(mktemp)"
 GATEWAY_SERVICE_KEY="$key" GATEWAY_PORT=0 GATEWAY_HOST=127.0.0.1 GATEWAY_LOG_LEVEL=info \
+  GATEWAY_DRAIN_DELAY="${GATEWAY_DRAIN_DELAY:-0}" GATEWAY_DRAIN_WINDOW="${GATEWAY_DRAIN_WINDOW:-0}" \
   node "$cli" serve "$@" 2>"$log" </dev/null &
 server=$!
 trap 'kill "$server" 2>/dev/null; wait "$server" 2>/dev/null; rm -f "$log"' EXIT
