@@ -245,7 +245,8 @@ export function loadConfig(env: Source): Config {
     store,
     sessionCookie: cookie,
     sessionCookieHostPrefix: !src.GATEWAY_SESSION_COOKIE,
-    expiryWarning: int(src, 'GATEWAY_EXPIRY_WARNING', 60, 0, 86_400, `${secs} (0: no warning)`),
+    // --dev: 10 s, so that the demo's 30 s session is warned 20 s in, not at login.
+    expiryWarning: int(src, 'GATEWAY_EXPIRY_WARNING', flag(src, 'GATEWAY_DEV') ? 10 : 60, 0, 86_400, `${secs} (0: no warning)`),
     rateLimit: int(src, 'GATEWAY_RATE_LIMIT', 100, 1, 1_000_000, 'a number of messages per second'),
     rateLimitBytes: int(src, 'GATEWAY_RATE_LIMIT_BYTES', 262_144, 1024, 1_073_741_824, 'a number of bytes per second from 1024'),
     malformedLimit: int(src, 'GATEWAY_MALFORMED_LIMIT', 30, 1, 1_000_000, 'a positive number of malformed messages per minute'),

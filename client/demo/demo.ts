@@ -1,55 +1,92 @@
-import { GatewayClient } from '../src/index.js';
+import { TabSession, type TabEvents } from '../src/index.js';
 
 /**
- * The demo page: dev login, the user, a live countdown, and the notice the gateway pushes
- * when the session ends. The countdown is only a display: the notice appears when the push
- * arrives, which is what the page would trust in a real app.
+ * The demo page: dev login, the user, a live countdown, the warning with its own countdown,
+ * and the end the gateway pushes. All tabs of the browser share one WebSocket (TabSession):
+ * one tab holds it, the others are told everything through a BroadcastChannel. The countdown
+ * is only a display: the end is shown when the gateway says so.
  */
 
 const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
 const connection = $('connection');
+const role = $('role');
 const user = $('user');
 const countdown = $('countdown');
 const ttl = $<HTMLInputElement>('ttl');
 const loginButton = $<HTMLButtonElement>('login');
 const logoutButton = $<HTMLButtonElement>('logout');
 const warning = $('warning');
+const warningText = $('warning-text');
 const notice = $('notice');
 const log = $('log');
+
+/** Where the last end is kept, so that a reload still shows it (the page had a session). */
+const ENDED_KEY = 'auth-gateway-demo:ended';
 
 interface Me {
   user_id: string;
   expires_in_ms: number;
 }
 
-let deadline: number | undefined;
-let ticker: ReturnType<typeof setInterval> | undefined;
-
-function note(text: string): void {
-  const li = document.createElement('li');
-  li.textContent = `${new Date().toLocaleTimeString()} ${text}`;
-  log.prepend(li);
-  while (log.childElementCount > 20) log.lastElementChild?.remove();
+interface Ended {
+  reason: string;
+  pushed: boolean;
+  at: number;
 }
 
+let deadline: number | undefined;
+let warnDeadline: number | undefined;
+let signedIn = false;
+
+const clock = (t: number) => new Date(t).toLocaleTimeString();
+
+/** Adds a line to the event log, oldest first: time, a label (what kind of event), the text. */
+function note(label: 'push' | 'connection' | 'tabs' | 'you' | 'page', text: string): void {
+  const li = document.createElement('li');
+  const time = document.createElement('time');
+  time.textContent = clock(Date.now());
+  const tag = document.createElement('span');
+  tag.className = `tag tag-${label}`;
+  tag.textContent = label;
+  li.append(time, ' ', tag, ' ', text);
+  log.append(li);
+  while (log.childElementCount > 50) log.firstElementChild?.remove();
+}
+
+function tick(): void {
+  const now = performance.now();
+  countdown.textContent = deadline === undefined ? (countdown.dataset.ended === 'true' ? 'ended' : '–') : `${(Math.max(0, deadline - now) / 1000).toFixed(1)} s`;
+  if (warnDeadline !== undefined) warningText.textContent = `Your session ends in ${(Math.max(0, warnDeadline - now) / 1000).toFixed(1)} s.`;
+}
+setInterval(tick, 100);
+
 function showUser(me: Me | undefined): void {
-  clearInterval(ticker);
-  ticker = undefined;
-  logoutButton.disabled = me === undefined;
-  if (me === undefined) {
-    user.textContent = 'not logged in';
-    countdown.textContent = '–';
-    deadline = undefined;
-    return;
+  signedIn = me !== undefined;
+  logoutButton.disabled = !signedIn;
+  user.textContent = me?.user_id ?? 'not logged in';
+  deadline = me === undefined ? undefined : performance.now() + me.expires_in_ms;
+  if (me !== undefined) {
+    countdown.dataset.ended = 'false';
+    localStorage.removeItem(ENDED_KEY);
+    notice.hidden = true;
   }
-  user.textContent = me.user_id;
-  deadline = performance.now() + me.expires_in_ms;
-  const tick = () => {
-    const left = Math.max(0, (deadline ?? 0) - performance.now());
-    countdown.textContent = `${(left / 1000).toFixed(1)} s`;
-  };
   tick();
-  ticker = setInterval(tick, 100);
+}
+
+function showEnded(e: Ended, now: boolean): void {
+  warnDeadline = undefined;
+  warning.hidden = true;
+  showUser(undefined);
+  countdown.dataset.ended = 'true';
+  tick();
+  const how = !now
+    ? `at ${clock(e.at)}, before this page was loaded.`
+    : e.pushed
+      ? `Pushed by the gateway at ${clock(e.at)}; no reload, no polling.`
+      : `Found at ${clock(e.at)} on reconnecting: it ended while this page was not connected.`;
+  notice.textContent = `Session ended (reason: ${e.reason}). ${how}`;
+  notice.dataset.reason = e.reason;
+  notice.hidden = false;
 }
 
 async function whoAmI(): Promise<Me | undefined> {
@@ -57,60 +94,99 @@ async function whoAmI(): Promise<Me | undefined> {
   return r.status === 200 ? ((await r.json()) as Me) : undefined;
 }
 
-const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
-const client = new GatewayClient({ url: wsUrl, reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 } });
+/** The close code in words, for the connection line. */
+function describeClose({ code, reason, kind, willReconnect }: TabEvents['close']): string {
+  if (kind === 'ended') return signedIn ? 'closed: your session ended' : 'closed: no live session for this browser';
+  if (kind === 'regenerated') return 'session regenerated: rebinding with the new cookie…';
+  const why: Record<number, string> = {
+    1000: 'closed',
+    1001: 'the gateway is going away (restart or deploy)',
+    1006: reason === 'heartbeat timeout' ? 'connection lost (no answer to the heartbeat)' : 'connection lost',
+    1008: 'refused by policy',
+    1011: 'the gateway hit an internal error',
+    1012: 'the gateway is restarting',
+    1013: 'the gateway is busy',
+  };
+  return `${why[code] ?? `closed (code ${code})`}${willReconnect ? ': reconnecting…' : ''}`;
+}
 
-client.on('open', ({ reconnected }) => {
-  // With a session, the gateway bound this socket to it (the cookie went with the upgrade).
-  connection.textContent = deadline !== undefined ? 'open, bound to your session' : reconnected ? 'open (reconnected)' : 'open';
-  connection.dataset.state = 'open';
+function setConnection(text: string, state: string): void {
+  connection.textContent = text;
+  connection.dataset.state = state;
+}
+
+const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+const tabs = new TabSession({
+  url: wsUrl,
+  reconnect: { initialDelayMs: 500, maxDelayMs: 10_000 },
+  // A silent path is noticed within 8 s (the library's default is 30 s).
+  heartbeat: { intervalMs: 5000, timeoutMs: 3000 },
+  // The page cannot read its HttpOnly cookie: it asks the backend whether the session lives.
+  checkSession: async () => (await whoAmI()) !== undefined,
 });
-client.on('close', ({ code, willReconnect }) => {
-  connection.textContent = `closed (${code})${willReconnect ? ', reconnecting…' : ''}`;
-  connection.dataset.state = 'closed';
-  note(`connection closed with ${code}`);
+
+tabs.on('leader', ({ leader }) => {
+  role.textContent = leader ? 'this tab holds the WebSocket' : 'through the tab that holds it';
+  note('tabs', leader ? 'this tab now holds the WebSocket' : 'this tab no longer holds the WebSocket');
 });
-client.on('session_expiring', ({ expiresIn }) => {
-  warning.textContent = `Your session ends in ${expiresIn} s (warning pushed by the gateway).`;
-  warning.hidden = false;
-  note(`push: session_expiring, ${expiresIn} s left`);
+tabs.on('open', ({ reconnected }) => {
+  if (!tabs.isLeader) role.textContent = 'through the tab that holds it';
+  note('connection', reconnected ? 'reconnected' : 'connected');
+  // A login in another tab, or a regeneration, changed the cookie: show whose session it is now.
+  void whoAmI().then((me) => {
+    if (me !== undefined) showUser(me);
+    setConnection(me !== undefined ? 'open, bound to your session' : 'open (no session)', 'open');
+  });
 });
-client.on('session_expired', ({ reason, bound }) => {
+tabs.on('close', (c) => {
+  setConnection(describeClose(c), c.willReconnect ? 'reconnecting' : 'closed');
+  note('connection', `${describeClose(c)} (close code ${c.code})`);
+});
+tabs.on('reconnecting', ({ attempt, delayMs }) => {
+  setConnection(`reconnecting in ${(delayMs / 1000).toFixed(1)} s…`, 'reconnecting');
+  note('connection', `reconnecting, attempt ${attempt + 1}, in ${delayMs} ms`);
+});
+tabs.on('session_expiring', ({ bound, expiresIn }) => {
   if (!bound) return;
-  const at = new Date().toLocaleTimeString();
-  warning.hidden = true;
-  notice.textContent = `Session ended (reason: ${reason}). Pushed by the gateway at ${at}; no reload, no polling.`;
-  notice.hidden = false;
-  notice.dataset.reason = reason;
-  showUser(undefined);
-  countdown.textContent = 'ended';
-  note(`push: session_expired, reason ${reason}`);
+  warnDeadline = performance.now() + expiresIn * 1000;
+  warning.hidden = false;
+  tick();
+  note('push', `session_expiring: ${expiresIn} s left`);
+});
+tabs.on('session_regenerated', () => {
+  note('push', 'session regenerated: same session, new cookie; waiting for it');
+});
+tabs.on('session_expired', ({ bound, reason, pushed }) => {
+  if (!bound) return;
+  const e: Ended = { reason, pushed, at: Date.now() };
+  localStorage.setItem(ENDED_KEY, JSON.stringify(e));
+  showEnded(e, true);
+  note(pushed ? 'push' : 'connection', `session ended, reason ${reason}${pushed ? '' : ' (learned on reconnecting, not pushed)'}`);
 });
 
 async function login(): Promise<void> {
   loginButton.disabled = true;
   try {
-    // Drop the socket first: it may be bound to the session this login replaces.
-    client.close();
     const seconds = Number(ttl.value) || 30;
     const r = await fetch(`/autosession?ttl=${encodeURIComponent(String(seconds))}`, { method: 'POST', credentials: 'same-origin' });
     if (!r.ok) throw new Error(`dev login failed: HTTP ${r.status} ${(await r.text()).slice(0, 200)}`);
     const me = (await r.json()) as Me;
-    notice.hidden = true;
+    warnDeadline = undefined;
     warning.hidden = true;
     showUser(me);
-    note(`logged in as ${me.user_id} for ${seconds} s`);
-    // The new socket carries the new cookie: the gateway binds it to the session.
-    await client.connect();
+    note('you', `logged in as ${me.user_id} for ${seconds} s`);
+    // The socket must carry the new cookie: the tab that holds it reconnects, bound to it.
+    tabs.reconnect({ session: true });
   } catch (err) {
-    note(String(err instanceof Error ? err.message : err));
+    note('page', String(err instanceof Error ? err.message : err));
   } finally {
     loginButton.disabled = false;
   }
 }
 
 async function logout(): Promise<void> {
-  // The gateway ends the session and pushes session_expired (destroyed) to this page.
+  note('you', 'asked to end the session');
+  // The gateway ends the session and pushes session_expired (destroyed) to every tab.
   await fetch('/autosession', { method: 'DELETE', credentials: 'same-origin' });
 }
 
@@ -120,6 +196,11 @@ logoutButton.addEventListener('click', () => void logout());
 void (async () => {
   const me = await whoAmI().catch(() => undefined);
   showUser(me);
-  if (me !== undefined) note(`session of ${me.user_id} found`);
-  await client.connect().catch((err: unknown) => note(String(err)));
+  if (me !== undefined) note('page', `session of ${me.user_id} found`);
+  else {
+    // A stale cookie is no session; an end this browser saw before the reload is shown again.
+    const kept = localStorage.getItem(ENDED_KEY);
+    if (kept !== null) showEnded(JSON.parse(kept) as Ended, false);
+  }
+  tabs.start({ session: me !== undefined });
 })();

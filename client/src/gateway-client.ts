@@ -51,6 +51,41 @@ export interface GatewayClientOptions {
   timeoutMs?: number;
   /** Reconnect with exponential backoff after an unexpected close (default on); false: never. */
   reconnect?: ReconnectOptions | false;
+  /**
+   * Application-level heartbeat: after `intervalMs` (default 20000) without a frame from the
+   * gateway the client sends `init` as a ping; when nothing at all arrives within `timeoutMs`
+   * (default 10000) the link is declared dead (close code 1006, reason "heartbeat timeout")
+   * and the client reconnects. A silent path is so noticed within `intervalMs + timeoutMs`.
+   * false: no heartbeat.
+   */
+  heartbeat?: { intervalMs?: number; timeoutMs?: number } | false;
+  /**
+   * After 4002 (session regenerated) the new cookie may reach the browser later than the
+   * push: for this long (ms, default 10000) the client retries, and a 4001 without a push
+   * means "not yet", not the end.
+   */
+  regenerationWindowMs?: number;
+  /**
+   * Asks the application's backend whether the page's cookie still names a live session
+   * (the page cannot read the HttpOnly cookie). Called before every (re)connect: a session
+   * the client knew of and that is gone now is reported as ended (`pushed: false`).
+   */
+  checkSession?: () => Promise<boolean>;
+}
+
+/** What a close code means for the application (see `closeKind`). */
+export type CloseKind = 'ended' | 'regenerated' | 'retry';
+
+/**
+ * Classifies a close code: 4001 the bound session ended (final: no reconnect); 4002 it was
+ * regenerated (reconnect, once the browser holds the new cookie); anything else (1001 going
+ * away, 1006 lost, 1011 internal error, 1012 restart, 1013 try later, a heartbeat timeout...)
+ * is retried with backoff and jitter.
+ */
+export function closeKind(code: number): CloseKind {
+  if (code === CloseCodes.SESSION_ENDED) return 'ended';
+  if (code === CloseCodes.SESSION_REGENERATED) return 'regenerated';
+  return 'retry';
 }
 
 /** A session end, as the client reports it. */
@@ -61,6 +96,13 @@ export interface SessionExpiredEvent {
   bound: boolean;
   /** `unknown` when the end was learned without a push (while disconnected, or at connect). */
   reason: EndReason | 'unknown';
+  /** True when the gateway pushed the end; false when it was learned from a 4001 or a re-check. */
+  pushed: boolean;
+}
+
+/** The bound session moved to a new id (and cookie): a continuation, not an end. */
+export interface SessionRegeneratedEvent {
+  bound: true;
 }
 
 export interface SessionExpiringEvent {
@@ -71,9 +113,10 @@ export interface SessionExpiringEvent {
 
 export interface ClientEvents extends Record<string, unknown> {
   open: { reconnected: boolean };
-  close: { code: number; reason: string; willReconnect: boolean };
+  close: { code: number; reason: string; kind: CloseKind; willReconnect: boolean };
   reconnecting: { attempt: number; delayMs: number };
   session_expired: SessionExpiredEvent;
+  session_regenerated: SessionRegeneratedEvent;
   session_expiring: SessionExpiringEvent;
   /** Every unsolicited message, raw. */
   push: Record<string, unknown> & { type: string };
@@ -89,12 +132,14 @@ interface Pending {
 }
 
 const OPEN = 1;
-const { SESSION_ENDED, SESSION_REGENERATED, SERVICE_RESTART } = CloseCodes;
+const { SERVICE_RESTART } = CloseCodes;
 
 /**
  * A client of the auth gateway for browsers and Node: typed methods for every request, each
- * a promise settled by the reply with its `msg_id` (or a timeout); events for pushes; and
- * reconnection with backoff that re-subscribes to the sessions still live.
+ * a promise settled by the reply with its `msg_id` (or a timeout); events for pushes;
+ * reconnection with backoff that re-subscribes to the sessions still live; a heartbeat that
+ * notices a silent link; and, for a browser's cookie-bound session, regeneration handled as
+ * a continuation and ends reported once, whether pushed or found after a reconnect.
  *
  * @example
  * const client = new GatewayClient({ url: 'wss://auth.example.com/ws' });
@@ -102,7 +147,7 @@ const { SESSION_ENDED, SESSION_REGENERATED, SERVICE_RESTART } = CloseCodes;
  * await client.connect();
  */
 export class GatewayClient extends Emitter<ClientEvents> {
-  readonly #o: Required<Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket'>> & GatewayClientOptions;
+  readonly #o: Required<Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket' | 'heartbeat' | 'regenerationWindowMs' | 'checkSession'>> & GatewayClientOptions;
   readonly #Ctor: WebSocketConstructor;
   #ws: WebSocketLike | undefined;
   #msgId = 0;
@@ -114,14 +159,35 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #wanted = false;
   #attempt = 0;
   #everOpened = false;
+  /** Sockets opened by this client (a 4001 on the first, with no known session, is a stale cookie). */
+  #sockets = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A checkSession call is under way before the next socket opens. */
+  #checking = false;
   #boundEndSeen = false;
+  #regenSeen = false;
+  /** Whether the page holds a live bound session, as far as the client knows (undefined: no idea). */
+  #hasSession: boolean | undefined;
+  /** Until when (epoch ms) a 4001 without a push means "the new cookie is not here yet". */
+  #regenUntil = 0;
+  #regenAttempt = 0;
+  #lastRx = 0;
+  #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  #wakeInstalled = false;
+  readonly #wake = () => this.#onWake();
   #opened: { resolve: () => void; reject: (err: Error) => void; promise: Promise<void> } | undefined;
 
   constructor(options: GatewayClientOptions) {
     super();
     if (!/^wss?:\/\//i.test(options.url)) throw new TypeError('The url option must be a ws:// or wss:// URL.');
     if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new TypeError('The timeoutMs option must be a positive number.');
+    if (options.regenerationWindowMs !== undefined && !(options.regenerationWindowMs >= 0)) throw new TypeError('The regenerationWindowMs option must be a non-negative number.');
+    const hb = options.heartbeat;
+    if (hb !== undefined && hb !== false) {
+      for (const k of ['intervalMs', 'timeoutMs'] as const) {
+        if (hb[k] !== undefined && !(hb[k] > 0)) throw new TypeError(`The heartbeat.${k} option must be a positive number.`);
+      }
+    }
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (Ctor === undefined) throw new TypeError('No WebSocket available: pass the WebSocket option (in Node: `import { WebSocket } from "ws"`).');
     this.#Ctor = Ctor;
@@ -138,12 +204,21 @@ export class GatewayClient extends Emitter<ClientEvents> {
     return this.#live;
   }
 
+  /** Whether the page holds a live cookie-bound session, as far as the client knows (undefined: not known). */
+  get hasSession(): boolean | undefined {
+    return this.#hasSession;
+  }
+
   /**
    * Opens the connection (and keeps it open: reconnecting after unexpected closes, unless
-   * `reconnect: false`). Resolves once it is open.
+   * `reconnect: false`). Resolves once it is open. `session: true` tells the client that the
+   * page holds a session (it just logged in, or another tab knew it): an end found at
+   * connect is then reported.
    */
-  connect(): Promise<void> {
+  connect(o: { session?: boolean } = {}): Promise<void> {
     this.#wanted = true;
+    if (o.session !== undefined) this.#hasSession = o.session;
+    this.#installWake();
     if (this.connected) return Promise.resolve();
     if (this.#opened === undefined) {
       let resolve!: () => void;
@@ -155,7 +230,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
       promise.catch(() => undefined); // the caller may not wait for it
       this.#opened = { resolve, reject, promise };
     }
-    if (this.#ws === undefined && this.#retryTimer === undefined) this.#open();
+    if (this.#ws === undefined && this.#retryTimer === undefined && !this.#checking) void this.#connectNow();
     return this.#opened.promise;
   }
 
@@ -164,27 +239,28 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.#wanted = false;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
+    this.#stopHeartbeat();
+    this.#removeWake();
+    this.#regenUntil = 0;
     const ws = this.#ws;
     this.#ws = undefined;
-    if (ws !== undefined) {
-      ws.onopen = ws.onmessage = ws.onerror = null;
-      ws.onclose = null;
-      try {
-        ws.close(1000, 'client closed');
-      } catch {
-        // closing a socket that is still connecting throws in some runtimes
-      }
-    }
+    if (ws !== undefined) this.#detach(ws, 1000, 'client closed');
     this.#outbox = [];
     this.#failAll('The client was closed');
     this.#opened?.reject(new GatewayConnectionError('The client was closed before the connection opened'));
     this.#opened = undefined;
   }
 
-  /** Drops the connection and opens a new one now (after a login, to bind the new cookie). */
-  reconnect(): Promise<void> {
+  /**
+   * Drops the connection and opens a new one now: after a login (to bind the new cookie:
+   * pass `session: true`), or when another tab says the cookie changed.
+   */
+  reconnect(o: { session?: boolean } = {}): Promise<void> {
+    const regen = this.#regenUntil;
     this.close();
-    return this.connect();
+    this.#attempt = 0;
+    this.#regenUntil = regen;
+    return this.connect(o);
   }
 
   // ---- requests --------------------------------------------------------------------------
@@ -288,6 +364,26 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   // ---- the socket ------------------------------------------------------------------------
 
+  /** Asks checkSession (when given, and not while waiting for a regenerated cookie), then opens. */
+  async #connectNow(): Promise<void> {
+    const check = this.#o.checkSession;
+    if (check !== undefined && Date.now() >= this.#regenUntil) {
+      this.#checking = true;
+      let live: boolean | undefined;
+      try {
+        live = await check();
+      } catch {
+        live = undefined; // the backend is away: learn nothing
+      } finally {
+        this.#checking = false;
+      }
+      if (!this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;
+      if (live === false && this.#hasSession === true) this.#boundEnded('unknown', false);
+      else if (live !== undefined) this.#hasSession = live;
+    }
+    this.#open();
+  }
+
   #open(): void {
     let ws: WebSocketLike;
     try {
@@ -301,17 +397,32 @@ export class GatewayClient extends Emitter<ClientEvents> {
       return;
     }
     this.#ws = ws;
+    this.#sockets++;
     this.#boundEndSeen = false;
+    this.#regenSeen = false;
     ws.onopen = () => this.#onOpen();
     ws.onmessage = (ev) => this.#onMessage(ev.data);
     ws.onerror = () => undefined; // the close event that follows carries what can be known
     ws.onclose = (ev) => this.#onClose(ev.code, ev.reason);
   }
 
+  /** Forgets a socket: no more events from it; closes it if it can still be closed. */
+  #detach(ws: WebSocketLike, code?: number, reason?: string): void {
+    ws.onopen = ws.onmessage = ws.onerror = null;
+    ws.onclose = null;
+    try {
+      ws.close(code, reason);
+    } catch {
+      // closing a socket that is still connecting throws in some runtimes
+    }
+  }
+
   #onOpen(): void {
     const reconnected = this.#everOpened;
     this.#everOpened = true;
     this.#attempt = 0;
+    this.#lastRx = Date.now();
+    this.#armHeartbeat();
     for (const q of this.#outbox.splice(0)) this.#ws!.send(q.frame);
     this.#opened?.resolve();
     this.#opened = undefined;
@@ -324,7 +435,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     try {
       const r = await this.request('subscribe_session', { session_id: sessionId });
       if (r.type === 'session_invalid' && this.#live.delete(sessionId)) {
-        this.emit('session_expired', { sessionId, bound: false, reason: 'unknown' });
+        this.emit('session_expired', { sessionId, bound: false, reason: 'unknown', pushed: false });
       }
     } catch (err) {
       // Kept: tried again after the next reconnect.
@@ -333,6 +444,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   }
 
   #onMessage(data: unknown): void {
+    this.#lastRx = Date.now();
     let msg: { body?: Record<string, unknown> } | undefined;
     try {
       msg = JSON.parse(typeof data === 'string' ? data : String(data)) as typeof msg;
@@ -347,7 +459,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     const inReplyTo = body.in_reply_to;
     if (typeof inReplyTo === 'number') {
       const p = this.#pending.get(inReplyTo);
-      if (p === undefined) return; // timed out already
+      if (p === undefined) return; // timed out already, or a heartbeat's reply
       this.#pending.delete(inReplyTo);
       clearTimeout(p.timer);
       if (body.type === 'error') {
@@ -367,39 +479,77 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.emit('push', body as ClientEvents['push']);
     if (body.type === 'session_expired') {
       const push = body as unknown as SessionExpiredPush;
-      if (push.bound === true) this.#boundEndSeen = true;
-      else if (push.session_id !== undefined) this.#live.delete(push.session_id);
-      this.emit('session_expired', { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true, reason: push.reason });
+      if (push.bound === true && push.reason === 'regenerated') {
+        this.#regenSeen = true;
+        this.#regenerated();
+      } else if (push.bound === true) {
+        this.#boundEndSeen = true;
+        this.#boundEnded(push.reason, true);
+      } else {
+        this.#live.delete(push.session_id);
+        this.emit('session_expired', { sessionId: push.session_id, bound: false, reason: push.reason, pushed: true });
+      }
     } else if (body.type === 'session_expiring') {
       const push = body as unknown as SessionExpiringPush;
+      if (push.bound === true) this.#hasSession = true;
       this.emit('session_expiring', { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true, expiresIn: push.expires_in });
     }
   }
 
+  /** The bound session moved to a new cookie: wait for it (regenerationWindowMs), tell the app. */
+  #regenerated(): void {
+    this.#hasSession = true;
+    this.#regenUntil = Date.now() + (this.#o.regenerationWindowMs ?? 10_000);
+    this.#regenAttempt = 0;
+    this.emit('session_regenerated', { bound: true });
+  }
+
+  /** Reports the end of the bound session once. */
+  #boundEnded(reason: EndReason | 'unknown', pushed: boolean): void {
+    this.#hasSession = false;
+    this.#regenUntil = 0;
+    this.emit('session_expired', { bound: true, reason, pushed });
+  }
+
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
+    this.#stopHeartbeat();
     this.#failAll(`The connection closed (code ${code}) before the reply came`);
-    if ((code === SESSION_ENDED || code === SESSION_REGENERATED) && !this.#boundEndSeen) {
-      // Closed for the cookie's session without a push: it had ended before we connected.
-      this.emit('session_expired', { bound: true, reason: code === SESSION_REGENERATED ? 'regenerated' : 'unknown' });
+    const kind = closeKind(code);
+    let retry = this.#wanted && this.#o.reconnect !== false;
+    let delayMs: number | undefined;
+    if (kind === 'regenerated') {
+      if (!this.#regenSeen) this.#regenerated();
+      delayMs = this.#regenBackoff();
+    } else if (kind === 'ended' && !this.#boundEndSeen && Date.now() < this.#regenUntil) {
+      // The browser still sent the old cookie: the new one is on its way. Try again.
+      delayMs = this.#regenBackoff();
+    } else if (kind === 'ended') {
+      retry = false;
+      // Closed for the cookie's session without a push: it ended while the client was away
+      // (reported), or the cookie was stale from the start (a page that never had a session).
+      const known = this.#hasSession === true || (this.#hasSession === undefined && this.#sockets > 1);
+      if (!this.#boundEndSeen && known) this.#boundEnded(this.#regenUntil > 0 ? 'regenerated' : 'unknown', false);
+      this.#hasSession = false;
     }
-    // 4001: the session this connection stood for is over; a new login calls connect() again.
-    const willReconnect = this.#wanted && this.#o.reconnect !== false && code !== SESSION_ENDED;
-    this.emit('close', { code, reason, willReconnect });
-    if (!willReconnect) {
+    this.emit('close', { code, reason, kind, willReconnect: retry });
+    if (!retry) {
       this.#wanted = false;
+      this.#removeWake();
       this.#opened?.reject(new GatewayConnectionError(`The connection closed (code ${code})${reason ? `: ${reason}` : ''}`));
       this.#opened = undefined;
       this.#outbox = [];
       this.#failAll(`The connection closed (code ${code})`);
       return;
     }
-    // 4002: the session moved to a new cookie; come back at once to be bound to it.
-    const delayMs = code === SESSION_REGENERATED ? 0 : code === SERVICE_RESTART ? this.#restartJitter() : this.#backoff();
+    this.#schedule(delayMs ?? (code === SERVICE_RESTART ? this.#restartJitter() : this.#backoff()));
+  }
+
+  #schedule(delayMs: number): void {
     this.emit('reconnecting', { attempt: this.#attempt, delayMs });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
-      if (this.#wanted) this.#open();
+      if (this.#wanted) void this.#connectNow();
     }, delayMs);
   }
 
@@ -407,6 +557,77 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #restartJitter(): number {
     const r = this.#o.reconnect === false ? {} : this.#o.reconnect ?? {};
     return Math.round(Math.random() * (r.restartJitterMs ?? 1000));
+  }
+
+  /** While waiting for a regenerated cookie: 100 ms doubling to 1 s, so a late cookie is picked up soon. */
+  #regenBackoff(): number {
+    return Math.min(1000, 100 * 2 ** this.#regenAttempt++);
+  }
+
+  // ---- heartbeat and wake-ups ------------------------------------------------------------
+
+  #armHeartbeat(): void {
+    const hb = this.#o.heartbeat;
+    if (hb === false) return;
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = setTimeout(() => this.#beat(), hb?.intervalMs ?? 20_000);
+  }
+
+  /** Pings when the link has been quiet for a whole interval; any frame at all counts as an answer. */
+  #beat(force = false): void {
+    const hb = this.#o.heartbeat;
+    const ws = this.#ws;
+    if (hb === false || ws === undefined || ws.readyState !== OPEN) return;
+    const interval = hb?.intervalMs ?? 20_000;
+    const idle = Date.now() - this.#lastRx;
+    clearTimeout(this.#heartbeatTimer);
+    if (!force && idle < interval) {
+      this.#heartbeatTimer = setTimeout(() => this.#beat(), interval - idle);
+      return;
+    }
+    const sentAt = Date.now();
+    // `init` is allowed on every connection and has no effect beyond naming the node (the dest we address).
+    ws.send(JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: { type: 'init', msg_id: ++this.#msgId, node_id: this.#o.dest } }));
+    this.#heartbeatTimer = setTimeout(() => {
+      if (this.#ws !== ws) return;
+      if (this.#lastRx >= sentAt) return this.#beat();
+      // Nothing came back: the path is dead even if the socket does not know it yet.
+      this.#ws = undefined;
+      this.#detach(ws);
+      this.#onClose(1006, 'heartbeat timeout');
+    }, hb?.timeoutMs ?? 10_000);
+  }
+
+  #stopHeartbeat(): void {
+    clearTimeout(this.#heartbeatTimer);
+    this.#heartbeatTimer = undefined;
+  }
+
+  /** Back online, or the tab shown again: reconnect now instead of at the backoff slot; check a live link. */
+  #onWake(): void {
+    if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+    if (!this.#wanted) return;
+    if (this.#retryTimer !== undefined) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = undefined;
+      void this.#connectNow();
+    } else if (this.connected) {
+      this.#beat(true);
+    }
+  }
+
+  #installWake(): void {
+    if (this.#wakeInstalled || typeof addEventListener !== 'function') return;
+    this.#wakeInstalled = true;
+    addEventListener('online', this.#wake);
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.#wake);
+  }
+
+  #removeWake(): void {
+    if (!this.#wakeInstalled) return;
+    this.#wakeInstalled = false;
+    removeEventListener('online', this.#wake);
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.#wake);
   }
 
   /** Exponential backoff with jitter (half fixed, half random), so clients do not return in step. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { GatewayClient, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError, type ClientEvents, type WebSocketConstructor } from '../src/index.js';
+import { closeKind, GatewayClient, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError, type ClientEvents, type WebSocketConstructor } from '../src/index.js';
 import { createSession, eventually, SERVICE_KEY, service, silentServer, start, stopAll } from './helpers.js';
 
 const clients: GatewayClient[] = [];
@@ -17,11 +17,11 @@ function client(url: string, o: Partial<ConstructorParameters<typeof GatewayClie
   return c;
 }
 
-/** A WebSocket constructor that sends a Cookie, as a browser would for its origin. */
-const withCookie = (cookie: string): WebSocketConstructor =>
+/** A WebSocket constructor that sends a Cookie, as a browser would for its origin (read at each connect). */
+const withCookie = (cookie: string | (() => string)): WebSocketConstructor =>
   class extends WebSocket {
     constructor(url: string) {
-      super(url, { headers: { Cookie: cookie } });
+      super(url, { headers: { Cookie: typeof cookie === 'string' ? cookie : cookie() } });
     }
   } as unknown as WebSocketConstructor;
 
@@ -97,7 +97,7 @@ describe('GatewayClient', () => {
     const s = service(server.url);
     await s.opened;
     await s.call('destroy_session', { session_id: sid });
-    await eventually(() => expect(ended).toEqual([{ sessionId: sid, bound: false, reason: 'destroyed' }]));
+    await eventually(() => expect(ended).toEqual([{ sessionId: sid, bound: false, reason: 'destroyed', pushed: true }]));
     expect(c.subscriptions.has(sid)).toBe(false);
   });
 
@@ -112,26 +112,112 @@ describe('GatewayClient', () => {
     clock.advance(5000);
     await eventually(() => expect(expiring).toEqual([{ bound: true, expiresIn: 5 }]));
     clock.advance(5000);
-    await eventually(() => expect(closes).toEqual([{ code: 4001, reason: 'Session ended', willReconnect: false }]));
-    expect(ended).toEqual([{ bound: true, reason: 'ttl' }]);
+    await eventually(() => expect(closes).toEqual([{ code: 4001, reason: 'Session ended', kind: 'ended', willReconnect: false }]));
+    expect(ended).toEqual([{ bound: true, reason: 'ttl', pushed: true }]);
     expect(c.connected).toBe(false);
     await expect(c.validateSession('x')).rejects.toBeInstanceOf(GatewayConnectionError);
   });
 
-  it('after 4002 (regenerated) reconnects at once', async () => {
+  it('classifies close codes: 4001 final, 4002 regenerated, the rest retried', () => {
+    expect(closeKind(4001)).toBe('ended');
+    expect(closeKind(4002)).toBe('regenerated');
+    for (const code of [1001, 1006, 1011, 1012, 1013]) expect(closeKind(code)).toBe('retry');
+  });
+
+  it('after 4002: session_regenerated, not an end; 4001 means "not yet" until the new cookie arrives', async () => {
     const { server } = await start();
     const sid = await createSession(server.url);
-    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    let cookie = `sid=${sid}`;
+    const sent: string[] = []; // the cookie of every socket, in order
+    const c = client(server.url, { WebSocket: withCookie(() => (sent.push(cookie), cookie)) });
     const opens = record(c, 'open');
+    const closes = record(c, 'close');
     const ended = record(c, 'session_expired');
+    const regenerated = record(c, 'session_regenerated');
     await c.connect();
     const s = service(server.url);
-    await s.opened;
+    const r = await s.call('regenerate_session', { old_session_id: sid });
+    expect(r.type).toBe('session_regenerated');
+    await eventually(() => expect(regenerated).toEqual([{ bound: true }]));
+    // The new cookie reaches the browser 400 ms later: meanwhile the old one is refused (4001).
+    await eventually(() => expect(closes.filter((x) => x.code === 4001).length).toBeGreaterThanOrEqual(1), 3000);
+    cookie = `sid=${r.new_session_id as string}`;
+    // Open on a socket that carried the new cookie: bound to the new session.
+    await eventually(() => expect([c.connected, sent.at(-1)]).toEqual([true, cookie]), 5000);
+    expect(opens.at(-1)).toEqual({ reconnected: true });
+    expect(closes[0]).toEqual({ code: 4002, reason: 'Session regenerated: reconnect with the new cookie', kind: 'regenerated', willReconnect: true });
+    expect(closes.slice(1).every((x) => x.code === 4001 && x.willReconnect)).toBe(true);
+    expect(ended).toEqual([]);
+    // Bound to the new session: its end is pushed.
+    await s.call('destroy_session', { session_id: r.new_session_id });
+    await eventually(() => expect(ended).toEqual([{ bound: true, reason: 'destroyed', pushed: true }]));
+  });
+
+  it('after 4002, when the new cookie never comes: the end is reported once the window is over', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`), regenerationWindowMs: 600 });
+    const ended = record(c, 'session_expired');
+    const closes = record(c, 'close');
+    await c.connect();
+    const s = service(server.url);
     await s.call('regenerate_session', { old_session_id: sid });
-    // The constructor still sends the old cookie, so the new socket is closed 4001 at once; a
-    // browser would carry the new cookie by then.
-    await eventually(() => expect(opens).toEqual([{ reconnected: false }, { reconnected: true }]));
-    expect(ended[0]).toEqual({ bound: true, reason: 'regenerated' });
+    await eventually(() => expect(ended).toEqual([{ bound: true, reason: 'regenerated', pushed: false }]), 5000);
+    expect(closes.at(-1)).toMatchObject({ code: 4001, kind: 'ended', willReconnect: false });
+  });
+
+  it('a stale cookie on the first connection is no session: no session_expired', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    await service(server.url).call('destroy_session', { session_id: sid });
+    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    const ended = record(c, 'session_expired');
+    const closes = record(c, 'close');
+    await c.connect().catch(() => undefined);
+    await eventually(() => expect(closes).toEqual([{ code: 4001, reason: 'Session not found or expired', kind: 'ended', willReconnect: false }]));
+    expect(ended).toEqual([]);
+    expect(c.hasSession).toBe(false);
+    // The same close when the page knew it held a session is that session's end.
+    const d = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    const endedD = record(d, 'session_expired');
+    await d.connect({ session: true }).catch(() => undefined);
+    await eventually(() => expect(endedD).toEqual([{ bound: true, reason: 'unknown', pushed: false }]));
+  });
+
+  it('re-checks the session before a reconnect: an end while away (cookie gone) is reported', async () => {
+    const { server } = await start();
+    let live = true;
+    const c = client(server.url, { checkSession: () => Promise.resolve(live), reconnect: { initialDelayMs: 20 } });
+    const ended = record(c, 'session_expired');
+    const opens = record(c, 'open');
+    await c.connect();
+    expect(c.hasSession).toBe(true);
+    live = false; // the session ended while the link was down, and the browser dropped its cookie
+    [...server.links].find((l) => l.role === 'browser')!.close(1012, 'Service restart', 'test');
+    await eventually(() => expect(opens).toHaveLength(2));
+    expect(ended).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+  });
+
+  it('heartbeat: a link that answers nothing is declared dead and replaced', async () => {
+    const c = client(await silentServer(), { heartbeat: { intervalMs: 100, timeoutMs: 150 }, reconnect: { initialDelayMs: 10_000, maxDelayMs: 10_000 } });
+    const closes = record(c, 'close');
+    await c.connect();
+    const t0 = Date.now();
+    await eventually(() => expect(closes).toEqual([{ code: 1006, reason: 'heartbeat timeout', kind: 'retry', willReconnect: true }]), 3000);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(200);
+    expect(Date.now() - t0).toBeLessThan(2000);
+  });
+
+  it('heartbeat: a gateway that answers keeps the link', async () => {
+    const { server } = await start();
+    const c = client(server.url, { heartbeat: { intervalMs: 50, timeoutMs: 200 } });
+    const closes = record(c, 'close');
+    await c.connect();
+    const before = await server.metrics.text();
+    const inits = (t: string) => Number(/gateway_messages_total\{type="init",outcome="init_ok"\} (\d+)/.exec(t)?.[1] ?? 0);
+    await eventually(async () => expect(inits(await server.metrics.text()) - inits(before)).toBeGreaterThanOrEqual(5), 5000);
+    expect(closes).toEqual([]);
+    expect(c.connected).toBe(true);
   });
 
   it('reconnects with backoff, re-subscribes to live sessions only, and reports ends it missed', async () => {
@@ -167,14 +253,14 @@ describe('GatewayClient', () => {
     await eventually(() => expect(opens).toEqual([{ reconnected: false }, { reconnected: true }]));
     expect((await queued).type).toBe('session_valid');
     await eventually(() => expect(ended).toHaveLength(2));
-    expect(ended[1]).toEqual({ sessionId: endedWhileAway, bound: false, reason: 'unknown' });
+    expect(ended[1]).toEqual({ sessionId: endedWhileAway, bound: false, reason: 'unknown', pushed: false });
     expect([...c.subscriptions]).toEqual([live]);
     const after = await server.metrics.text();
     expect(subs(after) - subs(before)).toBe(1); // `live` only: `endedEarlier` was not asked for again
     expect(invalid(after) - invalid(before)).toBe(1); // `endedWhileAway`, found ended
     // And the re-subscription works: the next end is pushed.
     await s.call('destroy_session', { session_id: live });
-    await eventually(() => expect(ended[2]).toEqual({ sessionId: live, bound: false, reason: 'destroyed' }));
+    await eventually(() => expect(ended[2]).toEqual({ sessionId: live, bound: false, reason: 'destroyed', pushed: true }));
   });
 
   it('backs off exponentially while the gateway is down', async () => {

@@ -75,6 +75,12 @@ describe('loadConfig', () => {
     expect(loadConfig({ ...base, GATEWAY_DEV: '0' }).dev).toBe(false);
   });
 
+  it('--dev warns 10 s before the end (the demo session lasts 30 s) unless GATEWAY_EXPIRY_WARNING says otherwise', () => {
+    expect(loadConfig({ ...base }).expiryWarning).toBe(60);
+    expect(loadConfig({ ...base, GATEWAY_DEV: '1' }).expiryWarning).toBe(10);
+    expect(loadConfig({ ...base, GATEWAY_DEV: '1', GATEWAY_EXPIRY_WARNING: '45' }).expiryWarning).toBe(45);
+  });
+
   it('without a secret: a random 32-byte one, flagged so that start-up warns', () => {
     const a = loadConfig({});
     const b = loadConfig({});
