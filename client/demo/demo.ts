@@ -37,6 +37,8 @@ interface Ended {
 let deadline: number | undefined;
 let warnDeadline: number | undefined;
 let signedIn = false;
+/** The page's session ended (shown in the notice) since it last had one. */
+let ended = false;
 
 const clock = (t: number) => new Date(t).toLocaleTimeString();
 
@@ -66,6 +68,7 @@ function showUser(me: Me | undefined): void {
   user.textContent = me?.user_id ?? 'not logged in';
   deadline = me === undefined ? undefined : performance.now() + me.expires_in_ms;
   if (me !== undefined) {
+    ended = false;
     countdown.dataset.ended = 'false';
     localStorage.removeItem(ENDED_KEY);
     notice.hidden = true;
@@ -77,6 +80,7 @@ function showEnded(e: Ended, now: boolean): void {
   warnDeadline = undefined;
   warning.hidden = true;
   showUser(undefined);
+  ended = true;
   countdown.dataset.ended = 'true';
   tick();
   const how = !now
@@ -90,13 +94,14 @@ function showEnded(e: Ended, now: boolean): void {
 }
 
 async function whoAmI(): Promise<Me | undefined> {
-  const r = await fetch('/autosession', { credentials: 'same-origin' });
+  const r = await fetch('/autosession', { credentials: 'same-origin', signal: AbortSignal.timeout(3000) });
   return r.status === 200 ? ((await r.json()) as Me) : undefined;
 }
 
 /** The close code in words, for the connection line. */
 function describeClose({ code, reason, kind, willReconnect }: TabEvents['close']): string {
-  if (kind === 'ended') return signedIn ? 'closed: your session ended' : 'closed: no live session for this browser';
+  if (kind === 'ended' && willReconnect) return 'session regenerated: waiting for the new cookie…';
+  if (kind === 'ended') return signedIn || ended ? 'closed: your session ended' : 'closed: no live session for this browser';
   if (kind === 'regenerated') return 'session regenerated: rebinding with the new cookie…';
   const why: Record<number, string> = {
     1000: 'closed',

@@ -67,8 +67,9 @@ export interface GatewayClientOptions {
   regenerationWindowMs?: number;
   /**
    * Asks the application's backend whether the page's cookie still names a live session
-   * (the page cannot read the HttpOnly cookie). Called before every (re)connect: a session
-   * the client knew of and that is gone now is reported as ended (`pushed: false`).
+   * (the page cannot read the HttpOnly cookie). Called before every (re)connect (and given up
+   * on after `timeoutMs`): a session the client knew of and that is gone now is reported as
+   * ended (`pushed: false`).
    */
   checkSession?: () => Promise<boolean>;
 }
@@ -370,11 +371,15 @@ export class GatewayClient extends Emitter<ClientEvents> {
     if (check !== undefined && Date.now() >= this.#regenUntil) {
       this.#checking = true;
       let live: boolean | undefined;
+      let timer: ReturnType<typeof setTimeout> | undefined;
       try {
-        live = await check();
+        // Bounded: a backend that does not answer must not hold the reconnect back.
+        const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.#o.timeoutMs)));
+        live = await Promise.race([check(), late]);
       } catch {
         live = undefined; // the backend is away: learn nothing
       } finally {
+        clearTimeout(timer);
         this.#checking = false;
       }
       if (!this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;

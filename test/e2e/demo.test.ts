@@ -27,7 +27,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
-  it('logs in with a short TTL, counts down, and shows the end the server pushes', async () => {
+  it('logs in with a short TTL, counts down, and shows the end the server pushes', { timeout: 60_000 }, async () => {
     const page = await browser!.newPage();
     const errors: string[] = [];
     page.on('pageerror', (e) => errors.push(e.message));
@@ -52,8 +52,11 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     expect(second).toBeLessThan(first);
     await page.screenshot({ path: join(ARTIFACTS, 'demo-counting-down.png') });
 
-    // The warning arrives GATEWAY_EXPIRY_WARNING (2 s) before the end.
-    await page.locator('#warning', { hasText: 'ends in 2 s' }).waitFor({ state: 'visible', timeout: 6000 });
+    // The warning arrives GATEWAY_EXPIRY_WARNING (2 s) before the end, and counts down itself.
+    await page.locator('#warning').waitFor({ state: 'visible', timeout: 6000 });
+    const warned = parseFloat(/ends in ([\d.]+) s/.exec((await page.textContent('#warning'))!)![1]!);
+    expect(warned).toBeLessThanOrEqual(2);
+    await page.waitForFunction((w) => parseFloat(/ends in ([\d.]+) s/.exec(document.getElementById('warning')!.textContent!)?.[1] ?? 'NaN') < w - 0.3, warned, { timeout: 3000 });
     // Then the end, pushed by the gateway: no reload, no polling.
     const notice = page.locator('#notice');
     await notice.waitFor({ state: 'visible', timeout: 6000 });
@@ -61,12 +64,45 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     expect(await notice.textContent()).toMatch(/^Session ended \(reason: ttl\)\. Pushed by the gateway at /);
     expect(await page.textContent('#countdown')).toBe('ended');
     expect(await page.textContent('#user')).toBe('not logged in');
-    expect(await page.textContent('#connection')).toBe('closed (4001)');
+    await page.locator('#connection', { hasText: 'closed: your session ended' }).waitFor();
     expect(endedAfter).toBeGreaterThan(4500);
     expect(endedAfter).toBeLessThan(7000);
     await page.screenshot({ path: join(ARTIFACTS, 'demo-session-ended.png'), fullPage: true });
+    // The log names each event's kind, oldest first.
+    const lines = await page.locator('#log li').allTextContents();
+    const at = (re: RegExp) => lines.findIndex((l) => re.test(l));
+    expect(at(/you logged in as demo-user for 5 s/)).toBeGreaterThanOrEqual(0);
+    expect(at(/push session_expiring/)).toBeGreaterThan(at(/you logged in/));
+    expect(at(/push session ended, reason ttl/)).toBeGreaterThan(at(/push session_expiring/));
+    // A reload keeps the ended state (the page had a session), not as a fresh push.
+    await page.reload();
+    await page.locator('#notice', { hasText: 'Session ended (reason: ttl)' }).waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await page.textContent('#notice')).toMatch(/before this page was loaded\.$/);
     expect(errors).toEqual([]);
     await page.close();
+  });
+
+  it('a stale cookie on a fresh load shows no session, not "Session ended"', async () => {
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    await page.goto(server.http + '/');
+    await page.fill('#ttl', '600');
+    await page.click('#login');
+    await page.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    const [cookie] = await context.cookies();
+    await page.close();
+    // The session is ended behind the browser's back (no page open); a new context has the cookie only.
+    const fresh = await browser!.newContext();
+    await fresh.addCookies([cookie!]);
+    const r = await fetch(server.http + '/autosession', { method: 'DELETE', headers: { Cookie: `${cookie!.name}=${cookie!.value}` } });
+    expect(r.status).toBe(200);
+    const p2 = await fresh.newPage();
+    await p2.goto(server.http + '/');
+    await p2.locator('#connection', { hasText: 'closed: no live session for this browser' }).waitFor({ timeout: 10_000 });
+    expect(await p2.isHidden('#notice')).toBe(true);
+    expect(await p2.textContent('#user')).toBe('not logged in');
+    await context.close();
+    await fresh.close();
   });
 
   it('"End session now" is pushed at once (reason destroyed)', async () => {

@@ -1,0 +1,101 @@
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, required } from '../helpers/required.js';
+import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
+import { ARGS, metric, texts } from './browser.js';
+
+/** Three tabs of the demo in one browser (one context: one origin's cookies, locks and channels). */
+
+let browser: Browser | undefined;
+let server: ServerProcess;
+let context: BrowserContext | undefined;
+const BROWSER_SOCKETS = 'gateway_connections{role="browser"}';
+
+const hasChromium = required('chromium');
+
+beforeAll(async () => {
+  if (!hasChromium) return;
+  ensureBuilt();
+  server = await spawnServer({ GATEWAY_JWT_SECRET: 'UTHe/v2YMM8TlXUS87sILxhD3nOmpfvculqST6mteQc=' }, ['--dev']);
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+}, 120_000);
+
+afterEach(async () => {
+  await context?.close();
+  context = undefined;
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await killAll();
+});
+
+/** Logs in on the first tab, then opens two more; resolves once all three show the bound session. */
+async function threeTabs(): Promise<Page[]> {
+  context = await browser!.newContext();
+  const first = await context.newPage();
+  await first.goto(server.http + '/');
+  await first.fill('#ttl', '600');
+  await first.click('#login');
+  await first.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+  const pages = [first, await context.newPage(), await context.newPage()];
+  for (const p of pages.slice(1)) await p.goto(server.http + '/');
+  for (const p of pages) {
+    await p.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    await p.locator('#user', { hasText: 'demo-user' }).waitFor();
+  }
+  return pages;
+}
+
+const leaderOf = async (pages: Page[]) => {
+  const roles = await texts(pages, '#role');
+  expect(roles.filter((r) => r === 'this tab holds the WebSocket')).toHaveLength(1);
+  return pages[roles.indexOf('this tab holds the WebSocket')]!;
+};
+
+describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () => {
+  it('one socket to the gateway; an end pushed to the leader shows in all three', { timeout: 60_000 }, async () => {
+    const pages = await threeTabs();
+    // Counted on the server: the tabs' one socket (the previous test's context is closed).
+    await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+    const leader = await leaderOf(pages);
+    // The logout is clicked in a tab that does not hold the socket: the push reaches the leader, and all tabs.
+    const follower = pages.find((p) => p !== leader)!;
+    await follower.click('#logout');
+    for (const p of pages) {
+      await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway at' }).waitFor({ state: 'visible', timeout: 5000 });
+    }
+    expect(await texts(pages, '#user')).toEqual(['not logged in', 'not logged in', 'not logged in']);
+    expect(await metric(server.http, BROWSER_SOCKETS)).toBeLessThanOrEqual(1);
+  });
+
+  it('closing the leader tab: another takes over within a second, one socket, and the end still reaches both', { timeout: 60_000 }, async () => {
+    const pages = await threeTabs();
+    await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+    const leader = await leaderOf(pages);
+    const rest = pages.filter((p) => p !== leader);
+    const t0 = Date.now();
+    await leader.close();
+    await Promise.race(rest.map((p) => p.locator('#role', { hasText: 'this tab holds the WebSocket' }).waitFor({ timeout: 5000 })));
+    const tookOver = Date.now() - t0;
+    expect(tookOver).toBeLessThan(1000);
+    await leaderOf(rest);
+    for (const p of rest) await p.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+    await rest[0]!.click('#logout');
+    for (const p of rest) await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
+  });
+
+  it('an end while the leader tab closes is not missed', { timeout: 60_000 }, async () => {
+    const pages = await threeTabs();
+    const leader = await leaderOf(pages);
+    const rest = pages.filter((p) => p !== leader);
+    const [cookie] = await context!.cookies();
+    await leader.close();
+    // The session ends in the handover, with no socket to push it to.
+    const r = await fetch(server.http + '/autosession', { method: 'DELETE', headers: { Cookie: `${cookie!.name}=${cookie!.value}` } });
+    expect(r.status).toBe(200);
+    for (const p of rest) await p.locator('#notice', { hasText: 'Session ended' }).waitFor({ state: 'visible', timeout: 10_000 });
+    expect(await texts(rest, '#user')).toEqual(['not logged in', 'not logged in']);
+  });
+});
