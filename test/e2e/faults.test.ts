@@ -65,6 +65,8 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
     it(`a regeneration keeps every tab signed in (new cookie ${lateMs} ms after the push)`, { timeout: 60_000 }, async () => {
       const pages = await tabs(3);
       const [old] = await context!.cookies();
+      const reconnects = (p: Page) => p.locator('#log li', { hasText: 'reconnected' }).count();
+      const before = await Promise.all(pages.map(reconnects));
       const r = await serviceCall(server.url, SERVICE_KEY, { type: 'regenerate_session', old_session_id: old!.value });
       expect(r.type).toBe('session_regenerated');
       // The push reached the tabs: each logs the regeneration.
@@ -73,7 +75,7 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
       await new Promise((res) => setTimeout(res, lateMs));
       await context!.addCookies([{ ...old!, value: r.new_session_id as string }]);
       // Each tab saw the socket come back (bound to the new cookie), and still shows the user.
-      for (const p of pages) await p.locator('#log li', { hasText: 'reconnected' }).first().waitFor({ timeout: 10_000 });
+      for (const [i, p] of pages.entries()) await expect.poll(() => reconnects(p), { timeout: 10_000 }).toBeGreaterThan(before[i]!);
       for (const p of pages) await p.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
       expect(await texts(pages, '#user')).toEqual(['demo-user', 'demo-user', 'demo-user']);
       for (const p of pages) expect(await p.isHidden('#notice')).toBe(true);
