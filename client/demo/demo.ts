@@ -139,6 +139,7 @@ tabs.on('open', ({ reconnected }) => {
   note('connection', reconnected ? 'reconnected' : 'connected');
   // A login in another tab, or a regeneration, changed the cookie: show whose session it is now.
   void whoAmI().then((me) => {
+    if (!tabs.connected) return; // closed meanwhile (a stale cookie is closed at once): that close says it
     if (me !== undefined) showUser(me);
     setConnection(me !== undefined ? 'open, bound to your session' : 'open (no session)', 'open');
   });
