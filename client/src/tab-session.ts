@@ -89,11 +89,15 @@ export class TabSession extends Emitter<TabEvents> {
     this.#post({ t: 'hello' });
     const locks = (navigator as Navigator & { locks?: LockManager }).locks;
     if (this.#o.webLocks !== false && locks !== undefined) {
-      void locks.request(this.#channelName(), () => new Promise<void>((release) => {
-        if (!this.#started) return release();
-        this.#release = release;
-        this.#lead();
-      }));
+      void locks.request(
+        this.#channelName(),
+        () =>
+          new Promise<void>((release) => {
+            if (!this.#started) return release();
+            this.#release = release;
+            this.#lead();
+          }),
+      );
       return;
     }
     this.#lastBeacon = Date.now();

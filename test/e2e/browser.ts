@@ -7,7 +7,16 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Page } from 'playwright-core';
 import { WebSocket } from 'ws';
 
-export const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+export const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 
 /** A value of the gateway's /metrics, e.g. `gateway_connections{role="browser"}`. */
 export async function metric(http: string, series: string): Promise<number> {

@@ -81,7 +81,8 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
       for (const p of pages) expect(await p.isHidden('#notice')).toBe(true);
       // Bound to the new session: its end is pushed to every tab.
       await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: r.new_session_id });
-      for (const p of pages) await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
+      for (const p of pages)
+        await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
     });
   }
 

@@ -83,7 +83,8 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     for (const p of rest) await p.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
     await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
     await rest[0]!.click('#logout');
-    for (const p of rest) await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
+    for (const p of rest)
+      await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
   });
 
   it('an end while the leader tab closes is not missed', { timeout: 60_000 }, async () => {
