@@ -239,9 +239,9 @@ describe('GatewayClient', () => {
     const subs = (t: string) => Number(/gateway_messages_total\{type="subscribe_session",outcome="subscribed"\} (\d+)/.exec(t)?.[1] ?? 0);
     const invalid = (t: string) => Number(/gateway_messages_total\{type="subscribe_session",outcome="session_invalid"\} (\d+)/.exec(t)?.[1] ?? 0);
 
-    // The server drops the socket (a restart, a proxy timeout...).
+    // The server drops the socket (an internal error; 1012, a restart, has its own jitter: below).
     const pending = c.validateSession(live);
-    [...server.links].find((l) => l.role === 'browser')!.close(1012, 'Service restart', 'test');
+    [...server.links].find((l) => l.role === 'browser')!.close(1011, 'Internal error', 'test');
     await expect(pending).rejects.toBeInstanceOf(GatewayConnectionError);
     await eventually(() => expect(reconnecting).toHaveLength(1));
     expect(reconnecting[0]!.delayMs).toBeGreaterThanOrEqual(150);
@@ -265,13 +265,15 @@ describe('GatewayClient', () => {
 
   it('backs off exponentially while the gateway is down', async () => {
     const { server } = await start();
-    const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 80, factor: 2 } });
+    const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 80, factor: 2, restartJitterMs: 50 } });
     const reconnecting = record(c, 'reconnecting');
     await c.connect();
-    await stopAll(); // the server goes away and stays away
-    await eventually(() => expect(reconnecting.length).toBeGreaterThanOrEqual(4), 3000);
+    await stopAll(); // the server goes away (closing with 1012) and stays away
+    await eventually(() => expect(reconnecting.length).toBeGreaterThanOrEqual(5), 3000);
     c.close();
-    const delays = reconnecting.map((r) => r.delayMs);
+    // The first wait is the restart jitter (1012: 0 to restartJitterMs); then the backoff.
+    expect(reconnecting[0]!.delayMs).toBeLessThanOrEqual(50);
+    const delays = reconnecting.slice(1).map((r) => r.delayMs);
     expect(delays[0]).toBeLessThanOrEqual(20);
     expect(delays[1]).toBeGreaterThanOrEqual(20);
     expect(delays[2]).toBeGreaterThanOrEqual(40);
