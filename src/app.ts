@@ -36,6 +36,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     nodeId: config.nodeId,
     sessionTtl: config.sessionTtl,
     sessionIdleTimeout: config.sessionIdleTimeout,
+    sessionMaxLifetime: config.sessionMaxLifetime,
     accessTokenTtl: config.accessTokenTtl,
     refreshTokenTtl: config.refreshTokenTtl,
     clockTolerance: config.clockTolerance,

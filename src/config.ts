@@ -18,6 +18,8 @@ export interface Config {
   jwtEd25519KeyFiles: string[];
   sessionTtl: number;
   sessionIdleTimeout: number;
+  /** Longest a session may live from its creation through extend_session, seconds; 0: no cap. */
+  sessionMaxLifetime: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   clockTolerance: number;
@@ -229,6 +231,7 @@ export function loadConfig(env: Source): Config {
     jwtEd25519KeyFiles: edFiles,
     sessionTtl: int(src, 'GATEWAY_SESSION_TTL', 3600, 1, 31_536_000, `${secs} from 1 to 31536000`),
     sessionIdleTimeout: int(src, 'GATEWAY_SESSION_IDLE_TIMEOUT', 0, 0, 31_536_000, `${secs} (0: off)`),
+    sessionMaxLifetime: int(src, 'GATEWAY_SESSION_MAX_LIFETIME', 86_400, 0, 31_536_000, `${secs} (0: no cap)`),
     accessTokenTtl: int(src, 'GATEWAY_ACCESS_TOKEN_TTL', 900, 1, 86_400, `${secs} from 1 to 86400`),
     refreshTokenTtl: int(src, 'GATEWAY_REFRESH_TOKEN_TTL', 1_209_600, 1, 31_536_000, `${secs} from 1 to 31536000`),
     clockTolerance: int(src, 'GATEWAY_CLOCK_TOLERANCE', 30, 0, 300, `${secs} from 0 to 300`),

@@ -6,7 +6,7 @@ import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
 import type { GatewayObserver, PipelineServices } from './pipeline/services.js';
-import { SessionService } from './sessions/session-service.js';
+import { SessionService, type SessionChange } from './sessions/session-service.js';
 import type { Store } from './store/types.js';
 import type { Ed25519Key } from './tokens/ed25519-keys.js';
 import { TokenService, type SigningAlg } from './tokens/token-service.js';
@@ -23,6 +23,8 @@ export interface GatewayOptions {
   nodeId: string;
   sessionTtl: number;
   sessionIdleTimeout: number;
+  /** Longest a session may live from its creation through extend_session, seconds; 0: no cap (default 86400). */
+  sessionMaxLifetime?: number;
   accessTokenTtl: number;
   refreshTokenTtl: number;
   clockTolerance: number;
@@ -82,7 +84,9 @@ export class Gateway implements PipelineServices {
       logRef: this.logRef,
       ttl: o.sessionTtl,
       idleTimeout: o.sessionIdleTimeout,
+      maxLifetime: o.sessionMaxLifetime ?? 86_400,
       onEnded: (hash, reason) => this.#ended(hash, reason, true),
+      onChanged: (hash, change) => this.#changed(hash, change),
     });
     this.tokens = new TokenService({
       store: o.store,
@@ -108,20 +112,23 @@ export class Gateway implements PipelineServices {
         return r;
       },
       onError,
-      o.sessionIdleTimeout > 0
-        ? async (hash) => {
-            const v = await this.sessions.peek(hash);
-            return v.valid ? { at: v.end, reason: v.endReason } : undefined;
-          }
-        : undefined,
+      // Activity (idle timeout) or an extend_session whose event was missed may have moved the end.
+      async (hash) => {
+        const v = await this.sessions.peek(hash);
+        return v.valid ? { at: v.end, reason: v.endReason } : undefined;
+      },
     );
     this.hub.onLateness = this.observer.pushLateness;
     this.#unlisten.push(
       o.store.events.subscribe((e) => {
-        if (e.origin !== this.instanceId && e.kind === 'ended') this.hub.ended(e.hash, e.reason);
+        if (e.origin === this.instanceId) return;
+        if (e.kind === 'ended') this.hub.ended(e.hash, e.reason);
+        else if (e.kind === 'tokens_revoked') this.tokens.forgetUserMark(e.user);
+        else if (this.hub.isFollowed(e.hash)) this.#changedElsewhere(e.hash, e.kind);
       }),
       // Events may have been missed while the bus was away: look at every followed session again.
       o.store.events.onResync(() => {
+        this.tokens.forgetUserMarks();
         for (const hash of this.hub.followed()) this.hub.recheck(hash);
       }),
     );
@@ -144,6 +151,31 @@ export class Gateway implements PipelineServices {
     this.store.events
       .publish({ kind: 'ended', hash, reason, origin: this.instanceId })
       .catch((err) => this.#storeTrouble(err, 'could not publish a session end'));
+  }
+
+  /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */
+  revokeUserTokens(userId: string, before: number): Promise<void> {
+    return this.tokens.revokeUser(userId, before, (user) => this.store.events.publish({ kind: 'tokens_revoked', user, origin: this.instanceId }));
+  }
+
+  #changed(hash: string, change: SessionChange): void {
+    if (change.kind === 'extended') this.hub.extended(hash, change.end, change.reason);
+    else this.hub.updated(hash, change.data);
+    this.store.events
+      .publish({ kind: change.kind, hash, origin: this.instanceId })
+      .catch((err) => this.#storeTrouble(err, 'could not publish a session change'));
+  }
+
+  /** Another node extended or updated a session followed here: read it and tell the followers. */
+  #changedElsewhere(hash: string, kind: 'extended' | 'updated'): void {
+    this.sessions.peek(hash).then(
+      (v) => {
+        if (!v.valid) return this.hub.recheck(hash);
+        if (kind === 'extended') this.hub.extended(hash, v.end, v.endReason);
+        else this.hub.updated(hash, v.record.d ?? {});
+      },
+      (err) => this.#storeTrouble(err, 'could not read a session changed on another node'),
+    );
   }
 
   #storeTrouble(err: unknown, msg: string): void {

@@ -28,6 +28,7 @@ export interface StartOptions {
   /** Seconds. */
   sessionTtl?: number;
   sessionIdleTimeout?: number;
+  sessionMaxLifetime?: number;
   accessTokenTtl?: number;
   refreshTokenTtl?: number;
   clockTolerance?: number;
@@ -78,7 +79,7 @@ function variableOf(option: string): string {
 
 const OPTIONS: ReadonlySet<string> = new Set([
   'host', 'port', 'store', 'serviceKey', 'jwtSecret', 'jwtSecrets', 'jwtAlg', 'jwtEd25519Key', 'jwtIssuer', 'jwtAudience', 'nodeId',
-  'sessionTtl', 'sessionIdleTimeout', 'accessTokenTtl', 'refreshTokenTtl', 'clockTolerance', 'expiryWarning', 'sessionCookie',
+  'sessionTtl', 'sessionIdleTimeout', 'sessionMaxLifetime', 'accessTokenTtl', 'refreshTokenTtl', 'clockTolerance', 'expiryWarning', 'sessionCookie',
   'allowedOrigins', 'trustedProxies', 'metricsAddr', 'maxMessageBytes', 'rateLimit', 'rateLimitBytes', 'malformedLimit',
   'maxSubscribersPerSession', 'maxConnectionsPerAddress', 'failedAuthLimit', 'exchangeLimit', 'maxBufferedBytes', 'maxInFlight',
   'maxSubscriptions', 'storeTimeoutMs', 'logLevel', 'logSalt', 'fixtures', 'dev',

@@ -56,7 +56,11 @@ export function bindSession(conn: GatewayConnection, s: Extract<CookieSession, {
     },
     onExpiring: (expiresIn) => conn.push(BOUND_DEST, { type: 'session_expiring', session_id: s.hash, bound: true, expires_in: expiresIn }),
     warnBefore: o.warnBeforeMs > 0 ? o.warnBeforeMs : undefined,
+    onExtended: (expiresIn) => conn.push(BOUND_DEST, { type: 'session_extended', session_id: s.hash, bound: true, expires_in: expiresIn }),
+    // Without the data: session data stays server-side, the page asks its backend.
+    onUpdated: () => conn.push(BOUND_DEST, { type: 'session_updated', session_id: s.hash, bound: true }),
   });
+  if (refused === undefined) conn.bindSession(s.hash);
   // The session may have ended between the check and now: look again.
   if (refused === undefined) conn.gateway.hub.recheck(s.hash);
   return refused;

@@ -52,6 +52,10 @@ function orderKey(d: Decoded): OrderKey {
       return `s:${b.session_id}`;
     case 'regenerate_session':
       return `s:${b.old_session_id}`;
+    case 'update_session':
+      return `s:${b.session_id}`;
+    case 'extend_session':
+      return b.session_id === undefined ? 's:' : `s:${b.session_id}`;
     case 'refresh_token':
       return `r:${b.refresh_token}`;
     case 'revoke_token':
@@ -59,6 +63,7 @@ function orderKey(d: Decoded): OrderKey {
     case 'list_sessions':
     case 'destroy_session_handle':
     case 'revoke_user_sessions':
+    case 'revoke_user_tokens':
       return EXCLUSIVE;
     default:
       return undefined;
@@ -81,6 +86,7 @@ export class GatewayConnection implements HandlerContext {
   /** `${hub key}\0${session hash}` -> [hub key, session hash]: one entry per key and session */
   readonly #follows = new Map<string, [string, string]>();
   #closed = false;
+  #bound: string | undefined;
 
   constructor(gateway: PipelineServices, id: string, options: ConnectionOptions) {
     this.gateway = gateway;
@@ -125,6 +131,20 @@ export class GatewayConnection implements HandlerContext {
     this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
   }
 
+  get untrusted(): boolean {
+    return this.#options.untrusted === true;
+  }
+
+  /** Store hash of the session this connection is bound to by its cookie, if any. */
+  get boundSession(): string | undefined {
+    return this.#bound;
+  }
+
+  /** Binds the connection to a browser's session (the transport read its cookie). */
+  bindSession(hash: string): void {
+    this.#bound = hash;
+  }
+
   /** The key of a subscription from `src`: per src for trusted connections, one per session for browsers. */
   subscriptionKey(src: string): string {
     return this.#options.untrusted ? 'sub' : `sub\u0000${src}`;
@@ -153,6 +173,8 @@ export class GatewayConnection implements HandlerContext {
         },
         expiring: how.onExpiring,
         warnBefore: how.warnBefore,
+        extended: how.onExtended,
+        updated: how.onUpdated,
       },
       end,
       reason,

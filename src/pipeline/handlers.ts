@@ -2,6 +2,7 @@ import { GatewayError } from '../errors.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
+import { unixSeconds } from '../sessions/records.js';
 import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services.js';
 
 /** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
@@ -19,7 +20,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async create_session(c, _req, b) {
-    const s = await c.gateway.sessions.create(b.user_id, b.data, b.ttl);
+    const s = await c.gateway.sessions.create(b.user_id, b.data, b.ttl, { sid: b.idp_sid, sub: b.idp_sub });
     return { type: 'session_created', session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
   },
 
@@ -51,6 +52,9 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const key = c.subscriptionKey(req.src);
     const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
       onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
+      onExtended: (expiresIn) => c.push(req.src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
+      // It named the id, so it could read the data with validate_session anyway.
+      onUpdated: (data) => c.push(req.src, { type: 'session_updated', session_id: sessionId, data }),
     });
     if (refused === 'connection_full') throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
     if (refused === 'session_full') throw new GatewayError('RATE_LIMITED', `Too many subscribers of this session (limit ${c.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION})`);
@@ -108,6 +112,36 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async revoke_token(c, _req, b) {
     const r = await c.gateway.tokens.revoke(b.token);
     return 'error' in r ? invalidToken(r.error) : { type: 'token_revoked' };
+  },
+
+  async extend_session(c, _req, b) {
+    let hash: string;
+    if (c.untrusted) {
+      // A browser extends the session of its cookie, never one it names.
+      if (b.session_id !== undefined) throw new GatewayError('FORBIDDEN', 'A browser connection may extend only its own session: send no session_id');
+      if (c.boundSession === undefined) return invalidSession('No session: this connection is not bound to one');
+      hash = c.boundSession;
+    } else {
+      if (b.session_id === undefined) throw new GatewayError('MALFORMED', 'Field "session_id" is required on a service connection');
+      hash = c.gateway.sessions.hashOf(b.session_id);
+    }
+    const v = await c.gateway.sessions.extend(hash, b.ttl);
+    if (!v.valid) return invalidSession(v.error);
+    return { type: 'session_extended', expires_at: unixSeconds(v.end), expires_in: v.expiresIn };
+  },
+
+  async update_session(c, _req, b) {
+    const v = await c.gateway.sessions.update(c.gateway.sessions.hashOf(b.session_id), b.data);
+    if (!v.valid) return invalidSession(v.error);
+    return { type: 'session_updated', expires_in: v.expiresIn };
+  },
+
+  async revoke_user_tokens(c, _req, b) {
+    const now = Math.floor(c.gateway.clock.now() / 1000);
+    if (b.before !== undefined && b.before > now) throw new GatewayError('MALFORMED', 'Field "before" must not be in the future');
+    const before = b.before ?? now;
+    await c.gateway.revokeUserTokens(b.user_id, before);
+    return { type: 'tokens_revoked', before };
   },
 
   async exchange_session(c, _req, b) {

@@ -40,6 +40,8 @@ export interface PipelineServices {
   };
   /** `msg_id` of the next push of this node. */
   nextPushId(): number;
+  /** revoke_user_tokens, told to every node before it resolves. */
+  revokeUserTokens(userId: string, before: number): Promise<void>;
 }
 
 /** Subscribers one session may have from browser connections when not configured. */
@@ -53,6 +55,8 @@ export interface FollowOptions {
   onEnded(reason: EndReason): void;
   onExpiring?(expiresIn: number): void;
   warnBefore?: number;
+  onExtended?(expiresIn: number): void;
+  onUpdated?(data: Record<string, unknown>): void;
 }
 
 /** What a request handler may do with its connection. */
@@ -61,6 +65,10 @@ export interface HandlerContext {
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   push(dest: string, body: PushDraft): void;
+  /** True for browser connections (no service key). */
+  readonly untrusted: boolean;
+  /** Store hash of the session this connection is bound to by its cookie, if any. */
+  readonly boundSession: string | undefined;
   /** The key of a subscription from `src` (browsers: one per session, whatever `src`). */
   subscriptionKey(src: string): string;
   /** Follows a session; says why not when a limit is reached. */

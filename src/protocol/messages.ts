@@ -14,6 +14,8 @@ const msgId = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, descr
 const sessionId = Type.String({ description: 'a string' });
 const userId = Type.String({ minLength: 1, maxLength: MAX_ID, description: `a non-empty string of at most ${MAX_ID} characters` });
 const jsonObject = Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON object' });
+const ttl = Type.Integer({ minimum: 1, maximum: 31_536_000, description: 'an integer number of seconds from 1 to 31536000' });
+const idpName = Type.String({ maxLength: MAX_ID, description: `a string of at most ${MAX_ID} characters` });
 
 function request<T extends string, P extends Record<string, TSchema>>(type: T, props: P) {
   return Type.Object({ type: Type.Literal(type), msg_id: msgId, ...props }, { additionalProperties: true });
@@ -27,7 +29,9 @@ export const requestSchemas = {
   create_session: request('create_session', {
     user_id: userId,
     data: Type.Optional(jsonObject),
-    ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000, description: 'an integer number of seconds from 1 to 31536000' })),
+    ttl: Type.Optional(ttl),
+    idp_sid: Type.Optional(idpName),
+    idp_sub: Type.Optional(idpName),
   }),
   validate_session: request('validate_session', { session_id: sessionId }),
   regenerate_session: request('regenerate_session', { old_session_id: sessionId }),
@@ -45,6 +49,13 @@ export const requestSchemas = {
   refresh_token: request('refresh_token', { refresh_token: Type.String({ description: 'a string' }) }),
   revoke_token: request('revoke_token', { token: Type.String({ description: 'a string' }) }),
   exchange_session: request('exchange_session', { session_id: sessionId }),
+  /** Without `session_id`: the session a browser connection is bound to by its cookie. */
+  extend_session: request('extend_session', { session_id: Type.Optional(sessionId), ttl: Type.Optional(ttl) }),
+  update_session: request('update_session', { session_id: sessionId, data: jsonObject }),
+  revoke_user_tokens: request('revoke_user_tokens', {
+    user_id: userId,
+    before: Type.Optional(Type.Integer({ minimum: 0, maximum: 253_402_300_799, description: 'an integer, unix time in seconds' })),
+  }),
 };
 
 export type RequestType = keyof typeof requestSchemas;
@@ -54,7 +65,7 @@ export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
 /** The message types a browser connection may send (docs/protocol.md, WebSocket). */
 export const BROWSER_TYPES: ReadonlySet<string> = new Set([
   'init', 'validate_session', 'subscribe_session', 'unsubscribe_session', 'destroy_session',
-  'verify_token', 'refresh_token', 'revoke_token', 'exchange_session',
+  'verify_token', 'refresh_token', 'revoke_token', 'exchange_session', 'extend_session',
 ]);
 
 /** The envelope of every message on every transport. */

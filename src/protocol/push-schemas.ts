@@ -26,6 +26,9 @@ export const pushSchemas = {
     ),
   }),
   session_expiring: pushOf('session_expiring', { expires_in: Type.Integer({ minimum: 0, description: 'whole seconds left, rounded up' }) }),
+  session_extended: pushOf('session_extended', { expires_in: Type.Integer({ minimum: 0, description: 'whole seconds left after the extension, rounded up' }) }),
+  /** `data` only to subscribers that named the session id; a bound connection is told of the change alone. */
+  session_updated: pushOf('session_updated', { data: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: "the session's new data" })) }),
 };
 
 export type PushType = keyof typeof pushSchemas;

@@ -70,6 +70,9 @@ export const replySchemas = {
   }),
   token_invalid: replyOf('token_invalid', { error: reason }),
   token_revoked: replyOf('token_revoked', {}),
+  session_extended: replyOf('session_extended', { expires_at: unixSeconds, expires_in: secondsLeft }),
+  session_updated: replyOf('session_updated', { expires_in: secondsLeft }),
+  tokens_revoked: replyOf('tokens_revoked', { before: Type.Integer({ minimum: 0, description: 'unix seconds: tokens of the user issued at or before it are refused' }) }),
   /** Maelstrom's error body; `in_reply_to` only when the request's `msg_id` was readable. */
   error: Type.Object(
     {
@@ -108,6 +111,9 @@ export const repliesTo = {
   refresh_token: ['token_refreshed', 'token_invalid'],
   revoke_token: ['token_revoked', 'token_invalid'],
   exchange_session: ['token_generated', 'session_invalid'],
+  extend_session: ['session_extended', 'session_invalid'],
+  update_session: ['session_updated', 'session_invalid'],
+  revoke_user_tokens: ['tokens_revoked'],
 } as const satisfies { [T in RequestType]: readonly ReplyType[] };
 
 /** The reply body a request of type `T` may get (errors aside). */

@@ -10,6 +10,10 @@ export interface Subscriber {
   /** For bound connections: called `warnBefore` ms before the end with the seconds left. */
   expiring?(expiresIn: number): void;
   warnBefore?: number;
+  /** extend_session moved the end: the seconds now left. */
+  extended?(expiresIn: number): void;
+  /** update_session replaced the data. */
+  updated?(data: Record<string, unknown>): void;
 }
 
 interface Followed {
@@ -128,6 +132,34 @@ export class SubscriptionHub {
   moved(hash: string, end: number, reason: 'ttl' | 'idle'): void {
     const f = this.#followed.get(hash);
     if (f !== undefined && f.end !== end) this.#reschedule(hash, f, end, reason);
+  }
+
+  /**
+   * extend_session moved the end (on this node or another): the timers move to the new end,
+   * the expiry warning is armed again for it, and every follower is told the seconds left.
+   */
+  extended(hash: string, end: number, reason: 'ttl' | 'idle'): void {
+    const f = this.#followed.get(hash);
+    if (f === undefined) return;
+    this.#reschedule(hash, f, end, reason);
+    const left = Math.max(0, Math.ceil((end - this.#clock.now()) / 1000));
+    this.#tell(f, (s) => s.extended?.(left));
+  }
+
+  /** update_session replaced the data of a followed session: every follower is told. */
+  updated(hash: string, data: Record<string, unknown>): void {
+    const f = this.#followed.get(hash);
+    if (f !== undefined) this.#tell(f, (s) => s.updated?.(data));
+  }
+
+  #tell(f: Followed, fn: (s: Subscriber) => void): void {
+    for (const s of [...f.subs.values()]) {
+      try {
+        fn(s);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
   }
 
   /** Hashes of every followed session: re-checked after a lost connection to the bus. */

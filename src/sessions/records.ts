@@ -10,10 +10,21 @@ export interface SessionRecord {
   s?: number;
   /** application data */
   d?: Record<string, unknown>;
+  /** lifetime asked for at creation, seconds: what extend_session adds by default (absent: e - c) */
+  t?: number;
+  /** revision, raised by every extend and update, so that a racing write of a stale copy is seen and repaired */
+  v?: number;
+  /** the identity provider's session id of the login (back-channel logout) */
+  is?: string;
+  /** the identity provider's subject of the login */
+  iu?: string;
 }
 
 export const sessionKey = (hash: string): string => `s:${hash}`;
 export const userIndexKey = (userId: string): string => `u:${userId}`;
+/** Sessions by the identity provider's session id, and by its subject (back-channel logout). */
+export const idpSidIndexKey = (sid: string): string => `is:${sid}`;
+export const idpSubIndexKey = (sub: string): string => `iu:${sub}`;
 
 /** When a session ends on its own (ms), and why. */
 export interface SessionEnd {

@@ -3,7 +3,7 @@ import { hashSecret, randomId } from '../crypto.js';
 import { audit, type Logger } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { Store } from '../store/types.js';
-import { endOf, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionEnd, type SessionRecord } from './records.js';
+import { endOf, idpSidIndexKey, idpSubIndexKey, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionEnd, type SessionRecord } from './records.js';
 
 export interface SessionOptions {
   store: Store;
@@ -14,8 +14,23 @@ export interface SessionOptions {
   ttl: number;
   /** Idle timeout, seconds; 0: off. */
   idleTimeout: number;
+  /** Longest a session may live from its creation through extend_session, seconds; 0: no cap. */
+  maxLifetime?: number;
   /** Called once for every session this node ends, with the store hash. */
   onEnded: (hash: string, reason: EndReason) => void;
+  /** Called when this node extended or updated a live session. */
+  onChanged?: (hash: string, change: SessionChange) => void;
+}
+
+/** What changed in a live session: its end (extend_session) or its data (update_session). */
+export type SessionChange =
+  | { kind: 'extended'; end: number; reason: SessionEnd['reason'] }
+  | { kind: 'updated'; data: Record<string, unknown> };
+
+/** The identity provider's names of a login, kept for back-channel logout. */
+export interface IdpLogin {
+  sid?: string;
+  sub?: string;
 }
 
 export interface SessionCreated {
@@ -66,8 +81,8 @@ export class SessionService {
     return hashSecret(sessionId);
   }
 
-  async create(userId: string, data: Record<string, unknown> | undefined, ttlSeconds?: number): Promise<SessionCreated> {
-    return this.#put(randomId(32), userId, data, ttlSeconds ?? this.#o.ttl, 'session created');
+  async create(userId: string, data: Record<string, unknown> | undefined, ttlSeconds?: number, idp?: IdpLogin): Promise<SessionCreated> {
+    return this.#put(randomId(32), userId, data, ttlSeconds ?? this.#o.ttl, 'session created', idp);
   }
 
   /** Seeds a session under a given id: fixtures only. */
@@ -75,11 +90,13 @@ export class SessionService {
     return this.#put(sessionId, userId, data, ttlSeconds, 'session seeded from fixtures');
   }
 
-  async #put(sessionId: string, userId: string, data: Record<string, unknown> | undefined, ttlSeconds: number, event: string): Promise<SessionCreated> {
+  async #put(sessionId: string, userId: string, data: Record<string, unknown> | undefined, ttlSeconds: number, event: string, idp?: IdpLogin): Promise<SessionCreated> {
     const now = this.#o.clock.now();
-    const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000 };
+    const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000, t: ttlSeconds };
     if (this.#idleMs > 0) record.s = now;
     if (data !== undefined) record.d = data;
+    if (idp?.sid !== undefined) record.is = idp.sid;
+    if (idp?.sub !== undefined) record.iu = idp.sub;
     const hash = this.hashOf(sessionId);
     await this.#write(hash, record, now);
     const end = endOf(record, this.#idleMs).at;
@@ -95,7 +112,14 @@ export class SessionService {
    */
   async #write(hash: string, record: SessionRecord, now: number): Promise<void> {
     await this.#o.store.set(sessionKey(hash), record, record.e - now);
+    await this.#index(hash, record);
+  }
+
+  /** Index members live as long as the session (an extend moves them along). */
+  async #index(hash: string, record: SessionRecord): Promise<void> {
     await this.#o.store.indexAdd(userIndexKey(record.u), hash, record.e);
+    if (record.is !== undefined) await this.#o.store.indexAdd(idpSidIndexKey(record.is), hash, record.e);
+    if (record.iu !== undefined) await this.#o.store.indexAdd(idpSubIndexKey(record.iu), hash, record.e);
   }
 
   /** Reads without touching: for subscriptions and checks. */
@@ -119,11 +143,95 @@ export class SessionService {
     const seen = await this.peek(hash);
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
-    const record = { ...seen.record, s: now };
-    const end = endOf(record, this.#idleMs);
-    // Writes nothing if the session was ended meanwhile (destroy, revoke, regenerate).
-    if ((await this.#o.store.swap(sessionKey(hash), record)) === undefined) return INVALID;
-    return { valid: true, hash, record, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
+    const written = await this.#rewrite(hash, seen.record, (r) => ({ ...r, s: now }));
+    if (written === undefined) return INVALID;
+    const end = endOf(written, this.#idleMs);
+    return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
+  }
+
+  /**
+   * Writes `change(seen)` over the stored record with the store's atomic swap, so that an end
+   * racing it (destroy, revoke, regenerate: they take the record) wins and nothing is brought
+   * back. When the swap shows that another write came between the read and this one (an
+   * extend or update elsewhere), the change is made again on what that write left. Returns
+   * what was written, or undefined when the session is gone. `until` moves the store's
+   * expiry (extend); without it the expiry is kept.
+   */
+  async #rewrite(hash: string, seen: SessionRecord, change: (r: SessionRecord) => SessionRecord, until?: (r: SessionRecord) => number): Promise<SessionRecord | undefined> {
+    let base = seen;
+    for (let attempt = 0; ; attempt++) {
+      const next = change(base);
+      const old = await this.#o.store.swap<SessionRecord>(sessionKey(hash), next, until?.(next));
+      if (old === undefined) return undefined;
+      if ((old.v === base.v && old.e === base.e) || attempt >= 8) return next;
+      base = old;
+    }
+  }
+
+  /**
+   * extend_session: moves the end to now + `ttlSeconds` (default: the session's own ttl),
+   * never earlier than its current end and never past creation + the maximum lifetime. Counts
+   * as activity for the idle timeout.
+   */
+  async extend(hash: string, ttlSeconds?: number): Promise<Validation> {
+    const seen = await this.peek(hash);
+    if (!seen.valid) return seen;
+    const now = this.#o.clock.now();
+    const capMs = (this.#o.maxLifetime ?? 0) * 1000;
+    const written = await this.#rewrite(
+      hash,
+      seen.record,
+      (r) => {
+        const wanted = now + (ttlSeconds ?? r.t ?? Math.round((r.e - r.c) / 1000)) * 1000;
+        const capped = capMs > 0 ? Math.min(wanted, r.c + capMs) : wanted;
+        const next: SessionRecord = { ...r, e: Math.max(r.e, capped), v: (r.v ?? 0) + 1 };
+        if (this.#idleMs > 0) next.s = now;
+        return next;
+      },
+      (r) => r.e,
+    );
+    if (written === undefined) return INVALID;
+    await this.#index(hash, written);
+    const end = endOf(written, this.#idleMs);
+    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
+    this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason });
+    return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
+  }
+
+  /** update_session: replaces the session's data; the end stays where it is. */
+  async update(hash: string, data: Record<string, unknown>): Promise<Validation> {
+    const seen = await this.peek(hash);
+    if (!seen.valid) return seen;
+    const written = await this.#rewrite(hash, seen.record, (r) => ({ ...r, d: data, v: (r.v ?? 0) + 1 }));
+    if (written === undefined) return INVALID;
+    const now = this.#o.clock.now();
+    const end = endOf(written, this.#idleMs);
+    if (end.at <= now) return INVALID;
+    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session updated', session: this.#o.logRef(hash) }, 'session updated');
+    this.#o.onChanged?.(hash, { kind: 'updated', data });
+    return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
+  }
+
+  /**
+   * Ends every session created with the identity provider's session id `sid` (or, without
+   * one, with its subject `sub`), reason `revoked`: back-channel logout. Returns how many ended.
+   */
+  async endByIdp(idp: IdpLogin): Promise<number> {
+    const by = idp.sid !== undefined ? { key: idpSidIndexKey(idp.sid), field: 'is' as const, value: idp.sid } : idp.sub !== undefined ? { key: idpSubIndexKey(idp.sub), field: 'iu' as const, value: idp.sub } : undefined;
+    if (by === undefined) return 0;
+    const hashes = await this.#o.store.indexMembers(by.key, this.#o.clock.now());
+    let count = 0;
+    for (const hash of hashes) {
+      const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
+      if (record === undefined || record[by.field] !== by.value) {
+        await this.#o.store.indexRemove(by.key, hash);
+        continue;
+      }
+      if (await this.end(hash, 'revoked')) count++;
+      await this.#o.store.indexRemove(by.key, hash);
+    }
+    this.#o.log.info({ event: 'identity provider logout', by: by.field === 'is' ? 'sid' : 'sub', count }, 'identity provider logout');
+    return count;
   }
 
   /** Moves data and expiry to a fresh id and ends the old one at once (session fixation). */

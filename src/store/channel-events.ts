@@ -22,9 +22,12 @@ export function parseEvent(message: string): StoreEvent | undefined {
     return undefined;
   }
   if (typeof e !== 'object' || e === null) return undefined;
-  const { kind, hash, reason, origin } = e as Record<string, unknown>;
-  if (kind !== 'ended' || typeof hash !== 'string' || !HASH.test(hash) || typeof origin !== 'string') return undefined;
-  if (typeof reason !== 'string' || !Object.hasOwn(REASONS, reason)) return undefined;
+  const { kind, hash, reason, origin, user } = e as Record<string, unknown>;
+  if (typeof origin !== 'string') return undefined;
+  if (kind === 'tokens_revoked') return typeof user === 'string' && HASH.test(user) ? { kind, user, origin } : undefined;
+  if (typeof hash !== 'string' || !HASH.test(hash)) return undefined;
+  if (kind === 'extended' || kind === 'updated') return { kind, hash, origin };
+  if (kind !== 'ended' || typeof reason !== 'string' || !Object.hasOwn(REASONS, reason)) return undefined;
   return { kind, hash, reason: reason as EndReason, origin };
 }
 

@@ -7,7 +7,7 @@ import type { EventBus, Store, StoreObserver, StoreOperation } from './types.js'
 /** The operations Keyv has no word for; each backend does them atomically its own way. */
 export interface Atomics {
   take(key: string): Promise<unknown> | unknown;
-  swap(key: string, value: unknown): Promise<unknown> | unknown;
+  swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> | unknown;
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
   indexRemove(key: string, member: string): Promise<void> | void;
   indexMembers(key: string, now: number): Promise<string[]> | string[];
@@ -150,8 +150,8 @@ export class KeyvStore implements Store {
     return this.#guard('take', key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
   }
 
-  swap<T>(key: string, value: T): Promise<T | undefined> {
-    return this.#guard('swap', key, () => this.#atomics.swap(key, value) as Promise<T | undefined> | T | undefined);
+  swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined> {
+    return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined);
   }
 
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

@@ -120,11 +120,12 @@ export class MemoryMap {
     return e.value;
   }
 
-  swap(key: string, value: unknown): unknown {
+  swap(key: string, value: unknown, expiresAt?: number): unknown {
     const e = this.get(key);
     if (e === undefined) return undefined;
     const old = e.value;
     e.value = value;
+    if (expiresAt !== undefined) e.exp = expiresAt;
     return old;
   }
 

@@ -15,7 +15,7 @@ const MAX_IN_FLIGHT = 2;
 /** Rows per sweep statement: short enough that no statement holds many row locks for long. */
 export const SWEEP_BATCH = 1000;
 
-type Op = 'get' | 'getMany' | 'take' | 'remove' | 'removeMany' | 'swap' | 'indexAdd' | 'indexRemove' | 'indexMembers' | 'indexMembersMany' | 'sweepEntries' | 'sweepMembers';
+type Op = 'get' | 'getMany' | 'take' | 'remove' | 'removeMany' | 'swap' | 'swapUntil' | 'indexAdd' | 'indexRemove' | 'indexMembers' | 'indexMembersMany' | 'sweepEntries' | 'sweepMembers';
 
 /** Keyv's stored form `{"value":…,"expires":N}`, read back. */
 function decode(raw: string): unknown {
@@ -60,6 +60,11 @@ export class PostgresAtomics implements Atomics {
       // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
       swap: `UPDATE ${t.entries} e
              SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
+             FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
+             WHERE e.key = old.key
+             RETURNING old.value`,
+      swapUntil: `UPDATE ${t.entries} e
+             SET value = '{"value":' || $1 || ',"expires":' || $4 || '}'
              FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
              WHERE e.key = old.key
              RETURNING old.value`,
@@ -126,8 +131,11 @@ export class PostgresAtomics implements Atomics {
     return (key) => live.delete(key);
   }
 
-  async swap(key: string, value: unknown): Promise<unknown> {
-    const [row] = await this.#run<{ value: string }>('swap', [JSON.stringify(value), Math.floor(this.#now()), key]);
+  async swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> {
+    const [row] =
+      expiresAt === undefined
+        ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), Math.floor(this.#now()), key])
+        : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), Math.floor(this.#now()), key, Math.ceil(expiresAt)]);
     return row === undefined ? undefined : decode(row.value);
   }
 

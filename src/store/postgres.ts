@@ -28,7 +28,7 @@ export interface PostgresStoreOptions {
   poolSize?: number;
 }
 
-/** NOTIFY refuses payloads of 8000 bytes or more; ours are a hash and a reason, far below. */
+/** NOTIFY refuses payloads of 8000 bytes or more; ours are a kind, a hash or two and a reason, far below. */
 const MAX_PAYLOAD_BYTES = 7999;
 
 function delay(ms: number): Promise<void> {

@@ -39,6 +39,13 @@ if expires then value = string.sub(value, 1, -2) .. ',"expires":' .. expires .. 
 redis.call('SET', KEYS[1], value, 'KEEPTTL')
 return old`;
 
+/** swap to a new expiry: ARGV[1] carries the new `expires`, ARGV[2] the same time for Redis. */
+const SWAP_UNTIL = `
+local old = redis.call('GET', KEYS[1])
+if not old then return false end
+redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
+return old`;
+
 /** Sets the index key to expire with its last member, so it never outlives its sessions. */
 const EXPIRE_WITH_LAST = `
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -82,6 +89,7 @@ function script(source: string): Script {
 
 const SCRIPTS = {
   swap: script(SWAP),
+  swapUntil: script(SWAP_UNTIL),
   indexAdd: script(INDEX_ADD),
   indexRemove: script(INDEX_REMOVE),
   indexMembers: script(INDEX_MEMBERS),
@@ -172,7 +180,11 @@ export class RedisAtomics implements Atomics {
     return this.#decode(await this.#redis.getDel(this.#codec.redisKey(key)));
   }
 
-  async swap(key: string, value: unknown): Promise<unknown> {
+  async swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> {
+    if (expiresAt !== undefined) {
+      const at = Math.ceil(expiresAt);
+      return this.#decode(await this.#run(SCRIPTS.swapUntil, key, [this.#codec.serialize({ value, expires: at }), String(at)]));
+    }
     const old = await this.#run(SCRIPTS.swap, key, [this.#codec.serialize({ value })]);
     return this.#decode(old);
   }

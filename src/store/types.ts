@@ -21,7 +21,23 @@ export interface EndedEvent {
   origin: string;
 }
 
-export type StoreEvent = EndedEvent;
+/** A live session changed (extend_session, update_session): other nodes re-read it and tell their followers. */
+export interface ChangedEvent {
+  kind: 'extended' | 'updated';
+  /** Store key hash of the session (never the id). */
+  hash: string;
+  origin: string;
+}
+
+/** A user's access tokens were revoked up to a time: other nodes forget their cached mark for that user. */
+export interface TokensRevokedEvent {
+  kind: 'tokens_revoked';
+  /** Hash of the user id (user ids are never published). */
+  user: string;
+  origin: string;
+}
+
+export type StoreEvent = EndedEvent | ChangedEvent | TokensRevokedEvent;
 
 /** Cross-node events. On one process it carries nothing: the local node already knows. */
 export interface EventBus {
@@ -53,8 +69,11 @@ export interface Store {
   delete(key: string): Promise<boolean>;
   /** Atomically reads and deletes: of concurrent callers (on any node) exactly one gets the value. */
   take<T>(key: string): Promise<T | undefined>;
-  /** Atomically replaces an existing value, keeping its expiry, and returns the old one; writes nothing when absent. */
-  swap<T>(key: string, value: T): Promise<T | undefined>;
+  /**
+   * Atomically replaces an existing value and returns the old one; writes nothing when absent.
+   * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given.
+   */
+  swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined>;
   /** Adds `member` to the set at `key` until `expiresAt` (ms since epoch). */
   indexAdd(key: string, member: string, expiresAt: number): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;

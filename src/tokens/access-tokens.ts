@@ -6,6 +6,7 @@ import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
 import type { TokenOptions, Verification } from './types.js';
+import type { UserMarks } from './user-marks.js';
 
 /** Claims the gateway sets itself; a payload that sets one is refused (error 12). */
 const RESERVED = ['iat', 'exp', 'nbf', 'jti', BINDING_CLAIM];
@@ -40,13 +41,15 @@ export interface SignedAccess {
 export class AccessTokens {
   readonly #o: TokenOptions;
   readonly #binding: SessionBinding;
+  readonly #marks: UserMarks;
   readonly #sign: (payload: Record<string, unknown>) => string;
   /** `alg kid` -> verifier (kid '' when HS256 keys have none) */
   readonly #verifiers = new Map<string, Verify>();
 
-  constructor(o: TokenOptions, binding: SessionBinding) {
+  constructor(o: TokenOptions, binding: SessionBinding, marks: UserMarks) {
     this.#o = o;
     this.#binding = binding;
+    this.#marks = marks;
     const alg = o.alg ?? 'HS256';
     // Verifiers are looked up by (alg, kid): a token can only ever be checked with a key of
     // the algorithm it names, so no HMAC-with-a-public-key confusion (RFC 8725 section 2.1).
@@ -128,6 +131,11 @@ export class AccessTokens {
     const { payload } = checked;
     const claimError = claimShapeError(payload) ?? timeError(payload, this.#o.clock.now(), this.#o);
     if (claimError !== undefined) return { valid: false, error: claimError };
+    // revoke_user_tokens: one cached look-up per user, a store read only on a miss.
+    const sub = payload.sub;
+    if (typeof sub === 'string' && (payload.iat as number) <= (this.#marks.cached(sub) ?? (await this.#marks.load(sub)))) {
+      return { valid: false, error: 'Token revoked' };
+    }
     if ((await this.#o.store.get(keys.denied(payload.jti as string))) !== undefined) return { valid: false, error: 'Token revoked' };
     const binding = payload[BINDING_CLAIM];
     if (binding !== undefined && (typeof binding !== 'string' || !(await this.#binding.isLive(binding)))) {

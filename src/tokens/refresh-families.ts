@@ -5,6 +5,7 @@ import type { AccessTokens } from './access-tokens.js';
 import type { SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
 import type { TokenOptions, TokenPair } from './types.js';
+import type { UserMarks } from './user-marks.js';
 
 interface RefreshRecord {
   /** family id */
@@ -32,6 +33,9 @@ interface FamilyRecord {
   /** the unexpired access tokens, `[jti, exp]` (exp in unix seconds), to deny them on revocation */
   a: [string, number][];
 }
+
+/** The user a family's tokens are for: the payload's `sub`, when it is a string. */
+const userOf = (payload: Record<string, unknown> | undefined): string | undefined => (typeof payload?.sub === 'string' ? payload.sub : undefined);
 
 /** Unexpired access tokens one refresh family may have at once (see #checkRefreshRate). */
 export const MAX_LIVE_ACCESS_TOKENS = 1000;
@@ -65,11 +69,13 @@ export class RefreshFamilies {
   readonly #o: TokenOptions;
   readonly #access: AccessTokens;
   readonly #binding: SessionBinding;
+  readonly #marks: UserMarks;
 
-  constructor(o: TokenOptions, access: AccessTokens, binding: SessionBinding) {
+  constructor(o: TokenOptions, access: AccessTokens, binding: SessionBinding, marks: UserMarks) {
     this.#o = o;
     this.#access = access;
     this.#binding = binding;
+    this.#marks = marks;
   }
 
   /** Issues an access token and the first refresh token of a new family. */
@@ -77,6 +83,9 @@ export class RefreshFamilies {
     this.#access.checkPayload(payload);
     const fam = randomId(16);
     if (binding !== undefined) await this.#binding.track(binding, fam);
+    const user = userOf(payload);
+    // One member per live family, gone with its refresh tokens: revoke_user_tokens finds them here.
+    if (user !== undefined) await this.#o.store.indexAdd(keys.userFamilies(user), fam, this.#o.clock.now() + this.#o.refreshTtl * 1000);
     const { pair } = await this.#issue(fam, payload, binding, undefined);
     if (binding !== undefined) await this.#capSession(binding, fam);
     const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
@@ -145,7 +154,15 @@ export class RefreshFamilies {
       await this.revokeFamily(fam, 'bound session ended');
       return { error: 'Session ended' };
     }
-    const issued = await this.#issue(fam, old.p ?? {}, old.b, await this.#family(fam));
+    const family = await this.#family(fam);
+    // A family of the user started at or before a revoke_user_tokens that could not reach it
+    // (started on another node while the revocation read the user's families) ends here.
+    const user = userOf(old.p);
+    if (user !== undefined && family !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
+      await this.revokeFamily(fam, 'user tokens revoked');
+      return { error: 'Refresh token revoked' };
+    }
+    const issued = await this.#issue(fam, old.p ?? {}, old.b, family);
     // A revocation that raced this rotation must still catch the tokens just issued: they are
     // denied here by name, since that revocation may have read (and deleted) the family's
     // records before they were written. When the race was a reuse of this very token (two tabs
@@ -219,6 +236,26 @@ export class RefreshFamilies {
     await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
     if (reusedTokenHash !== undefined) audit(this.#o.log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
     audit(this.#o.log, 'token family revoked', { family: this.#o.logRef(fam), reason: why, access_tokens: family?.a.length ?? 0, refresh_tokens: hashes.length });
+  }
+
+  /**
+   * revoke_user_tokens: revokes every refresh family of the user started at or before
+   * `before` (unix seconds); returns how many.
+   */
+  async revokeUser(userId: string, before: number): Promise<number> {
+    const index = keys.userFamilies(userId);
+    const families = await this.#o.store.indexMembers(index, this.#o.clock.now());
+    let count = 0;
+    for (const fam of families) {
+      const family = await this.#family(fam);
+      if (family !== undefined && Math.floor(family.c / 1000) > before) continue;
+      if (family !== undefined) {
+        await this.revokeFamily(fam, 'user tokens revoked');
+        count++;
+      }
+      await this.#o.store.indexRemove(index, fam);
+    }
+    return count;
   }
 
   /** Revokes the family of a refresh token this gateway issued (again: nothing changes). */

@@ -11,4 +11,8 @@ export const tokenKeys = {
   denied: (jti: string) => `jti:${jti}`,
   binding: (claim: string) => `b:${claim}`,
   boundFamilies: (claim: string) => `bf:${claim}`,
+  /** Index of the refresh families started for a user (`sub`), so that revoke_user_tokens finds them. */
+  userFamilies: (userId: string) => `uf:${userId}`,
+  /** Index of a user's "not before" marks (revoke_user_tokens), unix seconds as members. */
+  userNotBefore: (userId: string) => `unb:${userId}`,
 };

@@ -2,6 +2,7 @@ import { AccessTokens } from './access-tokens.js';
 import { RefreshFamilies, refreshFamilyOf } from './refresh-families.js';
 import { SessionBinding } from './session-binding.js';
 import type { TokenOptions, TokenPair, Verification } from './types.js';
+import { UserMarks } from './user-marks.js';
 
 export { BINDING_CLAIM } from './session-binding.js';
 export { MAX_FAMILIES_PER_SESSION, MAX_LIVE_ACCESS_TOKENS } from './refresh-families.js';
@@ -15,12 +16,38 @@ export class TokenService {
   readonly #access: AccessTokens;
   readonly #families: RefreshFamilies;
   readonly #binding: SessionBinding;
+  readonly #marks: UserMarks;
+  readonly #o: TokenOptions;
 
   constructor(o: TokenOptions) {
+    this.#o = o;
+    this.#marks = new UserMarks(o);
     // A session's end revokes the families bound to it; the families exist only once built below.
     this.#binding = new SessionBinding(o, (fam, why) => this.#families.revokeFamily(fam, why));
-    this.#access = new AccessTokens(o, this.#binding);
-    this.#families = new RefreshFamilies(o, this.#access, this.#binding);
+    this.#access = new AccessTokens(o, this.#binding, this.#marks);
+    this.#families = new RefreshFamilies(o, this.#access, this.#binding, this.#marks);
+  }
+
+  /**
+   * revoke_user_tokens: the user's access tokens issued at or before `before` (unix seconds)
+   * are refused from now on, and the user's refresh families started by then are revoked.
+   * `announce` tells the other nodes (by the hash of the user id) before the families go.
+   */
+  async revokeUser(userId: string, before: number, announce: (userHash: string) => Promise<void>): Promise<void> {
+    await this.#marks.revoke(userId, before);
+    await announce(UserMarks.userHash(userId));
+    const families = await this.#families.revokeUser(userId, before);
+    this.#o.log.info({ event: 'user tokens revoked', user: this.#o.logRef(userId), before, families }, 'user tokens revoked');
+  }
+
+  /** Another node revoked the tokens of the user with this hash: forget the cached mark. */
+  forgetUserMark(userHash: string): void {
+    this.#marks.forget(userHash);
+  }
+
+  /** Events may have been missed: forget every cached mark. */
+  forgetUserMarks(): void {
+    this.#marks.forgetAll();
   }
 
   /** The public keys that verify this gateway's access tokens, as a JWK Set (RFC 7517); empty with HS256. */

@@ -121,6 +121,19 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(await s.get('k')).toBeUndefined();
     });
 
+    it('swap with an expiry moves the end, later and earlier; absent: writes nothing', async () => {
+      expect(await s.swap('gone', 'x', h.now() + TTL)).toBeUndefined();
+      expect(await s.get('gone')).toBeUndefined();
+      await s.set('k', 'a', TTL);
+      expect(await s.swap('k', 'b', h.now() + 3 * TTL)).toBe('a');
+      await h.pass(TTL + 150);
+      expect(await s.get('k')).toBe('b');
+      expect(await s.swap('k', 'c', h.now() + TTL / 2)).toBe('b');
+      expect(await s.get('k')).toBe('c');
+      await h.pass(TTL / 2 + 150);
+      expect(await s.get('k')).toBeUndefined();
+    });
+
     it('swap: 50 concurrent swaps form one chain (exactly one sees the original)', async () => {
       await s.set('k', 'orig', 60_000);
       const olds = await Promise.all(Array.from({ length: 50 }, (_, i) => s.swap<string>('k', `v${i}`)));

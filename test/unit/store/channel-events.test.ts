@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ChannelEventBus, type Publisher } from '../../../src/store/channel-events.js';
+import { ChannelEventBus, parseEvent, type Publisher } from '../../../src/store/channel-events.js';
 import type { StoreEvent } from '../../../src/store/types.js';
 
 /** A publisher that fails while `down` is set, and records what went out. */
@@ -30,7 +30,7 @@ describe('ChannelEventBus: an end that could not be announced is announced later
     pub.down = false;
     bus.retry();
     await expect.poll(() => pub.sent.length).toBe(2);
-    expect(pub.sent.map((m) => (JSON.parse(m) as StoreEvent).hash)).toEqual(['h1', 'h2']);
+    expect(pub.sent.map((m) => (JSON.parse(m) as { hash: string }).hash)).toEqual(['h1', 'h2']);
     expect(bus.unsent).toBe(0);
     bus.retry();
     await Promise.resolve();
@@ -45,6 +45,32 @@ describe('ChannelEventBus: an end that could not be announced is announced later
     pub.down = false;
     bus.retry();
     await expect.poll(() => pub.sent.length).toBe(10_000);
-    expect((JSON.parse(pub.sent[0]!) as StoreEvent).hash).toBe('h50');
+    expect((JSON.parse(pub.sent[0]!) as { hash: string }).hash).toBe('h50');
+  });
+});
+
+describe('parseEvent: every kind a node publishes, nothing else', () => {
+  it('accepts ended, extended, updated and tokens_revoked as published', () => {
+    const events: StoreEvent[] = [
+      { kind: 'ended', hash: 'h1', reason: 'revoked', origin: 'a' },
+      { kind: 'extended', hash: 'h2', origin: 'a' },
+      { kind: 'updated', hash: 'h3', origin: 'a' },
+      { kind: 'tokens_revoked', user: 'u-hash_1', origin: 'a' },
+    ];
+    for (const e of events) expect(parseEvent(JSON.stringify(e))).toEqual(e);
+  });
+
+  it('ignores unknown kinds, bad hashes, a missing origin and non-JSON', () => {
+    const bad = [
+      '{"kind":"moved","hash":"h","origin":"a"}',
+      '{"kind":"extended","hash":"not a hash!","origin":"a"}',
+      '{"kind":"updated","hash":"h"}',
+      '{"kind":"tokens_revoked","user":"a user id","origin":"a"}',
+      '{"kind":"tokens_revoked","hash":"h","origin":"a"}',
+      '{"kind":"ended","hash":"h","reason":"bored","origin":"a"}',
+      'not json',
+      'null',
+    ];
+    for (const m of bad) expect(parseEvent(m), m).toBeUndefined();
   });
 });

@@ -1,0 +1,88 @@
+import { hashSecret } from '../crypto.js';
+import { tokenKeys as keys } from './store-keys.js';
+import type { TokenOptions } from './types.js';
+
+/** Users whose mark this node keeps in memory; past it the oldest entry goes. */
+export const MAX_CACHED_USERS = 100_000;
+
+/**
+ * Per-user "not before" marks (revoke_user_tokens): an access token of user U with `iat` at
+ * or before U's mark is refused. The marks are kept in the store as an index whose members
+ * only grow (two racing revocations keep the later), each living as long as a token it
+ * refuses could; each node caches them per user, and forgets a user's entry when another
+ * node announces a revocation for that user (or everything, after a lost event channel).
+ */
+export class UserMarks {
+  readonly #o: TokenOptions;
+  /** user id -> mark in unix seconds (0: none) */
+  readonly #cache = new Map<string, number>();
+  /** hash of the user id, as events name it -> user id */
+  readonly #byHash = new Map<string, string>();
+  /** Raised by every invalidation: a load that started before one does not fill the cache. */
+  #epoch = 0;
+
+  constructor(o: TokenOptions) {
+    this.#o = o;
+  }
+
+  /** What events and the store's logs name a user by. */
+  static userHash(userId: string): string {
+    return hashSecret(`user:${userId}`);
+  }
+
+  /** The user's mark from the cache (unix seconds, 0: none), or undefined when not cached. */
+  cached(userId: string): number | undefined {
+    return this.#cache.get(userId);
+  }
+
+  /** The user's mark, from the store (fails closed: a store error rejects). */
+  async load(userId: string): Promise<number> {
+    const epoch = this.#epoch;
+    const members = await this.#o.store.indexMembers(keys.userNotBefore(userId), this.#o.clock.now());
+    let mark = 0;
+    for (const m of members) mark = Math.max(mark, Number(m) || 0);
+    if (epoch === this.#epoch) this.#put(userId, mark);
+    return mark;
+  }
+
+  /** The user's mark, cached or loaded. */
+  get(userId: string): number | Promise<number> {
+    return this.#cache.get(userId) ?? this.load(userId);
+  }
+
+  /** Records a mark in the store and in this node's cache. */
+  async revoke(userId: string, before: number): Promise<void> {
+    // Kept while a token issued at `before` could still verify (its exp plus the leeway).
+    const until = (before + this.#o.accessTtl + this.#o.clockTolerance + 1) * 1000;
+    if (until > this.#o.clock.now()) await this.#o.store.indexAdd(keys.userNotBefore(userId), String(before), until);
+    this.forget(UserMarks.userHash(userId));
+    this.#epoch++;
+    this.#cache.delete(userId);
+  }
+
+  /** Another node revoked tokens of the user with this hash. */
+  forget(userHash: string): void {
+    this.#epoch++;
+    const userId = this.#byHash.get(userHash);
+    if (userId === undefined) return;
+    this.#byHash.delete(userHash);
+    this.#cache.delete(userId);
+  }
+
+  /** Events may have been missed: nothing cached can be trusted. */
+  forgetAll(): void {
+    this.#epoch++;
+    this.#cache.clear();
+    this.#byHash.clear();
+  }
+
+  #put(userId: string, mark: number): void {
+    if (!this.#cache.has(userId) && this.#cache.size >= MAX_CACHED_USERS) {
+      const oldest = this.#cache.keys().next().value as string;
+      this.#cache.delete(oldest);
+      this.#byHash.delete(UserMarks.userHash(oldest));
+    }
+    this.#cache.set(userId, mark);
+    this.#byHash.set(UserMarks.userHash(userId), userId);
+  }
+}
