@@ -32,6 +32,8 @@ interface FamilyRecord {
   c: number;
   /** the unexpired access tokens, `[jti, exp]` (exp in unix seconds), to deny them on revocation */
   a: [string, number][];
+  /** the user (`sub`), whose family index lists it */
+  u?: string;
 }
 
 /** The user a family's tokens are for: the payload's `sub`, when it is a string. */
@@ -113,7 +115,10 @@ export class RefreshFamilies {
     // The family knows the new tokens before they exist: a revocation that reads it later
     // reaches them, and one that read it earlier is seen by refresh() after this.
     await this.#o.store.indexAdd(keys.familyTokens(fam), refreshHash, now + ttlMs);
-    await this.#o.store.set(keys.family(fam), { c: previous?.c ?? now, a: live } satisfies FamilyRecord, ttlMs);
+    const family: FamilyRecord = { c: previous?.c ?? now, a: live };
+    const user = userOf(payload);
+    if (user !== undefined) family.u = user;
+    await this.#o.store.set(keys.family(fam), family, ttlMs);
     await this.#o.store.set(keys.refresh(refreshHash), record, ttlMs);
     const pair = { access_token: access.token, expires_in: this.#o.accessTtl, refresh_token: refresh, refresh_expires_in: this.#o.refreshTtl };
     return { pair, jti: access.jti, exp: access.exp, refreshHash };
@@ -231,6 +236,7 @@ export class RefreshFamilies {
       await this.#o.store.indexRemove(tokens, hash);
     }
     await this.#o.store.delete(keys.family(fam));
+    if (family?.u !== undefined) await this.#o.store.indexRemove(keys.userFamilies(family.u), fam);
     // Nothing of the family is left to refuse: the cause need only outlast a rotation still in
     // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
     await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);

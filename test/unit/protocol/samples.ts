@@ -3,7 +3,7 @@
 /** A valid body per request type: every required field set, plus the optional ones. */
 export const SAMPLES: Record<string, { required: Record<string, unknown>; optional: Record<string, unknown> }> = {
   init: { required: { node_id: 'n1' }, optional: { node_ids: ['n1'] } },
-  create_session: { required: { user_id: 'u1' }, optional: { data: { a: 1 }, ttl: 60 } },
+  create_session: { required: { user_id: 'u1' }, optional: { data: { a: 1 }, ttl: 60, idp_sid: 'idp-s1', idp_sub: 'idp-u1' } },
   validate_session: { required: { session_id: 'x' }, optional: {} },
   regenerate_session: { required: { old_session_id: 'x' }, optional: {} },
   destroy_session: { required: { session_id: 'x' }, optional: {} },
@@ -17,6 +17,9 @@ export const SAMPLES: Record<string, { required: Record<string, unknown>; option
   refresh_token: { required: { refresh_token: 'r' }, optional: {} },
   revoke_token: { required: { token: 'a.b.c' }, optional: {} },
   exchange_session: { required: { session_id: 'x' }, optional: {} },
+  extend_session: { required: {}, optional: { session_id: 'x', ttl: 60 } },
+  update_session: { required: { session_id: 'x', data: { a: 1 } }, optional: {} },
+  revoke_user_tokens: { required: { user_id: 'u1' }, optional: { before: 1_700_000_000 } },
 };
 
 /** Values of the wrong JSON type for a field whose right type is that of `good`. */

@@ -59,9 +59,9 @@ describe('token families of one session (exchange_session)', () => {
     // Past the access tokens' life (900 s + 30 s tolerance) and one sweep of the memory store.
     clock.advance(931_000 + 6_000);
     await settle();
-    // The session, its user index, its binding marker and family index, and per kept family:
-    // its record, its refresh token and its index of refresh tokens.
-    const perSession = 4 + 3 * MAX_FAMILIES_PER_SESSION;
+    // The session, its user index, its binding marker and family index, the user's index of
+    // families, and per kept family: its record, its refresh token and its index of refresh tokens.
+    const perSession = 5 + 3 * MAX_FAMILIES_PER_SESSION;
     expect(store.size()).toBeLessThanOrEqual(perSession);
     expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'session_destroyed' });
     await settle();
