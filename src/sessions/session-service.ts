@@ -159,12 +159,15 @@ export class SessionService {
    */
   async #rewrite(hash: string, seen: SessionRecord, change: (r: SessionRecord) => SessionRecord, until?: (r: SessionRecord) => number): Promise<SessionRecord | undefined> {
     let base = seen;
+    // What the store should hand back if nothing came between: first the record read, then our own last write.
+    let expected = seen;
     for (let attempt = 0; ; attempt++) {
       const next = change(base);
       const old = await this.#o.store.swap<SessionRecord>(sessionKey(hash), next, until?.(next));
       if (old === undefined) return undefined;
-      if ((old.v === base.v && old.e === base.e) || attempt >= 8) return next;
+      if ((old.v === expected.v && old.e === expected.e) || attempt >= 8) return next;
       base = old;
+      expected = next;
     }
   }
 

@@ -29,7 +29,7 @@ describe('decode', () => {
         n++;
       }
     }
-    expect(n).toBe(16);
+    expect(n).toBe(19);
   });
 
   it('a mistyped field is error 12 naming it, required or optional', () => {
