@@ -7,7 +7,7 @@ import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pushSchemas } from '../../src/protocol/push-schemas.js';
 import { replySchemas } from '../../src/protocol/reply-schemas.js';
-import { browser, createSession, start, stopAll, type Msg } from '../ws/helpers.js';
+import { browser, createSession, service, start, stopAll, type Msg } from '../ws/helpers.js';
 import { ensureBuilt, ROOT } from '../ws/process.js';
 
 /**
@@ -16,9 +16,12 @@ import { ensureBuilt, ROOT } from '../ws/process.js';
  * push-schemas.ts): the runner records each one (--record), and this file checks them all.
  */
 
-const checks = new Map<string, TypeCheck<TSchema>>(
-  Object.entries({ ...replySchemas, ...pushSchemas }).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]),
-);
+const compile = (schemas: Record<string, unknown>) =>
+  new Map<string, TypeCheck<TSchema>>(Object.entries(schemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]));
+/** A reply and a push may share a type (session_extended, session_updated): `in_reply_to` tells them apart. */
+const replyChecks = compile(replySchemas);
+const pushChecks = compile(pushSchemas);
+const allTypes = new Set([...replyChecks.keys(), ...pushChecks.keys()]);
 /** Pushes only a bound connection (a browser with the session cookie) gets: no case makes one, so a bound run below does. */
 const BOUND_ONLY = ['session_expiring'];
 /** Each run records several hundred messages today; far fewer means the runs did not happen as meant. */
@@ -63,7 +66,7 @@ function invalid(recorded: Recorded[]): string[] {
   const out: string[] = [];
   for (const { case: name, message } of recorded) {
     const type = String(message.body.type);
-    const check = checks.get(type);
+    const check = ('in_reply_to' in message.body || type === 'error' ? replyChecks : pushChecks).get(type);
     if (check === undefined) out.push(`${name}: no schema for type "${type}"`);
     else if (!check.Check(message.body)) {
       const e = check.Errors(message.body).First();
@@ -144,11 +147,23 @@ describe('every message the gateway sends in the conformance runs fits its schem
     expect([warned.body.type, ended.body.type]).toEqual(['session_expiring', 'session_expired']);
     expect(invalid([warned, ended].map((message) => ({ case: 'bound', message })))).toEqual([]);
     for (const m of [warned, ended]) seenBound.add(m.body.type);
+    // A bound connection's own extend, and the update it is told of without the data.
+    const sid2 = await createSession(server.url, 3600);
+    const b2 = browser(server.url, { cookie: `sid=${sid2}` });
+    await b2.opened;
+    const id = b2.post('extend_session');
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('update_session', { session_id: sid2, data: { role: 'admin' } })).type).toBe('session_updated');
+    const got = await b2.count(3);
+    expect(got.map((m) => m.body.type).sort()).toEqual(['session_extended', 'session_extended', 'session_updated']);
+    expect(got.filter((m) => m.body.in_reply_to === id)).toHaveLength(1);
+    expect(invalid(got.map((message) => ({ case: 'bound', message })))).toEqual([]);
   });
 
   it('between them, every reply and push type was seen at least once', () => {
     // The cases make every type but the bound-only pushes, which the bound run made.
-    expect([...checks.keys()].filter((t) => !seenInCases.has(t))).toEqual(BOUND_ONLY);
+    expect([...allTypes].filter((t) => !seenInCases.has(t))).toEqual(BOUND_ONLY);
     expect(BOUND_ONLY.filter((t) => !seenBound.has(t))).toEqual([]);
   });
 });

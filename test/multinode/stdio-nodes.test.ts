@@ -1,7 +1,10 @@
+import { createHmac } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashSecret } from '../../src/crypto.js';
 import { STORE_BACKENDS, type StoreServer } from '../helpers/store-servers.js';
-import { hasBuild, StdioNode } from './stdio-node.js';
+import { hasBuild, SECRET, StdioNode } from './stdio-node.js';
+
+const b64url = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 /**
  * Two real gateway processes (`node dist/cli.js stdio`) on one real shared store (Redis,
@@ -112,6 +115,38 @@ for (const backend of STORE_BACKENDS) describe.skipIf(!(backend.available && has
     await a.request({ type: 'subscribe_session', session_id: created.session_id });
     const push = await a.push((p) => p.type === 'session_expired' && p.session_id === created.session_id, 3000);
     expect(push.body.reason).toBe('ttl');
+  });
+
+  it('extend_session on A: the subscriber on B learns the new end; update_session on A: it gets the new data', async () => {
+    const created = await a.request({ type: 'create_session', user_id: 'u-live', ttl: 60 });
+    expect(await b.request({ type: 'subscribe_session', session_id: created.session_id }, 'web-2')).toMatchObject({ type: 'subscribed', expires_in: 60 });
+    const sent = performance.now();
+    expect(await a.request({ type: 'extend_session', session_id: created.session_id, ttl: 3600 })).toMatchObject({ type: 'session_extended', expires_in: 3600 });
+    const extended = await b.push((p) => p.type === 'session_extended' && p.session_id === created.session_id);
+    expect(extended.body.expires_in).toBeGreaterThanOrEqual(3599);
+    expect(extended.dest).toBe('web-2');
+    expect(extended.at - sent).toBeLessThan(1000);
+    expect(await b.request({ type: 'validate_session', session_id: created.session_id })).toMatchObject({ type: 'session_valid', expires_in: expect.any(Number) });
+    expect(await a.request({ type: 'update_session', session_id: created.session_id, data: { role: 'admin' } })).toMatchObject({ type: 'session_updated' });
+    const updated = await b.push((p) => p.type === 'session_updated' && p.session_id === created.session_id);
+    expect(updated.body.data).toEqual({ role: 'admin' });
+    expect(await b.request({ type: 'validate_session', session_id: created.session_id })).toMatchObject({ type: 'session_valid', data: { role: 'admin' } });
+  });
+
+  it('revoke_user_tokens on A: verify_token on B refuses at once, though B had the user in its cache', async () => {
+    const pair = await a.request({ type: 'generate_access_token', payload: { sub: 'u-revoke-tokens' } });
+    // A token of the key outside any refresh family: only the user's mark can refuse it (a
+    // family's revocation denies its own tokens by jti as well).
+    const iat = Math.floor(Date.now() / 1000) - 1;
+    const head = `${b64url({ alg: 'HS256', typ: 'JWT' })}.${b64url({ sub: 'u-revoke-tokens', iat, exp: iat + 900, jti: 'lone-token-1' })}`;
+    const lone = `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
+    const other = await a.request({ type: 'generate_access_token', payload: { sub: 'u-bystander' } });
+    expect((await b.request({ type: 'verify_token', token: lone })).type).toBe('token_valid');
+    expect(await a.request({ type: 'revoke_user_tokens', user_id: 'u-revoke-tokens' })).toMatchObject({ type: 'tokens_revoked', before: expect.any(Number) });
+    expect(await b.request({ type: 'verify_token', token: lone })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    expect(await b.request({ type: 'verify_token', token: pair.access_token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    expect((await b.request({ type: 'refresh_token', refresh_token: pair.refresh_token })).type).toBe('token_invalid');
+    expect((await b.request({ type: 'verify_token', token: other.access_token })).type).toBe('token_valid');
   });
 
   it('an end missed while the subscriber connection was down is found by the re-check after it reconnects', async () => {
