@@ -1,4 +1,5 @@
 import type { Clock } from './clock.js';
+import { GatewayError } from './errors.js';
 import { createLogRef } from './crypto.js';
 import { randomId } from './crypto.js';
 import { SampledLog, type Logger } from './log.js';
@@ -12,6 +13,9 @@ import type { Ed25519Key } from './tokens/ed25519-keys.js';
 import { TokenService, type SigningAlg } from './tokens/token-service.js';
 
 export type { GatewayObserver } from './pipeline/services.js';
+
+/** How long revoke_user_tokens waits for its event to come back through the store's channel. */
+const ECHO_TIMEOUT_MS = 2000;
 
 /** A recurring failure is logged at most once per this interval; the metrics count every one. */
 const SAMPLED_LOG_INTERVAL_MS = 10_000;
@@ -65,6 +69,8 @@ export class Gateway implements PipelineServices {
   #pushSeq = 0;
   #connSeq = 0;
   readonly #unlisten: (() => void)[] = [];
+  /** hash of a user id -> what waits for this node's own tokens_revoked event about it */
+  readonly #echoWaiters = new Map<string, Set<() => void>>();
 
   constructor(o: GatewayOptions) {
     this.options = o;
@@ -121,7 +127,10 @@ export class Gateway implements PipelineServices {
     this.hub.onLateness = this.observer.pushLateness;
     this.#unlisten.push(
       o.store.events.subscribe((e) => {
-        if (e.origin === this.instanceId) return;
+        if (e.origin === this.instanceId) {
+          if (e.kind === 'tokens_revoked') this.#echoed(e.user);
+          return;
+        }
         if (e.kind === 'ended') this.hub.ended(e.hash, e.reason);
         else if (e.kind === 'tokens_revoked') this.tokens.forgetUserMark(e.user);
         else if (this.hub.isFollowed(e.hash)) this.#changedElsewhere(e.hash, e.kind);
@@ -155,7 +164,52 @@ export class Gateway implements PipelineServices {
 
   /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */
   revokeUserTokens(userId: string, before: number): Promise<void> {
-    return this.tokens.revokeUser(userId, before, (user) => this.store.events.publish({ kind: 'tokens_revoked', user, origin: this.instanceId }));
+    return this.tokens.revokeUser(userId, before, async (user) => {
+      // The channel hands every node the event at about the same time, this one included: once
+      // it is back here, the other nodes have it too (Redis pub/sub and PostgreSQL NOTIFY send
+      // to every listener at once), so a verify_token sent to any node after the reply is
+      // checked against the new mark. A memory store has no other node to tell.
+      const back = this.store.kind === 'memory' ? undefined : this.#echo(user);
+      try {
+        await this.store.events.publish({ kind: 'tokens_revoked', user, origin: this.instanceId });
+      } catch (err) {
+        back?.cancel();
+        throw err;
+      }
+      await back?.done;
+    });
+  }
+
+  /** Resolves when this node hears its own tokens_revoked event for `user`; error 11 when it does not in time. */
+  #echo(user: string): { done: Promise<void>; cancel(): void } {
+    let cancel!: () => void;
+    const done = new Promise<void>((resolve, reject) => {
+      const waiter = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.#echoWaiters.get(user)?.delete(waiter);
+        reject(GatewayError.unavailable(new Error(`the store's channel did not hand back an event within ${ECHO_TIMEOUT_MS} ms`)));
+      }, ECHO_TIMEOUT_MS);
+      timer.unref();
+      let set = this.#echoWaiters.get(user);
+      if (set === undefined) this.#echoWaiters.set(user, (set = new Set()));
+      set.add(waiter);
+      cancel = () => {
+        clearTimeout(timer);
+        set.delete(waiter);
+        if (set.size === 0) this.#echoWaiters.delete(user);
+      };
+    });
+    return { done, cancel };
+  }
+
+  #echoed(user: string): void {
+    const set = this.#echoWaiters.get(user);
+    if (set === undefined) return;
+    this.#echoWaiters.delete(user);
+    for (const w of set) w();
   }
 
   #changed(hash: string, change: SessionChange): void {

@@ -57,7 +57,10 @@ describe('extend_session and update_session over WebSocket', () => {
     const s = service(server.url);
     await s.opened;
     expect(await s.call('subscribe_session', { session_id: sid }, 'app')).toMatchObject({ type: 'subscribed' });
-    expect(await s.call('update_session', { session_id: sid, data: { role: 'admin', secret: 'server-side' } })).toMatchObject({ type: 'session_updated', expires_in: 120 });
+    expect(await s.call('update_session', { session_id: sid, data: { role: 'admin', secret: 'server-side' } })).toMatchObject({
+      type: 'session_updated',
+      expires_in: 120,
+    });
     const told = await b.next(isPush);
     expect(told.body).toEqual({ type: 'session_updated', session_id: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/), bound: true, msg_id: expect.any(Number) });
     expect(b.raw.join('\n')).not.toContain('server-side');

@@ -126,7 +126,11 @@ describe('pushes of extend and update to followers', () => {
       expires_at: T0 / 1000 + 600,
       expires_in: 600,
     });
-    expect(await service.call({ type: 'update_session', session_id: s.sessionId, data: { role: 'admin' } })).toEqual({ type: 'session_updated', in_reply_to: 2, expires_in: 600 });
+    expect(await service.call({ type: 'update_session', session_id: s.sessionId, data: { role: 'admin' } })).toEqual({
+      type: 'session_updated',
+      in_reply_to: 2,
+      expires_in: 600,
+    });
     expect(follower.pushes().map((p) => [p.dest, p.body])).toEqual([
       ['app', { type: 'session_extended', session_id: s.sessionId, expires_in: 600, msg_id: 1 }],
       ['app', { type: 'session_updated', session_id: s.sessionId, data: { role: 'admin' }, msg_id: 2 }],
@@ -171,14 +175,23 @@ describe('extend_session from a browser connection', () => {
     expect(await b.call({ type: 'extend_session', session_id: s.sessionId })).toMatchObject({ type: 'error', code: 1001 });
     b.conn.bindSession(s.hash);
     expect(await b.call({ type: 'extend_session', session_id: s.sessionId })).toMatchObject({ type: 'error', code: 1001 });
-    expect(await b.call({ type: 'extend_session', ttl: 600 })).toEqual({ type: 'session_extended', in_reply_to: 3, expires_at: T0 / 1000 + 600, expires_in: 600 });
+    expect(await b.call({ type: 'extend_session', ttl: 600 })).toEqual({
+      type: 'session_extended',
+      in_reply_to: 3,
+      expires_at: T0 / 1000 + 600,
+      expires_in: 600,
+    });
   });
 
   it('an unbound browser sending no id gets session_invalid; update_session and revoke_user_tokens are 1001', async () => {
     const { gateway } = makeGateway({ start: T0 });
     const s = await gateway.sessions.create('alice', undefined, 60);
     const b = browser(gateway);
-    expect(await b.call({ type: 'extend_session' })).toEqual({ type: 'session_invalid', in_reply_to: 1, error: 'No session: this connection is not bound to one' });
+    expect(await b.call({ type: 'extend_session' })).toEqual({
+      type: 'session_invalid',
+      in_reply_to: 1,
+      error: 'No session: this connection is not bound to one',
+    });
     expect(await b.call({ type: 'update_session', session_id: s.sessionId, data: {} })).toMatchObject({ type: 'error', code: 1001 });
     expect(await b.call({ type: 'revoke_user_tokens', user_id: 'alice' })).toMatchObject({ type: 'error', code: 1001 });
     expect(await gateway.sessions.peek(s.hash)).toMatchObject({ valid: true, end: T0 + 60_000 });

@@ -84,8 +84,11 @@ describe('revoke_user_tokens', () => {
     expect(rotated).toHaveProperty('refresh_token');
     clock.advance(5_000);
     const d = new Driver(gateway);
-    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'alice', before: T0 / 1000 + 2 })).toMatchObject({ type: 'tokens_revoked', before: T0 / 1000 + 2 });
-    const next = (rotated as { refresh_token: string; access_token: string });
+    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'alice', before: T0 / 1000 + 2 })).toMatchObject({
+      type: 'tokens_revoked',
+      before: T0 / 1000 + 2,
+    });
+    const next = rotated as { refresh_token: string; access_token: string };
     expect(await gateway.tokens.refresh(next.refresh_token)).toEqual({ error: 'Refresh token revoked' });
     expect(await gateway.tokens.verify(next.access_token)).toEqual({ valid: false, error: 'Token revoked' });
     const fresh = await gateway.tokens.generate({ sub: 'alice' });
