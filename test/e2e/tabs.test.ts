@@ -99,4 +99,36 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     for (const p of rest) await p.locator('#notice', { hasText: 'Session ended' }).waitFor({ state: 'visible', timeout: 10_000 });
     expect(await texts(rest, '#user')).toEqual(['not logged in', 'not logged in']);
   });
+
+  it('without Web Locks (the BroadcastChannel election): one leader, one socket, and a takeover when it closes', { timeout: 60_000 }, async () => {
+    context = await browser!.newContext();
+    const pages: Page[] = [];
+    for (let i = 0; i < 3; i++) {
+      const p = await context.newPage();
+      // A page of the gateway's origin that runs nothing of its own; the client module is imported into it.
+      await p.goto(server.http + '/healthz');
+      // As a string: vitest would rewrite an import() written in the test's own code.
+      await p.evaluate(`(async () => {
+        const { TabSession } = await import('/client/src/index.js');
+        window.leader = false;
+        window.opens = 0;
+        const tabs = new TabSession({ url: ${JSON.stringify(server.url)}, webLocks: false, name: 'fallback-e2e' });
+        tabs.on('leader', ({ leader }) => (window.leader = leader));
+        tabs.on('open', () => window.opens++);
+        tabs.start();
+      })()`);
+      pages.push(p);
+    }
+    const leaders = () => Promise.all(pages.filter((p) => !p.isClosed()).map((p) => p.evaluate(() => (window as unknown as { leader: boolean }).leader)));
+    await expect.poll(async () => (await leaders()).filter(Boolean).length, { timeout: 10_000 }).toBe(1);
+    await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+    // Every tab was told the socket is open, whichever holds it.
+    for (const p of pages) await expect.poll(() => p.evaluate(() => (window as unknown as { opens: number }).opens), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
+    const leader = pages[(await leaders()).indexOf(true)]!;
+    const t0 = Date.now();
+    await leader.close();
+    await expect.poll(async () => (await leaders()).filter(Boolean).length, { timeout: 5000, interval: 50 }).toBe(1);
+    expect(Date.now() - t0).toBeLessThan(1500);
+    await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+  });
 });
