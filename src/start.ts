@@ -68,7 +68,7 @@ export interface RunningGateway {
   readonly httpUrl: string;
   readonly host: string;
   readonly port: number;
-  /** Stops accepting, answers what was read, closes every socket with 1001, then the store. */
+  /** Stops accepting, answers what was read, closes every socket with 1012, then the store. */
   close(): Promise<void>;
 }
 

@@ -28,7 +28,7 @@ export interface WsOptions {
   clock?: Clock;
   /** Ping every this many ms; a peer that has not answered by the next ping is cut. */
   heartbeatMs?: number;
-  /** How long a close handshake (1001, 1008, 4001...) may take before the socket is cut. */
+  /** How long a close handshake (1012, 1008, 4001...) may take before the socket is cut. */
   closeGraceMs?: number;
   /** HTTP routes of other transports served on the same port, by path. */
   routes?: ReadonlyMap<string, RouteHandler>;
