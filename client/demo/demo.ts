@@ -17,6 +17,7 @@ const loginButton = $<HTMLButtonElement>('login');
 const logoutButton = $<HTMLButtonElement>('logout');
 const warning = $('warning');
 const warningText = $('warning-text');
+const extendButton = $<HTMLButtonElement>('extend');
 const notice = $('notice');
 const log = $('log');
 
@@ -159,6 +160,14 @@ tabs.on('session_expiring', ({ bound, expiresIn }) => {
   tick();
   note('push', `session_expiring: ${expiresIn} s left`);
 });
+tabs.on('session_extended', ({ bound, expiresIn }) => {
+  if (!bound) return;
+  warnDeadline = undefined;
+  warning.hidden = true;
+  note('push', `session_extended: ${expiresIn} s left`);
+  // The push has whole seconds; the backend has the end to the millisecond.
+  void whoAmI().then((me) => me !== undefined && showUser(me));
+});
 tabs.on('session_regenerated', () => {
   note('push', 'session regenerated: same session, new cookie; waiting for it');
 });
@@ -190,6 +199,20 @@ async function login(): Promise<void> {
   }
 }
 
+async function extend(): Promise<void> {
+  extendButton.disabled = true;
+  note('you', 'asked to stay signed in');
+  try {
+    // Sent over the one socket (through the tab that holds it); every tab is told by the push.
+    const r = await tabs.extendSession();
+    if (r.type !== 'session_extended') note('page', `could not extend: ${r.error}`);
+  } catch (err) {
+    note('page', String(err instanceof Error ? err.message : err));
+  } finally {
+    extendButton.disabled = false;
+  }
+}
+
 async function logout(): Promise<void> {
   note('you', 'asked to end the session');
   // The gateway ends the session and pushes session_expired (destroyed) to every tab.
@@ -198,6 +221,7 @@ async function logout(): Promise<void> {
 
 loginButton.addEventListener('click', () => void login());
 logoutButton.addEventListener('click', () => void logout());
+extendButton.addEventListener('click', () => void extend());
 
 void (async () => {
   const me = await whoAmI().catch(() => undefined);

@@ -2,7 +2,7 @@ import { Emitter } from './emitter.js';
 import { CloseCodes } from '../../src/protocol/codes.js';
 import { GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';
 import type {
-  EndReason, ErrorReply, InitOk, Reply, SessionCreated, SessionDestroyed, SessionExpiredPush, SessionExpiringPush,
+  EndReason, ErrorReply, InitOk, PushOf, Reply, SessionCreated, SessionDestroyed, SessionExpiredPush, SessionExpiringPush,
   SessionInvalid, SessionRegenerated, Sessions, SessionsRevoked, SessionValid, Subscribed, TokenGenerated, TokenInvalid,
   TokenRefreshed, TokenRevoked, TokenValid, Unsubscribed, ReplyTo, RequestFields, RequestType,
 } from './messages.js';
@@ -106,6 +106,21 @@ export interface SessionRegeneratedEvent {
   bound: true;
 }
 
+/** The session's end moved later (`extend_session`, from this page, another, or a service). */
+export interface SessionExtendedEvent {
+  sessionId?: string;
+  bound: boolean;
+  /** Whole seconds left after the extension. */
+  expiresIn: number;
+}
+
+/** The session's data changed (`update_session`); `data` only for a session followed by its id (never the bound one: its data stays server-side). */
+export interface SessionUpdatedEvent {
+  sessionId?: string;
+  bound: boolean;
+  data?: Record<string, unknown>;
+}
+
 export interface SessionExpiringEvent {
   sessionId?: string;
   bound: boolean;
@@ -118,6 +133,8 @@ export interface ClientEvents extends Record<string, unknown> {
   reconnecting: { attempt: number; delayMs: number };
   session_expired: SessionExpiredEvent;
   session_regenerated: SessionRegeneratedEvent;
+  session_extended: SessionExtendedEvent;
+  session_updated: SessionUpdatedEvent;
   session_expiring: SessionExpiringEvent;
   /** Every unsolicited message, raw. */
   push: Record<string, unknown> & { type: string };
@@ -327,6 +344,26 @@ export class GatewayClient extends Emitter<ClientEvents> {
     return this.request('unsubscribe_session', { session_id: sessionId });
   }
 
+  /**
+   * Moves the session's end to now + `ttl` (default: its own ttl), capped by
+   * GATEWAY_SESSION_MAX_LIFETIME. A browser extends its own bound session (no `sessionId`;
+   * naming one is refused with 1001); a service names it. Every page of the session is told
+   * (`session_extended`).
+   */
+  extendSession(o: { sessionId?: string; ttl?: number } = {}): Promise<ReplyTo<'extend_session'>> {
+    return this.request('extend_session', { ...(o.sessionId === undefined ? {} : { session_id: o.sessionId }), ...(o.ttl === undefined ? {} : { ttl: o.ttl }) });
+  }
+
+  /** Service role only: replaces the session's data; its followers are told (`session_updated`). */
+  updateSession(sessionId: string, data: Record<string, unknown>): Promise<ReplyTo<'update_session'>> {
+    return this.request('update_session', { session_id: sessionId, data });
+  }
+
+  /** Service role only: refuses every access token of the user issued at or before `before` (unix seconds, default now). */
+  revokeUserTokens(userId: string, before?: number): Promise<ReplyTo<'revoke_user_tokens'>> {
+    return this.request('revoke_user_tokens', before === undefined ? { user_id: userId } : { user_id: userId, before });
+  }
+
   /** Service role only. */
   listSessions(userId: string): Promise<Sessions> {
     return this.request('list_sessions', { user_id: userId });
@@ -494,6 +531,15 @@ export class GatewayClient extends Emitter<ClientEvents> {
         this.#live.delete(push.session_id);
         this.emit('session_expired', { sessionId: push.session_id, bound: false, reason: push.reason, pushed: true });
       }
+    } else if (body.type === 'session_extended') {
+      const push = body as unknown as PushOf<'session_extended'>;
+      if (push.bound === true) this.#hasSession = true;
+      this.emit('session_extended', { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true, expiresIn: push.expires_in });
+    } else if (body.type === 'session_updated') {
+      const push = body as unknown as PushOf<'session_updated'>;
+      const e: SessionUpdatedEvent = { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true };
+      if (push.data !== undefined) e.data = push.data;
+      this.emit('session_updated', e);
     } else if (body.type === 'session_expiring') {
       const push = body as unknown as SessionExpiringPush;
       if (push.bound === true) this.#hasSession = true;

@@ -1,16 +1,29 @@
 import { Emitter } from './emitter.js';
 import { GatewayConnectionError, GatewayTimeoutError } from './errors.js';
 import { GatewayClient, type ClientEvents, type GatewayClientOptions } from './gateway-client.js';
-import type { Reply } from './messages.js';
+import type { Reply, ReplyTo } from './messages.js';
 
 /** The events every tab sees, whichever tab holds the socket. */
-export type TabEvents = Pick<ClientEvents, 'open' | 'close' | 'reconnecting' | 'session_expired' | 'session_expiring' | 'session_regenerated' | 'push'> & {
+export type TabEvents = Pick<
+  ClientEvents,
+  'open' | 'close' | 'reconnecting' | 'session_expired' | 'session_expiring' | 'session_regenerated' | 'session_extended' | 'session_updated' | 'push'
+> & {
   /** This tab became the leader (it holds the socket) or stopped being it. */
   leader: { leader: boolean };
 };
 
 type Forwarded = Exclude<keyof TabEvents, 'leader'>;
-const FORWARDED: readonly Forwarded[] = ['open', 'close', 'reconnecting', 'session_expired', 'session_expiring', 'session_regenerated', 'push'];
+const FORWARDED: readonly Forwarded[] = [
+  'open',
+  'close',
+  'reconnecting',
+  'session_expired',
+  'session_expiring',
+  'session_regenerated',
+  'session_extended',
+  'session_updated',
+  'push',
+];
 
 export interface TabSessionOptions extends GatewayClientOptions {
   /** Name of the lock and channel the tabs of one origin share (default `auth-gateway:` + url). */
@@ -127,6 +140,11 @@ export class TabSession extends Emitter<TabEvents> {
     else this.#post({ t: 'reconnect', session: o.session });
   }
 
+  /** Extends this browser's session to now + `ttl` (default: its own ttl); every tab is told (`session_extended`). */
+  extendSession(o: { ttl?: number } = {}): Promise<ReplyTo<'extend_session'>> {
+    return this.request<ReplyTo<'extend_session'>>('extend_session', o.ttl === undefined ? {} : { ttl: o.ttl });
+  }
+
   /** Sends a request over the leader's socket (from any tab); resolves with its reply body. */
   request<R extends Reply = Reply>(type: string, fields: Record<string, unknown> = {}, timeoutMs = this.#o.timeoutMs ?? 10_000): Promise<R> {
     if (this.#client !== undefined) return this.#client.request<R>(type, fields, { timeoutMs });
@@ -196,6 +214,10 @@ export class TabSession extends Emitter<TabEvents> {
       }
     } else if (name === 'session_expired' && (value as TabEvents['session_expired']).bound) {
       this.#hasSession = false;
+      this.#expiresAt = undefined;
+    } else if (name === 'session_extended' && (value as TabEvents['session_extended']).bound) {
+      // The warning was for the old end; a new one comes before the new end.
+      this.#hasSession = true;
       this.#expiresAt = undefined;
     } else if (name === 'session_regenerated') this.#hasSession = true;
     this.emit(name, value);

@@ -118,6 +118,27 @@ describe('GatewayClient', () => {
     await expect(c.validateSession('x')).rejects.toBeInstanceOf(GatewayConnectionError);
   });
 
+  it('extendSession from the bound browser: every follower told (session_extended); updateSession and revokeUserTokens (service)', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url, 600);
+    const page = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    const svc = client(server.url, { serviceKey: SERVICE_KEY });
+    const extended = record(page, 'session_extended');
+    const updated = record(page, 'session_updated');
+    const svcUpdated = record(svc, 'session_updated');
+    await page.connect();
+    await svc.connect();
+    await svc.subscribeSession(sid);
+    const r = await page.extendSession({ ttl: 1200 });
+    expect(r).toMatchObject({ type: 'session_extended', expires_in: 1200 });
+    await eventually(() => expect(extended).toEqual([{ bound: true, expiresIn: 1200 }]));
+    expect(await svc.updateSession(sid, { role: 'admin' })).toMatchObject({ type: 'session_updated' });
+    // The bound page is told of the change, never the data; the subscriber that named the id gets it.
+    await eventually(() => expect(updated).toEqual([{ bound: true }]));
+    await eventually(() => expect(svcUpdated).toEqual([{ sessionId: sid, bound: false, data: { role: 'admin' } }]));
+    expect(await svc.revokeUserTokens('user-1')).toMatchObject({ type: 'tokens_revoked', before: expect.any(Number) });
+  });
+
   it('classifies close codes: 4001 final, 4002 regenerated, the rest retried', () => {
     expect(closeKind(4001)).toBe('ended');
     expect(closeKind(4002)).toBe('regenerated');

@@ -31,11 +31,11 @@ afterAll(async () => {
 });
 
 /** Logs in on the first tab, then opens two more; resolves once all three show the bound session. */
-async function threeTabs(): Promise<Page[]> {
+async function threeTabs(ttl = 600): Promise<Page[]> {
   context = await browser!.newContext();
   const first = await context.newPage();
   await first.goto(server.http + '/');
-  await first.fill('#ttl', '600');
+  await first.fill('#ttl', String(ttl));
   await first.click('#login');
   await first.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
   const pages = [first, await context.newPage(), await context.newPage()];
@@ -54,13 +54,23 @@ const leaderOf = async (pages: Page[]) => {
 };
 
 describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () => {
-  it('one socket to the gateway; an end pushed to the leader shows in all three', { timeout: 60_000 }, async () => {
-    const pages = await threeTabs();
+  it('one socket to the gateway; an extend in one tab and an end pushed to the leader show in all three', { timeout: 60_000 }, async () => {
+    // 15 s: --dev warns 10 s before the end, so the warning (and its button) shows 5 s in.
+    const pages = await threeTabs(15);
     // Counted on the server: the tabs' one socket (the previous test's context is closed).
     await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
     const leader = await leaderOf(pages);
-    // The logout is clicked in a tab that does not hold the socket: the push reaches the leader, and all tabs.
     const follower = pages.find((p) => p !== leader)!;
+    for (const p of pages) await p.locator('#warning').waitFor({ state: 'visible', timeout: 15_000 });
+    // "Stay signed in" in a tab that does not hold the socket: sent through the leader, pushed to all.
+    await follower.click('#extend');
+    for (const p of pages) {
+      await p.locator('#log li', { hasText: 'push session_extended' }).waitFor({ timeout: 5000 });
+      await p.locator('#warning').waitFor({ state: 'hidden', timeout: 5000 });
+      // Extended by the session's own ttl (15 s) from the click: more than the 10 s left when it was warned.
+      await expect.poll(async () => parseFloat((await p.textContent('#countdown'))!), { timeout: 5000 }).toBeGreaterThan(11);
+    }
+    // The logout is clicked in a follower too: the push reaches the leader, and all tabs.
     await follower.click('#logout');
     for (const p of pages) {
       await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway at' }).waitFor({ state: 'visible', timeout: 5000 });
@@ -123,7 +133,8 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     await expect.poll(async () => (await leaders()).filter(Boolean).length, { timeout: 10_000 }).toBe(1);
     await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
     // Every tab was told the socket is open, whichever holds it.
-    for (const p of pages) await expect.poll(() => p.evaluate(() => (window as unknown as { opens: number }).opens), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
+    for (const p of pages)
+      await expect.poll(() => p.evaluate(() => (window as unknown as { opens: number }).opens), { timeout: 5000 }).toBeGreaterThanOrEqual(1);
     const leader = pages[(await leaders()).indexOf(true)]!;
     const t0 = Date.now();
     await leader.close();
