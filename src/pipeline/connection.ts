@@ -185,6 +185,11 @@ export class GatewayConnection implements HandlerContext {
     return undefined;
   }
 
+  /** True while this connection follows `hash` under `key`. */
+  follows(key: string, hash: string): boolean {
+    return this.#follows.has(`${this.id}\u0000${key}\u0000${hash}`);
+  }
+
   /** Stops following; true when it was following. */
   unfollow(key: string, hash: string): boolean {
     const fk = `${this.id}\u0000${key}`;

@@ -50,6 +50,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (!v.valid) return invalidSession(v.error);
     const sessionId = b.session_id;
     const key = c.subscriptionKey(req.src);
+    const already = c.follows(key, v.hash);
     const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
       onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
       onExtended: (expiresIn) => c.push(req.src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
@@ -69,7 +70,10 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       throw err;
     }
     if (!again.valid) {
-      c.unfollow(key, v.hash);
+      // A subscriber told `subscribed` earlier is owed its session_expired: the hub looks at
+      // the store now and pushes it. A new one was never told, so it simply follows nothing.
+      if (already) c.gateway.hub.recheck(v.hash);
+      else c.unfollow(key, v.hash);
       return invalidSession(again.error);
     }
     return { type: 'subscribed', session_id: sessionId, expires_in: again.expiresIn };

@@ -73,5 +73,6 @@ export interface HandlerContext {
   subscriptionKey(src: string): string;
   /** Follows a session; says why not when a limit is reached. */
   follow(key: string, hash: string, sessionId: string, end: number, reason: 'ttl' | 'idle', how: FollowOptions): FollowRefusal | undefined;
+  follows(key: string, hash: string): boolean;
   unfollow(key: string, hash: string): boolean;
 }

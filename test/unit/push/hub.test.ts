@@ -1,3 +1,4 @@
+import { sessionKey } from '../../../src/sessions/records.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { GatewayError } from '../../../src/errors.js';
@@ -303,6 +304,28 @@ describe('subscribe racing an end', () => {
     expect(watcher.pushes()).toEqual([]);
     expect(gateway.hub.size).toBe(0);
     expect(clock.pending).toBe(1);
+  });
+
+  it('a subscriber subscribing again while the session ends elsewhere still gets its session_expired', async () => {
+    const clock = new ManualClock();
+    const inner = createMemoryStore(clock);
+    const store = failingStore(inner, false);
+    const { gateway } = makeGateway({ clock, store });
+    const watcher = new Driver(gateway);
+    const s = await gateway.sessions.create('u', undefined, 3600);
+    expect(await watcher.call({ type: 'subscribe_session', session_id: s.sessionId })).toMatchObject({ type: 'subscribed' });
+    // The second subscribe reads the session live; before it looks again, the session ends on
+    // another node, whose event has not come (the record goes without one).
+    const held = store.hold('get', { match: ([key]) => String(key).startsWith('s:'), once: true, afterInner: true });
+    const again = watcher.send({ type: 'subscribe_session', session_id: s.sessionId });
+    await held.reached;
+    await inner.delete(sessionKey(gateway.sessions.hashOf(s.sessionId)));
+    held.release();
+    await settle();
+    expect(watcher.reply(again)).toMatchObject({ type: 'session_invalid' });
+    // Told `subscribed` the first time, the subscriber is owed the end: exactly one push.
+    expect(watcher.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: s.sessionId })]);
+    expect(gateway.hub.size).toBe(0);
   });
 
   it('a subscribe whose second look fails answers error 11 and follows nothing', async () => {
