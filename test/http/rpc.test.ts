@@ -82,6 +82,13 @@ describe('POST /v1/rpc: every request type', () => {
     expect(refreshed).toMatchObject({ type: 'token_refreshed', access_token: expect.any(String) });
     expect(await call({ type: 'revoke_token', token: refreshed.refresh_token })).toEqual({ type: 'token_revoked', in_reply_to: 0 });
     expect(await call({ type: 'refresh_token', refresh_token: refreshed.refresh_token })).toMatchObject({ type: 'token_invalid' });
+    const fourth = (await call({ type: 'create_session', user_id: 'dave', ttl: 600 })).session_id as string;
+    expect(await call({ type: 'extend_session', session_id: fourth, ttl: 1200 })).toMatchObject({ type: 'session_extended', expires_in: 1200 });
+    expect(await call({ type: 'update_session', session_id: fourth, data: { role: 'viewer' } })).toMatchObject({ type: 'session_updated' });
+    expect(await call({ type: 'validate_session', session_id: fourth })).toMatchObject({ type: 'session_valid', data: { role: 'viewer' } });
+    const erin = await call({ type: 'generate_access_token', payload: { sub: 'erin' } });
+    expect(await call({ type: 'revoke_user_tokens', user_id: 'erin' })).toMatchObject({ type: 'tokens_revoked', before: expect.any(Number) });
+    expect(await call({ type: 'verify_token', token: erin.access_token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
     // Subscriptions need a connection: 1001, 403.
     for (const type of ['subscribe_session', 'unsubscribe_session']) {
       seen.add(type);
