@@ -213,8 +213,11 @@ export class Gateway implements PipelineServices {
   }
 
   #changed(hash: string, change: SessionChange): void {
-    if (change.kind === 'extended') this.hub.extended(hash, change.end, change.reason);
-    else this.hub.updated(hash, change.data);
+    if (change.kind === 'extended') {
+      this.hub.extended(hash, change.end, change.reason);
+      // Tokens bound to the session (exchange_session) live until its new end.
+      this.tokens.sessionExtended(hash, change.absoluteEnd).catch((err: unknown) => this.#storeTrouble(err, 'could not extend the tokens bound to a session'));
+    } else this.hub.updated(hash, change.data);
     this.store.events
       .publish({ kind: change.kind, hash, origin: this.instanceId })
       .catch((err) => this.#storeTrouble(err, 'could not publish a session change'));

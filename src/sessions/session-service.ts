@@ -24,7 +24,7 @@ export interface SessionOptions {
 
 /** What changed in a live session: its end (extend_session) or its data (update_session). */
 export type SessionChange =
-  | { kind: 'extended'; end: number; reason: SessionEnd['reason'] }
+  | { kind: 'extended'; end: number; reason: SessionEnd['reason']; absoluteEnd: number }
   | { kind: 'updated'; data: Record<string, unknown> };
 
 /** The identity provider's names of a login, kept for back-channel logout. */
@@ -197,7 +197,7 @@ export class SessionService {
     await this.#index(hash, written);
     const end = endOf(written, this.#idleMs);
     if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
-    this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason });
+    this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason, absoluteEnd: written.e });
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 

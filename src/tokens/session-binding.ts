@@ -33,6 +33,14 @@ export class SessionBinding {
     return claim;
   }
 
+  /**
+   * The session's end moved (extend_session): its marker, where there is one, lives until the
+   * new end. Atomic: nothing is written for a session that has no marker (never exchanged, or ended).
+   */
+  async extend(sessionHash: string, endMs: number): Promise<void> {
+    await this.#o.store.swap(keys.binding(this.bindingFor(sessionHash)), sessionHash, endMs);
+  }
+
   /** Records a refresh family issued under a binding claim, until its refresh tokens expire. */
   async track(claim: string, fam: string): Promise<void> {
     // So that the session's end can revoke the family at once (RFC 9700 section 4.14).

@@ -99,6 +99,11 @@ export class TokenService {
     return this.#binding.bind(sessionHash, ttlMs);
   }
 
+  /** The session's absolute end moved to `endMs` (extend_session): its bound tokens live on until then. */
+  sessionExtended(sessionHash: string, endMs: number): Promise<void> {
+    return this.#binding.extend(sessionHash, endMs);
+  }
+
   /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */
   sessionEnded(sessionHash: string): Promise<void> {
     return this.#binding.sessionEnded(sessionHash);

@@ -100,6 +100,25 @@ describe('extend_session', () => {
   });
 });
 
+describe('extend_session and tokens bound to the session', () => {
+  it('tokens from exchange_session live on until the new end, and die with the session then', async () => {
+    const { gateway, clock } = makeGateway({ start: T0 });
+    const s = await gateway.sessions.create('alice', undefined, 60);
+    const d = new Driver(gateway);
+    const pair = await d.call({ type: 'exchange_session', session_id: s.sessionId });
+    expect(pair).toMatchObject({ type: 'token_generated' });
+    expect(await d.call({ type: 'extend_session', session_id: s.sessionId, ttl: 600 })).toMatchObject({ type: 'session_extended', expires_in: 600 });
+    await settle();
+    // Past the old end (60 s), within the new one and the access token's own 900 s.
+    clock.advance(300_000);
+    expect((await gateway.tokens.verify(pair.access_token as string)).valid).toBe(true);
+    const next = await gateway.tokens.refresh(pair.refresh_token as string);
+    expect(next).toHaveProperty('access_token');
+    clock.advance(301_000);
+    expect(await gateway.tokens.verify(pair.access_token as string)).toEqual({ valid: false, error: 'Session ended' });
+  });
+});
+
 describe('update_session', () => {
   it('replaces the data, keeps the end; an ended session is session_invalid', async () => {
     const { gateway, clock } = makeGateway({ start: T0 });
