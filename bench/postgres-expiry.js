@@ -23,7 +23,14 @@ const log = (s) => process.stderr.write(`${s}\n`);
 /** A stdio gateway: requests by msg_id, pushes handed to `onPush`. */
 function node(url, id, secret, onPush) {
   const proc = spawn(process.execPath, [join(root, 'dist/cli.js'), 'stdio'], {
-    env: { PATH: process.env.PATH ?? '', GATEWAY_STORE: url, GATEWAY_JWT_SECRET: secret, GATEWAY_NODE_ID: id, GATEWAY_LOG_LEVEL: 'fatal', GATEWAY_MAX_SUBSCRIPTIONS: String(N + 10) },
+    env: {
+      PATH: process.env.PATH ?? '',
+      GATEWAY_STORE: url,
+      GATEWAY_JWT_SECRET: secret,
+      GATEWAY_NODE_ID: id,
+      GATEWAY_LOG_LEVEL: 'fatal',
+      GATEWAY_MAX_SUBSCRIPTIONS: String(N + 10),
+    },
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const waiting = new Map();

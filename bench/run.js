@@ -114,15 +114,35 @@ const lines = [
   '',
   '| # | what | value | baseline | ratio | target | met |',
   '|---|---|---|---|---|---|---|',
-  ...results.map((r) => `| ${r.id} | ${r.what} | ${fmt(r.value)} ${r.unit} | ${r.baseline === null ? '–' : `${fmt(r.baseline)}${r.baseline_what ? ` (${r.baseline_what})` : ''}`} | ${fmt(r.ratio)} | ${r.target ?? '–'} | ${r.met === null ? '–' : r.met ? 'yes' : '**no**'} |`),
+  ...results.map(
+    (r) =>
+      `| ${r.id} | ${r.what} | ${fmt(r.value)} ${r.unit} | ${r.baseline === null ? '–' : `${fmt(r.baseline)}${r.baseline_what ? ` (${r.baseline_what})` : ''}`} | ${fmt(r.ratio)} | ${r.target ?? '–'} | ${r.met === null ? '–' : r.met ? 'yes' : '**no**'} |`,
+  ),
   '',
-  ...results.filter((r) => r.note || r.extra).map((r) => `- row ${r.id}: ${[r.note, r.extra ? Object.entries(r.extra).map(([k, v]) => `${k} ${fmt(v)}`).join(', ') : ''].filter(Boolean).join('; ')}`),
+  ...results
+    .filter((r) => r.note || r.extra)
+    .map(
+      (r) =>
+        `- row ${r.id}: ${[
+          r.note,
+          r.extra
+            ? Object.entries(r.extra)
+                .map(([k, v]) => `${k} ${fmt(v)}`)
+                .join(', ')
+            : '',
+        ]
+          .filter(Boolean)
+          .join('; ')}`,
+    ),
 ];
 process.stdout.write(`${lines.join('\n')}\n`);
 const outFile = join(here, 'results', quick ? 'quick.json' : 'latest.json');
 if (!only) {
   mkdirSync(dirname(outFile), { recursive: true });
-  writeFileSync(outFile, `${JSON.stringify({ machine, mode: quick ? 'quick' : 'full', date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), rows: results }, null, 2)}\n`);
+  writeFileSync(
+    outFile,
+    `${JSON.stringify({ machine, mode: quick ? 'quick' : 'full', date: new Date().toISOString(), seconds: Math.round((Date.now() - started) / 1000), rows: results }, null, 2)}\n`,
+  );
   log(`wrote ${outFile}`);
 } else {
   log('(--only: results file not written)');

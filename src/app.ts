@@ -28,7 +28,7 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     log.warn('GATEWAY_JWT_ED25519_KEY is not set: using an Ed25519 key made for this process only; tokens will not verify after a restart or on other nodes');
     ed25519Keys = [generateEd25519Key()];
   }
-  const store = extra.store ?? await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, log });
+  const store = extra.store ?? (await createStore({ url: config.store, clock, timeoutMs: config.storeTimeoutMs, log }));
   const gateway = new Gateway({
     store,
     clock,

@@ -102,7 +102,10 @@ function configFrom(values: Record<string, string | boolean | undefined>): Confi
  * from argv, where every local user could read it in the process list.
  */
 function serviceKeyOf(values: Record<string, string | boolean | undefined>): string | undefined {
-  const env: Record<string, string | undefined> = { GATEWAY_SERVICE_KEY: process.env.GATEWAY_SERVICE_KEY, GATEWAY_SERVICE_KEY_FILE: process.env.GATEWAY_SERVICE_KEY_FILE };
+  const env: Record<string, string | undefined> = {
+    GATEWAY_SERVICE_KEY: process.env.GATEWAY_SERVICE_KEY,
+    GATEWAY_SERVICE_KEY_FILE: process.env.GATEWAY_SERVICE_KEY_FILE,
+  };
   const file = values['service-key-file'];
   if (typeof file === 'string') {
     if (env.GATEWAY_SERVICE_KEY_FILE) fail('set either GATEWAY_SERVICE_KEY_FILE or --service-key-file, not both');
@@ -111,7 +114,8 @@ function serviceKeyOf(values: Record<string, string | boolean | undefined>): str
   try {
     return resolveFileVars(env).GATEWAY_SERVICE_KEY || undefined;
   } catch (err) {
-    if (err instanceof ConfigError) fail(err.message.replace('GATEWAY_SERVICE_KEY_FILE', typeof file === 'string' ? '--service-key-file' : 'GATEWAY_SERVICE_KEY_FILE'));
+    if (err instanceof ConfigError)
+      fail(err.message.replace('GATEWAY_SERVICE_KEY_FILE', typeof file === 'string' ? '--service-key-file' : 'GATEWAY_SERVICE_KEY_FILE'));
     throw err;
   }
 }
@@ -159,7 +163,8 @@ async function main(): Promise<void> {
     if (value !== undefined && !flags.has(flag)) fail(`--${flag} does not apply to ${command}`);
   }
   const wanted = COMMAND_ARGS[command]!;
-  if (rest.length > wanted) fail(`${command} takes ${wanted === 0 ? 'no arguments' : `${wanted} argument`} (got ${JSON.stringify(rest.slice(wanted).join(' ').slice(0, 80))})`);
+  if (rest.length > wanted)
+    fail(`${command} takes ${wanted === 0 ? 'no arguments' : `${wanted} argument`} (got ${JSON.stringify(rest.slice(wanted).join(' ').slice(0, 80))})`);
   switch (command) {
     case 'stdio': {
       const config = configFrom(parsed.values);

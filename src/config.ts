@@ -151,7 +151,10 @@ function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
 
 function origins(raw: string | undefined): string[] | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
-  const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  const list = raw
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
   for (const o of list) {
     if (o === '*') continue;
     let url: URL;
@@ -169,7 +172,10 @@ function origins(raw: string | undefined): string[] | undefined {
 function trustedProxies(raw: string | undefined): BlockList | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const list = new BlockList();
-  for (const item of raw.split(',').map((p) => p.trim()).filter(Boolean)) {
+  for (const item of raw
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean)) {
     const [addr, bits, extra] = item.split('/');
     const family = isIP(addr ?? '');
     const max = family === 6 ? 128 : 32;
@@ -202,7 +208,10 @@ export function loadConfig(env: Source): Config {
   const { keys, generated } = jwtKeys(src);
   const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');
   if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got ${shown(jwtAlg)})`);
-  const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '').split(',').map((f) => f.trim()).filter(Boolean);
+  const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '')
+    .split(',')
+    .map((f) => f.trim())
+    .filter(Boolean);
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+|postgres(ql)?:\/\/.+)$/.test(store)) {

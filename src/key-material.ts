@@ -56,7 +56,8 @@ export function keyWeakness(text: string): string | undefined {
   const patterned =
     new Set(bytes).size < 0.6 * expectedDistinct ||
     smallSteps([...bytes]) > (bytes.length - 1) / 4 ||
-    (alphabet !== undefined && (!/[A-Z]/.test(text) || !/[a-z]/.test(text) || smallSteps([...text.replace(/=+$/, '')].map((c) => alphabet.indexOf(c))) > (text.length - 1) / 4));
+    (alphabet !== undefined &&
+      (!/[A-Z]/.test(text) || !/[a-z]/.test(text) || smallSteps([...text.replace(/=+$/, '')].map((c) => alphabet.indexOf(c))) > (text.length - 1) / 4));
   if (patterned) return `does not look random (repeats, runs or a single letter case); ${KEY_ADVICE}`;
   return undefined;
 }

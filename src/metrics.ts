@@ -17,15 +17,30 @@ export type Role = 'service' | 'browser';
 export class Metrics {
   readonly registry = new Registry();
   readonly connections = new Gauge({ name: 'gateway_connections', help: 'Open WebSocket connections', labelNames: ['role'], registers: [this.registry] });
-  readonly connectionsOpened = new Counter({ name: 'gateway_connections_opened_total', help: 'WebSocket connections accepted', labelNames: ['role', 'bound'], registers: [this.registry] });
+  readonly connectionsOpened = new Counter({
+    name: 'gateway_connections_opened_total',
+    help: 'WebSocket connections accepted',
+    labelNames: ['role', 'bound'],
+    registers: [this.registry],
+  });
   readonly connectionsClosed = new Counter({
     name: 'gateway_connections_closed_total',
     help: 'WebSocket connections closed, by who or what closed them',
     labelNames: ['reason'],
     registers: [this.registry],
   });
-  readonly upgradesRefused = new Counter({ name: 'gateway_upgrades_refused_total', help: 'WebSocket upgrades refused, by HTTP status', labelNames: ['status'], registers: [this.registry] });
-  readonly messages = new Counter({ name: 'gateway_messages_total', help: 'Requests answered, by request type and outcome (reply type or error_<code>)', labelNames: ['type', 'outcome'], registers: [this.registry] });
+  readonly upgradesRefused = new Counter({
+    name: 'gateway_upgrades_refused_total',
+    help: 'WebSocket upgrades refused, by HTTP status',
+    labelNames: ['status'],
+    registers: [this.registry],
+  });
+  readonly messages = new Counter({
+    name: 'gateway_messages_total',
+    help: 'Requests answered, by request type and outcome (reply type or error_<code>)',
+    labelNames: ['type', 'outcome'],
+    registers: [this.registry],
+  });
   readonly latency = new Histogram({
     name: 'gateway_message_duration_seconds',
     help: 'Time from serving a request to its reply, by request type',
@@ -33,7 +48,12 @@ export class Metrics {
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
-  readonly pushes = new Counter({ name: 'gateway_pushes_total', help: 'Unsolicited messages sent (session_expired, session_expiring)', labelNames: ['type'], registers: [this.registry] });
+  readonly pushes = new Counter({
+    name: 'gateway_pushes_total',
+    help: 'Unsolicited messages sent (session_expired, session_expiring)',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   readonly storeErrors = new Counter({ name: 'gateway_store_errors_total', help: 'Store operations that failed or timed out', registers: [this.registry] });
   readonly storeDuration = new Histogram({
     name: 'gateway_store_operation_duration_seconds',
@@ -50,7 +70,12 @@ export class Metrics {
       if (this.#gateway !== undefined) this.storeUp.set(this.#gateway.store.isReady() ? 1 : 0);
     },
   });
-  readonly buildInfo = new Gauge({ name: 'gateway_build_info', help: 'Always 1: the version and node id of this gateway', labelNames: ['version', 'node'], registers: [this.registry] });
+  readonly buildInfo = new Gauge({
+    name: 'gateway_build_info',
+    help: 'Always 1: the version and node id of this gateway',
+    labelNames: ['version', 'node'],
+    registers: [this.registry],
+  });
   readonly sessionsFollowed = new Gauge({
     name: 'gateway_sessions_followed',
     help: 'Sessions this node follows for their end (by subscriptions or bound connections)',
@@ -67,14 +92,22 @@ export class Metrics {
       if (this.#gateway !== undefined) this.subscriptions.set(this.#gateway.hub.subscriptions);
     },
   });
-  readonly boundConnections = new Gauge({ name: 'gateway_bound_connections', help: 'Open browser connections bound to a session by its cookie', registers: [this.registry] });
+  readonly boundConnections = new Gauge({
+    name: 'gateway_bound_connections',
+    help: 'Open browser connections bound to a session by its cookie',
+    registers: [this.registry],
+  });
   readonly pushLateness = new Histogram({
     name: 'gateway_push_lateness_seconds',
     help: "Time from a session's own end (TTL, idle) to telling its followers",
     buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [this.registry],
   });
-  readonly drainState = new Gauge({ name: 'gateway_drain_state', help: '0 serving, 1 draining (readyz 503, still serving), 2 closing connections', registers: [this.registry] });
+  readonly drainState = new Gauge({
+    name: 'gateway_drain_state',
+    help: '0 serving, 1 draining (readyz 503, still serving), 2 closing connections',
+    registers: [this.registry],
+  });
   #gateway: Gateway | undefined;
 
   /** The hooks the core calls (`createApp(config, { observer })`). */

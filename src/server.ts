@@ -63,7 +63,10 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   ]);
   let ws: WsServer;
   try {
-    ws = await startWs({ config, gateway, metrics, log }, { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => rpc.drain() });
+    ws = await startWs(
+      { config, gateway, metrics, log },
+      { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => rpc.drain() },
+    );
   } catch (err) {
     await gateway.close();
     throw err;
@@ -92,8 +95,12 @@ export async function serve(config: Config): Promise<void> {
   const server = await startServer(config);
   const log = server.gateway.log;
   if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
-  if (config.serviceKey === undefined) log.warn('no service key (GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE): backends cannot connect as services; only browser connections are served');
-  log.info({ url: server.url, http: server.url.replace(/^ws/, 'http'), metrics: server.metricsUrl, origins: server.allowedOrigins, store: redactUrl(config.store) }, 'listening');
+  if (config.serviceKey === undefined)
+    log.warn('no service key (GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE): backends cannot connect as services; only browser connections are served');
+  log.info(
+    { url: server.url, http: server.url.replace(/^ws/, 'http'), metrics: server.metricsUrl, origins: server.allowedOrigins, store: redactUrl(config.store) },
+    'listening',
+  );
   let signals = 0;
   const stop = (signal: string) => {
     if (++signals > 1) {

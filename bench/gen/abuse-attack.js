@@ -76,10 +76,15 @@ if (attacks.has('fanout')) {
   let src = 0;
   for (let i = 0; i < 20; i++) {
     jobs.push(
-      keepSending('fanout', (ws) => {
-        for (let k = 0; k < 9; k++) ws.send(JSON.stringify({ src: `s${src++}`, dest: 'gateway', body: { type: 'subscribe_session', msg_id: src, session_id: o.victim } }));
-        bump('fanout', 'sent', 9);
-      }, 100),
+      keepSending(
+        'fanout',
+        (ws) => {
+          for (let k = 0; k < 9; k++)
+            ws.send(JSON.stringify({ src: `s${src++}`, dest: 'gateway', body: { type: 'subscribe_session', msg_id: src, session_id: o.victim } }));
+          bump('fanout', 'sent', 9);
+        },
+        100,
+      ),
     );
   }
 }
@@ -92,11 +97,15 @@ if (attacks.has('nested')) {
   const frames = [deep(1_000_000), deep(1_000_000), deep(65_536), wide()];
   for (const frame of frames) {
     jobs.push(
-      keepSending('nested', (ws) => {
-        ws.send(frame, { binary: false });
-        bump('nested', 'sent');
-        bump('nested', 'bytes_sent', frame.length);
-      }, 200),
+      keepSending(
+        'nested',
+        (ws) => {
+          ws.send(frame, { binary: false });
+          bump('nested', 'sent');
+          bump('nested', 'bytes_sent', frame.length);
+        },
+        200,
+      ),
     );
   }
 }
@@ -105,10 +114,14 @@ if (attacks.has('exchange')) {
     const sid = o.own[i % o.own.length];
     let id = 0;
     jobs.push(
-      keepSending('exchange', (ws) => {
-        for (let k = 0; k < 9; k++) ws.send(JSON.stringify({ src: 'x', dest: 'gateway', body: { type: 'exchange_session', msg_id: ++id, session_id: sid } }));
-        bump('exchange', 'sent', 9);
-      }, 100),
+      keepSending(
+        'exchange',
+        (ws) => {
+          for (let k = 0; k < 9; k++) ws.send(JSON.stringify({ src: 'x', dest: 'gateway', body: { type: 'exchange_session', msg_id: ++id, session_id: sid } }));
+          bump('exchange', 'sent', 9);
+        },
+        100,
+      ),
     );
   }
 }

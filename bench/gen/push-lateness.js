@@ -102,5 +102,17 @@ const cpu = cpuSeconds(child.pid) - cpu0;
 const wall = (Date.now() - t0) / 1000;
 child.kill('SIGKILL');
 const s = lateness.slice().sort();
-console.log(JSON.stringify({ n, subscribed, received, invalid, p50: percentile(s, 50), p99: percentile(s, 99), max: s[s.length - 1], createSeconds: createdBy / 1000, gatewayCpu: cpu / wall }));
+console.log(
+  JSON.stringify({
+    n,
+    subscribed,
+    received,
+    invalid,
+    p50: percentile(s, 50),
+    p99: percentile(s, 99),
+    max: s[s.length - 1],
+    createSeconds: createdBy / 1000,
+    gatewayCpu: cpu / wall,
+  }),
+);
 process.exit(0);

@@ -74,5 +74,14 @@ child.stdin.end();
 if (o.graceful) await new Promise((r) => child.once('exit', r));
 else child.kill('SIGKILL');
 const seconds = (t1 - t0) / 1000;
-console.log(JSON.stringify({ msgs: total, seconds, rate: total / seconds, matched, genCpu: (cpu.user + cpu.system) / 1e6 / seconds, targetCpuUs: (targetCpu / total) * 1e6 }));
+console.log(
+  JSON.stringify({
+    msgs: total,
+    seconds,
+    rate: total / seconds,
+    matched,
+    genCpu: (cpu.user + cpu.system) / 1e6 / seconds,
+    targetCpuUs: (targetCpu / total) * 1e6,
+  }),
+);
 process.exit(0);

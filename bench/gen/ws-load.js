@@ -9,7 +9,10 @@ import { maskedFrame, openRaw } from '../lib/raw-ws.js';
 
 const o = JSON.parse(process.argv[2]);
 const mask = randomBytes(4);
-const frames = readFileSync(o.file, 'utf8').split('\n').filter(Boolean).map((t) => maskedFrame(t, mask));
+const frames = readFileSync(o.file, 'utf8')
+  .split('\n')
+  .filter(Boolean)
+  .map((t) => maskedFrame(t, mask));
 const pattern = Buffer.from(o.expect);
 const conns = [];
 const samples = [];
@@ -90,5 +93,15 @@ const seconds = await phase(o.msgs);
 const cpu = process.cpuUsage(cpu0);
 const serverCpu = o.serverPid ? cpuSeconds(o.serverPid) - server0 : NaN;
 for (const c of conns) c.ws.close();
-console.log(JSON.stringify({ msgs: o.msgs, seconds, rate: o.msgs / seconds, matched, genCpu: (cpu.user + cpu.system) / 1e6 / seconds, serverCpuUs: (serverCpu / o.msgs) * 1e6, samples }));
+console.log(
+  JSON.stringify({
+    msgs: o.msgs,
+    seconds,
+    rate: o.msgs / seconds,
+    matched,
+    genCpu: (cpu.user + cpu.system) / 1e6 / seconds,
+    serverCpuUs: (serverCpu / o.msgs) * 1e6,
+    samples,
+  }),
+);
 process.exit(0);

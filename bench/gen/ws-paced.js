@@ -25,7 +25,8 @@ const FRAMES = 8;
 async function open(i) {
   /** @type {{ i: number, sent: number[], n: number, frames: Buffer[], ws?: any }} */
   const c = { i, sent: [], n: 0, frames: [] };
-  for (let k = 1; k <= FRAMES; k++) c.frames.push(maskedFrame(`{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${k},"session_id":"${ids[i]}"}}`, mask));
+  for (let k = 1; k <= FRAMES; k++)
+    c.frames.push(maskedFrame(`{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${k},"session_id":"${ids[i]}"}}`, mask));
   c.ws = await openRaw(o.url, { Cookie: `${o.cookie}=${ids[i]}` }, (buf, start, end) => {
     const now = performance.now();
     const r = buf.indexOf(REPLY, start);

@@ -20,4 +20,7 @@ export async function paired(runs, gatewayRun, baselineRun, log) {
   return { gateway: median(g.map((r) => r.value)), baseline: baselineRun ? median(b.map((r) => r.value)) : null, g, b };
 }
 
-const fmt = (r) => Object.entries(r).map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toPrecision(4) : v}`).join(' ');
+const fmt = (r) =>
+  Object.entries(r)
+    .map(([k, v]) => `${k}=${typeof v === 'number' ? +v.toPrecision(4) : v}`)
+    .join(' ');

@@ -35,9 +35,13 @@ export function openRaw(url, headers, onFrame) {
     const socket = connect(Number(port), hostname);
     socket.setNoDelay(true);
     const key = randomBytes(16).toString('base64');
-    const extra = Object.entries(headers ?? {}).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const extra = Object.entries(headers ?? {})
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
     socket.once('connect', () =>
-      socket.write(`GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`),
+      socket.write(
+        `GET ${pathname} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+      ),
     );
     socket.once('error', reject);
     let pending = Buffer.alloc(0);
@@ -74,7 +78,10 @@ export function openRaw(url, headers, onFrame) {
         if (buf.length - at < head + len) break;
         const start = at + head;
         if (op === 0x1) onFrame(buf, start, start + len);
-        else if (op === 0x9) socket.write(Buffer.concat([Buffer.from([0x8a, 0x80 | len]), pongMask, Buffer.from(buf.subarray(start, start + len).map((b, i) => b ^ pongMask[i & 3]))]));
+        else if (op === 0x9)
+          socket.write(
+            Buffer.concat([Buffer.from([0x8a, 0x80 | len]), pongMask, Buffer.from(buf.subarray(start, start + len).map((b, i) => b ^ pongMask[i & 3]))]),
+          );
         else if (op === 0x8) socket.end();
         at = start + len;
       }

@@ -15,7 +15,10 @@ export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, ce
   const file = join(ctx.tmp, `${name}-frames.txt`);
   writeFileSync(file, requestLines(100_000, validateBody, ids).join(''));
   const load = (server, expect, headers) =>
-    runJson('node', [ctx.gen('ws-load.js'), JSON.stringify({ url: server.url, serverPid: server.child.pid, headers, connections: 1, inFlight: 1000, msgs, warm, file, expect })]);
+    runJson('node', [
+      ctx.gen('ws-load.js'),
+      JSON.stringify({ url: server.url, serverPid: server.child.pid, headers, connections: 1, inFlight: 1000, msgs, warm, file, expect }),
+    ]);
   const echo = async (args) => {
     const t = await startTarget(ctx, 'ws-echo.js', { args });
     try {

@@ -38,11 +38,18 @@ export const row = {
       return paired(
         runs,
         () =>
-          runJson('node', [ctx.gen('stdio-drive.js'), JSON.stringify({ cmd: 'node', args: [ctx.cli, 'stdio'], env: ctx.gatewayEnv(), file, lines: warm + lines, warm, expect: '"type":"token_valid"' })]).then((r) => {
+          runJson('node', [
+            ctx.gen('stdio-drive.js'),
+            JSON.stringify({ cmd: 'node', args: [ctx.cli, 'stdio'], env: ctx.gatewayEnv(), file, lines: warm + lines, warm, expect: '"type":"token_valid"' }),
+          ]).then((r) => {
             if (r.matched !== r.msgs) throw new Error(`row 3: ${r.msgs - r.matched} replies were not token_valid`);
             return { value: r.rate, seconds: r.seconds, cpuUs: r.targetCpuUs };
           }),
-        () => runJson('node', [ctx.target('jwt-loop.js'), JSON.stringify({ tokens: tokenFile, secret: ctx.jwtSecret, msgs: lines, warm })]).then((r) => ({ value: r.rate, seconds: r.seconds })),
+        () =>
+          runJson('node', [ctx.target('jwt-loop.js'), JSON.stringify({ tokens: tokenFile, secret: ctx.jwtSecret, msgs: lines, warm })]).then((r) => ({
+            value: r.rate,
+            seconds: r.seconds,
+          })),
         ctx.log,
       );
     };

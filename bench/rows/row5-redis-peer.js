@@ -30,7 +30,17 @@ export async function sessionCheckRow(ctx, { name, gatewayStore, peer, peerStore
       try {
         const r = await runJson('node', [
           ctx.gen('ws-load.js'),
-          JSON.stringify({ url: gw.url, serverPid: gw.child.pid, headers: { Authorization: `Bearer ${SERVICE_KEY}` }, connections: clients, inFlight: 1, msgs, warm: ctx.quick ? 10_000 : 20_000, file, expect: '"type":"session_valid"' }),
+          JSON.stringify({
+            url: gw.url,
+            serverPid: gw.child.pid,
+            headers: { Authorization: `Bearer ${SERVICE_KEY}` },
+            connections: clients,
+            inFlight: 1,
+            msgs,
+            warm: ctx.quick ? 10_000 : 20_000,
+            file,
+            expect: '"type":"session_valid"',
+          }),
         ]);
         if (r.matched !== r.msgs) throw new Error(`${name}: ${r.msgs - r.matched} replies were not session_valid, e.g. ${r.samples.join(' | ')}`);
         return { value: r.rate, seconds: r.seconds, genCpu: r.genCpu };
@@ -43,7 +53,10 @@ export async function sessionCheckRow(ctx, { name, gatewayStore, peer, peerStore
       const child = start('node', [ctx.target(peer), String(port), peerStore, secret]);
       try {
         await waitForPort(port, 20000, child);
-        const r = await runJson('node', [ctx.gen('http-load.js'), JSON.stringify({ port, ...loadStore, users: clients, connections: clients, seconds, warmSeconds: ctx.quick ? 1 : 2 })]);
+        const r = await runJson('node', [
+          ctx.gen('http-load.js'),
+          JSON.stringify({ port, ...loadStore, users: clients, connections: clients, seconds, warmSeconds: ctx.quick ? 1 : 2 }),
+        ]);
         if (r.non2xx > 0 || r.errors > 0) throw new Error(`${name} peer: ${r.non2xx} non-2xx, ${r.errors} errors`);
         return { value: r.rate, p99ms: r.p99ms, genCpu: r.genCpu };
       } finally {
@@ -65,7 +78,13 @@ export const row = {
   async run(ctx) {
     const redis = await sharedRedis(ctx);
     await redis.flush();
-    const res = await sessionCheckRow(ctx, { name: 'row5', gatewayStore: redis.url, peer: 'express-peer.js', peerStore: redis.url, loadStore: { redis: redis.url } });
+    const res = await sessionCheckRow(ctx, {
+      name: 'row5',
+      gatewayStore: redis.url,
+      peer: 'express-peer.js',
+      peerStore: redis.url,
+      loadStore: { redis: redis.url },
+    });
     return {
       ...res,
       note: 'gateway: 100 service WebSocket connections sending validate_session; peer: GET /me with each connection its own user cookie, checked first to refuse no cookie, a forged signature and a session deleted from Redis; both on the same redis-server',

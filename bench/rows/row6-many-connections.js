@@ -27,17 +27,36 @@ export const row = {
     writeFileSync(idsFile, JSON.stringify(ids));
     const measure = async (i, runs, nodeArgs) => {
       // 5,000 users, all from 127.0.0.1 here: lift the per-address cap (256) above them.
-      const gw = await startGateway(ctx, { args: ['--fixtures', fixtures], nodeArgs, ulimit: 16384, env: { GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: String(2 * connections) } });
+      const gw = await startGateway(ctx, {
+        args: ['--fixtures', fixtures],
+        nodeArgs,
+        ulimit: 16384,
+        env: { GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: String(2 * connections) },
+      });
       try {
         await sleep(500);
         const cpu0 = cpuSeconds(gw.child.pid);
         const r = await runJson(
           'node',
-          [ctx.gen('ws-paced.js'), JSON.stringify({ url: gw.url, serverPid: gw.child.pid, ids: idsFile, cookie: 'sid', connections, rate, ms, warmMs: ctx.quick ? 500 : 3000, idleMs: ctx.quick ? 1000 : 2000 })],
+          [
+            ctx.gen('ws-paced.js'),
+            JSON.stringify({
+              url: gw.url,
+              serverPid: gw.child.pid,
+              ids: idsFile,
+              cookie: 'sid',
+              connections,
+              rate,
+              ms,
+              warmMs: ctx.quick ? 500 : 3000,
+              idleMs: ctx.quick ? 1000 : 2000,
+            }),
+          ],
           { ulimit: 16384 },
         );
         r.gatewayCpu = cpuSeconds(gw.child.pid) - cpu0;
-        if (r.connections !== connections || r.closedEarly > 0 || r.unexpected > 0) throw new Error(`row 6: ${r.connections} connections, ${r.closedEarly} closed early, ${r.unexpected} unexpected replies`);
+        if (r.connections !== connections || r.closedEarly > 0 || r.unexpected > 0)
+          throw new Error(`row 6: ${r.connections} connections, ${r.closedEarly} closed early, ${r.unexpected} unexpected replies`);
         ctx.log(
           `  run ${i + 1}/${runs}: ${r.answered}/${r.expected} answered; p50 ${ms2(r.p50)}, p99 ${ms2(r.p99)}, p99.9 ${ms2(r.p999)}, max ${ms2(r.max)} ms; gateway CPU ${pct(r.serverCpu)}, generator CPU ${pct(r.genCpu)} of a core; RSS +${((r.rssIdle - r.rssBefore) / connections).toFixed(0)} B per idle connection`,
         );

@@ -12,7 +12,9 @@ export const row = {
     const n = ctx.quick ? 100_000 : 1_000_000;
     const runs = ctx.quick ? 1 : 3;
     const one = (count) =>
-      runJson('node', ['--expose-gc', ctx.gen('session-memory.js'), JSON.stringify({ n: count, perUser: 1, secret: ctx.jwtSecret })], { env: ctx.gatewayEnv() });
+      runJson('node', ['--expose-gc', ctx.gen('session-memory.js'), JSON.stringify({ n: count, perUser: 1, secret: ctx.jwtSecret })], {
+        env: ctx.gatewayEnv(),
+      });
     const empty = [];
     const full = [];
     for (let i = 0; i < runs; i++) {
@@ -21,7 +23,9 @@ export const row = {
       if (f.storeKeys !== 2 * n) throw new Error(`row 8: store holds ${f.storeKeys} keys, expected ${2 * n}`);
       empty.push(e.heapUsed);
       full.push(f.heapUsed);
-      ctx.log(`  run ${i + 1}/${runs}: empty ${e.heapUsed} B, ${n} sessions ${f.heapUsed} B -> ${((f.heapUsed - e.heapUsed) / n).toFixed(1)} B/session (created in ${f.createSeconds.toFixed(1)} s)`);
+      ctx.log(
+        `  run ${i + 1}/${runs}: empty ${e.heapUsed} B, ${n} sessions ${f.heapUsed} B -> ${((f.heapUsed - e.heapUsed) / n).toFixed(1)} B/session (created in ${f.createSeconds.toFixed(1)} s)`,
+      );
     }
     const base = median(empty);
     return {

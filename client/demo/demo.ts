@@ -58,7 +58,8 @@ function note(label: 'push' | 'connection' | 'tabs' | 'you' | 'page', text: stri
 
 function tick(): void {
   const now = performance.now();
-  countdown.textContent = deadline === undefined ? (countdown.dataset.ended === 'true' ? 'ended' : '–') : `${(Math.max(0, deadline - now) / 1000).toFixed(1)} s`;
+  countdown.textContent =
+    deadline === undefined ? (countdown.dataset.ended === 'true' ? 'ended' : '–') : `${(Math.max(0, deadline - now) / 1000).toFixed(1)} s`;
   if (warnDeadline !== undefined) warningText.textContent = `Your session ends in ${(Math.max(0, warnDeadline - now) / 1000).toFixed(1)} s.`;
 }
 setInterval(tick, 100);

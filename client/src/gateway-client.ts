@@ -2,9 +2,30 @@ import { Emitter } from './emitter.js';
 import { CloseCodes } from '../../src/protocol/codes.js';
 import { GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';
 import type {
-  EndReason, ErrorReply, InitOk, PushOf, Reply, SessionCreated, SessionDestroyed, SessionExpiredPush, SessionExpiringPush,
-  SessionInvalid, SessionRegenerated, Sessions, SessionsRevoked, SessionValid, Subscribed, TokenGenerated, TokenInvalid,
-  TokenRefreshed, TokenRevoked, TokenValid, Unsubscribed, ReplyTo, RequestFields, RequestType,
+  EndReason,
+  ErrorReply,
+  InitOk,
+  PushOf,
+  Reply,
+  SessionCreated,
+  SessionDestroyed,
+  SessionExpiredPush,
+  SessionExpiringPush,
+  SessionInvalid,
+  SessionRegenerated,
+  Sessions,
+  SessionsRevoked,
+  SessionValid,
+  Subscribed,
+  TokenGenerated,
+  TokenInvalid,
+  TokenRefreshed,
+  TokenRevoked,
+  TokenValid,
+  Unsubscribed,
+  ReplyTo,
+  RequestFields,
+  RequestType,
 } from './messages.js';
 
 /** What the client needs of a WebSocket: the browser's, or `ws` in Node. */
@@ -165,7 +186,8 @@ const { SERVICE_RESTART } = CloseCodes;
  * await client.connect();
  */
 export class GatewayClient extends Emitter<ClientEvents> {
-  readonly #o: Required<Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket' | 'heartbeat' | 'regenerationWindowMs' | 'checkSession'>> & GatewayClientOptions;
+  readonly #o: Required<Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket' | 'heartbeat' | 'regenerationWindowMs' | 'checkSession'>> &
+    GatewayClientOptions;
   readonly #Ctor: WebSocketConstructor;
   #ws: WebSocketLike | undefined;
   #msgId = 0;
@@ -199,7 +221,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
     super();
     if (!/^wss?:\/\//i.test(options.url)) throw new TypeError('The url option must be a ws:// or wss:// URL.');
     if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new TypeError('The timeoutMs option must be a positive number.');
-    if (options.regenerationWindowMs !== undefined && !(options.regenerationWindowMs >= 0)) throw new TypeError('The regenerationWindowMs option must be a non-negative number.');
+    if (options.regenerationWindowMs !== undefined && !(options.regenerationWindowMs >= 0))
+      throw new TypeError('The regenerationWindowMs option must be a non-negative number.');
     const hb = options.heartbeat;
     if (hb !== undefined && hb !== false) {
       for (const k of ['intervalMs', 'timeoutMs'] as const) {
@@ -289,7 +312,11 @@ export class GatewayClient extends Emitter<ClientEvents> {
    * define them; any other type (a newer gateway's) is sent as given.
    */
   request<T extends RequestType>(type: T, fields: RequestFields<T>, o?: { timeoutMs?: number }): Promise<ReplyTo<T>>;
-  request<R extends Reply = Reply, T extends string = string>(type: T extends RequestType ? never : T, fields?: Record<string, unknown>, o?: { timeoutMs?: number }): Promise<R>;
+  request<R extends Reply = Reply, T extends string = string>(
+    type: T extends RequestType ? never : T,
+    fields?: Record<string, unknown>,
+    o?: { timeoutMs?: number },
+  ): Promise<R>;
   request(type: string, fields: Record<string, unknown> = {}, o: { timeoutMs?: number } = {}): Promise<Reply> {
     const msgId = ++this.#msgId;
     const ms = o.timeoutMs ?? this.#o.timeoutMs;
@@ -351,7 +378,10 @@ export class GatewayClient extends Emitter<ClientEvents> {
    * (`session_extended`).
    */
   extendSession(o: { sessionId?: string; ttl?: number } = {}): Promise<ReplyTo<'extend_session'>> {
-    return this.request('extend_session', { ...(o.sessionId === undefined ? {} : { session_id: o.sessionId }), ...(o.ttl === undefined ? {} : { ttl: o.ttl }) });
+    return this.request('extend_session', {
+      ...(o.sessionId === undefined ? {} : { session_id: o.sessionId }),
+      ...(o.ttl === undefined ? {} : { ttl: o.ttl }),
+    });
   }
 
   /** Service role only: replaces the session's data; its followers are told (`session_updated`). */
@@ -429,9 +459,10 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #open(): void {
     let ws: WebSocketLike;
     try {
-      ws = this.#o.serviceKey === undefined
-        ? new this.#Ctor(this.#o.url)
-        : new this.#Ctor(this.#o.url, undefined, { headers: { Authorization: `Bearer ${this.#o.serviceKey}` } });
+      ws =
+        this.#o.serviceKey === undefined
+          ? new this.#Ctor(this.#o.url)
+          : new this.#Ctor(this.#o.url, undefined, { headers: { Authorization: `Bearer ${this.#o.serviceKey}` } });
     } catch (err) {
       this.#opened?.reject(err instanceof Error ? err : new Error(String(err)));
       this.#opened = undefined;
@@ -606,7 +637,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   /** 1012: the node is going; come back soon, at a random point of a short window. */
   #restartJitter(): number {
-    const r = this.#o.reconnect === false ? {} : this.#o.reconnect ?? {};
+    const r = this.#o.reconnect === false ? {} : (this.#o.reconnect ?? {});
     return Math.round(Math.random() * (r.restartJitterMs ?? 1000));
   }
 
@@ -683,7 +714,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   /** Exponential backoff with jitter (half fixed, half random), so clients do not return in step. */
   #backoff(): number {
-    const r = this.#o.reconnect === false ? {} : this.#o.reconnect ?? {};
+    const r = this.#o.reconnect === false ? {} : (this.#o.reconnect ?? {});
     const base = Math.min(r.maxDelayMs ?? 30_000, (r.initialDelayMs ?? 250) * (r.factor ?? 2) ** this.#attempt);
     this.#attempt++;
     return Math.round(base / 2 + (Math.random() * base) / 2);

@@ -1,6 +1,16 @@
 export { closeKind, GatewayClient } from './gateway-client.js';
 export type {
-  ClientEvents, CloseKind, GatewayClientOptions, ReconnectOptions, SessionExpiredEvent, SessionExpiringEvent, SessionExtendedEvent, SessionRegeneratedEvent, SessionUpdatedEvent, WebSocketConstructor, WebSocketLike,
+  ClientEvents,
+  CloseKind,
+  GatewayClientOptions,
+  ReconnectOptions,
+  SessionExpiredEvent,
+  SessionExpiringEvent,
+  SessionExtendedEvent,
+  SessionRegeneratedEvent,
+  SessionUpdatedEvent,
+  WebSocketConstructor,
+  WebSocketLike,
 } from './gateway-client.js';
 export { CloseCodes } from '../../src/protocol/codes.js';
 export { ErrorCodes, GatewayClientError, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';

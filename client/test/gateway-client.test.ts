@@ -1,6 +1,14 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { closeKind, GatewayClient, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError, type ClientEvents, type WebSocketConstructor } from '../src/index.js';
+import {
+  closeKind,
+  GatewayClient,
+  GatewayConnectionError,
+  GatewayRequestError,
+  GatewayTimeoutError,
+  type ClientEvents,
+  type WebSocketConstructor,
+} from '../src/index.js';
 import { createSession, eventually, SERVICE_KEY, service, silentServer, start, stopAll } from './helpers.js';
 
 const clients: GatewayClient[] = [];

@@ -19,7 +19,14 @@ const services = new Set<Service>();
 /** A gateway on a free port; time moves only through the returned clock (heartbeat a day apart). */
 export async function start(env: Record<string, string> = {}): Promise<{ server: GatewayServer; clock: ManualClock }> {
   const clock = new ManualClock(Date.now());
-  const config = loadConfig({ GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_LOG_LEVEL: 'silent', ...env });
+  const config = loadConfig({
+    GATEWAY_JWT_SECRET: JWT_SECRET,
+    GATEWAY_PORT: '0',
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_SERVICE_KEY: SERVICE_KEY,
+    GATEWAY_LOG_LEVEL: 'silent',
+    ...env,
+  });
   const server = await startServer(config, { clock, log: silentLogger(), processMetrics: false, heartbeatMs: 86_400_000 });
   servers.add(server);
   return { server, clock };

@@ -104,7 +104,12 @@ export class GatewayConnection implements HandlerContext {
    */
   handle(in$: Observable<Decoded>): Observable<Outbound> {
     const replies$ = in$.pipe(
-      keyedMerge(orderKey, (d) => this.#serve(d), (d, err) => this.#failure(d, err), this.gateway.options.maxInFlight),
+      keyedMerge(
+        orderKey,
+        (d) => this.#serve(d),
+        (d, err) => this.#failure(d, err),
+        this.gateway.options.maxInFlight,
+      ),
     );
     return new Observable<Outbound>((out) => {
       const pushes = this.#pushes.subscribe((m) => out.next(m));
@@ -273,7 +278,9 @@ export class GatewayConnection implements HandlerContext {
       }
       return this.#error(d, err, started);
     }
-    this.gateway.sampledLog.hit('internal error', (suppressed) => this.log.error({ err, type, suppressed }, 'internal error while serving a message (sampled)'));
+    this.gateway.sampledLog.hit('internal error', (suppressed) =>
+      this.log.error({ err, type, suppressed }, 'internal error while serving a message (sampled)'),
+    );
     return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }), started);
   }
 }

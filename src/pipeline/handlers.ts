@@ -57,8 +57,13 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       // It named the id, so it could read the data with validate_session anyway.
       onUpdated: (data) => c.push(req.src, { type: 'session_updated', session_id: sessionId, data }),
     });
-    if (refused === 'connection_full') throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
-    if (refused === 'session_full') throw new GatewayError('RATE_LIMITED', `Too many subscribers of this session (limit ${c.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION})`);
+    if (refused === 'connection_full')
+      throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
+    if (refused === 'session_full')
+      throw new GatewayError(
+        'RATE_LIMITED',
+        `Too many subscribers of this session (limit ${c.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION})`,
+      );
     // An end between the check above and the follow would reach no one, and the follow would
     // wait for the ttl: look again now that any later end is sure to be pushed.
     let again: Awaited<ReturnType<typeof sessions.peek>>;

@@ -28,9 +28,7 @@ export interface DecodeFailure {
 
 export type Decoded = DecodedRequest | DecodeFailure;
 
-const checks = new Map<string, TypeCheck<TSchema>>(
-  Object.entries(requestSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]),
-);
+const checks = new Map<string, TypeCheck<TSchema>>(Object.entries(requestSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]));
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isMsgId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

@@ -64,8 +64,16 @@ export type AnyRequest = { [T in RequestType]: RequestOf<T> }[RequestType];
 
 /** The message types a browser connection may send (docs/protocol.md, WebSocket). */
 export const BROWSER_TYPES: ReadonlySet<string> = new Set([
-  'init', 'validate_session', 'subscribe_session', 'unsubscribe_session', 'destroy_session',
-  'verify_token', 'refresh_token', 'revoke_token', 'exchange_session', 'extend_session',
+  'init',
+  'validate_session',
+  'subscribe_session',
+  'unsubscribe_session',
+  'destroy_session',
+  'verify_token',
+  'refresh_token',
+  'revoke_token',
+  'exchange_session',
+  'extend_session',
 ]);
 
 /** The envelope of every message on every transport. */

@@ -29,7 +29,11 @@ export function openApiDocument(): Record<string, unknown> {
     const s = schema as { required?: string[]; description?: string };
     const name = `${pascal(type)}Request`;
     // msg_id is optional over HTTP (read as 0); the reply echoes it as in_reply_to.
-    schemas[name] = { ...s, required: (s.required ?? []).filter((f) => f !== 'msg_id'), description: `Answered with ${repliesTo[type as keyof typeof repliesTo].join(' or ')} (or error).` };
+    schemas[name] = {
+      ...s,
+      required: (s.required ?? []).filter((f) => f !== 'msg_id'),
+      description: `Answered with ${repliesTo[type as keyof typeof repliesTo].join(' or ')} (or error).`,
+    };
     requestRefs.push({ $ref: `#/components/schemas/${name}` });
     requestMapping[type] = `#/components/schemas/${name}`;
   }
@@ -65,7 +69,10 @@ export function openApiDocument(): Record<string, unknown> {
             content: { 'application/json': { schema: { oneOf: requestRefs, discriminator: { propertyName: 'type', mapping: requestMapping } } } },
           },
           responses: {
-            '200': json({ oneOf: replyRefs, discriminator: { propertyName: 'type', mapping: replyMapping } }, 'The typed reply (session_invalid and token_invalid included)'),
+            '200': json(
+              { oneOf: replyRefs, discriminator: { propertyName: 'type', mapping: replyMapping } },
+              'The typed reply (session_invalid and token_invalid included)',
+            ),
             '400': json(error, 'Error 12: malformed body, missing or mistyped field'),
             '401': json(error, 'Missing or wrong service key'),
             '403': json(error, 'Error 1001: not allowed here (subscribe_session, unsubscribe_session)'),

@@ -72,7 +72,9 @@ export const replySchemas = {
   token_revoked: replyOf('token_revoked', {}),
   session_extended: replyOf('session_extended', { expires_at: unixSeconds, expires_in: secondsLeft }),
   session_updated: replyOf('session_updated', { expires_in: secondsLeft }),
-  tokens_revoked: replyOf('tokens_revoked', { before: Type.Integer({ minimum: 0, description: 'unix seconds: tokens of the user issued at or before it are refused' }) }),
+  tokens_revoked: replyOf('tokens_revoked', {
+    before: Type.Integer({ minimum: 0, description: 'unix seconds: tokens of the user issued at or before it are refused' }),
+  }),
   /** Maelstrom's error body; `in_reply_to` only when the request's `msg_id` was readable. */
   error: Type.Object(
     {

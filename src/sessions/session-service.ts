@@ -24,8 +24,7 @@ export interface SessionOptions {
 
 /** What changed in a live session: its end (extend_session) or its data (update_session). */
 export type SessionChange =
-  | { kind: 'extended'; end: number; reason: SessionEnd['reason']; absoluteEnd: number }
-  | { kind: 'updated'; data: Record<string, unknown> };
+  { kind: 'extended'; end: number; reason: SessionEnd['reason']; absoluteEnd: number } | { kind: 'updated'; data: Record<string, unknown> };
 
 /** The identity provider's names of a login, kept for back-channel logout. */
 export interface IdpLogin {
@@ -90,7 +89,14 @@ export class SessionService {
     return this.#put(sessionId, userId, data, ttlSeconds, 'session seeded from fixtures');
   }
 
-  async #put(sessionId: string, userId: string, data: Record<string, unknown> | undefined, ttlSeconds: number, event: string, idp?: IdpLogin): Promise<SessionCreated> {
+  async #put(
+    sessionId: string,
+    userId: string,
+    data: Record<string, unknown> | undefined,
+    ttlSeconds: number,
+    event: string,
+    idp?: IdpLogin,
+  ): Promise<SessionCreated> {
     const now = this.#o.clock.now();
     const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000, t: ttlSeconds };
     if (this.#idleMs > 0) record.s = now;
@@ -157,7 +163,12 @@ export class SessionService {
    * what was written, or undefined when the session is gone. `until` moves the store's
    * expiry (extend); without it the expiry is kept.
    */
-  async #rewrite(hash: string, seen: SessionRecord, change: (r: SessionRecord) => SessionRecord, until?: (r: SessionRecord) => number): Promise<SessionRecord | undefined> {
+  async #rewrite(
+    hash: string,
+    seen: SessionRecord,
+    change: (r: SessionRecord) => SessionRecord,
+    until?: (r: SessionRecord) => number,
+  ): Promise<SessionRecord | undefined> {
     let base = seen;
     // What the store should hand back if nothing came between: first the record read, then our own last write.
     let expected = seen;
@@ -196,7 +207,8 @@ export class SessionService {
     if (written === undefined) return INVALID;
     await this.#index(hash, written);
     const end = endOf(written, this.#idleMs);
-    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
+    if (this.#o.log.isLevelEnabled('info'))
+      this.#o.log.info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
     this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason, absoluteEnd: written.e });
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
@@ -220,7 +232,12 @@ export class SessionService {
    * one, with its subject `sub`), reason `revoked`: back-channel logout. Returns how many ended.
    */
   async endByIdp(idp: IdpLogin): Promise<number> {
-    const by = idp.sid !== undefined ? { key: idpSidIndexKey(idp.sid), field: 'is' as const, value: idp.sid } : idp.sub !== undefined ? { key: idpSubIndexKey(idp.sub), field: 'iu' as const, value: idp.sub } : undefined;
+    const by =
+      idp.sid !== undefined
+        ? { key: idpSidIndexKey(idp.sid), field: 'is' as const, value: idp.sid }
+        : idp.sub !== undefined
+          ? { key: idpSubIndexKey(idp.sub), field: 'iu' as const, value: idp.sub }
+          : undefined;
     if (by === undefined) return 0;
     const hashes = await this.#o.store.indexMembers(by.key, this.#o.clock.now());
     let count = 0;
@@ -302,7 +319,8 @@ export class SessionService {
   }
 
   #ended(hash: string, reason: EndReason, userId: string): void {
-    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
+    if (this.#o.log.isLevelEnabled('info'))
+      this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
     this.#o.onEnded(hash, reason);
   }
 

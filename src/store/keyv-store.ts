@@ -114,7 +114,9 @@ export class KeyvStore implements Store {
     if (!(result instanceof Promise)) return Promise.resolve(result);
     const timeoutMs = this.#timeoutMs;
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
-    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () => GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`))));
+    const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () =>
+      GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`)),
+    ));
     const onTimeout = this.#onTimeout;
     return new Promise<T>((resolve, reject) => {
       // The backend is told which key timed out (on a cluster, only that key's master is suspect).

@@ -15,7 +15,20 @@ const MAX_IN_FLIGHT = 2;
 /** Rows per sweep statement: short enough that no statement holds many row locks for long. */
 export const SWEEP_BATCH = 1000;
 
-type Op = 'get' | 'getMany' | 'take' | 'remove' | 'removeMany' | 'swap' | 'swapUntil' | 'indexAdd' | 'indexRemove' | 'indexMembers' | 'indexMembersMany' | 'sweepEntries' | 'sweepMembers';
+type Op =
+  | 'get'
+  | 'getMany'
+  | 'take'
+  | 'remove'
+  | 'removeMany'
+  | 'swap'
+  | 'swapUntil'
+  | 'indexAdd'
+  | 'indexRemove'
+  | 'indexMembers'
+  | 'indexMembersMany'
+  | 'sweepEntries'
+  | 'sweepMembers';
 
 /** Keyv's stored form `{"value":…,"expires":N}`, read back. */
 function decode(raw: string): unknown {

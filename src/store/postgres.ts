@@ -37,7 +37,13 @@ function delay(ms: number): Promise<void> {
 
 /** Waits for `p` at most `ms`; true when it settled successfully in time. */
 async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([p.then(() => true, () => false), delay(ms).then(() => false)]);
+  return Promise.race([
+    p.then(
+      () => true,
+      () => false,
+    ),
+    delay(ms).then(() => false),
+  ]);
 }
 
 /** The store behind `GATEWAY_STORE=postgres://...` (see createStore). */

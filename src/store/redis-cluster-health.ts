@@ -76,7 +76,14 @@ export class ClusterHealth {
    */
   async probe(timeoutMs: number): Promise<boolean> {
     const masters = [...this.#main.masters];
-    const answers = await Promise.all(masters.map((m) => within(this.#main.nodeClient(m).then((c) => c.ping()), timeoutMs)));
+    const answers = await Promise.all(
+      masters.map((m) =>
+        within(
+          this.#main.nodeClient(m).then((c) => c.ping()),
+          timeoutMs,
+        ),
+      ),
+    );
     const down = new Set(masters.filter((_, i) => !answers[i]).map((m) => m.address));
     const uncovered = this.#main.slots.some((s) => s === undefined);
     // A pub/sub client is connected before it has subscribed again (node-redis clears
@@ -130,7 +137,13 @@ export async function within(p: Promise<unknown>, ms: number): Promise<boolean> 
     timer.unref();
   });
   try {
-    return await Promise.race([p.then(() => true, () => false), late]);
+    return await Promise.race([
+      p.then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]);
   } finally {
     clearTimeout(timer);
   }

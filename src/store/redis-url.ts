@@ -15,7 +15,8 @@ export const DEFAULT_NAMESPACE = 'auth-gateway';
 const SHAPE = /^(rediss?):\/\/(?:([^@/?]*)@)?([^/?@]+)(?:\/(\d{1,2})?)?(?:\?(.*))?$/;
 const HOST = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+)(?::(\d{1,5}))?$/;
 const NAMESPACE = /^[A-Za-z0-9._-]{1,64}$/;
-const HELP = 'GATEWAY_STORE must be redis://[user:password@]host:port[/db][?namespace=NAME] or, for a Redis Cluster, redis://host:port,host:port,...[?namespace=NAME]';
+const HELP =
+  'GATEWAY_STORE must be redis://[user:password@]host:port[/db][?namespace=NAME] or, for a Redis Cluster, redis://host:port,host:port,...[?namespace=NAME]';
 
 /**
  * Parses `redis://[user:pass@]host:port[/db][?namespace=NAME&cluster=1]`.

@@ -88,17 +88,19 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
       void subscribed.then((ok) => ok && bus.resync());
       return subscribed;
     }
-    const attempt = sub.subscribe(channel, (message: string) => bus.deliver(message)).then(
-      () => {
-        bus.resync();
-        return true;
-      },
-      (err: unknown) => {
-        subscribed = undefined;
-        log?.warn({ store: where, err }, `${where} subscribe failed; retrying on reconnect`);
-        return false;
-      },
-    );
+    const attempt = sub
+      .subscribe(channel, (message: string) => bus.deliver(message))
+      .then(
+        () => {
+          bus.resync();
+          return true;
+        },
+        (err: unknown) => {
+          subscribed = undefined;
+          log?.warn({ store: where, err }, `${where} subscribe failed; retrying on reconnect`);
+          return false;
+        },
+      );
     subscribed = attempt;
     return attempt;
   };
@@ -123,12 +125,16 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   });
   // The exact key @keyv/redis writes (namespace + '::' + key), so raw commands and Keyv meet.
   const redisKey = (key: string): string => keyvRedis.createKeyPrefix(key, keyvRedis.namespace);
-  const atomics = new RedisAtomics(redis, {
-    redisKey,
-    serialize: (data) => keyv.serialize!(data) as string,
-    deserialize: (text) => keyv.deserialize!(text) as { value: unknown; expires?: number | null } | undefined,
-    now: () => Date.now(),
-  }, { batchReads: target.mode === 'single' });
+  const atomics = new RedisAtomics(
+    redis,
+    {
+      redisKey,
+      serialize: (data) => keyv.serialize!(data) as string,
+      deserialize: (text) => keyv.deserialize!(text) as { value: unknown; expires?: number | null } | undefined,
+      now: () => Date.now(),
+    },
+    { batchReads: target.mode === 'single' },
+  );
 
   // Health: a PING per probe (per master on a cluster); a stalled server (SIGSTOP, a full
   // network buffer) keeps its sockets open, so socket state alone would call it ready.

@@ -33,15 +33,24 @@ export class StoreHealthLog {
   }
 
   notYet(waitedMs: number): void {
-    this.#log?.warn({ store: this.#where, ...this.#err(`no answer within ${waitedMs} ms`) }, `${this.#where} is not reachable yet: every store operation answers error 11 until it is`);
+    this.#log?.warn(
+      { store: this.#where, ...this.#err(`no answer within ${waitedMs} ms`) },
+      `${this.#where} is not reachable yet: every store operation answers error 11 until it is`,
+    );
   }
 
   down(timeoutMs: number): void {
-    this.#log?.warn({ store: this.#where, ...this.#err(`health probe: no answer within ${timeoutMs} ms`) }, `${this.#where} unreachable: answering error 11 until it returns`);
+    this.#log?.warn(
+      { store: this.#where, ...this.#err(`health probe: no answer within ${timeoutMs} ms`) },
+      `${this.#where} unreachable: answering error 11 until it returns`,
+    );
   }
 
   timedOut(timeoutMs: number): void {
-    this.#log?.warn({ store: this.#where, err: new Error(`store operation timed out after ${timeoutMs} ms`) }, `${this.#where} did not answer in time: answering error 11 until a probe succeeds`);
+    this.#log?.warn(
+      { store: this.#where, err: new Error(`store operation timed out after ${timeoutMs} ms`) },
+      `${this.#where} did not answer in time: answering error 11 until a probe succeeds`,
+    );
   }
 
   up(): void {

@@ -19,7 +19,9 @@ export function ed25519Key(privateKey: KeyObject): Ed25519Key {
   const x = publicKey.export({ format: 'jwk' }).x;
   if (typeof x !== 'string') throw new ConfigError('GATEWAY_JWT_ED25519_KEY: cannot export the public key');
   // RFC 7638 section 3.2: the required members in lexical order, no whitespace.
-  const kid = createHash('sha256').update(JSON.stringify({ crv: 'Ed25519', kty: 'OKP', x })).digest('base64url');
+  const kid = createHash('sha256')
+    .update(JSON.stringify({ crv: 'Ed25519', kty: 'OKP', x }))
+    .digest('base64url');
   return { kid, privateKey, publicKey, jwk: { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'EdDSA', use: 'sig' } };
 }
 

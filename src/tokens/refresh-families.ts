@@ -241,7 +241,12 @@ export class RefreshFamilies {
     // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
     await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
     if (reusedTokenHash !== undefined) audit(this.#o.log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
-    audit(this.#o.log, 'token family revoked', { family: this.#o.logRef(fam), reason: why, access_tokens: family?.a.length ?? 0, refresh_tokens: hashes.length });
+    audit(this.#o.log, 'token family revoked', {
+      family: this.#o.logRef(fam),
+      reason: why,
+      access_tokens: family?.a.length ?? 0,
+      refresh_tokens: hashes.length,
+    });
   }
 
   /**

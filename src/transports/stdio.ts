@@ -44,8 +44,7 @@ export async function runStdio(gateway: Gateway, input: Readable, output: Writab
     { highWaterMark: o.highWaterMark ?? 4 * gateway.options.maxInFlight, batchBytes: o.batchBytes, schedule: setImmediate },
   );
   const splitter = new LineSplitter(o.maxMessageBytes);
-  const emit = (e: LineEvent) =>
-    pump.receive('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
+  const emit = (e: LineEvent) => pump.receive('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
   const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, emit);
   const onEnd = () => {
     splitter.end(emit);

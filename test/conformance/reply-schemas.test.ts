@@ -41,7 +41,10 @@ const dir = mkdtempSync(join(tmpdir(), 'reply-schemas-'));
 /** Runs the in-repo conformance runner against `cmd` with --record; resolves with what it recorded. */
 function conformance(name: string, extra: string[], cmd: string[]): Promise<Run> {
   const file = join(dir, `${name}.jsonl`);
-  const child = spawn(process.execPath, ['test/conformance/run.mjs', '--record', file, ...extra, '--', ...cmd], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['test/conformance/run.mjs', '--record', file, ...extra, '--', ...cmd], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
@@ -55,7 +58,10 @@ function conformance(name: string, extra: string[], cmd: string[]): Promise<Run>
       } catch {
         // Nothing recorded: the assertions below say so.
       }
-      const recorded = text.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Recorded);
+      const recorded = text
+        .split('\n')
+        .filter((l) => l !== '')
+        .map((l) => JSON.parse(l) as Recorded);
       resolve({ code, output, recorded });
     }),
   );
@@ -72,7 +78,8 @@ function invalid(recorded: Recorded[]): string[] {
       const e = check.Errors(message.body).First();
       out.push(`${name}: ${type}${e ? ` at "${e.path}": ${e.message}` : ''}: ${JSON.stringify(message.body).slice(0, 300)}`);
     }
-    if (typeof message.src !== 'string' || (message.dest !== undefined && typeof message.dest !== 'string')) out.push(`${name}: bad envelope ${JSON.stringify(message).slice(0, 200)}`);
+    if (typeof message.src !== 'string' || (message.dest !== undefined && typeof message.dest !== 'string'))
+      out.push(`${name}: bad envelope ${JSON.stringify(message).slice(0, 200)}`);
   }
   return out;
 }
@@ -89,8 +96,14 @@ let http: Promise<Run>;
 
 /** As `make conformance` runs it over HTTP (HTTP_SKIPS in the Makefile says why each is skipped). */
 const HTTP_SKIPS = [
-  'subscri', '^project: idle timeout', '^project: list_sessions: handles', '^project: revoke_user_sessions: counts',
-  '^project: 400 mixed', '^project: envelope errors', 'missing or unreadable msg_id', 'an oversized line is error 12',
+  'subscri',
+  '^project: idle timeout',
+  '^project: list_sessions: handles',
+  '^project: revoke_user_sessions: counts',
+  '^project: 400 mixed',
+  '^project: envelope errors',
+  'missing or unreadable msg_id',
+  'an oversized line is error 12',
 ].flatMap((re) => ['--skip', re]);
 const seenInCases = new Set<string>();
 const seenBound = new Set<string>();
@@ -111,28 +124,40 @@ afterAll(async () => {
 });
 
 describe('every message the gateway sends in the conformance runs fits its schema', () => {
-  it('over stdio', async () => {
-    const run = await stdio;
-    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
-    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
-    expect(invalid(run.recorded)).toEqual([]);
-    for (const r of run.recorded) seenInCases.add(r.message.body.type);
-  }, RUN_TIMEOUT_MS);
+  it(
+    'over stdio',
+    async () => {
+      const run = await stdio;
+      expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
+      expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
+      expect(invalid(run.recorded)).toEqual([]);
+      for (const r of run.recorded) seenInCases.add(r.message.body.type);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it('over WebSocket', async () => {
-    const run = await ws;
-    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
-    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
-    expect(invalid(run.recorded)).toEqual([]);
-    for (const r of run.recorded) seenInCases.add(r.message.body.type);
-  }, RUN_TIMEOUT_MS);
+  it(
+    'over WebSocket',
+    async () => {
+      const run = await ws;
+      expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(40);
+      expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES);
+      expect(invalid(run.recorded)).toEqual([]);
+      for (const r of run.recorded) seenInCases.add(r.message.body.type);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
-  it('over HTTP', async () => {
-    const run = await http;
-    expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(35);
-    expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES / 2);
-    expect(invalid(run.recorded)).toEqual([]);
-  }, RUN_TIMEOUT_MS);
+  it(
+    'over HTTP',
+    async () => {
+      const run = await http;
+      expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(35);
+      expect(run.recorded.length).toBeGreaterThanOrEqual(MIN_MESSAGES / 2);
+      expect(invalid(run.recorded)).toEqual([]);
+    },
+    RUN_TIMEOUT_MS,
+  );
 
   it('and the pushes of a bound connection, which no case makes, fit theirs', async () => {
     const { server, clock } = await start({ GATEWAY_EXPIRY_WARNING: '60' });

@@ -105,8 +105,10 @@ function loadCases(file) {
  */
 function envelopeMismatch(request, reply) {
   if (!isObject(request) || reply.body.in_reply_to === undefined) return null;
-  if (request.src !== undefined && reply.dest !== request.src) return `reply dest ${JSON.stringify(reply.dest)} should be the request's src ${JSON.stringify(request.src)}`;
-  if (request.dest !== undefined && reply.src !== request.dest) return `reply src ${JSON.stringify(reply.src)} should be the request's dest ${JSON.stringify(request.dest)}`;
+  if (request.src !== undefined && reply.dest !== request.src)
+    return `reply dest ${JSON.stringify(reply.dest)} should be the request's src ${JSON.stringify(request.src)}`;
+  if (request.dest !== undefined && reply.src !== request.dest)
+    return `reply src ${JSON.stringify(reply.src)} should be the request's dest ${JSON.stringify(request.dest)}`;
   return null;
 }
 
@@ -143,7 +145,8 @@ async function runBatch(c, node) {
   for (const [i, raw] of (c.expect ?? []).entries()) {
     const pattern = fillPattern(raw, vars);
     const wanted = isObject(pattern) ? pattern.in_reply_to : undefined;
-    const accept = wanted === undefined ? unsolicited : (/** @type {Envelope} */ m) => m.body.in_reply_to !== undefined && mismatch(wanted, m.body.in_reply_to) === null;
+    const accept =
+      wanted === undefined ? unsolicited : (/** @type {Envelope} */ m) => m.body.in_reply_to !== undefined && mismatch(wanted, m.body.in_reply_to) === null;
     const at = node.queue.findIndex(accept);
     if (at < 0) return `expect ${i + 1}: nothing printed for ${JSON.stringify(pattern).slice(0, 120)}`;
     const [reply] = /** @type {[Envelope]} */ (node.queue.splice(at, 1));
@@ -257,7 +260,7 @@ async function runCase(c, command, record) {
     why = `runner error: ${err instanceof Error ? err.message : String(err)}`;
   }
   await node.stop();
-    // A command that could not start explains more than the silence it left.
+  // A command that could not start explains more than the silence it left.
   const notStarted = node.problems.find((p) => p.startsWith('could not start'));
   return { why: notStarted ?? why ?? node.problems[0] ?? null, stderr: node.stderr };
 }
@@ -271,7 +274,15 @@ for (const c of cases) {
   if (why) {
     failed++;
     console.log(`FAIL ${c.name}: ${why}`);
-    if (opts.verbose && stderr.trim()) console.log(stderr.trim().split('\n').slice(-5).map((l) => `  stderr: ${l}`).join('\n'));
+    if (opts.verbose && stderr.trim())
+      console.log(
+        stderr
+          .trim()
+          .split('\n')
+          .slice(-5)
+          .map((l) => `  stderr: ${l}`)
+          .join('\n'),
+      );
   } else {
     passed++;
     if (opts.verbose) console.log(`ok   ${c.name}`);

@@ -25,12 +25,35 @@ const CASES = [
       { send: m('list_sessions', 2, { user_id: 'u' }), expect: { type: 'sessions', sessions: [{ handle: '.+' }] } },
       { expect_reply_to: 1, expect: { type: 'session_created' }, capture: { sid: 'body.session_id' } },
       { send: m('validate_session', 3, { session_id: '{{sid}}' }), expect: { type: 'session_valid', user_id: 'u', $absent: ['error'] } },
-      { send: m('verify_token', 4, { token: { $jwt: { secret: KEY, payload: { sub: 'u', iat: { $now: -2000 }, exp: { $now: -1000 }, jti: 'runner-test-1' } } } }), expect: { type: 'token_invalid', error: 'Token expired' } },
+      {
+        send: m('verify_token', 4, {
+          token: { $jwt: { secret: KEY, payload: { sub: 'u', iat: { $now: -2000 }, exp: { $now: -1000 }, jti: 'runner-test-1' } } },
+        }),
+        expect: { type: 'token_invalid', error: 'Token expired' },
+      },
     ],
   },
-  { name: 'fails: a regex that does not match', env, mode: 'batch', input: [m('create_session', 1, { user_id: 'u' })], expect: [{ in_reply_to: 1, session_id: 'x+' }] },
-  { name: 'fails: a field that must be absent', env, mode: 'batch', input: [m('create_session', 1, { user_id: 'u' })], expect: [{ in_reply_to: 1, $absent: ['session_id'] }] },
-  { name: 'fails: a number that differs', env, mode: 'batch', input: [m('create_session', 1, { user_id: 'u', ttl: 60 })], expect: [{ in_reply_to: 1, expires_in: 61 }] },
+  {
+    name: 'fails: a regex that does not match',
+    env,
+    mode: 'batch',
+    input: [m('create_session', 1, { user_id: 'u' })],
+    expect: [{ in_reply_to: 1, session_id: 'x+' }],
+  },
+  {
+    name: 'fails: a field that must be absent',
+    env,
+    mode: 'batch',
+    input: [m('create_session', 1, { user_id: 'u' })],
+    expect: [{ in_reply_to: 1, $absent: ['session_id'] }],
+  },
+  {
+    name: 'fails: a number that differs',
+    env,
+    mode: 'batch',
+    input: [m('create_session', 1, { user_id: 'u', ttl: 60 })],
+    expect: [{ in_reply_to: 1, expires_in: 61 }],
+  },
   { name: 'fails: a reply never sent', env, mode: 'batch', input: [], expect: [{ in_reply_to: 1 }] },
   { name: 'fails: a push that never comes', env, mode: 'steps', steps: [{ expect_push: { type: 'session_expired' }, within_ms: 300 }] },
   {
@@ -69,16 +92,31 @@ describe.skipIf(!required('build'))('conformance runner', () => {
     expect(code).toBe(1);
     const failing = CASES.filter((c) => c.name.startsWith('fails:')).map((c) => c.name);
     expect(lines.filter((l) => l.startsWith('FAIL '))).toHaveLength(failing.length);
-    for (const name of failing) expect(lines.some((l) => l.startsWith(`FAIL ${name}: `)), name).toBe(true);
-    const recorded = readFileSync(record, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { case: string; message: { body: { type: string } } });
-    expect(recorded.filter((r) => r.case.startsWith('passes:')).map((r) => r.message.body.type).sort()).toEqual(['session_created', 'session_valid', 'sessions', 'token_invalid']);
+    for (const name of failing)
+      expect(
+        lines.some((l) => l.startsWith(`FAIL ${name}: `)),
+        name,
+      ).toBe(true);
+    const recorded = readFileSync(record, 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { case: string; message: { body: { type: string } } });
+    expect(
+      recorded
+        .filter((r) => r.case.startsWith('passes:'))
+        .map((r) => r.message.body.type)
+        .sort(),
+    ).toEqual(['session_created', 'session_valid', 'sessions', 'token_invalid']);
     expect(recorded.some((r) => r.case.startsWith('skipped:'))).toBe(false);
   });
 
   it('exits 1 when no case ran, and 2 on a bad option', async () => {
     const cases = join(dir, 'one.json');
     writeFileSync(cases, JSON.stringify(CASES.slice(0, 1)));
-    expect(await run(['--cases', cases, '--skip', '.', '--', process.execPath, CLI, 'stdio'])).toEqual({ code: 1, stdout: 'conformance: 0 passed, 0 failed\n' });
+    expect(await run(['--cases', cases, '--skip', '.', '--', process.execPath, CLI, 'stdio'])).toEqual({
+      code: 1,
+      stdout: 'conformance: 0 passed, 0 failed\n',
+    });
     expect((await run(['--bogus'])).code).toBe(2);
   });
 });

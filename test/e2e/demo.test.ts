@@ -5,7 +5,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, required } from '../helpers/required.js';
 import { ensureBuilt, killAll, ROOT, spawnServer, type ServerProcess } from '../ws/process.js';
 
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 
 let browser: Browser | undefined;
@@ -56,7 +65,9 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     await page.locator('#warning').waitFor({ state: 'visible', timeout: 6000 });
     const warned = parseFloat(/ends in ([\d.]+) s/.exec((await page.textContent('#warning'))!)![1]!);
     expect(warned).toBeLessThanOrEqual(2);
-    await page.waitForFunction((w) => parseFloat(/ends in ([\d.]+) s/.exec(document.getElementById('warning')!.textContent!)?.[1] ?? 'NaN') < w - 0.3, warned, { timeout: 3000 });
+    await page.waitForFunction((w) => parseFloat(/ends in ([\d.]+) s/.exec(document.getElementById('warning')!.textContent!)?.[1] ?? 'NaN') < w - 0.3, warned, {
+      timeout: 3000,
+    });
     // Then the end, pushed by the gateway: no reload, no polling.
     const notice = page.locator('#notice');
     await notice.waitFor({ state: 'visible', timeout: 6000 });

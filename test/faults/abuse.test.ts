@@ -74,7 +74,9 @@ function summary(ms: number[]) {
 
 /** Runs the attacker process for `seconds`; resolves with its counts. */
 function attack(attacks: string[], seconds: number, victim: string, own: string[]): Promise<Record<string, Record<string, number>>> {
-  const child = spawn(process.execPath, [ATTACKER, JSON.stringify({ url: server.url, seconds, attacks, victim, own })], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [ATTACKER, JSON.stringify({ url: server.url, seconds, attacks, victim, own })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   let out = '';
   child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
   const kill = setTimeout(() => child.kill('SIGKILL'), (seconds + 60) * 1000);
@@ -88,68 +90,72 @@ function attack(attacks: string[], seconds: number, victim: string, own: string[
 }
 
 describe('abuse soak (spawned serve, attacks from a separate process)', () => {
-  it('a service client keeps validating within bounds while browsers attack; RSS flat once they stop', async () => {
-    const svc = await Client.open(server.url, SERVICE_KEY);
-    const create = async () => (await svc.call({ type: 'create_session', user_id: `u${randomBytes(4).toString('hex')}` }))!.session_id as string;
-    const mine = await create();
-    const victim = await create();
-    const own = await Promise.all(Array.from({ length: 10 }, create));
+  it(
+    'a service client keeps validating within bounds while browsers attack; RSS flat once they stop',
+    async () => {
+      const svc = await Client.open(server.url, SERVICE_KEY);
+      const create = async () => (await svc.call({ type: 'create_session', user_id: `u${randomBytes(4).toString('hex')}` }))!.session_id as string;
+      const mine = await create();
+      const victim = await create();
+      const own = await Promise.all(Array.from({ length: 10 }, create));
 
-    let loop = validateLoop(svc, mine);
-    await sleep(SOAK ? 20_000 : 2000);
-    const before = await loop.stop();
-    const rssBefore = await rss(server.proc.pid!);
+      let loop = validateLoop(svc, mine);
+      await sleep(SOAK ? 20_000 : 2000);
+      const before = await loop.stop();
+      const rssBefore = await rss(server.proc.pid!);
 
-    loop = validateLoop(svc, mine);
-    const nestedCounts = await attack(['nested'], NESTED_SECONDS, victim, own);
-    const nested = await loop.stop();
+      loop = validateLoop(svc, mine);
+      const nestedCounts = await attack(['nested'], NESTED_SECONDS, victim, own);
+      const nested = await loop.stop();
 
-    loop = validateLoop(svc, mine);
-    const allCounts = await attack(ATTACKS, ALL_SECONDS, victim, own);
-    const all = await loop.stop();
-    const rssEnd = await rss(server.proc.pid!);
+      loop = validateLoop(svc, mine);
+      const allCounts = await attack(ATTACKS, ALL_SECONDS, victim, own);
+      const all = await loop.stop();
+      const rssEnd = await rss(server.proc.pid!);
 
-    // The fan-out's victim ends: its followers are told at once, and the node does not stall.
-    const t = performance.now();
-    expect((await svc.call({ type: 'destroy_session', session_id: victim }))?.type).toBe('session_destroyed');
-    const destroyMs = performance.now() - t;
+      // The fan-out's victim ends: its followers are told at once, and the node does not stall.
+      const t = performance.now();
+      expect((await svc.call({ type: 'destroy_session', session_id: victim }))?.type).toBe('session_destroyed');
+      const destroyMs = performance.now() - t;
 
-    const rest: number[] = [];
-    loop = validateLoop(svc, mine);
-    for (let i = 0; i < 5; i++) {
-      await sleep((REST_SECONDS * 1000) / 5);
-      rest.push(await rss(server.proc.pid!));
-    }
-    const after = await loop.stop();
+      const rest: number[] = [];
+      loop = validateLoop(svc, mine);
+      for (let i = 0; i < 5; i++) {
+        await sleep((REST_SECONDS * 1000) / 5);
+        rest.push(await rss(server.proc.pid!));
+      }
+      const after = await loop.stop();
 
-    const figures = {
-      attack_seconds: ALL_SECONDS,
-      validate_before: summary(before.ms),
-      validate_nested_attack: summary(nested.ms),
-      validate_all_attacks: summary(all.ms),
-      validate_after: summary(after.ms),
-      destroy_victim_ms: round(destroyMs),
-      rss_mb: { before: mb(rssBefore), attack_end: mb(rssEnd), resting: rest.map(mb) },
-      nested_attack: nestedCounts,
-      all_attacks: allCounts,
-    };
-    report('abuse soak (spawned serve)', figures);
+      const figures = {
+        attack_seconds: ALL_SECONDS,
+        validate_before: summary(before.ms),
+        validate_nested_attack: summary(nested.ms),
+        validate_all_attacks: summary(all.ms),
+        validate_after: summary(after.ms),
+        destroy_victim_ms: round(destroyMs),
+        rss_mb: { before: mb(rssBefore), attack_end: mb(rssEnd), resting: rest.map(mb) },
+        nested_attack: nestedCounts,
+        all_attacks: allCounts,
+      };
+      report('abuse soak (spawned serve)', figures);
 
-    expect(server.proc.exitCode).toBeNull();
-    expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);
-    expect([...before.failures, ...nested.failures, ...all.failures, ...after.failures]).toEqual([]);
-    // The attacks ran and met their limits.
-    const ran = (a: string, what: string) => (ATTACKS.includes(a) ? (allCounts[a]?.[what] ?? 0) > 0 : true);
-    expect(ran('fanout', 'subscribed')).toBe(true);
-    expect(ran('nested', 'error_12')).toBe(true);
-    expect(ran('exchange', 'token_generated')).toBe(true);
-    expect(ran('exchange', 'error_1002')).toBe(true);
-    expect(ran('cookie', 'refused_429')).toBe(true);
-    expect(figures.validate_nested_attack.p99_ms).toBeLessThanOrEqual(P99_MS);
-    expect(figures.validate_all_attacks.p99_ms).toBeLessThanOrEqual(P99_MS);
-    expect(destroyMs).toBeLessThan(SOAK ? 100 : 1000);
-    // Flat once the attack is over: no growth while the node rests.
-    expect(rest[rest.length - 1]! - rest[0]!).toBeLessThan(16 * 1048576);
-    svc.ws.close();
-  }, (ALL_SECONDS + NESTED_SECONDS + REST_SECONDS + 120) * 1000);
+      expect(server.proc.exitCode).toBeNull();
+      expect((await fetch(`http://127.0.0.1:${server.port}/healthz`)).status).toBe(200);
+      expect([...before.failures, ...nested.failures, ...all.failures, ...after.failures]).toEqual([]);
+      // The attacks ran and met their limits.
+      const ran = (a: string, what: string) => (ATTACKS.includes(a) ? (allCounts[a]?.[what] ?? 0) > 0 : true);
+      expect(ran('fanout', 'subscribed')).toBe(true);
+      expect(ran('nested', 'error_12')).toBe(true);
+      expect(ran('exchange', 'token_generated')).toBe(true);
+      expect(ran('exchange', 'error_1002')).toBe(true);
+      expect(ran('cookie', 'refused_429')).toBe(true);
+      expect(figures.validate_nested_attack.p99_ms).toBeLessThanOrEqual(P99_MS);
+      expect(figures.validate_all_attacks.p99_ms).toBeLessThanOrEqual(P99_MS);
+      expect(destroyMs).toBeLessThan(SOAK ? 100 : 1000);
+      // Flat once the attack is over: no growth while the node rests.
+      expect(rest[rest.length - 1]! - rest[0]!).toBeLessThan(16 * 1048576);
+      svc.ws.close();
+    },
+    (ALL_SECONDS + NESTED_SECONDS + REST_SECONDS + 120) * 1000,
+  );
 });

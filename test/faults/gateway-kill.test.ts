@@ -38,7 +38,6 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-
 interface Acked {
   live: Set<string>;
   destroyed: Set<string>;
@@ -50,119 +49,131 @@ interface Acked {
 }
 
 describe.skipIf(!redisAvailable)('kill -9 of a gateway with Redis', () => {
-  it('a fresh gateway on the same Redis knows everything the dead one acknowledged', async () => {
-    const acked: Acked = { live: new Set(), destroyed: new Set(), freshRefresh: new Set(), spentRefresh: new Set(), revokedAccess: new Set() };
-    const tally = new Tally();
-    const kills = SOAK ? 3 : 1;
-    const perKill: { acknowledged_before_kill: number; in_flight_at_kill: number }[] = [];
-    let node = await start();
+  it(
+    'a fresh gateway on the same Redis knows everything the dead one acknowledged',
+    async () => {
+      const acked: Acked = { live: new Set(), destroyed: new Set(), freshRefresh: new Set(), spentRefresh: new Set(), revokedAccess: new Set() };
+      const tally = new Tally();
+      const kills = SOAK ? 3 : 1;
+      const perKill: { acknowledged_before_kill: number; in_flight_at_kill: number }[] = [];
+      let node = await start();
 
-    for (let k = 0; k < kills; k++) {
-      const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(node.url, SERVICE_KEY)));
-      let stop = false;
-      let inFlight = 0;
-      let ackCount = 0;
-      const worker = async (c: Client, w: number) => {
-        for (let n = w; !stop && c.closed === undefined; n += 13) {
-          inFlight++;
-          try {
-            switch (n % 5) {
-              case 0:
-              case 1: {
-                const r = await c.call({ type: 'create_session', user_id: `k${k}w${w}` }, 3000, tally);
-                if (r?.type === 'session_created') {
-                  acked.live.add(r.session_id as string);
-                  ackCount++;
-                }
-                break;
-              }
-              case 2: {
-                const id = [...acked.live][n % Math.max(1, acked.live.size)];
-                if (id === undefined) break;
-                acked.live.delete(id);
-                const r = await c.call({ type: 'destroy_session', session_id: id }, 3000, tally);
-                if (r?.type === 'session_destroyed') {
-                  acked.destroyed.add(id);
-                  ackCount++;
-                }
-                break;
-              }
-              case 3: {
-                const r = await c.call({ type: 'generate_access_token', payload: { sub: `k${k}w${w}` } }, 3000, tally);
-                if (r?.type === 'token_generated') {
-                  acked.freshRefresh.add(r.refresh_token as string);
-                  ackCount++;
-                  if (n % 2 === 0) {
-                    const v = await c.call({ type: 'revoke_token', token: r.access_token as string }, 3000, tally);
-                    if (v?.type === 'token_revoked') acked.revokedAccess.add(r.access_token as string);
+      for (let k = 0; k < kills; k++) {
+        const clients = await Promise.all([0, 1, 2, 3].map(() => Client.open(node.url, SERVICE_KEY)));
+        let stop = false;
+        let inFlight = 0;
+        let ackCount = 0;
+        const worker = async (c: Client, w: number) => {
+          for (let n = w; !stop && c.closed === undefined; n += 13) {
+            inFlight++;
+            try {
+              switch (n % 5) {
+                case 0:
+                case 1: {
+                  const r = await c.call({ type: 'create_session', user_id: `k${k}w${w}` }, 3000, tally);
+                  if (r?.type === 'session_created') {
+                    acked.live.add(r.session_id as string);
+                    ackCount++;
                   }
+                  break;
                 }
-                break;
-              }
-              case 4: {
-                const rt = [...acked.freshRefresh][n % Math.max(1, acked.freshRefresh.size)];
-                if (rt === undefined) break;
-                acked.freshRefresh.delete(rt);
-                const r = await c.call({ type: 'refresh_token', refresh_token: rt }, 3000, tally);
-                if (r?.type === 'token_refreshed') {
-                  acked.spentRefresh.add(rt);
-                  acked.freshRefresh.add(r.refresh_token as string);
-                  ackCount++;
+                case 2: {
+                  const id = [...acked.live][n % Math.max(1, acked.live.size)];
+                  if (id === undefined) break;
+                  acked.live.delete(id);
+                  const r = await c.call({ type: 'destroy_session', session_id: id }, 3000, tally);
+                  if (r?.type === 'session_destroyed') {
+                    acked.destroyed.add(id);
+                    ackCount++;
+                  }
+                  break;
                 }
-                break;
+                case 3: {
+                  const r = await c.call({ type: 'generate_access_token', payload: { sub: `k${k}w${w}` } }, 3000, tally);
+                  if (r?.type === 'token_generated') {
+                    acked.freshRefresh.add(r.refresh_token as string);
+                    ackCount++;
+                    if (n % 2 === 0) {
+                      const v = await c.call({ type: 'revoke_token', token: r.access_token as string }, 3000, tally);
+                      if (v?.type === 'token_revoked') acked.revokedAccess.add(r.access_token as string);
+                    }
+                  }
+                  break;
+                }
+                case 4: {
+                  const rt = [...acked.freshRefresh][n % Math.max(1, acked.freshRefresh.size)];
+                  if (rt === undefined) break;
+                  acked.freshRefresh.delete(rt);
+                  const r = await c.call({ type: 'refresh_token', refresh_token: rt }, 3000, tally);
+                  if (r?.type === 'token_refreshed') {
+                    acked.spentRefresh.add(rt);
+                    acked.freshRefresh.add(r.refresh_token as string);
+                    ackCount++;
+                  }
+                  break;
+                }
               }
+            } finally {
+              inFlight--;
             }
-          } finally {
-            inFlight--;
           }
-        }
-      };
-      const workers = clients.flatMap((c, i) => [0, 1, 2].map((j) => worker(c, i * 3 + j)));
-      expect(workers).toHaveLength(WORKERS);
-      // Kill once enough is acknowledged (a count, not a time: a loaded machine is slower).
-      const others = () => acked.destroyed.size + acked.spentRefresh.size + acked.revokedAccess.size;
-      await waitForCount(() => ackCount, ACKED_PER_KILL, limit(30_000, 300_000), 'acknowledged items before the kill');
-      // Over the minimums the audit needs, with a margin for destroys in flight at the kill (taken
-      // out of `live` when sent, never acknowledged): one per worker at most.
-      await waitForCount(() => Math.min(acked.live.size - MIN_LIVE - WORKERS, others() - MIN_OTHERS), 1, limit(30_000, 300_000), 'live sessions and other acknowledged changes over the minimum');
-      const flying = inFlight;
-      await node.crash();
-      stop = true;
-      await Promise.all(workers);
-      perKill.push({ acknowledged_before_kill: ackCount, in_flight_at_kill: flying });
-      node = await start();
-    }
+        };
+        const workers = clients.flatMap((c, i) => [0, 1, 2].map((j) => worker(c, i * 3 + j)));
+        expect(workers).toHaveLength(WORKERS);
+        // Kill once enough is acknowledged (a count, not a time: a loaded machine is slower).
+        const others = () => acked.destroyed.size + acked.spentRefresh.size + acked.revokedAccess.size;
+        await waitForCount(() => ackCount, ACKED_PER_KILL, limit(30_000, 300_000), 'acknowledged items before the kill');
+        // Over the minimums the audit needs, with a margin for destroys in flight at the kill (taken
+        // out of `live` when sent, never acknowledged): one per worker at most.
+        await waitForCount(
+          () => Math.min(acked.live.size - MIN_LIVE - WORKERS, others() - MIN_OTHERS),
+          1,
+          limit(30_000, 300_000),
+          'live sessions and other acknowledged changes over the minimum',
+        );
+        const flying = inFlight;
+        await node.crash();
+        stop = true;
+        await Promise.all(workers);
+        perKill.push({ acknowledged_before_kill: ackCount, in_flight_at_kill: flying });
+        node = await start();
+      }
 
-    // Audit on the fresh gateway.
-    const audit = await Client.open(node.url, SERVICE_KEY);
-    const lost: string[] = [];
-    for (const id of acked.live) if ((await audit.call({ type: 'validate_session', session_id: id }))?.type !== 'session_valid') lost.push('session');
-    for (const id of acked.destroyed) if ((await audit.call({ type: 'validate_session', session_id: id }))?.type !== 'session_invalid') lost.push('destruction');
-    for (const t of acked.revokedAccess) if ((await audit.call({ type: 'verify_token', token: t }))?.type !== 'token_invalid') lost.push('revocation');
-    // A spent refresh token presented again revokes its family: test those after the fresh ones.
-    for (const rt of acked.freshRefresh) if ((await audit.call({ type: 'refresh_token', refresh_token: rt }))?.type !== 'token_refreshed') lost.push('refresh token');
-    for (const rt of acked.spentRefresh) if ((await audit.call({ type: 'refresh_token', refresh_token: rt }))?.type !== 'token_invalid') lost.push('spent refresh');
-    audit.close();
+      // Audit on the fresh gateway.
+      const audit = await Client.open(node.url, SERVICE_KEY);
+      const lost: string[] = [];
+      for (const id of acked.live) if ((await audit.call({ type: 'validate_session', session_id: id }))?.type !== 'session_valid') lost.push('session');
+      for (const id of acked.destroyed)
+        if ((await audit.call({ type: 'validate_session', session_id: id }))?.type !== 'session_invalid') lost.push('destruction');
+      for (const t of acked.revokedAccess) if ((await audit.call({ type: 'verify_token', token: t }))?.type !== 'token_invalid') lost.push('revocation');
+      // A spent refresh token presented again revokes its family: test those after the fresh ones.
+      for (const rt of acked.freshRefresh)
+        if ((await audit.call({ type: 'refresh_token', refresh_token: rt }))?.type !== 'token_refreshed') lost.push('refresh token');
+      for (const rt of acked.spentRefresh)
+        if ((await audit.call({ type: 'refresh_token', refresh_token: rt }))?.type !== 'token_invalid') lost.push('spent refresh');
+      audit.close();
 
-    report('fault: kill -9 of a gateway with Redis', {
-      kills,
-      requests_offered: tally.offered,
-      answered: tally.answered,
-      unanswered: tally.timedOut,
-      by_type: tally.byType,
-      per_kill: perKill,
-      audited: {
-        live_sessions: acked.live.size,
-        destroyed_sessions: acked.destroyed.size,
-        fresh_refresh_tokens: acked.freshRefresh.size,
-        spent_refresh_tokens: acked.spentRefresh.size,
-        revoked_access_tokens: acked.revokedAccess.size,
-      },
-      acknowledged_lost: lost.length,
-    });
-    expect(lost).toEqual([]);
-    expect(acked.live.size).toBeGreaterThan(MIN_LIVE);
-    expect(acked.destroyed.size + acked.spentRefresh.size + acked.revokedAccess.size).toBeGreaterThan(MIN_OTHERS);
-    for (const k of perKill) expect(k.acknowledged_before_kill).toBeGreaterThanOrEqual(ACKED_PER_KILL);
-  }, limit(90_000));
+      report('fault: kill -9 of a gateway with Redis', {
+        kills,
+        requests_offered: tally.offered,
+        answered: tally.answered,
+        unanswered: tally.timedOut,
+        by_type: tally.byType,
+        per_kill: perKill,
+        audited: {
+          live_sessions: acked.live.size,
+          destroyed_sessions: acked.destroyed.size,
+          fresh_refresh_tokens: acked.freshRefresh.size,
+          spent_refresh_tokens: acked.spentRefresh.size,
+          revoked_access_tokens: acked.revokedAccess.size,
+        },
+        acknowledged_lost: lost.length,
+      });
+      expect(lost).toEqual([]);
+      expect(acked.live.size).toBeGreaterThan(MIN_LIVE);
+      expect(acked.destroyed.size + acked.spentRefresh.size + acked.revokedAccess.size).toBeGreaterThan(MIN_OTHERS);
+      for (const k of perKill) expect(k.acknowledged_before_kill).toBeGreaterThanOrEqual(ACKED_PER_KILL);
+    },
+    limit(90_000),
+  );
 });

@@ -25,7 +25,13 @@ let server: ServeNode | undefined;
 beforeAll(async () => {
   if (!redisPresent) return;
   redis = await RedisServer.start();
-  server = await spawnServe({ GATEWAY_STORE: redis.url, GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_STORE_TIMEOUT_MS: '500', GATEWAY_LOG_LEVEL: 'info' });
+  server = await spawnServe({
+    GATEWAY_STORE: redis.url,
+    GATEWAY_JWT_SECRET: SECRET,
+    GATEWAY_SERVICE_KEY: SERVICE_KEY,
+    GATEWAY_STORE_TIMEOUT_MS: '500',
+    GATEWAY_LOG_LEVEL: 'info',
+  });
 }, 30_000);
 
 afterAll(async () => {
@@ -73,14 +79,22 @@ describe.skipIf(!redisPresent)('a 5 s Redis outage under load', () => {
     for (const c of clients) c.close();
 
     const lines = server!.stderr.slice(before).map((l) => JSON.parse(l) as Record<string, unknown>);
-    console.log(`outage of ${OUTAGE_MS} ms: ${failed} requests answered error 11, ${lines.length} log lines:\n${lines.map((l) => `  ${l.level} ${l.msg}`).join('\n')}`);
+    console.log(
+      `outage of ${OUTAGE_MS} ms: ${failed} requests answered error 11, ${lines.length} log lines:\n${lines.map((l) => `  ${l.level} ${l.msg}`).join('\n')}`,
+    );
     expect(failed).toBeGreaterThan(100);
     expect(lines.length).toBeLessThanOrEqual(MAX_LINES);
-    const down = lines.find((l) => l.msg === 'Redis unreachable: answering error 11 until it returns' || l.msg === 'Redis did not answer in time: answering error 11 until a probe succeeds');
+    const down = lines.find(
+      (l) =>
+        l.msg === 'Redis unreachable: answering error 11 until it returns' ||
+        l.msg === 'Redis did not answer in time: answering error 11 until a probe succeeds',
+    );
     expect(down, 'a line saying the store is down').toBeDefined();
     expect(down!.err, 'with its cause').toMatchObject({ type: expect.any(String), message: expect.any(String), stack: expect.any(String) });
     expect(lines.some((l) => l.msg === 'Redis reachable again')).toBe(true);
-    expect(lines.some((l) => l.level === 'warn' && (l.msg as string).startsWith('requests failing: store unavailable') && typeof l.suppressed === 'number')).toBe(true);
+    expect(
+      lines.some((l) => l.level === 'warn' && (l.msg as string).startsWith('requests failing: store unavailable') && typeof l.suppressed === 'number'),
+    ).toBe(true);
 
     expect(sample(text, 'gateway_store_up')).toBe(1);
     expect(sample(text, 'gateway_store_errors_total')).toBeGreaterThanOrEqual(failed);
@@ -88,11 +102,17 @@ describe.skipIf(!redisPresent)('a 5 s Redis outage under load', () => {
     expect(errors).toBeGreaterThanOrEqual(failed);
     // Every request is in the histogram, failures included, with the time it took: more than 0.
     const count = sample(text, 'gateway_message_duration_seconds_count{type="validate_session"}');
-    expect(count).toBe(sample(text, 'gateway_messages_total{type="validate_session",outcome="session_valid"}') + sample(text, 'gateway_messages_total{type="validate_session",outcome="session_invalid"}') + errors);
+    expect(count).toBe(
+      sample(text, 'gateway_messages_total{type="validate_session",outcome="session_valid"}') +
+        sample(text, 'gateway_messages_total{type="validate_session",outcome="session_invalid"}') +
+        errors,
+    );
     // Between two scrapes inside the outage, only failures were answered: the histogram grew by
     // as many observations as error replies, and by more than 0 s.
     const delta = (series: string) => sample(late, series) - sample(early, series);
-    expect(delta('gateway_message_duration_seconds_count{type="validate_session"}')).toBe(delta('gateway_messages_total{type="validate_session",outcome="error_11"}'));
+    expect(delta('gateway_message_duration_seconds_count{type="validate_session"}')).toBe(
+      delta('gateway_messages_total{type="validate_session",outcome="error_11"}'),
+    );
     expect(delta('gateway_message_duration_seconds_count{type="validate_session"}')).toBeGreaterThan(0);
     expect(delta('gateway_message_duration_seconds_sum{type="validate_session"}')).toBeGreaterThan(0);
     expect(sample(text, 'gateway_store_operation_duration_seconds_count{op="get",outcome="ok"}')).toBeGreaterThan(0);
@@ -111,7 +131,9 @@ describe.skipIf(!redisPresent)('a wrong Redis password', () => {
         GATEWAY_SERVICE_KEY: SERVICE_KEY,
       });
       try {
-        const line = node.stderr.map((l) => JSON.parse(l) as { msg: string; err?: { message: string } }).find((l) => l.msg.startsWith('Redis is not reachable yet'));
+        const line = node.stderr
+          .map((l) => JSON.parse(l) as { msg: string; err?: { message: string } })
+          .find((l) => l.msg.startsWith('Redis is not reachable yet'));
         expect(line, node.stderr.join('\n')).toBeDefined();
         expect(line!.err?.message).toMatch(/WRONGPASS|invalid username-password/);
         expect(node.stderr.join('\n')).not.toContain('the-wrong-password');

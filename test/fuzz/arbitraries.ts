@@ -9,9 +9,21 @@ import fc from 'fast-check';
 export const KNOWN_SESSIONS = ['fz-session-1', 'fz-session-2', 'fz-session-3', 'fz-session-4'];
 const USERS = ['alice', 'bob', 'fz-user'];
 export const TYPES = [
-  'init', 'create_session', 'validate_session', 'regenerate_session', 'destroy_session', 'subscribe_session',
-  'unsubscribe_session', 'list_sessions', 'destroy_session_handle', 'revoke_user_sessions',
-  'generate_access_token', 'verify_token', 'refresh_token', 'revoke_token', 'exchange_session',
+  'init',
+  'create_session',
+  'validate_session',
+  'regenerate_session',
+  'destroy_session',
+  'subscribe_session',
+  'unsubscribe_session',
+  'list_sessions',
+  'destroy_session_handle',
+  'revoke_user_sessions',
+  'generate_access_token',
+  'verify_token',
+  'refresh_token',
+  'revoke_token',
+  'exchange_session',
 ];
 
 /** One fuzz item: an envelope whose msg_id the runner assigns, or raw text/bytes. */
@@ -27,7 +39,9 @@ function mutate(token: string): fc.Arbitrary<string> {
     { weight: 1, arbitrary: fc.nat(token.length).map((i) => token.slice(0, i)) },
     {
       weight: 1,
-      arbitrary: fc.tuple(fc.nat(token.length), fc.constantFrom('A', '.', '=', '_', '+', '%', ' ')).map(([i, ch]) => token.slice(0, i) + ch + token.slice(i + 1)),
+      arbitrary: fc
+        .tuple(fc.nat(token.length), fc.constantFrom('A', '.', '=', '_', '+', '%', ' '))
+        .map(([i, ch]) => token.slice(0, i) + ch + token.slice(i + 1)),
     },
     { weight: 1, arbitrary: fc.constant(`${token}.${token}`) },
   );
@@ -87,7 +101,10 @@ export function envelopeItem(tokens: string[]): fc.Arbitrary<Item> {
     const fieldArbs: Record<string, fc.Arbitrary<unknown>> = {};
     for (const k of required) fieldArbs[k] = values[k]!;
     // One optional or unrelated field now and then.
-    const other = fc.option(fc.constantFrom(...Object.keys(values)).chain((k) => values[k]!.map((v) => [k, v] as const)), { freq: 3 });
+    const other = fc.option(
+      fc.constantFrom(...Object.keys(values)).chain((k) => values[k]!.map((v) => [k, v] as const)),
+      { freq: 3 },
+    );
     return fc
       .record({
         src: fc.oneof({ weight: 12, arbitrary: fc.constantFrom('c1', 'c2', 'watcher') }, { weight: 1, arbitrary: smallJson }),
@@ -238,6 +255,7 @@ export function check(e: Expectation, outputLines: string[]): Outcome {
     if (g < n || g > n + extra) out.problems.push(`msg_id ${id}: ${g} replies for ${n} readable and ${extra} oversized lines`);
   }
   const oversizedLines = [...e.oversized.values()].reduce((a, n) => a + n, 0);
-  if (out.unaddressed > e.unreadable + oversizedLines) out.problems.push(`${out.unaddressed} unaddressed errors for ${e.unreadable} unreadable and ${oversizedLines} oversized lines`);
+  if (out.unaddressed > e.unreadable + oversizedLines)
+    out.problems.push(`${out.unaddressed} unaddressed errors for ${e.unreadable} unreadable and ${oversizedLines} oversized lines`);
   return out;
 }

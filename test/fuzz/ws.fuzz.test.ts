@@ -109,62 +109,66 @@ async function rssOf(pid: number): Promise<number | undefined> {
 }
 
 describe('ws fuzz (spawned serve)', () => {
-  it('service and browser connections: every readable msg_id answered exactly once, the server stays up', async () => {
-    const perConn = SOAK ? 12_500 : 500;
-    const conns: ('service' | 'browser')[] = ['service', 'service', 'service', 'browser'];
-    const rounds = SOAK ? 2 : 1;
-    let id = 0;
-    let offered = 0;
-    let replies = 0;
-    let unaddressed = 0;
-    const types: Record<string, number> = {};
-    // The server's RSS before any load, then after every batch of every connection.
-    const rss: number[] = [];
-    const sampleRss = async () => {
-      const r = await rssOf(server.proc.pid!);
-      if (r !== undefined) rss.push(r);
-    };
-    await sampleRss();
-    const started = Date.now();
-    for (let round = 0; round < rounds; round++) {
-      await Promise.all(
-        conns.map(async (role, c) => {
-          const ws = await open(role);
-          // Batches of 500 frames per connection, so that a browser's rate limit answers (1002) are part of the test.
-          for (let b = 0; b * 500 < perConn; b++) {
-            const items = fc.sample(anyItem(tokensNow()), { numRuns: 500, seed: round * 10_000 + c * 1000 + b });
-            const list = frames(items, () => ++id);
-            const e = frameExpectation(list);
-            const out = await exchange(ws, list, e, 20_000);
-            ws.removeAllListeners('message');
-            ws.removeAllListeners('close');
-            const o = check(e, out);
-            expect(o.problems.slice(0, 5)).toEqual([]);
-            offered += list.length;
-            replies += o.replies;
-            unaddressed += o.unaddressed;
-            for (const [t, n] of Object.entries(o.types)) types[t] = (types[t] ?? 0) + n;
-            if (!SOAK || (c === 0 && b % 5 === 0)) await sampleRss();
-          }
-          ws.close();
-        }),
-      );
-    }
-    expect(server.proc.exitCode).toBeNull();
-    const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
-    expect(health.status).toBe(200);
-    report('ws fuzz (spawned serve)', {
-      frames_offered: offered,
-      replies,
-      unaddressed_errors: unaddressed,
-      seconds: Math.round((Date.now() - started) / 100) / 10,
-      rss_mb_samples: rss.map(mb),
-      by_type: types,
-    });
-    // Several samples in every mode; the growth from the unloaded server stays bounded.
-    expect(rss.length).toBeGreaterThanOrEqual(5);
-    expect(Math.max(...rss) - rss[0]!).toBeLessThan(128 * 1048576);
-  }, limit(90_000));
+  it(
+    'service and browser connections: every readable msg_id answered exactly once, the server stays up',
+    async () => {
+      const perConn = SOAK ? 12_500 : 500;
+      const conns: ('service' | 'browser')[] = ['service', 'service', 'service', 'browser'];
+      const rounds = SOAK ? 2 : 1;
+      let id = 0;
+      let offered = 0;
+      let replies = 0;
+      let unaddressed = 0;
+      const types: Record<string, number> = {};
+      // The server's RSS before any load, then after every batch of every connection.
+      const rss: number[] = [];
+      const sampleRss = async () => {
+        const r = await rssOf(server.proc.pid!);
+        if (r !== undefined) rss.push(r);
+      };
+      await sampleRss();
+      const started = Date.now();
+      for (let round = 0; round < rounds; round++) {
+        await Promise.all(
+          conns.map(async (role, c) => {
+            const ws = await open(role);
+            // Batches of 500 frames per connection, so that a browser's rate limit answers (1002) are part of the test.
+            for (let b = 0; b * 500 < perConn; b++) {
+              const items = fc.sample(anyItem(tokensNow()), { numRuns: 500, seed: round * 10_000 + c * 1000 + b });
+              const list = frames(items, () => ++id);
+              const e = frameExpectation(list);
+              const out = await exchange(ws, list, e, 20_000);
+              ws.removeAllListeners('message');
+              ws.removeAllListeners('close');
+              const o = check(e, out);
+              expect(o.problems.slice(0, 5)).toEqual([]);
+              offered += list.length;
+              replies += o.replies;
+              unaddressed += o.unaddressed;
+              for (const [t, n] of Object.entries(o.types)) types[t] = (types[t] ?? 0) + n;
+              if (!SOAK || (c === 0 && b % 5 === 0)) await sampleRss();
+            }
+            ws.close();
+          }),
+        );
+      }
+      expect(server.proc.exitCode).toBeNull();
+      const health = await fetch(`http://127.0.0.1:${server.port}/healthz`);
+      expect(health.status).toBe(200);
+      report('ws fuzz (spawned serve)', {
+        frames_offered: offered,
+        replies,
+        unaddressed_errors: unaddressed,
+        seconds: Math.round((Date.now() - started) / 100) / 10,
+        rss_mb_samples: rss.map(mb),
+        by_type: types,
+      });
+      // Several samples in every mode; the growth from the unloaded server stays bounded.
+      expect(rss.length).toBeGreaterThanOrEqual(5);
+      expect(Math.max(...rss) - rss[0]!).toBeLessThan(128 * 1048576);
+    },
+    limit(90_000),
+  );
 
   it('a frame over 16 times the limit closes that socket with 1009, and only that one', async () => {
     const victim = await open('service');

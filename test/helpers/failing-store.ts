@@ -44,7 +44,8 @@ export interface FailingStore extends Store {
   restore(op?: StoreOp): void;
 }
 
-type Behaviour = { kind: 'fail'; error: unknown } | { kind: 'hang' } | { kind: 'hold'; gate: Promise<void>; o: HoldOptions; enter: () => void; open: () => boolean };
+type Behaviour =
+  { kind: 'fail'; error: unknown } | { kind: 'hang' } | { kind: 'hold'; gate: Promise<void>; o: HoldOptions; enter: () => void; open: () => boolean };
 
 /** Wraps `inner`; with `down` (the default) the store starts out unavailable. */
 export function failingStore(inner: Store, down = true): FailingStore {

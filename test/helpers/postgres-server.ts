@@ -20,7 +20,7 @@ export function postgresBinDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((v) => existsSync(join(root, v, 'bin', 'postgres'))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
-  if (versions[0] === undefined) throw new Error('PostgreSQL server binaries not found (run scripts/system-deps.sh, which installs Debian\'s postgresql)');
+  if (versions[0] === undefined) throw new Error("PostgreSQL server binaries not found (run scripts/system-deps.sh, which installs Debian's postgresql)");
   return join(root, versions[0], 'bin');
 }
 
@@ -70,7 +70,18 @@ export class PostgresServer {
     while (port === 5432) port = await freePort();
     const server = new PostgresServer(port, dir, bin);
     try {
-      const [cmd, args] = asServerUser(join(bin, 'initdb'), ['-D', join(dir, 'data'), '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync']);
+      const [cmd, args] = asServerUser(join(bin, 'initdb'), [
+        '-D',
+        join(dir, 'data'),
+        '-U',
+        'postgres',
+        '-A',
+        'trust',
+        '-E',
+        'UTF8',
+        '--locale=C',
+        '--no-sync',
+      ]);
       execFileSync(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
       await server.restart();
     } catch (err) {
@@ -93,11 +104,24 @@ export class PostgresServer {
   /** Starts (again) on the same port and data; resolves once it answers a query. */
   async restart(): Promise<void> {
     const [cmd, args] = asServerUser(join(this.#bin, 'postgres'), [
-      '-D', join(this.dir, 'data'), '-p', String(this.port), '-k', this.dir,
-      '-c', 'listen_addresses=127.0.0.1',
+      '-D',
+      join(this.dir, 'data'),
+      '-p',
+      String(this.port),
+      '-k',
+      this.dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
       // A test server: nothing here must survive a power cut, only a killed process (the
       // OS keeps what was written), so no fsync.
-      '-c', 'fsync=off', '-c', 'full_page_writes=off', '-c', 'shared_buffers=32MB', '-c', 'max_connections=200',
+      '-c',
+      'fsync=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'shared_buffers=32MB',
+      '-c',
+      'max_connections=200',
     ]);
     const proc = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'ignore'] });
     live.add(proc);

@@ -213,13 +213,21 @@ export class RedisCluster {
         // every node knows it.
         const replicaCount = masters * replicas;
         for (const n of nodes) {
-          await waitFor(`replicas known to ${n.port}`, async () => (await n.command('CLUSTER NODES')).split('\n').filter((l) => /[ ,](slave|replica)[ ,]/.test(l)).length === replicaCount, 20_000);
+          await waitFor(
+            `replicas known to ${n.port}`,
+            async () => (await n.command('CLUSTER NODES')).split('\n').filter((l) => /[ ,](slave|replica)[ ,]/.test(l)).length === replicaCount,
+            20_000,
+          );
         }
         for (const n of nodes) {
-          await waitFor(`replica sync on ${n.port}`, async () => {
-            const info = await n.command('INFO replication');
-            return info.includes('role:master') || info.includes('master_link_status:up');
-          }, 20_000);
+          await waitFor(
+            `replica sync on ${n.port}`,
+            async () => {
+              const info = await n.command('INFO replication');
+              return info.includes('role:master') || info.includes('master_link_status:up');
+            },
+            20_000,
+          );
         }
       }
     } catch (err) {
@@ -259,7 +267,11 @@ export class RedisCluster {
   async #view(): Promise<string[]> {
     for (const n of this.nodes) {
       const out = await n.command('CLUSTER NODES').catch(() => '');
-      if (out.includes('myself')) return out.split('\n').map((l) => l.trim()).filter(Boolean);
+      if (out.includes('myself'))
+        return out
+          .split('\n')
+          .map((l) => l.trim())
+          .filter(Boolean);
     }
     throw new Error('no cluster node answers CLUSTER NODES');
   }

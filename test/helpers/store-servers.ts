@@ -75,7 +75,9 @@ function postgresServer(server: PostgresServer): StoreServer {
       // Deleted first, listeners cut after: a listener back before the delete could
       // otherwise re-check too early and find the session still there.
       const rows = await server.query(`DELETE FROM ${namespace}.entries WHERE key = $1 RETURNING key`, [key]);
-      await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'auth-gateway-listener' AND query = $1`, [`LISTEN ${namespace}_events`]);
+      await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'auth-gateway-listener' AND query = $1`, [
+        `LISTEN ${namespace}_events`,
+      ]);
       return rows.length;
     },
     stop: () => server.stop(),

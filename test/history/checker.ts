@@ -117,7 +117,8 @@ export function check(h: History, o: CheckOptions): Verdict {
   for (const op of done) {
     const s = sessionOf(op);
     if (s === undefined || op === s.created) continue;
-    const success = ok(op, 'session_valid') || ok(op, 'subscribed') || ok(op, 'session_regenerated') || (op.req.type === 'exchange_session' && ok(op, 'token_generated'));
+    const success =
+      ok(op, 'session_valid') || ok(op, 'subscribed') || ok(op, 'session_regenerated') || (op.req.type === 'exchange_session' && ok(op, 'token_generated'));
     const end = endAt.get(s.id)!;
     if (op.invoke > end) {
       falseValidChecked++;
@@ -157,7 +158,8 @@ export function check(h: History, o: CheckOptions): Verdict {
     issuedBy.set(op.reply.access_token as string, op);
   }
   const refreshes = new Map<string, Op[]>();
-  for (const op of h.ops) if (op.req.type === 'refresh_token') refreshes.set(op.req.refresh_token as string, [...(refreshes.get(op.req.refresh_token as string) ?? []), op]);
+  for (const op of h.ops)
+    if (op.req.type === 'refresh_token') refreshes.set(op.req.refresh_token as string, [...(refreshes.get(op.req.refresh_token as string) ?? []), op]);
   const familyRevokedAt = new Map<number, number>();
   const revokeFamily = (f: number, at: number) => familyRevokedAt.set(f, Math.min(familyRevokedAt.get(f) ?? Infinity, at));
   const accessRevokedAt = new Map<string, number>();
@@ -197,7 +199,8 @@ export function check(h: History, o: CheckOptions): Verdict {
       const f = familyOf.get(op.req.refresh_token as string);
       if (f !== undefined && op.invoke > (familyRevokedAt.get(f) ?? Infinity)) {
         tokenChecks++;
-        if (ok(op, 'token_refreshed')) bad(`refresh op ${op.id} on node ${op.node} rotated a family ${Math.round(op.invoke - familyRevokedAt.get(f)!)} ms after it was revoked`);
+        if (ok(op, 'token_refreshed'))
+          bad(`refresh op ${op.id} on node ${op.node} rotated a family ${Math.round(op.invoke - familyRevokedAt.get(f)!)} ms after it was revoked`);
       }
     } else if (op.req.type === 'verify_token') {
       const token = op.req.token as string;
@@ -215,7 +218,8 @@ export function check(h: History, o: CheckOptions): Verdict {
         (boundTo.has(f) && boundTo.get(f)!.earliestTtlEnd - 200 < op.complete);
       if (!threatened && errorCode(op) !== 11 && op.invoke > issued.complete!) {
         tokenStillValid++;
-        if (!ok(op, 'token_valid')) bad(`lost: verify op ${op.id} on node ${op.node}: an issued token was ${op.reply.type} (${String(op.reply.error)}), nothing could have revoked it`);
+        if (!ok(op, 'token_valid'))
+          bad(`lost: verify op ${op.id} on node ${op.node}: an issued token was ${op.reply.type} (${String(op.reply.error)}), nothing could have revoked it`);
       }
     }
   }
@@ -238,7 +242,9 @@ export function check(h: History, o: CheckOptions): Verdict {
     const key = `${p.node}|${p.dest}|${String(p.body.session_id)}`;
     got.set(key, [...(got.get(key) ?? []), p.at]);
     // A subscribe racing the end may be told of the end before it is answered session_invalid.
-    const racing = h.ops.some((op) => op.node === p.node && op.src === p.dest && op.req.type === 'subscribe_session' && op.req.session_id === p.body.session_id && op.invoke < p.at);
+    const racing = h.ops.some(
+      (op) => op.node === p.node && op.src === p.dest && op.req.type === 'subscribe_session' && op.req.session_id === p.body.session_id && op.invoke < p.at,
+    );
     if (!subs.has(key) && !racing) bad(`session_expired pushed to node ${p.node} ${p.dest} for a session it never subscribed to`);
   }
   const lateness: number[] = [];

@@ -86,42 +86,50 @@ function expectWork(v: Verdict, withOutage: boolean) {
 const seconds = (short: number, soak: number) => (SOAK ? soak : short) * 1000;
 
 describe.skipIf(!ready)('history checker', () => {
-  it.each(STORE_BACKENDS)('three nodes on one $name server, stalled (SIGSTOP) and killed (kill -9) mid-run: no invariant broken', async (backend) => {
-    const server = await backend.start({ durable: true });
-    started.push(server);
-    const store = server.freshStore().url;
-    const durationMs = seconds(8, 90);
-    const outages = [
-      {
-        atMs: durationMs * 0.3,
-        run: async () => {
-          server.pause();
-          await new Promise((res) => setTimeout(res, 1200));
-          server.resume();
+  it.each(STORE_BACKENDS)(
+    'three nodes on one $name server, stalled (SIGSTOP) and killed (kill -9) mid-run: no invariant broken',
+    async (backend) => {
+      const server = await backend.start({ durable: true });
+      started.push(server);
+      const store = server.freshStore().url;
+      const durationMs = seconds(8, 90);
+      const outages = [
+        {
+          atMs: durationMs * 0.3,
+          run: async () => {
+            server.pause();
+            await new Promise((res) => setTimeout(res, 1200));
+            server.resume();
+          },
         },
-      },
-      {
-        atMs: durationMs * 0.65,
-        run: async () => {
-          await server.crash();
-          await new Promise((res) => setTimeout(res, 800));
-          await server.restart();
+        {
+          atMs: durationMs * 0.65,
+          run: async () => {
+            await server.crash();
+            await new Promise((res) => setTimeout(res, 800));
+            await server.restart();
+          },
         },
-      },
-    ];
-    const { verdict } = await round(backend.name.toLowerCase(), { stores: Array(NODES).fill(store), durationMs, outages });
-    expect(verdict.violations).toEqual([]);
-    expectWork(verdict, true);
-  }, seconds(150, 300));
+      ];
+      const { verdict } = await round(backend.name.toLowerCase(), { stores: Array(NODES).fill(store), durationMs, outages });
+      expect(verdict.violations).toEqual([]);
+      expectWork(verdict, true);
+    },
+    seconds(150, 300),
+  );
 
-  it('three nodes on a Redis Cluster (3 masters): no invariant broken', async () => {
-    const cluster = await RedisCluster.start(3);
-    started.push(cluster);
-    const store = `${cluster.url}?namespace=${freshNamespace()}`;
-    const { verdict } = await round('redis-cluster', { stores: Array(NODES).fill(store), durationMs: seconds(5, 60) });
-    expect(verdict.violations).toEqual([]);
-    expectWork(verdict, false);
-  }, seconds(150, 300));
+  it(
+    'three nodes on a Redis Cluster (3 masters): no invariant broken',
+    async () => {
+      const cluster = await RedisCluster.start(3);
+      started.push(cluster);
+      const store = `${cluster.url}?namespace=${freshNamespace()}`;
+      const { verdict } = await round('redis-cluster', { stores: Array(NODES).fill(store), durationMs: seconds(5, 60) });
+      expect(verdict.violations).toEqual([]);
+      expectWork(verdict, false);
+    },
+    seconds(150, 300),
+  );
 
   it('negative control: three nodes on three separate memory stores are caught diverging', async () => {
     const { verdict } = await round('negative-control', { stores: Array(NODES).fill('memory://'), durationMs: seconds(3, 10) });

@@ -119,7 +119,9 @@ export class RecordedNode {
     await new Promise<void>((resolve) => {
       const op: Op = { id: -1, node: this.index, src: 'ready', msgId, req: { type: 'validate_session' }, invoke: 0, replies: 0 };
       this.#byMsgId.set(msgId, { op, resolve: () => resolve() });
-      this.proc.stdin!.write(`${JSON.stringify({ src: 'ready', dest: 'gateway', body: { type: 'validate_session', msg_id: msgId, session_id: 'not-a-session' } })}\n`);
+      this.proc.stdin!.write(
+        `${JSON.stringify({ src: 'ready', dest: 'gateway', body: { type: 'validate_session', msg_id: msgId, session_id: 'not-a-session' } })}\n`,
+      );
     });
   }
 

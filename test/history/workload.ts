@@ -71,7 +71,8 @@ export async function runWorkload(nodes: RecordedNode[], o: WorkloadOptions): Pr
 }
 
 async function clientLoop(nodes: RecordedNode[], home: RecordedNode, src: string, rnd: () => number, running: () => boolean, pools: Pools, users: string) {
-  const pick = <T>(list: T[], recent = 40): T | undefined => (list.length === 0 ? undefined : list[list.length - 1 - Math.floor(rnd() * Math.min(recent, list.length))]);
+  const pick = <T>(list: T[], recent = 40): T | undefined =>
+    list.length === 0 ? undefined : list[list.length - 1 - Math.floor(rnd() * Math.min(recent, list.length))];
   const anyNode = () => nodes[Math.floor(rnd() * nodes.length)]!;
   const user = () => `${users}-u${Math.floor(rnd() * 5)}`;
   const learn = (op: Op) => {
@@ -120,7 +121,14 @@ async function clientLoop(nodes: RecordedNode[], home: RecordedNode, src: string
         if (s) {
           await Promise.all(
             nodes.map((n, i) =>
-              send(n, i % 3 === 0 ? { type: 'destroy_session', session_id: s.id } : i % 3 === 1 ? { type: 'regenerate_session', old_session_id: s.id } : { type: 'validate_session', session_id: s.id }),
+              send(
+                n,
+                i % 3 === 0
+                  ? { type: 'destroy_session', session_id: s.id }
+                  : i % 3 === 1
+                    ? { type: 'regenerate_session', old_session_id: s.id }
+                    : { type: 'validate_session', session_id: s.id },
+              ),
             ),
           );
         }

@@ -31,7 +31,9 @@ function post(url: string, body: unknown, headers: Record<string, string> = AUTH
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (d: string) => (text += d));
-      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) as Record<string, unknown>, reusedSocket: req.reusedSocket }));
+      res.on('end', () =>
+        resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) as Record<string, unknown>, reusedSocket: req.reusedSocket }),
+      );
     });
     req.on('error', reject);
     req.end(typeof body === 'string' ? body : JSON.stringify(body));
@@ -58,7 +60,13 @@ describe('POST /v1/rpc: every request type', () => {
     const created = await call({ type: 'create_session', user_id: 'alice', data: { role: 'admin' }, ttl: 600 });
     expect(created).toMatchObject({ type: 'session_created', in_reply_to: 0, expires_in: 600 });
     const sid = created.session_id as string;
-    expect(await call({ type: 'validate_session', msg_id: 9, session_id: sid })).toEqual({ type: 'session_valid', in_reply_to: 9, user_id: 'alice', data: { role: 'admin' }, expires_in: 600 });
+    expect(await call({ type: 'validate_session', msg_id: 9, session_id: sid })).toEqual({
+      type: 'session_valid',
+      in_reply_to: 9,
+      user_id: 'alice',
+      data: { role: 'admin' },
+      expires_in: 600,
+    });
     expect(await call({ type: 'validate_session', session_id: 'no-such-session' })).toMatchObject({ type: 'session_invalid' });
     const regenerated = await call({ type: 'regenerate_session', old_session_id: sid });
     expect(regenerated).toMatchObject({ type: 'session_regenerated' });
@@ -108,7 +116,11 @@ describe('POST /v1/rpc: status of each error code, the body kept', () => {
       [{ type: 'validate_session', msg_id: 5 }, 400, { type: 'error', in_reply_to: 5, code: 12, text: 'Missing field "session_id"' }],
       ['{"type": "validate_session", ', 400, { type: 'error', code: 12, text: 'Malformed JSON' }],
       ['[1, 2]', 400, { type: 'error', code: 12, text: 'The body must be a JSON object' }],
-      ['{"type":"create_session","user_id":"a","user_id":"b"}', 400, { type: 'error', in_reply_to: 0, code: 12, text: 'Duplicate member name in a JSON object' }],
+      [
+        '{"type":"create_session","user_id":"a","user_id":"b"}',
+        400,
+        { type: 'error', in_reply_to: 0, code: 12, text: 'Duplicate member name in a JSON object' },
+      ],
     ];
     for (const [body, status, reply] of cases) {
       const a = await post(http, body);
@@ -245,7 +257,11 @@ describe('GET /openapi.json', () => {
     const post = doc.paths['/v1/rpc'].post;
     expect(post.security).toEqual([{ serviceKey: [] }]);
     const mapping = post.requestBody.content['application/json'].schema.discriminator.mapping as Record<string, string>;
-    expect(Object.keys(mapping).sort()).toEqual(Object.keys(requestSchemas).filter((t) => !t.includes('subscribe')).sort());
+    expect(Object.keys(mapping).sort()).toEqual(
+      Object.keys(requestSchemas)
+        .filter((t) => !t.includes('subscribe'))
+        .sort(),
+    );
     expect(doc.components.schemas.ValidateSessionRequest.required).toEqual(['type', 'session_id']);
     expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '408', '413', '415', '429', '500', '503']);
     expect(doc.components.schemas.SessionValidReply.properties.user_id.type).toBe('string');

@@ -26,7 +26,7 @@ function interpolate(value: string, env: Record<string, string>): string {
   return value.replace(/\$\{(\w+)(?::([?-])([^}]*))?\}/g, (_, name: string, op?: string, arg?: string) => {
     if (env[name]) return env[name]!;
     if (op === '?') throw new Error(`compose would refuse to start: ${name} unset (${arg})`);
-    return op === '-' ? arg ?? '' : '';
+    return op === '-' ? (arg ?? '') : '';
   });
 }
 
@@ -68,7 +68,11 @@ describe('docker-compose.yml', () => {
   it.skipIf(!required('pyyaml'))('parses as JSON and as YAML (PyYAML) to the same document', () => {
     const doc = compose();
     expect(Object.keys(doc.services).sort()).toEqual(['gateway-1', 'gateway-2', 'gateway-pg-1', 'gateway-pg-2', 'postgres', 'redis']);
-    const viaYaml = execFileSync('python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'docker-compose.yml')], { encoding: 'utf8' });
+    const viaYaml = execFileSync(
+      'python3',
+      ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(ROOT, 'docker-compose.yml')],
+      { encoding: 'utf8' },
+    );
     expect(JSON.parse(viaYaml)).toEqual(doc);
   });
 
@@ -78,7 +82,7 @@ describe('docker-compose.yml', () => {
     const script: string = redis.command[2];
     expect(redis.command.slice(0, 2)).toEqual(['sh', '-c']);
     // The password goes through a config file, not argv (where `ps` would show it).
-    expect(script).toContain("printf 'requirepass %s\\n' \"$$(cat /run/secrets/redis_password)\" > /tmp/auth.conf");
+    expect(script).toContain('printf \'requirepass %s\\n\' "$$(cat /run/secrets/redis_password)" > /tmp/auth.conf');
     expect(script).toMatch(/exec redis-server \/tmp\/auth\.conf --appendonly yes /);
     // An evicted revocation marker would revive a token: Redis must refuse writes instead.
     expect(script).toMatch(/--maxmemory \d+mb --maxmemory-policy noeviction$/);
@@ -110,8 +114,10 @@ describe('docker-compose.yml', () => {
     const services = compose().services;
     for (const name of [...REDIS_REPLICAS, ...PG_REPLICAS]) {
       const env: Record<string, string> = services[name].environment;
-      for (const k of ['GATEWAY_JWT_SECRET', 'GATEWAY_JWT_SECRETS', 'GATEWAY_SERVICE_KEY', 'GATEWAY_STORE', 'GATEWAY_LOG_SALT']) expect(env[k], `${name} ${k}`).toBeUndefined();
-      for (const k of ['GATEWAY_JWT_SECRET_FILE', 'GATEWAY_SERVICE_KEY_FILE', 'GATEWAY_STORE_FILE', 'GATEWAY_LOG_SALT_FILE']) expect(env[k], `${name} ${k}`).toMatch(/^\/run\/secrets\/\w+$/);
+      for (const k of ['GATEWAY_JWT_SECRET', 'GATEWAY_JWT_SECRETS', 'GATEWAY_SERVICE_KEY', 'GATEWAY_STORE', 'GATEWAY_LOG_SALT'])
+        expect(env[k], `${name} ${k}`).toBeUndefined();
+      for (const k of ['GATEWAY_JWT_SECRET_FILE', 'GATEWAY_SERVICE_KEY_FILE', 'GATEWAY_STORE_FILE', 'GATEWAY_LOG_SALT_FILE'])
+        expect(env[k], `${name} ${k}`).toMatch(/^\/run\/secrets\/\w+$/);
     }
     const [a, b] = REDIS_REPLICAS.map((n) => replicaConfig(n, dir));
     expect(a!.nodeId).not.toBe(b!.nodeId);
@@ -176,7 +182,10 @@ describe('Dockerfile', () => {
   const final = lines.slice(stages.at(-1)![1]);
 
   it('is multi-stage, on the Node LTS line (24) pinned by version, within what package.json engines accepts', () => {
-    expect(stages.map(([l]) => l.replace(/@sha256:[0-9a-f]{64}/, ''))).toEqual(['FROM node:24.9.0-bookworm-slim AS build', 'FROM node:24.9.0-bookworm-slim AS runtime']);
+    expect(stages.map(([l]) => l.replace(/@sha256:[0-9a-f]{64}/, ''))).toEqual([
+      'FROM node:24.9.0-bookworm-slim AS build',
+      'FROM node:24.9.0-bookworm-slim AS runtime',
+    ]);
     const engines = (JSON.parse(read('package.json')) as { engines: { node: string } }).engines.node;
     const min = /^>=(\d+)(?:\.(\d+))?/.exec(engines)!;
     expect(24).toBeGreaterThanOrEqual(Number(min[1]));
@@ -228,7 +237,9 @@ describe('a shared store needs a shared secret', () => {
     expect(() => loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390' })).toThrow(
       'GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node',
     );
-    expect(loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390', GATEWAY_JWT_SECRETS: 'k1:j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=' }).jwtKeys).toHaveLength(1);
+    expect(
+      loadConfig({ GATEWAY_STORE: 'redis://127.0.0.1:6390', GATEWAY_JWT_SECRETS: 'k1:j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=' }).jwtKeys,
+    ).toHaveLength(1);
     expect(loadConfig({}).store).toBe('memory://');
   });
 });

@@ -17,7 +17,16 @@ import { ensureBuilt, ROOT } from '../ws/process.js';
 
 const run = promisify(execFile);
 const CHROMIUM = '/usr/bin/chromium';
-const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 /** npm install from the warm cache takes 20-60 s on two busy cores; pack and install get far more. */
 const INSTALL_TIMEOUT_MS = 300_000;
 const EXAMPLES = ['backend.mjs', 'browser.js', 'embed.mjs'];
@@ -67,7 +76,11 @@ function waitFor(p: ReturnType<typeof start>, re: RegExp, ms = 30_000): Promise<
 }
 
 /** Runs a command in the scratch project to its end; stdin from `input`. */
-async function complete(cmd: string, args: string[], o: { env?: Record<string, string>; input?: string } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
+async function complete(
+  cmd: string,
+  args: string[],
+  o: { env?: Record<string, string>; input?: string } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(cmd, args, { cwd: app, env: { ...process.env, ...o.env }, stdio: ['pipe', 'pipe', 'pipe'] });
   children.add(child);
   let stdout = '';
@@ -148,7 +161,10 @@ describe('the npm package, installed into an empty project', () => {
 
   it('the other commands run through npx: stdio, schema, connect, --help', async () => {
     const line = (body: object) => `${JSON.stringify({ src: 'c1', dest: 'gateway', body })}\n`;
-    const stdio = await complete('npx', ['auth-gateway', 'stdio'], { input: line({ type: 'init', msg_id: 1, node_id: 'n1', node_ids: ['n1'] }), env: { GATEWAY_LOG_LEVEL: 'warn' } });
+    const stdio = await complete('npx', ['auth-gateway', 'stdio'], {
+      input: line({ type: 'init', msg_id: 1, node_id: 'n1', node_ids: ['n1'] }),
+      env: { GATEWAY_LOG_LEVEL: 'warn' },
+    });
     expect(stdio.code, stdio.stderr).toBe(0);
     expect(JSON.parse(stdio.stdout)).toEqual({ src: 'gateway', dest: 'c1', body: { type: 'init_ok', in_reply_to: 1 } });
 
@@ -183,10 +199,10 @@ describe('the npm package, installed into an empty project', () => {
         'export async function check(c: GatewayClient): Promise<string> {',
         "  const created: SessionCreated = await c.createSession('u', { ttl: 60 });",
         '  const v: SessionValid | SessionInvalid = await c.validateSession(created.session_id);',
-        "  const code: 12 = ErrorCodes.MALFORMED;",
+        '  const code: 12 = ErrorCodes.MALFORMED;',
         '  const g: RunningGateway = await startGateway({ port: 0 });',
         '  await g.close();',
-        "  return `${v.type} ${code} ${Object.keys(replySchemas).length}`;",
+        '  return `${v.type} ${code} ${Object.keys(replySchemas).length}`;',
         '}',
         '// @ts-expect-error: the types are real, not any: a user id is a string',
         'export const wrong = (c: GatewayClient) => c.createSession(42);',

@@ -43,7 +43,12 @@ function keepRefresh(token: unknown): void {
 /** A session id and the store key derived from it (also its list handle). */
 function keepSession(id: unknown): void {
   keep('session id', id);
-  keep('session store hash', createHash('sha256').update(id as string).digest('base64url'));
+  keep(
+    'session store hash',
+    createHash('sha256')
+      .update(id as string)
+      .digest('base64url'),
+  );
 }
 
 beforeAll(async () => {
@@ -105,7 +110,9 @@ beforeAll(async () => {
   expect((await call({ type: 'validate_session', session_id: 1, note: a2.session_id })).type).toBe('error');
   expect((await call({ type: 'refresh_token', refresh_token: [xr.refresh_token] })).type).toBe('error');
   node.write(`{"src":"c1","dest":"gateway","body":{"type":"validate_session","session_id":"${a2.session_id as string}"\n`);
-  node.write(`${JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: 9999, session_id: `${a2.session_id as string}${'z'.repeat(70_000)}` } })}\n`);
+  node.write(
+    `${JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: 9999, session_id: `${a2.session_id as string}${'z'.repeat(70_000)}` } })}\n`,
+  );
 
   // Lists and ends.
   const list = await call({ type: 'list_sessions', user_id: 'alice' });

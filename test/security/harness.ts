@@ -107,7 +107,10 @@ export function jwt(header: Record<string, unknown>, payload: Record<string, unk
   const head = `${b64url(header)}.${b64url(payload)}`;
   const alg = String(header.alg);
   const hmac = { HS256: 'sha256', HS384: 'sha384', HS512: 'sha512' }[alg];
-  if (hmac) return `${head}.${createHmac(hmac, key as string | Buffer).update(head).digest('base64url')}`;
+  if (hmac)
+    return `${head}.${createHmac(hmac, key as string | Buffer)
+      .update(head)
+      .digest('base64url')}`;
   const k = key as KeyObject;
   const hash = alg === 'EdDSA' ? null : `sha${alg.slice(2)}`;
   const opts = alg.startsWith('PS')

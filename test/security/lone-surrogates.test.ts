@@ -39,7 +39,11 @@ describe('ill-formed UTF-16 in id and key fields is refused with error 12', () =
       for (const body of requests(v)) {
         const field = Object.keys(body).find((k) => k !== 'type' && JSON.stringify(body[k]).includes(JSON.stringify(v).slice(1, -1)));
         const reply = await d.call(body as { type: string });
-        expect(reply, `${body.type} ${JSON.stringify(body)}`).toMatchObject({ type: 'error', code: 12, text: `Field "${field}" must be well-formed UTF-16 text (no lone surrogate)` });
+        expect(reply, `${body.type} ${JSON.stringify(body)}`).toMatchObject({
+          type: 'error',
+          code: 12,
+          text: `Field "${field}" must be well-formed UTF-16 text (no lone surrogate)`,
+        });
         n++;
       }
     }

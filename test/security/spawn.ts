@@ -152,7 +152,10 @@ export async function spawnServe(env: Record<string, string>, args: string[] = [
   const deadline = Date.now() + 15_000;
   for (;;) {
     if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`serve exited: ${stderr.join('\n')}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.ok, () => false);
+    const ok = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) break;
     if (Date.now() > deadline) {
       proc.kill('SIGKILL');

@@ -85,7 +85,10 @@ describe('required claims', () => {
     // An integral nbf in the past is fine.
     expect((await verify(jwt(HS256, claims(h.clock, { nbf: now - 10 })))).type).toBe('token_valid');
     // revoke_token refuses them as well: a deny marker never gets a lifetime from such a claim.
-    expect(await h.call({ type: 'revoke_token', token: jwt(HS256, claims(h.clock, { exp: 1e300 })) })).toMatchObject({ type: 'token_invalid', error: 'Invalid claim value' });
+    expect(await h.call({ type: 'revoke_token', token: jwt(HS256, claims(h.clock, { exp: 1e300 })) })).toMatchObject({
+      type: 'token_invalid',
+      error: 'Invalid claim value',
+    });
   });
 
   it('a token living longer than GATEWAY_ACCESS_TOKEN_TTL (plus the clock tolerance) is refused, even when signed with the key', async () => {
@@ -147,7 +150,7 @@ describe('issuer and audience', () => {
     expect(payloadOf(g.access_token as string)).toMatchObject({ iss: 'https://auth.example', aud: 'api' });
     expect((await verify(g.access_token as string)).type).toBe('token_valid');
     const ok = { iss: 'https://auth.example', aud: 'api' };
-    expect((await verify(jwt(HS256, claims(h.clock, ok))))).toMatchObject({ type: 'token_valid' });
+    expect(await verify(jwt(HS256, claims(h.clock, ok)))).toMatchObject({ type: 'token_valid' });
     await refused(jwt(HS256, claims(h.clock, { aud: 'api' })), /claim/);
     await refused(jwt(HS256, claims(h.clock, { iss: 'https://auth.example' })), /claim/);
     await refused(jwt(HS256, claims(h.clock, { ...ok, iss: 'https://evil.example' })), 'Invalid claim value');

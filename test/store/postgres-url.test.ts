@@ -6,7 +6,10 @@ import { parsePostgresUrl } from '../../src/store/postgres-url.js';
 describe('parsePostgresUrl', () => {
   it('reads the schema, keeps sslmode for the driver, accepts postgresql://', () => {
     expect(parsePostgresUrl('postgres://u:p@db.example:5433/app')).toEqual({ connectionString: 'postgres://u:p@db.example:5433/app', schema: 'auth_gateway' });
-    expect(parsePostgresUrl('postgresql://db/app?schema=gw_2&sslmode=verify-full')).toEqual({ connectionString: 'postgresql://db/app?sslmode=verify-full', schema: 'gw_2' });
+    expect(parsePostgresUrl('postgresql://db/app?schema=gw_2&sslmode=verify-full')).toEqual({
+      connectionString: 'postgresql://db/app?sslmode=verify-full',
+      schema: 'gw_2',
+    });
     expect(parsePostgresUrl('postgres://[::1]:5432/app?sslmode=require').connectionString).toBe('postgres://[::1]:5432/app?sslmode=require');
   });
 

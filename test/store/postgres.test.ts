@@ -30,7 +30,7 @@ describe('postgres store', () => {
   );
 
   describe('rows in PostgreSQL', () => {
-    it('live in the schema of the URL, in Keyv\'s format, with the expiry as a column that swap keeps', async () => {
+    it("live in the schema of the URL, in Keyv's format, with the expiry as a column that swap keeps", async () => {
       const schema = freshSchema();
       const store = await postgresStore(server.url, schema);
       try {
@@ -102,10 +102,17 @@ describe('postgres store', () => {
         const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => store.get(i % 25 < 20 ? `k${i % 25}` : i % 25 === 20 ? 'short' : `none${i}`)));
         reads.forEach((v, i) => expect(v, `read ${i}`).toEqual(i % 25 < 20 ? { i: i % 25 } : undefined));
         const lists = await Promise.all([0, 1, 2, 0, 1, 2].map((u, j) => store.indexMembers(`u:${u}`, j < 3 ? Date.now() : now)));
-        const live = (u: number, all: boolean) => Array.from({ length: 10 }, (_, i) => i).filter((i) => i % 3 === u && (all || i % 2 === 0)).map((i) => `m${i}`).sort();
+        const live = (u: number, all: boolean) =>
+          Array.from({ length: 10 }, (_, i) => i)
+            .filter((i) => i % 3 === u && (all || i % 2 === 0))
+            .map((i) => `m${i}`)
+            .sort();
         expect(lists.map((l) => l.sort())).toEqual([live(0, false), live(1, false), live(2, false), live(0, true), live(1, true), live(2, true)]);
         // 50 deletes of one key and 19 of others at once: each key reported deleted once.
-        const deleted = await Promise.all([...Array.from({ length: 50 }, () => store.delete('k0')), ...Array.from({ length: 19 }, (_, i) => store.delete(`k${i + 1}`))]);
+        const deleted = await Promise.all([
+          ...Array.from({ length: 50 }, () => store.delete('k0')),
+          ...Array.from({ length: 19 }, (_, i) => store.delete(`k${i + 1}`)),
+        ]);
         expect(deleted.slice(0, 50).filter(Boolean)).toHaveLength(1);
         expect(deleted.slice(50)).toEqual(Array.from({ length: 19 }, () => true));
         expect(await store.delete('short')).toBe(false);
@@ -131,7 +138,9 @@ describe('postgres store', () => {
         const t0 = Date.now();
         let left = -1;
         while (Date.now() - t0 < 10_000) {
-          const [row] = await server.query<{ n: string }>(`SELECT (SELECT count(*) FROM ${schema}.entries) + (SELECT count(*) FROM ${schema}.index_members) AS n`);
+          const [row] = await server.query<{ n: string }>(
+            `SELECT (SELECT count(*) FROM ${schema}.entries) + (SELECT count(*) FROM ${schema}.index_members) AS n`,
+          );
           left = Number(row!.n);
           if (left === 2) break;
           await sleep(50);
@@ -151,7 +160,9 @@ describe('postgres store', () => {
       try {
         for (const s of stores) expect(s.isReady()).toBe(true);
         expect(await server.query(`SELECT version FROM ${schema}.schema_version`)).toEqual([{ version: SCHEMA_VERSION }]);
-        const indexes = (await server.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1`, [schema])).map((r) => r.indexdef.replace(/^.* USING /, ''));
+        const indexes = (await server.query<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE schemaname = $1`, [schema])).map((r) =>
+          r.indexdef.replace(/^.* USING /, ''),
+        );
         expect(indexes.sort()).toEqual(['btree (expires)', 'btree (expires)', 'btree (key)', 'btree (key, member)'].sort());
         await stores[0]!.set('k', 'v', 5000);
         expect(await stores[3]!.get('k')).toBe('v');
@@ -183,7 +194,13 @@ describe('postgres store', () => {
       try {
         const heard: unknown[] = [];
         store.events.subscribe((e) => heard.push(e));
-        for (const bad of ['not json', '{}', '{"kind":"ended","hash":"h","reason":"nope","origin":"o"}', '{"kind":"ended","hash":"a b","reason":"ttl","origin":"o"}', 'null']) {
+        for (const bad of [
+          'not json',
+          '{}',
+          '{"kind":"ended","hash":"h","reason":"nope","origin":"o"}',
+          '{"kind":"ended","hash":"a b","reason":"ttl","origin":"o"}',
+          'null',
+        ]) {
           await server.query('SELECT pg_notify($1, $2)', [`${schema}_events`, bad]);
         }
         await server.query('SELECT pg_notify($1, $2)', [`${schema}_events`, '{"kind":"ended","hash":"h1","reason":"ttl","origin":"o"}']);
@@ -233,7 +250,9 @@ describe('postgres store', () => {
         await store.set('s:kept', { u: 'u1' }, 60_000);
         await own.crash();
         const t0 = Date.now();
-        const codes = await Promise.all([store.get('s:kept'), store.take('s:kept'), store.swap('s:kept', 1), store.indexMembers('u:u1', Date.now()), store.delete('s:kept')].map(code));
+        const codes = await Promise.all(
+          [store.get('s:kept'), store.take('s:kept'), store.swap('s:kept', 1), store.indexMembers('u:u1', Date.now()), store.delete('s:kept')].map(code),
+        );
         expect(codes).toEqual([11, 11, 11, 11, 11]);
         // Refused connections: no waiting on the time limit (1 s); slack for a busy machine.
         expect(Date.now() - t0).toBeLessThan(800);
@@ -287,4 +306,3 @@ describe('postgres store', () => {
     });
   });
 });
-

@@ -96,7 +96,13 @@ describe.skipIf(!server)('redis store', () => {
       try {
         const heard: unknown[] = [];
         store.events.subscribe((e) => heard.push(e));
-        for (const bad of ['not json', '{}', '{"kind":"ended","hash":"h","reason":"nope","origin":"o"}', '{"kind":"ended","hash":"a b","reason":"ttl","origin":"o"}', 'null']) {
+        for (const bad of [
+          'not json',
+          '{}',
+          '{"kind":"ended","hash":"h","reason":"nope","origin":"o"}',
+          '{"kind":"ended","hash":"a b","reason":"ttl","origin":"o"}',
+          'null',
+        ]) {
           await raw.publish(`${ns}::events@0`, bad);
         }
         await raw.publish(`${ns}::events@0`, '{"kind":"ended","hash":"h1","reason":"ttl","origin":"o"}');
@@ -121,7 +127,10 @@ describe.skipIf(!server)('redis store', () => {
         await own.crash();
         const t0 = Date.now();
         for (const op of [store.get('s:kept'), store.take('s:kept'), store.swap('s:kept', 1), store.indexMembers('u:u1', Date.now())]) {
-          const err = await op.then(() => undefined, (e: unknown) => e);
+          const err = await op.then(
+            () => undefined,
+            (e: unknown) => e,
+          );
           expect((err as GatewayError).wireCode).toBe(11);
         }
         // Disconnected: no waiting on the time limit (1 s) at all; slack for a busy machine.
@@ -158,7 +167,10 @@ describe.skipIf(!server)('redis store', () => {
       try {
         expect(Date.now() - t0).toBeLessThan(1000);
         expect(store.isReady()).toBe(false);
-        const err = await store.get('k').then(() => undefined, (e: unknown) => e);
+        const err = await store.get('k').then(
+          () => undefined,
+          (e: unknown) => e,
+        );
         expect((err as GatewayError).wireCode).toBe(11);
         await own.restart();
         const back = Date.now();

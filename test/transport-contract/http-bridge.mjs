@@ -47,7 +47,8 @@ for await (const line of lines) {
   const body = isEnvelope && env.body !== undefined ? JSON.stringify(env.body) : line;
   const reply = /** @type {Record<string, unknown>} */ (await post(body));
   const ends = isEnvelope && typeof env.src === 'string' && typeof env.dest === 'string' ? { src: env.dest, dest: env.src } : { src: nodeId };
-  if (reply.type === 'init_ok' && isEnvelope && typeof env.body === 'object' && env.body !== null) nodeId = String(/** @type {Record<string, unknown>} */ (env.body).node_id);
+  if (reply.type === 'init_ok' && isEnvelope && typeof env.body === 'object' && env.body !== null)
+    nodeId = String(/** @type {Record<string, unknown>} */ (env.body).node_id);
   process.stdout.write(`${JSON.stringify({ ...ends, body: reply })}\n`);
 }
 agent.destroy();

@@ -161,16 +161,20 @@ export const httpTransport: Transport = {
         // Not JSON: sent as it is, for the gateway to refuse.
       }
       inFlight++;
-      const req = request(`${http}/v1/rpc`, { method: 'POST', agent, headers: { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' } }, (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => {
-          messages.push({ ...ends, body: JSON.parse(text) as Msg['body'] });
-          w.wake();
-          if (--inFlight === 0) idle?.();
-        });
-      });
+      const req = request(
+        `${http}/v1/rpc`,
+        { method: 'POST', agent, headers: { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (d: string) => (text += d));
+          res.on('end', () => {
+            messages.push({ ...ends, body: JSON.parse(text) as Msg['body'] });
+            w.wake();
+            if (--inFlight === 0) idle?.();
+          });
+        },
+      );
       req.on('error', () => {
         if (--inFlight === 0) idle?.();
       });

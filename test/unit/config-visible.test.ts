@@ -118,7 +118,11 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
 
   it('serve: a start-up line with what an operator checks, and a warning without a service key', async () => {
     const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: '' });
-    const lines = s.stderr().trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = s
+      .stderr()
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const start = lines.find((l) => l.event === 'starting');
     expect(start).toMatchObject({
       level: 'info',

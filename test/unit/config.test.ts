@@ -49,19 +49,41 @@ describe('loadConfig', () => {
   it('defaults match docs/protocol.md', () => {
     const c = loadConfig(base);
     expect(c).toMatchObject({
-      nodeId: 'gateway', sessionTtl: 3600, sessionIdleTimeout: 0, accessTokenTtl: 900, refreshTokenTtl: 1_209_600,
-      maxMessageBytes: 65_536, logLevel: 'info', host: '127.0.0.1', port: 8080, store: 'memory://', sessionCookie: 'sid',
-      expiryWarning: 60, jwtSecretGenerated: false, dev: false,
+      nodeId: 'gateway',
+      sessionTtl: 3600,
+      sessionIdleTimeout: 0,
+      accessTokenTtl: 900,
+      refreshTokenTtl: 1_209_600,
+      maxMessageBytes: 65_536,
+      logLevel: 'info',
+      host: '127.0.0.1',
+      port: 8080,
+      store: 'memory://',
+      sessionCookie: 'sid',
+      expiryWarning: 60,
+      jwtSecretGenerated: false,
+      dev: false,
     });
     expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
   });
 
   it('abuse limits: defaults, and proxies and the metrics address as written', () => {
     const d = loadConfig(base);
-    expect(d).toMatchObject({ rateLimitBytes: 262_144, malformedLimit: 30, maxSubscribersPerSession: 1000, maxConnectionsPerAddress: 256, sessionCookieHostPrefix: true });
+    expect(d).toMatchObject({
+      rateLimitBytes: 262_144,
+      malformedLimit: 30,
+      maxSubscribersPerSession: 1000,
+      maxConnectionsPerAddress: 256,
+      sessionCookieHostPrefix: true,
+    });
     expect(d.trustedProxies).toBeUndefined();
     expect(d.metricsAddr).toBeUndefined();
-    const c = loadConfig({ ...base, GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7,fd00::/8', GATEWAY_METRICS_ADDR: '[::1]:9464', GATEWAY_SESSION_COOKIE: 'sid' });
+    const c = loadConfig({
+      ...base,
+      GATEWAY_TRUSTED_PROXIES: '10.0.0.0/8, 192.168.1.7,fd00::/8',
+      GATEWAY_METRICS_ADDR: '[::1]:9464',
+      GATEWAY_SESSION_COOKIE: 'sid',
+    });
     expect(c.trustedProxies!.check('10.9.8.7', 'ipv4')).toBe(true);
     expect(c.trustedProxies!.check('192.168.1.8', 'ipv4')).toBe(false);
     expect(c.trustedProxies!.check('fd00::1', 'ipv6')).toBe(true);
@@ -70,7 +92,15 @@ describe('loadConfig', () => {
   });
 
   it('reads good values; an empty value means the default', () => {
-    const c = loadConfig({ ...base, GATEWAY_SESSION_TTL: ' 120 ', GATEWAY_SESSION_IDLE_TIMEOUT: '30', GATEWAY_NODE_ID: 'n1', GATEWAY_ACCESS_TOKEN_TTL: '', GATEWAY_DEV: 'true', GATEWAY_LOG_LEVEL: 'silent' });
+    const c = loadConfig({
+      ...base,
+      GATEWAY_SESSION_TTL: ' 120 ',
+      GATEWAY_SESSION_IDLE_TIMEOUT: '30',
+      GATEWAY_NODE_ID: 'n1',
+      GATEWAY_ACCESS_TOKEN_TTL: '',
+      GATEWAY_DEV: 'true',
+      GATEWAY_LOG_LEVEL: 'silent',
+    });
     expect(c).toMatchObject({ sessionTtl: 120, sessionIdleTimeout: 30, nodeId: 'n1', accessTokenTtl: 900, dev: true, logLevel: 'silent' });
     expect(loadConfig({ ...base, GATEWAY_DEV: '0' }).dev).toBe(false);
   });
@@ -167,7 +197,13 @@ describe('key strength: only encoded random bytes are keys', () => {
   it('refuses what is not canonical or too short: 31 bytes, padding where none belongs, mixed alphabets', () => {
     // A key whose base64 has a '/' (so its base64url has a '_'): each variant below is refused for its form alone.
     const b = Buffer.from('oFWXWQop1TftbO4wWYj8haVrM69E1zFv/fZ17u8oF0E=', 'base64');
-    for (const key of [randomBytes(31).toString('base64'), `${b.toString('base64url')}=`, `${b.toString('base64').slice(0, -1)}`, `${b.toString('hex')}0`, `${b.toString('base64').replace(/=$/, '')}-_`]) {
+    for (const key of [
+      randomBytes(31).toString('base64'),
+      `${b.toString('base64url')}=`,
+      `${b.toString('base64').slice(0, -1)}`,
+      `${b.toString('hex')}0`,
+      `${b.toString('base64').replace(/=$/, '')}-_`,
+    ]) {
       expect(() => loadConfig({ GATEWAY_JWT_SECRET: key }), key).toThrow(/^GATEWAY_JWT_SECRET must /);
     }
   });
@@ -203,11 +239,22 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
 
   it('fixtures: a seeded session validates; a bad file stops start-up with one line', () => {
     const good = join(dir, 'good.json');
-    writeFileSync(good, JSON.stringify({ sessions: [{ session_id: 'abc123', user_id: 'user123', ttl: 3600, data: { a: 1 } }, { session_id: 'def', user_id: 'u2' }] }));
+    writeFileSync(
+      good,
+      JSON.stringify({
+        sessions: [
+          { session_id: 'abc123', user_id: 'user123', ttl: 3600, data: { a: 1 } },
+          { session_id: 'def', user_id: 'u2' },
+        ],
+      }),
+    );
     const req = (id: number, sid: string) => JSON.stringify({ src: 'c', dest: 'gateway', body: { type: 'validate_session', msg_id: id, session_id: sid } });
     const r = run({ ...base, GATEWAY_FIXTURES: good, GATEWAY_SESSION_TTL: '60' }, ['stdio'], `${req(1, 'abc123')}\n${req(2, 'def')}\n`);
     expect(r.status).toBe(0);
-    const replies = r.stdout.trim().split('\n').map((l) => JSON.parse(l).body);
+    const replies = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).body);
     // expires_in counts from start-up: allow one second for a loaded machine.
     expect(replies).toEqual([
       { type: 'session_valid', in_reply_to: 1, user_id: 'user123', expires_in: expect.toSatisfy((n: number) => n === 3600 || n === 3599), data: { a: 1 } },

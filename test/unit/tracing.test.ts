@@ -41,7 +41,13 @@ describe('tracing', () => {
     const id = d.out[0]!.body.session_id as string;
     exporter.reset();
 
-    d.input.next({ ok: true, src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: 9, session_id: id }, traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01` });
+    d.input.next({
+      ok: true,
+      src: 'c1',
+      dest: 'gateway',
+      body: { type: 'validate_session', msg_id: 9, session_id: id },
+      traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01`,
+    });
     await settle();
     expect(d.out[1]!.body.type).toBe('session_valid');
 
@@ -132,7 +138,9 @@ describe('tracing in the CLI (spawned stdio node, OTLP/HTTP to a local collector
       let out = '';
       child.stdout.on('data', (d: Buffer) => (out += d.toString()));
       const exited = new Promise<number | null>((r) => child.once('exit', r));
-      child.stdin.end(`${JSON.stringify({ src: 'c', dest: 'gateway', traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01`, body: { type: 'create_session', msg_id: 1, user_id: 'u' } })}\n`);
+      child.stdin.end(
+        `${JSON.stringify({ src: 'c', dest: 'gateway', traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01`, body: { type: 'create_session', msg_id: 1, user_id: 'u' } })}\n`,
+      );
       expect(await exited).toBe(0);
       expect(JSON.parse(out).body.type).toBe('session_created');
       expect(posts.map((p) => p.path)).toContain('/v1/traces');

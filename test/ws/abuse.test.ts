@@ -44,7 +44,11 @@ describe('subscriber fan-out (finding 1)', () => {
     const peers = [browser(server.url), browser(server.url), browser(server.url), browser(server.url)];
     for (const p of peers) await p.opened;
     for (const p of peers.slice(0, 3)) expect(await p.call('subscribe_session', { session_id: sid })).toMatchObject({ type: 'subscribed' });
-    expect(await peers[3]!.call('subscribe_session', { session_id: sid })).toMatchObject({ type: 'error', code: 1002, text: 'Too many subscribers of this session (limit 3)' });
+    expect(await peers[3]!.call('subscribe_session', { session_id: sid })).toMatchObject({
+      type: 'error',
+      code: 1002,
+      text: 'Too many subscribers of this session (limit 3)',
+    });
     // A place freed is a place taken.
     expect((await peers[0]!.call('unsubscribe_session', { session_id: sid })).type).toBe('unsubscribed');
     expect((await peers[3]!.call('subscribe_session', { session_id: sid })).type).toBe('subscribed');
@@ -87,7 +91,11 @@ describe('heavy and malformed frames (finding 2)', () => {
     await b.opened;
     for (let i = 0; i < 10; i++) b.send('{not json');
     await b.count(10);
-    expect(await b.call('unsubscribe_session', { session_id: 'x' })).toMatchObject({ type: 'error', code: 1002, text: 'Rate limited: at most 10 messages a second' });
+    expect(await b.call('unsubscribe_session', { session_id: 'x' })).toMatchObject({
+      type: 'error',
+      code: 1002,
+      text: 'Rate limited: at most 10 messages a second',
+    });
   });
 
   it('charges every frame its bytes before parsing (GATEWAY_RATE_LIMIT_BYTES); in debt, frames are refused unparsed', async () => {
@@ -97,7 +105,11 @@ describe('heavy and malformed frames (finding 2)', () => {
     const big = (id: number) => frame(id, { type: 'unsubscribe_session', session_id: 'x'.repeat(3000) });
     for (const id of [1, 2, 3]) b.send(big(id));
     const replies = (await b.count(3)).sort((x, y) => Number(x.body.in_reply_to) - Number(y.body.in_reply_to));
-    expect(replies.map((m) => [m.body.in_reply_to, m.body.type])).toEqual([[1, 'unsubscribed'], [2, 'unsubscribed'], [3, 'error']]);
+    expect(replies.map((m) => [m.body.in_reply_to, m.body.type])).toEqual([
+      [1, 'unsubscribed'],
+      [2, 'unsubscribed'],
+      [3, 'error'],
+    ]);
     expect(replies[2]!.body).toMatchObject({ code: 1002, text: 'Rate limited: at most 4096 bytes a second' });
     clock.advance(2000);
     expect((await b.call('unsubscribe_session', { session_id: 'y' })).type).toBe('unsubscribed');
@@ -134,7 +146,11 @@ describe('heavy and malformed frames (finding 2)', () => {
     const b = browser(server.url);
     await b.opened;
     b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(4000), msg_id: 9 } }));
-    expect((await b.next()).body).toEqual({ type: 'error', code: 12, text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/) });
+    expect((await b.next()).body).toEqual({
+      type: 'error',
+      code: 12,
+      text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/),
+    });
   });
 
   it('refuses duplicate member names with error 12', async () => {
@@ -156,7 +172,9 @@ describe('guesses at the upgrade (finding 5)', () => {
     }
     await expect(browser(server.url, { cookie: 'sid=guess-5' }).opened).rejects.toThrow('HTTP 429');
     await expect(browser(server.url).opened).rejects.toThrow('HTTP 429');
-    const r = await fetchRaw(server.url.replace(/^ws/, 'http'), { headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' } }).catch((e: Error) => e);
+    const r = await fetchRaw(server.url.replace(/^ws/, 'http'), {
+      headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+    }).catch((e: Error) => e);
     expect(r).toMatchObject({ status: 429, headers: { 'retry-after': '60' } });
     clock.advance(60_001);
     await browser(server.url).opened;
@@ -164,7 +182,8 @@ describe('guesses at the upgrade (finding 5)', () => {
 
   it('wrong service keys count too: 401 up to the limit, then 429', async () => {
     const { server } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '5' });
-    for (let i = 0; i < 5; i++) await expect(new Peer(server.url, { headers: { Authorization: `Bearer wrong-key-${i}-0123456789` } }).opened).rejects.toThrow('HTTP 401');
+    for (let i = 0; i < 5; i++)
+      await expect(new Peer(server.url, { headers: { Authorization: `Bearer wrong-key-${i}-0123456789` } }).opened).rejects.toThrow('HTTP 401');
     await expect(new Peer(server.url, { headers: { Authorization: `Bearer ${SERVICE_KEY}x` } }).opened).rejects.toThrow('HTTP 429');
   });
 });

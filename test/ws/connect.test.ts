@@ -24,15 +24,25 @@ async function run(url: string, lines: string[], o: { serviceKey?: string; keepO
   for (const l of lines) input.write(`${l}\n`);
   if (!o.keepOpen) input.end();
   const code = await done;
-  return { code, lines: out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { src: string; dest?: string; body: Record<string, unknown> }), err };
+  return {
+    code,
+    lines: out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as { src: string; dest?: string; body: Record<string, unknown> }),
+    err,
+  };
 }
 
-const env = (type: string, msgId: number, fields: Record<string, unknown> = {}) => JSON.stringify({ src: 'c1', dest: 'gateway', body: { type, msg_id: msgId, ...fields } });
+const env = (type: string, msgId: number, fields: Record<string, unknown> = {}) =>
+  JSON.stringify({ src: 'c1', dest: 'gateway', body: { type, msg_id: msgId, ...fields } });
 
 describe('connect (the CLI bridge)', () => {
   it('sends each line as one frame, prints each frame, waits for every reply, exits 0', async () => {
     const { server } = await start();
-    const r = await run(server.url, [env('create_session', 1, { user_id: 'u' }), 'this is not JSON', '', env('validate_session', 2, { session_id: 'x' })], { serviceKey: SERVICE_KEY });
+    const r = await run(server.url, [env('create_session', 1, { user_id: 'u' }), 'this is not JSON', '', env('validate_session', 2, { session_id: 'x' })], {
+      serviceKey: SERVICE_KEY,
+    });
     expect(r.code).toBe(0);
     expect(r.lines).toHaveLength(3);
     expect(r.lines.find((l) => l.body.in_reply_to === 1)!.body.type).toBe('session_created');
@@ -86,7 +96,11 @@ describe('connect (the CLI bridge)', () => {
 
   /** `node dist/cli.js connect URL ...args` with one request on stdin; its exit code, stdout and stderr. */
   const connectProcess = async (url: string, args: string[], env: Record<string, string>, line: string) => {
-    const child = spawn(process.execPath, [CLI, 'connect', url, ...args], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, 'connect', url, ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));

@@ -20,7 +20,12 @@ describe('drain', () => {
     await settle();
     s.post('validate_session', { session_id: sid }); // read after the drain began: not served
     const late = new Peer(server.url);
-    expect(await late.opened.then(() => 'open', (e: Error) => e.message)).toMatch(/ECONNREFUSED|HTTP 503/);
+    expect(
+      await late.opened.then(
+        () => 'open',
+        (e: Error) => e.message,
+      ),
+    ).toMatch(/ECONNREFUSED|HTTP 503/);
     held.release();
     const reply = await s.next((m) => m.body.in_reply_to === inFlight);
     expect(reply.body.type).toBe('session_valid');
@@ -54,7 +59,12 @@ describe('SIGTERM, as a load balancer sees it', () => {
     const DELAY_MS = 1500;
     const WINDOW_MS = 2000;
     const N = 20;
-    const p = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_DRAIN_DELAY: String(DELAY_MS / 1000), GATEWAY_DRAIN_WINDOW: String(WINDOW_MS / 1000) });
+    const p = await spawnServer({
+      GATEWAY_SERVICE_KEY: SERVICE_KEY,
+      GATEWAY_JWT_SECRET: JWT_SECRET,
+      GATEWAY_DRAIN_DELAY: String(DELAY_MS / 1000),
+      GATEWAY_DRAIN_WINDOW: String(WINDOW_MS / 1000),
+    });
     const peers = Array.from({ length: N }, () => service(p.url));
     await Promise.all(peers.map((x) => x.opened));
     const closedAt: number[] = [];
@@ -69,7 +79,10 @@ describe('SIGTERM, as a load balancer sees it', () => {
     let lateUpgrade: Promise<string> | undefined;
     // A load balancer's probe, every 50 ms, until the listener is gone.
     for (;;) {
-      const status = await fetchRaw(`${p.http}/readyz`).then((r) => r.status, () => 'refused' as const);
+      const status = await fetchRaw(`${p.http}/readyz`).then(
+        (r) => r.status,
+        () => 'refused' as const,
+      );
       probes.push({ at: Date.now() - signalled, status });
       // Inside the delay a new connection is still accepted and served.
       if (status === 503 && lateUpgrade === undefined) {

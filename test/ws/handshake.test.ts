@@ -6,7 +6,10 @@ afterEach(stopAll);
 
 /** The HTTP status an upgrade is refused with. */
 async function refusal(p: Peer): Promise<string> {
-  return p.opened.then(() => 'opened', (err: Error) => err.message);
+  return p.opened.then(
+    () => 'opened',
+    (err: Error) => err.message,
+  );
 }
 
 describe('upgrade: origins', () => {
@@ -15,7 +18,7 @@ describe('upgrade: origins', () => {
     for (const origin of ['http://evil.example', 'null', `http://127.0.0.1:${server.port + 1}`, `https://127.0.0.1:${server.port}`]) {
       expect(await refusal(browser(server.url, { origin }))).toBe('HTTP 403');
     }
-    expect((await server.metrics.text())).toMatch(/gateway_upgrades_refused_total\{status="403"\} 4/);
+    expect(await server.metrics.text()).toMatch(/gateway_upgrades_refused_total\{status="403"\} 4/);
   });
 
   it("accepts the gateway's own origin by default (all loopback spellings) and no Origin at all", async () => {

@@ -13,7 +13,14 @@ export const SERVICE_KEY = 'D/0WKePVayzi8WpgMeU1nZRTTHa31YoE+qTuzAUvsnI=';
 export type Msg = { src: string; dest?: string; body: Record<string, unknown> & { type: string } };
 
 export function testConfig(env: Record<string, string> = {}): Config {
-  return loadConfig({ GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_LOG_LEVEL: 'silent', ...env });
+  return loadConfig({
+    GATEWAY_JWT_SECRET: JWT_SECRET,
+    GATEWAY_PORT: '0',
+    GATEWAY_HOST: '127.0.0.1',
+    GATEWAY_SERVICE_KEY: SERVICE_KEY,
+    GATEWAY_LOG_LEVEL: 'silent',
+    ...env,
+  });
 }
 
 const servers = new Set<GatewayServer>();
@@ -153,7 +160,10 @@ export const browser = (url: string, o: { origin?: string; cookie?: string } = {
 export const settle = (ms = 20) => new Promise((r) => setTimeout(r, ms));
 
 /** A plain HTTP request: status, headers, body. */
-export function fetchRaw(url: string, o: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+export function fetchRaw(
+  url: string,
+  o: { method?: string; headers?: Record<string, string>; body?: string } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpRequest(url, { method: o.method ?? 'GET', headers: o.headers }, (res) => {
       let body = '';

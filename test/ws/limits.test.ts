@@ -52,7 +52,11 @@ describe('exchange_session budget per address (each writes a token family to the
     // Other requests are not charged to it.
     expect((await fresh.call('validate_session', { session_id: sid })).type).toBe('session_valid');
     clock.advance(20_000); // a third of a minute: two more
-    const later = [await fresh.call('exchange_session', { session_id: sid }), await fresh.call('exchange_session', { session_id: sid }), await fresh.call('exchange_session', { session_id: sid })];
+    const later = [
+      await fresh.call('exchange_session', { session_id: sid }),
+      await fresh.call('exchange_session', { session_id: sid }),
+      await fresh.call('exchange_session', { session_id: sid }),
+    ];
     expect(later.map((r) => r.type)).toEqual(['token_generated', 'token_generated', 'error']);
     const s = service(server.url);
     await s.opened;
@@ -82,7 +86,11 @@ describe('frame size', () => {
       expect(Buffer.byteLength(frame)).toBe(size);
       b.send(frame);
       const r = await b.next();
-      expect(r).toEqual({ src: 'gateway', dest: 'c1', body: { type: 'error', in_reply_to: size, code: 12, text: `Message too large (${size} bytes): the limit is 1024 bytes` } });
+      expect(r).toEqual({
+        src: 'gateway',
+        dest: 'c1',
+        body: { type: 'error', in_reply_to: size, code: 12, text: `Message too large (${size} bytes): the limit is 1024 bytes` },
+      });
     }
     b.send('x'.repeat(2000)); // not JSON either: no msg_id to answer
     expect((await b.next()).body).toEqual({ type: 'error', code: 12, text: 'Message too large (2000 bytes): the limit is 1024 bytes' });

@@ -66,7 +66,15 @@ export function spawnServer(env: Record<string, string> = {}, args: string[] = [
   const child = spawn(process.execPath, [CLI, 'serve', ...args], {
     cwd: ROOT,
     // No drain delay or window unless a test asks: nothing balances these nodes.
-    env: { ...process.env, GATEWAY_PORT: '0', GATEWAY_HOST: '127.0.0.1', GATEWAY_LOG_LEVEL: 'info', GATEWAY_DRAIN_DELAY: '0', GATEWAY_DRAIN_WINDOW: '0', ...env },
+    env: {
+      ...process.env,
+      GATEWAY_PORT: '0',
+      GATEWAY_HOST: '127.0.0.1',
+      GATEWAY_LOG_LEVEL: 'info',
+      GATEWAY_DRAIN_DELAY: '0',
+      GATEWAY_DRAIN_WINDOW: '0',
+      ...env,
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.add(child);

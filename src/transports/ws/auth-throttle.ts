@@ -4,8 +4,13 @@ import { GatewayError } from '../../errors.js';
 const WINDOW_MS = 60_000;
 /** Requests whose answer can be a failed authentication (`session_invalid`, `token_invalid`). */
 const AUTH_TYPES: ReadonlySet<string> = new Set([
-  'validate_session', 'regenerate_session', 'subscribe_session', 'exchange_session',
-  'verify_token', 'refresh_token', 'revoke_token',
+  'validate_session',
+  'regenerate_session',
+  'subscribe_session',
+  'exchange_session',
+  'verify_token',
+  'refresh_token',
+  'revoke_token',
 ]);
 const FAILED: ReadonlySet<string> = new Set(['session_invalid', 'token_invalid']);
 

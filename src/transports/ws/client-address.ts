@@ -33,7 +33,10 @@ export function clientOf(req: IncomingMessage, trusted: BlockList | undefined): 
   if (!trusts(trusted, peer)) return { address: peer, https: tls };
   let address = peer;
   const xff = req.headers['x-forwarded-for'];
-  const hops = (Array.isArray(xff) ? xff.join(',') : xff ?? '').split(',').map((h) => h.trim()).filter(Boolean);
+  const hops = (Array.isArray(xff) ? xff.join(',') : (xff ?? ''))
+    .split(',')
+    .map((h) => h.trim())
+    .filter(Boolean);
   for (let i = hops.length - 1; i >= 0; i--) {
     const hop = plain(hops[i]!);
     if (isIP(hop) === 0) break; // garbage: stop at the last address known good
@@ -41,6 +44,6 @@ export function clientOf(req: IncomingMessage, trusted: BlockList | undefined): 
     if (!trusts(trusted, hop)) break;
   }
   const xfp = req.headers['x-forwarded-proto'];
-  const proto = (Array.isArray(xfp) ? xfp.join(',') : xfp ?? '').split(',').pop()?.trim().toLowerCase();
+  const proto = (Array.isArray(xfp) ? xfp.join(',') : (xfp ?? '')).split(',').pop()?.trim().toLowerCase();
   return { address, https: tls || proto === 'https' };
 }

@@ -58,7 +58,8 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
         }
       }
       const ttl = params.ttl === undefined ? o.defaultTtl : Number(params.ttl);
-      if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_DEMO_TTL) return sendJson(res, 400, { error: `ttl must be a whole number of seconds from 1 to ${MAX_DEMO_TTL}` });
+      if (!Number.isSafeInteger(ttl) || ttl < 1 || ttl > MAX_DEMO_TTL)
+        return sendJson(res, 400, { error: `ttl must be a whole number of seconds from 1 to ${MAX_DEMO_TTL}` });
       const user = String(params.user_id ?? 'demo-user');
       if (!USER_RE.test(user)) return sendJson(res, 400, { error: 'user_id must be 1-64 of A-Z a-z 0-9 _ . @ -' });
       // A new login replaces the browser's previous session rather than orphaning it.

@@ -44,11 +44,17 @@ const after = (clock: Clock, ms: number) => new Promise<void>((resolve) => void 
 export async function drainServer(t: DrainTargets, plan: DrainPlan, onClosing: () => void): Promise<void> {
   const delayMs = plan.delayMs ?? 0;
   const windowMs = plan.windowMs ?? 0;
-  t.log.info({ event: 'drain', phase: 'deregistering', connections: t.links.size, delay_ms: delayMs }, 'draining: /readyz answers 503; still serving until the delay is over');
+  t.log.info(
+    { event: 'drain', phase: 'deregistering', connections: t.links.size, delay_ms: delayMs },
+    'draining: /readyz answers 503; still serving until the delay is over',
+  );
   if (delayMs > 0) await after(t.clock, delayMs);
   onClosing();
   const links = [...t.links];
-  t.log.info({ event: 'drain', phase: 'closing', connections: links.length, window_ms: windowMs }, 'draining: new connections refused; closing connections with 1012 over the window');
+  t.log.info(
+    { event: 'drain', phase: 'closing', connections: links.length, window_ms: windowMs },
+    'draining: new connections refused; closing connections with 1012 over the window',
+  );
   const closedHttp = new Promise<void>((resolve) => t.http.close(() => resolve()));
   t.http.closeIdleConnections();
   const step = links.length > 1 ? windowMs / (links.length - 1) : 0;

@@ -5,10 +5,7 @@ import { constantTimeEqual } from '../../crypto.js';
 import { readCookie } from './cookies.js';
 
 /** What an upgrade request may become, decided before `handleUpgrade`. */
-export type Handshake =
-  | { ok: true; role: 'service' }
-  | { ok: true; role: 'browser'; sessionId?: string }
-  | { ok: false; status: 401 | 403 | 404; why: string };
+export type Handshake = { ok: true; role: 'service' } | { ok: true; role: 'browser'; sessionId?: string } | { ok: false; status: 401 | 403 | 404; why: string };
 
 export interface HandshakeOptions {
   serviceKey?: string;
@@ -46,7 +43,11 @@ export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Hand
 export function refuseUpgrade(socket: Duplex, status: number, extra: Record<string, string> = {}): void {
   if (socket.writable) {
     const headers = { Connection: 'close', 'Content-Type': 'text/plain', 'Content-Length': '0', ...extra };
-    socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n${Object.entries(headers)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`,
+    );
   }
   socket.destroy();
 }

@@ -48,7 +48,13 @@ export function loadStaticFiles(root = packageRoot): Map<string, StaticFile> {
     if (type !== undefined) files.set(url, { body: readFileSync(path), type });
   };
   for (const path of walk(join(root, 'client', 'demo'))) {
-    if (path.endsWith('.html') || path.endsWith('.css')) add(`/${relative(join(root, 'client', 'demo'), path).split(sep).join('/')}`, path);
+    if (path.endsWith('.html') || path.endsWith('.css'))
+      add(
+        `/${relative(join(root, 'client', 'demo'), path)
+          .split(sep)
+          .join('/')}`,
+        path,
+      );
   }
   const built = join(root, 'dist', 'client');
   for (const path of walk(built)) add(`/client/${relative(built, path).split(sep).join('/')}`, path);

@@ -146,7 +146,10 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     metrics.upgradesRefused.inc({ status: String(status) });
     // Sampled: a flood of refused upgrades is counted in gateway_upgrades_refused_total.
     gateway.sampledLog.hit(`upgrade refused ${status} ${why}`, (suppressed) =>
-      log.warn({ status, why, remote: address, suppressed }, status === 429 ? 'websocket upgrade refused (throttle tripped; sampled)' : 'websocket upgrade refused (sampled)'),
+      log.warn(
+        { status, why, remote: address, suppressed },
+        status === 429 ? 'websocket upgrade refused (throttle tripped; sampled)' : 'websocket upgrade refused (sampled)',
+      ),
     );
     refuseUpgrade(socket, status, extra);
   };
@@ -156,7 +159,8 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (ctx.isDraining()) return refuseUpgrade(socket, 503);
     const client = clientOf(req, config.trustedProxies);
     // An address out of failed attempts gets nothing more to guess with until the window clears.
-    if (throttle.blocked(client.address)) return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
+    if (throttle.blocked(client.address))
+      return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
     const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin: ctx.isAllowedOrigin, sessionCookie: ctx.cookieName(client.https) });
     if (!h.ok) {
       if (h.status === 401) throttle.fail(client.address);
@@ -171,7 +175,9 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       } catch (err) {
         // The store is away: the session can be neither trusted nor refused. Try again later.
         metrics.upgradesRefused.inc({ status: '503' });
-        gateway.sampledLog.hit('bound upgrade store check', (suppressed) => log.warn({ err, suppressed }, 'could not check the session of a bound upgrade (sampled)'));
+        gateway.sampledLog.hit('bound upgrade store check', (suppressed) =>
+          log.warn({ err, suppressed }, 'could not check the session of a bound upgrade (sampled)'),
+        );
         return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
       }
     }

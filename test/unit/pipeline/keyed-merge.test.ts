@@ -87,7 +87,12 @@ describe('keyedMerge', () => {
     };
     const items: Item[] = [];
     for (let n = 0; n < 2000; n++) items.push({ key: `k${(n * 13) % 17}`, n });
-    const out = await lastValueFrom(from(items).pipe(keyedMerge((i) => i.key, work, recover, 4), toArray()));
+    const out = await lastValueFrom(
+      from(items).pipe(
+        keyedMerge((i) => i.key, work, recover, 4),
+        toArray(),
+      ),
+    );
     expect(out).toHaveLength(2000);
     expect(peak).toBeLessThanOrEqual(4);
     expect(peak).toBeGreaterThan(1);
@@ -117,7 +122,12 @@ describe('keyedMerge', () => {
       return `ok${i.n}`;
     };
     const items = Array.from({ length: 30 }, (_, n) => ({ key: n % 2 ? 'odd' : undefined, n }));
-    const out = await lastValueFrom(from(items).pipe(keyedMerge((i) => i.key, work, recover, 2), toArray()));
+    const out = await lastValueFrom(
+      from(items).pipe(
+        keyedMerge((i) => i.key, work, recover, 2),
+        toArray(),
+      ),
+    );
     expect(out).toHaveLength(30);
     expect(out.filter((r) => r.endsWith(':sync'))).toHaveLength(10);
     expect(out.filter((r) => r.endsWith(':async'))).toHaveLength(10);
@@ -143,7 +153,19 @@ describe('keyedMerge', () => {
   });
 
   it('completes at once on an empty source', async () => {
-    expect(await lastValueFrom(from([] as Item[]).pipe(keyedMerge((i) => i.key, (i) => i.n, () => -1, 1), toArray()))).toEqual([]);
+    expect(
+      await lastValueFrom(
+        from([] as Item[]).pipe(
+          keyedMerge(
+            (i) => i.key,
+            (i) => i.n,
+            () => -1,
+            1,
+          ),
+          toArray(),
+        ),
+      ),
+    ).toEqual([]);
   });
 
   it('a long queue of synchronous results behind a slow one does not overflow the stack', async () => {
@@ -151,7 +173,16 @@ describe('keyedMerge', () => {
     const in$ = new Subject<Item>();
     const out: (string | number)[] = [];
     const work = (i: Item): string | number | Promise<string> => (i.n === 0 ? c.work(i) : i.n);
-    in$.pipe(keyedMerge((i) => i.key, work, (i) => `e${i.n}`, 1)).subscribe((r) => out.push(r));
+    in$
+      .pipe(
+        keyedMerge(
+          (i) => i.key,
+          work,
+          (i) => `e${i.n}`,
+          1,
+        ),
+      )
+      .subscribe((r) => out.push(r));
     in$.next({ n: 0 });
     for (let n = 1; n <= 100_000; n++) in$.next({ n });
     c.release(0);
@@ -165,7 +196,16 @@ describe('keyedMerge', () => {
     const in$ = new Subject<Item>();
     const out: (string | number)[] = [];
     const work = (i: Item): string | number | Promise<string> => (i.n === 0 ? c.work(i) : i.n);
-    in$.pipe(keyedMerge((i) => i.key, work, (i) => `e${i.n}`, 8)).subscribe((r) => out.push(r));
+    in$
+      .pipe(
+        keyedMerge(
+          (i) => i.key,
+          work,
+          (i) => `e${i.n}`,
+          8,
+        ),
+      )
+      .subscribe((r) => out.push(r));
     for (let n = 0; n <= 20_000; n++) in$.next({ key: 'same', n });
     c.release(0);
     await settle();
@@ -226,7 +266,16 @@ describe('keyedMerge', () => {
   it('synchronous EXCLUSIVE items between synchronous keyed ones keep arrival order without recursion', async () => {
     const in$ = new Subject<Item>();
     const out: number[] = [];
-    in$.pipe(keyedMerge((i) => i.key, (i) => i.n, () => -1, 4)).subscribe((r) => out.push(r));
+    in$
+      .pipe(
+        keyedMerge(
+          (i) => i.key,
+          (i) => i.n,
+          () => -1,
+          4,
+        ),
+      )
+      .subscribe((r) => out.push(r));
     for (let n = 0; n < 30_000; n++) in$.next({ key: n % 3 === 0 ? EXCLUSIVE : `k${n % 5}`, n });
     await settle();
     expect(out).toEqual(Array.from({ length: 30_000 }, (_, n) => n));

@@ -12,7 +12,10 @@ describe('decode', () => {
   it('has a sample for every request type, and each sample passes', () => {
     expect(Object.keys(SAMPLES).sort()).toEqual(Object.keys(requestSchemas).sort());
     for (const [type, s] of Object.entries(SAMPLES)) {
-      for (const body of [{ type, msg_id: 1, ...s.required }, { type, msg_id: 1, ...s.required, ...s.optional }]) {
+      for (const body of [
+        { type, msg_id: 1, ...s.required },
+        { type, msg_id: 1, ...s.required, ...s.optional },
+      ]) {
         expect(decodeValue(env(body)), type).toMatchObject({ ok: true, src: 'c9', dest: 'gw' });
       }
     }
@@ -87,7 +90,12 @@ describe('decode', () => {
 
   it('msg_id: missing or unreadable means no in_reply_to', () => {
     expect(decodeValue(env({ type: 'validate_session', session_id: 'x' }))).toEqual({
-      ok: false, code: 12, text: 'Missing field "msg_id"', src: 'c9', dest: 'gw', msgId: undefined,
+      ok: false,
+      code: 12,
+      text: 'Missing field "msg_id"',
+      src: 'c9',
+      dest: 'gw',
+      msgId: undefined,
     });
     for (const msg_id of ['1', -1, 1.5, null, true, [1], { n: 1 }, 2 ** 53]) {
       const d = decodeValue(env({ type: 'validate_session', session_id: 'x', msg_id }));
@@ -133,7 +141,12 @@ describe('decode', () => {
     ];
     for (const [field, body] of cases) {
       expect(decode(`{"src":"a","dest":"b","body":{"msg_id":4,${body}}}`), body).toEqual({
-        ok: false, code: 12, text: `Field "${field}" must not have a member named "__proto__"`, src: 'a', dest: 'b', msgId: 4,
+        ok: false,
+        code: 12,
+        text: `Field "${field}" must not have a member named "__proto__"`,
+        src: 'a',
+        dest: 'b',
+        msgId: 4,
       });
     }
     // A member that merely mentions it, or a string value, is fine.
@@ -154,9 +167,16 @@ describe('nesting depth of application JSON', () => {
   it('accepts data and payload up to 32 levels, refuses deeper with error 12 naming the field', () => {
     expect(decode(env({ type: 'create_session', user_id: 'u', data: { x: nest(31) } })).ok).toBe(true);
     expect(decode(env({ type: 'create_session', user_id: 'u', data: { x: nest(32) } }))).toMatchObject({
-      ok: false, code: 12, msgId: 5, text: 'Field "data" must not nest deeper than 32 levels',
+      ok: false,
+      code: 12,
+      msgId: 5,
+      text: 'Field "data" must not nest deeper than 32 levels',
     });
-    expect(decode(env({ type: 'generate_access_token', payload: { x: nest(40) } }))).toMatchObject({ ok: false, code: 12, text: expect.stringContaining('"payload"') });
+    expect(decode(env({ type: 'generate_access_token', payload: { x: nest(40) } }))).toMatchObject({
+      ok: false,
+      code: 12,
+      text: expect.stringContaining('"payload"'),
+    });
   });
 
   it('refuses 20,000 levels (well under the size limit) without overflowing the stack', () => {
@@ -195,7 +215,11 @@ describe('replies', () => {
 
   it('an error reply without readable ends comes from the node; without msg_id has no in_reply_to', () => {
     expect(errorReply({}, 'node1', 12, 'Malformed JSON')).toEqual({ src: 'node1', body: { type: 'error', code: 12, text: 'Malformed JSON' } });
-    expect(errorReply({ src: 'a', dest: 'b', msgId: 0 }, 'n', 10, 't')).toEqual({ src: 'b', dest: 'a', body: { type: 'error', in_reply_to: 0, code: 10, text: 't' } });
+    expect(errorReply({ src: 'a', dest: 'b', msgId: 0 }, 'n', 10, 't')).toEqual({
+      src: 'b',
+      dest: 'a',
+      body: { type: 'error', in_reply_to: 0, code: 10, text: 't' },
+    });
   });
 });
 
@@ -215,7 +239,11 @@ describe('encode', () => {
     const cyclic: Record<string, unknown> = {};
     cyclic.self = cyclic;
     const text = encode({ src: 'g', dest: 'c', body: { type: 'session_valid', in_reply_to: 9, user_id: 'u', expires_in: 1, data: cyclic } });
-    expect(JSON.parse(text)).toEqual({ src: 'g', dest: 'c', body: { type: 'error', in_reply_to: 9, code: 13, text: 'Internal error: the reply could not be serialized' } });
+    expect(JSON.parse(text)).toEqual({
+      src: 'g',
+      dest: 'c',
+      body: { type: 'error', in_reply_to: 9, code: 13, text: 'Internal error: the reply could not be serialized' },
+    });
     expect(encode({ src: 'g', dest: 'c', body: { type: 'init_ok', in_reply_to: 1 } })).toBe('{"src":"g","dest":"c","body":{"type":"init_ok","in_reply_to":1}}');
   });
 });

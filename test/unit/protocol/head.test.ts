@@ -3,7 +3,11 @@ import { readEnvelopeHead } from '../../../src/protocol/head.js';
 
 describe('readEnvelopeHead (msg_id and ends of a message too large to parse)', () => {
   it('reads src, dest and body.msg_id from a cut-off message, in any key order', () => {
-    expect(readEnvelopeHead('{"src":"c1","dest":"g","body":{"type":"create_session","msg_id":7,"user_id":"xxxx')).toEqual({ src: 'c1', dest: 'g', body: { msg_id: 7 } });
+    expect(readEnvelopeHead('{"src":"c1","dest":"g","body":{"type":"create_session","msg_id":7,"user_id":"xxxx')).toEqual({
+      src: 'c1',
+      dest: 'g',
+      body: { msg_id: 7 },
+    });
     expect(readEnvelopeHead('{"dest":"g", "src" : "c","body":{"type":"a","u":[1,{"q":"}"}],"msg_id":4,')).toEqual({ src: 'c', dest: 'g', body: { msg_id: 4 } });
     expect(readEnvelopeHead('{"src":"a\\"b","dest":"g","body":{"msg_id":3}}')).toEqual({ src: 'a"b', dest: 'g', body: { msg_id: 3 } });
   });

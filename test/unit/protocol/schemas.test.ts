@@ -32,12 +32,19 @@ describe('reply and push schemas', () => {
   });
 
   it('are what `auth-gateway schema` prints, as plain JSON Schema', () => {
-    const out = JSON.parse(execFileSync(process.execPath, ['dist/cli.js', 'schema'], { cwd: ROOT, encoding: 'utf8' })) as Record<string, Record<string, { properties: Record<string, unknown>; additionalProperties?: boolean }>>;
+    const out = JSON.parse(execFileSync(process.execPath, ['dist/cli.js', 'schema'], { cwd: ROOT, encoding: 'utf8' })) as Record<
+      string,
+      Record<string, { properties: Record<string, unknown>; additionalProperties?: boolean }>
+    >;
     expect(Object.keys(out).sort()).toEqual(['envelope', 'pushes', 'replies', 'requests']);
     expect(Object.keys(out.requests!).sort()).toEqual(Object.keys(requestSchemas).sort());
     expect(Object.keys(out.replies!).sort()).toEqual(Object.keys(replySchemas).sort());
     expect(Object.keys(out.pushes!).sort()).toEqual(Object.keys(pushSchemas).sort());
-    expect(out.replies!.session_created).toMatchObject({ type: 'object', additionalProperties: false, required: expect.arrayContaining(['in_reply_to', 'session_id']) });
+    expect(out.replies!.session_created).toMatchObject({
+      type: 'object',
+      additionalProperties: false,
+      required: expect.arrayContaining(['in_reply_to', 'session_id']),
+    });
     expect(out.pushes!.session_expired!.properties.reason).toMatchObject({ anyOf: END_REASONS.map((r) => ({ const: r })) });
     expect(JSON.stringify(out)).not.toContain('Symbol');
     // The close codes the client acts on are the ones the server sends.

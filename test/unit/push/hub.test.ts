@@ -110,14 +110,23 @@ describe('session_expired pushes', () => {
     expect(gateway.hub.size).toBe(1);
     clock.advance(60_000);
     await settle();
-    expect(d.pushes().map((p) => p.dest).sort()).toEqual(['w2', 'watcher']);
+    expect(
+      d
+        .pushes()
+        .map((p) => p.dest)
+        .sort(),
+    ).toEqual(['w2', 'watcher']);
     expect(e.pushes().map((p) => p.dest)).toEqual(['w3']);
   });
 
   it('after unsubscribe_session: no push, no timer', async () => {
     const { gateway, clock, d, sid } = await subscribed();
     expect(clock.pending).toBe(2); // the store sweep + the hub's one timer
-    expect(await d.call({ type: 'unsubscribe_session', session_id: sid }, 'watcher')).toEqual({ type: 'unsubscribed', session_id: sid, in_reply_to: expect.any(Number) });
+    expect(await d.call({ type: 'unsubscribe_session', session_id: sid }, 'watcher')).toEqual({
+      type: 'unsubscribed',
+      session_id: sid,
+      in_reply_to: expect.any(Number),
+    });
     expect(gateway.hub.size).toBe(0);
     expect(clock.pending).toBe(1);
     clock.advance(120_000);
@@ -217,7 +226,11 @@ describe('SubscriptionHub', () => {
   it('warns bound followers warnBefore ms ahead with the seconds left, then ends', async () => {
     const clock = new ManualClock();
     let end = T0 + 100_000;
-    const hub = new SubscriptionHub(clock, async () => (clock.now() >= end ? { ended: 'ttl' } : { ended: undefined, next: end }), () => {});
+    const hub = new SubscriptionHub(
+      clock,
+      async () => (clock.now() >= end ? { ended: 'ttl' } : { ended: undefined, next: end }),
+      () => {},
+    );
     const seen: string[] = [];
     hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: (s) => seen.push(`warn:${s}`), warnBefore: 60_000 }, end, 'ttl');
     clock.advance(39_999);
@@ -246,7 +259,13 @@ describe('SubscriptionHub', () => {
       async () => ({ at: end, reason: 'idle' }),
     );
     const seen: string[] = [];
-    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: (x) => seen.push(`warn:${x}@${clock.now() - T0}`), warnBefore: 60_000 }, end, 'idle');
+    hub.subscribe(
+      'h',
+      'k',
+      { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: (x) => seen.push(`warn:${x}@${clock.now() - T0}`), warnBefore: 60_000 },
+      end,
+      'idle',
+    );
     end = T0 + 200_000; // activity on another node moved the idle end
     clock.advance(60_000);
     await settle();
@@ -261,9 +280,20 @@ describe('SubscriptionHub', () => {
 
   it('a session gone when its warning comes is ended at once instead of warned', async () => {
     const clock = new ManualClock(T0);
-    const hub = new SubscriptionHub(clock, async () => ({ ended: 'gone' }), () => {}, async () => undefined);
+    const hub = new SubscriptionHub(
+      clock,
+      async () => ({ ended: 'gone' }),
+      () => {},
+      async () => undefined,
+    );
     const seen: string[] = [];
-    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: () => seen.push('warn'), warnBefore: 60_000 }, T0 + 120_000, 'ttl');
+    hub.subscribe(
+      'h',
+      'k',
+      { sessionId: 's', ended: (r) => seen.push(`end:${r}`), expiring: () => seen.push('warn'), warnBefore: 60_000 },
+      T0 + 120_000,
+      'ttl',
+    );
     clock.advance(60_000);
     await settle();
     expect(seen).toEqual(['end:ttl']);
@@ -271,9 +301,24 @@ describe('SubscriptionHub', () => {
 
   it('a follower that throws does not stop the others', () => {
     const errors: unknown[] = [];
-    const hub = new SubscriptionHub(new ManualClock(), async () => ({ ended: undefined }), (e) => errors.push(e));
+    const hub = new SubscriptionHub(
+      new ManualClock(),
+      async () => ({ ended: undefined }),
+      (e) => errors.push(e),
+    );
     const got: string[] = [];
-    hub.subscribe('h', 'a', { sessionId: 's', ended: () => { throw new Error('bad follower'); } }, T0 + 1, 'ttl');
+    hub.subscribe(
+      'h',
+      'a',
+      {
+        sessionId: 's',
+        ended: () => {
+          throw new Error('bad follower');
+        },
+      },
+      T0 + 1,
+      'ttl',
+    );
     hub.subscribe('h', 'b', { sessionId: 's', ended: (r) => got.push(r) }, T0 + 1, 'ttl');
     hub.ended('h', 'destroyed');
     hub.ended('h', 'destroyed');
@@ -389,7 +434,11 @@ describe('a store that fails half-way through an end', () => {
 describe('subscribe and unsubscribe cost (issue 14, finding 1)', () => {
   it('each subscribe and unsubscribe looks at a bounded number of subscribers, not all of the session', () => {
     const clock = new ManualClock(T0);
-    const hub = new SubscriptionHub(clock, async () => ({ ended: undefined }), () => undefined);
+    const hub = new SubscriptionHub(
+      clock,
+      async () => ({ ended: undefined }),
+      () => undefined,
+    );
     let reads = 0;
     const sub = (warnBefore?: number) => ({
       sessionId: 's',
@@ -412,7 +461,11 @@ describe('subscribe and unsubscribe cost (issue 14, finding 1)', () => {
 
   it('refuses a new subscriber past the limit, but lets an existing key re-subscribe', () => {
     const clock = new ManualClock(T0);
-    const hub = new SubscriptionHub(clock, async () => ({ ended: undefined }), () => undefined);
+    const hub = new SubscriptionHub(
+      clock,
+      async () => ({ ended: undefined }),
+      () => undefined,
+    );
     const sub = { sessionId: 's', ended: () => undefined };
     expect(hub.subscribe('h', 'a', sub, T0 + 1000, 'ttl', 2)).toBe(true);
     expect(hub.subscribe('h', 'b', sub, T0 + 1000, 'ttl', 2)).toBe(true);

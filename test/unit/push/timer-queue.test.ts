@@ -15,7 +15,11 @@ describe('TimerQueue', () => {
     expect(clock.pending).toBe(1);
     expect(q.size).toBe(3);
     clock.advance(1000);
-    expect(fired).toEqual([['a', 100], ['b', 200], ['c', 300]]);
+    expect(fired).toEqual([
+      ['a', 100],
+      ['b', 200],
+      ['c', 300],
+    ]);
     expect(q.size).toBe(0);
     expect(clock.pending).toBe(0);
   });

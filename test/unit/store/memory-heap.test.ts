@@ -32,7 +32,9 @@ describe('memory store heap', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
     const m = JSON.parse(r.stdout) as { size: number; before: number; full: number; after: number };
-    console.log(`heap: before ${(m.before / 1e6).toFixed(1)} MB, with 100k sessions ${(m.full / 1e6).toFixed(1)} MB, after expiry ${(m.after / 1e6).toFixed(1)} MB`);
+    console.log(
+      `heap: before ${(m.before / 1e6).toFixed(1)} MB, with 100k sessions ${(m.full / 1e6).toFixed(1)} MB, after expiry ${(m.after / 1e6).toFixed(1)} MB`,
+    );
     expect(m.size).toBe(0);
     expect(m.full - m.before).toBeGreaterThan(10e6); // the sessions really were held
     expect(m.after - m.before).toBeLessThan(0.1 * (m.full - m.before));

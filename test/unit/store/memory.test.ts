@@ -53,7 +53,7 @@ describe('MemoryMap', () => {
     const m = new MemoryMap(clock);
     const exps: number[] = [];
     let seed = 7;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     for (let t = 0; t < 600; t++) {
       // Bursts: some ticks add thousands, most add few.
       const n = t % 50 === 0 ? 20_000 : rand(200);
@@ -140,7 +140,9 @@ describe('KeyvStore', () => {
   it('every failure, thrown or rejected, becomes GatewayError UNAVAILABLE (code 11), never "not found"', async () => {
     const keyv = new Keyv({ store: brokenAdapter() as never, throwOnErrors: true });
     const atomics = {
-      take: () => { throw new Error('sync failure'); },
+      take: () => {
+        throw new Error('sync failure');
+      },
       swap: () => Promise.reject(new Error('async failure')),
       indexAdd: () => Promise.reject(new Error('x')),
       indexRemove: () => Promise.reject(new Error('x')),
@@ -158,7 +160,10 @@ describe('KeyvStore', () => {
       ['indexMembers', () => store.indexMembers('k', 0)],
     ];
     for (const [name, op] of ops) {
-      const err = await op().then(() => undefined, (e: unknown) => e);
+      const err = await op().then(
+        () => undefined,
+        (e: unknown) => e,
+      );
       expect(err, name).toBeInstanceOf(GatewayError);
       expect((err as GatewayError).wireCode, name).toBe(11);
       expect((err as GatewayError).message, name).toBe('Store unavailable');
@@ -168,7 +173,9 @@ describe('KeyvStore', () => {
   it('a time-out is UNAVAILABLE too', async () => {
     const keyv = new Keyv({ store: { ...brokenAdapter(), get: () => new Promise(() => {}) } as never, throwOnErrors: true });
     const store = new KeyvStore({
-      kind: 'redis', keyv, timeoutMs: 20,
+      kind: 'redis',
+      keyv,
+      timeoutMs: 20,
       atomics: { take: () => undefined, swap: () => undefined, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });

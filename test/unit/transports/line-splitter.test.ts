@@ -51,7 +51,7 @@ describe('LineSplitter', () => {
 
   it('gives the same events however the input is cut into chunks', () => {
     let seed = 42;
-    const rand = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
     for (let round = 0; round < 300; round++) {
       const parts: string[] = [];
       for (let i = 0; i < 20; i++) {
@@ -60,7 +60,7 @@ describe('LineSplitter', () => {
       }
       const text = Buffer.from(parts.join(''));
       const chunks: Buffer[] = [];
-      for (let at = 0; at < text.length; ) {
+      for (let at = 0; at < text.length;) {
         const n = 1 + rand(15);
         chunks.push(text.subarray(at, at + n));
         at += n;
@@ -71,7 +71,10 @@ describe('LineSplitter', () => {
       const want = reference(16, text);
       expect(norm(got), `round ${round}`).toEqual(norm(want));
       const excess = got.flatMap((e, i) => ('oversized' in e ? [e.oversized - (want[i] as { oversized: number }).oversized] : []));
-      expect(excess.filter((x) => x < 0 || x > 1), `round ${round}`).toEqual([]);
+      expect(
+        excess.filter((x) => x < 0 || x > 1),
+        `round ${round}`,
+      ).toEqual([]);
     }
   });
 

@@ -30,7 +30,11 @@ const msg = (id: number, body: Record<string, unknown>) => JSON.stringify({ src:
 
 describe('stdio transport (in-process)', () => {
   it('answers LF and CRLF lines and a last line without a newline, then resolves', async () => {
-    const { lines } = await stdio([`${msg(1, { type: 'init', node_id: 'n1' })}\r\n`, `${msg(2, { type: 'create_session', user_id: 'u' })}\n`, msg(3, { type: 'list_sessions', user_id: 'u' })]);
+    const { lines } = await stdio([
+      `${msg(1, { type: 'init', node_id: 'n1' })}\r\n`,
+      `${msg(2, { type: 'create_session', user_id: 'u' })}\n`,
+      msg(3, { type: 'list_sessions', user_id: 'u' }),
+    ]);
     const byId = new Map(lines.map((l) => [l.body.in_reply_to, l]));
     expect(byId.get(1)?.body.type).toBe('init_ok');
     expect(byId.get(2)?.body.type).toBe('session_created');
@@ -38,12 +42,17 @@ describe('stdio transport (in-process)', () => {
     expect(byId.get(3)).toMatchObject({ src: 'gateway', dest: 'c1' });
   });
 
-  it('an oversized line is error 12 to its msg_id (read from the line\'s first bytes); the next line is served', async () => {
+  it("an oversized line is error 12 to its msg_id (read from the line's first bytes); the next line is served", async () => {
     const big = msg(1, { type: 'create_session', user_id: 'u', data: { blob: 'x'.repeat(2000) } });
     const { lines } = await stdio([`${big}\n`, `${msg(2, { type: 'validate_session', session_id: 'x' })}\n`], { max: 1024 });
     expect(lines).toHaveLength(2);
     const err = lines.find((l) => l.body.type === 'error')!;
-    expect(err.body).toEqual({ type: 'error', in_reply_to: 1, code: 12, text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/) });
+    expect(err.body).toEqual({
+      type: 'error',
+      in_reply_to: 1,
+      code: 12,
+      text: expect.stringMatching(/^Message too large \(\d+ bytes\): the limit is 1024 bytes$/),
+    });
     expect(err).toMatchObject({ src: JSON.parse(big).dest, dest: JSON.parse(big).src });
     expect(lines.find((l) => l.body.in_reply_to === 2)?.body.type).toBe('session_invalid');
   });
@@ -65,16 +74,26 @@ describe('stdio transport (in-process)', () => {
   });
 
   it('non-JSON and bad envelopes are error 12; bad bodies answered once with in_reply_to', async () => {
-    const { lines } = await stdio(['{nope\n', '[]\n', `${JSON.stringify({ src: 'a', dest: 'b', body: { type: 'validate_session', msg_id: 5 } })}\n`, `${msg(6, { type: 'nope' })}\n`]);
+    const { lines } = await stdio([
+      '{nope\n',
+      '[]\n',
+      `${JSON.stringify({ src: 'a', dest: 'b', body: { type: 'validate_session', msg_id: 5 } })}\n`,
+      `${msg(6, { type: 'nope' })}\n`,
+    ]);
     expect(lines).toHaveLength(4);
     expect(lines.filter((l) => l.body.in_reply_to === undefined).map((l) => l.body.code)).toEqual([12, 12]);
-    expect(lines.find((l) => l.body.in_reply_to === 5)).toEqual({ src: 'b', dest: 'a', body: { type: 'error', in_reply_to: 5, code: 12, text: 'Missing field "session_id"' } });
+    expect(lines.find((l) => l.body.in_reply_to === 5)).toEqual({
+      src: 'b',
+      dest: 'a',
+      body: { type: 'error', in_reply_to: 5, code: 12, text: 'Missing field "session_id"' },
+    });
     expect(lines.find((l) => l.body.in_reply_to === 6)?.body.code).toBe(10);
   });
 
   it('end of input: every request read is answered exactly once, subscriptions with long ttls do not hold it', async () => {
     const input: string[] = [];
-    for (let i = 1; i <= 5000; i++) input.push(`${msg(i, i % 2 ? { type: 'create_session', user_id: `u${i % 7}`, ttl: 31_536_000 } : { type: 'verify_token', token: 'a.b.c' })}\n`);
+    for (let i = 1; i <= 5000; i++)
+      input.push(`${msg(i, i % 2 ? { type: 'create_session', user_id: `u${i % 7}`, ttl: 31_536_000 } : { type: 'verify_token', token: 'a.b.c' })}\n`);
     const { lines, gateway, clock } = await stdio([input.join('')]);
     const ids = lines.map((l) => l.body.in_reply_to);
     expect(ids).toHaveLength(5000);
@@ -96,7 +115,10 @@ describe('stdio transport (in-process)', () => {
     let text = '';
     out.on('data', (d: Buffer) => (text += d));
     await done;
-    const ids = text.trim().split('\n').map((l) => JSON.parse(l).body.in_reply_to);
+    const ids = text
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).body.in_reply_to);
     expect(ids).toHaveLength(n);
     expect(new Set(ids).size).toBe(n);
   });
@@ -113,7 +135,12 @@ describe('stdio transport (in-process)', () => {
     await done;
     t.clock.advance(20_000);
     await new Promise((r) => setImmediate(r));
-    expect(text.trim().split('\n').map((l) => JSON.parse(l).body.type)).toEqual(['subscribed']);
+    expect(
+      text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).body.type),
+    ).toEqual(['subscribed']);
   });
 
   it('pushes go out while input stays open', async () => {
@@ -136,7 +163,10 @@ describe('stdio transport (in-process)', () => {
     for (let i = 0; i < 5 && lines.length < 1; i++) await new Promise((r) => setImmediate(r));
     t.clock.advance(10_000);
     for (let i = 0; i < 5 && lines.length < 2; i++) await new Promise((r) => setImmediate(r));
-    expect(lines.map((l) => [l.body.type, l.body.reason])).toEqual([['subscribed', undefined], ['session_expired', 'ttl']]);
+    expect(lines.map((l) => [l.body.type, l.body.reason])).toEqual([
+      ['subscribed', undefined],
+      ['session_expired', 'ttl'],
+    ]);
     inp.end();
     await done;
   });
@@ -172,7 +202,10 @@ describe('stdio transport (node dist/cli.js stdio; needs npx tsc -p .)', () => {
     const took = Date.now() - closedAt;
     expect(code).toBe(0);
     expect(took).toBeLessThan(2000);
-    const lines = out.trim().split('\n').map((l) => JSON.parse(l) as Line);
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Line);
     expect(lines).toHaveLength(52);
     expect(new Set(lines.map((l) => l.body.in_reply_to)).size).toBe(52);
   });
