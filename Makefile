@@ -41,7 +41,7 @@ lint: build
 format: install
 	npx prettier --write .
 
-test: build system-deps typecheck
+test: build system-deps typecheck lint
 	npx vitest run
 	$(MAKE) -s conformance
 
