@@ -78,7 +78,16 @@ function showUser(me: Me | undefined): void {
   tick();
 }
 
+/** Counts the ends shown: an answer of the backend asked for before the latest one is stale. */
+let endsShown = 0;
+
+/** Shows `me` unless an end was shown after the question was asked (its answer predates the end). */
+function showUserAsOf(asked: number, me: Me | undefined): void {
+  if (asked === endsShown && me !== undefined) showUser(me);
+}
+
 function showEnded(e: Ended, now: boolean): void {
+  endsShown++;
   warnDeadline = undefined;
   warning.hidden = true;
   showUser(undefined);
@@ -140,9 +149,10 @@ tabs.on('open', ({ reconnected }) => {
   if (!tabs.isLeader) role.textContent = 'through the tab that holds it';
   note('connection', reconnected ? 'reconnected' : 'connected');
   // A login in another tab, or a regeneration, changed the cookie: show whose session it is now.
+  const asked = endsShown;
   void whoAmI().then((me) => {
     if (!tabs.connected) return; // closed meanwhile (a stale cookie is closed at once): that close says it
-    if (me !== undefined) showUser(me);
+    showUserAsOf(asked, me);
     setConnection(me !== undefined ? 'open, bound to your session' : 'open (no session)', 'open');
   });
 });
@@ -167,7 +177,8 @@ tabs.on('session_extended', ({ bound, expiresIn }) => {
   warning.hidden = true;
   note('push', `session_extended: ${expiresIn} s left`);
   // The push has whole seconds; the backend has the end to the millisecond.
-  void whoAmI().then((me) => me !== undefined && showUser(me));
+  const asked = endsShown;
+  void whoAmI().then((me) => showUserAsOf(asked, me));
 });
 tabs.on('session_regenerated', () => {
   note('push', 'session regenerated: same session, new cookie; waiting for it');
