@@ -23,8 +23,8 @@ const ROWS = [
   'row6-many-connections.js',
   'row7-push-lateness.js',
   'row8-session-memory.js',
-  'row9-postgres-validate.js',
-  'row10-postgres-peer.js',
+  'row12-postgres-validate.js',
+  'row13-postgres-peer.js',
 ];
 
 const machine = `${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}`;

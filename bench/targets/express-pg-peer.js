@@ -1,4 +1,4 @@
-// The PostgreSQL peer of row 10: Express 5 + express-session + connect-pg-simple 10 on a
+// The PostgreSQL peer of row 13: Express 5 + express-session + connect-pg-simple 10 on a
 // `pg` Pool, set up as their READMEs show (resave: false, saveUninitialized: false, a
 // secret, the store creating its table; the session regenerated at login), the same app
 // as express-peer.js. GET /me is the session check: 200 with the user, or 401.

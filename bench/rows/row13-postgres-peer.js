@@ -2,7 +2,7 @@ import { sharedPostgres } from '../lib/postgres.js';
 import { sessionCheckRow } from './row5-redis-peer.js';
 
 export const row = {
-  id: 10,
+  id: 13,
   what: 'session check per request, 100 clients one in flight each, PostgreSQL store',
   unit: 'req/s',
   baselineWhat: 'express 5 + express-session + connect-pg-simple 10, HTTP with the cookie, autocannon',
@@ -11,8 +11,8 @@ export const row = {
   async run(ctx) {
     const postgres = await sharedPostgres(ctx);
     const res = await sessionCheckRow(ctx, {
-      name: 'row10',
-      gatewayStore: `${postgres.url}?schema=bench_row10`,
+      name: 'row13',
+      gatewayStore: `${postgres.url}?schema=bench_row13`,
       peer: 'express-pg-peer.js',
       peerStore: postgres.url,
       loadStore: { postgres: postgres.url },

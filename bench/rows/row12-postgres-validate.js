@@ -2,7 +2,7 @@ import { sharedPostgres } from '../lib/postgres.js';
 import { wsValidate } from './row1-ws-validate.js';
 
 export const row = {
-  id: 9,
+  id: 12,
   what: 'validate_session over one WebSocket, 1,000 in flight, PostgreSQL store, 1,000 sessions',
   unit: 'msgs/s',
   baselineWhat: 'row 1 (the same on the memory store)',
@@ -13,9 +13,9 @@ export const row = {
     let row1 = ctx.shared.row1;
     if (!row1) {
       ctx.log('  (row 1 not run: measuring its gateway figure first)');
-      row1 = await wsValidate(ctx, { name: 'row9-mem', baseline: false });
+      row1 = await wsValidate(ctx, { name: 'row12-mem', baseline: false });
     }
-    const res = await wsValidate(ctx, { name: 'row9', storeEnv: { GATEWAY_STORE: `${postgres.url}?schema=bench_row9` }, baseline: false });
+    const res = await wsValidate(ctx, { name: 'row12', storeEnv: { GATEWAY_STORE: `${postgres.url}?schema=bench_row12` }, baseline: false });
     return { value: res.gateway, baseline: row1.gateway, note: `own PostgreSQL ${await version(postgres)} on port ${postgres.port}, fsync off` };
   },
 };
