@@ -8,6 +8,8 @@ import type { EventBus, Store, StoreObserver, StoreOperation } from './types.js'
 export interface Atomics {
   take(key: string): Promise<unknown> | unknown;
   swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> | unknown;
+  /** `ttlMs`: a whole number of milliseconds, at least 1; the backend's own clock starts it. */
+  claim(key: string, ttlMs: number): Promise<boolean> | boolean;
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
   indexRemove(key: string, member: string): Promise<void> | void;
   indexMembers(key: string, now: number): Promise<string[]> | string[];
@@ -154,6 +156,10 @@ export class KeyvStore implements Store {
 
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined> {
     return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined);
+  }
+
+  claim(key: string, ttlMs: number): Promise<boolean> {
+    return this.#guard('claim', key, () => this.#atomics.claim(key, Math.max(1, Math.ceil(ttlMs))));
   }
 
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

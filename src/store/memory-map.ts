@@ -129,6 +129,13 @@ export class MemoryMap {
     return old;
   }
 
+  /** Atomic by construction, like take. */
+  claim(key: string, ttlMs: number): boolean {
+    if (this.get(key) !== undefined) return false;
+    this.#map.set(key, { value: true, exp: this.#clock.now() + ttlMs });
+    return true;
+  }
+
   indexAdd(key: string, member: string, expiresAt: number): void {
     const set = this.#sets.get(key);
     if (set === undefined) {

@@ -23,6 +23,7 @@ type Op =
   | 'removeMany'
   | 'swap'
   | 'swapUntil'
+  | 'claim'
   | 'indexAdd'
   | 'indexRemove'
   | 'indexMembers'
@@ -81,6 +82,11 @@ export class PostgresAtomics implements Atomics {
              FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
              WHERE e.key = old.key
              RETURNING old.value`,
+      // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it
+      // yet); a live row is left alone and no row comes back.
+      claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)
+              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= $3
+              RETURNING e.key`,
       indexAdd: `INSERT INTO ${t.members} (key, member, expires) VALUES ($1, $2, $3)
                  ON CONFLICT (key, member) DO UPDATE SET expires = EXCLUDED.expires`,
       indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
@@ -150,6 +156,12 @@ export class PostgresAtomics implements Atomics {
         ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), Math.floor(this.#now()), key])
         : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), Math.floor(this.#now()), key, Math.ceil(expiresAt)]);
     return row === undefined ? undefined : decode(row.value);
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    const now = Math.floor(this.#now());
+    const rows = await this.#run('claim', [key, JSON.stringify({ value: true, expires: now + ttlMs }), now]);
+    return rows.length === 1;
   }
 
   async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

@@ -46,6 +46,15 @@ if not old then return false end
 redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return old`;
 
+/**
+ * claim: SET NX with Redis' own expiry; the value is Keyv's form with the same `expires`,
+ * so a plain get agrees. (A script rather than `set` with options: every call here goes
+ * through the same two commands, which a single client and a cluster client both have.)
+ */
+const CLAIM = `
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0`;
+
 /** Sets the index key to expire with its last member, so it never outlives its sessions. */
 const EXPIRE_WITH_LAST = `
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -90,6 +99,7 @@ function script(source: string): Script {
 const SCRIPTS = {
   swap: script(SWAP),
   swapUntil: script(SWAP_UNTIL),
+  claim: script(CLAIM),
   indexAdd: script(INDEX_ADD),
   indexRemove: script(INDEX_REMOVE),
   indexMembers: script(INDEX_MEMBERS),
@@ -187,6 +197,11 @@ export class RedisAtomics implements Atomics {
     }
     const old = await this.#run(SCRIPTS.swap, key, [this.#codec.serialize({ value })]);
     return this.#decode(old);
+  }
+
+  async claim(key: string, ttlMs: number): Promise<boolean> {
+    const value = this.#codec.serialize({ value: true, expires: Math.ceil(this.#codec.now() + ttlMs) });
+    return Number(await this.#run(SCRIPTS.claim, key, [value, String(ttlMs)])) === 1;
   }
 
   async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

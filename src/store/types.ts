@@ -49,7 +49,7 @@ export interface EventBus {
 }
 
 /** The operations of the Store contract, as metric labels and span names. */
-export type StoreOperation = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'indexAdd' | 'indexRemove' | 'indexMembers';
+export type StoreOperation = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'claim' | 'indexAdd' | 'indexRemove' | 'indexMembers';
 
 /** Told how long each operation took and whether it succeeded. */
 export type StoreObserver = (op: StoreOperation, seconds: number, ok: boolean) => void;
@@ -74,6 +74,11 @@ export interface Store {
    * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given.
    */
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined>;
+  /**
+   * Atomically marks `key` as used for `ttlMs` milliseconds (> 0): true for the one caller (on
+   * any node) that found it free (absent or expired), false while it is held.
+   */
+  claim(key: string, ttlMs: number): Promise<boolean>;
   /** Adds `member` to the set at `key` until `expiresAt` (ms since epoch). */
   indexAdd(key: string, member: string, expiresAt: number): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;

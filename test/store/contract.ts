@@ -143,6 +143,34 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(seen).toEqual(['orig', ...Array.from({ length: 50 }, (_, i) => `v${i}`)].sort());
     });
 
+    it('claim: the first caller gets the key, later ones do not while it is held', async () => {
+      expect(await s.claim('j:a', 60_000)).toBe(true);
+      expect(await s.claim('j:a', 60_000)).toBe(false);
+      expect(await s.claim('j:b', 60_000)).toBe(true);
+    });
+
+    it('claim: of 50 concurrent callers exactly one gets the key', async () => {
+      const got = await Promise.all(Array.from({ length: 50 }, () => s.claim('j:race', 60_000)));
+      expect(got.filter((v) => v)).toHaveLength(1);
+    });
+
+    it('claim: another node sees the claim', async (ctx) => {
+      if (!h.peer) return ctx.skip();
+      const other = await h.peer();
+      extra.push(other);
+      expect(await s.claim('j:shared', 60_000)).toBe(true);
+      expect(await other.claim('j:shared', 60_000)).toBe(false);
+    });
+
+    it('claim: the key is free again once its TTL has run out, not before', async () => {
+      expect(await s.claim('j:k', TTL)).toBe(true);
+      await h.pass(TTL / 2);
+      expect(await s.claim('j:k', TTL)).toBe(false);
+      await h.pass(TTL / 2 + 150);
+      expect(await s.claim('j:k', TTL)).toBe(true);
+      expect(await s.claim('j:k', TTL)).toBe(false);
+    });
+
     it('index: lists live members, forgets removed and expired ones', async () => {
       const now = h.now();
       await s.indexAdd('u:alice', 'h1', now + 60_000);
@@ -204,6 +232,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
         s.delete('kept'),
         s.take('kept'),
         s.swap('kept', 'x'),
+        s.claim('j:kept', 60_000),
         s.indexAdd('u:dave', 'h2', h.now() + 60_000),
         s.indexRemove('u:dave', 'h1'),
         s.indexMembers('u:dave', h.now()),
@@ -212,7 +241,7 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       try {
         for (const op of ops) await rejectsUnavailable(op);
         // Every failure within the time limit (1 s by default), all at once rather than one after
-        // another (that would be 9 s): slack for a busy machine.
+        // another (that would be 10 s): slack for a busy machine.
         expect(Date.now() - started).toBeLessThan(2500);
         const notReadyBy = Date.now() + 2000;
         while (s.isReady() && Date.now() < notReadyBy) await new Promise((r) => setTimeout(r, 20));

@@ -144,6 +144,7 @@ describe('KeyvStore', () => {
         throw new Error('sync failure');
       },
       swap: () => Promise.reject(new Error('async failure')),
+      claim: () => Promise.reject(new Error('x')),
       indexAdd: () => Promise.reject(new Error('x')),
       indexRemove: () => Promise.reject(new Error('x')),
       indexMembers: () => Promise.reject(new Error('x')),
@@ -155,6 +156,7 @@ describe('KeyvStore', () => {
       ['delete', () => store.delete('k')],
       ['take', () => store.take('k')],
       ['swap', () => store.swap('k', 1)],
+      ['claim', () => store.claim('k', 1000)],
       ['indexAdd', () => store.indexAdd('k', 'm', 1)],
       ['indexRemove', () => store.indexRemove('k', 'm')],
       ['indexMembers', () => store.indexMembers('k', 0)],
@@ -176,7 +178,7 @@ describe('KeyvStore', () => {
       kind: 'redis',
       keyv,
       timeoutMs: 20,
-      atomics: { take: () => undefined, swap: () => undefined, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
+      atomics: { take: () => undefined, swap: () => undefined, claim: () => true, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     await expect(store.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
