@@ -31,6 +31,8 @@ options (each also a GATEWAY_* variable; flags win):
   --session-ttl S    default session lifetime, seconds (GATEWAY_SESSION_TTL)
   --max-message-bytes N  largest line or frame served (GATEWAY_MAX_MESSAGE_BYTES)
   --service-key-file FILE  serve: the service key (GATEWAY_SERVICE_KEY_FILE); connect: the key to present
+  --oidc-issuer ISS --oidc-audience AUD --oidc-jwks URL|FILE
+                     serve: accept the IdP's back-channel logout (all three or none)
   --dev              enable POST /autosession (dev login; never in production)
   --version          print the version and exit
 
@@ -49,6 +51,9 @@ const FLAG_ENV: Record<string, string> = {
   'session-ttl': 'GATEWAY_SESSION_TTL',
   'max-message-bytes': 'GATEWAY_MAX_MESSAGE_BYTES',
   'service-key-file': 'GATEWAY_SERVICE_KEY_FILE',
+  'oidc-issuer': 'GATEWAY_OIDC_ISSUER',
+  'oidc-audience': 'GATEWAY_OIDC_AUDIENCE',
+  'oidc-jwks': 'GATEWAY_OIDC_JWKS',
 };
 
 /** The flags each command applies; any other is refused, never silently ignored. */

@@ -55,6 +55,14 @@ export function effectiveConfig(config: Config): Record<string, unknown> {
     trusted_proxies: config.trustedProxies === undefined ? null : config.trustedProxies.rules,
     session_cookie: config.sessionCookie,
     fixtures: config.fixtures ?? null,
+    backchannel_logout:
+      config.oidc === undefined
+        ? null
+        : {
+            issuer: config.oidc.issuer,
+            audience: config.oidc.audience,
+            jwks: 'url' in config.oidc.jwks ? redactUrl(config.oidc.jwks.url) : config.oidc.jwks.file,
+          },
     dev: config.dev,
   };
 }

@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
 import { resolveFileVars } from './config-files.js';
 import { ConfigError } from './errors.js';
+import type { JSONWebKeySet } from 'jose';
 import { keyWeakness } from './key-material.js';
+import { readKeySetFile } from './oidc/key-set.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
 
 /** Everything the gateway can be told, validated once at start-up. */
@@ -65,6 +67,18 @@ export interface Config {
   /** Then: the window over which WebSocket connections are closed with 1012 (GATEWAY_DRAIN_WINDOW). */
   drainWindowMs: number;
   dev: boolean;
+  /** Back-channel logout (`GATEWAY_OIDC_*`): all three, or none (the route then answers 404). */
+  oidc?: OidcConfig;
+}
+
+/** The identity provider whose logout tokens `POST /oidc/backchannel-logout` accepts. */
+export interface OidcConfig {
+  /** `iss` of its logout tokens. */
+  issuer: string;
+  /** `aud` they must carry: this gateway's (or its application's) client id at the IdP. */
+  audience: string;
+  /** Its JWK Set: an http(s) URL (fetched when needed), or a file, read at start-up. */
+  jwks: { url: string } | { file: string; set: JSONWebKeySet };
 }
 
 type Source = Record<string, string | undefined>;
@@ -198,6 +212,29 @@ function listenAddr(name: string, raw: string | undefined): { host: string; port
   return { host: m[1] ?? m[2]!, port };
 }
 
+const OIDC_VARS = ['GATEWAY_OIDC_ISSUER', 'GATEWAY_OIDC_AUDIENCE', 'GATEWAY_OIDC_JWKS'] as const;
+
+/** `GATEWAY_OIDC_*`: all three or none; a half-configured receiver would refuse every IdP call. */
+function oidc(src: Source): OidcConfig | undefined {
+  const [issuer, audience, jwks] = OIDC_VARS.map((name) => src[name]?.trim() || undefined);
+  const missing = OIDC_VARS.filter((name) => !src[name]?.trim());
+  if (missing.length === OIDC_VARS.length) return undefined;
+  if (missing.length > 0) throw new ConfigError(`back-channel logout needs ${OIDC_VARS.join(', ')} together; missing ${missing.join(', ')}`);
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(jwks!)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(jwks!);
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+      throw new ConfigError(`GATEWAY_OIDC_JWKS must be an https or http URL, or a file path (got ${shown(redactUrl(jwks!))})`);
+    }
+    return { issuer: issuer!, audience: audience!, jwks: { url: jwks! } };
+  }
+  return { issuer: issuer!, audience: audience!, jwks: { file: jwks!, set: readKeySetFile(jwks!) } };
+}
+
 /**
  * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI);
  * each secret may come from a file instead (`GATEWAY_JWT_SECRET_FILE`..., see config-files.ts).
@@ -275,5 +312,6 @@ export function loadConfig(env: Source): Config {
     drainDelayMs: seconds(src, 'GATEWAY_DRAIN_DELAY', 5, 600),
     drainWindowMs: seconds(src, 'GATEWAY_DRAIN_WINDOW', 10, 600),
     dev: flag(src, 'GATEWAY_DEV'),
+    oidc: oidc(src),
   };
 }

@@ -108,6 +108,12 @@ export class Metrics {
     help: '0 serving, 1 draining (readyz 503, still serving), 2 closing connections',
     registers: [this.registry],
   });
+  readonly backchannelLogouts = new Counter({
+    name: 'gateway_backchannel_logouts_total',
+    help: 'Calls of POST /oidc/backchannel-logout that reached the token, by outcome (ended, refused, replayed, unavailable)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
   #gateway: Gateway | undefined;
 
   /** The hooks the core calls (`createApp(config, { observer })`). */

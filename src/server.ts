@@ -10,6 +10,7 @@ import type { Store } from './store/types.js';
 import { openApiDocument } from './protocol/openapi.js';
 import { send, sendJson } from './transports/http/http-util.js';
 import { createRpcHandler } from './transports/http/rpc.js';
+import { backchannelLogoutRoute } from './transports/http/backchannel-logout.js';
 import type { RouteHandler } from './transports/ws/http-routes.js';
 import type { DrainPlan } from './transports/ws/drain.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';
@@ -49,6 +50,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const rpc = createRpcHandler({ gateway, log, serviceKey: config.serviceKey, maxMessageBytes: config.maxMessageBytes, bodyTimeoutMs });
   const routes = new Map<string, RouteHandler>([
     ['/v1/rpc', rpc],
+    ['/oidc/backchannel-logout', backchannelLogoutRoute(config, { gateway, log, metrics, bodyTimeoutMs })],
     [
       '/openapi.json',
       (req: IncomingMessage, res: ServerResponse) => {

@@ -308,3 +308,87 @@ describe('createApp with fixtures (in-process)', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 });
+
+describe('back-channel logout settings (GATEWAY_OIDC_*)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'gw-oidc-config-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  const jwks = file('jwks.json', JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', kid: 'k1' }] }));
+  const all = { GATEWAY_OIDC_ISSUER: 'https://idp.example/realms/r', GATEWAY_OIDC_AUDIENCE: 'gateway', GATEWAY_OIDC_JWKS: 'https://idp.example/certs' };
+  const oneLine = (env: Record<string, string>): string => {
+    let err: unknown;
+    try {
+      loadConfig({ ...base, ...env });
+    } catch (e) {
+      err = e;
+    }
+    expect(err, JSON.stringify(env)).toBeInstanceOf(ConfigError);
+    const msg = (err as Error).message;
+    expect(msg).not.toContain('\n');
+    return msg;
+  };
+
+  it('none: the receiver is off; all three: on, with the JWK Set by URL or read from a file', () => {
+    expect(loadConfig(base).oidc).toBeUndefined();
+    expect(loadConfig({ ...base, GATEWAY_OIDC_ISSUER: ' ', GATEWAY_OIDC_AUDIENCE: '' }).oidc).toBeUndefined();
+    expect(loadConfig({ ...base, ...all }).oidc).toEqual({ issuer: all.GATEWAY_OIDC_ISSUER, audience: 'gateway', jwks: { url: 'https://idp.example/certs' } });
+    expect(loadConfig({ ...base, ...all, GATEWAY_OIDC_JWKS: 'http://keycloak:8080/certs' }).oidc?.jwks).toEqual({ url: 'http://keycloak:8080/certs' });
+    const fromFile = loadConfig({ ...base, ...all, GATEWAY_OIDC_JWKS: jwks }).oidc;
+    expect(fromFile?.jwks).toMatchObject({ file: jwks, set: { keys: [{ kid: 'k1' }] } });
+  });
+
+  it('some but not all: one line naming what is missing', () => {
+    for (const missing of Object.keys(all)) {
+      const env: Record<string, string> = { ...all };
+      delete env[missing];
+      const msg = oneLine(env);
+      expect(msg).toBe(`back-channel logout needs GATEWAY_OIDC_ISSUER, GATEWAY_OIDC_AUDIENCE, GATEWAY_OIDC_JWKS together; missing ${missing}`);
+    }
+    expect(oneLine({ GATEWAY_OIDC_AUDIENCE: 'gateway' })).toContain('missing GATEWAY_OIDC_ISSUER, GATEWAY_OIDC_JWKS');
+  });
+
+  it('a JWK Set that cannot serve: another scheme, a missing file, not JSON, not a set, a private or shared key', () => {
+    const cases: [string, string][] = [
+      ['ftp://idp.example/certs', 'GATEWAY_OIDC_JWKS must be an https or http URL, or a file path'],
+      [join(dir, 'absent.json'), 'GATEWAY_OIDC_JWKS: cannot read'],
+      [file('bad.json', '{"keys": ['), 'is not JSON'],
+      [file('not-set.json', '{"kty": "RSA"}'), 'is not a JWK Set'],
+      [file('private.json', JSON.stringify({ keys: [{ kty: 'OKP', crv: 'Ed25519', x: 'x', d: 'secret-part' }] })), 'holds a private or symmetric key'],
+      [file('oct.json', JSON.stringify({ keys: [{ kty: 'oct', k: 'c2hhcmVk' }] })), 'holds a private or symmetric key'],
+    ];
+    for (const [value, text] of cases) {
+      const msg = oneLine({ ...all, GATEWAY_OIDC_JWKS: value });
+      expect(msg, value).toContain(text);
+      expect(msg.startsWith('GATEWAY_OIDC_JWKS'), msg).toBe(true);
+      expect(msg, value).not.toContain('secret-part');
+    }
+  });
+
+  it('from the command line: flags stand for the variables; a partial set stops `serve` with one line', () => {
+    const r = spawnSync(
+      process.execPath,
+      ['dist/cli.js', 'config', '--oidc-issuer', all.GATEWAY_OIDC_ISSUER, '--oidc-audience', 'gateway', '--oidc-jwks', jwks],
+      {
+        env: { PATH: process.env.PATH ?? '', ...base },
+        timeout: 10_000,
+        encoding: 'utf8',
+      },
+    );
+    expect(r.status, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as Record<string, unknown>).backchannel_logout).toEqual({ issuer: all.GATEWAY_OIDC_ISSUER, audience: 'gateway', jwks });
+    const partial = spawnSync(process.execPath, ['dist/cli.js', 'serve', '--oidc-issuer', all.GATEWAY_OIDC_ISSUER], {
+      env: { PATH: process.env.PATH ?? '', ...base, GATEWAY_PORT: '0' },
+      timeout: 10_000,
+      encoding: 'utf8',
+    });
+    expect(partial.status).toBe(2);
+    expect(partial.stdout).toBe('');
+    const lines = partial.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('missing GATEWAY_OIDC_AUDIENCE, GATEWAY_OIDC_JWKS');
+  });
+});

@@ -16,6 +16,12 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
   send(res, status, 'application/json; charset=utf-8', JSON.stringify(value), res.req?.method === 'HEAD');
 }
 
+/** Answers and closes the connection: for a refusal before the body was read (the rest is never read). */
+export function sendJsonAndClose(res: ServerResponse, status: number, value: unknown): void {
+  res.setHeader('Connection', 'close');
+  sendJson(res, status, value);
+}
+
 /** The request body as text, or undefined when it passes `limit` bytes (the read stops there). */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
@@ -33,5 +39,41 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
     });
     req.on('end', () => parts !== undefined && resolve(Buffer.concat(parts).toString('utf8')));
     req.on('error', reject);
+  });
+}
+
+/** What `readLimited` got: the body's text, or why not. */
+export type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' };
+
+/**
+ * Reads the body up to `limit` bytes: the text, or why not ('too_large' at once when the
+ * declared Content-Length passes the limit, or as soon as the bytes do; 'timeout' when it
+ * has not all come within `ms`). Stops reading either way: the caller answers and closes.
+ */
+export function readLimited(req: IncomingMessage, limit: number, ms: number): Promise<BodyRead> {
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > limit) return Promise.resolve({ refused: 'too_large' });
+  return new Promise((resolve) => {
+    const parts: Buffer[] = [];
+    let size = 0;
+    const finish = (r: BodyRead) => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+      req.pause();
+      resolve(r);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) finish({ refused: 'too_large' });
+      else parts.push(chunk);
+    };
+    const onEnd = () => finish({ text: Buffer.concat(parts, size).toString('utf8') });
+    const onError = () => finish({ refused: 'aborted' });
+    const timer = setTimeout(() => finish({ refused: 'timeout' }), ms);
+    req.on('data', onData);
+    req.once('end', onEnd);
+    req.once('error', onError);
   });
 }

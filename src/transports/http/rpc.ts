@@ -6,8 +6,8 @@ import { serveOne } from '../../pipeline/serve-one.js';
 import { ErrorCodes } from '../../protocol/codes.js';
 import { decodeBody, oversized, type Decoded } from '../../protocol/decode.js';
 import { requestSchemas } from '../../protocol/messages.js';
-import { errorBody, type Body } from '../../protocol/replies.js';
-import { sendJson } from './http-util.js';
+import { errorBody } from '../../protocol/replies.js';
+import { readLimited, sendJson, sendJsonAndClose } from './http-util.js';
 
 export interface RpcOptions {
   gateway: Gateway;
@@ -38,44 +38,6 @@ const SRC = 'http';
 /** `Content-Type: application/json`, parameters (charset) allowed. */
 const isJson = (type: string | undefined) => type !== undefined && /^application\/json\s*(;|$)/i.test(type);
 
-/** Answers and closes the connection: the rest of the body is never read. */
-function refuseBody(res: ServerResponse, status: number, body: Body): void {
-  res.setHeader('Connection', 'close');
-  sendJson(res, status, body);
-}
-
-/**
- * Reads the body up to `limit` bytes: the text, or why not ('too_large' as soon as the limit
- * is passed, 'timeout' when it has not all come within `ms`). Stops reading either way.
- */
-type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' };
-
-function readLimited(req: IncomingMessage, limit: number, ms: number): Promise<BodyRead> {
-  return new Promise((resolve) => {
-    const parts: Buffer[] = [];
-    let size = 0;
-    const finish = (r: BodyRead) => {
-      clearTimeout(timer);
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-      req.pause();
-      resolve(r);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) finish({ refused: 'too_large' });
-      else parts.push(chunk);
-    };
-    const onEnd = () => finish({ text: Buffer.concat(parts, size).toString('utf8') });
-    const onError = () => finish({ refused: 'aborted' });
-    const timer = setTimeout(() => finish({ refused: 'timeout' }), ms);
-    req.on('data', onData);
-    req.once('end', onEnd);
-    req.once('error', onError);
-  });
-}
-
 /**
  * `POST /v1/rpc`: one protocol body in, its reply body out, through the pipeline like every
  * other transport (one connection per request, on the pump). Status 200 for every typed
@@ -94,27 +56,27 @@ export function createRpcHandler(o: RpcOptions): RpcHandler {
   const serve = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     if (draining) {
       res.setHeader('Retry-After', '1');
-      return refuseBody(res, 503, errorBody(ErrorCodes.UNAVAILABLE, 'Server shutting down'));
+      return sendJsonAndClose(res, 503, errorBody(ErrorCodes.UNAVAILABLE, 'Server shutting down'));
     }
     if (req.method !== 'POST') {
       res.setHeader('Allow', 'POST');
-      return refuseBody(res, 405, errorBody(ErrorCodes.MALFORMED, 'Method not allowed: POST a protocol body'));
+      return sendJsonAndClose(res, 405, errorBody(ErrorCodes.MALFORMED, 'Method not allowed: POST a protocol body'));
     }
     const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
     if (o.serviceKey === undefined || m === null || !constantTimeEqual(m[1]!, o.serviceKey)) {
       res.setHeader('WWW-Authenticate', 'Bearer');
-      return refuseBody(res, 401, errorBody(ErrorCodes.FORBIDDEN, 'Missing or wrong service key (Authorization: Bearer <GATEWAY_SERVICE_KEY>)'));
+      return sendJsonAndClose(res, 401, errorBody(ErrorCodes.FORBIDDEN, 'Missing or wrong service key (Authorization: Bearer <GATEWAY_SERVICE_KEY>)'));
     }
     if (!isJson(req.headers['content-type'])) {
-      return refuseBody(res, 415, errorBody(ErrorCodes.MALFORMED, 'Content-Type must be application/json'));
+      return sendJsonAndClose(res, 415, errorBody(ErrorCodes.MALFORMED, 'Content-Type must be application/json'));
     }
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, o.maxMessageBytes);
-    if (Number.isFinite(declared) && declared > o.maxMessageBytes) return refuseBody(res, 413, errorBody(ErrorCodes.MALFORMED, tooLarge().text));
     const read = await readLimited(req, o.maxMessageBytes, o.bodyTimeoutMs);
     if ('refused' in read) {
-      if (read.refused === 'too_large') return refuseBody(res, 413, errorBody(ErrorCodes.MALFORMED, tooLarge().text));
-      if (read.refused === 'timeout') return refuseBody(res, 408, errorBody(ErrorCodes.MALFORMED, `The body did not arrive within ${o.bodyTimeoutMs} ms`));
+      if (read.refused === 'too_large') return sendJsonAndClose(res, 413, errorBody(ErrorCodes.MALFORMED, tooLarge().text));
+      if (read.refused === 'timeout')
+        return sendJsonAndClose(res, 408, errorBody(ErrorCodes.MALFORMED, `The body did not arrive within ${o.bodyTimeoutMs} ms`));
       return void res.destroy();
     }
     const gateway = o.gateway;

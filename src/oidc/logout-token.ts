@@ -1,0 +1,136 @@
+import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import type { Clock } from '../clock.js';
+
+/** The member of `events` that makes a JWT a logout token (Back-Channel Logout 1.0 §2.4). */
+export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
+
+/** Asymmetric algorithms only: `none` and HS* (a secret shared with the IdP) are never accepted. */
+export const LOGOUT_TOKEN_ALGORITHMS = ['RS256', 'ES256', 'EdDSA'];
+
+/**
+ * Oldest `iat` accepted, seconds (with the clock tolerance on top). It bounds how long a `jti`
+ * must be remembered: a token older than this is refused anyway, so its replay is too.
+ */
+export const LOGOUT_TOKEN_MAX_AGE_S = 600;
+
+/** Why a logout token was refused: for logs and metrics, never for the caller (§2.8 answers 400 alone). */
+export type LogoutRefusal =
+  | 'malformed'
+  | 'algorithm'
+  | 'unknown_key'
+  | 'signature'
+  | 'issuer'
+  | 'audience'
+  | 'expired'
+  | 'too_old'
+  | 'iat'
+  | 'jti'
+  | 'events'
+  | 'no_subject'
+  | 'nonce'
+  | 'claims';
+
+/** A logout token that passed every check but the replay check (the store's, see the receiver). */
+export interface LogoutToken {
+  jti: string;
+  sid?: string;
+  sub?: string;
+  /** Issued at, unix seconds. */
+  iat: number;
+}
+
+export type LogoutCheck =
+  | { ok: true; token: LogoutToken }
+  | { ok: false; refused: LogoutRefusal; cause: unknown }
+  /** The IdP's key set could not be fetched: the token could not be judged (answered 503). */
+  | { ok: false; unavailable: true; cause: unknown };
+
+export interface LogoutTokenOptions {
+  issuer: string;
+  audience: string;
+  /** The IdP's keys (see key-set.ts). */
+  keys: JWTVerifyGetKey;
+  clock: Clock;
+  /** Seconds of leeway on `iat` and `exp` (GATEWAY_CLOCK_TOLERANCE). */
+  clockTolerance: number;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+
+/** The failures that say "the key set could not be had", not "the token is bad". */
+function keySetUnavailable(err: unknown): boolean {
+  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  // jose's fetch of the set: a plain JOSEError for a status other than 200 or a body that is not JSON.
+  if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
+  // fetch() itself: connection refused, DNS, TLS.
+  return err instanceof TypeError;
+}
+
+/** Maps a refusal of jose to ours. */
+function refusalOf(err: unknown): LogoutRefusal | undefined {
+  // jose reports an iat past maxTokenAge as JWTExpired too, naming the claim.
+  if (err instanceof errors.JWTExpired) return err.claim === 'iat' ? 'too_old' : 'expired';
+  if (err instanceof errors.JWTClaimValidationFailed) {
+    if (err.claim === 'iss') return 'issuer';
+    if (err.claim === 'aud') return 'audience';
+    if (err.claim === 'iat') return 'iat';
+    if (err.claim === 'jti') return 'jti';
+    return 'claims';
+  }
+  if (err instanceof errors.JOSEAlgNotAllowed || err instanceof errors.JOSENotSupported) return 'algorithm';
+  if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return 'unknown_key';
+  if (err instanceof errors.JWSSignatureVerificationFailed) return 'signature';
+  if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
+  return undefined;
+}
+
+/**
+ * The checks of OpenID Connect Back-Channel Logout 1.0 §2.6 on top of what jwtVerify does
+ * (signature by a key of the set, `alg`, `iss`, `aud`, `iat`, `exp`): `jti`, `events`, `sid` or
+ * `sub`, no `nonce` (which keeps an ID token from passing as a logout token).
+ */
+function logoutClaims(p: JWTPayload): LogoutCheck {
+  const fail = (refused: LogoutRefusal): LogoutCheck => ({ ok: false, refused, cause: undefined });
+  if (!nonEmpty(p.jti)) return fail('jti');
+  if (!isObject(p.events) || !isObject(p.events[BACKCHANNEL_LOGOUT_EVENT])) return fail('events');
+  if (p.nonce !== undefined) return fail('nonce');
+  const sid = p.sid;
+  if (sid !== undefined && !nonEmpty(sid)) return fail('no_subject');
+  if (p.sub !== undefined && !nonEmpty(p.sub)) return fail('no_subject');
+  if (sid === undefined && p.sub === undefined) return fail('no_subject');
+  const token: LogoutToken = { jti: p.jti, iat: p.iat! };
+  if (sid !== undefined) token.sid = sid;
+  if (p.sub !== undefined) token.sub = p.sub;
+  return { ok: true, token };
+}
+
+/**
+ * A verifier of logout tokens: the function the receiver calls per request. Options are
+ * fixed here, once; the time comes from the injected clock.
+ */
+export function createLogoutTokenVerifier(o: LogoutTokenOptions): (jwt: string) => Promise<LogoutCheck> {
+  if (!nonEmpty(o.issuer)) throw new RangeError('The issuer option must be a non-empty string.');
+  if (!nonEmpty(o.audience)) throw new RangeError('The audience option must be a non-empty string.');
+  if (!(Number.isFinite(o.clockTolerance) && o.clockTolerance >= 0)) throw new RangeError('The clockTolerance option must be a finite, non-negative number.');
+  return async (jwt) => {
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(jwt, o.keys, {
+        algorithms: LOGOUT_TOKEN_ALGORITHMS,
+        issuer: o.issuer,
+        audience: o.audience,
+        // maxTokenAge makes jose require `iat` and refuse one in the future beyond the tolerance.
+        maxTokenAge: LOGOUT_TOKEN_MAX_AGE_S,
+        clockTolerance: o.clockTolerance,
+        currentDate: new Date(o.clock.now()),
+      }));
+    } catch (err) {
+      const refused = refusalOf(err);
+      if (refused !== undefined) return { ok: false, refused, cause: err };
+      if (keySetUnavailable(err)) return { ok: false, unavailable: true, cause: err };
+      return { ok: false, refused: 'malformed', cause: err };
+    }
+    return logoutClaims(payload);
+  };
+}

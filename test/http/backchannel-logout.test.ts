@@ -1,0 +1,352 @@
+/**
+ * POST /oidc/backchannel-logout (OpenID Connect Back-Channel Logout 1.0) against an IdP of the
+ * test's own (test/helpers/test-idp.ts): valid tokens end exactly the sessions of that IdP login
+ * (by sid, else by sub) with reason `revoked`, pushed to subscribers on every node; every invalid
+ * form is refused with 400 and ends nothing; replays are refused across nodes; the JWK Set is
+ * fetched by URL (unknown kids refetch it at most once a minute) or read from a file; a store or
+ * key set that cannot answer gives 503.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SignJWT } from 'jose';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { RedisServer } from '../helpers/redis-server.js';
+import { BACKCHANNEL_LOGOUT_EVENT, postLogoutToken, startTestIdp, type TestIdp } from '../helpers/test-idp.js';
+import { browser, fetchRaw, service, start, startWithStoreDouble, stopAll, type Peer } from '../ws/helpers.js';
+
+const idps: TestIdp[] = [];
+afterEach(async () => {
+  await stopAll();
+  await Promise.all(idps.splice(0).map((idp) => idp.close()));
+});
+
+const dir = mkdtempSync(join(tmpdir(), 'gw-bcl-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const INVALID = JSON.stringify({ error: 'invalid_request' });
+
+async function testIdp(clock: ManualClock): Promise<TestIdp> {
+  const idp = await startTestIdp({ now: () => clock.now() });
+  idps.push(idp);
+  return idp;
+}
+
+/** A gateway pointed at a fresh test IdP (JWK Set by URL unless `env` says otherwise), and a service connection. */
+async function setup(env: Record<string, string> = {}) {
+  const clock = new ManualClock(Date.now());
+  const idp = await testIdp(clock);
+  const { server, http } = await start({ ...idp.gatewayEnv, ...env }, { clock });
+  const svc = service(server.url);
+  await svc.opened;
+  return { clock, idp, server, http, svc };
+}
+
+async function createSession(svc: Peer, idp: { idp_sid?: string; idp_sub?: string } = {}, user = 'alice'): Promise<string> {
+  const r = await svc.call('create_session', { user_id: user, ...idp });
+  expect(r.type).toBe('session_created');
+  return r.session_id as string;
+}
+
+const isValid = async (svc: Peer, id: string) => (await svc.call('validate_session', { session_id: id })).type === 'session_valid';
+
+/** A browser-role connection subscribed to `id`. */
+async function subscriber(url: string, id: string): Promise<Peer> {
+  const p = browser(url);
+  await p.opened;
+  expect(await p.call('subscribe_session', { session_id: id })).toMatchObject({ type: 'subscribed' });
+  return p;
+}
+
+const expiredPush = (p: Peer, id: string) => p.next((m) => m.body.type === 'session_expired' && m.body.session_id === id);
+
+const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+
+describe('POST /oidc/backchannel-logout: valid logout tokens', () => {
+  it('by sid: ends exactly the sessions created with that idp_sid, reason revoked, pushed to a WebSocket subscriber; 200, empty, no-store', async () => {
+    const { idp, server, http, svc } = await setup();
+    const a1 = await createSession(svc, { idp_sid: 'sid-1', idp_sub: 'sub-1' });
+    const a2 = await createSession(svc, { idp_sid: 'sid-1', idp_sub: 'sub-1' }, 'alice-2');
+    const other = await createSession(svc, { idp_sid: 'sid-2', idp_sub: 'sub-1' });
+    const plain = await createSession(svc);
+    const sub = await subscriber(server.url, a1);
+
+    const answer = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-1', sub: 'sub-1' }));
+    expect(answer.status).toBe(200);
+    expect(answer.text).toBe('');
+    expect(answer.headers['cache-control']).toBe('no-store');
+    expect((await expiredPush(sub, a1)).body).toMatchObject({ type: 'session_expired', session_id: a1, reason: 'revoked' });
+    expect(await isValid(svc, a1)).toBe(false);
+    expect(await isValid(svc, a2)).toBe(false);
+    expect(await isValid(svc, other)).toBe(true);
+    expect(await isValid(svc, plain)).toBe(true);
+    expect(await server.metrics.registry.getSingleMetricAsString('gateway_backchannel_logouts_total')).toContain(
+      'gateway_backchannel_logouts_total{outcome="ended"} 1',
+    );
+  });
+
+  it('by sub (no sid): ends every session with that idp_sub, whatever its idp_sid', async () => {
+    const { idp, http, svc } = await setup();
+    const s1 = await createSession(svc, { idp_sid: 'sid-a', idp_sub: 'sub-9' });
+    const s2 = await createSession(svc, { idp_sid: 'sid-b', idp_sub: 'sub-9' });
+    const s3 = await createSession(svc, { idp_sub: 'sub-9' });
+    const kept = await createSession(svc, { idp_sid: 'sid-c', idp_sub: 'sub-8' });
+    expect((await postLogoutToken(http, await idp.logoutToken({ sub: 'sub-9' }))).status).toBe(200);
+    for (const s of [s1, s2, s3]) expect(await isValid(svc, s)).toBe(false);
+    expect(await isValid(svc, kept)).toBe(true);
+  });
+
+  it('accepts each of RS256, ES256 and EdDSA; a token naming a login with no session is 200 too', async () => {
+    const { idp, http, svc } = await setup();
+    for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
+      const s = await createSession(svc, { idp_sid: `sid-${alg}` });
+      expect((await postLogoutToken(http, await idp.logoutToken({ sid: `sid-${alg}` }, { alg }))).status, alg).toBe(200);
+      expect(await isValid(svc, s), alg).toBe(false);
+    }
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'never-seen' }))).status).toBe(200);
+  });
+
+  it('reads the JWK Set from a file: no request to the IdP', async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    const path = join(dir, 'jwks.json');
+    idp.writeJwksFile(path);
+    const { server, http } = await start({ ...idp.gatewayEnv, GATEWAY_OIDC_JWKS: path }, { clock });
+    const svc = service(server.url);
+    await svc.opened;
+    const s = await createSession(svc, { idp_sid: 'sid-file' });
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-file' }, { alg: 'ES256' }))).status).toBe(200);
+    expect(await isValid(svc, s)).toBe(false);
+    expect(idp.jwksRequests).toBe(0);
+  });
+});
+
+describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 400, and nothing ends', () => {
+  it('each invalid form', async () => {
+    const { clock, idp, http, svc, server } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-x', idp_sub: 'sub-x' });
+    const now = () => Math.floor(clock.now() / 1000);
+    const claims = () => ({
+      iss: idp.issuer,
+      aud: idp.audience,
+      iat: now(),
+      jti: `j-${Math.random()}`,
+      sid: 'sid-x',
+      events: { [BACKCHANNEL_LOGOUT_EVENT]: {} },
+    });
+    const valid = await idp.logoutToken({ sid: 'sid-x' });
+    const [head] = valid.split('.');
+    const cases: [string, string | Promise<string>][] = [
+      ['wrong issuer', idp.logoutToken({ sid: 'sid-x', iss: 'https://other-idp.example' })],
+      ['wrong audience', idp.logoutToken({ sid: 'sid-x', aud: 'another-client' })],
+      ['alg none', `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`],
+      ['alg HS256', new SignJWT(claims()).setProtectedHeader({ alg: 'HS256', kid: idp.jwks.keys[0]!.kid }).sign(Buffer.alloc(32, 7))],
+      ['alg RS512 (not allowed)', `${b64({ alg: 'RS512', kid: idp.jwks.keys[0]!.kid })}.${b64(claims())}.c2ln`],
+      ['a nonce', idp.logoutToken({ sid: 'sid-x', nonce: 'n-1' })],
+      ['no events', idp.logoutToken({ sid: 'sid-x', events: undefined })],
+      ['events without the back-channel logout member', idp.logoutToken({ sid: 'sid-x', events: { 'http://schemas.openid.net/event/other': {} } })],
+      ['events member not an object', idp.logoutToken({ sid: 'sid-x', events: { [BACKCHANNEL_LOGOUT_EVENT]: 'yes' } })],
+      ['neither sid nor sub', idp.logoutToken({})],
+      ['sid not a string', idp.logoutToken({ sid: 42 as unknown as string })],
+      ['expired', idp.logoutToken({ sid: 'sid-x', exp: now() - 120 })],
+      ['iat in the future', idp.logoutToken({ sid: 'sid-x', iat: now() + 120 })],
+      ['no iat', idp.logoutToken({ sid: 'sid-x', iat: undefined })],
+      ['no jti', idp.logoutToken({ sid: 'sid-x', jti: undefined })],
+      ['empty jti', idp.logoutToken({ sid: 'sid-x', jti: '' })],
+      ['a signature of other claims', `${head}.${b64({ ...claims(), sid: 'sid-x', sub: 'sub-x' })}.${valid.split('.')[2]}`],
+      ['not a JWT', 'not-a-jwt'],
+      ['garbage in three parts', 'a.b.c'],
+      ['unsigned payload that is not JSON', `${head}.${Buffer.from('{').toString('base64url')}.x`],
+      ['empty logout_token', ''],
+    ];
+    for (const [name, token] of cases) {
+      const answer = await postLogoutToken(http, await token);
+      expect(answer.status, name).toBe(400);
+      expect(answer.text, name).toBe(INVALID);
+      expect(await isValid(svc, s), name).toBe(true);
+    }
+    // No parameter at all, and the parameter twice.
+    const form = 'application/x-www-form-urlencoded';
+    expect((await postLogoutToken(http, '', { body: 'token=x', contentType: form })).status).toBe(400);
+    const twice = `logout_token=${valid}&logout_token=${valid}`;
+    expect((await postLogoutToken(http, '', { body: twice, contentType: form })).status).toBe(400);
+    expect(await isValid(svc, s)).toBe(true);
+    const metric = await server.metrics.registry.getSingleMetricAsString('gateway_backchannel_logouts_total');
+    expect(metric).toContain(`gateway_backchannel_logouts_total{outcome="refused"} ${cases.length + 2}`);
+    // The same valid token still works: none of the above used up its jti.
+    expect((await postLogoutToken(http, valid)).status).toBe(200);
+    expect(await isValid(svc, s)).toBe(false);
+  });
+
+  it('a replayed jti is refused, the same token or another one carrying it', async () => {
+    const { idp, http, svc } = await setup();
+    const token = await idp.logoutToken({ sid: 'sid-r', jti: 'jti-once' });
+    expect((await postLogoutToken(http, token)).status).toBe(200);
+    const later = await createSession(svc, { idp_sid: 'sid-r' });
+    const again = await postLogoutToken(http, token);
+    expect(again.status).toBe(400);
+    expect(again.text).toBe(INVALID);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-r', jti: 'jti-once' }, { alg: 'EdDSA' }))).status).toBe(400);
+    expect(await isValid(svc, later)).toBe(true);
+  });
+
+  it('time moves on the injected clock: a token past exp, or older than the age limit, is refused; a jti stays remembered meanwhile', async () => {
+    const { clock, idp, http, svc, server } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-t' });
+    const shortLived = await idp.logoutToken({ sid: 'sid-t', exp: idp.seconds() + 60 });
+    const noExp = await idp.logoutToken({ sid: 'sid-t' });
+    const used = await idp.logoutToken({ sid: 'sid-none' });
+    expect((await postLogoutToken(http, used)).status).toBe(200);
+    // exp + the 30 s tolerance passed; the used token is still young enough, and refused as a replay.
+    clock.advance(95_000);
+    expect((await postLogoutToken(http, shortLived)).status).toBe(400);
+    expect((await postLogoutToken(http, used)).status).toBe(400);
+    // iat older than 600 s + the tolerance.
+    clock.advance(540_000);
+    expect((await postLogoutToken(http, noExp)).status).toBe(400);
+    expect(await isValid(svc, s)).toBe(true);
+    const metric = await server.metrics.registry.getSingleMetricAsString('gateway_backchannel_logouts_total');
+    expect(metric).toContain('gateway_backchannel_logouts_total{outcome="replayed"} 1');
+    expect(metric).toContain('gateway_backchannel_logouts_total{outcome="refused"} 2');
+  });
+
+  it('a kid the JWK Set lacks: 400, and the IdP is asked for its set at most once more within the minute', async () => {
+    const { idp, http, svc } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-k' });
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-none' }))).status).toBe(200);
+    expect(idp.jwksRequests).toBe(1);
+    for (const alg of ['RS256', 'ES256', 'EdDSA', 'RS256', 'ES256'] as const) {
+      const answer = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-k' }, { alg, unpublished: true }));
+      expect(answer.status, alg).toBe(400);
+    }
+    expect(idp.jwksRequests).toBeGreaterThanOrEqual(1);
+    expect(idp.jwksRequests).toBeLessThanOrEqual(2);
+    expect(await isValid(svc, s)).toBe(true);
+  });
+
+  it('a first token with an unknown kid fetches the set once, not per token', async () => {
+    const { idp, http } = await setup();
+    for (let i = 0; i < 4; i++) expect((await postLogoutToken(http, await idp.logoutToken({ sid: 's' }, { unpublished: true }))).status).toBe(400);
+    expect(idp.jwksRequests).toBe(1);
+  });
+});
+
+describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
+  it('415 for a body that is not form-encoded (JSON, none), 405 for GET; nothing ends', async () => {
+    const { idp, http, svc } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-h' });
+    const token = await idp.logoutToken({ sid: 'sid-h' });
+    const json = await postLogoutToken(http, '', { body: JSON.stringify({ logout_token: token }), contentType: 'application/json' });
+    expect(json.status).toBe(415);
+    expect(json.text).toBe(INVALID);
+    expect((await postLogoutToken(http, '', { body: `logout_token=${token}` })).status).toBe(415);
+    const get = await fetchRaw(`${http}/oidc/backchannel-logout`);
+    expect(get.status).toBe(405);
+    expect(get.headers.allow).toBe('POST');
+    expect(await isValid(svc, s)).toBe(true);
+    // A charset parameter is fine.
+    const ok = await postLogoutToken(http, '', { body: `logout_token=${token}`, contentType: 'application/x-www-form-urlencoded; charset=UTF-8' });
+    expect(ok.status).toBe(200);
+    expect(await isValid(svc, s)).toBe(false);
+  });
+
+  it('413 past GATEWAY_MAX_MESSAGE_BYTES, 408 for a body that does not arrive in time', async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    const { http } = await start({ ...idp.gatewayEnv, GATEWAY_MAX_MESSAGE_BYTES: '1024' }, { clock, httpBodyTimeoutMs: 300 });
+    const big = await postLogoutToken(http, '', { body: `logout_token=${'a'.repeat(2000)}`, contentType: 'application/x-www-form-urlencoded' });
+    expect(big.status).toBe(413);
+    expect(big.text).toBe(INVALID);
+    const slow = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        `${http}/oidc/backchannel-logout`,
+        { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', 'Content-Length': '100' } },
+        (r) => {
+          r.resume();
+          resolve(r.statusCode!);
+        },
+      );
+      req.on('error', reject);
+      req.write('logout_token=ey');
+    });
+    expect(slow).toBe(408);
+  });
+
+  it('404 when the GATEWAY_OIDC_* settings are absent, whatever the method', async () => {
+    const { http } = await start();
+    const answer = await postLogoutToken(http, 'x.y.z');
+    expect(answer.status).toBe(404);
+    expect((await fetchRaw(`${http}/oidc/backchannel-logout`)).status).toBe(404);
+  });
+});
+
+describe('POST /oidc/backchannel-logout: fail closed', () => {
+  it.each([
+    ['claim', 'the store cannot claim the jti: 503, nothing ends'],
+    ['indexMembers', 'the store fails after the claim: 503, and the jti is released'],
+  ] as const)('%s fails: %s; back, the IdP delivers the same token again: 200', async (op) => {
+    const idp = await testIdp(new ManualClock(Date.now()));
+    const { server, http, store } = await startWithStoreDouble(idp.gatewayEnv);
+    const svc = service(server.url);
+    await svc.opened;
+    const s = await createSession(svc, { idp_sid: 'sid-f' });
+    const token = await idp.logoutToken({ sid: 'sid-f' });
+    store.fail(op);
+    const down = await postLogoutToken(http, token);
+    expect(down.status).toBe(503);
+    expect(JSON.parse(down.text)).toEqual({ error: 'temporarily_unavailable' });
+    store.restore();
+    expect(await isValid(svc, s)).toBe(true);
+    expect((await postLogoutToken(http, token)).status).toBe(200);
+    expect(await isValid(svc, s)).toBe(false);
+  });
+
+  it("the IdP's key set cannot be fetched: 503, nothing ends", async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    await idp.close();
+    const { server, http } = await start(idp.gatewayEnv, { clock });
+    const svc = service(server.url);
+    await svc.opened;
+    const s = await createSession(svc, { idp_sid: 'sid-u' });
+    const answer = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-u' }));
+    expect(answer.status).toBe(503);
+    expect(answer.headers['retry-after']).toBeDefined();
+    expect(await isValid(svc, s)).toBe(true);
+  });
+});
+
+describe('POST /oidc/backchannel-logout: two gateway nodes on one Redis', () => {
+  let redis: RedisServer;
+  beforeAll(async () => {
+    redis = await RedisServer.start();
+  });
+  afterAll(async () => redis?.stop());
+
+  it('a logout posted to node A pushes the subscriber on node B; the jti replayed to node B is refused', async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    const env = { ...idp.gatewayEnv, GATEWAY_STORE: redis.url };
+    const a = await start({ ...env, GATEWAY_NODE_ID: 'node-a' });
+    const b = await start({ ...env, GATEWAY_NODE_ID: 'node-b' });
+    const svcA = service(a.server.url);
+    await svcA.opened;
+    const s = await createSession(svcA, { idp_sid: 'sid-m', idp_sub: 'sub-m' });
+    const kept = await createSession(svcA, { idp_sid: 'sid-n', idp_sub: 'sub-m' });
+    const onB = await subscriber(b.server.url, s);
+    const token = await idp.logoutToken({ sid: 'sid-m' });
+    expect((await postLogoutToken(a.http, token)).status).toBe(200);
+    expect((await expiredPush(onB, s)).body).toMatchObject({ type: 'session_expired', session_id: s, reason: 'revoked' });
+    const svcB = service(b.server.url);
+    await svcB.opened;
+    expect(await isValid(svcB, s)).toBe(false);
+    expect(await isValid(svcB, kept)).toBe(true);
+    const replay = await postLogoutToken(b.http, token);
+    expect(replay.status).toBe(400);
+    expect(replay.text).toBe(INVALID);
+    // One fetch of the key set per node.
+    expect(idp.jwksRequests).toBe(2);
+  });
+});
