@@ -20,7 +20,7 @@ commands:
                      in GATEWAY_SERVICE_KEY(_FILE) or in a file: --service-key-file FILE
   config             print the effective configuration of serve (secrets redacted) and exit
   schema             print the JSON Schema of every message
-  openapi            print the OpenAPI 3.1 document of the HTTP API (POST /v1/rpc)
+  openapi            print the OpenAPI 3.1 document of the HTTP API (/v1/rpc, /oauth2/*)
 
 options (each also a GATEWAY_* variable; flags win):
   --fixtures FILE    seed sessions from FILE (tests and demos only)
@@ -33,11 +33,14 @@ options (each also a GATEWAY_* variable; flags win):
   --service-key-file FILE  serve: the service key (GATEWAY_SERVICE_KEY_FILE); connect: the key to present
   --oidc-issuer ISS --oidc-audience AUD --oidc-jwks URL|FILE
                      serve: accept the IdP's back-channel logout (all three or none)
+  --introspection-keys-file FILE  serve: keys of POST /oauth2/introspect and /oauth2/revoke
+                     only, comma-separated (GATEWAY_INTROSPECTION_KEYS_FILE)
   --dev              enable POST /autosession (dev login; never in production)
   --version          print the version and exit
 
 secrets may be given as files: GATEWAY_JWT_SECRET_FILE, GATEWAY_JWT_SECRETS_FILE,
-GATEWAY_SERVICE_KEY_FILE, GATEWAY_STORE_FILE, GATEWAY_LOG_SALT_FILE.
+GATEWAY_SERVICE_KEY_FILE, GATEWAY_INTROSPECTION_KEYS_FILE, GATEWAY_STORE_FILE,
+GATEWAY_LOG_SALT_FILE.
 `;
 
 /** Flags that stand for GATEWAY_* variables. */
@@ -54,6 +57,7 @@ const FLAG_ENV: Record<string, string> = {
   'oidc-issuer': 'GATEWAY_OIDC_ISSUER',
   'oidc-audience': 'GATEWAY_OIDC_AUDIENCE',
   'oidc-jwks': 'GATEWAY_OIDC_JWKS',
+  'introspection-keys-file': 'GATEWAY_INTROSPECTION_KEYS_FILE',
 };
 
 /** The flags each command applies; any other is refused, never silently ignored. */

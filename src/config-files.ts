@@ -3,10 +3,17 @@ import { ConfigError } from './errors.js';
 
 /**
  * Variables that may hold a secret, each of which may instead name a file with
- * `<NAME>_FILE` (as Docker and Kubernetes secrets are mounted): keys, the service key, a
- * store URL with a password in it, the log salt.
+ * `<NAME>_FILE` (as Docker and Kubernetes secrets are mounted): keys, the service and
+ * introspection keys, a store URL with a password in it, the log salt.
  */
-export const SECRET_VARS = ['GATEWAY_JWT_SECRET', 'GATEWAY_JWT_SECRETS', 'GATEWAY_SERVICE_KEY', 'GATEWAY_STORE', 'GATEWAY_LOG_SALT'] as const;
+export const SECRET_VARS = [
+  'GATEWAY_JWT_SECRET',
+  'GATEWAY_JWT_SECRETS',
+  'GATEWAY_SERVICE_KEY',
+  'GATEWAY_INTROSPECTION_KEYS',
+  'GATEWAY_STORE',
+  'GATEWAY_LOG_SALT',
+] as const;
 
 /**
  * Returns `src` with every `<NAME>_FILE` of SECRET_VARS replaced by the file's content (one

@@ -51,6 +51,7 @@ export function effectiveConfig(config: Config): Record<string, unknown> {
     log_level: config.logLevel,
     log_salt: config.logSalt === undefined ? 'random per process (not set)' : 'set',
     service_key: config.serviceKey === undefined ? 'not set' : 'set',
+    introspection_keys: config.introspectionKeys.length,
     allowed_origins: config.allowedOrigins ?? null,
     trusted_proxies: config.trustedProxies === undefined ? null : config.trustedProxies.rules,
     session_cookie: config.sessionCookie,
@@ -79,6 +80,7 @@ export function startupSummary(config: Config): Record<string, unknown> {
     limits: c.limits,
     log_level: c.log_level,
     service_key: config.serviceKey !== undefined,
+    introspection_keys: config.introspectionKeys.length,
     dev: config.dev,
   };
 }

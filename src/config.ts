@@ -35,6 +35,8 @@ export interface Config {
   host: string;
   port: number;
   serviceKey?: string;
+  /** Bearer keys that may call /oauth2/introspect and /oauth2/revoke and nothing else (resource servers). */
+  introspectionKeys: string[];
   allowedOrigins?: string[];
   store: string;
   sessionCookie: string;
@@ -124,6 +126,23 @@ function seconds(src: Source, name: string, def: number, max: number): number {
 function str(src: Source, name: string, def: string): string {
   const raw = src[name];
   return raw === undefined || raw === '' ? def : raw;
+}
+
+/**
+ * `GATEWAY_INTROSPECTION_KEYS`: comma-separated keys, each as strong as the service key and
+ * distinct from it and from each other (a key shared by two roles could not be revoked from one).
+ */
+function introspectionKeys(raw: string | undefined, serviceKey: string | undefined): string[] {
+  if (raw === undefined || raw.trim() === '') return [];
+  const name = 'GATEWAY_INTROSPECTION_KEYS';
+  const keys = raw.split(',').map((k) => k.trim());
+  keys.forEach((key, i) => {
+    if (key === '') throw new ConfigError(`${name} must be a comma-separated list of keys (key ${i + 1} is empty)`);
+    checkSecret(`${name} (key ${i + 1})`, key);
+    if (key === serviceKey) throw new ConfigError(`${name} (key ${i + 1}) is GATEWAY_SERVICE_KEY: give resource servers keys of their own`);
+    if (keys.indexOf(key) !== i) throw new ConfigError(`${name} (key ${i + 1}) repeats key ${keys.indexOf(key) + 1}`);
+  });
+  return keys;
 }
 
 /** A store URL fit for a log line: credentials masked. */
@@ -290,6 +309,7 @@ export function loadConfig(env: Source): Config {
     host: str(src, 'GATEWAY_HOST', '127.0.0.1'),
     port: int(src, 'GATEWAY_PORT', 8080, 0, 65_535, 'a TCP port from 0 to 65535'),
     serviceKey,
+    introspectionKeys: introspectionKeys(src.GATEWAY_INTROSPECTION_KEYS, serviceKey),
     allowedOrigins: origins(src.GATEWAY_ALLOWED_ORIGINS),
     store,
     sessionCookie: cookie,

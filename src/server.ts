@@ -9,8 +9,11 @@ import { stopTracing } from './tracing.js';
 import type { Store } from './store/types.js';
 import { openApiDocument } from './protocol/openapi.js';
 import { send, sendJson } from './transports/http/http-util.js';
+import { ApiFront } from './transports/http/api-front.js';
+import { createOAuthRoutes } from './transports/http/oauth.js';
 import { createRpcHandler } from './transports/http/rpc.js';
 import { backchannelLogoutRoute } from './transports/http/backchannel-logout.js';
+import { FailedAuthThrottle } from './transports/ws/auth-throttle.js';
 import type { RouteHandler } from './transports/ws/http-routes.js';
 import type { DrainPlan } from './transports/ws/drain.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';
@@ -43,13 +46,27 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const clock = o.clock ?? systemClock;
   const bodyTimeoutMs = o.httpBodyTimeoutMs ?? 10_000;
   if (!(Number.isFinite(bodyTimeoutMs) && bodyTimeoutMs > 0)) throw new RangeError('The httpBodyTimeoutMs option must be a finite, positive number.');
+  // One tally of failed authentications per address, whether the guess came by upgrade or by HTTP.
+  const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
   const metrics = new Metrics({ processMetrics: o.processMetrics });
   const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer, store: o.store });
   metrics.watch(gateway);
   const openApi = JSON.stringify(openApiDocument());
-  const rpc = createRpcHandler({ gateway, log, serviceKey: config.serviceKey, maxMessageBytes: config.maxMessageBytes, bodyTimeoutMs });
+  const front = new ApiFront({
+    serviceKey: config.serviceKey,
+    introspectionKeys: config.introspectionKeys,
+    throttle,
+    trustedProxies: config.trustedProxies,
+    maxMessageBytes: config.maxMessageBytes,
+    bodyTimeoutMs,
+    log,
+    sampledLog: gateway.sampledLog,
+  });
+  const oauth = createOAuthRoutes({ gateway, front });
   const routes = new Map<string, RouteHandler>([
-    ['/v1/rpc', rpc],
+    ['/v1/rpc', createRpcHandler({ gateway, front })],
+    ['/oauth2/introspect', oauth.introspect],
+    ['/oauth2/revoke', oauth.revoke],
     ['/oidc/backchannel-logout', backchannelLogoutRoute(config, { gateway, log, metrics, bodyTimeoutMs })],
     [
       '/openapi.json',
@@ -67,7 +84,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   try {
     ws = await startWs(
       { config, gateway, metrics, log },
-      { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => rpc.drain() },
+      { clock, heartbeatMs: o.heartbeatMs, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => front.drain(), throttle },
     );
   } catch (err) {
     await gateway.close();

@@ -6,6 +6,7 @@ import type { AnyRequest, Envelope } from '../protocol/messages.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
 import { errorReply, reply, type Body } from '../protocol/replies.js';
 import type { ReplyDraft } from '../protocol/reply-schemas.js';
+import { failureOf } from './failure.js';
 import { handlers } from './handlers.js';
 import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
 import { endMessageSpan, parentContext, startMessageSpan, tracingOn, withSpan } from '../tracing.js';
@@ -261,26 +262,9 @@ export class GatewayConnection implements HandlerContext {
     return errorReply({ src: d.src, dest: d.dest, msgId: d.body.msg_id }, this.nodeId, err.wireCode, err.message);
   }
 
-  /**
-   * Any failure becomes an error reply: a GatewayError keeps its code, anything else is 13.
-   * Failures are counted in the metrics and sampled in the log (see SampledLog): an outage
-   * fails every request, and one line per request would be a log storm.
-   */
+  /** Any failure becomes an error reply (see failureOf: counted, sampled in the log). */
   #failure(d: Decoded, err: unknown, started = 0): Outbound {
     if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
-    const type = d.body.type;
-    if (err instanceof GatewayError) {
-      if (err.code === 'UNAVAILABLE') {
-        this.gateway.observer.storeError?.();
-        this.gateway.sampledLog.hit('store unavailable', (suppressed) =>
-          this.log.warn({ err, type, suppressed }, 'requests failing: store unavailable (sampled; count in gateway_store_errors_total)'),
-        );
-      }
-      return this.#error(d, err, started);
-    }
-    this.gateway.sampledLog.hit('internal error', (suppressed) =>
-      this.log.error({ err, type, suppressed }, 'internal error while serving a message (sampled)'),
-    );
-    return this.#error(d, new GatewayError('INTERNAL', 'Internal error', { cause: err }), started);
+    return this.#error(d, failureOf(this.gateway, this.log, d.body.type, err), started);
   }
 }

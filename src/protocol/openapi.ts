@@ -13,6 +13,71 @@ const json = (schema: unknown, description: string) => ({
   content: { 'application/json': { schema } },
 });
 
+const FORM = 'application/x-www-form-urlencoded';
+
+/** The form of RFC 7662 section 2.1 and RFC 7009 section 2.1. */
+const TOKEN_FORM = {
+  type: 'object',
+  required: ['token'],
+  properties: {
+    token: { type: 'string', minLength: 1, description: 'An access token or a refresh token of this gateway' },
+    token_type_hint: { type: 'string', description: 'access_token or refresh_token: which kind is looked for first (the other is looked for too)' },
+  },
+};
+
+const oauthError = { $ref: '#/components/schemas/OAuthError' };
+
+/** The answers both OAuth routes share (RFC 6749 section 5.2 error bodies). */
+const OAUTH_REFUSALS = {
+  '400': json(oauthError, 'No token, an empty or repeated parameter, or the token in the URL: exactly {"error": "invalid_request"}'),
+  '401': json(oauthError, 'Missing or wrong key: invalid_client'),
+  '405': json(oauthError, 'Another method than POST'),
+  '408': json(oauthError, 'The body did not arrive in time'),
+  '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
+  '415': json(oauthError, `Content-Type is not ${FORM}`),
+  '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)'),
+  '500': json(oauthError, 'Internal error'),
+  '503': json(oauthError, 'The store is unavailable (nothing is said about the token), or the server is shutting down'),
+};
+
+/** RFC 7662 section 2.2 answers: inactive says nothing more; active carries the claims. */
+const INTROSPECTION = {
+  oneOf: [
+    { type: 'object', required: ['active'], properties: { active: { const: false } }, additionalProperties: false },
+    {
+      type: 'object',
+      required: ['active', 'token_type', 'exp', 'iat', 'jti'],
+      properties: {
+        active: { const: true },
+        token_type: { const: 'access_token' },
+        exp: { type: 'integer' },
+        iat: { type: 'integer' },
+        jti: { type: 'string' },
+        sub: { type: 'string' },
+      },
+      description: 'An access token verify_token accepts, with every claim of its payload',
+    },
+    {
+      type: 'object',
+      required: ['active', 'token_type', 'exp'],
+      properties: { active: { const: true }, token_type: { const: 'refresh_token' }, exp: { type: 'integer' }, sub: { type: 'string' } },
+      additionalProperties: false,
+      description: 'A refresh token refresh_token would accept now',
+    },
+  ],
+};
+
+/** An /oauth2 route: a form from either key, `ok` its 200 answer. */
+const oauthRoute = (operationId: string, summary: string, ok: unknown) => ({
+  post: {
+    operationId,
+    summary,
+    security: [{ serviceKey: [] }, { introspectionKey: [] }],
+    requestBody: { required: true, content: { [FORM]: { schema: TOKEN_FORM } } },
+    responses: { '200': ok, ...OAUTH_REFUSALS },
+  },
+});
+
 /**
  * The OpenAPI 3.1 document of the HTTP transport, generated from the TypeBox schemas of
  * every request and reply (OpenAPI 3.1 takes JSON Schema 2020-12 as it is), so that other
@@ -52,11 +117,22 @@ export function openApiDocument(): Record<string, unknown> {
     info: {
       title: 'auth-gateway HTTP API',
       version: '2',
-      description: 'One protocol body in, its reply body out, through the same pipeline as the WebSocket and stdio transports (docs/protocol.md).',
+      description:
+        'One protocol body in, its reply body out, through the same pipeline as the WebSocket and stdio transports (docs/protocol.md); and OAuth token introspection (RFC 7662) and revocation (RFC 7009).',
     },
     components: {
-      securitySchemes: { serviceKey: { type: 'http', scheme: 'bearer', description: 'GATEWAY_SERVICE_KEY' } },
-      schemas,
+      securitySchemes: {
+        serviceKey: { type: 'http', scheme: 'bearer', description: 'GATEWAY_SERVICE_KEY' },
+        introspectionKey: { type: 'http', scheme: 'bearer', description: 'One of GATEWAY_INTROSPECTION_KEYS: /oauth2/introspect and /oauth2/revoke only' },
+      },
+      schemas: {
+        ...schemas,
+        OAuthError: {
+          type: 'object',
+          required: ['error'],
+          properties: { error: { type: 'string' }, error_description: { type: 'string' } },
+        },
+      },
     },
     paths: {
       '/v1/rpc': {
@@ -75,7 +151,8 @@ export function openApiDocument(): Record<string, unknown> {
             ),
             '400': json(error, 'Error 12: malformed body, missing or mistyped field'),
             '401': json(error, 'Missing or wrong service key'),
-            '403': json(error, 'Error 1001: not allowed here (subscribe_session, unsubscribe_session)'),
+            '405': json(error, 'Another method than POST'),
+            '403': json(error, 'Error 1001: not allowed here (subscribe_session, unsubscribe_session), or an introspection key'),
             '404': json(error, 'Error 10: unknown message type'),
             '408': json(error, 'The body did not arrive in time'),
             '413': json(error, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
@@ -86,6 +163,15 @@ export function openApiDocument(): Record<string, unknown> {
           },
         },
       },
+      '/oauth2/introspect': oauthRoute(
+        'introspect',
+        'Token introspection (RFC 7662); read only',
+        json(INTROSPECTION, 'Whether the token is active, and if so its type and claims'),
+      ),
+      '/oauth2/revoke': oauthRoute('revoke', 'Token revocation (RFC 7009): an access token, or a refresh token with its whole family', {
+        description: 'Empty: revoked, or not a token of this gateway',
+        headers: { 'Cache-Control': { schema: { type: 'string', const: 'no-store' } } },
+      }),
       '/openapi.json': {
         get: {
           operationId: 'openapi',

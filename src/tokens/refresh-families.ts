@@ -16,6 +16,16 @@ interface RefreshRecord {
   b?: string;
   /** set once the token has been used */
   spent?: 1;
+  /** expires at, unix seconds (absent in records of earlier versions) */
+  e?: number;
+}
+
+/** What introspection may say of a live refresh token (RFC 7662). */
+export interface RefreshTokenInfo {
+  /** unix seconds */
+  exp: number;
+  /** the user, when the family's payload names one */
+  sub?: string;
 }
 
 /** A pair just issued, and what names it in the store. */
@@ -108,7 +118,7 @@ export class RefreshFamilies {
     const refresh = `${fam}.${randomId(32)}`;
     const refreshHash = hashSecret(refresh);
     const ttlMs = this.#o.refreshTtl * 1000;
-    const record: RefreshRecord = { f: fam, p: payload };
+    const record: RefreshRecord = { f: fam, p: payload, e: Math.floor((now + ttlMs) / 1000) };
     if (binding !== undefined) record.b = binding;
     const live = (previous?.a ?? []).filter(([, e]) => e * 1000 > now);
     live.push([access.jti, access.exp]);
@@ -184,6 +194,29 @@ export class RefreshFamilies {
     const pair = issued.pair;
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
+  }
+
+  /**
+   * What a live refresh token stands for, or undefined when refresh() would refuse it (unknown,
+   * spent, family revoked, bound session ended, user's tokens revoked, expired). Read only:
+   * nothing is spent, rotated or revoked (introspection, RFC 7662).
+   */
+  async inspect(refreshToken: string): Promise<RefreshTokenInfo | undefined> {
+    const fam = refreshFamilyOf(refreshToken);
+    if (fam === undefined) return undefined;
+    const record = await this.#o.store.get<RefreshRecord>(keys.refresh(hashSecret(refreshToken)));
+    if (record === undefined || record.f !== fam || record.spent) return undefined;
+    const [causes, family] = await Promise.all([this.#revokedCauses(fam), this.#family(fam)]);
+    // The family record lives as long as its current token: without it, nothing can be vouched for.
+    if (causes.length > 0 || family === undefined) return undefined;
+    if (record.b !== undefined && !(await this.#binding.isLive(record.b))) return undefined;
+    const user = userOf(record.p);
+    if (user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) return undefined;
+    // Earlier versions kept no expiry: the token was issued with the family's last access token.
+    const last = family.a.at(-1);
+    const exp = record.e ?? (last === undefined ? undefined : last[1] - this.#o.accessTtl + this.#o.refreshTtl);
+    if (exp === undefined || exp * 1000 <= this.#o.clock.now()) return undefined;
+    return user === undefined ? { exp } : { exp, sub: user };
   }
 
   /**

@@ -1,5 +1,5 @@
 import { AccessTokens } from './access-tokens.js';
-import { RefreshFamilies, refreshFamilyOf } from './refresh-families.js';
+import { RefreshFamilies, refreshFamilyOf, type RefreshTokenInfo } from './refresh-families.js';
 import { SessionBinding } from './session-binding.js';
 import type { TokenOptions, TokenPair, Verification } from './types.js';
 import { UserMarks } from './user-marks.js';
@@ -7,6 +7,7 @@ import { UserMarks } from './user-marks.js';
 export { BINDING_CLAIM } from './session-binding.js';
 export { MAX_FAMILIES_PER_SESSION, MAX_LIVE_ACCESS_TOKENS } from './refresh-families.js';
 export type { SigningAlg, TokenOptions, TokenPair, Verification } from './types.js';
+export type { RefreshTokenInfo } from './refresh-families.js';
 
 /**
  * The token API the pipeline uses, assembled from access tokens, refresh families and
@@ -73,6 +74,11 @@ export class TokenService {
   /** Rotates a refresh token: single use; a second use revokes its family. */
   refresh(refreshToken: string): Promise<TokenPair | { error: string }> {
     return this.#families.refresh(refreshToken);
+  }
+
+  /** A live refresh token's expiry and user, or undefined; read only (nothing is spent or rotated). */
+  inspectRefresh(refreshToken: string): Promise<RefreshTokenInfo | undefined> {
+    return this.#families.inspect(refreshToken);
   }
 
   /** Revokes a refresh-token family and denies its unexpired access tokens. */

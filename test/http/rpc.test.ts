@@ -4,19 +4,13 @@
  * Cache-Control: no-store on every answer, keep-alive, and GET /openapi.json.
  */
 import { execFileSync } from 'node:child_process';
-import { Agent, request, type IncomingHttpHeaders } from 'node:http';
+import { Agent, request } from 'node:http';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { requestSchemas } from '../../src/protocol/messages.js';
+import { httpPost, type Answer } from '../helpers/http-post.js';
 import { required } from '../helpers/required.js';
 import { SERVICE_KEY, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
-
-interface Answer {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Record<string, unknown>;
-  reusedSocket: boolean;
-}
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
 afterEach(stopAll);
@@ -26,18 +20,7 @@ const AUTH = { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'applicat
 
 /** One request over the keep-alive agent; `body` an object is sent as JSON, a string as it is. */
 function post(url: string, body: unknown, headers: Record<string, string> = AUTH, method = 'POST'): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(`${url}/v1/rpc`, { method, agent, headers }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (text += d));
-      res.on('end', () =>
-        resolve({ status: res.statusCode!, headers: res.headers, body: JSON.parse(text) as Record<string, unknown>, reusedSocket: req.reusedSocket }),
-      );
-    });
-    req.on('error', reject);
-    req.end(typeof body === 'string' ? body : JSON.stringify(body));
-  });
+  return httpPost(`${url}/v1/rpc`, typeof body === 'string' ? body : JSON.stringify(body), headers, { method, agent });
 }
 
 /** A request whose answer is expected: 200 and the reply body, with no-store. */
@@ -263,7 +246,7 @@ describe('GET /openapi.json', () => {
         .sort(),
     );
     expect(doc.components.schemas.ValidateSessionRequest.required).toEqual(['type', 'session_id']);
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '408', '413', '415', '429', '500', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '405', '408', '413', '415', '429', '500', '503']);
     expect(doc.components.schemas.SessionValidReply.properties.user_id.type).toBe('string');
   });
 

@@ -18,6 +18,7 @@ afterEach(killAll);
 
 const SERVICE_KEY = 'mC0dV6S8oW+T1L3o0J0n9dQxJxSxS1Zb2rGqW8c1m2k=';
 const OTHER = 'v3vY0pT7Zr2cC5hH7qW1nN4mM8xX0kK2lL6jJ9gG3fE=';
+const INTROSPECTION_KEYS = ['RrO61ETX0cWyo3X/ZfxyNIq4lSUcrUj4jDPdbw04CEo=', 'tSm3Njb8HhfhiPkuGWz1eZGS7LOiN0VspMT+Q2nMWZc='];
 
 function file(name: string, text: string): string {
   const path = join(dir, name);
@@ -35,7 +36,9 @@ describe('*_FILE variants of every secret', () => {
       GATEWAY_SERVICE_KEY_FILE: file('service-key', `${SERVICE_KEY}\n`),
       GATEWAY_STORE_FILE: file('store', 'redis://:hunter2-password@redis:6379/0\n'),
       GATEWAY_LOG_SALT_FILE: file('salt', 'a-shared-salt'),
+      GATEWAY_INTROSPECTION_KEYS_FILE: file('introspection-keys', `${INTROSPECTION_KEYS.join(',')}\n`),
     });
+    expect(c.introspectionKeys).toEqual(INTROSPECTION_KEYS);
     expect(c.jwtKeys.map((k) => k.kid)).toEqual(['k1', 'k0']);
     expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
     expect(c.serviceKey).toBe(SERVICE_KEY);
@@ -73,7 +76,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
   });
 
   it('config prints the effective configuration with every secret redacted', () => {
-    const r = cli(['config', '--node-id', 'n7'], {
+    const r = cli(['config', '--node-id', 'n7', '--introspection-keys-file', file('keys-flag', INTROSPECTION_KEYS.join(','))], {
       GATEWAY_JWT_SECRETS_FILE: file('secrets2', `k1:${SECRET},k0:${OTHER}`),
       GATEWAY_SERVICE_KEY: SERVICE_KEY,
       GATEWAY_STORE: 'redis://:hunter2-password@redis:6379/0',
@@ -86,11 +89,12 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       store: 'redis://***@redis:6379/0',
       jwt: { alg: 'HS256', hs256_key_ids: ['k1', 'k0'], hs256_secret: 'set' },
       service_key: 'set',
+      introspection_keys: 2,
       log_salt: 'set',
       dev: false,
       drain: { delay_ms: 5000, window_ms: 10000 },
     });
-    for (const secret of [SECRET, OTHER, SERVICE_KEY, 'hunter2-password', 'salt-value-1']) expect(r.stdout).not.toContain(secret);
+    for (const secret of [SECRET, OTHER, SERVICE_KEY, ...INTROSPECTION_KEYS, 'hunter2-password', 'salt-value-1']) expect(r.stdout).not.toContain(secret);
   });
 
   it('refuses what it would not apply: flags of another command, extra arguments, --service-key; usage errors on stderr', () => {

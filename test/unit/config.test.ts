@@ -11,6 +11,9 @@ import { ConfigError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { SECRET } from './harness.js';
 
+const INTROSPECTION_KEY = 'RrO61ETX0cWyo3X/ZfxyNIq4lSUcrUj4jDPdbw04CEo=';
+const OTHER_INTROSPECTION_KEY = 'tSm3Njb8HhfhiPkuGWz1eZGS7LOiN0VspMT+Q2nMWZc=';
+
 /** Bad values per variable; each must be refused with one line that starts with the variable's name. */
 const BAD: Record<string, string[]> = {
   GATEWAY_SESSION_TTL: ['0', '-1', 'abc', '1.5', '1e3', '0x10', '31536001', '99999999999999999999', '5\nGATEWAY_X=1'],
@@ -37,6 +40,13 @@ const BAD: Record<string, string[]> = {
   GATEWAY_STORE: ['mysql://x', 'redis://', 'memory', 'redis://a\nb'],
   GATEWAY_SESSION_COOKIE: ['a b', 'x;y', 'x'.repeat(65)],
   GATEWAY_SERVICE_KEY: ['short', 'aaaaaaaaaaaaaaaa', 'service-key-for-tests-0123456789'],
+  GATEWAY_INTROSPECTION_KEYS: [
+    'short',
+    'service-key-for-tests-0123456789',
+    `${INTROSPECTION_KEY},`,
+    `${INTROSPECTION_KEY},${INTROSPECTION_KEY}`,
+    `${INTROSPECTION_KEY},aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`,
+  ],
   GATEWAY_ALLOWED_ORIGINS: ['not a url', 'https://a.example.com/path'],
   GATEWAY_JWT_SECRET: ['short', 'a'.repeat(40), 'changeme'],
   GATEWAY_JWT_ALG: ['RS256', 'none'],
@@ -103,6 +113,17 @@ describe('loadConfig', () => {
     });
     expect(c).toMatchObject({ sessionTtl: 120, sessionIdleTimeout: 30, nodeId: 'n1', accessTokenTtl: 900, dev: true, logLevel: 'silent' });
     expect(loadConfig({ ...base, GATEWAY_DEV: '0' }).dev).toBe(false);
+  });
+
+  it('GATEWAY_INTROSPECTION_KEYS: none by default; a list of keys, spaces around commas allowed; never the service key', () => {
+    expect(loadConfig(base).introspectionKeys).toEqual([]);
+    const keys = `${INTROSPECTION_KEY}, ${OTHER_INTROSPECTION_KEY}`;
+    expect(loadConfig({ ...base, GATEWAY_INTROSPECTION_KEYS: keys }).introspectionKeys).toEqual([INTROSPECTION_KEY, OTHER_INTROSPECTION_KEY]);
+    const same = () => loadConfig({ ...base, GATEWAY_SERVICE_KEY: OTHER_INTROSPECTION_KEY, GATEWAY_INTROSPECTION_KEYS: keys });
+    expect(same).toThrow('GATEWAY_INTROSPECTION_KEYS (key 2) is GATEWAY_SERVICE_KEY: give resource servers keys of their own');
+    expect(() => loadConfig({ ...base, GATEWAY_INTROSPECTION_KEYS: `${INTROSPECTION_KEY},${INTROSPECTION_KEY}` })).toThrow(
+      'GATEWAY_INTROSPECTION_KEYS (key 2) repeats key 1',
+    );
   });
 
   it('--dev warns 10 s before the end (the demo session lasts 30 s) unless GATEWAY_EXPIRY_WARNING says otherwise', () => {

@@ -22,6 +22,12 @@ export function sendJsonAndClose(res: ServerResponse, status: number, value: unk
   sendJson(res, status, value);
 }
 
+/** An answer with no body (and so no Content-Type). */
+export function sendEmpty(res: ServerResponse, status: number): void {
+  res.writeHead(status, { ...BASE_HEADERS, 'Content-Length': 0 });
+  res.end();
+}
+
 /** The request body as text, or undefined when it passes `limit` bytes (the read stops there). */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {

@@ -9,6 +9,7 @@ import { DrainState, type Metrics } from '../../metrics.js';
 import { clientOf } from './client-address.js';
 import { drainServer, type DrainPlan } from './drain.js';
 import { originCheck, ownOrigins } from './handshake.js';
+import { FailedAuthThrottle } from './auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import type { SocketLink } from './socket-link.js';
@@ -34,6 +35,8 @@ export interface WsOptions {
   routes?: ReadonlyMap<string, RouteHandler>;
   /** Drain of those routes: called before the connections are cut; resolves once they have answered what they read. */
   drainRoutes?: () => Promise<void>;
+  /** The failed-auth throttle, when those routes count failures against the same addresses. */
+  throttle?: FailedAuthThrottle;
 }
 
 /** A running WebSocket transport. */
@@ -116,6 +119,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     isAllowedOrigin: (origin) => isAllowedOrigin(origin),
     isDraining: () => closing,
     cookieName,
+    throttle: o.throttle ?? new FailedAuthThrottle({ limit: config.failedAuthLimit, clock }),
   });
   sweep = upgrades.sweep;
   http.on('upgrade', upgrades.onUpgrade);

@@ -11,7 +11,7 @@ import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bou
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import { AddressBudget } from './address-budget.js';
-import { FailedAuthThrottle } from './auth-throttle.js';
+import type { FailedAuthThrottle } from './auth-throttle.js';
 import { clientOf } from './client-address.js';
 import { FrameBudget } from './frame-budget.js';
 import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
@@ -34,6 +34,8 @@ export interface UpgradeContext {
   isDraining: () => boolean;
   /** The session cookie's name over https or not. */
   cookieName: (https: boolean) => string;
+  /** Failed authentications per address (shared with the HTTP API routes). */
+  throttle: FailedAuthThrottle;
 }
 
 /**
@@ -52,7 +54,7 @@ function destroyOnError(this: Duplex): void {
  */
 export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; sweep: () => void } {
   const { config, gateway, clock, metrics, log } = ctx;
-  const throttle = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
+  const throttle = ctx.throttle;
   const exchanges = new AddressBudget({ perMinute: config.exchangeLimit, clock });
   /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
   const perAddress = new Map<string, number>();

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.js';
+import { hashSecret } from '../../../src/crypto.js';
+import { createMemoryStore } from '../../../src/store/memory.js';
+import { failingStore } from '../../helpers/failing-store.js';
 import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
@@ -69,5 +73,53 @@ describe('token families of one session (exchange_session)', () => {
     await settle();
     expect(store.size()).toBe(0);
     await gateway.close();
+  });
+});
+
+describe('inspect: what introspection says of a refresh token, without spending it', () => {
+  const refreshKey = (token: string) => `rt:${hashSecret(token)}`;
+
+  it('a family whose revocation has recorded its cause but not yet deleted its records is inactive', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const pair = await gateway.tokens.generate({ sub: 'alice' });
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toEqual({ exp: T0 / 1000 + 1_209_600, sub: 'alice' });
+    // The revocation stops at its first delete: the cause is in the store, the records are not gone.
+    const gate = store.hold('delete');
+    const revoking = gateway.tokens.revoke(pair.refresh_token);
+    await gate.reached;
+    expect(await store.get(refreshKey(pair.refresh_token))).toBeDefined();
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toBeUndefined();
+    gate.release();
+    expect(await revoking).toEqual({ revoked: true });
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toBeUndefined();
+  });
+
+  it("a family revoke_user_tokens could not reach (not in the user's index) is inactive by the user's mark", async () => {
+    const { gateway, store } = makeGateway({ start: T0 });
+    const pair = await gateway.tokens.generate({ sub: 'bob' });
+    const fam = pair.refresh_token.split('.')[0]!;
+    // As when the family was started on another node while the revocation read the index.
+    await store.indexRemove('uf:bob', fam);
+    await gateway.revokeUserTokens('bob', T0 / 1000);
+    expect(await store.get(refreshKey(pair.refresh_token))).toBeDefined();
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toBeUndefined();
+    // refresh_token agrees.
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+  });
+
+  it('a record of an earlier version (no expiry kept): exp from the family; a record past its exp is inactive whatever the store keeps', async () => {
+    const { gateway, store, clock } = makeGateway({ start: T0, accessTokenTtl: 60, refreshTokenTtl: 600 });
+    const pair = await gateway.tokens.generate({ sub: 'carol' });
+    const { e, ...legacy } = (await store.get<Record<string, unknown>>(refreshKey(pair.refresh_token)))!;
+    expect(e).toBe(T0 / 1000 + 600);
+    await store.set(refreshKey(pair.refresh_token), legacy, 600_000);
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toEqual({ exp: T0 / 1000 + 600, sub: 'carol' });
+    clock.advance(599_000);
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toEqual({ exp: T0 / 1000 + 600, sub: 'carol' });
+    // The expiry written in the record decides, not how long the store happens to keep it.
+    await store.set(refreshKey(pair.refresh_token), { ...legacy, e: T0 / 1000 + 599 }, 600_000);
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token)).toBeUndefined();
   });
 });

@@ -1,0 +1,138 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
+import { constantTimeEqual } from '../../crypto.js';
+import type { Logger, SampledLog } from '../../log.js';
+import { oversized } from '../../protocol/decode.js';
+import type { FailedAuthThrottle } from '../ws/auth-throttle.js';
+import { clientOf } from '../ws/client-address.js';
+import { readLimited, sendEmpty, sendJson, sendJsonAndClose } from './http-util.js';
+
+/** Who a request's bearer key says it comes from: a service, or a resource server that only checks tokens. */
+export type Caller = 'service' | 'introspection';
+
+export interface ApiFrontOptions {
+  /** `GATEWAY_SERVICE_KEY`; without one, no request is a service's. */
+  serviceKey?: string;
+  /** `GATEWAY_INTROSPECTION_KEYS`. */
+  introspectionKeys: readonly string[];
+  /** Failed keys count against the client's address, as wrong keys at the WebSocket upgrade do. */
+  throttle: FailedAuthThrottle;
+  trustedProxies?: BlockList;
+  /** Largest body served; a larger one is answered 413 and not read further. */
+  maxMessageBytes: number;
+  /** A body not received in full within this many ms is answered 408. */
+  bodyTimeoutMs: number;
+  log: Logger;
+  sampledLog: SampledLog;
+}
+
+/** What a route asks of the front, and how it words a refusal. */
+export interface RouteSpec {
+  /** Callers this route serves; a right key of another kind gets 403. */
+  callers: ReadonlySet<Caller>;
+  /** The body's media type, e.g. `application/json` (parameters such as charset allowed). */
+  mediaType: string;
+  /** The body of a refusal with `status`; `text` is safe to show (it never holds the key). */
+  refusal(status: number, text: string): unknown;
+}
+
+/** A request that passed every check: its body and its caller. */
+export interface Admitted {
+  text: string;
+  caller: Caller;
+}
+
+/** True when `header` names `type`, whatever its parameters and letter case. */
+function isMediaType(header: string | undefined, type: string): boolean {
+  return header !== undefined && header.split(';', 1)[0]!.trim().toLowerCase() === type;
+}
+
+/**
+ * The checks every HTTP API route (`/v1/rpc`, `/oauth2/*`) makes before its own work: drain,
+ * method, the failed-auth throttle of the client's address, the bearer key (compared in
+ * constant time with every configured key), the media type, the size limit and the time
+ * limit of the body; and the tally of requests in flight that a drain waits for.
+ */
+export class ApiFront {
+  readonly #o: ApiFrontOptions;
+  #inFlight = 0;
+  #draining = false;
+  #idle: (() => void) | undefined;
+
+  constructor(o: ApiFrontOptions) {
+    this.#o = o;
+  }
+
+  /** The caller a bearer key stands for; every key is compared, so the time says nothing of which matched. */
+  #callerOf(authorization: string | undefined): Caller | undefined {
+    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(authorization ?? '');
+    if (m === null) return undefined;
+    const presented = m[1]!;
+    let caller: Caller | undefined;
+    if (this.#o.serviceKey !== undefined && constantTimeEqual(presented, this.#o.serviceKey)) caller = 'service';
+    for (const key of this.#o.introspectionKeys) if (constantTimeEqual(presented, key)) caller ??= 'introspection';
+    return caller;
+  }
+
+  /**
+   * Runs the checks; resolves with the body and caller, or with undefined once the request is
+   * answered (refused: the connection is closed, the rest of the body is never read).
+   */
+  async admit(req: IncomingMessage, res: ServerResponse, spec: RouteSpec): Promise<Admitted | undefined> {
+    const refuse = (status: number, text: string, headers: Record<string, string> = {}) => {
+      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
+      sendJsonAndClose(res, status, spec.refusal(status, text));
+      return undefined;
+    };
+    if (this.#draining) return refuse(503, 'Server shutting down', { 'Retry-After': '1' });
+    if (req.method !== 'POST') return refuse(405, 'Method not allowed: use POST', { Allow: 'POST' });
+    const address = clientOf(req, this.#o.trustedProxies).address;
+    // An address out of failed attempts gets no more guesses until the window clears, right key or not.
+    if (this.#o.throttle.blocked(address)) {
+      this.#o.sampledLog.hit('http throttle', (suppressed) =>
+        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
+      );
+      return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
+    }
+    const caller = this.#callerOf(req.headers.authorization);
+    if (caller === undefined) {
+      this.#o.throttle.fail(address);
+      return refuse(401, 'Missing or wrong key (Authorization: Bearer <key>)', { 'WWW-Authenticate': 'Bearer' });
+    }
+    if (!spec.callers.has(caller)) return refuse(403, 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only');
+    if (!isMediaType(req.headers['content-type'], spec.mediaType)) return refuse(415, `Content-Type must be ${spec.mediaType}`);
+    const limit = this.#o.maxMessageBytes;
+    const declared = Number(req.headers['content-length']);
+    const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, limit).text;
+    const read = await readLimited(req, limit, this.#o.bodyTimeoutMs);
+    if ('text' in read) return { text: read.text, caller };
+    if (read.refused === 'too_large') return refuse(413, tooLarge());
+    if (read.refused === 'timeout') return refuse(408, `The body did not arrive within ${this.#o.bodyTimeoutMs} ms`);
+    res.destroy();
+    return undefined;
+  }
+
+  /** Serves an admitted request: a drain waits for it; once draining, its answer closes the connection. */
+  async serve(work: () => Promise<void>): Promise<void> {
+    this.#inFlight++;
+    try {
+      await work();
+    } finally {
+      if (--this.#inFlight === 0) this.#idle?.();
+    }
+  }
+
+  /** Sends a JSON answer, or an empty one without `body`; once draining, with `Connection: close`. */
+  answer(res: ServerResponse, status: number, body?: unknown): void {
+    if (this.#draining) res.setHeader('Connection', 'close');
+    if (body === undefined) sendEmpty(res, status);
+    else sendJson(res, status, body);
+  }
+
+  /** Drain: new requests get 503 from now on; resolves once every request being served is answered. */
+  drain(): Promise<void> {
+    this.#draining = true;
+    if (this.#inFlight === 0) return Promise.resolve();
+    return new Promise<void>((resolve) => (this.#idle = resolve));
+  }
+}

@@ -1,0 +1,75 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { GatewayError } from '../../errors.js';
+import { introspect, revoke } from '../../pipeline/oauth.js';
+import type { PipelineServices } from '../../pipeline/services.js';
+import type { ApiFront, RouteSpec } from './api-front.js';
+import { STATUS_OF_CODE } from './rpc.js';
+
+type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
+
+/** An OAuth error answer (RFC 6749 section 5.2): a code from its registry and a safe text. */
+function oauthError(status: number, text: string): { error: string; error_description: string } {
+  const error = status === 401 ? 'invalid_client' : status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_request';
+  return { error, error_description: text };
+}
+
+/** Both routes take a form from a service or from an introspection key (resource servers). */
+const SPEC: RouteSpec = {
+  callers: new Set(['service', 'introspection']),
+  mediaType: 'application/x-www-form-urlencoded',
+  refusal: oauthError,
+};
+
+/**
+ * The parameters of RFC 7662 section 2.1 and RFC 7009 section 2.1, or undefined when they are
+ * unusable: no token, an empty one, a parameter sent twice (RFC 6749 section 3.2), or a token
+ * in the URL (which every access log on the way would keep).
+ */
+function parameters(req: IncomingMessage, text: string): { token: string; hint?: string } | undefined {
+  if (new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.has('token')) return undefined;
+  const form = new URLSearchParams(text);
+  if (form.getAll('token').length > 1 || form.getAll('token_type_hint').length > 1) return undefined;
+  const token = form.get('token');
+  if (token === null || token === '') return undefined;
+  const hint = form.get('token_type_hint');
+  return hint === null ? { token } : { token, hint };
+}
+
+/**
+ * `POST /oauth2/introspect` (RFC 7662) and `POST /oauth2/revoke` (RFC 7009): the front's
+ * checks, the form, then the pipeline's introspect/revoke (src/pipeline/oauth.ts). A store
+ * that cannot answer is 503: nothing is said about the token.
+ */
+export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFront }): { introspect: Route; revoke: Route } {
+  const { gateway, front } = o;
+  const route =
+    (work: (p: { token: string; hint?: string }) => Promise<unknown>): Route =>
+    async (req, res) => {
+      const admitted = await front.admit(req, res, SPEC);
+      if (admitted === undefined) return;
+      const p = parameters(req, admitted.text);
+      // Exactly {"error": "invalid_request"}, as docs/protocol.md (HTTP) says.
+      if (p === undefined) return front.answer(res, 400, { error: 'invalid_request' });
+      await front.serve(async () => {
+        let body: unknown;
+        try {
+          body = await work(p);
+        } catch (err) {
+          // The pipeline answers with GatewayErrors only (failureOf); their texts are safe.
+          const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', 'Internal error', { cause: err });
+          const status = STATUS_OF_CODE[e.wireCode] ?? 500;
+          if (status === 503) res.setHeader('Retry-After', '1');
+          return front.answer(res, status, oauthError(status, e.message));
+        }
+        front.answer(res, 200, body);
+      });
+    };
+  return {
+    introspect: route((p) => introspect(gateway, p.token, p.hint)),
+    // RFC 7009 section 2.2: 200 with no body, whether or not the token was one to revoke.
+    revoke: route(async (p) => {
+      await revoke(gateway, p.token);
+      return undefined;
+    }),
+  };
+}
