@@ -1,7 +1,6 @@
 import { systemClock, type Clock } from './clock.js';
 import type { Config } from './config.js';
 import { startupSummary } from './config-view.js';
-import { loadFixtures } from './fixtures.js';
 import { Gateway, type GatewayObserver } from './gateway.js';
 import { createLogger, type Logger } from './log.js';
 import { createStore } from './store/index.js';
@@ -51,7 +50,10 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     logSalt: config.logSalt,
     observer: extra.observer,
   });
-  if (config.fixtures) await loadFixtures(gateway, config.fixtures);
+  if (config.fixtures) {
+    const { loadFixtures } = await import('./fixtures.js');
+    await loadFixtures(gateway, config.fixtures);
+  }
   log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
   return { gateway, config, log };
 }

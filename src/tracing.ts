@@ -1,64 +1,26 @@
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import { ConfigError } from './errors.js';
 import { VERSION } from './version.js';
 
 /**
- * OpenTelemetry tracing. The gateway speaks only `@opentelemetry/api`; the SDK is imported
- * (dynamically) when the operator turns tracing on with the standard variables, so a gateway
- * without them loads nothing more and pays one boolean test per message.
+ * OpenTelemetry tracing. The gateway speaks only `@opentelemetry/api`, and loads it (with the
+ * span helpers of tracing-spans.ts) only when tracing is turned on; the SDK is imported when
+ * the operator turns tracing on with the standard variables. A gateway without them loads
+ * neither and pays one test per message.
  *
  * Spans name types and outcomes, never ids: a session id or token is a credential.
  */
-const tracer = trace.getTracer('auth-gateway', VERSION);
-let on = false;
+export type Spans = typeof import('./tracing-spans.js');
 
-/** True once a tracer provider is installed (startTracing, or a test's own). */
-export function tracingOn(): boolean {
-  return on;
+let spans: Spans | undefined;
+
+/** The span helpers while tracing is on (startTracing, or a test's own provider); undefined when off. */
+export function activeSpans(): Spans | undefined {
+  return spans;
 }
 
 /** Turns the spans on or off; the provider is whatever is registered with `@opentelemetry/api`. */
-export function setTracing(enabled: boolean): void {
-  on = enabled;
-}
-
-/** W3C Trace Context, version 00 (https://www.w3.org/TR/trace-context/#traceparent-header). */
-const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
-
-/** The context a message's span starts in: its `traceparent` when well-formed, else the active one. */
-export function parentContext(traceparent: unknown): Context {
-  if (typeof traceparent !== 'string' || !TRACEPARENT.test(traceparent)) return context.active();
-  return propagation.extract(ROOT_CONTEXT, { traceparent });
-}
-
-/** Starts the span of one request (`gateway <type>`), a child of `parent`. */
-export function startMessageSpan(type: string, parent: Context): Span {
-  return tracer.startSpan(`gateway ${type}`, { kind: SpanKind.SERVER, attributes: { 'gateway.message.type': type } }, parent);
-}
-
-/** Ends a request's span with its outcome (reply type or `error_<code>`). */
-export function endMessageSpan(span: Span, outcome: string): void {
-  span.setAttribute('gateway.outcome', outcome);
-  if (outcome.startsWith('error_')) span.setStatus({ code: SpanStatusCode.ERROR });
-  span.end();
-}
-
-/** Runs `fn` with `span` as the active span (store operations inside become its children). */
-export function withSpan<T>(parent: Context, span: Span, fn: () => T): T {
-  return context.with(trace.setSpan(parent, span), fn);
-}
-
-/** Wraps a store operation in a child span of the active one (`store <op>`). */
-export function traceStore<T>(kind: string, op: string, run: () => Promise<T>): Promise<T> {
-  const span = tracer.startSpan(`store ${op}`, { kind: SpanKind.CLIENT, attributes: { 'db.system': kind, 'db.operation': op } });
-  return run().then(
-    (v) => (span.end(), v),
-    (err: unknown) => {
-      span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-      throw err;
-    },
-  );
+export async function setTracing(enabled: boolean): Promise<void> {
+  spans = enabled ? await import('./tracing-spans.js') : undefined;
 }
 
 /** The operator asked for traces: OTEL_TRACES_EXPORTER names an exporter, or an OTLP endpoint is set. */
@@ -88,7 +50,7 @@ export async function startTracing(env: Record<string, string | undefined>, node
     spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter())],
   });
   provider.register();
-  on = true;
+  await setTracing(true);
   shutdown = () => provider.shutdown();
 }
 
@@ -98,6 +60,6 @@ let shutdown: (() => Promise<void>) | undefined;
 export async function stopTracing(): Promise<void> {
   const stop = shutdown;
   shutdown = undefined;
-  on = false;
+  spans = undefined;
   await stop?.().catch(() => {});
 }

@@ -1,4 +1,7 @@
-import { Observable, Subject } from 'rxjs';
+// The class's own module (an export of rxjs): the 'rxjs' index loads every operator, some 200
+// modules, on the start of each process.
+import { Observable } from 'rxjs/internal/Observable';
+import { Subject } from 'rxjs/internal/Subject';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
@@ -9,7 +12,7 @@ import type { ReplyDraft } from '../protocol/reply-schemas.js';
 import { failureOf } from './failure.js';
 import { handlers } from './handlers.js';
 import { EXCLUSIVE, keyedMerge, type OrderKey } from './keyed-merge.js';
-import { endMessageSpan, parentContext, startMessageSpan, tracingOn, withSpan } from '../tracing.js';
+import { activeSpans } from '../tracing.js';
 import { DEFAULT_SUBSCRIBERS_PER_SESSION, type FollowOptions, type FollowRefusal, type HandlerContext, type PipelineServices } from './services.js';
 
 /** A message on its way out: a reply or a push. Error replies to unreadable envelopes have no `dest`. */
@@ -219,12 +222,13 @@ export class GatewayConnection implements HandlerContext {
 
   #serve(d: Decoded): Outbound | Promise<Outbound> {
     if (!d.ok) return errorReply(d, this.nodeId, d.code, d.text);
-    if (!tracingOn()) return this.#run(d);
-    const parent = parentContext(d.traceparent);
-    const span = startMessageSpan(d.body.type, parent);
-    const out = withSpan(parent, span, () => this.#run(d));
+    const spans = activeSpans();
+    if (spans === undefined) return this.#run(d);
+    const parent = spans.parentContext(d.traceparent);
+    const span = spans.startMessageSpan(d.body.type, parent);
+    const out = spans.withSpan(parent, span, () => this.#run(d));
     const end = (m: Outbound): Outbound => {
-      endMessageSpan(span, m.body.type === 'error' ? `error_${(m.body as { code: number }).code}` : m.body.type);
+      spans.endMessageSpan(span, m.body.type === 'error' ? `error_${(m.body as { code: number }).code}` : m.body.type);
       return m;
     };
     return out instanceof Promise ? out.then(end) : end(out);

@@ -1,4 +1,7 @@
-import { Observable, type Subscriber, type Subscription } from 'rxjs';
+import type { Subscriber, Subscription } from 'rxjs';
+// The class's own module (an export of rxjs): the 'rxjs' index loads every operator, some 200
+// modules, on the start of each process.
+import { Observable } from 'rxjs/internal/Observable';
 import type { Decoded } from '../protocol/decode.js';
 import { encode } from '../protocol/replies.js';
 import { isReply, type GatewayConnection, type Outbound } from './connection.js';

@@ -1,10 +1,8 @@
-import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
-import { ValueErrorType, type ValueError } from '@sinclair/typebox/errors';
-import type { TSchema } from '@sinclair/typebox';
 import { ErrorCodes, type ErrorCode } from './codes.js';
 import { readEnvelopeHead } from './head.js';
 import { countMembers, scanJson } from './json-shape.js';
-import { requestSchemas, type AnyRequest, type RequestType } from './messages.js';
+import type { AnyRequest, RequestType } from './messages.js';
+import { requestChecks, type RequestCheck } from './request-checks.js';
 
 /** A request that passed every check. */
 export interface DecodedRequest {
@@ -28,7 +26,8 @@ export interface DecodeFailure {
 
 export type Decoded = DecodedRequest | DecodeFailure;
 
-const checks = new Map<string, TypeCheck<TSchema>>(Object.entries(requestSchemas).map(([type, schema]) => [type, TypeCompiler.Compile(schema as TSchema)]));
+/** The checks of messages.ts's schemas, compiled ahead of time (request-checks.ts): no schema compiler loads at start. */
+const checks = new Map<string, RequestCheck>(Object.entries(requestChecks));
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isMsgId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -37,18 +36,21 @@ function fail(code: ErrorCode, text: string, at: Partial<DecodeFailure> = {}): D
   return { ok: false, code, text, ...at };
 }
 
-/** Turns a schema violation into "Missing field ..." / "Field ... must be ...". */
-function describe(error: ValueError): string {
-  const field = error.path.replace(/^\//, '').replace(/\//g, '.') || 'body';
-  if (error.type === ValueErrorType.ObjectRequiredProperty) return `Missing field "${field}"`;
-  const top = field.split('.')[0]!;
-  const owner = requestPropertySchema(error, top);
-  return `Field "${top}" must be ${owner ?? 'well-formed'}`;
-}
-
-function requestPropertySchema(error: ValueError, top: string): string | undefined {
-  if (error.path.split('/').length === 2) return (error.schema as { description?: string }).description;
-  return top === 'data' || top === 'payload' ? 'a JSON object' : undefined;
+/**
+ * The first violation of `check` in `body`, in the order TypeBox reports them (a missing
+ * required field first, then the fields in schema order), as "Missing field ..." / "Field ...
+ * must be ...". A violation inside a field's value (an item of an array) leaves the field
+ * "well-formed", or "a JSON object" for the application's `data` and `payload`.
+ */
+function describe(check: RequestCheck, body: Record<string, unknown>): string {
+  for (const f of check.fields) if (f.required && !Object.hasOwn(body, f.name)) return `Missing field "${f.name}"`;
+  for (const f of check.fields) {
+    const value = body[f.name];
+    if (value === undefined || f.check(value)) continue;
+    if (f.own === undefined || !f.own(value)) return `Field "${f.name}" must be ${f.description ?? 'well-formed'}`;
+    return `Field "${f.name}" must be ${f.name === 'data' || f.name === 'payload' ? 'a JSON object' : 'well-formed'}`;
+  }
+  return 'Malformed body';
 }
 
 /** Reads `{src, dest, body}` from a parsed value, then checks the body against its schema. */
@@ -58,7 +60,7 @@ export function decodeValue(value: unknown): Decoded {
   if (typeof src === 'string' && typeof dest === 'string' && isObject(body) && typeof body.type === 'string' && isMsgId(body.msg_id)) {
     // The common case, without building the error context.
     const check = checks.get(body.type);
-    if (check !== undefined && check.Check(body) && !tooDeep(body) && illFormed(body) === undefined && protoMember(body) === undefined) {
+    if (check !== undefined && check.check(body) && !tooDeep(body) && illFormed(body) === undefined && protoMember(body) === undefined) {
       return { ok: true, src, dest, body: body as AnyRequest, traceparent: value.traceparent };
     }
   }
@@ -74,10 +76,7 @@ export function decodeValue(value: unknown): Decoded {
   if (typeof body.type !== 'string') return fail(ErrorCodes.MALFORMED, 'Field "type" must be a string', at);
   const check = checks.get(body.type);
   if (!check) return fail(ErrorCodes.NOT_SUPPORTED, `Unknown message type "${body.type.slice(0, 64)}"`, at);
-  if (!check.Check(body)) {
-    const first = check.Errors(body).First();
-    return fail(ErrorCodes.MALFORMED, first ? describe(first) : 'Malformed body', at);
-  }
+  if (!check.check(body)) return fail(ErrorCodes.MALFORMED, describe(check, body), at);
   const deep = tooDeep(body);
   if (deep) return fail(ErrorCodes.MALFORMED, `Field "${deep}" must not nest deeper than ${MAX_DEPTH} levels`, at);
   const bad = illFormed(body);

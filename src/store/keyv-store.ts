@@ -1,6 +1,6 @@
 import type { Keyv } from 'keyv';
 import { GatewayError } from '../errors.js';
-import { traceStore, tracingOn } from '../tracing.js';
+import { activeSpans } from '../tracing.js';
 import { Deadlines } from './deadlines.js';
 import type { EventBus, Store, StoreObserver, StoreOperation } from './types.js';
 
@@ -88,8 +88,9 @@ export class KeyvStore implements Store {
   }
 
   #guard<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
-    if (!tracingOn()) return this.#timed(name, key, op);
-    return traceStore(this.kind, name, () => this.#timed(name, key, op));
+    const spans = activeSpans();
+    if (spans === undefined) return this.#timed(name, key, op);
+    return spans.traceStore(this.kind, name, () => this.#timed(name, key, op));
   }
 
   #timed<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {

@@ -14,13 +14,13 @@ import { Driver, makeGateway, settle } from './harness.js';
 const exporter = new InMemorySpanExporter();
 const provider = new NodeTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
 
-beforeAll(() => {
+beforeAll(async () => {
   provider.register();
-  setTracing(true);
+  await setTracing(true);
 });
 
 afterAll(async () => {
-  setTracing(false);
+  await setTracing(false);
   await provider.shutdown();
   trace.disable();
   context.disable();
