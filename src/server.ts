@@ -51,6 +51,8 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   const metrics = new Metrics({ processMetrics: o.processMetrics });
   const { gateway, log } = await createApp(config, { clock, log: o.log, observer: metrics.observer, store: o.store });
   metrics.watch(gateway);
+  // A server's first token waits for no module load.
+  gateway.tokens.prepare();
   const openApi = JSON.stringify(openApiDocument());
   const front = new ApiFront({
     serviceKey: config.serviceKey,

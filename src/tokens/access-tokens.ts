@@ -1,4 +1,4 @@
-import { createSigner, createVerifier, TokenError } from 'fast-jwt';
+import { createRequire } from 'node:module';
 import { randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
 import { claimShapeError, timeError } from './claims.js';
@@ -11,20 +11,41 @@ import type { UserMarks } from './user-marks.js';
 /** Claims the gateway sets itself; a payload that sets one is refused (error 12). */
 const RESERVED = ['iat', 'exp', 'nbf', 'jti', BINDING_CLAIM];
 
-const FAST_JWT_TEXT: Record<string, string> = {
-  [TokenError.codes.invalidSignature]: 'Invalid signature',
-  [TokenError.codes.malformed]: 'Malformed token',
-  [TokenError.codes.invalidAlgorithm]: 'Algorithm not allowed',
-  [TokenError.codes.missingRequiredClaim]: 'Missing required claim',
-  [TokenError.codes.invalidClaimType]: 'Invalid claim type',
-  [TokenError.codes.invalidClaimValue]: 'Invalid claim value',
-  [TokenError.codes.invalidPayload]: 'Malformed token: payload is not an object',
-  [TokenError.codes.missingSignature]: 'Missing signature',
-  [TokenError.codes.invalidCritHeader]: 'Header parameter "crit" not allowed',
-  [TokenError.codes.invalidType]: 'Token type not allowed',
-};
+/** `make()` on the first call, its result ever after. */
+function once<T>(make: () => T): () => T {
+  let made: T | undefined;
+  return () => (made ??= make());
+}
+
+type FastJwt = typeof import('fast-jwt');
+
+/**
+ * fast-jwt (CommonJS, with its ASN.1 and big-number modules) is loaded on the first signature or
+ * verification, not at start: a short-lived stdio process that only manages sessions never
+ * needs it. The keys it is given were checked by the configuration.
+ */
+const loadFastJwt = once(() => createRequire(import.meta.url)('fast-jwt') as FastJwt);
+
+/** The reply's text for each of fast-jwt's error codes. */
+const fastJwtTexts = once((): Record<string, string> => {
+  const codes = loadFastJwt().TokenError.codes;
+  return {
+    [codes.invalidSignature]: 'Invalid signature',
+    [codes.malformed]: 'Malformed token',
+    [codes.invalidAlgorithm]: 'Algorithm not allowed',
+    [codes.missingRequiredClaim]: 'Missing required claim',
+    [codes.invalidClaimType]: 'Invalid claim type',
+    [codes.invalidClaimValue]: 'Invalid claim value',
+    [codes.invalidPayload]: 'Malformed token: payload is not an object',
+    [codes.missingSignature]: 'Missing signature',
+    [codes.invalidCritHeader]: 'Header parameter "crit" not allowed',
+    [codes.invalidType]: 'Token type not allowed',
+  };
+});
 
 type Verify = (token: string) => Record<string, unknown>;
+type Sign = (payload: Record<string, unknown>) => string;
+
 const verifierKey = (alg: string, kid: string | undefined) => `${alg} ${kid ?? ''}`;
 
 /** An access token just signed, with the claims its family must remember to deny it later. */
@@ -42,9 +63,9 @@ export class AccessTokens {
   readonly #o: TokenOptions;
   readonly #binding: SessionBinding;
   readonly #marks: UserMarks;
-  readonly #sign: (payload: Record<string, unknown>) => string;
-  /** `alg kid` -> verifier (kid '' when HS256 keys have none) */
-  readonly #verifiers = new Map<string, Verify>();
+  readonly #signer: () => Sign;
+  /** `alg kid` -> verifier (kid '' when HS256 keys have none), made on first use */
+  readonly #verifiers = new Map<string, () => Verify>();
 
   constructor(o: TokenOptions, binding: SessionBinding, marks: UserMarks) {
     this.#o = o;
@@ -64,23 +85,35 @@ export class AccessTokens {
       cache: 4096,
     };
     for (const k of o.keys) {
-      this.#verifiers.set(verifierKey('HS256', k.kid), createVerifier({ ...common, key: k.secret, algorithms: ['HS256'] }) as Verify);
+      this.#verifiers.set(
+        verifierKey('HS256', k.kid),
+        once(() => loadFastJwt().createVerifier({ ...common, key: k.secret, algorithms: ['HS256'] }) as Verify),
+      );
     }
     for (const k of o.ed25519Keys ?? []) {
       const pem = k.publicKey.export({ format: 'pem', type: 'spki' }).toString();
-      this.#verifiers.set(verifierKey('EdDSA', k.kid), createVerifier({ ...common, key: pem, algorithms: ['EdDSA'] }) as Verify);
+      this.#verifiers.set(
+        verifierKey('EdDSA', k.kid),
+        once(() => loadFastJwt().createVerifier({ ...common, key: pem, algorithms: ['EdDSA'] }) as Verify),
+      );
     }
     // iat comes from the payload (the injected clock), so fast-jwt never reads Date.now().
     if (alg === 'EdDSA') {
       const signing = o.ed25519Keys?.[0];
       if (!signing) throw new GatewayError('INTERNAL', 'no Ed25519 signing key');
       const pem = signing.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
-      this.#sign = createSigner({ key: pem, algorithm: 'EdDSA', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+      this.#signer = once(() => loadFastJwt().createSigner({ key: pem, algorithm: 'EdDSA', kid: signing.kid }) as Sign);
     } else {
       const signing = o.keys[0];
       if (!signing) throw new GatewayError('INTERNAL', 'no signing key');
-      this.#sign = createSigner({ key: signing.secret, algorithm: 'HS256', kid: signing.kid }) as (p: Record<string, unknown>) => string;
+      this.#signer = once(() => loadFastJwt().createSigner({ key: signing.secret, algorithm: 'HS256', kid: signing.kid }) as Sign);
     }
+  }
+
+  /** Makes the signer and every verifier now, rather than on first use (a server pays fast-jwt's load at start). */
+  prepare(): void {
+    this.#signer();
+    for (const verifier of this.#verifiers.values()) verifier();
   }
 
   /** The public keys that verify this gateway's access tokens, as a JWK Set (RFC 7517); empty with HS256. */
@@ -108,7 +141,7 @@ export class AccessTokens {
     claims.iat = iat;
     claims.exp = exp;
     claims.jti = jti;
-    const token = this.#sign(claims);
+    const token = this.#signer()(claims);
     // Never issue a token that verification would refuse for its length.
     if (token.length > MAX_TOKEN_LENGTH) {
       throw new GatewayError('MALFORMED', `Field "payload" is too large: the access token would exceed ${MAX_TOKEN_LENGTH} characters`);
@@ -157,10 +190,10 @@ export class AccessTokens {
       return { valid: false, error: kid === undefined ? 'Missing key id' : 'Unknown key id' };
     }
     try {
-      return { valid: true, payload: verifier(token) };
+      return { valid: true, payload: verifier()(token) };
     } catch (err) {
-      const code = err instanceof TokenError ? err.code : '';
-      return { valid: false, error: FAST_JWT_TEXT[code] ?? 'Invalid token' };
+      const code = err instanceof loadFastJwt().TokenError ? (err as { code: string }).code : '';
+      return { valid: false, error: fastJwtTexts()[code] ?? 'Invalid token' };
     }
   }
 

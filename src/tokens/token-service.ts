@@ -51,6 +51,11 @@ export class TokenService {
     this.#marks.forgetAll();
   }
 
+  /** Loads fast-jwt and makes the signer and verifiers now instead of on the first token. */
+  prepare(): void {
+    this.#access.prepare();
+  }
+
   /** The public keys that verify this gateway's access tokens, as a JWK Set (RFC 7517); empty with HS256. */
   jwks(): { keys: Record<string, string>[] } {
     return this.#access.jwks();

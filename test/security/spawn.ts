@@ -57,9 +57,9 @@ export interface StdioNode {
   kill(): void;
 }
 
-/** Spawns `node dist/cli.js stdio` with `env` (on top of a clean environment). */
-export function spawnStdio(env: Record<string, string>, args: string[] = []): StdioNode {
-  const proc = spawn(process.execPath, [CLI, 'stdio', ...args], {
+/** Spawns `node [nodeArgs] dist/cli.js stdio [args]` with `env` (on top of a clean environment). */
+export function spawnStdio(env: Record<string, string>, args: string[] = [], nodeArgs: string[] = []): StdioNode {
+  const proc = spawn(process.execPath, [...nodeArgs, CLI, 'stdio', ...args], {
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
