@@ -23,6 +23,7 @@ const ROWS = [
   'row6-many-connections.js',
   'row7-push-lateness.js',
   'row8-session-memory.js',
+  'row11-stdio-cold-start.js',
   'row12-postgres-validate.js',
   'row13-postgres-peer.js',
 ];

@@ -6,8 +6,8 @@ import { appendFileSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 
-const out = process.env.MODULE_RECORD;
-if (!out) throw new Error('module-recorder: set MODULE_RECORD to the file to write');
+const out = process.env.MODULE_RECORD ?? '';
+if (out === '') throw new Error('module-recorder: set MODULE_RECORD to the file to write');
 
 if (isMainThread) {
   register(import.meta.url);
