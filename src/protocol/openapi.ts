@@ -172,6 +172,37 @@ export function openApiDocument(): Record<string, unknown> {
         description: 'Empty: revoked, or not a token of this gateway',
         headers: { 'Cache-Control': { schema: { type: 'string', const: 'no-store' } } },
       }),
+      '/oidc/backchannel-logout': {
+        post: {
+          operationId: 'backchannelLogout',
+          summary: "OpenID Connect Back-Channel Logout 1.0: the identity provider's logout token ends the sessions of that login",
+          description:
+            'Served when GATEWAY_OIDC_ISSUER, GATEWAY_OIDC_AUDIENCE and GATEWAY_OIDC_JWKS are set (404 otherwise); the signature is the authentication.',
+          security: [],
+          requestBody: {
+            required: true,
+            content: {
+              [FORM]: {
+                schema: {
+                  type: 'object',
+                  required: ['logout_token'],
+                  properties: { logout_token: { type: 'string', description: 'A JWT signed by the IdP' } },
+                },
+              },
+            },
+          },
+          responses: {
+            '200': { description: 'Valid: the sessions of that login ended (empty body)' },
+            '400': json(oauthError, 'The token is invalid, replayed or missing (invalid_request); nothing ended'),
+            '404': { description: 'Back-channel logout is not configured' },
+            '405': json(oauthError, 'Another method than POST'),
+            '408': json(oauthError, 'The body did not arrive in time'),
+            '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
+            '415': json(oauthError, 'Content-Type is not application/x-www-form-urlencoded'),
+            '503': json(oauthError, "The store or the IdP's JWK Set could not answer (temporarily_unavailable); nothing ended silently"),
+          },
+        },
+      },
       '/openapi.json': {
         get: {
           operationId: 'openapi',

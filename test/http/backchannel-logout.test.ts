@@ -274,6 +274,17 @@ describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
     expect(slow).toBe(408);
   });
 
+  it('/openapi.json describes the route: form body, no service key, its statuses', async () => {
+    const { http } = await start();
+    const doc = (await fetch(`${http}/openapi.json`).then((r) => r.json())) as {
+      paths: Record<string, { post: { security: unknown[]; requestBody: { content: Record<string, unknown> }; responses: Record<string, unknown> } }>;
+    };
+    const post = doc.paths['/oidc/backchannel-logout']!.post;
+    expect(post.security).toEqual([]);
+    expect(Object.keys(post.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '404', '405', '408', '413', '415', '503']);
+  });
+
   it('404 when the GATEWAY_OIDC_* settings are absent, whatever the method', async () => {
     const { http } = await start();
     const answer = await postLogoutToken(http, 'x.y.z');
@@ -286,7 +297,7 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
   it.each([
     ['claim', 'the store cannot claim the jti: 503, nothing ends'],
     ['indexMembers', 'the store fails after the claim: 503, and the jti is released'],
-  ] as const)('%s fails: %s; back, the IdP delivers the same token again: 200', async (op) => {
+  ] as const)('%s fails: %s; back, the IdP delivers the same token again: 200', async (op, _what) => {
     const idp = await testIdp(new ManualClock(Date.now()));
     const { server, http, store } = await startWithStoreDouble(idp.gatewayEnv);
     const svc = service(server.url);
