@@ -69,7 +69,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     ['/v1/rpc', createRpcHandler({ gateway, front })],
     ['/oauth2/introspect', oauth.introspect],
     ['/oauth2/revoke', oauth.revoke],
-    ['/oidc/backchannel-logout', backchannelLogoutRoute(config, { gateway, log, metrics, bodyTimeoutMs })],
+    ['/oidc/backchannel-logout', backchannelLogoutRoute(config, { gateway, log, front, metrics })],
     [
       '/openapi.json',
       (req: IncomingMessage, res: ServerResponse) => {

@@ -240,7 +240,7 @@ describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
     const token = await idp.logoutToken({ sid: 'sid-h' });
     const json = await postLogoutToken(http, '', { body: JSON.stringify({ logout_token: token }), contentType: 'application/json' });
     expect(json.status).toBe(415);
-    expect(json.text).toBe(INVALID);
+    expect(JSON.parse(json.text)).toEqual({ error: 'invalid_request', error_description: 'Content-Type must be application/x-www-form-urlencoded' });
     expect((await postLogoutToken(http, '', { body: `logout_token=${token}` })).status).toBe(415);
     const get = await fetchRaw(`${http}/oidc/backchannel-logout`);
     expect(get.status).toBe(405);
@@ -258,7 +258,7 @@ describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
     const { http } = await start({ ...idp.gatewayEnv, GATEWAY_MAX_MESSAGE_BYTES: '1024' }, { clock, httpBodyTimeoutMs: 300 });
     const big = await postLogoutToken(http, '', { body: `logout_token=${'a'.repeat(2000)}`, contentType: 'application/x-www-form-urlencoded' });
     expect(big.status).toBe(413);
-    expect(big.text).toBe(INVALID);
+    expect(JSON.parse(big.text)).toMatchObject({ error: 'invalid_request' });
     const slow = await new Promise<number>((resolve, reject) => {
       const req = request(
         `${http}/oidc/backchannel-logout`,
@@ -307,7 +307,8 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     store.fail(op);
     const down = await postLogoutToken(http, token);
     expect(down.status).toBe(503);
-    expect(JSON.parse(down.text)).toEqual({ error: 'temporarily_unavailable' });
+    expect(JSON.parse(down.text)).toEqual({ error: 'temporarily_unavailable', error_description: 'The store is unavailable' });
+    expect(down.headers['retry-after']).toBe('1');
     store.restore();
     expect(await isValid(svc, s)).toBe(true);
     expect((await postLogoutToken(http, token)).status).toBe(200);

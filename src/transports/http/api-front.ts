@@ -28,18 +28,22 @@ export interface ApiFrontOptions {
 
 /** What a route asks of the front, and how it words a refusal. */
 export interface RouteSpec {
-  /** Callers this route serves; a right key of another kind gets 403. */
-  callers: ReadonlySet<Caller>;
+  /**
+   * Callers this route serves; a right key of another kind gets 403. `'anyone'`: no key is
+   * asked (and no failed-auth tally), for a route whose body authenticates itself, as a
+   * back-channel logout token does by the identity provider's signature.
+   */
+  callers: ReadonlySet<Caller> | 'anyone';
   /** The body's media type, e.g. `application/json` (parameters such as charset allowed). */
   mediaType: string;
   /** The body of a refusal with `status`; `text` is safe to show (it never holds the key). */
   refusal(status: number, text: string): unknown;
 }
 
-/** A request that passed every check: its body and its caller. */
+/** A request that passed every check: its body and its caller (none on an `'anyone'` route). */
 export interface Admitted {
   text: string;
-  caller: Caller;
+  caller?: Caller;
 }
 
 /** True when `header` names `type`, whatever its parameters and letter case. */
@@ -48,10 +52,11 @@ function isMediaType(header: string | undefined, type: string): boolean {
 }
 
 /**
- * The checks every HTTP API route (`/v1/rpc`, `/oauth2/*`) makes before its own work: drain,
- * method, the failed-auth throttle of the client's address, the bearer key (compared in
- * constant time with every configured key), the media type, the size limit and the time
- * limit of the body; and the tally of requests in flight that a drain waits for.
+ * The checks every HTTP API route (`/v1/rpc`, `/oauth2/*`, `/oidc/backchannel-logout`) makes
+ * before its own work: drain, method, the failed-auth throttle of the client's address, the
+ * bearer key (compared in constant time with every configured key; not on a route open to
+ * anyone), the media type, the size limit and the time limit of the body; and the tally of
+ * requests in flight that a drain waits for.
  */
 export class ApiFront {
   readonly #o: ApiFrontOptions;
@@ -86,6 +91,7 @@ export class ApiFront {
     };
     if (this.#draining) return refuse(503, 'Server shutting down', { 'Retry-After': '1' });
     if (req.method !== 'POST') return refuse(405, 'Method not allowed: use POST', { Allow: 'POST' });
+    if (spec.callers === 'anyone') return this.#readBody(req, res, spec, refuse, undefined);
     const address = clientOf(req, this.#o.trustedProxies).address;
     // An address out of failed attempts gets no more guesses until the window clears, right key or not.
     if (this.#o.throttle.blocked(address)) {
@@ -100,12 +106,23 @@ export class ApiFront {
       return refuse(401, 'Missing or wrong key (Authorization: Bearer <key>)', { 'WWW-Authenticate': 'Bearer' });
     }
     if (!spec.callers.has(caller)) return refuse(403, 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only');
+    return this.#readBody(req, res, spec, refuse, caller);
+  }
+
+  /** The media type, then the body within the size and time limits. */
+  async #readBody(
+    req: IncomingMessage,
+    res: ServerResponse,
+    spec: RouteSpec,
+    refuse: (status: number, text: string) => undefined,
+    caller: Caller | undefined,
+  ): Promise<Admitted | undefined> {
     if (!isMediaType(req.headers['content-type'], spec.mediaType)) return refuse(415, `Content-Type must be ${spec.mediaType}`);
     const limit = this.#o.maxMessageBytes;
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, limit).text;
     const read = await readLimited(req, limit, this.#o.bodyTimeoutMs);
-    if ('text' in read) return { text: read.text, caller };
+    if ('text' in read) return caller === undefined ? { text: read.text } : { text: read.text, caller };
     if (read.refused === 'too_large') return refuse(413, tooLarge());
     if (read.refused === 'timeout') return refuse(408, `The body did not arrive within ${this.#o.bodyTimeoutMs} ms`);
     res.destroy();

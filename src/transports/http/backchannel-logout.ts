@@ -6,7 +6,9 @@ import { audit, type Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { idpKeySet } from '../../oidc/key-set.js';
 import { createLogoutTokenVerifier, LOGOUT_TOKEN_MAX_AGE_S, type LogoutCheck, type LogoutToken } from '../../oidc/logout-token.js';
-import { BASE_HEADERS, readLimited, sendJson, sendJsonAndClose } from './http-util.js';
+import type { ApiFront, RouteSpec } from './api-front.js';
+import { sendJson } from './http-util.js';
+import { oauthError } from './oauth.js';
 
 /** What became of one call, as a metric label (a closed set). */
 export type BackchannelOutcome = 'ended' | 'refused' | 'replayed' | 'unavailable';
@@ -14,32 +16,24 @@ export type BackchannelOutcome = 'ended' | 'refused' | 'replayed' | 'unavailable
 export interface BackchannelLogoutOptions {
   gateway: Gateway;
   log: Logger;
+  /** The checks of every HTTP API route (drain, method, media type, body limits); no key here. */
+  front: ApiFront;
   /** The logout token verifier (createLogoutTokenVerifier); without one the route answers 404. */
   verify?: (jwt: string) => Promise<LogoutCheck>;
   /** Seconds of leeway on `iat` (as given to the verifier): part of how long a `jti` is remembered. */
   clockTolerance: number;
-  /** Largest body served; a larger one is answered 413 and not read further. */
-  maxMessageBytes: number;
-  /** A body not received in full within this many ms is answered 408. */
-  bodyTimeoutMs: number;
   /** Told the outcome of every call that reached the token (metrics). */
   onOutcome?: (outcome: BackchannelOutcome) => void;
 }
 
-/** The answer to every refused call (Back-Channel Logout 1.0 §2.8; nothing of the token in it). */
+/** The answer to every refused token (Back-Channel Logout 1.0 §2.8; nothing of the token in it). */
 const INVALID = { error: 'invalid_request' };
-const UNAVAILABLE = { error: 'temporarily_unavailable' };
 
-const isForm = (type: string | undefined) => type !== undefined && /^application\/x-www-form-urlencoded\s*(;|$)/i.test(type);
+/** A form open to anyone: the IdP has no key of ours; its signature on the token is what counts. */
+const SPEC: RouteSpec = { callers: 'anyone', mediaType: 'application/x-www-form-urlencoded', refusal: oauthError };
 
 /** Store key of a used `jti`: hashed, so the store holds no token material. */
 const jtiKey = (jti: string) => `bl:${hashSecret(jti)}`;
-
-/** 200 with an empty body and Cache-Control: no-store (§2.8). */
-function sendOk(res: ServerResponse): void {
-  res.writeHead(200, { ...BASE_HEADERS, 'Content-Length': 0 });
-  res.end();
-}
 
 /**
  * `POST /oidc/backchannel-logout` (OpenID Connect Back-Channel Logout 1.0): the IdP posts a
@@ -49,7 +43,7 @@ function sendOk(res: ServerResponse): void {
  * (claimed in the store before anything ends).
  */
 export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
-  const { gateway, log, verify } = o;
+  const { gateway, log, front, verify } = o;
   const outcome = (what: BackchannelOutcome, fields: Record<string, unknown>) => {
     o.onOutcome?.(what);
     // Refusals may come from anyone: sampled, one line per reason and interval.
@@ -70,34 +64,21 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     ...(t.sid !== undefined && { idp_sid: gateway.logRef(t.sid) }),
     ...(t.sub !== undefined && { idp_sub: gateway.logRef(t.sub) }),
   });
+  const unavailable = (res: ServerResponse, retryAfter: string, text: string) => {
+    res.setHeader('Retry-After', retryAfter);
+    front.answer(res, 503, oauthError(503, text));
+  };
 
-  return async (req, res) => {
-    if (verify === undefined) return sendJson(res, 404, { error: 'Not found' });
-    if (req.method !== 'POST') {
-      res.setHeader('Allow', 'POST');
-      return sendJsonAndClose(res, 405, INVALID);
-    }
-    if (!isForm(req.headers['content-type'])) return sendJsonAndClose(res, 415, INVALID);
-    const read = await readLimited(req, o.maxMessageBytes, o.bodyTimeoutMs);
-    if ('refused' in read) {
-      if (read.refused === 'too_large') return sendJsonAndClose(res, 413, INVALID);
-      if (read.refused === 'timeout') return sendJsonAndClose(res, 408, INVALID);
-      return void res.destroy();
-    }
-    const tokens = new URLSearchParams(read.text).getAll('logout_token');
-    if (tokens.length !== 1 || tokens[0] === '') {
-      outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
-      return sendJson(res, 400, INVALID);
-    }
-    const check = await verify(tokens[0]!);
+  /** The token's work, once it is read: verify, claim its jti, end the sessions. */
+  const logout = async (res: ServerResponse, jwt: string): Promise<void> => {
+    const check = await verify!(jwt);
     if (!check.ok) {
       if ('unavailable' in check) {
         outcome('unavailable', { reason: 'jwks', err: check.cause });
-        res.setHeader('Retry-After', '5');
-        return sendJson(res, 503, UNAVAILABLE);
+        return unavailable(res, '5', "The identity provider's keys could not be fetched");
       }
       outcome('refused', { reason: check.refused });
-      return sendJson(res, 400, INVALID);
+      return front.answer(res, 400, INVALID);
     }
     const token = check.token;
     const key = jtiKey(token.jti);
@@ -107,20 +88,31 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     try {
       if (!(await gateway.store.claim(key, Math.max(1000, rememberMs)))) {
         outcome('replayed', refs(token));
-        return sendJson(res, 400, INVALID);
+        return front.answer(res, 400, INVALID);
       }
       claimed = true;
       const count = await gateway.sessions.endByIdp(token.sid !== undefined ? { sid: token.sid } : { sub: token.sub! });
       outcome('ended', { ...refs(token), by: token.sid !== undefined ? 'sid' : 'sub', count });
-      return sendOk(res);
+      return front.answer(res, 200);
     } catch (err) {
       // Fail closed: 503, and the IdP may deliver the same token again, so its jti is released
       // (when the store lets us: otherwise a retry is refused as a replay, and logged as one).
       if (claimed) await gateway.store.delete(key).catch(() => undefined);
       outcome('unavailable', { reason: 'store', ...refs(token), err });
-      res.setHeader('Retry-After', '1');
-      return sendJson(res, 503, UNAVAILABLE);
+      return unavailable(res, '1', 'The store is unavailable');
     }
+  };
+
+  return async (req, res) => {
+    if (verify === undefined) return sendJson(res, 404, { error: 'Not found' });
+    const admitted = await front.admit(req, res, SPEC);
+    if (admitted === undefined) return;
+    const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
+    if (tokens.length !== 1 || tokens[0] === '') {
+      outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
+      return front.answer(res, 400, INVALID);
+    }
+    await front.serve(() => logout(res, tokens[0]!));
   };
 }
 
@@ -130,7 +122,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
  */
 export function backchannelLogoutRoute(
   config: Config,
-  o: { gateway: Gateway; log: Logger; metrics?: Metrics; bodyTimeoutMs: number },
+  o: { gateway: Gateway; log: Logger; front: ApiFront; metrics?: Metrics },
 ): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const oidc = config.oidc;
   if (oidc !== undefined && 'url' in oidc.jwks && /^http:/i.test(oidc.jwks.url))
@@ -148,10 +140,9 @@ export function backchannelLogoutRoute(
   return createBackchannelLogoutHandler({
     gateway: o.gateway,
     log: o.log,
+    front: o.front,
     verify,
     clockTolerance: config.clockTolerance,
-    maxMessageBytes: config.maxMessageBytes,
-    bodyTimeoutMs: o.bodyTimeoutMs,
     onOutcome: o.metrics && ((outcome) => o.metrics!.backchannelLogouts.inc({ outcome })),
   });
 }

@@ -8,7 +8,7 @@ import { STATUS_OF_CODE } from './rpc.js';
 type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 /** An OAuth error answer (RFC 6749 section 5.2): a code from its registry and a safe text. */
-function oauthError(status: number, text: string): { error: string; error_description: string } {
+export function oauthError(status: number, text: string): { error: string; error_description: string } {
   const error = status === 401 ? 'invalid_client' : status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_request';
   return { error, error_description: text };
 }
