@@ -14,7 +14,7 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        project: ['./tsconfig.json', './tsconfig.test.json', './tsconfig.js.json', './client/tsconfig.json'],
+        project: ['./tsconfig.json', './tsconfig.test.json', './tsconfig.js.json', './client/tsconfig.json', './middleware/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },

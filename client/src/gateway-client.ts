@@ -93,6 +93,12 @@ export interface GatewayClientOptions {
    * ended (`pushed: false`).
    */
   checkSession?: () => Promise<boolean>;
+  /**
+   * After a reconnect, subscribe again to the sessions still followed (default true). false:
+   * the subscriptions are forgotten when the connection closes (the gateway ended them with
+   * it), for an application that re-checks what it needs itself.
+   */
+  resubscribe?: boolean;
 }
 
 /** What a close code means for the application (see `closeKind`). */
@@ -186,7 +192,9 @@ const { SERVICE_RESTART } = CloseCodes;
  * await client.connect();
  */
 export class GatewayClient extends Emitter<ClientEvents> {
-  readonly #o: Required<Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket' | 'heartbeat' | 'regenerationWindowMs' | 'checkSession'>> &
+  readonly #o: Required<
+    Omit<GatewayClientOptions, 'serviceKey' | 'reconnect' | 'WebSocket' | 'heartbeat' | 'regenerationWindowMs' | 'checkSession' | 'resubscribe'>
+  > &
     GatewayClientOptions;
   readonly #Ctor: WebSocketConstructor;
   #ws: WebSocketLike | undefined;
@@ -500,7 +508,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.#opened?.resolve();
     this.#opened = undefined;
     this.emit('open', { reconnected });
-    if (reconnected) for (const id of [...this.#live]) void this.#resubscribe(id);
+    if (reconnected && this.#o.resubscribe !== false) for (const id of [...this.#live]) void this.#resubscribe(id);
   }
 
   /** After a reconnect: follow again, or learn that the session ended meanwhile. */
@@ -596,6 +604,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
     this.#stopHeartbeat();
+    if (this.#o.resubscribe === false) this.#live.clear();
     this.#failAll(`The connection closed (code ${code}) before the reply came`);
     const kind = closeKind(code);
     let retry = this.#wanted && this.#o.reconnect !== false;

@@ -19,11 +19,16 @@ function newest(dir: string): number {
 function stale(): boolean {
   let built: number;
   try {
-    built = Math.min(statSync(CLI).mtimeMs, statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs);
+    built = Math.min(
+      statSync(CLI).mtimeMs,
+      statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs,
+      statSync(join(ROOT, 'dist', 'middleware', 'src', 'index.js')).mtimeMs,
+    );
   } catch {
     built = 0;
   }
-  return Math.max(newest(join(ROOT, 'src')), newest(join(ROOT, 'client', 'src')), newest(join(ROOT, 'client', 'demo'))) > built;
+  const sources = ['src', 'client/src', 'client/demo', 'middleware/src'].map((d) => newest(join(ROOT, d)));
+  return Math.max(...sources) > built;
 }
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);

@@ -1,0 +1,343 @@
+import { LRUCache } from 'lru-cache';
+import type { GatewayClient } from '../../client/src/gateway-client.js';
+import { GatewayRequestError } from '../../client/src/errors.js';
+import { ErrorCodes } from '../../src/protocol/codes.js';
+import { GatewaySessionError, unavailable } from './errors.js';
+
+/** A validated session, as the middleware puts it on the request. */
+export interface GatewaySession {
+  /** The session's user. */
+  readonly user_id: string;
+  /** The session's data (frozen: it is shared with the cache); absent when the session has none. */
+  readonly data?: Readonly<Record<string, unknown>>;
+  /** Whole seconds the session is known to live on (a lower bound). */
+  readonly expires_in: number;
+}
+
+/** Counters of the cache, for metrics and tests. */
+export interface SessionCacheStats {
+  /** Requests answered from the cache. */
+  hits: number;
+  /** Requests that had to ask the gateway (joined flights included). */
+  misses: number;
+  /** `validate_session` requests sent. */
+  validations: number;
+  /** Background re-validations of cached sessions answered (see revalidateFraction). */
+  refreshed: number;
+  /** Sessions answered valid but not cached (the gateway refused the subscription, or the session changed during each check). */
+  uncached: number;
+  /** Pushes received for cached or in-flight sessions, by type. */
+  expiredPushes: number;
+  updatedPushes: number;
+  extendedPushes: number;
+  /** Times the gateway link went down (the cache was cleared each time). */
+  disconnects: number;
+}
+
+interface Entry {
+  userId: string;
+  data: Readonly<Record<string, unknown>> | undefined;
+  /** Local time (ms) until which the session is certainly live, barring a push. */
+  expiresAt: number;
+  /** Local time (ms) of the last validate_session (activity, for the idle timeout). */
+  checkedAt: number;
+  /** How long the last validate_session said the session lived (ms): the basis of re-validation. */
+  window: number;
+  /** Bumped by every push: a check that started before one must not overwrite it. */
+  version: number;
+  /** The gateway holds a subscription for it on the current connection (false once it ended or the link went down). */
+  subscribed: boolean;
+}
+
+interface Flight {
+  promise: Promise<GatewaySession | null>;
+  /** Bumped by every push for the session while the check is under way. */
+  version: number;
+  ended: boolean;
+}
+
+export interface SessionCacheOptions {
+  max: number;
+  revalidateFraction: number;
+  now: () => number;
+}
+
+/** A check that saw a push arrive meanwhile is tried again, this many times at most. */
+const MAX_CHECKS = 3;
+
+function freeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const v of Object.values(value)) freeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+/**
+ * Validated sessions, at most `max`, each followed on the gateway (`subscribe_session`) for
+ * as long as it is cached: an end, update or extension anywhere reaches the entry by push.
+ * An evicted entry is unsubscribed, so the gateway's subscriptions stay at most `max`.
+ * While the link is down nothing is cached or answered (fail closed), and what was cached
+ * before is dropped: pushes may have been missed.
+ */
+export class SessionCache {
+  readonly stats: SessionCacheStats = {
+    hits: 0,
+    misses: 0,
+    validations: 0,
+    refreshed: 0,
+    uncached: 0,
+    expiredPushes: 0,
+    updatedPushes: 0,
+    extendedPushes: 0,
+    disconnects: 0,
+  };
+  readonly #client: GatewayClient;
+  readonly #o: SessionCacheOptions;
+  readonly #lru: LRUCache<string, Entry>;
+  readonly #flights = new Map<string, Flight>();
+  readonly #refreshing = new Set<string>();
+  /** unsubscribe_session requests not answered yet (a new subscription waits for them when the cache is full). */
+  readonly #unsubscribing = new Set<Promise<unknown>>();
+  /** Subscriptions made by checks under way, not yet in the cache. */
+  #subscribing = 0;
+  /** Bumped at every disconnect: a check that spans one is not cached. */
+  #epoch = 0;
+  #up: boolean;
+
+  constructor(client: GatewayClient, o: SessionCacheOptions) {
+    this.#client = client;
+    this.#o = o;
+    this.#up = client.connected;
+    this.#lru = new LRUCache<string, Entry>({
+      max: o.max,
+      dispose: (entry, id) => {
+        if (entry.subscribed) this.#unsubscribe(id);
+      },
+    });
+    client.on('open', () => (this.#up = true));
+    client.on('close', () => this.#down());
+    client.on('session_expired', (e) => {
+      if (e.sessionId !== undefined) this.#ended(e.sessionId);
+    });
+    client.on('session_updated', (e) => {
+      if (e.sessionId !== undefined) this.#updated(e.sessionId, e.data);
+    });
+    client.on('session_extended', (e) => {
+      if (e.sessionId !== undefined) this.#extended(e.sessionId, e.expiresIn);
+    });
+  }
+
+  /** Sessions in the cache. */
+  get size(): number {
+    return this.#lru.size;
+  }
+
+  /** True while the gateway link is up. */
+  get up(): boolean {
+    return this.#up;
+  }
+
+  /**
+   * The session `id` names: from the cache (synchronously) or after asking the gateway
+   * (a promise; concurrent calls for one id share it). null: no live session.
+   * Throws (or rejects with) GatewaySessionError UNAVAILABLE while the link is down.
+   */
+  lookup(id: string): GatewaySession | null | Promise<GatewaySession | null> {
+    if (!this.#up) throw unavailable();
+    const entry = this.#lru.get(id);
+    if (entry !== undefined) {
+      const now = this.#o.now();
+      if (now < entry.expiresAt) {
+        this.stats.hits++;
+        // validate_session is activity for the gateway's idle timeout; a hit is not. Checking
+        // again after a fraction of the window keeps an active session from idling out.
+        if (now - entry.checkedAt >= entry.window * this.#o.revalidateFraction) this.#refresh(id, entry);
+        return this.#view(entry, now);
+      }
+      this.#lru.delete(id); // past its end: never served, asked again
+    }
+    this.stats.misses++;
+    const flight = this.#flights.get(id);
+    if (flight !== undefined) return flight.promise;
+    const f: Flight = { promise: Promise.resolve(null), version: 0, ended: false };
+    f.promise = this.#check(id, f).finally(() => this.#flights.delete(id));
+    this.#flights.set(id, f);
+    return f.promise;
+  }
+
+  /** Forgets a session at once (this node ended or replaced it; the push confirms later). */
+  forget(id: string): void {
+    this.#lru.delete(id);
+  }
+
+  /** The connection is closing for good: nothing is answered from now on. */
+  close(): void {
+    this.#down();
+  }
+
+  /** Drops everything without telling the gateway (its connection is gone). */
+  #clear(): void {
+    for (const e of this.#lru.values()) e.subscribed = false;
+    this.#lru.clear();
+  }
+
+  #view(e: Entry, now: number): GatewaySession {
+    const expiresIn = Math.max(0, Math.ceil((e.expiresAt - now) / 1000));
+    return e.data === undefined ? { user_id: e.userId, expires_in: expiresIn } : { user_id: e.userId, data: e.data, expires_in: expiresIn };
+  }
+
+  /** Subscribes, then validates (one round trip: the gateway serves one session's requests in order), then caches. */
+  async #check(id: string, f: Flight): Promise<GatewaySession | null> {
+    const epoch = this.#epoch;
+    this.#subscribing++;
+    let cached = false;
+    let subscription: Promise<boolean> | undefined;
+    try {
+      await this.#makeRoom();
+      if (!this.#up || epoch !== this.#epoch) throw unavailable();
+      subscription = this.#client.subscribeSession(id).then(
+        (r) => r.type === 'subscribed',
+        (err: unknown) => {
+          // Past the gateway's GATEWAY_MAX_SUBSCRIPTIONS: the answer is served, not cached.
+          if (err instanceof GatewayRequestError && err.code === ErrorCodes.RATE_LIMITED) return false;
+          throw err;
+        },
+      );
+      for (let attempt = 1; ; attempt++) {
+        const version = f.version;
+        const sentAt = this.#o.now();
+        this.stats.validations++;
+        const [subscribed, v] = await Promise.all([subscription, this.#client.validateSession(id)]);
+        if (epoch !== this.#epoch) throw unavailable();
+        if (v.type !== 'session_valid' || f.ended) return null;
+        const entry: Entry = {
+          userId: v.user_id,
+          data: v.data === undefined ? undefined : freeze(v.data),
+          // expires_in is rounded up: the end is at least expires_in - 1 s after the gateway read it, which was after sentAt.
+          expiresAt: sentAt + (v.expires_in - 1) * 1000,
+          checkedAt: sentAt,
+          window: v.expires_in * 1000,
+          version: 0,
+          subscribed: true,
+        };
+        const view = this.#view(entry, sentAt);
+        if (f.version !== version && attempt < MAX_CHECKS) continue; // changed while asked: ask again
+        if (!subscribed || f.version !== version) {
+          this.stats.uncached++;
+          return view;
+        }
+        this.#lru.set(id, entry);
+        cached = true;
+        return view;
+      }
+    } catch (err) {
+      if (err instanceof GatewaySessionError) throw err;
+      throw unavailable(err); // a timeout, or the connection closed meanwhile
+    } finally {
+      this.#subscribing--;
+      // A subscription that did not make it into the cache is ended (once it is known to exist).
+      void subscription?.then(
+        (subscribed) => {
+          if (subscribed && !cached && epoch === this.#epoch && this.#client.subscriptions.has(id)) this.#unsubscribe(id);
+        },
+        () => undefined,
+      );
+    }
+  }
+
+  /**
+   * Before a new subscription (already counted in #subscribing): evicts the least recently
+   * used entries, and waits for their unsubscribe_session replies, so the gateway never holds
+   * more than `max` (unless more than `max` checks are under way at once).
+   */
+  async #makeRoom(): Promise<void> {
+    while (this.#lru.size > 0 && this.#lru.size + this.#subscribing > this.#o.max) this.#lru.pop();
+    if (this.#unsubscribing.size > 0) await Promise.all(this.#unsubscribing);
+  }
+
+  #unsubscribe(id: string): void {
+    if (!this.#up) return; // the gateway ended the connection's subscriptions with it
+    const p: Promise<unknown> = this.#client.unsubscribeSession(id).catch(() => undefined);
+    this.#unsubscribing.add(p);
+    void p.finally(() => this.#unsubscribing.delete(p));
+  }
+
+  /** A background validate_session of a cached session: activity for the idle timeout, and a fresh end. */
+  #refresh(id: string, entry: Entry): void {
+    if (this.#refreshing.has(id)) return;
+    this.#refreshing.add(id);
+    const epoch = this.#epoch;
+    const version = entry.version;
+    const sentAt = this.#o.now();
+    this.stats.validations++;
+    this.#client
+      .validateSession(id)
+      .then(
+        (v) => {
+          this.stats.refreshed++;
+          if (epoch !== this.#epoch || this.#lru.peek(id) !== entry) return;
+          if (v.type !== 'session_valid') {
+            this.#lru.delete(id);
+            return;
+          }
+          entry.checkedAt = sentAt;
+          entry.window = v.expires_in * 1000;
+          entry.expiresAt = Math.max(entry.expiresAt, sentAt + (v.expires_in - 1) * 1000);
+          if (entry.version === version) entry.data = v.data === undefined ? undefined : freeze(v.data);
+        },
+        () => {
+          // The link failed: the close handler clears the cache; a timeout alone leaves the entry to its end.
+        },
+      )
+      .finally(() => this.#refreshing.delete(id));
+  }
+
+  #ended(id: string): void {
+    const f = this.#flights.get(id);
+    const e = this.#lru.peek(id);
+    if (f === undefined && e === undefined) return;
+    this.stats.expiredPushes++;
+    if (f !== undefined) {
+      f.ended = true;
+      f.version++;
+    }
+    if (e !== undefined) {
+      e.subscribed = false; // the gateway ended the subscription with the session
+      this.#lru.delete(id);
+    }
+  }
+
+  #updated(id: string, data: Record<string, unknown> | undefined): void {
+    const f = this.#flights.get(id);
+    const e = this.#lru.peek(id);
+    if (f === undefined && e === undefined) return;
+    this.stats.updatedPushes++;
+    if (f !== undefined) f.version++;
+    if (e !== undefined) {
+      e.version++;
+      e.data = data === undefined ? undefined : freeze(data);
+    }
+  }
+
+  #extended(id: string, expiresIn: number): void {
+    const f = this.#flights.get(id);
+    const e = this.#lru.peek(id);
+    if (f === undefined && e === undefined) return;
+    this.stats.extendedPushes++;
+    if (f !== undefined) f.version++;
+    if (e !== undefined) {
+      e.version++;
+      // One second for the rounding up of expires_in, one for the push's way here.
+      e.expiresAt = Math.max(e.expiresAt, this.#o.now() + (expiresIn - 2) * 1000);
+    }
+  }
+
+  #down(): void {
+    if (!this.#up) return;
+    this.#up = false;
+    this.#epoch++;
+    this.stats.disconnects++;
+    this.#clear();
+  }
+}

@@ -1,0 +1,126 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { waitForCount } from '../helpers/wait-for.js';
+import { createSession, service, start, stopAll } from '../ws/helpers.js';
+import { closeAll, get, startApp } from './app.js';
+
+/** The middleware's cache on one in-process gateway: hits, single flight, local expiry, idle honesty, malformed cookies. */
+
+afterEach(async () => {
+  await closeAll();
+  await stopAll();
+});
+
+const wsUrl = (http: string) => http.replace(/^http/, 'ws');
+
+describe('the session cache', () => {
+  it('a valid cookie gets 200 with the session; the next request is a cache hit (no validate_session)', async () => {
+    const { http } = await start();
+    const { app, sessions } = await startApp(wsUrl(http));
+    const id = await createSession(wsUrl(http), 600, 'alice');
+
+    const first = await get(app, '/me', `sid=${id}`);
+    expect(first.status).toBe(200);
+    expect(JSON.parse(first.body)).toEqual({ user_id: 'alice', expires_in: expect.any(Number) });
+    expect(sessions.stats).toMatchObject({ misses: 1, hits: 0, validations: 1, cached: 1 });
+
+    const second = await get(app, '/me', `sid=${id}`);
+    expect(second.status).toBe(200);
+    expect(JSON.parse(second.body)).toMatchObject({ user_id: 'alice' });
+    expect(sessions.stats).toMatchObject({ misses: 1, hits: 1, validations: 1 });
+  });
+
+  it('no cookie: 401 on a required route, session null on an optional one, and no gateway call', async () => {
+    const { http } = await start();
+    const { app, sessions } = await startApp(wsUrl(http));
+    const refused = await get(app, '/me');
+    expect(refused.status).toBe(401);
+    expect(refused.headers['cache-control']).toBe('no-store');
+    const optional = await get(app, '/maybe');
+    expect(optional.status).toBe(200);
+    expect(JSON.parse(optional.body)).toBeNull();
+    expect(sessions.stats.validations).toBe(0);
+  });
+
+  it('garbage, oversized or wrongly shaped cookies get 401 without asking the gateway; an unknown well-formed id is asked once', async () => {
+    const { http } = await start();
+    const { app, sessions } = await startApp(wsUrl(http));
+    const bad = [
+      'sid=short',
+      `sid=${'a'.repeat(42)}!`,
+      `sid=${'a'.repeat(44)}`,
+      `sid=${'é'.repeat(43)}`,
+      'sid="unterminated',
+      `sid=${'x'.repeat(6000)}`,
+      `other=1; sid=${'%41'.repeat(43)}`,
+      `sid=${'a'.repeat(43)}; ${'junk=1; '.repeat(1200)}`,
+    ];
+    for (const cookie of bad) {
+      const r = await get(app, '/me', cookie);
+      expect(r.status, cookie.slice(0, 40)).toBe(401);
+    }
+    expect(sessions.stats.validations).toBe(0);
+    expect(sessions.stats.malformed).toBe(bad.length);
+
+    const unknown = await get(app, '/me', `sid=${'A'.repeat(43)}`);
+    expect(unknown.status).toBe(401);
+    expect(sessions.stats.validations).toBe(1);
+    expect(sessions.stats.cached).toBe(0);
+  });
+
+  it('concurrent requests with one uncached cookie share one validate_session', async () => {
+    const { http } = await start();
+    const { app, sessions } = await startApp(wsUrl(http));
+    const id = await createSession(wsUrl(http), 600, 'bob');
+    const replies = await Promise.all(Array.from({ length: 20 }, () => get(app, '/me', `sid=${id}`)));
+    expect(replies.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 200));
+    expect(sessions.stats.validations).toBe(1);
+    expect(sessions.stats.hits + sessions.stats.misses).toBe(20);
+  });
+
+  it('a cached session is not served past the end it was validated with: the next request asks the gateway again', async () => {
+    const { http } = await start();
+    const middlewareClock = new ManualClock(Date.now());
+    const { app, sessions } = await startApp(wsUrl(http), { now: () => middlewareClock.now() });
+    const id = await createSession(wsUrl(http), 60, 'carol');
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    expect(sessions.stats).toMatchObject({ hits: 1, validations: 1 });
+
+    // Only the middleware's time moves: the gateway (whose clock stands) still calls it valid,
+    // so the 200 below comes from a new validate_session, not from the cache.
+    middlewareClock.advance(60_000);
+    const after = await get(app, '/me', `sid=${id}`);
+    expect(after.status).toBe(200);
+    expect(sessions.stats).toMatchObject({ hits: 1, validations: 2, misses: 2 });
+  });
+
+  it('on the gateway’s clock: a session past its ttl gets 401, never the cached 200', async () => {
+    const { http, clock } = await start();
+    const { app, sessions } = await startApp(wsUrl(http), { now: () => clock.now() });
+    const id = await createSession(wsUrl(http), 30, 'dave');
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    clock.advance(30_000);
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(401);
+    expect(sessions.stats.hits).toBe(0);
+  });
+
+  it('a hit after half the validated window validates again in the background (validate_session is idle activity)', async () => {
+    const { http, clock } = await start({ GATEWAY_SESSION_IDLE_TIMEOUT: '60' });
+    const { app, sessions } = await startApp(wsUrl(http), { now: () => clock.now() });
+    const id = await createSession(wsUrl(http), 3600, 'erin');
+    expect(JSON.parse((await get(app, '/me', `sid=${id}`)).body)).toMatchObject({ expires_in: 59 });
+    // Active every 31 s (hits only, for the cache): the gateway must still hear of it, or the
+    // idle timeout would end the session 60 s after the first request.
+    for (let i = 1; i <= 4; i++) {
+      clock.advance(31_000);
+      expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+      await waitForCount(() => sessions.stats.refreshed, i, 5000, 'background validations answered');
+    }
+    expect(sessions.stats.hits).toBe(4);
+    // 124 s after the first request, the session lives: each background check was activity.
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
+  });
+});

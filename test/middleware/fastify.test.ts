@@ -1,0 +1,81 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { fastifySessions, type GatewaySession, type GatewaySessions } from '../../middleware/src/index.js';
+import { createSession, start, stopAll } from '../ws/helpers.js';
+import { closeAll, get, post, sessionsFor, setCookieOf } from './app.js';
+
+/** The Fastify plugin: `request.session`, 401 and 503 from a preHandler, scoped to where it is registered. */
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    session: GatewaySession | null;
+  }
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((a) => a.close()));
+  await closeAll();
+  await stopAll();
+});
+
+const wsUrl = (http: string) => http.replace(/^http/, 'ws');
+
+async function fastifyApp(sessions: GatewaySessions): Promise<string> {
+  const app = Fastify();
+  apps.push(app);
+  app.get('/public', async () => ({ public: true }));
+  app.post('/login', async (_request, reply) => sessions.login(reply.raw, { user_id: 'fast-user', ttl: 600 }));
+  await app.register(async (scope) => {
+    await scope.register(fastifySessions(sessions));
+    scope.get('/me', async (request) => request.session);
+  });
+  await app.register(async (scope) => {
+    await scope.register(fastifySessions(sessions), { optional: true });
+    scope.get('/maybe', async (request) => ({ session: request.session }));
+  });
+  return app.listen({ port: 0, host: '127.0.0.1' });
+}
+
+describe('the Fastify plugin', () => {
+  it('sets request.session on the routes of its scope, answers 401 without a session, and leaves other scopes alone', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await fastifyApp(sessions);
+    const id = await createSession(wsUrl(http), 600, 'fast-user');
+
+    const me = await get(app, '/me', `sid=${id}`);
+    expect(me.status).toBe(200);
+    expect(JSON.parse(me.body)).toEqual({ user_id: 'fast-user', expires_in: expect.any(Number) });
+    expect((await get(app, '/me')).status).toBe(401);
+    expect((await get(app, '/me', 'sid=garbage')).status).toBe(401);
+    expect((await get(app, '/public')).status).toBe(200);
+    expect(JSON.parse((await get(app, '/maybe')).body)).toEqual({ session: null });
+    expect(JSON.parse((await get(app, '/maybe', `sid=${id}`)).body)).toMatchObject({ session: { user_id: 'fast-user' } });
+    // The second request of the cookie was a hit.
+    expect(sessions.stats).toMatchObject({ validations: 1, hits: 1 });
+  });
+
+  it('login through reply.raw sets the cookie, which the plugin accepts', async () => {
+    const { http } = await start();
+    const app = await fastifyApp(await sessionsFor(wsUrl(http)));
+    const login = await post(app, '/login');
+    expect(login.status).toBe(200);
+    const cookie = setCookieOf(login.headers, 'sid')!.split(';')[0]!;
+    expect(JSON.parse((await get(app, '/me', cookie)).body)).toMatchObject({ user_id: 'fast-user' });
+  });
+
+  it('503 with Retry-After when the gateway link is down, on required and optional routes', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await fastifyApp(sessions);
+    const id = await createSession(wsUrl(http), 600, 'fast-user');
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    sessions.close();
+    for (const path of ['/me', '/maybe']) {
+      const r = await get(app, path, `sid=${id}`);
+      expect(r.status).toBe(503);
+      expect(r.headers['retry-after']).toBe('1');
+    }
+  });
+});

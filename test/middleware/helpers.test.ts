@@ -1,0 +1,144 @@
+import express from 'express';
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { GatewaySessions, GatewaySessionError, type SessionRequest } from '../../middleware/src/index.js';
+import { browser, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
+import { closeAll, get, listen, post, sessionsFor, setCookieOf } from './app.js';
+
+/**
+ * login, logout and regenerate in an Express application: the cookie's attributes, the
+ * gateway's view of the session, and the browser WebSocket the same cookie binds.
+ */
+
+afterEach(async () => {
+  await closeAll();
+  await stopAll();
+});
+
+const wsUrl = (http: string) => http.replace(/^http/, 'ws');
+
+/** An Express application over `sessions`. */
+async function expressApp(sessions: GatewaySessions): Promise<string> {
+  const app = express();
+  app.post('/login', async (_req, res) => {
+    res.json(await sessions.login(res, { user_id: 'user-1', data: { role: 'reader' }, ttl: 600, idp_sid: 'idp-session-1' }));
+  });
+  app.get('/me', sessions.middleware(), (req, res) => {
+    res.json((req as SessionRequest).session);
+  });
+  app.post('/logout', async (req, res) => {
+    await sessions.logout(req, res);
+    res.json({});
+  });
+  app.post('/regenerate', sessions.middleware(), async (req, res) => {
+    res.json(await sessions.regenerate(req, res, { data: { role: 'admin' } }));
+  });
+  app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
+    res.status(err instanceof GatewaySessionError && err.code === 'UNAVAILABLE' ? 503 : 500).json({ error: String(err) });
+  });
+  return listen(app);
+}
+
+const ID = /^[A-Za-z0-9_-]{43}$/;
+
+describe('login, logout and regenerate (Express)', () => {
+  it('login sets `__Host-sid` with HttpOnly, Secure, SameSite=Lax, Path=/ and Max-Age by default; the cookie authenticates', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http), { secure: true });
+    const app = await expressApp(sessions);
+    const login = await post(app, '/login');
+    expect(login.status).toBe(200);
+    expect(JSON.parse(login.body)).toEqual({ user_id: 'user-1', data: { role: 'reader' }, expires_in: 600 });
+    const line = setCookieOf(login.headers, '__Host-sid')!;
+    expect(line).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    const cookie = line.split(';')[0]!;
+    expect(JSON.parse((await get(app, '/me', cookie)).body)).toMatchObject({ user_id: 'user-1', data: { role: 'reader' } });
+    // Not the name of the plain-http cookie.
+    expect((await get(app, '/me', cookie.replace('__Host-sid', 'sid'))).status).toBe(401);
+  });
+
+  it('secure: false (plain-http development) and SameSite=Strict: cookie `sid` without Secure', async () => {
+    const { http } = await start();
+    const app = await expressApp(await sessionsFor(wsUrl(http), { secure: false, sameSite: 'Strict' }));
+    const line = setCookieOf((await post(app, '/login')).headers, 'sid')!;
+    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; SameSite=Strict$/);
+  });
+
+  it('logout destroys the session (a bound browser WebSocket is told and closed with 4001) and clears the cookie', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await expressApp(sessions);
+    const cookie = setCookieOf((await post(app, '/login')).headers, 'sid')!.split(';')[0]!;
+    expect((await get(app, '/me', cookie)).status).toBe(200);
+    // The gateway binds a browser connection with the very cookie the helper set.
+    const page = browser(wsUrl(http), { cookie });
+    await page.opened;
+
+    const out = await post(app, '/logout', cookie);
+    expect(out.status).toBe(200);
+    expect(setCookieOf(out.headers, 'sid')).toBe('sid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax');
+    expect((await page.next((m) => m.body.type === 'session_expired')).body).toMatchObject({ reason: 'destroyed', bound: true });
+    expect((await page.closed).code).toBe(4001);
+    expect((await get(app, '/me', cookie)).status).toBe(401);
+    // Without a cookie, logout only clears it.
+    const none = await post(app, '/logout');
+    expect(setCookieOf(none.headers, 'sid')).toBe('sid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax');
+  });
+
+  it('regenerate moves the session to a new cookie with the new data; the old id ends (a bound page gets 4002)', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await expressApp(sessions);
+    const old = setCookieOf((await post(app, '/login')).headers, 'sid')!.split(';')[0]!;
+    const page = browser(wsUrl(http), { cookie: old });
+    await page.opened;
+
+    const r = await post(app, '/regenerate', old);
+    expect(r.status).toBe(200);
+    expect(JSON.parse(r.body)).toEqual({ user_id: 'user-1', data: { role: 'admin' }, expires_in: expect.any(Number) });
+    const line = setCookieOf(r.headers, 'sid')!;
+    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}; Max-Age=\d+; Path=\/; HttpOnly; SameSite=Lax$/);
+    const fresh = line.split(';')[0]!;
+    expect(fresh).not.toBe(old);
+    expect(fresh.slice(4)).toMatch(ID);
+    expect((await page.closed).code).toBe(4002);
+    expect((await get(app, '/me', old)).status).toBe(401);
+    // The new id was cached by regenerate: a hit.
+    const hits = sessions.stats.hits;
+    expect(JSON.parse((await get(app, '/me', fresh)).body)).toMatchObject({ user_id: 'user-1', data: { role: 'admin' } });
+    expect(sessions.stats.hits).toBe(hits + 1);
+  });
+
+  it('regenerate without a live session: NO_SESSION; helpers fail with UNAVAILABLE (and leave the cookie) when the gateway link is down', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const req = new IncomingMessage(new Socket());
+    const res = new ServerResponse(req);
+    await expect(sessions.regenerate(req, res)).rejects.toMatchObject({ name: 'GatewaySessionError', code: 'NO_SESSION' });
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    const id = (await svc.call('create_session', { user_id: 'u', ttl: 60 })).session_id as string;
+    req.headers.cookie = `sid=${id}`;
+    sessions.close();
+    await expect(sessions.logout(req, res)).rejects.toMatchObject({ code: 'UNAVAILABLE', message: 'The session service is unavailable' });
+    await expect(sessions.login(res, { user_id: 'u' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    expect(res.getHeader('set-cookie')).toBeUndefined();
+    expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
+  });
+
+  it('checks its options once, with exact messages', () => {
+    const ok = { url: 'ws://127.0.0.1:1', serviceKey: SERVICE_KEY };
+    const cases: [Record<string, unknown>, string][] = [
+      [{ url: 'http://x' }, 'The url option must be a ws:// or wss:// URL.'],
+      [{ serviceKey: 'short' }, 'The serviceKey option must be a string of at least 32 bytes.'],
+      [{ cookieName: 'a b' }, 'The cookieName option must be a cookie name (1 to 64 token characters).'],
+      [{ secure: false, cookieName: '__Host-x' }, 'The cookieName option may start with __Host- only when secure is true.'],
+      [{ sameSite: 'None' }, 'The sameSite option must be "Lax" or "Strict".'],
+      [{ cacheSize: 0 }, 'The cacheSize option must be a positive integer.'],
+      [{ revalidateFraction: 0 }, 'The revalidateFraction option must be a number above 0 and at most 1.'],
+      [{ timeoutMs: -1 }, 'The timeoutMs option must be a positive number.'],
+    ];
+    for (const [bad, message] of cases) expect(() => new GatewaySessions({ ...ok, ...bad } as never)).toThrow(message);
+  });
+});
