@@ -268,6 +268,18 @@ export class GatewaySessions {
     return session;
   }
 
+  /**
+   * Ends every session of `userId` ("log out everywhere": `revoke_user_sessions`), but the
+   * one of `exceptCurrent` when given: each of their pages is told, and this cache forgets
+   * them at once. Resolves with how many ended.
+   */
+  async revokeUser(userId: string, o: { exceptCurrent?: IncomingMessage } = {}): Promise<number> {
+    const except = o.exceptCurrent === undefined ? undefined : this.#idOf(o.exceptCurrent);
+    const r = await this.#ask(() => this.client.revokeUserSessions(userId, except));
+    this.#cache.forgetUser(userId, except);
+    return r.count;
+  }
+
   /** Closes the gateway link; the middleware answers 503 from then on. */
   close(): void {
     this.#cache.close();

@@ -171,6 +171,11 @@ export class SessionCache {
     this.#lru.delete(id);
   }
 
+  /** Forgets every cached session of `userId` but `exceptId` at once (this node revoked them; the pushes confirm later). */
+  forgetUser(userId: string, exceptId?: string): void {
+    for (const [id, e] of [...this.#lru.entries()]) if (e.userId === userId && id !== exceptId) this.#lru.delete(id);
+  }
+
   /** The connection is closing for good: nothing is answered from now on. */
   close(): void {
     this.#down();

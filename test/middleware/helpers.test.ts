@@ -34,6 +34,9 @@ async function expressApp(sessions: GatewaySessions): Promise<string> {
   app.post('/regenerate', sessions.middleware(), async (req, res) => {
     res.json(await sessions.regenerate(req, res, { data: { role: 'admin' } }));
   });
+  app.post('/logout-others', sessions.middleware(), async (req, res) => {
+    res.json({ count: await sessions.revokeUser((req as SessionRequest).session!.user_id, { exceptCurrent: req }) });
+  });
   app.use((err: unknown, _req: express.Request, res: express.Response, _next: express.NextFunction) => {
     res.status(err instanceof GatewaySessionError && err.code === 'UNAVAILABLE' ? 503 : 500).json({ error: String(err) });
   });
@@ -125,6 +128,22 @@ describe('login, logout and regenerate (Express)', () => {
     await expect(sessions.login(res, { user_id: 'u' })).rejects.toMatchObject({ code: 'UNAVAILABLE' });
     expect(res.getHeader('set-cookie')).toBeUndefined();
     expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
+  });
+
+  it('revokeUser ("log out everywhere else"): the other sessions are refused from its reply on; the current one lives', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await expressApp(sessions);
+    const cookies: string[] = [];
+    for (let i = 0; i < 3; i++) cookies.push(setCookieOf((await post(app, '/login')).headers, 'sid')!.split(';')[0]!);
+    for (const c of cookies) expect((await get(app, '/me', c)).status).toBe(200);
+    expect(sessions.stats.cached).toBe(3);
+    const r = await post(app, '/logout-others', cookies[0]);
+    expect(JSON.parse(r.body)).toEqual({ count: 2 });
+    // Forgotten when the reply came, whether or not the pushes are here yet.
+    expect(sessions.stats.cached).toBe(1);
+    for (const c of cookies.slice(1)) expect((await get(app, '/me', c)).status).toBe(401);
+    expect((await get(app, '/me', cookies[0])).status).toBe(200);
   });
 
   it('checks its options once, with exact messages', () => {

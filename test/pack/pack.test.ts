@@ -29,7 +29,9 @@ const ARGS = [
 ];
 /** npm install from the warm cache takes 20-60 s on two busy cores; pack and install get far more. */
 const INSTALL_TIMEOUT_MS = 300_000;
-const EXAMPLES = ['backend.mjs', 'browser.js', 'embed.mjs'];
+const EXAMPLES = ['backend.mjs', 'browser.js', 'embed.mjs', 'middleware.mjs'];
+/** What the middleware example imports besides the package (the version the repository tests with). */
+const EXPRESS = `express@${(JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies.express}`;
 
 const scratch = mkdtempSync(join(tmpdir(), 'auth-gateway-pack-'));
 const app = join(scratch, 'app');
@@ -105,7 +107,7 @@ beforeAll(async () => {
   expect(tarball, 'npm pack wrote no tarball').toBeDefined();
   mkdirSync(app);
   writeFileSync(join(app, 'package.json'), JSON.stringify({ name: 'scratch', private: true, type: 'module' }));
-  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(scratch, tarball!)], { cwd: app, timeout: INSTALL_TIMEOUT_MS });
+  await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', join(scratch, tarball!), EXPRESS], { cwd: app, timeout: INSTALL_TIMEOUT_MS });
   for (const f of EXAMPLES) writeFileSync(join(app, f), readFileSync(join(ROOT, 'examples', f)));
 
   served = start('npx', ['auth-gateway', 'serve', '--dev'], { GATEWAY_PORT: '0', GATEWAY_SERVICE_KEY: serviceKey, GATEWAY_EXPIRY_WARNING: '60' });
@@ -142,7 +144,7 @@ describe('the npm package, installed into an empty project', () => {
   it('declares engines, exports, types and files', () => {
     const pkg = JSON.parse(readFileSync(join(app, 'node_modules', 'auth-gateway', 'package.json'), 'utf8')) as Record<string, unknown>;
     expect(pkg.engines).toEqual({ node: '>=20.12' });
-    expect(Object.keys(pkg.exports as object)).toEqual(expect.arrayContaining(['.', './client']));
+    expect(Object.keys(pkg.exports as object)).toEqual(expect.arrayContaining(['.', './client', './middleware']));
     expect(pkg.types).toBe('./dist/index.d.ts');
     // What a user runs and reads; not the sources, tests or benchmarks.
     const files = readdirSync(join(app, 'node_modules', 'auth-gateway'));
@@ -190,12 +192,14 @@ describe('the npm package, installed into an empty project', () => {
     expect(r.stdout).toMatch(/^valid: user-42, 3600 s left\nrevoked 1\n$/);
   }, 60_000);
 
-  it('`auth-gateway` and `auth-gateway/client` come with types that type-check a strict TypeScript consumer', async () => {
+  it('`auth-gateway`, `auth-gateway/client` and `auth-gateway/middleware` come with types that type-check a strict TypeScript consumer', async () => {
     writeFileSync(
       join(app, 'check.ts'),
       [
         "import { GatewayClient, ErrorCodes, type SessionCreated, type SessionValid, type SessionInvalid } from 'auth-gateway/client';",
         "import { startGateway, replySchemas, type RunningGateway } from 'auth-gateway';",
+        "import { GatewaySessions, GatewaySessionError, fastifySessions, type GatewaySession, type SessionRequest } from 'auth-gateway/middleware';",
+        "import { createServer } from 'node:http';",
         'export async function check(c: GatewayClient): Promise<string> {',
         "  const created: SessionCreated = await c.createSession('u', { ttl: 60 });",
         '  const v: SessionValid | SessionInvalid = await c.validateSession(created.session_id);',
@@ -206,6 +210,19 @@ describe('the npm package, installed into an empty project', () => {
         '}',
         '// @ts-expect-error: the types are real, not any: a user id is a string',
         'export const wrong = (c: GatewayClient) => c.createSession(42);',
+        'export function serve(sessions: GatewaySessions): void {',
+        '  const required = sessions.middleware();',
+        '  const plugin = fastifySessions(sessions);',
+        '  createServer((req, res) =>',
+        '    required(req, res, (err) => {',
+        '      const s: GatewaySession | null | undefined = (req as SessionRequest).session;',
+        "      const code: 'UNAVAILABLE' | 'NO_SESSION' | undefined = err instanceof GatewaySessionError ? err.code : undefined;",
+        '      res.end(`${s?.user_id ?? code} ${s?.expires_in ?? 0} ${typeof plugin}`);',
+        '    }),',
+        '  );',
+        '  // @ts-expect-error: login needs a user id',
+        '  void sessions.login(createServer as never, { ttl: 60 });',
+        '}',
         '',
       ].join('\n'),
     );
@@ -215,6 +232,25 @@ describe('the npm package, installed into an empty project', () => {
     const r = await complete('node', [tsc, ...flags, ...types, 'check.ts']);
     expect(r.stdout + r.stderr).toBe('');
     expect(r.code).toBe(0);
+  }, 60_000);
+
+  it("`auth-gateway/middleware`: the README's Express example logs in, serves the session, promotes, and logs out everywhere", async () => {
+    const example = start('node', ['middleware.mjs'], { GATEWAY_URL: url, GATEWAY_SERVICE_KEY: serviceKey, PORT: '0' });
+    const at = (await waitFor(example, /app listening at (http:\/\/\S+)/))[1]!;
+    const login = await fetch(`${at}/login`, { method: 'POST', body: new URLSearchParams({ user: 'alice' }), redirect: 'manual' });
+    expect(login.status).toBe(303);
+    const line = login.headers.getSetCookie().find((c) => c.startsWith('sid='))!;
+    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}; Max-Age=3600; Path=\/; HttpOnly; SameSite=Lax$/);
+    const cookie = { cookie: line.split(';')[0]! };
+    expect(await (await fetch(`${at}/me`, { headers: cookie })).json()).toEqual({ user_id: 'alice', data: { role: 'reader' }, expires_in: expect.any(Number) });
+    const promoted = await fetch(`${at}/promote`, { method: 'POST', headers: cookie });
+    expect(await promoted.json()).toMatchObject({ user_id: 'alice', data: { role: 'admin' } });
+    const fresh = { cookie: promoted.headers.getSetCookie()[0]!.split(';')[0]! };
+    expect((await fetch(`${at}/me`, { headers: cookie })).status).toBe(401);
+    expect(await (await fetch(`${at}/logout-everywhere`, { method: 'POST', headers: fresh })).json()).toEqual({ ended: 1 });
+    expect((await fetch(`${at}/me`, { headers: fresh })).status).toBe(401);
+    example.child.kill('SIGTERM');
+    await example.exited;
   }, 60_000);
 
   it("`startGateway`: the README's embedding example serves, and stops on SIGTERM", async () => {
