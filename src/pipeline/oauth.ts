@@ -1,3 +1,4 @@
+import { activeSpans } from '../tracing.js';
 import { failureOf } from './failure.js';
 import type { PipelineServices } from './services.js';
 
@@ -18,19 +19,39 @@ function searchOrder(hint: string | undefined): TokenKind[] {
   return hint === 'refresh_token' ? ['refresh_token', 'access_token'] : ['access_token', 'refresh_token'];
 }
 
-/** Runs one request of `type` with the pipeline's metrics and failure handling (see failureOf). */
-async function served<T>(g: PipelineServices, type: string, work: () => Promise<T>, outcome: (result: T) => string): Promise<T> {
+/** A request of either route: the token, the hint, and the caller's W3C trace context. */
+export interface TokenRequest {
+  token: string;
+  hint?: string;
+  traceparent?: string;
+}
+
+/**
+ * Runs one request of `type` as the pipeline runs a message: timed and counted by outcome,
+ * a span when tracing is on (in the caller's trace when `traceparent` says so), failures
+ * handled by failureOf.
+ */
+function served<T>(g: PipelineServices, type: string, traceparent: string | undefined, work: () => Promise<T>, outcome: (result: T) => string): Promise<T> {
   const started = performance.now();
-  const seconds = () => (performance.now() - started) / 1000;
-  try {
-    const result = await work();
-    g.observer.message?.(type, outcome(result), seconds());
-    return result;
-  } catch (err) {
-    const failure = failureOf(g, g.log, type, err);
-    g.observer.message?.(type, `error_${failure.wireCode}`, seconds());
-    throw failure;
-  }
+  const spans = activeSpans();
+  const parent = spans?.parentContext(traceparent);
+  const span = parent === undefined ? undefined : spans?.startMessageSpan(type, parent);
+  const finish = (result: string) => {
+    g.observer.message?.(type, result, (performance.now() - started) / 1000);
+    if (span !== undefined) spans?.endMessageSpan(span, result);
+  };
+  const run = async () => {
+    try {
+      const result = await work();
+      finish(outcome(result));
+      return result;
+    } catch (err) {
+      const failure = failureOf(g, g.log, type, err);
+      finish(`error_${failure.wireCode}`);
+      throw failure;
+    }
+  };
+  return spans === undefined || parent === undefined || span === undefined ? run() : spans.withSpan(parent, span, run);
 }
 
 /**
@@ -39,10 +60,11 @@ async function served<T>(g: PipelineServices, type: string, work: () => Promise<
  * spent). Anything else is inactive. Throws GatewayError UNAVAILABLE when the store cannot
  * answer: never "active" on a guess, never "inactive" for a live token.
  */
-export function introspect(g: PipelineServices, token: string, hint?: string): Promise<Introspection> {
+export function introspect(g: PipelineServices, { token, hint, traceparent }: TokenRequest): Promise<Introspection> {
   return served(
     g,
     'oauth2_introspect',
+    traceparent,
     async (): Promise<Introspection> => {
       for (const kind of searchOrder(hint)) {
         if (kind === 'access_token') {
@@ -65,10 +87,11 @@ export function introspect(g: PipelineServices, token: string, hint?: string): P
  * refresh token's whole family is revoked. A token the gateway did not issue changes nothing
  * (the caller is not told: section 2.2). Throws GatewayError UNAVAILABLE when the store cannot answer.
  */
-export async function revoke(g: PipelineServices, token: string): Promise<void> {
+export async function revoke(g: PipelineServices, { token, traceparent }: TokenRequest): Promise<void> {
   await served(
     g,
     'oauth2_revoke',
+    traceparent,
     () => g.tokens.revoke(token),
     (r) => ('error' in r ? 'token_invalid' : 'token_revoked'),
   );

@@ -102,6 +102,25 @@ describe('POST /oauth2/introspect: active tokens', () => {
     expect((await introspect(http, rotated.access_token as string)).body).toMatchObject({ active: true, token_type: 'access_token' });
   });
 
+  it('counted in gateway_messages_total by outcome', async () => {
+    const { http, server } = await start(ENV);
+    const { access } = await pair(http);
+    await introspect(http, access);
+    await introspect(http, access);
+    await introspect(http, 'garbage');
+    await revoke(http, access);
+    await revoke(http, 'garbage');
+    const counted = await server.metrics.registry.getSingleMetricAsString('gateway_messages_total');
+    for (const line of [
+      'type="oauth2_introspect",outcome="active"} 2',
+      'type="oauth2_introspect",outcome="inactive"} 1',
+      'type="oauth2_revoke",outcome="token_revoked"} 1',
+      'type="oauth2_revoke",outcome="token_invalid"} 1',
+    ]) {
+      expect(counted).toContain(`gateway_messages_total{${line}`);
+    }
+  });
+
   it('the service key may introspect and revoke too', async () => {
     const { http } = await start(ENV);
     const { access, refresh } = await pair(http);
@@ -347,8 +366,8 @@ describe('what is refused before the token is looked at', () => {
 });
 
 describe('the store cannot answer: 503, never a guess', () => {
-  it('introspection and revocation answer 503 with Retry-After while the store is down, then serve again', async () => {
-    const { http, store } = await startWithStoreDouble(ENV);
+  it('introspection and revocation answer 503 with Retry-After while the store is down (counted), then serve again', async () => {
+    const { http, store, server } = await startWithStoreDouble(ENV);
     const { access, refresh } = await pair(http);
     store.down = true;
     for (const [what, a] of [
@@ -363,6 +382,9 @@ describe('the store cannot answer: 503, never a guess', () => {
       expect(a.headers['cache-control'], what).toBe('no-store');
     }
     store.down = false;
+    const counted = await server.metrics.registry.getSingleMetricAsString('gateway_messages_total');
+    expect(counted).toContain('gateway_messages_total{type="oauth2_introspect",outcome="error_11"} 2');
+    expect(counted).toContain('gateway_messages_total{type="oauth2_revoke",outcome="error_11"} 2');
     // The failed revocations changed nothing: both still live, and now revocable.
     expect((await introspect(http, access)).body).toMatchObject({ active: true });
     expect((await introspect(http, refresh)).body).toMatchObject({ active: true });

@@ -104,6 +104,28 @@ describe('tracing', () => {
     }
   });
 
+  it('POST /oauth2/introspect and /oauth2/revoke: a span each, in the caller trace, with the outcome', async () => {
+    const { start, stopAll, SERVICE_KEY } = await import('../ws/helpers.js');
+    try {
+      const { http } = await start();
+      const headers = { Authorization: `Bearer ${SERVICE_KEY}`, traceparent: `00-${PARENT_TRACE}-${PARENT_SPAN}-01` };
+      for (const path of ['/oauth2/introspect', '/oauth2/revoke']) {
+        const res = await fetch(`${http}${path}`, { method: 'POST', headers, body: new URLSearchParams({ token: 'not-a-token' }) });
+        expect(res.status).toBe(200);
+      }
+      const spans = exporter.getFinishedSpans();
+      const introspect = spans.find((x) => x.name === 'gateway oauth2_introspect');
+      const revoke = spans.find((x) => x.name === 'gateway oauth2_revoke');
+      expect(introspect?.spanContext().traceId).toBe(PARENT_TRACE);
+      expect(introspect?.parentSpanContext?.spanId).toBe(PARENT_SPAN);
+      expect(introspect?.attributes).toEqual({ 'gateway.message.type': 'oauth2_introspect', 'gateway.outcome': 'inactive' });
+      expect(revoke?.spanContext().traceId).toBe(PARENT_TRACE);
+      expect(revoke?.attributes['gateway.outcome']).toBe('token_invalid');
+    } finally {
+      await stopAll();
+    }
+  });
+
   it('is requested by the standard variables only', () => {
     expect(tracingRequested({})).toBe(false);
     expect(tracingRequested({ OTEL_TRACES_EXPORTER: 'none', OTEL_EXPORTER_OTLP_ENDPOINT: 'http://c:4318' })).toBe(false);

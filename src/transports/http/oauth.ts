@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../errors.js';
-import { introspect, revoke } from '../../pipeline/oauth.js';
+import { introspect, revoke, type TokenRequest } from '../../pipeline/oauth.js';
 import type { PipelineServices } from '../../pipeline/services.js';
 import type { ApiFront, RouteSpec } from './api-front.js';
 import { STATUS_OF_CODE } from './rpc.js';
@@ -43,17 +43,19 @@ function parameters(req: IncomingMessage, text: string): { token: string; hint?:
 export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFront }): { introspect: Route; revoke: Route } {
   const { gateway, front } = o;
   const route =
-    (work: (p: { token: string; hint?: string }) => Promise<unknown>): Route =>
+    (work: (p: TokenRequest) => Promise<unknown>): Route =>
     async (req, res) => {
       const admitted = await front.admit(req, res, SPEC);
       if (admitted === undefined) return;
       const p = parameters(req, admitted.text);
       // Exactly {"error": "invalid_request"}, as docs/protocol.md (HTTP) says.
       if (p === undefined) return front.answer(res, 400, { error: 'invalid_request' });
+      // One traceparent header, else none (parentContext checks its form).
+      const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
       await front.serve(async () => {
         let body: unknown;
         try {
-          body = await work(p);
+          body = await work(traceparent === undefined ? p : { ...p, traceparent });
         } catch (err) {
           // The pipeline answers with GatewayErrors only (failureOf); their texts are safe.
           const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', 'Internal error', { cause: err });
@@ -65,10 +67,10 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
       });
     };
   return {
-    introspect: route((p) => introspect(gateway, p.token, p.hint)),
+    introspect: route((p) => introspect(gateway, p)),
     // RFC 7009 section 2.2: 200 with no body, whether or not the token was one to revoke.
     revoke: route(async (p) => {
-      await revoke(gateway, p.token);
+      await revoke(gateway, p);
       return undefined;
     }),
   };
