@@ -47,6 +47,7 @@ export function effectiveConfig(config: Config): Record<string, unknown> {
       failed_auth_limit: config.failedAuthLimit,
       exchange_limit: config.exchangeLimit,
     },
+    heartbeat_interval: config.heartbeatInterval,
     drain: { delay_ms: config.drainDelayMs, window_ms: config.drainWindowMs },
     log_level: config.logLevel,
     log_salt: config.logSalt === undefined ? 'random per process (not set)' : 'set',

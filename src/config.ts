@@ -64,6 +64,8 @@ export interface Config {
   maxInFlight: number;
   maxSubscriptions: number;
   storeTimeoutMs: number;
+  /** Seconds between two pings of a WebSocket connection; one unanswered for that long is cut (GATEWAY_HEARTBEAT_INTERVAL). */
+  heartbeatInterval: number;
   /** After SIGTERM: how long /readyz answers 503 while everything is still served (GATEWAY_DRAIN_DELAY). */
   drainDelayMs: number;
   /** Then: the window over which WebSocket connections are closed with 1012 (GATEWAY_DRAIN_WINDOW). */
@@ -329,6 +331,7 @@ export function loadConfig(env: Source): Config {
     maxInFlight: int(src, 'GATEWAY_MAX_IN_FLIGHT', 1024, 1, 1_000_000, 'a positive number of messages'),
     maxSubscriptions: int(src, 'GATEWAY_MAX_SUBSCRIPTIONS', 10_000, 1, 10_000_000, 'a positive number of sessions per connection'),
     storeTimeoutMs: int(src, 'GATEWAY_STORE_TIMEOUT_MS', 800, 10, 60_000, 'a number of milliseconds from 10 to 60000'),
+    heartbeatInterval: int(src, 'GATEWAY_HEARTBEAT_INTERVAL', 30, 1, 3600, 'a number of seconds from 1 to 3600'),
     drainDelayMs: seconds(src, 'GATEWAY_DRAIN_DELAY', 5, 600),
     drainWindowMs: seconds(src, 'GATEWAY_DRAIN_WINDOW', 10, 600),
     dev: flag(src, 'GATEWAY_DEV'),

@@ -49,6 +49,8 @@ export interface StartOptions {
   maxInFlight?: number;
   maxSubscriptions?: number;
   storeTimeoutMs?: number;
+  /** Seconds between two pings of a WebSocket connection. */
+  heartbeatInterval?: number;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logSalt?: string;
   fixtures?: string;
@@ -112,6 +114,7 @@ const OPTIONS: ReadonlySet<string> = new Set([
   'maxInFlight',
   'maxSubscriptions',
   'storeTimeoutMs',
+  'heartbeatInterval',
   'logLevel',
   'logSalt',
   'fixtures',

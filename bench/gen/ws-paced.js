@@ -2,7 +2,8 @@
 // cookie, then an open-loop offered load of R msgs/s in total (validate_session of the
 // connection's own session, round robin). Latency is measured from each message's
 // scheduled send time, so a stall is not hidden (no coordinated omission). Also reports
-// the server's RSS before and after the connections opened (idle), and this process's CPU.
+// the server's RSS before and after the connections opened (idle), this process's CPU, and
+// the heartbeat's pings each connection got during the measured run (answered with pongs).
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { percentile } from '../lib/stats.js';
@@ -15,6 +16,8 @@ const conns = [];
 /** @type {{ lat: Float64Array, n: number, start: number }} */
 let phase = { lat: new Float64Array(0), n: 0, start: 0 }; // replaced by the measured run
 let unexpected = 0;
+/** True during the measured run: pings are counted per connection. */
+let recording = false;
 let closed = 0;
 const REPLY = Buffer.from('"in_reply_to"');
 const VALID = Buffer.from('"type":"session_valid"');
@@ -23,19 +26,26 @@ const mask = randomBytes(4);
 const FRAMES = 8;
 
 async function open(i) {
-  /** @type {{ i: number, sent: number[], n: number, frames: Buffer[], ws?: any }} */
-  const c = { i, sent: [], n: 0, frames: [] };
+  /** @type {{ i: number, sent: number[], n: number, frames: Buffer[], pings: number, ws?: any }} */
+  const c = { i, sent: [], n: 0, frames: [], pings: 0 };
   for (let k = 1; k <= FRAMES; k++)
     c.frames.push(maskedFrame(`{"src":"b${i}","dest":"gateway","body":{"type":"validate_session","msg_id":${k},"session_id":"${ids[i]}"}}`, mask));
-  c.ws = await openRaw(o.url, { Cookie: `${o.cookie}=${ids[i]}` }, (buf, start, end) => {
-    const now = performance.now();
-    const r = buf.indexOf(REPLY, start);
-    if (r === -1 || r >= end) return; // a push (session_expiring): not a reply
-    const at = c.sent.shift();
-    const v = buf.indexOf(VALID, start);
-    if (v === -1 || v >= end) unexpected++;
-    if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
-  });
+  c.ws = await openRaw(
+    o.url,
+    { Cookie: `${o.cookie}=${ids[i]}` },
+    (buf, start, end) => {
+      const now = performance.now();
+      const r = buf.indexOf(REPLY, start);
+      if (r === -1 || r >= end) return; // a push (session_expiring): not a reply
+      const at = c.sent.shift();
+      const v = buf.indexOf(VALID, start);
+      if (v === -1 || v >= end) unexpected++;
+      if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
+    },
+    () => {
+      if (recording) c.pings++;
+    },
+  );
   c.ws.socket.on('close', () => closed++);
   return c;
 }
@@ -82,7 +92,9 @@ await run(o.warmMs, false);
 const cpu0 = process.cpuUsage();
 const server0 = cpuSeconds(o.serverPid);
 const w0 = performance.now();
+recording = true;
 await run(o.ms, true);
+recording = false;
 const wall = (performance.now() - w0) / 1000;
 const cpu = process.cpuUsage(cpu0);
 const serverCpu = (cpuSeconds(o.serverPid) - server0) / wall;
@@ -110,6 +122,8 @@ console.log(
     rssBefore: rss0,
     rssIdle: rss1,
     openSeconds,
+    pings: conns.reduce((a, c) => a + c.pings, 0),
+    pingedConnections: conns.filter((c) => c.pings > 0).length,
   }),
 );
 process.exit(0);

@@ -27,9 +27,14 @@ export function maskedFrame(text, mask) {
 
 /**
  * Opens a connection; resolves with {socket, send(frames[]), close()} once the server
- * answered 101. `onFrame(buf, start, end)` is called for each text frame's payload.
+ * answered 101. `onFrame(buf, start, end)` is called for each text frame's payload;
+ * `onPing()`, if given, for each ping (answered with its pong either way).
+ * @param {string} url
+ * @param {Record<string, string> | undefined} headers
+ * @param {(buf: Buffer, start: number, end: number) => void} onFrame
+ * @param {() => void} [onPing]
  */
-export function openRaw(url, headers, onFrame) {
+export function openRaw(url, headers, onFrame, onPing) {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
     const socket = connect(Number(port), hostname);
@@ -78,11 +83,12 @@ export function openRaw(url, headers, onFrame) {
         if (buf.length - at < head + len) break;
         const start = at + head;
         if (op === 0x1) onFrame(buf, start, start + len);
-        else if (op === 0x9)
+        else if (op === 0x9) {
           socket.write(
             Buffer.concat([Buffer.from([0x8a, 0x80 | len]), pongMask, Buffer.from(buf.subarray(start, start + len).map((b, i) => b ^ pongMask[i & 3]))]),
           );
-        else if (op === 0x8) socket.end();
+          onPing?.();
+        } else if (op === 0x8) socket.end();
         at = start + len;
       }
       return at;

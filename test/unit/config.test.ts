@@ -35,6 +35,7 @@ const BAD: Record<string, string[]> = {
   GATEWAY_TRUSTED_PROXIES: ['proxy.example', '10.0.0.0/33', '::1/129', '10.0.0.1/8/2', '10.0.0.300'],
   GATEWAY_METRICS_ADDR: ['9464', 'localhost', '127.0.0.1:99999', ':9464', '[::1]'],
   GATEWAY_STORE_TIMEOUT_MS: ['9', '60001'],
+  GATEWAY_HEARTBEAT_INTERVAL: ['0', '3601', '1.5', 'often'],
   GATEWAY_LOG_LEVEL: ['verbose', 'INFO', 'warn\nx'],
   GATEWAY_NODE_ID: ['has space', 'x'.repeat(129), 'a/b'],
   GATEWAY_STORE: ['mysql://x', 'redis://', 'memory', 'redis://a\nb'],
@@ -71,6 +72,7 @@ describe('loadConfig', () => {
       store: 'memory://',
       sessionCookie: 'sid',
       expiryWarning: 60,
+      heartbeatInterval: 30,
       jwtSecretGenerated: false,
       dev: false,
     });

@@ -31,4 +31,19 @@ describe('heartbeat spread over the interval', () => {
     await settle(50);
     for (const p of peers) expect(p.ws.readyState).toBe(WebSocket.OPEN);
   });
+
+  it('GATEWAY_HEARTBEAT_INTERVAL sets the interval: each link is pinged once in each 2 s', async () => {
+    const { server, clock } = await start({ GATEWAY_HEARTBEAT_INTERVAL: '2' }, { heartbeatMs: undefined });
+    const peers = Array.from({ length: 5 }, () => browser(server.url));
+    await Promise.all(peers.map((p) => p.opened));
+    const pings = peers.map(() => 0);
+    peers.forEach((p, i) => p.ws.on('ping', () => pings[i]!++));
+    const links = [...server.links];
+    for (let round = 1; round <= 2; round++) {
+      for (let t = 0; t < 200; t++) clock.advance(10);
+      await eventually(() => expect(pings).toEqual([round, round, round, round, round]));
+      await eventually(() => expect(links.every((l) => l.alive)).toBe(true));
+    }
+    for (const p of peers) expect(p.ws.readyState).toBe(WebSocket.OPEN);
+  });
 });
