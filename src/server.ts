@@ -86,7 +86,14 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   try {
     ws = await startWs(
       { config, gateway, metrics, log },
-      { clock, heartbeatMs: o.heartbeatMs ?? config.heartbeatInterval * 1000, closeGraceMs: o.closeGraceMs, routes, drainRoutes: () => front.drain(), throttle },
+      {
+        clock,
+        heartbeatMs: o.heartbeatMs ?? config.heartbeatInterval * 1000,
+        closeGraceMs: o.closeGraceMs,
+        routes,
+        drainRoutes: () => front.drain(),
+        throttle,
+      },
     );
   } catch (err) {
     await gateway.close();
