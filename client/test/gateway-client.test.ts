@@ -292,6 +292,26 @@ describe('GatewayClient', () => {
     await eventually(() => expect(ended[2]).toEqual({ sessionId: live, bound: false, reason: 'destroyed', pushed: true }));
   });
 
+  it('resubscribe: false: the subscriptions are forgotten at the close, and none is sent again after the reconnect', async () => {
+    const { server } = await start();
+    const id = await createSession(server.url);
+    const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 20 }, resubscribe: false });
+    const opens = record(c, 'open');
+    await c.connect();
+    expect(await c.subscribeSession(id)).toMatchObject({ type: 'subscribed' });
+    expect([...c.subscriptions]).toEqual([id]);
+    const subs = async () =>
+      Number(/gateway_messages_total\{type="subscribe_session",outcome="subscribed"\} (\d+)/.exec(await server.metrics.text())?.[1] ?? 0);
+    const before = await subs();
+
+    [...server.links].find((l) => l.role === 'browser')!.close(1011, 'Internal error', 'test');
+    await eventually(() => expect(opens).toHaveLength(2));
+    expect(c.subscriptions.size).toBe(0);
+    // A request after the reconnect is answered: anything re-sent before it would have been counted by then.
+    expect((await c.validateSession(id)).type).toBe('session_valid');
+    expect(await subs()).toBe(before);
+  });
+
   it('backs off exponentially while the gateway is down', async () => {
     const { server } = await start();
     const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 80, factor: 2, restartJitterMs: 50 } });
