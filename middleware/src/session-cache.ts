@@ -1,6 +1,6 @@
 import { LRUCache } from 'lru-cache';
 import type { GatewayClient } from '../../client/src/gateway-client.js';
-import { GatewayRequestError } from '../../client/src/errors.js';
+import { GatewayRequestError, GatewayTimeoutError } from '../../client/src/errors.js';
 import { ErrorCodes } from '../../src/protocol/codes.js';
 import { GatewaySessionError, unavailable } from './errors.js';
 
@@ -206,6 +206,8 @@ export class SessionCache {
         (err: unknown) => {
           // Past the gateway's GATEWAY_MAX_SUBSCRIPTIONS: the answer is served, not cached.
           if (err instanceof GatewayRequestError && err.code === ErrorCodes.RATE_LIMITED) return false;
+          // Unanswered in time, it may still be served: the unsubscribe, sent after it on the same session, ends it then.
+          if (err instanceof GatewayTimeoutError && epoch === this.#epoch) this.#unsubscribe(id);
           throw err;
         },
       );

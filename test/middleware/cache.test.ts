@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { waitForCount } from '../helpers/wait-for.js';
-import { createSession, service, start, stopAll } from '../ws/helpers.js';
+import { createSession, eventually, fetchRaw, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
 import { closeAll, get, startApp } from './app.js';
 
 /** The middleware's cache on one in-process gateway: hits, single flight, local expiry, idle honesty, malformed cookies. */
@@ -122,5 +122,25 @@ describe('the session cache', () => {
     const svc = service(wsUrl(http));
     await svc.opened;
     expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
+  });
+
+  it('a gateway slower than timeoutMs: 503, nothing cached, and the subscription it made late is ended', async () => {
+    const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
+    store.down = false;
+    const { app, sessions } = await startApp(wsUrl(http), { timeoutMs: 300 });
+    const id = await createSession(wsUrl(http), 600, 'frank');
+    const held = store.hold('get');
+    const t0 = performance.now();
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(503);
+    expect(performance.now() - t0).toBeLessThan(3000);
+    expect(sessions.stats.cached).toBe(0);
+
+    held.release();
+    const metric = async (re: RegExp) => Number(re.exec((await fetchRaw(`${http}/metrics`)).body)?.[1] ?? 0);
+    const unsubscribed = /^gateway_messages_total\{type="unsubscribe_session",outcome="unsubscribed"\} (\d+)$/m;
+    await eventually(async () => expect(await metric(unsubscribed), 'the late subscription was ended').toBe(1), 5000);
+    expect(await metric(/^gateway_subscriptions (\d+)$/m)).toBe(0);
+    // And the gateway, answering in time again, serves the cookie.
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
   });
 });
