@@ -15,15 +15,20 @@ export interface CookieSettings {
 /** What the request's cookie says: no cookie, a value that cannot be a session id, or an id to check. */
 export type CookieRead = { kind: 'none' } | { kind: 'malformed' } | { kind: 'id'; id: string };
 
+/** RFC 6265 allows a cookie value in double quotes; the gateway reads it without them. Nothing is URL-decoded. */
+function unquote(value: string): string {
+  return value.length >= 2 && value.startsWith('"') && value.endsWith('"') ? value.slice(1, -1) : value;
+}
+
 /**
  * Reads the session cookie as the gateway's WebSocket binding reads it: the first
- * occurrence wins, nothing is URL-decoded (the ids are URL-safe).
+ * occurrence wins, quotes are taken off, nothing is URL-decoded (the ids are URL-safe).
  */
 export function readSessionCookie(req: IncomingMessage, name: string): CookieRead {
   const header = req.headers.cookie;
   if (header === undefined || header === '') return { kind: 'none' };
   if (header.length > MAX_COOKIE_HEADER) return { kind: 'malformed' };
-  const value = parseCookie(header, { decode: (s) => s })[name];
+  const value = parseCookie(header, { decode: unquote })[name];
   if (value === undefined || value === '') return { kind: 'none' };
   return SESSION_ID.test(value) ? { kind: 'id', id: value } : { kind: 'malformed' };
 }

@@ -24,7 +24,8 @@ describe('the session cache', () => {
     expect(JSON.parse(first.body)).toEqual({ user_id: 'alice', expires_in: expect.any(Number) });
     expect(sessions.stats).toMatchObject({ misses: 1, hits: 0, validations: 1, cached: 1 });
 
-    const second = await get(app, '/me', `sid=${id}`);
+    // Another cookie first, and the value quoted (RFC 6265 allows it; the gateway's binding reads it so).
+    const second = await get(app, '/me', `theme=dark; sid="${id}"; sid=ignored-second`);
     expect(second.status).toBe(200);
     expect(JSON.parse(second.body)).toMatchObject({ user_id: 'alice' });
     expect(sessions.stats).toMatchObject({ misses: 1, hits: 1, validations: 1 });
