@@ -9,6 +9,7 @@ import { PostgresAtomics } from './postgres-atomics.js';
 import { PostgresListener } from './postgres-listener.js';
 import { migrate } from './postgres-schema.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
+import { HealthProbe } from './health-probe.js';
 import { StoreHealthLog } from './store-health-log.js';
 
 export { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
@@ -127,38 +128,22 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
   const atomics = new PostgresAtomics(pool, schema, () => Date.now(), timeoutMs);
 
-  let healthy = up;
-  let closed = false;
-  let probing: Promise<void> | undefined;
-  const runProbe = async (): Promise<void> => {
-    const ok = await within(health.watch<unknown>(migrated ? pool.query('SELECT 1') : ensureSchema()), timeoutMs);
-    // Ends that could not be announced while the database was away go out now.
-    if (ok && !closed) bus.retry();
-    if (closed || ok === healthy) return;
-    healthy = ok;
-    if (ok) {
-      health.up();
-      // Ends published while this node was cut off were not delivered to it.
-      bus.resync();
-    } else {
-      health.down(timeoutMs);
-    }
-  };
-  const probeMs = o.probeMs ?? 500;
-  const tick = (): void => {
-    if (closed) return;
-    probing ??= runProbe().finally(() => (probing = undefined));
-    setTimeout(tick, probeMs).unref();
-  };
-  tick();
+  const healthProbe = new HealthProbe({
+    healthy: up,
+    probe: () => within(health.watch<unknown>(migrated ? pool.query('SELECT 1') : ensureSchema()), timeoutMs),
+    probeMs: o.probeMs ?? 500,
+    timeoutMs,
+    health,
+    bus,
+  });
 
   // PostgreSQL has no TTL: every node sweeps expired rows, in bounded batches, skipping rows
   // another node is deleting. Reads already ignore them; this keeps the tables small.
   const sweepMs = o.sweepMs ?? 1000;
   let sweeping = false;
   const sweep = (): void => {
-    if (closed) return;
-    if (healthy && migrated && !sweeping) {
+    if (healthProbe.closed) return;
+    if (healthProbe.healthy && migrated && !sweeping) {
       sweeping = true;
       atomics
         .sweep(sweepMs / 4)
@@ -169,12 +154,6 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   };
   setTimeout(sweep, sweepMs).unref();
 
-  const onTimeout = (): void => {
-    if (closed || !healthy) return;
-    healthy = false;
-    health.timedOut(timeoutMs);
-  };
-
   return new KeyvStore({
     kind: 'postgres',
     keyv,
@@ -183,11 +162,11 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
     timeoutMs,
     read: (key) => atomics.read(key),
     remove: (key) => atomics.remove(key),
-    isReady: () => healthy && migrated && listener.listening,
-    unreachable: () => !healthy || !migrated,
-    onTimeout,
+    isReady: () => healthProbe.healthy && migrated && listener.listening,
+    unreachable: () => !healthProbe.healthy || !migrated,
+    onTimeout: () => healthProbe.timedOut(),
     close: async () => {
-      closed = true;
+      healthProbe.close();
       await listener.close();
       if (!(await within(pool.end(), timeoutMs))) log?.warn({ store: where }, `${where} pool did not close in time`);
     },

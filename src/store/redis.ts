@@ -5,6 +5,7 @@ import { RedisAtomics, type RedisCommands } from './redis-atomics.js';
 import { ClusterHealth, within, type ClusterClient } from './redis-cluster-health.js';
 import { ChannelEventBus, type Publisher } from './channel-events.js';
 import { parseRedisUrl, type RedisTarget } from './redis-url.js';
+import { HealthProbe } from './health-probe.js';
 import { StoreHealthLog } from './store-health-log.js';
 import type { StoreOptions } from './types.js';
 
@@ -143,51 +144,35 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const clusterHealth = cluster ? new ClusterHealth([cluster as unknown as ClusterClient, sub as unknown as ClusterClient], redisKey) : undefined;
   const masters = clusterHealth;
   const probe = single ? () => within(health.watch(single.ping()), timeoutMs) : () => masters!.probe(timeoutMs);
-  let healthy = up;
-  let closed = false;
-  let probing: Promise<void> | undefined;
-  const runProbe = async (): Promise<void> => {
-    // A cluster's pub/sub client that failed to reconnect is dropped by node-redis with our
-    // subscription: subscribe again (the resync after it listens finds what was missed).
-    if (cluster && (sub as unknown as ClusterClient).pubSubNode === undefined) {
-      subscribed = undefined;
-      await within(subscribe(), timeoutMs);
-    }
-    const ok = await probe();
-    // Ends that could not be announced while the backend was away go out now.
-    if (ok && !closed) bus.retry();
-    if (closed || ok === healthy) return;
-    healthy = ok;
-    if (ok) {
-      health.up();
-      // Ends published while this node was cut off were not delivered to it.
-      bus.resync();
-    } else {
-      health.down(timeoutMs);
-    }
-  };
-  const probeMs = o.probeMs ?? 500;
-  const tick = (): void => {
-    if (closed) return;
-    probing ??= runProbe().finally(() => (probing = undefined));
-    setTimeout(tick, probeMs).unref();
-  };
-  tick();
+  const healthProbe = new HealthProbe({
+    healthy: up,
+    probe: async () => {
+      // A cluster's pub/sub client that failed to reconnect is dropped by node-redis with our
+      // subscription: subscribe again (the resync after it listens finds what was missed).
+      if (cluster && (sub as unknown as ClusterClient).pubSubNode === undefined) {
+        subscribed = undefined;
+        await within(subscribe(), timeoutMs);
+      }
+      return probe();
+    },
+    probeMs: o.probeMs ?? 500,
+    timeoutMs,
+    health,
+    bus,
+  });
 
   // A timed-out operation is evidence enough: fail fast from now on (on a cluster, for the
   // keys of that operation's master), until a probe answers.
   const onTimeout = (key: string): void => {
-    if (closed) return;
+    if (healthProbe.closed) return;
     masters?.timedOut(key);
-    if (!healthy) return;
-    healthy = false;
-    health.timedOut(timeoutMs);
+    healthProbe.timedOut();
   };
   // A cluster that never answered has no slot map yet: every key fails fast until it does.
-  const unreachable = masters ? (key: string) => (!healthy && masters.healthy) || masters.unreachable(key) : () => !healthy;
+  const unreachable = masters ? (key: string) => (!healthProbe.healthy && masters.healthy) || masters.unreachable(key) : () => !healthProbe.healthy;
 
   const isReady = (): boolean => {
-    if (!healthy) return false;
+    if (!healthProbe.healthy) return false;
     if (target.mode === 'single') return redis.isReady === true && sub.isReady === true;
     return redis.isOpen;
   };
@@ -203,7 +188,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     unreachable,
     onTimeout,
     close: async () => {
-      closed = true;
+      healthProbe.close();
       const shut = async (c: RedisHandle) => {
         if (!c.isOpen) return;
         if (!(await within(c.close(), timeoutMs))) {
