@@ -26,6 +26,8 @@ const ROWS = [
   'row11-stdio-cold-start.js',
   'row12-postgres-validate.js',
   'row13-postgres-peer.js',
+  'row14-middleware.js',
+  'row15-middleware-floor.js',
 ];
 
 const machine = `${cpus()[0]?.model.trim() ?? 'unknown CPU'}, ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, Linux ${release()}, Node ${process.version}`;
