@@ -27,7 +27,7 @@ export default tseslint.config(
   },
   // Tests walk parsed JSON documents (compose files, OpenAPI, replies) whose shape is what they check.
   { files: ['test/**', 'client/test/**'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
-  { files: ['client/**/*.ts', 'examples/browser.js'], languageOptions: { globals: { ...globals.browser } } },
+  { files: ['client/**/*.ts', 'examples/browser.js', 'examples/express/page.js'], languageOptions: { globals: { ...globals.browser } } },
   // The README's examples import the installed package ('auth-gateway'), so no tsconfig of the
   // repository resolves them: linted without type information (the pack test runs them).
   // Their destructured values illustrate what a reply carries, so unused ones are fine there.
