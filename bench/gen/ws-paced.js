@@ -42,8 +42,10 @@ async function open(i) {
       if (v === -1 || v >= end) unexpected++;
       if (phase && at !== undefined && at >= phase.start) phase.lat[phase.n++] = now - at;
     },
-    () => {
-      if (recording) c.pings++;
+    {
+      onPing: () => {
+        if (recording) c.pings++;
+      },
     },
   );
   c.ws.socket.on('close', () => closed++);

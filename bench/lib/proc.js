@@ -152,3 +152,58 @@ export function rssBytes(pid) {
     return NaN;
   }
 }
+
+/**
+ * Starts a generator that answers JSON lines: `next()` resolves with its next stdout line
+ * (parsed), `ask(obj)` writes one line to its stdin and resolves with the answer. Rejects
+ * if the process exits first or says nothing for `timeoutMs`.
+ * @param {string} cmd
+ * @param {readonly unknown[]} args
+ * @param {StartOptions} [opts]
+ */
+export function startTalking(cmd, args, opts = {}) {
+  const child = start(cmd, args, { ...opts, stdio: ['pipe', 'pipe', 'pipe'] });
+  /** @type {string[]} */
+  const lines = [];
+  /** @type {((line: string | undefined) => void)[]} */
+  const waiting = [];
+  let rest = '';
+  child.stdout?.on('data', (d) => {
+    const parts = (rest + d.toString()).split('\n');
+    rest = parts.pop() ?? '';
+    for (const line of parts) {
+      const w = waiting.shift();
+      if (w) w(line);
+      else lines.push(line);
+    }
+  });
+  child.once('exit', () => {
+    for (const w of waiting.splice(0)) w(undefined);
+  });
+  const next = (timeoutMs = opts.timeoutMs ?? 120_000) =>
+    new Promise((resolve, reject) => {
+      const done = (/** @type {string | undefined} */ line) => {
+        clearTimeout(timer);
+        if (line === undefined) reject(new Error(`${args[0] ?? cmd} exited (${child.exitCode ?? child.signalCode}): ${child.stderrTail().trim().split('\n').slice(-3).join(' | ')}`));
+        else resolve(JSON.parse(line));
+      };
+      const timer = setTimeout(() => {
+        const i = waiting.indexOf(done);
+        if (i !== -1) waiting.splice(i, 1);
+        reject(new Error(`${args[0] ?? cmd} said nothing for ${timeoutMs} ms`));
+      }, timeoutMs);
+      if (lines.length > 0) done(lines.shift());
+      else if (child.exitCode !== null || child.signalCode !== null) done(undefined);
+      else waiting.push(done);
+    });
+  return {
+    child,
+    next,
+    /** @param {unknown} obj */
+    ask: (obj, timeoutMs) => {
+      child.stdin?.write(`${JSON.stringify(obj)}\n`);
+      return next(timeoutMs);
+    },
+    stop: () => stop(child),
+  };
+}

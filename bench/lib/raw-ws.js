@@ -25,19 +25,30 @@ export function maskedFrame(text, mask) {
   return frame;
 }
 
+/** A client close frame with `code` and no reason, masked with `mask`. */
+export function maskedClose(code, mask) {
+  const frame = Buffer.from([0x88, 0x82, mask[0], mask[1], mask[2], mask[3], code >> 8, code & 0xff]);
+  frame[6] ^= mask[0];
+  frame[7] ^= mask[1];
+  return frame;
+}
+
 /**
  * Opens a connection; resolves with {socket, send(frames[]), close()} once the server
- * answered 101. `onFrame(buf, start, end)` is called for each text frame's payload;
- * `onPing()`, if given, for each ping (answered with its pong either way).
+ * answered 101. `onFrame(buf, start, end)` is called for each text frame's payload.
+ * Options: `onPing()`, called for each ping (answered with its pong either way);
+ * `localAddress` (the source address, e.g. 127.0.0.2: each loopback address has its own
+ * ephemeral ports); `onClose(code)`, called when the server's close frame arrives (the close
+ * is answered with a close frame, as a browser does).
  * @param {string} url
  * @param {Record<string, string> | undefined} headers
  * @param {(buf: Buffer, start: number, end: number) => void} onFrame
- * @param {() => void} [onPing]
+ * @param {{ onPing?: () => void, localAddress?: string, onClose?: (code: number) => void }} [options]
  */
-export function openRaw(url, headers, onFrame, onPing) {
+export function openRaw(url, headers, onFrame, { onPing, localAddress, onClose } = {}) {
   const { hostname, port, pathname } = new URL(url);
   return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
+    const socket = connect({ port: Number(port), host: hostname, localAddress });
     socket.setNoDelay(true);
     const key = randomBytes(16).toString('base64');
     const extra = Object.entries(headers ?? {})
@@ -88,7 +99,11 @@ export function openRaw(url, headers, onFrame, onPing) {
             Buffer.concat([Buffer.from([0x8a, 0x80 | len]), pongMask, Buffer.from(buf.subarray(start, start + len).map((b, i) => b ^ pongMask[i & 3]))]),
           );
           onPing?.();
-        } else if (op === 0x8) socket.end();
+        } else if (op === 0x8) {
+          const code = len >= 2 ? buf.readUInt16BE(start) : 1005;
+          onClose?.(code);
+          socket.end(maskedClose(code === 1005 ? 1000 : code, pongMask));
+        }
         at = start + len;
       }
       return at;

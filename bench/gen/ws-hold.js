@@ -1,0 +1,75 @@
+// Load generator of row 9: holds `count` browser connections to one gateway, each bound to
+// its own session by the cookie (as a browser's upgrade is), opened from several loopback
+// source addresses (`perAddress` each: every address has its own ephemeral ports). Then
+// waits for commands, one JSON line each on stdin, and answers one JSON line on stdout:
+//   {"cmd":"status"}  -> {open, ended, closedWithoutPush}
+//   {"cmd":"ends"}    -> {ends: [[index, pushAt, closeAt], ...]} (epoch ms, sub-ms)
+// Every line it prints is JSON; the first is {"opened", "failed", "ms"} once all are open.
+// A connection "ends" when it got its `session_expired` push and then its close.
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { openRaw } from '../lib/raw-ws.js';
+
+const o = JSON.parse(process.argv[2]);
+const ids = JSON.parse(readFileSync(o.ids, 'utf8')).slice(o.from, o.from + o.count);
+const EXPIRED = Buffer.from('"type":"session_expired"');
+/** Epoch milliseconds with sub-millisecond resolution, comparable between processes. */
+const now = () => performance.timeOrigin + performance.now();
+
+const pushAt = new Float64Array(ids.length);
+const closeAt = new Float64Array(ids.length);
+let open = 0;
+let ended = 0;
+let closedWithoutPush = 0;
+
+function openOne(i) {
+  const localAddress = o.addresses[Math.floor(i / o.perAddress) % o.addresses.length];
+  return openRaw(
+    o.url,
+    { Origin: o.origin, Cookie: `${o.cookie}=${ids[i]}` },
+    (buf, start, end) => {
+      const at = buf.indexOf(EXPIRED, start);
+      if (at !== -1 && at < end && pushAt[i] === 0) pushAt[i] = now();
+    },
+    { localAddress },
+  ).then((ws) => {
+    open++;
+    ws.socket.once('close', () => {
+      open--;
+      closeAt[i] = now();
+      if (pushAt[i] === 0) closedWithoutPush++;
+      else ended++;
+    });
+  });
+}
+
+const t0 = performance.now();
+let failed = 0;
+let firstError;
+let next = 0;
+// At most `concurrency` handshakes in flight: the gateway's accept queue stays short.
+await Promise.all(
+  Array.from({ length: o.concurrency ?? 200 }, async () => {
+    while (next < ids.length) {
+      const i = next++;
+      await openOne(i).catch((err) => {
+        failed++;
+        firstError ??= err.message;
+      });
+    }
+  }),
+);
+process.stdout.write(`${JSON.stringify({ opened: open, failed, firstError, ms: performance.now() - t0 })}\n`);
+
+const rl = createInterface({ input: process.stdin });
+rl.on('line', (line) => {
+  const { cmd } = JSON.parse(line);
+  if (cmd === 'status') process.stdout.write(`${JSON.stringify({ open, ended, closedWithoutPush })}\n`);
+  else if (cmd === 'ends') {
+    const ends = [];
+    for (let i = 0; i < ids.length; i++) if (closeAt[i] !== 0 && pushAt[i] !== 0) ends.push([i, pushAt[i], closeAt[i]]);
+    process.stdout.write(`${JSON.stringify({ ends })}\n`);
+  }
+});
+// The bench ends this process; it also stops by itself once its input closes.
+rl.on('close', () => process.exit(0));

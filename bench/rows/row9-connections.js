@@ -1,0 +1,182 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WebSocket } from 'ws';
+import { percentile } from '../lib/stats.js';
+import { cpuSeconds, rssBytes, sleep, startTalking } from '../lib/proc.js';
+import { startRedis } from '../lib/redis.js';
+import { SERVICE_KEY, startGateway } from '../lib/servers.js';
+import { sessionIds, writeFixtures } from '../lib/workload.js';
+
+/** The hard limit of open files here; a process holds at most that many sockets. */
+const FILES = 20_000;
+/** Connections opened from one loopback source address (each has ~28,000 ephemeral ports). */
+const PER_ADDRESS = 4_000;
+/** Epoch milliseconds with sub-millisecond resolution, comparable with the generators'. */
+const now = () => performance.timeOrigin + performance.now();
+
+export const row = {
+  id: 9,
+  what: 'browser connections held, each bound to its own session, by one gateway process',
+  unit: 'connections',
+  baselineWhat: null,
+  target: { on: 'value', op: '>=', limit: 19_000 },
+  checks: {
+    cluster_connections: { op: '>=', limit: 95_000 },
+    rss_per_connection_bytes: { op: '<=', limit: 8192 },
+    idle_heartbeat_cpu_pct_per_19k: { op: '<=', limit: 5 },
+    ends_p99_ms: { op: '<=', limit: 1000 },
+    cluster_ends_p99_ms: { op: '<=', limit: 1000 },
+  },
+
+  async run(ctx) {
+    const quick = ctx.quick;
+    const one = await hold(ctx, { name: 'row9-one', nodes: 1, perNode: quick ? 2_000 : 19_000, ends: quick ? 1_000 : 10_000, idleMs: quick ? 3_000 : 10_000 });
+    const five = await hold(ctx, { name: 'row9-five', nodes: 5, perNode: quick ? 1_000 : 19_000, ends: quick ? 1_000 : 10_000, idleMs: quick ? 2_000 : 5_000 });
+    return {
+      runs: 1,
+      value: one.held,
+      note: `one gateway (memory store) and five gateways on one redis-server, each with its own port; each gateway fed by its own generator process from loopback source addresses 127.0.0.2 and up (${PER_ADDRESS} connections each, GATEWAY_MAX_CONNECTIONS_PER_ADDRESS raised to match); ends: destroy_session in one burst over service connections, ${one.endsAsked} (one process) and ${five.endsAsked} (five, each sent to another node than the one holding its connection); an end counts when the page has both its session_expired push and its close`,
+      extra: {
+        cluster_connections: five.held,
+        rss_per_connection_bytes: Math.round(one.rssPerConnection),
+        cluster_rss_per_connection_bytes: Math.round(five.rssPerConnection),
+        idle_heartbeat_cpu_pct_per_19k: +one.idleCpuPer19k.toFixed(2),
+        cluster_idle_heartbeat_cpu_pct_per_19k: +five.idleCpuPer19k.toFixed(2),
+        open_seconds: +one.openSeconds.toFixed(1),
+        cluster_open_seconds: +five.openSeconds.toFixed(1),
+        ends_p50_ms: +one.p50.toFixed(1),
+        ends_p99_ms: +one.p99.toFixed(1),
+        ends_max_ms: +one.max.toFixed(1),
+        cluster_ends_p50_ms: +five.p50.toFixed(1),
+        cluster_ends_p99_ms: +five.p99.toFixed(1),
+        cluster_ends_max_ms: +five.max.toFixed(1),
+      },
+    };
+  },
+};
+
+/**
+ * `nodes` gateways (one: memory store; more: one redis-server), `perNode` bound browser
+ * connections each from its own generator; RSS and idle CPU, then `ends` sessions
+ * destroyed at once, spread evenly over the nodes.
+ */
+async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
+  if (perNode > FILES - 500) throw new Error(`${perNode} connections do not fit under ${FILES} open files`);
+  const addresses = Array.from({ length: Math.ceil(perNode / PER_ADDRESS) }, (_, i) => `127.0.0.${i + 2}`);
+  const redis = nodes > 1 ? await startRedis() : undefined;
+  const gateways = [];
+  const gens = [];
+  const services = [];
+  try {
+    const ids = [];
+    for (let g = 0; g < nodes; g++) {
+      const mine = sessionIds(perNode);
+      ids.push(mine);
+      const fixtures = writeFixtures(ctx.tmp, `${name}-${g}-fixtures.json`, mine);
+      writeFileSync(join(ctx.tmp, `${name}-${g}-ids.json`), JSON.stringify(mine));
+      const env = { GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: String(PER_ADDRESS), GATEWAY_NODE_ID: `node-${g}` };
+      // Each node seeds its own share of the sessions (on Redis, all are seen by every node).
+      gateways.push(startGateway(ctx, { args: ['--fixtures', fixtures], ulimit: FILES, env: redis ? { ...env, GATEWAY_STORE: redis.url } : env }));
+    }
+    gateways.splice(0, nodes, ...(await Promise.all(gateways)));
+    await sleep(1000);
+    const rss0 = gateways.map((gw) => rssBytes(gw.child.pid));
+    const t0 = performance.now();
+    for (let g = 0; g < nodes; g++) {
+      const gw = gateways[g];
+      const args = { url: gw.url, origin: `http://127.0.0.1:${gw.port}`, ids: join(ctx.tmp, `${name}-${g}-ids.json`), from: 0, count: perNode, cookie: 'sid', addresses, perAddress: PER_ADDRESS };
+      gens.push(startTalking('node', [ctx.gen('ws-hold.js'), JSON.stringify(args)], { ulimit: FILES }));
+    }
+    const opened = await Promise.all(gens.map((gen) => gen.next(300_000)));
+    const openSeconds = (performance.now() - t0) / 1000;
+    const held = opened.reduce((a, r) => a + r.opened, 0);
+    const failed = opened.reduce((a, r) => a + r.failed, 0);
+    ctx.log(`  ${name}: ${held} connections open on ${nodes} node(s) in ${openSeconds.toFixed(1)} s, ${failed} failed${failed ? ` (${opened.find((r) => r.firstError)?.firstError})` : ''}`);
+    if (failed > 0) throw new Error(`${name}: ${failed} connections failed to open`);
+
+    await sleep(2000);
+    const rss1 = gateways.map((gw) => rssBytes(gw.child.pid));
+    const rssPerConnection = rss1.reduce((a, r, g) => a + (r - rss0[g]), 0) / held;
+    // Idle: nothing but the heartbeat (one slice of the links pinged every 100 ms).
+    const cpu0 = gateways.map((gw) => cpuSeconds(gw.child.pid));
+    await sleep(idleMs);
+    const cpu = gateways.reduce((a, gw, g) => a + cpuSeconds(gw.child.pid) - cpu0[g], 0);
+    const idleCpuPer19k = ((100 * cpu) / (idleMs / 1000)) * (19_000 / held);
+    ctx.log(
+      `  ${name}: RSS ${rss0.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB before, ${rss1.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB after: ${rssPerConnection.toFixed(0)} B per connection; idle CPU ${idleCpuPer19k.toFixed(2)}% of a core per 19,000 over ${idleMs / 1000} s`,
+    );
+
+    // The ends: `ends / nodes` of each node's sessions, each destroyed through the next node.
+    const per = Math.floor(ends / nodes);
+    for (const gw of gateways) services.push(await serviceSocket(gw.url));
+    const replies = services.map((s) => s.replies(per));
+    const sent = now();
+    for (let g = 0; g < nodes; g++) {
+      const frames = ids[g].slice(0, per).map((sid, k) => JSON.stringify({ src: 'bench', dest: 'gateway', body: { type: 'destroy_session', msg_id: k + 1, session_id: sid } }));
+      services[(g + 1) % nodes].send(frames);
+    }
+    const answers = await Promise.all(replies);
+    const destroyed = answers.reduce((a, r) => a + r.filter((m) => m.body.type === 'session_destroyed').length, 0);
+    if (destroyed !== per * nodes) throw new Error(`${name}: ${destroyed} of ${per * nodes} destroys answered session_destroyed`);
+    const until = Date.now() + 60_000;
+    for (;;) {
+      const st = await Promise.all(gens.map((gen) => gen.ask({ cmd: 'status' })));
+      const ended = st.reduce((a, s) => a + s.ended, 0);
+      const lost = st.reduce((a, s) => a + s.closedWithoutPush, 0);
+      if (lost > 0) throw new Error(`${name}: ${lost} connections closed without their push`);
+      if (ended >= per * nodes) {
+        const open = st.reduce((a, s) => a + s.open, 0);
+        if (ended > per * nodes || open !== held - per * nodes) throw new Error(`${name}: ${ended} ended, ${open} still open; expected ${per * nodes} and ${held - per * nodes}`);
+        break;
+      }
+      if (Date.now() > until) throw new Error(`${name}: only ${ended} of ${per * nodes} pages got their push and close within 60 s`);
+      await sleep(100);
+    }
+    const lat = [];
+    const pushLat = [];
+    for (let g = 0; g < nodes; g++) {
+      const { ends: got } = await gens[g].ask({ cmd: 'ends' });
+      for (const [i, pushAt, closeAt] of got) {
+        if (i >= per) throw new Error(`${name}: a connection whose session was not destroyed ended`);
+        lat.push(Math.max(pushAt, closeAt) - sent);
+        pushLat.push(pushAt - sent);
+      }
+    }
+    lat.sort((a, b) => a - b);
+    pushLat.sort((a, b) => a - b);
+    const p50 = percentile(lat, 50);
+    const p99 = percentile(lat, 99);
+    const max = lat[lat.length - 1];
+    ctx.log(`  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the destroys were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`);
+    return { held, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endsAsked: per * nodes };
+  } finally {
+    for (const s of services) s.close();
+    await Promise.all(gens.map((gen) => gen.stop()));
+    await Promise.all(gateways.map((gw) => gw.stop?.()));
+    await redis?.stop();
+  }
+}
+
+/** A service WebSocket: `send(texts)` writes them in one go; `replies(n)` resolves with the next n replies. */
+function serviceSocket(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${SERVICE_KEY}` }, perMessageDeflate: false });
+    /** @type {{ n: number, got: any[], resolve: (v: any[]) => void } | undefined} */
+    let want;
+    ws.on('message', (data) => {
+      if (!want) return;
+      want.got.push(JSON.parse(data.toString()));
+      if (want.got.length >= want.n) want.resolve(want.got);
+    });
+    ws.once('error', reject);
+    ws.once('open', () =>
+      resolve({
+        send: (texts) => {
+          for (const t of texts) ws.send(t);
+        },
+        replies: (n) => new Promise((res) => (want = { n, got: [], resolve: res })),
+        close: () => ws.terminate(),
+      }),
+    );
+  });
+}
