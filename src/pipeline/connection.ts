@@ -1,8 +1,9 @@
+import type { Subscriber, Subscription } from 'rxjs';
 // The class's own module (an export of rxjs): the 'rxjs' index loads every operator, some 200
 // modules, on the start of each process.
 import { Observable } from 'rxjs/internal/Observable';
-import { Subject } from 'rxjs/internal/Subject';
 import { GatewayError } from '../errors.js';
+import { SmallMap } from '../small-map.js';
 import type { Logger } from '../log.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
 import type { AnyRequest, Envelope } from '../protocol/messages.js';
@@ -81,53 +82,87 @@ function orderKey(d: Decoded): OrderKey {
 export class GatewayConnection implements HandlerContext {
   readonly id: string;
   readonly gateway: PipelineServices;
-  /** The gateway's logger with this connection's id (`conn`) on every line. */
-  readonly log: Logger;
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   readonly #options: ConnectionOptions;
-  readonly #pushes = new Subject<Outbound>();
+  /** Where pushes go while `handle`'s output is subscribed. */
+  #pushTo: ((m: Outbound) => void) | undefined;
   /** `${hub key}\0${session hash}` -> [hub key, session hash]: one entry per key and session */
-  readonly #follows = new Map<string, [string, string]>();
+  readonly #follows = new SmallMap<string, [string, string]>();
   #closed = false;
   #bound: string | undefined;
+  #log: Logger | undefined;
 
   constructor(gateway: PipelineServices, id: string, options: ConnectionOptions) {
     this.gateway = gateway;
     this.id = id;
     this.nodeId = gateway.nodeId;
     this.#options = options;
-    this.log = gateway.log.child({ conn: id });
-    this.log.debug({ event: 'connection opened', ...options.logFields }, 'connection opened');
+    if (gateway.log.isLevelEnabled('debug')) this.log.debug({ event: 'connection opened', ...options.logFields }, 'connection opened');
+  }
+
+  /**
+   * The gateway's logger with this connection's id (`conn`) on every line. Made on first use:
+   * most connections never log, and a child logger per connection is memory held for nothing.
+   */
+  get log(): Logger {
+    return (this.#log ??= this.gateway.log.child({ conn: this.id }));
   }
 
   /**
    * The pipeline: every decoded message becomes exactly one reply (an error reply if
    * anything fails); pushes are merged in. Completes once the input has completed and
    * every reply is out; the connection's subscriptions end with it.
+   *
+   * The request pipeline (keyedMerge and its state) is built at the first message: a browser
+   * connection that only listens for its session's end never sends one, and with tens of
+   * thousands of them that state would be most of their memory.
    */
   handle(in$: Observable<Decoded>): Observable<Outbound> {
-    const replies$ = in$.pipe(
-      keyedMerge(
-        orderKey,
-        (d) => this.#serve(d),
-        (d, err) => this.#failure(d, err),
-        this.gateway.options.maxInFlight,
-      ),
-    );
     return new Observable<Outbound>((out) => {
-      const pushes = this.#pushes.subscribe((m) => out.next(m));
-      const replies = replies$.subscribe({
-        next: (m) => out.next(m),
-        error: (err) => out.error(err),
+      this.#pushTo = (m) => out.next(m);
+      let feed: Subscriber<Decoded> | undefined;
+      let replies: Subscription | undefined;
+      const start = () => {
+        replies = new Observable<Decoded>((sub) => {
+          feed = sub;
+        })
+          .pipe(
+            keyedMerge(
+              orderKey,
+              (d) => this.#serve(d),
+              (d, err) => this.#failure(d, err),
+              this.gateway.options.maxInFlight,
+            ),
+          )
+          .subscribe({
+            next: (m) => out.next(m),
+            error: (err) => out.error(err),
+            complete: () => {
+              this.close();
+              out.complete();
+            },
+          });
+      };
+      const input = in$.subscribe({
+        next: (d) => {
+          if (replies === undefined) start();
+          feed?.next(d);
+        },
+        error: (err) => {
+          if (replies === undefined) start();
+          feed?.error(err);
+        },
         complete: () => {
+          if (replies !== undefined) return feed?.complete();
           this.close();
           out.complete();
         },
       });
       return () => {
-        pushes.unsubscribe();
-        replies.unsubscribe();
+        this.#pushTo = undefined;
+        input.unsubscribe();
+        replies?.unsubscribe();
         this.close();
       };
     });
@@ -137,7 +172,7 @@ export class GatewayConnection implements HandlerContext {
   push(dest: string, body: PushDraft): void {
     if (this.#closed) return;
     this.gateway.observer.push?.(body.type);
-    this.#pushes.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
+    this.#pushTo?.({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
   }
 
   get untrusted(): boolean {
@@ -210,10 +245,10 @@ export class GatewayConnection implements HandlerContext {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.log.debug({ event: 'connection closed', subscriptions: this.#follows.size }, 'connection closed');
+    if (this.gateway.log.isLevelEnabled('debug')) this.log.debug({ event: 'connection closed', subscriptions: this.#follows.size }, 'connection closed');
     for (const [fk, hash] of this.#follows.values()) this.gateway.hub.unsubscribe(hash, fk);
     this.#follows.clear();
-    this.#pushes.complete();
+    this.#pushTo = undefined;
   }
 
   get closed(): boolean {

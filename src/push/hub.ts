@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
 import type { EndReason } from '../protocol/messages.js';
+import { SmallMap } from '../small-map.js';
 import { TimerQueue } from './timer-queue.js';
 
 /** Someone following a session: told once when it ends, and optionally warned before. */
@@ -17,9 +18,9 @@ export interface Subscriber {
 }
 
 interface Followed {
-  subs: Map<string, Subscriber>;
+  subs: SmallMap<string, Subscriber>;
   /** warnBefore (ms) -> how many subscribers ask for it: the earliest is kept without a walk over `subs`. */
-  warnings: Map<number, number>;
+  warnings: SmallMap<number, number>;
   end: number;
   reason: 'ttl' | 'idle';
   warned: boolean;
@@ -69,7 +70,7 @@ export class SubscriptionHub {
     let f = this.#followed.get(hash);
     const fresh = f === undefined;
     if (f === undefined) {
-      f = { subs: new Map(), warnings: new Map(), end, reason, warned: false };
+      f = { subs: new SmallMap(), warnings: new SmallMap(), end, reason, warned: false };
       this.#followed.set(hash, f);
     }
     const old = f.subs.get(key);

@@ -4,7 +4,7 @@ import type { Gateway } from '../../gateway.js';
 import { audit, type Logger } from '../../log.js';
 import type { Metrics, Role } from '../../metrics.js';
 import type { ConnectionOptions, GatewayConnection } from '../../pipeline/connection.js';
-import { Pump } from '../../pipeline/pump.js';
+import { Pump, type Wire } from '../../pipeline/pump.js';
 import { decode, failureFromHead, oversized, type Decoded } from '../../protocol/decode.js';
 import { readEnvelopeHead } from '../../protocol/head.js';
 import type { FrameBudget } from './frame-budget.js';
@@ -18,8 +18,8 @@ export interface LinkOptions {
   role: Role;
   /** allowed / admit / onReply for the pipeline (browser role); empty for services. */
   connection: ConnectionOptions;
-  /** What each frame costs before it is parsed (browser role); none for services. */
-  budget?: FrameBudget;
+  /** Makes the budget of what each frame costs before it is parsed (browser role), at the first frame; none for services. */
+  budget?: { frameBudget(): FrameBudget };
   maxMessageBytes: number;
   maxBufferedBytes: number;
   /** Stop reading the socket while this many requests await their replies. */
@@ -43,7 +43,7 @@ interface Corkable {
  * out. Holds only what is WebSocket's own: frame size and budget, corking, the slow-reader
  * limit, heartbeat state, closes and drain.
  */
-export class SocketLink {
+export class SocketLink implements Wire {
   readonly conn: GatewayConnection;
   readonly role: Role;
   /** Resolves once the socket has closed. */
@@ -62,31 +62,18 @@ export class SocketLink {
   #rateLimited = false;
   /** Resolves once the pipeline has answered everything it read (or the socket closed). */
   readonly #pipelineDone: Promise<void>;
+  /** Made at the first frame (see LinkOptions.budget). */
+  #budget: FrameBudget | undefined;
 
   constructor(o: LinkOptions) {
     this.#o = o;
     this.#ws = o.ws;
     this.role = o.role;
     this.conn = o.gateway.connect(o.connection);
-    this.#pump = new Pump(
-      this.conn,
-      {
-        write: (text) => {
-          if (this.#ws.readyState !== WebSocket.OPEN) return;
-          this.#cork();
-          this.#ws.send(text);
-        },
-        flush: () => {
-          this.#uncork();
-          this.#checkBuffered();
-        },
-        pause: () => this.#ws.pause(),
-        resume: () => this.#ws.resume(),
-      },
-      // Replies made in one burst (one read's worth of requests, answered in the same
-      // microtask run) leave in one write; flushing at 64 KiB keeps the slow-reader check exact.
-      { highWaterMark: o.highWaterMark, schedule: process.nextTick },
-    );
+    // The link is its own Wire (no closures per connection). Replies made in one burst (one
+    // read's worth of requests, answered in the same microtask run) leave in one write;
+    // flushing at 64 KiB keeps the slow-reader check exact.
+    this.#pump = new Pump(this.conn, this, { highWaterMark: o.highWaterMark, schedule: process.nextTick });
     this.#pipelineDone = this.#pump.done.catch((err: unknown) => {
       this.conn.log.error({ err }, 'connection pipeline failed');
       this.close(1011, 'Internal error', 'error');
@@ -111,6 +98,29 @@ export class SocketLink {
   /** Why the gateway is closing this connection (set when it starts to), or undefined. */
   get closeReason(): string | undefined {
     return this.#closeReason;
+  }
+
+  /** Wire: sends one encoded message, corked until `flush`. */
+  write(text: string): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    this.#cork();
+    this.#ws.send(text);
+  }
+
+  /** Wire: the end of a burst. */
+  flush(): void {
+    this.#uncork();
+    this.#checkBuffered();
+  }
+
+  /** Wire: stop reading the socket. */
+  pause(): void {
+    this.#ws.pause();
+  }
+
+  /** Wire: read the socket again. */
+  resume(): void {
+    this.#ws.resume();
   }
 
   /** Heartbeat tick: cuts a peer that did not answer the last ping, else pings again. */
@@ -152,7 +162,7 @@ export class SocketLink {
   #receive(data: RawData, isBinary: boolean): void {
     if (!this.#pump.reading) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const budget = this.#o.budget;
+    const budget = this.#o.budget === undefined ? undefined : (this.#budget ??= this.#o.budget.frameBudget());
     let d: Decoded;
     let overBytes = false;
     if (isBinary) {

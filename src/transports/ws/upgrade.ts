@@ -3,17 +3,15 @@ import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
-import { GatewayError } from '../../errors.js';
 import type { Gateway } from '../../gateway.js';
-import { audit, type Logger } from '../../log.js';
+import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bound-session.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
-import { BROWSER_TYPES } from '../../protocol/messages.js';
 import { AddressBudget } from './address-budget.js';
 import type { FailedAuthThrottle } from './auth-throttle.js';
 import { clientOf } from './client-address.js';
-import { FrameBudget } from './frame-budget.js';
+import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
 import { CloseCodes, SocketLink } from './socket-link.js';
@@ -59,48 +57,24 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
   /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
   const perAddress = new Map<string, number>();
 
-  const browserOptions = (address: string): ConnectionOptions => {
-    const guard = throttle.guard(address);
-    let limited = false;
-    // Audited once per connection: a client that keeps sending past a limit writes one line.
-    let tripped = false;
-    const trip = (limit: string) => {
-      if (tripped) return;
-      tripped = true;
-      audit(log, 'rate limit tripped', { limit, remote: address });
-    };
-    // The message rate is charged by the link, before parsing (FrameBudget).
-    return {
-      allowed: BROWSER_TYPES,
-      untrusted: true,
-      admit: (type) => {
-        if (type === 'exchange_session' && !exchanges.take(address)) {
-          limited = true;
-          trip('exchange_session per address');
-          return new GatewayError('RATE_LIMITED', `Rate limited: at most ${config.exchangeLimit} exchange_session a minute from one address`);
-        }
-        const refused = guard.admit(type);
-        if (refused !== undefined) trip('failed authentications');
-        return refused;
-      },
-      onReply: (requestType, replyType) => {
-        // The refusal above is answered at once (synchronously): it is not an auth answer.
-        if (limited) limited = false;
-        else guard.onReply(requestType, replyType);
-      },
-    };
+  const limits: BrowserLimits = {
+    throttle,
+    exchanges,
+    exchangeLimit: config.exchangeLimit,
+    log,
+    frames: { messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock },
   };
+  const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
-  const accept = (ws: WebSocket, address: string, h: Accepted, bound: CookieSession | undefined) => {
-    const browser = h.role === 'browser';
+  const accept = (ws: WebSocket, address: string, role: Accepted['role'], bound: CookieSession | undefined) => {
+    const browser = role === 'browser';
+    const policy = browser ? new BrowserPolicy(limits, address) : undefined;
     const link = new SocketLink({
       gateway,
       ws,
-      role: h.role,
-      connection: { ...(browser ? browserOptions(address) : {}), logFields: { transport: 'ws', role: h.role, remote: address } },
-      budget: browser
-        ? new FrameBudget({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock })
-        : undefined,
+      role,
+      connection: policy ?? serviceOptions(address),
+      budget: policy,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,
@@ -110,13 +84,15 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     });
     ctx.links.add(link);
     const stopBeating = ctx.heartbeat.add(link);
-    metrics.connections.inc({ role: h.role });
-    metrics.connectionsOpened.inc({ role: h.role, bound: String(bound !== undefined) });
+    metrics.connections.inc({ role });
+    metrics.connectionsOpened.inc({ role, bound: String(bound !== undefined) });
     if (browser) perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    let boundCounted = false;
     void link.closed.then(() => {
       ctx.links.delete(link);
       stopBeating();
-      metrics.connections.dec({ role: h.role });
+      metrics.connections.dec({ role });
+      if (boundCounted) metrics.boundConnections.dec();
       if (!browser) return;
       const n = (perAddress.get(address) ?? 1) - 1;
       if (n > 0) perAddress.set(address, n);
@@ -141,7 +117,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       return;
     }
     metrics.boundConnections.inc();
-    void link.closed.then(() => metrics.boundConnections.dec());
+    boundCounted = true;
   };
 
   const refuse = (socket: Duplex, status: number, why: string, address: string, extra: Record<string, string> = {}) => {
@@ -186,7 +162,9 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (ctx.isDraining()) return refuseUpgrade(socket, 503);
     // Checked again: others from the address may have been accepted while the store answered.
     if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
-    ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, client.address, h, bound));
+    const role = h.role;
+    const address = client.address;
+    ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, address, role, bound));
   };
 
   return {

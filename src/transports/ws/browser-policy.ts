@@ -1,0 +1,80 @@
+import type { Clock } from '../../clock.js';
+import { GatewayError } from '../../errors.js';
+import { audit, type Logger } from '../../log.js';
+import type { ConnectionOptions } from '../../pipeline/connection.js';
+import { BROWSER_TYPES } from '../../protocol/messages.js';
+import type { AddressBudget } from './address-budget.js';
+import type { AuthGuard, FailedAuthThrottle } from './auth-throttle.js';
+import { FrameBudget } from './frame-budget.js';
+
+/** What every browser connection of one server shares. */
+export interface BrowserLimits {
+  throttle: FailedAuthThrottle;
+  exchanges: AddressBudget;
+  /** GATEWAY_EXCHANGE_LIMIT, for the refusal's text. */
+  exchangeLimit: number;
+  log: Logger;
+  frames: { messagesPerSecond: number; bytesPerSecond: number; malformedPerMinute: number; clock: Clock };
+}
+
+/**
+ * The pipeline hooks of one browser connection (ConnectionOptions: the allowed types, the
+ * `exchange_session` budget of its address, the failed-auth guard). One object with methods,
+ * its guard made at the first request: a connection that only listens for its session's end
+ * (most of them) holds no closures and no tallies.
+ */
+export class BrowserPolicy implements ConnectionOptions {
+  readonly #limits: BrowserLimits;
+  readonly #address: string;
+  #guard: AuthGuard | undefined;
+  /** The last request was refused by the exchange budget (its reply is not an auth answer). */
+  #limited = false;
+  /** Audited once per connection: a client that keeps sending past a limit writes one line. */
+  #tripped = false;
+
+  constructor(limits: BrowserLimits, address: string) {
+    this.#limits = limits;
+    this.#address = address;
+  }
+
+  get allowed(): ReadonlySet<string> {
+    return BROWSER_TYPES;
+  }
+
+  get untrusted(): boolean {
+    return true;
+  }
+
+  get logFields(): Record<string, string> {
+    return { transport: 'ws', role: 'browser', remote: this.#address };
+  }
+
+  /** The budget of this connection's frames, made at its first frame (a fresh budget is full). */
+  frameBudget(): FrameBudget {
+    return new FrameBudget(this.#limits.frames);
+  }
+
+  admit(type: string): GatewayError | undefined {
+    const l = this.#limits;
+    if (type === 'exchange_session' && !l.exchanges.take(this.#address)) {
+      this.#limited = true;
+      this.#trip('exchange_session per address');
+      return new GatewayError('RATE_LIMITED', `Rate limited: at most ${l.exchangeLimit} exchange_session a minute from one address`);
+    }
+    const refused = (this.#guard ??= l.throttle.guard(this.#address)).admit(type);
+    if (refused !== undefined) this.#trip('failed authentications');
+    return refused;
+  }
+
+  onReply(requestType: string, replyType: string): void {
+    // The refusal above is answered at once (synchronously): it is not an auth answer.
+    if (this.#limited) this.#limited = false;
+    else this.#guard?.onReply(requestType, replyType);
+  }
+
+  #trip(limit: string): void {
+    if (this.#tripped) return;
+    this.#tripped = true;
+    audit(this.#limits.log, 'rate limit tripped', { limit, remote: this.#address });
+  }
+}
