@@ -22,6 +22,11 @@ export type Outbound = Envelope<Body> | Omit<Envelope<Body>, 'dest'>;
 /** A reply (it answers one request read) rather than a push: pushes carry a `msg_id` of their own and no `in_reply_to`. */
 export const isReply = (m: Outbound): boolean => 'in_reply_to' in m.body || !('msg_id' in m.body);
 
+/** Where a connection's pushes go. */
+export interface PushSink {
+  next(m: Outbound): void;
+}
+
 export interface ConnectionOptions {
   /** The request types this connection may send; all when absent (service, stdio). */
   allowed?: ReadonlySet<string>;
@@ -85,8 +90,8 @@ export class GatewayConnection implements HandlerContext {
   /** `src` of this node's own messages; an `init` may rename it for this connection. */
   nodeId: string;
   readonly #options: ConnectionOptions;
-  /** Where pushes go while `handle`'s output is subscribed. */
-  #pushTo: ((m: Outbound) => void) | undefined;
+  /** Where pushes go: `handle`'s subscriber, or what `listen` named. */
+  #pushTo: PushSink | undefined;
   /** `${hub key}\0${session hash}` -> [hub key, session hash]: one entry per key and session */
   readonly #follows = new SmallMap<string, [string, string]>();
   #closed = false;
@@ -120,7 +125,7 @@ export class GatewayConnection implements HandlerContext {
    */
   handle(in$: Observable<Decoded>): Observable<Outbound> {
     return new Observable<Outbound>((out) => {
-      this.#pushTo = (m) => out.next(m);
+      this.#pushTo = out;
       let feed: Subscriber<Decoded> | undefined;
       let replies: Subscription | undefined;
       const start = () => {
@@ -168,11 +173,16 @@ export class GatewayConnection implements HandlerContext {
     });
   }
 
+  /** Sends pushes to `sink` until `handle`'s output is subscribed (it takes them over) or the connection closes. */
+  listen(sink: PushSink): void {
+    if (!this.#closed) this.#pushTo = sink;
+  }
+
   /** Sends an unsolicited message of this node to `dest`. */
   push(dest: string, body: PushDraft): void {
     if (this.#closed) return;
     this.gateway.observer.push?.(body.type);
-    this.#pushTo?.({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
+    this.#pushTo?.next({ src: this.nodeId, dest, body: { ...body, msg_id: this.gateway.nextPushId() } as Body });
   }
 
   get untrusted(): boolean {

@@ -4,7 +4,7 @@ import type { Subscriber, Subscription } from 'rxjs';
 import { Observable } from 'rxjs/internal/Observable';
 import type { Decoded } from '../protocol/decode.js';
 import { encode } from '../protocol/replies.js';
-import { isReply, type GatewayConnection, type Outbound } from './connection.js';
+import { isReply, type GatewayConnection, type Outbound, type PushSink } from './connection.js';
 
 /**
  * The neutral connection contract: what a transport hands the pump. A transport maps its
@@ -19,6 +19,8 @@ export interface Wire {
   pause(): void;
   /** Read from the peer again. */
   resume(): void;
+  /** The pipeline failed (a bug): `done` rejects too. */
+  failed?(err: unknown): void;
 }
 
 export interface PumpOptions {
@@ -46,14 +48,14 @@ const BATCH_BYTES = 64 * 1024;
  * socket.on('end', () => pump.end());
  * await pump.done;
  */
-export class Pump {
-  /** Resolves once the pipeline has answered everything read and the last burst is flushed (or `stop`); rejects if the pipeline fails. */
-  readonly done: Promise<void>;
+export class Pump implements PushSink {
+  readonly #conn: GatewayConnection;
   readonly #wire: Wire;
   readonly #highWater: number;
   readonly #batchBytes: number;
   readonly #schedule: (fn: () => void) => void;
-  readonly #subscription: Subscription;
+  /** The request pipeline: subscribed at the first message read (see `#start`). */
+  #subscription: Subscription | undefined;
   #input: Subscriber<Decoded> | undefined;
   #pending = 0;
   #reading = true;
@@ -61,28 +63,35 @@ export class Pump {
   #blocked = false;
   #held = 0;
   #flushQueued = false;
-  #settle!: (err?: unknown) => void;
+  #settled = false;
+  #failure: { err: unknown } | undefined;
+  #done: Promise<void> | undefined;
+  #resolve: (() => void) | undefined;
+  #reject: ((err: unknown) => void) | undefined;
 
   constructor(conn: GatewayConnection, wire: Wire, o: PumpOptions) {
+    this.#conn = conn;
     this.#wire = wire;
     this.#highWater = o.highWaterMark;
     this.#batchBytes = o.batchBytes ?? BATCH_BYTES;
     this.#schedule = o.schedule;
-    this.done = new Promise<void>((resolve, reject) => {
-      this.#settle = (err?: unknown) => (err === undefined ? resolve() : reject(err));
-    });
-    const in$ = new Observable<Decoded>((sub) => {
-      this.#input = sub;
-      return () => (this.#input = undefined);
-    });
-    this.#subscription = conn.handle(in$).subscribe({
-      next: (m) => this.#send(m),
-      error: (err: unknown) => this.#settle(err),
-      complete: () => {
-        this.#flush();
-        this.#settle();
-      },
-    });
+    // Until the first message the pipeline is not built: a connection that only receives
+    // pushes (a browser waiting for its session's end) holds no subscriptions, no promise.
+    conn.listen(this);
+  }
+
+  /** Resolves once the pipeline has answered everything read and the last burst is flushed (or `stop`); rejects if the pipeline fails. */
+  get done(): Promise<void> {
+    return (this.#done ??= new Promise<void>((resolve, reject) => {
+      if (this.#settled) return this.#failure === undefined ? resolve() : reject(this.#failure.err);
+      this.#resolve = resolve;
+      this.#reject = reject;
+    }));
+  }
+
+  /** PushSink: a push of the connection (before the pipeline is built, or through it). */
+  next(m: Outbound): void {
+    this.#send(m);
   }
 
   /** Requests read and not yet answered. */
@@ -97,7 +106,9 @@ export class Pump {
 
   /** One message read from the peer; ignored after `end`. */
   receive(d: Decoded): void {
-    if (!this.#reading || this.#input === undefined) return;
+    if (!this.#reading) return;
+    if (this.#subscription === undefined) this.#start();
+    if (this.#input === undefined) return;
     this.#pending++;
     this.#input.next(d);
     if (this.#pending >= this.#highWater) this.#pause();
@@ -107,7 +118,11 @@ export class Pump {
   end(): void {
     if (!this.#reading) return;
     this.#reading = false;
-    this.#input?.complete();
+    if (this.#subscription !== undefined) return this.#input?.complete();
+    // Nothing was read: nothing to answer.
+    this.#conn.close();
+    this.#flush();
+    this.#settle();
   }
 
   /** The peer's output buffer is full: stop reading until `unblocked`. */
@@ -125,8 +140,33 @@ export class Pump {
   /** The peer is gone: drops the pipeline (its subscriptions end) and resolves `done`. */
   stop(): void {
     this.#reading = false;
-    this.#subscription.unsubscribe();
+    if (this.#subscription !== undefined) this.#subscription.unsubscribe();
+    else this.#conn.close();
     this.#settle();
+  }
+
+  #start(): void {
+    const in$ = new Observable<Decoded>((sub) => {
+      this.#input = sub;
+      return () => (this.#input = undefined);
+    });
+    this.#subscription = this.#conn.handle(in$).subscribe({
+      next: (m) => this.#send(m),
+      error: (err: unknown) => this.#settle(err),
+      complete: () => {
+        this.#flush();
+        this.#settle();
+      },
+    });
+  }
+
+  #settle(err?: unknown): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (err === undefined) return this.#resolve?.();
+    this.#failure = { err };
+    this.#wire.failed?.(err);
+    this.#reject?.(err);
   }
 
   #pause(): void {

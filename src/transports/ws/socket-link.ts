@@ -60,8 +60,6 @@ export class SocketLink implements Wire {
   #closeReason: string | undefined;
   /** The rate limit has refused a frame of this connection (audited once per connection). */
   #rateLimited = false;
-  /** Resolves once the pipeline has answered everything it read (or the socket closed). */
-  readonly #pipelineDone: Promise<void>;
   /** Made at the first frame (see LinkOptions.budget). */
   #budget: FrameBudget | undefined;
 
@@ -74,10 +72,6 @@ export class SocketLink implements Wire {
     // read's worth of requests, answered in the same microtask run) leave in one write;
     // flushing at 64 KiB keeps the slow-reader check exact.
     this.#pump = new Pump(this.conn, this, { highWaterMark: o.highWaterMark, schedule: process.nextTick });
-    this.#pipelineDone = this.#pump.done.catch((err: unknown) => {
-      this.conn.log.error({ err }, 'connection pipeline failed');
-      this.close(1011, 'Internal error', 'error');
-    });
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     this.#ws.on('pong', () => (this.alive = true));
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
@@ -123,6 +117,12 @@ export class SocketLink implements Wire {
     this.#ws.resume();
   }
 
+  /** Wire: the pipeline failed (a bug). */
+  failed(err: unknown): void {
+    this.conn.log.error({ err }, 'connection pipeline failed');
+    this.close(1011, 'Internal error', 'error');
+  }
+
   /** Heartbeat tick: cuts a peer that did not answer the last ping, else pings again. */
   beat(): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
@@ -154,7 +154,8 @@ export class SocketLink implements Wire {
   async drain(): Promise<void> {
     this.#pump.end();
     if (this.#ws.isPaused) this.#ws.resume(); // the peer's close frame must still be read
-    await this.#pipelineDone;
+    // A failure was handled by `failed`; the drain goes on to the close.
+    await this.#pump.done.catch(() => undefined);
     this.close(CloseCodes.SERVICE_RESTART, 'Server restarting: reconnect', 'drain');
     await this.closed;
   }
