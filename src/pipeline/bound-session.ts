@@ -1,7 +1,7 @@
 import type { EndReason } from '../protocol/codes.js';
 import { unixSeconds } from '../sessions/records.js';
 import type { GatewayConnection } from './connection.js';
-import type { FollowRefusal, PipelineServices } from './services.js';
+import type { FollowOptions, FollowRefusal, PipelineServices } from './services.js';
 
 /**
  * `dest` of the pushes to a bound connection. A browser names no `src` when it connects, and
@@ -35,31 +35,52 @@ export async function lookupCookie(
   return { userId: v.record.u, expiresAt: unixSeconds(v.end), expiresIn: v.expiresIn, expiresInMs: Math.max(0, v.end - services.clock.now()) };
 }
 
-export interface BindOptions {
-  /** `session_expiring` this many ms before the end (0: none). */
-  warnBeforeMs: number;
-  /** Called once the session ended, after `session_expired` was pushed. */
-  onEnded(reason: EndReason): void;
+/** Told once a bound connection's session ended, after `session_expired` was pushed (the transport closes it). */
+export interface BoundEnd {
+  sessionEnded(reason: EndReason): void;
+}
+
+/** What a bound connection follows its session with: pushes to BOUND_DEST, one object per connection. */
+class BoundFollow implements FollowOptions {
+  readonly warnBefore: number | undefined;
+  readonly #conn: GatewayConnection;
+  readonly #hash: string;
+  readonly #end: BoundEnd;
+
+  constructor(conn: GatewayConnection, hash: string, warnBeforeMs: number, end: BoundEnd) {
+    this.#conn = conn;
+    this.#hash = hash;
+    this.#end = end;
+    this.warnBefore = warnBeforeMs > 0 ? warnBeforeMs : undefined;
+  }
+
+  onEnded(reason: EndReason): void {
+    this.#conn.push(BOUND_DEST, { type: 'session_expired', session_id: this.#hash, bound: true, reason });
+    this.#end.sessionEnded(reason);
+  }
+
+  onExpiring(expiresIn: number): void {
+    this.#conn.push(BOUND_DEST, { type: 'session_expiring', session_id: this.#hash, bound: true, expires_in: expiresIn });
+  }
+
+  onExtended(expiresIn: number): void {
+    this.#conn.push(BOUND_DEST, { type: 'session_extended', session_id: this.#hash, bound: true, expires_in: expiresIn });
+  }
+
+  /** Without the data: session data stays server-side, the page asks its backend. */
+  onUpdated(): void {
+    this.#conn.push(BOUND_DEST, { type: 'session_updated', session_id: this.#hash, bound: true });
+  }
 }
 
 /**
- * Binds a connection to a cookie's session: `session_expiring` before the end and
- * `session_expired` at the end are pushed to BOUND_DEST, then `onEnded` runs. Says why not
- * when the session has as many followers as allowed.
+ * Binds a connection to a cookie's session: `session_expiring` `warnBeforeMs` before the end
+ * (0: none) and `session_expired` at the end are pushed to BOUND_DEST, then `end` is told.
+ * Says why not when the session has as many followers as allowed.
  */
-export function bindSession(conn: GatewayConnection, s: Extract<CookieSession, { valid: true }>, o: BindOptions): FollowRefusal | undefined {
+export function bindSession(conn: GatewayConnection, s: Extract<CookieSession, { valid: true }>, warnBeforeMs: number, end: BoundEnd): FollowRefusal | undefined {
   // The id stays out of the connection: bound pushes never echo it (see BOUND_DEST).
-  const refused = conn.follow('bound', s.hash, '(cookie)', s.end, s.endReason, {
-    onEnded: (why) => {
-      conn.push(BOUND_DEST, { type: 'session_expired', session_id: s.hash, bound: true, reason: why });
-      o.onEnded(why);
-    },
-    onExpiring: (expiresIn) => conn.push(BOUND_DEST, { type: 'session_expiring', session_id: s.hash, bound: true, expires_in: expiresIn }),
-    warnBefore: o.warnBeforeMs > 0 ? o.warnBeforeMs : undefined,
-    onExtended: (expiresIn) => conn.push(BOUND_DEST, { type: 'session_extended', session_id: s.hash, bound: true, expires_in: expiresIn }),
-    // Without the data: session data stays server-side, the page asks its backend.
-    onUpdated: () => conn.push(BOUND_DEST, { type: 'session_updated', session_id: s.hash, bound: true }),
-  });
+  const refused = conn.follow('bound', s.hash, '(cookie)', s.end, s.endReason, new BoundFollow(conn, s.hash, warnBeforeMs, end));
   if (refused === undefined) conn.bindSession(s.hash);
   // The session may have ended between the check and now: look again.
   if (refused === undefined) conn.gateway.hub.recheck(s.hash);

@@ -6,7 +6,8 @@ import { GatewayError } from '../errors.js';
 import { SmallMap } from '../small-map.js';
 import type { Logger } from '../log.js';
 import type { Decoded, DecodedRequest } from '../protocol/decode.js';
-import type { AnyRequest, Envelope } from '../protocol/messages.js';
+import type { AnyRequest, EndReason, Envelope } from '../protocol/messages.js';
+import type { Subscriber as HubSubscriber } from '../push/hub.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
 import { errorReply, reply, type Body } from '../protocol/replies.js';
 import type { ReplyDraft } from '../protocol/reply-schemas.js';
@@ -77,6 +78,47 @@ function orderKey(d: Decoded): OrderKey {
       return EXCLUSIVE;
     default:
       return undefined;
+  }
+}
+
+/**
+ * A connection's follow of one session as the hub holds it: one object with methods rather
+ * than an object of closures (with tens of thousands of bound connections, each closure and
+ * its scope is memory held for as long as the connection lives).
+ */
+class Follow implements HubSubscriber {
+  readonly sessionId: string;
+  readonly #follows: SmallMap<string, [string, string]>;
+  readonly #entry: string;
+  readonly #how: FollowOptions;
+
+  constructor(sessionId: string, follows: SmallMap<string, [string, string]>, entry: string, how: FollowOptions) {
+    this.sessionId = sessionId;
+    this.#follows = follows;
+    this.#entry = entry;
+    this.#how = how;
+  }
+
+  /** Asked only of a follower that wants the warning. */
+  get warnBefore(): number | undefined {
+    return this.#how.onExpiring ? this.#how.warnBefore : undefined;
+  }
+
+  ended(reason: EndReason): void {
+    this.#follows.delete(this.#entry);
+    this.#how.onEnded(reason);
+  }
+
+  expiring(expiresIn: number): void {
+    this.#how.onExpiring?.(expiresIn);
+  }
+
+  extended(expiresIn: number): void {
+    this.#how.onExtended?.(expiresIn);
+  }
+
+  updated(data: Record<string, unknown>): void {
+    this.#how.onUpdated?.(data);
   }
 }
 
@@ -216,24 +258,7 @@ export class GatewayConnection implements HandlerContext {
     const entry = `${fk}\u0000${hash}`;
     if (!this.#follows.has(entry) && this.#follows.size >= this.gateway.options.maxSubscriptions) return 'connection_full';
     const limit = this.#options.untrusted ? (this.gateway.options.maxSubscribersPerSession ?? DEFAULT_SUBSCRIBERS_PER_SESSION) : undefined;
-    const ok = this.gateway.hub.subscribe(
-      hash,
-      fk,
-      {
-        sessionId,
-        ended: (r) => {
-          this.#follows.delete(entry);
-          how.onEnded(r);
-        },
-        expiring: how.onExpiring,
-        warnBefore: how.warnBefore,
-        extended: how.onExtended,
-        updated: how.onUpdated,
-      },
-      end,
-      reason,
-      limit,
-    );
+    const ok = this.gateway.hub.subscribe(hash, fk, new Follow(sessionId, this.#follows, entry, how), end, reason, limit);
     if (!ok) return 'session_full';
     this.#follows.set(entry, [fk, hash]);
     return undefined;

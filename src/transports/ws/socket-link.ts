@@ -1,5 +1,6 @@
 import { WebSocket, type RawData } from 'ws';
-import { CloseCodes, ErrorCodes } from '../../protocol/codes.js';
+import { CloseCodes, ErrorCodes, type EndReason } from '../../protocol/codes.js';
+import type { BoundEnd } from '../../pipeline/bound-session.js';
 import type { Gateway } from '../../gateway.js';
 import { audit, type Logger } from '../../log.js';
 import type { Metrics, Role } from '../../metrics.js';
@@ -43,7 +44,7 @@ interface Corkable {
  * out. Holds only what is WebSocket's own: frame size and budget, corking, the slow-reader
  * limit, heartbeat state, closes and drain.
  */
-export class SocketLink implements Wire {
+export class SocketLink implements Wire, BoundEnd {
   readonly conn: GatewayConnection;
   readonly role: Role;
   /** Resolves once the socket has closed. */
@@ -115,6 +116,12 @@ export class SocketLink implements Wire {
   /** Wire: read the socket again. */
   resume(): void {
     this.#ws.resume();
+  }
+
+  /** BoundEnd: the session this connection is bound to ended (`session_expired` was pushed). */
+  sessionEnded(reason: EndReason): void {
+    if (reason === 'regenerated') this.close(CloseCodes.SESSION_REGENERATED, 'Session regenerated: reconnect with the new cookie', 'session_ended');
+    else this.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
   }
 
   /** Wire: the pipeline failed (a bug). */

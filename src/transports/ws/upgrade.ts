@@ -105,13 +105,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
       return;
     }
-    const refused = bindSession(link.conn, bound, {
-      warnBeforeMs: config.expiryWarning * 1000,
-      onEnded: (why) => {
-        if (why === 'regenerated') link.close(CloseCodes.SESSION_REGENERATED, 'Session regenerated: reconnect with the new cookie', 'session_ended');
-        else link.close(CloseCodes.SESSION_ENDED, 'Session ended', 'session_ended');
-      },
-    });
+    const refused = bindSession(link.conn, bound, config.expiryWarning * 1000, link);
     if (refused !== undefined) {
       link.close(CloseCodes.POLICY, 'Too many connections follow this session', 'session_full');
       return;
