@@ -63,7 +63,7 @@ HTTP_SKIPS := --skip 'subscri' --skip '^project: idle timeout' --skip '^project:
 	--skip '^project: revoke_user_sessions: counts' --skip '^project: 400 mixed' --skip '^project: envelope errors' \
 	--skip 'missing or unreadable msg_id' --skip 'an oversized line is error 12'
 
-# One store server and two gateway nodes on this machine, no containers (scripts/cluster.sh):
+# One store server and gateway nodes (two; CLUSTER_NODES=5 for five) on this machine, no containers (scripts/cluster.sh):
 # Redis by default, PostgreSQL with `make cluster STORE=postgres`.
 cluster: build system-deps
 	STORE=$(STORE) bash scripts/cluster.sh

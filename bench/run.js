@@ -24,6 +24,7 @@ const ROWS = [
   'row7-push-lateness.js',
   'row8-session-memory.js',
   'row9-connections.js',
+  'row10-churn.js',
   'row11-stdio-cold-start.js',
   'row12-postgres-validate.js',
   'row13-postgres-peer.js',

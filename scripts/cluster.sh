@@ -1,22 +1,42 @@
 #!/usr/bin/env bash
 # `make cluster`: one store server (redis-server, or PostgreSQL with STORE=postgres) and
-# two gateway nodes (`serve`) on this machine, no containers. Runs in the foreground;
-# Ctrl-C (or SIGTERM) stops all three.
+# N gateway nodes (`serve`, two by default) on this machine, no containers, each on its own
+# port and with its open-file limit raised to the hard limit (one socket per connection).
+# Runs in the foreground; Ctrl-C (or SIGTERM) stops them all.
 #
 #   STORE                  redis (default) or postgres
+#   CLUSTER_NODES          how many gateway nodes (default 2, at most 26): node-a, node-b, ...
+#   CLUSTER_PORT           the first node's port (default 8081); the others follow (8082, ...)
+#   CLUSTER_PORT_A/B       the first two nodes' ports, if set (they override CLUSTER_PORT)
 #   CLUSTER_REDIS_PORT     Redis port (default 6390; never 6379, the system Redis)
 #   CLUSTER_POSTGRES_PORT  PostgreSQL port (default 5440; never 5432, the system PostgreSQL)
-#   CLUSTER_PORT_A/B       gateway ports (default 8081, 8082)
 #   CLUSTER_DIR            working directory: store data, logs, the service key (default: a temp dir)
-#   GATEWAY_JWT_SECRET, GATEWAY_SERVICE_KEY  shared by both nodes (default: random for this run)
+#   GATEWAY_JWT_SECRET, GATEWAY_SERVICE_KEY  shared by all nodes (default: random for this run)
+#   other GATEWAY_* variables (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS...) pass to every node
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 store=${STORE:-redis}
 redis_port=${CLUSTER_REDIS_PORT:-6390}
 postgres_port=${CLUSTER_POSTGRES_PORT:-5440}
-port_a=${CLUSTER_PORT_A:-8081}
-port_b=${CLUSTER_PORT_B:-8082}
+nodes=${CLUSTER_NODES:-2}
+first_port=${CLUSTER_PORT:-8081}
+if ! [[ $nodes =~ ^[0-9]+$ ]] || ((nodes < 1 || nodes > 26)); then
+  echo "cluster: CLUSTER_NODES must be a number from 1 to 26 (got \"$nodes\")" >&2
+  exit 2
+fi
+if ! [[ $first_port =~ ^[0-9]+$ ]] || ((first_port < 1 || first_port + nodes - 1 > 65535)); then
+  echo "cluster: CLUSTER_PORT must be a port number with room for $nodes nodes (got \"$first_port\")" >&2
+  exit 2
+fi
+names=() ports=()
+letters=(a b c d e f g h i j k l m n o p q r s t u v w x y z)
+for ((i = 0; i < nodes; i++)); do
+  names+=("node-${letters[i]}")
+  ports+=($((first_port + i)))
+done
+[[ -n ${CLUSTER_PORT_A:-} ]] && ports[0]=$CLUSTER_PORT_A
+[[ -n ${CLUSTER_PORT_B:-} && $nodes -ge 2 ]] && ports[1]=$CLUSTER_PORT_B
 case $store in
   redis)
     if [[ $redis_port == 6379 ]]; then
@@ -94,29 +114,36 @@ else
   store_where="postgres 127.0.0.1:$postgres_port"
 fi
 
-origins="http://127.0.0.1:$port_a,http://127.0.0.1:$port_b,http://localhost:$port_a,http://localhost:$port_b"
-for node in a b; do
-  port=port_$node
+origins=""
+for port in "${ports[@]}"; do origins+="${origins:+,}http://127.0.0.1:$port,http://localhost:$port"; done
+# One socket per connection: each node may hold up to the hard limit of open files.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+for ((i = 0; i < nodes; i++)); do
   GATEWAY_STORE="$gateway_store" GATEWAY_JWT_SECRET="$secret" GATEWAY_SERVICE_KEY="$service_key" \
     GATEWAY_DRAIN_DELAY="${GATEWAY_DRAIN_DELAY:-0}" GATEWAY_DRAIN_WINDOW="${GATEWAY_DRAIN_WINDOW:-0}" \
-    GATEWAY_NODE_ID="node-$node" GATEWAY_HOST=127.0.0.1 GATEWAY_PORT="${!port}" GATEWAY_ALLOWED_ORIGINS="$origins" \
-    node dist/cli.js serve 2>"$dir/node-$node.log" &
+    GATEWAY_NODE_ID="${names[i]}" GATEWAY_HOST=127.0.0.1 GATEWAY_PORT="${ports[i]}" GATEWAY_ALLOWED_ORIGINS="$origins" \
+    node dist/cli.js serve 2>"$dir/${names[i]}.log" &
   pids+=($!)
 done
 
 ready() { node -e 'fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))' "$1"; }
+all_ready() {
+  for port in "${ports[@]}"; do ready "http://127.0.0.1:$port/readyz" || return 1; done
+}
 for _ in $(seq 300); do
-  ready "http://127.0.0.1:$port_a/readyz" && ready "http://127.0.0.1:$port_b/readyz" && break
+  all_ready && break
   sleep 0.1
 done
-if ! { ready "http://127.0.0.1:$port_a/readyz" && ready "http://127.0.0.1:$port_b/readyz"; }; then
-  echo "cluster: a gateway node did not become ready (see $dir/node-a.log, $dir/node-b.log)" >&2
+if ! all_ready; then
+  echo "cluster: a gateway node did not become ready (see the node-*.log files in $dir)" >&2
   exit 1
 fi
 
-echo "cluster up: node-a ws://127.0.0.1:$port_a  node-b ws://127.0.0.1:$port_b  $store_where"
-echo "cluster: service key in $dir/service-key.env; logs in $dir; Ctrl-C stops everything"
-# Runs until a signal, or until one of the three dies (then the others are stopped too).
+up=""
+for ((i = 0; i < nodes; i++)); do up+="${names[i]} ws://127.0.0.1:${ports[i]}  "; done
+echo "cluster up: $up$store_where"
+echo "cluster: service key in $dir/service-key.env; logs in $dir; open files per node: $(ulimit -n); Ctrl-C stops everything"
+# Runs until a signal, or until one of the processes dies (then the others are stopped too).
 wait -n "${pids[@]}" || true
 echo "cluster: a process exited; stopping the rest" >&2
 exit 1

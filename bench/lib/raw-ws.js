@@ -63,6 +63,7 @@ export function openRaw(url, headers, onFrame, { onPing, localAddress, onClose }
     let pending = Buffer.alloc(0);
     let upgraded = false;
     const pongMask = randomBytes(4);
+    let sentClose = false;
     const api = {
       socket,
       /** Writes many prebuilt frames in one go. */
@@ -73,6 +74,11 @@ export function openRaw(url, headers, onFrame, { onPing, localAddress, onClose }
       },
       close() {
         socket.destroy();
+      },
+      /** Starts the close handshake as a browser does (a close frame, then waits for the server's). */
+      closeFrame(code = 1000) {
+        sentClose = true;
+        socket.write(maskedClose(code, pongMask));
       },
     };
     const parse = (buf) => {
@@ -102,7 +108,8 @@ export function openRaw(url, headers, onFrame, { onPing, localAddress, onClose }
         } else if (op === 0x8) {
           const code = len >= 2 ? buf.readUInt16BE(start) : 1005;
           onClose?.(code);
-          socket.end(maskedClose(code === 1005 ? 1000 : code, pongMask));
+          if (sentClose) socket.end();
+          else socket.end(maskedClose(code === 1005 ? 1000 : code, pongMask));
         }
         at = start + len;
       }

@@ -1,0 +1,66 @@
+// Load generator of row 10: browser connections opened at `rate` a second for `ms`, open
+// loop (each start has its scheduled time; a late one is measured from it), each bound to a
+// session by its cookie, held `holdMs`, then closed with a close handshake as a browser does.
+// Source addresses rotate over `addresses`. Prints one JSON line: upgrade times (from the
+// scheduled start to the 101) p50/p99/max, counts, and this process's CPU.
+import { readFileSync } from 'node:fs';
+import { cpuSeconds, sleep } from '../lib/proc.js';
+import { percentile } from '../lib/stats.js';
+import { openRaw } from '../lib/raw-ws.js';
+
+const o = JSON.parse(process.argv[2]);
+const ids = JSON.parse(readFileSync(o.ids, 'utf8'));
+const total = Math.floor((o.rate * o.ms) / 1000);
+const lat = new Float64Array(total);
+let upgraded = 0;
+let failed = 0;
+let firstError;
+/** Closes the server began (anything but the answer to our close frame). */
+let serverClosed = 0;
+let closed = 0;
+
+function one(i, scheduled) {
+  let ours = false;
+  openRaw(
+    o.url,
+    { Origin: o.origin, Cookie: `${o.cookie}=${ids[i % ids.length]}` },
+    () => {},
+    {
+      localAddress: o.addresses[i % o.addresses.length],
+      onClose: () => {
+        if (!ours) serverClosed++;
+      },
+    },
+  ).then(
+    (ws) => {
+      lat[upgraded++] = performance.now() - scheduled;
+      ws.socket.once('close', () => closed++);
+      setTimeout(() => {
+        ours = true;
+        ws.closeFrame(1000);
+      }, o.holdMs);
+    },
+    (err) => {
+      failed++;
+      firstError ??= err.message;
+    },
+  );
+}
+
+const cpu0 = cpuSeconds(process.pid);
+const t0 = performance.now();
+let started = 0;
+while (started < total) {
+  const due = Math.min(total, Math.floor(((performance.now() - t0) * o.rate) / 1000) + 1);
+  while (started < due) one(started, t0 + (started * 1000) / o.rate), started++;
+  await sleep(1);
+}
+// Every connection answered and closed, or a deadline.
+const until = performance.now() + o.holdMs + 10_000;
+while ((upgraded + failed < total || closed < upgraded) && performance.now() < until) await sleep(20);
+const seconds = (performance.now() - t0) / 1000;
+const sorted = lat.subarray(0, upgraded).sort();
+process.stdout.write(
+  `${JSON.stringify({ total, upgraded, failed, firstError, closed, serverClosed, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: percentile(sorted, 100), seconds, genCpu: (cpuSeconds(process.pid) - cpu0) / seconds })}\n`,
+);
+process.exit(0);
