@@ -21,17 +21,12 @@ let closed = 0;
 
 function one(i, scheduled) {
   let ours = false;
-  openRaw(
-    o.url,
-    { Origin: o.origin, Cookie: `${o.cookie}=${ids[i % ids.length]}` },
-    () => {},
-    {
-      localAddress: o.addresses[i % o.addresses.length],
-      onClose: () => {
-        if (!ours) serverClosed++;
-      },
+  openRaw(o.url, { Origin: o.origin, Cookie: `${o.cookie}=${ids[i % ids.length]}` }, () => {}, {
+    localAddress: o.addresses[i % o.addresses.length],
+    onClose: () => {
+      if (!ours) serverClosed++;
     },
-  ).then(
+  }).then(
     (ws) => {
       lat[upgraded++] = performance.now() - scheduled;
       ws.socket.once('close', () => closed++);
@@ -52,7 +47,7 @@ const t0 = performance.now();
 let started = 0;
 while (started < total) {
   const due = Math.min(total, Math.floor(((performance.now() - t0) * o.rate) / 1000) + 1);
-  while (started < due) one(started, t0 + (started * 1000) / o.rate), started++;
+  for (; started < due; started++) one(started, t0 + (started * 1000) / o.rate);
   await sleep(1);
 }
 // Every connection answered and closed, or a deadline.

@@ -184,7 +184,8 @@ export function startTalking(cmd, args, opts = {}) {
     new Promise((resolve, reject) => {
       const done = (/** @type {string | undefined} */ line) => {
         clearTimeout(timer);
-        if (line === undefined) reject(new Error(`${args[0] ?? cmd} exited (${child.exitCode ?? child.signalCode}): ${child.stderrTail().trim().split('\n').slice(-3).join(' | ')}`));
+        if (line === undefined)
+          reject(new Error(`${args[0] ?? cmd} exited (${child.exitCode ?? child.signalCode}): ${child.stderrTail().trim().split('\n').slice(-3).join(' | ')}`));
         else resolve(JSON.parse(line));
       };
       const timer = setTimeout(() => {
@@ -199,7 +200,7 @@ export function startTalking(cmd, args, opts = {}) {
   return {
     child,
     next,
-    /** @param {unknown} obj */
+    /** @param {unknown} obj @param {number} [timeoutMs] */
     ask: (obj, timeoutMs) => {
       child.stdin?.write(`${JSON.stringify(obj)}\n`);
       return next(timeoutMs);

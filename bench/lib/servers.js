@@ -10,6 +10,7 @@ export const SERVICE_KEY = randomBytes(32).toString('base64');
  * @property {string[]} [args]
  * @property {string[]} [nodeArgs] gateway only: node's own flags
  * @property {number} [ulimit] open-file limit
+ * @property {number} [startTimeoutMs] gateway only: how long it may take to listen (default 20 s; fixtures are loaded first)
  */
 
 /**
@@ -17,13 +18,13 @@ export const SERVICE_KEY = randomBytes(32).toString('base64');
  * @param {any} ctx
  * @param {ServerOptions} [options]
  */
-export async function startGateway(ctx, { env = {}, args = [], nodeArgs = [], ulimit } = {}) {
+export async function startGateway(ctx, { env = {}, args = [], nodeArgs = [], ulimit, startTimeoutMs = 20000 } = {}) {
   const port = await freePort();
   const child = start('node', [...nodeArgs, ctx.cli, 'serve', ...args], {
     env: ctx.gatewayEnv({ GATEWAY_PORT: String(port), GATEWAY_HOST: '127.0.0.1', GATEWAY_SERVICE_KEY: SERVICE_KEY, ...env }),
     ulimit,
   });
-  await waitForPort(port, 20000, child);
+  await waitForPort(port, startTimeoutMs, child);
   return { url: `ws://127.0.0.1:${port}/`, port, child, stop: () => stop(child, 'SIGKILL') };
 }
 

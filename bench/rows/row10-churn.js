@@ -28,7 +28,19 @@ export const row = {
       const churn = (churnMs) =>
         runJson(
           'node',
-          [ctx.gen('ws-churn.js'), JSON.stringify({ url: gw.url, origin: `http://127.0.0.1:${gw.port}`, ids: idsFile, cookie: 'sid', rate, ms: churnMs, holdMs, addresses: ADDRESSES })],
+          [
+            ctx.gen('ws-churn.js'),
+            JSON.stringify({
+              url: gw.url,
+              origin: `http://127.0.0.1:${gw.port}`,
+              ids: idsFile,
+              cookie: 'sid',
+              rate,
+              ms: churnMs,
+              holdMs,
+              addresses: ADDRESSES,
+            }),
+          ],
           { ulimit: 20_000, timeoutMs: churnMs + 60_000 },
         );
       // A short churn first (the JIT, the heap grown to the load), then the measured one.

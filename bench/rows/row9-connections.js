@@ -50,6 +50,8 @@ export const row = {
         cluster_ends_p50_ms: +five.p50.toFixed(1),
         cluster_ends_p99_ms: +five.p99.toFixed(1),
         cluster_ends_max_ms: +five.max.toFixed(1),
+        gateway_cpu_us_per_end: Math.round(one.endCpu * 1e6),
+        cluster_gateway_cpu_us_per_end: Math.round(five.endCpu * 1e6),
       },
     };
   },
@@ -64,34 +66,50 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
   if (perNode > FILES - 500) throw new Error(`${perNode} connections do not fit under ${FILES} open files`);
   const addresses = Array.from({ length: Math.ceil(perNode / PER_ADDRESS) }, (_, i) => `127.0.0.${i + 2}`);
   const redis = nodes > 1 ? await startRedis() : undefined;
+  /** @type {Awaited<ReturnType<typeof startGateway>>[]} */
   const gateways = [];
   const gens = [];
   const services = [];
   try {
-    const ids = [];
-    for (let g = 0; g < nodes; g++) {
-      const mine = sessionIds(perNode);
-      ids.push(mine);
+    const ids = Array.from({ length: nodes }, () => sessionIds(perNode));
+    const starting = ids.map((mine, g) => {
       const fixtures = writeFixtures(ctx.tmp, `${name}-${g}-fixtures.json`, mine);
       writeFileSync(join(ctx.tmp, `${name}-${g}-ids.json`), JSON.stringify(mine));
       const env = { GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: String(PER_ADDRESS), GATEWAY_NODE_ID: `node-${g}` };
       // Each node seeds its own share of the sessions (on Redis, all are seen by every node).
-      gateways.push(startGateway(ctx, { args: ['--fixtures', fixtures], ulimit: FILES, env: redis ? { ...env, GATEWAY_STORE: redis.url } : env }));
-    }
-    gateways.splice(0, nodes, ...(await Promise.all(gateways)));
+      return startGateway(ctx, {
+        args: ['--fixtures', fixtures],
+        ulimit: FILES,
+        env: redis ? { ...env, GATEWAY_STORE: redis.url } : env,
+        startTimeoutMs: 180_000,
+      });
+    });
+    for (const r of await Promise.allSettled(starting)) if (r.status === 'fulfilled') gateways.push(r.value);
+    if (gateways.length < nodes) throw new Error(`${name}: only ${gateways.length} of ${nodes} gateways started`);
     await sleep(1000);
     const rss0 = gateways.map((gw) => rssBytes(gw.child.pid));
     const t0 = performance.now();
     for (let g = 0; g < nodes; g++) {
       const gw = gateways[g];
-      const args = { url: gw.url, origin: `http://127.0.0.1:${gw.port}`, ids: join(ctx.tmp, `${name}-${g}-ids.json`), from: 0, count: perNode, cookie: 'sid', addresses, perAddress: PER_ADDRESS };
+      const args = {
+        url: gw.url,
+        origin: `http://127.0.0.1:${gw.port}`,
+        ids: join(ctx.tmp, `${name}-${g}-ids.json`),
+        from: 0,
+        count: perNode,
+        cookie: 'sid',
+        addresses,
+        perAddress: PER_ADDRESS,
+      };
       gens.push(startTalking('node', [ctx.gen('ws-hold.js'), JSON.stringify(args)], { ulimit: FILES }));
     }
     const opened = await Promise.all(gens.map((gen) => gen.next(300_000)));
     const openSeconds = (performance.now() - t0) / 1000;
     const held = opened.reduce((a, r) => a + r.opened, 0);
     const failed = opened.reduce((a, r) => a + r.failed, 0);
-    ctx.log(`  ${name}: ${held} connections open on ${nodes} node(s) in ${openSeconds.toFixed(1)} s, ${failed} failed${failed ? ` (${opened.find((r) => r.firstError)?.firstError})` : ''}`);
+    ctx.log(
+      `  ${name}: ${held} connections open on ${nodes} node(s) in ${openSeconds.toFixed(1)} s, ${failed} failed${failed ? ` (${opened.find((r) => r.firstError)?.firstError})` : ''}`,
+    );
     if (failed > 0) throw new Error(`${name}: ${failed} connections failed to open`);
 
     await sleep(2000);
@@ -110,9 +128,12 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     const per = Math.floor(ends / nodes);
     for (const gw of gateways) services.push(await serviceSocket(gw.url));
     const replies = services.map((s) => s.replies(per));
+    const cpuEnds0 = gateways.map((gw) => cpuSeconds(gw.child.pid));
     const sent = now();
     for (let g = 0; g < nodes; g++) {
-      const frames = ids[g].slice(0, per).map((sid, k) => JSON.stringify({ src: 'bench', dest: 'gateway', body: { type: 'destroy_session', msg_id: k + 1, session_id: sid } }));
+      const frames = ids[g]
+        .slice(0, per)
+        .map((sid, k) => JSON.stringify({ src: 'bench', dest: 'gateway', body: { type: 'destroy_session', msg_id: k + 1, session_id: sid } }));
       services[(g + 1) % nodes].send(frames);
     }
     const answers = await Promise.all(replies);
@@ -126,12 +147,14 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
       if (lost > 0) throw new Error(`${name}: ${lost} connections closed without their push`);
       if (ended >= per * nodes) {
         const open = st.reduce((a, s) => a + s.open, 0);
-        if (ended > per * nodes || open !== held - per * nodes) throw new Error(`${name}: ${ended} ended, ${open} still open; expected ${per * nodes} and ${held - per * nodes}`);
+        if (ended > per * nodes || open !== held - per * nodes)
+          throw new Error(`${name}: ${ended} ended, ${open} still open; expected ${per * nodes} and ${held - per * nodes}`);
         break;
       }
       if (Date.now() > until) throw new Error(`${name}: only ${ended} of ${per * nodes} pages got their push and close within 60 s`);
       await sleep(100);
     }
+    const endCpu = gateways.reduce((a, gw, g) => a + cpuSeconds(gw.child.pid) - cpuEnds0[g], 0) / (per * nodes);
     const lat = [];
     const pushLat = [];
     for (let g = 0; g < nodes; g++) {
@@ -147,12 +170,14 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     const p50 = percentile(lat, 50);
     const p99 = percentile(lat, 99);
     const max = lat[lat.length - 1];
-    ctx.log(`  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the destroys were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`);
-    return { held, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endsAsked: per * nodes };
+    ctx.log(
+      `  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the destroys were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`,
+    );
+    return { held, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
   } finally {
     for (const s of services) s.close();
     await Promise.all(gens.map((gen) => gen.stop()));
-    await Promise.all(gateways.map((gw) => gw.stop?.()));
+    await Promise.all(gateways.map((gw) => gw.stop()));
     await redis?.stop();
   }
 }

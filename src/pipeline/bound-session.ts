@@ -78,7 +78,12 @@ class BoundFollow implements FollowOptions {
  * (0: none) and `session_expired` at the end are pushed to BOUND_DEST, then `end` is told.
  * Says why not when the session has as many followers as allowed.
  */
-export function bindSession(conn: GatewayConnection, s: Extract<CookieSession, { valid: true }>, warnBeforeMs: number, end: BoundEnd): FollowRefusal | undefined {
+export function bindSession(
+  conn: GatewayConnection,
+  s: Extract<CookieSession, { valid: true }>,
+  warnBeforeMs: number,
+  end: BoundEnd,
+): FollowRefusal | undefined {
   // The id stays out of the connection: bound pushes never echo it (see BOUND_DEST).
   const refused = conn.follow('bound', s.hash, '(cookie)', s.end, s.endReason, new BoundFollow(conn, s.hash, warnBeforeMs, end));
   if (refused === undefined) conn.bindSession(s.hash);
