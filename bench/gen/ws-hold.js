@@ -8,6 +8,7 @@
 // A connection "ends" when it got its `session_expired` push and then its close.
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
+import { sleep } from '../lib/proc.js';
 import { openRaw } from '../lib/raw-ws.js';
 
 const o = JSON.parse(process.argv[2]);
@@ -45,6 +46,7 @@ function openOne(i) {
 
 const t0 = performance.now();
 let failed = 0;
+let retried = 0;
 let firstError;
 let next = 0;
 // At most `concurrency` handshakes in flight: the gateway's accept queue stays short.
@@ -52,14 +54,27 @@ await Promise.all(
   Array.from({ length: o.concurrency ?? 200 }, async () => {
     while (next < ids.length) {
       const i = next++;
-      await openOne(i).catch((err) => {
+      for (let attempt = 1; ; attempt++) {
+        const err = await openOne(i).then(
+          () => undefined,
+          (e) => e,
+        );
+        if (err === undefined) break;
+        // 503: the store did not answer the cookie's check in time (a busy machine); a
+        // browser's client reconnects after Retry-After, and so does this one, a few times.
+        if (/ 503 /.test(err.message) && attempt < 5) {
+          retried++;
+          await sleep(250 * attempt);
+          continue;
+        }
         failed++;
         firstError ??= err.message;
-      });
+        break;
+      }
     }
   }),
 );
-process.stdout.write(`${JSON.stringify({ opened: open, failed, firstError, ms: performance.now() - t0 })}\n`);
+process.stdout.write(`${JSON.stringify({ opened: open, failed, retried, firstError, ms: performance.now() - t0 })}\n`);
 
 const rl = createInterface({ input: process.stdin });
 rl.on('line', (line) => {

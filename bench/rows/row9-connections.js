@@ -43,6 +43,7 @@ export const row = {
         idle_heartbeat_cpu_pct_per_19k: +one.idleCpuPer19k.toFixed(2),
         cluster_idle_heartbeat_cpu_pct_per_19k: +five.idleCpuPer19k.toFixed(2),
         open_seconds: +one.openSeconds.toFixed(1),
+        upgrades_retried_after_503: one.retried + five.retried,
         cluster_open_seconds: +five.openSeconds.toFixed(1),
         ends_p50_ms: +one.p50.toFixed(1),
         ends_p99_ms: +one.p99.toFixed(1),
@@ -107,8 +108,9 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     const openSeconds = (performance.now() - t0) / 1000;
     const held = opened.reduce((a, r) => a + r.opened, 0);
     const failed = opened.reduce((a, r) => a + r.failed, 0);
+    const retried = opened.reduce((a, r) => a + r.retried, 0);
     ctx.log(
-      `  ${name}: ${held} connections open on ${nodes} node(s) in ${openSeconds.toFixed(1)} s, ${failed} failed${failed ? ` (${opened.find((r) => r.firstError)?.firstError})` : ''}`,
+      `  ${name}: ${held} connections open on ${nodes} node(s) in ${openSeconds.toFixed(1)} s, ${failed} failed, ${retried} retried after a 503${failed ? ` (${opened.find((r) => r.firstError)?.firstError})` : ''}`,
     );
     if (failed > 0) throw new Error(`${name}: ${failed} connections failed to open`);
 
@@ -173,7 +175,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     ctx.log(
       `  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the destroys were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`,
     );
-    return { held, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
+    return { held, retried, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
   } finally {
     for (const s of services) s.close();
     await Promise.all(gens.map((gen) => gen.stop()));
