@@ -6,8 +6,12 @@ import { runJson } from '../lib/proc.js';
 import { SERVICE_KEY, startGateway, startTarget } from '../lib/servers.js';
 import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/workload.js';
 
-/** Row 1, and the shared driver of row 4 (same load on the Redis store). */
-export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, ceiling = false }) {
+/**
+ * Row 1, and the shared driver of the rows on other stores (same load). The baseline is the
+ * bare echo that batches its writes (`cork`); `uncorked` also measures the echo that writes
+ * each reply on its own.
+ */
+export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, uncorked = false }) {
   const msgs = ctx.quick ? 40_000 : 300_000;
   const warm = ctx.quick ? 10_000 : 30_000;
   const ids = sessionIds(1000);
@@ -40,14 +44,14 @@ export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, ce
         await gw.stop();
       }
     },
-    baseline ? () => echo([]) : null,
+    baseline ? () => echo(['cork']) : null,
     ctx.log,
   );
-  if (ceiling) {
-    ctx.log('  ceiling: the same echo with batched writes');
+  if (uncorked) {
+    ctx.log('  the same echo writing each reply on its own:');
     const c = [];
-    for (let i = 0; i < Math.min(3, ctx.runs); i++) c.push((await echo(['cork'])).value);
-    res.ceiling = median(c);
+    for (let i = 0; i < Math.min(3, ctx.runs); i++) c.push((await echo([])).value);
+    res.uncorked = median(c);
   }
   return res;
 }
@@ -56,17 +60,17 @@ export const row = {
   id: 1,
   what: 'validate_session over one WebSocket, 1,000 in flight, memory store, 1,000 sessions',
   unit: 'msgs/s',
-  baselineWhat: 'bare ws server: parse each frame, reply of the same size',
-  target: { on: 'ratio', op: '>=', limit: 0.7 },
+  baselineWhat: 'bare ws server: parse each frame, reply of the same size, the replies of one burst in one write',
+  target: { on: 'ratio', op: '>=', limit: 0.55 },
 
   async run(ctx) {
-    const res = await wsValidate(ctx, { name: 'row1', ceiling: true });
+    const res = await wsValidate(ctx, { name: 'row1', uncorked: true });
     ctx.shared.row1 = res;
     return {
       value: res.gateway,
       baseline: res.baseline,
-      note: 'service connection (not rate limited), load generator in its own process; ceiling = the bare echo with its replies batched into one write per burst, as the gateway does',
-      extra: { ceiling: Math.round(res.ceiling), ratio_to_ceiling: +(res.gateway / res.ceiling).toFixed(3) },
+      note: 'service connection (not rate limited), load generator in its own process; uncorked = the same echo with one write per reply (one ws.send each, as ws is used)',
+      extra: { uncorked: Math.round(res.uncorked), ratio_to_uncorked: +(res.gateway / res.uncorked).toFixed(3) },
     };
   },
 };

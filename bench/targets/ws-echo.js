@@ -1,7 +1,8 @@
 // Baseline of row 1: a bare `ws` server that parses each frame and answers a reply of the
-// same size (the frame's own text), one `ws.send` per message as ws is used. With `cork` as
-// second argument, replies of one burst are batched into one write, as the gateway does:
-// the best plain ws can do, reported beside the main figure.
+// same size (the frame's own text), one `ws.send` per message. With `cork` as second
+// argument (row 1's baseline), replies of one burst are batched into one write, as the
+// gateway does: the best plain ws can do. Without it, one write per reply, as ws is used
+// by default (reported beside the main figure).
 import { WebSocketServer } from 'ws';
 
 const port = Number(process.argv[2]);
