@@ -320,14 +320,20 @@ export class GatewayConnection implements HandlerContext {
     } catch (err) {
       return this.#failure(d, err, started);
     }
-    return Promise.resolve(result).then(
-      (body) => {
-        this.gateway.observer.message?.(type, body.type, (performance.now() - started) / 1000);
-        this.#options.onReply?.(type, body.type);
-        return reply(d, d.body.msg_id, body);
-      },
-      (err) => this.#failure(d, err, started),
-    );
+    if (result instanceof Promise) {
+      return result.then(
+        (body) => this.#done(d, type, body, started),
+        (err) => this.#failure(d, err, started),
+      );
+    }
+    // Answered in place (the memory store): no Promise for this request.
+    return this.#done(d, type, result, started);
+  }
+
+  #done(d: DecodedRequest, type: string, body: ReplyDraft, started: number): Outbound {
+    this.gateway.observer.message?.(type, body.type, (performance.now() - started) / 1000);
+    this.#options.onReply?.(type, body.type);
+    return reply(d, d.body.msg_id, body);
   }
 
   #error(d: DecodedRequest, err: GatewayError, started: number): Outbound {

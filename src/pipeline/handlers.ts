@@ -1,4 +1,5 @@
 import { GatewayError } from '../errors.js';
+import { andThen } from '../maybe-promise.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
@@ -24,13 +25,15 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     return { type: 'session_created', session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
   },
 
-  async validate_session(c, _req, b) {
-    const v = await c.gateway.sessions.validate(b.session_id);
-    if (!v.valid) return invalidSession(v.error);
-    if (c.gateway.options.sessionIdleTimeout > 0) c.gateway.hub.moved(v.hash, v.end, v.endReason);
-    const body: ReplyDraft<'session_valid'> = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
-    if (v.record.d !== undefined) body.data = v.record.d;
-    return body;
+  // Not async: on the memory store the whole request is served without a Promise.
+  validate_session(c, _req, b) {
+    return andThen(c.gateway.sessions.validate(b.session_id), (v) => {
+      if (!v.valid) return invalidSession(v.error);
+      if (c.gateway.options.sessionIdleTimeout > 0) c.gateway.hub.moved(v.hash, v.end, v.endReason);
+      const body: ReplyDraft<'session_valid'> = { type: 'session_valid', user_id: v.record.u, expires_in: v.expiresIn };
+      if (v.record.d !== undefined) body.data = v.record.d;
+      return body;
+    });
   },
 
   async regenerate_session(c, _req, b) {
@@ -107,10 +110,11 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     return { type: 'token_generated', ...(await c.gateway.tokens.generate(b.payload)) };
   },
 
-  async verify_token(c, _req, b) {
-    const v = await c.gateway.tokens.verify(b.token);
+  verify_token(c, _req, b) {
     // verify() accepts only tokens whose exp, iat and jti are well typed.
-    return v.valid ? { type: 'token_valid', payload: v.payload as ReplyDraft<'token_valid'>['payload'] } : invalidToken(v.error);
+    return andThen(c.gateway.tokens.verify(b.token), (v) =>
+      v.valid ? { type: 'token_valid', payload: v.payload as ReplyDraft<'token_valid'>['payload'] } : invalidToken(v.error),
+    );
   },
 
   async refresh_token(c, _req, b) {

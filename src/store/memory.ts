@@ -20,6 +20,7 @@ export function createMemoryStore(clock: Clock): KeyvStore {
     keyv,
     atomics: map,
     read: (key) => map.get(key)?.value,
+    readsInPlace: true,
     events: localBus,
     size: () => map.size,
     close: () => map.close(),

@@ -63,6 +63,11 @@ export interface Store {
   /** Which backend: for logs and /readyz. */
   readonly kind: 'memory' | 'redis' | 'postgres';
   get<T>(key: string): Promise<T | undefined>;
+  /**
+   * `get` for the hot paths: the value itself where the backend holds it in this process
+   * (memory), else `get`'s Promise. Fails as `get` does (a throw or a rejection, UNAVAILABLE).
+   */
+  read<T>(key: string): T | undefined | Promise<T | undefined>;
   /** Stores `value` for `ttlMs` milliseconds (> 0); the backend frees it then. */
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;
   /** Deletes; true when something was there. */

@@ -1,6 +1,8 @@
 import { createRequire } from 'node:module';
-import { randomId } from '../crypto.js';
+import type { LRUCache } from 'lru-cache';
+import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
+import { andThen, type MaybePromise } from '../maybe-promise.js';
 import { claimShapeError, timeError } from './claims.js';
 import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
@@ -45,6 +47,18 @@ const fastJwtTexts = once((): Record<string, string> => {
 
 type Verify = (token: string) => Record<string, unknown>;
 type Sign = (payload: Record<string, unknown>) => string;
+/** A token whose signature, header and claim types passed, with its cache key. */
+type Checked = { valid: true; payload: Record<string, unknown>; key: string } | { valid: false; error: string };
+
+/** Tokens remembered as checked (see #checkSignature): as many as fast-jwt's cache held. */
+const CHECKED_TOKENS = 4096;
+/** The longest a checked token is remembered, as fast-jwt's cache did (its cacheTTL). */
+const CHECKED_TTL_MS = 600_000;
+/** lru-cache, loaded with fast-jwt: on the first token. */
+const loadLruCache = once(() => createRequire(import.meta.url)('lru-cache') as typeof import('lru-cache'));
+
+const revoked = (): Verification => ({ valid: false, error: 'Token revoked' });
+const sessionEnded = (): Verification => ({ valid: false, error: 'Session ended' });
 
 const verifierKey = (alg: string, kid: string | undefined) => `${alg} ${kid ?? ''}`;
 
@@ -66,6 +80,11 @@ export class AccessTokens {
   readonly #signer: () => Sign;
   /** `alg kid` -> verifier (kid '' when HS256 keys have none), made on first use */
   readonly #verifiers = new Map<string, () => Verify>();
+  /** SHA-256 of a checked token -> its payload (see #checkSignature), made on first use. */
+  readonly #checked = once(
+    (): LRUCache<string, Record<string, unknown>> =>
+      new (loadLruCache().LRUCache)<string, Record<string, unknown>>({ max: CHECKED_TOKENS, ttlAutopurge: false }),
+  );
 
   constructor(o: TokenOptions, binding: SessionBinding, marks: UserMarks) {
     this.#o = o;
@@ -82,7 +101,9 @@ export class AccessTokens {
       ignoreNotBefore: true,
       allowedIss: o.issuer,
       allowedAud: o.audience,
-      cache: 4096,
+      // Checked tokens are remembered in front of the verifiers (#checked), under a one-shot
+      // SHA-256, much cheaper than fast-jwt's cache key; its own cache would only add that key.
+      cache: false,
     };
     for (const k of o.keys) {
       this.#verifiers.set(
@@ -149,35 +170,70 @@ export class AccessTokens {
     return { token, jti, exp };
   }
 
-  /** Checks signature, algorithm, header, required claims, time, revocation and session binding. */
-  async verify(token: string): Promise<Verification> {
-    const v = await this.#verify(token);
-    if (!v.valid) this.#o.log.debug({ event: 'token refused', reason: v.error }, 'token refused');
-    // The log reference is an HMAC: computed only when trace is on.
-    else if (this.#o.log.isLevelEnabled('trace')) this.#o.log.trace({ event: 'token verified', jti: this.#o.logRef(String(v.payload.jti)) }, 'token verified');
-    return v;
+  /**
+   * Checks signature, algorithm, header, required claims, time, revocation and session binding.
+   * Answered in place when every state it reads is in this process (memory store, cached mark).
+   */
+  verify(token: string): MaybePromise<Verification> {
+    return andThen(this.#verify(token), (v) => {
+      if (!v.valid) this.#o.log.debug({ event: 'token refused', reason: v.error }, 'token refused');
+      // The log reference is an HMAC: computed only when trace is on.
+      else if (this.#o.log.isLevelEnabled('trace'))
+        this.#o.log.trace({ event: 'token verified', jti: this.#o.logRef(String(v.payload.jti)) }, 'token verified');
+      return v;
+    });
   }
 
-  async #verify(token: string): Promise<Verification> {
+  #verify(token: string): MaybePromise<Verification> {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return checked;
     const { payload } = checked;
-    const claimError = claimShapeError(payload) ?? timeError(payload, this.#o.clock.now(), this.#o);
-    if (claimError !== undefined) return { valid: false, error: claimError };
+    const claimError = timeError(payload, this.#o.clock.now(), this.#o);
+    if (claimError !== undefined) {
+      if (claimError === 'Token expired') this.#checked().delete(checked.key);
+      return { valid: false, error: claimError };
+    }
     // revoke_user_tokens: one cached look-up per user, a store read only on a miss.
     const sub = payload.sub;
-    if (typeof sub === 'string' && (payload.iat as number) <= (this.#marks.cached(sub) ?? (await this.#marks.load(sub)))) {
-      return { valid: false, error: 'Token revoked' };
-    }
-    if ((await this.#o.store.get(keys.denied(payload.jti as string))) !== undefined) return { valid: false, error: 'Token revoked' };
-    const binding = payload[BINDING_CLAIM];
-    if (binding !== undefined && (typeof binding !== 'string' || !(await this.#binding.isLive(binding)))) {
-      return { valid: false, error: 'Session ended' };
-    }
-    return { valid: true, payload };
+    if (typeof sub !== 'string') return this.#notRevoked(payload);
+    const mark = this.#marks.cached(sub);
+    if (mark !== undefined) return (payload.iat as number) <= mark ? revoked() : this.#notRevoked(payload);
+    return this.#marks.load(sub).then((loaded) => ((payload.iat as number) <= loaded ? revoked() : this.#notRevoked(payload)));
   }
 
-  #checkSignature(token: string): Verification {
+  /** The checks of the state that may change at any time, made on every call: the `jti` deny list and the bound session. */
+  #notRevoked(payload: Record<string, unknown>): MaybePromise<Verification> {
+    return andThen(this.#o.store.read(keys.denied(payload.jti as string)), (denied): MaybePromise<Verification> => {
+      if (denied !== undefined) return revoked();
+      const binding = payload[BINDING_CLAIM];
+      if (binding === undefined) return { valid: true, payload };
+      if (typeof binding !== 'string') return sessionEnded();
+      return this.#binding.isLive(binding).then((live) => (live ? { valid: true, payload } : sessionEnded()));
+    });
+  }
+
+  /**
+   * Signature, algorithm, header and the claims' types: what depends on nothing but the token
+   * and this node's keys, so a token that passed is remembered (by its SHA-256, never the token
+   * itself) with its payload. Time, revocation and binding are checked on every call.
+   */
+  #checkSignature(token: string): Checked {
+    if (token.length > MAX_TOKEN_LENGTH) return { valid: false, error: 'Token too long' };
+    const key = hashSecret(token);
+    const checked = this.#checked();
+    const known = checked.get(key);
+    if (known !== undefined) return { valid: true, payload: known, key };
+    const v = this.#checkUncached(token);
+    if (!v.valid) return v;
+    const shapeError = claimShapeError(v.payload);
+    if (shapeError !== undefined) return { valid: false, error: shapeError };
+    // Kept no longer than the token lives, on the cache's own clock (time is still checked on every call).
+    const ttl = (v.payload.exp as number) * 1000 - this.#o.clock.now();
+    if (ttl > 0) checked.set(key, v.payload, { ttl: Math.min(ttl, CHECKED_TTL_MS) });
+    return { valid: true, payload: v.payload, key };
+  }
+
+  #checkUncached(token: string): Verification {
     const shape = checkShape(token);
     if (!shape.ok) return { valid: false, error: shape.error };
     const { alg, kid } = shape.header;
@@ -205,11 +261,9 @@ export class AccessTokens {
 
   /** Revokes an access token by `jti`, until it expires: any re-encoding of it is denied too. */
   async revoke(token: string): Promise<{ revoked: true } | { error: string }> {
+    // The deny marker lives until `exp`: only a sound one (claimShapeError, checked there) may set its lifetime.
     const checked = this.#checkSignature(token);
     if (!checked.valid) return { error: checked.error };
-    // The deny marker lives until `exp`: only a sound one may set its lifetime.
-    const claimError = claimShapeError(checked.payload);
-    if (claimError !== undefined) return { error: claimError };
     const jti = checked.payload.jti as string;
     await this.deny(jti, checked.payload.exp as number, this.#o.clock.now());
     this.#o.log.info({ event: 'token revoked', jti: this.#o.logRef(jti) }, 'token revoked');

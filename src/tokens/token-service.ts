@@ -1,3 +1,4 @@
+import type { MaybePromise } from '../maybe-promise.js';
 import { AccessTokens } from './access-tokens.js';
 import { RefreshFamilies, refreshFamilyOf, type RefreshTokenInfo } from './refresh-families.js';
 import { SessionBinding } from './session-binding.js';
@@ -72,7 +73,7 @@ export class TokenService {
   }
 
   /** Checks signature, algorithm, header, required claims, time, revocation and session binding. */
-  verify(token: string): Promise<Verification> {
+  verify(token: string): MaybePromise<Verification> {
     return this.#access.verify(token);
   }
 

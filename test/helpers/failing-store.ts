@@ -98,6 +98,8 @@ export function failingStore(inner: Store, down = true): FailingStore {
       else behaviours.delete(op);
     },
   } as FailingStore;
+  // Reads fail, hang and are held as `get`: they are the same operation answered in place.
+  s.read = <T>(key: string) => s.get<T>(key);
   for (const op of OPS) {
     (s as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
       if (s.down) {

@@ -51,6 +51,15 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
 
     it('reads nothing for a key never written', async () => {
       expect(await s.get('nope')).toBeUndefined();
+      expect(await s.read('nope')).toBeUndefined();
+    });
+
+    it('read answers what get answers, before and after a write and a delete', async () => {
+      await s.set('k', { u: 'user1', e: 2 }, TTL);
+      expect(await s.read('k')).toEqual({ u: 'user1', e: 2 });
+      expect(await s.read('k')).toEqual(await s.get('k'));
+      await s.delete('k');
+      expect(await s.read('k')).toBeUndefined();
     });
 
     it('round-trips JSON values, strings with a leading colon included', async () => {

@@ -172,6 +172,29 @@ describe('KeyvStore', () => {
     }
   });
 
+  it('an in-place read that fails throws GatewayError UNAVAILABLE (code 11), never "not found"', () => {
+    const keyv = new Keyv({ store: brokenAdapter() as never, throwOnErrors: true });
+    const store = new KeyvStore({
+      kind: 'memory',
+      keyv,
+      read: () => {
+        throw new Error('sync failure');
+      },
+      readsInPlace: true,
+      atomics: { take: () => undefined, swap: () => undefined, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
+      events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
+    });
+    let err: unknown;
+    try {
+      store.read('k');
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).wireCode).toBe(11);
+    expect((err as GatewayError).message).toBe('Store unavailable');
+  });
+
   it('a time-out is UNAVAILABLE too', async () => {
     const keyv = new Keyv({ store: { ...brokenAdapter(), get: () => new Promise(() => {}) } as never, throwOnErrors: true });
     const store = new KeyvStore({
@@ -189,8 +212,11 @@ describe('KeyvStore', () => {
     const store = createMemoryStore(clock);
     await store.set('k', { a: [1] }, 1000);
     expect(await store.get('k')).toEqual({ a: [1] });
+    // In place: the value itself, no Promise.
+    expect(store.read('k')).toEqual({ a: [1] });
     expect(await store.swap('k', { a: [2] })).toEqual({ a: [1] });
     clock.advance(1000);
+    expect(store.read('k')).toBeUndefined();
     expect(await store.get('k')).toBeUndefined();
     expect(await store.delete('k')).toBe(false);
     await store.close();

@@ -217,6 +217,26 @@ describe('TokenService', () => {
     });
   });
 
+  it('a token verified before is checked again on every call: revocations, its user mark and a changed signature', async () => {
+    const { gateway, clock } = makeGateway({ start: T0 });
+    const d = new Driver(gateway);
+    const a = await gateway.tokens.generate({ sub: 'alice' });
+    const b = await gateway.tokens.generate({ sub: 'bob' });
+    for (let i = 0; i < 3; i++) {
+      expect((await gateway.tokens.verify(a.access_token)).valid).toBe(true);
+      expect((await gateway.tokens.verify(b.access_token)).valid).toBe(true);
+    }
+    // The same header and payload under another signature is not the token verified before.
+    const [h, p, sig] = a.access_token.split('.') as [string, string, string];
+    const other = sig.startsWith('A') ? `B${sig.slice(1)}` : `A${sig.slice(1)}`;
+    expect(await gateway.tokens.verify(`${h}.${p}.${other}`)).toEqual({ valid: false, error: 'Invalid signature' });
+    expect(await d.call({ type: 'revoke_token', token: a.access_token })).toMatchObject({ type: 'token_revoked' });
+    expect(await gateway.tokens.verify(a.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+    clock.advance(1000);
+    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'bob' })).toMatchObject({ type: 'tokens_revoked' });
+    expect(await gateway.tokens.verify(b.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+  });
+
   describe('exchange_session', () => {
     it('issues tokens for the session user that die with the session', async () => {
       const { gateway } = makeGateway();
