@@ -1,5 +1,6 @@
 import { ErrorCodes, type ErrorCode } from './codes.js';
 import { readEnvelopeHead } from './head.js';
+import { readHotShape } from './hot-shape.js';
 import { countMembers, scanJson } from './json-shape.js';
 import type { AnyRequest, RequestType } from './messages.js';
 import { requestChecks, type RequestCheck } from './request-checks.js';
@@ -180,6 +181,23 @@ export function failureFromHead(text: string, code: ErrorCode, message: string):
  * must not mean one thing here and another to a proxy or log reader that keeps the first).
  */
 export function decode(text: string): Decoded {
+  return decodeHot(text) ?? decodeFull(text);
+}
+
+/** A request of the hot shape (src/protocol/hot-shape.ts) that passes its schema, or undefined. */
+function decodeHot(text: string): DecodedRequest | undefined {
+  const hot = readHotShape(text);
+  if (hot === undefined) return undefined;
+  const check = checks.get(hot.type);
+  if (check === undefined) return undefined;
+  const body: Record<string, unknown> = { type: hot.type, msg_id: hot.msgId };
+  body[hot.key] = hot.value;
+  if (!check.check(body)) return undefined;
+  return { ok: true, src: hot.src, dest: hot.dest, body: body as AnyRequest, traceparent: undefined };
+}
+
+/** `decode` without the hot shape's shortcut: every message can be read this way. */
+export function decodeFull(text: string): Decoded {
   const shape = scanJson(text, MAX_MESSAGE_DEPTH);
   if (shape.tooDeep) return failureFromHead(text, ErrorCodes.MALFORMED, `Message nests deeper than ${MAX_MESSAGE_DEPTH} levels`);
   let value: unknown;

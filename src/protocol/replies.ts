@@ -42,9 +42,31 @@ export function errorReply(
  */
 export function encode(m: { src: string; dest?: string; body: Body }): string {
   try {
-    return JSON.stringify(m);
+    return encodeHot(m) ?? JSON.stringify(m);
   } catch {
     const inReplyTo = 'in_reply_to' in m.body && typeof m.body.in_reply_to === 'number' ? m.body.in_reply_to : undefined;
     return JSON.stringify({ ...m, body: errorBody(13, 'Internal error: the reply could not be serialized', inReplyTo) });
   }
+}
+
+const q = JSON.stringify;
+
+/**
+ * The two replies a gateway sends most (`session_valid` without data, `token_valid`) written
+ * by template: the same text as `JSON.stringify` of the envelope (test/unit/protocol), without
+ * walking the envelope and body objects. Their bodies have just these members, in this order
+ * (the handlers build them, `reply` adds `in_reply_to`). Undefined for anything else.
+ */
+function encodeHot(m: { src: string; dest?: string; body: Body }): string | undefined {
+  const b = m.body;
+  if (m.dest === undefined || !('in_reply_to' in b) || !Number.isSafeInteger(b.in_reply_to)) return undefined;
+  if (b.type === 'session_valid') {
+    if (b.data !== undefined || !Number.isSafeInteger(b.expires_in) || typeof b.user_id !== 'string') return undefined;
+    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"session_valid","user_id":${q(b.user_id)},"expires_in":${b.expires_in},"in_reply_to":${b.in_reply_to}}}`;
+  }
+  if (b.type === 'token_valid') {
+    if (typeof b.payload !== 'object' || b.payload === null) return undefined;
+    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"token_valid","payload":${q(b.payload)},"in_reply_to":${b.in_reply_to}}}`;
+  }
+  return undefined;
 }
