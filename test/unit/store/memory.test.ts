@@ -181,7 +181,7 @@ describe('KeyvStore', () => {
         throw new Error('sync failure');
       },
       readsInPlace: true,
-      atomics: { take: () => undefined, swap: () => undefined, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
+      atomics: { take: () => undefined, swap: () => undefined, claim: () => true, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     let err: unknown;
