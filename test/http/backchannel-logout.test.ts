@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { sessionKey } from '../../src/sessions/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { BACKCHANNEL_LOGOUT_EVENT, postLogoutToken, startTestIdp, type TestIdp } from '../helpers/test-idp.js';
 import { browser, fetchRaw, service, start, startWithStoreDouble, stopAll, type Peer } from '../ws/helpers.js';
@@ -313,6 +314,30 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(await isValid(svc, s)).toBe(true);
     expect((await postLogoutToken(http, token)).status).toBe(200);
     expect(await isValid(svc, s)).toBe(false);
+  });
+
+  it('a drain waits for a logout in flight: it is answered 200 and its session ends before the store closes', async () => {
+    const idp = await testIdp(new ManualClock(Date.now()));
+    const { server, http, store } = await startWithStoreDouble(idp.gatewayEnv);
+    const svc = service(server.url);
+    await svc.opened;
+    const s = await createSession(svc, { idp_sid: 'sid-d' });
+    const key = sessionKey(server.gateway.sessions.hashOf(s));
+    expect(await store.get(key)).toBeDefined();
+    const held = store.hold('claim');
+    const answer = postLogoutToken(http, await idp.logoutToken({ sid: 'sid-d' }));
+    await held.reached;
+    let drained = false;
+    const draining = server.drain().then(() => (drained = true));
+    // The drain cannot finish while the logout is held; released, it is served in full.
+    await new Promise((r) => setTimeout(r, 100));
+    expect(drained).toBe(false);
+    held.release();
+    expect((await answer).status).toBe(200);
+    await draining;
+    expect(drained).toBe(true);
+    // The memory store under the double still reads after its close.
+    expect(await store.get(key)).toBeUndefined();
   });
 
   it("the IdP's key set cannot be fetched: 503, nothing ends", async () => {
