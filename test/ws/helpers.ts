@@ -102,8 +102,10 @@ export class Peer {
     return id;
   }
 
-  /** Sends a request and resolves with its reply body. */
+  /** Sends a request (once the socket is open) and resolves with its reply body. */
   async call(type: string, fields: Record<string, unknown> = {}, src = 'c1'): Promise<Msg['body']> {
+    // Only a socket still connecting waits: on an open one the request goes out at once, in order.
+    if (this.ws.readyState === WebSocket.CONNECTING) await this.opened;
     const id = this.post(type, fields, src);
     return (await this.next((m) => m.body.in_reply_to === id)).body;
   }
@@ -182,6 +184,7 @@ export async function createSession(url: string, ttl = 3600, user = 'user-1'): P
   await s.opened;
   const r = await s.call('create_session', { user_id: user, ttl });
   await s.terminate();
+  if (r.type !== 'session_created') throw new Error(`create_session answered ${JSON.stringify(r)}`);
   return r.session_id as string;
 }
 
