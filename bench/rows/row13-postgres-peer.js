@@ -13,7 +13,7 @@ export const row = {
     const res = await sessionCheckRow(ctx, {
       name: 'row13',
       gatewayStore: `${postgres.url}?schema=bench_row13`,
-      peer: 'express-pg-peer.js',
+      peer: 'express-peer.js',
       peerStore: postgres.url,
       loadStore: { postgres: postgres.url },
     });
