@@ -132,8 +132,9 @@ afterAll(async () => {
       return gone;
     }),
   );
+  // The installed project's node_modules: as slow to delete as to install on two busy cores.
   rmSync(scratch, { recursive: true, force: true });
-});
+}, INSTALL_TIMEOUT_MS);
 
 describe('the npm package, installed into an empty project', () => {
   it('README.md shows the examples this test runs, verbatim', () => {
