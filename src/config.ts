@@ -4,7 +4,7 @@ import { resolveFileVars } from './config-files.js';
 import { ConfigError } from './errors.js';
 import type { JSONWebKeySet } from 'jose';
 import { keyWeakness } from './key-material.js';
-import { readKeySetFile } from './oidc/key-set.js';
+import { readKeySetFile } from './oidc/key-set-file.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
 
 /** Everything the gateway can be told, validated once at start-up. */

@@ -1,7 +1,7 @@
 /**
  * A `stdio` process, started per test by graders and sidecars, loads what serving sessions
  * from the memory store needs and nothing of the network server: no ws, no prom-client, no
- * Redis or PostgreSQL client, no OpenTelemetry, no schema compiler, and no JWT library until
+ * Redis or PostgreSQL client, no jose (back-channel logout), no OpenTelemetry, no schema compiler, and no JWT library until
  * a token is asked for (docs/benchmarks.md, row 11).
  */
 import { randomBytes } from 'node:crypto';
@@ -29,6 +29,8 @@ async function packagesLoaded(name: string, bodies: { type: string; [k: string]:
 }
 
 const NETWORK = ['ws', 'prom-client', 'redis', '@redis/client', '@keyv/redis', 'iovalkey', 'pg', '@keyv/postgres', 'pino-pretty'];
+/** The back-channel logout's JWS library: only `serve` receives logout tokens. */
+const OIDC = ['jose'];
 
 describe('stdio cold start', () => {
   it('serving sessions from memory loads no network, tracing, schema or JWT module', async () => {
@@ -37,13 +39,13 @@ describe('stdio cold start', () => {
     expect(files.some((f) => f.endsWith('/dist/cli.js'))).toBe(true);
     expect(packages).toContain('keyv');
     expect(packages).toContain('pino');
-    for (const p of [...NETWORK, '@opentelemetry/api', '@sinclair/typebox', 'fast-jwt']) expect(packages, p).not.toContain(p);
+    for (const p of [...NETWORK, ...OIDC, '@opentelemetry/api', '@sinclair/typebox', 'fast-jwt']) expect(packages, p).not.toContain(p);
     expect(files.filter((f) => f.includes('/rxjs/dist/cjs/index.js'))).toEqual([]);
   });
 
   it('a token loads fast-jwt on demand, and still no network module', async () => {
     const { packages } = await packagesLoaded('tokens', [{ type: 'generate_access_token', payload: { sub: 'alice' } }]);
     expect(packages).toContain('fast-jwt');
-    for (const p of NETWORK) expect(packages, p).not.toContain(p);
+    for (const p of [...NETWORK, ...OIDC]) expect(packages, p).not.toContain(p);
   });
 });
