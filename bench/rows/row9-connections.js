@@ -11,6 +11,19 @@ import { sessionIds, writeFixtures } from '../lib/workload.js';
 const FILES = 20_000;
 /** Connections opened from one loopback source address (each has ~28,000 ephemeral ports). */
 const PER_ADDRESS = 4_000;
+/** Sessions per user in the fixtures: the ends are `revoke_user_sessions` of whole users. */
+const USERS_EVERY = 100;
+/**
+ * Source addresses are never reused within a run: a socket bound to a source address before
+ * connecting takes a local port of that address whatever the destination, and the ports of
+ * closed connections stay in TIME_WAIT for a minute.
+ */
+let nextAddress = 0;
+const takeAddresses = (n) =>
+  Array.from({ length: n }, () => {
+    const k = nextAddress++;
+    return `127.0.${Math.floor(k / 250)}.${(k % 250) + 2}`;
+  });
 /** Epoch milliseconds with sub-millisecond resolution, comparable with the generators'. */
 const now = () => performance.timeOrigin + performance.now();
 
@@ -62,7 +75,7 @@ export const row = {
     return {
       runs: 1,
       value: one.held,
-      note: `${fiveFailed ? `five gateways: failed (${fiveFailed.slice(0, 160)}); ` : ''}one gateway (memory store) and five gateways on one redis-server, each with its own port; each gateway fed by its own generator process from loopback source addresses 127.0.0.2 and up (${PER_ADDRESS} connections each, GATEWAY_MAX_CONNECTIONS_PER_ADDRESS raised to match); ends: destroy_session in one burst over service connections, ${one.endsAsked} (one process) and ${five.endsAsked} (five, each sent to another node than the one holding its connection); an end counts when the page has both its session_expired push and its close`,
+      note: `${fiveFailed ? `five gateways: failed (${fiveFailed.slice(0, 160)}); ` : ''}one gateway (memory store) and five gateways on one redis-server, each with its own port; each gateway fed by its own generator process from loopback source addresses of its own, 127.0.0.2 and up, never reused in a run (${PER_ADDRESS} connections each, GATEWAY_MAX_CONNECTIONS_PER_ADDRESS raised to match); ends: revoke_user_sessions of the users owning them (${USERS_EVERY} sessions per user and node), all sent at once over service connections, spread over the nodes: ${one.endsAsked} sessions (one process) and ${five.endsAsked} (five; on Redis each revoke ends sessions held on every node); an end counts when the page has both its session_expired push and its close`,
       extra: {
         cluster_connections: five.held,
         rss_per_connection_bytes: Math.round(one.rssPerConnection),
@@ -88,11 +101,11 @@ export const row = {
 /**
  * `nodes` gateways (one: memory store; more: one redis-server), `perNode` bound browser
  * connections each from its own generator; RSS and idle CPU, then `ends` sessions
- * destroyed at once, spread evenly over the nodes.
+ * revoked at once (whole users), spread evenly over the nodes.
  */
 async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
   if (perNode > FILES - 500) throw new Error(`${perNode} connections do not fit under ${FILES} open files`);
-  const addresses = Array.from({ length: Math.ceil(perNode / PER_ADDRESS) }, (_, i) => `127.0.0.${i + 2}`);
+  const perGenerator = Math.ceil(perNode / PER_ADDRESS);
   const redis = nodes > 1 ? await startRedis() : undefined;
   /** @type {Awaited<ReturnType<typeof startGateway>>[]} */
   const gateways = [];
@@ -101,7 +114,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
   try {
     const ids = Array.from({ length: nodes }, () => sessionIds(perNode));
     const starting = ids.map((mine, g) => {
-      const fixtures = writeFixtures(ctx.tmp, `${name}-${g}-fixtures.json`, mine);
+      const fixtures = writeFixtures(ctx.tmp, `${name}-${g}-fixtures.json`, mine, { usersEvery: USERS_EVERY });
       writeFileSync(join(ctx.tmp, `${name}-${g}-ids.json`), JSON.stringify(mine));
       const env = { GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: String(PER_ADDRESS), GATEWAY_NODE_ID: `node-${g}` };
       // Each node seeds its own share of the sessions (on Redis, all are seen by every node).
@@ -112,8 +125,12 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
         startTimeoutMs: 180_000,
       });
     });
-    for (const r of await Promise.allSettled(starting)) if (r.status === 'fulfilled') gateways.push(r.value);
-    if (gateways.length < nodes) throw new Error(`${name}: only ${gateways.length} of ${nodes} gateways started`);
+    const why = [];
+    for (const r of await Promise.allSettled(starting)) {
+      if (r.status === 'fulfilled') gateways.push(r.value);
+      else why.push(r.reason instanceof Error ? r.reason.message : String(r.reason));
+    }
+    if (gateways.length < nodes) throw new Error(`${name}: only ${gateways.length} of ${nodes} gateways started (${why[0]?.slice(0, 300)})`);
     await sleep(1000);
     const rss0 = gateways.map((gw) => rssBytes(gw.child.pid));
     const t0 = performance.now();
@@ -126,7 +143,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
         from: 0,
         count: perNode,
         cookie: 'sid',
-        addresses,
+        addresses: takeAddresses(perGenerator),
         perAddress: PER_ADDRESS,
       };
       gens.push(startTalking('node', [ctx.gen('ws-hold.js'), JSON.stringify(args)], { ulimit: FILES }));
@@ -153,21 +170,30 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
       `  ${name}: RSS ${rss0.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB before, ${rss1.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB after: ${rssPerConnection.toFixed(0)} B per connection; idle CPU ${idleCpuPer19k.toFixed(2)}% of a core per 19,000 over ${idleMs / 1000} s`,
     );
 
-    // The ends: `ends / nodes` of each node's sessions, each destroyed through the next node.
+    // The ends: the first `ends / nodes` sessions of each node, by `revoke_user_sessions` of
+    // the users owning them (user-k owns sessions k*USERS_EVERY… of every node's share, so on
+    // Redis one revoke ends sessions held on every node), the revokes spread over the nodes.
     const per = Math.floor(ends / nodes);
+    if (per % USERS_EVERY !== 0) throw new Error(`${name}: ${per} ends per node is not a multiple of ${USERS_EVERY}`);
+    const users = per / USERS_EVERY;
     for (const gw of gateways) services.push(await serviceSocket(gw.url));
-    const replies = services.map((s) => s.replies(per));
+    const byNode = Array.from({ length: nodes }, () => /** @type {string[]} */ ([]));
+    for (let u = 0; u < users; u++) {
+      const g = u % nodes;
+      byNode[g].push(
+        JSON.stringify({ src: 'bench', dest: 'gateway', body: { type: 'revoke_user_sessions', msg_id: byNode[g].length + 1, user_id: `user-${u}` } }),
+      );
+    }
+    const replies = services.map((s, g) => s.replies(byNode[g].length));
     const cpuEnds0 = gateways.map((gw) => cpuSeconds(gw.child.pid));
     const sent = now();
-    for (let g = 0; g < nodes; g++) {
-      const frames = ids[g]
-        .slice(0, per)
-        .map((sid, k) => JSON.stringify({ src: 'bench', dest: 'gateway', body: { type: 'destroy_session', msg_id: k + 1, session_id: sid } }));
-      services[(g + 1) % nodes].send(frames);
-    }
-    const answers = await Promise.all(replies);
-    const destroyed = answers.reduce((a, r) => a + r.filter((m) => m.body.type === 'session_destroyed').length, 0);
-    if (destroyed !== per * nodes) throw new Error(`${name}: ${destroyed} of ${per * nodes} destroys answered session_destroyed`);
+    for (let g = 0; g < nodes; g++) if (byNode[g].length > 0) services[g].send(byNode[g]);
+    const answers = (await Promise.all(replies)).flat();
+    const destroyed = answers.reduce((a, m) => a + (m.body.type === 'sessions_revoked' ? Number(m.body.count) : 0), 0);
+    if (destroyed !== per * nodes)
+      throw new Error(
+        `${name}: the revokes ended ${destroyed} of ${per * nodes} sessions (${answers.filter((m) => m.body.type !== 'sessions_revoked').length} answered otherwise)`,
+      );
     const until = Date.now() + 60_000;
     for (;;) {
       const st = await Promise.all(gens.map((gen) => gen.ask({ cmd: 'status' })));
@@ -189,7 +215,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     for (let g = 0; g < nodes; g++) {
       const { ends: got } = await gens[g].ask({ cmd: 'ends' });
       for (const [i, pushAt, closeAt] of got) {
-        if (i >= per) throw new Error(`${name}: a connection whose session was not destroyed ended`);
+        if (i >= per) throw new Error(`${name}: a connection whose session was not revoked ended`);
         lat.push(Math.max(pushAt, closeAt) - sent);
         pushLat.push(pushAt - sent);
       }
@@ -200,7 +226,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     const p99 = percentile(lat, 99);
     const max = lat[lat.length - 1];
     ctx.log(
-      `  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the destroys were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`,
+      `  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the revokes were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`,
     );
     return { held, retried, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
   } finally {
@@ -228,7 +254,7 @@ function serviceSocket(url) {
         send: (texts) => {
           for (const t of texts) ws.send(t);
         },
-        replies: (n) => new Promise((res) => (want = { n, got: [], resolve: res })),
+        replies: (n) => (n === 0 ? Promise.resolve([]) : new Promise((res) => (want = { n, got: [], resolve: res }))),
         close: () => ws.terminate(),
       }),
     );
