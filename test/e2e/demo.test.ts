@@ -3,18 +3,9 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, required } from '../helpers/required.js';
+import { ARGS } from './browser.js';
 import { ensureBuilt, killAll, ROOT, spawnServer, type ServerProcess } from '../ws/process.js';
 
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
 
 let browser: Browser | undefined;

@@ -7,6 +7,8 @@ import { promisify } from 'node:util';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, ROOT } from '../ws/process.js';
+import { ARGS } from '../e2e/browser.js';
+import { CHROMIUM } from '../helpers/required.js';
 
 /**
  * The package as a user gets it: `npm pack`, then `npm install <tarball>` into an empty
@@ -16,17 +18,6 @@ import { ensureBuilt, ROOT } from '../ws/process.js';
  */
 
 const run = promisify(execFile);
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 /** npm install from the warm cache takes 20-60 s on two busy cores; pack and install get far more. */
 const INSTALL_TIMEOUT_MS = 300_000;
 const EXAMPLES = ['backend.mjs', 'browser.js', 'embed.mjs', 'middleware.mjs'];
