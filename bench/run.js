@@ -110,6 +110,7 @@ for (const file of ROWS) {
     ...(checks.length > 0 ? { checks } : {}),
     runs: out.runs ?? ctx.runs,
     note: out.note ?? null,
+    seconds: Math.round((Date.now() - t0) / 1000),
     ...(out.extra ? { extra: out.extra } : {}),
   };
   results.push(r);

@@ -13,7 +13,7 @@ import { ApiFront } from './transports/http/api-front.js';
 import { createOAuthRoutes } from './transports/http/oauth.js';
 import { createRpcHandler } from './transports/http/rpc.js';
 import { backchannelLogoutRoute } from './transports/http/backchannel-logout.js';
-import { FailedAuthThrottle } from './transports/ws/auth-throttle.js';
+import { FailedAuthThrottle } from './transports/auth-throttle.js';
 import type { RouteHandler } from './transports/ws/http-routes.js';
 import type { DrainPlan } from './transports/ws/drain.js';
 import { startWs, type WsOptions, type WsServer } from './transports/ws/serve.js';

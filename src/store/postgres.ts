@@ -11,6 +11,7 @@ import { migrate } from './postgres-schema.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
 import { HealthProbe } from './health-probe.js';
 import { StoreHealthLog } from './store-health-log.js';
+import { within } from './within.js';
 
 export { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
 
@@ -31,21 +32,6 @@ export interface PostgresStoreOptions {
 
 /** NOTIFY refuses payloads of 8000 bytes or more; ours are a kind, a hash or two and a reason, far below. */
 const MAX_PAYLOAD_BYTES = 7999;
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** Waits for `p` at most `ms`; true when it settled successfully in time. */
-async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  return Promise.race([
-    p.then(
-      () => true,
-      () => false,
-    ),
-    delay(ms).then(() => false),
-  ]);
-}
 
 /** The store behind `GATEWAY_STORE=postgres://...` (see createStore). */
 export async function createPostgresStore(o: StoreOptions): Promise<KeyvStore> {

@@ -1,4 +1,5 @@
 import calculateSlot from 'cluster-key-slot';
+import { within } from './within.js';
 
 /** What this module uses of a node-redis cluster client. */
 export interface ClusterClient {
@@ -126,25 +127,5 @@ export class ClusterHealth {
 
   #masterOf(key: string): string | undefined {
     return this.#main.slots[calculateSlot(this.#redisKey(key))]?.master.address;
-  }
-}
-
-/** Waits for `p` at most `ms`; true when it settled successfully in time. */
-export async function within(p: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<boolean>((resolve) => {
-    timer = setTimeout(() => resolve(false), ms);
-    timer.unref();
-  });
-  try {
-    return await Promise.race([
-      p.then(
-        () => true,
-        () => false,
-      ),
-      late,
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -3,8 +3,8 @@ import type { BlockList } from 'node:net';
 import { constantTimeEqual } from '../../crypto.js';
 import type { Logger, SampledLog } from '../../log.js';
 import { oversized } from '../../protocol/decode.js';
-import type { FailedAuthThrottle } from '../ws/auth-throttle.js';
-import { clientOf } from '../ws/client-address.js';
+import type { FailedAuthThrottle } from '../auth-throttle.js';
+import { clientOf } from '../client-address.js';
 import { readLimited, sendEmpty, sendJson, sendJsonAndClose } from './http-util.js';
 
 /** Who a request's bearer key says it comes from: a service, or a resource server that only checks tokens. */

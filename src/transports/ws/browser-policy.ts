@@ -4,7 +4,7 @@ import { audit, type Logger } from '../../log.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { AddressBudget } from './address-budget.js';
-import type { AuthGuard, FailedAuthThrottle } from './auth-throttle.js';
+import type { AuthGuard, FailedAuthThrottle } from '../auth-throttle.js';
 import { FrameBudget } from './frame-budget.js';
 
 /** What every browser connection of one server shares. */

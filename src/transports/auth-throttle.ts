@@ -1,5 +1,5 @@
-import type { Clock } from '../../clock.js';
-import { GatewayError } from '../../errors.js';
+import type { Clock } from '../clock.js';
+import { GatewayError } from '../errors.js';
 
 const WINDOW_MS = 60_000;
 /** Requests whose answer can be a failed authentication (`session_invalid`, `token_invalid`). */
