@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Gateway, GatewayObserver } from './gateway.js';
+import { HotHistogram, PendingCounts } from './hot-metrics.js';
 import { VERSION } from './version.js';
 
 /** Where the server stands in its shutdown (gateway_drain_state). */
@@ -35,16 +36,19 @@ export class Metrics {
     labelNames: ['status'],
     registers: [this.registry],
   });
-  readonly messages = new Counter({
+  /** Counted per request in `#messageCounts`, added at each scrape (src/hot-metrics.ts). */
+  readonly messages: Counter<'type' | 'outcome'> = new Counter({
     name: 'gateway_messages_total',
     help: 'Requests answered, by request type and outcome (reply type or error_<code>)',
     labelNames: ['type', 'outcome'],
     registers: [this.registry],
+    collect: () => this.#messageCounts.flush(),
   });
-  readonly latency = new Histogram({
+  readonly #messageCounts = new PendingCounts(this.messages);
+  readonly latency = new HotHistogram({
     name: 'gateway_message_duration_seconds',
     help: 'Time from serving a request to its reply, by request type',
-    labelNames: ['type'],
+    label: 'type',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
@@ -119,8 +123,8 @@ export class Metrics {
   /** The hooks the core calls (`createApp(config, { observer })`). */
   readonly observer: GatewayObserver = {
     message: (type, outcome, seconds) => {
-      this.messages.inc({ type, outcome });
-      this.latency.observe({ type }, seconds);
+      this.#messageCounts.add(type, outcome);
+      this.latency.observe(type, seconds);
     },
     push: (type) => this.pushes.inc({ type }),
     storeError: () => this.storeErrors.inc(),
@@ -144,7 +148,7 @@ export class Metrics {
 
   /** A message that never reached a handler (malformed, unknown type): counted under type `invalid`. */
   undecodable(code: number): void {
-    this.messages.inc({ type: 'invalid', outcome: `error_${code}` });
+    this.#messageCounts.add('invalid', `error_${code}`);
   }
 
   /** The Prometheus text exposition. */

@@ -88,14 +88,16 @@ export function keyedMerge<T, R>(
 
       const settle = (job: Job, result: R) => {
         job.result = result;
-        finished.push(job);
-        if (!draining) drain();
+        // Outside a drain nothing is queued: the job is handed over directly (an item answered
+        // in place, the common case, then never touches the queue).
+        if (draining) finished.push(job);
+        else drain(job);
       };
 
-      const drain = () => {
+      const drain = (first: Job) => {
         draining = true;
-        while (finishedHead < finished.length) {
-          const job = finished[finishedHead++]!;
+        let job: Job | undefined = first;
+        for (; job !== undefined; job = finishedHead < finished.length ? finished[finishedHead++] : undefined) {
           if (finishedHead > 1024 && finishedHead * 2 > finished.length) {
             finished = finished.slice(finishedHead);
             finishedHead = 0;
@@ -132,10 +134,11 @@ export function keyedMerge<T, R>(
         }
         // Emptied queues let go of what they held: a quiet connection must not keep its last
         // thousand requests and replies alive (5,000 connections made that hundreds of MB).
-        finished.length = 0;
+        // (Setting an array's length is a call into the runtime: only when there is something to drop.)
+        if (finished.length !== 0) finished.length = 0;
         finishedHead = 0;
         if (readyHead === ready.length) {
-          ready.length = 0;
+          if (ready.length !== 0) ready.length = 0;
           readyHead = 0;
         }
         draining = false;

@@ -30,6 +30,17 @@ export type Decoded = DecodedRequest | DecodeFailure;
 /** The checks of messages.ts's schemas, compiled ahead of time (request-checks.ts): no schema compiler loads at start. */
 const checks = new Map<string, RequestCheck>(Object.entries(requestChecks));
 
+/**
+ * Every request type and field name, each mapped to the program's own copy of it. A name read
+ * from a line is a new string each time, and V8 looks each new string up in its string table
+ * for every property it names; the program's copy is looked up once, here.
+ */
+const names = new Map<string, string>();
+for (const [type, check] of checks) {
+  names.set(type, type);
+  for (const f of check.fields) names.set(f.name, f.name);
+}
+
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const isMsgId = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
@@ -188,10 +199,11 @@ export function decode(text: string): Decoded {
 function decodeHot(text: string): DecodedRequest | undefined {
   const hot = readHotShape(text);
   if (hot === undefined) return undefined;
-  const check = checks.get(hot.type);
+  const type = names.get(hot.type);
+  const check = type === undefined ? undefined : checks.get(type);
   if (check === undefined) return undefined;
-  const body: Record<string, unknown> = { type: hot.type, msg_id: hot.msgId };
-  body[hot.key] = hot.value;
+  const body: Record<string, unknown> = { type, msg_id: hot.msgId };
+  body[names.get(hot.key) ?? hot.key] = hot.value;
   if (!check.check(body)) return undefined;
   return { ok: true, src: hot.src, dest: hot.dest, body: body as AnyRequest, traceparent: undefined };
 }

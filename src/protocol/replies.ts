@@ -49,7 +49,17 @@ export function encode(m: { src: string; dest?: string; body: Body }): string {
   }
 }
 
-const q = JSON.stringify;
+/**
+ * `JSON.stringify(s)` of a string: written in place when every character is printable ASCII
+ * other than `"` and `\` (what names and ids are), by the full serializer otherwise.
+ */
+function q(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x20 || c > 0x7e || c === 0x22 || c === 0x5c) return JSON.stringify(s);
+  }
+  return `"${s}"`;
+}
 
 /**
  * The two replies a gateway sends most (`session_valid` without data, `token_valid`) written
@@ -66,7 +76,7 @@ function encodeHot(m: { src: string; dest?: string; body: Body }): string | unde
   }
   if (b.type === 'token_valid') {
     if (typeof b.payload !== 'object' || b.payload === null) return undefined;
-    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"token_valid","payload":${q(b.payload)},"in_reply_to":${b.in_reply_to}}}`;
+    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"token_valid","payload":${JSON.stringify(b.payload)},"in_reply_to":${b.in_reply_to}}}`;
   }
   return undefined;
 }
