@@ -193,6 +193,25 @@ describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 
     expect(await isValid(svc, later)).toBe(true);
   });
 
+  it('refused tokens count against the address: past GATEWAY_FAILED_AUTH_LIMIT even a valid token gets 429 and ends nothing, until the window clears', async () => {
+    const { clock, idp, http, svc } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    const id = await createSession(svc, { idp_sid: 'sid-t' });
+    const forged = await testIdp(clock);
+    const refused = [
+      await postLogoutToken(http, await forged.logoutToken({ sid: 'sid-t' })),
+      await postLogoutToken(http, '', { body: 'logout_token=a&logout_token=b', contentType: 'application/x-www-form-urlencoded' }),
+      await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-t', exp: Math.floor(clock.now() / 1000) - 3600 })),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400]);
+    const blocked = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-t' }));
+    expect(blocked.status).toBe(429);
+    expect(blocked.headers['retry-after']).toBe('60');
+    expect(await isValid(svc, id)).toBe(true);
+    clock.advance(61_000);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-t' }))).status).toBe(200);
+    expect(await isValid(svc, id)).toBe(false);
+  });
+
   it('time moves on the injected clock: a token past exp, or older than the age limit, is refused; a jti stays remembered meanwhile', async () => {
     const { clock, idp, http, svc, server } = await setup();
     const s = await createSession(svc, { idp_sid: 'sid-t' });

@@ -53,7 +53,8 @@ function isMediaType(header: string | undefined, type: string): boolean {
 
 /**
  * The checks every HTTP API route (`/v1/rpc`, `/oauth2/*`, `/oidc/backchannel-logout`) makes
- * before its own work: drain, method, the failed-auth throttle of the client's address, the
+ * before its own work: drain, method, the failed-auth throttle of the client's address (on
+ * every route: a route open to anyone reports its refused credentials with `failed`), the
  * bearer key (compared in constant time with every configured key; not on a route open to
  * anyone), the media type, the size limit and the time limit of the body; and the tally of
  * requests in flight that a drain waits for.
@@ -91,15 +92,16 @@ export class ApiFront {
     };
     if (this.#draining) return refuse(503, 'Server shutting down', { 'Retry-After': '1' });
     if (req.method !== 'POST') return refuse(405, 'Method not allowed: use POST', { Allow: 'POST' });
-    if (spec.callers === 'anyone') return this.#readBody(req, res, spec, refuse, undefined);
     const address = clientOf(req, this.#o.trustedProxies).address;
-    // An address out of failed attempts gets no more guesses until the window clears, right key or not.
+    // An address out of failed attempts gets no more guesses until the window clears, right key
+    // (or, on a route open to anyone, right token) or not.
     if (this.#o.throttle.blocked(address)) {
       this.#o.sampledLog.hit('http throttle', (suppressed) =>
         this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
       );
       return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
     }
+    if (spec.callers === 'anyone') return this.#readBody(req, res, spec, refuse, undefined);
     const caller = this.#callerOf(req.headers.authorization);
     if (caller === undefined) {
       this.#o.throttle.fail(address);
@@ -107,6 +109,14 @@ export class ApiFront {
     }
     if (!spec.callers.has(caller)) return refuse(403, 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only');
     return this.#readBody(req, res, spec, refuse, caller);
+  }
+
+  /**
+   * A route open to anyone refused the credential in the body (a logout token that is forged,
+   * replayed or malformed): it counts against the address like a wrong key.
+   */
+  failed(req: IncomingMessage): void {
+    this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
   }
 
   /** The media type, then the body within the size and time limits. */

@@ -40,7 +40,8 @@ const jtiKey = (jti: string) => `bl:${hashSecret(jti)}`;
  * form-encoded `logout_token`; a valid one ends every session of that IdP login (by `sid`,
  * else by `sub`) with reason `revoked`, pushed as every end is. No service key: the token's
  * signature by the IdP is the authentication. Each `jti` is accepted once across all nodes
- * (claimed in the store before anything ends).
+ * (claimed in the store before anything ends). A refused token counts against the sender's
+ * address in the failed-auth throttle: past GATEWAY_FAILED_AUTH_LIMIT, 429 until it clears.
  */
 export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { gateway, log, front, verify } = o;
@@ -70,7 +71,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
   };
 
   /** The token's work, once it is read: verify, claim its jti, end the sessions. */
-  const logout = async (res: ServerResponse, jwt: string): Promise<void> => {
+  const logout = async (req: IncomingMessage, res: ServerResponse, jwt: string): Promise<void> => {
     const check = await verify!(jwt);
     if (!check.ok) {
       if ('unavailable' in check) {
@@ -78,6 +79,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
         return unavailable(res, '5', "The identity provider's keys could not be fetched");
       }
       outcome('refused', { reason: check.refused });
+      front.failed(req);
       return front.answer(res, 400, INVALID);
     }
     const token = check.token;
@@ -88,6 +90,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     try {
       if (!(await gateway.store.claim(key, Math.max(1000, rememberMs)))) {
         outcome('replayed', refs(token));
+        front.failed(req);
         return front.answer(res, 400, INVALID);
       }
       claimed = true;
@@ -110,9 +113,10 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
     if (tokens.length !== 1 || tokens[0] === '') {
       outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
+      front.failed(req);
       return front.answer(res, 400, INVALID);
     }
-    await front.serve(() => logout(res, tokens[0]!));
+    await front.serve(() => logout(req, res, tokens[0]!));
   };
 }
 
