@@ -25,7 +25,11 @@ export const systemClock: Clock = {
     // its owner (TimerQueue, the sweep) finds nothing due and arms again.
     const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     t.unref();
-    return { cancel: () => clearTimeout(t) };
+    // Node keeps the list of an unref'd timer's delay after clearTimeout, until that delay has
+    // passed (it expects the delay to be used again). A TimerQueue arms a new delay each time
+    // (the time left to a session's end), so each cancel would leave a list for up to the
+    // session's life. A ref'd timer's empty list goes at once: ref it just before clearing.
+    return { cancel: () => clearTimeout(t.ref()) };
   },
 };
 

@@ -61,6 +61,31 @@ describe('systemClock', () => {
     expect(r.status).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it("a cancelled timer leaves nothing behind in Node's timer lists (needs dist/: npx tsc -p .)", () => {
+    // Node keeps one list per distinct delay. A TimerQueue arms a new delay each time it fills
+    // again (the time left to a session's end), so a list left behind by a cancel would stay as
+    // long as that delay: one per bound connection on a quiet gateway. Only Node's internals
+    // can count the lists, hence a child with --expose-internals.
+    const script = `
+      import { createRequire } from 'node:module';
+      const { timerListMap } = createRequire(import.meta.url)('internal/timers');
+      const { systemClock } = await import(${JSON.stringify(new URL('../../dist/clock.js', import.meta.url).href)});
+      const lists = () => Object.keys(timerListMap).length;
+      const before = lists();
+      for (let i = 0; i < 1000; i++) systemClock.setTimer(() => {}, 3_600_000 + i).cancel();
+      const cancelled = lists();
+      // Cancelling a timer that has already fired changes nothing.
+      let fired = 0;
+      const done = systemClock.setTimer(() => fired++, 1);
+      await new Promise((r) => setTimeout(r, 30));
+      done.cancel();
+      console.log(JSON.stringify({ before, cancelled, fired, after: lists() }));
+    `;
+    const r = spawnSync(process.execPath, ['--expose-internals', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 10_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ before: 0, cancelled: 0, fired: 1, after: 0 });
+  });
 });
 
 describe('systemClock beyond setTimeout range', () => {
