@@ -24,8 +24,10 @@ export interface RedisStoreOptions {
 }
 
 /** A single client and a cluster client, seen through what this module uses of them. */
-interface RedisHandle extends RedisCommands, Publisher {
-  subscribe(channel: string, listener: (message: string) => void): Promise<unknown>;
+interface RedisHandle extends RedisCommands {
+  publish(channel: string, message: string): Promise<unknown>;
+  PUBSUB_NUMSUB(channels: string[]): Promise<Record<string, number>>;
+  subscribe(channels: string | string[], listener: (message: string) => void): Promise<unknown>;
   readonly isOpen: boolean;
   readonly isReady?: boolean;
   connect(): Promise<unknown>;
@@ -73,7 +75,11 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const sub = redis.duplicate() as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
   // A cluster publishes through any live master (clusterHealth, made below once the key layout is known).
-  const publisher: Publisher = cluster ? { publish: (ch, message) => clusterHealth!.publish(ch, message) } : redis;
+  // A single server counts the subscribers of a channel, so ends may go out in groups
+  // (channel-events.ts); a cluster's count is per node: one message per end there.
+  const publisher: Publisher = cluster
+    ? { publish: (ch, message) => clusterHealth!.publish(ch, message) }
+    : { publish: (ch, message) => redis.publish(ch, message), subscribers: (channels) => redis.PUBSUB_NUMSUB(channels) };
   const bus = new ChannelEventBus(channel, publisher, timeoutMs);
   const where = target.mode === 'cluster' ? `Redis Cluster (${target.urls.length} seed nodes)` : 'Redis';
 
@@ -90,8 +96,9 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
       void subscribed.then((ok) => ok && bus.resync());
       return subscribed;
     }
+    // Listening to groupsChannel too, in the same command, tells the other nodes this one reads `ended_many`.
     const attempt = sub
-      .subscribe(channel, (message: string) => bus.deliver(message))
+      .subscribe(single ? [channel, bus.groupsChannel] : channel, (message: string) => bus.deliver(message))
       .then(
         () => {
           bus.resync();
@@ -189,6 +196,8 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     unreachable,
     onTimeout,
     close: async () => {
+      // Ends gathered for this turn go out before the connection closes.
+      await bus.flush();
       healthProbe.close();
       const shut = async (c: RedisHandle) => {
         if (!c.isOpen) return;

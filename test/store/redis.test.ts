@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { GatewayError } from '../../src/errors.js';
 import { parseRedisUrl } from '../../src/store/redis.js';
+import type { StoreEvent } from '../../src/store/types.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
 import { storeContract } from './contract.js';
 import { freshNamespace, redisHarness, redisStore } from './redis-harness.js';
@@ -111,6 +112,77 @@ describe.skipIf(!server)('redis store', () => {
         expect(heard).toEqual([{ kind: 'ended', hash: 'h1', reason: 'ttl', origin: 'o' }]);
       } finally {
         await store.close();
+      }
+    });
+  });
+
+  describe('ends on the event channel', () => {
+    /** Waits until `what()` is true, for up to 2 s. */
+    const until = async (what: () => boolean) => {
+      const t0 = Date.now();
+      while (!what() && Date.now() - t0 < 2000) await new Promise((r) => setTimeout(r, 5));
+    };
+    const ends = (n: number, origin: string): StoreEvent[] =>
+      Array.from({ length: n }, (_, i) => ({ kind: 'ended', hash: `h${i}`, reason: 'revoked', origin }));
+
+    it('a burst of ends reaches another node as one message when every node reads groups, one per end when an older node listens', async () => {
+      const ns = freshNamespace();
+      const a = await redisStore(server!.url, ns);
+      const b = await redisStore(server!.url, ns);
+      // What goes over the wire, seen by a plain subscriber of the channel (as a node that
+      // predates ended_many subscribes: to the channel alone).
+      const wire = createClient({ url: server!.url });
+      wire.on('error', () => {});
+      try {
+        const heard: StoreEvent[] = [];
+        b.events.subscribe((e) => heard.push(e));
+        await a.events.publish({ kind: 'ended', hash: 'warm', reason: 'destroyed', origin: 'node-a' });
+        await until(() => heard.length === 1);
+        heard.length = 0;
+
+        // Two nodes, both on the groups channel: one message, five ends heard.
+        const seen: string[] = [];
+        const spy = createClient({ url: server!.url });
+        spy.on('error', () => {});
+        await spy.connect();
+        await spy.pSubscribe(`${ns}::events@0*`, (m) => seen.push(m));
+        await spy.subscribe(`${ns}::events@0:ended_many`, () => {});
+        await Promise.all(ends(5, 'node-a').map((e) => a.events.publish(e)));
+        await until(() => heard.length === 5);
+        expect(heard).toEqual(ends(5, 'node-a'));
+        expect(seen.map((m) => (JSON.parse(m) as { kind: string }).kind)).toEqual(['ended_many']);
+        await spy.close();
+
+        // A listener of the channel alone: every end goes as its own message, and it hears them all.
+        await wire.connect();
+        const old: string[] = [];
+        await wire.subscribe(`${ns}::events@0`, (m) => old.push(m));
+        heard.length = 0;
+        await Promise.all(ends(3, 'node-a').map((e) => a.events.publish(e)));
+        await until(() => heard.length === 3 && old.length === 3);
+        expect(heard).toEqual(ends(3, 'node-a'));
+        expect(old.map((m) => JSON.parse(m) as unknown)).toEqual(ends(3, 'node-a'));
+      } finally {
+        await wire.close().catch(() => {});
+        await a.close();
+        await b.close();
+      }
+    });
+
+    it('an end gathered just before close is still published', async () => {
+      const ns = freshNamespace();
+      const a = await redisStore(server!.url, ns);
+      const b = await redisStore(server!.url, ns);
+      try {
+        const heard: StoreEvent[] = [];
+        b.events.subscribe((e) => heard.push(e));
+        const published = Promise.all(ends(4, 'node-a').map((e) => a.events.publish(e)));
+        await a.close();
+        await published;
+        await until(() => heard.length === 4);
+        expect(heard).toEqual(ends(4, 'node-a'));
+      } finally {
+        await b.close();
       }
     });
   });
