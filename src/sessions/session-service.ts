@@ -60,8 +60,8 @@ export interface SessionSummary {
 }
 
 const INVALID = { valid: false, error: 'Session not found or expired' } as const;
-/** How many of a user's sessions `revokeUser` ends at once. */
-const REVOKE_GROUP = 64;
+/** How many of a user's sessions `revokeUser` has in hand at once. */
+const REVOKE_CONCURRENCY = 64;
 
 /**
  * Server-side sessions. Ids are 256 random bits; the store sees only their SHA-256.
@@ -384,12 +384,24 @@ export class SessionService {
       if (record === undefined || record.u !== userId) return false;
       return this.end(hash, 'revoked');
     };
-    // A group at a time, its sessions together: a remote store batches their reads and
-    // deletes into a few round trips instead of several per session.
+    // Many at once, each on its own as soon as one is done: a remote store batches their
+    // reads and deletes into a few round trips, and no session waits for the slowest of a
+    // group. A failure stops taking new ones (the revoke answers with it).
     let count = 0;
-    for (let i = 0; i < hashes.length; i += REVOKE_GROUP) {
-      for (const ended of await Promise.all(hashes.slice(i, i + REVOKE_GROUP).map(endOne))) if (ended) count++;
-    }
+    let next = 0;
+    let failed = false;
+    const worker = async (): Promise<void> => {
+      while (!failed && next < hashes.length) {
+        const hash = hashes[next++]!;
+        try {
+          if (await endOne(hash)) count++;
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, hashes.length) }, worker));
     audit(this.#o.log, 'user sessions revoked', { user: this.#o.logRef(userId), count });
     return count;
   }
