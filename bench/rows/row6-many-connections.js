@@ -23,7 +23,7 @@ export const row = {
     const runs = ctx.quick ? 1 : 3;
     // Half the measured window: whatever the connect and warm-up took, at least one whole
     // round of pings (and their pongs) falls inside it.
-    const heartbeatSeconds = ms / 2000;
+    const heartbeatSeconds = Math.max(1, Math.floor(ms / 2000));
     const ids = sessionIds(connections);
     const fixtures = writeFixtures(ctx.tmp, 'row6-fixtures.json', ids);
     const idsFile = join(ctx.tmp, 'row6-ids.json');
