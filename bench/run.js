@@ -46,7 +46,7 @@ process.on('SIGTERM', () => (cleanup(), process.exit(143)));
 
 const ctx = {
   quick,
-  runs: values.runs ? Number(values.runs) : quick ? 1 : 5,
+  runs: values.runs ? Number(values.runs) : quick ? 1 : 3,
   tmp,
   root,
   cli: join(root, 'dist/cli.js'),

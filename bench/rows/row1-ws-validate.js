@@ -12,8 +12,8 @@ import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/wo
  * each reply on its own.
  */
 export async function wsValidate(ctx, { name, storeEnv = {}, baseline = true, uncorked = false }) {
-  const msgs = ctx.quick ? 40_000 : 300_000;
-  const warm = ctx.quick ? 10_000 : 30_000;
+  const msgs = ctx.quick ? 40_000 : 200_000;
+  const warm = ctx.quick ? 10_000 : 20_000;
   const ids = sessionIds(1000);
   const fixtures = writeFixtures(ctx.tmp, `${name}-fixtures.json`, ids);
   const file = join(ctx.tmp, `${name}-frames.txt`);

@@ -21,7 +21,7 @@ export const row = {
   async run(ctx) {
     const rate = 2000;
     const ms = ctx.quick ? 5_000 : 30_000;
-    const warmMs = ctx.quick ? 2_000 : 10_000;
+    const warmMs = ctx.quick ? 2_000 : 5_000;
     const holdMs = 100;
     const ids = sessionIds(4000);
     const fixtures = writeFixtures(ctx.tmp, 'row10-fixtures.json', ids);

@@ -22,7 +22,7 @@ export const row = {
   target: { on: 'ratio', op: '>=', limit: 0.5 },
 
   async run(ctx) {
-    const lines = ctx.quick ? 20_000 : 200_000;
+    const lines = ctx.quick ? 20_000 : 120_000;
     const warm = ctx.quick ? 10_000 : 20_000;
     const { createSigner } = require('fast-jwt');
     const sign = createSigner({ key: Buffer.from(ctx.jwtSecret, 'utf8'), algorithm: 'HS256' });

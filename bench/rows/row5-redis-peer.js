@@ -15,8 +15,8 @@ import { requestLines, sessionIds, validateBody, writeFixtures } from '../lib/wo
  */
 export async function sessionCheckRow(ctx, { name, gatewayStore, peer, peerStore, loadStore }) {
   const clients = 100;
-  const seconds = ctx.quick ? 2 : 6;
-  const msgs = ctx.quick ? 30_000 : 150_000;
+  const seconds = ctx.quick ? 2 : 4;
+  const msgs = ctx.quick ? 30_000 : 100_000;
   const ids = sessionIds(clients);
   const fixtures = writeFixtures(ctx.tmp, `${name}-fixtures.json`, ids);
   const file = join(ctx.tmp, `${name}-frames.txt`);

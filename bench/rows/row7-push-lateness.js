@@ -12,7 +12,7 @@ export const row = {
     const n = ctx.quick ? 10_000 : 100_000;
     const spreadMs = ctx.quick ? 1_000 : 10_000;
     const ttl = ctx.quick ? 2 : 12;
-    const runs = ctx.quick ? 1 : 3;
+    const runs = ctx.quick ? 1 : 2;
     /** @type {any} */
     let last;
     const res = await paired(

@@ -10,7 +10,7 @@ export const row = {
 
   async run(ctx) {
     const n = ctx.quick ? 100_000 : 1_000_000;
-    const runs = ctx.quick ? 1 : 3;
+    const runs = ctx.quick ? 1 : 2;
     const one = (count) =>
       runJson('node', ['--expose-gc', ctx.gen('session-memory.js'), JSON.stringify({ n: count, perUser: 1, secret: ctx.jwtSecret })], {
         env: ctx.gatewayEnv(),
