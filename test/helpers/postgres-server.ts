@@ -87,13 +87,20 @@ export class PostgresServer {
   }
 
   #signal(sig: NodeJS.Signals): void {
-    for (const pid of this.#pids()) {
+    const [postmaster, ...backends] = this.#pids();
+    if (postmaster === undefined) return;
+    // The postmaster first: once it is stopped it forks no new backend, so the list of its
+    // children read after that is complete (read before, a backend forked for a new pool
+    // connection in between would go on answering).
+    const send = (pid: number) => {
       try {
         process.kill(pid, sig);
       } catch {
         // already gone
       }
-    }
+    };
+    send(postmaster);
+    for (const pid of sig === 'SIGSTOP' ? this.#pids().slice(1) : backends) send(pid);
   }
 
   /** kill -9 of the postmaster and every backend: no shutdown; sockets close at once. */
