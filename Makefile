@@ -13,8 +13,16 @@ $(NODE_MODULES): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
-build: install
+# dist/ is rebuilt only when a source or compiler setting is newer than its stamp: a `make lint`
+# or `make test` after no change starts no compiler.
+BUILD_INPUTS := $(shell find src client/src client/demo middleware/src -name '*.ts') package.json tsconfig.json client/tsconfig.json middleware/tsconfig.json
+BUILT := dist/.built
+
+build: $(BUILT)
+
+$(BUILT): $(NODE_MODULES) $(BUILD_INPUTS)
 	npm run -s build
+	@touch $@
 
 run: build
 	@echo "== auth-gateway: serve --dev (POST /autosession dev login is ON: never use --dev in production)" >&2
