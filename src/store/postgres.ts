@@ -33,6 +33,12 @@ export interface PostgresStoreOptions {
 /** NOTIFY refuses payloads of 8000 bytes or more; ours are a kind, a hash or two and a reason, far below. */
 const MAX_PAYLOAD_BYTES = 7999;
 
+/** Opens up to `n` connections at once and hands them back to the pool idle; failures are the probe's business. */
+async function warm(pool: pg.Pool, n: number): Promise<void> {
+  const opened = await Promise.allSettled(Array.from({ length: n }, () => pool.connect()));
+  for (const r of opened) if (r.status === 'fulfilled') r.value.release();
+}
+
 /** The store behind `GATEWAY_STORE=postgres://...` (see createStore). */
 export async function createPostgresStore(o: StoreOptions): Promise<KeyvStore> {
   return openPostgresStore({ target: parsePostgresUrl(o.url), timeoutMs: o.timeoutMs, log: o.log });
@@ -99,6 +105,9 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   const connectWait = o.connectWaitMs ?? 2000;
   const [up] = await Promise.all([within(health.watch(ensureSchema()), connectWait), within(listener.start(), connectWait)]);
   if (!up) health.notYet(connectWait);
+  // Every pooled connection opened now, not by the first burst of requests: on a busy host
+  // opening one (a backend forked, authenticated) can outlast the per-operation limit.
+  else void warm(pool, o.poolSize ?? 10);
 
   // @keyv/postgres keeps one module-wide pool per URL and ends it on disconnect; ours is
   // per store, with our time limits. Its constructor also issues CREATE TABLE: held until

@@ -39,7 +39,7 @@ interface Round {
 async function round(name: string, r: Round): Promise<{ history: History; verdict: Verdict }> {
   const history = newHistory();
   const nodes = r.stores.map(
-    (store, i) => new RecordedNode(i, history, { GATEWAY_STORE: store, GATEWAY_JWT_SECRET: secret, GATEWAY_NODE_ID: `n${i}`, GATEWAY_STORE_TIMEOUT_MS: '500' }),
+    (store, i) => new RecordedNode(i, history, { GATEWAY_STORE: store, GATEWAY_JWT_SECRET: secret, GATEWAY_NODE_ID: `n${i}`, GATEWAY_STORE_TIMEOUT_MS: '800' }),
   );
   started.push(...nodes);
   const seed = Number.parseInt(randomBytes(3).toString('hex'), 16);

@@ -281,6 +281,24 @@ describe('postgres store', () => {
       }
     });
 
+    it('opens its whole pool at start-up, so the first burst of requests opens no connection', async () => {
+      const own = await PostgresServer.start();
+      const store = await openPostgresStore({ target: { ...parsePostgresUrl(own.url), schema: freshSchema() }, timeoutMs: 1000, poolSize: 4 });
+      const pooled = async () =>
+        Number((await own.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'auth-gateway'`))[0]!.n);
+      try {
+        const until = Date.now() + 10_000;
+        while ((await pooled()) < 4 && Date.now() < until) await sleep(20);
+        expect(await pooled()).toBe(4);
+        // Four operations at once are served by the connections already there.
+        await Promise.all(['a', 'b', 'c', 'd'].map((k) => store.set(k, k, 5000)));
+        expect(await pooled()).toBe(4);
+      } finally {
+        await store.close();
+        await own.stop();
+      }
+    });
+
     it('starts while PostgreSQL is down within its wait, answering UNAVAILABLE, and makes the schema when it appears', async () => {
       const own = await PostgresServer.start();
       await own.crash();
