@@ -1,8 +1,40 @@
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { browser, createSession, eventually, fetchRaw, Peer, service, settle, start, stopAll } from './helpers.js';
 
 afterEach(stopAll);
+
+describe('listener', () => {
+  it('holds a burst of 1,000 connection attempts made while its event loop is busy: none is dropped', async () => {
+    const { server } = await start();
+    const port = Number(new URL(server.url).port);
+    const somaxconn = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8'));
+    const sockets: Socket[] = [];
+    try {
+      for (let i = 0; i < 1000; i++) sockets.push(connect(port, '127.0.0.1'));
+      // Node connects on the next tick; ticks run before the loop polls for I/O again.
+      await new Promise((resolve) => process.nextTick(resolve));
+      // Still the same turn of the event loop: the gateway has accepted none of them, so the
+      // kernel holds every completed handshake in the listener's queue, or drops the attempt
+      // (a full queue: the client retries after a second). `ss` shows the queue and its size.
+      const listener = () => execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      const until = Date.now() + 5000;
+      while (Number(listener()[1]) < 1000 && Date.now() < until);
+      const [, queued, size] = listener();
+      expect(Number(size)).toBe(Math.min(4096, somaxconn));
+      expect(Number(queued)).toBe(1000);
+      // Back in the loop, the gateway accepts every one of them.
+      let connected = 0;
+      await Promise.all(sockets.map((s) => new Promise((resolve) => s.once('connect', () => resolve(++connected)))));
+      expect(connected).toBe(1000);
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+  });
+});
 
 describe('rate limit (browser role)', () => {
   it('answers the excess over GATEWAY_RATE_LIMIT a second with 1002, then refills with time', async () => {

@@ -60,7 +60,8 @@ export interface WsServer {
 function listen(server: Server, port: number, host: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, host, () => {
+    // A deep accept queue: a reconnect storm waits for a busy loop instead of losing SYNs (retried after 1 s).
+    server.listen({ port, host, backlog: 4096 }, () => {
       server.off('error', reject);
       resolve();
     });
