@@ -20,7 +20,10 @@ describe('listener', () => {
       // Still the same turn of the event loop: the gateway has accepted none of them, so the
       // kernel holds every completed handshake in the listener's queue, or drops the attempt
       // (a full queue: the client retries after a second). `ss` shows the queue and its size.
-      const listener = () => execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' }).trim().split(/\s+/);
+      const listener = () =>
+        execFileSync('ss', ['-ltnH', `sport = :${port}`], { encoding: 'utf8' })
+          .trim()
+          .split(/\s+/);
       const until = Date.now() + 5000;
       while (Number(listener()[1]) < 1000 && Date.now() < until);
       const [, queued, size] = listener();
