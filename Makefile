@@ -22,7 +22,6 @@ build: $(BUILT)
 
 $(BUILT): $(NODE_MODULES) $(BUILD_INPUTS)
 	npm run -s build
-	@touch $@
 
 run: build
 	@echo "== auth-gateway: serve --dev (POST /autosession dev login is ON: never use --dev in production)" >&2

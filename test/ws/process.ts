@@ -16,14 +16,15 @@ function newest(dir: string): number {
   return t;
 }
 
+/**
+ * True when a source is newer than the last build. The build stamp (dist/.built, written when
+ * a whole build ends), not the outputs: an incremental build leaves an output it did not
+ * change with its old time.
+ */
 function stale(): boolean {
   let built: number;
   try {
-    built = Math.min(
-      statSync(CLI).mtimeMs,
-      statSync(join(ROOT, 'dist', 'client', 'src', 'gateway-client.js')).mtimeMs,
-      statSync(join(ROOT, 'dist', 'middleware', 'src', 'index.js')).mtimeMs,
-    );
+    built = statSync(join(ROOT, 'dist', '.built')).mtimeMs;
   } catch {
     built = 0;
   }
