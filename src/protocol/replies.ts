@@ -1,3 +1,4 @@
+import { jsonOf } from './frozen-json.js';
 import type { Envelope } from './messages.js';
 import type { AnyPush } from './push-schemas.js';
 import type { AnyReply, ErrorReply, ReplyDraft } from './reply-schemas.js';
@@ -76,7 +77,7 @@ function encodeHot(m: { src: string; dest?: string; body: Body }): string | unde
   }
   if (b.type === 'token_valid') {
     if (typeof b.payload !== 'object' || b.payload === null) return undefined;
-    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"token_valid","payload":${JSON.stringify(b.payload)},"in_reply_to":${b.in_reply_to}}}`;
+    return `{"src":${q(m.src)},"dest":${q(m.dest)},"body":{"type":"token_valid","payload":${jsonOf(b.payload)},"in_reply_to":${b.in_reply_to}}}`;
   }
   return undefined;
 }

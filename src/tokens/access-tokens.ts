@@ -3,6 +3,7 @@ import type { LRUCache } from 'lru-cache';
 import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
+import { freezeWithJson } from '../protocol/frozen-json.js';
 import { claimShapeError, timeError } from './claims.js';
 import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
@@ -229,7 +230,8 @@ export class AccessTokens {
     if (shapeError !== undefined) return { valid: false, error: shapeError };
     // Kept no longer than the token lives, on the cache's own clock (time is still checked on every call).
     const ttl = (v.payload.exp as number) * 1000 - this.#o.clock.now();
-    if (ttl > 0) checked.set(key, v.payload, { ttl: Math.min(ttl, CHECKED_TTL_MS) });
+    // Shared by every later verify of this token, so frozen; its JSON text is written once.
+    if (ttl > 0) checked.set(key, freezeWithJson(v.payload), { ttl: Math.min(ttl, CHECKED_TTL_MS) });
     return { valid: true, payload: v.payload, key };
   }
 

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { decode, decodeFull } from '../../../src/protocol/decode.js';
+import { freezeWithJson, jsonOf } from '../../../src/protocol/frozen-json.js';
 import { readHotShape } from '../../../src/protocol/hot-shape.js';
 import { requestSchemas } from '../../../src/protocol/messages.js';
 import { encode, reply } from '../../../src/protocol/replies.js';
@@ -67,6 +68,21 @@ describe('the hot shape', () => {
 });
 
 describe('the hot replies', () => {
+  it('a payload whose JSON text is remembered can no longer change, however deep', () => {
+    const payload = freezeWithJson({ sub: 'u1', roles: ['a'], profile: { name: 'x', tags: [{ k: 1 }] } });
+    // Modules are strict: a write to a frozen object throws rather than leave the text stale.
+    expect(() => ((payload as Record<string, unknown>).sub = 'u2')).toThrow(TypeError);
+    expect(() => payload.roles.push('b')).toThrow(TypeError);
+    expect(() => ((payload.profile.tags[0] as Record<string, unknown>).k = 2)).toThrow(TypeError);
+    expect(() => delete (payload.profile as Record<string, unknown>).name).toThrow(TypeError);
+    expect(jsonOf(payload)).toBe('{"sub":"u1","roles":["a"],"profile":{"name":"x","tags":[{"k":1}]}}');
+    // Anything else is serialized as it is now.
+    const open = { a: 1 };
+    expect(jsonOf(open)).toBe('{"a":1}');
+    open.a = 2;
+    expect(jsonOf(open)).toBe('{"a":2}');
+  });
+
   it('session_valid and token_valid are encoded to the very text JSON.stringify makes', () => {
     const any = fc.oneof(fc.string({ maxLength: 30 }), fc.constantFrom('"', '\\', '\ud800', '\u2028', '😀', '</script>', '\u0000'));
     const int = fc.oneof(fc.nat(), fc.constantFrom(0, 1, Number.MAX_SAFE_INTEGER));
@@ -83,6 +99,9 @@ describe('the hot replies', () => {
           expect(encode(valid)).toBe(JSON.stringify(valid));
           const token = reply({ src: dest, dest: src }, msgId, { type: 'token_valid', payload: payload as never });
           expect(encode(token)).toBe(JSON.stringify(token));
+          // A verified token's payload, frozen with its text remembered (the verify cache's).
+          const frozen = reply({ src: dest, dest: src }, msgId, { type: 'token_valid', payload: freezeWithJson(structuredClone(payload)) as never });
+          expect(encode(frozen)).toBe(JSON.stringify(frozen));
           const withData = reply({ src: dest, dest: src }, msgId, { type: 'session_valid', user_id: user, expires_in: expiresIn, data: payload });
           expect(encode(withData)).toBe(JSON.stringify(withData));
         },
