@@ -17,8 +17,8 @@ export async function middlewareApps(ctx) {
   const redis = await sharedRedis(ctx);
   await redis.flush();
   const clients = 100;
-  const seconds = ctx.quick ? 2 : 4;
-  const warmSeconds = ctx.quick ? 1 : 2;
+  const seconds = ctx.quick ? 2 : 3;
+  const warmSeconds = 1;
   const runs = Math.min(3, ctx.runs);
   const secret = randomBytes(32).toString('base64url');
 
