@@ -63,6 +63,8 @@ export interface TestIdp {
   logoutToken(claims?: LogoutClaims, o?: SignOptions): Promise<string>;
   /** Writes the public JWK Set to `path` (for GATEWAY_OIDC_JWKS as a file). */
   writeJwksFile(path: string): void;
+  /** Key rotation: the JWK Set now also holds the keys `unpublished: true` signs with. */
+  publishNewKeys(): void;
   close(): Promise<void>;
 }
 
@@ -127,6 +129,9 @@ export async function startTestIdp(o: { audience?: string; now?: () => number } 
     },
     writeJwksFile(path: string) {
       writeFileSync(path, JSON.stringify(jwks));
+    },
+    publishNewKeys() {
+      jwks.keys = [...published, ...unpublished].map((k) => k.jwk);
     },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };

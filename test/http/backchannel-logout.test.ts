@@ -11,7 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { sessionKey } from '../../src/sessions/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
@@ -244,6 +244,28 @@ describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 
     expect(idp.jwksRequests).toBeGreaterThanOrEqual(1);
     expect(idp.jwksRequests).toBeLessThanOrEqual(2);
     expect(await isValid(svc, s)).toBe(true);
+  });
+
+  it('key rotation: a token signed with a new key is refused within the minute after a fetch, then accepted once the set is fetched again', async () => {
+    const { idp, http, svc } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-r' });
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-none' }))).status).toBe(200);
+    expect(idp.jwksRequests).toBe(1);
+    idp.publishNewKeys();
+    // Within the cooldown after the fetch the new kid is unknown: refused, the set not asked for.
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-r' }, { unpublished: true }))).status).toBe(400);
+    expect(await isValid(svc, s)).toBe(true);
+    expect(idp.jwksRequests).toBe(1);
+    // jose keeps its cooldown on the wall clock: only Date is moved, a minute on.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000 });
+    try {
+      const answer = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-r' }, { unpublished: true }));
+      expect(answer.status).toBe(200);
+      expect(idp.jwksRequests).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await isValid(svc, s)).toBe(false);
   });
 
   it('a first token with an unknown kid fetches the set once, not per token', async () => {
