@@ -14,13 +14,15 @@ import { openRaw } from '../lib/raw-ws.js';
 
 const o = JSON.parse(process.argv[2]);
 const ids = JSON.parse(readFileSync(o.ids, 'utf8'));
+/** Starts of the unmeasured ramp, then the measured ones, then every start. */
 const ramp = Math.floor((o.rate * (o.rampMs ?? 0)) / 1000);
-/** Measured starts; every start, the ramp's included. */
 const total = Math.floor((o.rate * o.ms) / 1000);
 const all = ramp + total;
 const lat = new Float64Array(total);
+/** Measured starts upgraded; every start upgraded. */
 let upgraded = 0;
 let opened = 0;
+/** Refusals anywhere, the ramp's included. */
 let failed = 0;
 let firstError;
 /** Closes the server began (anything but the answer to our close frame). */
@@ -66,7 +68,6 @@ while (started < all) {
 const until = performance.now() + o.holdMs + 10_000;
 while ((opened + failed < all || closed < opened) && performance.now() < until) await sleep(20);
 const seconds = (performance.now() - t0) / 1000;
-// Failures anywhere count: a start refused during the ramp is still a refusal.
 const sorted = lat.subarray(0, upgraded).sort();
 process.stdout.write(
   `${JSON.stringify({ total, upgraded, opened, failed, firstError, closed, serverClosed, p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: percentile(sorted, 100), seconds, genCpu: (cpuSeconds(process.pid) - cpu0) / seconds, genLagP99: lag.percentile(99) / 1e6, genLagMax: lag.max / 1e6 })}\n`,
