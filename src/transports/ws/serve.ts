@@ -11,6 +11,7 @@ import { drainServer, type DrainPlan } from './drain.js';
 import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
+import { quietReceivers } from './quiet-end.js';
 import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import type { SocketLink } from './socket-link.js';
 import { loadStaticFiles } from './static-files.js';
@@ -104,6 +105,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
     }),
   );
+  quietReceivers();
   const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * config.maxMessageBytes, perMessageDeflate: false, clientTracking: false });
   let sweep = () => {};
   const heartbeat = new Heartbeat<SocketLink>(clock, o.heartbeatMs ?? 30_000, () => sweep());

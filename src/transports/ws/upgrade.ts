@@ -14,6 +14,7 @@ import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
+import { quietSocket } from './quiet-end.js';
 import { CloseCodes, SocketLink } from './socket-link.js';
 
 type Accepted = Extract<Handshake, { ok: true }>;
@@ -158,6 +159,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
     const role = h.role;
     const address = client.address;
+    quietSocket(socket);
     ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, address, role, bound));
   };
 
