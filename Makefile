@@ -15,7 +15,7 @@ $(NODE_MODULES): package.json package-lock.json
 
 # dist/ is rebuilt only when a source or compiler setting is newer than its stamp: a `make lint`
 # or `make test` after no change starts no compiler.
-BUILD_INPUTS := $(shell find src client/src client/demo middleware/src -name '*.ts') package.json tsconfig.json client/tsconfig.json middleware/tsconfig.json
+BUILD_INPUTS := $(shell node scripts/build-inputs.mjs)
 BUILT := dist/.built
 
 build: $(BUILT)

@@ -1,25 +1,17 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { mkdirSync, rmdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { buildInputs } from '../../scripts/build-inputs.mjs';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const CLI = join(ROOT, 'dist', 'cli.js');
 
-function newest(dir: string): number {
-  let t = 0;
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const s = statSync(p);
-    t = Math.max(t, s.isDirectory() ? newest(p) : s.mtimeMs);
-  }
-  return t;
-}
-
 /**
- * True when a source is newer than the last build. The build stamp (dist/.built, written when
- * a whole build ends), not the outputs: an incremental build leaves an output it did not
- * change with its old time.
+ * True when a build input (scripts/build-inputs.mjs: sources and compiler settings, as Make
+ * has them) is newer than the last build. The build stamp (dist/.built, written when a whole
+ * build ends), not the outputs: an incremental build leaves an output it did not change with
+ * its old time.
  */
 function stale(): boolean {
   let built: number;
@@ -28,8 +20,7 @@ function stale(): boolean {
   } catch {
     built = 0;
   }
-  const sources = ['src', 'client/src', 'client/demo', 'middleware/src'].map((d) => newest(join(ROOT, d)));
-  return Math.max(...sources) > built;
+  return buildInputs().some((p) => statSync(p).mtimeMs > built);
 }
 
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
