@@ -2,8 +2,9 @@
 # Installs the system binaries the tests drive for real: redis-server (store and
 # multi-node tests), Debian's postgresql (the tests run initdb and postgres themselves,
 # on a free port, and never use the packaged service), Debian's chromium (browser
-# end-to-end test), PyYAML (the compose file test reads it as YAML) and iproute2 (`ss`:
-# the listener test reads the accept queue's length). Idempotent.
+# end-to-end test), openssl (the TLS browser test makes a throwaway certificate), PyYAML
+# (the compose file test reads it as YAML) and iproute2 (`ss`: the listener test reads
+# the accept queue's length). Idempotent.
 set -euo pipefail
 has_postgres() {
   local dir
@@ -15,6 +16,7 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 has_postgres || need+=(postgresql)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 python3 -c 'import yaml' >/dev/null 2>&1 || need+=(python3-yaml)
 command -v ss >/dev/null 2>&1 || need+=(iproute2)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -2,14 +2,14 @@
  * The real components some tests need. A missing one never makes a test skip silently: the
  * test file fails, naming what to install. Only a run that says so skips them (printed):
  * GATEWAY_TEST_SKIP=redis-server,chromium (or `all`) on a machine without them. `make test`
- * never sets it; `make system-deps` installs redis-server, chromium and PyYAML, `make build` the build.
+ * never sets it; `make system-deps` installs redis-server, chromium, openssl and PyYAML, `make build` the build.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export type Component = 'redis-server' | 'chromium' | 'pyyaml' | 'build';
+export type Component = 'redis-server' | 'chromium' | 'openssl' | 'pyyaml' | 'build';
 
 /** Where the e2e tests find Chromium (scripts/system-deps.sh installs Debian's package there). */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -18,6 +18,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const HINTS: Record<Component, string> = {
   'redis-server': 'no redis-server on PATH (make system-deps installs it)',
   chromium: `no Chromium at ${CHROMIUM} (make system-deps installs it)`,
+  openssl: 'no openssl on PATH (make system-deps installs it)',
   pyyaml: 'no PyYAML for python3 (make system-deps installs python3-yaml)',
   build: 'no dist/cli.js (make build, or npm run build)',
 };
@@ -33,6 +34,13 @@ function present(what: Component): boolean {
       }
     case 'chromium':
       return existsSync(CHROMIUM);
+    case 'openssl':
+      try {
+        execFileSync('openssl', ['version'], { stdio: 'ignore' });
+        return true;
+      } catch {
+        return false;
+      }
     case 'pyyaml':
       try {
         execFileSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' });
