@@ -1,15 +1,11 @@
+import { deepFreeze } from '../deep-freeze.js';
+
 /**
  * The JSON text of values that can no longer change, written once. A verified token's
  * payload is kept for as long as the token lives and sent back in every `token_valid` for
  * it: serializing it again for each reply would be most of the cost of encoding one.
  */
 const texts = new WeakMap<object, string>();
-
-function deepFreeze(value: unknown): void {
-  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;
-  Object.freeze(value);
-  for (const v of Object.values(value)) deepFreeze(v);
-}
 
 /** Freezes `value` and everything in it, and remembers its JSON text; returns `value`. */
 export function freezeWithJson<T extends object>(value: T): T {

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { Atomics } from './keyv-store.js';
 import { Batcher } from './batcher.js';
+import { ParsedReads } from './parsed-reads.js';
 import { tables } from './postgres-schema.js';
 
 /** What the atomics need of a pool: `pg.Pool`'s query with a prepared-statement name. */
@@ -36,6 +37,9 @@ function decode(raw: string): unknown {
   return (JSON.parse(raw) as { value: unknown }).value;
 }
 
+/** Reads of the same stored text parse once (see ParsedReads); expiry was checked in SQL. */
+const parseStored = (raw: string): { value: unknown } => JSON.parse(raw) as { value: unknown };
+
 /**
  * Store operations Keyv has no word for, and the reads that bypass it, each one SQL
  * statement on the shared pool, atomic in PostgreSQL: DELETE … RETURNING for take and
@@ -52,6 +56,7 @@ export class PostgresAtomics implements Atomics {
   readonly #sql: Record<Op, string>;
   readonly #names: Record<Op, string>;
   readonly #reads: Batcher<string, unknown>;
+  readonly #parsed = new ParsedReads(parseStored);
   readonly #removes: Batcher<string, boolean>;
   readonly #indexReads: Batcher<{ key: string; now: number }, string[]>;
 
@@ -118,13 +123,13 @@ export class PostgresAtomics implements Atomics {
     const now = Math.floor(this.#now());
     if (keys.length === 1) {
       const [row] = await this.#run<{ value: string }>('get', [keys[0], now]);
-      return () => (row === undefined ? undefined : decode(row.value));
+      return () => (row === undefined ? undefined : this.#parsed.parse(keys[0]!, row.value).value);
     }
     const rows = await this.#run<{ key: string; value: string }>('getMany', [[...new Set(keys)], now]);
     const found = new Map(rows.map((r) => [r.key, r.value]));
     return (key) => {
       const raw = found.get(key);
-      return raw === undefined ? undefined : decode(raw);
+      return raw === undefined ? undefined : this.#parsed.parse(key, raw).value;
     };
   }
 

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Atomics } from './keyv-store.js';
+import { ParsedReads } from './parsed-reads.js';
 
 /**
  * The few commands the atomics need; a single Redis client and a Redis Cluster client
@@ -115,12 +116,14 @@ export class RedisAtomics implements Atomics {
   readonly #codec: KeyvCodec;
   readonly #batchReads: boolean;
   #batch: ReadBatch | undefined;
+  readonly #parsed: ParsedReads<{ value: unknown; expires?: number | null } | undefined>;
 
   /** `batchReads`: only on a single Redis (a cluster cannot MGET across slots). */
   constructor(redis: RedisCommands, codec: KeyvCodec, o: { batchReads?: boolean } = {}) {
     this.#redis = redis;
     this.#codec = codec;
     this.#batchReads = o.batchReads ?? false;
+    this.#parsed = new ParsedReads((raw) => codec.deserialize(raw));
   }
 
   async #run(s: Script, key: string, args: string[]): Promise<unknown> {
@@ -133,9 +136,10 @@ export class RedisAtomics implements Atomics {
     }
   }
 
-  #decode(raw: unknown): unknown {
+  /** The value in Keyv's stored form, when it has not expired; `key` given for a read (see ParsedReads). */
+  #decode(raw: unknown, key?: string): unknown {
     if (typeof raw !== 'string') return undefined;
-    const data = this.#codec.deserialize(raw);
+    const data = key === undefined ? this.#codec.deserialize(raw) : this.#parsed.parse(key, raw);
     if (data === undefined || data === null) return undefined;
     // The same check Keyv makes on get: Redis' TTL and Keyv's `expires` must both agree.
     if (typeof data.expires === 'number' && this.#codec.now() > data.expires) return undefined;
@@ -150,7 +154,7 @@ export class RedisAtomics implements Atomics {
    */
   read(key: string): Promise<unknown> {
     const redisKey = this.#codec.redisKey(key);
-    if (!this.#batchReads) return this.#redis.get(redisKey).then((raw) => this.#decode(raw));
+    if (!this.#batchReads) return this.#redis.get(redisKey).then((raw) => this.#decode(raw, redisKey));
     let b = this.#batch;
     if (b === undefined) {
       const batch: ReadBatch = { keys: [], waiters: [] };
@@ -172,7 +176,7 @@ export class RedisAtomics implements Atomics {
       for (let i = 0; i < b.waiters.length; i++) {
         const w = b.waiters[i]!;
         try {
-          w.resolve(this.#decode(raws[i]));
+          w.resolve(this.#decode(raws[i], b.keys[i]));
         } catch (err) {
           w.reject(err);
         }
