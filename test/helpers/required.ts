@@ -23,31 +23,26 @@ const HINTS: Record<Component, string> = {
   build: 'no dist/cli.js (make build, or npm run build)',
 };
 
+/** True when `cmd args` runs and exits 0. */
+function runs(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function present(what: Component): boolean {
   switch (what) {
     case 'redis-server':
-      try {
-        execFileSync('redis-server', ['--version'], { stdio: 'ignore' });
-        return true;
-      } catch {
-        return false;
-      }
+      return runs('redis-server', ['--version']);
     case 'chromium':
       return existsSync(CHROMIUM);
     case 'openssl':
-      try {
-        execFileSync('openssl', ['version'], { stdio: 'ignore' });
-        return true;
-      } catch {
-        return false;
-      }
+      return runs('openssl', ['version']);
     case 'pyyaml':
-      try {
-        execFileSync('python3', ['-c', 'import yaml'], { stdio: 'ignore' });
-        return true;
-      } catch {
-        return false;
-      }
+      return runs('python3', ['-c', 'import yaml']);
     case 'build':
       return existsSync(join(ROOT, 'dist', 'cli.js'));
   }
