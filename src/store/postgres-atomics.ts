@@ -32,13 +32,11 @@ type Op =
   | 'sweepEntries'
   | 'sweepMembers';
 
-/** Keyv's stored form `{"value":…,"expires":N}`, read back. */
-function decode(raw: string): unknown {
-  return (JSON.parse(raw) as { value: unknown }).value;
-}
-
-/** Reads of the same stored text parse once (see ParsedReads); expiry was checked in SQL. */
+/** Keyv's stored form `{"value":…,"expires":N}`, parsed (expiry is checked in SQL). */
 const parseStored = (raw: string): { value: unknown } => JSON.parse(raw) as { value: unknown };
+
+/** The value of a row that is no longer stored (take, swap): reads go through ParsedReads. */
+const decode = (raw: string): unknown => parseStored(raw).value;
 
 /**
  * Store operations Keyv has no word for, and the reads that bypass it, each one SQL
