@@ -3,7 +3,6 @@
 
 SHELL := /bin/bash
 NODE_MODULES := node_modules/.package-lock.json
-CONFORMANCE := node test/conformance/run.mjs
 
 .PHONY: install build run stdio typecheck lint format test test-unit conformance bench bench-quick cluster soak clean system-deps
 
@@ -49,27 +48,17 @@ lint: build
 format: install
 	npx prettier --write .
 
+# The conformance cases run inside it, over stdio, WebSocket and HTTP
+# (test/conformance/conformance.test.ts: every case passes, every message fits its schema).
 test: build system-deps typecheck lint
 	npx vitest run
-	$(MAKE) -s conformance
 
-# The cases of test/conformance/cases.json on stdio, then over WebSocket (a server per case,
-# driven through `connect`), then over HTTP (POST /v1/rpc, driven through http-bridge.mjs).
-# Skipped over ws: the stdio rule for a line 200 times the limit (ws closes such a frame with
-# 1009; test/ws/limits.test.ts checks that). Builds, installs nothing.
+# The cases of test/conformance/cases.json on stdio, over WebSocket (a server per case, driven
+# through `connect`) and over HTTP (POST /v1/rpc, driven through http-bridge.mjs), the three at
+# once; test/conformance/transports.mjs has each run's skips and why. Builds, installs nothing.
 conformance:
 	npm run -s build
-	$(CONFORMANCE) -- node dist/cli.js stdio
-	$(CONFORMANCE) --skip 'an oversized line' -- test/transport-contract/serve-and-connect.sh
-	$(CONFORMANCE) $(HTTP_SKIPS) -- test/transport-contract/serve-and-post.sh
-
-# Skipped over HTTP, which has no connection to push to (subscribe/unsubscribe are error 1001
-# there: the cases that subscribe, or wait for a push), no envelope (the bridge writes the
-# ends, so envelope errors cannot be sent), an optional msg_id (read as 0), and refuses an
-# oversized body unread with 413 (no msg_id from its head). test/http/rpc.test.ts covers each.
-HTTP_SKIPS := --skip 'subscri' --skip '^project: idle timeout' --skip '^project: list_sessions: handles' \
-	--skip '^project: revoke_user_sessions: counts' --skip '^project: 400 mixed' --skip '^project: envelope errors' \
-	--skip 'missing or unreadable msg_id' --skip 'an oversized line is error 12'
+	node test/conformance/all.mjs
 
 # One store server and gateway nodes (two; CLUSTER_NODES=5 for five) on this machine, no containers (scripts/cluster.sh):
 # Redis by default, PostgreSQL with `make cluster STORE=postgres`.

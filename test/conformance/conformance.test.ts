@@ -9,11 +9,13 @@ import { pushSchemas } from '../../src/protocol/push-schemas.js';
 import { replySchemas } from '../../src/protocol/reply-schemas.js';
 import { browser, createSession, service, start, stopAll, type Msg } from '../ws/helpers.js';
 import { ensureBuilt, ROOT } from '../ws/process.js';
+import { runnerArgs, TRANSPORTS } from './transports.mjs';
 
 /**
- * Every message the gateway sends in the conformance runs, over stdio, WebSocket and HTTP,
- * validates against the schema of its `type` (src/protocol/reply-schemas.ts and
- * push-schemas.ts): the runner records each one (--record), and this file checks them all.
+ * The conformance cases (cases.json) over stdio, WebSocket and HTTP, as `make conformance` runs
+ * them (transports.mjs): every case passes, and every message the gateway sends validates
+ * against the schema of its `type` (src/protocol/reply-schemas.ts and push-schemas.ts): the
+ * runner records each one (--record), and this file checks them all.
  */
 
 const compile = (schemas: Record<string, unknown>) =>
@@ -38,10 +40,10 @@ interface Run {
 
 const dir = mkdtempSync(join(tmpdir(), 'reply-schemas-'));
 
-/** Runs the in-repo conformance runner against `cmd` with --record; resolves with what it recorded. */
-function conformance(name: string, extra: string[], cmd: string[]): Promise<Run> {
-  const file = join(dir, `${name}.jsonl`);
-  const child = spawn(process.execPath, ['test/conformance/run.mjs', '--record', file, ...extra, '--', ...cmd], {
+/** Runs the in-repo conformance runner over one transport with --record; resolves with its output and what it recorded. */
+function conformance(t: (typeof TRANSPORTS)[number]): Promise<Run> {
+  const file = join(dir, `${t.name}.jsonl`);
+  const child = spawn(process.execPath, ['test/conformance/run.mjs', ...runnerArgs(t, ['--record', file])], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -84,42 +86,22 @@ function invalid(recorded: Recorded[]): string[] {
   return out;
 }
 
-/** How many cases the runner says it ran (passed or failed): its last line. */
-function casesRun(output: string): number {
-  const m = /conformance: (\d+) passed, (\d+) failed/.exec(output);
-  return m ? Number(m[1]) + Number(m[2]) : 0;
+/** The runner's own count, its last line: `conformance: N passed, N failed`. */
+function summary(output: string): { passed: number; failed: number } | undefined {
+  const m = /conformance: (\d+) passed, (\d+) failed\s*$/.exec(output);
+  return m ? { passed: Number(m[1]), failed: Number(m[2]) } : undefined;
 }
 
-/** As `make conformance` runs it over HTTP (HTTP_SKIPS in the Makefile says why each is skipped). */
-const HTTP_SKIPS = [
-  'subscri',
-  '^project: idle timeout',
-  '^project: list_sessions: handles',
-  '^project: revoke_user_sessions: counts',
-  '^project: 400 mixed',
-  '^project: envelope errors',
-  'missing or unreadable msg_id',
-  'an oversized line is error 12',
-].flatMap((re) => ['--skip', re]);
-
 /**
- * The three runs: the runner's skips and command, how many cases and messages each must at
- * least make, and whether its types count towards "every type seen" (HTTP has no pushes).
+ * How many cases and messages each run must at least make (fewer: the run did not happen as
+ * meant), and whether its types count towards "every type seen" (HTTP has no pushes).
  */
-const transports = [
-  { name: 'stdio', skips: [], cmd: ['node', 'dist/cli.js', 'stdio'], minCases: 40, minMessages: MIN_MESSAGES, countsTypes: true },
-  // As `make conformance` runs it over ws: a line 200 times the limit closes a socket with 1009 (test/ws/limits.test.ts).
-  {
-    name: 'WebSocket',
-    skips: ['--skip', 'an oversized line'],
-    cmd: ['test/transport-contract/serve-and-connect.sh'],
-    minCases: 40,
-    minMessages: MIN_MESSAGES,
-    countsTypes: true,
-  },
+const expected: Record<string, { minCases: number; minMessages: number; countsTypes: boolean }> = {
+  stdio: { minCases: 40, minMessages: MIN_MESSAGES, countsTypes: true },
+  WebSocket: { minCases: 40, minMessages: MIN_MESSAGES, countsTypes: true },
   // The reply bodies of POST /v1/rpc (the bridge writes the envelope around each).
-  { name: 'HTTP', skips: HTTP_SKIPS, cmd: ['test/transport-contract/serve-and-post.sh'], minCases: 35, minMessages: MIN_MESSAGES / 2, countsTypes: false },
-];
+  HTTP: { minCases: 35, minMessages: MIN_MESSAGES / 2, countsTypes: false },
+};
 const runs = new Map<string, Promise<Run>>();
 const seenInCases = new Set<string>();
 const seenBound = new Set<string>();
@@ -127,7 +109,7 @@ const seenBound = new Set<string>();
 beforeAll(() => {
   ensureBuilt();
   // All runs at once: each mostly waits on its gateway processes.
-  for (const t of transports) runs.set(t.name, conformance(t.name, t.skips, t.cmd));
+  for (const t of TRANSPORTS) runs.set(t.name, conformance(t));
 }, 120_000);
 
 afterAll(async () => {
@@ -135,16 +117,22 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-describe('every message the gateway sends in the conformance runs fits its schema', () => {
-  for (const t of transports)
+describe('the conformance cases pass, and every message the gateway sends in them fits its schema', () => {
+  for (const t of TRANSPORTS)
     it(
       `over ${t.name}`,
       async () => {
         const run = await runs.get(t.name)!;
-        expect(casesRun(run.output), run.output.slice(-2000)).toBeGreaterThanOrEqual(t.minCases);
-        expect(run.recorded.length).toBeGreaterThanOrEqual(t.minMessages);
+        const want = expected[t.name]!;
+        const counted = summary(run.output);
+        // The runner's failures, and its output's tail to show them.
+        expect(counted?.failed, run.output.slice(-3000)).toBe(0);
+        expect(run.code).toBe(0);
+        expect(counted!.passed).toBeGreaterThanOrEqual(want.minCases);
+        console.log(`conformance over ${t.name}: ${counted!.passed} passed, 0 failed`);
+        expect(run.recorded.length).toBeGreaterThanOrEqual(want.minMessages);
         expect(invalid(run.recorded)).toEqual([]);
-        if (t.countsTypes) for (const r of run.recorded) seenInCases.add(r.message.body.type);
+        if (want.countsTypes) for (const r of run.recorded) seenInCases.add(r.message.body.type);
       },
       RUN_TIMEOUT_MS,
     );
