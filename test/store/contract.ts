@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import type { Store, StoreEvent } from '../../src/store/types.js';
+import { waitForCount } from '../helpers/wait-for.js';
 
 /** One store under test, and how to move its time and break its backend. */
 export interface StoreHarness {
@@ -224,8 +225,13 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       // Promptly (a busy 2-core machine needs the slack; the cross-node figure is the benchmarks').
       expect(Date.now() - sent).toBeLessThan(1000);
       off();
+      // A listener still subscribed is told of every event in the same turn as the others: once
+      // it has the second end, the one unsubscribed would have it too.
+      const still: StoreEvent[] = [];
+      other.events.subscribe((e) => still.push(e));
       await s.events.publish({ ...event, hash: 'second' });
-      await new Promise((r) => setTimeout(r, 100));
+      await waitForCount(() => still.length, 1, 2000, 'events after the unsubscribe');
+      expect(still).toEqual([{ ...event, hash: 'second' }]);
       expect(heard).toHaveLength(1);
     });
 

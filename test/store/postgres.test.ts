@@ -2,7 +2,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { openPostgresStore, parsePostgresUrl } from '../../src/store/postgres.js';
 import { SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
+import type { StoreEvent } from '../../src/store/types.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
+import { waitForCount } from '../helpers/wait-for.js';
 import { storeContract } from './contract.js';
 import { freshSchema, postgresHarness, postgresStore } from './postgres-harness.js';
 
@@ -172,19 +174,26 @@ describe('postgres store', () => {
     });
 
     it('two schemas on one database see nothing of each other, events included', async () => {
+      const schemaB = freshSchema();
       const a = await postgresStore(server.url, freshSchema());
-      const b = await postgresStore(server.url, freshSchema());
+      const b = await postgresStore(server.url, schemaB);
+      const b2 = await postgresStore(server.url, schemaB);
       try {
         await a.set('k', 'from-a', 5000);
         expect(await b.get('k')).toBeUndefined();
-        const heard: unknown[] = [];
+        const heard: StoreEvent[] = [];
         b.events.subscribe((e) => heard.push(e));
         await a.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'a' });
-        await sleep(150);
-        expect(heard).toEqual([]);
+        // A barrier: a listener gets notifications in the order of their commits, so once b
+        // hears this end of its own schema, anything of a's would already be there.
+        const own: StoreEvent = { kind: 'ended', hash: 'own', reason: 'destroyed', origin: 'b2' };
+        await b2.events.publish(own);
+        await waitForCount(() => heard.length, 1, 2000, "events of b's schema");
+        expect(heard).toEqual([own]);
       } finally {
         await a.close();
         await b.close();
+        await b2.close();
       }
     });
 

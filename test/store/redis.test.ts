@@ -4,6 +4,7 @@ import { GatewayError } from '../../src/errors.js';
 import { parseRedisUrl } from '../../src/store/redis.js';
 import type { StoreEvent } from '../../src/store/types.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
+import { waitForCount } from '../helpers/wait-for.js';
 import { storeContract } from './contract.js';
 import { freshNamespace, redisHarness, redisStore } from './redis-harness.js';
 
@@ -75,19 +76,26 @@ describe.skipIf(!server)('redis store', () => {
     });
 
     it('two namespaces on one server see nothing of each other', async () => {
+      const nsB = freshNamespace();
       const a = await redisStore(server!.url, freshNamespace());
-      const b = await redisStore(server!.url, freshNamespace());
+      const b = await redisStore(server!.url, nsB);
+      const b2 = await redisStore(server!.url, nsB);
       try {
         await a.set('k', 'from-a', 5000);
         expect(await b.get('k')).toBeUndefined();
-        const heard: unknown[] = [];
+        const heard: StoreEvent[] = [];
         b.events.subscribe((e) => heard.push(e));
         await a.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'a' });
-        await new Promise((r) => setTimeout(r, 100));
-        expect(heard).toEqual([]);
+        // A barrier: Redis hands a subscriber its messages in the order they were published, so
+        // once b hears this end of its own namespace, anything of a's would already be there.
+        const own: StoreEvent = { kind: 'ended', hash: 'own', reason: 'destroyed', origin: 'b2' };
+        await b2.events.publish(own);
+        await waitForCount(() => heard.length, 1, 2000, "events of b's namespace");
+        expect(heard).toEqual([own]);
       } finally {
         await a.close();
         await b.close();
+        await b2.close();
       }
     });
 
