@@ -39,8 +39,9 @@ typecheck: build
 	npm run -s typecheck
 
 # ESLint (typescript-eslint, type-aware: floating and misused promises, exhaustive switches) and
-# Prettier's check of the code (.prettierignore leaves prose and data alone). Both keep a cache of
-# files found clean (node_modules/.cache, Prettier's own there too): a clean clone checks everything.
+# Prettier's check of the code (.prettierignore leaves prose and data alone), the two at once. Both
+# keep a cache of files found clean (node_modules/.cache, Prettier's own there too): a clean clone
+# checks everything.
 lint: build
 	npm run -s lint
 

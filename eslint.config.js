@@ -14,7 +14,9 @@ export default tseslint.config(
     languageOptions: {
       globals: { ...globals.node },
       parserOptions: {
-        project: ['./tsconfig.json', './tsconfig.test.json', './tsconfig.js.json', './client/tsconfig.json', './middleware/tsconfig.json'],
+        // A file takes its types from the first of these that holds it, imports included; the
+        // tests' program holds src, client and middleware too, so most runs build one program.
+        project: ['./tsconfig.test.json', './tsconfig.js.json', './tsconfig.json', './client/tsconfig.json', './middleware/tsconfig.json'],
         tsconfigRootDir: import.meta.dirname,
       },
     },
