@@ -1,11 +1,13 @@
 /**
- * What the Chromium e2e tests share: the browser's flags, the gateway's metrics, a service
- * connection to the gateway under test, and a TCP proxy of the test's own that can stop
- * passing packets (a dead path: no FIN, no RST, just silence).
+ * What the Chromium e2e tests share: the browser's flags and its life per test file, the
+ * gateway's metrics, a service connection to the gateway under test, and a TCP proxy of the
+ * test's own that can stop passing packets (a dead path: no FIN, no RST, just silence).
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, afterEach } from 'vitest';
 import { WebSocket } from 'ws';
+import { CHROMIUM } from '../helpers/required.js';
 
 export const ARGS = [
   '--headless',
@@ -17,6 +19,44 @@ export const ARGS = [
   '--disable-component-update',
   '--disable-sync',
 ];
+
+/**
+ * One Chromium for a test file: made at the file's top level, `launch()` in its `beforeAll`,
+ * `newContext()` in a test (one origin's cookies, storage and channels, closed after that
+ * test); the browser is closed after the file.
+ */
+export class FileBrowser {
+  #browser: Browser | undefined;
+  #context: BrowserContext | undefined;
+
+  constructor() {
+    afterEach(async () => {
+      await this.#context?.close();
+      this.#context = undefined;
+    });
+    afterAll(async () => {
+      await this.#browser?.close();
+    });
+  }
+
+  /** Starts Chromium headless with ARGS and `extraArgs`. */
+  async launch(extraArgs: string[] = []): Promise<void> {
+    this.#browser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...extraArgs], headless: true });
+  }
+
+  /** A fresh context for the current test. */
+  async newContext(): Promise<BrowserContext> {
+    if (this.#browser === undefined) throw new Error('FileBrowser: launch() first');
+    this.#context = await this.#browser.newContext();
+    return this.#context;
+  }
+
+  /** The current test's context. */
+  get context(): BrowserContext {
+    if (this.#context === undefined) throw new Error('FileBrowser: no context in this test (newContext() first)');
+    return this.#context;
+  }
+}
 
 /** A value of the gateway's /metrics, e.g. `gateway_connections{role="browser"}`. */
 export async function metric(http: string, series: string): Promise<number> {

@@ -1,8 +1,8 @@
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, required } from '../helpers/required.js';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { required } from '../helpers/required.js';
 import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
-import { ARGS, Proxy, serviceCall, texts } from './browser.js';
+import { FileBrowser, Proxy, serviceCall, texts } from './browser.js';
 
 /**
  * The faults a three-tab browser run found in the client, each shown fixed in Chromium. The
@@ -13,9 +13,8 @@ const SERVICE_KEY = 'kqS1ha2VbEV4ZYk6x3m2b6rj7Qv0m8Zc9uXk1pW3yT0=';
 /** The demo's heartbeat: a ping after 5 s of silence, dead 3 s later. */
 const HEARTBEAT_BOUND_MS = 8000;
 
-let browser: Browser | undefined;
 let server: ServerProcess;
-let context: BrowserContext | undefined;
+const browser = new FileBrowser();
 let proxy: Proxy;
 let origin: string;
 
@@ -32,23 +31,17 @@ beforeAll(async () => {
     ['--dev'],
   );
   proxy.target = Number(new URL(server.http).port);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  await browser.launch();
 }, 120_000);
 
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-});
-
 afterAll(async () => {
-  await browser?.close();
   await proxy?.close();
   await killAll();
 });
 
 /** `n` tabs of the demo, logged in (600 s) in the first; resolves once all show the bound session. */
 async function tabs(n: number): Promise<Page[]> {
-  context = await browser!.newContext();
+  const context = await browser.newContext();
   const pages: Page[] = [];
   for (let i = 0; i < n; i++) pages.push(await context.newPage());
   await pages[0]!.goto(origin + '/');
@@ -64,7 +57,7 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
   for (const lateMs of [100, 1000]) {
     it(`a regeneration keeps every tab signed in (new cookie ${lateMs} ms after the push)`, { timeout: 60_000 }, async () => {
       const pages = await tabs(3);
-      const [old] = await context!.cookies();
+      const [old] = await browser.context.cookies();
       const reconnects = (p: Page) => p.locator('#log li', { hasText: 'reconnected' }).count();
       const before = await Promise.all(pages.map(reconnects));
       const r = await serviceCall(server.url, SERVICE_KEY, { type: 'regenerate_session', old_session_id: old!.value });
@@ -73,7 +66,7 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
       for (const p of pages) await p.locator('#log li', { hasText: 'session regenerated: same session' }).waitFor({ timeout: 5000 });
       // The new cookie comes later, in an HTTP response to one tab (here: set by the test).
       await new Promise((res) => setTimeout(res, lateMs));
-      await context!.addCookies([{ ...old!, value: r.new_session_id as string }]);
+      await browser.context.addCookies([{ ...old!, value: r.new_session_id as string }]);
       // Each tab saw the socket come back (bound to the new cookie), and still shows the user.
       for (const [i, p] of pages.entries()) await expect.poll(() => reconnects(p), { timeout: 10_000 }).toBeGreaterThan(before[i]!);
       for (const p of pages) await p.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
@@ -101,13 +94,13 @@ describe.skipIf(!hasChromium)('client faults, fixed (Chromium)', () => {
 
   it('going back online reconnects at once, not at the backoff slot', { timeout: 90_000 }, async () => {
     const [page] = await tabs(1);
-    await context!.setOffline(true);
+    await browser.context.setOffline(true);
     // Wait until the next attempt is at least 3 s away.
     const slot = page!.locator('#log li', { hasText: /reconnecting, attempt \d+, in ([3-9]\d{3}|\d{5,}) ms/ });
     await slot.first().waitFor({ timeout: 40_000 });
     const delayMs = Number(/in (\d+) ms/.exec((await slot.first().textContent())!)![1]);
     const t0 = Date.now();
-    await context!.setOffline(false);
+    await browser.context.setOffline(false);
     await page!.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 20_000 });
     const back = Date.now() - t0;
     expect(back).toBeLessThan(Math.min(2000, delayMs));

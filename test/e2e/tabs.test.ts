@@ -1,14 +1,13 @@
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { CHROMIUM, required } from '../helpers/required.js';
+import type { Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { required } from '../helpers/required.js';
 import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
-import { ARGS, metric, texts } from './browser.js';
+import { FileBrowser, metric, texts } from './browser.js';
 
 /** Three tabs of the demo in one browser (one context: one origin's cookies, locks and channels). */
 
-let browser: Browser | undefined;
 let server: ServerProcess;
-let context: BrowserContext | undefined;
+const browser = new FileBrowser();
 const BROWSER_SOCKETS = 'gateway_connections{role="browser"}';
 
 const hasChromium = required('chromium');
@@ -17,22 +16,16 @@ beforeAll(async () => {
   if (!hasChromium) return;
   ensureBuilt();
   server = await spawnServer({ GATEWAY_JWT_SECRET: 'UTHe/v2YMM8TlXUS87sILxhD3nOmpfvculqST6mteQc=' }, ['--dev']);
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  await browser.launch();
 }, 120_000);
 
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-});
-
 afterAll(async () => {
-  await browser?.close();
   await killAll();
 });
 
 /** Logs in on the first tab, then opens two more; resolves once all three show the bound session. */
 async function threeTabs(ttl = 600): Promise<Page[]> {
-  context = await browser!.newContext();
+  const context = await browser.newContext();
   const first = await context.newPage();
   await first.goto(server.http + '/');
   await first.fill('#ttl', String(ttl));
@@ -101,7 +94,7 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     const pages = await threeTabs();
     const leader = await leaderOf(pages);
     const rest = pages.filter((p) => p !== leader);
-    const [cookie] = await context!.cookies();
+    const [cookie] = await browser.context.cookies();
     await leader.close();
     // The session ends in the handover, with no socket to push it to (the new leader finds it on
     // its reconnect: a busy machine may take a few backoff steps).
@@ -112,7 +105,7 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
   });
 
   it('without Web Locks (the BroadcastChannel election): one leader, one socket, and a takeover when it closes', { timeout: 60_000 }, async () => {
-    context = await browser!.newContext();
+    const context = await browser.newContext();
     const pages: Page[] = [];
     for (let i = 0; i < 3; i++) {
       const p = await context.newPage();

@@ -6,12 +6,12 @@ import { createServer, type Server } from 'node:https';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type WebSocket as PageSocket } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { WebSocket as PageSocket } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/redis-server.js';
-import { CHROMIUM, required } from '../helpers/required.js';
+import { required } from '../helpers/required.js';
 import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
-import { ARGS, serviceCall } from './browser.js';
+import { FileBrowser, serviceCall } from './browser.js';
 
 /**
  * The `__Host-` session cookie end to end: Chromium reaches the gateway over TLS through a
@@ -24,9 +24,8 @@ const SERVICE_KEY = 'Vn3QhXq0b8cJm2Lr5tYw1zKp7sD4fG6hE9aU2iO0xBc=';
 
 let dir: string;
 let proxy: Server;
-let browser: Browser | undefined;
 let server: ServerProcess;
-let context: BrowserContext | undefined;
+const browser = new FileBrowser();
 /** The page's origin through the proxy, e.g. https://localhost:41234. */
 let httpsOrigin: string;
 
@@ -101,16 +100,10 @@ beforeAll(async () => {
   );
   expect(server.http).toBe(`http://127.0.0.1:${gatewayPort}`);
   // Chromium honours the pin only with a --user-data-dir, which Playwright always passes.
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, `--ignore-certificate-errors-spki-list=${spki}`], headless: true });
+  await browser.launch([`--ignore-certificate-errors-spki-list=${spki}`]);
 }, 120_000);
 
-afterEach(async () => {
-  await context?.close();
-  context = undefined;
-});
-
 afterAll(async () => {
-  await browser?.close();
   proxy?.closeAllConnections();
   await new Promise((r) => (proxy ? proxy.close(r) : r(undefined)));
   await killAll();
@@ -119,7 +112,7 @@ afterAll(async () => {
 
 /** Opens the demo at `origin` in a fresh context, logs in (600 s); resolves with the page, its login's Set-Cookie and its cookies as the browser stores them (DevTools protocol). */
 async function login(origin: string) {
-  context = await browser!.newContext();
+  const context = await browser.newContext();
   const page = await context.newPage();
   const frames: { url: string; body: Record<string, unknown> }[] = [];
   const sockets: PageSocket[] = [];
