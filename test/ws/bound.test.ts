@@ -1,3 +1,5 @@
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { browser, createSession, service, settle, start, stopAll, type Msg } from './helpers.js';
 
@@ -27,6 +29,27 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(await b.closed).toEqual({ code: 4001, reason: 'Session ended' });
     // At once, not at the session's end; the lateness figure itself is the benchmarks' (row 7).
     expect(ms).toBeLessThan(1000);
+  });
+
+  it('ends its half of the TCP connection right after the close frame, without waiting for the peer to answer it', async () => {
+    // A peer that reads but does not answer the close: the gateway's FIN follows its close
+    // frame at once (not after the 60 s grace), and the socket closes once the peer ends too.
+    const { server } = await start({}, { closeGraceMs: 60_000 });
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
+    await peer.ended;
+    expect(peer.frames.map((f) => f.opcode)).toEqual([0x1, 0x8]);
+    expect(JSON.parse(peer.frames[0]!.payload.toString())).toMatchObject({ body: { type: 'session_expired', bound: true } });
+    expect(peer.frames[1]!.payload.readUInt16BE(0)).toBe(4001);
+    expect(peer.wrote).toBe(0);
+    // The peer answers the close and ends its half: the connection is gone on both sides.
+    peer.socket.end(Buffer.from([0x88, 0x80, 0, 0, 0, 0]));
+    await peer.closed;
+    // Only the service connection is left.
+    await linksDownTo(server.links, 1);
   });
 
   it('closes with 4002 when the session is regenerated, and never tells the new id', async () => {
@@ -138,3 +161,70 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(b.ws.readyState).toBe(1);
   });
 });
+
+interface RawPeer {
+  socket: Socket;
+  /** Server frames read after the 101 (unmasked, each whole in this test's small reads). */
+  frames: { opcode: number; payload: Buffer }[];
+  /** Bytes written after the upgrade request. */
+  wrote: number;
+  /** The server's FIN. */
+  ended: Promise<void>;
+  closed: Promise<void>;
+}
+
+/** A browser upgrade over a bare TCP socket, which writes nothing after it unless told to. */
+async function rawUpgrade(port: number, cookie: string): Promise<RawPeer> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const key = randomBytes(16).toString('base64');
+  socket.write(
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`,
+  );
+  const peer: RawPeer = {
+    socket,
+    frames: [],
+    wrote: 0,
+    ended: new Promise((resolve) => socket.once('end', resolve)),
+    closed: new Promise((resolve) => socket.once('close', () => resolve())),
+  };
+  let buf = Buffer.alloc(0);
+  let upgraded: () => void;
+  const opened = new Promise<void>((resolve) => (upgraded = resolve));
+  let headDone = false;
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    if (!headDone) {
+      const at = buf.indexOf('\r\n\r\n');
+      if (at === -1) return;
+      expect(buf.subarray(0, at).toString()).toMatch(/^HTTP\/1\.1 101 /);
+      buf = buf.subarray(at + 4);
+      headDone = true;
+      upgraded();
+    }
+    // A server's frames are unmasked; these are short (a length byte, or 126 and two bytes).
+    for (;;) {
+      if (buf.length < 2) break;
+      const short = buf[1]! & 0x7f;
+      expect(short).toBeLessThan(127);
+      const head = short === 126 ? 4 : 2;
+      if (buf.length < head) break;
+      const n = short === 126 ? buf.readUInt16BE(2) : short;
+      if (buf.length < head + n) break;
+      peer.frames.push({ opcode: buf[0]! & 0x0f, payload: buf.subarray(head, head + n) });
+      buf = buf.subarray(head + n);
+    }
+  });
+  await opened;
+  const write = socket.write.bind(socket);
+  socket.write = ((...args: Parameters<Socket['write']>) => {
+    peer.wrote += Buffer.byteLength(args[0] as string | Buffer);
+    return write(...args);
+  }) as Socket['write'];
+  return peer;
+}
+
+async function linksDownTo(set: ReadonlySet<unknown>, n: number): Promise<void> {
+  while (set.size > n) await settle(10);
+}

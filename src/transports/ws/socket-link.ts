@@ -142,12 +142,21 @@ export class SocketLink implements Wire, BoundEnd {
     this.#ws.ping();
   }
 
-  /** Closes with `code`; cuts the socket if the peer does not complete the handshake in time. */
+  /**
+   * Closes with `code`: the close frame, then at once the end of the gateway's half of the TCP
+   * connection (RFC 6455 section 7.1.1: the server closes the connection first), so the peer's
+   * close event fires as soon as it has read the frame, without a round trip through this
+   * process. The peer's close frame is still read and the socket closes once it has ended its
+   * half too; it is cut if the peer does not within `closeGraceMs`.
+   */
   close(code: number, text: string, reason: string): void {
     this.#closeReason ??= reason;
     const state = this.#ws.readyState;
     if (state === WebSocket.CLOSED) return;
-    if (state !== WebSocket.CLOSING) this.#ws.close(code, text);
+    if (state !== WebSocket.CLOSING) {
+      this.#ws.close(code, text);
+      this.#endOutput();
+    }
     const t = setTimeout(() => this.#ws.terminate(), this.#o.closeGraceMs);
     t.unref();
     void this.closed.then(() => clearTimeout(t));
@@ -240,6 +249,19 @@ export class SocketLink implements Wire, BoundEnd {
     if (!this.#corked) return;
     this.#corked = false;
     this.#sock?.uncork();
+  }
+
+  /**
+   * Ends the socket's output after the close frame. ws writes a close frame straight to the
+   * socket unless its sender is busy compressing or reading a Blob, and the gateway does
+   * neither (per-message deflate is off, it sends strings), so the frame is already in the
+   * socket's buffer: `end` sends what is buffered (the push, the frame), then the FIN.
+   */
+  #endOutput(): void {
+    const sock = (this.#ws as unknown as { _socket?: { end(): void } })._socket;
+    if (sock === undefined) return;
+    this.#corked = false; // `end` uncorks
+    sock.end();
   }
 
   /** The peer does not read: stop producing for it rather than hold its output in memory. */
