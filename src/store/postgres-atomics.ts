@@ -16,7 +16,7 @@ const MAX_IN_FLIGHT = 2;
 /** Rows per sweep statement: short enough that no statement holds many row locks for long. */
 export const SWEEP_BATCH = 1000;
 
-type Op =
+export type Op =
   | 'get'
   | 'getMany'
   | 'take'
@@ -46,7 +46,8 @@ const decode = (raw: string): unknown => parseStored(raw).value;
  * the index. Every read compares `expires` with now in SQL: PostgreSQL has no TTL, and a
  * row past its end may still be there until the sweep removes it.
  * Reads, deletes and index reads are batched (Batcher): one statement for the calls of a
- * tick, `key = ANY(…)`. Statements are named, so each connection plans them once.
+ * tick, its keys joined from an array (see `statements`). Statements are named, so each
+ * connection plans them once.
  */
 export class PostgresAtomics implements Atomics {
   readonly #db: Queryable;
@@ -66,40 +67,7 @@ export class PostgresAtomics implements Atomics {
     this.#reads = new Batcher({ ...batching, send: (keys) => this.#readMany(keys) });
     this.#removes = new Batcher({ ...batching, send: (keys) => this.#removeMany(keys) });
     this.#indexReads = new Batcher({ ...batching, send: (calls) => this.#indexMembersMany(calls) });
-    const t = tables(schema);
-    const live = `(expires IS NULL OR expires > $2)`;
-    this.#sql = {
-      get: `SELECT value FROM ${t.entries} WHERE key = $1 AND ${live}`,
-      getMany: `SELECT key, value FROM ${t.entries} WHERE key = ANY($1::varchar[]) AND ${live}`,
-      take: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING value, expires`,
-      remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, expires`,
-      removeMany: `DELETE FROM ${t.entries} WHERE key = ANY($1::varchar[]) RETURNING key, expires`,
-      // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
-      swap: `UPDATE ${t.entries} e
-             SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
-             FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
-             WHERE e.key = old.key
-             RETURNING old.value`,
-      swapUntil: `UPDATE ${t.entries} e
-             SET value = '{"value":' || $1 || ',"expires":' || $4 || '}'
-             FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
-             WHERE e.key = old.key
-             RETURNING old.value`,
-      // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it
-      // yet); a live row is left alone and no row comes back.
-      claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)
-              ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= $3
-              RETURNING e.key`,
-      indexAdd: `INSERT INTO ${t.members} (key, member, expires) VALUES ($1, $2, $3)
-                 ON CONFLICT (key, member) DO UPDATE SET expires = EXCLUDED.expires`,
-      indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
-      indexMembers: `SELECT key, member, expires FROM ${t.members} WHERE key = $1 AND expires > $2`,
-      indexMembersMany: `SELECT key, member, expires FROM ${t.members} WHERE key = ANY($1::text[]) AND expires > $2`,
-      sweepEntries: `DELETE FROM ${t.entries} WHERE key IN
-                     (SELECT key FROM ${t.entries} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
-      sweepMembers: `DELETE FROM ${t.members} WHERE (key, member) IN
-                     (SELECT key, member FROM ${t.members} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
-    };
+    this.#sql = statements(schema);
     // Prepared statements are per connection and per name; the schema keeps names of two
     // stores apart (and short: PostgreSQL cuts names at 63 bytes).
     this.#names = Object.fromEntries(Object.keys(this.#sql).map((k, i) => [k, `ag${i}_${schema}`])) as Record<Op, string>;
@@ -212,4 +180,50 @@ export class PostgresAtomics implements Atomics {
     }
     return total;
   }
+}
+
+/**
+ * The statements of a store in `schema`, by operation. Reads, deletes and index reads of a
+ * batch join their keys from `unnest($1)`: PostgreSQL keeps a generic plan of a named
+ * statement after a few runs, made without the array's contents, and there `key = ANY($1)`
+ * is a filter comparing every row scanned with every key in turn (it hashes only a constant
+ * array), rows × keys comparisons per batch on a small table; a join with the unnested keys
+ * is a hash join or an index lookup per key whatever the plan
+ * (test/store/postgres.test.ts checks the generic plans).
+ */
+export function statements(schema: string): Record<Op, string> {
+  const t = tables(schema);
+  const live = `(expires IS NULL OR expires > $2)`;
+  return {
+    get: `SELECT value FROM ${t.entries} WHERE key = $1 AND ${live}`,
+    getMany: `SELECT e.key, e.value FROM unnest($1::varchar[]) k (key) JOIN ${t.entries} e ON e.key = k.key WHERE (e.expires IS NULL OR e.expires > $2)`,
+    take: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING value, expires`,
+    remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, expires`,
+    removeMany: `DELETE FROM ${t.entries} e USING unnest($1::varchar[]) k (key) WHERE e.key = k.key RETURNING e.key, e.expires`,
+    // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
+    swap: `UPDATE ${t.entries} e
+           SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
+           FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
+           WHERE e.key = old.key
+           RETURNING old.value`,
+    swapUntil: `UPDATE ${t.entries} e
+           SET value = '{"value":' || $1 || ',"expires":' || $4 || '}'
+           FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
+           WHERE e.key = old.key
+           RETURNING old.value`,
+    // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it
+    // yet); a live row is left alone and no row comes back.
+    claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= $3
+            RETURNING e.key`,
+    indexAdd: `INSERT INTO ${t.members} (key, member, expires) VALUES ($1, $2, $3)
+               ON CONFLICT (key, member) DO UPDATE SET expires = EXCLUDED.expires`,
+    indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
+    indexMembers: `SELECT key, member, expires FROM ${t.members} WHERE key = $1 AND expires > $2`,
+    indexMembersMany: `SELECT m.key, m.member, m.expires FROM unnest($1::text[]) k (key) JOIN ${t.members} m ON m.key = k.key WHERE m.expires > $2`,
+    sweepEntries: `DELETE FROM ${t.entries} WHERE key IN
+                   (SELECT key FROM ${t.entries} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+    sweepMembers: `DELETE FROM ${t.members} WHERE (key, member) IN
+                   (SELECT key, member FROM ${t.members} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+  };
 }

@@ -1,7 +1,9 @@
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { openPostgresStore, parsePostgresUrl } from '../../src/store/postgres.js';
-import { SCHEMA_VERSION } from '../../src/store/postgres-schema.js';
+import { statements } from '../../src/store/postgres-atomics.js';
+import { SCHEMA_VERSION, tables } from '../../src/store/postgres-schema.js';
 import type { StoreEvent } from '../../src/store/types.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
 import { waitForCount } from '../helpers/wait-for.js';
@@ -32,6 +34,44 @@ describe('postgres store', () => {
   );
 
   describe('rows in PostgreSQL', () => {
+    it('batched statements look up each key of their batch, also in the generic plan PostgreSQL keeps after a few runs', async () => {
+      // A generic plan is made without the array's contents: `key = ANY($1)` became a filter
+      // comparing each of the 1,000 rows with each of the 300 keys in turn.
+      const schema = freshSchema();
+      const store = await postgresStore(server.url, schema);
+      const t = tables(schema);
+      const client = new pg.Client({ connectionString: server.url });
+      await client.connect();
+      try {
+        const until = Date.now() + 3_600_000;
+        await client.query(`INSERT INTO ${t.entries} (key, value) SELECT 's:' || i, '{"value":1,"expires":${until}}' FROM generate_series(1, 1000) i`);
+        await client.query(`INSERT INTO ${t.members} (key, member, expires) SELECT 'u:' || i, 'm', ${until} FROM generate_series(1, 1000) i`);
+        await client.query(`ANALYZE ${t.entries}`);
+        await client.query(`ANALYZE ${t.members}`);
+        await client.query('SET plan_cache_mode = force_generic_plan');
+        const sql = statements(schema);
+        const keys = (prefix: string) => `'{${Array.from({ length: 300 }, (_, i) => `${prefix}${i * 3}`).join(',')}}'`;
+        const plans: Record<string, string> = {};
+        for (const [op, args] of [
+          ['getMany', `(${keys('s:')}, 0)`],
+          ['removeMany', `(${keys('s:')})`],
+          ['indexMembersMany', `(${keys('u:')}, 0)`],
+        ] as const) {
+          await client.query(`PREPARE ${op} AS ${sql[op]}`);
+          const rows = (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${op}${args}`)).rows;
+          plans[op] = rows.map((r) => r['QUERY PLAN']).join('\n');
+        }
+        for (const plan of Object.values(plans)) {
+          expect(plan).toMatch(/Function Scan on unnest/);
+          expect(plan).toMatch(/Hash Join|Nested Loop/);
+          expect(plan).not.toMatch(/ANY/);
+        }
+      } finally {
+        await client.end();
+        await store.close();
+      }
+    });
+
     it("live in the schema of the URL, in Keyv's format, with the expiry as a column that swap keeps", async () => {
       const schema = freshSchema();
       const store = await postgresStore(server.url, schema);
