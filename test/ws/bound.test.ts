@@ -37,6 +37,7 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     const { server } = await start({}, { closeGraceMs: 60_000 });
     const sid = await createSession(server.url);
     const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    expect(peer.status).toMatch(/^HTTP\/1\.1 101 /);
     const s = service(server.url);
     await s.opened;
     expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
@@ -44,7 +45,8 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(peer.frames.map((f) => f.opcode)).toEqual([0x1, 0x8]);
     expect(JSON.parse(peer.frames[0]!.payload.toString())).toMatchObject({ body: { type: 'session_expired', bound: true } });
     expect(peer.frames[1]!.payload.readUInt16BE(0)).toBe(4001);
-    expect(peer.wrote).toBe(0);
+    // The FIN came before the peer wrote anything after its upgrade request.
+    expect(peer.socket.bytesWritten).toBe(peer.requestBytes);
     // The peer answers the close and ends its half: the connection is gone on both sides.
     peer.socket.end(Buffer.from([0x88, 0x80, 0, 0, 0, 0]));
     await peer.closed;
@@ -164,10 +166,12 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
 
 interface RawPeer {
   socket: Socket;
-  /** Server frames read after the 101 (unmasked, each whole in this test's small reads). */
+  /** The status line of the upgrade's answer. */
+  status: string;
+  /** Bytes of the upgrade request: all the peer writes unless told to. */
+  requestBytes: number;
+  /** Server frames read after the 101 (unmasked, under 64 KiB each). */
   frames: { opcode: number; payload: Buffer }[];
-  /** Bytes written after the upgrade request. */
-  wrote: number;
   /** The server's FIN. */
   ended: Promise<void>;
   closed: Promise<void>;
@@ -177,51 +181,40 @@ interface RawPeer {
 async function rawUpgrade(port: number, cookie: string): Promise<RawPeer> {
   const socket = connect(port, '127.0.0.1');
   await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const key = randomBytes(16).toString('base64');
-  socket.write(
+  const request =
     `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-      `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`,
-  );
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`;
+  socket.write(request);
   const peer: RawPeer = {
     socket,
+    status: '',
+    requestBytes: Buffer.byteLength(request),
     frames: [],
-    wrote: 0,
     ended: new Promise((resolve) => socket.once('end', resolve)),
     closed: new Promise((resolve) => socket.once('close', () => resolve())),
   };
   let buf = Buffer.alloc(0);
-  let upgraded: () => void;
-  const opened = new Promise<void>((resolve) => (upgraded = resolve));
-  let headDone = false;
+  let answered: () => void;
+  const opened = new Promise<void>((resolve) => (answered = resolve));
   socket.on('data', (chunk: Buffer) => {
     buf = Buffer.concat([buf, chunk]);
-    if (!headDone) {
+    if (peer.status === '') {
       const at = buf.indexOf('\r\n\r\n');
       if (at === -1) return;
-      expect(buf.subarray(0, at).toString()).toMatch(/^HTTP\/1\.1 101 /);
+      peer.status = buf.toString('latin1', 0, buf.indexOf('\r\n'));
       buf = buf.subarray(at + 4);
-      headDone = true;
-      upgraded();
+      answered();
     }
-    // A server's frames are unmasked; these are short (a length byte, or 126 and two bytes).
+    // A length byte, or 126 and two bytes of length.
     for (;;) {
-      if (buf.length < 2) break;
-      const short = buf[1]! & 0x7f;
-      expect(short).toBeLessThan(127);
-      const head = short === 126 ? 4 : 2;
-      if (buf.length < head) break;
-      const n = short === 126 ? buf.readUInt16BE(2) : short;
-      if (buf.length < head + n) break;
+      const head = buf.length >= 2 && (buf[1]! & 0x7f) === 126 ? 4 : 2;
+      const n = buf.length < head ? -1 : head === 4 ? buf.readUInt16BE(2) : buf[1]! & 0x7f;
+      if (n < 0 || buf.length < head + n) break;
       peer.frames.push({ opcode: buf[0]! & 0x0f, payload: buf.subarray(head, head + n) });
       buf = buf.subarray(head + n);
     }
   });
   await opened;
-  const write = socket.write.bind(socket);
-  socket.write = ((...args: Parameters<Socket['write']>) => {
-    peer.wrote += Buffer.byteLength(args[0] as string | Buffer);
-    return write(...args);
-  }) as Socket['write'];
   return peer;
 }
 
