@@ -36,11 +36,24 @@ export const row = {
     for (let i = 0; i < Math.min(3, ctx.runs); i++)
       built.push((await drive('node', [ctx.target('jsonl-echo.js'), 'build'], '"type":"validate_session"')()).value);
     const echoBuilt = median(built);
+    // What no gateway can do without (bench/targets/jsonl-floor.js): its ratio to the echo is
+    // the most any structure could reach, the gateway's ratio to it what the structure costs.
+    ctx.log('  the floor (decode, SHA-256, a Map, encode; no pipeline):');
+    const floors = [];
+    for (let i = 0; i < Math.min(3, ctx.runs); i++)
+      floors.push((await drive('node', [ctx.target('jsonl-floor.js'), fixtures], '"type":"session_valid"')()).value);
+    const floor = median(floors);
     return {
       value: res.gateway,
       baseline: res.baseline,
-      note: `${lines.toLocaleString('en')} lines after ${warm.toLocaleString('en')} warm-up; built = the echo that parses each line and stringifies a reply with the ends swapped and in_reply_to set`,
-      extra: { built: Math.round(echoBuilt), ratio_to_built: +(res.gateway / echoBuilt).toFixed(3) },
+      note: `${lines.toLocaleString('en')} lines after ${warm.toLocaleString('en')} warm-up; built = the echo that parses each line and stringifies a reply with the ends swapped and in_reply_to set; floor = the gateway's own decode, SHA-256 and reply encoder over a plain Map, with the echo's line handling and nothing else`,
+      extra: {
+        built: Math.round(echoBuilt),
+        ratio_to_built: +(res.gateway / echoBuilt).toFixed(3),
+        floor: Math.round(floor),
+        ratio_to_floor: +(res.gateway / floor).toFixed(3),
+        floor_to_baseline: +(floor / res.baseline).toFixed(3),
+      },
     };
   },
 };
