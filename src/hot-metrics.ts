@@ -62,6 +62,8 @@ interface MetricData<V> {
 }
 
 interface Series {
+  /** The label values, in the order of the histogram's label names. */
+  values: readonly string[];
   /** Observations per bucket (not cumulative); the last slot is above every bound. */
   counts: Float64Array;
   sum: number;
@@ -69,30 +71,41 @@ interface Series {
 }
 
 /**
- * A histogram by one label, exposed exactly as prom-client exposes its own (the same lines in
- * the same order), registered on a prom-client Registry as one of its metrics.
+ * A histogram by one or two labels, exposed exactly as prom-client exposes its own (the same
+ * lines in the same order: series in the order of their first observation), registered on a
+ * prom-client Registry as one of its metrics.
  */
 export class HotHistogram {
   readonly name: string;
   readonly help: string;
   readonly type = 'histogram';
   readonly aggregator = 'sum';
-  readonly #label: string;
+  readonly #labels: readonly [string] | readonly [string, string];
   readonly #bounds: readonly number[];
-  readonly #series = new Map<string, Series>();
+  /** first label value -> second label value ('' with one label) -> series */
+  readonly #series = new Map<string, Map<string, Series>>();
+  /** Every series, in the order of its first observation (prom-client's order). */
+  #order: Series[] = [];
 
-  constructor(o: { name: string; help: string; label: string; buckets: readonly number[]; registers: Registry[] }) {
+  constructor(o: { name: string; help: string; labels: readonly [string] | readonly [string, string]; buckets: readonly number[]; registers: Registry[] }) {
     this.name = o.name;
     this.help = o.help;
-    this.#label = o.label;
+    this.#labels = o.labels;
     this.#bounds = [...o.buckets].sort((a, b) => a - b);
     // The registry asks a metric only for its name, `get` (or `getForPromString`) and `reset`.
     for (const r of o.registers) r.registerMetric(this as unknown as Metric);
   }
 
-  observe(labelValue: string, value: number): void {
-    let s = this.#series.get(labelValue);
-    if (s === undefined) this.#series.set(labelValue, (s = { counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 }));
+  /** One observation of `value` in the series named by `a` (and `b`, with two labels). */
+  observe(value: number, a: string, b = ''): void {
+    let byB = this.#series.get(a);
+    if (byB === undefined) this.#series.set(a, (byB = new Map()));
+    let s = byB.get(b);
+    if (s === undefined) {
+      s = { values: this.#labels.length === 1 ? [a] : [a, b], counts: new Float64Array(this.#bounds.length + 1), sum: 0, count: 0 };
+      byB.set(b, s);
+      this.#order.push(s);
+    }
     const bounds = this.#bounds;
     let i = 0;
     while (i < bounds.length && value > bounds[i]!) i++;
@@ -101,11 +114,12 @@ export class HotHistogram {
     s.count++;
   }
 
-  /** prom-client's shape for its text exposition: `le` in `labels`, the series' own label in `sharedLabels`. */
+  /** prom-client's shape for its text exposition: `le` in `labels`, the series' own labels in `sharedLabels`. */
   getForPromString(): Promise<MetricData<Sample>> {
     const values: Sample[] = [];
-    for (const [labelValue, s] of this.#series) {
-      const shared = { [this.#label]: labelValue };
+    for (const s of this.#order) {
+      const shared: Record<string, string> = {};
+      this.#labels.forEach((label, i) => (shared[label] = s.values[i]!));
       let acc = 0;
       for (let i = 0; i < this.#bounds.length; i++) {
         acc += s.counts[i]!;
@@ -128,5 +142,6 @@ export class HotHistogram {
 
   reset(): void {
     this.#series.clear();
+    this.#order = [];
   }
 }

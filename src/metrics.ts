@@ -48,7 +48,7 @@ export class Metrics {
   readonly latency = new HotHistogram({
     name: 'gateway_message_duration_seconds',
     help: 'Time from serving a request to its reply, by request type',
-    label: 'type',
+    labels: ['type'],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
@@ -59,10 +59,11 @@ export class Metrics {
     registers: [this.registry],
   });
   readonly storeErrors = new Counter({ name: 'gateway_store_errors_total', help: 'Store operations that failed or timed out', registers: [this.registry] });
-  readonly storeDuration = new Histogram({
+  /** Timed on every remote store operation: counted in place, as the message latency is. */
+  readonly storeDuration = new HotHistogram({
     name: 'gateway_store_operation_duration_seconds',
     help: 'Time of each operation on a remote store (Redis, PostgreSQL), by operation and outcome (ok, error)',
-    labelNames: ['op', 'outcome'],
+    labels: ['op', 'outcome'],
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
     registers: [this.registry],
   });
@@ -124,11 +125,11 @@ export class Metrics {
   readonly observer: GatewayObserver = {
     message: (type, outcome, seconds) => {
       this.#messageCounts.add(type, outcome);
-      this.latency.observe(type, seconds);
+      this.latency.observe(seconds, type);
     },
     push: (type) => this.pushes.inc({ type }),
     storeError: () => this.storeErrors.inc(),
-    storeOperation: (op, seconds, ok) => this.storeDuration.observe({ op, outcome: ok ? 'ok' : 'error' }, seconds),
+    storeOperation: (op, seconds, ok) => this.storeDuration.observe(seconds, op, ok ? 'ok' : 'error'),
     pushLateness: (seconds) => this.pushLateness.observe(seconds),
   };
 

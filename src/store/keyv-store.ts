@@ -94,24 +94,16 @@ export class KeyvStore implements Store {
 
   #guard<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
     const spans = activeSpans();
-    if (spans === undefined) return this.#timed(name, key, op);
-    return spans.traceStore(this.kind, name, () => this.#timed(name, key, op));
+    if (spans === undefined) return this.#limit(name, key, op);
+    return spans.traceStore(this.kind, name, () => this.#limit(name, key, op));
   }
 
-  #timed<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
-    const observer = this.#observer;
-    if (observer === undefined || this.#timeoutMs === undefined) return this.#limit(key, op);
-    const started = performance.now();
-    return this.#limit(key, op).then(
-      (v) => (observer(name, (performance.now() - started) / 1000, true), v),
-      (err: unknown) => {
-        observer(name, (performance.now() - started) / 1000, false);
-        throw err;
-      },
-    );
-  }
-
-  #limit<T>(key: string, op: () => Promise<T> | T): Promise<T> {
+  /**
+   * Runs `op` within the time limit, and tells the observer its time and outcome (a time-out
+   * counts as an error). One Promise per operation: the timing is taken where the limit's own
+   * callbacks run, not in a second `then`.
+   */
+  #limit<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
     if (this.#unreachable?.(key)) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     let result: Promise<T> | T;
     try {
@@ -126,13 +118,28 @@ export class KeyvStore implements Store {
       GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`)),
     ));
     const onTimeout = this.#onTimeout;
+    const observer = this.#observer;
+    const started = observer === undefined ? 0 : performance.now();
     return new Promise<T>((resolve, reject) => {
-      // The backend is told which key timed out (on a cluster, only that key's master is suspect).
-      const late = onTimeout === undefined ? reject : (err: unknown) => (onTimeout(key), reject(err));
+      const late = (err: unknown) => {
+        observer?.(name, (performance.now() - started) / 1000, false);
+        // The backend is told which key timed out (on a cluster, only that key's master is suspect).
+        onTimeout?.(key);
+        reject(err);
+      };
       const waiting = deadlines.add(late);
       result.then(
-        (v) => (waiting.delete(late), resolve(v)),
-        (err) => (waiting.delete(late), reject(GatewayError.unavailable(err))),
+        (v) => {
+          // Settled after its time-out: already rejected and counted.
+          if (!waiting.delete(late)) return;
+          observer?.(name, (performance.now() - started) / 1000, true);
+          resolve(v);
+        },
+        (err) => {
+          if (!waiting.delete(late)) return;
+          observer?.(name, (performance.now() - started) / 1000, false);
+          reject(GatewayError.unavailable(err));
+        },
       );
     });
   }

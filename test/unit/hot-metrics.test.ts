@@ -10,11 +10,13 @@ function pair() {
   const plain = new Registry();
   const counter = new Counter({ name: 'm_total', help: 'h', labelNames: ['type', 'outcome'], registers: [plain] });
   const histogram = new Histogram({ name: 'd_seconds', help: 'h', labelNames: ['type'], buckets: BUCKETS, registers: [plain] });
+  const byTwo = new Histogram({ name: 'op_seconds', help: 'h', labelNames: ['op', 'outcome'], buckets: BUCKETS, registers: [plain] });
   const hot = new Registry();
   const counted: { counts?: PendingCounts } = {};
   const hotCounter = new Counter({ name: 'm_total', help: 'h', labelNames: ['type', 'outcome'], registers: [hot], collect: () => counted.counts?.flush() });
   counted.counts = new PendingCounts(hotCounter);
-  const hotHistogram = new HotHistogram({ name: 'd_seconds', help: 'h', label: 'type', buckets: BUCKETS, registers: [hot] });
+  const hotHistogram = new HotHistogram({ name: 'd_seconds', help: 'h', labels: ['type'], buckets: BUCKETS, registers: [hot] });
+  const hotByTwo = new HotHistogram({ name: 'op_seconds', help: 'h', labels: ['op', 'outcome'], buckets: BUCKETS, registers: [hot] });
   return {
     plain,
     hot,
@@ -22,7 +24,10 @@ function pair() {
       counter.inc({ type, outcome });
       histogram.observe({ type }, seconds);
       counted.counts!.add(type, outcome);
-      hotHistogram.observe(type, seconds);
+      hotHistogram.observe(seconds, type);
+      // The store's histogram: by operation (here the type) and outcome.
+      byTwo.observe({ op: type, outcome }, seconds);
+      hotByTwo.observe(seconds, type, outcome);
     },
   };
 }
@@ -52,6 +57,7 @@ describe('hot metrics', () => {
     await p.hot.metrics();
     expect(await p.hot.metrics()).toContain('m_total{type="validate_session",outcome="session_valid"} 5');
     expect(await p.hot.metrics()).toContain('d_seconds_count{type="validate_session"} 5');
+    expect(await p.hot.metrics()).toContain('op_seconds_count{op="validate_session",outcome="session_valid"} 5');
   });
 
   it('forgets everything on a registry reset', async () => {
@@ -59,5 +65,10 @@ describe('hot metrics', () => {
     p.record('validate_session', 'session_valid', 0.0002);
     p.hot.resetMetrics();
     expect(await p.hot.metrics()).not.toContain('d_seconds_count{type="validate_session"}');
+    expect(await p.hot.metrics()).not.toContain('op_seconds_count');
+    // Counting again after the reset starts the series afresh, as prom-client does.
+    p.record('validate_session', 'error_11', 0.5);
+    expect(await p.hot.metrics()).toContain('op_seconds_count{op="validate_session",outcome="error_11"} 1');
+    expect(await p.hot.metrics()).not.toContain('op_seconds_count{op="validate_session",outcome="session_valid"}');
   });
 });

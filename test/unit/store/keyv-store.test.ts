@@ -1,0 +1,61 @@
+import { Keyv } from 'keyv';
+import { describe, expect, it } from 'vitest';
+import { GatewayError } from '../../../src/errors.js';
+import type { Atomics } from '../../../src/store/keyv-store.js';
+import { KeyvStore } from '../../../src/store/keyv-store.js';
+import type { StoreOperation } from '../../../src/store/types.js';
+
+/** A remote-looking store whose `take` answers only when the test says so. */
+function storeWithPendingTake(timeoutMs: number) {
+  const pending: { resolve: (v: unknown) => void; reject: (err: unknown) => void }[] = [];
+  const take = () => new Promise((resolve, reject) => pending.push({ resolve, reject }));
+  const atomics = { take } as unknown as Atomics;
+  const store = new KeyvStore({
+    kind: 'redis',
+    keyv: new Keyv(),
+    atomics,
+    events: { publish: () => Promise.resolve(), subscribe: () => () => {}, onResync: () => () => {} },
+    timeoutMs,
+  });
+  const seen: { op: StoreOperation; ok: boolean; seconds: number }[] = [];
+  store.observe((op, seconds, ok) => seen.push({ op, ok, seconds }));
+  return { store, pending, seen };
+}
+
+describe('KeyvStore: the time and outcome of each remote operation', () => {
+  it('tells the observer once of an operation that answers, with its time', async () => {
+    const { store, pending, seen } = storeWithPendingTake(60_000);
+    const taken = store.take('s:a');
+    expect(pending).toHaveLength(1);
+    expect(seen).toHaveLength(0);
+    pending[0]!.resolve('value');
+    await expect(taken).resolves.toBe('value');
+    expect(seen).toEqual([{ op: 'take', ok: true, seconds: expect.any(Number) }]);
+    expect(seen[0]!.seconds).toBeGreaterThanOrEqual(0);
+  });
+
+  it('tells the observer once of an operation that fails, which rejects with code 11', async () => {
+    const { store, pending, seen } = storeWithPendingTake(60_000);
+    const taken = store.take('s:a');
+    pending[0]!.reject(new Error('connection reset'));
+    const err: unknown = await taken.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).wireCode).toBe(11);
+    expect(seen).toEqual([{ op: 'take', ok: false, seconds: expect.any(Number) }]);
+  });
+
+  it('counts a time-out as one error, and an answer after it as nothing more', async () => {
+    const { store, pending, seen } = storeWithPendingTake(40);
+    const err: unknown = await store.take('s:a').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(String((err as GatewayError).cause)).toMatch(/timed out after 40 ms/);
+    expect(seen).toEqual([{ op: 'take', ok: false, seconds: expect.any(Number) }]);
+    // The late answer neither settles the caller again nor adds an observation: the next
+    // operation's, made after it, is the only one that follows.
+    pending[0]!.resolve('late');
+    const next = store.take('s:b');
+    pending[1]!.resolve('second');
+    await expect(next).resolves.toBe('second');
+    expect(seen.map((s) => s.ok)).toEqual([false, true]);
+  });
+});
