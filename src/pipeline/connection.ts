@@ -48,6 +48,11 @@ export interface ConnectionOptions {
  * The key under which messages must keep their order: the session, refresh token or user they
  * name. A message about all of a user's sessions runs alone: the messages about one of them
  * name only its session id, so no key can tie them to the user.
+ *
+ * A session's key is its id itself, with no prefix: building `s:<id>` for every validate would
+ * make a new string that the map of keys in flight must copy flat and hash again. Keys only
+ * order: a session id that happens to equal a `u:` or `r:` key (or the `s:` of an extend
+ * naming no session) makes the two wait for each other, and nothing else.
  */
 function orderKey(d: Decoded): OrderKey {
   if (!d.ok) return undefined;
@@ -60,13 +65,12 @@ function orderKey(d: Decoded): OrderKey {
     case 'subscribe_session':
     case 'unsubscribe_session':
     case 'exchange_session':
-      return `s:${b.session_id}`;
-    case 'regenerate_session':
-      return `s:${b.old_session_id}`;
     case 'update_session':
-      return `s:${b.session_id}`;
+      return b.session_id;
+    case 'regenerate_session':
+      return b.old_session_id;
     case 'extend_session':
-      return b.session_id === undefined ? 's:' : `s:${b.session_id}`;
+      return b.session_id ?? 's:';
     case 'refresh_token':
       return `r:${b.refresh_token}`;
     case 'revoke_token':

@@ -200,6 +200,26 @@ describe('GatewayConnection: order', () => {
     expect(d.reply(f).type).toBe('session_invalid');
   });
 
+  it('a session id spelled like the key of another kind of request only makes the two wait for each other', async () => {
+    const { gateway } = makeGateway();
+    const d = new Driver(gateway);
+    // create_session is ordered under `u:<user>`, refresh_token under `r:<token>`, and a session
+    // under its id as sent: these ids name no session, and share those keys.
+    const made = d.send({ type: 'create_session', user_id: 'bob' });
+    const asUser = d.send({ type: 'validate_session', session_id: 'u:bob' });
+    const refreshed = d.send({ type: 'refresh_token', refresh_token: 'x' });
+    const asToken = d.send({ type: 'destroy_session', session_id: 'r:x' });
+    const extended = d.send({ type: 'extend_session', session_id: 's:' });
+    await waitForItem(d.out, (m) => m.body.in_reply_to === extended, 5000, 'last reply');
+    expect(d.reply(made).type).toBe('session_created');
+    expect(d.reply(asUser).type).toBe('session_invalid');
+    expect(d.reply(refreshed).type).toBe('token_invalid');
+    expect(d.reply(asToken).type).toBe('session_destroyed');
+    expect(d.reply(extended).type).toBe('session_invalid');
+    const sid = d.reply(made).session_id as string;
+    expect((await d.call({ type: 'validate_session', session_id: sid })).type).toBe('session_valid');
+  });
+
   it('a login, pipelined before a revoke-all or a list for its user, is covered by it', async () => {
     const { gateway } = makeGateway();
     const d = new Driver(gateway);
