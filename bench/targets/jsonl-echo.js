@@ -1,19 +1,12 @@
 // Baseline of row 2: the bare Node JSON-lines echo over stdio. Splits stdin into lines and
-// parses each; writes one batch per chunk read. By default a reply is the line itself
-// (the fastest echo: its bytes go back unchanged, one JSON.parse per line); with `build` as
-// argument, each reply is built and stringified with the ends swapped and in_reply_to set.
-const out = process.stdout;
+// parses each; writes one batch per chunk read (bench/lib/jsonl-stdin.js). By default a reply
+// is the line itself (the fastest echo: its bytes go back unchanged, one JSON.parse per line);
+// with `build` as argument, each reply is built and stringified with the ends swapped and
+// in_reply_to set.
+import { serveLines } from '../lib/jsonl-stdin.js';
+
 const build = process.argv[2] === 'build';
-let rest = Buffer.alloc(0);
-process.stdin.on('data', (chunk) => {
-  const buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
-  const last = buf.lastIndexOf(0x0a);
-  if (last === -1) {
-    rest = buf;
-    return;
-  }
-  const text = buf.toString('utf8', 0, last + 1);
-  rest = buf.subarray(last + 1);
+serveLines((text, bytes) => {
   let start = 0;
   let nl;
   let batch = '';
@@ -24,9 +17,5 @@ process.stdin.on('data', (chunk) => {
     m.body.in_reply_to = m.body.msg_id;
     batch += `${JSON.stringify({ src: m.dest, dest: m.src, body: m.body })}\n`;
   }
-  if (!out.write(build ? batch : buf.subarray(0, last + 1))) {
-    process.stdin.pause();
-    out.once('drain', () => process.stdin.resume());
-  }
+  return build ? batch : bytes;
 });
-process.stdin.on('end', () => process.exit(0));

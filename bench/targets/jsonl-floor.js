@@ -1,14 +1,15 @@
 // Row 2's floor: the work a validate_session over stdio cannot do without, and nothing else.
 // The gateway's own decode (hot shape and schema check), SHA-256 of the id, a plain Map of
 // the fixture sessions by store key, the expiry check and the gateway's own reply encoder;
-// lines split and replies batched as the fastest echo does it (one string per chunk read,
-// one write per chunk). No pipeline, no ordering, no back-pressure, no metrics: what the
-// gateway spends beyond this is what its structure costs. Imported from dist/, as the rest
-// of bench/. Argument: the fixture file the gateway is given.
+// lines split and replies batched as the fastest echo does it (bench/lib/jsonl-stdin.js: one
+// string per chunk read, one write per chunk). No pipeline, no ordering, no metrics: what the
+// gateway spends beyond this is what its structure costs. Imported from dist/, as the rest of
+// bench/. Argument: the fixture file the gateway is given.
 import { readFileSync } from 'node:fs';
 import { hashSecret } from '../../dist/crypto.js';
 import { decode } from '../../dist/protocol/decode.js';
 import { encode } from '../../dist/protocol/replies.js';
+import { serveLines } from '../lib/jsonl-stdin.js';
 
 const now0 = Date.now();
 /** @type {Map<string, {u: string, e: number}>} */
@@ -16,17 +17,7 @@ const sessions = new Map();
 for (const s of JSON.parse(readFileSync(process.argv[2], 'utf8')).sessions)
   sessions.set(`s:${hashSecret(s.session_id)}`, { u: s.user_id, e: now0 + s.ttl * 1000 });
 
-const out = process.stdout;
-let rest = Buffer.alloc(0);
-process.stdin.on('data', (chunk) => {
-  const buf = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
-  const last = buf.lastIndexOf(0x0a);
-  if (last === -1) {
-    rest = buf;
-    return;
-  }
-  const text = buf.toString('utf8', 0, last + 1);
-  rest = buf.subarray(last + 1);
+serveLines((text) => {
   let start = 0;
   let nl;
   let batch = '';
@@ -43,9 +34,5 @@ process.stdin.on('data', (chunk) => {
         : { type: 'session_invalid', error: 'Session not found or expired', in_reply_to: d.body.msg_id };
     batch += `${encode({ src: d.dest, dest: d.src, body })}\n`;
   }
-  if (!out.write(batch)) {
-    process.stdin.pause();
-    out.once('drain', () => process.stdin.resume());
-  }
+  return batch;
 });
-process.stdin.on('end', () => process.exit(0));
