@@ -99,30 +99,39 @@ export class KeyvStore implements Store {
   }
 
   /**
-   * Runs `op` within the time limit, and tells the observer its time and outcome (a time-out
-   * counts as an error). One Promise per operation: the timing is taken where the limit's own
-   * callbacks run, not in a second `then`.
+   * Runs `op` within the time limit, and tells the observer its time and outcome: a refusal
+   * while the backend is unreachable and a time-out count as errors. One Promise per
+   * operation: the timing is taken in the limit's own callbacks, not in a second `then`.
+   * A backend without a time limit (memory) answers in place and is not timed.
    */
   #limit<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
-    if (this.#unreachable?.(key)) return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
+    const timeoutMs = this.#timeoutMs;
+    const observer = timeoutMs === undefined ? undefined : this.#observer;
+    const started = observer === undefined ? 0 : performance.now();
+    const told = (ok: boolean): void => observer?.(name, (performance.now() - started) / 1000, ok);
+    if (this.#unreachable?.(key)) {
+      told(false);
+      return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
+    }
     let result: Promise<T> | T;
     try {
       result = op();
     } catch (err) {
+      told(false);
       return Promise.reject(GatewayError.unavailable(err));
     }
-    if (!(result instanceof Promise)) return Promise.resolve(result);
-    const timeoutMs = this.#timeoutMs;
+    if (!(result instanceof Promise)) {
+      told(true);
+      return Promise.resolve(result);
+    }
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
     const deadlines = (this.#deadlines ??= new Deadlines(timeoutMs, () =>
       GatewayError.unavailable(new Error(`store operation timed out after ${timeoutMs} ms`)),
     ));
     const onTimeout = this.#onTimeout;
-    const observer = this.#observer;
-    const started = observer === undefined ? 0 : performance.now();
     return new Promise<T>((resolve, reject) => {
       const late = (err: unknown) => {
-        observer?.(name, (performance.now() - started) / 1000, false);
+        told(false);
         // The backend is told which key timed out (on a cluster, only that key's master is suspect).
         onTimeout?.(key);
         reject(err);
@@ -132,12 +141,12 @@ export class KeyvStore implements Store {
         (v) => {
           // Settled after its time-out: already rejected and counted.
           if (!waiting.delete(late)) return;
-          observer?.(name, (performance.now() - started) / 1000, true);
+          told(true);
           resolve(v);
         },
         (err) => {
           if (!waiting.delete(late)) return;
-          observer?.(name, (performance.now() - started) / 1000, false);
+          told(false);
           reject(GatewayError.unavailable(err));
         },
       );

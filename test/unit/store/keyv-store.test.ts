@@ -5,21 +5,30 @@ import type { Atomics } from '../../../src/store/keyv-store.js';
 import { KeyvStore } from '../../../src/store/keyv-store.js';
 import type { StoreOperation } from '../../../src/store/types.js';
 
-/** A remote-looking store whose `take` answers only when the test says so. */
+/**
+ * A remote-looking store whose `take` answers only when the test says so, whose `swap` answers
+ * in place and whose `claim` throws; `away` makes the backend read as unreachable.
+ */
 function storeWithPendingTake(timeoutMs: number) {
   const pending: { resolve: (v: unknown) => void; reject: (err: unknown) => void }[] = [];
   const take = () => new Promise((resolve, reject) => pending.push({ resolve, reject }));
-  const atomics = { take } as unknown as Atomics;
+  const swap = () => 'old';
+  const claim = () => {
+    throw new Error('the client refused the command');
+  };
+  const atomics = { take, swap, claim } as unknown as Atomics;
+  const backend = { away: false };
   const store = new KeyvStore({
     kind: 'redis',
     keyv: new Keyv(),
     atomics,
     events: { publish: () => Promise.resolve(), subscribe: () => () => {}, onResync: () => () => {} },
     timeoutMs,
+    unreachable: () => backend.away,
   });
   const seen: { op: StoreOperation; ok: boolean; seconds: number }[] = [];
   store.observe((op, seconds, ok) => seen.push({ op, ok, seconds }));
-  return { store, pending, seen };
+  return { store, pending, seen, backend };
 }
 
 describe('KeyvStore: the time and outcome of each remote operation', () => {
@@ -42,6 +51,23 @@ describe('KeyvStore: the time and outcome of each remote operation', () => {
     expect(err).toBeInstanceOf(GatewayError);
     expect((err as GatewayError).wireCode).toBe(11);
     expect(seen).toEqual([{ op: 'take', ok: false, seconds: expect.any(Number) }]);
+  });
+
+  it('counts an operation refused at once (the backend unreachable, or the call throwing) as an error, and one answered in place as ok', async () => {
+    const { store, pending, seen, backend } = storeWithPendingTake(60_000);
+    backend.away = true;
+    const refused: unknown = await store.take('s:a').catch((e: unknown) => e);
+    expect((refused as GatewayError).wireCode).toBe(11);
+    expect(pending).toHaveLength(0);
+    backend.away = false;
+    const thrown: unknown = await store.claim('c:a', 1000).catch((e: unknown) => e);
+    expect((thrown as GatewayError).wireCode).toBe(11);
+    await expect(store.swap('s:a', 'new')).resolves.toBe('old');
+    expect(seen.map((s) => [s.op, s.ok])).toEqual([
+      ['take', false],
+      ['claim', false],
+      ['swap', true],
+    ]);
   });
 
   it('counts a time-out as one error, and an answer after it as nothing more', async () => {
