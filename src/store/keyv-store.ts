@@ -106,22 +106,21 @@ export class KeyvStore implements Store {
    */
   #limit<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
     const timeoutMs = this.#timeoutMs;
-    const observer = timeoutMs === undefined ? undefined : this.#observer;
-    const started = observer === undefined ? 0 : performance.now();
-    const told = (ok: boolean): void => observer?.(name, (performance.now() - started) / 1000, ok);
+    // When the operation started, if it is timed (a remote backend with an observer).
+    const started = timeoutMs === undefined || this.#observer === undefined ? undefined : performance.now();
     if (this.#unreachable?.(key)) {
-      told(false);
+      this.#told(name, started, false);
       return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     }
     let result: Promise<T> | T;
     try {
       result = op();
     } catch (err) {
-      told(false);
+      this.#told(name, started, false);
       return Promise.reject(GatewayError.unavailable(err));
     }
     if (!(result instanceof Promise)) {
-      told(true);
+      this.#told(name, started, true);
       return Promise.resolve(result);
     }
     if (timeoutMs === undefined) return result.catch((err) => Promise.reject(GatewayError.unavailable(err)));
@@ -131,7 +130,7 @@ export class KeyvStore implements Store {
     const onTimeout = this.#onTimeout;
     return new Promise<T>((resolve, reject) => {
       const late = (err: unknown) => {
-        told(false);
+        this.#told(name, started, false);
         // The backend is told which key timed out (on a cluster, only that key's master is suspect).
         onTimeout?.(key);
         reject(err);
@@ -141,16 +140,21 @@ export class KeyvStore implements Store {
         (v) => {
           // Settled after its time-out: already rejected and counted.
           if (!waiting.delete(late)) return;
-          told(true);
+          this.#told(name, started, true);
           resolve(v);
         },
         (err) => {
           if (!waiting.delete(late)) return;
-          told(false);
+          this.#told(name, started, false);
           reject(GatewayError.unavailable(err));
         },
       );
     });
+  }
+
+  /** Tells the observer an operation's time and outcome, when it is timed (`started` set). */
+  #told(name: StoreOperation, started: number | undefined, ok: boolean): void {
+    if (started !== undefined) this.#observer?.(name, (performance.now() - started) / 1000, ok);
   }
 
   get<T>(key: string): Promise<T | undefined> {

@@ -34,9 +34,11 @@ export interface LinkOptions {
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
-interface Corkable {
+/** What the link does with ws's socket (a net.Socket) beyond what ws does. */
+interface RawSocket {
   cork(): void;
   uncork(): void;
+  end(): void;
 }
 
 /**
@@ -55,7 +57,7 @@ export class SocketLink implements Wire, BoundEnd {
   readonly #ws: WebSocket;
   readonly #pump: Pump;
   #corked = false;
-  #sock: Corkable | undefined;
+  #sock: RawSocket | undefined;
   /** The receiver's fragment list, reused from message to message (see `#recycleFragments`). */
   readonly #fragments: Buffer[] = [];
   #closeReason: string | undefined;
@@ -235,10 +237,15 @@ export class SocketLink implements Wire, BoundEnd {
     r._fragments = this.#fragments;
   }
 
-  /** Corks the socket for a burst (ws has no public cork; its socket is a net.Socket, undefined only before it opened). */
+  /** ws's socket: ws has no public cork or half-close (undefined only before it opened). */
+  #socket(): RawSocket | undefined {
+    return (this.#ws as unknown as { _socket?: RawSocket })._socket;
+  }
+
+  /** Corks the socket for a burst. */
   #cork(): void {
     if (this.#corked) return;
-    const sock = (this.#ws as unknown as { _socket?: Corkable })._socket;
+    const sock = this.#socket();
     if (sock === undefined) return;
     this.#sock = sock;
     this.#corked = true;
@@ -258,7 +265,7 @@ export class SocketLink implements Wire, BoundEnd {
    * socket's buffer: `end` sends what is buffered (the push, the frame), then the FIN.
    */
   #endOutput(): void {
-    const sock = (this.#ws as unknown as { _socket?: { end(): void } })._socket;
+    const sock = this.#socket();
     if (sock === undefined) return;
     this.#corked = false; // `end` uncorks
     sock.end();
