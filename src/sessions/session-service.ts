@@ -60,8 +60,8 @@ export interface SessionSummary {
 }
 
 const INVALID = { valid: false, error: 'Session not found or expired' } as const;
-/** How many of a user's sessions `revokeUser` has in hand at once. */
-const REVOKE_CONCURRENCY = 64;
+/** How many sessions a revoke (of a user's, of an identity provider's login) ends together. */
+const END_GROUP = 128;
 
 /**
  * Server-side sessions. Ids are 256 random bits; the store sees only their SHA-256.
@@ -253,16 +253,12 @@ export class SessionService {
           : undefined;
     if (by === undefined) return 0;
     const hashes = await this.#o.store.indexMembers(by.key, this.#o.clock.now());
-    let count = 0;
-    for (const hash of hashes) {
-      const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
-      if (record === undefined || record[by.field] !== by.value) {
-        await this.#o.store.indexRemove(by.key, hash);
-        continue;
-      }
-      if (await this.end(hash, 'revoked')) count++;
-      await this.#o.store.indexRemove(by.key, hash);
-    }
+    // Every member read leaves the index, ended or stale.
+    const count = await this.#endGroups(
+      hashes,
+      (r) => r[by.field] === by.value,
+      (hash) => this.#o.store.indexRemove(by.key, hash),
+    );
     this.#o.log.info({ event: 'identity provider logout', by: by.field === 'is' ? 'sid' : 'sub', count }, 'identity provider logout');
     return count;
   }
@@ -321,13 +317,10 @@ export class SessionService {
     if (record === undefined) return undefined;
     const natural = endOf(record, this.#idleMs);
     const told = natural.at <= this.#o.clock.now() ? natural.reason : reason;
-    try {
-      await this.#o.store.indexRemove(userIndexKey(record.u), hash);
-    } finally {
-      // The record is gone whatever the index says: followers are told now (a stale index
-      // member is pruned by its own expiry and skipped by list and revoke meanwhile).
-      this.#ended(hash, told, record.u);
-    }
+    // The record is gone: followers are told now, before the index is tidied (a stale index
+    // member is pruned by its own expiry and skipped by list and revoke meanwhile).
+    this.#ended(hash, told, record.u);
+    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
     return told;
   }
 
@@ -376,33 +369,30 @@ export class SessionService {
   /** Ends every session of the user (but the one named), pushing reason `revoked`. */
   async revokeUser(userId: string, exceptSessionId?: string): Promise<number> {
     const keep = exceptSessionId === undefined ? undefined : this.hashOf(exceptSessionId);
-    const hashes = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
-    const endOne = async (hash: string): Promise<boolean> => {
-      if (hash === keep) return false;
-      // The index is named by the user id as the store spells it: make sure the record is this user's.
-      const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
-      if (record === undefined || record.u !== userId) return false;
-      return this.end(hash, 'revoked');
-    };
-    // Many at once, each on its own as soon as one is done: a remote store batches their
-    // reads and deletes into a few round trips, and no session waits for the slowest of a
-    // group. A failure stops taking new ones (the revoke answers with it).
-    let count = 0;
-    let next = 0;
-    let failed = false;
-    const worker = async (): Promise<void> => {
-      while (!failed && next < hashes.length) {
-        const hash = hashes[next++]!;
-        try {
-          if (await endOne(hash)) count++;
-        } catch (err) {
-          failed = true;
-          throw err;
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(REVOKE_CONCURRENCY, hashes.length) }, worker));
+    const members = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
+    const hashes = keep === undefined ? members : members.filter((hash) => hash !== keep);
+    // The index is named by the user id as the store spells it: only this user's records are ended.
+    const count = await this.#endGroups(hashes, (r) => r.u === userId);
     audit(this.#o.log, 'user sessions revoked', { user: this.#o.logRef(userId), count });
+    return count;
+  }
+
+  /**
+   * Ends, reason `revoked`, those of `hashes` whose record `owned` accepts; returns how many
+   * this call ended. A group at a time, each step for the whole group at once (the reads, then
+   * the takes, then `after` for every hash read): a remote store sends each step as one batch
+   * or one pipelined write, so the last session waits for a few round trips per group, not for
+   * the sessions before it. A failure ends the call with it.
+   */
+  async #endGroups(hashes: readonly string[], owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
+    let count = 0;
+    for (let i = 0; i < hashes.length; i += END_GROUP) {
+      const group = hashes.slice(i, i + END_GROUP);
+      const records = await Promise.all(group.map((hash) => this.#o.store.get<SessionRecord>(sessionKey(hash))));
+      const ended = await Promise.all(group.map((hash, k) => records[k] !== undefined && owned(records[k]) && this.end(hash, 'revoked')));
+      for (const e of ended) if (e) count++;
+      if (after !== undefined) await Promise.all(group.map(after));
+    }
     return count;
   }
 }

@@ -1,9 +1,46 @@
 import { describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../src/crypto.js';
 import { endOf, secondsLeft, unixSeconds, type SessionRecord } from '../../../src/sessions/records.js';
+import type { Store } from '../../../src/store/types.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
 const T0 = Date.UTC(2026, 0, 1); // a whole second
+
+const OPERATIONS = new Set(['get', 'read', 'set', 'delete', 'take', 'swap', 'claim', 'indexAdd', 'indexRemove', 'indexMembers']);
+
+/**
+ * `store` behind a network: every operation is answered at the next `round()`, all the
+ * operations sent before it together, as a remote store answers what went out in one write.
+ */
+function behindRoundTrips(store: Store) {
+  let sent: (() => void)[] = [];
+  const remote = new Proxy(store, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target) as unknown;
+      if (typeof v !== 'function') return v;
+      const fn = (v as (...a: unknown[]) => unknown).bind(target);
+      if (!OPERATIONS.has(String(prop))) return fn;
+      return (...args: unknown[]) =>
+        new Promise((resolve, reject) =>
+          sent.push(
+            () =>
+              void Promise.resolve()
+                .then(() => fn(...args))
+                .then(resolve, reject),
+          ),
+        );
+    },
+  });
+  /** Answers what was sent; resolves, with how many that was, once the answers were acted on. */
+  const round = async (): Promise<number> => {
+    const answering = sent;
+    sent = [];
+    for (const answer of answering) answer();
+    await settle();
+    return answering.length;
+  };
+  return { remote, round };
+}
 
 describe('records: rounding', () => {
   it('expires_in rounds the milliseconds left up; expires_at floors', () => {
@@ -278,6 +315,47 @@ describe('SessionService', () => {
       expect((await gateway.sessions.list('frank')).map((s) => s.handle)).toEqual([mine[70]!.hash]);
       expect((await gateway.sessions.validate(other.sessionId)).valid).toBe(true);
       expect(await gateway.sessions.revokeUser('frank')).toBe(1);
+    });
+
+    it('revokeUser and back-channel logout take a few round trips per group of 128 sessions, and each push goes out once its record is taken', async () => {
+      const { gateway: maker, clock, store } = makeGateway();
+      const mine: string[] = [];
+      for (let i = 0; i < 600; i++) mine.push((await maker.sessions.create('frank', undefined, undefined, { sub: 'idp-frank' })).hash);
+      const { remote, round } = behindRoundTrips(store);
+      const { gateway } = makeGateway({ clock, store: remote });
+      let rounds = 0;
+      const told = new Map<string, number>();
+      gateway.hub.ended = (hash) => void told.set(hash, rounds);
+      let count: number | undefined;
+      void gateway.sessions.revokeUser('frank').then((n) => (count = n));
+      while (count === undefined && rounds < 100) {
+        rounds++;
+        expect(await round()).toBeGreaterThan(0);
+      }
+      expect(count).toBe(600);
+      expect([...told.keys()].sort()).toEqual([...mine].sort());
+      // The index read, then for each of the 5 groups: the reads, the takes, the index tidied.
+      expect(rounds).toBe(1 + 5 * 3);
+      // Pushed in the round trip of the take: the first group's third, the last group's fifteenth.
+      expect(told.get(mine[0]!)).toBe(3);
+      expect(Math.max(...told.values())).toBe(1 + 4 * 3 + 2);
+
+      // Back-channel logout by the identity provider's subject: the same groups, its index tidied with them.
+      for (let i = 0; i < 200; i++) await maker.sessions.create('frank', undefined, undefined, { sub: 'idp-frank-2' });
+      rounds = 0;
+      told.clear();
+      count = undefined;
+      void gateway.sessions.endByIdp({ sub: 'idp-frank-2' }).then((n) => (count = n));
+      while (count === undefined && rounds < 100) {
+        rounds++;
+        await round();
+      }
+      expect(count).toBe(200);
+      expect(told.size).toBe(200);
+      // The index read, then for each of 2 groups: the reads, the takes, the user's index tidied, the provider's.
+      expect(rounds).toBe(1 + 2 * 4);
+      expect(await store.indexMembers('iu:idp-frank-2', clock.now())).toEqual([]);
+      expect(await store.indexMembers('u:frank', clock.now())).toEqual([]);
     });
 
     it('a handle cannot be presented as a session id', async () => {
