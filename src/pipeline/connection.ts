@@ -1,4 +1,3 @@
-import type { Subscriber, Subscription } from 'rxjs';
 // The class's own module (an export of rxjs): the 'rxjs' index loads every operator, some 200
 // modules, on the start of each process.
 import { Observable } from 'rxjs/internal/Observable';
@@ -161,65 +160,48 @@ export class GatewayConnection implements HandlerContext {
   }
 
   /**
-   * The pipeline: every decoded message becomes exactly one reply (an error reply if
-   * anything fails); pushes are merged in. Completes once the input has completed and
-   * every reply is out; the connection's subscriptions end with it.
-   *
-   * The request pipeline (keyedMerge and its state) is built at the first message: a browser
-   * connection that only listens for its session's end never sends one, and with tens of
-   * thousands of them that state would be most of their memory.
+   * The request pipeline: every decoded message becomes exactly one reply (an error reply if
+   * anything fails), in the order `keyedMerge` keeps. Completes once the input has completed
+   * and every reply is out. Unsubscribing drops the pipeline and nothing else: pushes go where
+   * `listen` says, and the connection stays open until `close` (the pump builds it at a
+   * connection's first message).
+   */
+  requests(in$: Observable<Decoded>): Observable<Outbound> {
+    return in$.pipe(
+      keyedMerge(
+        orderKey,
+        (d) => this.#serve(d),
+        (d, err) => this.#failure(d, err),
+        this.gateway.options.maxInFlight,
+      ),
+    );
+  }
+
+  /**
+   * `requests` with the pushes merged in, for a caller that holds the connection by this one
+   * subscription: it completes after the last reply and closes the connection, and so does
+   * unsubscribing.
    */
   handle(in$: Observable<Decoded>): Observable<Outbound> {
     return new Observable<Outbound>((out) => {
       this.#pushTo = out;
-      let feed: Subscriber<Decoded> | undefined;
-      let replies: Subscription | undefined;
-      const start = () => {
-        replies = new Observable<Decoded>((sub) => {
-          feed = sub;
-        })
-          .pipe(
-            keyedMerge(
-              orderKey,
-              (d) => this.#serve(d),
-              (d, err) => this.#failure(d, err),
-              this.gateway.options.maxInFlight,
-            ),
-          )
-          .subscribe({
-            next: (m) => out.next(m),
-            error: (err) => out.error(err),
-            complete: () => {
-              this.close();
-              out.complete();
-            },
-          });
-      };
-      const input = in$.subscribe({
-        next: (d) => {
-          if (replies === undefined) start();
-          feed?.next(d);
-        },
-        error: (err) => {
-          if (replies === undefined) start();
-          feed?.error(err);
-        },
+      const replies = this.requests(in$).subscribe({
+        next: (m) => out.next(m),
+        error: (err) => out.error(err),
         complete: () => {
-          if (replies !== undefined) return feed?.complete();
           this.close();
           out.complete();
         },
       });
       return () => {
         this.#pushTo = undefined;
-        input.unsubscribe();
-        replies?.unsubscribe();
+        replies.unsubscribe();
         this.close();
       };
     });
   }
 
-  /** Sends pushes to `sink` until `handle`'s output is subscribed (it takes them over) or the connection closes. */
+  /** Sends pushes to `sink` (until `handle`'s output is subscribed, which takes them over) until the connection closes. */
   listen(sink: PushSink): void {
     if (!this.#closed) this.#pushTo = sink;
   }

@@ -75,8 +75,9 @@ export class Pump implements PushSink {
     this.#highWater = o.highWaterMark;
     this.#batchBytes = o.batchBytes ?? BATCH_BYTES;
     this.#schedule = o.schedule;
-    // Until the first message the pipeline is not built: a connection that only receives
-    // pushes (a browser waiting for its session's end) holds no subscriptions, no promise.
+    // Pushes come through `listen` for the pump's whole life. The request pipeline is built at
+    // the first message: a connection that only receives pushes (a browser waiting for its
+    // session's end) holds no subscriptions, no promise.
     conn.listen(this);
   }
 
@@ -137,23 +138,23 @@ export class Pump implements PushSink {
     this.#resumeIfCalm();
   }
 
-  /** The peer is gone: drops the pipeline (its subscriptions end) and resolves `done`. */
+  /** The peer is gone: drops the pipeline, closes the connection (its follows end) and resolves `done`. */
   stop(): void {
     this.#reading = false;
-    if (this.#subscription !== undefined) this.#subscription.unsubscribe();
-    else this.#conn.close();
+    this.#subscription?.unsubscribe();
+    this.#conn.close();
     this.#settle();
   }
 
   #start(): void {
     const in$ = new Observable<Decoded>((sub) => {
       this.#input = sub;
-      return () => (this.#input = undefined);
     });
-    this.#subscription = this.#conn.handle(in$).subscribe({
+    this.#subscription = this.#conn.requests(in$).subscribe({
       next: (m) => this.#send(m),
       error: (err: unknown) => this.#settle(err),
       complete: () => {
+        this.#conn.close();
         this.#flush();
         this.#settle();
       },
