@@ -63,6 +63,7 @@ export const row = {
     const five = done ?? {
       held: null,
       rssPerConnection: NaN,
+      rssPerSpokenConnection: NaN,
       idleCpuPer19k: NaN,
       openSeconds: NaN,
       p50: NaN,
@@ -80,6 +81,8 @@ export const row = {
         cluster_connections: five.held,
         rss_per_connection_bytes: Math.round(one.rssPerConnection),
         cluster_rss_per_connection_bytes: Math.round(five.rssPerConnection),
+        rss_per_connection_after_one_message_bytes: Math.round(one.rssPerSpokenConnection),
+        cluster_rss_per_connection_after_one_message_bytes: Math.round(five.rssPerSpokenConnection),
         idle_heartbeat_cpu_pct_per_19k: +one.idleCpuPer19k.toFixed(2),
         cluster_idle_heartbeat_cpu_pct_per_19k: +five.idleCpuPer19k.toFixed(2),
         open_seconds: +one.openSeconds.toFixed(1),
@@ -169,6 +172,17 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     ctx.log(
       `  ${name}: RSS ${rss0.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB before, ${rss1.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB after: ${rssPerConnection.toFixed(0)} B per connection; idle CPU ${idleCpuPer19k.toFixed(2)}% of a core per 19,000 over ${idleMs / 1000} s`,
     );
+    // Then every page speaks once (an `init`, as the package's browser client sends after 20 s
+    // without a frame): a connection that has sent a message holds its request pipeline.
+    const spoke = await Promise.all(gens.map((gen) => gen.ask({ cmd: 'speak' }, 90_000)));
+    const answered = spoke.reduce((a, r) => a + r.answered, 0);
+    if (answered !== held) throw new Error(`${name}: ${answered} of ${held} pages had their init answered`);
+    await sleep(2000);
+    const rss2 = gateways.map((gw) => rssBytes(gw.child.pid));
+    const rssPerSpokenConnection = rss2.reduce((a, r, g) => a + (r - rss0[g]), 0) / held;
+    ctx.log(
+      `  ${name}: every page sent one init (answered in ${Math.max(...spoke.map((r) => r.ms)).toFixed(0)} ms): RSS ${rss2.map((r) => (r / 2 ** 20).toFixed(0)).join('/')} MB, ${rssPerSpokenConnection.toFixed(0)} B per connection`,
+    );
 
     // The ends: the first `ends / nodes` sessions of each node, by `revoke_user_sessions` of
     // the users owning them (user-k owns sessions k*USERS_EVERY… of every node's share, so on
@@ -228,7 +242,7 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     ctx.log(
       `  ${name}: ${lat.length} sessions ended: push and close p50 ${p50.toFixed(1)}, p99 ${p99.toFixed(1)}, max ${max.toFixed(1)} ms after the revokes were sent (the push alone: p50 ${percentile(pushLat, 50).toFixed(1)}, p99 ${percentile(pushLat, 99).toFixed(1)} ms)`,
     );
-    return { held, retried, openSeconds, rssPerConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
+    return { held, retried, openSeconds, rssPerConnection, rssPerSpokenConnection, idleCpuPer19k, p50, p99, max, endCpu, endsAsked: per * nodes };
   } finally {
     for (const s of services) s.close();
     await Promise.all(gens.map((gen) => gen.stop()));
