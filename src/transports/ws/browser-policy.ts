@@ -1,11 +1,10 @@
-import type { Clock } from '../../clock.js';
 import { GatewayError } from '../../errors.js';
 import { audit, type Logger } from '../../log.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { AddressBudget } from './address-budget.js';
 import type { AuthGuard, FailedAuthThrottle } from '../auth-throttle.js';
-import { FrameBudget } from './frame-budget.js';
+import { FrameBudget, type FrameLimits } from './frame-budget.js';
 
 /** What every browser connection of one server shares. */
 export interface BrowserLimits {
@@ -14,7 +13,7 @@ export interface BrowserLimits {
   /** GATEWAY_EXCHANGE_LIMIT, for the refusal's text. */
   exchangeLimit: number;
   log: Logger;
-  frames: { messagesPerSecond: number; bytesPerSecond: number; malformedPerMinute: number; clock: Clock };
+  frames: FrameLimits;
 }
 
 /**

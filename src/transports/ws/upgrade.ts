@@ -12,6 +12,7 @@ import { AddressBudget } from './address-budget.js';
 import type { FailedAuthThrottle } from '../auth-throttle.js';
 import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
+import { FrameLimits } from './frame-budget.js';
 import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
 import { quietSocket } from './quiet-end.js';
@@ -63,7 +64,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     exchanges,
     exchangeLimit: config.exchangeLimit,
     log,
-    frames: { messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock },
+    frames: new FrameLimits({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock }),
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
