@@ -34,8 +34,34 @@ export interface LinkOptions {
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
+/**
+ * A server's text frame (RFC 6455 section 5.2: FIN, opcode 1, no mask) holding `text`, as one
+ * buffer. ws's `send` writes the header and the payload as two, corking the socket around
+ * them; Node's stream then replaces its buffered list after each uncork, and that list, kept
+ * until the connection's next write, is promoted to the old generation on a connection that
+ * writes a few times a second: old-space garbage on every message.
+ */
+function textFrame(text: string): Buffer {
+  const n = Buffer.byteLength(text);
+  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
+  const frame = Buffer.allocUnsafe(head + n);
+  frame[0] = 0x81;
+  if (n < 126) frame[1] = n;
+  else if (n < 65536) {
+    frame[1] = 126;
+    frame.writeUInt16BE(n, 2);
+  } else {
+    frame[1] = 127;
+    frame.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
+    frame.writeUInt32BE(n >>> 0, 6);
+  }
+  frame.write(text, head, 'utf8');
+  return frame;
+}
+
 /** What the link does with ws's socket (a net.Socket) beyond what ws does. */
 interface RawSocket {
+  write(data: Buffer): boolean;
   cork(): void;
   uncork(): void;
   end(): void;
@@ -57,6 +83,8 @@ export class SocketLink implements Wire, BoundEnd {
   readonly #ws: WebSocket;
   readonly #pump: Pump;
   #corked = false;
+  /** A message of the current burst was written. */
+  #burst = false;
   #sock: RawSocket | undefined;
   /** The receiver's fragment list, reused from message to message (see `#recycleFragments`). */
   readonly #fragments: Buffer[] = [];
@@ -97,15 +125,23 @@ export class SocketLink implements Wire, BoundEnd {
     return this.#closeReason;
   }
 
-  /** Wire: sends one encoded message, corked until `flush`. */
+  /**
+   * Wire: sends one encoded message. The first of a burst goes out at once as one buffer;
+   * the socket is corked from the second on, until `flush`, so a burst of many replies leaves
+   * in one write.
+   */
   write(text: string): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
-    this.#cork();
-    this.#ws.send(text);
+    const sock = this.#socket();
+    if (sock === undefined) return;
+    if (this.#burst) this.#cork();
+    else this.#burst = true;
+    sock.write(textFrame(text));
   }
 
   /** Wire: the end of a burst. */
   flush(): void {
+    this.#burst = false;
     this.#uncork();
     this.#checkBuffered();
   }
