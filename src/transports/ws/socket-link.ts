@@ -9,6 +9,7 @@ import { Pump, type Wire } from '../../pipeline/pump.js';
 import { decode, failureFromHead, oversized, type Decoded } from '../../protocol/decode.js';
 import { readEnvelopeHead } from '../../protocol/head.js';
 import type { FrameBudget } from './frame-budget.js';
+import { textFrame } from './text-frame.js';
 
 /** WebSocket close codes the gateway sends (RFC 6455 section 7.4; 4000-4999 are ours): protocol/codes.ts. */
 export { CloseCodes };
@@ -33,31 +34,6 @@ export interface LinkOptions {
 
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
-
-/**
- * A server's text frame (RFC 6455 section 5.2: FIN, opcode 1, no mask) holding `text`, as one
- * buffer. ws's `send` writes the header and the payload as two, corking the socket around
- * them; Node's stream then replaces its buffered list after each uncork, and that list, kept
- * until the connection's next write, is promoted to the old generation on a connection that
- * writes a few times a second: old-space garbage on every message.
- */
-function textFrame(text: string): Buffer {
-  const n = Buffer.byteLength(text);
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const frame = Buffer.allocUnsafe(head + n);
-  frame[0] = 0x81;
-  if (n < 126) frame[1] = n;
-  else if (n < 65536) {
-    frame[1] = 126;
-    frame.writeUInt16BE(n, 2);
-  } else {
-    frame[1] = 127;
-    frame.writeUInt32BE(Math.floor(n / 2 ** 32), 2);
-    frame.writeUInt32BE(n >>> 0, 6);
-  }
-  frame.write(text, head, 'utf8');
-  return frame;
-}
 
 /** What the link does with ws's socket (a net.Socket) beyond what ws does. */
 interface RawSocket {
