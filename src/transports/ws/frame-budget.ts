@@ -1,5 +1,5 @@
 import type { Clock } from '../../clock.js';
-import { TokenBucket } from './rate-limit.js';
+import { TokenBuckets, type BucketRate } from './rate-limit.js';
 
 export interface FrameBudgetOptions {
   /** Messages a second (`GATEWAY_RATE_LIMIT`). */
@@ -11,14 +11,25 @@ export interface FrameBudgetOptions {
   clock: Clock;
 }
 
+const MESSAGES = 0;
+const BYTES = 1;
+const MALFORMED = 2;
+
 /** The limits every browser connection of one server shares, with their refusal texts. */
 export class FrameLimits {
   readonly o: FrameBudgetOptions;
+  /** The rates of a budget's buckets, by index: MESSAGES, BYTES, MALFORMED. */
+  readonly rates: readonly BucketRate[];
   readonly messageText: string;
   readonly bytesText: string;
 
   constructor(o: FrameBudgetOptions) {
     this.o = o;
+    this.rates = [
+      { rate: o.messagesPerSecond, perMs: 1000 },
+      { rate: o.bytesPerSecond, perMs: 1000 },
+      { rate: o.malformedPerMinute, perMs: 60_000 },
+    ];
     // Made once per server, not per connection: each would be a string held for its life.
     this.messageText = `Rate limited: at most ${o.messagesPerSecond} messages a second`;
     this.bytesText = `Rate limited: at most ${o.bytesPerSecond} bytes a second`;
@@ -31,18 +42,12 @@ export class FrameLimits {
  * (a connection in debt gets its frames refused unparsed), then one message, then, if it failed
  * to decode, one strike of the malformed allowance, whose exhaustion closes the connection.
  */
-export class FrameBudget {
+export class FrameBudget extends TokenBuckets {
   readonly #limits: FrameLimits;
-  readonly #messages: TokenBucket;
-  readonly #bytes: TokenBucket;
-  readonly #malformed: TokenBucket;
 
   constructor(limits: FrameLimits) {
-    const o = limits.o;
+    super(limits.rates, limits.o.clock);
     this.#limits = limits;
-    this.#messages = new TokenBucket(o.messagesPerSecond, o.clock);
-    this.#bytes = new TokenBucket(o.bytesPerSecond, o.clock);
-    this.#malformed = new TokenBucket(o.malformedPerMinute, o.clock, 60_000);
   }
 
   /** The refusal of a message over the message rate. */
@@ -57,16 +62,16 @@ export class FrameBudget {
 
   /** Charges a frame's bytes; false when the connection was already over its byte rate. */
   bytes(n: number): boolean {
-    return this.#bytes.spend(n);
+    return this.spend(BYTES, n);
   }
 
   /** Charges one message; false when over the message rate. */
   message(): boolean {
-    return this.#messages.take();
+    return this.take(MESSAGES);
   }
 
   /** Counts a frame that did not decode; false once the allowance is spent (close with 1008). */
   malformed(): boolean {
-    return this.#malformed.take();
+    return this.take(MALFORMED);
   }
 }
