@@ -1,17 +1,25 @@
 import { describe, expect, it } from 'vitest';
-import { Receiver } from 'ws';
+import * as wsModule from 'ws';
 import { textFrame } from '../../../src/transports/ws/text-frame.js';
+
+/** ws's frame parser: a named export of ws's ES module, not in its types. */
+interface FrameReader {
+  on(event: 'message', fn: (data: Buffer, isBinary: boolean) => void): void;
+  on(event: 'error', fn: (err: Error) => void): void;
+  write(chunk: Buffer): void;
+}
+const { Receiver } = wsModule as unknown as { Receiver: new (o: { isServer: boolean; maxPayload: number }) => FrameReader };
 
 /** What ws's own receiver (a client's side) reads from `bytes`: the messages, or its error. */
 function read(bytes: Buffer): { messages: string[]; error?: Error } {
   const r = new Receiver({ isServer: false, maxPayload: 0 });
   const messages: string[] = [];
   let error: Error | undefined;
-  r.on('message', (data: Buffer, isBinary: boolean) => {
+  r.on('message', (data, isBinary) => {
     expect(isBinary).toBe(false);
     messages.push(data.toString('utf8'));
   });
-  r.on('error', (err: Error) => (error = err));
+  r.on('error', (err) => (error = err));
   r.write(bytes);
   return { messages, error };
 }
