@@ -58,10 +58,10 @@ export class SocketLink implements Wire, BoundEnd {
   readonly #o: LinkOptions;
   readonly #ws: WebSocket;
   readonly #pump: Pump;
+  /** The link corked ws's socket for the current burst. */
   #corked = false;
   /** A message of the current burst was written. */
   #burst = false;
-  #sock: RawSocket | undefined;
   /** The receiver's fragment list, reused from message to message (see `#recycleFragments`). */
   readonly #fragments: Buffer[] = [];
   #closeReason: string | undefined;
@@ -110,8 +110,11 @@ export class SocketLink implements Wire, BoundEnd {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     const sock = this.#socket();
     if (sock === undefined) return;
-    if (this.#burst) this.#cork();
-    else this.#burst = true;
+    if (!this.#burst) this.#burst = true;
+    else if (!this.#corked) {
+      this.#corked = true;
+      sock.cork();
+    }
     sock.write(textFrame(text));
   }
 
@@ -239,7 +242,7 @@ export class SocketLink implements Wire, BoundEnd {
    * the socket's read buffer), referenced from that list once it is dead, is promoted too:
    * old-space garbage on every message, hence frequent full GCs and their pauses.
    * Handing the receiver back one long-lived list of this link's, emptied here once the
-   * message is read, lets those objects die young. Touches a private field of ws (as `#cork`
+   * message is read, lets those objects die young. Touches a private field of ws (as `#socket`
    * does): only when it is the empty array ws just put there, else it leaves it alone.
    */
   #recycleFragments(): void {
@@ -254,20 +257,10 @@ export class SocketLink implements Wire, BoundEnd {
     return (this.#ws as unknown as { _socket?: RawSocket })._socket;
   }
 
-  /** Corks the socket for a burst. */
-  #cork(): void {
-    if (this.#corked) return;
-    const sock = this.#socket();
-    if (sock === undefined) return;
-    this.#sock = sock;
-    this.#corked = true;
-    sock.cork();
-  }
-
   #uncork(): void {
     if (!this.#corked) return;
     this.#corked = false;
-    this.#sock?.uncork();
+    this.#socket()?.uncork();
   }
 
   /**
