@@ -31,10 +31,20 @@ async function rejectsUnavailable(p: Promise<unknown>): Promise<void> {
 }
 
 /**
+ * What a backend offers beyond one node's reads and writes: other nodes on the same data
+ * (`peer`), and a backend that can go away (`outage`). Declared per backend, so that a case
+ * is either run or not part of its suite: a harness that declares one and lacks it fails.
+ */
+export interface StoreCapabilities {
+  peers: boolean;
+  outage: boolean;
+}
+
+/**
  * The store contract (src/store/types.ts), one suite for every backend, with a fresh
  * store per test. `make` returns the harness for a new, empty store.
  */
-export function storeContract(name: string, make: () => Promise<StoreHarness>): void {
+export function storeContract(name: string, make: () => Promise<StoreHarness>, can: StoreCapabilities): void {
   describe(`store contract: ${name}`, () => {
     let h: StoreHarness;
     let s: Store;
@@ -164,13 +174,21 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(got.filter((v) => v)).toHaveLength(1);
     });
 
-    it('claim: another node sees the claim', async (ctx) => {
-      if (!h.peer) return ctx.skip();
+    /** The harness's second node: required where the backend declares peers. */
+    async function peer(): Promise<Store> {
+      if (!h.peer) throw new Error(`the ${name} harness declares peers but has no peer()`);
       const other = await h.peer();
       extra.push(other);
-      expect(await s.claim('j:shared', 60_000)).toBe(true);
-      expect(await other.claim('j:shared', 60_000)).toBe(false);
-    });
+      return other;
+    }
+
+    if (can.peers) {
+      it('claim: another node sees the claim', async () => {
+        const other = await peer();
+        expect(await s.claim('j:shared', 60_000)).toBe(true);
+        expect(await other.claim('j:shared', 60_000)).toBe(false);
+      });
+    }
 
     it('claim: the key is free again once its TTL has run out, not before', async () => {
       expect(await s.claim('j:k', TTL)).toBe(true);
@@ -211,65 +229,68 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>): 
       expect(s.isReady()).toBe(true);
     });
 
-    it('events: another node hears an end; unsubscribing stops it', async (ctx) => {
-      if (!h.peer) return ctx.skip();
-      const other = await h.peer();
-      extra.push(other);
-      const heard: StoreEvent[] = [];
-      const off = other.events.subscribe((e) => heard.push(e));
-      const event: StoreEvent = { kind: 'ended', hash: 'abcDEF123_-', reason: 'revoked', origin: 'node-a' };
-      const sent = Date.now();
-      await s.events.publish(event);
-      while (heard.length === 0 && Date.now() - sent < 2000) await new Promise((r) => setTimeout(r, 5));
-      expect(heard).toEqual([event]);
-      // Promptly (a busy 2-core machine needs the slack; the cross-node figure is the benchmarks').
-      expect(Date.now() - sent).toBeLessThan(1000);
-      off();
-      // A listener still subscribed is told of every event in the same turn as the others: once
-      // it has the second end, the one unsubscribed would have it too.
-      const still: StoreEvent[] = [];
-      other.events.subscribe((e) => still.push(e));
-      await s.events.publish({ ...event, hash: 'second' });
-      await waitForCount(() => still.length, 1, 2000, 'events after the unsubscribe');
-      expect(still).toEqual([{ ...event, hash: 'second' }]);
-      expect(heard).toHaveLength(1);
-    });
+    if (can.peers) {
+      it('events: another node hears an end; unsubscribing stops it', async () => {
+        const other = await peer();
+        const heard: StoreEvent[] = [];
+        const off = other.events.subscribe((e) => heard.push(e));
+        const event: StoreEvent = { kind: 'ended', hash: 'abcDEF123_-', reason: 'revoked', origin: 'node-a' };
+        const sent = Date.now();
+        await s.events.publish(event);
+        await waitForCount(() => heard.length, 1, 2000, 'events on the other node');
+        expect(heard).toEqual([event]);
+        // Promptly (a busy 2-core machine needs the slack; the cross-node figure is the benchmarks').
+        expect(Date.now() - sent).toBeLessThan(1000);
+        off();
+        // A listener still subscribed is told of every event in the same turn as the others: once
+        // it has the second end, the one unsubscribed would have it too.
+        const still: StoreEvent[] = [];
+        other.events.subscribe((e) => still.push(e));
+        await s.events.publish({ ...event, hash: 'second' });
+        await waitForCount(() => still.length, 1, 2000, 'events after the unsubscribe');
+        expect(still).toEqual([{ ...event, hash: 'second' }]);
+        expect(heard).toHaveLength(1);
+      });
+    }
 
-    it('fails every operation with UNAVAILABLE (code 11) while the backend is away, then recovers', async (ctx) => {
-      if (!h.outage) return ctx.skip();
-      await s.set('kept', 'v', 60_000);
-      await s.indexAdd('u:dave', 'h1', h.now() + 60_000);
-      await h.outage.begin();
-      const started = Date.now();
-      const ops: Promise<unknown>[] = [
-        s.get('kept'),
-        s.set('k', 1, 60_000),
-        s.delete('kept'),
-        s.take('kept'),
-        s.swap('kept', 'x'),
-        s.claim('j:kept', 60_000),
-        s.indexAdd('u:dave', 'h2', h.now() + 60_000),
-        s.indexRemove('u:dave', 'h1'),
-        s.indexMembers('u:dave', h.now()),
-        s.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'o' }),
-      ];
-      try {
-        for (const op of ops) await rejectsUnavailable(op);
-        // Every failure within the time limit (1 s by default), all at once rather than one after
-        // another (that would be 10 s): slack for a busy machine.
-        expect(Date.now() - started).toBeLessThan(2500);
-        const notReadyBy = Date.now() + 2000;
-        while (s.isReady() && Date.now() < notReadyBy) await new Promise((r) => setTimeout(r, 20));
-        expect(s.isReady()).toBe(false);
-      } finally {
-        await h.outage.end();
-      }
-      const back = Date.now();
-      while (!s.isReady() && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 20));
-      expect(s.isReady()).toBe(true);
-      expect(Date.now() - back).toBeLessThan(2000);
-      await s.set('after', 'ok', 60_000);
-      expect(await s.get('after')).toBe('ok');
-    });
+    if (can.outage) {
+      it('fails every operation with UNAVAILABLE (code 11) while the backend is away, then recovers', async () => {
+        const outage = h.outage;
+        if (!outage) throw new Error(`the ${name} harness declares outages but has no outage`);
+        await s.set('kept', 'v', 60_000);
+        await s.indexAdd('u:dave', 'h1', h.now() + 60_000);
+        await outage.begin();
+        const started = Date.now();
+        const ops: Promise<unknown>[] = [
+          s.get('kept'),
+          s.set('k', 1, 60_000),
+          s.delete('kept'),
+          s.take('kept'),
+          s.swap('kept', 'x'),
+          s.claim('j:kept', 60_000),
+          s.indexAdd('u:dave', 'h2', h.now() + 60_000),
+          s.indexRemove('u:dave', 'h1'),
+          s.indexMembers('u:dave', h.now()),
+          s.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'o' }),
+        ];
+        try {
+          for (const op of ops) await rejectsUnavailable(op);
+          // Every failure within the time limit (1 s by default), all at once rather than one after
+          // another (that would be 10 s): slack for a busy machine.
+          expect(Date.now() - started).toBeLessThan(2500);
+          const notReadyBy = Date.now() + 2000;
+          while (s.isReady() && Date.now() < notReadyBy) await new Promise((r) => setTimeout(r, 20));
+          expect(s.isReady()).toBe(false);
+        } finally {
+          await outage.end();
+        }
+        const back = Date.now();
+        while (!s.isReady() && Date.now() - back < 5000) await new Promise((r) => setTimeout(r, 20));
+        expect(s.isReady()).toBe(true);
+        expect(Date.now() - back).toBeLessThan(2000);
+        await s.set('after', 'ok', 60_000);
+        expect(await s.get('after')).toBe('ok');
+      });
+    }
   });
 }

@@ -31,6 +31,7 @@ describe('postgres store', () => {
       begin: async () => server.pause(),
       end: async () => server.resume(),
     }),
+    { peers: true, outage: true },
   );
 
   describe('rows in PostgreSQL', () => {

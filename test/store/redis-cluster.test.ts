@@ -15,5 +15,6 @@ describe.skipIf(!cluster)('redis cluster store', () => {
       begin: async () => cluster!.nodes.forEach((n) => n.pause()),
       end: async () => cluster!.nodes.forEach((n) => n.resume()),
     }),
+    { peers: true, outage: true },
   );
 });

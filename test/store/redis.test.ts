@@ -19,6 +19,7 @@ describe.skipIf(!server)('redis store', () => {
       begin: async () => server!.pause(),
       end: async () => server!.resume(),
     }),
+    { peers: true, outage: true },
   );
 
   describe('keys in Redis', () => {
