@@ -1,6 +1,8 @@
 # auth-gateway image: multi-stage, production dependencies only, runs as the non-root
-# `node` user under tini. Not built here (no container engine on the dev machines); see the
-# README's "Deploy files" section, which also says how to pin the base images by digest.
+# `node` user under tini. No container engine runs on the dev machines: the tests build the
+# build stage's TypeScript from exactly what it copies out of the context (.dockerignore
+# applied). See the README's "Deploy files" section, which also says how to pin the base
+# images by digest.
 #
 # Node: the image runs the current LTS line (24). package.json `engines` accepts >=20.12;
 # the test suite runs on the Node of the CI machine (20 today, `node --version` in .ci/run).
@@ -8,7 +10,7 @@
 # (`docker buildx imagetools inspect node:24.9.0-bookworm-slim` gives it):
 #   FROM node:24.9.0-bookworm-slim@sha256:<digest>
 
-# --- build: the full toolchain compiles TypeScript (server and browser client) to dist/ ---
+# --- build: the full toolchain compiles TypeScript (server, browser client, middleware) to dist/ ---
 FROM node:24.9.0-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -16,6 +18,8 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json ./
 COPY src ./src
 COPY client ./client
+COPY middleware ./middleware
+COPY scripts/touch-built.mjs ./scripts/
 RUN npm run build
 
 # --- runtime: production dependencies, the compiled server and client, nothing else ---

@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
@@ -211,6 +211,38 @@ describe('Dockerfile', () => {
     expect(final.join('\n')).not.toContain('client/demo');
   });
 
+  it('builds from what its build stage copies out of the context (.dockerignore applied): server, client and middleware', () => {
+    const build = lines.slice(0, stages[1]![1]);
+    const ignored = dockerIgnored(read('.dockerignore').split('\n'));
+    const app = mkdtempSync(join(tmpdir(), 'docker-build-'));
+    try {
+      for (const l of build.filter((x) => x.startsWith('COPY '))) {
+        const [, ...args] = l.split(/\s+/);
+        const dest = args.pop()!;
+        for (const src of args) {
+          const files = contextFiles(src.replace(/\/$/, ''), ignored);
+          expect(files.length, `COPY ${src}: nothing left of it in the context`).toBeGreaterThan(0);
+          for (const f of files) {
+            // A directory's contents land in dest; a file in dest, or under it when dest ends in /.
+            const to = f === src ? (dest.endsWith('/') ? join(app, dest, basename(f)) : join(app, dest)) : join(app, dest, relative(src, f));
+            mkdirSync(dirname(to), { recursive: true });
+            copyFileSync(join(ROOT, f), to);
+          }
+        }
+      }
+      // What `RUN npm ci` installs: the project's own node_modules, unchanged (nothing below writes to it).
+      symlinkSync(join(ROOT, 'node_modules'), join(app, 'node_modules'));
+      const runs = build.filter((x) => x.startsWith('RUN ') && !x.includes('npm ci'));
+      expect(runs).toEqual(['RUN npm run build']);
+      execFileSync('npm', ['run', '-s', 'build'], { cwd: app, stdio: 'pipe', timeout: 120_000 });
+      for (const out of ['dist/cli.js', 'dist/index.js', 'dist/client/src/index.js', 'dist/middleware/src/index.js']) {
+        expect(existsSync(join(app, out)), out).toBe(true);
+      }
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  }, 150_000);
+
   it('copies only files that exist, and .dockerignore keeps secrets and build output out', () => {
     for (const l of lines.filter((x) => x.startsWith('COPY ') && !x.includes('--from'))) {
       for (const src of l.split(/\s+/).slice(1, -1)) expect(existsSync(join(ROOT, src)), src).toBe(true);
@@ -220,6 +252,39 @@ describe('Dockerfile', () => {
     expect(read('.gitignore').split('\n')).toContain('secrets/');
   });
 });
+
+/**
+ * `.dockerignore` as Docker reads it: patterns rooted at the context, `*` and `?` within one
+ * path segment, `**` across them, a pattern that names a directory covers what is under it,
+ * `!` excepts, and the last pattern that matches wins.
+ */
+function dockerIgnored(patterns: readonly string[]): (path: string) => boolean {
+  const rules = patterns
+    .map((p) => p.trim())
+    .filter((p) => p && !p.startsWith('#'))
+    .map((p) => {
+      const except = p.startsWith('!');
+      const glob = (except ? p.slice(1) : p).replace(/^\.?\//, '').replace(/\/$/, '');
+      const body = glob
+        .split('**')
+        .map((part) =>
+          part
+            .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+            .replace(/\*/g, '[^/]*')
+            .replace(/\?/g, '[^/]'),
+        )
+        .join('.*');
+      return { except, re: new RegExp(`^${body}(?:/.*)?$`) };
+    });
+  return (path) => rules.reduce((ignored, r) => (r.re.test(path) ? !r.except : ignored), false);
+}
+
+/** The files of the context under `path` (a file, or a directory walked), minus the ignored ones. */
+function contextFiles(path: string, ignored: (p: string) => boolean): string[] {
+  if (ignored(path)) return [];
+  if (!statSync(join(ROOT, path)).isDirectory()) return [path];
+  return readdirSync(join(ROOT, path)).flatMap((name) => contextFiles(`${path}/${name}`, ignored));
+}
 
 describe('LICENSE and CHANGELOG', () => {
   it('LICENSE is the MIT licence package.json names; CHANGELOG.md has a section for the package version', () => {
