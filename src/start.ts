@@ -51,6 +51,20 @@ export interface StartOptions {
   storeTimeoutMs?: number;
   /** Seconds between two pings of a WebSocket connection. */
   heartbeatInterval?: number;
+  /** Bearer keys that may call the OAuth introspection and revocation routes only. */
+  introspectionKeys?: string | readonly string[];
+  /**
+   * What `close()` does, in seconds: `/readyz` answers 503 for `drainDelay` while everything
+   * is still served, then WebSockets close with 1012 over `drainWindow`. Both 0 here unless
+   * given (here or in `env`): `serve`'s defaults (5 and 10) are for a process manager's stop.
+   */
+  drainDelay?: number;
+  drainWindow?: number;
+  /** Back-channel logout: all three or none. */
+  oidcIssuer?: string;
+  oidcAudience?: string;
+  /** An `https://` URL of the IdP's JWK Set, or a file of its public keys. */
+  oidcJwks?: string;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   logSalt?: string;
   fixtures?: string;
@@ -70,7 +84,10 @@ export interface RunningGateway {
   readonly httpUrl: string;
   readonly host: string;
   readonly port: number;
-  /** Stops accepting, answers what was read, closes every socket with 1012, then the store. */
+  /**
+   * Drains, then closes the store: `/readyz` 503 over `drainDelay`, then it stops accepting,
+   * answers what was read and closes every socket with 1012 over `drainWindow` (both 0 by default).
+   */
   close(): Promise<void>;
 }
 
@@ -79,7 +96,8 @@ function variableOf(option: string): string {
   return `GATEWAY_${option.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`;
 }
 
-const OPTIONS: ReadonlySet<string> = new Set([
+/** Every option, by name; a test holds it to the variables `loadConfig` reads. */
+export const START_OPTIONS: ReadonlySet<string> = new Set([
   'host',
   'port',
   'store',
@@ -115,6 +133,12 @@ const OPTIONS: ReadonlySet<string> = new Set([
   'maxSubscriptions',
   'storeTimeoutMs',
   'heartbeatInterval',
+  'introspectionKeys',
+  'drainDelay',
+  'drainWindow',
+  'oidcIssuer',
+  'oidcAudience',
+  'oidcJwks',
   'logLevel',
   'logSalt',
   'fixtures',
@@ -129,11 +153,13 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
   const { env = process.env, log, ...rest } = options;
   const vars: Record<string, string | undefined> = { ...env };
   for (const [name, value] of Object.entries(rest)) {
-    if (!OPTIONS.has(name)) throw new ConfigError(`Unknown option "${name}" of startGateway`);
+    if (!START_OPTIONS.has(name)) throw new ConfigError(`Unknown option "${name}" of startGateway`);
     if (value === undefined) continue;
     if (name === 'dev') vars.GATEWAY_DEV = value === true ? '1' : '';
     else vars[variableOf(name)] = Array.isArray(value) ? value.join(',') : String(value);
   }
+  vars.GATEWAY_DRAIN_DELAY ??= '0';
+  vars.GATEWAY_DRAIN_WINDOW ??= '0';
   const config = loadConfig(vars);
   const server: GatewayServer = await startServer(config, { log });
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
@@ -145,6 +171,6 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
     httpUrl: `http://${host}:${server.port}`,
     host: config.host,
     port: server.port,
-    close: () => server.drain(),
+    close: () => server.drain({ delayMs: config.drainDelayMs, windowMs: config.drainWindowMs }),
   };
 }
