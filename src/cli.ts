@@ -7,7 +7,7 @@ import { resolveFileVars } from './config-files.js';
 import { effectiveConfig } from './config-view.js';
 import { loadConfig, type Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { startTracing, stopTracing } from './tracing.js';
+import { checkTracingEnv, startTracing, stopTracing } from './tracing.js';
 import { runStdio } from './transports/stdio.js';
 import { VERSION } from './version.js';
 
@@ -73,11 +73,13 @@ const COMMAND_FLAGS: Record<string, ReadonlySet<string>> = {
 /** Positional arguments after the command. */
 const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0, openapi: 0 };
 
-/** A usage error: one line on stderr (with the usage), exit 2. */
+/** A usage error: one line on stderr, exit 2. */
 function fail(message: string, code = 2): never {
   process.stderr.write(`auth-gateway: ${message}\n`);
   process.exit(code);
 }
+
+const SEE_HELP = '(auth-gateway --help lists the commands and their options)';
 
 /**
  * A fatal start-up error: one JSON line on stderr, shaped like every log line (level
@@ -129,6 +131,17 @@ function serviceKeyOf(values: Record<string, string | boolean | undefined>): str
   }
 }
 
+/**
+ * What `serve` checks at start beyond the variables themselves, without opening anything:
+ * the tracing variables, the Ed25519 key files and the fixture file. So `config` refuses
+ * exactly what `serve` would.
+ */
+async function checkStartup(config: Config): Promise<void> {
+  checkTracingEnv(process.env);
+  if (config.jwtAlg === 'EdDSA') (await import('./tokens/ed25519-keys.js')).loadEd25519Keys(config.jwtEd25519KeyFiles);
+  if (config.fixtures !== undefined) await (await import('./fixtures.js')).readFixtures(config.fixtures);
+}
+
 async function stdio(config: Config): Promise<void> {
   const { gateway } = await createApp(config);
   await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes });
@@ -151,7 +164,7 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
-    fail(`${(err as Error).message}\n${USAGE}`);
+    fail(`${(err as Error).message} ${SEE_HELP}`);
   }
   if (parsed.values.version) {
     process.stdout.write(`auth-gateway ${VERSION}\n`);
@@ -162,12 +175,16 @@ async function main(): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  if (command === undefined) fail(`a command is needed\n${USAGE}`);
+  if (command === undefined) {
+    // Nothing asked: the usage itself, on stderr, as a usage error.
+    process.stderr.write(`auth-gateway: a command is needed\n${USAGE}`);
+    process.exit(2);
+  }
   if (parsed.values['service-key'] !== undefined) {
     fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY(_FILE) or use --service-key-file FILE');
   }
   const flags = COMMAND_FLAGS[command];
-  if (flags === undefined) fail(`unknown command "${command}"\n${USAGE}`);
+  if (flags === undefined) fail(`unknown command "${command}" ${SEE_HELP}`);
   for (const [flag, value] of Object.entries(parsed.values)) {
     if (value !== undefined && !flags.has(flag)) fail(`--${flag} does not apply to ${command}`);
   }
@@ -186,9 +203,12 @@ async function main(): Promise<void> {
       const { serve } = await import('./server.js');
       return serve(config);
     }
-    case 'config':
-      process.stdout.write(`${JSON.stringify(effectiveConfig(configFrom(parsed.values)), null, 2)}\n`);
+    case 'config': {
+      const config = configFrom(parsed.values);
+      await checkStartup(config);
+      process.stdout.write(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
       return;
+    }
     case 'connect': {
       const url = rest[0];
       if (!url) fail('connect needs a URL, e.g. ws://127.0.0.1:8080');

@@ -26,7 +26,7 @@ export function resolveFileVars(src: Record<string, string | undefined>): Record
   for (const name of SECRET_VARS) {
     const file = src[`${name}_FILE`];
     if (file === undefined || file === '') continue;
-    if (src[name] !== undefined && src[name] !== '') throw new ConfigError(`set either ${name} or ${name}_FILE, not both`);
+    if (src[name] !== undefined && src[name] !== '') throw new ConfigError(`${name} and ${name}_FILE: set either one, not both`);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');

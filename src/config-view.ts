@@ -29,6 +29,7 @@ export function effectiveConfig(config: Config): Record<string, unknown> {
     lifetimes: {
       session_ttl: config.sessionTtl,
       session_idle_timeout: config.sessionIdleTimeout,
+      session_max_lifetime: config.sessionMaxLifetime,
       access_token_ttl: config.accessTokenTtl,
       refresh_token_ttl: config.refreshTokenTtl,
       clock_tolerance: config.clockTolerance,

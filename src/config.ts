@@ -6,6 +6,7 @@ import type { JSONWebKeySet } from 'jose';
 import { keyWeakness } from './key-material.js';
 import { readKeySetFile } from './oidc/key-set-file.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
+import { parseRedisUrl } from './store/redis-url.js';
 
 /** Everything the gateway can be told, validated once at start-up. */
 export interface Config {
@@ -166,7 +167,7 @@ export function checkSecret(name: string, secret: string): Buffer {
 function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
   const list = src.GATEWAY_JWT_SECRETS;
   const single = src.GATEWAY_JWT_SECRET;
-  if (list && single) throw new ConfigError('set either GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, not both');
+  if (list && single) throw new ConfigError('GATEWAY_JWT_SECRET and GATEWAY_JWT_SECRETS: set either one, not both');
   if (list) {
     const keys: Config['jwtKeys'] = [];
     for (const part of list.split(',')) {
@@ -224,6 +225,15 @@ function trustedProxies(raw: string | undefined): BlockList | undefined {
   return list;
 }
 
+/** `GATEWAY_HOST`: an IPv4 or IPv6 address, or a host name (RFC 1123) that resolves when listening. */
+function listenHost(raw: string): string {
+  const bracketed = /^\[([0-9A-Fa-f:.]+)\]$/.exec(raw.trim())?.[1];
+  const host = bracketed !== undefined && isIP(bracketed) === 6 ? bracketed : raw.trim();
+  const label = /^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$/;
+  if (isIP(host) !== 0 || (host.length <= 253 && host.split('.').every((l) => label.test(l)))) return host;
+  throw new ConfigError(`GATEWAY_HOST must be an IP address or a host name, e.g. 127.0.0.1, :: or localhost (got ${shown(raw)})`);
+}
+
 /** `GATEWAY_METRICS_ADDR`: `host:port` (IPv6 in brackets). */
 function listenAddr(name: string, raw: string | undefined): { host: string; port: number } | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
@@ -240,7 +250,7 @@ function oidc(src: Source): OidcConfig | undefined {
   const [issuer, audience, jwks] = OIDC_VARS.map((name) => src[name]?.trim() || undefined);
   const missing = OIDC_VARS.filter((name) => !src[name]?.trim());
   if (missing.length === OIDC_VARS.length) return undefined;
-  if (missing.length > 0) throw new ConfigError(`back-channel logout needs ${OIDC_VARS.join(', ')} together; missing ${missing.join(', ')}`);
+  if (missing.length > 0) throw new ConfigError(`${missing.join(', ')}: back-channel logout needs ${OIDC_VARS.join(', ')} together`);
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(jwks!)) {
     let url: URL | undefined;
     try {
@@ -277,6 +287,7 @@ export function loadConfig(env: Source): Config {
   }
   // The URL's own options, checked now rather than when the store opens.
   if (/^postgres/.test(store)) parsePostgresUrl(store);
+  else if (/^redis/.test(store)) parseRedisUrl(store);
   // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
   if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
     throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
@@ -308,7 +319,7 @@ export function loadConfig(env: Source): Config {
     fixtures: src.GATEWAY_FIXTURES || undefined,
     maxMessageBytes: int(src, 'GATEWAY_MAX_MESSAGE_BYTES', 65_536, 256, 16_777_216, 'a number of bytes from 256 to 16777216'),
     logLevel,
-    host: str(src, 'GATEWAY_HOST', '127.0.0.1'),
+    host: listenHost(str(src, 'GATEWAY_HOST', '127.0.0.1')),
     port: int(src, 'GATEWAY_PORT', 8080, 0, 65_535, 'a TCP port from 0 to 65535'),
     serviceKey,
     introspectionKeys: introspectionKeys(src.GATEWAY_INTROSPECTION_KEYS, serviceKey),

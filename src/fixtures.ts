@@ -1,28 +1,35 @@
 import { readFile } from 'node:fs/promises';
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import { depthExceeds, hasLoneSurrogate, MAX_DEPTH } from './protocol/decode.js';
 
-const fixtureSchema = TypeCompiler.Compile(
-  Type.Object({
-    sessions: Type.Array(
-      Type.Object({
-        session_id: Type.String({ minLength: 1, maxLength: 1024 }),
-        user_id: Type.String({ minLength: 1, maxLength: 256 }),
-        ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
-        data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-      }),
-    ),
-  }),
-);
+const fixtureType = Type.Object({
+  sessions: Type.Array(
+    Type.Object({
+      session_id: Type.String({ minLength: 1, maxLength: 1024 }),
+      user_id: Type.String({ minLength: 1, maxLength: 256 }),
+      ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
+      data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  ),
+});
+const fixtureSchema = TypeCompiler.Compile(fixtureType);
 
 /**
  * Seeds sessions from a fixture file (docs/protocol.md, Fixtures): for tests and demos only,
  * and said so on stderr. A bad file stops start-up with one line.
  */
 export async function loadFixtures(gateway: Gateway, path: string): Promise<number> {
+  const sessions = await readFixtures(path);
+  for (const s of sessions) await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
+  gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');
+  return sessions.length;
+}
+
+/** Reads and checks a fixture file (`auth-gateway config` checks it too); a bad file is one ConfigError line. */
+export async function readFixtures(path: string): Promise<Static<typeof fixtureType>['sessions']> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -45,8 +52,6 @@ export async function loadFixtures(gateway: Gateway, path: string): Promise<numb
     if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
     // As for requests: Redis would spell a lone surrogate as U+FFFD, merging two users' indexes.
     if (hasLoneSurrogate(s)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session holds ill-formed UTF-16 (a lone surrogate)`);
-    await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
   }
-  gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: value.sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');
-  return value.sessions.length;
+  return value.sessions;
 }

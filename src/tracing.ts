@@ -31,15 +31,21 @@ export function tracingRequested(env: Record<string, string | undefined>): boole
   return Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }
 
+/** Refuses, with one ConfigError line, what startTracing would refuse (`auth-gateway config` checks it too). */
+export function checkTracingEnv(env: Record<string, string | undefined>): void {
+  if (!tracingRequested(env)) return;
+  const exporterName = (env.OTEL_TRACES_EXPORTER ?? 'otlp').trim() || 'otlp';
+  // Console would write spans to stdout, which carries the protocol of `stdio`.
+  if (exporterName !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporterName.slice(0, 40))})`);
+}
+
 /**
  * Loads the SDK and registers a provider exporting over OTLP/HTTP (the exporter reads
  * OTEL_EXPORTER_OTLP_* itself), when `tracingRequested`; stopTracing flushes it.
  */
 export async function startTracing(env: Record<string, string | undefined>, nodeId: string): Promise<void> {
   if (!tracingRequested(env)) return;
-  const exporterName = (env.OTEL_TRACES_EXPORTER ?? 'otlp').trim() || 'otlp';
-  // Console would write spans to stdout, which carries the protocol of `stdio`.
-  if (exporterName !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporterName.slice(0, 40))})`);
+  checkTracingEnv(env);
   const [{ NodeTracerProvider, BatchSpanProcessor }, { OTLPTraceExporter }, { resourceFromAttributes }] = await Promise.all([
     import('@opentelemetry/sdk-trace-node'),
     import('@opentelemetry/exporter-trace-otlp-http'),

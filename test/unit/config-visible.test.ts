@@ -49,7 +49,10 @@ describe('*_FILE variants of every secret', () => {
 
   it('refuses both forms, an unreadable file, an empty one and one of several lines, naming the variable, never the content', () => {
     const cases: [Record<string, string>, RegExp][] = [
-      [{ GATEWAY_JWT_SECRET: SECRET, GATEWAY_JWT_SECRET_FILE: file('s1', SECRET) }, /^set either GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRET_FILE, not both$/],
+      [
+        { GATEWAY_JWT_SECRET: SECRET, GATEWAY_JWT_SECRET_FILE: file('s1', SECRET) },
+        /^GATEWAY_JWT_SECRET and GATEWAY_JWT_SECRET_FILE: set either one, not both$/,
+      ],
       [{ GATEWAY_SERVICE_KEY_FILE: join(dir, 'missing') }, /^GATEWAY_SERVICE_KEY_FILE: cannot read ".*missing" \(ENOENT\)$/],
       [{ GATEWAY_STORE_FILE: file('empty', '\n') }, /^GATEWAY_STORE_FILE: ".*empty" must hold the value on one line$/],
       [{ GATEWAY_JWT_SECRET_FILE: file('two', `${SECRET}\n${OTHER}\n`) }, /^GATEWAY_JWT_SECRET_FILE: ".*two" must hold the value on one line$/],
@@ -97,6 +100,57 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     for (const secret of [SECRET, OTHER, SERVICE_KEY, ...INTROSPECTION_KEYS, 'hunter2-password', 'salt-value-1']) expect(r.stdout).not.toContain(secret);
   });
 
+  it('config refuses what serve would refuse at start, in one fatal line naming the setting, exit 2', () => {
+    const base = { GATEWAY_JWT_SECRET: SECRET };
+    const cases: [string[], Record<string, string>, RegExp][] = [
+      [[], { GATEWAY_STORE: 'redis://127.0.0.1:6379/16' }, /^GATEWAY_STORE: the Redis database number must be from 0 to 15/],
+      [[], { GATEWAY_STORE: 'redis://127.0.0.1:6379?nope=1' }, /^GATEWAY_STORE/],
+      [['--fixtures', join(dir, 'no-such-fixtures.json')], {}, /^GATEWAY_FIXTURES: cannot read .*no-such-fixtures\.json \(ENOENT\)$/],
+      [['--fixtures', file('bad-fixtures.json', '{"sessions":[{"user_id":"u"}]}')], {}, /^GATEWAY_FIXTURES: .*bad-fixtures\.json is not a fixture file/],
+      [
+        [],
+        { GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: join(dir, 'no-such-key.pem') },
+        /^GATEWAY_JWT_ED25519_KEY: cannot read ".*no-such-key\.pem" \(ENOENT\)$/,
+      ],
+      [[], { OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER must be otlp or none/],
+      [['--host', 'not a host'], {}, /^GATEWAY_HOST must be an IP address or a host name/],
+      [[], { GATEWAY_HOST: '-bad.example' }, /^GATEWAY_HOST must be/],
+    ];
+    for (const [args, env, message] of cases) {
+      const r = cli(['config', ...args], { ...base, ...env });
+      const what = `${args.join(' ')} ${JSON.stringify(env)}`;
+      expect(r.status, what).toBe(2);
+      expect(r.stdout, what).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines, what).toHaveLength(1);
+      expect((JSON.parse(lines[0]!) as { level: string; msg: string }).level, what).toBe('fatal');
+      expect((JSON.parse(lines[0]!) as { msg: string }).msg, what).toMatch(message);
+    }
+    // What it accepts: addresses and names, an IPv6 address in brackets.
+    for (const host of ['0.0.0.0', '::', '[::1]', 'localhost', 'gateway-1.internal']) {
+      const r = cli(['config', '--host', host], base);
+      expect(r.status, `${host}: ${r.stderr}`).toBe(0);
+    }
+    expect(JSON.parse(cli(['config', '--host', '[::1]'], base).stdout)).toMatchObject({ lifetimes: { session_max_lifetime: 86_400 } });
+  });
+
+  it('serve: an address it cannot listen on stops it with one line naming the setting, exit 2', async () => {
+    const holder = await spawnServer({ GATEWAY_JWT_SECRET: SECRET });
+    const port = new URL(holder.http).port;
+    const taken = cli(['serve'], { GATEWAY_JWT_SECRET: SECRET, GATEWAY_PORT: port });
+    expect(taken.status).toBe(2);
+    const line = JSON.parse(taken.stderr.trimEnd().split('\n').at(-1)!) as { level: string; msg: string };
+    expect(line).toMatchObject({
+      level: 'fatal',
+      msg: `GATEWAY_HOST, GATEWAY_PORT: cannot listen on 127.0.0.1:${port}: the port is in use (EADDRINUSE)`,
+    });
+    const unresolved = cli(['serve', '--port', '0'], { GATEWAY_JWT_SECRET: SECRET, GATEWAY_HOST: 'no-such-host.invalid' });
+    expect(unresolved.status).toBe(2);
+    expect(unresolved.stderr).toMatch(
+      /"msg":"GATEWAY_HOST, GATEWAY_PORT: cannot listen on no-such-host\.invalid:0: the host name (does not resolve|did not resolve in time) \((ENOTFOUND|EAI_AGAIN)\)"/,
+    );
+  });
+
   it('refuses what it would not apply: flags of another command, extra arguments, --service-key; usage errors on stderr', () => {
     const cases: [string[], RegExp][] = [
       [['serve', '--service-key', SERVICE_KEY], /--service-key is refused/],
@@ -107,7 +161,6 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       [['stdio', '--dev'], /--dev does not apply to stdio/],
       [['schema', '--store', 'memory://'], /--store does not apply to schema/],
       [['connect', 'ws://127.0.0.1:1', '--port', '1'], /--port does not apply to connect/],
-      [[], /a command is needed/],
       [['nope'], /unknown command "nope"/],
       [['serve', '--no-such-flag'], /Unknown option '--no-such-flag'/],
     ];
@@ -117,7 +170,13 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       expect(r.stdout, args.join(' ')).toBe('');
       expect(r.stderr, args.join(' ')).toMatch(message);
       expect(r.stderr).not.toContain(SERVICE_KEY);
+      expect(r.stderr.trimEnd().split('\n'), args.join(' ')).toHaveLength(1);
     }
+    // No command at all: the usage, after the one line, still on stderr.
+    const none = cli([]);
+    expect(none.status).toBe(2);
+    expect(none.stdout).toBe('');
+    expect(none.stderr).toMatch(/^auth-gateway: a command is needed\nusage: auth-gateway <command>/);
   });
 
   it('serve: a start-up line with what an operator checks, and a warning without a service key', async () => {
@@ -152,6 +211,6 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(s.stderr()).toMatch(/"service_key":true/);
     const both = cli(['serve', '--service-key-file', keyFile], { GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_JWT_SECRET: SECRET });
     expect(both.status).toBe(2);
-    expect(both.stderr).toContain('set either GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE');
+    expect(both.stderr).toContain('GATEWAY_SERVICE_KEY and GATEWAY_SERVICE_KEY_FILE: set either one, not both');
   });
 });

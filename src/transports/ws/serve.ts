@@ -5,6 +5,7 @@ import { systemClock, type Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
+import { ConfigError } from '../../errors.js';
 import { DrainState, type Metrics } from '../../metrics.js';
 import { clientOf } from '../client-address.js';
 import { drainServer, type DrainPlan } from './drain.js';
@@ -58,12 +59,28 @@ export interface WsServer {
   drain(plan?: DrainPlan): Promise<void>;
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+/** Why a listen failed, as the one line of a bad setting: the variables to change, and the cause's code. */
+function listenError(err: unknown, where: string, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why: Record<string, string> = {
+    EADDRINUSE: 'the port is in use',
+    EACCES: 'not permitted (a port under 1024 needs privileges)',
+    EADDRNOTAVAIL: 'no such address on this machine',
+    ENOTFOUND: 'the host name does not resolve',
+    EAI_AGAIN: 'the host name did not resolve in time',
+  };
+  if (code === undefined || why[code] === undefined) return err;
+  const at = host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new ConfigError(`${where}: cannot listen on ${at}: ${why[code]} (${code})`);
+}
+
+function listen(server: Server, port: number, host: string, where: string): Promise<void> {
   return new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (err: Error) => reject(listenError(err, where, host, port));
+    server.once('error', failed);
     // A deep accept queue: a reconnect storm waits for a busy loop instead of losing SYNs (retried after 1 s).
     server.listen({ port, host, backlog: 4096 }, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve();
     });
   });
@@ -128,7 +145,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   http.on('upgrade', upgrades.onUpgrade);
 
   try {
-    await listen(http, config.port, config.host);
+    await listen(http, config.port, config.host, 'GATEWAY_HOST, GATEWAY_PORT');
   } catch (err) {
     heartbeat.stop();
     throw err;
@@ -140,7 +157,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     const { host: mHost, port: mPort } = config.metricsAddr;
     const m = createServer(createMetricsHandler(metrics, log));
     try {
-      await listen(m, mPort, mHost);
+      await listen(m, mPort, mHost, 'GATEWAY_METRICS_ADDR');
     } catch (err) {
       heartbeat.stop();
       http.close();
