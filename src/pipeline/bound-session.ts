@@ -35,7 +35,10 @@ export async function lookupCookie(
   return { userId: v.record.u, expiresAt: unixSeconds(v.end), expiresIn: v.expiresIn, expiresInMs: Math.max(0, v.end - services.clock.now()) };
 }
 
-/** Told once a bound connection's session ended, after `session_expired` was pushed (the transport closes it). */
+/**
+ * Told once a bound connection's session ended, after `session_expired` was pushed and every
+ * other follower of the session was told (the transport closes it).
+ */
 export interface BoundEnd {
   sessionEnded(reason: EndReason): void;
 }
@@ -56,7 +59,10 @@ class BoundFollow implements FollowOptions {
 
   onEnded(reason: EndReason): void {
     this.#conn.push(BOUND_DEST, { type: 'session_expired', session_id: this.#hash, bound: true, reason });
-    this.#end.sessionEnded(reason);
+    // The hub tells the session's other followers in the same turn, and the connection may be
+    // one of them (it subscribed to its own session by id): they are told before it closes.
+    const end = this.#end;
+    queueMicrotask(() => end.sessionEnded(reason));
   }
 
   onExpiring(expiresIn: number): void {

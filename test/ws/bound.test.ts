@@ -162,6 +162,22 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(await b.next(isPush)).toMatchObject({ dest: 'tab-1', body: { type: 'session_expired', session_id: other, reason: 'destroyed' } });
     expect(b.ws.readyState).toBe(1);
   });
+
+  it('a bound connection that also subscribes to its own session is told the end in both forms before the close', async () => {
+    const { server } = await start();
+    const mine = await createSession(server.url);
+    const b = browser(server.url, { cookie: `sid=${mine}` });
+    await b.opened;
+    expect((await b.call('subscribe_session', { session_id: mine }, 'tab-1')).type).toBe('subscribed');
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: mine });
+    expect(await b.closed).toEqual({ code: 4001, reason: 'Session ended' });
+    const ends = b.messages.filter((m) => m.body.type === 'session_expired');
+    expect(ends.map((m) => m.dest).sort()).toEqual(['client', 'tab-1']);
+    expect(ends.find((m) => m.dest === 'tab-1')!.body).toMatchObject({ session_id: mine, reason: 'destroyed' });
+    expect(ends.find((m) => m.dest === 'client')!.body).toMatchObject({ bound: true, reason: 'destroyed' });
+  });
 });
 
 interface RawPeer {
