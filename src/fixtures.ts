@@ -3,13 +3,16 @@ import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
 import type { Gateway } from './gateway.js';
+import { codePointCount } from './protocol/code-points.js';
 import { depthExceeds, hasLoneSurrogate, MAX_DEPTH } from './protocol/decode.js';
+import { MAX_ID } from './protocol/messages.js';
 
 const fixtureType = Type.Object({
   sessions: Type.Array(
     Type.Object({
       session_id: Type.String({ minLength: 1, maxLength: 1024 }),
-      user_id: Type.String({ minLength: 1, maxLength: 256 }),
+      // Its length in characters is checked below: TypeBox counts UTF-16 units.
+      user_id: Type.String({ minLength: 1 }),
       ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
       data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
     }),
@@ -51,6 +54,7 @@ export async function readFixtures(path: string): Promise<Static<typeof fixtureT
   for (const s of value.sessions) {
     if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
     // As for requests: Redis would spell a lone surrogate as U+FFFD, merging two users' indexes.
+    if (codePointCount(s.user_id) > MAX_ID) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a user_id is longer than ${MAX_ID} characters`);
     if (hasLoneSurrogate(s)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session holds ill-formed UTF-16 (a lone surrogate)`);
   }
   return value.sessions;

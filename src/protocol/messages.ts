@@ -7,7 +7,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * which is the text of error 12.
  */
 
-const MAX_ID = 256;
+/** The longest `user_id`, `idp_sid`, `idp_sub` and `handle`, in characters (code points). */
+export const MAX_ID = 256;
 
 const msgId = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a non-negative integer' });
 /** Any string names a session: one that was never issued gets `session_invalid`, not an error. */

@@ -295,6 +295,8 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
       ['ttl.json', '{"sessions":[{"session_id":"a","user_id":"u","ttl":0}]}'],
       ['array.json', '[]'],
       ['surrogate.json', '{"sessions":[{"session_id":"a","user_id":"alice\\ud800"}]}'],
+      // 257 characters (each two UTF-16 units): one too many, as for create_session.
+      ['long-user.json', JSON.stringify({ sessions: [{ session_id: 'a', user_id: '\u{1F600}'.repeat(257) }] })],
     ];
     for (const [file, text] of bad) {
       const path = join(dir, file);

@@ -72,6 +72,8 @@ describe('request checks compiled ahead of time', () => {
     expect(readFileSync(OUTPUT, 'utf8')).toBe(await requestChecksSource(requestSchemas));
   });
 
+  // The values are plain text of the Basic Multilingual Plane, where TypeBox's lengths (UTF-16
+  // units) and the schema's (characters) agree; characters beyond it are the next case's.
   it('accepts and refuses what TypeBox does, with the text of its first error', () => {
     let refused = 0;
     let accepted = 0;
@@ -95,6 +97,21 @@ describe('request checks compiled ahead of time', () => {
     );
     expect(refused).toBeGreaterThan(500);
     expect(accepted).toBeGreaterThan(100);
+  });
+
+  it('counts string lengths in characters (code points), as JSON Schema does, where TypeBox counts UTF-16 units', () => {
+    const smile = '\u{1F600}'; // one character, two UTF-16 code units
+    const create = (user_id: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'create_session', msg_id: 1, user_id } });
+    expect(create(smile.repeat(256)).ok).toBe(true);
+    expect(create(`${smile.repeat(255)}ab`).ok).toBe(false);
+    expect(create(smile.repeat(257))).toMatchObject({ ok: false, text: 'Field "user_id" must be a non-empty string of at most 256 characters' });
+    expect(compiled.get('create_session')!.Check({ type: 'create_session', msg_id: 1, user_id: smile.repeat(200) })).toBe(false); // TypeBox's own count
+    const login = (idp_sid: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'create_session', msg_id: 1, user_id: 'u', idp_sid } });
+    expect(login(smile.repeat(256)).ok).toBe(true);
+    expect(login(smile.repeat(257)).ok).toBe(false);
+    const list = (handle: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'destroy_session_handle', msg_id: 1, user_id: 'u', handle } });
+    expect(list(`${'x'.repeat(100)}${smile.repeat(156)}`).ok).toBe(true);
+    expect(list(`${'x'.repeat(101)}${smile.repeat(156)}`).ok).toBe(false);
   });
 
   it('a schema of a kind the generator does not know stops the generation', async () => {

@@ -1,0 +1,19 @@
+/**
+ * How many characters `s` holds as JSON Schema counts them for `maxLength` and `minLength`
+ * (code points: a surrogate pair is one, a lone surrogate one), where `s.length` counts UTF-16
+ * code units. The request checks call it only when the length in units leaves a doubt.
+ */
+export function codePointCount(s: string): number {
+  let n = s.length;
+  for (let i = 0; i < s.length - 1; i++) {
+    const c = s.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = s.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        n--;
+        i++;
+      }
+    }
+  }
+  return n;
+}
