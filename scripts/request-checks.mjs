@@ -22,6 +22,7 @@ export const OUTPUT = fileURLToPath(new URL('../src/protocol/request-checks.ts',
  * @param {string} code
  */
 function characterLengths(code) {
+  /** @type {string[]} */
   const arrays = [];
   const guarded = code.replace(/Array\.isArray\(([^()]+)\) &&\s*\1\.length/g, (all) => `@@array${arrays.push(all) - 1}@@`);
   const strings = guarded.replace(/(value(?:\['\w+'\])?)\.length (<=|>=) (\d+)/g, (all, expr, op, n) => {
@@ -30,7 +31,7 @@ function characterLengths(code) {
     // At least 1 code unit is at least 1 code point; 2n code units are at least n code points.
     return limit <= 1 ? all : `(${expr}.length >= ${2 * limit} || codePointCount(${expr}) >= ${limit})`;
   });
-  return strings.replace(/@@array(\d+)@@/g, (_, i) => arrays[Number(i)]);
+  return strings.replace(/@@array(\d+)@@/g, (_, i) => arrays[Number(i)] ?? '');
 }
 
 /** The check function of `schema`, as an expression. @param {import('@sinclair/typebox').TSchema} schema */

@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { browser, createSession, service, settle, start, stopAll, type Msg } from './helpers.js';
+import { browser, createSession, rawUpgrade, service, settle, start, stopAll, type Msg } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -179,60 +177,6 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(ends.find((m) => m.dest === 'client')!.body).toMatchObject({ bound: true, reason: 'destroyed' });
   });
 });
-
-interface RawPeer {
-  socket: Socket;
-  /** The status line of the upgrade's answer. */
-  status: string;
-  /** Bytes of the upgrade request: all the peer writes unless told to. */
-  requestBytes: number;
-  /** Server frames read after the 101 (unmasked, under 64 KiB each). */
-  frames: { opcode: number; payload: Buffer }[];
-  /** The server's FIN. */
-  ended: Promise<void>;
-  closed: Promise<void>;
-}
-
-/** A browser upgrade over a bare TCP socket, which writes nothing after it unless told to. */
-async function rawUpgrade(port: number, cookie: string): Promise<RawPeer> {
-  const socket = connect(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  const request =
-    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`;
-  socket.write(request);
-  const peer: RawPeer = {
-    socket,
-    status: '',
-    requestBytes: Buffer.byteLength(request),
-    frames: [],
-    ended: new Promise((resolve) => socket.once('end', resolve)),
-    closed: new Promise((resolve) => socket.once('close', () => resolve())),
-  };
-  let buf = Buffer.alloc(0);
-  let answered: () => void;
-  const opened = new Promise<void>((resolve) => (answered = resolve));
-  socket.on('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    if (peer.status === '') {
-      const at = buf.indexOf('\r\n\r\n');
-      if (at === -1) return;
-      peer.status = buf.toString('latin1', 0, buf.indexOf('\r\n'));
-      buf = buf.subarray(at + 4);
-      answered();
-    }
-    // A length byte, or 126 and two bytes of length.
-    for (;;) {
-      const head = buf.length >= 2 && (buf[1]! & 0x7f) === 126 ? 4 : 2;
-      const n = buf.length < head ? -1 : head === 4 ? buf.readUInt16BE(2) : buf[1]! & 0x7f;
-      if (n < 0 || buf.length < head + n) break;
-      peer.frames.push({ opcode: buf[0]! & 0x0f, payload: buf.subarray(head, head + n) });
-      buf = buf.subarray(head + n);
-    }
-  });
-  await opened;
-  return peer;
-}
 
 async function linksDownTo(set: ReadonlySet<unknown>, n: number): Promise<void> {
   while (set.size > n) await settle(10);

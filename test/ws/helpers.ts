@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { WebSocket } from 'ws';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig, type Config } from '../../src/config.js';
@@ -200,4 +202,67 @@ export async function eventually(check: () => Promise<void> | void, ms = 2000): 
       await settle(10);
     }
   }
+}
+
+export interface RawPeer {
+  socket: Socket;
+  /** The status line of the upgrade's answer. */
+  status: string;
+  /** Bytes of the upgrade request: all the peer writes unless told to. */
+  requestBytes: number;
+  /** Server frames read after the 101 (unmasked, under 64 KiB each). */
+  frames: { opcode: number; payload: Buffer }[];
+  /** The server's FIN. */
+  ended: Promise<void>;
+  closed: Promise<void>;
+}
+
+/** A browser upgrade over a bare TCP socket, which writes nothing after it unless told to. */
+/** A client frame (masked, as a client's must be) of `opcode` with `payload` under 64 KiB. */
+export function clientFrame(opcode: number, payload: string | Buffer): Buffer {
+  const data = Buffer.from(payload);
+  const mask = randomBytes(4);
+  const head =
+    data.length < 126 ? Buffer.from([0x80 | opcode, 0x80 | data.length]) : Buffer.from([0x80 | opcode, 0x80 | 126, data.length >> 8, data.length & 0xff]);
+  return Buffer.concat([head, mask, data.map((b, i) => b ^ mask[i & 3]!)]);
+}
+
+export async function rawUpgrade(port: number, cookie: string): Promise<RawPeer> {
+  const socket = connect(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  const request =
+    `GET / HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nCookie: ${cookie}\r\n\r\n`;
+  socket.write(request);
+  const peer: RawPeer = {
+    socket,
+    status: '',
+    requestBytes: Buffer.byteLength(request),
+    frames: [],
+    ended: new Promise((resolve) => socket.once('end', resolve)),
+    closed: new Promise((resolve) => socket.once('close', () => resolve())),
+  };
+  let buf = Buffer.alloc(0);
+  let answered: () => void;
+  const opened = new Promise<void>((resolve) => (answered = resolve));
+  socket.on('data', (chunk: Buffer) => {
+    buf = Buffer.concat([buf, chunk]);
+    if (peer.status === '') {
+      const at = buf.indexOf('\r\n\r\n');
+      if (at === -1) return;
+      peer.status = buf.toString('latin1', 0, buf.indexOf('\r\n'));
+      buf = buf.subarray(at + 4);
+      answered();
+    }
+    // A length byte, or 126 and two bytes of length.
+    for (;;) {
+      const head = buf.length >= 2 && (buf[1]! & 0x7f) === 126 ? 4 : 2;
+      const n = buf.length < head ? -1 : head === 4 ? buf.readUInt16BE(2) : buf[1]! & 0x7f;
+      if (n < 0 || buf.length < head + n) break;
+      peer.frames.push({ opcode: buf[0]! & 0x0f, payload: buf.subarray(head, head + n) });
+      buf = buf.subarray(head + n);
+    }
+  });
+  await opened;
+  return peer;
 }

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { browser, createSession, eventually, fetchRaw, Peer, service, settle, start, stopAll } from './helpers.js';
+import { browser, clientFrame, createSession, eventually, fetchRaw, Peer, rawUpgrade, service, settle, start, stopAll } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -173,6 +173,42 @@ describe('slow reader', () => {
     await eventually(async () => expect((await fetchRaw(`${http}/metrics`)).body).toMatch(/gateway_connections_closed_total\{reason="slow_reader"\} 1/));
     // Memory stayed bounded: the server stopped producing for it well before answering all.
     expect(s.messages.length).toBeLessThan(sent);
+  });
+});
+
+describe('pings from the peer', () => {
+  const validate = (sid: string, id: number) =>
+    clientFrame(1, JSON.stringify({ src: 'c', dest: 'g', body: { type: 'validate_session', msg_id: id, session_id: sid } }));
+
+  it('answers each with a pong carrying its data, and serves what comes between them', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    const pings = Array.from({ length: 60 }, (_, i) => clientFrame(9, `p${i}`));
+    peer.socket.write(Buffer.concat([validate(sid, 1), ...pings, validate(sid, 2)]));
+    await eventually(() => expect(peer.frames.filter((f) => f.opcode === 1)).toHaveLength(2));
+    const pongs = peer.frames.filter((f) => f.opcode === 10).map((f) => f.payload.toString());
+    expect(pongs).toEqual(Array.from({ length: 60 }, (_, i) => `p${i}`));
+    expect(peer.frames.some((f) => f.opcode === 8)).toBe(false);
+    peer.socket.destroy();
+  });
+
+  it('closes a ping flood (pongs piling up unread) with 1008 "Too many pings", after answering what came before it', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    // One burst: the pongs of its first pings are still on their way out when the 61st is read.
+    const flood = Buffer.concat(Array.from({ length: 4000 }, (_, i) => clientFrame(9, `ping-${i}`.padEnd(100, '.'))));
+    peer.socket.write(Buffer.concat([validate(sid, 1), flood]));
+    await peer.closed;
+    expect(peer.frames[0]!.opcode).toBe(1);
+    expect(JSON.parse(peer.frames[0]!.payload.toString()).body).toMatchObject({ type: 'session_valid', in_reply_to: 1 });
+    const close = peer.frames.find((f) => f.opcode === 8)!;
+    expect(close.payload.readUInt16BE(0)).toBe(1008);
+    expect(close.payload.subarray(2).toString()).toBe('Too many pings');
+    const pongs = peer.frames.filter((f) => f.opcode === 10).length;
+    expect(pongs).toBeGreaterThanOrEqual(60);
+    expect(pongs).toBeLessThan(4000);
   });
 });
 

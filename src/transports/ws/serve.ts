@@ -123,7 +123,14 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     }),
   );
   quietReceivers();
-  const wss = new WebSocketServer({ noServer: true, maxPayload: 16 * config.maxMessageBytes, perMessageDeflate: false, clientTracking: false });
+  // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: 16 * config.maxMessageBytes,
+    perMessageDeflate: false,
+    clientTracking: false,
+    autoPong: false,
+  });
   let sweep = () => {};
   const heartbeat = new Heartbeat<SocketLink>(clock, o.heartbeatMs ?? 30_000, () => sweep());
   const upgrades = createUpgradeHandler({

@@ -35,6 +35,9 @@ export interface LinkOptions {
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
+/** Pongs a peer may leave unread before it is closed (ws's own default for its automatic pongs). */
+const MAX_PENDING_PONGS = 60;
+
 /** What the link does with ws's socket (a net.Socket) beyond what ws does. */
 interface RawSocket {
   write(data: Buffer): boolean;
@@ -69,6 +72,8 @@ export class SocketLink implements Wire, BoundEnd {
   #rateLimited = false;
   /** Made at the first frame (see LinkOptions.budget). */
   #budget: FrameBudget | undefined;
+  /** Pongs written to the socket's buffer and not yet sent (see `#ping`). */
+  #pongsPending = 0;
 
   constructor(o: LinkOptions) {
     this.#o = o;
@@ -81,6 +86,7 @@ export class SocketLink implements Wire, BoundEnd {
     this.#pump = new Pump(this.conn, this, { highWaterMark: o.highWaterMark, schedule: process.nextTick });
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     this.#ws.on('pong', () => (this.alive = true));
+    this.#ws.on('ping', (data: Buffer) => this.#ping(data));
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
     this.#ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#closeReason ??= 'too_large';
@@ -191,6 +197,23 @@ export class SocketLink implements Wire, BoundEnd {
     await this.#pump.done.catch(() => undefined);
     this.close(CloseCodes.SERVICE_RESTART, 'Server restarting: reconnect', 'drain');
     await this.closed;
+  }
+
+  /**
+   * Answers a ping (ws's own answer is off: `autoPong: false`). A peer that has more than
+   * MAX_PENDING_PONGS pongs not yet sent, pinging faster than it reads, is closed with 1008
+   * as a policy violation, after what it sent before is answered (ws would cut it).
+   */
+  #ping(data: Buffer): void {
+    if (this.#ws.readyState !== WebSocket.OPEN) return;
+    if (this.#pongsPending >= MAX_PENDING_PONGS) {
+      this.conn.log.warn({ role: this.role }, 'closing a connection that pings faster than it reads the pongs (1008)');
+      this.#pump.end();
+      this.close(CloseCodes.POLICY, 'Too many pings', 'ping_flood');
+      return;
+    }
+    this.#pongsPending++;
+    this.#ws.pong(data, false, () => this.#pongsPending--);
   }
 
   #receive(data: RawData, isBinary: boolean): void {
