@@ -110,6 +110,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     url: ws.url,
     port: ws.port,
     links: ws.links,
+    frameBudgets: ws.frameBudgets,
     allowedOrigins: ws.allowedOrigins,
     metricsUrl: ws.metricsUrl,
     gateway,

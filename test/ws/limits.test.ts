@@ -60,6 +60,23 @@ describe('rate limit (browser role)', () => {
     expect(next.filter((m) => m.body.type === 'error')).toHaveLength(10);
   });
 
+  it('each browser connection has its own budget from its first frame, given back when it closes (a new one starts full)', async () => {
+    const { server } = await start({ GATEWAY_RATE_LIMIT: '20' });
+    const pages = [browser(server.url), browser(server.url), browser(server.url)];
+    await Promise.all(pages.map((p) => p.opened));
+    expect(server.frameBudgets.size).toBe(0); // silent connections hold none
+    for (const p of pages) for (let i = 0; i < 25; i++) p.post('unsubscribe_session', { session_id: `s${i}` });
+    for (const p of pages) expect((await p.count(25)).filter((m) => m.body.type === 'error')).toHaveLength(5);
+    expect(server.frameBudgets.size).toBe(3);
+    pages[0]!.ws.close();
+    await eventually(() => expect(server.frameBudgets.size).toBe(2));
+    const next = browser(server.url); // takes the row given back, full again
+    await next.opened;
+    for (let i = 0; i < 20; i++) next.post('unsubscribe_session', { session_id: `n${i}` });
+    expect((await next.count(20)).filter((m) => m.body.type === 'error')).toEqual([]);
+    expect(server.frameBudgets.size).toBe(3);
+  });
+
   it('never limits a service connection', async () => {
     const { server } = await start({ GATEWAY_RATE_LIMIT: '10' });
     const s = service(server.url);

@@ -4,7 +4,7 @@ import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { AddressBudget } from './address-budget.js';
 import type { AuthGuard, FailedAuthThrottle } from '../auth-throttle.js';
-import { FrameBudget, type FrameLimits } from './frame-budget.js';
+import type { FrameBudgets } from './frame-budget.js';
 
 /** What every browser connection of one server shares. */
 export interface BrowserLimits {
@@ -13,7 +13,8 @@ export interface BrowserLimits {
   /** GATEWAY_EXCHANGE_LIMIT, for the refusal's text. */
   exchangeLimit: number;
   log: Logger;
-  frames: FrameLimits;
+  /** The frame budgets of the server's browser connections (a row each). */
+  frames: FrameBudgets;
 }
 
 /**
@@ -46,11 +47,6 @@ export class BrowserPolicy implements ConnectionOptions {
 
   get logFields(): Record<string, string> {
     return { transport: 'ws', role: 'browser', remote: this.#address };
-  }
-
-  /** The budget of this connection's frames, made at its first frame (a fresh budget is full). */
-  frameBudget(): FrameBudget {
-    return new FrameBudget(this.#limits.frames);
   }
 
   admit(type: string): GatewayError | undefined {

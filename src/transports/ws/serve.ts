@@ -9,6 +9,7 @@ import { ConfigError } from '../../errors.js';
 import { DrainState, type Metrics } from '../../metrics.js';
 import { clientOf } from '../client-address.js';
 import { drainServer, type DrainPlan } from './drain.js';
+import { FrameBudgets } from './frame-budget.js';
 import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
@@ -47,6 +48,8 @@ export interface WsServer {
   readonly url: string;
   readonly port: number;
   readonly links: ReadonlySet<SocketLink>;
+  /** The frame budgets of the browser connections open now (a row each, from their first frame). */
+  readonly frameBudgets: FrameBudgets;
   /** The origins browser upgrades may come from. */
   readonly allowedOrigins: readonly string[];
   /** http://host:port/metrics when GATEWAY_METRICS_ADDR moved it off the main port. */
@@ -131,6 +134,12 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     clientTracking: false,
     autoPong: false,
   });
+  const frames = new FrameBudgets({
+    messagesPerSecond: config.rateLimit,
+    bytesPerSecond: config.rateLimitBytes,
+    malformedPerMinute: config.malformedLimit,
+    clock,
+  });
   let sweep = () => {};
   const heartbeat = new Heartbeat<SocketLink>(clock, o.heartbeatMs ?? 30_000, () => sweep());
   const upgrades = createUpgradeHandler({
@@ -147,6 +156,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     isDraining: () => closing,
     cookieName,
     throttle: o.throttle ?? new FailedAuthThrottle({ limit: config.failedAuthLimit, clock }),
+    frames,
   });
   sweep = upgrades.sweep;
   http.on('upgrade', upgrades.onUpgrade);
@@ -189,5 +199,5 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     }));
   };
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
-  return { url: `ws://${host}:${port}/`, port, links, allowedOrigins, metricsUrl, drain };
+  return { url: `ws://${host}:${port}/`, port, links, frameBudgets: frames, allowedOrigins, metricsUrl, drain };
 }

@@ -8,7 +8,7 @@ import type { ConnectionOptions, GatewayConnection } from '../../pipeline/connec
 import { Pump, type Wire } from '../../pipeline/pump.js';
 import { decode, failureFromHead, oversized, type Decoded } from '../../protocol/decode.js';
 import { readEnvelopeHead } from '../../protocol/head.js';
-import type { FrameBudget } from './frame-budget.js';
+import type { FrameBudgets } from './frame-budget.js';
 import { textFrame } from './text-frame.js';
 
 /** WebSocket close codes the gateway sends (RFC 6455 section 7.4; 4000-4999 are ours): protocol/codes.ts. */
@@ -20,8 +20,8 @@ export interface LinkOptions {
   role: Role;
   /** allowed / admit / onReply for the pipeline (browser role); empty for services. */
   connection: ConnectionOptions;
-  /** Makes the budget of what each frame costs before it is parsed (browser role), at the first frame; none for services. */
-  budget?: { frameBudget(): FrameBudget };
+  /** The budgets of what each frame costs before it is parsed (browser role: a row taken at the first frame); none for services. */
+  budget?: FrameBudgets;
   maxMessageBytes: number;
   maxBufferedBytes: number;
   /** Stop reading the socket while this many requests await their replies. */
@@ -70,8 +70,8 @@ export class SocketLink implements Wire, BoundEnd {
   #closeReason: string | undefined;
   /** The rate limit has refused a frame of this connection (audited once per connection). */
   #rateLimited = false;
-  /** Made at the first frame (see LinkOptions.budget). */
-  #budget: FrameBudget | undefined;
+  /** This connection's row of `LinkOptions.budget`, taken at its first frame; -1: none yet, -2: released at the close. */
+  #budgetRow = -1;
   /** Pongs written to the socket's buffer and not yet sent (see `#ping`). */
   #pongsPending = 0;
 
@@ -95,6 +95,8 @@ export class SocketLink implements Wire, BoundEnd {
     this.closed = new Promise<number>((resolve) => {
       this.#ws.once('close', (code) => {
         this.#pump.stop();
+        if (this.#budgetRow >= 0) o.budget?.release(this.#budgetRow);
+        this.#budgetRow = -2;
         const reason = this.#closeReason ?? 'peer';
         o.metrics.connectionsClosed.inc({ reason });
         resolve(code);
@@ -219,12 +221,14 @@ export class SocketLink implements Wire, BoundEnd {
   #receive(data: RawData, isBinary: boolean): void {
     if (!this.#pump.reading) return;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
-    const budget = this.#o.budget === undefined ? undefined : (this.#budget ??= this.#o.budget.frameBudget());
+    const budget = this.#o.budget;
+    let row = this.#budgetRow;
+    if (budget !== undefined && row === -1) row = this.#budgetRow = budget.open();
     let d: Decoded;
     let overBytes = false;
     if (isBinary) {
       d = { ok: false, code: ErrorCodes.MALFORMED, text: 'Binary frames are not accepted: send each message as one text frame' };
-    } else if (budget !== undefined && !budget.bytes(buf.length)) {
+    } else if (budget !== undefined && !budget.bytes(row, buf.length)) {
       overBytes = true;
       // Over the byte rate: answered from the frame's head, never parsed.
       d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.RATE_LIMITED, budget.bytesText);
@@ -237,8 +241,8 @@ export class SocketLink implements Wire, BoundEnd {
     this.#recycleFragments();
     let closing = false;
     if (budget !== undefined && !overBytes) {
-      if (!d.ok && !budget.malformed()) closing = true;
-      else if (!budget.message()) {
+      if (!d.ok && !budget.malformed(row)) closing = true;
+      else if (!budget.message(row)) {
         const at = d.ok ? { src: d.src, dest: d.dest, msgId: d.body.msg_id } : { src: d.src, dest: d.dest, msgId: d.msgId };
         d = { ok: false, code: ErrorCodes.RATE_LIMITED, text: budget.messageText, ...at };
       }

@@ -12,7 +12,7 @@ import { AddressBudget } from './address-budget.js';
 import type { FailedAuthThrottle } from '../auth-throttle.js';
 import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
-import { FrameLimits } from './frame-budget.js';
+import type { FrameBudgets } from './frame-budget.js';
 import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
 import { quietSocket } from './quiet-end.js';
@@ -36,6 +36,8 @@ export interface UpgradeContext {
   cookieName: (https: boolean) => string;
   /** Failed authentications per address (shared with the HTTP API routes). */
   throttle: FailedAuthThrottle;
+  /** The frame budgets of browser connections (a row each). */
+  frames: FrameBudgets;
 }
 
 /**
@@ -64,7 +66,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     exchanges,
     exchangeLimit: config.exchangeLimit,
     log,
-    frames: new FrameLimits({ messagesPerSecond: config.rateLimit, bytesPerSecond: config.rateLimitBytes, malformedPerMinute: config.malformedLimit, clock }),
+    frames: ctx.frames,
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
@@ -76,7 +78,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       ws,
       role,
       connection: policy ?? serviceOptions(address),
-      budget: policy,
+      budget: browser ? limits.frames : undefined,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,
