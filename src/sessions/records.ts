@@ -14,17 +14,17 @@ export interface SessionRecord {
   t?: number;
   /** revision, raised by every extend and update, so that a racing write of a stale copy is seen and repaired */
   v?: number;
-  /** the identity provider's session id of the login (back-channel logout) */
+  /** SHA-256 of the identity provider's session id of the login (back-channel logout) */
   is?: string;
-  /** the identity provider's subject of the login */
+  /** SHA-256 of the identity provider's subject of the login */
   iu?: string;
 }
 
 export const sessionKey = (hash: string): string => `s:${hash}`;
 export const userIndexKey = (userId: string): string => `u:${userId}`;
-/** Sessions by the identity provider's session id, and by its subject (back-channel logout). */
-export const idpSidIndexKey = (sid: string): string => `is:${sid}`;
-export const idpSubIndexKey = (sub: string): string => `iu:${sub}`;
+/** Sessions by the SHA-256 of the identity provider's session id, and of its subject (back-channel logout). */
+export const idpSidIndexKey = (sidHash: string): string => `is:${sidHash}`;
+export const idpSubIndexKey = (subHash: string): string => `iu:${subHash}`;
 
 /** When a session ends on its own (ms), and why. */
 export interface SessionEnd {

@@ -104,8 +104,9 @@ export class SessionService {
     const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000, t: ttlSeconds };
     if (this.#idleMs > 0) record.s = now;
     if (data !== undefined) record.d = data;
-    if (idp?.sid !== undefined) record.is = idp.sid;
-    if (idp?.sub !== undefined) record.iu = idp.sub;
+    // Kept as hashes, as session ids are: the store holds no identity provider's ids either.
+    if (idp?.sid !== undefined) record.is = hashSecret(idp.sid);
+    if (idp?.sub !== undefined) record.iu = hashSecret(idp.sub);
     const hash = this.hashOf(sessionId);
     await this.#write(hash, record, now);
     const end = endOf(record, this.#idleMs).at;
@@ -247,17 +248,18 @@ export class SessionService {
   async endByIdp(idp: IdpLogin): Promise<number> {
     const by =
       idp.sid !== undefined
-        ? { key: idpSidIndexKey(idp.sid), field: 'is' as const, value: idp.sid }
+        ? { field: 'is' as const, value: hashSecret(idp.sid), key: idpSidIndexKey }
         : idp.sub !== undefined
-          ? { key: idpSubIndexKey(idp.sub), field: 'iu' as const, value: idp.sub }
+          ? { field: 'iu' as const, value: hashSecret(idp.sub), key: idpSubIndexKey }
           : undefined;
     if (by === undefined) return 0;
-    const hashes = await this.#o.store.indexMembers(by.key, this.#o.clock.now());
+    const key = by.key(by.value);
+    const hashes = await this.#o.store.indexMembers(key, this.#o.clock.now());
     // Every member read leaves the index, ended or stale.
     const count = await this.#endGroups(
       hashes,
       (r) => r[by.field] === by.value,
-      (hash) => this.#o.store.indexRemove(by.key, hash),
+      (hash) => this.#o.store.indexRemove(key, hash),
     );
     this.#o.log.info({ event: 'identity provider logout', by: by.field === 'is' ? 'sid' : 'sub', count }, 'identity provider logout');
     return count;

@@ -342,6 +342,8 @@ describe('SessionService', () => {
 
       // Back-channel logout by the identity provider's subject: the same groups, its index tidied with them.
       for (let i = 0; i < 200; i++) await maker.sessions.create('frank', undefined, undefined, { sub: 'idp-frank-2' });
+      const subIndex = `iu:${hashSecret('idp-frank-2')}`;
+      expect(await store.indexMembers(subIndex, clock.now())).toHaveLength(200);
       rounds = 0;
       told.clear();
       count = undefined;
@@ -354,8 +356,22 @@ describe('SessionService', () => {
       expect(told.size).toBe(200);
       // The index read, then for each of 2 groups: the reads, the takes, the user's index tidied, the provider's.
       expect(rounds).toBe(1 + 2 * 4);
-      expect(await store.indexMembers('iu:idp-frank-2', clock.now())).toEqual([]);
+      expect(await store.indexMembers(subIndex, clock.now())).toEqual([]);
       expect(await store.indexMembers('u:frank', clock.now())).toEqual([]);
+    });
+
+    it("keeps the identity provider's session id and subject only as hashes, and ends by them", async () => {
+      const { gateway, store, clock } = makeGateway();
+      const s = await gateway.sessions.create('erin', undefined, undefined, { sid: 'idp-sid-Xq7', sub: 'idp-sub-Zt9' });
+      const record = (await store.get(`s:${s.hash}`)) as SessionRecord;
+      expect(record).toMatchObject({ u: 'erin', is: hashSecret('idp-sid-Xq7'), iu: hashSecret('idp-sub-Zt9') });
+      expect(JSON.stringify(record)).not.toMatch(/idp-(sid|sub)-/);
+      expect(await store.indexMembers('is:idp-sid-Xq7', clock.now())).toEqual([]);
+      expect(await store.indexMembers(`is:${hashSecret('idp-sid-Xq7')}`, clock.now())).toEqual([s.hash]);
+      expect(await store.indexMembers(`iu:${hashSecret('idp-sub-Zt9')}`, clock.now())).toEqual([s.hash]);
+      expect(await gateway.sessions.endByIdp({ sid: 'idp-sid-other' })).toBe(0);
+      expect(await gateway.sessions.endByIdp({ sid: 'idp-sid-Xq7' })).toBe(1);
+      expect((await gateway.sessions.validate(s.sessionId)).valid).toBe(false);
     });
 
     it('a handle cannot be presented as a session id', async () => {
