@@ -153,13 +153,20 @@ export class Gateway implements PipelineServices {
     return new GatewayConnection(this, `c${++this.#connSeq}`, options);
   }
 
-  #ended(hash: string, reason: EndReason, local: boolean): void {
+  /**
+   * Tells this node's followers at once; for an end made here, also revokes the session's
+   * tokens and announces it to the other nodes. Resolves once both are done (a failure is
+   * logged, and the announcement kept for a retry): the request that ended the session is
+   * answered only then, so a node that dies right after answering has told the others.
+   */
+  #ended(hash: string, reason: EndReason, local: boolean): Promise<void> | undefined {
     this.hub.ended(hash, reason);
-    if (!local) return;
-    this.tokens.sessionEnded(hash).catch((err) => this.#storeTrouble(err, 'could not revoke tokens bound to an ended session'));
-    this.store.events
+    if (!local) return undefined;
+    const revoked = this.tokens.sessionEnded(hash).catch((err) => this.#storeTrouble(err, 'could not revoke tokens bound to an ended session'));
+    const announced = this.store.events
       .publish({ kind: 'ended', hash, reason, origin: this.instanceId })
       .catch((err) => this.#storeTrouble(err, 'could not publish a session end'));
+    return Promise.all([revoked, announced]).then(() => undefined);
   }
 
   /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */

@@ -17,8 +17,12 @@ export interface SessionOptions {
   idleTimeout: number;
   /** Longest a session may live from its creation through extend_session, seconds; 0: no cap. */
   maxLifetime?: number;
-  /** Called once for every session this node ends, with the store hash. */
-  onEnded: (hash: string, reason: EndReason) => void;
+  /**
+   * Called once for every session this node ends, with the store hash. What it returns (the
+   * end announced to the other nodes, the session's tokens revoked; never rejected) is waited
+   * for before the call that ended the session answers.
+   */
+  onEnded: (hash: string, reason: EndReason) => Promise<void> | void;
   /** Called when this node extended or updated a live session. */
   onChanged?: (hash: string, change: SessionChange) => void;
 }
@@ -59,7 +63,8 @@ export interface SessionSummary {
   data?: Record<string, unknown>;
 }
 
-const INVALID = { valid: false, error: 'Session not found or expired' } as const;
+/** The one answer for a session that is not (or no longer) there, whatever the cause. */
+export const INVALID = { valid: false, error: 'Session not found or expired' } as const;
 /** How many sessions a revoke (of a user's, of an identity provider's login) ends together. */
 const END_GROUP = 128;
 
@@ -273,11 +278,13 @@ export class SessionService {
     if (record === undefined) return { error: INVALID.error };
     const old = endOf(record, this.#idleMs);
     if (old.at <= now) {
+      let announced: Promise<void> | undefined;
       try {
         await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
       } finally {
-        this.#ended(oldHash, old.reason, record.u);
+        announced = this.#ended(oldHash, old.reason, record.u);
       }
+      await announced;
       return { error: INVALID.error };
     }
     const sessionId = randomId(32);
@@ -290,10 +297,10 @@ export class SessionService {
     } catch (err) {
       // The old id is gone (taken) but the new one may not exist: its followers must hear of
       // the end now, not at its TTL; the caller gets error 11 and logs in again.
-      this.#ended(oldHash, 'destroyed', record.u);
+      await this.#ended(oldHash, 'destroyed', record.u);
       throw err;
     }
-    this.#ended(oldHash, 'regenerated', record.u);
+    await this.#ended(oldHash, 'regenerated', record.u);
     this.#o.log.info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
     const end = endOf(moved, this.#idleMs).at;
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
@@ -304,32 +311,40 @@ export class SessionService {
     return this.end(this.hashOf(sessionId), reason);
   }
 
-  /** Ends a session by store hash; true when this call ended a live session. */
+  /** Ends a session by store hash; true when this call ended a live session. Resolves once the end is announced. */
   async end(hash: string, reason: EndReason): Promise<boolean> {
-    return (await this.#finish(hash, reason)) === reason;
+    const finished = await this.#finish(hash, reason);
+    if (finished === undefined) return false;
+    await finished.announced;
+    return finished.told === reason;
   }
 
   /**
-   * Takes the record and tells followers; returns the reason told, or undefined when there
-   * was nothing to take. A record already past its end (an idle session stays stored until
-   * its absolute end) is reported with its own reason, not as a live session ended now.
+   * Takes the record and tells followers; returns the reason told and the end's announcement
+   * (see `onEnded`), or undefined when there was nothing to take. A record already past its end
+   * (an idle session stays stored until its absolute end) is reported with its own reason, not
+   * as a live session ended now.
    */
-  async #finish(hash: string, reason: EndReason): Promise<EndReason | undefined> {
+  async #finish(hash: string, reason: EndReason): Promise<{ told: EndReason; announced: Promise<void> } | undefined> {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash));
     if (record === undefined) return undefined;
     const natural = endOf(record, this.#idleMs);
     const told = natural.at <= this.#o.clock.now() ? natural.reason : reason;
     // The record is gone: followers are told now, before the index is tidied (a stale index
     // member is pruned by its own expiry and skipped by list and revoke meanwhile).
-    this.#ended(hash, told, record.u);
+    const announced = this.#ended(hash, told, record.u);
     await this.#o.store.indexRemove(userIndexKey(record.u), hash);
-    return told;
+    return { told, announced };
   }
 
-  #ended(hash: string, reason: EndReason, userId: string): void {
+  /**
+   * Logs the end and tells `onEnded`. The promise (never rejected) is what the answer waits
+   * for: a node that fails right after answering has already told the others.
+   */
+  #ended(hash: string, reason: EndReason, userId: string): Promise<void> {
     if (this.#o.log.isLevelEnabled('info'))
       this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
-    this.#o.onEnded(hash, reason);
+    return this.#o.onEnded(hash, reason) ?? Promise.resolve();
   }
 
   /**
@@ -343,7 +358,8 @@ export class SessionService {
     if (record === undefined) return { ended: 'gone' };
     const { at, reason } = endOf(record, this.#idleMs);
     if (at > now) return { ended: undefined, next: at };
-    return { ended: (await this.#finish(hash, reason)) ?? 'gone' };
+    // No request waits on an end by time: its announcement goes on on its own.
+    return { ended: (await this.#finish(hash, reason))?.told ?? 'gone' };
   }
 
   /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */
@@ -388,13 +404,20 @@ export class SessionService {
    */
   async #endGroups(hashes: readonly string[], owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
     let count = 0;
+    const announced: Promise<void>[] = [];
     for (let i = 0; i < hashes.length; i += END_GROUP) {
       const group = hashes.slice(i, i + END_GROUP);
       const records = await Promise.all(group.map((hash) => this.#o.store.get<SessionRecord>(sessionKey(hash))));
-      const ended = await Promise.all(group.map((hash, k) => records[k] !== undefined && owned(records[k]) && this.end(hash, 'revoked')));
-      for (const e of ended) if (e) count++;
+      const finished = await Promise.all(group.map((hash, k) => (records[k] !== undefined && owned(records[k]) ? this.#finish(hash, 'revoked') : undefined)));
+      for (const f of finished) {
+        if (f === undefined) continue;
+        if (f.told === 'revoked') count++;
+        announced.push(f.announced);
+      }
       if (after !== undefined) await Promise.all(group.map(after));
     }
+    // The next group goes on while this one's ends are announced; the answer waits for them all.
+    await Promise.all(announced);
     return count;
   }
 }

@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../src/crypto.js';
 import { endOf, secondsLeft, unixSeconds, type SessionRecord } from '../../../src/sessions/records.js';
-import type { Store } from '../../../src/store/types.js';
+import { ManualClock } from '../../../src/clock.js';
+import { createMemoryStore } from '../../../src/store/memory.js';
+import type { EventBus, Store, StoreEvent } from '../../../src/store/types.js';
+import { waitForCount } from '../../helpers/wait-for.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
 const T0 = Date.UTC(2026, 0, 1); // a whole second
@@ -77,6 +80,47 @@ describe('SessionService', () => {
       expect(await store.get(`s:${s.hash}`)).toMatchObject({ u: 'alice' });
     }
     expect(ids.size).toBe(200);
+  });
+
+  it('answers a destroy, a regenerate and a revoke only once their ends are announced to the other nodes', async () => {
+    const clock = new ManualClock(T0);
+    const memory = createMemoryStore(clock);
+    const held: { event: StoreEvent; send: () => void }[] = [];
+    // The bus hands an announcement over only when the test says so (a slow publish).
+    const events: EventBus = {
+      ...memory.events,
+      publish: (event) => new Promise<void>((resolve) => held.push({ event, send: resolve })),
+    };
+    const store = new Proxy(memory, {
+      get(target, prop) {
+        if (prop === 'events') return events;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const { gateway } = makeGateway({ clock, store });
+    const a = await gateway.sessions.create('ann', undefined);
+    const b = await gateway.sessions.create('ann', undefined);
+    const c = await gateway.sessions.create('bob', undefined);
+    const answered: string[] = [];
+    const calls = [
+      gateway.sessions.destroy(a.sessionId).then(() => answered.push('destroy')),
+      gateway.sessions.regenerate(c.sessionId).then(() => answered.push('regenerate')),
+      gateway.sessions.revokeUser('ann').then(() => answered.push('revoke')),
+    ];
+    await waitForCount(() => held.length, 3, 2000, 'announcements');
+    await settle();
+    expect(answered).toEqual([]);
+    expect(held.map((h) => h.event)).toEqual(
+      expect.arrayContaining([
+        { kind: 'ended', hash: a.hash, reason: 'destroyed', origin: gateway.instanceId },
+        { kind: 'ended', hash: c.hash, reason: 'regenerated', origin: gateway.instanceId },
+        { kind: 'ended', hash: b.hash, reason: 'revoked', origin: gateway.instanceId },
+      ]),
+    );
+    for (const h of held) h.send();
+    await Promise.all(calls);
+    expect(answered.sort()).toEqual(['destroy', 'regenerate', 'revoke']);
   });
 
   it('ttl 3600 validated at once: 3600; 1.3 s later: 3599; expires_at is floor(end)', async () => {
@@ -334,8 +378,9 @@ describe('SessionService', () => {
       }
       expect(count).toBe(600);
       expect([...told.keys()].sort()).toEqual([...mine].sort());
-      // The index read, then for each of the 5 groups: the reads, the takes, the index tidied.
-      expect(rounds).toBe(1 + 5 * 3);
+      // The index read, then for each of the 5 groups: the reads, the takes, the index tidied;
+      // then the last group's bound tokens revoked (the others' were, meanwhile) before the answer.
+      expect(rounds).toBe(1 + 5 * 3 + 1);
       // Pushed in the round trip of the take: the first group's third, the last group's fifteenth.
       expect(told.get(mine[0]!)).toBe(3);
       expect(Math.max(...told.values())).toBe(1 + 4 * 3 + 2);
