@@ -4,6 +4,7 @@ import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
 import { unixSeconds } from '../sessions/records.js';
+import { INVALID } from '../sessions/session-service.js';
 import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services.js';
 
 /** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
@@ -54,8 +55,15 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const sessionId = b.session_id;
     const key = c.subscriptionKey(req.src);
     const already = c.follows(key, v.hash);
+    // A new subscriber is one once answered `subscribed`: an end heard before that (between the
+    // follow and the second look below) is not pushed, and the answer is `session_invalid`.
+    let confirmed = already;
+    let endedMeanwhile = false;
     const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
-      onEnded: (reason) => c.push(req.src, { type: 'session_expired', session_id: sessionId, reason }),
+      onEnded: (reason) => {
+        if (confirmed) c.push(req.src, { type: 'session_expired', session_id: sessionId, reason });
+        else endedMeanwhile = true;
+      },
       onExtended: (expiresIn) => c.push(req.src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
       // It named the id, so it could read the data with validate_session anyway.
       onUpdated: (data) => c.push(req.src, { type: 'session_updated', session_id: sessionId, data }),
@@ -77,13 +85,14 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       c.unfollow(key, v.hash);
       throw err;
     }
-    if (!again.valid) {
+    if (!again.valid || endedMeanwhile) {
       // A subscriber told `subscribed` earlier is owed its session_expired: the hub looks at
       // the store now and pushes it. A new one was never told, so it simply follows nothing.
       if (already) c.gateway.hub.recheck(v.hash);
       else c.unfollow(key, v.hash);
-      return invalidSession(again.error);
+      return invalidSession(again.valid ? INVALID.error : again.error);
     }
+    confirmed = true;
     return { type: 'subscribed', session_id: sessionId, expires_in: again.expiresIn };
   },
 

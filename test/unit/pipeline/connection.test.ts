@@ -182,6 +182,57 @@ describe('GatewayConnection: failures', () => {
   });
 });
 
+describe('GatewayConnection: a subscribe racing an end on another node', () => {
+  /**
+   * A gateway whose second read of the session's record (subscribe's look after the follow)
+   * waits until `release`; meanwhile another node takes the record and its end arrives.
+   */
+  async function racing(readGives: 'nothing' | 'the old record') {
+    const clock = new ManualClock(1_700_000_000_000);
+    const memory = createMemoryStore(clock);
+    let reads = 0;
+    let release!: () => void;
+    let hash = '';
+    const store = new Proxy(memory, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (typeof v !== 'function') return v;
+        if (prop !== 'read') return (v as (...a: unknown[]) => unknown).bind(target);
+        return (key: string) => {
+          const now = target.read(key);
+          if (key !== `s:${hash}` || ++reads !== 2) return now;
+          return new Promise((resolve) => (release = () => resolve(readGives === 'nothing' ? target.read(key) : now)));
+        };
+      },
+    });
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    hash = gateway.sessions.hashOf(sid);
+    const id = d.send({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    while (reads < 2) await settle();
+    await memory.take(`s:${hash}`); // another node ended it...
+    gateway.hub.ended(hash, 'destroyed'); // ...and its announcement arrives here
+    release();
+    await settle();
+    return { reply: d.reply(id), pushes: d.pushes(), gateway, hash };
+  }
+
+  it('answered session_invalid, it is pushed nothing: it never was a subscriber', async () => {
+    const { reply, pushes, gateway, hash } = await racing('nothing');
+    expect(reply).toMatchObject({ type: 'session_invalid', error: 'Session not found or expired' });
+    expect(pushes).toEqual([]);
+    expect(gateway.hub.isFollowed(hash)).toBe(false);
+  });
+
+  it('an end heard while its look was on the way makes the answer session_invalid, with no push', async () => {
+    const { reply, pushes, gateway, hash } = await racing('the old record');
+    expect(reply).toMatchObject({ type: 'session_invalid', error: 'Session not found or expired' });
+    expect(pushes).toEqual([]);
+    expect(gateway.hub.isFollowed(hash)).toBe(false);
+  });
+});
+
 describe('GatewayConnection: order', () => {
   it('requests naming one session take effect in arrival order', async () => {
     const { gateway } = makeGateway();
