@@ -176,4 +176,29 @@ describe.skipIf(!redisAvailable)('kill -9 of a gateway with Redis', () => {
     },
     limit(90_000),
   );
+
+  it('a gateway killed right after answering a revoke has already told the other node: every subscriber there gets its end', async () => {
+    const a = await start();
+    const c = await start();
+    const onA = await Client.open(a.url, SERVICE_KEY);
+    const ids: string[] = [];
+    for (let i = 0; i < 40; i++) ids.push((await onA.call({ type: 'create_session', user_id: 'killed-after-answer' }))!.session_id as string);
+    for (const session_id of ids) expect((await onA.call({ type: 'subscribe_session', session_id }))?.type).toBe('subscribed');
+    const ended = new Set<string>();
+    onA.ws.on('message', (data) => {
+      const m = JSON.parse(data.toString()) as { body: { type: string; session_id?: string } };
+      if (m.body.type === 'session_expired') ended.add(m.body.session_id!);
+    });
+    const onC = await Client.open(c.url, SERVICE_KEY);
+    // kill -9 the moment the answer is read (in the same event): what C had not handed to Redis by then is lost.
+    onC.ws.on('message', (data) => {
+      if ((JSON.parse(data.toString()) as { body: { type: string } }).body.type === 'sessions_revoked') c.proc.kill('SIGKILL');
+    });
+    const reply = await onC.call({ type: 'revoke_user_sessions', user_id: 'killed-after-answer' });
+    await c.crash();
+    expect(reply).toMatchObject({ type: 'sessions_revoked', count: 40 });
+    await waitForCount(() => ended.size, 40, 10_000, 'ends pushed on A');
+    expect([...ended].sort()).toEqual([...ids].sort());
+    onA.close();
+  }, 60_000);
 });
