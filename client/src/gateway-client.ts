@@ -57,6 +57,16 @@ export interface ReconnectOptions {
   restartJitterMs?: number;
 }
 
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
+export const MAX_DELAY_MS = 2_147_483_647;
+
+/** A duration option: a number of ms, positive (or zero where `zeroOk`), at most MAX_DELAY_MS. */
+export function checkMs(name: string, value: number | undefined, zeroOk: boolean): void {
+  if (value === undefined) return;
+  if (typeof value === 'number' && (zeroOk ? value >= 0 : value > 0) && value <= MAX_DELAY_MS) return;
+  throw new TypeError(`The ${name} option must be a ${zeroOk ? 'non-negative' : 'positive'} number of ms, at most ${MAX_DELAY_MS}.`);
+}
+
 export interface GatewayClientOptions {
   /** ws:// or wss:// URL of the gateway. */
   url: string;
@@ -228,14 +238,19 @@ export class GatewayClient extends Emitter<ClientEvents> {
   constructor(options: GatewayClientOptions) {
     super();
     if (!/^wss?:\/\//i.test(options.url)) throw new TypeError('The url option must be a ws:// or wss:// URL.');
-    if (options.timeoutMs !== undefined && !(options.timeoutMs > 0)) throw new TypeError('The timeoutMs option must be a positive number.');
-    if (options.regenerationWindowMs !== undefined && !(options.regenerationWindowMs >= 0))
-      throw new TypeError('The regenerationWindowMs option must be a non-negative number.');
+    checkMs('timeoutMs', options.timeoutMs, false);
+    checkMs('regenerationWindowMs', options.regenerationWindowMs, true);
     const hb = options.heartbeat;
     if (hb !== undefined && hb !== false) {
-      for (const k of ['intervalMs', 'timeoutMs'] as const) {
-        if (hb[k] !== undefined && !(hb[k] > 0)) throw new TypeError(`The heartbeat.${k} option must be a positive number.`);
-      }
+      for (const k of ['intervalMs', 'timeoutMs'] as const) checkMs(`heartbeat.${k}`, hb[k], false);
+    }
+    const rc = options.reconnect;
+    if (rc !== undefined && rc !== false) {
+      checkMs('reconnect.initialDelayMs', rc.initialDelayMs, false);
+      checkMs('reconnect.maxDelayMs', rc.maxDelayMs, false);
+      checkMs('reconnect.restartJitterMs', rc.restartJitterMs, true);
+      if (rc.factor !== undefined && !(typeof rc.factor === 'number' && rc.factor >= 1 && rc.factor <= 100))
+        throw new TypeError('The reconnect.factor option must be a number from 1 to 100.');
     }
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (Ctor === undefined) throw new TypeError('No WebSocket available: pass the WebSocket option (in Node: `import { WebSocket } from "ws"`).');
@@ -489,8 +504,11 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   /** Forgets a socket: no more events from it; closes it if it can still be closed. */
   #detach(ws: WebSocketLike, code?: number, reason?: string): void {
-    ws.onopen = ws.onmessage = ws.onerror = null;
+    ws.onopen = ws.onmessage = null;
     ws.onclose = null;
+    // Not null: closing a socket that is still connecting makes Node's `ws` emit an error on the
+    // next tick, and an 'error' event with no listener would end the process.
+    ws.onerror = () => undefined;
     try {
       ws.close(code, reason);
     } catch {

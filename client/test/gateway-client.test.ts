@@ -44,7 +44,33 @@ describe('GatewayClient', () => {
   it('refuses bad options at construction', () => {
     expect(() => new GatewayClient({ url: 'http://x' })).toThrow('The url option must be a ws:// or wss:// URL.');
     expect(() => new GatewayClient({ url: 'ws://x' })).toThrow(/No WebSocket available/);
-    expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, timeoutMs: 0 })).toThrow('The timeoutMs option must be a positive number.');
+    const bad: [Partial<ConstructorParameters<typeof GatewayClient>[0]>, string][] = [
+      [{ timeoutMs: 0 }, 'The timeoutMs option must be a positive number of ms, at most 2147483647.'],
+      [{ timeoutMs: 2 ** 31 }, 'The timeoutMs option must be a positive number of ms, at most 2147483647.'],
+      [{ heartbeat: { intervalMs: Number.NaN } }, 'The heartbeat.intervalMs option must be a positive number of ms, at most 2147483647.'],
+      [{ regenerationWindowMs: -1 }, 'The regenerationWindowMs option must be a non-negative number of ms, at most 2147483647.'],
+      [{ reconnect: { initialDelayMs: -100 } }, 'The reconnect.initialDelayMs option must be a positive number of ms, at most 2147483647.'],
+      [{ reconnect: { maxDelayMs: Infinity } }, 'The reconnect.maxDelayMs option must be a positive number of ms, at most 2147483647.'],
+      [{ reconnect: { restartJitterMs: -1 } }, 'The reconnect.restartJitterMs option must be a non-negative number of ms, at most 2147483647.'],
+      [{ reconnect: { factor: 0.5 } }, 'The reconnect.factor option must be a number from 1 to 100.'],
+    ];
+    for (const [o, message] of bad) expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, ...o })).toThrow(message);
+    expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, timeoutMs: 2 ** 31 - 1, reconnect: { factor: 1, restartJitterMs: 0 } })).not.toThrow();
+  });
+
+  it('close() while the socket is still connecting ends quietly: connect() rejects, no error escapes', async () => {
+    const { server } = await start();
+    const c = client(server.url, { serviceKey: SERVICE_KEY });
+    const connecting = c.connect().then(
+      () => 'opened',
+      (e: unknown) => e,
+    );
+    c.close();
+    expect(await connecting).toBeInstanceOf(GatewayConnectionError);
+    // Node's ws reports the aborted handshake on a later tick: with no listener it would end the process.
+    await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setImmediate(r));
+    expect(c.connected).toBe(false);
   });
 
   it('has a typed method for every request (service role)', async () => {

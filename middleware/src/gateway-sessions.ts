@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket } from 'ws';
-import { GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
+import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { readSessionCookie, setSessionCookie, type CookieSettings } from './cookies.js';
 import { GatewaySessionError, unavailable } from './errors.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
@@ -86,7 +86,7 @@ function check(o: GatewaySessionsOptions): void {
     throw new TypeError('The cacheSize option must be a positive integer.');
   if (o.revalidateFraction !== undefined && !(o.revalidateFraction > 0 && o.revalidateFraction <= 1))
     throw new TypeError('The revalidateFraction option must be a number above 0 and at most 1.');
-  if (o.timeoutMs !== undefined && !(o.timeoutMs > 0)) throw new TypeError('The timeoutMs option must be a positive number.');
+  checkMs('timeoutMs', o.timeoutMs, false);
 }
 
 /** A plain-text answer that no cache keeps. */

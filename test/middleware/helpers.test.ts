@@ -156,7 +156,10 @@ describe('login, logout and regenerate (Express)', () => {
       [{ sameSite: 'None' }, 'The sameSite option must be "Lax" or "Strict".'],
       [{ cacheSize: 0 }, 'The cacheSize option must be a positive integer.'],
       [{ revalidateFraction: 0 }, 'The revalidateFraction option must be a number above 0 and at most 1.'],
-      [{ timeoutMs: -1 }, 'The timeoutMs option must be a positive number.'],
+      [{ timeoutMs: -1 }, 'The timeoutMs option must be a positive number of ms, at most 2147483647.'],
+      [{ timeoutMs: Infinity }, 'The timeoutMs option must be a positive number of ms, at most 2147483647.'],
+      [{ reconnect: { initialDelayMs: -100 } }, 'The reconnect.initialDelayMs option must be a positive number of ms, at most 2147483647.'],
+      [{ reconnect: { factor: 'x' } }, 'The reconnect.factor option must be a number from 1 to 100.'],
     ];
     for (const [bad, message] of cases) expect(() => new GatewaySessions({ ...ok, ...bad } as never)).toThrow(message);
   });
