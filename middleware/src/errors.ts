@@ -3,7 +3,13 @@ export type SessionErrorCode =
   /** The gateway link is down, or the gateway did not answer in time: nothing can be checked (answer 503). */
   | 'UNAVAILABLE'
   /** The request carries no live session (regenerate needs one). */
-  | 'NO_SESSION';
+  | 'NO_SESSION'
+  /**
+   * The gateway refused what was asked as malformed or not allowed (error 10, 12 or 1001: an
+   * empty or too long `user_id`, a `ttl` out of range, `data` it does not take). Asking again
+   * gives the same answer: a fault of the caller (answer 400 or 500), not an outage.
+   */
+  | 'REFUSED';
 
 /** The one error type of `auth-gateway/middleware`. Its message never names a session id. */
 export class GatewaySessionError extends Error {
@@ -14,6 +20,11 @@ export class GatewaySessionError extends Error {
     super(message, options);
     this.code = code;
   }
+}
+
+/** The gateway answered that what was asked is malformed or not allowed; the message carries its text (never an id). */
+export function refused(text: string, cause: unknown): GatewaySessionError {
+  return new GatewaySessionError('REFUSED', `The gateway refused the request: ${text}`, { cause });
 }
 
 /** The gateway could not be asked: fail closed. */

@@ -1,8 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket } from 'ws';
+import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { readSessionCookie, setSessionCookie, type CookieSettings } from './cookies.js';
-import { GatewaySessionError, unavailable } from './errors.js';
+import { GatewaySessionError, refused, unavailable } from './errors.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
 export interface GatewaySessionsOptions {
@@ -70,6 +71,9 @@ export interface GatewaySessionsStats extends SessionCacheStats {
   /** Cookies refused without asking the gateway (not a possible session id). */
   malformed: number;
 }
+
+/** Protocol errors that say the request itself is at fault (unknown type, malformed, not allowed). */
+const REFUSALS: ReadonlySet<number> = new Set([ErrorCodes.NOT_SUPPORTED, ErrorCodes.MALFORMED, ErrorCodes.FORBIDDEN]);
 
 const COOKIE_NAME = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/;
 
@@ -293,12 +297,16 @@ export class GatewaySessions {
     return c.kind === 'id' ? c.id : undefined;
   }
 
-  /** One request to the gateway, failing fast (UNAVAILABLE) while the link is down. */
+  /**
+   * One request to the gateway, failing fast (UNAVAILABLE) while the link is down. A request
+   * the gateway refuses as malformed or not allowed is REFUSED: asking again would not help.
+   */
   async #ask<T>(call: () => Promise<T>): Promise<T> {
     if (!this.#cache.up) throw unavailable();
     try {
       return await call();
     } catch (err) {
+      if (err instanceof GatewayRequestError && REFUSALS.has(err.code)) throw refused(err.text, err);
       throw unavailable(err);
     }
   }

@@ -130,6 +130,25 @@ describe('login, logout and regenerate (Express)', () => {
     expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
   });
 
+  it('a login the gateway refuses as malformed is REFUSED with its text, not UNAVAILABLE, and sets no cookie', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const req = new IncomingMessage(new Socket());
+    const res = new ServerResponse(req);
+    const cases: [Parameters<typeof sessions.login>[1], string][] = [
+      [{ user_id: '' }, 'The gateway refused the request: Field "user_id" must be a non-empty string of at most 256 characters'],
+      [{ user_id: 'u'.repeat(300) }, 'The gateway refused the request: Field "user_id" must be a non-empty string of at most 256 characters'],
+      [{ user_id: 'u', ttl: 0 }, 'The gateway refused the request: Field "ttl" must be'],
+    ];
+    for (const [login, message] of cases) {
+      const err = await sessions.login(res, login).catch((e: unknown) => e);
+      expect(err).toMatchObject({ name: 'GatewaySessionError', code: 'REFUSED' });
+      expect((err as Error).message.startsWith(message)).toBe(true);
+    }
+    expect(res.getHeader('set-cookie')).toBeUndefined();
+    expect(sessions.connected).toBe(true);
+  });
+
   it('revokeUser ("log out everywhere else"): the other sessions are refused from its reply on; the current one lives', async () => {
     const { http } = await start();
     const sessions = await sessionsFor(wsUrl(http));
