@@ -33,15 +33,20 @@ export function readSessionCookie(req: IncomingMessage, name: string): CookieRea
   return SESSION_ID.test(value) ? { kind: 'id', id: value } : { kind: 'malformed' };
 }
 
-/** Adds a `Set-Cookie` for the session cookie, replacing one for the same name set earlier in this response. */
-export function setSessionCookie(res: ServerResponse, c: CookieSettings, value: string, maxAgeSeconds: number): void {
-  const line = stringifySetCookie(c.name, value, {
+/** The `Set-Cookie` value of the session cookie. */
+export function sessionCookieLine(c: CookieSettings, value: string, maxAgeSeconds: number): string {
+  return stringifySetCookie(c.name, value, {
     httpOnly: true,
     secure: c.secure,
     sameSite: c.sameSite === 'Strict' ? 'strict' : 'lax',
     path: '/',
     maxAge: Math.max(0, Math.floor(maxAgeSeconds)),
   });
+}
+
+/** Adds a `Set-Cookie` for the session cookie, replacing one for the same name set earlier in this response. */
+export function setSessionCookie(res: ServerResponse, c: CookieSettings, value: string, maxAgeSeconds: number): void {
+  const line = sessionCookieLine(c, value, maxAgeSeconds);
   const prefix = `${c.name}=`;
   const prev = res.getHeader('set-cookie');
   const kept = (prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)]).filter((v) => !v.startsWith(prefix));

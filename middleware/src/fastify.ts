@@ -58,6 +58,8 @@ export function fastifySessions(sessions: GatewaySessions): FastifySessionsPlugi
       }
       request.session = session;
       if (session === null && !optional) return reply.code(401).header('cache-control', 'no-store').send('Not signed in');
+      const cookie = session === null ? undefined : sessions.cookieRefresh(request.raw);
+      if (cookie !== undefined) reply.header('set-cookie', cookie);
       return undefined;
     });
     done();

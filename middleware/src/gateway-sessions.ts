@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket } from 'ws';
 import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
-import { readSessionCookie, setSessionCookie, type CookieSettings } from './cookies.js';
+import { readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
 import { GatewaySessionError, refused, unavailable } from './errors.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
@@ -187,6 +187,20 @@ export class GatewaySessions {
   }
 
   /**
+   * The `Set-Cookie` value to add to the response of a request that carried a live session,
+   * when the session's end has moved past what the browser's cookie was last given: with an
+   * idle timeout each validation moves it, and a cookie whose Max-Age ran out would end an
+   * active user's session in the browser. Else undefined. (Used by the middleware and the
+   * Fastify plugin.)
+   */
+  cookieRefresh(req: IncomingMessage): string | undefined {
+    const id = this.#ids.get(req);
+    if (id === undefined) return undefined;
+    const maxAge = this.#cache.cookieDue(id);
+    return maxAge === undefined ? undefined : sessionCookieLine(this.#cookie, id, maxAge);
+  }
+
+  /**
    * Connect-style middleware: sets `req.session` and calls `next()`, or answers 401 (no
    * live session; with `optional: true`, sets `req.session = null` and goes on instead) or
    * 503 with `Retry-After: 1` (the gateway cannot be asked: never a stale "valid").
@@ -196,8 +210,10 @@ export class GatewaySessions {
     return (req, res, next) => {
       const done = (s: GatewaySession | null): void => {
         (req as SessionRequest).session = s;
-        if (s === null && !optional) refuse(res, 401);
-        else next();
+        if (s === null && !optional) return refuse(res, 401);
+        const cookie = s === null ? undefined : this.cookieRefresh(req);
+        if (cookie !== undefined) res.appendHeader('set-cookie', cookie);
+        next();
       };
       const failed = (err: unknown): void => {
         if (err instanceof GatewaySessionError) refuse(res, 503);

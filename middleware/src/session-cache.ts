@@ -47,6 +47,10 @@ interface Entry {
   version: number;
   /** The gateway holds a subscription for it on the current connection (false once it ended or the link went down). */
   subscribed: boolean;
+  /** Local time (ms) until which the last cookie this object sent for it lives (0: none sent). */
+  cookieUntil: number;
+  /** Local time (ms) the last background validate_session was sent (0: none yet). */
+  refreshSentAt: number;
 }
 
 interface Flight {
@@ -166,6 +170,23 @@ export class SessionCache {
     return f.promise;
   }
 
+  /**
+   * The Max-Age (seconds) to send the session's cookie with again, when its end has moved past
+   * what the last cookie sent from here covers (an idle timeout moves it at every validation;
+   * a cookie set elsewhere, at login say, is sent once from here); else undefined.
+   */
+  cookieDue(id: string): number | undefined {
+    const e = this.#lru.peek(id);
+    if (e === undefined) return undefined;
+    // A validation sent in the background (this request's, say) will move the end about a
+    // window on: the cookie is given that life now, not at the next request, which may come
+    // after the old end. Outliving the session does no harm: the gateway decides.
+    const end = Math.max(e.expiresAt, e.refreshSentAt > 0 ? e.refreshSentAt + e.window - 1000 : 0);
+    if (end <= e.cookieUntil + 1000) return undefined;
+    e.cookieUntil = end;
+    return Math.max(0, Math.ceil((end - this.#o.now()) / 1000));
+  }
+
   /** Forgets a session at once (this node ended or replaced it; the push confirms later). */
   forget(id: string): void {
     this.#lru.delete(id);
@@ -227,6 +248,8 @@ export class SessionCache {
           window: v.expires_in * 1000,
           version: 0,
           subscribed: true,
+          cookieUntil: 0,
+          refreshSentAt: 0,
         };
         const view = this.#view(entry, sentAt);
         if (f.version !== version && attempt < MAX_CHECKS) continue; // changed while asked: ask again
@@ -277,6 +300,7 @@ export class SessionCache {
     const epoch = this.#epoch;
     const version = entry.version;
     const sentAt = this.#o.now();
+    entry.refreshSentAt = sentAt;
     this.stats.validations++;
     this.#client
       .validateSession(id)

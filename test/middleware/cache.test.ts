@@ -125,6 +125,37 @@ describe('the session cache', () => {
     expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
   });
 
+  it("with an idle timeout, the cookie's Max-Age follows the session's end as validations move it: an active user keeps it", async () => {
+    const { http, clock } = await start({ GATEWAY_SESSION_IDLE_TIMEOUT: '60' });
+    const { app, sessions } = await startApp(wsUrl(http), { now: () => clock.now() });
+    const id = await createSession(wsUrl(http), 3600, 'erin');
+    // A browser's cookie jar: the cookie lives until the Max-Age of the last Set-Cookie runs out.
+    let cookieUntil = Number.POSITIVE_INFINITY; // set by a login elsewhere, life unknown
+    let refreshedCookies = 0;
+    const request = async () => {
+      expect(clock.now(), 'the browser still has the cookie').toBeLessThan(cookieUntil);
+      const r = await get(app, '/me', `sid=${id}`);
+      expect(r.status).toBe(200);
+      const set = ([] as string[]).concat(r.headers['set-cookie'] ?? []).find((c) => c.startsWith(`sid=${id};`));
+      if (set !== undefined) {
+        cookieUntil = clock.now() + Number(/Max-Age=(\d+)/.exec(set)![1]) * 1000;
+        refreshedCookies++;
+      }
+    };
+    await request();
+    expect(refreshedCookies).toBe(1); // sent once from here: the end is now known
+    for (let i = 1; i <= 6; i++) {
+      clock.advance(31_000);
+      await request();
+      await waitForCount(() => sessions.stats.refreshed, i, 5000, 'background validations answered');
+    }
+    // 186 s on, 3 idle timeouts: the cookie was sent again as the end moved, not on every request.
+    expect(refreshedCookies).toBeGreaterThanOrEqual(4);
+    expect(refreshedCookies).toBeLessThanOrEqual(7);
+    clock.advance(31_000);
+    await request();
+  });
+
   it('a gateway slower than timeoutMs: 503, nothing cached, and the subscription it made late is ended', async () => {
     const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
     store.down = false;
