@@ -208,7 +208,7 @@ describe('the npm package, installed into an empty project', () => {
         '  createServer((req, res) =>',
         '    required(req, res, (err) => {',
         '      const s: GatewaySession | null | undefined = (req as SessionRequest).session;',
-        "      const code: 'UNAVAILABLE' | 'NO_SESSION' | undefined = err instanceof GatewaySessionError ? err.code : undefined;",
+        "      const code: 'UNAVAILABLE' | 'NO_SESSION' | 'REFUSED' | undefined = err instanceof GatewaySessionError ? err.code : undefined;",
         '      res.end(`${s?.user_id ?? code} ${s?.expires_in ?? 0} ${typeof plugin}`);',
         '    }),',
         '  );',
