@@ -243,8 +243,12 @@ export class SubscriptionHub {
       (r) => {
         const now = this.#followed.get(hash);
         if (now === undefined) return;
-        if (r.ended === 'gone' || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
-        if (r.ended === 'gone') this.ended(hash, f.reason);
+        const due = this.#clock.now() >= now.end;
+        if ((r.ended === 'gone' && due) || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
+        // Gone from the store: by its own time when that had come, else ended by a request this
+        // node did not hear of (its link to the store's events was away), which the store no
+        // longer tells: `destroyed`, not a `ttl` that had not come.
+        if (r.ended === 'gone') this.ended(hash, due ? f.reason : 'destroyed');
         else if (r.ended !== undefined) this.ended(hash, r.ended);
         else if (r.next !== undefined && r.next !== now.end) this.#reschedule(hash, now, r.next, now.reason);
         else if (r.next !== undefined) this.#ends.schedule(hash, r.next);

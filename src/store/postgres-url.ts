@@ -31,9 +31,13 @@ export function parsePostgresUrl(raw: string): PostgresTarget {
   if (url.hostname === '') throw new ConfigError(HELP);
   let schema = DEFAULT_SCHEMA;
   const kept = new URLSearchParams();
+  const seen = new Set<string>();
   for (const [key, value] of url.searchParams) {
-    if (key === 'schema' && SCHEMA.test(value)) schema = value;
-    else if (key === 'schema') throw new ConfigError('GATEWAY_STORE: schema must be 1-48 of a-z 0-9 _, not starting with a digit');
+    if (seen.has(key)) throw new ConfigError(`GATEWAY_STORE: option "${key.slice(0, 32)}" is given more than once`);
+    seen.add(key);
+    // PostgreSQL reserves names beginning with pg_ for its own schemas: CREATE SCHEMA refuses them.
+    if (key === 'schema' && SCHEMA.test(value) && !value.startsWith('pg_')) schema = value;
+    else if (key === 'schema') throw new ConfigError('GATEWAY_STORE: schema must be 1-48 of a-z 0-9 _, not starting with a digit or pg_');
     else if (DRIVER_OPTIONS.has(key)) kept.append(key, value);
     else throw new ConfigError(`GATEWAY_STORE: unknown option "${key.slice(0, 32)}" (known: schema, ${[...DRIVER_OPTIONS].join(', ')})`);
   }

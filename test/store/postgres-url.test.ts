@@ -22,6 +22,11 @@ describe('parsePostgresUrl', () => {
       'postgres://u:secretpw@host/app?schema=1abc',
       'postgres://u:secretpw@host/app?schema=' + 'a'.repeat(49),
       'postgres://u:secretpw@host/app?pool=3',
+      // PostgreSQL's own prefix: CREATE SCHEMA would refuse it at every try.
+      'postgres://u:secretpw@host/app?schema=pg_sessions',
+      'postgres://u:secretpw@host/app?schema=pg_catalog',
+      'postgres://u:secretpw@host/app?schema=a&schema=b',
+      'postgres://u:secretpw@host/app?sslmode=require&sslmode=disable',
       'mysql://u:secretpw@host/app',
     ];
     for (const url of bad) {

@@ -278,6 +278,25 @@ describe('SubscriptionHub', () => {
     expect(seen).toEqual(['warn:60@140000', 'end:idle']);
   });
 
+  it('a session gone from the store is ended with its own reason once its time has come, as destroyed before (an end this node missed)', async () => {
+    const clock = new ManualClock(T0);
+    const hub = new SubscriptionHub(
+      clock,
+      async () => ({ ended: 'gone' }),
+      () => {},
+      async () => undefined,
+    );
+    const seen: string[] = [];
+    hub.subscribe('late', 'k', { sessionId: 's1', ended: (r) => seen.push(`late:${r}`) }, T0 + 10_000, 'idle');
+    hub.subscribe('early', 'k', { sessionId: 's2', ended: (r) => seen.push(`early:${r}`) }, T0 + 3_600_000, 'ttl');
+    clock.advance(10_000); // the first one's end: the store no longer has it, its time had come
+    await settle();
+    expect(seen).toEqual(['late:idle']);
+    hub.recheck('early'); // as after a resync: gone an hour before its end
+    await settle();
+    expect(seen).toEqual(['late:idle', 'early:destroyed']);
+  });
+
   it('a session gone when its warning comes is ended at once instead of warned', async () => {
     const clock = new ManualClock(T0);
     const hub = new SubscriptionHub(
@@ -296,7 +315,8 @@ describe('SubscriptionHub', () => {
     );
     clock.advance(60_000);
     await settle();
-    expect(seen).toEqual(['end:ttl']);
+    // Gone a minute before its end: ended by a request this node did not hear of.
+    expect(seen).toEqual(['end:destroyed']);
   });
 
   it('a follower that throws does not stop the others', () => {
