@@ -1,6 +1,17 @@
 import type { Logger } from '../log.js';
 
 /**
+ * The database's own refusal, when `err` is one that waiting does not cure: SQLSTATE class 42
+ * (an existing table of another shape, a missing privilege) or 3F (a schema it will not make).
+ * Its message names objects, never a value.
+ */
+function sqlRefusal(err: unknown): string | undefined {
+  const { code, message } = (err ?? {}) as { code?: unknown; message?: unknown };
+  if (typeof code !== 'string' || !/^(42|3F)[0-9A-Z]{3}$/.test(code) || typeof message !== 'string') return undefined;
+  return `${code}: ${message.slice(0, 200)}`;
+}
+
+/**
  * The log of a remote store's health: one line per change of state (down, up), carrying the
  * last error the client reported (a refused password, a refused connection, a time-out), so
  * the line says why, not only that. Per-request failures are counted in the metrics instead.
@@ -33,6 +44,15 @@ export class StoreHealthLog {
   }
 
   notYet(waitedMs: number): void {
+    const refusal = sqlRefusal(this.#cause);
+    if (refusal !== undefined) {
+      // It answered: waiting will not help until an operator changes the database or the URL.
+      this.#log?.error(
+        { store: this.#where, err: this.#cause },
+        `${this.#where} answered, but the gateway's tables cannot be set up (${refusal}): every store operation answers error 11 until they can`,
+      );
+      return;
+    }
     this.#log?.warn(
       { store: this.#where, ...this.#err(`no answer within ${waitedMs} ms`) },
       `${this.#where} is not reachable yet: every store operation answers error 11 until it is`,
