@@ -251,22 +251,20 @@ export class SessionService {
    * one, with its subject `sub`), reason `revoked`: back-channel logout. Returns how many ended.
    */
   async endByIdp(idp: IdpLogin): Promise<number> {
-    const by =
-      idp.sid !== undefined
-        ? { field: 'is' as const, value: hashSecret(idp.sid), key: idpSidIndexKey }
-        : idp.sub !== undefined
-          ? { field: 'iu' as const, value: hashSecret(idp.sub), key: idpSubIndexKey }
-          : undefined;
-    if (by === undefined) return 0;
-    const key = by.key(by.value);
+    const bySid = idp.sid !== undefined;
+    const name = bySid ? idp.sid : idp.sub;
+    if (name === undefined) return 0;
+    const field = bySid ? 'is' : 'iu';
+    const value = hashSecret(name);
+    const key = bySid ? idpSidIndexKey(value) : idpSubIndexKey(value);
     const hashes = await this.#o.store.indexMembers(key, this.#o.clock.now());
     // Every member read leaves the index, ended or stale.
     const count = await this.#endGroups(
       hashes,
-      (r) => r[by.field] === by.value,
+      (r) => r[field] === value,
       (hash) => this.#o.store.indexRemove(key, hash),
     );
-    this.#o.log.info({ event: 'identity provider logout', by: by.field === 'is' ? 'sid' : 'sub', count }, 'identity provider logout');
+    this.#o.log.info({ event: 'identity provider logout', by: bySid ? 'sid' : 'sub', count }, 'identity provider logout');
     return count;
   }
 
@@ -278,13 +276,11 @@ export class SessionService {
     if (record === undefined) return { error: INVALID.error };
     const old = endOf(record, this.#idleMs);
     if (old.at <= now) {
-      let announced: Promise<void> | undefined;
       try {
         await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
       } finally {
-        announced = this.#ended(oldHash, old.reason, record.u);
+        await this.#ended(oldHash, old.reason, record.u);
       }
-      await announced;
       return { error: INVALID.error };
     }
     const sessionId = randomId(32);

@@ -4,7 +4,6 @@ import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { AddressBudget } from './address-budget.js';
 import type { AuthGuard, FailedAuthThrottle } from '../auth-throttle.js';
-import type { FrameBudgets } from './frame-budget.js';
 
 /** What every browser connection of one server shares. */
 export interface BrowserLimits {
@@ -13,8 +12,6 @@ export interface BrowserLimits {
   /** GATEWAY_EXCHANGE_LIMIT, for the refusal's text. */
   exchangeLimit: number;
   log: Logger;
-  /** The frame budgets of the server's browser connections (a row each). */
-  frames: FrameBudgets;
 }
 
 /**

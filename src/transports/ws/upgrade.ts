@@ -66,7 +66,6 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     exchanges,
     exchangeLimit: config.exchangeLimit,
     log,
-    frames: ctx.frames,
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
@@ -78,7 +77,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       ws,
       role,
       connection: policy ?? serviceOptions(address),
-      budget: browser ? limits.frames : undefined,
+      budget: browser ? ctx.frames : undefined,
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,

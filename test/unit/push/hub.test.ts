@@ -29,6 +29,15 @@ async function pushDelay(clock: ManualClock, d: Driver, from: number, stepMs = 1
   }
 }
 
+/** A hub whose store has none of the sessions it follows (every check answers `gone`). */
+const goneHub = (clock: ManualClock) =>
+  new SubscriptionHub(
+    clock,
+    async () => ({ ended: 'gone' }),
+    () => {},
+    async () => undefined,
+  );
+
 describe('session_expired pushes', () => {
   it('ttl: nothing before the end, the push within 100 ms of it, then session_invalid', async () => {
     const { clock, d, sid } = await subscribed();
@@ -280,12 +289,7 @@ describe('SubscriptionHub', () => {
 
   it('a session gone from the store is ended with its own reason once its time has come, as destroyed before (an end this node missed)', async () => {
     const clock = new ManualClock(T0);
-    const hub = new SubscriptionHub(
-      clock,
-      async () => ({ ended: 'gone' }),
-      () => {},
-      async () => undefined,
-    );
+    const hub = goneHub(clock);
     const seen: string[] = [];
     hub.subscribe('late', 'k', { sessionId: 's1', ended: (r) => seen.push(`late:${r}`) }, T0 + 10_000, 'idle');
     hub.subscribe('early', 'k', { sessionId: 's2', ended: (r) => seen.push(`early:${r}`) }, T0 + 3_600_000, 'ttl');
@@ -299,12 +303,7 @@ describe('SubscriptionHub', () => {
 
   it('a session gone when its warning comes is ended at once instead of warned', async () => {
     const clock = new ManualClock(T0);
-    const hub = new SubscriptionHub(
-      clock,
-      async () => ({ ended: 'gone' }),
-      () => {},
-      async () => undefined,
-    );
+    const hub = goneHub(clock);
     const seen: string[] = [];
     hub.subscribe(
       'h',
