@@ -40,6 +40,11 @@ export async function lookupCookie(
  * other follower of the session was told (the transport closes it).
  */
 export interface BoundEnd {
+  /**
+   * Told just before `session_expired` is pushed: `sessionEnded` follows in the same turn, so
+   * the transport may hold the push and send it with its close.
+   */
+  sessionEnding(): void;
   sessionEnded(reason: EndReason): void;
 }
 
@@ -58,6 +63,7 @@ class BoundFollow implements FollowOptions {
   }
 
   onEnded(reason: EndReason): void {
+    this.#end.sessionEnding();
     this.#conn.push(BOUND_DEST, { type: 'session_expired', session_id: this.#hash, bound: true, reason });
     // The hub tells the session's other followers in the same turn, and the connection may be
     // one of them (it subscribed to its own session by id): they are told before it closes.

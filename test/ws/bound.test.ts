@@ -1,3 +1,4 @@
+import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { browser, createSession, rawUpgrade, service, settle, start, stopAll, type Msg } from './helpers.js';
 
@@ -50,6 +51,36 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     await peer.closed;
     // Only the service connection is left.
     await linksDownTo(server.links, 1);
+  });
+
+  it('sends the push and the close frame in one write, then the FIN', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    const s = service(server.url);
+    await s.opened;
+    // The chunks of each write the gateway makes on this peer's socket.
+    const writes: number[] = [];
+    const proto = Socket.prototype as unknown as Record<'_write' | '_writev', (this: Socket, ...a: unknown[]) => void>;
+    const { _write: write, _writev: writev } = proto;
+    const mine = (sock: Socket) => sock.remotePort === peer.socket.localPort;
+    proto._write = function (...a) {
+      if (mine(this)) writes.push(1);
+      write.apply(this, a);
+    };
+    proto._writev = function (...a) {
+      if (mine(this)) writes.push((a[0] as unknown[]).length);
+      writev.apply(this, a);
+    };
+    try {
+      expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
+      await peer.ended;
+    } finally {
+      Object.assign(proto, { _write: write, _writev: writev });
+    }
+    expect(peer.frames.map((f) => f.opcode)).toEqual([0x1, 0x8]);
+    // The push, the close frame's head and its payload.
+    expect(writes).toEqual([3]);
   });
 
   it('closes with 4002 when the session is regenerated, and never tells the new id', async () => {
