@@ -30,7 +30,7 @@ interface Followed {
 export type EndLookup = (hash: string) => Promise<{ at: number; reason: 'ttl' | 'idle' } | undefined>;
 
 /** What the hub asks of the session layer when a followed session's end comes. */
-export type ExpiryCheck = (hash: string) => Promise<{ ended: EndReason | 'gone' | undefined; next?: number }>;
+export type ExpiryCheck = (hash: string) => Promise<{ ended: EndReason | 'gone' | undefined; next?: number; reason?: 'ttl' | 'idle' }>;
 
 /**
  * Who follows which session, and the one timer queue for their ends. Timers exist only for
@@ -250,7 +250,9 @@ export class SubscriptionHub {
         // longer tells: `destroyed`, not a `ttl` that had not come.
         if (r.ended === 'gone') this.ended(hash, due ? f.reason : 'destroyed');
         else if (r.ended !== undefined) this.ended(hash, r.ended);
-        else if (r.next !== undefined && r.next !== now.end) this.#reschedule(hash, now, r.next, now.reason);
+        // Activity elsewhere moved the end, and maybe its kind (an idle end past the absolute one).
+        else if (r.next !== undefined && (r.next !== now.end || (r.reason !== undefined && r.reason !== now.reason)))
+          this.#reschedule(hash, now, r.next, r.reason ?? now.reason);
         else if (r.next !== undefined) this.#ends.schedule(hash, r.next);
       },
       (err) => {

@@ -348,14 +348,24 @@ export class SessionService {
    * returns `gone` when the store no longer has it (the store's own expiry, or an end whose
    * event was missed), or returns the new end when activity moved it.
    */
-  async checkExpiry(hash: string): Promise<{ ended: EndReason | 'gone' | undefined; next?: number }> {
-    const record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
-    const now = this.#o.clock.now();
+  async checkExpiry(hash: string): Promise<{ ended: EndReason | 'gone' | undefined; next?: number; reason?: 'ttl' | 'idle' }> {
+    const key = sessionKey(hash);
+    const record = await this.#o.store.get<SessionRecord>(key);
     if (record === undefined) return { ended: 'gone' };
     const { at, reason } = endOf(record, this.#idleMs);
-    if (at > now) return { ended: undefined, next: at };
+    if (at > this.#o.clock.now()) return { ended: undefined, next: at, reason };
+    // Due as read. A request may have moved the end since (activity, extend_session): the copy
+    // read, which every request reads as ended, is swapped in, and what it replaced decides.
+    const current = await this.#o.store.swap<SessionRecord>(key, record);
+    if (current === undefined) return { ended: 'gone' };
+    const now = endOf(current, this.#idleMs);
+    if (now.at > this.#o.clock.now()) {
+      // It was moved: put it back (nothing is written if an end took the copy meanwhile).
+      await this.#o.store.swap(key, current);
+      return { ended: undefined, next: now.at, reason: now.reason };
+    }
     // No request waits on an end by time: its announcement goes on on its own.
-    return { ended: (await this.#finish(hash, reason))?.told ?? 'gone' };
+    return { ended: (await this.#finish(hash, now.reason))?.told ?? 'gone' };
   }
 
   /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */

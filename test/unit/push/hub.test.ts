@@ -301,6 +301,29 @@ describe('SubscriptionHub', () => {
     expect(seen).toEqual(['late:idle', 'early:destroyed']);
   });
 
+  it('an end moved by activity elsewhere keeps the kind the store gives it: gone at that end, it is pushed with that reason', async () => {
+    // Idle end at 10 s; activity on another node moved the idle end past the absolute end (15 s),
+    // so the end is now the ttl: a node that was following the idle end must say ttl at 15 s.
+    const clock = new ManualClock(T0);
+    let checks = 0;
+    const hub = new SubscriptionHub(
+      clock,
+      async () => (++checks === 1 ? { ended: undefined, next: T0 + 15_000, reason: 'ttl' } : { ended: 'gone' }),
+      () => {},
+      async () => undefined,
+    );
+    const seen: string[] = [];
+    hub.subscribe('s', 'k', { sessionId: 's1', ended: (r) => seen.push(r) }, T0 + 10_000, 'idle');
+    clock.advance(10_000);
+    await settle();
+    expect(checks).toBe(1);
+    expect(seen).toEqual([]);
+    clock.advance(5_000);
+    await settle();
+    expect(checks).toBe(2);
+    expect(seen).toEqual(['ttl']);
+  });
+
   it('a session gone when its warning comes is ended at once instead of warned', async () => {
     const clock = new ManualClock(T0);
     const hub = goneHub(clock);

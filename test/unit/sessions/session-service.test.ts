@@ -441,10 +441,37 @@ describe('SessionService', () => {
     it('ends a due session once, reports gone, or the new end', async () => {
       const { gateway, clock } = makeGateway({ sessionIdleTimeout: 100 });
       const s = await gateway.sessions.create('eve', undefined, 1000);
-      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: undefined, next: T0 + 100_000 });
+      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: undefined, next: T0 + 100_000, reason: 'idle' });
       clock.advance(100_000);
       expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: 'idle' });
       expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: 'gone' });
+    });
+
+    it('ends nothing when a request moved the end between its read and its take: the session stays valid', async () => {
+      const { gateway: other, clock, store } = makeGateway({ sessionIdleTimeout: 100 });
+      const s = await other.sessions.create('eve', undefined, 1000);
+      clock.advance(99_999);
+      // The checking node's read returns the copy it read; then, before it acts, a validate on
+      // another node (activity, 1 ms before the idle end) lands, and the idle end passes.
+      let raced = 0;
+      const racing = new Proxy(store, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop, target) as unknown;
+          if (prop !== 'get' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+          return async (key: string) => {
+            const read = await (v as Store['get']).call(target, key);
+            if (raced++ === 0) {
+              expect((await other.sessions.validate(s.sessionId)).valid).toBe(true);
+              clock.advance(1);
+            }
+            return read;
+          };
+        },
+      });
+      const { gateway } = makeGateway({ sessionIdleTimeout: 100, clock, store: racing });
+      expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: undefined, next: T0 + 199_999, reason: 'idle' });
+      expect(raced).toBe(1);
+      expect(await other.sessions.validate(s.sessionId)).toMatchObject({ valid: true, end: T0 + 200_000 });
     });
   });
 
