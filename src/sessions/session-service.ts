@@ -67,6 +67,8 @@ export interface SessionSummary {
 export const INVALID = { valid: false, error: 'Session not found or expired' } as const;
 /** How many sessions a revoke (of a user's, of an identity provider's login) ends together. */
 const END_GROUP = 128;
+/** How many times a revoke reads its index again after losing takes to requests that raced it. */
+const END_PASSES = 8;
 
 /**
  * Server-side sessions. Ids are 256 random bits; the store sees only their SHA-256.
@@ -257,10 +259,9 @@ export class SessionService {
     const field = bySid ? 'is' : 'iu';
     const value = hashSecret(name);
     const key = bySid ? idpSidIndexKey(value) : idpSubIndexKey(value);
-    const hashes = await this.#o.store.indexMembers(key, this.#o.clock.now());
     // Every member read leaves the index, ended or stale.
-    const count = await this.#endGroups(
-      hashes,
+    const count = await this.#endAll(
+      () => this.#o.store.indexMembers(key, this.#o.clock.now()),
       (r) => r[field] === value,
       (hash) => this.#o.store.indexRemove(key, hash),
     );
@@ -268,38 +269,77 @@ export class SessionService {
     return count;
   }
 
-  /** Moves data and expiry to a fresh id and ends the old one at once (session fixation). */
+  /**
+   * Moves data and expiry to a fresh id and ends the old one at once (session fixation). The
+   * new session is stored, and in the user's indexes, before the old one is taken: a
+   * `revoke_user_sessions` running meanwhile finds one of the two live at every moment (and
+   * looks again when it loses a take), so no regeneration outlives a revoke it raced.
+   */
   async regenerate(oldSessionId: string): Promise<SessionCreated | { error: string }> {
     const oldHash = this.hashOf(oldSessionId);
-    const record = await this.#o.store.take<SessionRecord>(sessionKey(oldHash));
-    const now = this.#o.clock.now();
-    if (record === undefined) return { error: INVALID.error };
-    const old = endOf(record, this.#idleMs);
-    if (old.at <= now) {
-      try {
-        await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
-      } finally {
-        await this.#ended(oldHash, old.reason, record.u);
-      }
+    const oldKey = sessionKey(oldHash);
+    const seen = await this.#o.store.get<SessionRecord>(oldKey);
+    if (seen === undefined) return { error: INVALID.error };
+    if (endOf(seen, this.#idleMs).at <= this.#o.clock.now()) {
+      // Past its end (an idle session stays stored until its absolute end): ended, not moved.
+      await (
+        await this.#finish(oldHash, endOf(seen, this.#idleMs).reason)
+      )?.announced;
       return { error: INVALID.error };
     }
     const sessionId = randomId(32);
     const hash = this.hashOf(sessionId);
-    const moved: SessionRecord = { ...record };
-    if (this.#idleMs > 0) moved.s = now;
+    const now = this.#o.clock.now();
+    const moved = this.#moved(seen, now);
+    // Nothing is taken yet: a failure here leaves the old session as it was.
+    await this.#write(hash, moved, now);
+    let record: SessionRecord | undefined;
     try {
-      await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
-      await this.#write(hash, moved, now);
+      record = await this.#o.store.take<SessionRecord>(oldKey);
     } catch (err) {
-      // The old id is gone (taken) but the new one may not exist: its followers must hear of
-      // the end now, not at its TTL; the caller gets error 11 and logs in again.
-      await this.#ended(oldHash, 'destroyed', record.u);
+      // Whether the old one was taken is not known: neither id is left valid where the store
+      // still answers, and the old one's followers hear of its end; the caller gets error 11.
+      await this.#discard(hash, moved).catch(() => undefined);
+      const ended = await this.#finish(oldHash, 'destroyed').catch(() => undefined);
+      await ended?.announced;
       throw err;
     }
-    await this.#ended(oldHash, 'regenerated', record.u);
+    if (record === undefined || endOf(record, this.#idleMs).at <= this.#o.clock.now()) {
+      // Ended meanwhile (by a request that announced it), or its end came: the new one goes too.
+      await this.#discard(hash, moved);
+      if (record !== undefined) {
+        const announced = this.#ended(oldHash, endOf(record, this.#idleMs).reason, record.u);
+        await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+        await announced;
+      }
+      return { error: INVALID.error };
+    }
+    let current = moved;
+    if (record.v !== seen.v || record.e !== seen.e) {
+      // Extended or updated between the read and the take: the new session carries what was taken.
+      // A swap writes nothing if the new one was ended meanwhile (a revoke that found it).
+      current = this.#moved(record, now);
+      if ((await this.#o.store.swap(sessionKey(hash), current, current.e)) !== undefined) await this.#index(hash, current);
+    }
+    const announced = this.#ended(oldHash, 'regenerated', record.u);
+    await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+    await announced;
     this.#o.log.info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
-    const end = endOf(moved, this.#idleMs).at;
+    const end = endOf(current, this.#idleMs).at;
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
+  }
+
+  /** The record a regeneration writes under the new id: the same, active now. */
+  #moved(record: SessionRecord, now: number): SessionRecord {
+    const moved: SessionRecord = { ...record };
+    if (this.#idleMs > 0) moved.s = now;
+    return moved;
+  }
+
+  /** Removes a session no request has seen (a regeneration's new id that did not happen). */
+  async #discard(hash: string, record: SessionRecord): Promise<void> {
+    await this.#o.store.take(sessionKey(hash));
+    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
   }
 
   /** Ends a session by id; true when it was live. Idempotent. */
@@ -393,10 +433,12 @@ export class SessionService {
   /** Ends every session of the user (but the one named), pushing reason `revoked`. */
   async revokeUser(userId: string, exceptSessionId?: string): Promise<number> {
     const keep = exceptSessionId === undefined ? undefined : this.hashOf(exceptSessionId);
-    const members = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
-    const hashes = keep === undefined ? members : members.filter((hash) => hash !== keep);
+    const members = async () => {
+      const all = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
+      return keep === undefined ? all : all.filter((hash) => hash !== keep);
+    };
     // The index is named by the user id as the store spells it: only this user's records are ended.
-    const count = await this.#endGroups(hashes, (r) => r.u === userId);
+    const count = await this.#endAll(members, (r) => r.u === userId);
     audit(this.#o.log, 'user sessions revoked', { user: this.#o.logRef(userId), count });
     return count;
   }
@@ -408,15 +450,25 @@ export class SessionService {
    * or one pipelined write, so the last session waits for a few round trips per group, not for
    * the sessions before it. A failure ends the call with it.
    */
-  async #endGroups(hashes: readonly string[], owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
+  async #endGroups(
+    hashes: readonly string[],
+    owned: (record: SessionRecord) => boolean,
+    after?: (hash: string) => Promise<void>,
+  ): Promise<{ count: number; lost: number }> {
     let count = 0;
+    let lost = 0;
     const announced: Promise<void>[] = [];
     for (let i = 0; i < hashes.length; i += END_GROUP) {
       const group = hashes.slice(i, i + END_GROUP);
       const records = await Promise.all(group.map((hash) => this.#o.store.get<SessionRecord>(sessionKey(hash))));
       const finished = await Promise.all(group.map((hash, k) => (records[k] !== undefined && owned(records[k]) ? this.#finish(hash, 'revoked') : undefined)));
-      for (const f of finished) {
-        if (f === undefined) continue;
+      for (let k = 0; k < group.length; k++) {
+        const f = finished[k];
+        const record = records[k];
+        if (f === undefined) {
+          if (record !== undefined && owned(record)) lost++;
+          continue;
+        }
         if (f.told === 'revoked') count++;
         announced.push(f.announced);
       }
@@ -424,6 +476,24 @@ export class SessionService {
     }
     // The next group goes on while this one's ends are announced; the answer waits for them all.
     await Promise.all(announced);
+    return { count, lost };
+  }
+
+  /**
+   * `#endGroups` over an index's members; read again while a take was lost to another request
+   * (a session read live and gone at the take may have moved to a new id that the index holds
+   * now: regenerate_session), at most END_PASSES times.
+   */
+  async #endAll(members: () => Promise<string[]>, owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
+    const done = new Set<string>();
+    let count = 0;
+    for (let pass = 0; pass < END_PASSES; pass++) {
+      const hashes = (await members()).filter((hash) => !done.has(hash));
+      for (const hash of hashes) done.add(hash);
+      const r = await this.#endGroups(hashes, owned, after);
+      count += r.count;
+      if (r.lost === 0) break;
+    }
     return count;
   }
 }

@@ -456,20 +456,48 @@ describe('a store that fails half-way through an end', () => {
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 
-  it('regenerate whose new write fails: error 11, the old id is over and its followers are told', async () => {
+  it('regenerate whose new write fails: error 11, and the old id stays as it was (nothing was taken)', async () => {
     const clock = new ManualClock(T0);
     const store = failingStore(createMemoryStore(clock), false);
     const t = makeGateway({ clock, store });
     const d = new Driver(t.gateway);
     const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
     await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
-    store.fail('set', new Error('write lost'));
+    store.fail('set');
     const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
-    expect(r.type).toBe('error');
+    expect(r).toMatchObject({ type: 'error', code: 11 });
     await settle();
-    expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
+    expect(d.pushes()).toEqual([]);
     store.restore('set');
-    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+  });
+
+  it('regenerate whose take of the old id fails: error 11, neither id stays valid, and the followers of the old one are told', async () => {
+    const clock = new ManualClock(T0);
+    const memory = createMemoryStore(clock);
+    let takes = 0;
+    // The first take's answer is lost (the store did it, or not: the gateway cannot tell).
+    const store = new Proxy(memory, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (typeof v !== 'function') return v;
+        const fn = (v as (...a: unknown[]) => unknown).bind(target);
+        if (prop !== 'take') return fn;
+        return async (...a: unknown[]) => {
+          if (takes++ === 0) throw GatewayError.unavailable(new Error('answer lost'));
+          return fn(...a);
+        };
+      },
+    });
+    const t = makeGateway({ clock, store });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    expect(await d.call({ type: 'regenerate_session', old_session_id: sid })).toMatchObject({ type: 'error', code: 11 });
+    await settle();
+    expect(takes).toBe(3);
+    expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
+    expect(await d.call({ type: 'list_sessions', user_id: 'u' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 });
 

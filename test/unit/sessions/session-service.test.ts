@@ -361,6 +361,37 @@ describe('SessionService', () => {
       expect(await gateway.sessions.revokeUser('frank')).toBe(1);
     });
 
+    it('a regenerate racing revokeUser never leaves the user a live session, whatever the interleaving', async () => {
+      // Both run over a store answered one round trip at a time; the revoke starts `offset`
+      // round trips after the regenerate, so every ordering of their steps is tried.
+      const outcomes = new Set<string>();
+      for (let offset = 0; offset <= 10; offset++) {
+        const { gateway: maker, clock, store } = makeGateway();
+        const s = await maker.sessions.create('gina', undefined);
+        const { remote, round } = behindRoundTrips(store);
+        const { gateway } = makeGateway({ clock, store: remote });
+        const told: string[] = [];
+        gateway.hub.ended = (_hash, reason) => void told.push(reason);
+        let regenerated: Awaited<ReturnType<typeof gateway.sessions.regenerate>> | undefined;
+        let revoked: number | undefined;
+        void gateway.sessions.regenerate(s.sessionId).then((r) => (regenerated = r));
+        for (let i = 0; i < offset; i++) await round();
+        void gateway.sessions.revokeUser('gina').then((n) => (revoked = n));
+        for (let i = 0; i < 100 && (regenerated === undefined || revoked === undefined); i++) await round();
+        expect(regenerated).toBeDefined();
+        expect(revoked).toBe(1);
+        expect(await maker.sessions.list('gina')).toEqual([]);
+        expect((await maker.sessions.validate(s.sessionId)).valid).toBe(false);
+        const fresh = regenerated !== undefined && 'sessionId' in regenerated ? regenerated.sessionId : undefined;
+        const freshValid = fresh === undefined ? false : (await maker.sessions.validate(fresh)).valid;
+        expect(freshValid).toBe(false);
+        outcomes.add(fresh === undefined ? 'regenerate refused' : 'regenerated, then revoked');
+        // One end of each id that lived: the old one's, and the new one's where it was made.
+        expect(told.sort()).toEqual(fresh === undefined ? ['revoked'] : ['regenerated', 'revoked']);
+      }
+      expect([...outcomes].sort()).toEqual(['regenerate refused', 'regenerated, then revoked']);
+    });
+
     it('revokeUser and back-channel logout take a few round trips per group of 128 sessions, and each push goes out once its record is taken', async () => {
       const { gateway: maker, clock, store } = makeGateway();
       const mine: string[] = [];
