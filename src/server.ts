@@ -8,7 +8,7 @@ import { Metrics } from './metrics.js';
 import { stopTracing } from './tracing.js';
 import type { Store } from './store/types.js';
 import { openApiDocument } from './protocol/openapi.js';
-import { send, sendJson } from './transports/http/http-util.js';
+import { closeIfBody, send, sendJson } from './transports/http/http-util.js';
 import { ApiFront } from './transports/http/api-front.js';
 import { createOAuthRoutes } from './transports/http/oauth.js';
 import { createRpcHandler } from './transports/http/rpc.js';
@@ -73,6 +73,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     [
       '/openapi.json',
       (req: IncomingMessage, res: ServerResponse) => {
+        closeIfBody(req, res);
         if (req.method !== 'GET' && req.method !== 'HEAD') {
           res.setHeader('Allow', 'GET, HEAD');
           return sendJson(res, 405, { error: 'Method not allowed' });

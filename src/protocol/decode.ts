@@ -237,6 +237,22 @@ export function oversized(bytes: number | undefined, limit: number, value?: unkn
   return fail(ErrorCodes.MALFORMED, text);
 }
 
+/**
+ * A message whose bytes are not UTF-8 (over WebSocket, ws closes with 1007 instead): refused
+ * whole, never read with replacement characters, which would make two spellings one (a
+ * `user_id` of `caf\xe9` and one of `caf\xe8` would name the same user). `value`: its head, to
+ * address the error.
+ */
+export function notUtf8(value?: unknown): DecodeFailure {
+  const text = 'Message is not valid UTF-8';
+  if (isObject(value)) {
+    const { src, dest, body } = value;
+    const ends = typeof src === 'string' && typeof dest === 'string' ? { src, dest } : {};
+    return fail(ErrorCodes.MALFORMED, text, { ...ends, msgId: isObject(body) && isMsgId(body.msg_id) ? body.msg_id : undefined });
+  }
+  return fail(ErrorCodes.MALFORMED, text);
+}
+
 export type { RequestType };
 
 /**

@@ -1,5 +1,10 @@
-/** A line, or the news that one was too long and has been skipped (with its first bytes). */
-export type LineEvent = { line: string } | { oversized: number; head: string };
+import { isUtf8 } from 'node:buffer';
+
+/**
+ * A line; or the news that one was too long and has been skipped, or was not UTF-8 (with its
+ * first bytes, decoded with replacement characters, to read its `msg_id` and ends from).
+ */
+export type LineEvent = { line: string } | { oversized: number; head: string } | { notUtf8: true; head: string };
 
 /** How much of an oversized line is kept, to read its `msg_id` and ends from. */
 export const HEAD_BYTES = 4096;
@@ -24,6 +29,9 @@ export class LineSplitter {
   /** Feeds a chunk; calls `emit` for each complete line or oversized line. */
   push(chunk: Buffer, emit: (e: LineEvent) => void): void {
     let start = 0;
+    // One check of the whole chunk; only a chunk that fails it (an invalid byte, or a character
+    // cut at either edge) has its lines checked one by one.
+    const utf8 = isUtf8(chunk);
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
       const end = nl === -1 ? chunk.length : nl;
@@ -32,6 +40,8 @@ export class LineSplitter {
         // A whole line inside this chunk (the common case): decoded in place, no copy.
         const stop = len > 0 && chunk[end - 1] === 0x0d ? end - 1 : end;
         if (stop - start > this.#max) emit({ oversized: stop - start, head: chunk.toString('utf8', start, Math.min(stop, start + HEAD_BYTES)) });
+        else if (stop > start && !utf8 && !isUtf8(chunk.subarray(start, stop)))
+          emit({ notUtf8: true, head: chunk.toString('utf8', start, Math.min(stop, start + HEAD_BYTES)) });
         else if (stop > start) emit({ line: chunk.toString('utf8', start, stop) });
         start = nl + 1;
         continue;
@@ -74,6 +84,7 @@ export class LineSplitter {
       emit({ oversized: buf.length, head: buf.toString('utf8', 0, HEAD_BYTES) });
       return;
     }
-    if (buf.length > 0) emit({ line: buf.toString('utf8') });
+    if (buf.length > 0 && !isUtf8(buf)) emit({ notUtf8: true, head: buf.toString('utf8', 0, HEAD_BYTES) });
+    else if (buf.length > 0) emit({ line: buf.toString('utf8') });
   }
 }

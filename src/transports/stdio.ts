@@ -1,7 +1,7 @@
 import type { Readable, Writable } from 'node:stream';
 import type { Gateway } from '../gateway.js';
 import { Pump } from '../pipeline/pump.js';
-import { decode, oversized } from '../protocol/decode.js';
+import { decode, notUtf8, oversized } from '../protocol/decode.js';
 import { readEnvelopeHead } from '../protocol/head.js';
 import { LineSplitter, type LineEvent } from './line-splitter.js';
 
@@ -44,13 +44,27 @@ export async function runStdio(gateway: Gateway, input: Readable, output: Writab
     { highWaterMark: o.highWaterMark ?? 4 * gateway.options.maxInFlight, batchBytes: o.batchBytes, schedule: setImmediate },
   );
   const splitter = new LineSplitter(o.maxMessageBytes);
-  const emit = (e: LineEvent) => pump.receive('line' in e ? decode(e.line) : oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)));
+  const emit = (e: LineEvent) =>
+    pump.receive(
+      'line' in e ? decode(e.line) : 'oversized' in e ? oversized(e.oversized, o.maxMessageBytes, readEnvelopeHead(e.head)) : notUtf8(readEnvelopeHead(e.head)),
+    );
   const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, emit);
   const onEnd = () => {
     splitter.end(emit);
     pump.end();
   };
   const onError = () => pump.end();
+  // The reader of the output went away (EPIPE): nothing more can be answered, so nothing more
+  // is read; what is left is dropped and the run ends. The listener stays: a write already
+  // scheduled fails the same way.
+  let outputGone = false;
+  const onOutputError = (err: NodeJS.ErrnoException) => {
+    if (outputGone) return;
+    outputGone = true;
+    gateway.log.warn({ code: err.code }, 'the output was closed by its reader: stopping');
+    pump.stop();
+  };
+  output.on('error', onOutputError);
   input.on('data', onData);
   input.once('end', onEnd);
   input.once('error', onError);
@@ -62,5 +76,5 @@ export async function runStdio(gateway: Gateway, input: Readable, output: Writab
     input.off('error', onError);
   }
   // Resolve once the last write has left the process.
-  await new Promise<void>((resolve) => output.write('', () => resolve()));
+  if (!outputGone) await new Promise<void>((resolve) => output.write('', () => resolve()));
 }

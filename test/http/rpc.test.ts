@@ -134,6 +134,15 @@ describe('POST /v1/rpc: status of each error code, the body kept', () => {
 });
 
 describe('POST /v1/rpc: what is refused before the pipeline', () => {
+  it('a body that is not UTF-8 is 400, never read with replacement characters (two users would become one)', async () => {
+    const { http } = await start();
+    const body = Buffer.concat([Buffer.from('{"type":"create_session","user_id":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+    const a = await rawPost(`${http}/v1/rpc`, body);
+    expect(a.status).toBe(400);
+    expect(a.text).toContain('not valid UTF-8');
+    expect((await ok(http, { type: 'list_sessions', user_id: 'caf\ufffd' })).sessions).toEqual([]);
+  });
+
   it('401 without the service key, with a wrong one or a malformed header; the key never echoed', async () => {
     const { http } = await start();
     const body = { type: 'create_session', user_id: 'u' };
@@ -257,3 +266,17 @@ describe('GET /openapi.json', () => {
     expect(JSON.parse(printed)).toEqual(served);
   });
 });
+
+/** A POST of raw bytes with the service key. */
+function rawPost(url: string, body: Buffer): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method: 'POST', headers: { ...AUTH, 'Content-Length': String(body.length) } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (text += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}

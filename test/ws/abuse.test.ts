@@ -2,6 +2,8 @@
  * What an anonymous browser can make the gateway spend (issue 14): subscriptions, connections,
  * malformed and heavy frames, and guesses at the upgrade. Each test here failed before the fix.
  */
+import { connect } from 'node:net';
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { browser, createSession, eventually, fetchRaw, Peer, SERVICE_KEY, service, start, stopAll } from './helpers.js';
@@ -223,5 +225,47 @@ describe('proxies, cookies and metrics (issue 14, small items)', () => {
     expect(m.status).toBe(200);
     expect(m.body).toContain('gateway_connections');
     expect((await fetchRaw(server.metricsUrl!.replace('/metrics', '/healthz'))).status).toBe(404);
+  });
+});
+
+/** Writes `request` on a fresh connection to `port`; resolves with all that came back once the server closed it. */
+function rawHttp(port: number, request: string | Buffer): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const sock = connect(port, '127.0.0.1');
+    let got = '';
+    sock.setEncoding('latin1');
+    sock.on('data', (d: string) => (got += d));
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+    sock.write(request);
+  });
+}
+
+describe('HTTP requests that are not what a route reads (probe findings)', () => {
+  it('a request target that is not a URL gets 400 and a close, on the main port and on GATEWAY_METRICS_ADDR; both keep serving, and nothing of it is logged', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (l: string) => void lines.push(l) });
+    const { server, http } = await start({ GATEWAY_METRICS_ADDR: '127.0.0.1:0' }, { log });
+    const metricsPort = Number(new URL(server.metricsUrl!).port);
+    for (const target of ['//a:99999/metrics', 'http://[/x', '//gw:99999/oauth2/introspect?token=SECRET-IN-QUERY']) {
+      for (const port of [server.port, metricsPort]) {
+        expect(await rawHttp(port, `GET ${target} HTTP/1.1\r\nHost: x\r\n\r\n`)).toMatch(/^HTTP\/1\.1 400 .*Connection: close/s);
+      }
+    }
+    expect((await fetchRaw(server.metricsUrl!)).status).toBe(200);
+    expect((await fetchRaw(`${http}/healthz`)).status).toBe(200);
+    expect(lines.join('\n')).not.toContain('SECRET-IN-QUERY');
+    expect(lines.filter((l) => JSON.parse(l).level >= 50)).toEqual([]);
+  });
+
+  it('a body sent to a route that reads none is not read: the answer closes the connection', async () => {
+    const { server } = await start();
+    // A declared 50 MB body, of which only the head is sent: the answer comes, then the close.
+    for (const path of ['/healthz', '/nope', '/oidc/backchannel-logout', '/openapi.json', '/metrics']) {
+      const got = await rawHttp(server.port, `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 50000000\r\n\r\n${'x'.repeat(1000)}`);
+      expect(got).toMatch(/^HTTP\/1\.1 40[45] .*Connection: close/s);
+    }
+    const chunked = await rawHttp(server.port, `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n${'y'.repeat(16)}\r\n`);
+    expect(chunked).toMatch(/^HTTP\/1\.1 405 .*Connection: close/s);
   });
 });

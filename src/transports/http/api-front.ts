@@ -135,6 +135,7 @@ export class ApiFront {
     if ('text' in read) return caller === undefined ? { text: read.text } : { text: read.text, caller };
     if (read.refused === 'too_large') return refuse(413, tooLarge());
     if (read.refused === 'timeout') return refuse(408, `The body did not arrive within ${this.#o.bodyTimeoutMs} ms`);
+    if (read.refused === 'not_utf8') return refuse(400, 'The body is not valid UTF-8');
     res.destroy();
     return undefined;
   }

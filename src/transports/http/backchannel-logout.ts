@@ -7,7 +7,7 @@ import type { Metrics } from '../../metrics.js';
 import { idpKeySet } from '../../oidc/key-set.js';
 import { createLogoutTokenVerifier, LOGOUT_TOKEN_MAX_AGE_S, type LogoutCheck, type LogoutToken } from '../../oidc/logout-token.js';
 import type { ApiFront, RouteSpec } from './api-front.js';
-import { sendJson } from './http-util.js';
+import { sendJsonAndClose } from './http-util.js';
 import { oauthError } from './oauth.js';
 
 /** What became of one call, as a metric label (a closed set). */
@@ -107,7 +107,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
   };
 
   return async (req, res) => {
-    if (verify === undefined) return sendJson(res, 404, { error: 'Not found' });
+    if (verify === undefined) return sendJsonAndClose(res, 404, { error: 'Not found' }); // its body is never read
     const admitted = await front.admit(req, res, SPEC);
     if (admitted === undefined) return;
     const tokens = new URLSearchParams(admitted.text).getAll('logout_token');

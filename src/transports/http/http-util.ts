@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 /** Headers on every HTTP answer of the gateway. */
@@ -6,6 +7,28 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
 };
+
+/** The request's target as a URL, or undefined when it is not one (`GET //a:99999/`): answer `badTarget`. */
+export function targetOf(req: IncomingMessage): URL | undefined {
+  const target = req.url ?? '/';
+  return URL.canParse(target, 'http://gateway.invalid') ? new URL(target, 'http://gateway.invalid') : undefined;
+}
+
+/** 400 for a target that is not a URL; the connection is closed (what follows it is not read). */
+export function badTarget(res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  send(res, 400, 'text/plain; charset=utf-8', 'bad request target\n');
+}
+
+/**
+ * A request carrying a body that the route will not read: its answer closes the connection,
+ * so the body is not read and dropped however long it is (Node would drain it to keep the
+ * connection).
+ */
+export function closeIfBody(req: IncomingMessage, res: ServerResponse): void {
+  const length = req.headers['content-length'];
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) res.setHeader('Connection', 'close');
+}
 
 export function send(res: ServerResponse, status: number, type: string, body: string | Buffer, head = false): void {
   res.writeHead(status, { ...BASE_HEADERS, 'Content-Type': type, 'Content-Length': Buffer.byteLength(body) });
@@ -28,7 +51,7 @@ export function sendEmpty(res: ServerResponse, status: number): void {
   res.end();
 }
 
-/** The request body as text, or undefined when it passes `limit` bytes (the read stops there). */
+/** The request body as text, or undefined when it passes `limit` bytes (the read stops there) or is not UTF-8. */
 export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
     let parts: Buffer[] | undefined = [];
@@ -43,13 +66,18 @@ export function readBody(req: IncomingMessage, limit: number): Promise<string | 
       }
       parts.push(chunk);
     });
-    req.on('end', () => parts !== undefined && resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('end', () => parts !== undefined && resolve(utf8Text(Buffer.concat(parts))));
     req.on('error', reject);
   });
 }
 
 /** What `readLimited` got: the body's text, or why not. */
-export type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' };
+export type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' | 'not_utf8' };
+
+/** The bytes as text, or undefined when they are not UTF-8 (never replacement characters: two spellings would become one). */
+export function utf8Text(bytes: Buffer): string | undefined {
+  return isUtf8(bytes) ? bytes.toString('utf8') : undefined;
+}
 
 /**
  * Reads the body up to `limit` bytes: the text, or why not ('too_large' at once when the
@@ -75,7 +103,10 @@ export function readLimited(req: IncomingMessage, limit: number, ms: number): Pr
       if (size > limit) finish({ refused: 'too_large' });
       else parts.push(chunk);
     };
-    const onEnd = () => finish({ text: Buffer.concat(parts, size).toString('utf8') });
+    const onEnd = () => {
+      const text = utf8Text(Buffer.concat(parts, size));
+      finish(text === undefined ? { refused: 'not_utf8' } : { text });
+    };
     const onError = () => finish({ refused: 'aborted' });
     const timer = setTimeout(() => finish({ refused: 'timeout' }), ms);
     req.on('data', onData);

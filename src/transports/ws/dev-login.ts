@@ -49,7 +49,7 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
     case 'POST': {
       let params: Record<string, unknown> = Object.fromEntries(url.searchParams);
       const body = await readBody(req, 4096);
-      if (body === undefined) return sendJson(res, 413, { error: 'Body too large' });
+      if (body === undefined) return sendJson(res, 400, { error: 'Body too large (4 KB at most) or not UTF-8' });
       if (body.trim() !== '') {
         try {
           params = { ...params, ...(JSON.parse(body) as Record<string, unknown>) };

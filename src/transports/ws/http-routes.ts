@@ -3,7 +3,7 @@ import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { devLogin, type DevLoginOptions } from './dev-login.js';
-import { BASE_HEADERS, send, sendJson } from '../http/http-util.js';
+import { BASE_HEADERS, badTarget, closeIfBody, send, sendJson, targetOf } from '../http/http-util.js';
 import type { StaticFile } from './static-files.js';
 
 export interface HttpContext {
@@ -36,11 +36,14 @@ const TEXT = 'text/plain; charset=utf-8';
  */
 export function createHttpHandler(ctx: HttpContext): RequestListener {
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const url = new URL(req.url ?? '/', 'http://gateway.invalid');
+    const url = targetOf(req);
+    if (url === undefined) return badTarget(res);
     const path = url.pathname;
     const head = req.method === 'HEAD';
     const handOff = ctx.routes?.get(path);
     if (handOff !== undefined) return handOff(req, res);
+    // The routes below read no body but the dev login's (a few KB at most).
+    if (path !== '/autosession') closeIfBody(req, res);
     if (path === '/autosession') {
       if (ctx.devLogin === undefined) return sendJson(res, 404, { error: 'Not found' });
       return devLogin(req, res, url, { gateway: ctx.gateway, isAllowedOrigin: ctx.isAllowedOrigin, ...ctx.devLogin });
@@ -86,8 +89,10 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
 /** The listener of GATEWAY_METRICS_ADDR: /metrics and nothing else. */
 export function createMetricsHandler(metrics: Metrics, log: Logger): RequestListener {
   return (req, res) => {
-    const path = new URL(req.url ?? '/', 'http://gateway.invalid').pathname;
-    if (path !== '/metrics') return send(res, 404, TEXT, 'not found\n');
+    const url = targetOf(req);
+    if (url === undefined) return badTarget(res);
+    closeIfBody(req, res);
+    if (url.pathname !== '/metrics') return send(res, 404, TEXT, 'not found\n');
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, TEXT, 'method not allowed\n');

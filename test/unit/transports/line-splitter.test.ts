@@ -49,6 +49,20 @@ describe('LineSplitter', () => {
     expect(run(100, chunks)).toEqual([{ line: '{"u":"é中😀"}' }]);
   });
 
+  it('a line that is not UTF-8 is reported, with its head, however the input is cut; valid characters cut at an edge are not', () => {
+    const bad = Buffer.concat([Buffer.from('{"u":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+    const good = Buffer.from('{"u":"é中😀"}');
+    const text = Buffer.concat([bad, Buffer.from('\n'), good, Buffer.from('\n'), bad]);
+    const want = [{ notUtf8: true, head: '{"u":"caf\ufffd"}' }, { line: '{"u":"é中😀"}' }, { notUtf8: true, head: '{"u":"caf\ufffd"}' }];
+    for (let cut = 0; cut <= text.length; cut++) expect(run(100, [text.subarray(0, cut), text.subarray(cut)])).toEqual(want);
+    expect(
+      run(
+        100,
+        [...text].map((b) => Buffer.from([b])),
+      ),
+    ).toEqual(want);
+  });
+
   it('gives the same events however the input is cut into chunks', () => {
     let seed = 42;
     const rand = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Writable } from 'node:stream';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runStdio } from '../../../src/transports/stdio.js';
 import { makeGateway, SECRET } from '../harness.js';
@@ -55,6 +55,38 @@ describe('stdio transport (in-process)', () => {
     });
     expect(err).toMatchObject({ src: JSON.parse(big).dest, dest: JSON.parse(big).src });
     expect(lines.find((l) => l.body.in_reply_to === 2)?.body.type).toBe('session_invalid');
+  });
+
+  it('a line that is not UTF-8 is error 12 to its msg_id, never read with replacement characters (two users would become one)', async () => {
+    const line = (id: number, user: Buffer) =>
+      Buffer.concat([Buffer.from(`{"src":"c1","dest":"gateway","body":{"msg_id":${id},"type":"create_session","user_id":"caf`), user, Buffer.from('"}}\n')]);
+    // Whole lines in one chunk, and one cut across chunks (the carried path).
+    const cut = line(3, Buffer.from([0xe8]));
+    const { lines, gateway } = await stdio([line(1, Buffer.from([0xe9])), line(2, Buffer.from('é')), cut.subarray(0, 20), cut.subarray(20)]);
+    expect(lines.map((l) => l.body).sort((a, b) => Number(a.in_reply_to) - Number(b.in_reply_to))).toEqual([
+      { type: 'error', in_reply_to: 1, code: 12, text: 'Message is not valid UTF-8' },
+      expect.objectContaining({ type: 'session_created', in_reply_to: 2 }),
+      { type: 'error', in_reply_to: 3, code: 12, text: 'Message is not valid UTF-8' },
+    ]);
+    expect(await gateway.sessions.list('caf\ufffd')).toEqual([]);
+    expect(await gateway.sessions.list('café')).toHaveLength(1);
+  });
+
+  it('a reader of the output that goes away (EPIPE) ends the run: no unhandled error, nothing more read', async () => {
+    const t = makeGateway();
+    const inp = new PassThrough();
+    let writes = 0;
+    const out = new Writable({
+      write(_chunk, _enc, cb) {
+        writes++;
+        cb(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }));
+      },
+    });
+    const done = runStdio(t.gateway, inp, out, { maxMessageBytes: 65_536 });
+    inp.write(`${msg(1, { type: 'create_session', user_id: 'u' })}\n`);
+    await done;
+    expect(writes).toBe(1);
+    expect(inp.listenerCount('data')).toBe(0);
   });
 
   it('an oversized line whose msg_id comes after the limit gets error 12 without in_reply_to', async () => {
