@@ -150,7 +150,9 @@ function introspectionKeys(raw: string | undefined, serviceKey: string | undefin
 
 /** A store URL fit for a log line: credentials masked. */
 export function redactUrl(url: string): string {
-  return url.replace(/\/\/[^@/]*@/g, '//***@');
+  // The userinfo runs to the authority's last `@` (a password may hold an unescaped one, as
+  // drivers accept); a password given as an option is hidden too.
+  return url.replace(/\/\/[^/?#]*@/g, '//***@').replace(/([?&;]password=)[^&#]*/gi, '$1***');
 }
 
 /**

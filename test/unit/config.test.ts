@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, redactUrl } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { SECRET } from './harness.js';
@@ -175,6 +175,20 @@ const WEAK_KEYS = [
   '0123456789abcdef0123456789abcdef',
   'your-256-bit-secretyour-256-bit-secret',
 ];
+
+describe('redactUrl', () => {
+  it('hides the whole password, an unescaped @ in it included, and a password given as an option', () => {
+    const cases: [string, string][] = [
+      ['postgres://gw:Sup3r@Secret@db:5432/app', 'postgres://***@db:5432/app'],
+      ['redis://:p@ss@w0rd@redis:6379/0', 'redis://***@redis:6379/0'],
+      ['redis://u:p@h1:6379,redis://u:q@h2:6379', 'redis://***@h1:6379,redis://***@h2:6379'],
+      ['postgres://db/app?sslmode=require&password=Hunter2&x=1', 'postgres://db/app?sslmode=require&password=***&x=1'],
+      ['postgres://gw@db/app?schema=a@b', 'postgres://***@db/app?schema=a@b'],
+      ['memory://', 'memory://'],
+    ];
+    for (const [url, shown] of cases) expect(redactUrl(url)).toBe(shown);
+  });
+});
 
 describe('key strength: only encoded random bytes are keys', () => {
   const weakLongerOnes = [
