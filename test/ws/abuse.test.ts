@@ -188,6 +188,32 @@ describe('guesses at the upgrade (finding 5)', () => {
       await expect(new Peer(server.url, { headers: { Authorization: `Bearer wrong-key-${i}-0123456789` } }).opened).rejects.toThrow('HTTP 401');
     await expect(new Peer(server.url, { headers: { Authorization: `Bearer ${SERVICE_KEY}x` } }).opened).rejects.toThrow('HTTP 429');
   });
+
+  it("browsers' failures from an address never lock out a backend with the right key behind it; wrong keys still lock out every key", async () => {
+    const { server, http } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    const b = browser(server.url);
+    await b.opened;
+    for (let i = 0; i < 3; i++) expect((await b.call('validate_session', { session_id: `guess-${i}` })).type).toBe('session_invalid');
+    expect(await b.call('validate_session', { session_id: 'guess-3' })).toMatchObject({ type: 'error', code: 1002 });
+    const p = browser(server.url, { cookie: 'sid=guess-4' });
+    await expect(p.opened).rejects.toThrow('HTTP 429');
+    // The backend on the same address: its upgrade and its HTTP calls are served.
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('validate_session', { session_id: 'x' })).type).toBe('session_invalid');
+    const rpc = () =>
+      fetchRaw(`${http}/v1/rpc`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' },
+        body: '{"type":"validate_session","session_id":"x"}',
+      });
+    expect((await rpc()).status).toBe(200);
+    // Wrong keys: past the limit the right key is refused too (a guess must not learn it was right).
+    for (let i = 0; i < 3; i++)
+      await expect(new Peer(server.url, { headers: { Authorization: `Bearer wrong-key-${i}-0123456789` } }).opened).rejects.toThrow('HTTP 401');
+    await expect(service(server.url).opened).rejects.toThrow('HTTP 429');
+    expect((await rpc()).status).toBe(429);
+  });
 });
 
 describe('proxies, cookies and metrics (issue 14, small items)', () => {

@@ -9,7 +9,7 @@ import type { Metrics } from '../../metrics.js';
 import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bound-session.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { AddressBudget } from './address-budget.js';
-import type { FailedAuthThrottle } from '../auth-throttle.js';
+import { FailedAuthThrottle } from '../auth-throttle.js';
 import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import type { FrameBudgets } from './frame-budget.js';
@@ -56,13 +56,21 @@ function destroyOnError(this: Duplex): void {
  */
 export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void; sweep: () => void } {
   const { config, gateway, clock, metrics, log } = ctx;
+  /** Wrong keys (upgrades and the HTTP API share it): past the limit, every key is refused, the right one included. */
   const throttle = ctx.throttle;
+  /**
+   * Guesses at session ids and tokens by browsers (dead cookies, `session_invalid` and
+   * `token_invalid` answers): past the limit, browsers from the address are refused. A
+   * request with a key is judged by the key tally alone: browsers that fail from an address
+   * never lock out a backend behind it.
+   */
+  const guesses = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
   const exchanges = new AddressBudget({ perMinute: config.exchangeLimit, clock });
   /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
   const perAddress = new Map<string, number>();
 
   const limits: BrowserLimits = {
-    throttle,
+    throttle: guesses,
     exchanges,
     exchangeLimit: config.exchangeLimit,
     log,
@@ -104,7 +112,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (bound === undefined) return;
     if (!bound.valid) {
       // A dead cookie is a failed guess at a session id: it counts against the address.
-      throttle.fail(address);
+      guesses.fail(address);
       link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
       return;
     }
@@ -134,7 +142,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (ctx.isDraining()) return refuseUpgrade(socket, 503);
     const client = clientOf(req, config.trustedProxies);
     // An address out of failed attempts gets nothing more to guess with until the window clears.
-    if (throttle.blocked(client.address))
+    if (throttle.blocked(client.address) || (req.headers.authorization === undefined && guesses.blocked(client.address)))
       return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
     const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin: ctx.isAllowedOrigin, sessionCookie: ctx.cookieName(client.https) });
     if (!h.ok) {
@@ -174,6 +182,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     },
     sweep: () => {
       throttle.sweep();
+      guesses.sweep();
       exchanges.sweep();
     },
   };
