@@ -43,6 +43,7 @@ export class FailedAuthThrottle {
   readonly #clock: Clock;
   readonly #maxAddresses: number;
   readonly #byAddress = new Map<string, Tally>();
+  #sweptWhenFull = Number.NEGATIVE_INFINITY;
 
   constructor(o: { limit: number; clock: Clock; maxAddresses?: number }) {
     if (!Number.isSafeInteger(o.limit) || o.limit < 1) throw new RangeError('The limit option must be a positive integer.');
@@ -117,7 +118,14 @@ export class FailedAuthThrottle {
   #tally(address: string): Tally {
     let t = this.#byAddress.get(address);
     if (t === undefined) {
-      if (this.#byAddress.size >= this.#maxAddresses) this.sweep();
+      // Full: sweep at most once a second (a sweep visits every address), else forget the oldest.
+      if (this.#byAddress.size >= this.#maxAddresses) {
+        const now = this.#clock.now();
+        if (now - this.#sweptWhenFull >= 1000) {
+          this.#sweptWhenFull = now;
+          this.sweep();
+        }
+      }
       if (this.#byAddress.size >= this.#maxAddresses) this.#byAddress.delete(this.#byAddress.keys().next().value!);
       t = { failures: [], inFlight: 0 };
       this.#byAddress.set(address, t);

@@ -19,6 +19,7 @@ export class AddressBudget {
   readonly #clock: Clock;
   readonly #maxAddresses: number;
   readonly #buckets = new Map<string, Bucket>();
+  #sweptWhenFull = Number.NEGATIVE_INFINITY;
 
   constructor(o: { perMinute: number; clock: Clock; maxAddresses?: number }) {
     if (!Number.isSafeInteger(o.perMinute) || o.perMinute < 1) throw new RangeError('The perMinute option must be a positive integer.');
@@ -32,7 +33,11 @@ export class AddressBudget {
     const now = this.#clock.now();
     let b = this.#buckets.get(address);
     if (b === undefined) {
-      if (this.#buckets.size >= this.#maxAddresses) this.sweep();
+      // Full: sweep at most once a second (a sweep visits every address), else forget the oldest.
+      if (this.#buckets.size >= this.#maxAddresses && now - this.#sweptWhenFull >= 1000) {
+        this.#sweptWhenFull = now;
+        this.sweep();
+      }
       if (this.#buckets.size >= this.#maxAddresses) this.#buckets.delete(this.#buckets.keys().next().value!);
       b = { tokens: this.#perMinute, at: now };
       this.#buckets.set(address, b);
