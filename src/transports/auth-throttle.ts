@@ -96,6 +96,25 @@ export class FailedAuthThrottle {
     return t !== undefined && this.#full(t, this.#clock.now(), false);
   }
 
+  /**
+   * An attempt whose credential is checked later (a route open to anyone: a back-channel
+   * logout token) begins: it counts as in flight until `finish`, so many sent at once cannot
+   * slip past the limit. False, and nothing counted, when the address has no room for it.
+   */
+  begin(address: string): boolean {
+    const t = this.#tally(address);
+    if (this.#full(t, this.#clock.now(), true)) return false;
+    t.inFlight++;
+    return true;
+  }
+
+  /** The attempt `begin` counted was answered; `failed`: its credential was refused. */
+  finish(address: string, failed: boolean): void {
+    const t = this.#tally(address);
+    t.inFlight = Math.max(0, t.inFlight - 1);
+    if (failed) this.#record(t, this.#clock.now());
+  }
+
   /** Counts a failure seen at the upgrade (a dead session cookie, a wrong service key) against `address`. */
   fail(address: string): void {
     this.#record(this.#tally(address), this.#clock.now());

@@ -212,6 +212,16 @@ describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 
     expect(await isValid(svc, id)).toBe(false);
   });
 
+  it('forged tokens sent all at once cannot slip past GATEWAY_FAILED_AUTH_LIMIT: those in flight count, so at most the limit are verified', async () => {
+    const { clock, http } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    const forged = await testIdp(clock);
+    const tokens = await Promise.all(Array.from({ length: 40 }, (_, i) => forged.logoutToken({ sid: `sid-${i}` })));
+    const answers = await Promise.all(tokens.map((t) => postLogoutToken(http, t)));
+    const statuses = answers.map((a) => a.status).sort();
+    expect(statuses.filter((s) => s === 400)).toHaveLength(3);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(37);
+  });
+
   it('time moves on the injected clock: a token past exp, or older than the age limit, is refused; a jti stays remembered meanwhile', async () => {
     const { clock, idp, http, svc, server } = await setup();
     const s = await createSession(svc, { idp_sid: 'sid-t' });

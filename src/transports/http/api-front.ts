@@ -62,6 +62,8 @@ function isMediaType(header: string | undefined, type: string): boolean {
 export class ApiFront {
   readonly #o: ApiFrontOptions;
   #inFlight = 0;
+  /** Requests of routes open to anyone, counted in flight by the throttle until their answer's close. */
+  readonly #attempts = new WeakMap<IncomingMessage, { failed: boolean }>();
   #draining = false;
   #idle: (() => void) | undefined;
 
@@ -101,7 +103,18 @@ export class ApiFront {
       );
       return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
     }
-    if (spec.callers === 'anyone') return this.#readBody(req, res, spec, refuse, undefined);
+    if (spec.callers === 'anyone') {
+      // Its credential is checked after the body is read: counted in flight until answered.
+      if (!this.#o.throttle.begin(address))
+        return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
+      const attempt = { failed: false };
+      this.#attempts.set(req, attempt);
+      res.once('close', () => {
+        this.#attempts.delete(req);
+        this.#o.throttle.finish(address, attempt.failed);
+      });
+      return this.#readBody(req, res, spec, refuse, undefined);
+    }
     const caller = this.#callerOf(req.headers.authorization);
     if (caller === undefined) {
       this.#o.throttle.fail(address);
@@ -116,7 +129,9 @@ export class ApiFront {
    * replayed or malformed): it counts against the address like a wrong key.
    */
   failed(req: IncomingMessage): void {
-    this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
+    const attempt = this.#attempts.get(req);
+    if (attempt !== undefined) attempt.failed = true;
+    else this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
   }
 
   /** The media type, then the body within the size and time limits. */
