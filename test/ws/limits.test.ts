@@ -128,11 +128,18 @@ describe('frame size', () => {
     expect((await s.next()).body).toMatchObject({ type: 'session_created', in_reply_to: 1 });
   });
 
-  it('answers error 12 keeping the msg_id for frames up to 16 times the limit, and stays open', async () => {
+  it('answers error 12 keeping the msg_id for frames up to 16 times the limit from a service, twice from a browser, and stays open', async () => {
     const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const s = service(server.url);
+    await s.opened;
+    for (const size of [1025, 4096, 16 * 1024]) {
+      const head = JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: size, session_id: '' } });
+      s.send(head.replace('"session_id":""', `"session_id":"${'x'.repeat(size - head.length)}"`));
+      expect((await s.next()).body).toEqual({ type: 'error', in_reply_to: size, code: 12, text: `Message too large (${size} bytes): the limit is 1024 bytes` });
+    }
     const b = browser(server.url);
     await b.opened;
-    for (const size of [1025, 4096, 16 * 1024]) {
+    for (const size of [1025, 2048]) {
       const head = JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', msg_id: size, session_id: '' } });
       const frame = head.replace('"session_id":""', `"session_id":"${'x'.repeat(size - head.length)}"`);
       expect(Buffer.byteLength(frame)).toBe(size);
@@ -149,13 +156,48 @@ describe('frame size', () => {
     expect((await b.call('validate_session', { session_id: 'y' })).type).toBe('session_invalid');
   });
 
-  it('closes with 1009 beyond 16 times the limit', async () => {
+  it('closes with 1009 beyond 16 times the limit from a service, twice from a browser', async () => {
     const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const s = service(server.url);
+    await s.opened;
+    s.send('x'.repeat(16 * 1024 + 1));
+    expect((await s.closed).code).toBe(1009);
     const b = browser(server.url);
     await b.opened;
-    b.send('x'.repeat(16 * 1024 + 1));
+    b.send('x'.repeat(2 * 1024 + 1));
     expect((await b.closed).code).toBe(1009);
-    await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="too_large"\} 1/));
+    await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="too_large"\} 2/));
+  });
+
+  it("a browser's unfinished message is cut at twice the limit, however it is fragmented (its fragments are held in memory)", async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    // Fragments without FIN (a text frame, then continuations), never finished.
+    const fragment = (opcode: number) => {
+      const f = clientFrame(opcode, 'y'.repeat(600));
+      f[0] = f[0]! & 0x7f;
+      return f;
+    };
+    peer.socket.write(Buffer.concat([fragment(1), fragment(0), fragment(0), fragment(0)]));
+    await peer.closed;
+    const close = peer.frames.find((f) => f.opcode === 8)!;
+    expect(close.payload.readUInt16BE(0)).toBe(1009);
+  });
+
+  it("a browser's pings are charged as messages: past GATEWAY_RATE_LIMIT a second it is closed with 1008", async () => {
+    const { server } = await start({ GATEWAY_RATE_LIMIT: '20' });
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    // Fewer than the pongs a peer may leave unread, more than its message rate.
+    peer.socket.write(Buffer.concat(Array.from({ length: 50 }, (_, i) => clientFrame(9, `p${i}`))));
+    await peer.closed;
+    const close = peer.frames.find((f) => f.opcode === 8)!;
+    expect(close.payload.readUInt16BE(0)).toBe(1008);
+    expect(close.payload.subarray(2).toString()).toBe('Too many pings');
+    const pongs = peer.frames.filter((f) => f.opcode === 10).length;
+    expect(pongs).toBeGreaterThanOrEqual(20);
+    expect(pongs).toBeLessThan(50);
   });
 
   it('answers a binary frame with error 12', async () => {
