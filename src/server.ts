@@ -112,6 +112,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
     port: ws.port,
     links: ws.links,
     frameBudgets: ws.frameBudgets,
+    pendingHeads: ws.pendingHeads,
     allowedOrigins: ws.allowedOrigins,
     metricsUrl: ws.metricsUrl,
     gateway,

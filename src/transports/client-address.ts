@@ -11,11 +11,12 @@ export interface Client {
 }
 
 /** `::ffff:10.0.0.1` is the IPv4 peer 10.0.0.1 on a dual-stack socket. */
-function plain(address: string): string {
+export function plain(address: string): string {
   return address.startsWith('::ffff:') && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
-function trusts(list: BlockList | undefined, address: string): boolean {
+/** True when `address` is one of the trusted proxies. */
+export function trusts(list: BlockList | undefined, address: string): boolean {
   if (list === undefined) return false;
   const family = isIP(address);
   return family !== 0 && list.check(address, family === 6 ? 'ipv6' : 'ipv4');

@@ -6,7 +6,7 @@ import { connect } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { browser, createSession, eventually, fetchRaw, Peer, SERVICE_KEY, service, start, stopAll } from './helpers.js';
+import { browser, createSession, eventually, fetchRaw, Peer, SERVICE_KEY, service, settle, start, stopAll } from './helpers.js';
 
 afterEach(stopAll);
 
@@ -147,7 +147,7 @@ describe('heavy and malformed frames (finding 2)', () => {
     const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
     const b = browser(server.url);
     await b.opened;
-    b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(4000), msg_id: 9 } }));
+    b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(1900), msg_id: 9 } }));
     expect((await b.next()).body).toEqual({
       type: 'error',
       code: 12,
@@ -293,5 +293,40 @@ describe('HTTP requests that are not what a route reads (probe findings)', () =>
     }
     const chunked = await rawHttp(server.port, `POST /healthz HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n${'y'.repeat(16)}\r\n`);
     expect(chunked).toMatch(/^HTTP\/1\.1 405 .*Connection: close/s);
+  });
+});
+
+describe('connections that never finish their request head (slowloris)', () => {
+  it('past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them from one address, more are closed at once; one that finishes its head leaves the count', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '20' });
+    const held: ReturnType<typeof connect>[] = [];
+    const open = () =>
+      new Promise<{ sock: ReturnType<typeof connect>; closed: Promise<void> }>((resolve) => {
+        const sock = connect(server.port, '127.0.0.1', () => {
+          sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // the head never ends
+          resolve({ sock, closed: new Promise((r) => sock.once('close', () => r())) });
+        });
+        sock.on('error', () => undefined);
+        held.push(sock);
+      });
+    try {
+      const first = await Promise.all(Array.from({ length: 20 }, open));
+      await eventually(() => expect(server.pendingHeads.size).toBe(1));
+      const over = await open();
+      await over.closed;
+      expect(server.pendingHeads.refused).toBe(1);
+      // The 20 are still open; one of them finishes its head and is served.
+      expect(first.every(({ sock }) => !sock.destroyed)).toBe(true);
+      const answered = new Promise<string>((resolve) => first[0]!.sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
+      first[0]!.sock.write('\r\n');
+      expect(await answered).toMatch(/^HTTP\/1\.1 200 /);
+      // Its place is free: a new connection is not refused.
+      await open();
+      await settle(50);
+      expect(server.pendingHeads.refused).toBe(1);
+    } finally {
+      for (const s of held) s.destroy();
+    }
+    await eventually(() => expect(server.pendingHeads.size).toBe(0));
   });
 });

@@ -15,6 +15,7 @@ import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
 import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
+import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
 import { loadStaticFiles } from './static-files.js';
 import { createUpgradeHandler } from './upgrade.js';
@@ -50,6 +51,8 @@ export interface WsServer {
   readonly links: ReadonlySet<SocketLink>;
   /** The frame budgets of the browser connections open now (a row each, from their first frame). */
   readonly frameBudgets: FrameBudgets;
+  /** Connections per address still sending their request head (capped at GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
+  readonly pendingHeads: PendingHeads;
   /** The origins browser upgrades may come from. */
   readonly allowedOrigins: readonly string[];
   /** http://host:port/metrics when GATEWAY_METRICS_ADDR moved it off the main port. */
@@ -125,6 +128,8 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
     }),
   );
+  // Connections still sending their request head, per address (a slowloris holds them).
+  const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
   quietReceivers();
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
   const wss = new WebSocketServer({
@@ -199,5 +204,5 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     }));
   };
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
-  return { url: `ws://${host}:${port}/`, port, links, frameBudgets: frames, allowedOrigins, metricsUrl, drain };
+  return { url: `ws://${host}:${port}/`, port, links, frameBudgets: frames, pendingHeads, allowedOrigins, metricsUrl, drain };
 }
