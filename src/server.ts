@@ -91,6 +91,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
         clock,
         heartbeatMs: o.heartbeatMs ?? config.heartbeatInterval * 1000,
         closeGraceMs: o.closeGraceMs,
+        slowReaderMs: o.slowReaderMs,
         routes,
         drainRoutes: () => front.drain(),
         throttle,

@@ -210,8 +210,8 @@ describe('frame size', () => {
 });
 
 describe('slow reader', () => {
-  it('closes with 1008 a peer whose unsent output passes GATEWAY_MAX_BUFFERED_BYTES', async () => {
-    const { server, http } = await start({ GATEWAY_MAX_BUFFERED_BYTES: String(64 * 1024) });
+  it('closes with 1008 a peer whose unsent output passes GATEWAY_MAX_BUFFERED_BYTES and that reads none of it meanwhile', async () => {
+    const { server, http } = await start({ GATEWAY_MAX_BUFFERED_BYTES: String(64 * 1024) }, { slowReaderMs: 300 });
     const s = service(server.url);
     await s.opened;
     // The peer stops reading: the kernel buffers fill, then the server's queue grows.
@@ -225,13 +225,28 @@ describe('slow reader', () => {
       sent += 50;
       await settle(10);
     }
-    expect(link.closeReason).toBe('slow_reader');
+    await eventually(() => expect(link.closeReason).toBe('slow_reader'), 5000);
     s.ws.resume();
     const closed = await s.closed;
     expect(closed).toEqual({ code: 1008, reason: 'Slow reader: unsent output over the limit' });
     await eventually(async () => expect((await fetchRaw(`${http}/metrics`)).body).toMatch(/gateway_connections_closed_total\{reason="slow_reader"\} 1/));
     // Memory stayed bounded: the server stopped producing for it well before answering all.
     expect(s.messages.length).toBeLessThan(sent);
+  });
+
+  it('a reply larger than GATEWAY_MAX_BUFFERED_BYTES reaches a peer that reads it, and what was sent after it is answered', async () => {
+    const { server } = await start({ GATEWAY_MAX_BUFFERED_BYTES: String(64 * 1024) }, { slowReaderMs: 300 });
+    const s = service(server.url);
+    await s.opened;
+    // 100 sessions of 40 KiB of data each: one list_sessions reply of about 4 MB.
+    for (let i = 0; i < 100; i++) await s.call('create_session', { user_id: 'big', data: { pad: `${i}`.padEnd(40 * 1024, 'p') } });
+    s.post('list_sessions', { user_id: 'big' });
+    const after = s.call('init', { node_id: 'n' });
+    const list = await s.next((m) => m.body.type === 'sessions');
+    expect((list.body.sessions as unknown[]).length).toBe(100);
+    expect((await after).type).toBe('init_ok');
+    const link = [...server.links][0]!;
+    expect(link.closeReason).toBeUndefined();
   });
 });
 

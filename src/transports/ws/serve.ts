@@ -35,6 +35,8 @@ export interface WsOptions {
   heartbeatMs?: number;
   /** How long a close handshake (1012, 1008, 4001...) may take before the socket is cut. */
   closeGraceMs?: number;
+  /** How long a peer whose unsent output is over GATEWAY_MAX_BUFFERED_BYTES may read none of it before it is closed (default 5 s). */
+  slowReaderMs?: number;
   /** HTTP routes of other transports served on the same port, by path. */
   routes?: ReadonlyMap<string, RouteHandler>;
   /** Drain of those routes: called before the connections are cut; resolves once they have answered what they read. */
@@ -100,7 +102,7 @@ function listen(server: Server, port: number, host: string, where: string): Prom
 export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServer> {
   const { config, gateway, metrics, log } = ctx;
   const clock = o.clock ?? systemClock;
-  for (const name of ['heartbeatMs', 'closeGraceMs'] as const) {
+  for (const name of ['heartbeatMs', 'closeGraceMs', 'slowReaderMs'] as const) {
     const v = o[name];
     if (v !== undefined && !(Number.isFinite(v) && v > 0)) throw new RangeError(`The ${name} option must be a finite, positive number.`);
   }
@@ -157,6 +159,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     heartbeat,
     links,
     closeGraceMs: o.closeGraceMs ?? 5_000,
+    slowReaderMs: o.slowReaderMs ?? 5_000,
     isAllowedOrigin: (origin) => isAllowedOrigin(origin),
     isDraining: () => closing,
     cookieName,

@@ -28,6 +28,8 @@ export interface LinkOptions {
   highWaterMark: number;
   /** How long a close handshake may take before the socket is cut. */
   closeGraceMs: number;
+  /** How long a peer over `maxBufferedBytes` may read none of its output before it is closed. */
+  slowReaderMs: number;
   metrics: Metrics;
   log: Logger;
 }
@@ -47,6 +49,10 @@ interface RawSocket {
   cork(): void;
   uncork(): void;
   end(): void;
+  once(event: 'drain', listener: () => void): void;
+  /** Bytes written, those still in the stream's buffer included. */
+  readonly bytesWritten: number;
+  readonly writableLength: number;
 }
 
 /**
@@ -79,6 +85,8 @@ export class SocketLink implements Wire, BoundEnd {
   #budgetRow = -1;
   /** Pongs written to the socket's buffer and not yet sent (see `#ping`). */
   #pongsPending = 0;
+  /** Set while the unsent output is over `maxBufferedBytes` (see `#checkBuffered`). */
+  #stall: ReturnType<typeof setInterval> | undefined;
 
   constructor(o: LinkOptions) {
     this.#o = o;
@@ -106,6 +114,7 @@ export class SocketLink implements Wire, BoundEnd {
     });
     this.closed = new Promise<number>((resolve) => {
       this.#ws.once('close', (code) => {
+        this.#unstall(false);
         this.#pump.stop();
         if (this.#budgetRow >= 0) o.budget?.release(this.#budgetRow);
         this.#budgetRow = -2;
@@ -344,11 +353,45 @@ export class SocketLink implements Wire, BoundEnd {
     sock.end();
   }
 
-  /** The peer does not read: stop producing for it rather than hold its output in memory. */
+  /**
+   * Unsent output over `maxBufferedBytes` (a large reply, or a peer that does not read):
+   * nothing more is read from the peer, so nothing more is produced for it, until the output
+   * drains. A peer that reads none of it for `slowReaderMs` is closed (1008) rather than held.
+   */
   #checkBuffered(): void {
-    if (this.#ws.readyState !== WebSocket.OPEN || this.#ws.bufferedAmount <= this.#o.maxBufferedBytes) return;
-    this.conn.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
-    this.#pump.end();
-    this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');
+    if (this.#stall !== undefined || this.#ws.readyState !== WebSocket.OPEN || this.#ws.bufferedAmount <= this.#o.maxBufferedBytes) return;
+    const sock = this.#socket();
+    if (sock === undefined) return;
+    this.#pump.blocked();
+    const sent = () => sock.bytesWritten - sock.writableLength;
+    let before = sent();
+    const stall = setInterval(() => {
+      if (this.#ws.readyState !== WebSocket.OPEN) return this.#unstall(false);
+      const now = sent();
+      if (now > before) {
+        before = now;
+        this.alive = true; // it reads: its pongs wait behind what it has not read yet
+        return;
+      }
+      this.#unstall(false);
+      this.conn.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
+      this.#pump.end();
+      if (this.#ws.isPaused) this.#ws.resume(); // its close frame must still be read
+      this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');
+    }, this.#o.slowReaderMs);
+    stall.unref();
+    this.#stall = stall;
+    sock.once('drain', () => this.#unstall(true));
+  }
+
+  /** The output drained (`resume`: read the peer again), or the link is closing. */
+  #unstall(resume: boolean): void {
+    if (this.#stall === undefined) return;
+    clearInterval(this.#stall);
+    this.#stall = undefined;
+    if (resume && this.#ws.readyState === WebSocket.OPEN) {
+      this.#pump.unblocked();
+      this.#checkBuffered();
+    }
   }
 }

@@ -30,6 +30,7 @@ export interface UpgradeContext {
   heartbeat: Heartbeat<SocketLink>;
   links: Set<SocketLink>;
   closeGraceMs: number;
+  slowReaderMs: number;
   isAllowedOrigin: (origin: string) => boolean;
   isDraining: () => boolean;
   /** The session cookie's name over https or not. */
@@ -90,6 +91,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,
       closeGraceMs: ctx.closeGraceMs,
+      slowReaderMs: ctx.slowReaderMs,
       metrics,
       log,
     });
