@@ -162,7 +162,7 @@ tabs.on('close', (c) => {
 });
 tabs.on('reconnecting', ({ attempt, delayMs }) => {
   setConnection(`reconnecting in ${(delayMs / 1000).toFixed(1)} s…`, 'reconnecting');
-  note('connection', `reconnecting, attempt ${attempt + 1}, in ${delayMs} ms`);
+  note('connection', `reconnecting, attempt ${attempt}, in ${delayMs} ms`);
 });
 tabs.on('session_expiring', ({ bound, expiresIn }) => {
   if (!bound) return;

@@ -55,6 +55,13 @@ export interface ReconnectOptions {
    * clients closed in the same instant do not all arrive on the other nodes together.
    */
   restartJitterMs?: number;
+  /**
+   * How long a connection must stay open before the backoff starts again from
+   * `initialDelayMs` (default 10000). A gateway that accepts and then closes at once (1008,
+   * 1011, 1013, or a 1012 right after the open) so meets a growing backoff, not a reconnect
+   * storm.
+   */
+  resetAfterMs?: number;
 }
 
 /** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); longer ones fire at once. */
@@ -92,8 +99,10 @@ export interface GatewayClientOptions {
   heartbeat?: { intervalMs?: number; timeoutMs?: number } | false;
   /**
    * After 4002 (session regenerated) the new cookie may reach the browser later than the
-   * push: for this long (ms, default 10000) the client retries, and a 4001 without a push
-   * means "not yet", not the end.
+   * push: for this long (ms, default 10000) the client retries (250 ms doubling to 3 s), and
+   * a 4001 without a push means "not yet", not the end. Each retry that still carries the
+   * old cookie counts as a failed authentication of the address at the gateway
+   * (GATEWAY_FAILED_AUTH_LIMIT a minute): about seven per client and regeneration.
    */
   regenerationWindowMs?: number;
   /**
@@ -188,6 +197,8 @@ interface Pending {
 
 const OPEN = 1;
 const { SERVICE_RESTART } = CloseCodes;
+/** After a regeneration, a socket that stays open this long (ms) is bound to the new cookie. */
+const REBIND_CONFIRM_MS = 1000;
 
 /**
  * A client of the auth gateway for browsers and Node: typed methods for every request, each
@@ -215,13 +226,20 @@ export class GatewayClient extends Emitter<ClientEvents> {
   /** Sessions subscribed to and not known to have ended: re-subscribed after a reconnect. */
   readonly #live = new Set<string>();
   #wanted = false;
+  /** Reconnects since the last connection that stayed open `resetAfterMs` (the `reconnecting` event's `attempt`). */
   #attempt = 0;
+  /** The exponent of the next backoff delay (the 1012 jitter does not advance it). */
+  #step = 0;
+  /** When the current socket opened (epoch ms), if it did. */
+  #openedAt: number | undefined;
   #everOpened = false;
-  /** Sockets opened by this client (a 4001 on the first, with no known session, is a stale cookie). */
-  #sockets = 0;
+  /** Sockets that opened (a 4001 on the first, with no known session, is a stale cookie). */
+  #opens = 0;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  /** A checkSession call is under way before the next socket opens. */
-  #checking = false;
+  /** The epoch of the checkSession call under way before the next socket opens, if any. */
+  #checking: number | undefined;
+  /** Moves on at close(), and at connect() with new knowledge: a checkSession answer of an older epoch is stale. */
+  #epoch = 0;
   #boundEndSeen = false;
   #regenSeen = false;
   /** Whether the page holds a live bound session, as far as the client knows (undefined: no idea). */
@@ -229,6 +247,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
   /** Until when (epoch ms) a 4001 without a push means "the new cookie is not here yet". */
   #regenUntil = 0;
   #regenAttempt = 0;
+  /** Confirms the rebinding after a regeneration once a socket opened after it stays open. */
+  #rebindTimer: ReturnType<typeof setTimeout> | undefined;
   #lastRx = 0;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeInstalled = false;
@@ -249,6 +269,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
       checkMs('reconnect.initialDelayMs', rc.initialDelayMs, false);
       checkMs('reconnect.maxDelayMs', rc.maxDelayMs, false);
       checkMs('reconnect.restartJitterMs', rc.restartJitterMs, true);
+      checkMs('reconnect.resetAfterMs', rc.resetAfterMs, true);
       if (rc.factor !== undefined && !(typeof rc.factor === 'number' && rc.factor >= 1 && rc.factor <= 100))
         throw new TypeError('The reconnect.factor option must be a number from 1 to 100.');
     }
@@ -281,7 +302,10 @@ export class GatewayClient extends Emitter<ClientEvents> {
    */
   connect(o: { session?: boolean } = {}): Promise<void> {
     this.#wanted = true;
-    if (o.session !== undefined) this.#hasSession = o.session;
+    if (o.session !== undefined && o.session !== this.#hasSession) {
+      this.#hasSession = o.session;
+      this.#epoch++; // a checkSession answer asked for before this is stale
+    }
     this.#installWake();
     if (this.connected) return Promise.resolve();
     if (this.#opened === undefined) {
@@ -294,18 +318,22 @@ export class GatewayClient extends Emitter<ClientEvents> {
       promise.catch(() => undefined); // the caller may not wait for it
       this.#opened = { resolve, reject, promise };
     }
-    if (this.#ws === undefined && this.#retryTimer === undefined && !this.#checking) void this.#connectNow();
+    if (this.#ws === undefined && this.#retryTimer === undefined && this.#checking !== this.#epoch) void this.#connectNow();
     return this.#opened.promise;
   }
 
   /** Closes for good (until `connect()` again): no reconnect; pending requests are rejected. */
   close(): void {
     this.#wanted = false;
+    this.#epoch++;
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#stopHeartbeat();
     this.#removeWake();
     this.#regenUntil = 0;
+    clearTimeout(this.#rebindTimer);
+    this.#rebindTimer = undefined;
+    this.#openedAt = undefined;
     const ws = this.#ws;
     this.#ws = undefined;
     if (ws !== undefined) this.#detach(ws, 1000, 'client closed');
@@ -323,6 +351,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     const regen = this.#regenUntil;
     this.close();
     this.#attempt = 0;
+    this.#step = 0;
     this.#regenUntil = regen;
     return this.connect(o);
   }
@@ -383,15 +412,15 @@ export class GatewayClient extends Emitter<ClientEvents> {
   }
 
   /** Follows a session: `session_expired` is emitted when it ends. Re-subscribed after reconnects. */
-  async subscribeSession(sessionId: string): Promise<Subscribed | SessionInvalid> {
-    const r = await this.request('subscribe_session', { session_id: sessionId });
+  async subscribeSession(sessionId: string, o: { timeoutMs?: number } = {}): Promise<Subscribed | SessionInvalid> {
+    const r = await this.request('subscribe_session', { session_id: sessionId }, o);
     if (r.type === 'subscribed') this.#live.add(sessionId);
     return r;
   }
 
-  async unsubscribeSession(sessionId: string): Promise<Unsubscribed> {
+  async unsubscribeSession(sessionId: string, o: { timeoutMs?: number } = {}): Promise<Unsubscribed> {
     this.#live.delete(sessionId);
-    return this.request('unsubscribe_session', { session_id: sessionId });
+    return this.request('unsubscribe_session', { session_id: sessionId }, o);
   }
 
   /**
@@ -455,11 +484,16 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   // ---- the socket ------------------------------------------------------------------------
 
-  /** Asks checkSession (when given, and not while waiting for a regenerated cookie), then opens. */
+  /**
+   * Asks checkSession (when given, and not while waiting for a regenerated cookie), then opens.
+   * An answer to a question asked before a close(), reconnect() or connect() that changed what
+   * is known is dropped: that call runs its own check.
+   */
   async #connectNow(): Promise<void> {
     const check = this.#o.checkSession;
     if (check !== undefined && Date.now() >= this.#regenUntil) {
-      this.#checking = true;
+      const epoch = this.#epoch;
+      this.#checking = epoch;
       let live: boolean | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
       try {
@@ -470,9 +504,9 @@ export class GatewayClient extends Emitter<ClientEvents> {
         live = undefined; // the backend is away: learn nothing
       } finally {
         clearTimeout(timer);
-        this.#checking = false;
+        if (this.#checking === epoch) this.#checking = undefined;
       }
-      if (!this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;
+      if (epoch !== this.#epoch || !this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;
       if (live === false && this.#hasSession === true) this.#boundEnded('unknown', false);
       else if (live !== undefined) this.#hasSession = live;
     }
@@ -493,7 +527,6 @@ export class GatewayClient extends Emitter<ClientEvents> {
       return;
     }
     this.#ws = ws;
-    this.#sockets++;
     this.#boundEndSeen = false;
     this.#regenSeen = false;
     ws.onopen = () => this.#onOpen();
@@ -519,7 +552,16 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #onOpen(): void {
     const reconnected = this.#everOpened;
     this.#everOpened = true;
-    this.#attempt = 0;
+    this.#opens++;
+    // The backoff starts again only once this socket has stayed open resetAfterMs (#onClose).
+    this.#openedAt = Date.now();
+    if (this.#regenUntil > 0) {
+      // After a regeneration: a dead cookie is closed (4001) right after the open; a socket
+      // that stays open a second (or gets a frame) is bound to the new cookie.
+      const ws = this.#ws;
+      clearTimeout(this.#rebindTimer);
+      this.#rebindTimer = setTimeout(() => this.#ws === ws && this.#rebound(), REBIND_CONFIRM_MS);
+    }
     this.#lastRx = Date.now();
     this.#armHeartbeat();
     for (const q of this.#outbox.splice(0)) this.#ws!.send(q.frame);
@@ -550,8 +592,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
     } catch {
       msg = undefined;
     }
-    const body = msg?.body;
-    if (body === undefined || typeof body !== 'object' || typeof body.type !== 'string') {
+    const body = msg !== null && typeof msg === 'object' ? msg.body : undefined;
+    if (body === undefined || body === null || typeof body !== 'object' || typeof body.type !== 'string') {
       this.emit('error', new Error('The gateway sent a frame that is not a message'));
       return;
     }
@@ -578,6 +620,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.emit('push', body as ClientEvents['push']);
     if (body.type === 'session_expired') {
       const push = body as unknown as SessionExpiredPush;
+      if (push.bound === true && push.reason !== 'regenerated') this.#rebound();
       if (push.bound === true && push.reason === 'regenerated') {
         this.#regenSeen = true;
         this.#regenerated();
@@ -590,7 +633,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
       }
     } else if (body.type === 'session_extended') {
       const push = body as unknown as PushOf<'session_extended'>;
-      if (push.bound === true) this.#hasSession = true;
+      if (push.bound === true) this.#boundLive();
       this.emit('session_extended', { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true, expiresIn: push.expires_in });
     } else if (body.type === 'session_updated') {
       const push = body as unknown as PushOf<'session_updated'>;
@@ -599,13 +642,28 @@ export class GatewayClient extends Emitter<ClientEvents> {
       this.emit('session_updated', e);
     } else if (body.type === 'session_expiring') {
       const push = body as unknown as SessionExpiringPush;
-      if (push.bound === true) this.#hasSession = true;
+      if (push.bound === true) this.#boundLive();
       this.emit('session_expiring', { sessionId: push.bound ? undefined : push.session_id, bound: push.bound === true, expiresIn: push.expires_in });
     }
   }
 
+  /** A push for the bound session: the socket is bound to a live session. */
+  #boundLive(): void {
+    this.#hasSession = true;
+    this.#rebound();
+  }
+
+  /** A socket stayed bound after a regeneration: later ends found without a push are 'unknown', not 'regenerated'. */
+  #rebound(): void {
+    clearTimeout(this.#rebindTimer);
+    this.#rebindTimer = undefined;
+    this.#regenUntil = 0;
+  }
+
   /** The bound session moved to a new cookie: wait for it (regenerationWindowMs), tell the app. */
   #regenerated(): void {
+    clearTimeout(this.#rebindTimer);
+    this.#rebindTimer = undefined;
     this.#hasSession = true;
     this.#regenUntil = Date.now() + (this.#o.regenerationWindowMs ?? 10_000);
     this.#regenAttempt = 0;
@@ -621,6 +679,15 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
+    clearTimeout(this.#rebindTimer);
+    this.#rebindTimer = undefined;
+    // A connection that stayed open long enough resets the backoff; one closed at once does not.
+    const rc = this.#o.reconnect === false ? {} : (this.#o.reconnect ?? {});
+    if (this.#openedAt !== undefined && Date.now() - this.#openedAt >= (rc.resetAfterMs ?? 10_000)) {
+      this.#attempt = 0;
+      this.#step = 0;
+    }
+    this.#openedAt = undefined;
     this.#stopHeartbeat();
     if (this.#o.resubscribe === false) this.#live.clear();
     this.#failAll(`The connection closed (code ${code}) before the reply came`);
@@ -637,7 +704,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
       retry = false;
       // Closed for the cookie's session without a push: it ended while the client was away
       // (reported), or the cookie was stale from the start (a page that never had a session).
-      const known = this.#hasSession === true || (this.#hasSession === undefined && this.#sockets > 1);
+      const known = this.#hasSession === true || (this.#hasSession === undefined && this.#opens > 1);
       if (!this.#boundEndSeen && known) this.#boundEnded(this.#regenUntil > 0 ? 'regenerated' : 'unknown', false);
       this.#hasSession = false;
     }
@@ -651,11 +718,13 @@ export class GatewayClient extends Emitter<ClientEvents> {
       this.#failAll(`The connection closed (code ${code})`);
       return;
     }
-    this.#schedule(delayMs ?? (code === SERVICE_RESTART ? this.#restartJitter() : this.#backoff()));
+    // 1012 after a connection that had stayed open: the node drains, come back within the
+    // jitter window; a 1012 right after an open backs off like any other close.
+    this.#schedule(delayMs ?? (code === SERVICE_RESTART && this.#attempt === 0 ? this.#restartJitter() : this.#backoff()));
   }
 
   #schedule(delayMs: number): void {
-    this.emit('reconnecting', { attempt: this.#attempt, delayMs });
+    this.emit('reconnecting', { attempt: ++this.#attempt, delayMs });
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#wanted) void this.#connectNow();
@@ -668,9 +737,13 @@ export class GatewayClient extends Emitter<ClientEvents> {
     return Math.round(Math.random() * (r.restartJitterMs ?? 1000));
   }
 
-  /** While waiting for a regenerated cookie: 100 ms doubling to 1 s, so a late cookie is picked up soon. */
+  /**
+   * While waiting for a regenerated cookie: 250 ms doubling to 3 s, so a late cookie is picked
+   * up soon, yet the old cookie is presented only about seven times in the default 10 s window
+   * (each such upgrade counts against the address's failed-authentication limit).
+   */
   #regenBackoff(): number {
-    return Math.min(1000, 100 * 2 ** this.#regenAttempt++);
+    return Math.min(3000, 250 * 2 ** this.#regenAttempt++);
   }
 
   // ---- heartbeat and wake-ups ------------------------------------------------------------
@@ -742,8 +815,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
   /** Exponential backoff with jitter (half fixed, half random), so clients do not return in step. */
   #backoff(): number {
     const r = this.#o.reconnect === false ? {} : (this.#o.reconnect ?? {});
-    const base = Math.min(r.maxDelayMs ?? 30_000, (r.initialDelayMs ?? 250) * (r.factor ?? 2) ** this.#attempt);
-    this.#attempt++;
+    const base = Math.min(r.maxDelayMs ?? 30_000, (r.initialDelayMs ?? 250) * (r.factor ?? 2) ** this.#step);
+    this.#step++;
     return Math.round(base / 2 + (Math.random() * base) / 2);
   }
 

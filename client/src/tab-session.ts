@@ -1,7 +1,7 @@
 import { Emitter } from './emitter.js';
-import { GatewayConnectionError, GatewayTimeoutError } from './errors.js';
+import { GatewayClientError, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';
 import { GatewayClient, type ClientEvents, type GatewayClientOptions } from './gateway-client.js';
-import type { Reply, ReplyTo } from './messages.js';
+import type { Reply, ReplyTo, SessionInvalid, Subscribed, Unsubscribed } from './messages.js';
 
 /** The events every tab sees, whichever tab holds the socket. */
 export type TabEvents = Pick<
@@ -32,27 +32,66 @@ export interface TabSessionOptions extends GatewayClientOptions {
   webLocks?: boolean;
 }
 
+/** An error as it crosses the channel: enough to make the same class again in the asking tab. */
+interface WireError {
+  kind: GatewayClientError['kind'] | 'other';
+  message: string;
+  code?: number;
+  text?: string;
+  requestType?: string;
+}
+
 /** What crosses the BroadcastChannel. */
 type Note =
   | { t: 'event'; name: Forwarded; value: unknown }
-  | { t: 'hello' }
-  | { t: 'state'; connected: boolean; hasSession: boolean | undefined; expiring?: { expiresAt: number } }
+  | { t: 'hello'; from: string; session?: boolean }
+  | { t: 'state'; to: string; connected: boolean; hasSession: boolean | undefined; expiring?: { expiresAt: number }; followed: string[] }
+  | { t: 'followed'; ids: string[] }
   | { t: 'reconnect'; session?: boolean }
-  | { t: 'request'; from: string; id: number; type: string; fields: Record<string, unknown> }
-  | { t: 'reply'; to: string; id: number; body?: Reply; error?: string }
+  | { t: 'request'; from: string; id: number; type: string; fields: Record<string, unknown>; timeoutMs: number }
+  | { t: 'ack'; to: string; id: number; leader: string }
+  | { t: 'reply'; to: string; id: number; body?: Reply; error?: WireError }
+  | { t: 'leader'; from: string }
   | { t: 'beacon'; from: string }
   | { t: 'resign'; from: string };
+
+/** A request of this tab sent through the leader: `leader` is the tab that acknowledged it. */
+interface Waiting {
+  type: string;
+  fields: Record<string, unknown>;
+  timeoutMs: number;
+  deadline: number;
+  leader: string | undefined;
+  resolve: (b: Reply) => void;
+  reject: (e: Error) => void;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 /** Fallback election: the leader's beacon period, and the silence after which another tab takes over. */
 const BEACON_MS = 200;
 const LEADER_SILENCE_MS = 700;
+/** Leader: how many of the latest requests of other tabs it remembers, to serve a re-posted one once. */
+const TAKEN_KEPT = 1000;
+
+function toWire(err: unknown): WireError {
+  if (err instanceof GatewayRequestError) return { kind: 'request', message: err.message, code: err.code, text: err.text, requestType: err.requestType };
+  if (err instanceof GatewayClientError) return { kind: err.kind, message: err.message };
+  return { kind: 'other', message: err instanceof Error ? err.message : String(err) };
+}
+
+function fromWire(e: WireError, type: string, timeoutMs: number): Error {
+  if (e.kind === 'request') return new GatewayRequestError(e.requestType ?? type, e.code ?? 0, e.text ?? e.message);
+  if (e.kind === 'timeout') return new GatewayTimeoutError(type, timeoutMs);
+  return new GatewayConnectionError(e.message);
+}
 
 /**
  * One WebSocket per browser: the tabs of an origin elect one leader (Web Locks, or a
  * BroadcastChannel election where there are none) that holds the bound connection; every tab
  * gets its events through a BroadcastChannel, and may send requests through the leader.
  * When the leader tab closes, the next tab takes the lock and connects, carrying what the
- * group knew of the session, so an end that happened in between is still reported.
+ * group knew of the session (and the sessions it follows), so an end that happened in
+ * between is still reported.
  *
  * @example
  * const tabs = new TabSession({ url: `wss://${location.host}/ws`, checkSession });
@@ -62,25 +101,44 @@ const LEADER_SILENCE_MS = 700;
 export class TabSession extends Emitter<TabEvents> {
   readonly #o: TabSessionOptions;
   readonly #id = Math.random().toString(36).slice(2);
-  readonly #channel: BroadcastChannel;
+  #channel: BroadcastChannel | undefined;
   #client: GatewayClient | undefined;
+  /** The leader's client closed for good (a 4001): a tab that joins with a session makes it reconnect. */
+  #clientDone = false;
   #release: (() => void) | undefined;
   #started = false;
+  /** Stopped by `pagehide`: start again when the page comes back from the back/forward cache. */
+  #resume = false;
   #connected = false;
   #hasSession: boolean | undefined;
   #expiresAt: number | undefined;
+  /** Sessions the group follows by id (subscribe_session through any tab): a new leader subscribes to them. */
+  readonly #followed = new Set<string>();
+  /** Leader: followed sessions whose subscription is under way. */
+  readonly #subscribing = new Set<string>();
+  /** Leader: requests of other tabs taken (`from:id`), so that a re-posted one is served once. */
+  readonly #taken = new Set<string>();
   #requestId = 0;
-  readonly #waiting = new Map<number, { resolve: (b: Reply) => void; reject: (e: Error) => void; timer: ReturnType<typeof setTimeout> }>();
+  readonly #waiting = new Map<number, Waiting>();
   #beacon: ReturnType<typeof setInterval> | undefined;
   #watch: ReturnType<typeof setInterval> | undefined;
   #lastBeacon = 0;
-  readonly #onPageHide = () => this.stop();
+  readonly #onPageHide = () => {
+    if (!this.#started) return;
+    this.stop();
+    this.#resume = true;
+    addEventListener('pageshow', this.#onPageShow);
+  };
+  readonly #onPageShow = (ev: Event) => {
+    if (!(ev as PageTransitionEvent).persisted || !this.#resume) return;
+    this.#resume = false;
+    removeEventListener('pageshow', this.#onPageShow);
+    this.start();
+  };
 
   constructor(options: TabSessionOptions) {
     super();
     this.#o = options;
-    this.#channel = new BroadcastChannel(options.name ?? `auth-gateway:${options.url}`);
-    this.#channel.onmessage = (ev: MessageEvent<Note>) => this.#onNote(ev.data);
   }
 
   /** True while this tab holds the socket. */
@@ -93,20 +151,36 @@ export class TabSession extends Emitter<TabEvents> {
     return this.#connected;
   }
 
-  /** Joins the election (and connects when elected). `session: true`: this page knows it holds a session. */
+  /** Session ids the tabs follow (`subscribeSession`) and not known to have ended. */
+  get subscriptions(): ReadonlySet<string> {
+    return this.#followed;
+  }
+
+  /**
+   * Joins the election (and connects when elected). `session: true`: this page knows it holds
+   * a session (its backend just said so): a leader whose socket is not bound to a live session
+   * reconnects, bound to it. After `stop()`, `start()` joins again; a page stopped by
+   * `pagehide` and restored from the back/forward cache joins again by itself.
+   */
   start(o: { session?: boolean } = {}): void {
     if (this.#started) return;
     this.#started = true;
+    this.#resume = false;
+    removeEventListener('pageshow', this.#onPageShow);
     if (o.session !== undefined) this.#hasSession = o.session;
+    const channel = new BroadcastChannel(this.#channelName());
+    channel.onmessage = (ev: MessageEvent<Note>) => this.#onNote(ev.data);
+    this.#channel = channel;
     addEventListener('pagehide', this.#onPageHide);
-    this.#post({ t: 'hello' });
+    this.#post(o.session === undefined ? { t: 'hello', from: this.#id } : { t: 'hello', from: this.#id, session: o.session });
     const locks = (navigator as Navigator & { locks?: LockManager }).locks;
     if (this.#o.webLocks !== false && locks !== undefined) {
       void locks.request(
         this.#channelName(),
         () =>
           new Promise<void>((release) => {
-            if (!this.#started) return release();
+            // Stopped (or stopped and started again: that start asked for the lock anew) meanwhile.
+            if (!this.#started || this.#channel !== channel) return release();
             this.#release = release;
             this.#lead();
           }),
@@ -119,15 +193,23 @@ export class TabSession extends Emitter<TabEvents> {
     }, BEACON_MS);
   }
 
-  /** Leaves the group: a leader closes its socket and hands the lock to the next tab. */
+  /**
+   * Leaves the group: a leader closes its socket and hands the lock to the next tab. This
+   * tab's requests still waiting are rejected (GatewayConnectionError). `start()` joins again.
+   */
   stop(): void {
+    this.#resume = false;
+    removeEventListener('pageshow', this.#onPageShow);
     if (!this.#started) return;
     this.#started = false;
     removeEventListener('pagehide', this.#onPageHide);
     clearInterval(this.#watch);
-    if (this.#client !== undefined) this.#post({ t: 'resign', from: this.#id });
+    this.#watch = undefined;
     this.#stepDown();
-    this.#channel.close();
+    for (const [id, w] of this.#waiting) this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab session was stopped`));
+    this.#connected = false;
+    this.#channel?.close();
+    this.#channel = undefined;
   }
 
   /**
@@ -136,7 +218,7 @@ export class TabSession extends Emitter<TabEvents> {
    */
   reconnect(o: { session?: boolean } = {}): void {
     if (o.session !== undefined) this.#hasSession = o.session;
-    if (this.#client !== undefined) void this.#client.reconnect(o).catch(() => undefined);
+    if (this.#client !== undefined) this.#reconnectClient(o.session);
     else this.#post({ t: 'reconnect', session: o.session });
   }
 
@@ -145,17 +227,49 @@ export class TabSession extends Emitter<TabEvents> {
     return this.request<ReplyTo<'extend_session'>>('extend_session', o.ttl === undefined ? {} : { ttl: o.ttl });
   }
 
-  /** Sends a request over the leader's socket (from any tab); resolves with its reply body. */
+  /**
+   * Follows a session by id (from any tab): `session_expired {sessionId, bound: false}` in every
+   * tab when it ends. The group remembers it: a new leader subscribes again, and reports an end
+   * that happened meanwhile (`reason: 'unknown', pushed: false`).
+   */
+  subscribeSession(sessionId: string): Promise<Subscribed | SessionInvalid> {
+    return this.request<Subscribed | SessionInvalid>('subscribe_session', { session_id: sessionId });
+  }
+
+  /** Stops following a session (in every tab). */
+  unsubscribeSession(sessionId: string): Promise<Unsubscribed> {
+    return this.request<Unsubscribed>('unsubscribe_session', { session_id: sessionId });
+  }
+
+  /**
+   * Sends a request over the leader's socket (from any tab); resolves with its reply body, and
+   * rejects as `GatewayClient.request` does (the same error classes in every tab). A request
+   * made while no tab leads waits (within `timeoutMs`) for one. One that a leader took and that
+   * then went away is rejected with GatewayConnectionError (it may or may not have been
+   * served): it is never sent twice. `subscribe_session` and `unsubscribe_session` are
+   * remembered by the group, as `subscribeSession` does.
+   */
   request<R extends Reply = Reply>(type: string, fields: Record<string, unknown> = {}, timeoutMs = this.#o.timeoutMs ?? 10_000): Promise<R> {
-    if (this.#client !== undefined) return this.#client.request<R>(type, fields, { timeoutMs });
+    if (!this.#started) return Promise.reject(new GatewayConnectionError(`${type}: the tab session is not started; call start() first`));
+    if (this.#client !== undefined) return this.#serve(type, fields, timeoutMs) as Promise<R>;
     const id = ++this.#requestId;
     return new Promise<R>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.#waiting.delete(id);
         reject(new GatewayTimeoutError(type, timeoutMs));
       }, timeoutMs);
-      this.#waiting.set(id, { resolve: resolve as (b: Reply) => void, reject, timer });
-      this.#post({ t: 'request', from: this.#id, id, type, fields });
+      const w: Waiting = {
+        type,
+        fields,
+        timeoutMs,
+        deadline: Date.now() + timeoutMs,
+        leader: undefined,
+        resolve: resolve as (b: Reply) => void,
+        reject,
+        timer,
+      };
+      this.#waiting.set(id, w);
+      this.#send(id, w);
     });
   }
 
@@ -165,10 +279,77 @@ export class TabSession extends Emitter<TabEvents> {
 
   #post(n: Note): void {
     try {
-      this.#channel.postMessage(n);
+      this.#channel?.postMessage(n);
     } catch {
       // the channel is closed: this tab is leaving
     }
+  }
+
+  /** Posts (or posts again) a request of this tab for the leader, with the time it has left. */
+  #send(id: number, w: Waiting): void {
+    this.#post({ t: 'request', from: this.#id, id, type: w.type, fields: w.fields, timeoutMs: Math.max(1, w.deadline - Date.now()) });
+  }
+
+  #settle(id: number, w: Waiting, outcome: Error | Reply): void {
+    this.#waiting.delete(id);
+    clearTimeout(w.timer);
+    if (outcome instanceof Error) w.reject(outcome);
+    else w.resolve(outcome);
+  }
+
+  /** Leader: a request over its own client; follows and unfollows are recorded for the group. */
+  async #serve(type: string, fields: Record<string, unknown>, timeoutMs: number): Promise<Reply> {
+    const client = this.#client;
+    if (client === undefined) throw new GatewayConnectionError(`${type}: this tab no longer holds the socket`);
+    const sid = fields.session_id;
+    if (type === 'subscribe_session' && typeof sid === 'string') {
+      // Through the client's own method: it subscribes again after its reconnects.
+      const r = await client.subscribeSession(sid, { timeoutMs });
+      if (r.type === 'subscribed' && this.#client === client) this.#follow(sid, true);
+      return r;
+    }
+    if (type === 'unsubscribe_session' && typeof sid === 'string') {
+      this.#follow(sid, false);
+      return client.unsubscribeSession(sid, { timeoutMs });
+    }
+    return client.request(type as never, fields, { timeoutMs });
+  }
+
+  /** Leader: adds or removes a followed session, and tells the other tabs. */
+  #follow(sessionId: string, on: boolean): void {
+    if (on === this.#followed.has(sessionId)) return;
+    if (on) this.#followed.add(sessionId);
+    else this.#followed.delete(sessionId);
+    this.#post({ t: 'followed', ids: [...this.#followed] });
+  }
+
+  /** Leader: subscribes its client to the followed sessions it does not follow yet (after an election, or an open). */
+  #subscribeFollowed(client: GatewayClient): void {
+    for (const sid of this.#followed) {
+      if (client.subscriptions.has(sid) || this.#subscribing.has(sid)) continue;
+      this.#subscribing.add(sid);
+      client.subscribeSession(sid).then(
+        (r) => {
+          this.#subscribing.delete(sid);
+          if (r.type === 'session_invalid' && this.#client === client && this.#followed.has(sid)) {
+            // It ended while no tab followed it.
+            this.#broadcast('session_expired', { sessionId: sid, bound: false, reason: 'unknown', pushed: false });
+          }
+        },
+        () => this.#subscribing.delete(sid), // tried again at the next open
+      );
+    }
+  }
+
+  #reconnectClient(session: boolean | undefined): void {
+    this.#clientDone = false;
+    void this.#client?.reconnect(session === undefined ? {} : { session }).catch(() => undefined);
+  }
+
+  /** An event for every tab: posted to the others, then handled here. */
+  #broadcast<K extends Forwarded>(name: K, value: TabEvents[K]): void {
+    this.#post({ t: 'event', name, value });
+    this.#local(name, value);
   }
 
   /** This tab was elected: open the socket and forward every event to the others. */
@@ -176,12 +357,13 @@ export class TabSession extends Emitter<TabEvents> {
     if (this.#client !== undefined || !this.#started) return;
     const client = new GatewayClient(this.#o);
     this.#client = client;
-    for (const name of FORWARDED) {
-      client.on(name, (value) => {
-        this.#post({ t: 'event', name, value });
-        this.#local(name, value);
-      });
-    }
+    this.#clientDone = false;
+    for (const name of FORWARDED) client.on(name, (value) => this.#broadcast(name, value as never));
+    client.on('close', ({ willReconnect }) => {
+      if (!willReconnect) this.#clientDone = true;
+    });
+    client.on('open', () => this.#subscribeFollowed(client));
+    this.#post({ t: 'leader', from: this.#id });
     if (this.#o.webLocks === false || (navigator as Navigator & { locks?: LockManager }).locks === undefined) {
       this.#beacon = setInterval(() => this.#post({ t: 'beacon', from: this.#id }), BEACON_MS);
       this.#post({ t: 'beacon', from: this.#id });
@@ -189,6 +371,20 @@ export class TabSession extends Emitter<TabEvents> {
     this.emit('leader', { leader: true });
     // Carries what the group knew: a session that ended while no tab was connected is reported.
     void client.connect(this.#hasSession === undefined ? {} : { session: this.#hasSession }).catch(() => undefined);
+    this.#subscribeFollowed(client);
+    // This tab's own requests: those no leader took go through its socket now; one a leader
+    // took may or may not have been served by it, and is not sent twice.
+    for (const [id, w] of this.#waiting) {
+      if (w.leader !== undefined) {
+        this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab that held the socket went away before the reply came`));
+        continue;
+      }
+      w.leader = this.#id;
+      this.#serve(w.type, w.fields, Math.max(1, w.deadline - Date.now())).then(
+        (body) => this.#waiting.get(id) === w && this.#settle(id, w, body),
+        (err: unknown) => this.#waiting.get(id) === w && this.#settle(id, w, err instanceof Error ? err : new Error(String(err))),
+      );
+    }
   }
 
   #stepDown(): void {
@@ -196,6 +392,10 @@ export class TabSession extends Emitter<TabEvents> {
     this.#beacon = undefined;
     const client = this.#client;
     this.#client = undefined;
+    this.#subscribing.clear();
+    this.#taken.clear();
+    // Told before the client closes: the other tabs reject what this one took, and do not wait.
+    if (client !== undefined) this.#post({ t: 'resign', from: this.#id });
     client?.close();
     this.#release?.();
     this.#release = undefined;
@@ -212,9 +412,14 @@ export class TabSession extends Emitter<TabEvents> {
         this.#hasSession = true;
         this.#expiresAt = Date.now() + v.expiresIn * 1000;
       }
-    } else if (name === 'session_expired' && (value as TabEvents['session_expired']).bound) {
-      this.#hasSession = false;
-      this.#expiresAt = undefined;
+    } else if (name === 'session_expired') {
+      const v = value as TabEvents['session_expired'];
+      if (v.bound) {
+        this.#hasSession = false;
+        this.#expiresAt = undefined;
+      } else if (v.sessionId !== undefined) {
+        this.#followed.delete(v.sessionId);
+      }
     } else if (name === 'session_extended' && (value as TabEvents['session_extended']).bound) {
       // The warning was for the old end; a new one comes before the new end.
       this.#hasSession = true;
@@ -228,48 +433,87 @@ export class TabSession extends Emitter<TabEvents> {
       case 'event':
         this.#local(n.name, n.value as never);
         return;
-      case 'hello':
-        if (this.#client !== undefined) {
-          const expiring = this.#expiresAt === undefined ? undefined : { expiresAt: this.#expiresAt };
-          this.#post({ t: 'state', connected: this.#client.connected, hasSession: this.#hasSession, expiring });
+      case 'hello': {
+        const client = this.#client;
+        if (client === undefined) return;
+        if (n.session === true) {
+          this.#hasSession = true;
+          // The new tab's backend just said the cookie names a live session: bind to it unless
+          // the socket already stands for one.
+          if (this.#clientDone || client.hasSession !== true) this.#reconnectClient(true);
         }
+        const expiring = this.#expiresAt === undefined ? undefined : { expiresAt: this.#expiresAt };
+        this.#post({ t: 'state', to: n.from, connected: client.connected, hasSession: this.#hasSession, expiring, followed: [...this.#followed] });
         return;
+      }
       case 'state':
-        if (n.hasSession !== undefined) this.#hasSession = n.hasSession;
+        if (n.to !== this.#id) return;
+        // What this tab was told at start() (its backend, just now) is fresher than the leader's.
+        if (n.hasSession !== undefined && this.#hasSession === undefined) this.#hasSession = n.hasSession;
+        for (const sid of n.followed) this.#followed.add(sid);
         if (n.connected && !this.#connected) this.#local('open', { reconnected: false });
         if (n.expiring !== undefined && n.expiring.expiresAt > Date.now()) {
           this.#local('session_expiring', { bound: true, expiresIn: Math.ceil((n.expiring.expiresAt - Date.now()) / 1000) });
         }
         return;
+      case 'followed':
+        this.#followed.clear();
+        for (const sid of n.ids) this.#followed.add(sid);
+        return;
       case 'reconnect':
         if (n.session !== undefined) this.#hasSession = n.session;
-        if (this.#client !== undefined) void this.#client.reconnect(n.session === undefined ? {} : { session: n.session }).catch(() => undefined);
+        if (this.#client !== undefined) this.#reconnectClient(n.session);
         return;
       case 'request': {
-        const client = this.#client;
-        if (client === undefined) return;
-        client.request(n.type, n.fields).then(
+        if (this.#client === undefined) return;
+        const key = `${n.from}:${n.id}`;
+        if (this.#taken.has(key)) return; // posted again, already taken
+        this.#taken.add(key);
+        if (this.#taken.size > TAKEN_KEPT) this.#taken.delete(this.#taken.values().next().value!);
+        this.#post({ t: 'ack', to: n.from, id: n.id, leader: this.#id });
+        this.#serve(n.type, n.fields, n.timeoutMs).then(
           (body) => this.#post({ t: 'reply', to: n.from, id: n.id, body }),
-          (err: unknown) => this.#post({ t: 'reply', to: n.from, id: n.id, error: err instanceof Error ? err.message : String(err) }),
+          (err: unknown) => this.#post({ t: 'reply', to: n.from, id: n.id, error: toWire(err) }),
         );
+        return;
+      }
+      case 'ack': {
+        if (n.to !== this.#id) return;
+        const w = this.#waiting.get(n.id);
+        if (w !== undefined && w.leader === undefined) w.leader = n.leader;
         return;
       }
       case 'reply': {
         if (n.to !== this.#id) return;
         const w = this.#waiting.get(n.id);
         if (w === undefined) return;
-        this.#waiting.delete(n.id);
-        clearTimeout(w.timer);
-        if (n.body !== undefined) w.resolve(n.body);
-        else w.reject(new GatewayConnectionError(n.error ?? 'the leader tab could not send the request'));
+        if (n.body !== undefined) this.#settle(n.id, w, n.body);
+        else
+          this.#settle(
+            n.id,
+            w,
+            fromWire(n.error ?? { kind: 'connection', message: `${w.type}: the tab that holds the socket could not send it` }, w.type, w.timeoutMs),
+          );
         return;
       }
+      case 'leader':
+        this.#lastBeacon = Date.now();
+        // A new leader: what another took is lost with it; what none took is posted again.
+        for (const [id, w] of this.#waiting) {
+          if (w.leader === undefined) this.#send(id, w);
+          else if (w.leader !== n.from)
+            this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab that held the socket went away before the reply came`));
+        }
+        return;
       case 'beacon':
         this.#lastBeacon = Date.now();
         // Two leaders (the fallback raced): the one with the larger id steps down.
         if (this.#client !== undefined && n.from < this.#id) this.#stepDown();
         return;
       case 'resign':
+        for (const [id, w] of this.#waiting) {
+          if (w.leader === n.from) this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab that held the socket went away before the reply came`));
+        }
         // Take over at the next watch tick rather than after the silence; racing claims settle by beacon.
         if (this.#o.webLocks === false || (navigator as Navigator & { locks?: LockManager }).locks === undefined) {
           this.#lastBeacon = 0;

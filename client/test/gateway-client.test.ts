@@ -9,7 +9,7 @@ import {
   type ClientEvents,
   type WebSocketConstructor,
 } from '../src/index.js';
-import { createSession, eventually, SERVICE_KEY, service, silentServer, start, stopAll } from './helpers.js';
+import { createSession, eventually, scriptedServer, SERVICE_KEY, service, silentServer, start, stopAll } from './helpers.js';
 
 const clients: GatewayClient[] = [];
 afterEach(async () => {
@@ -55,6 +55,9 @@ describe('GatewayClient', () => {
       [{ reconnect: { factor: 0.5 } }, 'The reconnect.factor option must be a number from 1 to 100.'],
     ];
     for (const [o, message] of bad) expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, ...o })).toThrow(message);
+    expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, reconnect: { resetAfterMs: -1 } })).toThrow(
+      'The reconnect.resetAfterMs option must be a non-negative number of ms, at most 2147483647.',
+    );
     expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, timeoutMs: 2 ** 31 - 1, reconnect: { factor: 1, restartJitterMs: 0 } })).not.toThrow();
   });
 
@@ -353,5 +356,169 @@ describe('GatewayClient', () => {
     expect(delays[1]).toBeGreaterThanOrEqual(20);
     expect(delays[2]).toBeGreaterThanOrEqual(40);
     expect(Math.max(...delays)).toBeLessThanOrEqual(80);
+  });
+
+  it('a gateway that accepts and closes at once meets a growing backoff, not a reconnect every few ms; attempt counts from 1', async () => {
+    const url = await scriptedServer((ws) => ws.close(1008, 'Too many connections follow this session'));
+    const c = client(url, { reconnect: { initialDelayMs: 20, maxDelayMs: 5000 } });
+    const reconnecting = record(c, 'reconnecting');
+    const opens = record(c, 'open');
+    await c.connect();
+    await eventually(() => expect(reconnecting.length).toBeGreaterThanOrEqual(6), 10_000);
+    c.close();
+    expect(opens.length).toBeGreaterThanOrEqual(6); // each attempt opened: an open alone does not reset the backoff
+    expect(reconnecting.slice(0, 6).map((r) => r.attempt)).toEqual([1, 2, 3, 4, 5, 6]);
+    // Each delay is half to all of 20 ms × 2^n.
+    reconnecting.slice(0, 6).forEach((r, n) => {
+      expect(r.delayMs).toBeGreaterThanOrEqual(10 * 2 ** n);
+      expect(r.delayMs).toBeLessThanOrEqual(20 * 2 ** n);
+    });
+  });
+
+  it('the backoff starts again once a connection has stayed open reconnect.resetAfterMs', async () => {
+    // Connections 1 to 3 are closed at once, the 4th after 700 ms, the 5th is kept.
+    const url = await scriptedServer((ws, n) => {
+      if (n <= 3) ws.close(1011, 'Internal error');
+      else if (n === 4) setTimeout(() => ws.close(1011, 'Internal error'), 700);
+    });
+    const c = client(url, { reconnect: { initialDelayMs: 20, maxDelayMs: 5000, resetAfterMs: 400 } });
+    const reconnecting = record(c, 'reconnecting');
+    const opens = record(c, 'open');
+    await c.connect();
+    await eventually(() => expect(opens).toHaveLength(5), 10_000);
+    expect(reconnecting.map((r) => r.attempt)).toEqual([1, 2, 3, 1]);
+    expect(reconnecting[2]!.delayMs).toBeGreaterThanOrEqual(40);
+    expect(reconnecting[3]!.delayMs).toBeLessThanOrEqual(20);
+  });
+
+  it('1012: the first reconnect waits the restart jitter; a 1012 right after the open backs off', async () => {
+    const url = await scriptedServer((ws) => ws.close(1012, 'Service restart'));
+    const c = client(url, { reconnect: { initialDelayMs: 20, maxDelayMs: 5000, restartJitterMs: 0 } });
+    const reconnecting = record(c, 'reconnecting');
+    await c.connect();
+    await eventually(() => expect(reconnecting.length).toBeGreaterThanOrEqual(4), 10_000);
+    c.close();
+    expect(reconnecting.slice(0, 4).map((r) => r.attempt)).toEqual([1, 2, 3, 4]);
+    expect(reconnecting[0]!.delayMs).toBe(0); // restartJitterMs: 0
+    expect(reconnecting[1]!.delayMs).toBeGreaterThanOrEqual(10);
+    expect(reconnecting[3]!.delayMs).toBeGreaterThanOrEqual(40);
+  });
+
+  it('a frame whose body is null, or whose type is not a string, is an error event (nothing thrown)', async () => {
+    const url = await scriptedServer((ws) => {
+      ws.send('{"body":null}');
+      ws.send('null');
+      ws.send('{"body":{"type":5}}');
+    });
+    const c = client(url, { reconnect: false });
+    const errors = record(c, 'error');
+    await c.connect();
+    await eventually(() => expect(errors).toHaveLength(3));
+    expect(errors.map((e) => e.message)).toEqual(Array(3).fill('The gateway sent a frame that is not a message'));
+  });
+
+  it('checkSession: an answer asked for before a login (reconnect) is not applied to the new session', async () => {
+    const { server } = await start();
+    let cookie = 'sid=none';
+    let answerFirst!: (live: boolean) => void;
+    let calls = 0;
+    const checkSession = () => (++calls === 1 ? new Promise<boolean>((resolve) => (answerFirst = resolve)) : Promise.resolve(true));
+    const c = client(server.url, { WebSocket: withCookie(() => cookie), checkSession });
+    const ended = record(c, 'session_expired');
+    const opens = record(c, 'open');
+    void c.connect().catch(() => undefined); // the page loaded: nobody logged in yet; the backend is slow
+    await eventually(() => expect(calls).toBe(1));
+    const sid = await createSession(server.url);
+    cookie = `sid=${sid}`; // the login
+    const rebound = c.reconnect({ session: true });
+    answerFirst(false); // the answer of before the login arrives now
+    await rebound;
+    expect(calls).toBe(2); // the new connect asked for itself
+    expect(opens).toEqual([{ reconnected: false }]);
+    expect(ended).toEqual([]);
+    expect(c.hasSession).toBe(true);
+    // Bound to the new session: its end is pushed, and reported once.
+    await service(server.url).call('destroy_session', { session_id: sid });
+    await eventually(() => expect(ended).toEqual([{ bound: true, reason: 'destroyed', pushed: true }]));
+  });
+
+  it('a stale cookie is no end even when the first attempt to connect failed', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    await service(server.url).call('destroy_session', { session_id: sid });
+    let n = 0;
+    // The first socket goes to a port where nothing listens (the gateway unreachable); the next to the gateway.
+    const Ctor = class extends WebSocket {
+      constructor(url: string) {
+        super(n++ === 0 ? 'ws://127.0.0.1:1/' : url, { headers: { Cookie: `sid=${sid}` } });
+      }
+    } as unknown as WebSocketConstructor;
+    const c = client(server.url, { WebSocket: Ctor, reconnect: { initialDelayMs: 20 } });
+    const ended = record(c, 'session_expired');
+    const closes = record(c, 'close');
+    await c.connect().catch(() => undefined);
+    await eventually(() => expect(closes.at(-1)).toMatchObject({ code: 4001, kind: 'ended', willReconnect: false }), 5000);
+    expect(closes[0]).toMatchObject({ code: 1006, kind: 'retry', willReconnect: true });
+    expect(ended).toEqual([]);
+  });
+
+  it('after a regeneration that completed, an end found later without a push is reason unknown', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    let cookie = `sid=${sid}`;
+    const sent: string[] = [];
+    const c = client(server.url, {
+      WebSocket: withCookie(() => (sent.push(cookie), cookie)),
+      regenerationWindowMs: 1000,
+      reconnect: { initialDelayMs: 600, maxDelayMs: 600 },
+    });
+    const ended = record(c, 'session_expired');
+    const closes = record(c, 'close');
+    const regenerated = record(c, 'session_regenerated');
+    await c.connect({ session: true });
+    const s = service(server.url);
+    const r = await s.call('regenerate_session', { old_session_id: sid });
+    await eventually(() => expect(regenerated).toHaveLength(1));
+    cookie = `sid=${r.new_session_id as string}`;
+    await eventually(() => expect([c.connected, sent.at(-1)]).toEqual([true, cookie]), 5000);
+    // Bound to the new cookie: once a socket has stayed open a second, the regeneration is over.
+    await new Promise((res) => setTimeout(res, 1500));
+    const before = closes.length;
+    [...server.links].find((l) => l.role === 'browser')!.close(1011, 'Internal error', 'test');
+    await eventually(() => expect(closes).toHaveLength(before + 1));
+    // The session ends while the client is away (reconnect in 300-600 ms): found at the reconnect.
+    await s.call('destroy_session', { session_id: r.new_session_id });
+    await eventually(() => expect(ended).toEqual([{ bound: true, reason: 'unknown', pushed: false }]), 5000);
+  });
+
+  it('after 4002: retries at 250 ms doubling to 3 s, so the old cookie is presented only a handful of times', { timeout: 20_000 }, async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const c = client(server.url, { WebSocket: withCookie(`sid=${sid}`), regenerationWindowMs: 5000 });
+    const reconnecting = record(c, 'reconnecting');
+    const ended = record(c, 'session_expired');
+    await c.connect({ session: true });
+    await service(server.url).call('regenerate_session', { old_session_id: sid });
+    await eventually(() => expect(ended).toHaveLength(1), 12_000);
+    // Tried at about 0.25, 0.75, 1.75 and 3.75 s (4001: not yet), then 6.75 s: the window is over, the end.
+    expect(reconnecting.map((x) => x.delayMs)).toEqual([250, 500, 1000, 2000, 3000]);
+    expect(reconnecting.map((x) => x.attempt)).toEqual([1, 2, 3, 4, 5]);
+    expect(ended).toEqual([{ bound: true, reason: 'regenerated', pushed: false }]);
+  });
+
+  it("the regeneration retries of three tabs do not use up the address's failed authentications", { timeout: 40_000 }, async () => {
+    const { server } = await start(); // GATEWAY_FAILED_AUTH_LIMIT: 30 a minute (the gateway's clock does not move)
+    const sid = await createSession(server.url);
+    const tabs = [0, 1, 2].map(() => client(server.url, { WebSocket: withCookie(`sid=${sid}`) }));
+    const ended = tabs.map((t) => record(t, 'session_expired'));
+    for (const t of tabs) await t.connect({ session: true });
+    // Regenerated; the new cookie never reaches this browser: each tab retries with the old one for 10 s.
+    await service(server.url).call('regenerate_session', { old_session_id: sid });
+    await eventually(() => expect(ended.map((e) => e.length)).toEqual([1, 1, 1]), 20_000);
+    // The user logs in again: the page connects with its new cookie (not refused with 429).
+    const fresh = await createSession(server.url);
+    const again = client(server.url, { WebSocket: withCookie(`sid=${fresh}`), reconnect: false });
+    await again.connect({ session: true });
+    expect(again.connected).toBe(true);
   });
 });

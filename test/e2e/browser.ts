@@ -39,9 +39,17 @@ export class FileBrowser {
     });
   }
 
-  /** Starts Chromium headless with ARGS and `extraArgs`. */
-  async launch(extraArgs: string[] = []): Promise<void> {
-    this.#browser = await chromium.launch({ executablePath: CHROMIUM, args: [...ARGS, ...extraArgs], headless: true });
+  /**
+   * Starts Chromium headless with ARGS and `extraArgs`. `backForwardCache`: keep the
+   * back/forward cache on (Playwright turns it off by default), for tests of a page restored from it.
+   */
+  async launch(extraArgs: string[] = [], o: { backForwardCache?: boolean } = {}): Promise<void> {
+    this.#browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: [...ARGS, ...extraArgs],
+      headless: true,
+      ...(o.backForwardCache === true ? { ignoreDefaultArgs: ['--disable-back-forward-cache'] } : {}),
+    });
   }
 
   /** A fresh context for the current test. */

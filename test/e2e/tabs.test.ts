@@ -1,10 +1,12 @@
-import type { Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { required } from '../helpers/required.js';
 import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
-import { FileBrowser, metric, texts } from './browser.js';
+import { FileBrowser, metric, serviceCall, texts } from './browser.js';
 
 /** Three tabs of the demo in one browser (one context: one origin's cookies, locks and channels). */
+
+const SERVICE_KEY = 'kqS1ha2VbEV4ZYk6x3m2b6rj7Qv0m8Zc9uXk1pW3yT0=';
 
 let server: ServerProcess;
 const browser = new FileBrowser();
@@ -15,8 +17,9 @@ const hasChromium = required('chromium');
 beforeAll(async () => {
   if (!hasChromium) return;
   ensureBuilt();
-  server = await spawnServer({ GATEWAY_JWT_SECRET: 'UTHe/v2YMM8TlXUS87sILxhD3nOmpfvculqST6mteQc=' }, ['--dev']);
-  await browser.launch();
+  server = await spawnServer({ GATEWAY_JWT_SECRET: 'UTHe/v2YMM8TlXUS87sILxhD3nOmpfvculqST6mteQc=', GATEWAY_SERVICE_KEY: SERVICE_KEY }, ['--dev']);
+  // The back/forward cache on: one test restores a page from it.
+  await browser.launch([], { backForwardCache: true });
 }, 120_000);
 
 afterAll(async () => {
@@ -39,6 +42,38 @@ async function threeTabs(ttl = 600): Promise<Page[]> {
   }
   return pages;
 }
+
+/**
+ * A tab of the gateway's origin that runs nothing of its own but a TabSession (`options`: its
+ * constructor's, as code) started with `startWith`; `window.ev` collects its events as
+ * `[name, value]`, `window.leader` says whether it holds the socket, and `window.req(type,
+ * fields, ms)` sends a request through it, resolving with the reply or the error's fields.
+ */
+async function tabPage(context: BrowserContext, options = '{}', startWith = '{}', path = '/healthz'): Promise<Page> {
+  const p = await context.newPage();
+  await p.goto(server.http + path);
+  // As a string: vitest would rewrite an import() written in the test's own code.
+  await p.evaluate(`(async () => {
+    const { TabSession } = await import('/client/src/index.js');
+    window.ev = [];
+    window.leader = false;
+    const tabs = (window.tabs = new TabSession({ url: ${JSON.stringify(server.url)}, ...${options} }));
+    tabs.on('leader', ({ leader }) => (window.leader = leader));
+    for (const e of ['open', 'close', 'session_expired', 'session_expiring']) tabs.on(e, (v) => window.ev.push([e, v]));
+    window.req = (type, fields, ms) => tabs.request(type, fields, ms).then(
+      (body) => ({ ok: body.type }),
+      (e) => ({ name: e.name, kind: e.kind, code: e.code, codeName: e.codeName, message: e.message }),
+    );
+    tabs.start(${startWith});
+  })()`);
+  return p;
+}
+
+type Ev = [string, Record<string, unknown>];
+const events = (p: Page, name: string) => p.evaluate((n) => (window as unknown as { ev: Ev[] }).ev.filter((e) => e[0] === n).map((e) => e[1]), name);
+const isLeader = (p: Page) => p.evaluate(() => (window as unknown as { leader: boolean }).leader);
+const req = (p: Page, type: string, fields: Record<string, unknown> = {}, ms = 10_000) =>
+  p.evaluate(([t, f, m]) => (window as unknown as { req: (...a: unknown[]) => Promise<Record<string, unknown>> }).req(t, f, m), [type, fields, ms] as const);
 
 const leaderOf = async (pages: Page[]) => {
   const roles = await texts(pages, '#role');
@@ -135,5 +170,160 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     await expect.poll(async () => (await leaders()).filter(Boolean).length, { timeout: 5000, interval: 50 }).toBe(1);
     expect(Date.now() - t0).toBeLessThan(1500);
     await expect.poll(() => metric(server.http, BROWSER_SOCKETS), { timeout: 10_000 }).toBe(1);
+  });
+
+  it('a tab opened after a login elsewhere, while the leader is closed for good, gets the leader bound to the new session', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const check = `{ checkSession: async () => (await fetch('/autosession')).status === 200 }`;
+    const a = await tabPage(context, check, '{ session: false }');
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    await a.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
+    await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
+    await expect.poll(() => events(a, 'open'), { timeout: 10_000 }).toHaveLength(2);
+    // Logged out: the leader's socket is closed for good (4001).
+    await a.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    await expect.poll(() => events(a, 'close'), { timeout: 10_000 }).toContainEqual(expect.objectContaining({ code: 4001, willReconnect: false }));
+    // Signed in again on a page without a TabSession; then a new tab of the app, which knows it has a session.
+    const login = await context.newPage();
+    await login.goto(server.http + '/healthz');
+    expect(await login.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }).then((r) => r.status))).toBe(201);
+    await login.close();
+    const c = await tabPage(context, check, '{ session: true }');
+    expect(await isLeader(c)).toBe(false);
+    // The leader reconnects, bound to the new session: its end is pushed to both tabs.
+    await expect.poll(() => events(c, 'open'), { timeout: 10_000 }).toHaveLength(1);
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    await c.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    for (const p of [a, c])
+      await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toContainEqual({ bound: true, reason: 'destroyed', pushed: true });
+  });
+
+  it('a request right after start() is answered, in one tab and in two tabs racing to lead (both elections)', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    for (const webLocks of [true, false]) {
+      const pages: Page[] = [];
+      for (let i = 0; i < 2; i++) pages.push(await tabPage(context, `{ webLocks: ${webLocks}, name: 'start-${webLocks}' }`));
+      // Sent at once, before any tab leads (the fallback elects after 700 ms of silence).
+      const replies = await Promise.all(pages.map((p) => req(p, 'verify_token', { token: 'abc' }, 8000)));
+      expect(replies).toEqual([{ ok: 'token_invalid' }, { ok: 'token_invalid' }]);
+      for (const p of pages) await p.close();
+    }
+  });
+
+  it('a follower gets the same error as the leader: GatewayRequestError with its code', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context);
+    for (const [type, fields, code, codeName] of [
+      ['create_session', { user_id: 'u' }, 1001, 'FORBIDDEN'],
+      ['no_such_type', {}, 10, 'NOT_SUPPORTED'],
+      ['verify_token', { token: 5 }, 12, 'MALFORMED'],
+    ] as const) {
+      const fromLeader = await req(a, type, fields);
+      expect(fromLeader).toMatchObject({ name: 'GatewayRequestError', kind: 'request', code, codeName });
+      expect(await req(b, type, fields)).toEqual(fromLeader);
+    }
+  });
+
+  it('a request the leader took is rejected (GatewayConnectionError) when that tab goes, not left to time out', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    // No gateway at this address: the leader waits for a socket that never opens.
+    const options = `{ url: 'ws://127.0.0.1:1/', name: 'handover', reconnect: { initialDelayMs: 200, maxDelayMs: 1000 } }`;
+    const a = await tabPage(context, options);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context, options);
+    const t0 = Date.now();
+    const pending = req(b, 'verify_token', { token: 'x' }, 20_000);
+    // The leader took it (it queues it for its socket); then the leader tab closes.
+    await a.waitForTimeout(500);
+    await a.close({ runBeforeUnload: true });
+    expect(await pending).toMatchObject({ name: 'GatewayConnectionError', kind: 'connection' });
+    expect(Date.now() - t0).toBeLessThan(10_000);
+    await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+  });
+
+  it('a new leader follows the sessions the tabs subscribed to, and reports one that ended meanwhile', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context);
+    const created = async () => (await serviceCall(server.url, SERVICE_KEY, { type: 'create_session', user_id: 'watched', ttl: 600 })).session_id as string;
+    const [s1, s2] = [await created(), await created()];
+    // One followed through request(), one through subscribeSession(), both from the follower.
+    expect(await req(b, 'subscribe_session', { session_id: s1 })).toEqual({ ok: 'subscribed' });
+    expect(
+      await b.evaluate(
+        (id) => (window as unknown as { tabs: { subscribeSession(id: string): Promise<{ type: string }> } }).tabs.subscribeSession(id).then((r) => r.type),
+        s2,
+      ),
+    ).toBe('subscribed');
+    const subs = (p: Page) => p.evaluate(() => [...(window as unknown as { tabs: { subscriptions: Set<string> } }).tabs.subscriptions].sort());
+    expect(await subs(a)).toEqual([s1, s2].sort());
+    await expect.poll(() => subs(b)).toEqual([s1, s2].sort());
+    const SUBSCRIBED = 'gateway_messages_total{type="subscribe_session",outcome="subscribed"}';
+    const before = await metric(server.http, SUBSCRIBED);
+    await a.close({ runBeforeUnload: true });
+    await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+    // The new leader subscribes to both again; then an end is pushed to it.
+    await expect.poll(() => metric(server.http, SUBSCRIBED), { timeout: 10_000 }).toBe(before + 2);
+    await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: s1 });
+    await expect.poll(() => events(b, 'session_expired'), { timeout: 10_000 }).toEqual([{ sessionId: s1, bound: false, reason: 'destroyed', pushed: true }]);
+    // No tab follows for a while (stopped); s2 ends; the tab leads again and finds that end.
+    await b.evaluate(() => (window as unknown as { tabs: { stop(): void } }).tabs.stop());
+    await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: s2 });
+    await b.evaluate(() => (window as unknown as { tabs: { start(): void } }).tabs.start());
+    await expect
+      .poll(() => events(b, 'session_expired'), { timeout: 10_000 })
+      .toContainEqual({ sessionId: s2, bound: false, reason: 'unknown', pushed: false });
+    expect(await subs(b)).toEqual([]);
+  });
+
+  it('a tab that joins is sent the warning; the tabs already warned are not warned again', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context, '{}', '{ session: true }');
+    // --dev warns 10 s before the end: a 12 s session is warned 2 s in.
+    await a.evaluate(() => fetch('/autosession?ttl=12', { method: 'POST' }));
+    await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
+    const b = await tabPage(context, '{}', '{ session: true }');
+    await expect.poll(() => events(b, 'session_expiring'), { timeout: 10_000 }).toHaveLength(1);
+    for (let i = 0; i < 2; i++) {
+      const late = await tabPage(context, '{}', '{ session: true }');
+      await expect.poll(() => events(late, 'session_expiring'), { timeout: 5000 }).toHaveLength(1);
+    }
+    // A reply from the leader comes after anything it posted before (its state notes included).
+    expect(await req(b, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    expect(await events(b, 'session_expiring')).toHaveLength(1);
+    expect(await events(a, 'session_expiring')).toHaveLength(1);
+  });
+
+  it('after stop() a tab can start() again, and a page restored from the back/forward cache rejoins by itself', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context, '{}', '{ session: true }', '/healthz?a');
+    await a.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
+    await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    const b = await tabPage(context, '{}', '{ session: true }', '/healthz?b');
+    const c = await tabPage(context, '{}', '{ session: true }', '/healthz?c');
+    // b goes to another page and comes back (pagehide, then pageshow with persisted).
+    await b.evaluate(() => {
+      (window as unknown as { restored: boolean }).restored = false;
+      addEventListener('pageshow', (e) => ((window as unknown as { restored: boolean }).restored = e.persisted));
+    });
+    await b.goto(server.http + '/readyz');
+    // Restored from the cache: no load event, the page's state (and its TabSession) as it was.
+    await b.goBack({ waitUntil: 'commit' });
+    await expect.poll(() => b.evaluate(() => (window as unknown as { restored?: boolean }).restored), { timeout: 10_000 }).toBe(true);
+    // c is stopped and started again by the app.
+    await c.evaluate(() => {
+      const tabs = (window as unknown as { tabs: { stop(): void; start(o: object): void } }).tabs;
+      tabs.stop();
+      tabs.start({ session: true });
+    });
+    await expect.poll(() => events(b, 'open'), { timeout: 10_000 }).toHaveLength(2);
+    await expect.poll(() => events(c, 'open'), { timeout: 10_000 }).toHaveLength(2);
+    await a.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    for (const p of [a, b, c])
+      await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([{ bound: true, reason: 'destroyed', pushed: true }]);
   });
 });
