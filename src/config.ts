@@ -183,6 +183,11 @@ function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
     }
     return { keys, generated: false };
   }
+  // Set but empty is refused, unlike other variables: it is most often a secret that failed to
+  // expand, and a key made per process would make every node refuse the others' tokens.
+  const empty = single === '' && !list ? 'GATEWAY_JWT_SECRET' : list === '' && !single ? 'GATEWAY_JWT_SECRETS' : undefined;
+  if (empty !== undefined)
+    throw new ConfigError(`${empty} is set but empty: give a key (\`openssl rand -base64 32\`), or unset it for a random key per process`);
   if (single !== undefined) return { keys: [{ secret: checkSecret('GATEWAY_JWT_SECRET', single) }], generated: false };
   return { keys: [{ secret: randomBytes(32) }], generated: true };
 }

@@ -176,6 +176,14 @@ const WEAK_KEYS = [
   'your-256-bit-secretyour-256-bit-secret',
 ];
 
+describe('an empty JWT secret', () => {
+  it('is refused with a line that says so, not taken as unset (a secret that failed to expand)', () => {
+    expect(() => loadConfig({ GATEWAY_JWT_SECRET: '' })).toThrow(/^GATEWAY_JWT_SECRET is set but empty: /);
+    expect(() => loadConfig({ GATEWAY_JWT_SECRETS: '' })).toThrow(/^GATEWAY_JWT_SECRETS is set but empty: /);
+    expect(loadConfig({}).jwtKeys).toHaveLength(1);
+  });
+});
+
 describe('redactUrl', () => {
   it('hides the whole password, an unescaped @ in it included, and a password given as an option', () => {
     const cases: [string, string][] = [
