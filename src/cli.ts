@@ -102,7 +102,10 @@ function configFrom(values: Record<string, string | boolean | undefined>): Confi
   const env: Record<string, string | undefined> = { ...process.env };
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
     const v = values[flag];
-    if (typeof v === 'string') env[name] = v;
+    if (typeof v !== 'string') continue;
+    // The flag wins over its variable in either form (NAME or NAME_FILE).
+    env[name] = v;
+    delete env[name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : `${name}_FILE`];
   }
   if (values.dev === true) env.GATEWAY_DEV = '1';
   return loadConfig(env);
@@ -119,7 +122,8 @@ function serviceKeyOf(values: Record<string, string | boolean | undefined>): str
   };
   const file = values['service-key-file'];
   if (typeof file === 'string') {
-    if (env.GATEWAY_SERVICE_KEY_FILE) fail('set either GATEWAY_SERVICE_KEY_FILE or --service-key-file, not both');
+    // The flag wins over the variable in either form, as in serve.
+    env.GATEWAY_SERVICE_KEY = undefined;
     env.GATEWAY_SERVICE_KEY_FILE = file;
   }
   try {
