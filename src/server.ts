@@ -66,7 +66,7 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   });
   const oauth = createOAuthRoutes({ gateway, front });
   const routes = new Map<string, RouteHandler>([
-    ['/v1/rpc', createRpcHandler({ gateway, front })],
+    ['/v1/rpc', createRpcHandler({ gateway, front, undecodable: (code) => metrics.undecodable(code) })],
     ['/oauth2/introspect', oauth.introspect],
     ['/oauth2/revoke', oauth.revoke],
     ['/oidc/backchannel-logout', backchannelLogoutRoute(config, { gateway, log, front, metrics })],

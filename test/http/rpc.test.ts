@@ -134,6 +134,16 @@ describe('POST /v1/rpc: status of each error code, the body kept', () => {
 });
 
 describe('POST /v1/rpc: what is refused before the pipeline', () => {
+  it('bodies that do not decode are counted in gateway_messages_total as type "invalid", as over WebSocket', async () => {
+    const { server, http } = await start();
+    expect((await post(http, 'notjson')).status).toBe(400);
+    expect((await post(http, { type: 'bogus' })).status).toBe(404);
+    expect((await post(http, { type: 'validate_session' })).status).toBe(400);
+    const text = await server.metrics.text();
+    expect(text).toMatch(/gateway_messages_total\{type="invalid",outcome="error_12"\} 2/);
+    expect(text).toMatch(/gateway_messages_total\{type="invalid",outcome="error_10"\} 1/);
+  });
+
   it('a body that is not UTF-8 is 400, never read with replacement characters (two users would become one)', async () => {
     const { http } = await start();
     const body = Buffer.concat([Buffer.from('{"type":"create_session","user_id":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);

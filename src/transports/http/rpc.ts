@@ -9,6 +9,8 @@ import type { ApiFront, RouteSpec } from './api-front.js';
 
 export interface RpcOptions {
   gateway: Gateway;
+  /** Counts a body that did not decode (`gateway_messages_total{type="invalid"}`), as the other transports do. */
+  undecodable?: (code: number) => void;
   /** The checks before the pipeline: drain, method, key, media type, size and time of the body. */
   front: ApiFront;
 }
@@ -53,6 +55,7 @@ export function createRpcHandler(o: RpcOptions): (req: IncomingMessage, res: Ser
     const admitted = await front.admit(req, res, SPEC);
     if (admitted === undefined) return;
     const d: Decoded = decodeBody(admitted.text, SRC, gateway.nodeId);
+    if (!d.ok) o.undecodable?.(d.code);
     // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
     if (d.ok && req.headers.traceparent !== undefined) d.traceparent = req.headers.traceparent;
     await front.serve(async () => {
