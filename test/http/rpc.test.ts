@@ -5,6 +5,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { Agent, request } from 'node:http';
+import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { requestSchemas } from '../../src/protocol/messages.js';
@@ -134,6 +135,15 @@ describe('POST /v1/rpc: status of each error code, the body kept', () => {
 });
 
 describe('POST /v1/rpc: what is refused before the pipeline', () => {
+  it("each request's connection opened line names its transport, role and client address, as the other transports' do", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const { http } = await start({}, { log });
+    await ok(http, { type: 'validate_session', session_id: 'x' });
+    const opened = lines.map((l) => JSON.parse(l) as Record<string, unknown>).filter((l) => l.event === 'connection opened');
+    expect(opened).toEqual([expect.objectContaining({ transport: 'http', role: 'service', remote: '127.0.0.1' })]);
+  });
+
   it('bodies that do not decode are counted in gateway_messages_total as type "invalid", as over WebSocket', async () => {
     const { server, http } = await start();
     expect((await post(http, 'notjson')).status).toBe(400);

@@ -44,6 +44,8 @@ export interface RouteSpec {
 export interface Admitted {
   text: string;
   caller?: Caller;
+  /** The client's address (a trusted proxy's forwarded one), for the log. */
+  remote: string;
 }
 
 /** True when `header` names `type`, whatever its parameters and letter case. */
@@ -113,7 +115,7 @@ export class ApiFront {
         this.#attempts.delete(req);
         this.#o.throttle.finish(address, attempt.failed);
       });
-      return this.#readBody(req, res, spec, refuse, undefined);
+      return this.#readBody(req, res, spec, refuse, undefined, address);
     }
     const caller = this.#callerOf(req.headers.authorization);
     if (caller === undefined) {
@@ -121,7 +123,7 @@ export class ApiFront {
       return refuse(401, 'Missing or wrong key (Authorization: Bearer <key>)', { 'WWW-Authenticate': 'Bearer' });
     }
     if (!spec.callers.has(caller)) return refuse(403, 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only');
-    return this.#readBody(req, res, spec, refuse, caller);
+    return this.#readBody(req, res, spec, refuse, caller, address);
   }
 
   /**
@@ -141,13 +143,14 @@ export class ApiFront {
     spec: RouteSpec,
     refuse: (status: number, text: string) => undefined,
     caller: Caller | undefined,
+    remote: string,
   ): Promise<Admitted | undefined> {
     if (!isMediaType(req.headers['content-type'], spec.mediaType)) return refuse(415, `Content-Type must be ${spec.mediaType}`);
     const limit = this.#o.maxMessageBytes;
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, limit).text;
     const read = await readLimited(req, limit, this.#o.bodyTimeoutMs);
-    if ('text' in read) return caller === undefined ? { text: read.text } : { text: read.text, caller };
+    if ('text' in read) return caller === undefined ? { text: read.text, remote } : { text: read.text, caller, remote };
     if (read.refused === 'too_large') return refuse(413, tooLarge());
     if (read.refused === 'timeout') return refuse(408, `The body did not arrive within ${this.#o.bodyTimeoutMs} ms`);
     if (read.refused === 'not_utf8') return refuse(400, 'The body is not valid UTF-8');

@@ -59,7 +59,8 @@ export function createRpcHandler(o: RpcOptions): (req: IncomingMessage, res: Ser
     // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
     if (d.ok && req.headers.traceparent !== undefined) d.traceparent = req.headers.traceparent;
     await front.serve(async () => {
-      const body = (await serveOne(gateway.connect({ allowed: RPC_TYPES }), d)).body;
+      const conn = gateway.connect({ allowed: RPC_TYPES, logFields: { transport: 'http', role: admitted.caller ?? 'service', remote: admitted.remote } });
+      const body = (await serveOne(conn, d)).body;
       front.answer(res, body.type === 'error' ? (STATUS_OF_CODE[body.code] ?? 400) : 200, body);
     });
   };
