@@ -18,6 +18,8 @@ export interface App {
 export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver; store?: Store } = {}): Promise<App> {
   const log = extra.log ?? createLogger(config.logLevel, undefined, { node: config.nodeId });
   const clock = extra.clock ?? systemClock;
+  // The first line: what this process runs with, before anything it says about it.
+  log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
   // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
   if (config.jwtSecretGenerated && config.jwtAlg === 'HS256') {
     log.warn('GATEWAY_JWT_SECRET is not set: using a random secret for this process only; tokens will not verify after a restart or on other nodes');
@@ -54,6 +56,5 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     const { loadFixtures } = await import('./fixtures.js');
     await loadFixtures(gateway, config.fixtures);
   }
-  log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
   return { gateway, config, log };
 }

@@ -196,14 +196,15 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(none.stderr).toMatch(/^auth-gateway: a command is needed\nusage: auth-gateway <command>/);
   });
 
-  it('serve: a start-up line with what an operator checks, and a warning without a service key', async () => {
+  it('serve: a start-up line first, with what an operator checks, and a warning without a service key', async () => {
     const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: '' });
     const lines = s
       .stderr()
       .trim()
       .split('\n')
       .map((l) => JSON.parse(l) as Record<string, unknown>);
-    const start = lines.find((l) => l.event === 'starting');
+    const start = lines[0];
+    expect(start?.event).toBe('starting');
     expect(start).toMatchObject({
       level: 'info',
       node: 'node-a',
