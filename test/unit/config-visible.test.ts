@@ -196,6 +196,17 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(none.stderr).toMatch(/^auth-gateway: a command is needed\nusage: auth-gateway <command>/);
   });
 
+  it('stdio: the start-up line comes first, before the secret warning and the fixture lines', () => {
+    const r = cli(['stdio', '--fixtures', 'test/fixtures/seed-fixtures.json']);
+    expect(r.status, r.stderr).toBe(0);
+    const events = r.stderr
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event?: string; level: string });
+    expect(events.length).toBeGreaterThan(2);
+    expect(events[0]!.event).toBe('starting');
+  });
+
   it('serve: a start-up line first, with what an operator checks, and a warning without a service key', async () => {
     const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: '' });
     const lines = s
