@@ -1,3 +1,4 @@
+import { redactUrl } from './config.js';
 import { ConfigError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -37,6 +38,14 @@ export function checkTracingEnv(env: Record<string, string | undefined>): void {
   const exporterName = (env.OTEL_TRACES_EXPORTER ?? 'otlp').trim() || 'otlp';
   // Console would write spans to stdout, which carries the protocol of `stdio`.
   if (exporterName !== 'otlp') throw new ConfigError(`OTEL_TRACES_EXPORTER must be otlp or none (got ${JSON.stringify(exporterName.slice(0, 40))})`);
+  // The exporter drops spans to an endpoint that is not a URL without a word: refused here.
+  for (const name of ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT']) {
+    const v = env[name]?.trim();
+    if (v === undefined || v === '') continue;
+    const url = URL.canParse(v) ? new URL(v) : undefined;
+    if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
+      throw new ConfigError(`${name} must be an http or https URL, e.g. http://collector:4318 (got ${JSON.stringify(redactUrl(v).slice(0, 80))})`);
+  }
 }
 
 /**
@@ -67,5 +76,13 @@ export async function stopTracing(): Promise<void> {
   const stop = shutdown;
   shutdown = undefined;
   spans = undefined;
-  await stop?.().catch(() => {});
+  if (stop === undefined) return;
+  // The last spans are flushed, but a collector that does not answer does not hold the exit
+  // (the exporter's own time limit is 10 s).
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([stop().catch(() => {}), new Promise<void>((resolve) => (timer = setTimeout(resolve, FLUSH_AT_EXIT_MS)))]);
+  clearTimeout(timer);
 }
+
+/** How long stopTracing waits for the last spans to reach the collector. */
+const FLUSH_AT_EXIT_MS = 1000;

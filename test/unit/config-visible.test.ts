@@ -4,6 +4,7 @@
  * errors on stderr, the start-up line and the warning of a serve without a service key.
  */
 import { spawnSync } from 'node:child_process';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,6 +131,8 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
         /^GATEWAY_JWT_ED25519_KEY: cannot read ".*no-such-key\.pem" \(ENOENT\)$/,
       ],
       [[], { OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER must be otlp or none/],
+      [[], { OTEL_EXPORTER_OTLP_ENDPOINT: 'notaurl' }, /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http or https URL/],
+      [[], { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/v1/traces' }, /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http or https URL/],
       [['--host', 'not a host'], {}, /^GATEWAY_HOST must be an IP address or a host name/],
       [[], { GATEWAY_HOST: '-bad.example' }, /^GATEWAY_HOST must be/],
     ];
@@ -194,6 +197,31 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(none.status).toBe(2);
     expect(none.stdout).toBe('');
     expect(none.stderr).toMatch(/^auth-gateway: a command is needed\nusage: auth-gateway <command>/);
+  });
+
+  it('stdio exits soon after its input ends even when the trace collector does not answer', async () => {
+    // A collector that takes the connection (the kernel's backlog does) and never answers.
+    const silent = createNetServer(() => undefined);
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, ['dist/cli.js', 'stdio'], {
+      env: {
+        PATH: process.env.PATH ?? '',
+        GATEWAY_JWT_SECRET: SECRET,
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        OTEL_BSP_SCHEDULE_DELAY: '60000',
+      },
+      input: `${JSON.stringify({ src: 'c', dest: 'gateway', body: { type: 'create_session', msg_id: 1, user_id: 'u' } })}\n`,
+      timeout: 20_000,
+      encoding: 'utf8',
+    });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toContain('session_created');
+    silent.close();
+    // Start-up and the one request are well under a second; the flush waits at most 1 s (the
+    // exporter alone would wait 10 s).
+    expect(performance.now() - t0).toBeLessThan(6000);
   });
 
   it('stdio: the start-up line comes first, before the secret warning and the fixture lines', () => {
