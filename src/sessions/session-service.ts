@@ -295,7 +295,7 @@ export class SessionService {
     await this.#write(hash, moved, now);
     let record: SessionRecord | undefined;
     try {
-      record = await this.#o.store.take<SessionRecord>(oldKey);
+      record = await this.#o.store.take<SessionRecord>(oldKey, (taken) => this.#lateTake(oldHash, 'destroyed', taken));
     } catch (err) {
       // Whether the old one was taken is not known: neither id is left valid where the store
       // still answers, and the old one's followers hear of its end; the caller gets error 11.
@@ -362,15 +362,31 @@ export class SessionService {
    * as a live session ended now.
    */
   async #finish(hash: string, reason: EndReason): Promise<{ told: EndReason; announced: Promise<void> } | undefined> {
-    const record = await this.#o.store.take<SessionRecord>(sessionKey(hash));
+    const record = await this.#o.store.take<SessionRecord>(sessionKey(hash), (taken) => this.#lateTake(hash, reason, taken));
     if (record === undefined) return undefined;
-    const natural = endOf(record, this.#idleMs);
-    const told = natural.at <= this.#o.clock.now() ? natural.reason : reason;
+    const told = this.#told(record, reason);
     // The record is gone: followers are told now, before the index is tidied (a stale index
     // member is pruned by its own expiry and skipped by list and revoke meanwhile).
     const announced = this.#ended(hash, told, record.u);
     await this.#o.store.indexRemove(userIndexKey(record.u), hash);
     return { told, announced };
+  }
+
+  /** The reason an end reports: a record already past its end keeps its own. */
+  #told(record: SessionRecord, reason: EndReason): EndReason {
+    const natural = endOf(record, this.#idleMs);
+    return natural.at <= this.#o.clock.now() ? natural.reason : reason;
+  }
+
+  /**
+   * A take that timed out (its request answered error 11) was carried out by the store after
+   * all: the session is over, and its followers on every node are told now rather than at its
+   * end, when the next look at the store would find it gone.
+   */
+  #lateTake(hash: string, reason: EndReason, record: SessionRecord | undefined): void {
+    if (record === undefined) return;
+    void this.#ended(hash, this.#told(record, reason), record.u);
+    this.#o.store.indexRemove(userIndexKey(record.u), hash).catch(() => undefined);
   }
 
   /**

@@ -92,10 +92,10 @@ export class KeyvStore implements Store {
     this.#observer = observer;
   }
 
-  #guard<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
+  #guard<T>(name: StoreOperation, key: string, op: () => Promise<T> | T, late?: (value: T) => void): Promise<T> {
     const spans = activeSpans();
-    if (spans === undefined) return this.#limit(name, key, op);
-    return spans.traceStore(this.kind, name, () => this.#limit(name, key, op));
+    if (spans === undefined) return this.#limit(name, key, op, late);
+    return spans.traceStore(this.kind, name, () => this.#limit(name, key, op, late));
   }
 
   /**
@@ -104,7 +104,7 @@ export class KeyvStore implements Store {
    * operation: the timing is taken in the limit's own callbacks, not in a second `then`.
    * A backend without a time limit (memory) answers in place and is not timed.
    */
-  #limit<T>(name: StoreOperation, key: string, op: () => Promise<T> | T): Promise<T> {
+  #limit<T>(name: StoreOperation, key: string, op: () => Promise<T> | T, lateValue?: (value: T) => void): Promise<T> {
     const timeoutMs = this.#timeoutMs;
     // When the operation started, if it is timed (a remote backend with an observer).
     const started = timeoutMs === undefined || this.#observer === undefined ? undefined : performance.now();
@@ -138,8 +138,8 @@ export class KeyvStore implements Store {
       const waiting = deadlines.add(late);
       result.then(
         (v) => {
-          // Settled after its time-out: already rejected and counted.
-          if (!waiting.delete(late)) return;
+          // Settled after its time-out: already rejected and counted; what it did is told.
+          if (!waiting.delete(late)) return lateValue?.(v);
           this.#told(name, started, true);
           resolve(v);
         },
@@ -187,8 +187,8 @@ export class KeyvStore implements Store {
     return this.#guard('delete', key, () => this.#keyv.delete(key));
   }
 
-  take<T>(key: string): Promise<T | undefined> {
-    return this.#guard('take', key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined);
+  take<T>(key: string, late?: (value: T | undefined) => void): Promise<T | undefined> {
+    return this.#guard('take', key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined, late);
   }
 
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined> {

@@ -72,8 +72,13 @@ export interface Store {
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;
   /** Deletes; true when something was there. */
   delete(key: string): Promise<boolean>;
-  /** Atomically reads and deletes: of concurrent callers (on any node) exactly one gets the value. */
-  take<T>(key: string): Promise<T | undefined>;
+  /**
+   * Atomically reads and deletes: of concurrent callers (on any node) exactly one gets the value.
+   * `late` is told what a take that timed out (rejected with error 11) took once the backend
+   * answers after all: a remote backend may still carry out an operation it was too slow to
+   * answer in time.
+   */
+  take<T>(key: string, late?: (value: T | undefined) => void): Promise<T | undefined>;
   /**
    * Atomically replaces an existing value and returns the old one; writes nothing when absent.
    * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given.

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashSecret } from '../../../src/crypto.js';
+import { GatewayError } from '../../../src/errors.js';
 import { endOf, secondsLeft, unixSeconds, type SessionRecord } from '../../../src/sessions/records.js';
 import { ManualClock } from '../../../src/clock.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
@@ -465,6 +466,38 @@ describe('SessionService', () => {
       clock.advance(10_000);
       expect(await gateway.sessions.list('dave')).toHaveLength(0);
       expect(await gateway.sessions.revokeUser('dave')).toBe(0);
+    });
+  });
+
+  describe('a take that times out and is carried out after all', () => {
+    it('destroy answers error 11, and the end is announced once the store does it late', async () => {
+      const { gateway: maker, clock, store } = makeGateway();
+      const s = await maker.sessions.create('hal', undefined);
+      // The store takes the record, but answers after the time limit: the caller's promise
+      // was rejected (error 11), and the late answer is handed to `late`.
+      let doLate: (() => Promise<void>) | undefined;
+      const slow = new Proxy(store, {
+        get(target, prop) {
+          const v = Reflect.get(target, prop, target) as unknown;
+          if (typeof v !== 'function') return v;
+          const fn = (v as (...a: unknown[]) => unknown).bind(target);
+          if (prop !== 'take') return fn;
+          return (key: string, late?: (value: unknown) => void) => {
+            doLate = async () => late?.(await fn(key));
+            return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
+          };
+        },
+      });
+      const { gateway } = makeGateway({ clock, store: slow });
+      const told: [string, string][] = [];
+      gateway.hub.ended = (hash, reason) => void told.push([hash, reason]);
+      await expect(gateway.sessions.destroy(s.sessionId)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+      expect(told).toEqual([]);
+      await doLate!();
+      await settle();
+      expect(told).toEqual([[s.hash, 'destroyed']]);
+      expect((await maker.sessions.validate(s.sessionId)).valid).toBe(false);
+      expect(await maker.sessions.list('hal')).toEqual([]);
     });
   });
 

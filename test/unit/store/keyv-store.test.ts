@@ -84,4 +84,21 @@ describe('KeyvStore: the time and outcome of each remote operation', () => {
     await expect(next).resolves.toBe('second');
     expect(seen.map((s) => s.ok)).toEqual([false, true]);
   });
+
+  it('tells a take that timed out what it took once the backend answers after all', async () => {
+    const { store, pending } = storeWithPendingTake(40);
+    const late: unknown[] = [];
+    const err: unknown = await store.take('s:a', (v) => late.push(v)).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayError);
+    expect(late).toEqual([]);
+    pending[0]!.resolve({ u: 'alice' });
+    await Promise.resolve();
+    await Promise.resolve();
+    expect(late).toEqual([{ u: 'alice' }]);
+    // A take answered in time is not told twice.
+    const inTime = store.take('s:b', (v) => late.push(v));
+    pending[1]!.resolve('on time');
+    await expect(inTime).resolves.toBe('on time');
+    expect(late).toEqual([{ u: 'alice' }]);
+  });
 });
