@@ -482,7 +482,9 @@ export class SessionService {
         const f = finished[k];
         const record = records[k];
         if (f === undefined) {
-          if (record !== undefined && owned(record)) lost++;
+          // Gone before the read or the take: ended by another request, which may have been a
+          // regeneration that moved it to a new id (looked for by a read of the index again).
+          if (record === undefined || owned(record)) lost++;
           continue;
         }
         if (f.told === 'revoked') count++;
@@ -496,9 +498,9 @@ export class SessionService {
   }
 
   /**
-   * `#endGroups` over an index's members; read again while a take was lost to another request
-   * (a session read live and gone at the take may have moved to a new id that the index holds
-   * now: regenerate_session), at most END_PASSES times.
+   * `#endGroups` over an index's members; read again while a member was found gone, at the
+   * read or at the take (it may have moved to a new id that the index holds by then:
+   * regenerate_session adds the new id before it takes the old), at most END_PASSES times.
    */
   async #endAll(members: () => Promise<string[]>, owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
     const done = new Set<string>();
