@@ -6,6 +6,8 @@ import { SubscriptionHub } from '../../../src/push/hub.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 import { failingStore } from '../../helpers/failing-store.js';
+import { storeWith } from '../../helpers/store-with.js';
+import type { Store } from '../../../src/store/types.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 
@@ -477,16 +479,10 @@ describe('a store that fails half-way through an end', () => {
     const memory = createMemoryStore(clock);
     let takes = 0;
     // The first take's answer is lost (the store did it, or not: the gateway cannot tell).
-    const store = new Proxy(memory, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop, target) as unknown;
-        if (typeof v !== 'function') return v;
-        const fn = (v as (...a: unknown[]) => unknown).bind(target);
-        if (prop !== 'take') return fn;
-        return async (...a: unknown[]) => {
-          if (takes++ === 0) throw GatewayError.unavailable(new Error('answer lost'));
-          return fn(...a);
-        };
+    const store = storeWith(memory, {
+      take: async (take: Store['take'], key: string) => {
+        if (takes++ === 0) throw GatewayError.unavailable(new Error('answer lost'));
+        return take(key);
       },
     });
     const t = makeGateway({ clock, store });

@@ -5,6 +5,7 @@ import { endOf, secondsLeft, unixSeconds, type SessionRecord } from '../../../sr
 import { ManualClock } from '../../../src/clock.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import type { EventBus, Store, StoreEvent } from '../../../src/store/types.js';
+import { storeWith } from '../../helpers/store-with.js';
 import { waitForCount } from '../../helpers/wait-for.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
@@ -485,16 +486,10 @@ describe('SessionService', () => {
       // The store takes the record, but answers after the time limit: the caller's promise
       // was rejected (error 11), and the late answer is handed to `late`.
       let doLate: (() => Promise<void>) | undefined;
-      const slow = new Proxy(store, {
-        get(target, prop) {
-          const v = Reflect.get(target, prop, target) as unknown;
-          if (typeof v !== 'function') return v;
-          const fn = (v as (...a: unknown[]) => unknown).bind(target);
-          if (prop !== 'take') return fn;
-          return (key: string, late?: (value: unknown) => void) => {
-            doLate = async () => late?.(await fn(key));
-            return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
-          };
+      const slow = storeWith(store, {
+        take: (take: Store['take'], key: string, late?: (value: unknown) => void) => {
+          doLate = async () => late?.(await take(key));
+          return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
         },
       });
       const { gateway } = makeGateway({ clock, store: slow });
@@ -527,23 +522,21 @@ describe('SessionService', () => {
       // The checking node's read returns the copy it read; then, before it acts, a validate on
       // another node (activity, 1 ms before the idle end) lands, and the idle end passes.
       let raced = 0;
-      const racing = new Proxy(store, {
-        get(target, prop) {
-          const v = Reflect.get(target, prop, target) as unknown;
-          if (prop !== 'get' || typeof v !== 'function') return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-          return async (key: string) => {
-            const read = await (v as Store['get']).call(target, key);
-            if (raced++ === 0) {
-              expect((await other.sessions.validate(s.sessionId)).valid).toBe(true);
-              clock.advance(1);
-            }
-            return read;
-          };
+      let validInTheRace: boolean | undefined;
+      const racing = storeWith(store, {
+        get: async (get: Store['get'], key: string) => {
+          const read = await get(key);
+          if (raced++ === 0) {
+            validInTheRace = (await other.sessions.validate(s.sessionId)).valid;
+            clock.advance(1);
+          }
+          return read;
         },
       });
       const { gateway } = makeGateway({ sessionIdleTimeout: 100, clock, store: racing });
       expect(await gateway.sessions.checkExpiry(s.hash)).toEqual({ ended: undefined, next: T0 + 199_999, reason: 'idle' });
       expect(raced).toBe(1);
+      expect(validInTheRace).toBe(true);
       expect(await other.sessions.validate(s.sessionId)).toMatchObject({ valid: true, end: T0 + 200_000 });
     });
   });
