@@ -147,7 +147,7 @@ describe('heavy and malformed frames (finding 2)', () => {
     const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
     const b = browser(server.url);
     await b.opened;
-    b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(1900), msg_id: 9 } }));
+    b.send(JSON.stringify({ src: 'c1', dest: 'gateway', body: { type: 'validate_session', session_id: 'x'.repeat(4000), msg_id: 9 } }));
     expect((await b.next()).body).toEqual({
       type: 'error',
       code: 12,

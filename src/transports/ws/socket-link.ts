@@ -37,9 +37,6 @@ export interface LinkOptions {
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
-/** How far a browser's message may grow past GATEWAY_MAX_MESSAGE_BYTES while its fragments arrive (over: 1009). */
-const BROWSER_PAYLOAD_FACTOR = 2;
-
 /** Pongs a peer may leave unread before it is closed (ws's own default for its automatic pongs). */
 const MAX_PENDING_PONGS = 60;
 
@@ -97,13 +94,6 @@ export class SocketLink implements Wire, BoundEnd {
     // read's worth of requests, answered in the same microtask run) leave in one write;
     // flushing at 64 KiB keeps the slow-reader check exact.
     this.#pump = new Pump(this.conn, this, { highWaterMark: o.highWaterMark, schedule: process.nextTick });
-    if (o.budget !== undefined) {
-      // A browser's message may not outgrow twice the limit while its fragments arrive (a
-      // service's may reach ws's 16 times, so that its head can still be answered): an
-      // unfinished message holds its fragments in memory, uncharged until it completes.
-      const r = (this.#ws as unknown as { _receiver?: { _maxPayload?: number } })._receiver;
-      if (r !== undefined && typeof r._maxPayload === 'number') r._maxPayload = Math.min(r._maxPayload, BROWSER_PAYLOAD_FACTOR * o.maxMessageBytes);
-    }
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     this.#ws.on('pong', () => (this.alive = true));
     this.#ws.on('ping', (data: Buffer) => this.#ping(data));
