@@ -18,13 +18,16 @@ export interface App {
 export async function createApp(config: Config, extra: { clock?: Clock; log?: Logger; observer?: GatewayObserver; store?: Store } = {}): Promise<App> {
   const log = extra.log ?? createLogger(config.logLevel, undefined, { node: config.nodeId });
   const clock = extra.clock ?? systemClock;
+  // What can still refuse the configuration is read first: a bad file is the only line.
+  let ed25519Keys = config.jwtAlg === 'EdDSA' ? loadEd25519Keys(config.jwtEd25519KeyFiles) : undefined;
+  const fixtures = config.fixtures === undefined ? undefined : await import('./fixtures.js');
+  const seeds = fixtures === undefined || config.fixtures === undefined ? undefined : await fixtures.readFixtures(config.fixtures);
   // The first line: what this process runs with, before anything it says about it.
   log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
   // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
   if (config.jwtSecretGenerated && config.jwtAlg === 'HS256') {
     log.warn('GATEWAY_JWT_SECRET is not set: using a random secret for this process only; tokens will not verify after a restart or on other nodes');
   }
-  let ed25519Keys = config.jwtAlg === 'EdDSA' ? loadEd25519Keys(config.jwtEd25519KeyFiles) : undefined;
   if (ed25519Keys?.length === 0) {
     log.warn('GATEWAY_JWT_ED25519_KEY is not set: using an Ed25519 key made for this process only; tokens will not verify after a restart or on other nodes');
     ed25519Keys = [generateEd25519Key()];
@@ -52,9 +55,6 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     logSalt: config.logSalt,
     observer: extra.observer,
   });
-  if (config.fixtures) {
-    const { loadFixtures } = await import('./fixtures.js');
-    await loadFixtures(gateway, config.fixtures);
-  }
+  if (config.fixtures !== undefined && fixtures !== undefined) await fixtures.loadFixtures(gateway, config.fixtures, seeds);
   return { gateway, config, log };
 }

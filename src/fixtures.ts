@@ -22,10 +22,11 @@ const fixtureSchema = TypeCompiler.Compile(fixtureType);
 
 /**
  * Seeds sessions from a fixture file (docs/protocol.md, Fixtures): for tests and demos only,
- * and said so on stderr. A bad file stops start-up with one line.
+ * and said so on stderr. A bad file stops start-up with one line. `read`: the file's sessions,
+ * when `readFixtures` has read them already.
  */
-export async function loadFixtures(gateway: Gateway, path: string): Promise<number> {
-  const sessions = await readFixtures(path);
+export async function loadFixtures(gateway: Gateway, path: string, read?: Static<typeof fixtureType>['sessions']): Promise<number> {
+  const sessions = read ?? (await readFixtures(path));
   for (const s of sessions) await gateway.sessions.seed(s.session_id, s.user_id, s.data, s.ttl ?? gateway.options.sessionTtl);
   gateway.log.warn({ event: 'fixtures loaded', file: path, sessions: sessions.length }, 'FIXTURES LOADED: seeded sessions are for tests and demos only');
   return sessions.length;
