@@ -52,9 +52,12 @@ describe('upgrade: service key', () => {
     expect(await refusal(service(server.url))).toBe('HTTP 401');
   });
 
-  it('a service connection ignores Origin and may call everything', async () => {
+  it('a service connection may call everything; one naming an Origin that is not allowed is refused too (403)', async () => {
     const { server } = await start();
-    const s = new Peer(server.url, { origin: 'http://evil.example', headers: { Authorization: `Bearer ${SERVICE_KEY}` } });
+    expect(await refusal(new Peer(server.url, { origin: 'http://evil.example', headers: { Authorization: `Bearer ${SERVICE_KEY}` } }))).toBe('HTTP 403');
+    // A wrong key is judged first (401, a failed attempt), whatever the Origin.
+    expect(await refusal(new Peer(server.url, { origin: 'http://evil.example', headers: { Authorization: 'Bearer wrong-key-0123456789' } }))).toBe('HTTP 401');
+    const s = new Peer(server.url, { origin: `http://127.0.0.1:${server.port}`, headers: { Authorization: `Bearer ${SERVICE_KEY}` } });
     await s.opened;
     expect((await s.call('create_session', { user_id: 'u1' })).type).toBe('session_created');
     expect((await s.call('list_sessions', { user_id: 'u1' })).type).toBe('sessions');

@@ -195,12 +195,18 @@ describe('frame size', () => {
     expect(pongs).toBeLessThan(50);
   });
 
-  it('answers a binary frame with error 12', async () => {
+  it('answers a binary frame with error 12, addressed when its ends and msg_id can be read', async () => {
     const { server } = await start();
     const b = browser(server.url);
     await b.opened;
     b.ws.send(Buffer.from(JSON.stringify({ src: 'c', dest: 'g', body: { type: 'init', msg_id: 1, node_id: 'n' } })));
-    expect((await b.next()).body).toMatchObject({ type: 'error', code: 12, text: expect.stringContaining('text frame') });
+    expect(await b.next()).toEqual({
+      src: 'g',
+      dest: 'c',
+      body: { type: 'error', in_reply_to: 1, code: 12, text: 'Binary frames are not accepted: send each message as one text frame' },
+    });
+    b.ws.send(Buffer.from([0xff, 0x00, 0x01]));
+    expect((await b.next()).body).toEqual({ type: 'error', code: 12, text: 'Binary frames are not accepted: send each message as one text frame' });
   });
 });
 

@@ -20,8 +20,8 @@ const PATHS = new Set(['/', '/ws']);
  * Decides the role of an upgrade (docs/protocol.md, WebSocket). A browser cannot set
  * `Authorization` on a WebSocket upgrade, so a request carrying it is a backend: it is a
  * service when the bearer key matches (constant time) and refused with 401 otherwise. Every
- * other request is a browser; when it names an `Origin`, that origin must be allowed, or the
- * page of another site could ride the user's cookie (cross-site WebSocket hijacking): 403.
+ * other request is a browser. An upgrade that names an `Origin` must name an allowed one, or
+ * the page of another site could ride the user's cookie (cross-site WebSocket hijacking): 403.
  */
 export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Handshake {
   const path = (req.url ?? '/').split('?')[0]!;
@@ -32,10 +32,12 @@ export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Hand
     if (o.serviceKey === undefined || m === null || !constantTimeEqual(m[1]!, o.serviceKey)) {
       return { ok: false, status: 401, why: 'wrong or malformed service key' };
     }
-    return { ok: true, role: 'service' };
   }
+  // Any upgrade naming an Origin that is not allowed, the right key's included (the protocol
+  // refuses such an upgrade whoever makes it; a backend sends no Origin).
   const origin = req.headers.origin;
   if (origin !== undefined && !o.isAllowedOrigin(origin)) return { ok: false, status: 403, why: 'origin not allowed' };
+  if (auth !== undefined) return { ok: true, role: 'service' };
   return { ok: true, role: 'browser', sessionId: readCookie(req.headers.cookie, o.sessionCookie) };
 }
 

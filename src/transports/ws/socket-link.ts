@@ -34,6 +34,8 @@ export interface LinkOptions {
   log: Logger;
 }
 
+const BINARY_TEXT = 'Binary frames are not accepted: send each message as one text frame';
+
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
@@ -267,7 +269,8 @@ export class SocketLink implements Wire, BoundEnd {
     let d: Decoded;
     let overBytes = false;
     if (isBinary) {
-      d = { ok: false, code: ErrorCodes.MALFORMED, text: 'Binary frames are not accepted: send each message as one text frame' };
+      // Answered from its head, as an oversized frame is: addressed when its ends and msg_id can be read.
+      d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.MALFORMED, BINARY_TEXT);
     } else if (budget !== undefined && !budget.bytes(row, buf.length)) {
       overBytes = true;
       // Over the byte rate: answered from the frame's head, never parsed.
