@@ -143,9 +143,20 @@ export function hasLoneSurrogate(v: unknown): boolean {
  * check, so the walk is bounded.
  */
 function illFormed(body: Record<string, unknown>): string | undefined {
-  for (const k in body) if (hasLoneSurrogate(body[k])) return k;
+  const lookup = LOOKUP_TYPES.has(body.type as string);
+  for (const k in body) {
+    // A string that only names something is looked up as it is: nothing was ever stored under
+    // ill-formed text, so it names nothing and gets the typed reply.
+    if (NAMING_FIELDS.has(k) || (lookup && k === 'user_id')) continue;
+    if (hasLoneSurrogate(body[k])) return k;
+  }
   return undefined;
 }
+
+/** Fields that name a session, a token or a handle, never stored as text. */
+const NAMING_FIELDS: ReadonlySet<string> = new Set(['session_id', 'old_session_id', 'except_session_id', 'token', 'refresh_token', 'handle']);
+/** Requests whose `user_id` is looked up, not stored (each checks the owner of every record it reaches). */
+const LOOKUP_TYPES: ReadonlySet<string> = new Set(['list_sessions', 'revoke_user_sessions', 'destroy_session_handle']);
 
 /** True when an object anywhere in `v` has an own member named `__proto__`. */
 function hasProtoMember(v: unknown): boolean {

@@ -7,13 +7,15 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * which is the text of error 12.
  */
 
-/** The longest `user_id`, `idp_sid`, `idp_sub` and `handle`, in characters (code points). */
+/** The longest `user_id` (where it is stored), `idp_sid` and `idp_sub`, in characters (code points). */
 export const MAX_ID = 256;
 
 const msgId = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a non-negative integer' });
 /** Any string names a session: one that was never issued gets `session_invalid`, not an error. */
 const sessionId = Type.String({ description: 'a string' });
 const userId = Type.String({ minLength: 1, maxLength: MAX_ID, description: `a non-empty string of at most ${MAX_ID} characters` });
+/** A user or handle looked up, not stored: any string; one that names nobody gets the typed reply (an empty list, count 0). */
+const lookupName = Type.String({ description: 'a string' });
 const jsonObject = Type.Record(Type.String(), Type.Unknown(), { description: 'a JSON object' });
 const ttl = Type.Integer({ minimum: 1, maximum: 31_536_000, description: 'an integer number of seconds from 1 to 31536000' });
 const idpName = Type.String({ maxLength: MAX_ID, description: `a string of at most ${MAX_ID} characters` });
@@ -39,12 +41,9 @@ export const requestSchemas = {
   destroy_session: request('destroy_session', { session_id: sessionId }),
   subscribe_session: request('subscribe_session', { session_id: sessionId }),
   unsubscribe_session: request('unsubscribe_session', { session_id: sessionId }),
-  list_sessions: request('list_sessions', { user_id: userId }),
-  destroy_session_handle: request('destroy_session_handle', {
-    user_id: userId,
-    handle: Type.String({ maxLength: MAX_ID, description: `a string of at most ${MAX_ID} characters` }),
-  }),
-  revoke_user_sessions: request('revoke_user_sessions', { user_id: userId, except_session_id: Type.Optional(sessionId) }),
+  list_sessions: request('list_sessions', { user_id: lookupName }),
+  destroy_session_handle: request('destroy_session_handle', { user_id: lookupName, handle: lookupName }),
+  revoke_user_sessions: request('revoke_user_sessions', { user_id: lookupName, except_session_id: Type.Optional(sessionId) }),
   generate_access_token: request('generate_access_token', { payload: jsonObject }),
   verify_token: request('verify_token', { token: Type.String({ description: 'a string' }) }),
   refresh_token: request('refresh_token', { refresh_token: Type.String({ description: 'a string' }) }),

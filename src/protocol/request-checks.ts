@@ -486,9 +486,7 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
           Number.isInteger(value['msg_id']) &&
           value['msg_id'] <= 9007199254740991 &&
           value['msg_id'] >= 0 &&
-          typeof value['user_id'] === 'string' &&
-          (value['user_id'].length <= 256 || codePointCount(value['user_id']) <= 256) &&
-          value['user_id'].length >= 1
+          typeof value['user_id'] === 'string'
         );
       };
     })(),
@@ -516,10 +514,10 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
       {
         name: 'user_id',
         required: true,
-        description: 'a non-empty string of at most 256 characters',
+        description: 'a string',
         check: (() => {
           return function check(value) {
-            return typeof value === 'string' && (value.length <= 256 || codePointCount(value) <= 256) && value.length >= 1;
+            return typeof value === 'string';
           };
         })(),
       },
@@ -537,10 +535,7 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
           value['msg_id'] <= 9007199254740991 &&
           value['msg_id'] >= 0 &&
           typeof value['user_id'] === 'string' &&
-          (value['user_id'].length <= 256 || codePointCount(value['user_id']) <= 256) &&
-          value['user_id'].length >= 1 &&
-          typeof value['handle'] === 'string' &&
-          (value['handle'].length <= 256 || codePointCount(value['handle']) <= 256)
+          typeof value['handle'] === 'string'
         );
       };
     })(),
@@ -568,20 +563,20 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
       {
         name: 'user_id',
         required: true,
-        description: 'a non-empty string of at most 256 characters',
+        description: 'a string',
         check: (() => {
           return function check(value) {
-            return typeof value === 'string' && (value.length <= 256 || codePointCount(value) <= 256) && value.length >= 1;
+            return typeof value === 'string';
           };
         })(),
       },
       {
         name: 'handle',
         required: true,
-        description: 'a string of at most 256 characters',
+        description: 'a string',
         check: (() => {
           return function check(value) {
-            return typeof value === 'string' && (value.length <= 256 || codePointCount(value) <= 256);
+            return typeof value === 'string';
           };
         })(),
       },
@@ -599,8 +594,6 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
           value['msg_id'] <= 9007199254740991 &&
           value['msg_id'] >= 0 &&
           typeof value['user_id'] === 'string' &&
-          (value['user_id'].length <= 256 || codePointCount(value['user_id']) <= 256) &&
-          value['user_id'].length >= 1 &&
           (value['except_session_id'] !== undefined ? typeof value['except_session_id'] === 'string' : true)
         );
       };
@@ -629,10 +622,10 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
       {
         name: 'user_id',
         required: true,
-        description: 'a non-empty string of at most 256 characters',
+        description: 'a string',
         check: (() => {
           return function check(value) {
-            return typeof value === 'string' && (value.length <= 256 || codePointCount(value) <= 256) && value.length >= 1;
+            return typeof value === 'string';
           };
         })(),
       },

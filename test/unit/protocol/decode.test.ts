@@ -64,8 +64,8 @@ describe('decode', () => {
       [{ type: 'init', node_id: '' }, 'node_id'],
       [{ type: 'init', node_id: 'has space' }, 'node_id'],
       [{ type: 'init', node_id: 'n1', node_ids: [1] }, 'node_ids'],
-      [{ type: 'list_sessions', user_id: '' }, 'user_id'],
-      [{ type: 'destroy_session_handle', user_id: 'u', handle: 'h'.repeat(257) }, 'handle'],
+      [{ type: 'revoke_user_tokens', user_id: '' }, 'user_id'],
+      [{ type: 'list_sessions', user_id: 5 }, 'user_id'],
     ];
     for (const [body, field] of cases) {
       const d = decodeValue(env({ msg_id: 1, ...body }));

@@ -109,9 +109,9 @@ describe('request checks compiled ahead of time', () => {
     const login = (idp_sid: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'create_session', msg_id: 1, user_id: 'u', idp_sid } });
     expect(login(smile.repeat(256)).ok).toBe(true);
     expect(login(smile.repeat(257)).ok).toBe(false);
-    const list = (handle: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'destroy_session_handle', msg_id: 1, user_id: 'u', handle } });
-    expect(list(`${'x'.repeat(100)}${smile.repeat(156)}`).ok).toBe(true);
-    expect(list(`${'x'.repeat(101)}${smile.repeat(156)}`).ok).toBe(false);
+    const revoke = (user_id: string) => decodeValue({ src: 'c', dest: 'gw', body: { type: 'revoke_user_tokens', msg_id: 1, user_id } });
+    expect(revoke(`${'x'.repeat(100)}${smile.repeat(156)}`).ok).toBe(true);
+    expect(revoke(`${'x'.repeat(101)}${smile.repeat(156)}`).ok).toBe(false);
   });
 
   it('a schema of a kind the generator does not know stops the generation', async () => {
