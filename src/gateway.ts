@@ -244,7 +244,11 @@ export class Gateway implements PipelineServices {
 
   #storeTrouble(err: unknown, msg: string): void {
     this.observer.storeError?.();
-    this.sampledLog.hit(msg, (suppressed) => this.log.error({ err, suppressed }, `${msg} (sampled)`));
+    // The store being away is the store health log's to say, once (the task is tried again
+    // when it is back); anything else is an error worth a line.
+    const away = err instanceof GatewayError && err.code === 'UNAVAILABLE';
+    if (away && !this.log.isLevelEnabled('debug')) return;
+    this.sampledLog.hit(msg, (suppressed) => (away ? this.log.debug : this.log.error).call(this.log, { err, suppressed }, `${msg} (sampled)`));
   }
 
   async close(): Promise<void> {

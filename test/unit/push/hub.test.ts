@@ -441,6 +441,28 @@ describe('subscribe racing an end', () => {
   });
 });
 
+describe('background work that meets the store away', () => {
+  it('writes no error line (the store health log says it once), and other failures still do', async () => {
+    const lines: { level: number; msg: string }[] = [];
+    const { pino } = await import('pino');
+    const log = pino({ level: 'info' }, { write: (l: string) => void lines.push(JSON.parse(l) as { level: number; msg: string }) });
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const t = makeGateway({ clock, store, log });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 60 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    store.fail('get');
+    clock.advance(60_000); // the end's check meets the store away, and is tried again
+    await settle();
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+    store.fail('get', new Error('a bug, not an outage'));
+    clock.advance(1_000);
+    await settle();
+    expect(lines.filter((l) => l.level >= 50).map((l) => l.msg)).toEqual(['background task failed (sampled)']);
+  });
+});
+
 describe('a store that fails half-way through an end', () => {
   it('destroy whose index update fails: the client gets error 11, followers are told at once', async () => {
     const clock = new ManualClock(T0);
