@@ -197,6 +197,8 @@ interface Pending {
 
 const OPEN = 1;
 const { SERVICE_RESTART } = CloseCodes;
+/** The longest wait between tries of a re-subscription that failed (ms). */
+const RESUBSCRIBE_MAX_MS = 30_000;
 /** After a regeneration, a socket that stays open this long (ms) is bound to the new cookie. */
 const REBIND_CONFIRM_MS = 1000;
 
@@ -225,6 +227,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #outbox: { msgId: number; frame: string }[] = [];
   /** Sessions subscribed to and not known to have ended: re-subscribed after a reconnect. */
   readonly #live = new Set<string>();
+  /** Re-subscriptions that failed, waiting to be tried again on the same connection. */
+  readonly #resubTimers = new Set<ReturnType<typeof setTimeout>>();
   #wanted = false;
   /** Reconnects since the last connection that stayed open `resetAfterMs` (the `reconnecting` event's `attempt`). */
   #attempt = 0;
@@ -326,6 +330,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   close(): void {
     this.#wanted = false;
     this.#epoch++;
+    this.#clearResubscribes();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#stopHeartbeat();
@@ -572,16 +577,32 @@ export class GatewayClient extends Emitter<ClientEvents> {
   }
 
   /** After a reconnect: follow again, or learn that the session ended meanwhile. */
-  async #resubscribe(sessionId: string): Promise<void> {
+  async #resubscribe(sessionId: string, attempt = 0): Promise<void> {
+    const ws = this.#ws;
     try {
       const r = await this.request('subscribe_session', { session_id: sessionId });
       if (r.type === 'session_invalid' && this.#live.delete(sessionId)) {
         this.emit('session_expired', { sessionId, bound: false, reason: 'unknown', pushed: false });
       }
     } catch (err) {
-      // Kept: tried again after the next reconnect.
       this.emit('error', err instanceof Error ? err : new Error(String(err)));
+      // Kept, and tried again on this connection (the gateway's store may be away for a
+      // while: error 11), 1 s doubling to 30 s; a reconnect starts over.
+      if (!this.#live.has(sessionId) || this.#ws !== ws) return;
+      const timer = setTimeout(
+        () => {
+          this.#resubTimers.delete(timer);
+          if (this.#ws === ws && this.connected && this.#live.has(sessionId)) void this.#resubscribe(sessionId, attempt + 1);
+        },
+        Math.min(RESUBSCRIBE_MAX_MS, 1000 * 2 ** attempt),
+      );
+      this.#resubTimers.add(timer);
     }
+  }
+
+  #clearResubscribes(): void {
+    for (const t of this.#resubTimers) clearTimeout(t);
+    this.#resubTimers.clear();
   }
 
   #onMessage(data: unknown): void {
@@ -679,6 +700,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
+    this.#clearResubscribes();
     clearTimeout(this.#rebindTimer);
     this.#rebindTimer = undefined;
     // A connection that stayed open long enough resets the backoff; one closed at once does not.

@@ -67,6 +67,9 @@ interface Waiting {
   timer: ReturnType<typeof setTimeout>;
 }
 
+/** How long a leader waits before it tries again a subscription to a followed session that failed (ms). */
+const FOLLOW_RETRY_MS = 2000;
+
 /** Fallback election: the leader's beacon period, and the silence after which another tab takes over. */
 const BEACON_MS = 200;
 const LEADER_SILENCE_MS = 700;
@@ -336,7 +339,13 @@ export class TabSession extends Emitter<TabEvents> {
             this.#broadcast('session_expired', { sessionId: sid, bound: false, reason: 'unknown', pushed: false });
           }
         },
-        () => this.#subscribing.delete(sid), // tried again at the next open
+        () => {
+          this.#subscribing.delete(sid);
+          // Tried again in a while on this connection (the gateway's store may be away), and at the next open.
+          setTimeout(() => {
+            if (this.#client === client && client.connected) this.#subscribeFollowed(client);
+          }, FOLLOW_RETRY_MS);
+        },
       );
     }
   }

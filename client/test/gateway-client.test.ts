@@ -341,6 +341,42 @@ describe('GatewayClient', () => {
     expect(await subs()).toBe(before);
   });
 
+  it('a re-subscription that fails after a reconnect (the store away: error 11) is tried again on that connection until it takes', async () => {
+    // Connection 1 takes the subscription and drops; on connection 2 the first try is error 11,
+    // the next one (1 s later) is taken, and the session's end is then pushed.
+    const subscribes: number[] = [];
+    const url = await scriptedServer((ws, n) => {
+      ws.on('message', (data: Buffer) => {
+        const m = JSON.parse(data.toString()) as { src: string; body: { type: string; msg_id: number; session_id: string } };
+        if (m.body.type !== 'subscribe_session') return;
+        subscribes.push(n);
+        const reply = (body: Record<string, unknown>) =>
+          ws.send(JSON.stringify({ src: 'gateway', dest: m.src, body: { ...body, in_reply_to: m.body.msg_id } }));
+        if (n === 1) {
+          reply({ type: 'subscribed', session_id: m.body.session_id, expires_in: 60 });
+          setTimeout(() => ws.terminate(), 10);
+        } else if (subscribes.filter((k) => k === 2).length === 1) {
+          reply({ type: 'error', code: 11, text: 'Store unavailable' });
+        } else {
+          reply({ type: 'subscribed', session_id: m.body.session_id, expires_in: 60 });
+          setTimeout(
+            () =>
+              ws.send(JSON.stringify({ src: 'gateway', dest: m.src, body: { type: 'session_expired', session_id: m.body.session_id, reason: 'destroyed' } })),
+            10,
+          );
+        }
+      });
+    });
+    const c = client(url, { reconnect: { initialDelayMs: 20, maxDelayMs: 20 } });
+    const ended = record(c, 'session_expired');
+    const errors = record(c, 'error');
+    await c.connect();
+    expect(await c.subscribeSession('s-1')).toMatchObject({ type: 'subscribed' });
+    await eventually(() => expect(ended).toEqual([{ sessionId: 's-1', bound: false, reason: 'destroyed', pushed: true }]), 5000);
+    expect(subscribes).toEqual([1, 2, 2]);
+    expect(errors.map((e) => (e as GatewayRequestError).code)).toEqual([11]);
+  });
+
   it('backs off exponentially while the gateway is down', async () => {
     const { server } = await start();
     const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 80, factor: 2, restartJitterMs: 50 } });
