@@ -8,6 +8,7 @@ import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
 import type { GatewayObserver, PipelineServices } from './pipeline/services.js';
 import { SessionService, type SessionChange } from './sessions/session-service.js';
+import { StoreEpoch } from './store/store-epoch.js';
 import type { Store } from './store/types.js';
 import type { Ed25519Key } from './tokens/ed25519-keys.js';
 import { TokenService, type SigningAlg } from './tokens/token-service.js';
@@ -69,6 +70,8 @@ export class Gateway implements PipelineServices {
   #pushSeq = 0;
   #connSeq = 0;
   readonly #unlisten: (() => void)[] = [];
+  /** Whether the remote store still holds what it held (none on the memory store). */
+  readonly #epoch: StoreEpoch | undefined;
   /** hash of a user id -> what waits for this node's own tokens_revoked event about it */
   readonly #echoWaiters = new Map<string, Set<() => void>>();
 
@@ -138,9 +141,22 @@ export class Gateway implements PipelineServices {
       // Events may have been missed while the bus was away: look at every followed session again.
       o.store.events.onResync(() => {
         this.tokens.forgetUserMarks();
+        void this.#epoch?.check();
         for (const hash of this.hub.followed()) this.hub.recheck(hash);
       }),
     );
+    // A remote store may lose its contents (a Redis restarted without persistence): looked for at
+    // start and after every return of the link (the resync above).
+    if (o.store.kind !== 'memory') {
+      this.#epoch = new StoreEpoch(o.store, o.clock, (at) => {
+        this.tokens.storeLost(at);
+        this.log.error(
+          { event: 'store lost its data' },
+          'the store lost its data: every session, refresh token and revocation it held is gone; access tokens issued before now are refused',
+        );
+      });
+      void this.#epoch.check();
+    }
   }
 
   /** The next `msg_id` of this node's own messages (pushes). */

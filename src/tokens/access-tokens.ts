@@ -78,6 +78,8 @@ export class AccessTokens {
   readonly #o: TokenOptions;
   readonly #binding: SessionBinding;
   readonly #marks: UserMarks;
+  /** Unix seconds: tokens issued before it are refused (the store lost its revocations then: `storeLost`). */
+  #lostBefore = 0;
   readonly #signer: () => Sign;
   /** `alg kid` -> verifier (kid '' when HS256 keys have none), made on first use */
   readonly #verifiers = new Map<string, () => Verify>();
@@ -185,6 +187,14 @@ export class AccessTokens {
     });
   }
 
+  /**
+   * The store lost what it held at `at` (ms; a Redis restarted without persistence): the
+   * revocations of the tokens issued before then are gone, so those tokens are refused.
+   */
+  storeLost(at: number): void {
+    this.#lostBefore = Math.max(this.#lostBefore, Math.floor(at / 1000));
+  }
+
   #verify(token: string): MaybePromise<Verification> {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return checked;
@@ -194,6 +204,8 @@ export class AccessTokens {
       if (claimError === 'Token expired') this.#checked().delete(checked.key);
       return { valid: false, error: claimError };
     }
+    // Issued before the store lost its data (its deny list went with it): refused.
+    if ((payload.iat as number) < this.#lostBefore) return revoked();
     // revoke_user_tokens: one cached look-up per user, a store read only on a miss.
     const sub = payload.sub;
     if (typeof sub !== 'string') return this.#notRevoked(payload);

@@ -1,0 +1,78 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../../../src/clock.js';
+import { createMemoryStore } from '../../../src/store/memory.js';
+import type { Store } from '../../../src/store/types.js';
+import { Driver, makeGateway, settle } from '../harness.js';
+
+/**
+ * A remote-looking store (kind redis) over a memory store that can be swapped for an empty one
+ * (a Redis restarted without persistence), with a resync the test triggers (the link back).
+ */
+function losableStore(clock: ManualClock) {
+  let inner = createMemoryStore(clock);
+  const resyncs: (() => void)[] = [];
+  const store = new Proxy({} as Store, {
+    get(_target, prop) {
+      if (prop === 'kind') return 'redis';
+      if (prop === 'events')
+        return {
+          ...inner.events,
+          onResync: (fn: () => void) => {
+            resyncs.push(fn);
+            return () => undefined;
+          },
+        };
+      const v = Reflect.get(inner, prop, inner) as unknown;
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(inner) : v;
+    },
+  });
+  const resync = () => {
+    for (const fn of resyncs) fn();
+  };
+  return {
+    store,
+    resync,
+    lose: () => {
+      inner = createMemoryStore(clock);
+      resync();
+    },
+  };
+}
+
+describe('a store that loses its data (StoreEpoch)', () => {
+  it('access tokens issued before the loss are refused once it is noticed (their revocations went with it); later ones verify', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const { store, lose, resync } = losableStore(clock);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    await settle();
+    const revoked = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    const kept = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await d.call({ type: 'revoke_token', token: revoked })).type).toBe('token_revoked');
+    expect(await d.call({ type: 'verify_token', token: revoked })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    expect((await d.call({ type: 'verify_token', token: kept })).type).toBe('token_valid');
+    // The link comes back without a loss: nothing changes.
+    clock.advance(2_000);
+    resync();
+    await settle();
+    expect((await d.call({ type: 'verify_token', token: kept })).type).toBe('token_valid');
+    // Then a loss, noticed at the next return of the link.
+    lose();
+    await settle();
+    expect(await d.call({ type: 'verify_token', token: revoked })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    expect(await d.call({ type: 'verify_token', token: kept })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    const fresh = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await d.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+  });
+
+  it('a first start on an empty store is no loss', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const { store } = losableStore(clock);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    await settle();
+    const token = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    clock.advance(5_000);
+    expect((await d.call({ type: 'verify_token', token })).type).toBe('token_valid');
+  });
+});
