@@ -5,38 +5,54 @@ import { Driver, makeGateway } from '../unit/harness.js';
 
 /**
  * Redis sees keys as UTF-8, which turns every lone surrogate into U+FFFD: `"alice\ud800"` and
- * `"alice\ufffd"` then name one user index. Ill-formed text is refused at the door (error 12),
- * and every user-wide operation checks the owner of each record it acts on.
+ * `"alice\ufffd"` then name one user index. Ill-formed text that would be stored or signed is
+ * refused at the door (error 12); a name only looked up names nothing, and every user-wide
+ * operation checks the owner of each record it acts on.
  */
-describe('ill-formed UTF-16 in id and key fields is refused with error 12', () => {
+describe('ill-formed UTF-16: refused with error 12 where it would be stored or signed; a name looked up names nothing', () => {
   const lone = ['alice\ud800', 'x\udc00y', '\ud83d', 'ok\ud83d\ude00but\udfff'];
-  const requests = (v: string): Record<string, unknown>[] => [
+  /** Fields whose text is stored or signed: error 12 naming the field. */
+  const stored = (v: string): Record<string, unknown>[] => [
     { type: 'create_session', user_id: v },
-    { type: 'validate_session', session_id: v },
-    { type: 'regenerate_session', old_session_id: v },
-    { type: 'destroy_session', session_id: v },
-    { type: 'subscribe_session', session_id: v },
-    { type: 'unsubscribe_session', session_id: v },
-    { type: 'list_sessions', user_id: v },
-    { type: 'destroy_session_handle', user_id: 'alice', handle: v },
-    { type: 'destroy_session_handle', user_id: v, handle: 'h' },
-    { type: 'revoke_user_sessions', user_id: v },
-    { type: 'revoke_user_sessions', user_id: 'alice', except_session_id: v },
-    { type: 'verify_token', token: v },
-    { type: 'refresh_token', refresh_token: v },
-    { type: 'revoke_token', token: v },
-    { type: 'exchange_session', session_id: v },
+    { type: 'revoke_user_tokens', user_id: v },
     { type: 'generate_access_token', payload: { sub: v } },
     { type: 'generate_access_token', payload: { [v]: 1 } },
     { type: 'create_session', user_id: 'alice', data: { nested: [{ k: v }] } },
   ];
+  /** Fields that only name what is looked up: the typed reply of "nothing by that name". */
+  const named = (v: string): [Record<string, unknown>, Record<string, unknown>][] => [
+    [{ type: 'validate_session', session_id: v }, { type: 'session_invalid' }],
+    [{ type: 'regenerate_session', old_session_id: v }, { type: 'session_invalid' }],
+    [{ type: 'destroy_session', session_id: v }, { type: 'session_destroyed' }],
+    [{ type: 'subscribe_session', session_id: v }, { type: 'session_invalid' }],
+    [{ type: 'unsubscribe_session', session_id: v }, { type: 'unsubscribed' }],
+    [
+      { type: 'list_sessions', user_id: v },
+      { type: 'sessions', sessions: [] },
+    ],
+    [{ type: 'destroy_session_handle', user_id: 'alice', handle: v }, { type: 'session_destroyed' }],
+    [{ type: 'destroy_session_handle', user_id: v, handle: 'h' }, { type: 'session_destroyed' }],
+    [
+      { type: 'revoke_user_sessions', user_id: v },
+      { type: 'sessions_revoked', count: 0 },
+    ],
+    [
+      { type: 'revoke_user_sessions', user_id: 'nobody', except_session_id: v },
+      { type: 'sessions_revoked', count: 0 },
+    ],
+    [{ type: 'verify_token', token: v }, { type: 'token_invalid' }],
+    [{ type: 'refresh_token', refresh_token: v }, { type: 'token_invalid' }],
+    [{ type: 'exchange_session', session_id: v }, { type: 'session_invalid' }],
+  ];
 
-  it('every field, every request type: error 12 naming the field', async () => {
+  it('every field, every request type', async () => {
     const { gateway } = makeGateway();
     const d = new Driver(gateway);
+    // A live session of a user whose id differs from the looked-up ones only by the surrogate.
+    const alice = (await d.call({ type: 'create_session', user_id: 'alice\ufffd' })).session_id as string;
     let n = 0;
     for (const v of lone) {
-      for (const body of requests(v)) {
+      for (const body of stored(v)) {
         const field = Object.keys(body).find((k) => k !== 'type' && JSON.stringify(body[k]).includes(JSON.stringify(v).slice(1, -1)));
         const reply = await d.call(body as { type: string });
         expect(reply, `${body.type} ${JSON.stringify(body)}`).toMatchObject({
@@ -46,8 +62,13 @@ describe('ill-formed UTF-16 in id and key fields is refused with error 12', () =
         });
         n++;
       }
+      for (const [body, answer] of named(v)) {
+        expect(await d.call(body as { type: string }), `${body.type} ${JSON.stringify(body)}`).toMatchObject(answer);
+        n++;
+      }
     }
-    expect(n).toBe(lone.length * requests('').length);
+    expect(n).toBe(lone.length * (stored('').length + named('').length));
+    expect((await d.call({ type: 'validate_session', session_id: alice })).type).toBe('session_valid');
     // Well-formed text, astral characters included, is served as before.
     expect(await d.call({ type: 'create_session', user_id: 'ok\ud83d\ude00\ufffd' })).toMatchObject({ type: 'session_created' });
   });
