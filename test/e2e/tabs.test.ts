@@ -177,6 +177,8 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     const check = `{ checkSession: async () => (await fetch('/autosession')).status === 200 }`;
     const a = await tabPage(context, check, '{ session: false }');
     await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    // Its first socket open (a reconnect before it opened would replace it: one open, not two).
+    await expect.poll(() => events(a, 'open'), { timeout: 10_000 }).toHaveLength(1);
     await a.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
     await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
     await expect.poll(() => events(a, 'open'), { timeout: 10_000 }).toHaveLength(2);
