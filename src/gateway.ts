@@ -269,6 +269,7 @@ export class Gateway implements PipelineServices {
 
   async close(): Promise<void> {
     for (const off of this.#unlisten) off();
+    this.#epoch?.close();
     await this.store.close();
   }
 }

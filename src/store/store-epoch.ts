@@ -4,6 +4,8 @@ import type { Store } from './types.js';
 /** The marker of a store's contents; it is never written otherwise, nor expected to expire. */
 const KEY = 'epoch';
 const LIFETIME_MS = 10 * 365 * 86_400_000;
+/** How soon a first look that failed is made again. */
+const RETRY_MS = 1000;
 
 /**
  * Tells when a remote store has lost what it held (a Redis restarted without persistence,
@@ -19,6 +21,7 @@ export class StoreEpoch {
   /** The marker was seen (or written) by this node. */
   #seen = false;
   #checking: Promise<void> | undefined;
+  #closed = false;
 
   constructor(store: Store, clock: Clock, onLost: (at: number) => void) {
     this.#store = store;
@@ -26,8 +29,14 @@ export class StoreEpoch {
     this.#onLost = onLost;
   }
 
+  /** Looks no more (the gateway is closing). */
+  close(): void {
+    this.#closed = true;
+  }
+
   /** Looks at the marker (one at a time); a store that cannot answer is looked at again next time. */
   check(): Promise<void> {
+    if (this.#closed) return Promise.resolve();
     this.#checking ??= this.#look().finally(() => (this.#checking = undefined));
     return this.#checking;
   }
@@ -44,7 +53,9 @@ export class StoreEpoch {
       if (this.#seen) this.#onLost(at);
       this.#seen = true;
     } catch {
-      // The store is away: its health log says so; the next resync looks again.
+      // The store is away (its health log says so): the next resync looks again, and until a
+      // first look succeeds, a timer does too (a store that never goes away has no resync).
+      if (!this.#seen && !this.#closed) setTimeout(() => void this.check(), RETRY_MS).unref();
     }
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
+import { GatewayError } from '../../../src/errors.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import type { Store } from '../../../src/store/types.js';
 import { Driver, makeGateway, settle } from '../harness.js';
@@ -11,9 +12,12 @@ import { Driver, makeGateway, settle } from '../harness.js';
 function losableStore(clock: ManualClock) {
   let inner = createMemoryStore(clock);
   const resyncs: (() => void)[] = [];
+  /** While true, every read fails as a store away does. */
+  const away = { reads: false };
   const store = new Proxy({} as Store, {
     get(_target, prop) {
       if (prop === 'kind') return 'redis';
+      if (prop === 'get' && away.reads) return () => Promise.reject(GatewayError.unavailable(new Error('store away')));
       if (prop === 'events')
         return {
           ...inner.events,
@@ -31,6 +35,8 @@ function losableStore(clock: ManualClock) {
   };
   return {
     store,
+    away,
+    inner: () => inner,
     resync,
     lose: () => {
       inner = createMemoryStore(clock);
@@ -74,5 +80,24 @@ describe('a store that loses its data (StoreEpoch)', () => {
     const token = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
     clock.advance(5_000);
     expect((await d.call({ type: 'verify_token', token })).type).toBe('token_valid');
+  });
+
+  it('a first look that fails (the store away at start) is made again without a resync, so a later loss is still noticed', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const { store, away, inner, lose } = losableStore(clock);
+    away.reads = true;
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    await settle();
+    away.reads = false;
+    // The marker is written by the look made again (a real timer of 1 s): waited for, not slept through.
+    const deadline = Date.now() + 5000;
+    while ((await inner().get('epoch')) === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    expect(await inner().get('epoch')).toBeDefined();
+    const token = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    clock.advance(2_000);
+    lose();
+    await settle();
+    expect(await d.call({ type: 'verify_token', token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
   });
 });
