@@ -308,7 +308,7 @@ export class SessionService {
       // Ended meanwhile (by a request that announced it), or its end came: the new one goes too.
       await this.#discard(hash, moved);
       if (record !== undefined) {
-        const announced = this.#ended(oldHash, endOf(record, this.#idleMs).reason, record.u);
+        const announced = this.#ended(oldHash, this.#told(record, 'destroyed'), record.u);
         await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
         await announced;
       }
@@ -414,14 +414,14 @@ export class SessionService {
     // read, which every request reads as ended, is swapped in, and what it replaced decides.
     const current = await this.#o.store.swap<SessionRecord>(key, record);
     if (current === undefined) return { ended: 'gone' };
-    const now = endOf(current, this.#idleMs);
-    if (now.at > this.#o.clock.now()) {
+    const end = endOf(current, this.#idleMs);
+    if (end.at > this.#o.clock.now()) {
       // It was moved: put it back (nothing is written if an end took the copy meanwhile).
       await this.#o.store.swap(key, current);
-      return { ended: undefined, next: now.at, reason: now.reason };
+      return { ended: undefined, next: end.at, reason: end.reason };
     }
     // No request waits on an end by time: its announcement goes on on its own.
-    return { ended: (await this.#finish(hash, now.reason))?.told ?? 'gone' };
+    return { ended: (await this.#finish(hash, end.reason))?.told ?? 'gone' };
   }
 
   /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */
