@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHROMIUM, required } from '../helpers/required.js';
-import { ARGS } from './browser.js';
+import { ARGS, metric } from './browser.js';
 import { ensureBuilt, killAll, ROOT, spawnServer, type ServerProcess } from '../ws/process.js';
 
 const ARTIFACTS = join(ROOT, 'test', 'artifacts');
@@ -115,6 +115,9 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     await page.click('#login');
     await page.locator('#user', { hasText: 'demo-user' }).waitFor();
     await page.locator('#connection', { hasText: 'open' }).waitFor();
+    // The page's socket is bound to the new session (its reconnect after the login is done):
+    // an end before that is learned at the next connect, not pushed.
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
     const t0 = Date.now();
     await page.click('#logout');
     await page.locator('#notice', { hasText: 'reason: destroyed' }).waitFor({ state: 'visible', timeout: 5000 });
