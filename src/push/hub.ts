@@ -24,7 +24,24 @@ interface Followed {
   end: number;
   reason: 'ttl' | 'idle';
   warned: boolean;
+  /** Checks of its end that failed in a row (the store could not answer): the next waits longer. */
+  failures: number;
 }
+
+/**
+ * Checks of followed sessions against the store at once, at most. A resync looks at every
+ * followed session again, and a node following tens of thousands would otherwise send as many
+ * reads at once: on a node already late (the reason its link was judged away), they time out
+ * in turn, the store is judged away again, and the next resync starts another wave.
+ */
+export const MAX_CHECKS = 256;
+/** A check that failed is made again after this, doubled at each failure in a row up to `RETRY_MAX_MS`. */
+const RETRY_MS = 250;
+/**
+ * While the store cannot answer, each followed session is looked at again this often at most
+ * (a remote store's return also resyncs every followed session at once, src/gateway.ts).
+ */
+const RETRY_MAX_MS = 4000;
 
 /** Where a followed session's end stands now in the store (undefined: it is gone). */
 export type EndLookup = (hash: string) => Promise<{ at: number; reason: 'ttl' | 'idle' } | undefined>;
@@ -45,6 +62,9 @@ export class SubscriptionHub {
   readonly #onError: (err: unknown) => void;
   readonly #currentEnd: EndLookup | undefined;
   #subscriptions = 0;
+  /** Sessions whose end is to be checked, in order, each once; at most MAX_CHECKS are being checked. */
+  readonly #queued = new Set<string>();
+  #checking = 0;
   /** Told, for each session ended by its own expiry, how late after its end the followers were told (seconds). */
   onLateness: ((seconds: number) => void) | undefined;
 
@@ -70,7 +90,7 @@ export class SubscriptionHub {
     let f = this.#followed.get(hash);
     const fresh = f === undefined;
     if (f === undefined) {
-      f = { subs: new SmallMap(), warnings: new SmallMap(), end, reason, warned: false };
+      f = { subs: new SmallMap(), warnings: new SmallMap(), end, reason, warned: false, failures: 0 };
       this.#followed.set(hash, f);
     }
     const old = f.subs.get(key);
@@ -200,6 +220,7 @@ export class SubscriptionHub {
     const f = this.#followed.get(hash);
     if (f !== undefined) this.#subscriptions -= f.subs.size;
     this.#followed.delete(hash);
+    this.#queued.delete(hash);
     this.#ends.cancel(hash);
     this.#warnings.cancel(hash);
   }
@@ -236,30 +257,61 @@ export class SubscriptionHub {
     }
   }
 
+  /** The end of a followed session is to be checked: queued, and checked as soon as fewer than MAX_CHECKS are. */
   #due(hash: string): void {
-    const f = this.#followed.get(hash);
-    if (f === undefined) return;
-    this.#check(hash).then(
-      (r) => {
-        const now = this.#followed.get(hash);
-        if (now === undefined) return;
-        const due = this.#clock.now() >= now.end;
-        if ((r.ended === 'gone' && due) || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
-        // Gone from the store: by its own time when that had come, else ended by a request this
-        // node did not hear of (its link to the store's events was away), which the store no
-        // longer tells: `destroyed`, not a `ttl` that had not come.
-        if (r.ended === 'gone') this.ended(hash, due ? f.reason : 'destroyed');
-        else if (r.ended !== undefined) this.ended(hash, r.ended);
-        // Activity elsewhere moved the end, and maybe its kind (an idle end past the absolute one).
-        else if (r.next !== undefined && (r.next !== now.end || (r.reason !== undefined && r.reason !== now.reason)))
-          this.#reschedule(hash, now, r.next, r.reason ?? now.reason);
-        else if (r.next !== undefined) this.#ends.schedule(hash, r.next);
-      },
-      (err) => {
-        // The store could not answer: try again shortly rather than guess either way.
-        this.#onError(err);
-        if (this.#followed.has(hash)) this.#ends.schedule(hash, this.#clock.now() + 250);
-      },
-    );
+    if (!this.#followed.has(hash)) return;
+    this.#queued.add(hash);
+    this.#drain();
+  }
+
+  /** Pending checks waiting on the store (for tests and metrics). */
+  get checking(): number {
+    return this.#checking;
+  }
+
+  #drain(): void {
+    while (this.#checking < MAX_CHECKS && this.#queued.size > 0) {
+      const hash = this.#queued.values().next().value as string;
+      this.#queued.delete(hash);
+      const f = this.#followed.get(hash);
+      if (f === undefined) continue;
+      this.#checking++;
+      this.#check(hash).then(
+        (r) => {
+          this.#settled();
+          const now = this.#followed.get(hash);
+          if (now === undefined) return;
+          now.failures = 0;
+          const due = this.#clock.now() >= now.end;
+          if ((r.ended === 'gone' && due) || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
+          // Gone from the store: by its own time when that had come, else ended by a request this
+          // node did not hear of (its link to the store's events was away), which the store no
+          // longer tells: `destroyed`, not a `ttl` that had not come.
+          if (r.ended === 'gone') this.ended(hash, due ? f.reason : 'destroyed');
+          else if (r.ended !== undefined) this.ended(hash, r.ended);
+          // Activity elsewhere moved the end, and maybe its kind (an idle end past the absolute one).
+          else if (r.next !== undefined && (r.next !== now.end || (r.reason !== undefined && r.reason !== now.reason)))
+            this.#reschedule(hash, now, r.next, r.reason ?? now.reason);
+          else if (r.next !== undefined) this.#ends.schedule(hash, r.next);
+        },
+        (err) => {
+          this.#settled();
+          // The store could not answer: try again shortly rather than guess either way, later at
+          // each failure in a row, and each session at its own time (a quarter either way), so
+          // that the sessions that failed together do not come back together.
+          this.#onError(err);
+          const now = this.#followed.get(hash);
+          if (now === undefined) return;
+          const wait = Math.min(RETRY_MAX_MS, RETRY_MS * 2 ** now.failures);
+          now.failures = Math.min(now.failures + 1, 16);
+          this.#ends.schedule(hash, this.#clock.now() + Math.round(wait * (0.75 + Math.random() / 2)));
+        },
+      );
+    }
+  }
+
+  #settled(): void {
+    this.#checking--;
+    if (this.#queued.size > 0) this.#drain();
   }
 }

@@ -2,7 +2,7 @@ import { sessionKey } from '../../../src/sessions/records.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { GatewayError } from '../../../src/errors.js';
-import { SubscriptionHub } from '../../../src/push/hub.js';
+import { MAX_CHECKS, SubscriptionHub } from '../../../src/push/hub.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 import { failingStore } from '../../helpers/failing-store.js';
@@ -216,8 +216,30 @@ describe('session_expired pushes', () => {
     expect(d.pushes()).toEqual([]);
     expect(store.failures).toBeGreaterThan(1); // retried
     store.down = false;
-    clock.advance(300);
-    await settle();
+    // The next look comes within the longest wait between two (4 s, a quarter more at most).
+    expect(await pushDelay(clock, d, clock.now(), 50, 5000)).toBeLessThanOrEqual(5000);
+    expect(d.pushes().map((p) => [p.body.session_id, p.body.reason])).toEqual([[sid, 'ttl']]);
+  });
+
+  it('while the store stays down, each followed session is looked at again less and less often', async () => {
+    const clock = new ManualClock();
+    const store = failingStore(createMemoryStore(clock), false);
+    const { d, sid } = await subscribed({ clock, store }, 60);
+    clock.advance(59_000);
+    store.down = true;
+    const before = store.failures;
+    // 60 s down: 250 ms doubling to 4 s (a quarter either way) is at most 4 + 60 / 3 looks,
+    // where a fixed 250 ms would be 240.
+    for (let i = 0; i < 600; i++) {
+      clock.advance(100);
+      await settle();
+    }
+    const looks = store.failures - before;
+    expect(looks).toBeGreaterThanOrEqual(15);
+    expect(looks).toBeLessThanOrEqual(25);
+    expect(d.pushes()).toEqual([]);
+    store.down = false;
+    expect(await pushDelay(clock, d, clock.now(), 50, 5000)).toBeLessThanOrEqual(5000);
     expect(d.pushes().map((p) => [p.body.session_id, p.body.reason])).toEqual([[sid, 'ttl']]);
   });
 
@@ -560,5 +582,63 @@ describe('subscribe and unsubscribe cost (issue 14, finding 1)', () => {
     expect(hub.subscribe('h', 'c', sub, T0 + 1000, 'ttl', 2)).toBe(false);
     expect(hub.subscribe('h', 'a', sub, T0 + 1000, 'ttl', 2)).toBe(true);
     expect(hub.subscribers('h')).toBe(2);
+  });
+
+  it('a resync of many followed sessions checks at most MAX_CHECKS at once, each once however often it is asked', async () => {
+    const clock = new ManualClock(T0);
+    const pending: ((r: { ended: undefined; next: number }) => void)[] = [];
+    let calls = 0;
+    const hub = new SubscriptionHub(
+      clock,
+      () => {
+        calls++;
+        return new Promise((resolve) => pending.push(resolve));
+      },
+      () => {},
+    );
+    const n = 3 * MAX_CHECKS + 10;
+    const noop = { sessionId: 's', ended: () => {} };
+    for (let i = 0; i < n; i++) hub.subscribe(`h${i}`, 'c', noop, T0 + 3_600_000, 'ttl');
+    // Three resyncs in a row, as a link that comes and goes would make.
+    for (let round = 0; round < 3; round++) for (const hash of hub.followed()) hub.recheck(hash);
+    expect(calls).toBe(MAX_CHECKS);
+    expect(hub.checking).toBe(MAX_CHECKS);
+    let most = 0;
+    while (pending.length > 0) {
+      most = Math.max(most, hub.checking);
+      pending.shift()!({ ended: undefined, next: T0 + 3_600_000 });
+      await settle();
+    }
+    expect(most).toBe(MAX_CHECKS);
+    expect(hub.checking).toBe(0);
+    // Every session was checked; only those being checked when asked again are checked twice.
+    expect(calls).toBe(n + MAX_CHECKS);
+    expect(hub.size).toBe(n);
+  });
+
+  it('a session unsubscribed while its check waits in the queue is not checked', async () => {
+    const clock = new ManualClock(T0);
+    const pending: ((r: { ended: undefined; next: number }) => void)[] = [];
+    const checked: string[] = [];
+    const hub = new SubscriptionHub(
+      clock,
+      (hash) => {
+        checked.push(hash);
+        return new Promise((resolve) => pending.push(resolve));
+      },
+      () => {},
+    );
+    const noop = { sessionId: 's', ended: () => {} };
+    for (let i = 0; i <= MAX_CHECKS; i++) hub.subscribe(`h${i}`, 'c', noop, T0 + 3_600_000, 'ttl');
+    for (const hash of hub.followed()) hub.recheck(hash);
+    const last = `h${MAX_CHECKS}`;
+    expect(checked).not.toContain(last);
+    expect(hub.unsubscribe(last, 'c')).toBe(true);
+    while (pending.length > 0) {
+      pending.shift()!({ ended: undefined, next: T0 + 3_600_000 });
+      await settle();
+    }
+    expect(checked).toHaveLength(MAX_CHECKS);
+    expect(checked).not.toContain(last);
   });
 });
