@@ -95,9 +95,6 @@ export class RefreshFamilies {
     this.#access.checkPayload(payload);
     const fam = randomId(16);
     if (binding !== undefined) await this.#binding.track(binding, fam);
-    const user = userOf(payload);
-    // One member per live family, gone with its refresh tokens: revoke_user_tokens finds them here.
-    if (user !== undefined) await this.#o.store.indexAdd(keys.userFamilies(user), fam, this.#o.clock.now() + this.#o.refreshTtl * 1000);
     const { pair } = await this.#issue(fam, payload, binding, undefined);
     if (binding !== undefined) await this.#capSession(binding, fam);
     const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
@@ -122,11 +119,14 @@ export class RefreshFamilies {
     if (binding !== undefined) record.b = binding;
     const live = (previous?.a ?? []).filter(([, e]) => e * 1000 > now);
     live.push([access.jti, access.exp]);
+    const user = userOf(payload);
+    // One member per live family, kept as long as its newest refresh token: revoke_user_tokens
+    // finds every family here, one rotated past the first token's lifetime included.
+    if (user !== undefined) await this.#o.store.indexAdd(keys.userFamilies(user), fam, now + ttlMs);
     // The family knows the new tokens before they exist: a revocation that reads it later
     // reaches them, and one that read it earlier is seen by refresh() after this.
     await this.#o.store.indexAdd(keys.familyTokens(fam), refreshHash, now + ttlMs);
     const family: FamilyRecord = { c: previous?.c ?? now, a: live };
-    const user = userOf(payload);
     if (user !== undefined) family.u = user;
     await this.#o.store.set(keys.family(fam), family, ttlMs);
     await this.#o.store.set(keys.refresh(refreshHash), record, ttlMs);

@@ -95,6 +95,25 @@ describe('revoke_user_tokens', () => {
     expect(await gateway.tokens.refresh(fresh.refresh_token)).toHaveProperty('access_token');
   });
 
+  it('revokes a family kept alive by rotation past its first refresh token’s lifetime, for good', async () => {
+    // Refresh tokens live 60 s here; the family is rotated every 40 s, so at 120 s its first token
+    // (and anything written with that token's lifetime) is long gone, while the family lives.
+    const { gateway, clock } = makeGateway({ start: T0, refreshTokenTtl: 60, accessTokenTtl: 10, clockTolerance: 0 });
+    let pair = await gateway.tokens.generate({ sub: 'alice' });
+    for (let i = 0; i < 3; i++) {
+      clock.advance(40_000);
+      const next = await gateway.tokens.refresh(pair.refresh_token);
+      expect(next).toHaveProperty('refresh_token');
+      pair = next as typeof pair;
+    }
+    await gateway.revokeUserTokens('alice', Math.floor(clock.now() / 1000));
+    // Long after the user's revocation mark is gone (access lifetime + tolerance), the family stays revoked.
+    clock.advance(30_000);
+    const after = await gateway.tokens.refresh(pair.refresh_token);
+    expect(after).not.toHaveProperty('access_token');
+    expect(after).toHaveProperty('error');
+  });
+
   it('a family the revocation could not find (started on another node meanwhile) is revoked at its next refresh', async () => {
     const { gateway, store } = makeGateway({ start: T0 });
     const pair = await gateway.tokens.generate({ sub: 'alice' });
