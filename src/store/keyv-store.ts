@@ -9,7 +9,7 @@ export interface Atomics {
   take(key: string): Promise<unknown> | unknown;
   swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> | unknown;
   /** `ttlMs`: a whole number of milliseconds, at least 1; the backend's own clock starts it. */
-  claim(key: string, ttlMs: number): Promise<boolean> | boolean;
+  claim(key: string, ttlMs: number, value: unknown): Promise<boolean> | boolean;
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
   indexRemove(key: string, member: string): Promise<void> | void;
   indexMembers(key: string, now: number): Promise<string[]> | string[];
@@ -195,8 +195,8 @@ export class KeyvStore implements Store {
     return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined);
   }
 
-  claim(key: string, ttlMs: number): Promise<boolean> {
-    return this.#guard('claim', key, () => this.#atomics.claim(key, Math.max(1, Math.ceil(ttlMs))));
+  claim(key: string, ttlMs: number, value: unknown = true): Promise<boolean> {
+    return this.#guard('claim', key, () => this.#atomics.claim(key, Math.max(1, Math.ceil(ttlMs)), value));
   }
 
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

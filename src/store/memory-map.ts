@@ -130,9 +130,9 @@ export class MemoryMap {
   }
 
   /** Atomic by construction, like take. */
-  claim(key: string, ttlMs: number): boolean {
+  claim(key: string, ttlMs: number, value: unknown): boolean {
     if (this.get(key) !== undefined) return false;
-    this.#map.set(key, { value: true, exp: this.#clock.now() + ttlMs });
+    this.#map.set(key, { value, exp: this.#clock.now() + ttlMs });
     return true;
   }
 

@@ -129,9 +129,9 @@ export class PostgresAtomics implements Atomics {
     return row === undefined ? undefined : decode(row.value);
   }
 
-  async claim(key: string, ttlMs: number): Promise<boolean> {
+  async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {
     const now = Math.floor(this.#now());
-    const rows = await this.#run('claim', [key, JSON.stringify({ value: true, expires: now + ttlMs }), now]);
+    const rows = await this.#run('claim', [key, JSON.stringify({ value, expires: now + ttlMs }), now]);
     return rows.length === 1;
   }
 

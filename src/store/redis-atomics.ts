@@ -203,9 +203,9 @@ export class RedisAtomics implements Atomics {
     return this.#decode(old);
   }
 
-  async claim(key: string, ttlMs: number): Promise<boolean> {
-    const value = this.#codec.serialize({ value: true, expires: Math.ceil(this.#codec.now() + ttlMs) });
-    return Number(await this.#run(SCRIPTS.claim, key, [value, String(ttlMs)])) === 1;
+  async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {
+    const stored = this.#codec.serialize({ value, expires: Math.ceil(this.#codec.now() + ttlMs) });
+    return Number(await this.#run(SCRIPTS.claim, key, [stored, String(ttlMs)])) === 1;
   }
 
   async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {

@@ -86,9 +86,10 @@ export interface Store {
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined>;
   /**
    * Atomically marks `key` as used for `ttlMs` milliseconds (> 0): true for the one caller (on
-   * any node) that found it free (absent or expired), false while it is held.
+   * any node) that found it free (absent or expired), false while it is held. The key then
+   * reads as `value` (default `true`), the winner's: a loser's value is never written.
    */
-  claim(key: string, ttlMs: number): Promise<boolean>;
+  claim(key: string, ttlMs: number, value?: unknown): Promise<boolean>;
   /** Adds `member` to the set at `key` until `expiresAt` (ms since epoch). */
   indexAdd(key: string, member: string, expiresAt: number): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;

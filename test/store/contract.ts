@@ -174,6 +174,16 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, c
       expect(got.filter((v) => v)).toHaveLength(1);
     });
 
+    it("claim: the key reads as the winner's value (true by default); a loser's value is never written", async () => {
+      expect(await s.claim('j:plain', 60_000)).toBe(true);
+      expect(await s.get('j:plain')).toBe(true);
+      const got = await Promise.all(Array.from({ length: 20 }, (_, i) => s.claim('j:valued', 60_000, `v${i}`)));
+      expect(got.filter((v) => v)).toHaveLength(1);
+      expect(await s.get('j:valued')).toBe(`v${got.indexOf(true)}`);
+      expect(await s.claim('j:valued', 60_000, 'late')).toBe(false);
+      expect(await s.get('j:valued')).toBe(`v${got.indexOf(true)}`);
+    });
+
     /** The harness's second node: required where the backend declares peers. */
     async function peer(): Promise<Store> {
       if (!h.peer) throw new Error(`the ${name} harness declares peers but has no peer()`);

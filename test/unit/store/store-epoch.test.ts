@@ -100,4 +100,50 @@ describe('a store that loses its data (StoreEpoch)', () => {
     await settle();
     expect(await d.call({ type: 'verify_token', token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
   });
+
+  it('every node notices a loss, also those that look after another node wrote the marker again', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const first = losableStore(clock);
+    // A second node on the same backend: its own link (resync), the same contents.
+    const resyncs: (() => void)[] = [];
+    const second = new Proxy({} as Store, {
+      get(_target, prop) {
+        if (prop === 'events')
+          return {
+            ...first.store.events,
+            onResync: (fn: () => void) => {
+              resyncs.push(fn);
+              return () => undefined;
+            },
+          };
+        const v = Reflect.get(first.store, prop) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(first.store) : v;
+      },
+    });
+    const a = makeGateway({ clock, store: first.store }).gateway;
+    const b = makeGateway({ clock, store: second }).gateway;
+    await settle();
+    const da = new Driver(a);
+    const db = new Driver(b);
+    const token = (await da.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await db.call({ type: 'verify_token', token })).type).toBe('token_valid');
+    clock.advance(2_000);
+    // The store is emptied; node A's link comes back first and writes the marker again.
+    first.lose();
+    await settle();
+    expect(await first.inner().get('epoch')).toBeDefined();
+    expect(await da.call({ type: 'verify_token', token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    // Node B's link comes back after: it finds a marker, but not the one it saw.
+    for (const fn of resyncs) fn();
+    await settle();
+    expect(await db.call({ type: 'verify_token', token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    // And a resync with nothing lost changes nothing on either node.
+    clock.advance(2_000);
+    const fresh = (await da.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    first.resync();
+    for (const fn of resyncs) fn();
+    await settle();
+    expect((await da.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+    expect((await db.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+  });
 });
