@@ -117,7 +117,7 @@ export class Gateway implements PipelineServices {
       async (hash) => {
         const r = await this.sessions.checkExpiry(hash);
         // Gone from the store (its own expiry): nobody ran the end, so revoke its bound tokens here.
-        if (r.ended === 'gone') this.tokens.sessionEnded(hash).catch(onError);
+        if (r.ended === 'gone') this.tokens.sessionEnded(hash, true).catch(onError);
         return r;
       },
       onError,
@@ -178,7 +178,9 @@ export class Gateway implements PipelineServices {
   #ended(hash: string, reason: EndReason, local: boolean): Promise<void> | undefined {
     this.hub.ended(hash, reason);
     if (!local) return undefined;
-    const revoked = this.tokens.sessionEnded(hash).catch((err) => this.#storeTrouble(err, 'could not revoke tokens bound to an ended session'));
+    const revoked = this.tokens
+      .sessionEnded(hash, reason === 'ttl' || reason === 'idle')
+      .catch((err) => this.#storeTrouble(err, 'could not revoke tokens bound to an ended session'));
     const announced = this.store.events
       .publish({ kind: 'ended', hash, reason, origin: this.instanceId })
       .catch((err) => this.#storeTrouble(err, 'could not publish a session end'));

@@ -60,6 +60,8 @@ const loadLruCache = once(() => createRequire(import.meta.url)('lru-cache') as t
 
 const revoked = (): Verification => ({ valid: false, error: 'Token revoked' });
 const sessionEnded = (): Verification => ({ valid: false, error: 'Session ended' });
+/** A deny marker's value for a token of a session whose time ran out: refused as `Session ended`. */
+const ENDED_MARK = 'e';
 
 const verifierKey = (alg: string, kid: string | undefined) => `${alg} ${kid ?? ''}`;
 
@@ -217,7 +219,7 @@ export class AccessTokens {
   /** The checks of the state that may change at any time, made on every call: the `jti` deny list and the bound session. */
   #notRevoked(payload: Record<string, unknown>): MaybePromise<Verification> {
     return andThen(this.#o.store.read(keys.denied(payload.jti as string)), (denied): MaybePromise<Verification> => {
-      if (denied !== undefined) return revoked();
+      if (denied !== undefined) return denied === ENDED_MARK ? sessionEnded() : revoked();
       const binding = payload[BINDING_CLAIM];
       if (binding === undefined) return { valid: true, payload };
       if (typeof binding !== 'string') return sessionEnded();
@@ -267,10 +269,13 @@ export class AccessTokens {
     }
   }
 
-  /** Denies an access token by `jti` until it expires (plus the clock tolerance). */
-  async deny(jti: string, exp: number, now: number): Promise<void> {
+  /**
+   * Denies an access token by `jti` until it expires (plus the clock tolerance); `byTime`: its
+   * bound session's time ran out, and it is refused as `Session ended`.
+   */
+  async deny(jti: string, exp: number, now: number, byTime = false): Promise<void> {
     const ttl = exp * 1000 - now + this.#o.clockTolerance * 1000;
-    if (ttl > 0) await this.#o.store.set(keys.denied(jti), 1, ttl);
+    if (ttl > 0) await this.#o.store.set(keys.denied(jti), byTime ? ENDED_MARK : 1, ttl);
   }
 
   /** Revokes an access token by `jti`, until it expires: any re-encoding of it is denied too. */

@@ -61,6 +61,10 @@ export const MAX_FAMILIES_PER_SESSION = 16;
 
 /** The cause recorded for a revocation that is not the reuse of one of the family's tokens. */
 const REVOKED = '*';
+/** The cause of a family revoked because its bound session's time ran out (no token hash is `~`). */
+const ENDED = '~';
+/** What a refresh token of a family revoked for `causes` is told. */
+const revokedText = (causes: readonly string[]): string => (causes.length > 0 && causes.every((c) => c === ENDED) ? 'Session ended' : 'Refresh token revoked');
 
 const REFRESH_SHAPE = /^([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
 
@@ -154,7 +158,8 @@ export class RefreshFamilies {
     const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
     if (old === undefined || old.f !== fam) {
       // A revoked family's records are deleted: say why while its causes are kept.
-      return { error: old === undefined && (await this.#revokedCauses(fam)).length > 0 ? 'Refresh token revoked' : 'Invalid refresh token' };
+      const causes = old === undefined ? await this.#revokedCauses(fam) : [];
+      return { error: causes.length > 0 ? revokedText(causes) : 'Invalid refresh token' };
     }
     if (old.spent) {
       await this.revokeFamily(fam, 'refresh token reused', tokenHash);
@@ -163,10 +168,11 @@ export class RefreshFamilies {
     // This call won the atomic swap: it is the one use of the token. The causes only grow, so
     // a revocation completed before is seen here whatever raced since. A cause that is the
     // reuse of this very token (a racing second use) does not take the rotation back; any other does.
-    const revokedBefore = (causes: string[]) => causes.some((c) => c !== tokenHash);
-    if (revokedBefore(await this.#revokedCauses(fam))) return { error: 'Refresh token revoked' };
+    const before = (causes: string[]) => causes.filter((c) => c !== tokenHash);
+    const earlier = before(await this.#revokedCauses(fam));
+    if (earlier.length > 0) return { error: revokedText(earlier) };
     if (old.b !== undefined && !(await this.#binding.isLive(old.b))) {
-      await this.revokeFamily(fam, 'bound session ended');
+      await this.revokeFamily(fam, 'bound session ended', undefined, true);
       return { error: 'Session ended' };
     }
     const family = await this.#family(fam);
@@ -189,7 +195,7 @@ export class RefreshFamilies {
       await this.#access.deny(issued.jti, issued.exp, now);
       await this.#o.store.delete(keys.refresh(issued.refreshHash));
       await this.revokeFamily(fam, 'revoked during rotation', causes[0]);
-      if (revokedBefore(causes)) return { error: 'Refresh token revoked' };
+      if (before(causes).length > 0) return { error: revokedText(before(causes)) };
     }
     const pair = issued.pair;
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
@@ -253,15 +259,15 @@ export class RefreshFamilies {
    * Revokes a refresh-token family: records the cause (`reusedTokenHash` when a reuse caused
    * it), denies its unexpired access tokens and deletes its records.
    */
-  async revokeFamily(fam: string, why: string, reusedTokenHash?: string): Promise<void> {
+  async revokeFamily(fam: string, why: string, reusedTokenHash?: string, byTime = false): Promise<void> {
     const now = this.#o.clock.now();
-    const cause = reusedTokenHash ?? REVOKED;
+    const cause = reusedTokenHash ?? (byTime ? ENDED : REVOKED);
     const causes = keys.familyRevoked(fam);
     // First the cause, for as long as a token of the family could live: should the clean-up
     // below fail half-way, nothing of the family works again.
     await this.#o.store.indexAdd(causes, cause, now + this.#o.refreshTtl * 1000);
     const family = await this.#family(fam);
-    for (const [jti, exp] of family?.a ?? []) await this.#access.deny(jti, exp, now);
+    for (const [jti, exp] of family?.a ?? []) await this.#access.deny(jti, exp, now, cause === ENDED);
     const tokens = keys.familyTokens(fam);
     const hashes = await this.#o.store.indexMembers(tokens, now);
     for (const hash of hashes) {

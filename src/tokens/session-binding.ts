@@ -11,9 +11,9 @@ export const BINDING_CLAIM = 'sid_hash';
  */
 export class SessionBinding {
   readonly #o: TokenOptions;
-  readonly #revokeFamily: (fam: string, why: string) => Promise<void>;
+  readonly #revokeFamily: (fam: string, why: string, byTime: boolean) => Promise<void>;
 
-  constructor(o: TokenOptions, revokeFamily: (fam: string, why: string) => Promise<void>) {
+  constructor(o: TokenOptions, revokeFamily: (fam: string, why: string, byTime: boolean) => Promise<void>) {
     this.#o = o;
     this.#revokeFamily = revokeFamily;
   }
@@ -67,14 +67,14 @@ export class SessionBinding {
   }
 
   /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */
-  async sessionEnded(sessionHash: string): Promise<void> {
+  async sessionEnded(sessionHash: string, byTime: boolean): Promise<void> {
     const claim = this.bindingFor(sessionHash);
     const had = await this.#o.store.delete(keys.binding(claim));
     // The index is read even without a marker: the marker may have expired with the session.
     const index = keys.boundFamilies(claim);
     const families = await this.#o.store.indexMembers(index, this.#o.clock.now());
     for (const fam of families) {
-      await this.#revokeFamily(fam, 'bound session ended');
+      await this.#revokeFamily(fam, byTime ? 'bound session ran out' : 'bound session ended', byTime);
       await this.#o.store.indexRemove(index, fam);
     }
     if (!had && families.length === 0) return;

@@ -25,7 +25,7 @@ export class TokenService {
     this.#o = o;
     this.#marks = new UserMarks(o);
     // A session's end revokes the families bound to it; the families exist only once built below.
-    this.#binding = new SessionBinding(o, (fam, why) => this.#families.revokeFamily(fam, why));
+    this.#binding = new SessionBinding(o, (fam, why, byTime) => this.#families.revokeFamily(fam, why, undefined, byTime));
     this.#access = new AccessTokens(o, this.#binding, this.#marks);
     this.#families = new RefreshFamilies(o, this.#access, this.#binding, this.#marks);
   }
@@ -121,8 +121,12 @@ export class TokenService {
     return this.#binding.extend(sessionHash, endMs);
   }
 
-  /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */
-  sessionEnded(sessionHash: string): Promise<void> {
-    return this.#binding.sessionEnded(sessionHash);
+  /**
+   * The session ended: its bound access tokens are refused and its refresh families are revoked
+   * now; `byTime` (its time ran out, or it is gone from the store) makes them say `Session ended`
+   * rather than `Token revoked`.
+   */
+  sessionEnded(sessionHash: string, byTime = false): Promise<void> {
+    return this.#binding.sessionEnded(sessionHash, byTime);
   }
 }

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { checkShape } from '../../../src/tokens/jwt-shape.js';
-import { Driver, makeGateway, SECRET } from '../harness.js';
+import { Driver, makeGateway, SECRET, settle } from '../harness.js';
 
 const T0 = Date.UTC(2026, 0, 1);
 const b64 = (v: unknown) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
@@ -251,6 +251,35 @@ describe('TokenService', () => {
       expect(await d.call({ type: 'refresh_token', refresh_token: t.refresh_token })).toMatchObject({ type: 'token_invalid' });
       expect(await d.call({ type: 'exchange_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
     });
+
+    // The texts name the cause the same way whether or not someone followed the session (a
+    // followed session's end is run by this node, which revokes the bound tokens at once).
+    for (const followed of [false, true])
+      it(`says "Token revoked" after a destroy and "Session ended" after the time ran out (${followed ? 'followed' : 'nobody following'})`, async () => {
+        const { gateway, clock } = makeGateway({ start: T0 });
+        const d = new Driver(gateway);
+        const pairs: Record<string, { access_token: string; refresh_token: string }> = {};
+        const ids: Record<string, string> = {};
+        for (const name of ['destroyed', 'timed']) {
+          ids[name] = (await d.call({ type: 'create_session', user_id: 'alice', ttl: name === 'timed' ? 60 : 3600 })).session_id as string;
+          pairs[name] = (await d.call({ type: 'exchange_session', session_id: ids[name] })) as unknown as { access_token: string; refresh_token: string };
+          if (followed) expect((await d.call({ type: 'subscribe_session', session_id: ids[name] }, 'watcher')).type).toBe('subscribed');
+        }
+        await d.call({ type: 'destroy_session', session_id: ids.destroyed });
+        clock.advance(61_000);
+        await settle();
+        expect(d.pushes().map((p) => p.body.reason)).toEqual(followed ? ['destroyed', 'ttl'] : []);
+        expect(await d.call({ type: 'verify_token', token: pairs.destroyed!.access_token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+        expect(await d.call({ type: 'verify_token', token: pairs.timed!.access_token })).toMatchObject({ type: 'token_invalid', error: 'Session ended' });
+        expect(await d.call({ type: 'refresh_token', refresh_token: pairs.timed!.refresh_token })).toMatchObject({
+          type: 'token_invalid',
+          error: 'Session ended',
+        });
+        expect(await d.call({ type: 'refresh_token', refresh_token: pairs.destroyed!.refresh_token })).toMatchObject({
+          type: 'token_invalid',
+          error: 'Refresh token revoked',
+        });
+      });
   });
 });
 
