@@ -214,20 +214,29 @@ export class Gateway implements PipelineServices {
         resolve();
       };
       const timer = setTimeout(() => {
-        this.#echoWaiters.get(user)?.delete(waiter);
+        forget();
         reject(GatewayError.unavailable(new Error(`the store's channel did not hand back an event within ${ECHO_TIMEOUT_MS} ms`)));
       }, ECHO_TIMEOUT_MS);
       timer.unref();
       let set = this.#echoWaiters.get(user);
       if (set === undefined) this.#echoWaiters.set(user, (set = new Set()));
       set.add(waiter);
+      // The user's entry goes with its last waiter, whichever way that waiter ends.
+      const forget = () => {
+        set.delete(waiter);
+        if (set.size === 0 && this.#echoWaiters.get(user) === set) this.#echoWaiters.delete(user);
+      };
       cancel = () => {
         clearTimeout(timer);
-        set.delete(waiter);
-        if (set.size === 0) this.#echoWaiters.delete(user);
+        forget();
       };
     });
     return { done, cancel };
+  }
+
+  /** Users whose revoke_user_tokens waits for its own event to come back (for tests). */
+  get echoesAwaited(): number {
+    return this.#echoWaiters.size;
   }
 
   #echoed(user: string): void {

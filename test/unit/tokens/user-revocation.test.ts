@@ -1,6 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
+import type { GatewayError } from '../../../src/errors.js';
 import type { EventBus, Store, StoreEvent } from '../../../src/store/types.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { failingStore } from '../../helpers/failing-store.js';
@@ -122,6 +123,26 @@ describe('revoke_user_tokens', () => {
     await store.indexRemove('uf:alice', fam);
     await gateway.revokeUserTokens('alice', T0 / 1000);
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+  });
+
+  it('a revocation whose event never comes back is error 11, and leaves nothing behind for its user', async () => {
+    const clock = new ManualClock(T0);
+    // A remote-looking store whose channel takes events and hands none back (its listener is cut off).
+    const silent: EventBus = { publish: async () => undefined, subscribe: () => () => undefined, onResync: () => () => undefined };
+    const inner = withBus(createMemoryStore(clock), silent);
+    const store = new Proxy(inner, { get: (t, prop) => (prop === 'kind' ? 'redis' : Reflect.get(t, prop, t)) });
+    const { gateway } = makeGateway({ clock, store });
+    // The wait for the event is a real 2 s timer (it bounds a wait on the network).
+    const answers = ['a', 'b', 'c'].map((u) =>
+      gateway.revokeUserTokens(u, T0 / 1000).then(
+        () => 'done',
+        (err: GatewayError) => err.wireCode,
+      ),
+    );
+    await settle();
+    expect(gateway.echoesAwaited).toBe(3);
+    expect(await Promise.all(answers)).toEqual([11, 11, 11]);
+    expect(gateway.echoesAwaited).toBe(0);
   });
 
   it('fails closed: with the store away and no cached mark, verify_token is error 11', async () => {
