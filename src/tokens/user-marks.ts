@@ -4,6 +4,11 @@ import type { TokenOptions } from './types.js';
 
 /** Users whose mark this node keeps in memory; past it the oldest entry goes. */
 export const MAX_CACHED_USERS = 100_000;
+/**
+ * And the characters of their user ids, together: a `sub` may be thousands of characters long,
+ * so a bound on the count alone would let the cache reach hundreds of MB.
+ */
+export const MAX_CACHED_CHARS = 4_000_000;
 
 /**
  * Per-user "not before" marks (revoke_user_tokens): an access token of user U with `iat` at
@@ -20,6 +25,8 @@ export class UserMarks {
   readonly #byHash = new Map<string, string>();
   /** Raised by every invalidation: a load that started before one does not fill the cache. */
   #epoch = 0;
+  /** Characters of the user ids cached. */
+  #chars = 0;
 
   constructor(o: TokenOptions) {
     this.#o = o;
@@ -57,7 +64,7 @@ export class UserMarks {
     if (until > this.#o.clock.now()) await this.#o.store.indexAdd(keys.userNotBefore(userId), String(before), until);
     this.forget(UserMarks.userHash(userId));
     this.#epoch++;
-    this.#cache.delete(userId);
+    this.#drop(userId);
   }
 
   /** Another node revoked tokens of the user with this hash. */
@@ -65,8 +72,7 @@ export class UserMarks {
     this.#epoch++;
     const userId = this.#byHash.get(userHash);
     if (userId === undefined) return;
-    this.#byHash.delete(userHash);
-    this.#cache.delete(userId);
+    this.#drop(userId);
   }
 
   /** Events may have been missed: nothing cached can be trusted. */
@@ -74,15 +80,32 @@ export class UserMarks {
     this.#epoch++;
     this.#cache.clear();
     this.#byHash.clear();
+    this.#chars = 0;
+  }
+
+  /** Users cached, and the characters of their ids (for tests). */
+  get size(): { users: number; chars: number } {
+    return { users: this.#cache.size, chars: this.#chars };
   }
 
   #put(userId: string, mark: number): void {
-    if (!this.#cache.has(userId) && this.#cache.size >= MAX_CACHED_USERS) {
-      const oldest = this.#cache.keys().next().value as string;
-      this.#cache.delete(oldest);
-      this.#byHash.delete(UserMarks.userHash(oldest));
+    if (this.#cache.has(userId)) {
+      this.#cache.set(userId, mark);
+      return;
     }
+    // A user id longer than the whole budget is not cached: it is read from the store each time.
+    if (userId.length > MAX_CACHED_CHARS) return;
+    while (this.#cache.size > 0 && (this.#cache.size >= MAX_CACHED_USERS || this.#chars + userId.length > MAX_CACHED_CHARS))
+      this.#drop(this.#cache.keys().next().value as string);
     this.#cache.set(userId, mark);
+    this.#chars += userId.length;
     this.#byHash.set(UserMarks.userHash(userId), userId);
+  }
+
+  /** Forgets one user's cached mark. */
+  #drop(userId: string): void {
+    if (!this.#cache.delete(userId)) return;
+    this.#chars -= userId.length;
+    this.#byHash.delete(UserMarks.userHash(userId));
   }
 }
