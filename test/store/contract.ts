@@ -17,8 +17,8 @@ export interface StoreHarness {
   close(): Promise<void>;
 }
 
-/** Real-time backends need TTLs long enough to survive a few round trips on a busy machine. */
-const TTL = 1000;
+/** Real-time backends need TTLs long enough to survive a few round trips on a busy machine (half of 1 s was not, on a loaded 2-core host). */
+const TTL = 2000;
 
 async function rejectsUnavailable(p: Promise<unknown>): Promise<void> {
   const err = await p.then(
