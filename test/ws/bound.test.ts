@@ -1,4 +1,6 @@
-import { Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { connect, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { browser, createSession, rawUpgrade, service, settle, start, stopAll, type Msg } from './helpers.js';
 
@@ -51,6 +53,33 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     await peer.closed;
     // Only the service connection is left.
     await linksDownTo(server.links, 1);
+  });
+
+  it('cuts a peer that never ends its half of the connection once the close grace is over', async () => {
+    const { server } = await start({}, { closeGraceMs: 300 });
+    const sid = await createSession(server.url);
+    // A peer that keeps its half open after the gateway's FIN (allowHalfOpen) and never answers the close.
+    const socket = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+    await once(socket, 'connect');
+    const ended = once(socket, 'end');
+    const upgraded = once(socket, 'data');
+    socket.write(
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\nCookie: sid=${sid}\r\n\r\n`,
+    );
+    expect(String((await upgraded)[0])).toMatch(/^HTTP\/1\.1 101 /);
+    const s = service(server.url);
+    await s.opened;
+    const t0 = performance.now();
+    expect((await s.call('destroy_session', { session_id: sid })).type).toBe('session_destroyed');
+    await ended;
+    await linksDownTo(server.links, 1);
+    const ms = performance.now() - t0;
+    // Not at once (the grace was given), and not ws's default of 30 s.
+    expect(ms).toBeGreaterThanOrEqual(250);
+    expect(ms).toBeLessThan(10_000);
+    expect(socket.writableEnded).toBe(false);
+    socket.destroy();
   });
 
   it('sends the push and the close frame in one write, then the FIN', async () => {

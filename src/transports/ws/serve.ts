@@ -1,6 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { WebSocketServer } from 'ws';
+import { WebSocketServer, type ServerOptions } from 'ws';
 import { systemClock, type Clock } from '../../clock.js';
 import type { Config } from '../../config.js';
 import type { Gateway } from '../../gateway.js';
@@ -133,14 +133,20 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   // Connections still sending their request head, per address (a slowloris holds them).
   const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
   quietReceivers();
+  const closeGraceMs = o.closeGraceMs ?? 5_000;
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
-  const wss = new WebSocketServer({
+  // closeTimeout: ws's own timer of a closing connection cuts a peer that does not end its half
+  // within the grace (one timer per close, where a second of the link's own would double them).
+  // (closeTimeout is an option of ws 8.23 that @types/ws 8.18 does not declare.)
+  const wsOptions: ServerOptions & { closeTimeout: number } = {
     noServer: true,
     maxPayload: 16 * config.maxMessageBytes,
     perMessageDeflate: false,
     clientTracking: false,
     autoPong: false,
-  });
+    closeTimeout: closeGraceMs,
+  };
+  const wss = new WebSocketServer(wsOptions);
   const frames = new FrameBudgets({
     messagesPerSecond: config.rateLimit,
     bytesPerSecond: config.rateLimitBytes,
@@ -158,7 +164,6 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     wss,
     heartbeat,
     links,
-    closeGraceMs: o.closeGraceMs ?? 5_000,
     slowReaderMs: o.slowReaderMs ?? 5_000,
     isAllowedOrigin: (origin) => isAllowedOrigin(origin),
     isDraining: () => closing,

@@ -26,8 +26,6 @@ export interface LinkOptions {
   maxBufferedBytes: number;
   /** Stop reading the socket while this many requests await their replies. */
   highWaterMark: number;
-  /** How long a close handshake may take before the socket is cut. */
-  closeGraceMs: number;
   /** How long a peer over `maxBufferedBytes` may read none of its output before it is closed. */
   slowReaderMs: number;
   metrics: Metrics;
@@ -200,7 +198,8 @@ export class SocketLink implements Wire, BoundEnd {
    * connection (RFC 6455 section 7.1.1: the server closes the connection first), so the peer's
    * close event fires as soon as it has read the frame, without a round trip through this
    * process. The peer's close frame is still read and the socket closes once it has ended its
-   * half too; it is cut if the peer does not within `closeGraceMs`.
+   * half too; it is cut if the peer does not within the close grace (ws's own close timer, set
+   * to the grace by serve.ts).
    */
   close(code: number, text: string, reason: string): void {
     this.#closeReason ??= reason;
@@ -211,9 +210,6 @@ export class SocketLink implements Wire, BoundEnd {
       this.#ws.close(code, text);
       this.#endOutput();
     } else this.#uncork();
-    const t = setTimeout(() => this.#ws.terminate(), this.#o.closeGraceMs);
-    t.unref();
-    void this.closed.then(() => clearTimeout(t));
   }
 
   /**

@@ -29,7 +29,6 @@ export interface UpgradeContext {
   wss: WebSocketServer;
   heartbeat: Heartbeat<SocketLink>;
   links: Set<SocketLink>;
-  closeGraceMs: number;
   slowReaderMs: number;
   isAllowedOrigin: (origin: string) => boolean;
   isDraining: () => boolean;
@@ -90,7 +89,6 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       maxMessageBytes: config.maxMessageBytes,
       maxBufferedBytes: config.maxBufferedBytes,
       highWaterMark: 4 * config.maxInFlight,
-      closeGraceMs: ctx.closeGraceMs,
       slowReaderMs: ctx.slowReaderMs,
       metrics,
       log,
