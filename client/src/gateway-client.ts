@@ -109,7 +109,9 @@ export interface GatewayClientOptions {
    * Asks the application's backend whether the page's cookie still names a live session
    * (the page cannot read the HttpOnly cookie). Called before every (re)connect (and given up
    * on after `timeoutMs`): a session the client knew of and that is gone now is reported as
-   * ended (`pushed: false`).
+   * ended (`pushed: false`). Resolve false only when the backend says the session is gone
+   * (its 401); throw when the answer says nothing about it (a 503 while the backend cannot
+   * reach the gateway): a throw means "learn nothing".
    */
   checkSession?: () => Promise<boolean>;
   /**

@@ -10,7 +10,14 @@ const notice = $('notice');
 const tabs = new TabSession({
   url: document.body.dataset.gateway,
   // Before each reconnect: does the app still know this session? (An end while no socket was open.)
-  checkSession: async () => (await fetch('/api/session', { cache: 'no-store' })).ok,
+  // Only a 401 says it ended. Anything else (the app's 503 while the gateway is down, a network
+  // error) throws: the client then learns nothing, rather than showing an end that did not happen.
+  checkSession: async () => {
+    const res = await fetch('/api/session', { cache: 'no-store' });
+    if (res.status === 401) return false;
+    if (!res.ok) throw new Error(`GET /api/session: ${res.status}`);
+    return true;
+  },
 });
 tabs.on('open', () => (status.textContent = 'following your session'));
 tabs.on('close', ({ willReconnect }) => willReconnect && (status.textContent = 'reconnecting…'));

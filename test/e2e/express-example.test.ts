@@ -84,13 +84,13 @@ afterAll(async () => {
 });
 
 /** A fresh browser (its own cookies) signed in as `name` through the form; resolves on the protected page, following its session. */
-async function signIn(name: string, via: 'form' | 'idp' = 'form'): Promise<Page> {
+async function signIn(name: string, via: 'form' | 'idp' = 'form', origin = app!.origin): Promise<Page> {
   const context = await browser!.newContext();
   contexts.push(context);
   const page = await context.newPage();
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${app!.origin}/`);
+  await page.goto(`${origin}/`);
   expect(new URL(page.url()).pathname).toBe('/login');
   await page.fill('#name', name);
   await page.click(via === 'idp' ? '#login-idp' : '#login');
@@ -146,6 +146,32 @@ describe.skipIf(!hasChromium)('examples/express in headless Chromium', () => {
       expect(res.status).toBe(403);
     }
     expect(await sessionStatus(page)).toBe(200);
+  });
+
+  it('a gateway outage is no end: while the app answers 503 the page shows no sign-out and keeps its buttons', { timeout: 60_000 }, async () => {
+    // A gateway and an app of this test's own: the shared ones stay up for the other tests.
+    const port = await freePort();
+    const origin = `http://127.0.0.1:${port}`;
+    const own = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_ALLOWED_ORIGINS: origin });
+    const ownApp = await startApp({ PORT: String(port), HOST: '127.0.0.1', GATEWAY_URL: own.url, GATEWAY_SERVICE_KEY: SERVICE_KEY });
+    try {
+      const page = await signIn('erin', 'form', origin);
+      const answers: number[] = [];
+      page.on('response', (r) => {
+        if (new URL(r.url()).pathname === '/api/session') answers.push(r.status());
+      });
+      own.child.kill('SIGKILL');
+      await own.exited;
+      // The client asks /api/session before each reconnect, and each one after the answer to
+      // the last was acted on: by the second 503 the first has had its effect.
+      await expect.poll(() => answers.filter((s) => s === 503).length, { timeout: 20_000 }).toBeGreaterThanOrEqual(2);
+      expect(await page.locator('#notice').isHidden()).toBe(true);
+      expect(await page.locator('#connection').textContent()).toBe('reconnecting…');
+      expect(await page.locator('#logout').isEnabled()).toBe(true);
+      expect(await page.locator('#logout-everywhere').isEnabled()).toBe(true);
+    } finally {
+      ownApp.child.kill('SIGKILL');
+    }
   });
 
   it("back-channel logout: the IdP's logout token ends the session, and the page shows it within 100 ms of the 200", { timeout: 60_000 }, async () => {
