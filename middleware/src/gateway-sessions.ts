@@ -33,7 +33,10 @@ export interface GatewaySessionsOptions {
    * for GATEWAY_SESSION_IDLE_TIMEOUT, and a cache hit does not.
    */
   revalidateFraction?: number;
-  /** Time limit of each request to the gateway, ms (default 5000); past it the request gets 503. */
+  /**
+   * Time limit of each request to the gateway, ms (default 5000); past it the request gets 503.
+   * The middleware's check of a session (any wait for room in the cache, then its round trip) takes at most this long in all.
+   */
   timeoutMs?: number;
   /** Reconnection backoff of the gateway link (default: from 100 ms, doubling, at most 5000 ms). */
   reconnect?: ReconnectOptions;
@@ -137,6 +140,7 @@ export class GatewaySessions {
       resubscribe: false,
     });
     this.#cache = new SessionCache(this.client, {
+      timeoutMs: options.timeoutMs ?? 5000,
       max: options.cacheSize ?? 5000,
       revalidateFraction: options.revalidateFraction ?? 0.5,
       now: options.now ?? Date.now,

@@ -64,6 +64,8 @@ export interface SessionCacheOptions {
   max: number;
   revalidateFraction: number;
   now: () => number;
+  /** The most a lookup waits for the gateway, ms, whatever it waits for: past it, UNAVAILABLE. */
+  timeoutMs: number;
 }
 
 /** A check that saw a push arrive meanwhile is tried again, this many times at most. */
@@ -101,7 +103,7 @@ export class SessionCache {
   readonly #lru: LRUCache<string, Entry>;
   readonly #flights = new Map<string, Flight>();
   readonly #refreshing = new Set<string>();
-  /** unsubscribe_session requests not answered yet (a new subscription waits for them when the cache is full). */
+  /** unsubscribe_session requests not answered yet: subscriptions the gateway may still hold (a new one waits for them when they would take it past `max`). */
   readonly #unsubscribing = new Set<Promise<unknown>>();
   /** Subscriptions made by checks under way, not yet in the cache. */
   #subscribing = 0;
@@ -216,13 +218,22 @@ export class SessionCache {
   /** Subscribes, then validates (one round trip: the gateway serves one session's requests in order), then caches. */
   async #check(id: string, f: Flight): Promise<GatewaySession | null> {
     const epoch = this.#epoch;
+    // One time limit for the whole check (the wait for room, then each round trip), so a request
+    // waits at most timeoutMs. Real elapsed time, as the client's timers count it: `now` is the
+    // sessions' clock, which tests pin.
+    const deadline = performance.now() + this.#o.timeoutMs;
+    const left = (): number => {
+      const ms = Math.ceil(deadline - performance.now());
+      if (ms <= 0) throw unavailable();
+      return ms;
+    };
     this.#subscribing++;
     let cached = false;
     let subscription: Promise<boolean> | undefined;
     try {
-      await this.#makeRoom();
+      await this.#makeRoom(left());
       if (!this.#up || epoch !== this.#epoch) throw unavailable();
-      subscription = this.#client.subscribeSession(id).then(
+      subscription = this.#client.subscribeSession(id, { timeoutMs: left() }).then(
         (r) => r.type === 'subscribed',
         (err: unknown) => {
           // Past the gateway's GATEWAY_MAX_SUBSCRIPTIONS: the answer is served, not cached.
@@ -236,7 +247,7 @@ export class SessionCache {
         const version = f.version;
         const sentAt = this.#o.now();
         this.stats.validations++;
-        const [subscribed, v] = await Promise.all([subscription, this.#client.validateSession(id)]);
+        const [subscribed, v] = await Promise.all([subscription, this.#client.request('validate_session', { session_id: id }, { timeoutMs: left() })]);
         if (epoch !== this.#epoch) throw unavailable();
         if (v.type !== 'session_valid' || f.ended) return null;
         const entry: Entry = {
@@ -278,12 +289,22 @@ export class SessionCache {
 
   /**
    * Before a new subscription (already counted in #subscribing): evicts the least recently
-   * used entries, and waits for their unsubscribe_session replies, so the gateway never holds
-   * more than `max` (unless more than `max` checks are under way at once).
+   * used entries, and while the subscriptions the gateway may hold (cached, being made, being
+   * ended) are more than `max`, waits for unsubscribe_session replies, so the gateway never
+   * holds more than `max` (unless more than `max` checks are under way at once). With room to
+   * spare it does not wait. Waits at most `ms`: past it, UNAVAILABLE.
    */
-  async #makeRoom(): Promise<void> {
+  async #makeRoom(ms: number): Promise<void> {
     while (this.#lru.size > 0 && this.#lru.size + this.#subscribing > this.#o.max) this.#lru.pop();
-    if (this.#unsubscribing.size > 0) await Promise.all(this.#unsubscribing);
+    const full = () => this.#unsubscribing.size > 0 && this.#lru.size + this.#subscribing + this.#unsubscribing.size > this.#o.max;
+    if (!full()) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), ms)));
+    try {
+      while (full()) if ((await Promise.race([...this.#unsubscribing, late])) === 'late') throw unavailable();
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   #unsubscribe(id: string): void {

@@ -1,7 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { waitForCount } from '../helpers/wait-for.js';
-import { createSession, eventually, fetchRaw, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
+import { createSession, eventually, fetchRaw, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
+import { ensureBuilt, spawnServer } from '../ws/process.js';
 import { closeAll, get, startApp } from './app.js';
 
 /** The middleware's cache on one in-process gateway: hits, single flight, local expiry, idle honesty, malformed cookies. */
@@ -175,4 +176,40 @@ describe('the session cache', () => {
     // And the gateway, answering in time again, serves the cookie.
     expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
   });
+  it('a stopped gateway: each request gets its 503 within timeoutMs, whatever unsubscribes are pending, the cache full or not', async () => {
+    ensureBuilt();
+    // A process, stopped with SIGSTOP: it answers nothing, not even unsubscribe_session.
+    const gateway = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY });
+    const timeoutMs = 2000;
+    try {
+      const roomy = await startApp(gateway.url, { timeoutMs });
+      const full = await startApp(gateway.url, { timeoutMs, cacheSize: 1 });
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push(await createSession(gateway.url, 600, `slow-${i}`));
+      expect((await get(full.app, '/me', `sid=${ids[0]}`)).status).toBe(200);
+      expect(full.sessions.stats.cached).toBe(1);
+
+      gateway.child.kill('SIGSTOP');
+      // Each timed-out subscription leaves an unsubscribe that is not answered either. With room
+      // in the cache the next check does not wait for it; with the cache full it waits, but within
+      // the same time limit, not one more.
+      const asked: [string, string][] = [
+        [roomy.app, ids[1]!],
+        [roomy.app, ids[2]!],
+        [roomy.app, ids[3]!],
+        [full.app, ids[4]!],
+        [full.app, ids[5]!],
+      ];
+      for (const [app, id] of asked) {
+        const t0 = performance.now();
+        const r = await get(app, '/me', `sid=${id}`);
+        const took = performance.now() - t0;
+        expect(r.status).toBe(503);
+        expect(took, 'at most timeoutMs (and slack for a busy machine), not twice it').toBeLessThan(timeoutMs + 1000);
+      }
+    } finally {
+      gateway.child.kill('SIGKILL');
+      await gateway.exited;
+    }
+  }, 60_000);
 });
