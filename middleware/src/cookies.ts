@@ -44,11 +44,73 @@ export function sessionCookieLine(c: CookieSettings, value: string, maxAgeSecond
   });
 }
 
-/** Adds a `Set-Cookie` for the session cookie, replacing one for the same name set earlier in this response. */
+/** Adds a `Set-Cookie` for the session cookie, replacing one for the same name set earlier in this response; shared caches may not store the response. */
 export function setSessionCookie(res: ServerResponse, c: CookieSettings, value: string, maxAgeSeconds: number): void {
   const line = sessionCookieLine(c, value, maxAgeSeconds);
   const prefix = `${c.name}=`;
   const prev = res.getHeader('set-cookie');
   const kept = (prev === undefined ? [] : Array.isArray(prev) ? prev : [String(prev)]).filter((v) => !v.startsWith(prefix));
   res.setHeader('set-cookie', [...kept, line]);
+  keepFromSharedCaches(res);
+}
+
+/**
+ * The `Cache-Control` of a response that sets the session cookie. `Set-Cookie` does not keep a
+ * response out of caches (RFC 9111, section 7.3): a shared cache (a CDN, a proxy) could hand
+ * the cookie, and so the session, to everyone who asks for the URL. `private` forbids shared
+ * caches to store it and still lets the browser's own cache do so (section 5.2.2.7). An
+ * unqualified `private` or `no-store` already there is kept as it is; otherwise `private` is
+ * added, and `public` and `s-maxage`, which speak only to shared caches, are dropped.
+ */
+export function privateCacheControl(value: string | undefined): string {
+  const directives = (value ?? '')
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
+  if (directives.some((d) => /^(private|no-store)$/i.test(d))) return directives.join(', ');
+  return ['private', ...directives.filter((d) => !/^(public$|s-maxage\s*=)/i.test(d))].join(', ');
+}
+
+const guarded = new WeakSet<ServerResponse>();
+
+/**
+ * Gives `res` a private `Cache-Control` (see privateCacheControl) when its headers are written,
+ * not now: the route that runs after the middleware may set its own (express.static sets
+ * `public, max-age=0`). Hooks `writeHead` as the `on-headers` package does (Node calls it for
+ * implicit headers too); headers passed to it (Fastify passes all of them) are read as well.
+ */
+export function keepFromSharedCaches(res: ServerResponse): void {
+  if (guarded.has(res)) return;
+  guarded.add(res);
+  const writeHead = res.writeHead;
+  res.writeHead = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
+    let given = false;
+    const at = args.findIndex((a, i) => i > 0 && typeof a === 'object' && a !== null);
+    if (at > 0) {
+      const headers = args[at];
+      if (Array.isArray(headers)) {
+        // Node's raw form: names and values alternate.
+        const copy: unknown[] = [...headers];
+        for (let i = 0; i + 1 < copy.length; i += 2) {
+          if (String(copy[i]).toLowerCase() !== 'cache-control') continue;
+          copy[i + 1] = privateCacheControl(String(copy[i + 1]));
+          given = true;
+        }
+        args[at] = copy;
+      } else {
+        const copy: Record<string, unknown> = { ...(headers as Record<string, unknown>) };
+        for (const k of Object.keys(copy)) {
+          if (k.toLowerCase() !== 'cache-control' || copy[k] === undefined) continue;
+          copy[k] = privateCacheControl(String(copy[k]));
+          given = true;
+        }
+        args[at] = copy;
+      }
+    }
+    if (!given) {
+      const set = this.getHeader('cache-control');
+      this.setHeader('cache-control', privateCacheControl(set === undefined ? undefined : Array.isArray(set) ? set.join(', ') : String(set)));
+    }
+    return Reflect.apply(writeHead, this, args) as ServerResponse;
+  } as ServerResponse['writeHead'];
 }

@@ -1,4 +1,5 @@
-import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { keepFromSharedCaches } from './cookies.js';
 import { GatewaySessionError } from './errors.js';
 import type { GatewaySessions } from './gateway-sessions.js';
 import type { GatewaySession } from './session-cache.js';
@@ -16,6 +17,7 @@ export interface FastifyLikeRequest {
 
 /** What the plugin uses of a Fastify reply. */
 export interface FastifyLikeReply {
+  raw: ServerResponse;
   code(statusCode: number): FastifyLikeReply;
   header(name: string, value: string): FastifyLikeReply;
   send(payload?: string): FastifyLikeReply;
@@ -59,7 +61,10 @@ export function fastifySessions(sessions: GatewaySessions): FastifySessionsPlugi
       request.session = session;
       if (session === null && !optional) return reply.code(401).header('cache-control', 'no-store').send('Not signed in');
       const cookie = session === null ? undefined : sessions.cookieRefresh(request.raw);
-      if (cookie !== undefined) reply.header('set-cookie', cookie);
+      if (cookie !== undefined) {
+        reply.header('set-cookie', cookie);
+        keepFromSharedCaches(reply.raw);
+      }
       return undefined;
     });
     done();

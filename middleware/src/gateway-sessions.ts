@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket } from 'ws';
 import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
-import { readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
+import { keepFromSharedCaches, readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
 import { GatewaySessionError, refused, unavailable } from './errors.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
@@ -195,7 +195,8 @@ export class GatewaySessions {
    * when the session's end has moved past what the browser's cookie was last given: with an
    * idle timeout each validation moves it, and a cookie whose Max-Age ran out would end an
    * active user's session in the browser. Else undefined. (Used by the middleware and the
-   * Fastify plugin.)
+   * Fastify plugin, which also make the response `Cache-Control: private`: shared caches must
+   * not store a response that carries it.)
    */
   cookieRefresh(req: IncomingMessage): string | undefined {
     const id = this.#ids.get(req);
@@ -216,7 +217,10 @@ export class GatewaySessions {
         (req as SessionRequest).session = s;
         if (s === null && !optional) return refuse(res, 401);
         const cookie = s === null ? undefined : this.cookieRefresh(req);
-        if (cookie !== undefined) res.appendHeader('set-cookie', cookie);
+        if (cookie !== undefined) {
+          res.appendHeader('set-cookie', cookie);
+          keepFromSharedCaches(res);
+        }
         next();
       };
       const failed = (err: unknown): void => {
@@ -246,6 +250,7 @@ export class GatewaySessions {
     };
     const created = await this.#ask(() => this.client.request('create_session', fields));
     setSessionCookie(res, this.#cookie, created.session_id, created.expires_in);
+    this.#cache.cookieSet(created.session_id, created.expires_in); // not sent again by the next request
     return o.data === undefined ? { user_id: o.user_id, expires_in: created.expires_in } : { user_id: o.user_id, data: o.data, expires_in: created.expires_in };
   }
 
@@ -282,6 +287,7 @@ export class GatewaySessions {
     if (r.type !== 'session_regenerated') throw noSession();
     const newId = r.new_session_id;
     setSessionCookie(res, this.#cookie, newId, r.expires_in);
+    this.#cache.cookieSet(newId, r.expires_in);
     const data = o.data;
     if (data !== undefined) await this.#ask(() => this.client.updateSession(newId, data));
     // Cached (and followed) under the new id at once: the next request with the new cookie is a hit.

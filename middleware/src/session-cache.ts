@@ -103,6 +103,8 @@ export class SessionCache {
   readonly #lru: LRUCache<string, Entry>;
   readonly #flights = new Map<string, Flight>();
   readonly #refreshing = new Set<string>();
+  /** Cookies this object's owner set (login, regenerate) for sessions not cached yet: until when they live (local ms). */
+  readonly #cookies: LRUCache<string, number>;
   /** unsubscribe_session requests not answered yet: subscriptions the gateway may still hold (a new one waits for them when they would take it past `max`). */
   readonly #unsubscribing = new Set<Promise<unknown>>();
   /** Subscriptions made by checks under way, not yet in the cache. */
@@ -115,6 +117,7 @@ export class SessionCache {
     this.#client = client;
     this.#o = o;
     this.#up = client.connected;
+    this.#cookies = new LRUCache<string, number>({ max: o.max });
     this.#lru = new LRUCache<string, Entry>({
       max: o.max,
       dispose: (entry, id) => {
@@ -175,7 +178,8 @@ export class SessionCache {
   /**
    * The Max-Age (seconds) to send the session's cookie with again, when its end has moved past
    * what the last cookie sent from here covers (an idle timeout moves it at every validation;
-   * a cookie set elsewhere, at login say, is sent once from here); else undefined.
+   * a cookie set by another instance is sent once from here; one set here, see cookieSet, is
+   * not); else undefined.
    */
   cookieDue(id: string): number | undefined {
     const e = this.#lru.peek(id);
@@ -189,9 +193,22 @@ export class SessionCache {
     return Math.max(0, Math.ceil((end - this.#o.now()) / 1000));
   }
 
+  /**
+   * The session's cookie was just set with this Max-Age (login, regenerate): cookieDue sends it
+   * again only once the session's end moves past it. Kept for a session not cached yet too: the
+   * next request caches it.
+   */
+  cookieSet(id: string, maxAgeSeconds: number): void {
+    const until = this.#o.now() + maxAgeSeconds * 1000;
+    const e = this.#lru.peek(id);
+    if (e !== undefined) e.cookieUntil = Math.max(e.cookieUntil, until);
+    else this.#cookies.set(id, until);
+  }
+
   /** Forgets a session at once (this node ended or replaced it; the push confirms later). */
   forget(id: string): void {
     this.#lru.delete(id);
+    this.#cookies.delete(id);
   }
 
   /** Forgets every cached session of `userId` but `exceptId` at once (this node revoked them; the pushes confirm later). */
@@ -259,7 +276,7 @@ export class SessionCache {
           window: v.expires_in * 1000,
           version: 0,
           subscribed: true,
-          cookieUntil: 0,
+          cookieUntil: this.#cookies.get(id) ?? 0,
           refreshSentAt: 0,
         };
         const view = this.#view(entry, sentAt);
@@ -269,6 +286,7 @@ export class SessionCache {
           return view;
         }
         this.#lru.set(id, entry);
+        this.#cookies.delete(id);
         cached = true;
         return view;
       }

@@ -46,6 +46,9 @@ describe('the Fastify plugin', () => {
 
     const me = await get(app, '/me', `sid=${id}`);
     expect(me.status).toBe(200);
+    // The cookie, set elsewhere, is sent once from here, on a response no shared cache may store.
+    expect(setCookieOf(me.headers, 'sid')).toMatch(new RegExp(`^sid=${id}; Max-Age=\\d+;`));
+    expect(me.headers['cache-control']).toBe('private');
     expect(JSON.parse(me.body)).toEqual({ user_id: 'fast-user', expires_in: expect.any(Number) });
     expect((await get(app, '/me')).status).toBe(401);
     expect((await get(app, '/me', 'sid=garbage')).status).toBe(401);

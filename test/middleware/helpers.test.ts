@@ -1,9 +1,11 @@
 import express from 'express';
+import { fileURLToPath } from 'node:url';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { privateCacheControl } from '../../middleware/src/cookies.js';
 import { GatewaySessions, GatewaySessionError, type SessionRequest } from '../../middleware/src/index.js';
-import { browser, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
+import { browser, createSession, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
 import { closeAll, get, listen, post, sessionsFor, setCookieOf } from './app.js';
 
 /**
@@ -27,6 +29,14 @@ async function expressApp(sessions: GatewaySessions): Promise<string> {
   app.get('/me', sessions.middleware(), (req, res) => {
     res.json((req as SessionRequest).session);
   });
+  // Routes that say how caches may keep their answer, after the middleware ran.
+  app.get('/public', sessions.middleware(), (_req, res) => {
+    res.set('cache-control', 'public, max-age=60, s-maxage=600').send('public');
+  });
+  app.get('/no-store', sessions.middleware(), (_req, res) => {
+    res.set('cache-control', 'no-store').send('no-store');
+  });
+  app.use('/files', sessions.middleware(), express.static(fileURLToPath(new URL('.', import.meta.url)), { index: false })); // sets `public, max-age=0`
   app.post('/logout', async (req, res) => {
     await sessions.logout(req, res);
     res.json({});
@@ -163,6 +173,65 @@ describe('login, logout and regenerate (Express)', () => {
     expect(sessions.stats.cached).toBe(1);
     for (const c of cookies.slice(1)) expect((await get(app, '/me', c)).status).toBe(401);
     expect((await get(app, '/me', cookies[0])).status).toBe(200);
+  });
+
+  it('the instance that set the cookie (login, regenerate) does not send it again while its end stands', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await expressApp(sessions);
+    const login = await post(app, '/login');
+    const cookie = setCookieOf(login.headers, 'sid')!.split(';')[0]!;
+    for (const path of ['/me', '/public', '/files/app.ts', '/me']) {
+      const r = await get(app, path, cookie);
+      expect(r.status, path).toBe(200);
+      expect(r.headers['set-cookie'], path).toBeUndefined();
+    }
+    expect(login.headers['cache-control']).toBe('private');
+    // No cookie on it: the route's own Cache-Control stands.
+    expect((await get(app, '/public', cookie)).headers['cache-control']).toBe('public, max-age=60, s-maxage=600');
+
+    const regenerated = await post(app, '/regenerate', cookie);
+    expect(regenerated.headers['cache-control']).toBe('private');
+    const fresh = setCookieOf(regenerated.headers, 'sid')!.split(';')[0]!;
+    for (const path of ['/me', '/public']) expect((await get(app, path, fresh)).headers['set-cookie'], path).toBeUndefined();
+  });
+
+  it('a cookie set by another instance is sent once from here, on a response that shared caches may not store, whatever the route says', async () => {
+    const { http } = await start();
+    const app = await expressApp(await sessionsFor(wsUrl(http)));
+    const cases: [string, string, string | undefined][] = [
+      // path, Cache-Control with the cookie, Cache-Control without it (the route's)
+      ['/public', 'private, max-age=60', 'public, max-age=60, s-maxage=600'],
+      ['/files/app.ts', 'private, max-age=0', 'public, max-age=0'],
+      ['/no-store', 'no-store', 'no-store'],
+      ['/me', 'private', undefined],
+    ];
+    for (const [path, withCookie, without] of cases) {
+      const id = await createSession(wsUrl(http), 600, 'elsewhere');
+      const first = await get(app, path, `sid=${id}`);
+      expect(first.status, path).toBe(200);
+      expect(setCookieOf(first.headers, 'sid'), path).toMatch(new RegExp(`^sid=${id}; Max-Age=\\d+;`));
+      expect(first.headers['cache-control'], path).toBe(withCookie);
+      const second = await get(app, path, `sid=${id}`);
+      expect(second.headers['set-cookie'], path).toBeUndefined();
+      expect(second.headers['cache-control'], path).toBe(without);
+    }
+  });
+
+  it('privateCacheControl: private added, or private or no-store kept; what speaks only to shared caches dropped', () => {
+    const cases: [string | undefined, string][] = [
+      [undefined, 'private'],
+      ['', 'private'],
+      ['public, max-age=0', 'private, max-age=0'],
+      ['max-age=60, s-maxage=600, public', 'private, max-age=60'],
+      ['must-revalidate, S-MaxAge = 10', 'private, must-revalidate'],
+      ['no-cache', 'private, no-cache'],
+      ['no-store', 'no-store'],
+      ['Private, max-age=5', 'Private, max-age=5'],
+      ['public, no-store', 'public, no-store'],
+      ['private="set-cookie", max-age=5', 'private, private="set-cookie", max-age=5'],
+    ];
+    for (const [value, expected] of cases) expect(privateCacheControl(value), String(value)).toBe(expected);
   });
 
   it('checks its options once, with exact messages', () => {
