@@ -118,5 +118,6 @@ app.use((err, req, res, _next) => {
 });
 
 console.log(`connecting to the gateway at ${gatewayUrl}…`);
-await sessions.ready(); // retried until the gateway answers
+// Retried until the gateway answers; a gateway that refuses the key stops the app (a bad set-up).
+await sessions.ready().catch((err) => stop(`${err.message}.`));
 app.listen(port, host, () => console.log(`example app listening at ${origin}`));

@@ -6,8 +6,9 @@ export type SessionErrorCode =
   | 'NO_SESSION'
   /**
    * The gateway refused what was asked as malformed or not allowed (error 10, 12 or 1001: an
-   * empty or too long `user_id`, a `ttl` out of range, `data` it does not take). Asking again
-   * gives the same answer: a fault of the caller (answer 400 or 500), not an outage.
+   * empty or too long `user_id`, a `ttl` out of range, `data` it does not take), or refused the
+   * service key (`ready()`). Asking again gives the same answer: a fault of the caller (answer
+   * 400 or 500) or of its configuration, not an outage.
    */
   | 'REFUSED';
 
@@ -25,6 +26,14 @@ export class GatewaySessionError extends Error {
 /** The gateway answered that what was asked is malformed or not allowed; the message carries its text (never an id). */
 export function refused(text: string, cause: unknown): GatewaySessionError {
   return new GatewaySessionError('REFUSED', `The gateway refused the request: ${text}`, { cause });
+}
+
+/** The gateway refused the connection's service key (HTTP 401 or 403 to the upgrade). The message never shows the key. */
+export function keyRefused(status: number): GatewaySessionError {
+  return new GatewaySessionError(
+    'REFUSED',
+    `The gateway refused the service key (HTTP ${status} to the WebSocket upgrade): the serviceKey option must be the gateway's GATEWAY_SERVICE_KEY`,
+  );
 }
 
 /** The gateway could not be asked: fail closed. */

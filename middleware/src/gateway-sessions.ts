@@ -3,7 +3,8 @@ import { WebSocket } from 'ws';
 import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { keepFromSharedCaches, readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
-import { GatewaySessionError, refused, unavailable } from './errors.js';
+import { GatewaySessionError, keyRefused, refused, unavailable } from './errors.js';
+import { reportRefusedUpgrades } from './refused-upgrade.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
 export interface GatewaySessionsOptions {
@@ -123,6 +124,10 @@ export class GatewaySessions {
   readonly #cache: SessionCache;
   readonly #ids = new WeakMap<IncomingMessage, string>();
   #malformed = 0;
+  /** Set while the gateway's last answer to the connection was a refusal of the service key. */
+  #refusal: GatewaySessionError | undefined;
+  /** ready() calls waiting: each is told of a refusal. */
+  readonly #waiting = new Set<(err: GatewaySessionError) => void>();
 
   constructor(options: GatewaySessionsOptions) {
     check(options);
@@ -131,7 +136,7 @@ export class GatewaySessions {
     this.client = new GatewayClient({
       url: options.url,
       serviceKey: options.serviceKey,
-      WebSocket: options.WebSocket ?? (WebSocket as unknown as WebSocketConstructor),
+      WebSocket: reportRefusedUpgrades(options.WebSocket ?? (WebSocket as unknown as WebSocketConstructor), (status) => this.#upgradeRefused(status)),
       src: 'middleware',
       timeoutMs: options.timeoutMs ?? 5000,
       reconnect: options.reconnect ?? { initialDelayMs: 100, maxDelayMs: 5000 },
@@ -146,12 +151,33 @@ export class GatewaySessions {
       now: options.now ?? Date.now,
     });
     this.client.on('error', () => undefined); // an unreadable frame: the request it answered times out (503)
+    this.client.on('open', () => (this.#refusal = undefined));
     void this.client.connect().catch(() => undefined);
   }
 
-  /** Resolves once the gateway link is open (requests before that get 503). */
+  /**
+   * Resolves once the gateway link is open (requests before that get 503). Rejects with
+   * GatewaySessionError REFUSED when the gateway refuses the service key (HTTP 401 or 403 to
+   * the upgrade): a configuration fault that retrying does not mend, though the link is still
+   * retried with backoff (and opens once the gateway takes the key).
+   */
   ready(): Promise<void> {
-    return this.client.connect();
+    if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
+    return new Promise<void>((resolve, reject) => {
+      const refusedNow = (err: GatewaySessionError) => reject(err);
+      this.#waiting.add(refusedNow);
+      this.client
+        .connect()
+        .then(resolve, reject)
+        .finally(() => this.#waiting.delete(refusedNow));
+    });
+  }
+
+  #upgradeRefused(status: number): void {
+    if (status !== 401 && status !== 403) return;
+    this.#refusal = keyRefused(status);
+    for (const reject of this.#waiting) reject(this.#refusal);
+    this.#waiting.clear();
   }
 
   /** True while the gateway link is up. */

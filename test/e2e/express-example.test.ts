@@ -200,3 +200,23 @@ describe.skipIf(!hasChromium)('examples/express in headless Chromium', () => {
     expect(await other.locator('#notice').isHidden()).toBe(true);
   });
 });
+
+describe('examples/express set up wrong', () => {
+  it('a service key the gateway refuses stops the app with one line that says so (and not the key)', { timeout: 60_000 }, async () => {
+    ensureBuilt();
+    const gw = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY });
+    const wrong = randomBytes(32).toString('base64');
+    const started = startApp({ PORT: String(await freePort()), HOST: '127.0.0.1', GATEWAY_URL: gw.url, GATEWAY_SERVICE_KEY: wrong });
+    const err = await started.then(
+      (a) => {
+        a.child.kill('SIGKILL');
+        return new Error('the app started');
+      },
+      (e: unknown) => e as Error,
+    );
+    expect(err.message).toMatch(
+      /^the example app exited \(1\): connecting to the gateway at \S+…\nThe gateway refused the service key \(HTTP 401 to the WebSocket upgrade\): the serviceKey option must be the gateway's GATEWAY_SERVICE_KEY\.\n$/,
+    );
+    expect(err.message).not.toContain(wrong);
+  });
+});

@@ -234,6 +234,26 @@ describe('login, logout and regenerate (Express)', () => {
     for (const [value, expected] of cases) expect(privateCacheControl(value), String(value)).toBe(expected);
   });
 
+  it('a service key the gateway refuses: ready() rejects with REFUSED, saying so without the key', async () => {
+    const { http } = await start();
+    const wrong = 'W'.repeat(44);
+    const sessions = new GatewaySessions({ url: wsUrl(http), serviceKey: wrong, secure: false, reconnect: { initialDelayMs: 50, maxDelayMs: 200 } });
+    try {
+      const err = await sessions.ready().catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewaySessionError);
+      expect(err).toMatchObject({
+        code: 'REFUSED',
+        message: "The gateway refused the service key (HTTP 401 to the WebSocket upgrade): the serviceKey option must be the gateway's GATEWAY_SERVICE_KEY",
+      });
+      expect(String((err as Error).stack)).not.toContain(wrong);
+      expect(sessions.connected).toBe(false);
+      // Asked again while the key is still refused: the same answer, at once.
+      await expect(sessions.ready()).rejects.toMatchObject({ code: 'REFUSED' });
+    } finally {
+      sessions.close();
+    }
+  });
+
   it('checks its options once, with exact messages', () => {
     const ok = { url: 'ws://127.0.0.1:1', serviceKey: SERVICE_KEY };
     const cases: [Record<string, unknown>, string][] = [
