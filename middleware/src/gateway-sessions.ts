@@ -95,6 +95,12 @@ function check(o: GatewaySessionsOptions): void {
   if (o.revalidateFraction !== undefined && !(o.revalidateFraction > 0 && o.revalidateFraction <= 1))
     throw new TypeError('The revalidateFraction option must be a number above 0 and at most 1.');
   checkMs('timeoutMs', o.timeoutMs, false);
+  // The fields of reconnect and heartbeat are checked by the client; these are what it does not check.
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (o.reconnect !== undefined && !isObject(o.reconnect)) throw new TypeError('The reconnect option must be an object.');
+  if (o.heartbeat !== undefined && o.heartbeat !== false && !isObject(o.heartbeat)) throw new TypeError('The heartbeat option must be an object or false.');
+  if (o.now !== undefined && typeof o.now !== 'function') throw new TypeError('The now option must be a function.');
+  if (o.WebSocket !== undefined && typeof o.WebSocket !== 'function') throw new TypeError('The WebSocket option must be a constructor.');
 }
 
 /** A plain-text answer that no cache keeps. */

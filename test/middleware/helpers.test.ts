@@ -268,6 +268,12 @@ describe('login, logout and regenerate (Express)', () => {
       [{ timeoutMs: Infinity }, 'The timeoutMs option must be a positive number of ms, at most 2147483647.'],
       [{ reconnect: { initialDelayMs: -100 } }, 'The reconnect.initialDelayMs option must be a positive number of ms, at most 2147483647.'],
       [{ reconnect: { factor: 'x' } }, 'The reconnect.factor option must be a number from 1 to 100.'],
+      [{ reconnect: 5 }, 'The reconnect option must be an object.'],
+      [{ reconnect: null }, 'The reconnect option must be an object.'],
+      [{ heartbeat: true }, 'The heartbeat option must be an object or false.'],
+      [{ heartbeat: 'on' }, 'The heartbeat option must be an object or false.'],
+      [{ now: 'x' }, 'The now option must be a function.'],
+      [{ WebSocket: {} }, 'The WebSocket option must be a constructor.'],
     ];
     for (const [bad, message] of cases) expect(() => new GatewaySessions({ ...ok, ...bad } as never)).toThrow(message);
   });
