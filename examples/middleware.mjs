@@ -1,5 +1,5 @@
 import express from 'express';
-import { GatewaySessions } from 'auth-gateway/middleware';
+import { GatewaySessions, GatewaySessionError } from 'auth-gateway/middleware';
 
 const sessions = new GatewaySessions({
   url: process.env.GATEWAY_URL ?? 'ws://127.0.0.1:8080',
@@ -23,5 +23,17 @@ app.post('/logout', async (req, res) => {
 });
 app.post('/logout-everywhere', sessions.middleware(), async (req, res) => {
   res.json({ ended: await sessions.revokeUser(req.session.user_id) });
+});
+// What a helper threw (Express 5 passes a rejected handler here), as an answer; never a stack trace.
+app.use((err, req, res, _next) => {
+  const code = err instanceof GatewaySessionError ? err.code : undefined;
+  if (code === 'UNAVAILABLE') return res.status(503).set('retry-after', '1').type('text').send('Session service unavailable');
+  if (code === 'NO_SESSION') return res.status(401).type('text').send('Not signed in'); // e.g. a second /promote of the same cookie
+  if (code === 'REFUSED') return res.status(400).type('text').send(err.message); // names no session id
+  console.error(err);
+  res
+    .status(err.status ?? 500)
+    .type('text')
+    .send(err.expose ? err.message : 'Internal error');
 });
 const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1', () => console.log(`app listening at http://127.0.0.1:${server.address().port}`));
