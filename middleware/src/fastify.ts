@@ -62,7 +62,11 @@ export function fastifySessions(sessions: GatewaySessions): FastifySessionsPlugi
       if (session === null && !optional) return reply.code(401).header('cache-control', 'no-store').send('Not signed in');
       const cookie = session === null ? undefined : sessions.cookieRefresh(request.raw);
       if (cookie !== undefined) {
-        reply.header('set-cookie', cookie);
+        // On the raw response, as the Express middleware does, not among Fastify's own headers:
+        // Fastify passes those to writeHead, where they would win over the cookie a helper sets
+        // on `reply.raw` later in the route (regenerate, logout, login), and a hijacked reply
+        // never sends them.
+        reply.raw.appendHeader('set-cookie', cookie);
         keepFromSharedCaches(reply.raw);
       }
       return undefined;

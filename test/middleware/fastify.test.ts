@@ -29,10 +29,20 @@ async function fastifyApp(sessions: GatewaySessions): Promise<string> {
   await app.register(async (scope) => {
     await scope.register(fastifySessions(sessions));
     scope.get('/me', async (request) => request.session);
+    scope.post('/promote', async (request, reply) => sessions.regenerate(request.raw, reply.raw, { data: { role: 'admin' } }));
+    scope.post('/logout', async (request, reply) => {
+      await sessions.logout(request.raw, reply.raw);
+      return { ok: true };
+    });
+    scope.get('/hijacked', (_request, reply) => {
+      reply.hijack();
+      reply.raw.end('raw');
+    });
   });
   await app.register(async (scope) => {
     await scope.register(fastifySessions(sessions), { optional: true });
     scope.get('/maybe', async (request) => ({ session: request.session }));
+    scope.post('/relogin', async (_request, reply) => sessions.login(reply.raw, { user_id: 'new-user', ttl: 600 }));
   });
   return app.listen({ port: 0, host: '127.0.0.1' });
 }
@@ -80,5 +90,46 @@ describe('the Fastify plugin', () => {
       expect(r.status).toBe(503);
       expect(r.headers['retry-after']).toBe('1');
     }
+  });
+
+  // The plugin sends a cookie set elsewhere once (a refresh); a helper in the same route that
+  // sets the cookie itself must win, as in Express.
+  it('regenerate, logout and login in a route send their own cookie, not the refresh of the one presented', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await fastifyApp(sessions);
+    for (const [path, cookiePath] of [
+      ['/promote', 'promote'],
+      ['/logout', 'logout'],
+      ['/relogin', 'relogin'],
+    ] as const) {
+      const id = await createSession(wsUrl(http), 600, 'fast-user');
+      const r = await post(app, path, `sid=${id}`);
+      expect(r.status, cookiePath).toBe(200);
+      const lines = (r.headers['set-cookie'] as string[] | undefined) ?? [];
+      expect(
+        lines.filter((l) => l.startsWith('sid=')),
+        cookiePath,
+      ).toHaveLength(1);
+      const line = setCookieOf(r.headers, 'sid')!;
+      expect(line.startsWith(`sid=${id};`), cookiePath).toBe(false);
+      if (cookiePath === 'logout') expect(line).toMatch(/^sid=; Max-Age=0;/);
+      else {
+        const fresh = line.split(';')[0]!;
+        const me = JSON.parse((await get(app, '/me', fresh)).body) as { user_id: string };
+        expect(me.user_id).toBe(cookiePath === 'promote' ? 'fast-user' : 'new-user');
+      }
+      expect(r.headers['cache-control'], cookiePath).toMatch(/^private/);
+    }
+  });
+
+  it('a hijacked route still sends the refresh of a cookie set elsewhere', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await fastifyApp(sessions);
+    const id = await createSession(wsUrl(http), 600, 'fast-user');
+    const r = await get(app, '/hijacked', `sid=${id}`);
+    expect(r.status).toBe(200);
+    expect(setCookieOf(r.headers, 'sid')).toMatch(new RegExp(`^sid=${id}; Max-Age=\\d+;`));
   });
 });
