@@ -148,12 +148,16 @@ export class Gateway implements PipelineServices {
     // A remote store may lose its contents (a Redis restarted without persistence): looked for at
     // start and after every return of the link (the resync above).
     if (o.store.kind !== 'memory') {
-      this.#epoch = new StoreEpoch(o.store, o.clock, (at) => {
-        this.tokens.storeLost(at);
-        this.log.error(
-          { event: 'store lost its data' },
-          'the store lost its data: every session, refresh token and revocation it held is gone; access tokens issued before now are refused',
-        );
+      this.#epoch = new StoreEpoch(o.store, o.clock, {
+        // Tokens from before the store's contents began had their revocations in what was lost.
+        since: (at) => this.tokens.storeLost(at),
+        lost: (at) => {
+          this.tokens.storeLost(at);
+          this.log.error(
+            { event: 'store lost its data' },
+            'the store lost its data: every session, refresh token and revocation it held is gone; access tokens issued before now are refused',
+          );
+        },
       });
       void this.#epoch.check();
     }

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { GatewayError } from '../../../src/errors.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
+import { EPOCH_CHECK_MS } from '../../../src/store/store-epoch.js';
 import type { Store } from '../../../src/store/types.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
@@ -41,6 +42,10 @@ function losableStore(clock: ManualClock) {
     lose: () => {
       inner = createMemoryStore(clock);
       resync();
+    },
+    /** Emptied with the link up (a FLUSHALL, a TRUNCATE): no resync. */
+    empty: () => {
+      inner = createMemoryStore(clock);
     },
   };
 }
@@ -145,5 +150,44 @@ describe('a store that loses its data (StoreEpoch)', () => {
     await settle();
     expect((await da.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
     expect((await db.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+  });
+
+  it('a node started after the loss refuses the tokens issued before it too (the marker says when its contents began)', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const losable = losableStore(clock);
+    const a = makeGateway({ clock, store: losable.store }).gateway;
+    await settle();
+    const da = new Driver(a);
+    const before = (await da.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await da.call({ type: 'revoke_token', token: before })).type).toBe('token_revoked');
+    clock.advance(2_000);
+    losable.lose();
+    await settle();
+    // Node C starts now, on the emptied store: it never saw the old generation.
+    const c = makeGateway({ clock, store: losable.store }).gateway;
+    await settle();
+    const dc = new Driver(c);
+    expect(await dc.call({ type: 'verify_token', token: before })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    clock.advance(1_000);
+    const after = (await dc.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await dc.call({ type: 'verify_token', token: after })).type).toBe('token_valid');
+    expect((await da.call({ type: 'verify_token', token: after })).type).toBe('token_valid');
+  });
+
+  it('a store emptied while the link stays up (no resync) is noticed within EPOCH_CHECK_MS', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const losable = losableStore(clock);
+    const { gateway } = makeGateway({ clock, store: losable.store });
+    await settle();
+    const d = new Driver(gateway);
+    const revoked = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+    expect((await d.call({ type: 'revoke_token', token: revoked })).type).toBe('token_revoked');
+    clock.advance(2_000);
+    await settle();
+    losable.empty();
+    expect((await d.call({ type: 'verify_token', token: revoked })).type).toBe('token_valid');
+    clock.advance(EPOCH_CHECK_MS);
+    await settle();
+    expect(await d.call({ type: 'verify_token', token: revoked })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
   });
 });
