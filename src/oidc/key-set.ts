@@ -1,4 +1,4 @@
-import { createLocalJWKSet, createRemoteJWKSet, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
 
 /** A fetch of the IdP's key set that takes longer fails (the logout is answered 503). */
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
@@ -7,18 +7,59 @@ export const JWKS_COOLDOWN_MS = 60_000;
 /** The cached set is fetched again once it is this old (key rotation at the IdP). */
 export const JWKS_CACHE_MAX_AGE_MS = 600_000;
 
+/** After a fetch of the set failed, the next waits this long, doubled at each failure in a row up to JWKS_COOLDOWN_MS. */
+export const JWKS_RETRY_MS = 1_000;
+
+/** Thrown instead of fetching while the set's last fetch failed recently (the logout is answered 503). */
+export class KeySetBackoff extends Error {
+  constructor(waitMs: number) {
+    super(`the identity provider's key set could not be fetched; not asked again for ${Math.ceil(waitMs / 1000)} s`);
+    this.name = 'KeySetBackoff';
+  }
+}
+
+/** The failures that say "the key set could not be had", not "the token is bad". */
+export function keySetUnavailable(err: unknown): boolean {
+  if (err instanceof KeySetBackoff || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  // jose's fetch of the set: a plain JOSEError for a status other than 200 or a body that is not JSON.
+  if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
+  // fetch() itself: connection refused, DNS, TLS.
+  return err instanceof TypeError;
+}
+
 /**
  * The IdP's keys, from `GATEWAY_OIDC_JWKS`: an http(s) URL is fetched on first use, cached,
  * fetched again when stale or (at most once per cooldown) when a token names an unknown key;
  * a file was read with the configuration, once (restart to pick up a rotated key).
+ *
+ * jose starts its cooldown only after a fetch that succeeded: while the IdP's endpoint fails,
+ * every token, a forged one included, would make one request to it. So a failed fetch is not
+ * made again for JWKS_RETRY_MS, doubling at each failure in a row up to JWKS_COOLDOWN_MS;
+ * tokens meanwhile are answered as the failure was (503), without a request. `now`: the clock
+ * of those waits (tests move it).
  */
-export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }): JWTVerifyGetKey {
-  if ('url' in source) {
-    return createRemoteJWKSet(new URL(source.url), {
-      timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
-      cooldownDuration: JWKS_COOLDOWN_MS,
-      cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
-    });
-  }
-  return createLocalJWKSet(source.set);
+export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, now: () => number = Date.now): JWTVerifyGetKey {
+  if (!('url' in source)) return createLocalJWKSet(source.set);
+  const remote = createRemoteJWKSet(new URL(source.url), {
+    timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
+    cooldownDuration: JWKS_COOLDOWN_MS,
+    cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+  });
+  let failures = 0;
+  let retryAt = 0;
+  return async (header, token) => {
+    const wait = retryAt - now();
+    if (wait > 0) throw new KeySetBackoff(wait);
+    try {
+      const key = await remote(header, token);
+      failures = 0;
+      return key;
+    } catch (err) {
+      if (keySetUnavailable(err)) {
+        retryAt = now() + Math.min(JWKS_COOLDOWN_MS, JWKS_RETRY_MS * 2 ** failures);
+        failures = Math.min(failures + 1, 16);
+      }
+      throw err;
+    }
+  };
 }

@@ -1,5 +1,6 @@
 import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../clock.js';
+import { keySetUnavailable } from './key-set.js';
 
 /** The member of `events` that makes a JWT a logout token (Back-Channel Logout 1.0 §2.4). */
 export const BACKCHANNEL_LOGOUT_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -57,15 +58,6 @@ export interface LogoutTokenOptions {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 const nonEmpty = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
-
-/** The failures that say "the key set could not be had", not "the token is bad". */
-function keySetUnavailable(err: unknown): boolean {
-  if (err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
-  // jose's fetch of the set: a plain JOSEError for a status other than 200 or a body that is not JSON.
-  if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
-  // fetch() itself: connection refused, DNS, TLS.
-  return err instanceof TypeError;
-}
 
 /** Maps a refusal of jose to ours. */
 function refusalOf(err: unknown): LogoutRefusal | undefined {

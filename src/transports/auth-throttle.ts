@@ -19,7 +19,12 @@ interface Tally {
   failures: number[];
   /** auth requests admitted and not yet answered */
   inFlight: number;
+  /** attempts of a route open to anyone waiting for room (see `enter`), oldest first */
+  waiting?: ((admitted: boolean) => void)[];
 }
+
+/** Attempts of one address that may wait for room, per unit of the limit (then 429 at once). */
+const WAITING_PER_LIMIT = 4;
 
 /** The two hooks a connection's pipeline calls (ConnectionOptions.admit / onReply). */
 export interface AuthGuard {
@@ -98,21 +103,48 @@ export class FailedAuthThrottle {
 
   /**
    * An attempt whose credential is checked later (a route open to anyone: a back-channel
-   * logout token) begins: it counts as in flight until `finish`, so many sent at once cannot
-   * slip past the limit. False, and nothing counted, when the address has no room for it.
+   * logout token) asks to begin: it counts as in flight until `finish`, so that of many sent at
+   * once no more than the limit are checked before their failures count. Past that it waits
+   * for those in flight to be answered (an identity provider's burst of valid tokens is served,
+   * in turn), and is refused (false, nothing counted) once the failures alone fill the window,
+   * or at once when WAITING_PER_LIMIT times the limit already wait.
    */
-  begin(address: string): boolean {
+  enter(address: string): Promise<boolean> {
     const t = this.#tally(address);
-    if (this.#full(t, this.#clock.now(), true)) return false;
-    t.inFlight++;
-    return true;
+    this.#prune(t, this.#clock.now());
+    if (t.failures.length >= this.#limit) return Promise.resolve(false);
+    if (t.failures.length + t.inFlight < this.#limit) {
+      t.inFlight++;
+      return Promise.resolve(true);
+    }
+    const waiting = (t.waiting ??= []);
+    if (waiting.length >= WAITING_PER_LIMIT * this.#limit) return Promise.resolve(false);
+    return new Promise((resolve) => waiting.push(resolve));
   }
 
-  /** The attempt `begin` counted was answered; `failed`: its credential was refused. */
+  /** The attempt `enter` admitted was answered; `failed`: its credential was refused. */
   finish(address: string, failed: boolean): void {
     const t = this.#tally(address);
     t.inFlight = Math.max(0, t.inFlight - 1);
     if (failed) this.#record(t, this.#clock.now());
+    this.#wake(t);
+  }
+
+  /** Admits waiting attempts while there is room; refuses them all once the failures fill the window. */
+  #wake(t: Tally): void {
+    const waiting = t.waiting;
+    if (waiting === undefined) return;
+    this.#prune(t, this.#clock.now());
+    while (waiting.length > 0) {
+      if (t.failures.length >= this.#limit) {
+        for (const resolve of waiting.splice(0)) resolve(false);
+        break;
+      }
+      if (t.failures.length + t.inFlight >= this.#limit) break;
+      t.inFlight++;
+      waiting.shift()!(true);
+    }
+    if (waiting.length === 0) t.waiting = undefined;
   }
 
   /** Counts a failure seen at the upgrade (a dead session cookie, a wrong service key) against `address`. */
@@ -130,7 +162,7 @@ export class FailedAuthThrottle {
     const now = this.#clock.now();
     for (const [addr, t] of this.#byAddress) {
       this.#prune(t, now);
-      if (t.failures.length === 0 && t.inFlight === 0) this.#byAddress.delete(addr);
+      if (t.failures.length === 0 && t.inFlight === 0 && t.waiting === undefined) this.#byAddress.delete(addr);
     }
   }
 

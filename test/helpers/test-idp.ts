@@ -53,6 +53,8 @@ export interface TestIdp {
   readonly jwks: JSONWebKeySet;
   /** Requests its JWK Set endpoint has served. */
   readonly jwksRequests: number;
+  /** While true, its JWK Set endpoint answers 500 (requests still counted). */
+  jwksFailing: boolean;
   /** The three GATEWAY_OIDC_* settings that point a gateway at this IdP (JWKS by URL). */
   readonly gatewayEnv: Record<string, string>;
   /** The IdP's clock, ms since epoch (option `now`; default Date.now): its tokens' `iat`. */
@@ -91,6 +93,7 @@ export async function startTestIdp(o: { audience?: string; now?: () => number } 
   const server: Server = createServer((req, res) => {
     if (req.url === '/jwks') {
       jwksRequests++;
+      if (idp.jwksFailing) return res.writeHead(500).end();
       const body = JSON.stringify(jwks);
       res.writeHead(200, { 'Content-Type': 'application/jwk-set+json', 'Content-Length': Buffer.byteLength(body) });
       return res.end(body);
@@ -110,6 +113,7 @@ export async function startTestIdp(o: { audience?: string; now?: () => number } 
     get jwksRequests() {
       return jwksRequests;
     },
+    jwksFailing: false,
     gatewayEnv: { GATEWAY_OIDC_ISSUER: issuer, GATEWAY_OIDC_AUDIENCE: audience, GATEWAY_OIDC_JWKS: jwksUrl },
     now: o.now ?? (() => Date.now()),
     seconds: () => Math.floor(idp.now() / 1000),

@@ -196,9 +196,11 @@ describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 
   it('refused tokens count against the address: past GATEWAY_FAILED_AUTH_LIMIT even a valid token gets 429 and ends nothing, until the window clears', async () => {
     const { clock, idp, http, svc } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
     const id = await createSession(svc, { idp_sid: 'sid-t' });
-    const forged = await testIdp(clock);
+    // The IdP's kid, a signature that is not its own (a key the set lacks is not counted: below).
+    const [head, body, sig] = (await idp.logoutToken({ sid: 'sid-t' })).split('.');
+    const forged = `${head}.${body}.${Buffer.from(sig!, 'base64url').reverse().toString('base64url')}`;
     const refused = [
-      await postLogoutToken(http, await forged.logoutToken({ sid: 'sid-t' })),
+      await postLogoutToken(http, forged),
       await postLogoutToken(http, '', { body: 'logout_token=a&logout_token=b', contentType: 'application/x-www-form-urlencoded' }),
       await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-t', exp: Math.floor(clock.now() / 1000) - 3600 })),
     ];
@@ -371,6 +373,24 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(await isValid(svc, s)).toBe(false);
   });
 
+  it('the store fails after the claim and refuses its release too: the release is tried again each second, so the IdP can deliver the token again', async () => {
+    const idp = await testIdp(new ManualClock(Date.now()));
+    const { server, http, store, clock } = await startWithStoreDouble(idp.gatewayEnv);
+    const svc = service(server.url);
+    await svc.opened;
+    const s = await createSession(svc, { idp_sid: 'sid-r' });
+    const token = await idp.logoutToken({ sid: 'sid-r' });
+    store.fail('indexMembers');
+    store.fail('delete');
+    expect((await postLogoutToken(http, token)).status).toBe(503);
+    store.restore();
+    // Not yet released: the same token is a replay until the next try.
+    expect((await postLogoutToken(http, token)).status).toBe(400);
+    clock.advance(1_000);
+    await vi.waitFor(async () => expect((await postLogoutToken(http, token)).status).toBe(200));
+    expect(await isValid(svc, s)).toBe(false);
+  });
+
   it('a drain waits for a logout in flight: it is answered 200 and its session ends before the store closes', async () => {
     const idp = await testIdp(new ManualClock(Date.now()));
     const { server, http, store } = await startWithStoreDouble(idp.gatewayEnv);
@@ -393,6 +413,42 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(drained).toBe(true);
     // The memory store under the double still reads after its close.
     expect(await store.get(key)).toBeUndefined();
+  });
+
+  it('a burst of valid tokens past GATEWAY_FAILED_AUTH_LIMIT is served in turn, not refused: only refusals count', async () => {
+    const { idp, http, svc } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    const ids = await Promise.all(Array.from({ length: 12 }, (_, i) => createSession(svc, { idp_sid: `sid-burst-${i}` })));
+    const answers = await Promise.all(ids.map(async (_, i) => postLogoutToken(http, await idp.logoutToken({ sid: `sid-burst-${i}` }))));
+    expect(answers.map((a) => a.status)).toEqual(ids.map(() => 200));
+    for (const id of ids) expect(await isValid(svc, id)).toBe(false);
+  });
+
+  it('tokens naming a key the set lacks (an IdP that just rotated) do not lock the address out of valid logouts', async () => {
+    const { idp, http, svc } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    const id = await createSession(svc, { idp_sid: 'sid-rot' });
+    for (let i = 0; i < 6; i++) expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-x' }, { unpublished: true }))).status).toBe(400);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-rot' }))).status).toBe(200);
+    expect(await isValid(svc, id)).toBe(false);
+  });
+
+  it("while the IdP's key set fails, tokens do not each make a request to it: 1 s doubling to a minute between tries", async () => {
+    const { clock, idp, http } = await setup();
+    idp.jwksFailing = true;
+    const answers = [];
+    for (let i = 0; i < 10; i++) answers.push((await postLogoutToken(http, await idp.logoutToken({ sid: `sid-f${i}` }))).status);
+    expect(answers).toEqual(answers.map(() => 503));
+    expect(idp.jwksRequests).toBe(1);
+    clock.advance(1_000);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-f' }))).status).toBe(503);
+    expect(idp.jwksRequests).toBe(2);
+    // The next wait is 2 s: 1 s later, still no request.
+    clock.advance(1_000);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-f' }))).status).toBe(503);
+    expect(idp.jwksRequests).toBe(2);
+    idp.jwksFailing = false;
+    clock.advance(1_000);
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-f' }))).status).toBe(200);
+    expect(idp.jwksRequests).toBe(3);
   });
 
   it("the IdP's key set cannot be fetched: 503, nothing ends", async () => {

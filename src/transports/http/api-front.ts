@@ -106,9 +106,15 @@ export class ApiFront {
       return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
     }
     if (spec.callers === 'anyone') {
-      // Its credential is checked after the body is read: counted in flight until answered.
-      if (!this.#o.throttle.begin(address))
+      // Its credential is checked after the body is read: counted in flight until answered
+      // (waiting, past the limit, for those in flight).
+      if (!(await this.#o.throttle.enter(address)))
         return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
+      // The client went away while it waited: its turn is given back.
+      if (res.destroyed || req.destroyed) {
+        this.#o.throttle.finish(address, false);
+        return undefined;
+      }
       const attempt = { failed: false };
       this.#attempts.set(req, attempt);
       res.once('close', () => {

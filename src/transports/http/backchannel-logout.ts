@@ -32,6 +32,9 @@ const INVALID = { error: 'invalid_request' };
 /** A form open to anyone: the IdP has no key of ours; its signature on the token is what counts. */
 const SPEC: RouteSpec = { callers: 'anyone', mediaType: 'application/x-www-form-urlencoded', refusal: oauthError };
 
+/** How often the release of a `jti` whose logout failed is tried again while the store refuses it. */
+const RELEASE_RETRY_MS = 1000;
+
 /** Store key of a used `jti`: hashed, so the store holds no token material. */
 const jtiKey = (jti: string) => `bl:${hashSecret(jti)}`;
 
@@ -70,6 +73,20 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     front.answer(res, 503, oauthError(503, text));
   };
 
+  /** Deletes a claimed `jti`, again each second while the store refuses, for at most `forMs`. */
+  const release = (key: string, forMs: number): void => {
+    const until = gateway.clock.now() + forMs;
+    const attempt = (): void => {
+      gateway.store.delete(key).then(
+        () => undefined,
+        () => {
+          if (gateway.clock.now() + RELEASE_RETRY_MS < until) gateway.clock.setTimer(attempt, RELEASE_RETRY_MS);
+        },
+      );
+    };
+    attempt();
+  };
+
   /** The token's work, once it is read: verify, claim its jti, end the sessions. */
   const logout = async (req: IncomingMessage, res: ServerResponse, jwt: string): Promise<void> => {
     const check = await verify!(jwt);
@@ -79,28 +96,33 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
         return unavailable(res, '5', "The identity provider's keys could not be fetched");
       }
       outcome('refused', { reason: check.refused });
-      front.failed(req);
+      // A key the set lacks is no guess at anything (refused before any signature is checked):
+      // it is what an identity provider sends for a minute after it rotates its keys, and
+      // counting it would lock that provider's address out of its own valid logouts.
+      if (check.refused !== 'unknown_key') front.failed(req);
       return front.answer(res, 400, INVALID);
     }
     const token = check.token;
     const key = jtiKey(token.jti);
     // Remembered as long as a token with this iat can pass the age check, and a little more.
     const rememberMs = (token.iat + LOGOUT_TOKEN_MAX_AGE_S + o.clockTolerance + 1) * 1000 - gateway.clock.now();
-    let claimed = false;
+    let claiming = false;
     try {
+      claiming = true;
       if (!(await gateway.store.claim(key, Math.max(1000, rememberMs)))) {
         outcome('replayed', refs(token));
         front.failed(req);
         return front.answer(res, 400, INVALID);
       }
-      claimed = true;
       const count = await gateway.sessions.endByIdp(token.sid !== undefined ? { sid: token.sid } : { sub: token.sub! });
       outcome('ended', { ...refs(token), by: token.sid !== undefined ? 'sid' : 'sub', count });
       return front.answer(res, 200);
     } catch (err) {
-      // Fail closed: 503, and the IdP may deliver the same token again, so its jti is released
-      // (when the store lets us: otherwise a retry is refused as a replay, and logged as one).
-      if (claimed) await gateway.store.delete(key).catch(() => undefined);
+      // Fail closed: 503, and the IdP may deliver the same token again, so its jti is released.
+      // The claim may have been carried out even if it failed here (a store too slow to answer
+      // in time), and the release may fail for the same reason: it is tried again until the
+      // store takes it, or the token is too old to be accepted anyway.
+      if (claiming) release(key, rememberMs);
       outcome('unavailable', { reason: 'store', ...refs(token), err });
       return unavailable(res, '1', 'The store is unavailable');
     }
@@ -137,7 +159,7 @@ export function backchannelLogoutRoute(
       : createLogoutTokenVerifier({
           issuer: oidc.issuer,
           audience: oidc.audience,
-          keys: idpKeySet(oidc.jwks),
+          keys: idpKeySet(oidc.jwks, () => o.gateway.clock.now()),
           clock: o.gateway.clock,
           clockTolerance: config.clockTolerance,
         });
