@@ -415,6 +415,33 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(await store.get(key)).toBeUndefined();
   });
 
+  it('a token waiting its turn when a drain begins is answered 503 (the IdP delivers it again), the one in flight 200', async () => {
+    const idp = await testIdp(new ManualClock(Date.now()));
+    const { server, http, store } = await startWithStoreDouble({ ...idp.gatewayEnv, GATEWAY_FAILED_AUTH_LIMIT: '1' });
+    const svc = service(server.url);
+    await svc.opened;
+    const first = await createSession(svc, { idp_sid: 'sid-w1' });
+    const second = await createSession(svc, { idp_sid: 'sid-w2' });
+    const held = store.hold('claim');
+    const served = postLogoutToken(http, await idp.logoutToken({ sid: 'sid-w1' }));
+    await held.reached;
+    // The limit is 1: this one waits for the first to be answered.
+    const waiting = postLogoutToken(http, await idp.logoutToken({ sid: 'sid-w2' }));
+    // No WebSocket left, so the drain reaches the HTTP routes at once (their drain waits for the first).
+    await svc.terminate();
+    await vi.waitFor(() => expect(server.links.size).toBe(0));
+    const draining = server.drain();
+    await new Promise((r) => setTimeout(r, 100));
+    held.release();
+    expect((await served).status).toBe(200);
+    const late = await waiting;
+    expect(late.status).toBe(503);
+    expect(late.headers['retry-after']).toBe('1');
+    await draining;
+    expect(await store.get(sessionKey(server.gateway.sessions.hashOf(first)))).toBeUndefined();
+    expect(await store.get(sessionKey(server.gateway.sessions.hashOf(second)))).toBeDefined();
+  });
+
   it('a burst of valid tokens past GATEWAY_FAILED_AUTH_LIMIT is served in turn, not refused: only refusals count', async () => {
     const { idp, http, svc } = await setup({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
     const ids = await Promise.all(Array.from({ length: 12 }, (_, i) => createSession(svc, { idp_sid: `sid-burst-${i}` })));

@@ -108,13 +108,21 @@ export class ApiFront {
     if (spec.callers === 'anyone') {
       // Its credential is checked after the body is read: counted in flight until answered
       // (waiting, past the limit, for those in flight).
-      if (!(await this.#o.throttle.enter(address)))
-        return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
-      // The client went away while it waited: its turn is given back.
-      if (res.destroyed || req.destroyed) {
+      // A drain waits for those waiting their turn too: each is answered, or let through to be
+      // read and served, before the drain goes on.
+      this.#inFlight++;
+      const entered = await this.#o.throttle.enter(address);
+      const done = <T>(v: T): T => {
+        if (--this.#inFlight === 0) this.#idle?.();
+        return v;
+      };
+      if (!entered) return done(refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' }));
+      // The client went away while it waited, or a drain began: its turn is given back.
+      if (res.destroyed || req.destroyed || this.#draining) {
         this.#o.throttle.finish(address, false);
-        return undefined;
+        return done(res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' }));
       }
+      done(undefined);
       const attempt = { failed: false };
       this.#attempts.set(req, attempt);
       res.once('close', () => {
