@@ -5,11 +5,10 @@ import type { Store } from './types.js';
 /** The marker of a store's contents; it is never written otherwise, nor expected to expire. */
 const KEY = 'epoch';
 const LIFETIME_MS = 10 * 365 * 86_400_000;
-/** How soon a first look that failed is made again. */
-const RETRY_MS = 1000;
 /**
- * How often the marker is looked at while the link stays up: a store emptied without a break
- * in the link (Redis FLUSHALL, a PostgreSQL TRUNCATE) is noticed within this.
+ * How often the marker is looked at, whatever the last look found: a store emptied without a
+ * break in the link (Redis FLUSHALL, a PostgreSQL TRUNCATE) is noticed within this, and a first
+ * look that failed (the store away at start) is made again as soon.
  */
 export const EPOCH_CHECK_MS = 1000;
 
@@ -88,7 +87,7 @@ export class StoreEpoch {
 
   /** The next look of the series (one pending at a time; the clock's timers never hold the process). */
   #schedule(): void {
-    if (this.#closed || this.#timer !== undefined || this.#seen === undefined) return;
+    if (this.#closed || this.#timer !== undefined) return;
     this.#timer = this.#clock.setTimer(() => {
       this.#timer = undefined;
       void this.check();
@@ -112,9 +111,8 @@ export class StoreEpoch {
       this.#seen = current.g;
       this.#listener.since(current.t);
     } catch {
-      // The store is away (its health log says so): the next resync looks again, and until a
-      // first look succeeds, a timer does too (a store that never goes away has no resync).
-      if (this.#seen === undefined && !this.#closed) setTimeout(() => void this.check(), RETRY_MS).unref();
+      // The store is away (its health log says so): the next look of the series, or the resync
+      // when the link comes back, looks again.
     }
   }
 }

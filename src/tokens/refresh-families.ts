@@ -63,8 +63,8 @@ export const MAX_FAMILIES_PER_SESSION = 16;
 const REVOKED = '*';
 /** The cause of a family revoked because its bound session's time ran out (no token hash is `~`). */
 const ENDED = '~';
-/** What a refresh token of a family revoked for `causes` is told. */
-const revokedText = (causes: readonly string[]): string => (causes.length > 0 && causes.every((c) => c === ENDED) ? 'Session ended' : 'Refresh token revoked');
+/** What a refresh token of a family revoked for `causes` (at least one) is told. */
+const revokedText = (causes: readonly string[]): string => (causes.every((c) => c === ENDED) ? 'Session ended' : 'Refresh token revoked');
 
 const REFRESH_SHAPE = /^([A-Za-z0-9_-]{22})\.[A-Za-z0-9_-]{43}$/;
 
@@ -195,7 +195,8 @@ export class RefreshFamilies {
       await this.#access.deny(issued.jti, issued.exp, now);
       await this.#o.store.delete(keys.refresh(issued.refreshHash));
       await this.revokeFamily(fam, 'revoked during rotation', causes[0]);
-      if (before(causes).length > 0) return { error: revokedText(before(causes)) };
+      const others = before(causes);
+      if (others.length > 0) return { error: revokedText(others) };
     }
     const pair = issued.pair;
     this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');

@@ -92,15 +92,15 @@ export class TokenService {
     return this.#families.revokeFamily(fam, why, reusedTokenHash);
   }
 
-  /**
-   * Revokes an access token (by `jti`, until it expires) or a refresh token (its whole
-   * family). Only tokens the gateway issued can be revoked.
-   */
   /** The store lost its data at `at` (ms): access tokens issued before then are refused (see StoreEpoch). */
   storeLost(at: number): void {
     this.#access.storeLost(at);
   }
 
+  /**
+   * Revokes an access token (by `jti`, until it expires) or a refresh token (its whole
+   * family). Only tokens the gateway issued can be revoked.
+   */
   revoke(token: string): Promise<{ revoked: true } | { error: string }> {
     const fam = refreshFamilyOf(token);
     return fam === undefined ? this.#access.revoke(token) : this.#families.revoke(token, fam);

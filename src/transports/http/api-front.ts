@@ -94,6 +94,7 @@ export class ApiFront {
       sendJsonAndClose(res, status, spec.refusal(status, text));
       return undefined;
     };
+    const throttled = () => refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
     if (this.#draining) return refuse(503, 'Server shutting down', { 'Retry-After': '1' });
     if (req.method !== 'POST') return refuse(405, 'Method not allowed: use POST', { Allow: 'POST' });
     const address = clientOf(req, this.#o.trustedProxies).address;
@@ -103,26 +104,23 @@ export class ApiFront {
       this.#o.sampledLog.hit('http throttle', (suppressed) =>
         this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
       );
-      return refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
+      return throttled();
     }
     if (spec.callers === 'anyone') {
-      // Its credential is checked after the body is read: counted in flight until answered
-      // (waiting, past the limit, for those in flight).
-      // A drain waits for those waiting their turn too: each is answered, or let through to be
-      // read and served, before the drain goes on.
+      // Its credential is checked after the body is read: counted in flight by the throttle until
+      // answered, and past the limit it waits for those in flight. A drain waits for the waiting
+      // too: each is refused, or let through to be read and served, before the drain goes on.
       this.#inFlight++;
-      const entered = await this.#o.throttle.enter(address);
-      const done = <T>(v: T): T => {
+      try {
+        if (!(await this.#o.throttle.enter(address))) return throttled();
+        // The client went away while it waited, or a drain began: its turn is given back.
+        if (res.destroyed || req.destroyed || this.#draining) {
+          this.#o.throttle.finish(address, false);
+          return res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' });
+        }
+      } finally {
         if (--this.#inFlight === 0) this.#idle?.();
-        return v;
-      };
-      if (!entered) return done(refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' }));
-      // The client went away while it waited, or a drain began: its turn is given back.
-      if (res.destroyed || req.destroyed || this.#draining) {
-        this.#o.throttle.finish(address, false);
-        return done(res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' }));
       }
-      done(undefined);
       const attempt = { failed: false };
       this.#attempts.set(req, attempt);
       res.once('close', () => {

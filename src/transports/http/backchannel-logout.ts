@@ -106,9 +106,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     const key = jtiKey(token.jti);
     // Remembered as long as a token with this iat can pass the age check, and a little more.
     const rememberMs = (token.iat + LOGOUT_TOKEN_MAX_AGE_S + o.clockTolerance + 1) * 1000 - gateway.clock.now();
-    let claiming = false;
     try {
-      claiming = true;
       if (!(await gateway.store.claim(key, Math.max(1000, rememberMs)))) {
         outcome('replayed', refs(token));
         front.failed(req);
@@ -122,7 +120,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
       // The claim may have been carried out even if it failed here (a store too slow to answer
       // in time), and the release may fail for the same reason: it is tried again until the
       // store takes it, or the token is too old to be accepted anyway.
-      if (claiming) release(key, rememberMs);
+      release(key, rememberMs);
       outcome('unavailable', { reason: 'store', ...refs(token), err });
       return unavailable(res, '1', 'The store is unavailable');
     }
