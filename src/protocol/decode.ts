@@ -72,7 +72,14 @@ export function decodeValue(value: unknown): Decoded {
   if (typeof src === 'string' && typeof dest === 'string' && isObject(body) && typeof body.type === 'string' && isMsgId(body.msg_id)) {
     // The common case, without building the error context.
     const check = checks.get(body.type);
-    if (check !== undefined && check.check(body) && !tooDeep(body) && illFormed(body) === undefined && protoMember(body) === undefined) {
+    if (
+      check !== undefined &&
+      check.check(body) &&
+      !tooDeep(body) &&
+      illFormed(body) === undefined &&
+      protoMember(body) === undefined &&
+      outOfRange(body) === undefined
+    ) {
       return { ok: true, src, dest, body: body as AnyRequest, traceparent: value.traceparent };
     }
   }
@@ -95,6 +102,8 @@ export function decodeValue(value: unknown): Decoded {
   if (bad) return fail(ErrorCodes.MALFORMED, `Field "${bad}" must be well-formed UTF-16 text (no lone surrogate)`, at);
   const proto = protoMember(body);
   if (proto) return fail(ErrorCodes.MALFORMED, `Field "${proto}" must not have a member named "__proto__"`, at);
+  const range = outOfRange(body);
+  if (range) return fail(ErrorCodes.MALFORMED, `Field "${range}" must not hold a number out of range`, at);
   return { ok: true, src, dest, body: body as AnyRequest, traceparent: value.traceparent };
 }
 
@@ -159,7 +168,7 @@ const NAMING_FIELDS: ReadonlySet<string> = new Set(['session_id', 'old_session_i
 const LOOKUP_TYPES: ReadonlySet<string> = new Set(['list_sessions', 'revoke_user_sessions', 'destroy_session_handle']);
 
 /** True when an object anywhere in `v` has an own member named `__proto__`. */
-function hasProtoMember(v: unknown): boolean {
+export function hasProtoMember(v: unknown): boolean {
   if (typeof v !== 'object' || v === null) return false;
   if (Array.isArray(v)) return v.some(hasProtoMember);
   if (Object.hasOwn(v, '__proto__')) return true;
@@ -176,6 +185,26 @@ function hasProtoMember(v: unknown): boolean {
 function protoMember(body: Record<string, unknown>): 'data' | 'payload' | undefined {
   if (body.payload !== undefined && hasProtoMember(body.payload)) return 'payload';
   if (body.data !== undefined && hasProtoMember(body.data)) return 'data';
+  return undefined;
+}
+
+/** True when a number anywhere in `v` is not finite. */
+export function hasNonFinite(v: unknown): boolean {
+  if (typeof v === 'number') return !Number.isFinite(v);
+  if (typeof v !== 'object' || v === null) return false;
+  if (Array.isArray(v)) return v.some(hasNonFinite);
+  for (const k in v) if (hasNonFinite((v as Record<string, unknown>)[k])) return true;
+  return false;
+}
+
+/**
+ * The application object (`payload`, `data`) holding a number JSON.parse read as Infinity
+ * (`1e400`), if one does: JSON has no spelling for it, so it would be stored or signed as
+ * `null`, a value the client never sent. Runs after the depth check, so the walk is bounded.
+ */
+function outOfRange(body: Record<string, unknown>): 'data' | 'payload' | undefined {
+  if (body.payload !== undefined && hasNonFinite(body.payload)) return 'payload';
+  if (body.data !== undefined && hasNonFinite(body.data)) return 'data';
   return undefined;
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decode, decodeValue, oversized } from '../../../src/protocol/decode.js';
+import { decode, decodeBody, decodeValue, oversized } from '../../../src/protocol/decode.js';
 import { requestSchemas } from '../../../src/protocol/messages.js';
 import { jsonSchemas } from '../../../src/protocol/json-schema.js';
 import { errorReply, reply } from '../../../src/protocol/replies.js';
@@ -151,6 +151,31 @@ describe('decode', () => {
     }
     // A member that merely mentions it, or a string value, is fine.
     expect(decode('{"src":"a","dest":"b","body":{"msg_id":4,"type":"generate_access_token","payload":{"x__proto__":"__proto__"}}}').ok).toBe(true);
+  });
+
+  it('a payload or data holding a number JSON cannot spell (1e400 parses as Infinity) is error 12 naming the field', () => {
+    const cases: [string, string][] = [
+      ['payload', '"type":"generate_access_token","payload":{"sub":"u","quota":1e400}'],
+      ['payload', '"type":"generate_access_token","payload":{"sub":"u","q":[1,-1e999]}'],
+      ['data', '"type":"create_session","user_id":"u","data":{"limit":1e400}'],
+      ['data', '"type":"update_session","session_id":"s","data":{"a":{"b":[{"c":-2e308}]}}'],
+    ];
+    for (const [field, body] of cases) {
+      expect(decode(`{"src":"a","dest":"b","body":{"msg_id":4,${body}}}`), body).toEqual({
+        ok: false,
+        code: 12,
+        text: `Field "${field}" must not hold a number out of range`,
+        src: 'a',
+        dest: 'b',
+        msgId: 4,
+      });
+      // The same over HTTP, where the body comes bare.
+      expect(decodeBody(`{"msg_id":4,${body}}`, 'a', 'b')).toMatchObject({ ok: false, code: 12, text: `Field "${field}" must not hold a number out of range` });
+    }
+    // The largest finite numbers, and those that round to zero, are numbers JSON can spell.
+    expect(
+      decode('{"src":"a","dest":"b","body":{"msg_id":4,"type":"create_session","user_id":"u","data":{"a":1.7976931348623157e308,"b":1e-400,"c":-0}}}').ok,
+    ).toBe(true);
   });
 
   it('oversized: error 12 with the limit; in_reply_to only from a parsed value', () => {
