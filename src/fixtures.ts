@@ -4,7 +4,8 @@ import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
 import type { Gateway } from './gateway.js';
 import { codePointCount } from './protocol/code-points.js';
-import { depthExceeds, hasLoneSurrogate, MAX_DEPTH } from './protocol/decode.js';
+import { depthExceeds, hasLoneSurrogate, hasNonFinite, hasProtoMember, MAX_DEPTH } from './protocol/decode.js';
+import { countMembers, scanJson } from './protocol/json-shape.js';
 import { MAX_ID } from './protocol/messages.js';
 
 const fixtureType = Type.Object({
@@ -48,15 +49,27 @@ export async function readFixtures(path: string): Promise<Static<typeof fixtureT
     const at = /position (\d+)/.exec((err as Error).message)?.[1];
     throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not valid JSON${at === undefined ? '' : ` (at character ${at})`}`);
   }
+  // The file's own three levels (the object, `sessions`, a session) above each session's data.
+  const shape = scanJson(text, MAX_DEPTH + 3);
+  if (shape.tooDeep) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
+  // As for requests: JSON.parse keeps the last of two members of one name, silently.
+  if (countMembers(value) !== shape.members) throw new ConfigError(`GATEWAY_FIXTURES: ${path} has a duplicate member name in a JSON object`);
   if (!fixtureSchema.Check(value)) {
     const e = fixtureSchema.Errors(value).First();
     throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not a fixture file (${e ? `${e.path || '/'}: ${e.message}` : 'bad shape'})`);
   }
+  const ids = new Set<string>();
   for (const s of value.sessions) {
+    // A second entry would replace the first: one of the two is not what the file says.
+    if (ids.has(s.session_id)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: two sessions have the same session_id (entry ${ids.size + 1})`);
+    ids.add(s.session_id);
     if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
     // As for requests: Redis would spell a lone surrogate as U+FFFD, merging two users' indexes.
     if (codePointCount(s.user_id) > MAX_ID) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a user_id is longer than ${MAX_ID} characters`);
     if (hasLoneSurrogate(s)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session holds ill-formed UTF-16 (a lone surrogate)`);
+    // What create_session refuses is not served from a file either.
+    if (hasProtoMember(s.data)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not have a member named "__proto__"`);
+    if (hasNonFinite(s.data)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not hold a number out of range`);
   }
   return value.sessions;
 }

@@ -310,7 +310,8 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
     const f = run(base, ['stdio', '--fixtures', good], `${req(1, 'abc123')}\n`);
     expect(JSON.parse(f.stdout).body.type).toBe('session_valid');
 
-    const bad: [string, string][] = [
+    const deep = (levels: number) => `${'{"a":'.repeat(levels)}1${'}'.repeat(levels)}`;
+    const bad: [string, string, string?][] = [
       ['missing.json', ''],
       ['notjson.json', '{nope'],
       ['shape.json', '{"sessions":[{"session_id":"a"}]}'],
@@ -319,8 +320,15 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
       ['surrogate.json', '{"sessions":[{"session_id":"a","user_id":"alice\\ud800"}]}'],
       // 257 characters (each two UTF-16 units): one too many, as for create_session.
       ['long-user.json', JSON.stringify({ sessions: [{ session_id: 'a', user_id: '\u{1F600}'.repeat(257) }] })],
+      // What create_session refuses, a file may not seed either; nor may it say one thing twice.
+      ['same-id.json', '{"sessions":[{"session_id":"a","user_id":"u"},{"session_id":"a","user_id":"mallory"}]}', 'same session_id (entry 2)'],
+      ['same-member.json', '{"sessions":[{"session_id":"a","user_id":"u"}],"sessions":[]}', 'duplicate member name'],
+      ['proto.json', '{"sessions":[{"session_id":"a","user_id":"u","data":{"x":[{"__proto__":{"isAdmin":true}}]}}]}', 'member named'],
+      ['infinite.json', '{"sessions":[{"session_id":"a","user_id":"u","data":{"limit":1e400}}]}', 'out of range'],
+      ['deep.json', `{"sessions":[{"session_id":"a","user_id":"u","data":${deep(33)}}]}`, 'deeper than 32 levels'],
+      ['very-deep.json', `{"sessions":[{"session_id":"a","user_id":"u","data":${deep(200_000)}}]}`, 'deeper than 32 levels'],
     ];
-    for (const [file, text] of bad) {
+    for (const [file, text, says] of bad) {
       const path = join(dir, file);
       if (text) writeFileSync(path, text);
       const b = run({ ...base, GATEWAY_FIXTURES: path }, ['stdio'], `${req(1, 'a')}\n`);
@@ -329,6 +337,7 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
       const lines = b.stderr.trimEnd().split('\n');
       expect(lines, `${file}: ${b.stderr}`).toHaveLength(1);
       expect(lines[0], file).toContain('GATEWAY_FIXTURES');
+      expect(lines[0], file).toContain(says ?? 'GATEWAY_FIXTURES');
     }
     // A broken file never has its content (a session id, say) quoted back on stderr.
     const leaky = join(dir, 'leaky.json');
