@@ -19,6 +19,8 @@ export class LineSplitter {
   #held = 0;
   /** bytes of the current line seen while discarding it; -1 when not discarding */
   #skipping = -1;
+  /** whether the last byte discarded was a \r, which is the line's end, not part of it */
+  #skippedCr = false;
   /** the first bytes of the line being discarded */
   #head = '';
 
@@ -48,9 +50,11 @@ export class LineSplitter {
       }
       if (this.#skipping >= 0) {
         this.#skipping += len;
+        if (len > 0) this.#skippedCr = chunk[end - 1] === 0x0d;
       } else if (this.#held + len > this.#max + 1) {
         // +1: a trailing \r is not part of the limit.
         this.#skipping = this.#held + len;
+        this.#skippedCr = chunk[end - 1] === 0x0d;
         this.#head = Buffer.concat([...this.#parts, chunk.subarray(start, Math.min(end, start + HEAD_BYTES))]).toString('utf8', 0, HEAD_BYTES);
         this.#parts = [];
         this.#held = 0;
@@ -71,7 +75,7 @@ export class LineSplitter {
 
   #endLine(emit: (e: LineEvent) => void): void {
     if (this.#skipping >= 0) {
-      emit({ oversized: this.#skipping, head: this.#head });
+      emit({ oversized: this.#skipping - (this.#skippedCr ? 1 : 0), head: this.#head });
       this.#skipping = -1;
       this.#head = '';
       return;
