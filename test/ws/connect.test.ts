@@ -12,7 +12,7 @@ afterEach(stopAll);
 beforeAll(() => ensureBuilt(), 120_000);
 
 /** Runs the bridge in-process on the given lines; returns its exit code and output lines. */
-async function run(url: string, lines: string[], o: { serviceKey?: string; keepOpen?: boolean } = {}) {
+async function run(url: string, lines: (string | Buffer)[], o: { serviceKey?: string; keepOpen?: boolean } = {}) {
   const input = new PassThrough();
   const output = new PassThrough();
   const errors = new PassThrough();
@@ -21,7 +21,7 @@ async function run(url: string, lines: string[], o: { serviceKey?: string; keepO
   output.on('data', (d) => (out += d));
   errors.on('data', (d) => (err += d));
   const done = bridge(url, { serviceKey: o.serviceKey, input, output, errors });
-  for (const l of lines) input.write(`${l}\n`);
+  for (const l of lines) input.write(typeof l === 'string' ? `${l}\n` : Buffer.concat([l, Buffer.from('\n')]));
   if (!o.keepOpen) input.end();
   const code = await done;
   return {
@@ -48,6 +48,40 @@ describe('connect (the CLI bridge)', () => {
     expect(r.lines.find((l) => l.body.in_reply_to === 1)!.body.type).toBe('session_created');
     expect(r.lines.find((l) => l.body.in_reply_to === 2)!.body.type).toBe('session_invalid');
     expect(r.lines.find((l) => l.body.in_reply_to === undefined)!.body).toEqual({ type: 'error', code: 12, text: 'Malformed JSON' });
+  });
+
+  it('splits lines as the stdio node does, and answers a line that is not UTF-8 itself, as stdio does, without sending it', async () => {
+    const { server } = await start();
+    // caf\xe9 and caf\xe8: read with replacement characters, both would name the user "caf\ufffd".
+    const notUtf8 = (b: number, id: number) =>
+      Buffer.concat([
+        Buffer.from(`{"src":"c1","dest":"gateway","body":{"type":"create_session","msg_id":${id},"user_id":"caf`),
+        Buffer.from([b]),
+        Buffer.from('"}}'),
+      ]);
+    const r = await run(
+      server.url,
+      [
+        notUtf8(0xe9, 1),
+        notUtf8(0xe8, 2),
+        // A lone \r is not a line end (stdio reads this as one line, not JSON); \r\n is.
+        `${env('validate_session', 3, { session_id: 'x' })}\r${env('validate_session', 4, { session_id: 'y' })}`,
+        `${env('list_sessions', 5, { user_id: 'caf\ufffd' })}\r`,
+        Buffer.from([0xff, 0xfe]),
+      ],
+      { serviceKey: SERVICE_KEY },
+    );
+    expect(r.code).toBe(0);
+    const notUtf8Error = { type: 'error', code: 12, text: 'Message is not valid UTF-8' };
+    expect(r.lines.filter((l) => l.body.text === notUtf8Error.text)).toEqual([
+      { src: 'gateway', dest: 'c1', body: { ...notUtf8Error, in_reply_to: 1 } },
+      { src: 'gateway', dest: 'c1', body: { ...notUtf8Error, in_reply_to: 2 } },
+      { src: 'connect', body: notUtf8Error },
+    ]);
+    expect(r.lines.find((l) => l.body.text === 'Malformed JSON')!.body).toEqual({ type: 'error', code: 12, text: 'Malformed JSON' });
+    // Nothing was created under either spelling.
+    expect(r.lines.find((l) => l.body.in_reply_to === 5)!.body).toEqual({ type: 'sessions', in_reply_to: 5, sessions: [] });
+    expect(r.lines).toHaveLength(5);
   });
 
   it('prints pushes too', async () => {

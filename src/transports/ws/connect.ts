@@ -1,6 +1,9 @@
-import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { notUtf8, oversized } from '../../protocol/decode.js';
+import { readEnvelopeHead } from '../../protocol/head.js';
+import { encode, errorReply } from '../../protocol/replies.js';
+import { LineSplitter, type LineEvent } from '../line-splitter.js';
 
 export interface ConnectOptions {
   /** Sent as `Authorization: Bearer <key>`: the service role. */
@@ -11,6 +14,12 @@ export interface ConnectOptions {
   output?: Writable;
   errors?: Writable;
 }
+
+/** The longest line sent: as large a frame as the bridge itself accepts. */
+const MAX_LINE_BYTES = 1 << 30;
+
+/** The `src` of the errors the bridge answers itself, when a line's own ends cannot be read. */
+const BRIDGE_ID = 'connect';
 
 /** The `msg_id` a line's request carries, if the line is an envelope with one. */
 function msgIdOf(line: string): number | undefined {
@@ -25,7 +34,10 @@ function msgIdOf(line: string): number | undefined {
 
 /**
  * Bridges lines to a running gateway: each input line goes out as one text frame, as it
- * is (blank lines are skipped, as the stdio node skips them); each frame received is
+ * is (split as the stdio node splits them: on `\n`, a `\r` before it dropped, blank lines
+ * skipped). A line that is not UTF-8 cannot be a text frame: the bridge answers it itself,
+ * with the error the stdio node gives it, rather than read it with replacement characters
+ * (which would make two spellings of a user id one). Each frame received is
  * written as one line, pushes included. Once input ends it waits for the reply to every
  * `msg_id` it sent (at most `settleMs`), closes, and resolves with the exit code: 0, or 1
  * when the socket could not open or closed abnormally. Reads no GATEWAY_* configuration.
@@ -57,7 +69,7 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       if (finished) return;
       finished = true;
       clearTimeout(settleTimer);
-      rl.close();
+      stopReading();
       // Every line received has been handed to `output`: flush it before reporting.
       output.write('', () => resolve(code));
     };
@@ -96,20 +108,39 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       }
     };
 
-    const rl = createInterface({ input, crlfDelay: Infinity, terminal: false });
-    rl.on('line', (line) => {
-      if (line === '') return;
-      if (ws.readyState === WebSocket.OPEN) sendLine(line);
-      else if (ws.readyState === WebSocket.CONNECTING) queue.push(line);
-    });
-    rl.on('close', () => {
+    const onLine = (e: LineEvent) => {
+      if (!('line' in e)) {
+        // Never sent: answered here, as the stdio node answers it.
+        const d = 'oversized' in e ? oversized(e.oversized, MAX_LINE_BYTES, readEnvelopeHead(e.head)) : notUtf8(readEnvelopeHead(e.head));
+        output.write(`${encode(errorReply(d, BRIDGE_ID, d.code, d.text))}\n`);
+        return;
+      }
+      if (ws.readyState === WebSocket.OPEN) sendLine(e.line);
+      else if (ws.readyState === WebSocket.CONNECTING) queue.push(e.line);
+    };
+    const inputEnded = () => {
       if (inputDone) return;
       inputDone = true;
       if (ws.readyState !== WebSocket.OPEN) return;
       settleTimer = setTimeout(closeNow, settleMs);
       settleTimer.unref();
       maybeDone();
-    });
+    };
+    const splitter = new LineSplitter(MAX_LINE_BYTES);
+    const onData = (chunk: Buffer | string) => splitter.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk, onLine);
+    const onEnd = () => {
+      splitter.end(onLine);
+      inputEnded();
+    };
+    const stopReading = () => {
+      input.off('data', onData);
+      input.off('end', onEnd);
+      input.off('error', inputEnded);
+      input.pause();
+    };
+    input.on('data', onData);
+    input.once('end', onEnd);
+    input.once('error', inputEnded);
 
     ws.on('open', () => {
       for (const line of queue.splice(0)) sendLine(line);
