@@ -29,6 +29,10 @@ export const TRANSPORTS = [
       { pattern: '^project: envelope errors', why: 'no envelope: the bridge writes the ends, so envelope errors cannot be sent' },
       { pattern: 'missing or unreadable msg_id', why: 'msg_id is optional over HTTP (read as 0)' },
       { pattern: 'an oversized line is error 12', why: 'an oversized body is refused unread with 413 (no msg_id from its head)' },
+      {
+        pattern: 'a number JSON cannot spell',
+        why: 'the bridge parses each line to post its body, which reads 1e400 as infinity and posts null (test/http/rpc.test.ts sends it raw)',
+      },
     ],
     cmd: ['test/transport-contract/serve-and-post.sh'],
   },

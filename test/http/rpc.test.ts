@@ -93,7 +93,7 @@ describe('POST /v1/rpc: every request type', () => {
 });
 
 describe('POST /v1/rpc: status of each error code, the body kept', () => {
-  it('10 -> 404, 12 -> 400 (a missing field, malformed JSON, a body that is not an object, a duplicate name)', async () => {
+  it('10 -> 404, 12 -> 400 (a missing field, malformed JSON, a body that is not an object, a duplicate name, a number out of range)', async () => {
     const { http } = await start();
     const cases: [unknown, number, Record<string, unknown>][] = [
       [{ type: 'teleport', msg_id: 4 }, 404, { type: 'error', in_reply_to: 4, code: 10, text: 'Unknown message type "teleport"' }],
@@ -104,6 +104,11 @@ describe('POST /v1/rpc: status of each error code, the body kept', () => {
         '{"type":"create_session","user_id":"a","user_id":"b"}',
         400,
         { type: 'error', in_reply_to: 0, code: 12, text: 'Duplicate member name in a JSON object' },
+      ],
+      [
+        '{"type":"create_session","msg_id":6,"user_id":"a","data":{"limit":1e400}}',
+        400,
+        { type: 'error', in_reply_to: 6, code: 12, text: 'Field "data" must not hold a number out of range' },
       ],
     ];
     for (const [body, status, reply] of cases) {
