@@ -26,6 +26,8 @@ interface Followed {
   warned: boolean;
   /** Checks of its end that failed in a row (the store could not answer): the next waits longer. */
   failures: number;
+  /** Keys of the subscribers that came after the warning went out, each to be warned on its own. */
+  late?: Set<string>;
 }
 
 /**
@@ -101,6 +103,12 @@ export class SubscriptionHub {
     if (old === undefined) this.#subscriptions++;
     this.#countWarning(f, sub, 1);
     if (fresh || f.end !== end || f.reason !== reason || this.#earliestWarning(f) !== warnBefore) this.#reschedule(hash, f, end, reason);
+    else if (f.warned && sub.expiring !== undefined && (sub.warnBefore ?? 0) > 0) {
+      // The others were warned already (a second tab opened late in the session): this one is
+      // warned too, on the timer as a first one would be, so after the reply to its subscribe.
+      (f.late ??= new Set()).add(key);
+      this.#warnings.schedule(hash, this.#clock.now());
+    }
     return true;
   }
 
@@ -210,6 +218,8 @@ export class SubscriptionHub {
     f.end = end;
     f.reason = reason;
     f.warned = false;
+    // The warning of the new end goes to every subscriber.
+    f.late = undefined;
     this.#ends.schedule(hash, end);
     const warnBefore = this.#earliestWarning(f);
     if (warnBefore > 0) this.#warnings.schedule(hash, end - warnBefore);
@@ -227,7 +237,8 @@ export class SubscriptionHub {
 
   #warn(hash: string): void {
     const f = this.#followed.get(hash);
-    if (f === undefined || f.warned) return;
+    if (f === undefined) return;
+    if (f.warned) return this.#warnLate(f);
     if (this.#currentEnd === undefined) return this.#sendWarning(f);
     this.#currentEnd(hash).then(
       (cur) => {
@@ -241,6 +252,23 @@ export class SubscriptionHub {
         if (this.#followed.get(hash) === f) this.#sendWarning(f);
       },
     );
+  }
+
+  /** Warns the subscribers that came after the warning of this end went out. */
+  #warnLate(f: Followed): void {
+    const late = f.late;
+    if (late === undefined) return;
+    f.late = undefined;
+    const left = Math.max(0, Math.ceil((f.end - this.#clock.now()) / 1000));
+    for (const key of late) {
+      const s = f.subs.get(key);
+      if (s?.expiring === undefined) continue;
+      try {
+        s.expiring(left);
+      } catch (err) {
+        this.#onError(err);
+      }
+    }
   }
 
   #sendWarning(f: Followed): void {

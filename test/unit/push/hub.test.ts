@@ -282,6 +282,42 @@ describe('SubscriptionHub', () => {
     expect(clock.pending).toBe(0);
   });
 
+  it('a follower that comes after the warning went out is warned too, once, after its subscribe; the others are not warned again', async () => {
+    const clock = new ManualClock();
+    const end = T0 + 100_000;
+    const hub = new SubscriptionHub(
+      clock,
+      async () => (clock.now() >= end ? { ended: 'ttl' } : { ended: undefined, next: end }),
+      () => {},
+    );
+    const seen: string[] = [];
+    const tab = (name: string) => ({
+      sessionId: 's',
+      ended: (r: string) => seen.push(`${name} end:${r}`),
+      expiring: (x: number) => seen.push(`${name} warn:${x}`),
+      warnBefore: 60_000,
+    });
+    hub.subscribe('h', 'one', tab('one'), end, 'ttl');
+    clock.advance(40_000);
+    expect(seen).toEqual(['one warn:60']);
+    clock.advance(10_000);
+    // A second tab, and a service subscriber that asked for no warning.
+    hub.subscribe('h', 'two', tab('two'), end, 'ttl');
+    hub.subscribe('h', 'svc', { sessionId: 's', ended: (r) => seen.push(`svc end:${r}`) }, end, 'ttl');
+    expect(seen).toEqual(['one warn:60']); // not inside subscribe: its reply goes first
+    clock.advance(0);
+    expect(seen).toEqual(['one warn:60', 'two warn:50']);
+    clock.advance(5_000);
+    hub.subscribe('h', 'three', tab('three'), end, 'ttl');
+    hub.unsubscribe('h', 'three'); // gone before its turn: nothing
+    clock.advance(0);
+    expect(seen).toEqual(['one warn:60', 'two warn:50']);
+    clock.advance(45_000);
+    await settle();
+    expect(seen).toEqual(['one warn:60', 'two warn:50', 'one end:ttl', 'two end:ttl', 'svc end:ttl']);
+    expect(clock.pending).toBe(0);
+  });
+
   it('with a movable end, asks the store before warning: activity it did not see postpones the warning', async () => {
     const clock = new ManualClock(T0);
     let end = T0 + 120_000;
