@@ -29,7 +29,7 @@ const oauthError = { $ref: '#/components/schemas/OAuthError' };
 
 /** The answers both OAuth routes share (RFC 6749 section 5.2 error bodies). */
 const OAUTH_REFUSALS = {
-  '400': json(oauthError, 'No token, an empty or repeated parameter, or the token in the URL: exactly {"error": "invalid_request"}'),
+  '400': json(oauthError, 'No token, an empty or repeated parameter, the token in the URL, or a body that is not UTF-8: exactly {"error": "invalid_request"}'),
   '401': json(oauthError, 'Missing or wrong key: invalid_client'),
   '405': json(oauthError, 'Another method than POST'),
   '408': json(oauthError, 'The body did not arrive in time'),

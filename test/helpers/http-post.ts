@@ -11,8 +11,8 @@ export interface Answer {
   reusedSocket: boolean;
 }
 
-/** One request with `body` as it is; resolves with the whole answer. */
-export function httpPost(url: string, body: string, headers: Record<string, string>, o: { method?: string; agent?: Agent } = {}): Promise<Answer> {
+/** One request with `body` as it is (bytes that need not be UTF-8 as a Buffer); resolves with the whole answer. */
+export function httpPost(url: string, body: string | Buffer, headers: Record<string, string>, o: { method?: string; agent?: Agent } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: o.method ?? 'POST', agent: o.agent, headers }, (res) => {
       let text = '';

@@ -310,6 +310,16 @@ describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
     expect(await isValid(svc, s)).toBe(false);
   });
 
+  it('400 exactly {"error":"invalid_request"} for a form that is not UTF-8; nothing ends', async () => {
+    const { http, svc } = await setup();
+    const s = await createSession(svc, { idp_sid: 'sid-u' });
+    const notUtf8 = Buffer.concat([Buffer.from('logout_token='), Buffer.from([0xff])]);
+    const a = await postLogoutToken(http, '', { body: notUtf8, contentType: 'application/x-www-form-urlencoded' });
+    expect(a.status).toBe(400);
+    expect(a.text).toBe(INVALID);
+    expect(await isValid(svc, s)).toBe(true);
+  });
+
   it('413 past GATEWAY_MAX_MESSAGE_BYTES, 408 for a body that does not arrive in time', async () => {
     const clock = new ManualClock(Date.now());
     const idp = await testIdp(clock);

@@ -261,6 +261,15 @@ describe('POST /oauth2/revoke', () => {
     // None of that revoked anything.
     expect((await introspect(http, access)).body).toMatchObject({ active: true });
   });
+  it('400 exactly {"error":"invalid_request"} for a form that is not UTF-8, as for every other 400', async () => {
+    const { http } = await start(ENV);
+    const notUtf8 = Buffer.concat([Buffer.from('token=caf'), Buffer.from([0xe9, 0xff])]);
+    for (const path of ['/oauth2/revoke', '/oauth2/introspect']) {
+      const a = await httpPost(`${http}${path}`, notUtf8, { 'Content-Type': FORM, ...bearer(INTROSPECTION_KEY) }, { agent });
+      expect(a.status, path).toBe(400);
+      expect(a.text, path).toBe('{"error":"invalid_request"}');
+    }
+  });
 });
 
 describe('the key: service key or introspection key, nothing else', () => {

@@ -7,8 +7,13 @@ import { STATUS_OF_CODE } from './rpc.js';
 
 type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
-/** An OAuth error answer (RFC 6749 section 5.2): a code from its registry and a safe text. */
-export function oauthError(status: number, text: string): { error: string; error_description: string } {
+/**
+ * An OAuth error answer (RFC 6749 section 5.2): a code from its registry and a safe text; a 400
+ * is exactly `{"error": "invalid_request"}`, whatever made it (docs/protocol.md), so that no
+ * 400 of these routes tells one refused form from another.
+ */
+export function oauthError(status: number, text: string): { error: string; error_description?: string } {
+  if (status === 400) return { error: 'invalid_request' };
   const error = status === 401 ? 'invalid_client' : status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_request';
   return { error, error_description: text };
 }
