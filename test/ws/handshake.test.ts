@@ -141,6 +141,21 @@ describe('http', () => {
     expect((await fetchRaw(`${http}/healthz`, { method: 'POST' })).status).toBe(405);
   });
 
+  it('a path served by no route is 404 whatever the method, not 405 (Allow would name methods of a resource that does not exist)', async () => {
+    const { http } = await start();
+    for (const path of ['/nothing-here', '/v1/rcp', '/v1/rpc/', '/oauth2/introspection', '/metrics/']) {
+      for (const method of ['POST', 'PUT', 'DELETE']) {
+        const r = await fetchRaw(`${http}${path}`, { method });
+        expect(r.status, `${method} ${path}`).toBe(404);
+        expect(r.headers.allow, `${method} ${path}`).toBeUndefined();
+      }
+    }
+    // A path that is served still answers 405 to another method, with what it allows.
+    const wrongMethod = await fetchRaw(`${http}/readyz`, { method: 'POST' });
+    expect(wrongMethod.status).toBe(405);
+    expect(wrongMethod.headers.allow).toBe('GET, HEAD');
+  });
+
   it('/readyz is 503 while the store is unreachable', async () => {
     const { http, store } = await startWithStoreDouble();
     store.down = true;

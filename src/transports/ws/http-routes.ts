@@ -30,6 +30,9 @@ const PAGE_CSP =
 
 const TEXT = 'text/plain; charset=utf-8';
 
+/** The paths served below the hand-offs besides the static files (/metrics only when it is on this port). */
+const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/.well-known/jwks.json']);
+
 /**
  * The HTTP side of the gateway's port: probes, metrics, the demo page and its modules, and
  * (dev only) the demo login. Everything else is 404.
@@ -48,6 +51,11 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
       if (ctx.devLogin === undefined) return sendJson(res, 404, { error: 'Not found' });
       return devLogin(req, res, url, { gateway: ctx.gateway, isAllowedOrigin: ctx.isAllowedOrigin, ...ctx.devLogin });
     }
+    // A path served here is 404 whatever the method: 405 (and its Allow) says the resource exists
+    // and takes other methods (RFC 9110 section 15.5.6), which would pass a mistyped API path for
+    // a wrong method.
+    const served = PROBES.has(path) || (path === '/metrics' && ctx.serveMetrics) || ctx.files.has(path);
+    if (!served) return send(res, 404, TEXT, path === '/' ? 'demo page not built: run `npm run build`\n' : 'not found\n', head);
     if (req.method !== 'GET' && !head) {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, TEXT, 'method not allowed\n');
@@ -61,17 +69,12 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
         return send(res, 200, TEXT, 'ready\n', head);
       }
       case '/metrics':
-        if (!ctx.serveMetrics) break;
         return send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head);
       case '/.well-known/jwks.json':
         // Public keys of EdDSA access tokens (RFC 7517); empty with HS256, whose secret is never published.
         return send(res, 200, 'application/jwk-set+json', JSON.stringify(ctx.gateway.tokens.jwks()), head);
     }
-    const file = ctx.files.get(path);
-    if (file === undefined) {
-      if (path === '/') return send(res, 404, TEXT, 'demo page not built: run `npm run build`\n', head);
-      return send(res, 404, TEXT, 'not found\n', head);
-    }
+    const file = ctx.files.get(path)!;
     if (file.type.startsWith('text/html')) res.setHeader('Content-Security-Policy', PAGE_CSP);
     res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length });
     res.end(head ? undefined : file.body);
