@@ -7,11 +7,19 @@ const pascal = (type: string) => type.replace(/(^|_)([a-z])/g, (_m, _u: string, 
 /** Types `POST /v1/rpc` refuses (error 1001): subscriptions need a connection. */
 const CONNECTION_ONLY = new Set(['subscribe_session', 'unsubscribe_session']);
 
-const json = (schema: unknown, description: string) => ({
+const NO_STORE = { 'Cache-Control': { schema: { type: 'string', const: 'no-store' } } };
+
+const json = (schema: unknown, description: string, headers: Record<string, unknown> = {}) => ({
   description,
-  headers: { 'Cache-Control': { schema: { type: 'string', const: 'no-store' } } },
+  headers: { ...NO_STORE, ...headers },
   content: { 'application/json': { schema } },
 });
+
+/** `Retry-After` (RFC 9110 section 10.2.3) on the answers `when` says. */
+const retryAfter = (when: string) => ({ 'Retry-After': { description: when, schema: { type: 'integer', minimum: 1 } } });
+
+/** The failed-auth throttle's 429, on every route. */
+const THROTTLE_RETRY = retryAfter('60');
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -35,9 +43,9 @@ const OAUTH_REFUSALS = {
   '408': json(oauthError, 'The body did not arrive in time'),
   '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
   '415': json(oauthError, `Content-Type is not ${FORM}`),
-  '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)'),
+  '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)', THROTTLE_RETRY),
   '500': json(oauthError, 'Internal error'),
-  '503': json(oauthError, 'The store is unavailable (nothing is said about the token), or the server is shutting down'),
+  '503': json(oauthError, 'The store is unavailable (nothing is said about the token), or the server is shutting down', retryAfter('1')),
 };
 
 /** RFC 7662 section 2.2 answers: inactive says nothing more; active carries the claims. */
@@ -157,9 +165,9 @@ export function openApiDocument(): Record<string, unknown> {
             '408': json(error, 'The body did not arrive in time'),
             '413': json(error, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
             '415': json(error, 'Content-Type is not application/json'),
-            '429': json(error, 'Error 1002: rate limited'),
+            '429': json(error, 'Error 1002: rate limited; or the address used GATEWAY_FAILED_AUTH_LIMIT', THROTTLE_RETRY),
             '500': json(error, 'Error 13: internal error'),
-            '503': json(error, 'Error 11: the store is unavailable'),
+            '503': json(error, 'Error 11: the store is unavailable, or the server is shutting down', retryAfter('1: the server is shutting down')),
           },
         },
       },
@@ -192,14 +200,23 @@ export function openApiDocument(): Record<string, unknown> {
             },
           },
           responses: {
-            '200': { description: 'Valid: the sessions of that login ended (empty body)' },
-            '400': json(oauthError, 'The token is invalid, replayed or missing (invalid_request); nothing ended'),
+            '200': { description: 'Valid: the sessions of that login ended (empty body)', headers: NO_STORE },
+            '400': json(oauthError, 'The token is invalid, replayed or missing, or the body is not UTF-8: exactly {"error": "invalid_request"}; nothing ended'),
             '404': { description: 'Back-channel logout is not configured' },
             '405': json(oauthError, 'Another method than POST'),
             '408': json(oauthError, 'The body did not arrive in time'),
             '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
             '415': json(oauthError, 'Content-Type is not application/x-www-form-urlencoded'),
-            '503': json(oauthError, "The store or the IdP's JWK Set could not answer (temporarily_unavailable); nothing ended silently"),
+            '429': json(
+              oauthError,
+              'The address sent GATEWAY_FAILED_AUTH_LIMIT refused tokens within the last minute (or used it with wrong keys on the other routes), or more than four times the limit wait their turn: the token is not read',
+              THROTTLE_RETRY,
+            ),
+            '503': json(
+              oauthError,
+              "The store or the IdP's JWK Set could not answer, or the server is shutting down (temporarily_unavailable); nothing ended silently",
+              retryAfter('1 (the store, a drain) or 5 (the JWK Set)'),
+            ),
           },
         },
       },
