@@ -16,7 +16,7 @@ import { ManualClock } from '../../src/clock.js';
 import { sessionKey } from '../../src/sessions/records.js';
 import { RedisServer } from '../helpers/redis-server.js';
 import { BACKCHANNEL_LOGOUT_EVENT, postLogoutToken, startTestIdp, type TestIdp } from '../helpers/test-idp.js';
-import { browser, fetchRaw, service, start, startWithStoreDouble, stopAll, type Peer } from '../ws/helpers.js';
+import { browser, eventually, fetchRaw, rawHttpClient, service, start, startWithStoreDouble, stopAll, type Peer } from '../ws/helpers.js';
 
 const idps: TestIdp[] = [];
 afterEach(async () => {
@@ -423,6 +423,25 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(drained).toBe(true);
     // The memory store under the double still reads after its close.
     expect(await store.get(key)).toBeUndefined();
+  });
+
+  it('a logout whose body is still arriving when a drain begins is read and answered 200 before its connection closes', async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    const { server } = await start(idp.gatewayEnv, { clock });
+    const form = `logout_token=${await idp.logoutToken({ sid: 'sid-slow-body' })}`;
+    const c = await rawHttpClient(server.port);
+    await eventually(() => expect(server.pendingHeads.size).toBe(1));
+    c.socket.write(
+      `POST /oidc/backchannel-logout HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n` +
+        `Content-Length: ${form.length}\r\n\r\n${form.slice(0, 20)}`,
+    );
+    // Its head is whole (and accepted) once the connection leaves the count of those still sending one.
+    await eventually(() => expect(server.pendingHeads.size).toBe(0));
+    const drained = server.drain();
+    c.socket.write(form.slice(20));
+    expect(await c.closed).toMatch(/^HTTP\/1\.1 200 /);
+    await drained;
   });
 
   it('a token waiting its turn when a drain begins is answered 503 (the IdP delivers it again), the one in flight 200', async () => {

@@ -1,5 +1,19 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { browser, createSession, fetchRaw, JWT_SECRET, Peer, service, SERVICE_KEY, settle, startWithStoreDouble, stopAll } from './helpers.js';
+import {
+  browser,
+  createSession,
+  eventually,
+  fetchRaw,
+  JWT_SECRET,
+  Peer,
+  rawHttpClient,
+  service,
+  SERVICE_KEY,
+  settle,
+  start,
+  startWithStoreDouble,
+  stopAll,
+} from './helpers.js';
 import { ensureBuilt, killAll, spawnServer } from './process.js';
 
 afterEach(stopAll);
@@ -32,6 +46,27 @@ describe('drain', () => {
     expect(await s.closed).toEqual({ code: 1012, reason: 'Server restarting: reconnect' });
     await drained;
     expect(s.messages).toEqual([]);
+  });
+});
+
+describe('HTTP requests during a drain', () => {
+  it('a POST /v1/rpc whose body is still arriving when the drain begins is read and answered before its connection closes', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'create_session', user_id: 'slow-body' });
+    const c = await rawHttpClient(server.port);
+    await eventually(() => expect(server.pendingHeads.size).toBe(1));
+    c.socket.write(
+      `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`,
+    );
+    // Its head is whole (and accepted) once the connection leaves the count of those still sending one.
+    await eventually(() => expect(server.pendingHeads.size).toBe(0));
+    const drained = server.drain();
+    c.socket.write(body.slice(10));
+    const answer = await c.closed;
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toContain('"type":"session_created"');
+    await drained;
   });
 });
 

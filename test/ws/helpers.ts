@@ -266,3 +266,23 @@ export async function rawUpgrade(port: number, cookie: string): Promise<RawPeer>
   await opened;
   return peer;
 }
+
+/** A bare TCP client of the HTTP port: it writes what the test says, and keeps what it reads. */
+export interface RawHttpClient {
+  socket: Socket;
+  /** All read so far (latin1). */
+  received(): string;
+  /** All read, once the server has closed the connection. */
+  closed: Promise<string>;
+}
+
+export async function rawHttpClient(port: number): Promise<RawHttpClient> {
+  const socket = connect(port, '127.0.0.1');
+  let got = '';
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => (got += d));
+  const closed = new Promise<string>((resolve) => socket.once('close', () => resolve(got)));
+  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+  socket.on('error', () => undefined);
+  return { socket, received: () => got, closed };
+}

@@ -59,7 +59,8 @@ function isMediaType(header: string | undefined, type: string): boolean {
  * every route: a route open to anyone reports its refused credentials with `failed`), the
  * bearer key (compared in constant time with every configured key; not on a route open to
  * anyone), the media type, the size limit and the time limit of the body; and the tally of
- * requests in flight that a drain waits for.
+ * requests in flight that a drain waits for, from the acceptance of a request's head to the
+ * end of its route's work.
  */
 export class ApiFront {
   readonly #o: ApiFrontOptions;
@@ -85,10 +86,25 @@ export class ApiFront {
   }
 
   /**
+   * Serves one request of a route: the checks, then `work` with what they let through. A drain
+   * waits for the request from the moment its head is accepted until `work` is done: while its
+   * body arrives (the body's time limit bounds that), while it waits its turn, while it is served.
+   */
+  async serve(req: IncomingMessage, res: ServerResponse, spec: RouteSpec, work: (admitted: Admitted) => Promise<void> | void): Promise<void> {
+    this.#inFlight++;
+    try {
+      const admitted = await this.#admit(req, res, spec);
+      if (admitted !== undefined) await work(admitted);
+    } finally {
+      if (--this.#inFlight === 0) this.#idle?.();
+    }
+  }
+
+  /**
    * Runs the checks; resolves with the body and caller, or with undefined once the request is
    * answered (refused: the connection is closed, the rest of the body is never read).
    */
-  async admit(req: IncomingMessage, res: ServerResponse, spec: RouteSpec): Promise<Admitted | undefined> {
+  async #admit(req: IncomingMessage, res: ServerResponse, spec: RouteSpec): Promise<Admitted | undefined> {
     const refuse = (status: number, text: string, headers: Record<string, string> = {}) => {
       for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
       sendJsonAndClose(res, status, spec.refusal(status, text));
@@ -109,17 +125,12 @@ export class ApiFront {
     if (spec.callers === 'anyone') {
       // Its credential is checked after the body is read: counted in flight by the throttle until
       // answered, and past the limit it waits for those in flight. A drain waits for the waiting
-      // too: each is refused, or let through to be read and served, before the drain goes on.
-      this.#inFlight++;
-      try {
-        if (!(await this.#o.throttle.enter(address))) return throttled();
-        // The client went away while it waited, or a drain began: its turn is given back.
-        if (res.destroyed || req.destroyed || this.#draining) {
-          this.#o.throttle.finish(address, false);
-          return res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' });
-        }
-      } finally {
-        if (--this.#inFlight === 0) this.#idle?.();
+      // too (they are in flight): each is refused, or let through to be read and served.
+      if (!(await this.#o.throttle.enter(address))) return throttled();
+      // The client went away while it waited, or a drain began: its turn is given back.
+      if (res.destroyed || req.destroyed || this.#draining) {
+        this.#o.throttle.finish(address, false);
+        return res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' });
       }
       const attempt = { failed: false };
       this.#attempts.set(req, attempt);
@@ -168,16 +179,6 @@ export class ApiFront {
     if (read.refused === 'not_utf8') return refuse(400, 'The body is not valid UTF-8');
     res.destroy();
     return undefined;
-  }
-
-  /** Serves an admitted request: a drain waits for it; once draining, its answer closes the connection. */
-  async serve(work: () => Promise<void>): Promise<void> {
-    this.#inFlight++;
-    try {
-      await work();
-    } finally {
-      if (--this.#inFlight === 0) this.#idle?.();
-    }
   }
 
   /** Sends a JSON answer, or an empty one without `body`; once draining, with `Connection: close`. */

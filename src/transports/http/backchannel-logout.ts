@@ -128,15 +128,15 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
 
   return async (req, res) => {
     if (verify === undefined) return sendJsonAndClose(res, 404, { error: 'Not found' }); // its body is never read
-    const admitted = await front.admit(req, res, SPEC);
-    if (admitted === undefined) return;
-    const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
-    if (tokens.length !== 1 || tokens[0] === '') {
-      outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
-      front.failed(req);
-      return front.answer(res, 400, INVALID);
-    }
-    await front.serve(() => logout(req, res, tokens[0]!));
+    await front.serve(req, res, SPEC, async (admitted) => {
+      const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
+      if (tokens.length !== 1 || tokens[0] === '') {
+        outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
+        front.failed(req);
+        return front.answer(res, 400, INVALID);
+      }
+      await logout(req, res, tokens[0]!);
+    });
   };
 }
 

@@ -49,15 +49,13 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
   const { gateway, front } = o;
   const route =
     (work: (p: TokenRequest) => Promise<unknown>): Route =>
-    async (req, res) => {
-      const admitted = await front.admit(req, res, SPEC);
-      if (admitted === undefined) return;
-      const p = parameters(req, admitted.text);
-      // Exactly {"error": "invalid_request"}, as docs/protocol.md (HTTP) says.
-      if (p === undefined) return front.answer(res, 400, { error: 'invalid_request' });
-      // One traceparent header, else none (parentContext checks its form).
-      const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
-      await front.serve(async () => {
+    (req, res) =>
+      front.serve(req, res, SPEC, async (admitted) => {
+        const p = parameters(req, admitted.text);
+        // Exactly {"error": "invalid_request"}, as docs/protocol.md (HTTP) says.
+        if (p === undefined) return front.answer(res, 400, { error: 'invalid_request' });
+        // One traceparent header, else none (parentContext checks its form).
+        const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
         let body: unknown;
         try {
           body = await work(traceparent === undefined ? p : { ...p, traceparent });
@@ -70,7 +68,6 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
         }
         front.answer(res, 200, body);
       });
-    };
   return {
     introspect: route((p) => introspect(gateway, p)),
     // RFC 7009 section 2.2: 200 with no body, whether or not the token was one to revoke.

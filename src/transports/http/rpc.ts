@@ -51,17 +51,14 @@ const SRC = 'http';
  */
 export function createRpcHandler(o: RpcOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
   const { gateway, front } = o;
-  return async (req, res) => {
-    const admitted = await front.admit(req, res, SPEC);
-    if (admitted === undefined) return;
-    const d: Decoded = decodeBody(admitted.text, SRC, gateway.nodeId);
-    if (!d.ok) o.undecodable?.(d.code);
-    // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
-    if (d.ok && req.headers.traceparent !== undefined) d.traceparent = req.headers.traceparent;
-    await front.serve(async () => {
+  return (req, res) =>
+    front.serve(req, res, SPEC, async (admitted) => {
+      const d: Decoded = decodeBody(admitted.text, SRC, gateway.nodeId);
+      if (!d.ok) o.undecodable?.(d.code);
+      // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
+      if (d.ok && req.headers.traceparent !== undefined) d.traceparent = req.headers.traceparent;
       const conn = gateway.connect({ allowed: RPC_TYPES, logFields: { transport: 'http', role: admitted.caller ?? 'service', remote: admitted.remote } });
       const body = (await serveOne(conn, d)).body;
       front.answer(res, body.type === 'error' ? (STATUS_OF_CODE[body.code] ?? 400) : 200, body);
     });
-  };
 }
