@@ -1,4 +1,6 @@
+import { Agent } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { httpPost } from '../helpers/http-post.js';
 import {
   browser,
   createSession,
@@ -50,6 +52,36 @@ describe('drain', () => {
 });
 
 describe('HTTP requests during a drain', () => {
+  it('from its start every answer says Connection: close and closes its connection, a kept-alive one included: clients move off, none is cut', async () => {
+    const { server, clock, http } = await start();
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const post = () =>
+      httpPost(
+        `${http}/v1/rpc`,
+        JSON.stringify({ type: 'validate_session', session_id: 'x' }),
+        {
+          Authorization: `Bearer ${SERVICE_KEY}`,
+          'Content-Type': 'application/json',
+        },
+        { agent },
+      );
+    try {
+      expect((await post()).headers.connection).toBe('keep-alive');
+      // The delay lasts until the test moves the ManualClock: everything is still served meanwhile.
+      const drained = server.drain({ delayMs: 60_000 });
+      const reused = await post();
+      expect([reused.status, reused.reusedSocket, reused.headers.connection]).toEqual([200, true, 'close']);
+      // That connection was closed after its answer: the next request opens another, told the same.
+      const next = await post();
+      expect([next.status, next.reusedSocket, next.headers.connection]).toEqual([200, false, 'close']);
+      for (const path of ['/healthz', '/readyz', '/nothing-here']) expect((await fetchRaw(`${http}${path}`)).headers.connection, path).toBe('close');
+      clock.advance(60_000);
+      await drained;
+    } finally {
+      agent.destroy();
+    }
+  });
+
   it('a POST /v1/rpc whose body is still arriving when the drain begins is read and answered before its connection closes', async () => {
     const { server } = await start();
     const body = JSON.stringify({ type: 'create_session', user_id: 'slow-body' });

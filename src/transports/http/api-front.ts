@@ -181,9 +181,8 @@ export class ApiFront {
     return undefined;
   }
 
-  /** Sends a JSON answer, or an empty one without `body`; once draining, with `Connection: close`. */
+  /** Sends a JSON answer, or an empty one without `body` (once the server drains, the server's listener closes its connection after it). */
   answer(res: ServerResponse, status: number, body?: unknown): void {
-    if (this.#draining) res.setHeader('Connection', 'close');
     if (body === undefined) sendEmpty(res, status);
     else sendJson(res, status, body);
   }

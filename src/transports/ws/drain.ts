@@ -33,13 +33,15 @@ function closeServer(server: Server): Promise<void> {
 const after = (clock: Clock, ms: number) => new Promise<void>((resolve) => void clock.setTimer(resolve, ms));
 
 /**
- * Drain, in two phases. The caller has made /readyz answer 503; for `delayMs` everything is
- * still served (a load balancer takes a few probes to de-register a node, and whatever it sends
- * meanwhile must not be refused). Then `onClosing` (upgrades refused from now on), the listener
- * closes, and the WebSocket links are drained one after another, spread evenly over `windowMs`:
- * each answers what it had read and closes with 1012, and its client reconnects, to another
- * node. Closing them all at once would send every client to the remaining nodes in the same
- * instant.
+ * Drain, in two phases. The caller has made /readyz answer 503 and every HTTP answer say
+ * `Connection: close`; for `delayMs` everything is still served (a load balancer takes a few
+ * probes to de-register a node, and whatever it sends meanwhile must not be refused), and each
+ * kept-alive HTTP connection is closed after its next answer, which its client is told of. Then
+ * `onClosing` (upgrades refused from now on), the listener closes, and the WebSocket links are
+ * drained one after another, spread evenly over `windowMs`: each answers what it had read and
+ * closes with 1012, and its client reconnects, to another node. Closing them all at once would
+ * send every client to the remaining nodes in the same instant. Last, the HTTP requests in flight
+ * are answered and the connections left are closed.
  */
 export async function drainServer(t: DrainTargets, plan: DrainPlan, onClosing: () => void): Promise<void> {
   const delayMs = plan.delayMs ?? 0;
@@ -55,8 +57,11 @@ export async function drainServer(t: DrainTargets, plan: DrainPlan, onClosing: (
     { event: 'drain', phase: 'closing', connections: links.length, window_ms: windowMs },
     'draining: new connections refused; closing connections with 1012 over the window',
   );
+  // Node's close also closes the connections idle now: kept-alive ones that sent no request over
+  // the delay, and new ones that have sent nothing yet. A request their client sends at that
+  // moment meets the close: the race RFC 9112 section 9.6 has clients retry on a new connection.
+  // The delay shrinks it: a client that sends during the delay is answered and told to close.
   const closedHttp = new Promise<void>((resolve) => t.http.close(() => resolve()));
-  t.http.closeIdleConnections();
   const step = links.length > 1 ? windowMs / (links.length - 1) : 0;
   await Promise.all(links.map((l, i) => (i === 0 || step === 0 ? l.drain() : after(t.clock, i * step).then(() => l.drain()))));
   t.heartbeat.stop();

@@ -1,4 +1,4 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type ServerOptions } from 'ws';
 import { systemClock, type Clock } from '../../clock.js';
@@ -8,6 +8,7 @@ import type { Logger } from '../../log.js';
 import { ConfigError } from '../../errors.js';
 import { DrainState, type Metrics } from '../../metrics.js';
 import { clientOf } from '../client-address.js';
+import { responseWithHeadHook } from './answer-head.js';
 import { drainServer, type DrainPlan } from './drain.js';
 import { FrameBudgets } from './frame-budget.js';
 import { originCheck, ownOrigins } from './handshake.js';
@@ -117,7 +118,15 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
 
   const files = loadStaticFiles();
   if (!files.has('/client/src/index.js')) log.warn('client module not built (dist/client): the demo page will not load; run `npm run build`');
+  // From the drain's start every answer, on either listener, closes its connection once sent, so
+  // that its client opens the next one elsewhere instead of reusing a connection the drain will
+  // close under it.
+  const beforeHead = (res: ServerResponse) => {
+    if (draining) res.setHeader('Connection', 'close');
+  };
+  const Response = responseWithHeadHook(beforeHead);
   const http: Server = createServer(
+    { ServerResponse: Response },
     createHttpHandler({
       gateway,
       metrics,
@@ -185,7 +194,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   let metricsUrl: string | undefined;
   if (config.metricsAddr !== undefined) {
     const { host: mHost, port: mPort } = config.metricsAddr;
-    const m = createServer(createMetricsHandler(metrics, log));
+    const m = createServer({ ServerResponse: Response }, createMetricsHandler(metrics, log));
     try {
       await listen(m, mPort, mHost, 'GATEWAY_METRICS_ADDR');
     } catch (err) {
