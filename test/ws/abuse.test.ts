@@ -2,11 +2,27 @@
  * What an anonymous browser can make the gateway spend (issue 14): subscriptions, connections,
  * malformed and heavy frames, and guesses at the upgrade. Each test here failed before the fix.
  */
+import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
-import { browser, createSession, eventually, fetchRaw, Peer, SERVICE_KEY, service, settle, start, stopAll } from './helpers.js';
+import { httpPost } from '../helpers/http-post.js';
+import {
+  browser,
+  createSession,
+  eventually,
+  fetchRaw,
+  Peer,
+  rawHttpClient,
+  SERVICE_KEY,
+  service,
+  settle,
+  start,
+  startWithStoreDouble,
+  stopAll,
+  type RawHttpClient,
+} from './helpers.js';
 
 afterEach(stopAll);
 
@@ -297,7 +313,7 @@ describe('HTTP requests that are not what a route reads (probe findings)', () =>
 });
 
 describe('connections that never finish their request head (slowloris)', () => {
-  it('past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them from one address, more are closed at once; one that finishes its head leaves the count', async () => {
+  it('past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them from one address, more are closed at once; one that finishes its head and closes leaves the count', async () => {
     const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '20' });
     const held: ReturnType<typeof connect>[] = [];
     const open = () =>
@@ -315,11 +331,12 @@ describe('connections that never finish their request head (slowloris)', () => {
       const over = await open();
       await over.closed;
       expect(server.pendingHeads.refused).toBe(1);
-      // The 20 are still open; one of them finishes its head and is served.
+      // The 20 are still open; one of them finishes its head (asking for the close) and is served.
       expect(first.every(({ sock }) => !sock.destroyed)).toBe(true);
       const answered = new Promise<string>((resolve) => first[0]!.sock.once('data', (d: Buffer) => resolve(d.toString('latin1'))));
-      first[0]!.sock.write('\r\n');
+      first[0]!.sock.write('Connection: close\r\n\r\n');
       expect(await answered).toMatch(/^HTTP\/1\.1 200 /);
+      await first[0]!.closed;
       // Its place is free: a new connection is not refused.
       await open();
       await settle(50);
@@ -328,5 +345,73 @@ describe('connections that never finish their request head (slowloris)', () => {
       for (const s of held) s.destroy();
     }
     await eventually(() => expect(server.pendingHeads.size).toBe(0));
+  });
+
+  it('a kept-alive connection owes its next head and counts again: one quick request on each does not lift the cap', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '5' });
+    const warm: RawHttpClient[] = [];
+    try {
+      for (let i = 0; i < 5; i++) {
+        const c = await rawHttpClient(server.port);
+        warm.push(c);
+        c.socket.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+        await eventually(() => expect(c.received()).toMatch(/^HTTP\/1\.1 200 .*Connection: keep-alive.*\r\n\r\nok\n$/s));
+        c.socket.write('GET /healthz HTTP/1.1\r\n'); // the next head, never finished
+      }
+      const over = await rawHttpClient(server.port);
+      expect(await over.closed).toBe('');
+      expect(server.pendingHeads.refused).toBe(1);
+      expect(warm.every((c) => !c.socket.destroyed)).toBe(true);
+    } finally {
+      for (const c of warm) c.socket.destroy();
+    }
+  });
+
+  it('at the cap, the answer that would leave a connection owing a head says Connection: close and comes whole; pipelined requests are all answered first', async () => {
+    const { server, store } = await startWithStoreDouble({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    const body = JSON.stringify({ type: 'validate_session', session_id: 'x' });
+    const request = `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const held = store.hold('get');
+    const pipelined = await rawHttpClient(server.port);
+    pipelined.socket.write(request + request);
+    await held.reached;
+    // Two others fill the address's count while the pipelined answers wait.
+    const slow = [await rawHttpClient(server.port), await rawHttpClient(server.port)];
+    try {
+      for (const c of slow) c.socket.write('GET /healthz HTTP/1.1\r\n');
+      await eventually(() => expect(server.pendingHeads.size).toBe(1));
+      held.release();
+      const answers = (await pipelined.closed).split(/(?=HTTP\/1\.1 )/);
+      expect(answers.map((a) => a.split('\r\n', 1)[0])).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+      expect(answers[0]).toMatch(/\r\nConnection: keep-alive\r\n/);
+      expect(answers[1]).toMatch(/\r\nConnection: close\r\n/);
+      for (const a of answers) expect(JSON.parse(a.slice(a.indexOf('\r\n\r\n') + 4))).toMatchObject({ type: 'session_invalid' });
+      expect(server.pendingHeads.refused).toBe(1);
+    } finally {
+      for (const c of slow) c.socket.destroy();
+    }
+  });
+
+  it('a backend reusing a pool of keep-alive connections within the cap is served on them throughout', async () => {
+    const { server, http } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '4' });
+    const agent = new Agent({ keepAlive: true, maxSockets: 4 });
+    const headers = { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' };
+    const pool = () => new Set(Object.values(agent.freeSockets).flat());
+    try {
+      let first: Set<unknown> | undefined;
+      for (let round = 0; round < 3; round++) {
+        const answers = await Promise.all(
+          Array.from({ length: 12 }, () => httpPost(`${http}/v1/rpc`, JSON.stringify({ type: 'validate_session', session_id: 'x' }), headers, { agent })),
+        );
+        expect(answers.map((a) => [a.status, a.headers.connection])).toEqual(answers.map(() => [200, 'keep-alive']));
+        first ??= pool();
+        // The same four connections, none closed and replaced.
+        expect([...pool()].filter((socket) => !first!.has(socket))).toEqual([]);
+      }
+      expect(first!.size).toBe(4);
+      expect(server.pendingHeads.refused).toBe(0);
+    } finally {
+      agent.destroy();
+    }
   });
 });

@@ -121,12 +121,16 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   // From the drain's start every answer, on either listener, closes its connection once sent, so
   // that its client opens the next one elsewhere instead of reusing a connection the drain will
   // close under it.
-  const beforeHead = (res: ServerResponse) => {
+  const closeWhileDraining = (res: ServerResponse) => {
     if (draining) res.setHeader('Connection', 'close');
   };
-  const Response = responseWithHeadHook(beforeHead);
+  // On the main port, a connection kept after its answer counts again among those owing a head.
+  const beforeHead = (res: ServerResponse) => {
+    closeWhileDraining(res);
+    pendingHeads.beforeHead(res);
+  };
   const http: Server = createServer(
-    { ServerResponse: Response },
+    { ServerResponse: responseWithHeadHook(beforeHead) },
     createHttpHandler({
       gateway,
       metrics,
@@ -139,7 +143,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
     }),
   );
-  // Connections still sending their request head, per address (a slowloris holds them).
+  // Connections owing a request head, per address (a slowloris holds them).
   const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
@@ -194,7 +198,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   let metricsUrl: string | undefined;
   if (config.metricsAddr !== undefined) {
     const { host: mHost, port: mPort } = config.metricsAddr;
-    const m = createServer({ ServerResponse: Response }, createMetricsHandler(metrics, log));
+    const m = createServer({ ServerResponse: responseWithHeadHook(closeWhileDraining) }, createMetricsHandler(metrics, log));
     try {
       await listen(m, mPort, mHost, 'GATEWAY_METRICS_ADDR');
     } catch (err) {
