@@ -205,6 +205,18 @@ const RESUBSCRIBE_MAX_MS = 30_000;
 const REBIND_CONFIRM_MS = 1000;
 
 /**
+ * A request's body: `type` and `msg_id` first, since of a frame over its size limit the gateway
+ * reads only the start for the `msg_id` its error 12 answers; set again after the fields, so
+ * that no field overrides them (reassigning keeps their place).
+ */
+function requestBody(type: string, msgId: number, fields: Record<string, unknown>): Record<string, unknown> {
+  const body: Record<string, unknown> = { type, msg_id: msgId, ...fields };
+  body.type = type;
+  body.msg_id = msgId;
+  return body;
+}
+
+/**
  * A client of the auth gateway for browsers and Node: typed methods for every request, each
  * a promise settled by the reply with its `msg_id` (or a timeout); events for pushes;
  * reconnection with backoff that re-subscribes to the sessions still live; a heartbeat that
@@ -379,7 +391,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   request(type: string, fields: Record<string, unknown> = {}, o: { timeoutMs?: number } = {}): Promise<Reply> {
     const msgId = ++this.#msgId;
     const ms = o.timeoutMs ?? this.#o.timeoutMs;
-    const frame = JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: { ...fields, type, msg_id: msgId } });
+    const frame = JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: requestBody(type, msgId, fields) });
     return new Promise<Reply>((resolve, reject) => {
       if (!this.#wanted) {
         reject(new GatewayConnectionError(`${type}: the client is not connected; call connect() first`));

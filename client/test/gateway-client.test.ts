@@ -116,6 +116,24 @@ describe('GatewayClient', () => {
     expect((err as Error).message).toBe('create_session failed: error 1001 (FORBIDDEN): Message type "create_session" is not allowed on this connection');
   });
 
+  it("a request over the size limit is rejected with the gateway's error 12, whatever the size of its fields", async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '4096' });
+    for (const [serviceKey, size] of [
+      [undefined, 5000],
+      [undefined, 40_000],
+      [SERVICE_KEY, 40_000],
+    ] as const) {
+      const c = client(server.url, serviceKey === undefined ? { timeoutMs: 5000 } : { timeoutMs: 5000, serviceKey });
+      const unreadable = record(c, 'error');
+      await c.connect();
+      // msg_id and type are not overridden by fields of the same names either.
+      const err = await c.request('verify_token', { token: 'x'.repeat(size), msg_id: 'no', type: 'no' } as never).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewayRequestError);
+      expect(err).toMatchObject({ code: 12, requestType: 'verify_token' });
+      expect(unreadable).toEqual([]);
+    }
+  });
+
   it('rejects with GatewayTimeoutError when no reply comes in time', async () => {
     const c = client(await silentServer(), { timeoutMs: 100 });
     await c.connect();
