@@ -241,6 +241,11 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #outbox: { msgId: number; frame: string }[] = [];
   /** Sessions subscribed to and not known to have ended: re-subscribed after a reconnect. */
   readonly #live = new Set<string>();
+  /**
+   * The latest `subscribeSession` of each session still waiting for its reply: only that one
+   * may add the session to `#live`, and an unsubscribe made meanwhile withdraws it.
+   */
+  readonly #asked = new Map<string, object>();
   /** Re-subscriptions that failed, waiting to be tried again on the same connection. */
   readonly #resubTimers = new Set<ReturnType<typeof setTimeout>>();
   #wanted = false;
@@ -430,15 +435,25 @@ export class GatewayClient extends Emitter<ClientEvents> {
     return this.request('destroy_session', { session_id: sessionId });
   }
 
-  /** Follows a session: `session_expired` is emitted when it ends. Re-subscribed after reconnects. */
+  /**
+   * Follows a session: `session_expired` is emitted when it ends. Re-subscribed after
+   * reconnects. An `unsubscribeSession` made before the reply wins: the session is not followed.
+   */
   async subscribeSession(sessionId: string, o: { timeoutMs?: number } = {}): Promise<Subscribed | SessionInvalid> {
-    const r = await this.request('subscribe_session', { session_id: sessionId }, o);
-    if (r.type === 'subscribed') this.#live.add(sessionId);
-    return r;
+    const ask = {};
+    this.#asked.set(sessionId, ask);
+    try {
+      const r = await this.request('subscribe_session', { session_id: sessionId }, o);
+      if (r.type === 'subscribed' && this.#asked.get(sessionId) === ask) this.#live.add(sessionId);
+      return r;
+    } finally {
+      if (this.#asked.get(sessionId) === ask) this.#asked.delete(sessionId);
+    }
   }
 
   async unsubscribeSession(sessionId: string, o: { timeoutMs?: number } = {}): Promise<Unsubscribed> {
     this.#live.delete(sessionId);
+    this.#asked.delete(sessionId);
     return this.request('unsubscribe_session', { session_id: sessionId }, o);
   }
 

@@ -306,9 +306,10 @@ export class TabSession extends Emitter<TabEvents> {
     if (client === undefined) throw new GatewayConnectionError(`${type}: this tab no longer holds the socket`);
     const sid = fields.session_id;
     if (type === 'subscribe_session' && typeof sid === 'string') {
-      // Through the client's own method: it subscribes again after its reconnects.
+      // Through the client's own method: it subscribes again after its reconnects, and does not
+      // count a subscription that an unsubscribe made before its reply withdrew.
       const r = await client.subscribeSession(sid, { timeoutMs });
-      if (r.type === 'subscribed' && this.#client === client) this.#follow(sid, true);
+      if (r.type === 'subscribed' && this.#client === client && client.subscriptions.has(sid)) this.#follow(sid, true);
       return r;
     }
     if (type === 'unsubscribe_session' && typeof sid === 'string') {

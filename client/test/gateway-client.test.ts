@@ -339,6 +339,33 @@ describe('GatewayClient', () => {
     await eventually(() => expect(ended[2]).toEqual({ sessionId: live, bound: false, reason: 'destroyed', pushed: true }));
   });
 
+  it('an unsubscribe made while the subscribe waits for its reply wins: not followed, not subscribed again after a reconnect', async () => {
+    const { server } = await start();
+    const [dropped, kept] = [await createSession(server.url), await createSession(server.url)];
+    const c = client(server.url, { reconnect: { initialDelayMs: 20, maxDelayMs: 20 } });
+    const ended = record(c, 'session_expired');
+    const opens = record(c, 'open');
+    await c.connect();
+    const subscribing = c.subscribeSession(dropped);
+    await c.unsubscribeSession(dropped);
+    expect((await subscribing).type).toBe('subscribed');
+    await c.subscribeSession(kept);
+    expect([...c.subscriptions]).toEqual([kept]);
+    const subs = async () => Number(/gateway_messages_total\{type="subscribe_session",outcome="subscribed"\} (\d+)/.exec(await server.metrics.text())?.[1]);
+    const before = await subs();
+    [...server.links].find((l) => l.role === 'browser')!.close(1011, 'Internal error', 'test');
+    await eventually(() => expect(opens).toHaveLength(2));
+    await eventually(async () => expect(await subs()).toBe(before + 1));
+    // Pushed on the one connection in the order of the ends: had `dropped` been followed, its end would come first.
+    const s = service(server.url);
+    await s.opened;
+    await s.call('destroy_session', { session_id: dropped });
+    await s.call('destroy_session', { session_id: kept });
+    await eventually(() => expect(ended).toContainEqual({ sessionId: kept, bound: false, reason: 'destroyed', pushed: true }));
+    expect(ended).toHaveLength(1);
+    expect([...c.subscriptions]).toEqual([]);
+  });
+
   it('resubscribe: false: the subscriptions are forgotten at the close, and none is sent again after the reconnect', async () => {
     const { server } = await start();
     const id = await createSession(server.url);

@@ -281,6 +281,29 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     expect(await subs(b)).toEqual([]);
   });
 
+  it('an unsubscribe made while the subscribe waits for its reply wins, from the leader and from a follower', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context);
+    const subs = (p: Page) => p.evaluate(() => [...(window as unknown as { tabs: { subscriptions: Set<string> } }).tabs.subscriptions]);
+    for (const p of [a, b]) {
+      const id = (await serviceCall(server.url, SERVICE_KEY, { type: 'create_session', user_id: 'watched', ttl: 600 })).session_id as string;
+      const r = await p.evaluate(async (id) => {
+        const tabs = (
+          window as unknown as { tabs: { subscribeSession(id: string): Promise<{ type: string }>; unsubscribeSession(id: string): Promise<unknown> } }
+        ).tabs;
+        const subscribing = tabs.subscribeSession(id);
+        await tabs.unsubscribeSession(id);
+        return (await subscribing).type;
+      }, id);
+      expect(r).toBe('subscribed');
+      // The leader posts what the group follows before its reply: both tabs know it by now.
+      expect(await subs(p)).toEqual([]);
+      expect(await subs(a)).toEqual([]);
+    }
+  });
+
   it('a tab that joins is sent the warning; the tabs already warned are not warned again', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
     const a = await tabPage(context, '{}', '{ session: true }');
