@@ -109,6 +109,8 @@ export class TabSession extends Emitter<TabEvents> {
   /** The leader's client closed for good (a 4001): a tab that joins with a session makes it reconnect. */
   #clientDone = false;
   #release: (() => void) | undefined;
+  /** Withdraws this tab's request for the lock while it waits in the queue. */
+  #asking: AbortController | undefined;
   #started = false;
   /** Stopped by `pagehide`: start again when the page comes back from the back/forward cache. */
   #resume = false;
@@ -178,16 +180,20 @@ export class TabSession extends Emitter<TabEvents> {
     this.#post(o.session === undefined ? { t: 'hello', from: this.#id } : { t: 'hello', from: this.#id, session: o.session });
     const locks = (navigator as Navigator & { locks?: LockManager }).locks;
     if (this.#o.webLocks !== false && locks !== undefined) {
-      void locks.request(
-        this.#channelName(),
-        () =>
-          new Promise<void>((release) => {
+      // Withdrawn by stop(): a follower stopped and started again waits in one place in the queue, not one per start.
+      const asking = new AbortController();
+      this.#asking = asking;
+      locks
+        .request(this.#channelName(), { signal: asking.signal }, () => {
+          this.#asking = undefined;
+          return new Promise<void>((release) => {
             // Stopped (or stopped and started again: that start asked for the lock anew) meanwhile.
             if (!this.#started || this.#channel !== channel) return release();
             this.#release = release;
             this.#lead();
-          }),
-      );
+          });
+        })
+        .catch(() => undefined); // withdrawn (AbortError)
       return;
     }
     this.#lastBeacon = Date.now();
@@ -197,8 +203,9 @@ export class TabSession extends Emitter<TabEvents> {
   }
 
   /**
-   * Leaves the group: a leader closes its socket and hands the lock to the next tab. This
-   * tab's requests still waiting are rejected (GatewayConnectionError). `start()` joins again.
+   * Leaves the group: a leader closes its socket and hands the lock to the next tab; a tab
+   * waiting for the lock withdraws its request. This tab's requests still waiting are
+   * rejected (GatewayConnectionError). `start()` joins again.
    */
   stop(): void {
     this.#resume = false;
@@ -208,6 +215,8 @@ export class TabSession extends Emitter<TabEvents> {
     removeEventListener('pagehide', this.#onPageHide);
     clearInterval(this.#watch);
     this.#watch = undefined;
+    this.#asking?.abort();
+    this.#asking = undefined;
     this.#stepDown();
     for (const [id, w] of this.#waiting) this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab session was stopped`));
     this.#connected = false;

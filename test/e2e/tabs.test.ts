@@ -304,6 +304,25 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     }
   });
 
+  it("stop() withdraws a follower's request for the lock: one request waits however often it stops and starts", { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context, "{ name: 'queue' }");
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context, "{ name: 'queue' }");
+    const waiting = await b.evaluate(async () => {
+      const tabs = (window as unknown as { tabs: { stop(): void; start(): void } }).tabs;
+      for (let i = 0; i < 50; i++) {
+        tabs.stop();
+        tabs.start();
+      }
+      return (await navigator.locks.query()).pending?.filter((l) => l.name === 'queue').length;
+    });
+    expect(waiting).toBe(1);
+    // The one left is live: b leads once a goes.
+    await a.close({ runBeforeUnload: true });
+    await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+  });
+
   it('a tab that joins is sent the warning; the tabs already warned are not warned again', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
     const a = await tabPage(context, '{}', '{ session: true }');
