@@ -50,12 +50,16 @@ type Note =
   | { t: 'reconnect'; session?: boolean }
   | { t: 'request'; from: string; id: number; type: string; fields: Record<string, unknown>; timeoutMs: number }
   | { t: 'ack'; to: string; id: number; leader: string }
+  | { t: 'confirm'; to: string; from: string; id: number }
   | { t: 'reply'; to: string; id: number; body?: Reply; error?: WireError }
   | { t: 'leader'; from: string }
   | { t: 'beacon'; from: string }
   | { t: 'resign'; from: string };
 
-/** A request of this tab sent through the leader: `leader` is the tab that acknowledged it. */
+/**
+ * A request of this tab sent through the leader: `leader` is the one tab it may be sent by,
+ * the leader whose offer (`ack`) this tab confirmed, or this tab itself once it leads.
+ */
 interface Waiting {
   type: string;
   fields: Record<string, unknown>;
@@ -73,8 +77,16 @@ const FOLLOW_RETRY_MS = 2000;
 /** Fallback election: the leader's beacon period, and the silence after which another tab takes over. */
 const BEACON_MS = 200;
 const LEADER_SILENCE_MS = 700;
-/** Leader: how many of the latest requests of other tabs it remembers, to serve a re-posted one once. */
+/** Leader: how many of the latest requests of other tabs it remembers, to offer to take a re-posted one once. */
 const TAKEN_KEPT = 1000;
+
+/** Leader: a request of another tab it offered to take, sent only once that tab confirms it. */
+interface Offer {
+  type: string;
+  fields: Record<string, unknown>;
+  deadline: number;
+  timer: ReturnType<typeof setTimeout>;
+}
 
 function toWire(err: unknown): WireError {
   if (err instanceof GatewayRequestError) return { kind: 'request', message: err.message, code: err.code, text: err.text, requestType: err.requestType };
@@ -121,8 +133,10 @@ export class TabSession extends Emitter<TabEvents> {
   readonly #followed = new Set<string>();
   /** Leader: followed sessions whose subscription is under way. */
   readonly #subscribing = new Set<string>();
-  /** Leader: requests of other tabs taken (`from:id`), so that a re-posted one is served once. */
+  /** Leader: requests of other tabs offered for (`from:id`), so that a re-posted one is offered once. */
   readonly #taken = new Set<string>();
+  /** Leader: requests of other tabs offered for and not yet confirmed (`from:id`), until their time is up. */
+  readonly #offered = new Map<string, Offer>();
   #requestId = 0;
   readonly #waiting = new Map<number, Waiting>();
   #beacon: ReturnType<typeof setInterval> | undefined;
@@ -256,10 +270,12 @@ export class TabSession extends Emitter<TabEvents> {
   /**
    * Sends a request over the leader's socket (from any tab); resolves with its reply body, and
    * rejects as `GatewayClient.request` does (the same error classes in every tab). A request
-   * made while no tab leads waits (within `timeoutMs`) for one. One that a leader took and that
-   * then went away is rejected with GatewayConnectionError (it may or may not have been
-   * served): it is never sent twice. `subscribe_session` and `unsubscribe_session` are
-   * remembered by the group, as `subscribeSession` does.
+   * made while no tab leads waits (within `timeoutMs`) for one. It is sent by one tab only: a
+   * leader offers to take it, this tab accepts one offer (or sends it itself once it leads), and
+   * only the leader whose offer it accepted sends it. One accepted by a leader that then went
+   * away is rejected with GatewayConnectionError (it may or may not have been served): it is
+   * never sent twice. `subscribe_session` and `unsubscribe_session` are remembered by the
+   * group, as `subscribeSession` does.
    */
   request<R extends Reply = Reply>(type: string, fields: Record<string, unknown> = {}, timeoutMs = this.#o.timeoutMs ?? 10_000): Promise<R> {
     if (!this.#started) return Promise.reject(new GatewayConnectionError(`${type}: the tab session is not started; call start() first`));
@@ -391,8 +407,9 @@ export class TabSession extends Emitter<TabEvents> {
     // Carries what the group knew: a session that ended while no tab was connected is reported.
     void client.connect(this.#hasSession === undefined ? {} : { session: this.#hasSession }).catch(() => undefined);
     this.#subscribeFollowed(client);
-    // This tab's own requests: those no leader took go through its socket now; one a leader
-    // took may or may not have been served by it, and is not sent twice.
+    // This tab's own requests: those it confirmed to no leader go through its socket now (a
+    // leader sends only what was confirmed to it); one it confirmed may or may not have been
+    // served by that leader, and is not sent twice.
     for (const [id, w] of this.#waiting) {
       if (w.leader !== undefined) {
         this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab that held the socket went away before the reply came`));
@@ -413,6 +430,9 @@ export class TabSession extends Emitter<TabEvents> {
     this.#client = undefined;
     this.#subscribing.clear();
     this.#taken.clear();
+    // Offers confirmed from now on are not sent: the asking tab rejects them when told of the resignation.
+    for (const o of this.#offered.values()) clearTimeout(o.timer);
+    this.#offered.clear();
     // Told before the client closes: the other tabs reject what this one took, and do not wait.
     if (client !== undefined) this.#post({ t: 'resign', from: this.#id });
     client?.close();
@@ -486,20 +506,36 @@ export class TabSession extends Emitter<TabEvents> {
       case 'request': {
         if (this.#client === undefined) return;
         const key = `${n.from}:${n.id}`;
-        if (this.#taken.has(key)) return; // posted again, already taken
+        if (this.#taken.has(key)) return; // posted again, already offered for
         this.#taken.add(key);
         if (this.#taken.size > TAKEN_KEPT) this.#taken.delete(this.#taken.values().next().value!);
+        // Offered, not sent: the asking tab may lead by now, or have confirmed another leader.
+        const timer = setTimeout(() => this.#offered.delete(key), n.timeoutMs);
+        this.#offered.set(key, { type: n.type, fields: n.fields, deadline: Date.now() + n.timeoutMs, timer });
         this.#post({ t: 'ack', to: n.from, id: n.id, leader: this.#id });
-        this.#serve(n.type, n.fields, n.timeoutMs).then(
-          (body) => this.#post({ t: 'reply', to: n.from, id: n.id, body }),
-          (err: unknown) => this.#post({ t: 'reply', to: n.from, id: n.id, error: toWire(err) }),
-        );
         return;
       }
       case 'ack': {
         if (n.to !== this.#id) return;
+        // The first offer of a request still waiting for a taker is confirmed; any other is left
+        // to lapse. The lock and the channel race: this tab may have taken the request itself.
         const w = this.#waiting.get(n.id);
-        if (w !== undefined && w.leader === undefined) w.leader = n.leader;
+        if (w === undefined || w.leader !== undefined) return;
+        w.leader = n.leader;
+        this.#post({ t: 'confirm', to: n.leader, from: this.#id, id: n.id });
+        return;
+      }
+      case 'confirm': {
+        if (n.to !== this.#id) return;
+        const key = `${n.from}:${n.id}`;
+        const offer = this.#offered.get(key);
+        if (offer === undefined) return; // out of time, or offered by this tab's previous leadership
+        this.#offered.delete(key);
+        clearTimeout(offer.timer);
+        this.#serve(offer.type, offer.fields, Math.max(1, offer.deadline - Date.now())).then(
+          (body) => this.#post({ t: 'reply', to: n.from, id: n.id, body }),
+          (err: unknown) => this.#post({ t: 'reply', to: n.from, id: n.id, error: toWire(err) }),
+        );
         return;
       }
       case 'reply': {

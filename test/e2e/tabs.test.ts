@@ -48,12 +48,14 @@ async function threeTabs(ttl = 600): Promise<Page[]> {
  * constructor's, as code) started with `startWith`; `window.ev` collects its events as
  * `[name, value]`, `window.leader` says whether it holds the socket, and `window.req(type,
  * fields, ms)` sends a request through it, resolving with the reply or the error's fields.
+ * `setup`: code run in the page before the TabSession is made.
  */
-async function tabPage(context: BrowserContext, options = '{}', startWith = '{}', path = '/healthz'): Promise<Page> {
+async function tabPage(context: BrowserContext, options = '{}', startWith = '{}', path = '/healthz', setup = ''): Promise<Page> {
   const p = await context.newPage();
   await p.goto(server.http + path);
   // As a string: vitest would rewrite an import() written in the test's own code.
   await p.evaluate(`(async () => {
+    ${setup}
     const { TabSession } = await import('/client/src/index.js');
     window.ev = [];
     window.leader = false;
@@ -74,6 +76,31 @@ const events = (p: Page, name: string) => p.evaluate((n) => (window as unknown a
 const isLeader = (p: Page) => p.evaluate(() => (window as unknown as { leader: boolean }).leader);
 const req = (p: Page, type: string, fields: Record<string, unknown> = {}, ms = 10_000) =>
   p.evaluate(([t, f, m]) => (window as unknown as { req: (...a: unknown[]) => Promise<Record<string, unknown>> }).req(t, f, m), [type, fields, ms] as const);
+
+/**
+ * Page setup: the TabSession's channel delivers the notes of the kinds `kinds` (a JS array)
+ * only once `window.deliverHeld()` is called (or never, with `forever`): a channel slower than
+ * the Web Lock, or a fallback election that hears no other leader.
+ */
+const holdNotes = (kinds: string, forever = false) => `
+  window.held = [];
+  const onmessage = Object.getOwnPropertyDescriptor(BroadcastChannel.prototype, 'onmessage');
+  Object.defineProperty(BroadcastChannel.prototype, 'onmessage', {
+    configurable: true,
+    get() { return onmessage.get.call(this); },
+    set(fn) {
+      onmessage.set.call(this, (ev) => (${kinds}.includes(ev.data?.t) && (${forever} || window.held !== undefined) ? window.held?.push(() => fn(ev)) : fn(ev)));
+    },
+  });
+  window.deliverHeld = () => { const held = window.held; window.held = undefined; for (const f of held) f(); };
+`;
+
+/** The gateway's count of refresh_token requests answered, whatever the outcome. */
+const refreshes = async () =>
+  (await (await fetch(`${server.http}/metrics`)).text())
+    .split('\n')
+    .filter((l) => l.startsWith('gateway_messages_total{type="refresh_token"'))
+    .reduce((n, l) => n + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
 
 const leaderOf = async (pages: Page[]) => {
   const roles = await texts(pages, '#role');
@@ -243,6 +270,54 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     expect(await pending).toMatchObject({ name: 'GatewayConnectionError', kind: 'connection' });
     expect(Date.now() - t0).toBeLessThan(10_000);
     await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+  });
+
+  it(
+    'a request offered for by a leader that leaves at once is sent once, when the lock reaches the asking tab before the offer',
+    { timeout: 60_000 },
+    async () => {
+      const context = await browser.newContext();
+      const a = await tabPage(context, "{ name: 'offer' }");
+      await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+      const b = await tabPage(context, "{ name: 'offer' }", '{}', '/healthz', holdNotes("['ack']"));
+      await expect.poll(() => events(b, 'open'), { timeout: 10_000 }).toHaveLength(1);
+      // The leader tab goes away right after its offer (a tab closed at that moment).
+      await a.evaluate(() => {
+        const post = BroadcastChannel.prototype.postMessage;
+        BroadcastChannel.prototype.postMessage = function (this: BroadcastChannel, m: { t?: string }) {
+          post.call(this, m);
+          if (m.t === 'ack') queueMicrotask(() => (window as unknown as { tabs: { stop(): void } }).tabs.stop());
+        };
+      });
+      const { refresh_token } = await serviceCall(server.url, SERVICE_KEY, { type: 'generate_access_token', payload: { sub: 'handover' } });
+      const before = await refreshes();
+      const pending = req(b, 'refresh_token', { refresh_token }, 20_000);
+      // b is elected before the offer reaches it.
+      await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+      await b.evaluate(() => (window as unknown as { deliverHeld(): void }).deliverHeld());
+      expect(await pending).toEqual({ ok: 'token_refreshed' });
+      expect((await refreshes()) - before).toBe(1);
+    },
+  );
+
+  it('two leaders at once (the BroadcastChannel election) do not both send a request: one offer is accepted', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    // a and c never hear each other's beacons: both lead, and both offer to take b's requests.
+    const deaf = holdNotes("['beacon', 'leader', 'resign']", true);
+    const options = "{ webLocks: false, name: 'two-leaders' }";
+    const a = await tabPage(context, options, '{}', '/healthz', deaf);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const c = await tabPage(context, options, '{}', '/healthz', deaf);
+    await expect.poll(() => isLeader(c), { timeout: 10_000 }).toBe(true);
+    const b = await tabPage(context, options);
+    await expect.poll(() => events(b, 'open'), { timeout: 10_000 }).not.toHaveLength(0);
+    expect(await isLeader(a)).toBe(true);
+    const { refresh_token } = await serviceCall(server.url, SERVICE_KEY, { type: 'generate_access_token', payload: { sub: 'two-leaders' } });
+    const before = await refreshes();
+    expect(await req(b, 'refresh_token', { refresh_token })).toEqual({ ok: 'token_refreshed' });
+    // Each leader's socket answers in order: a request each leader sends after b's reply comes after any copy of b's it sent.
+    for (const p of [a, c]) expect(await req(p, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    expect((await refreshes()) - before).toBe(1);
   });
 
   it('a new leader follows the sessions the tabs subscribed to, and reports one that ended meanwhile', { timeout: 60_000 }, async () => {
