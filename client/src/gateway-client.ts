@@ -184,6 +184,11 @@ export interface ClientEvents extends Record<string, unknown> {
   session_extended: SessionExtendedEvent;
   session_updated: SessionUpdatedEvent;
   session_expiring: SessionExpiringEvent;
+  /**
+   * Browser connections, after each open: whether the gateway bound the socket to a live
+   * session by its cookie. An unbound socket where a session was known first reports its end.
+   */
+  bound: { bound: boolean };
   /** Every unsolicited message, raw. */
   push: Record<string, unknown> & { type: string };
   /** Something the client could not make sense of (a frame that is not a message). */
@@ -602,7 +607,29 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.#opened?.resolve();
     this.#opened = undefined;
     this.emit('open', { reconnected });
+    if (this.#o.serviceKey === undefined) this.#askBound();
     if (reconnected && this.#o.resubscribe !== false) for (const id of [...this.#live]) void this.#resubscribe(id);
+  }
+
+  /**
+   * Browser connections: asks whether the socket that just opened is bound (`init_ok.bound`).
+   * A cookie the browser dropped (its Max-Age passed while the page was offline) opens an
+   * unbound socket, with no 4001 and no push: the only sign that the session is over.
+   */
+  #askBound(): void {
+    const ws = this.#ws;
+    const epoch = this.#epoch;
+    this.request('init', { node_id: this.#o.dest }).then(
+      (r) => {
+        // A gateway that does not say (an older one) teaches nothing; nor does an answer about a replaced socket.
+        if (this.#ws !== ws || this.#epoch !== epoch || typeof r.bound !== 'boolean') return;
+        if (r.bound) this.#boundLive();
+        else if (this.#hasSession === true) this.#boundEnded(this.#regenUntil > 0 ? 'regenerated' : 'unknown', false);
+        else this.#hasSession = false;
+        this.emit('bound', { bound: r.bound });
+      },
+      () => undefined, // the socket closed first (a 4001 says more), or no answer: learn nothing
+    );
   }
 
   /** After a reconnect: follow again, or learn that the session ended meanwhile. */

@@ -274,6 +274,34 @@ describe('GatewayClient', () => {
     expect(ended).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
   });
 
+  it('a socket that opens unbound where a session was known (the browser dropped its expired cookie) reports the end', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    let cookie = `sid=${sid}`;
+    const c = client(server.url, { WebSocket: withCookie(() => cookie), reconnect: { initialDelayMs: 20 } });
+    const ended = record(c, 'session_expired');
+    const bound = record(c, 'bound');
+    await c.connect({ session: true });
+    await eventually(() => expect(bound).toEqual([{ bound: true }]));
+    cookie = ''; // its Max-Age passed while the link was down: no 4001 at the next open, and no push
+    [...server.links].find((l) => l.role === 'browser')!.close(1012, 'Service restart', 'test');
+    await eventually(() => expect(bound).toEqual([{ bound: true }, { bound: false }]));
+    expect(ended).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+    expect(c.hasSession).toBe(false);
+    expect(c.connected).toBe(true);
+    // A page that knew of no session learns only that it has none; one opened with a cookie learns it has one.
+    const d = client(server.url);
+    const boundD = record(d, 'bound');
+    await d.connect();
+    await eventually(() => expect(boundD).toEqual([{ bound: false }]));
+    expect(d.hasSession).toBe(false);
+    const e = client(server.url, { WebSocket: withCookie(`sid=${sid}`) });
+    const boundE = record(e, 'bound');
+    await e.connect();
+    await eventually(() => expect(boundE).toEqual([{ bound: true }]));
+    expect(e.hasSession).toBe(true);
+  });
+
   it('heartbeat: a link that answers nothing is declared dead and replaced', async () => {
     const c = client(await silentServer(), { heartbeat: { intervalMs: 100, timeoutMs: 150 }, reconnect: { initialDelayMs: 10_000, maxDelayMs: 10_000 } });
     const closes = record(c, 'close');

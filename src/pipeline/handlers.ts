@@ -18,7 +18,9 @@ const invalidToken = (error: string): ReplyDraft<'token_invalid'> => ({ type: 't
 export const handlers: { [T in RequestType]: Handler<T> } = {
   init(c, _req, b) {
     c.nodeId = b.node_id;
-    return { type: 'init_ok' };
+    // A page cannot read its HttpOnly cookie: after each open its client asks here whether the
+    // socket is bound, and so learns of a session that ended with no socket to push it to.
+    return c.untrusted ? { type: 'init_ok', bound: c.boundSession !== undefined } : { type: 'init_ok' };
   },
 
   async create_session(c, _req, b) {

@@ -50,7 +50,9 @@ const sessionSummary = Type.Object(
 );
 
 export const replySchemas = {
-  init_ok: replyOf('init_ok', {}),
+  init_ok: replyOf('init_ok', {
+    bound: Type.Optional(Type.Boolean({ description: 'browser WebSocket connections only: whether the connection is bound to a live session by its cookie' })),
+  }),
   session_created: replyOf('session_created', { session_id: sessionId, expires_at: unixSeconds, expires_in: secondsLeft }),
   session_valid: replyOf('session_valid', { user_id: Type.String(), expires_in: secondsLeft, data: Type.Optional(jsonObject) }),
   session_invalid: replyOf('session_invalid', { error: reason }),

@@ -227,6 +227,27 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
       await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toContainEqual({ bound: true, reason: 'destroyed', pushed: true });
   });
 
+  it("the README's setup: a cookie that expired while the page was offline is the session's end; a later login binds again", { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const login = await context.newPage();
+    await login.goto(server.http + '/healthz');
+    // The dev login sets the cookie as a backend would: Max-Age = the session's ttl.
+    expect(await login.evaluate(() => fetch('/autosession?ttl=3', { method: 'POST' }).then((r) => r.status))).toBe(201);
+    const a = await tabPage(context, '{ heartbeat: { intervalMs: 500, timeoutMs: 500 } }', '{ session: true }');
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    await context.setOffline(true);
+    await expect.poll(async () => (await context.cookies()).some((c) => c.name === 'sid'), { timeout: 15_000 }).toBe(false);
+    await context.setOffline(false);
+    await expect.poll(() => events(a, 'session_expired'), { timeout: 15_000 }).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+    // Signed in again, then a new tab of the app, which knows it has a session: the leader binds to it.
+    expect(await login.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }).then((r) => r.status))).toBe(201);
+    const b = await tabPage(context, '{}', '{ session: true }');
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    await b.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    for (const p of [a, b])
+      await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toContainEqual({ bound: true, reason: 'destroyed', pushed: true });
+  });
+
   it('a request right after start() is answered, in one tab and in two tabs racing to lead (both elections)', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
     for (const webLocks of [true, false]) {
@@ -418,7 +439,7 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
 
   it('after stop() a tab can start() again, and a page restored from the back/forward cache rejoins by itself', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
-    const a = await tabPage(context, '{}', '{ session: true }', '/healthz?a');
+    const a = await tabPage(context, '{}', '{}', '/healthz?a');
     await a.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
     await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
     await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);

@@ -32,6 +32,20 @@ describe('bound connections (browser upgrade with the session cookie)', () => {
     expect(ms).toBeLessThan(1000);
   });
 
+  it('init tells a browser whether its connection is bound to a session; a service is told nothing of it', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const bound = browser(server.url, { cookie: `sid=${sid}` });
+    const unbound = browser(server.url);
+    const s = service(server.url);
+    for (const p of [bound, unbound, s]) await p.opened;
+    expect(await bound.call('init', { node_id: 'n1' })).toMatchObject({ type: 'init_ok', bound: true });
+    expect(await unbound.call('init', { node_id: 'n1' })).toMatchObject({ type: 'init_ok', bound: false });
+    const r = await s.call('init', { node_id: 'n1' });
+    expect(r.type).toBe('init_ok');
+    expect(r).not.toHaveProperty('bound');
+  });
+
   it('ends its half of the TCP connection right after the close frame, without waiting for the peer to answer it', async () => {
     // A peer that reads but does not answer the close: the gateway's FIN follows its close
     // frame at once (not after the 60 s grace), and the socket closes once the peer ends too.
