@@ -47,6 +47,7 @@ type Note =
   | { t: 'hello'; from: string; session?: boolean }
   | { t: 'state'; to: string; connected: boolean; hasSession: boolean | undefined; expiring?: { expiresAt: number }; followed: string[] }
   | { t: 'followed'; ids: string[] }
+  | { t: 'session'; hasSession: boolean }
   | { t: 'reconnect'; session?: boolean }
   | { t: 'request'; from: string; id: number; type: string; fields: Record<string, unknown>; timeoutMs: number }
   | { t: 'ack'; to: string; id: number; leader: string }
@@ -376,6 +377,18 @@ export class TabSession extends Emitter<TabEvents> {
     }
   }
 
+  /**
+   * Leader: tells the group what its client learned of the session (a checkSession answer, a
+   * socket the gateway bound), so that the next leader connects knowing it, and reports an end
+   * that happens in the handover.
+   */
+  #shareSession(client: GatewayClient): void {
+    const has = client.hasSession;
+    if (this.#client !== client || has === undefined) return;
+    this.#hasSession = has;
+    this.#post({ t: 'session', hasSession: has });
+  }
+
   #reconnectClient(session: boolean | undefined): void {
     this.#clientDone = false;
     void this.#client?.reconnect(session === undefined ? {} : { session }).catch(() => undefined);
@@ -397,7 +410,11 @@ export class TabSession extends Emitter<TabEvents> {
     client.on('close', ({ willReconnect }) => {
       if (!willReconnect) this.#clientDone = true;
     });
-    client.on('open', () => this.#subscribeFollowed(client));
+    client.on('open', () => {
+      this.#shareSession(client);
+      this.#subscribeFollowed(client);
+    });
+    client.on('bound', () => this.#shareSession(client));
     this.#post({ t: 'leader', from: this.#id });
     if (this.#o.webLocks === false || (navigator as Navigator & { locks?: LockManager }).locks === undefined) {
       this.#beacon = setInterval(() => this.#post({ t: 'beacon', from: this.#id }), BEACON_MS);
@@ -494,6 +511,9 @@ export class TabSession extends Emitter<TabEvents> {
         if (n.expiring !== undefined && n.expiring.expiresAt > Date.now()) {
           this.#local('session_expiring', { bound: true, expiresIn: Math.ceil((n.expiring.expiresAt - Date.now()) / 1000) });
         }
+        return;
+      case 'session':
+        this.#hasSession = n.hasSession;
         return;
       case 'followed':
         this.#followed.clear();

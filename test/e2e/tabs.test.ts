@@ -166,6 +166,31 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     expect(await texts(rest, '#user')).toEqual(['not logged in', 'not logged in']);
   });
 
+  it("an end in the handover is reported with TabSession's own setup (start() with no flag; with and without checkSession)", { timeout: 60_000 }, async () => {
+    const check = `{ checkSession: async () => (await fetch('/autosession', { cache: 'no-store' })).status === 200 }`;
+    for (const options of [check, '{}']) {
+      const context = await browser.newContext();
+      const login = await context.newPage();
+      await login.goto(server.http + '/healthz');
+      expect(await login.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }).then((r) => r.status))).toBe(201);
+      const a = await tabPage(context, options);
+      await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+      await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+      const b = await tabPage(context, options);
+      await expect.poll(() => events(b, 'open'), { timeout: 10_000 }).toHaveLength(1);
+      const [cookie] = (await context.cookies()).filter((c) => c.name === 'sid');
+      // Offline: the next leader can reach neither the backend nor the gateway until the end has happened.
+      await context.setOffline(true);
+      await a.close({ runBeforeUnload: true });
+      await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
+      // Logged out elsewhere while no tab holds a socket.
+      expect((await fetch(`${server.http}/autosession`, { method: 'DELETE', headers: { Cookie: `sid=${cookie!.value}` } })).status).toBe(200);
+      await context.setOffline(false);
+      await expect.poll(() => events(b, 'session_expired'), { timeout: 15_000 }).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+      await context.close();
+    }
+  });
+
   it('without Web Locks (the BroadcastChannel election): one leader, one socket, and a takeover when it closes', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
     const pages: Page[] = [];
