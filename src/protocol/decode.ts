@@ -176,17 +176,20 @@ export function hasProtoMember(v: unknown): boolean {
   return false;
 }
 
-/**
- * The application object (`payload`, `data`) that has a member named `__proto__`, if one
- * does. JSON.parse makes it an ordinary member, but it would be signed into a token or
- * handed back to applications whose object merges read it as the prototype (prototype
- * pollution). Runs after the depth check, so the walk is bounded.
- */
-function protoMember(body: Record<string, unknown>): 'data' | 'payload' | undefined {
-  if (body.payload !== undefined && hasProtoMember(body.payload)) return 'payload';
-  if (body.data !== undefined && hasProtoMember(body.data)) return 'data';
+/** The application object (`payload`, `data`) for which `has` is true, if one is. */
+function appObjectWhere(body: Record<string, unknown>, has: (v: unknown) => boolean): 'data' | 'payload' | undefined {
+  if (body.payload !== undefined && has(body.payload)) return 'payload';
+  if (body.data !== undefined && has(body.data)) return 'data';
   return undefined;
 }
+
+/**
+ * The application object that has a member named `__proto__`, if one does. JSON.parse makes
+ * it an ordinary member, but it would be signed into a token or handed back to applications
+ * whose object merges read it as the prototype (prototype pollution). Runs after the depth
+ * check, so the walk is bounded.
+ */
+const protoMember = (body: Record<string, unknown>) => appObjectWhere(body, hasProtoMember);
 
 /** True when a number anywhere in `v` is not finite. */
 export function hasNonFinite(v: unknown): boolean {
@@ -198,15 +201,11 @@ export function hasNonFinite(v: unknown): boolean {
 }
 
 /**
- * The application object (`payload`, `data`) holding a number JSON.parse read as Infinity
- * (`1e400`), if one does: JSON has no spelling for it, so it would be stored or signed as
- * `null`, a value the client never sent. Runs after the depth check, so the walk is bounded.
+ * The application object holding a number JSON.parse read as Infinity (`1e400`), if one does:
+ * JSON has no spelling for it, so it would be stored or signed as `null`, a value the client
+ * never sent. Runs after the depth check, so the walk is bounded.
  */
-function outOfRange(body: Record<string, unknown>): 'data' | 'payload' | undefined {
-  if (body.payload !== undefined && hasNonFinite(body.payload)) return 'payload';
-  if (body.data !== undefined && hasNonFinite(body.data)) return 'data';
-  return undefined;
-}
+const outOfRange = (body: Record<string, unknown>) => appObjectWhere(body, hasNonFinite);
 
 /**
  * How deep a whole message may nest before it is refused unparsed: the envelope's own levels
