@@ -30,14 +30,26 @@ const PAGE_CSP =
 
 const TEXT = 'text/plain; charset=utf-8';
 
-/** The paths served below the hand-offs besides the static files (/metrics only when it is on this port). */
-const PROBES: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/.well-known/jwks.json']);
-
 /**
  * The HTTP side of the gateway's port: probes, metrics, the demo page and its modules, and
  * (dev only) the demo login. Everything else is 404.
  */
 export function createHttpHandler(ctx: HttpContext): RequestListener {
+  /** The GET (and HEAD) routes besides the static files; /metrics only when it is on this port. */
+  const gets = new Map<string, (res: ServerResponse, head: boolean) => Promise<void> | void>([
+    ['/healthz', (res, head) => send(res, 200, TEXT, 'ok\n', head)],
+    [
+      '/readyz',
+      (res, head) => {
+        if (ctx.isDraining()) return send(res, 503, TEXT, 'draining\n', head);
+        if (!ctx.gateway.store.isReady()) return send(res, 503, TEXT, 'store unavailable\n', head);
+        return send(res, 200, TEXT, 'ready\n', head);
+      },
+    ],
+    // Public keys of EdDSA access tokens (RFC 7517); empty with HS256, whose secret is never published.
+    ['/.well-known/jwks.json', (res, head) => send(res, 200, 'application/jwk-set+json', JSON.stringify(ctx.gateway.tokens.jwks()), head)],
+  ]);
+  if (ctx.serveMetrics) gets.set('/metrics', async (res, head) => send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head));
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = targetOf(req);
     if (url === undefined) return badTarget(res);
@@ -54,30 +66,19 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
     // A path served here is 404 whatever the method: 405 (and its Allow) says the resource exists
     // and takes other methods (RFC 9110 section 15.5.6), which would pass a mistyped API path for
     // a wrong method.
-    const served = PROBES.has(path) || (path === '/metrics' && ctx.serveMetrics) || ctx.files.has(path);
-    if (!served) return send(res, 404, TEXT, path === '/' ? 'demo page not built: run `npm run build`\n' : 'not found\n', head);
+    const get = gets.get(path);
+    const file = ctx.files.get(path);
+    if (get === undefined && file === undefined) return send(res, 404, TEXT, path === '/' ? 'demo page not built: run `npm run build`\n' : 'not found\n', head);
     if (req.method !== 'GET' && !head) {
       res.setHeader('Allow', 'GET, HEAD');
       return send(res, 405, TEXT, 'method not allowed\n');
     }
-    switch (path) {
-      case '/healthz':
-        return send(res, 200, TEXT, 'ok\n', head);
-      case '/readyz': {
-        if (ctx.isDraining()) return send(res, 503, TEXT, 'draining\n', head);
-        if (!ctx.gateway.store.isReady()) return send(res, 503, TEXT, 'store unavailable\n', head);
-        return send(res, 200, TEXT, 'ready\n', head);
-      }
-      case '/metrics':
-        return send(res, 200, ctx.metrics.contentType, await ctx.metrics.text(), head);
-      case '/.well-known/jwks.json':
-        // Public keys of EdDSA access tokens (RFC 7517); empty with HS256, whose secret is never published.
-        return send(res, 200, 'application/jwk-set+json', JSON.stringify(ctx.gateway.tokens.jwks()), head);
-    }
-    const file = ctx.files.get(path)!;
-    if (file.type.startsWith('text/html')) res.setHeader('Content-Security-Policy', PAGE_CSP);
-    res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': file.type, 'Content-Length': file.body.length });
-    res.end(head ? undefined : file.body);
+    if (get !== undefined) return get(res, head);
+    // Neither a route nor a file was answered 404 above.
+    const { type, body } = file!;
+    if (type.startsWith('text/html')) res.setHeader('Content-Security-Policy', PAGE_CSP);
+    res.writeHead(200, { ...BASE_HEADERS, 'Content-Type': type, 'Content-Length': body.length });
+    res.end(head ? undefined : body);
   };
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
