@@ -10,9 +10,31 @@ import { killAll } from './lib/proc.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = join(here, '..');
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, only: { type: 'string' }, runs: { type: 'string' } } });
+const USAGE = 'usage: node bench/run.js [--quick] [--only 1,3,...] [--runs N]';
+/** @type {{ quick?: boolean, only?: string, runs?: string, help?: boolean }} */
+let values;
+try {
+  ({ values } = parseArgs({
+    options: { quick: { type: 'boolean' }, only: { type: 'string' }, runs: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+  }));
+} catch (err) {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (values.help) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const quick = values.quick === true;
 const only = values.only ? new Set(values.only.split(',').map(Number)) : undefined;
+if (only && [...only].some((id) => !Number.isInteger(id) || id < 1)) {
+  process.stderr.write(`bench: --only takes row numbers separated by commas\n${USAGE}\n`);
+  process.exit(2);
+}
+if (values.runs !== undefined && !(Number.isInteger(Number(values.runs)) && Number(values.runs) >= 1)) {
+  process.stderr.write(`bench: --runs takes a whole number of at least 1\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const ROWS = [
   'row1-ws-validate.js',
