@@ -26,8 +26,11 @@ run: build
 	@echo "== auth-gateway: serve --dev (POST /autosession dev login is ON: never use --dev in production)" >&2
 	node dist/cli.js serve --dev
 
-stdio: build
-	node dist/cli.js stdio --fixtures test/fixtures/seed-fixtures.json
+# stdout carries protocol messages only: the build's output and the recipe's echo go to stderr.
+stdio:
+	@$(MAKE) --no-print-directory build >&2
+	@echo "node dist/cli.js stdio --fixtures test/fixtures/seed-fixtures.json" >&2
+	@node dist/cli.js stdio --fixtures test/fixtures/seed-fixtures.json
 
 # redis-server and chromium for the real-component tests (installed when missing).
 system-deps:
