@@ -2,7 +2,7 @@ import type { Clock } from './clock.js';
 import { GatewayError } from './errors.js';
 import { createLogRef } from './crypto.js';
 import { randomId } from './crypto.js';
-import { SampledLog, type Logger } from './log.js';
+import { SampledLog, type Logger, type Requester } from './log.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
@@ -192,21 +192,26 @@ export class Gateway implements PipelineServices {
   }
 
   /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */
-  revokeUserTokens(userId: string, before: number): Promise<void> {
-    return this.tokens.revokeUser(userId, before, async (user) => {
-      // The channel hands every node the event at about the same time, this one included: once
-      // it is back here, the other nodes have it too (Redis pub/sub and PostgreSQL NOTIFY send
-      // to every listener at once), so a verify_token sent to any node after the reply is
-      // checked against the new mark. A memory store has no other node to tell.
-      const back = this.store.kind === 'memory' ? undefined : this.#echo(user);
-      try {
-        await this.store.events.publish({ kind: 'tokens_revoked', user, origin: this.instanceId });
-      } catch (err) {
-        back?.cancel();
-        throw err;
-      }
-      await back?.done;
-    });
+  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void> {
+    return this.tokens.revokeUser(
+      userId,
+      before,
+      async (user) => {
+        // The channel hands every node the event at about the same time, this one included: once
+        // it is back here, the other nodes have it too (Redis pub/sub and PostgreSQL NOTIFY send
+        // to every listener at once), so a verify_token sent to any node after the reply is
+        // checked against the new mark. A memory store has no other node to tell.
+        const back = this.store.kind === 'memory' ? undefined : this.#echo(user);
+        try {
+          await this.store.events.publish({ kind: 'tokens_revoked', user, origin: this.instanceId });
+        } catch (err) {
+          back?.cancel();
+          throw err;
+        }
+        await back?.done;
+      },
+      by,
+    );
   }
 
   /** Resolves when this node hears its own tokens_revoked event for `user`; error 11 when it does not in time. */

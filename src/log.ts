@@ -33,6 +33,19 @@ export function createLogger(level: string, destination?: DestinationStream, ori
   );
 }
 
+/**
+ * Who asked for the work a line reports: its connection, whose logger carries the connection
+ * id (`conn`). Read only when a line is written: a connection's logger is made on first use.
+ */
+export interface Requester {
+  readonly log: Logger;
+}
+
+/** The logger for a line about work `by` asked for: the requester's, else the node's. */
+export function logFor(by: Requester | undefined, log: Logger): Logger {
+  return by === undefined ? log : by.log;
+}
+
 /** A logger that writes nothing: for tests and benchmarks. */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

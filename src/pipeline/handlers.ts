@@ -24,7 +24,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async create_session(c, _req, b) {
-    const s = await c.gateway.sessions.create(b.user_id, b.data, b.ttl, { sid: b.idp_sid, sub: b.idp_sub });
+    const s = await c.gateway.sessions.create(b.user_id, b.data, b.ttl, { sid: b.idp_sid, sub: b.idp_sub }, c);
     return { type: 'session_created', session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
   },
 
@@ -40,13 +40,13 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async regenerate_session(c, _req, b) {
-    const s = await c.gateway.sessions.regenerate(b.old_session_id);
+    const s = await c.gateway.sessions.regenerate(b.old_session_id, c);
     if ('error' in s) return invalidSession(s.error);
     return { type: 'session_regenerated', new_session_id: s.sessionId, expires_at: s.expiresAt, expires_in: s.expiresIn };
   },
 
   async destroy_session(c, _req, b) {
-    await c.gateway.sessions.destroy(b.session_id);
+    await c.gateway.sessions.destroy(b.session_id, 'destroyed', c);
     return { type: 'session_destroyed', message: 'Session destroyed' };
   },
 
@@ -108,33 +108,33 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async destroy_session_handle(c, _req, b) {
-    await c.gateway.sessions.destroyHandle(b.user_id, b.handle);
+    await c.gateway.sessions.destroyHandle(b.user_id, b.handle, c);
     return { type: 'session_destroyed', message: 'Session destroyed' };
   },
 
   async revoke_user_sessions(c, _req, b) {
-    const count = await c.gateway.sessions.revokeUser(b.user_id, b.except_session_id);
+    const count = await c.gateway.sessions.revokeUser(b.user_id, b.except_session_id, c);
     return { type: 'sessions_revoked', count };
   },
 
   async generate_access_token(c, _req, b) {
-    return { type: 'token_generated', ...(await c.gateway.tokens.generate(b.payload)) };
+    return { type: 'token_generated', ...(await c.gateway.tokens.generate(b.payload, undefined, c)) };
   },
 
   verify_token(c, _req, b) {
     // verify() accepts only tokens whose exp, iat and jti are well typed.
-    return andThen(c.gateway.tokens.verify(b.token), (v) =>
+    return andThen(c.gateway.tokens.verify(b.token, c), (v) =>
       v.valid ? { type: 'token_valid', payload: v.payload as ReplyDraft<'token_valid'>['payload'] } : invalidToken(v.error),
     );
   },
 
   async refresh_token(c, _req, b) {
-    const r = await c.gateway.tokens.refresh(b.refresh_token);
+    const r = await c.gateway.tokens.refresh(b.refresh_token, c);
     return 'error' in r ? invalidToken(r.error) : { type: 'token_refreshed', ...r };
   },
 
   async revoke_token(c, _req, b) {
-    const r = await c.gateway.tokens.revoke(b.token);
+    const r = await c.gateway.tokens.revoke(b.token, c);
     return 'error' in r ? invalidToken(r.error) : { type: 'token_revoked' };
   },
 
@@ -149,13 +149,13 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       if (b.session_id === undefined) throw new GatewayError('MALFORMED', 'Field "session_id" is required on a service connection');
       hash = c.gateway.sessions.hashOf(b.session_id);
     }
-    const v = await c.gateway.sessions.extend(hash, b.ttl);
+    const v = await c.gateway.sessions.extend(hash, b.ttl, c);
     if (!v.valid) return invalidSession(v.error);
     return { type: 'session_extended', expires_at: unixSeconds(v.end), expires_in: v.expiresIn };
   },
 
   async update_session(c, _req, b) {
-    const v = await c.gateway.sessions.update(c.gateway.sessions.hashOf(b.session_id), b.data);
+    const v = await c.gateway.sessions.update(c.gateway.sessions.hashOf(b.session_id), b.data, c);
     if (!v.valid) return invalidSession(v.error);
     return { type: 'session_updated', expires_in: v.expiresIn };
   },
@@ -164,7 +164,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const now = Math.floor(c.gateway.clock.now() / 1000);
     if (b.before !== undefined && b.before > now) throw new GatewayError('MALFORMED', 'Field "before" must not be in the future');
     const before = b.before ?? now;
-    await c.gateway.revokeUserTokens(b.user_id, before);
+    await c.gateway.revokeUserTokens(b.user_id, before, c);
     return { type: 'tokens_revoked', before };
   },
 
@@ -173,6 +173,6 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (!v.valid) return invalidSession(v.error);
     // Bound until the absolute end; idle expiry is checked on each use of the tokens.
     const claim = await c.gateway.tokens.bind(v.hash, v.record.e - c.gateway.clock.now());
-    return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim)) };
+    return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim, c)) };
   },
 };

@@ -1,3 +1,4 @@
+import type { Requester } from '../log.js';
 import { activeSpans } from '../tracing.js';
 import { failureOf } from './failure.js';
 import type { PipelineServices } from './services.js';
@@ -24,6 +25,8 @@ export interface TokenRequest {
   token: string;
   hint?: string;
   traceparent?: string;
+  /** Who asked: the lines of the work carry its route, caller and address. */
+  by?: Requester;
 }
 
 /**
@@ -60,7 +63,7 @@ function served<T>(g: PipelineServices, type: string, traceparent: string | unde
  * spent). Anything else is inactive. Throws GatewayError UNAVAILABLE when the store cannot
  * answer: never "active" on a guess, never "inactive" for a live token.
  */
-export function introspect(g: PipelineServices, { token, hint, traceparent }: TokenRequest): Promise<Introspection> {
+export function introspect(g: PipelineServices, { token, hint, traceparent, by }: TokenRequest): Promise<Introspection> {
   return served(
     g,
     'oauth2_introspect',
@@ -68,7 +71,7 @@ export function introspect(g: PipelineServices, { token, hint, traceparent }: To
     async (): Promise<Introspection> => {
       for (const kind of searchOrder(hint)) {
         if (kind === 'access_token') {
-          const v = await g.tokens.verify(token);
+          const v = await g.tokens.verify(token, by);
           // The fields of RFC 7662 first, and kept whatever claims the payload sets.
           if (v.valid) return Object.assign({ active: true, token_type: kind }, v.payload, { active: true, token_type: kind } as const);
         } else {
@@ -87,12 +90,12 @@ export function introspect(g: PipelineServices, { token, hint, traceparent }: To
  * refresh token's whole family is revoked. A token the gateway did not issue changes nothing
  * (the caller is not told: section 2.2). Throws GatewayError UNAVAILABLE when the store cannot answer.
  */
-export async function revoke(g: PipelineServices, { token, traceparent }: TokenRequest): Promise<void> {
+export async function revoke(g: PipelineServices, { token, traceparent, by }: TokenRequest): Promise<void> {
   await served(
     g,
     'oauth2_revoke',
     traceparent,
-    () => g.tokens.revoke(token),
+    () => g.tokens.revoke(token, by),
     (r) => ('error' in r ? 'token_invalid' : 'token_revoked'),
   );
 }

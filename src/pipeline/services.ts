@@ -1,5 +1,5 @@
 import type { Clock } from '../clock.js';
-import type { Logger, SampledLog } from '../log.js';
+import type { Logger, Requester, SampledLog } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
 import type { SubscriptionHub } from '../push/hub.js';
@@ -41,7 +41,7 @@ export interface PipelineServices {
   /** `msg_id` of the next push of this node. */
   nextPushId(): number;
   /** revoke_user_tokens, told to every node before it resolves. */
-  revokeUserTokens(userId: string, before: number): Promise<void>;
+  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void>;
 }
 
 /** Subscribers one session may have from browser connections when not configured. */
@@ -67,6 +67,8 @@ export interface HandlerContext {
   push(dest: string, body: PushDraft): void;
   /** True for browser connections (no service key). */
   readonly untrusted: boolean;
+  /** The connection's logger: its lines carry the connection id (`conn`). Made on first use. */
+  readonly log: Logger;
   /** Store hash of the session this connection is bound to by its cookie, if any. */
   readonly boundSession: string | undefined;
   /** The key of a subscription from `src` (browsers: one per session, whatever `src`). */

@@ -1,7 +1,7 @@
 import type { Clock } from '../clock.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
 import { hashSecret, randomId } from '../crypto.js';
-import { audit, type Logger } from '../log.js';
+import { audit, logFor, type Logger, type Requester } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { Store } from '../store/types.js';
 import { endOf, idpSidIndexKey, idpSubIndexKey, secondsLeft, sessionKey, unixSeconds, userIndexKey, type SessionEnd, type SessionRecord } from './records.js';
@@ -90,8 +90,9 @@ export class SessionService {
     return hashSecret(sessionId);
   }
 
-  async create(userId: string, data: Record<string, unknown> | undefined, ttlSeconds?: number, idp?: IdpLogin): Promise<SessionCreated> {
-    return this.#put(randomId(32), userId, data, ttlSeconds ?? this.#o.ttl, 'session created', idp);
+  /** create_session; `by` is who asked (its log lines carry its connection id). */
+  async create(userId: string, data: Record<string, unknown> | undefined, ttlSeconds?: number, idp?: IdpLogin, by?: Requester): Promise<SessionCreated> {
+    return this.#put(randomId(32), userId, data, ttlSeconds ?? this.#o.ttl, 'session created', idp, by);
   }
 
   /** Seeds a session under a given id: fixtures only. */
@@ -106,6 +107,7 @@ export class SessionService {
     ttlSeconds: number,
     event: string,
     idp?: IdpLogin,
+    by?: Requester,
   ): Promise<SessionCreated> {
     const now = this.#o.clock.now();
     const record: SessionRecord = { u: userId, c: now, e: now + ttlSeconds * 1000, t: ttlSeconds };
@@ -118,7 +120,8 @@ export class SessionService {
     await this.#write(hash, record, now);
     const end = endOf(record, this.#idleMs).at;
     // The log references are HMACs: computed only when the line is written.
-    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event, session: this.#o.logRef(hash), user: this.#o.logRef(userId), ttl: ttlSeconds }, event);
+    if (this.#o.log.isLevelEnabled('info'))
+      logFor(by, this.#o.log).info({ event, session: this.#o.logRef(hash), user: this.#o.logRef(userId), ttl: ttlSeconds }, event);
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
   }
 
@@ -208,7 +211,7 @@ export class SessionService {
    * never earlier than its current end and never past creation + the maximum lifetime. Counts
    * as activity for the idle timeout.
    */
-  async extend(hash: string, ttlSeconds?: number): Promise<Validation> {
+  async extend(hash: string, ttlSeconds?: number, by?: Requester): Promise<Validation> {
     const seen = await this.peek(hash);
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
@@ -229,13 +232,13 @@ export class SessionService {
     await this.#index(hash, written);
     const end = endOf(written, this.#idleMs);
     if (this.#o.log.isLevelEnabled('info'))
-      this.#o.log.info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
+      logFor(by, this.#o.log).info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
     this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason, absoluteEnd: written.e });
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 
   /** update_session: replaces the session's data; the end stays where it is. */
-  async update(hash: string, data: Record<string, unknown>): Promise<Validation> {
+  async update(hash: string, data: Record<string, unknown>, by?: Requester): Promise<Validation> {
     const seen = await this.peek(hash);
     if (!seen.valid) return seen;
     const written = await this.#rewrite(hash, seen.record, (r) => ({ ...r, d: data, v: (r.v ?? 0) + 1 }));
@@ -243,7 +246,7 @@ export class SessionService {
     const now = this.#o.clock.now();
     const end = endOf(written, this.#idleMs);
     if (end.at <= now) return INVALID;
-    if (this.#o.log.isLevelEnabled('info')) this.#o.log.info({ event: 'session updated', session: this.#o.logRef(hash) }, 'session updated');
+    if (this.#o.log.isLevelEnabled('info')) logFor(by, this.#o.log).info({ event: 'session updated', session: this.#o.logRef(hash) }, 'session updated');
     this.#o.onChanged?.(hash, { kind: 'updated', data });
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
@@ -275,7 +278,7 @@ export class SessionService {
    * `revoke_user_sessions` running meanwhile finds one of the two live at every moment (and
    * looks again when it loses a take), so no regeneration outlives a revoke it raced.
    */
-  async regenerate(oldSessionId: string): Promise<SessionCreated | { error: string }> {
+  async regenerate(oldSessionId: string, by?: Requester): Promise<SessionCreated | { error: string }> {
     const oldHash = this.hashOf(oldSessionId);
     const oldKey = sessionKey(oldHash);
     const seen = await this.#o.store.get<SessionRecord>(oldKey);
@@ -283,7 +286,7 @@ export class SessionService {
     if (endOf(seen, this.#idleMs).at <= this.#o.clock.now()) {
       // Past its end (an idle session stays stored until its absolute end): ended, not moved.
       await (
-        await this.#finish(oldHash, endOf(seen, this.#idleMs).reason)
+        await this.#finish(oldHash, endOf(seen, this.#idleMs).reason, by)
       )?.announced;
       return { error: INVALID.error };
     }
@@ -300,7 +303,7 @@ export class SessionService {
       // Whether the old one was taken is not known: neither id is left valid where the store
       // still answers, and the old one's followers hear of its end; the caller gets error 11.
       await this.#discard(hash, moved).catch(() => undefined);
-      const ended = await this.#finish(oldHash, 'destroyed').catch(() => undefined);
+      const ended = await this.#finish(oldHash, 'destroyed', by).catch(() => undefined);
       await ended?.announced;
       throw err;
     }
@@ -308,7 +311,7 @@ export class SessionService {
       // Ended meanwhile (by a request that announced it), or its end came: the new one goes too.
       await this.#discard(hash, moved);
       if (record !== undefined) {
-        const announced = this.#ended(oldHash, this.#told(record, 'destroyed'), record.u);
+        const announced = this.#ended(oldHash, this.#told(record, 'destroyed'), record.u, by);
         await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
         await announced;
       }
@@ -321,10 +324,10 @@ export class SessionService {
       current = this.#moved(record, now);
       if ((await this.#o.store.swap(sessionKey(hash), current, current.e)) !== undefined) await this.#index(hash, current);
     }
-    const announced = this.#ended(oldHash, 'regenerated', record.u);
+    const announced = this.#ended(oldHash, 'regenerated', record.u, by);
     await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
     await announced;
-    this.#o.log.info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
+    logFor(by, this.#o.log).info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
     const end = endOf(current, this.#idleMs).at;
     return { sessionId, hash, expiresAt: unixSeconds(end), expiresIn: secondsLeft(end, now) };
   }
@@ -343,13 +346,13 @@ export class SessionService {
   }
 
   /** Ends a session by id; true when it was live. Idempotent. */
-  async destroy(sessionId: string, reason: EndReason = 'destroyed'): Promise<boolean> {
-    return this.end(this.hashOf(sessionId), reason);
+  async destroy(sessionId: string, reason: EndReason = 'destroyed', by?: Requester): Promise<boolean> {
+    return this.end(this.hashOf(sessionId), reason, by);
   }
 
   /** Ends a session by store hash; true when this call ended a live session. Resolves once the end is announced. */
-  async end(hash: string, reason: EndReason): Promise<boolean> {
-    const finished = await this.#finish(hash, reason);
+  async end(hash: string, reason: EndReason, by?: Requester): Promise<boolean> {
+    const finished = await this.#finish(hash, reason, by);
     if (finished === undefined) return false;
     await finished.announced;
     return finished.told === reason;
@@ -361,13 +364,13 @@ export class SessionService {
    * (an idle session stays stored until its absolute end) is reported with its own reason, not
    * as a live session ended now.
    */
-  async #finish(hash: string, reason: EndReason): Promise<{ told: EndReason; announced: Promise<void> } | undefined> {
+  async #finish(hash: string, reason: EndReason, by?: Requester): Promise<{ told: EndReason; announced: Promise<void> } | undefined> {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash), (taken) => this.#lateTake(hash, reason, taken));
     if (record === undefined) return undefined;
     const told = this.#told(record, reason);
     // The record is gone: followers are told now, before the index is tidied (a stale index
     // member is pruned by its own expiry and skipped by list and revoke meanwhile).
-    const announced = this.#ended(hash, told, record.u);
+    const announced = this.#ended(hash, told, record.u, by);
     await this.#o.store.indexRemove(userIndexKey(record.u), hash);
     return { told, announced };
   }
@@ -393,9 +396,9 @@ export class SessionService {
    * Logs the end and tells `onEnded`. The promise (never rejected) is what the answer waits
    * for: a node that fails right after answering has already told the others.
    */
-  #ended(hash: string, reason: EndReason, userId: string): Promise<void> {
+  #ended(hash: string, reason: EndReason, userId: string, by?: Requester): Promise<void> {
     if (this.#o.log.isLevelEnabled('info'))
-      this.#o.log.info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
+      logFor(by, this.#o.log).info({ event: 'session ended', reason, session: this.#o.logRef(hash), user: this.#o.logRef(userId) }, 'session ended');
     return this.#o.onEnded(hash, reason) ?? Promise.resolve();
   }
 
@@ -440,22 +443,22 @@ export class SessionService {
   }
 
   /** Ends one of the user's sessions by handle; false when the handle is not the user's. */
-  async destroyHandle(userId: string, handle: string): Promise<boolean> {
+  async destroyHandle(userId: string, handle: string, by?: Requester): Promise<boolean> {
     const seen = await this.peek(handle);
     if (!seen.valid || seen.record.u !== userId) return false;
-    return this.end(handle, 'destroyed');
+    return this.end(handle, 'destroyed', by);
   }
 
   /** Ends every session of the user (but the one named), pushing reason `revoked`. */
-  async revokeUser(userId: string, exceptSessionId?: string): Promise<number> {
+  async revokeUser(userId: string, exceptSessionId?: string, by?: Requester): Promise<number> {
     const keep = exceptSessionId === undefined ? undefined : this.hashOf(exceptSessionId);
     const members = async () => {
       const all = await this.#o.store.indexMembers(userIndexKey(userId), this.#o.clock.now());
       return keep === undefined ? all : all.filter((hash) => hash !== keep);
     };
     // The index is named by the user id as the store spells it: only this user's records are ended.
-    const count = await this.#endAll(members, (r) => r.u === userId);
-    audit(this.#o.log, 'user sessions revoked', { user: this.#o.logRef(userId), count });
+    const count = await this.#endAll(members, (r) => r.u === userId, undefined, by);
+    audit(logFor(by, this.#o.log), 'user sessions revoked', { user: this.#o.logRef(userId), count });
     return count;
   }
 
@@ -470,6 +473,7 @@ export class SessionService {
     hashes: readonly string[],
     owned: (record: SessionRecord) => boolean,
     after?: (hash: string) => Promise<void>,
+    by?: Requester,
   ): Promise<{ count: number; lost: number }> {
     let count = 0;
     let lost = 0;
@@ -477,7 +481,9 @@ export class SessionService {
     for (let i = 0; i < hashes.length; i += END_GROUP) {
       const group = hashes.slice(i, i + END_GROUP);
       const records = await Promise.all(group.map((hash) => this.#o.store.get<SessionRecord>(sessionKey(hash))));
-      const finished = await Promise.all(group.map((hash, k) => (records[k] !== undefined && owned(records[k]) ? this.#finish(hash, 'revoked') : undefined)));
+      const finished = await Promise.all(
+        group.map((hash, k) => (records[k] !== undefined && owned(records[k]) ? this.#finish(hash, 'revoked', by) : undefined)),
+      );
       for (let k = 0; k < group.length; k++) {
         const f = finished[k];
         const record = records[k];
@@ -502,13 +508,18 @@ export class SessionService {
    * read or at the take (it may have moved to a new id that the index holds by then:
    * regenerate_session adds the new id before it takes the old), at most END_PASSES times.
    */
-  async #endAll(members: () => Promise<string[]>, owned: (record: SessionRecord) => boolean, after?: (hash: string) => Promise<void>): Promise<number> {
+  async #endAll(
+    members: () => Promise<string[]>,
+    owned: (record: SessionRecord) => boolean,
+    after?: (hash: string) => Promise<void>,
+    by?: Requester,
+  ): Promise<number> {
     const done = new Set<string>();
     let count = 0;
     for (let pass = 0; pass < END_PASSES; pass++) {
       const hashes = (await members()).filter((hash) => !done.has(hash));
       for (const hash of hashes) done.add(hash);
-      const r = await this.#endGroups(hashes, owned, after);
+      const r = await this.#endGroups(hashes, owned, after, by);
       count += r.count;
       if (r.lost === 0) break;
     }

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import type { LRUCache } from 'lru-cache';
 import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
+import { logFor, type Requester } from '../log.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
 import { freezeWithJson } from '../protocol/frozen-json.js';
 import { claimShapeError, timeError } from './claims.js';
@@ -179,12 +180,13 @@ export class AccessTokens {
    * Checks signature, algorithm, header, required claims, time, revocation and session binding.
    * Answered in place when every state it reads is in this process (memory store, cached mark).
    */
-  verify(token: string): MaybePromise<Verification> {
+  verify(token: string, by?: Requester): MaybePromise<Verification> {
     return andThen(this.#verify(token), (v) => {
-      if (!v.valid) this.#o.log.debug({ event: 'token refused', reason: v.error }, 'token refused');
-      // The log reference is an HMAC: computed only when trace is on.
-      else if (this.#o.log.isLevelEnabled('trace'))
-        this.#o.log.trace({ event: 'token verified', jti: this.#o.logRef(String(v.payload.jti)) }, 'token verified');
+      // Only a line that is written makes the requester's logger (and, for trace, the HMAC reference).
+      if (!v.valid) {
+        if (this.#o.log.isLevelEnabled('debug')) logFor(by, this.#o.log).debug({ event: 'token refused', reason: v.error }, 'token refused');
+      } else if (this.#o.log.isLevelEnabled('trace'))
+        logFor(by, this.#o.log).trace({ event: 'token verified', jti: this.#o.logRef(String(v.payload.jti)) }, 'token verified');
       return v;
     });
   }
@@ -279,13 +281,13 @@ export class AccessTokens {
   }
 
   /** Revokes an access token by `jti`, until it expires: any re-encoding of it is denied too. */
-  async revoke(token: string): Promise<{ revoked: true } | { error: string }> {
+  async revoke(token: string, by?: Requester): Promise<{ revoked: true } | { error: string }> {
     // The deny marker lives until `exp`: only a sound one (claimShapeError, checked there) may set its lifetime.
     const checked = this.#checkSignature(token);
     if (!checked.valid) return { error: checked.error };
     const jti = checked.payload.jti as string;
     await this.deny(jti, checked.payload.exp as number, this.#o.clock.now());
-    this.#o.log.info({ event: 'token revoked', jti: this.#o.logRef(jti) }, 'token revoked');
+    logFor(by, this.#o.log).info({ event: 'token revoked', jti: this.#o.logRef(jti) }, 'token revoked');
     return { revoked: true };
   }
 }

@@ -1,6 +1,6 @@
 import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
-import { audit } from '../log.js';
+import { audit, logFor, type Requester } from '../log.js';
 import type { AccessTokens } from './access-tokens.js';
 import type { SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
@@ -95,14 +95,14 @@ export class RefreshFamilies {
   }
 
   /** Issues an access token and the first refresh token of a new family. */
-  async start(payload: Record<string, unknown>, binding?: string): Promise<TokenPair> {
+  async start(payload: Record<string, unknown>, binding?: string, by?: Requester): Promise<TokenPair> {
     this.#access.checkPayload(payload);
     const fam = randomId(16);
     if (binding !== undefined) await this.#binding.track(binding, fam);
     const { pair } = await this.#issue(fam, payload, binding, undefined);
     if (binding !== undefined) await this.#capSession(binding, fam);
     const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
-    this.#o.log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined, ...bound }, 'tokens issued');
+    logFor(by, this.#o.log).info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined, ...bound }, 'tokens issued');
     return pair;
   }
 
@@ -150,7 +150,7 @@ export class RefreshFamilies {
   }
 
   /** Rotates a refresh token: single use; a second use revokes its family. */
-  async refresh(refreshToken: string): Promise<TokenPair | { error: string }> {
+  async refresh(refreshToken: string, by?: Requester): Promise<TokenPair | { error: string }> {
     const fam = refreshFamilyOf(refreshToken);
     if (fam === undefined) return { error: 'Invalid refresh token' };
     const tokenHash = hashSecret(refreshToken);
@@ -162,7 +162,7 @@ export class RefreshFamilies {
       return { error: causes.length > 0 ? revokedText(causes) : 'Invalid refresh token' };
     }
     if (old.spent) {
-      await this.revokeFamily(fam, 'refresh token reused', tokenHash);
+      await this.revokeFamily(fam, 'refresh token reused', tokenHash, false, by);
       return { error: 'Refresh token already used: its token family is revoked' };
     }
     // This call won the atomic swap: it is the one use of the token. The causes only grow, so
@@ -172,7 +172,7 @@ export class RefreshFamilies {
     const earlier = before(await this.#revokedCauses(fam));
     if (earlier.length > 0) return { error: revokedText(earlier) };
     if (old.b !== undefined && !(await this.#binding.isLive(old.b))) {
-      await this.revokeFamily(fam, 'bound session ended', undefined, true);
+      await this.revokeFamily(fam, 'bound session ended', undefined, true, by);
       return { error: 'Session ended' };
     }
     const family = await this.#family(fam);
@@ -180,7 +180,7 @@ export class RefreshFamilies {
     // (started on another node while the revocation read the user's families) ends here.
     const user = userOf(old.p);
     if (user !== undefined && family !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
-      await this.revokeFamily(fam, 'user tokens revoked');
+      await this.revokeFamily(fam, 'user tokens revoked', undefined, false, by);
       return { error: 'Refresh token revoked' };
     }
     const issued = await this.#issue(fam, old.p ?? {}, old.b, family);
@@ -194,12 +194,12 @@ export class RefreshFamilies {
       const now = this.#o.clock.now();
       await this.#access.deny(issued.jti, issued.exp, now);
       await this.#o.store.delete(keys.refresh(issued.refreshHash));
-      await this.revokeFamily(fam, 'revoked during rotation', causes[0]);
+      await this.revokeFamily(fam, 'revoked during rotation', causes[0], false, by);
       const others = before(causes);
       if (others.length > 0) return { error: revokedText(others) };
     }
     const pair = issued.pair;
-    this.#o.log.info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
+    logFor(by, this.#o.log).info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
   }
 
@@ -260,7 +260,7 @@ export class RefreshFamilies {
    * Revokes a refresh-token family: records the cause (`reusedTokenHash` when a reuse caused
    * it), denies its unexpired access tokens and deletes its records.
    */
-  async revokeFamily(fam: string, why: string, reusedTokenHash?: string, byTime = false): Promise<void> {
+  async revokeFamily(fam: string, why: string, reusedTokenHash?: string, byTime = false, by?: Requester): Promise<void> {
     const now = this.#o.clock.now();
     const cause = reusedTokenHash ?? (byTime ? ENDED : REVOKED);
     const causes = keys.familyRevoked(fam);
@@ -280,8 +280,9 @@ export class RefreshFamilies {
     // Nothing of the family is left to refuse: the cause need only outlast a rotation still in
     // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
     await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
-    if (reusedTokenHash !== undefined) audit(this.#o.log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
-    audit(this.#o.log, 'token family revoked', {
+    const log = logFor(by, this.#o.log);
+    if (reusedTokenHash !== undefined) audit(log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
+    audit(log, 'token family revoked', {
       family: this.#o.logRef(fam),
       reason: why,
       access_tokens: family?.a.length ?? 0,
@@ -293,7 +294,7 @@ export class RefreshFamilies {
    * revoke_user_tokens: revokes every refresh family of the user started at or before
    * `before` (unix seconds); returns how many.
    */
-  async revokeUser(userId: string, before: number): Promise<number> {
+  async revokeUser(userId: string, before: number, by?: Requester): Promise<number> {
     const index = keys.userFamilies(userId);
     const families = await this.#o.store.indexMembers(index, this.#o.clock.now());
     let count = 0;
@@ -301,7 +302,7 @@ export class RefreshFamilies {
       const family = await this.#family(fam);
       if (family !== undefined && Math.floor(family.c / 1000) > before) continue;
       if (family !== undefined) {
-        await this.revokeFamily(fam, 'user tokens revoked');
+        await this.revokeFamily(fam, 'user tokens revoked', undefined, false, by);
         count++;
       }
       await this.#o.store.indexRemove(index, fam);
@@ -310,11 +311,11 @@ export class RefreshFamilies {
   }
 
   /** Revokes the family of a refresh token this gateway issued (again: nothing changes). */
-  async revoke(token: string, fam: string): Promise<{ revoked: true } | { error: string }> {
+  async revoke(token: string, fam: string, by?: Requester): Promise<{ revoked: true } | { error: string }> {
     const record = await this.#o.store.get<RefreshRecord>(keys.refresh(hashSecret(token)));
     if (record === undefined && (await this.#revokedCauses(fam)).length > 0) return { revoked: true };
     if (record === undefined || record.f !== fam) return { error: 'Invalid refresh token' };
-    await this.revokeFamily(fam, 'revoked by request');
+    await this.revokeFamily(fam, 'revoked by request', undefined, false, by);
     return { revoked: true };
   }
 }

@@ -1,3 +1,4 @@
+import { logFor, type Requester } from '../log.js';
 import type { MaybePromise } from '../maybe-promise.js';
 import { AccessTokens } from './access-tokens.js';
 import { RefreshFamilies, refreshFamilyOf, type RefreshTokenInfo } from './refresh-families.js';
@@ -35,11 +36,11 @@ export class TokenService {
    * are refused from now on, and the user's refresh families started by then are revoked.
    * `announce` tells the other nodes (by the hash of the user id) before the families go.
    */
-  async revokeUser(userId: string, before: number, announce: (userHash: string) => Promise<void>): Promise<void> {
+  async revokeUser(userId: string, before: number, announce: (userHash: string) => Promise<void>, by?: Requester): Promise<void> {
     await this.#marks.revoke(userId, before);
     await announce(UserMarks.userHash(userId));
-    const families = await this.#families.revokeUser(userId, before);
-    this.#o.log.info({ event: 'user tokens revoked', user: this.#o.logRef(userId), before, families }, 'user tokens revoked');
+    const families = await this.#families.revokeUser(userId, before, by);
+    logFor(by, this.#o.log).info({ event: 'user tokens revoked', user: this.#o.logRef(userId), before, families }, 'user tokens revoked');
   }
 
   /** Another node revoked the tokens of the user with this hash: forget the cached mark. */
@@ -67,19 +68,19 @@ export class TokenService {
     this.#access.checkPayload(payload);
   }
 
-  /** Issues an access token and the first refresh token of a new family. */
-  generate(payload: Record<string, unknown>, binding?: string): Promise<TokenPair> {
-    return this.#families.start(payload, binding);
+  /** Issues an access token and the first refresh token of a new family; `by` is who asked (its log lines carry its connection id). */
+  generate(payload: Record<string, unknown>, binding?: string, by?: Requester): Promise<TokenPair> {
+    return this.#families.start(payload, binding, by);
   }
 
   /** Checks signature, algorithm, header, required claims, time, revocation and session binding. */
-  verify(token: string): MaybePromise<Verification> {
-    return this.#access.verify(token);
+  verify(token: string, by?: Requester): MaybePromise<Verification> {
+    return this.#access.verify(token, by);
   }
 
   /** Rotates a refresh token: single use; a second use revokes its family. */
-  refresh(refreshToken: string): Promise<TokenPair | { error: string }> {
-    return this.#families.refresh(refreshToken);
+  refresh(refreshToken: string, by?: Requester): Promise<TokenPair | { error: string }> {
+    return this.#families.refresh(refreshToken, by);
   }
 
   /** A live refresh token's expiry and user, or undefined; read only (nothing is spent or rotated). */
@@ -101,9 +102,9 @@ export class TokenService {
    * Revokes an access token (by `jti`, until it expires) or a refresh token (its whole
    * family). Only tokens the gateway issued can be revoked.
    */
-  revoke(token: string): Promise<{ revoked: true } | { error: string }> {
+  revoke(token: string, by?: Requester): Promise<{ revoked: true } | { error: string }> {
     const fam = refreshFamilyOf(token);
-    return fam === undefined ? this.#access.revoke(token) : this.#families.revoke(token, fam);
+    return fam === undefined ? this.#access.revoke(token, by) : this.#families.revoke(token, fam, by);
   }
 
   /** The binding claim for a session: a hash of its store hash, never the id itself. */

@@ -7,6 +7,7 @@
  */
 import { createSigner } from 'fast-jwt';
 import { Agent } from 'node:http';
+import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { httpPost, type Answer } from '../helpers/http-post.js';
 import { SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
@@ -269,6 +270,25 @@ describe('POST /oauth2/revoke', () => {
       expect(a.status, path).toBe(400);
       expect(a.text, path).toBe('{"error":"invalid_request"}');
     }
+  });
+});
+
+describe('log lines of the routes', () => {
+  it('the lines of a revocation carry the route, the caller and its address', async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const { http } = await start(ENV, { log });
+    const { access, refresh } = await pair(http);
+    expect((await revoke(http, access)).status).toBe(200);
+    expect((await revoke(http, refresh, SERVICE_KEY)).status).toBe(200);
+    expect((await introspect(http, access)).status).toBe(200);
+    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const where = (role: string) => ({ transport: 'http', route: '/oauth2/revoke', role, remote: '127.0.0.1' });
+    expect(entries.filter((e) => e.event === 'token revoked')).toEqual([expect.objectContaining(where('introspection'))]);
+    expect(entries.filter((e) => e.event === 'token family revoked')).toEqual([expect.objectContaining({ ...where('service'), reason: 'revoked by request' })]);
+    expect(entries.filter((e) => e.event === 'token refused')).toEqual([
+      expect.objectContaining({ transport: 'http', route: '/oauth2/introspect', role: 'introspection', remote: '127.0.0.1' }),
+    ]);
   });
 });
 

@@ -188,6 +188,28 @@ describe('audit log of a full workload (spawned stdio node, trace level)', () =>
     expect(closed[0]!.conn).toBe(opened[0]!.conn);
   });
 
+  it("the lines of the connection's requests carry its id, audit lines included", () => {
+    const entries = node.stderr.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const conn = entries.find((e) => e.event === 'connection opened')!.conn;
+    const caused = [
+      'session created',
+      'session regenerated',
+      'session ended',
+      'user sessions revoked',
+      'tokens issued',
+      'tokens refreshed',
+      'token revoked',
+      'token refused',
+      'token verified',
+      'refresh token reuse detected',
+    ];
+    const lines = entries.filter((e) => caused.includes(e.event as string));
+    expect(new Set(lines.map((e) => e.event))).toEqual(new Set(caused));
+    for (const e of lines) expect(e, String(e.event)).toMatchObject({ conn });
+    // The reuse's revocation is this connection's doing; a bound session's end revokes its families on its own.
+    expect(entries.filter((e) => e.event === 'token family revoked' && e.reason === 'refresh token reused')).toEqual([expect.objectContaining({ conn })]);
+  });
+
   it('ids appear as salted references, not as values or store keys', () => {
     const created = node.stderr.map((l) => JSON.parse(l) as Record<string, unknown>).filter((e) => e.event === 'session created');
     expect(created).toHaveLength(4);

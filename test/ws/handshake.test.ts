@@ -1,3 +1,4 @@
+import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import { browser, fetchRaw, Peer, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from './helpers.js';
@@ -189,6 +190,17 @@ describe('http', () => {
     expect((await fetchRaw(`${http}/autosession`, { method: 'DELETE', headers: { Cookie: sid } })).status).toBe(200);
     expect((await fetchRaw(`${http}/autosession`, { headers: { Cookie: sid } })).status).toBe(204);
     expect((await fetchRaw(`${http}/autosession`)).status).toBe(204);
+  });
+
+  it("/autosession's connections are logged with their transport, role and address, and their lines carry the connection id", async () => {
+    const lines: string[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });
+    const { http } = await start({ GATEWAY_DEV: '1' }, { log });
+    expect((await fetchRaw(`${http}/autosession`, { method: 'POST' })).status).toBe(201);
+    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const opened = entries.filter((e) => e.event === 'connection opened');
+    expect(opened).toEqual([expect.objectContaining({ transport: 'http', role: 'dev-login', remote: '127.0.0.1', conn: expect.any(String) })]);
+    expect(entries.filter((e) => e.event === 'session created')).toEqual([expect.objectContaining({ conn: opened[0]!.conn })]);
   });
 
   it('serves the demo page with a strict CSP, and the client module', async () => {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { GatewayError } from '../../errors.js';
+import type { Logger, Requester } from '../../log.js';
 import { introspect, revoke, type TokenRequest } from '../../pipeline/oauth.js';
 import type { PipelineServices } from '../../pipeline/services.js';
 import type { ApiFront, RouteSpec } from './api-front.js';
@@ -16,6 +17,18 @@ export function oauthError(status: number, text: string): { error: string; error
   if (status === 400) return { error: 'invalid_request' };
   const error = status === 401 ? 'invalid_client' : status === 429 || status >= 500 ? 'temporarily_unavailable' : 'invalid_request';
   return { error, error_description: text };
+}
+
+/** The requester of one OAuth request: its lines carry the route, the caller's kind and its address; the logger is made on first use. */
+class RouteRequester implements Requester {
+  #log: Logger | undefined;
+  constructor(
+    readonly parent: Logger,
+    readonly fields: Record<string, string>,
+  ) {}
+  get log(): Logger {
+    return (this.#log ??= this.parent.child(this.fields));
+  }
 }
 
 /** Both routes take a form from a service or from an introspection key (resource servers). */
@@ -48,7 +61,7 @@ function parameters(req: IncomingMessage, text: string): { token: string; hint?:
 export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFront }): { introspect: Route; revoke: Route } {
   const { gateway, front } = o;
   const route =
-    (work: (p: TokenRequest) => Promise<unknown>): Route =>
+    (path: string, work: (p: TokenRequest) => Promise<unknown>): Route =>
     (req, res) =>
       front.serve(req, res, SPEC, async (admitted) => {
         const p = parameters(req, admitted.text);
@@ -56,9 +69,10 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
         if (p === undefined) return front.answer(res, 400, { error: 'invalid_request' });
         // One traceparent header, else none (parentContext checks its form).
         const traceparent = typeof req.headers.traceparent === 'string' ? req.headers.traceparent : undefined;
+        const by = new RouteRequester(gateway.log, { transport: 'http', route: path, role: admitted.caller ?? 'service', remote: admitted.remote });
         let body: unknown;
         try {
-          body = await work(traceparent === undefined ? p : { ...p, traceparent });
+          body = await work(traceparent === undefined ? { ...p, by } : { ...p, traceparent, by });
         } catch (err) {
           // The pipeline answers with GatewayErrors only (failureOf); their texts are safe.
           const e = err instanceof GatewayError ? err : new GatewayError('INTERNAL', 'Internal error', { cause: err });
@@ -69,9 +83,9 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
         front.answer(res, 200, body);
       });
   return {
-    introspect: route((p) => introspect(gateway, p)),
+    introspect: route('/oauth2/introspect', (p) => introspect(gateway, p)),
     // RFC 7009 section 2.2: 200 with no body, whether or not the token was one to revoke.
-    revoke: route(async (p) => {
+    revoke: route('/oauth2/revoke', async (p) => {
       await revoke(gateway, p);
       return undefined;
     }),

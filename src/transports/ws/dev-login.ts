@@ -5,6 +5,7 @@ import { lookupCookie } from '../../pipeline/bound-session.js';
 import { serveOne } from '../../pipeline/serve-one.js';
 import type { AnyRequest } from '../../protocol/messages.js';
 import type { Body } from '../../protocol/replies.js';
+import { plain } from '../client-address.js';
 import { readCookie, sessionCookie } from './cookies.js';
 import { BASE_HEADERS, readBody, sendJson } from '../http/http-util.js';
 
@@ -27,8 +28,9 @@ function noContent(res: ServerResponse): void {
 }
 
 /** One request through the pipeline, as a service connection would send it; an error reply throws (the route answers 503). */
-async function ask(gateway: Gateway, body: AnyRequest): Promise<Body> {
-  const reply = await serveOne(gateway.connect(), { ok: true, src: 'dev-login', dest: gateway.nodeId, body });
+async function ask(gateway: Gateway, req: IncomingMessage, body: AnyRequest): Promise<Body> {
+  const conn = gateway.connect({ logFields: { transport: 'http', role: 'dev-login', remote: plain(req.socket.remoteAddress ?? '') } });
+  const reply = await serveOne(conn, { ok: true, src: 'dev-login', dest: gateway.nodeId, body });
   if (reply.body.type === 'error') throw new GatewayError('UNAVAILABLE', `dev login: ${body.type} failed with error ${reply.body.code}`);
   return reply.body;
 }
@@ -63,8 +65,8 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       const user = String(params.user_id ?? 'demo-user');
       if (!USER_RE.test(user)) return sendJson(res, 400, { error: 'user_id must be 1-64 of A-Z a-z 0-9 _ . @ -' });
       // A new login replaces the browser's previous session rather than orphaning it.
-      if (current !== undefined) await ask(o.gateway, { type: 'destroy_session', msg_id: 0, session_id: current });
-      const s = await ask(o.gateway, { type: 'create_session', msg_id: 0, user_id: user, data: { demo: true }, ttl });
+      if (current !== undefined) await ask(o.gateway, req, { type: 'destroy_session', msg_id: 0, session_id: current });
+      const s = await ask(o.gateway, req, { type: 'create_session', msg_id: 0, user_id: user, data: { demo: true }, ttl });
       if (s.type !== 'session_created') throw new GatewayError('INTERNAL', `dev login: create_session answered ${s.type}`);
       res.setHeader('Set-Cookie', sessionCookie(name, s.session_id, { maxAgeSeconds: s.expires_in, secure: https }));
       return sendJson(res, 201, { user_id: user, expires_at: s.expires_at, expires_in: s.expires_in, expires_in_ms: ttl * 1000 });
@@ -78,7 +80,7 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       return sendJson(res, 200, { user_id: v.userId, expires_at: v.expiresAt, expires_in: v.expiresIn, expires_in_ms: v.expiresInMs });
     }
     case 'DELETE': {
-      if (current !== undefined) await ask(o.gateway, { type: 'destroy_session', msg_id: 0, session_id: current });
+      if (current !== undefined) await ask(o.gateway, req, { type: 'destroy_session', msg_id: 0, session_id: current });
       res.setHeader('Set-Cookie', sessionCookie(name, '', { maxAgeSeconds: 0, secure: https }));
       return sendJson(res, 200, { message: 'Session destroyed' });
     }
