@@ -54,7 +54,7 @@ export class Metrics {
   });
   readonly pushes = new Counter({
     name: 'gateway_pushes_total',
-    help: 'Unsolicited messages sent (session_expired, session_expiring)',
+    help: 'Pushes sent (session_expired, session_expiring, session_extended, session_updated)',
     labelNames: ['type'],
     registers: [this.registry],
   });
