@@ -37,6 +37,9 @@ const BINARY_TEXT = 'Binary frames are not accepted: send each message as one te
 /** How much of an oversized frame is read for its `src`, `dest` and `msg_id`. */
 const HEAD_BYTES = 1024;
 
+/** How many times per `slowReaderMs` a stalled connection's output is looked at. */
+const STALL_CHECKS = 5;
+
 /** Pongs a peer may leave unread before it is closed (ws's own default for its automatic pongs). */
 const MAX_PENDING_PONGS = 60;
 
@@ -354,20 +357,25 @@ export class SocketLink implements Wire, BoundEnd {
     this.#pump.blocked();
     const sent = () => sock.bytesWritten - sock.writableLength;
     let before = sent();
+    // Looked at STALL_CHECKS times per `slowReaderMs`, so that the close comes `slowReaderMs`
+    // after the output last moved (within one look), not up to twice that.
+    let quiet = 0;
     const stall = setInterval(() => {
       if (this.#ws.readyState !== WebSocket.OPEN) return this.#unstall(false);
       const now = sent();
       if (now > before) {
         before = now;
+        quiet = 0;
         this.alive = true; // it reads: its pongs wait behind what it has not read yet
         return;
       }
+      if (++quiet < STALL_CHECKS) return;
       this.#unstall(false);
       this.conn.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
       this.#pump.end();
       if (this.#ws.isPaused) this.#ws.resume(); // its close frame must still be read
       this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');
-    }, this.#o.slowReaderMs);
+    }, this.#o.slowReaderMs / STALL_CHECKS);
     stall.unref();
     this.#stall = stall;
     sock.once('drain', () => this.#unstall(true));
