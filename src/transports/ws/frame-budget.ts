@@ -14,12 +14,16 @@ export interface FrameBudgetOptions {
 const MESSAGES = 0;
 const BYTES = 1;
 const MALFORMED = 2;
+const REFUSED = 3;
 
 /**
  * What browser connections' frames cost, charged by the transport before anything is parsed,
  * so that no frame (malformed, oversized, deeply nested) is handled for free: its bytes first
  * (a connection in debt gets its frames refused unparsed), then one message, then, if it failed
- * to decode, one strike of the malformed allowance, whose exhaustion closes the connection.
+ * to decode, one strike of the malformed allowance, whose exhaustion closes the connection. A
+ * frame refused for the rate is answered from its head, unparsed, and takes one of the refusal
+ * allowance (one second's worth of messages a second): a flood answered refusal by refusal
+ * costs at most that, then the connection is closed.
  *
  * One object per server; each connection holds the number of its row (`open` at its first
  * frame, `release` when it closes), not an object of its own.
@@ -36,6 +40,7 @@ export class FrameBudgets {
         { rate: o.messagesPerSecond, perMs: 1000 },
         { rate: o.bytesPerSecond, perMs: 1000 },
         { rate: o.malformedPerMinute, perMs: 60_000 },
+        { rate: o.messagesPerSecond, perMs: 1000 },
       ],
       o.clock,
     );
@@ -71,5 +76,10 @@ export class FrameBudgets {
   /** Counts a frame that did not decode; false once the allowance is spent (close with 1008). */
   malformed(row: number): boolean {
     return this.#table.take(row, MALFORMED);
+  }
+
+  /** Counts a frame refused for the rate; false once the allowance is spent (close with 1008). */
+  refused(row: number): boolean {
+    return this.#table.take(row, REFUSED);
   }
 }

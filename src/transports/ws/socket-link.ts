@@ -98,7 +98,7 @@ export class SocketLink implements Wire, BoundEnd {
     // flushing at 64 KiB keeps the slow-reader check exact.
     this.#pump = new Pump(this.conn, this, { highWaterMark: o.highWaterMark, schedule: process.nextTick });
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
-    this.#ws.on('pong', () => (this.alive = true));
+    this.#ws.on('pong', () => this.#pong());
     this.#ws.on('ping', (data: Buffer) => this.#ping(data));
     // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
     this.#ws.on('error', (err: Error & { code?: string }) => {
@@ -234,6 +234,22 @@ export class SocketLink implements Wire, BoundEnd {
    * MAX_PENDING_PONGS pongs not yet sent, pinging faster than it reads, is closed with 1008
    * as a policy violation, after what it sent before is answered (ws would cut it).
    */
+  /**
+   * A pong: the peer is alive. A browser's pongs are charged as messages, as its pings are (RFC
+   * 6455 section 5.5.3 allows unsolicited ones): a page's browser sends one per heartbeat, so
+   * one past the rate is a flood, closed as one.
+   */
+  #pong(): void {
+    this.alive = true;
+    const budget = this.#o.budget;
+    if (budget === undefined || this.#budgetRow === -2 || this.#ws.readyState !== WebSocket.OPEN) return;
+    if (this.#budgetRow === -1) this.#budgetRow = budget.open();
+    if (budget.message(this.#budgetRow)) return;
+    this.conn.log.warn({ role: this.role }, 'closing a browser connection that sends pongs past its message rate (1008)');
+    this.#pump.end();
+    this.close(CloseCodes.POLICY, 'Too many pongs', 'ping_flood');
+  }
+
   #ping(data: Buffer): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     // A browser's pings are charged as messages: a page never pings (its browser answers the
@@ -266,14 +282,17 @@ export class SocketLink implements Wire, BoundEnd {
     let row = this.#budgetRow;
     if (budget !== undefined && row === -1) row = this.#budgetRow = budget.open();
     let d: Decoded;
-    let overBytes = false;
-    if (isBinary) {
+    // Over the byte or the message rate: answered from the frame's head, never parsed.
+    let refused: 'bytes per second' | 'messages per second' | undefined;
+    if (budget !== undefined && !budget.bytes(row, buf.length)) {
+      refused = 'bytes per second';
+      d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.RATE_LIMITED, budget.bytesText);
+    } else if (budget !== undefined && !budget.message(row)) {
+      refused = 'messages per second';
+      d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.RATE_LIMITED, budget.messageText);
+    } else if (isBinary) {
       // Answered from its head, as an oversized frame is: addressed when its ends and msg_id can be read.
       d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.MALFORMED, BINARY_TEXT);
-    } else if (budget !== undefined && !budget.bytes(row, buf.length)) {
-      overBytes = true;
-      // Over the byte rate: answered from the frame's head, never parsed.
-      d = failureFromHead(buf.toString('utf8', 0, Math.min(buf.length, HEAD_BYTES)), ErrorCodes.RATE_LIMITED, budget.bytesText);
     } else if (buf.length > this.#o.maxMessageBytes) {
       // Only its head is read (as stdio does): parsing up to 16 times the limit would stall the loop.
       d = oversized(buf.length, this.#o.maxMessageBytes, readEnvelopeHead(buf.toString('utf8', 0, HEAD_BYTES)));
@@ -281,28 +300,29 @@ export class SocketLink implements Wire, BoundEnd {
       d = decode(buf.toString('utf8'));
     }
     this.#recycleFragments();
-    let closing = false;
-    if (budget !== undefined && !overBytes) {
-      if (!d.ok && !budget.malformed(row)) closing = true;
-      else if (!budget.message(row)) {
-        const at = d.ok ? { src: d.src, dest: d.dest, msgId: d.body.msg_id } : { src: d.src, dest: d.dest, msgId: d.msgId };
-        d = { ok: false, code: ErrorCodes.RATE_LIMITED, text: budget.messageText, ...at };
-      }
-    }
+    // A frame refused for the rate, or one that does not decode, takes from an allowance of its
+    // own: a connection that keeps sending them (a flood answered refusal by refusal) is closed
+    // once it is spent.
+    const closing = budget !== undefined && !d.ok && !(refused !== undefined ? budget.refused(row) : budget.malformed(row));
     if (!d.ok) {
       this.#o.metrics.undecodable(d.code);
-      if (d.code === ErrorCodes.RATE_LIMITED && !this.#rateLimited) {
+      if (refused !== undefined && !this.#rateLimited) {
         this.#rateLimited = true;
-        audit(this.conn.log, 'rate limit tripped', { limit: overBytes ? 'bytes per second' : 'messages per second', role: this.role });
+        audit(this.conn.log, 'rate limit tripped', { limit: refused, role: this.role });
       }
     }
     this.#pump.receive(d);
     if (closing) {
-      this.conn.log.warn({ role: this.role }, 'closing a connection that keeps sending malformed messages (1008)');
+      const flood = refused !== undefined;
+      this.conn.log.warn(
+        { role: this.role },
+        flood ? 'closing a connection that keeps sending past its rate (1008)' : 'closing a connection that keeps sending malformed messages (1008)',
+      );
       this.#pump.end();
-      this.close(CloseCodes.POLICY, 'Too many malformed messages', 'malformed');
+      this.close(CloseCodes.POLICY, flood ? 'Too many messages over the rate limit' : 'Too many malformed messages', flood ? 'rate_flood' : 'malformed');
     }
   }
+
   /**
    * ws's receiver gives every message a fresh fragment list (`_fragments = []`, after taking
    * the old one), which then lives until the connection's next message. With thousands of
