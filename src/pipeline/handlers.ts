@@ -11,6 +11,9 @@ import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services
 type DraftTo<T extends RequestType> = ReplyDraft<(typeof repliesTo)[T][number]>;
 type Handler<T extends RequestType> = (c: HandlerContext, req: DecodedRequest, body: RequestOf<T>) => Promise<DraftTo<T>> | DraftTo<T>;
 
+/** The longest `src` a browser may subscribe under (as `init`'s `node_id`): the subscription keeps it. */
+const MAX_BROWSER_SRC = 128;
+
 const invalidSession = (error: string): ReplyDraft<'session_invalid'> => ({ type: 'session_invalid', error });
 const invalidToken = (error: string): ReplyDraft<'token_invalid'> => ({ type: 'token_invalid', error });
 
@@ -51,11 +54,15 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   },
 
   async subscribe_session(c, req, b) {
+    // A subscription keeps its `src` (the pushes' `dest`) for its life: a browser's is bounded.
+    const src = req.src;
+    if (c.untrusted && src.length > MAX_BROWSER_SRC)
+      throw new GatewayError('MALFORMED', `Field "src" must be at most ${MAX_BROWSER_SRC} characters on a browser connection`);
     const sessions = c.gateway.sessions;
     const v = await sessions.peek(sessions.hashOf(b.session_id));
     if (!v.valid) return invalidSession(v.error);
     const sessionId = b.session_id;
-    const key = c.subscriptionKey(req.src);
+    const key = c.subscriptionKey(src);
     const already = c.follows(key, v.hash);
     // A new subscriber is one once answered `subscribed`: an end heard before that (between the
     // follow and the second look below) is not pushed, and the answer is `session_invalid`.
@@ -63,12 +70,12 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     let endedMeanwhile = false;
     const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
       onEnded: (reason) => {
-        if (confirmed) c.push(req.src, { type: 'session_expired', session_id: sessionId, reason });
+        if (confirmed) c.push(src, { type: 'session_expired', session_id: sessionId, reason });
         else endedMeanwhile = true;
       },
-      onExtended: (expiresIn) => c.push(req.src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
+      onExtended: (expiresIn) => c.push(src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
       // It named the id, so it could read the data with validate_session anyway.
-      onUpdated: (data) => c.push(req.src, { type: 'session_updated', session_id: sessionId, data }),
+      onUpdated: (data) => c.push(src, { type: 'session_updated', session_id: sessionId, data }),
     });
     if (refused === 'connection_full')
       throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);

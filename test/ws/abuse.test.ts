@@ -45,6 +45,23 @@ describe('subscriber fan-out (finding 1)', () => {
     expect(pushes).toEqual([]);
   });
 
+  it("a browser subscribes under a src of at most 128 characters (the subscription keeps it); a service's is not capped", async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const b = browser(server.url);
+    await b.opened;
+    expect(await b.call('subscribe_session', { session_id: sid }, 's'.repeat(129))).toMatchObject({
+      type: 'error',
+      code: 12,
+      text: 'Field "src" must be at most 128 characters on a browser connection',
+    });
+    expect(server.gateway.hub.isFollowed(server.gateway.sessions.hashOf(sid))).toBe(false);
+    expect((await b.call('subscribe_session', { session_id: sid }, 's'.repeat(128))).type).toBe('subscribed');
+    const s = service(server.url);
+    await s.opened;
+    expect((await s.call('subscribe_session', { session_id: sid }, 'x'.repeat(5000))).type).toBe('subscribed');
+  });
+
   it('a browser unsubscribing under any src ends its one subscription', async () => {
     const { server } = await start();
     const sid = await createSession(server.url);
