@@ -216,18 +216,18 @@ export class SessionService {
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
     const capMs = (this.#o.maxLifetime ?? 0) * 1000;
-    const written = await this.#rewrite(
-      hash,
-      seen.record,
-      (r) => {
-        const wanted = now + (ttlSeconds ?? r.t ?? Math.round((r.e - r.c) / 1000)) * 1000;
-        const capped = capMs > 0 ? Math.min(wanted, r.c + capMs) : wanted;
-        const next: SessionRecord = { ...r, e: Math.max(r.e, capped), v: (r.v ?? 0) + 1 };
-        if (this.#idleMs > 0) next.s = now;
-        return next;
-      },
-      (r) => r.e,
-    );
+    const extended = (r: SessionRecord): SessionRecord => {
+      const wanted = now + (ttlSeconds ?? r.t ?? Math.round((r.e - r.c) / 1000)) * 1000;
+      const capped = capMs > 0 ? Math.min(wanted, r.c + capMs) : wanted;
+      const next: SessionRecord = { ...r, e: Math.max(r.e, capped), v: (r.v ?? 0) + 1 };
+      if (this.#idleMs > 0) next.s = now;
+      return next;
+    };
+    // Ends are told in whole seconds: an extend that would move the end by less than one (sent
+    // again within the second, or at the maximum lifetime) changes nothing, so a page sending
+    // it in a loop costs a read each, not a write, a push to every follower and a log line.
+    if (endOf(extended(seen.record), this.#idleMs).at - seen.end < 1000) return seen;
+    const written = await this.#rewrite(hash, seen.record, extended, (r) => r.e);
     if (written === undefined) return INVALID;
     await this.#index(hash, written);
     const end = endOf(written, this.#idleMs);

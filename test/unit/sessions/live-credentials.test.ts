@@ -156,6 +156,31 @@ describe('pushes of extend and update to followers', () => {
     ]);
   });
 
+  it('an extend that would move the end by less than a second changes nothing: no write, no push', async () => {
+    const { gateway, clock, store } = makeGateway({ start: T0, sessionMaxLifetime: 1000 });
+    const s = await gateway.sessions.create('alice', undefined, 60);
+    const follower = new Driver(gateway);
+    expect(await follower.call({ type: 'subscribe_session', session_id: s.sessionId }, 'app')).toMatchObject({ type: 'subscribed' });
+    const service = new Driver(gateway);
+    const extend = () => service.call({ type: 'extend_session', session_id: s.sessionId, ttl: 600 });
+    expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 600, expires_in: 600 });
+    const written = await store.get<SessionRecord>(sessionKey(s.hash));
+    // Sent again and again within the second: the same answer, the record as it was.
+    for (let i = 0; i < 10; i++) {
+      clock.advance(90);
+      expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 600 });
+    }
+    expect(await store.get<SessionRecord>(sessionKey(s.hash))).toEqual(written);
+    clock.advance(100); // a second after the first: the end moves again
+    expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 601, expires_in: 600 });
+    // At the maximum lifetime the end cannot move: nothing is written or pushed.
+    clock.advance(500_000);
+    expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 1000 });
+    expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 1000 });
+    await settle();
+    expect(follower.pushes().map((p) => p.body.expires_in)).toEqual([600, 600, 499]);
+  });
+
   it('the expiry warning of a follower is armed again for the new end', async () => {
     const { gateway, clock } = makeGateway({ start: T0 });
     const s = await gateway.sessions.create('alice', undefined, 120);
