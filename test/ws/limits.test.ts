@@ -180,6 +180,21 @@ describe('frame size', () => {
     await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="too_large"\} 3/));
   });
 
+  it('closes with 1008 a message in more than 16,384 fragments, however small, counted as too_many_fragments', async () => {
+    const { server } = await start();
+    const sid = await createSession(server.url);
+    const peer = await rawUpgrade(server.port, `sid=${sid}`);
+    const fragment = (opcode: number) => {
+      const f = clientFrame(opcode, 'y');
+      f[0] = f[0]! & 0x7f;
+      return f;
+    };
+    peer.socket.write(Buffer.concat([fragment(1), ...Array.from({ length: 16_384 }, () => fragment(0))]));
+    await peer.closed;
+    expect(peer.frames.find((f) => f.opcode === 8)!.payload.readUInt16BE(0)).toBe(1008);
+    await eventually(async () => expect(await server.metrics.text()).toMatch(/gateway_connections_closed_total\{reason="too_many_fragments"\} 1/));
+  });
+
   it("a browser's pings are charged as messages: past GATEWAY_RATE_LIMIT a second it is closed with 1008", async () => {
     const { server } = await start({ GATEWAY_RATE_LIMIT: '20' });
     const sid = await createSession(server.url);

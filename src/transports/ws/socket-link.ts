@@ -100,9 +100,11 @@ export class SocketLink implements Wire, BoundEnd {
     this.#ws.on('message', (data, isBinary) => this.#receive(data, isBinary));
     this.#ws.on('pong', () => this.#pong());
     this.#ws.on('ping', (data: Buffer) => this.#ping(data));
-    // ws reports protocol violations (1009 too large, 1007 bad UTF-8) here, then closes.
+    // ws reports protocol violations (1009 too large, 1008 more than 16,384 fragments, 1007 bad
+    // UTF-8) here, having sent its close frame (with no reason text).
     this.#ws.on('error', (err: Error & { code?: string }) => {
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#closeReason ??= 'too_large';
+      else if (err.code === 'WS_ERR_TOO_MANY_BUFFERED_PARTS') this.#closeReason ??= 'too_many_fragments';
       this.conn.log.debug({ err, role: this.role }, 'websocket error');
     });
     this.closed = new Promise<number>((resolve) => {
