@@ -156,6 +156,14 @@ export function redactUrl(url: string): string {
 }
 
 /**
+ * A text that may quote URLs (an error's message or stack) fit for a log line: the user and
+ * password of every `scheme://` URL in it masked, and a password given as an option.
+ */
+export function redactUrlsIn(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi, '$1***@').replace(/([?&;]password=)[^&#\s"'<>]*/gi, '$1***');
+}
+
+/**
  * Refuses key material that is not plausibly random (see key-material.ts) or that was
  * published; names the variable, never the value. The text itself is the key.
  */
@@ -267,6 +275,10 @@ function oidc(src: Source): OidcConfig | undefined {
     }
     if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
       throw new ConfigError(`GATEWAY_OIDC_JWKS must be an https or http URL, or a file path (got ${shown(redactUrl(jwks!))})`);
+    }
+    // fetch() refuses it, quoting the whole URL in its error.
+    if (url.username !== '' || url.password !== '') {
+      throw new ConfigError('GATEWAY_OIDC_JWKS must not hold a user name or password: a JWK Set is public, and fetch() refuses such a URL');
     }
     return { issuer: issuer!, audience: audience!, jwks: { url: jwks! } };
   }

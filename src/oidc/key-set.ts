@@ -1,4 +1,5 @@
 import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { redactUrlsIn } from '../config.js';
 
 /** A fetch of the IdP's key set that takes longer fails (the logout is answered 503). */
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
@@ -25,6 +26,24 @@ export function keySetUnavailable(err: unknown): boolean {
   if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
   // fetch() itself: connection refused, DNS, TLS.
   return err instanceof TypeError;
+}
+
+/**
+ * `err` with any credential of a URL its message, stack or causes quote masked (fetch()
+ * quotes the URL in some errors), so that the line that logs it holds none. The error keeps
+ * its class: keySetUnavailable still reads it.
+ */
+function withoutCredentials(err: unknown): unknown {
+  let e: unknown = err;
+  for (let depth = 0; e instanceof Error && depth < 8; depth++, e = e.cause) {
+    try {
+      e.message = redactUrlsIn(e.message);
+      if (e.stack !== undefined) e.stack = redactUrlsIn(e.stack);
+    } catch {
+      // A frozen error is left as it is.
+    }
+  }
+  return err;
 }
 
 /**
@@ -59,7 +78,7 @@ export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, now:
         retryAt = now() + Math.min(JWKS_COOLDOWN_MS, JWKS_RETRY_MS * 2 ** failures);
         failures = Math.min(failures + 1, 16);
       }
-      throw err;
+      throw withoutCredentials(err);
     }
   };
 }
