@@ -95,6 +95,12 @@ const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'
  */
 const PUBLISHED_KEYS = new Set(['AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow'].map((k) => k.toLowerCase()));
 
+/**
+ * Said instead of the value of a setting that may hold a credential (a URL with a password):
+ * such a value is never quoted in an error, as no mask finds every password in a malformed URL.
+ */
+export const NOT_REPEATED = 'the value is not repeated: it may hold a password';
+
 /** A bad value as quoted in an error: JSON-escaped and cut short, so the message stays one line. */
 function shown(value: string): string {
   return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
@@ -266,15 +272,12 @@ function oidc(src: Source): OidcConfig | undefined {
   const missing = OIDC_VARS.filter((name) => !src[name]?.trim());
   if (missing.length === OIDC_VARS.length) return undefined;
   if (missing.length > 0) throw new ConfigError(`${missing.join(', ')}: back-channel logout needs ${OIDC_VARS.join(', ')} together`);
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(jwks!)) {
-    let url: URL | undefined;
-    try {
-      url = new URL(jwks!);
-    } catch {
-      url = undefined;
-    }
+  // Anything that starts like a URL (a scheme of two letters or more) is one, `//` or not: a
+  // malformed URL is refused as such rather than read as a file path.
+  if (/^[a-z][a-z0-9+.-]+:/i.test(jwks!)) {
+    const url = /^[a-z][a-z0-9+.-]*:\/\//i.test(jwks!) && URL.canParse(jwks!) ? new URL(jwks!) : undefined;
     if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
-      throw new ConfigError(`GATEWAY_OIDC_JWKS must be an https or http URL, or a file path (got ${shown(redactUrl(jwks!))})`);
+      throw new ConfigError(`GATEWAY_OIDC_JWKS must be an https or http URL, or a file path (${NOT_REPEATED})`);
     }
     // fetch() refuses it, quoting the whole URL in its error.
     if (url.username !== '' || url.password !== '') {
@@ -302,7 +305,7 @@ export function loadConfig(env: Source): Config {
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+|postgres(ql)?:\/\/.+)$/.test(store)) {
-    throw new ConfigError(`GATEWAY_STORE must be memory://, redis://host:port[/db] or postgres://host[:port]/database (got ${shown(redactUrl(store))})`);
+    throw new ConfigError(`GATEWAY_STORE must be a memory://, redis://, rediss://, postgres:// or postgresql:// URL (${NOT_REPEATED})`);
   }
   // The URL's own options, checked now rather than when the store opens.
   if (/^postgres/.test(store)) parsePostgresUrl(store);

@@ -1,4 +1,4 @@
-import { redactUrl } from './config.js';
+import { NOT_REPEATED } from './config.js';
 import { ConfigError } from './errors.js';
 import { VERSION } from './version.js';
 
@@ -44,7 +44,7 @@ export function checkTracingEnv(env: Record<string, string | undefined>): void {
     if (v === undefined || v === '') continue;
     const url = URL.canParse(v) ? new URL(v) : undefined;
     if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
-      throw new ConfigError(`${name} must be an http or https URL, e.g. http://collector:4318 (got ${JSON.stringify(redactUrl(v).slice(0, 80))})`);
+      throw new ConfigError(`${name} must be an http or https URL, e.g. http://collector:4318 (${NOT_REPEATED})`);
   }
 }
 

@@ -15,5 +15,6 @@ export async function createStore(o: StoreOptions): Promise<Store> {
     const { createPostgresStore } = await import('./postgres.js');
     return createPostgresStore(o);
   }
-  throw new ConfigError(`GATEWAY_STORE: unsupported store "${o.url.split(':')[0]}"`);
+  // The URL is not quoted, not even its scheme: a malformed one may hold a password anywhere.
+  throw new ConfigError('GATEWAY_STORE: unsupported store (memory://, redis://, rediss://, postgres:// or postgresql://)');
 }

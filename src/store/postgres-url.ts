@@ -13,6 +13,7 @@ export const DEFAULT_SCHEMA = 'auth_gateway';
 const SCHEMA = /^[a-z_][a-z0-9_]{0,47}$/;
 /** Options the `pg` driver reads from the URL itself. */
 const DRIVER_OPTIONS = new Set(['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name']);
+const KNOWN = ['schema', ...DRIVER_OPTIONS].join(', ');
 const HELP = 'GATEWAY_STORE must be postgres://[user[:password]@]host[:port]/database[?schema=NAME&sslmode=MODE]';
 
 /**
@@ -33,13 +34,14 @@ export function parsePostgresUrl(raw: string): PostgresTarget {
   const kept = new URLSearchParams();
   const seen = new Set<string>();
   for (const [key, value] of url.searchParams) {
-    if (seen.has(key)) throw new ConfigError(`GATEWAY_STORE: option "${key.slice(0, 32)}" is given more than once`);
+    // An unknown option is not quoted: a password cut short at a `?` lands in the query.
+    if (key !== 'schema' && !DRIVER_OPTIONS.has(key)) throw new ConfigError(`GATEWAY_STORE: the URL has an option that is not known (known: ${KNOWN})`);
+    if (seen.has(key)) throw new ConfigError(`GATEWAY_STORE: option "${key}" is given more than once`);
     seen.add(key);
     // PostgreSQL reserves names beginning with pg_ for its own schemas: CREATE SCHEMA refuses them.
     if (key === 'schema' && SCHEMA.test(value) && !value.startsWith('pg_')) schema = value;
     else if (key === 'schema') throw new ConfigError('GATEWAY_STORE: schema must be 1-48 of a-z 0-9 _, not starting with a digit or pg_');
-    else if (DRIVER_OPTIONS.has(key)) kept.append(key, value);
-    else throw new ConfigError(`GATEWAY_STORE: unknown option "${key.slice(0, 32)}" (known: schema, ${[...DRIVER_OPTIONS].join(', ')})`);
+    else kept.append(key, value);
   }
   const query = kept.toString();
   const connectionString = `${raw.split('?')[0]!}${query === '' ? '' : `?${query}`}`;
