@@ -98,6 +98,21 @@ function fatal(err: unknown): never {
   process.exit(err instanceof ConfigError ? 2 : 1);
 }
 
+/**
+ * Writes what a one-shot command prints (a document, the usage, the version). A reader that
+ * went away (EPIPE: `auth-gateway schema | head -1`) has had what it wanted: the command ends
+ * with 0, as `stdio` does, instead of an unhandled error and its stack.
+ */
+function print(text: string): Promise<void> {
+  return new Promise<void>((resolve) => {
+    process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE') process.exit(0);
+      fatal(err);
+    });
+    process.stdout.write(text, () => resolve());
+  });
+}
+
 function configFrom(values: Record<string, string | boolean | undefined>): Config {
   const env: Record<string, string | undefined> = { ...process.env };
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
@@ -171,12 +186,12 @@ async function main(): Promise<void> {
     fail(`${(err as Error).message} ${SEE_HELP}`);
   }
   if (parsed.values.version) {
-    process.stdout.write(`auth-gateway ${VERSION}\n`);
+    await print(`auth-gateway ${VERSION}\n`);
     process.exit(0);
   }
   const [command, ...rest] = parsed.positionals;
   if (parsed.values.help) {
-    process.stdout.write(USAGE);
+    await print(USAGE);
     process.exit(0);
   }
   if (command === undefined) {
@@ -210,8 +225,7 @@ async function main(): Promise<void> {
     case 'config': {
       const config = configFrom(parsed.values);
       await checkStartup(config);
-      process.stdout.write(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
-      return;
+      return print(`${JSON.stringify(effectiveConfig(config), null, 2)}\n`);
     }
     case 'connect': {
       const url = rest[0];
@@ -221,14 +235,11 @@ async function main(): Promise<void> {
     }
     case 'schema': {
       const { jsonSchemas } = await import('./protocol/json-schema.js');
-      process.stdout.write(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
-      return;
+      return print(`${JSON.stringify(jsonSchemas(), null, 2)}\n`);
     }
     case 'openapi': {
       const { openApiDocument } = await import('./protocol/openapi.js');
-      process.stdout.write(`${JSON.stringify(openApiDocument(), null, 2)}
-`);
-      return;
+      return print(`${JSON.stringify(openApiDocument(), null, 2)}\n`);
     }
   }
 }

@@ -65,11 +65,16 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
     let finished = false;
     let settleTimer: NodeJS.Timeout | undefined;
 
+    /** The reader of the output went away (EPIPE): nothing more can be handed on. */
+    let outputGone = false;
+
     const finish = (code: number) => {
       if (finished) return;
       finished = true;
       clearTimeout(settleTimer);
       stopReading();
+      output.off('error', onOutputError);
+      if (outputGone) return resolve(code);
       // Every line received has been handed to `output`: flush it before reporting.
       output.write('', () => resolve(code));
     };
@@ -85,6 +90,18 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       }, 1000);
       t.unref();
     };
+
+    // As `stdio` does: no more is read or received, the socket is closed, and the bridge ends
+    // with 0 (`connect URL | head -1` got what it asked for).
+    const onOutputError = () => {
+      if (outputGone) return;
+      outputGone = true;
+      stopReading();
+      // Paused for an output that will never drain: read on, so that the closing handshake completes.
+      if (ws.isPaused) ws.resume();
+      closeNow();
+    };
+    output.on('error', onOutputError);
 
     const maybeDone = () => {
       if (inputDone && owedCount === 0 && ws.readyState === WebSocket.OPEN) closeNow();
@@ -151,6 +168,7 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       }
     });
     ws.on('message', (data, isBinary) => {
+      if (outputGone) return;
       const text = isBinary ? Buffer.from(data as Buffer).toString('base64') : data.toString();
       if (!output.write(`${text}\n`) && !ws.isPaused) {
         ws.pause();
