@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { createApp } from './app.js';
 import { resolveFileVars } from './config-files.js';
 import { effectiveConfig } from './config-view.js';
-import { loadConfig, type Config } from './config.js';
+import { loadConfig, refuseEmpty, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { checkTracingEnv, startTracing, stopTracing } from './tracing.js';
 import { runStdio } from './transports/stdio.js';
@@ -142,7 +142,8 @@ function serviceKeyOf(values: Record<string, string | boolean | undefined>): str
     env.GATEWAY_SERVICE_KEY_FILE = file;
   }
   try {
-    return resolveFileVars(env).GATEWAY_SERVICE_KEY || undefined;
+    refuseEmpty(env, ['GATEWAY_SERVICE_KEY', 'GATEWAY_SERVICE_KEY_FILE']);
+    return resolveFileVars(env).GATEWAY_SERVICE_KEY;
   } catch (err) {
     if (err instanceof ConfigError)
       fail(err.message.replace('GATEWAY_SERVICE_KEY_FILE', typeof file === 'string' ? '--service-key-file' : 'GATEWAY_SERVICE_KEY_FILE'));
@@ -206,6 +207,15 @@ async function main(): Promise<void> {
   if (flags === undefined) fail(`unknown command "${command}" ${SEE_HELP}`);
   for (const [flag, value] of Object.entries(parsed.values)) {
     if (value !== undefined && !flags.has(flag)) fail(`--${flag} does not apply to ${command}`);
+  }
+  for (const [flag, value] of Object.entries(parsed.values)) {
+    if (typeof value !== 'string' || value.trim() !== '') continue;
+    // Never read as "not given": the default would silently overrule the variable.
+    const name = FLAG_ENV[flag]!;
+    const variable = name.endsWith('_FILE') ? `${name.slice(0, -'_FILE'.length)}(_FILE)` : name;
+    const message = `--${flag} is given but empty: leave it out to use ${variable} or the default`;
+    if (command === 'connect') fail(message);
+    fatal(new ConfigError(message));
   }
   const wanted = COMMAND_ARGS[command]!;
   if (rest.length > wanted)

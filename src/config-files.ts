@@ -25,8 +25,9 @@ export function resolveFileVars(src: Record<string, string | undefined>): Record
   let out = src;
   for (const name of SECRET_VARS) {
     const file = src[`${name}_FILE`];
-    if (file === undefined || file === '') continue;
-    if (src[name] !== undefined && src[name] !== '') throw new ConfigError(`${name} and ${name}_FILE: set either one, not both`);
+    if (file === undefined) continue;
+    if (file.trim() === '') throw new ConfigError(`${name}_FILE is set but empty: unset it to use the default`);
+    if (src[name] !== undefined) throw new ConfigError(`${name} and ${name}_FILE: set either one, not both`);
     let text: string;
     try {
       text = readFileSync(file, 'utf8');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
-import { resolveFileVars } from './config-files.js';
+import { resolveFileVars, SECRET_VARS } from './config-files.js';
 import { ConfigError } from './errors.js';
 import type { JSONWebKeySet } from 'jose';
 import { keyWeakness } from './key-material.js';
@@ -87,6 +87,73 @@ export interface OidcConfig {
 }
 
 type Source = Record<string, string | undefined>;
+
+/** Every `GATEWAY_*` variable `loadConfig` reads (a test holds it to the README's table). */
+export const KNOWN_VARIABLES: readonly string[] = [
+  'GATEWAY_JWT_SECRET',
+  'GATEWAY_JWT_SECRETS',
+  'GATEWAY_JWT_ISSUER',
+  'GATEWAY_JWT_AUDIENCE',
+  'GATEWAY_JWT_ALG',
+  'GATEWAY_JWT_ED25519_KEY',
+  'GATEWAY_CLOCK_TOLERANCE',
+  'GATEWAY_SESSION_TTL',
+  'GATEWAY_SESSION_IDLE_TIMEOUT',
+  'GATEWAY_SESSION_MAX_LIFETIME',
+  'GATEWAY_ACCESS_TOKEN_TTL',
+  'GATEWAY_REFRESH_TOKEN_TTL',
+  'GATEWAY_FIXTURES',
+  'GATEWAY_MAX_MESSAGE_BYTES',
+  'GATEWAY_MAX_IN_FLIGHT',
+  'GATEWAY_MAX_SUBSCRIPTIONS',
+  'GATEWAY_NODE_ID',
+  'GATEWAY_LOG_LEVEL',
+  'GATEWAY_LOG_SALT',
+  'GATEWAY_STORE',
+  'GATEWAY_HEARTBEAT_INTERVAL',
+  'GATEWAY_STORE_TIMEOUT_MS',
+  'GATEWAY_HOST',
+  'GATEWAY_PORT',
+  'GATEWAY_SERVICE_KEY',
+  'GATEWAY_INTROSPECTION_KEYS',
+  'GATEWAY_ALLOWED_ORIGINS',
+  'GATEWAY_SESSION_COOKIE',
+  'GATEWAY_EXPIRY_WARNING',
+  'GATEWAY_RATE_LIMIT',
+  'GATEWAY_RATE_LIMIT_BYTES',
+  'GATEWAY_MALFORMED_LIMIT',
+  'GATEWAY_FAILED_AUTH_LIMIT',
+  'GATEWAY_MAX_SUBSCRIBERS_PER_SESSION',
+  'GATEWAY_MAX_CONNECTIONS_PER_ADDRESS',
+  'GATEWAY_TRUSTED_PROXIES',
+  'GATEWAY_METRICS_ADDR',
+  'GATEWAY_EXCHANGE_LIMIT',
+  'GATEWAY_MAX_BUFFERED_BYTES',
+  'GATEWAY_DEV',
+  'GATEWAY_DRAIN_DELAY',
+  'GATEWAY_DRAIN_WINDOW',
+  'GATEWAY_OIDC_ISSUER',
+  'GATEWAY_OIDC_AUDIENCE',
+  'GATEWAY_OIDC_JWKS',
+  ...SECRET_VARS.map((name) => `${name}_FILE`),
+];
+
+/**
+ * Refuses a variable of `names` that is set but empty (or only whitespace) rather than read it
+ * as unset: it is most often one that failed to expand, and the default it would give (a
+ * memory store, no service key) is not what was meant.
+ */
+export function refuseEmpty(src: Source, names: readonly string[] = KNOWN_VARIABLES): void {
+  for (const name of names) {
+    const value = src[name];
+    if (value === undefined || value.trim() !== '') continue;
+    // A key made per process would make every node refuse the others' tokens.
+    const advice = /^GATEWAY_JWT_SECRETS?$/.test(name)
+      ? 'give a key (`openssl rand -base64 32`), or unset it for a random key per process'
+      : 'unset it to use the default';
+    throw new ConfigError(`${name} is set but empty: ${advice}`);
+  }
+}
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /**
@@ -197,11 +264,6 @@ function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
     }
     return { keys, generated: false };
   }
-  // Set but empty is refused, unlike other variables: it is most often a secret that failed to
-  // expand, and a key made per process would make every node refuse the others' tokens.
-  const empty = single === '' && !list ? 'GATEWAY_JWT_SECRET' : list === '' && !single ? 'GATEWAY_JWT_SECRETS' : undefined;
-  if (empty !== undefined)
-    throw new ConfigError(`${empty} is set but empty: give a key (\`openssl rand -base64 32\`), or unset it for a random key per process`);
   if (single !== undefined) return { keys: [{ secret: checkSecret('GATEWAY_JWT_SECRET', single) }], generated: false };
   return { keys: [{ secret: randomBytes(32) }], generated: true };
 }
@@ -291,9 +353,11 @@ function oidc(src: Source): OidcConfig | undefined {
 /**
  * Reads the configuration from `GATEWAY_*` variables (flags already merged in by the CLI);
  * each secret may come from a file instead (`GATEWAY_JWT_SECRET_FILE`..., see config-files.ts).
- * Throws ConfigError with one line naming the variable on the first bad value.
+ * Throws ConfigError with one line naming the variable on the first bad value; a variable set
+ * but empty is one.
  */
 export function loadConfig(env: Source): Config {
+  refuseEmpty(env);
   const src = resolveFileVars(env);
   const { keys, generated } = jwtKeys(src);
   const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');

@@ -155,7 +155,7 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
   for (const [name, value] of Object.entries(rest)) {
     if (!START_OPTIONS.has(name)) throw new ConfigError(`Unknown option "${name}" of startGateway`);
     if (value === undefined) continue;
-    if (name === 'dev') vars.GATEWAY_DEV = value === true ? '1' : '';
+    if (name === 'dev') vars.GATEWAY_DEV = value === true ? '1' : '0';
     else vars[variableOf(name)] = Array.isArray(value) ? value.join(',') : String(value);
   }
   vars.GATEWAY_DRAIN_DELAY ??= '0';

@@ -182,7 +182,7 @@ describe('POST /v1/rpc: what is refused before the pipeline', () => {
   });
 
   it('401 for every request when no service key is configured (fails closed)', async () => {
-    const { http } = await start({ GATEWAY_SERVICE_KEY: '' });
+    const { http } = await start({ GATEWAY_SERVICE_KEY: undefined });
     expect((await post(http, { type: 'init', node_id: 'n' })).status).toBe(401);
   });
 

@@ -191,7 +191,7 @@ describe('forged and altered tokens', () => {
   it('swapped kid: a token signed with one key but naming another is refused; unknown kid refused', async () => {
     const k1 = 'ytmBmEdl/k6nwATfbWnEA0cvCL48prAzv0sTv7/jdNY=';
     const k2 = 'aq8UB38mIHSrhFdXvSDdF3D0X5RNzQJY9DQ/Bnx88qI=';
-    h = await startGateway({ GATEWAY_JWT_SECRET: '', GATEWAY_JWT_SECRETS: `k1:${k1},k2:${k2}` });
+    h = await startGateway({ GATEWAY_JWT_SECRET: undefined, GATEWAY_JWT_SECRETS: `k1:${k1},k2:${k2}` });
     expect((await h.call({ type: 'verify_token', token: jwt({ ...HS256, kid: 'k2' }, claims(h.clock), k2) })).type).toBe('token_valid');
     await expectRefused(jwt({ ...HS256, kid: 'k1' }, claims(h.clock), k2), 'Invalid signature');
     await expectRefused(jwt({ ...HS256, kid: 'k2' }, claims(h.clock), k1), 'Invalid signature');

@@ -236,7 +236,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
   });
 
   it('serve: a start-up line first, with what an operator checks, and a warning without a service key', async () => {
-    const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: '' });
+    const s = await spawnServer({ GATEWAY_JWT_SECRETS: `k1:${SECRET}`, GATEWAY_NODE_ID: 'node-a', GATEWAY_SERVICE_KEY: undefined });
     const lines = s
       .stderr()
       .trim()
@@ -263,7 +263,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
 
   it('serve --service-key-file applies the key (no warning)', async () => {
     const keyFile = file('svc', `${SERVICE_KEY}\n`);
-    const s = await spawnServer({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: '' }, ['--service-key-file', keyFile]);
+    const s = await spawnServer({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_SERVICE_KEY: undefined }, ['--service-key-file', keyFile]);
     expect(s.stderr()).not.toContain('no service key');
     expect(s.stderr()).toMatch(/"service_key":true/);
   });

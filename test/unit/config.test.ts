@@ -103,13 +103,12 @@ describe('loadConfig', () => {
     expect(c.sessionCookieHostPrefix).toBe(false);
   });
 
-  it('reads good values; an empty value means the default', () => {
+  it('reads good values (a number may have spaces around it)', () => {
     const c = loadConfig({
       ...base,
       GATEWAY_SESSION_TTL: ' 120 ',
       GATEWAY_SESSION_IDLE_TIMEOUT: '30',
       GATEWAY_NODE_ID: 'n1',
-      GATEWAY_ACCESS_TOKEN_TTL: '',
       GATEWAY_DEV: 'true',
       GATEWAY_LOG_LEVEL: 'silent',
     });
@@ -390,7 +389,8 @@ describe('back-channel logout settings (GATEWAY_OIDC_*)', () => {
 
   it('none: the receiver is off; all three: on, with the JWK Set by URL or read from a file', () => {
     expect(loadConfig(base).oidc).toBeUndefined();
-    expect(loadConfig({ ...base, GATEWAY_OIDC_ISSUER: ' ', GATEWAY_OIDC_AUDIENCE: '' }).oidc).toBeUndefined();
+    // Blank is not "none": it is refused, as every variable set but empty is.
+    expect(oneLine({ GATEWAY_OIDC_ISSUER: ' ' })).toBe('GATEWAY_OIDC_ISSUER is set but empty: unset it to use the default');
     expect(loadConfig({ ...base, ...all }).oidc).toEqual({ issuer: all.GATEWAY_OIDC_ISSUER, audience: 'gateway', jwks: { url: 'https://idp.example/certs' } });
     expect(loadConfig({ ...base, ...all, GATEWAY_OIDC_JWKS: 'http://keycloak:8080/certs' }).oidc?.jwks).toEqual({ url: 'http://keycloak:8080/certs' });
     const fromFile = loadConfig({ ...base, ...all, GATEWAY_OIDC_JWKS: jwks }).oidc;

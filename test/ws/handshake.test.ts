@@ -49,7 +49,7 @@ describe('upgrade: service key', () => {
   });
 
   it('refuses every key when no GATEWAY_SERVICE_KEY is configured (no service role)', async () => {
-    const { server } = await start({ GATEWAY_SERVICE_KEY: '' });
+    const { server } = await start({ GATEWAY_SERVICE_KEY: undefined });
     expect(await refusal(service(server.url))).toBe('HTTP 401');
   });
 

@@ -14,7 +14,8 @@ export const SERVICE_KEY = 'D/0WKePVayzi8WpgMeU1nZRTTHa31YoE+qTuzAUvsnI=';
 
 export type Msg = { src: string; dest?: string; body: Record<string, unknown> & { type: string } };
 
-export function testConfig(env: Record<string, string> = {}): Config {
+/** `env` on top of the defaults below; a variable given as undefined is unset (an empty one would be refused). */
+export function testConfig(env: Record<string, string | undefined> = {}): Config {
   return loadConfig({
     GATEWAY_JWT_SECRET: JWT_SECRET,
     GATEWAY_PORT: '0',
@@ -32,7 +33,7 @@ const servers = new Set<GatewayServer>();
  * a test sets `heartbeatMs`: moving the clock must not cut peers whose pongs are still on the way.
  */
 export async function start(
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
   o: ServerOptions & { clock?: ManualClock } = {},
 ): Promise<{ server: GatewayServer; clock: ManualClock; http: string }> {
   const clock = o.clock ?? new ManualClock(Date.now());
@@ -43,7 +44,7 @@ export async function start(
 
 /** `start` on the store double (over the memory store): for tests that make the store fail, hang or wait. */
 export async function startWithStoreDouble(
-  env: Record<string, string> = {},
+  env: Record<string, string | undefined> = {},
   o: ServerOptions = {},
 ): Promise<{ server: GatewayServer; clock: ManualClock; http: string; store: FailingStore }> {
   const clock = new ManualClock(Date.now());

@@ -58,8 +58,8 @@ export interface ServerProcess {
 
 const children = new Set<ChildProcess>();
 
-/** `node dist/cli.js serve` on a free port; resolves once it logs that it listens. */
-export function spawnServer(env: Record<string, string> = {}, args: string[] = []): Promise<ServerProcess> {
+/** `node dist/cli.js serve` on a free port; resolves once it logs that it listens. A variable given as undefined is not passed on (one set but empty would be refused). */
+export function spawnServer(env: Record<string, string | undefined> = {}, args: string[] = []): Promise<ServerProcess> {
   const child = spawn(process.execPath, [CLI, 'serve', ...args], {
     cwd: ROOT,
     // No drain delay or window unless a test asks: nothing balances these nodes.
