@@ -386,6 +386,10 @@ export function loadConfig(env: Source): Config {
   if (!/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,64}$/.test(cookie)) throw new ConfigError(`GATEWAY_SESSION_COOKIE must be a cookie name (got ${shown(cookie)})`);
   const serviceKey = src.GATEWAY_SERVICE_KEY || undefined;
   if (serviceKey !== undefined) checkSecret('GATEWAY_SERVICE_KEY', serviceKey);
+  // The salt keys the HMAC that stands for ids in logs: a guessable one lets whoever reads the
+  // logs recompute the reference of a guessed user id.
+  const logSalt = src.GATEWAY_LOG_SALT || undefined;
+  if (logSalt !== undefined) checkSecret('GATEWAY_LOG_SALT', logSalt);
   const secs = 'a whole number of seconds';
   return {
     nodeId,
@@ -401,7 +405,7 @@ export function loadConfig(env: Source): Config {
     clockTolerance: int(src, 'GATEWAY_CLOCK_TOLERANCE', 30, 0, 300, `${secs} from 0 to 300`),
     jwtIssuer: src.GATEWAY_JWT_ISSUER || undefined,
     jwtAudience: src.GATEWAY_JWT_AUDIENCE || undefined,
-    logSalt: src.GATEWAY_LOG_SALT || undefined,
+    logSalt,
     fixtures: src.GATEWAY_FIXTURES || undefined,
     maxMessageBytes: int(src, 'GATEWAY_MAX_MESSAGE_BYTES', 65_536, 256, 16_777_216, 'a number of bytes from 256 to 16777216'),
     logLevel,

@@ -1,5 +1,6 @@
 /**
- * Strength check for configured keys (`GATEWAY_JWT_SECRET(S)`, `GATEWAY_SERVICE_KEY`).
+ * Strength check for configured keys (`GATEWAY_JWT_SECRET(S)`, `GATEWAY_SERVICE_KEY`,
+ * `GATEWAY_INTROSPECTION_KEYS`, `GATEWAY_LOG_SALT`).
  *
  * A key typed by a person is guessable: one token and a short dictionary recover a
  * 32-character password like `Password123!Password123!Password`. So a key must be the

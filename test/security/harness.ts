@@ -50,7 +50,7 @@ export interface Harness {
 /** Starts a gateway with `env` on top of a fixed HS256 secret. */
 export async function startGateway(env: Record<string, string | undefined> = {}, o: { clock?: ManualClock; log?: Logger } = {}): Promise<Harness> {
   const clock = o.clock ?? new ManualClock();
-  const config = loadConfig({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_SALT: 'security-suite', ...env });
+  const config = loadConfig({ GATEWAY_JWT_SECRET: SECRET, GATEWAY_LOG_SALT: 'aKzd3LJaQQ0Rtk9hwfjcfNnq40LxeqJMvnA3HaaEg2o=', ...env });
   const { gateway } = await createApp(config, { clock, log: o.log ?? silentLogger() });
   const input = new PassThrough();
   const output = new PassThrough();

@@ -19,6 +19,8 @@ afterEach(killAll);
 
 const SERVICE_KEY = 'mC0dV6S8oW+T1L3o0J0n9dQxJxSxS1Zb2rGqW8c1m2k=';
 const OTHER = 'v3vY0pT7Zr2cC5hH7qW1nN4mM8xX0kK2lL6jJ9gG3fE=';
+const LOG_SALT = 'ZD70h+mAsmRzZz73e8Iod045MJmZpEHafuGpTfZkrNc=';
+const OTHER_LOG_SALT = 'ntNgPFk08WruuILewc9UwKw5UxrkZr331qbOZiYN4xs=';
 const INTROSPECTION_KEYS = ['RrO61ETX0cWyo3X/ZfxyNIq4lSUcrUj4jDPdbw04CEo=', 'tSm3Njb8HhfhiPkuGWz1eZGS7LOiN0VspMT+Q2nMWZc='];
 
 function file(name: string, text: string): string {
@@ -36,7 +38,7 @@ describe('*_FILE variants of every secret', () => {
       GATEWAY_JWT_SECRETS_FILE: file('secrets', `k1:${SECRET},k0:${OTHER}\n`),
       GATEWAY_SERVICE_KEY_FILE: file('service-key', `${SERVICE_KEY}\n`),
       GATEWAY_STORE_FILE: file('store', 'redis://:hunter2-password@redis:6379/0\n'),
-      GATEWAY_LOG_SALT_FILE: file('salt', 'a-shared-salt'),
+      GATEWAY_LOG_SALT_FILE: file('salt', LOG_SALT),
       GATEWAY_INTROSPECTION_KEYS_FILE: file('introspection-keys', `${INTROSPECTION_KEYS.join(',')}\n`),
     });
     expect(c.introspectionKeys).toEqual(INTROSPECTION_KEYS);
@@ -44,7 +46,7 @@ describe('*_FILE variants of every secret', () => {
     expect(c.jwtKeys[0]!.secret.toString()).toBe(SECRET);
     expect(c.serviceKey).toBe(SERVICE_KEY);
     expect(c.store).toBe('redis://:hunter2-password@redis:6379/0');
-    expect(c.logSalt).toBe('a-shared-salt');
+    expect(c.logSalt).toBe(LOG_SALT);
     expect(loadConfig({ GATEWAY_JWT_SECRET_FILE: file('secret', `${SECRET}\r\n`) }).jwtKeys[0]!.secret.toString()).toBe(SECRET);
   });
 
@@ -101,7 +103,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       GATEWAY_JWT_SECRETS_FILE: file('secrets2', `k1:${SECRET},k0:${OTHER}`),
       GATEWAY_SERVICE_KEY: SERVICE_KEY,
       GATEWAY_STORE: 'redis://:hunter2-password@redis:6379/0',
-      GATEWAY_LOG_SALT: 'salt-value-1',
+      GATEWAY_LOG_SALT: OTHER_LOG_SALT,
     });
     expect(r.status, r.stderr).toBe(0);
     const c = JSON.parse(r.stdout) as Record<string, unknown>;
@@ -115,7 +117,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       dev: false,
       drain: { delay_ms: 5000, window_ms: 10000 },
     });
-    for (const secret of [SECRET, OTHER, SERVICE_KEY, ...INTROSPECTION_KEYS, 'hunter2-password', 'salt-value-1']) expect(r.stdout).not.toContain(secret);
+    for (const secret of [SECRET, OTHER, SERVICE_KEY, ...INTROSPECTION_KEYS, 'hunter2-password', OTHER_LOG_SALT]) expect(r.stdout).not.toContain(secret);
   });
 
   it('config refuses what serve would refuse at start, in one fatal line naming the setting, exit 2', () => {

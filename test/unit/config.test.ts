@@ -52,6 +52,7 @@ const BAD: Record<string, string[]> = {
   GATEWAY_JWT_SECRET: ['short', 'a'.repeat(40), 'changeme'],
   GATEWAY_JWT_ALG: ['RS256', 'none'],
   GATEWAY_DEV: ['yes', 'on', '2'],
+  GATEWAY_LOG_SALT: ['a-shared-salt', 'security-suite', 'x'.repeat(44)],
 };
 
 const base = { GATEWAY_JWT_SECRET: SECRET };
@@ -158,7 +159,7 @@ describe('loadConfig', () => {
         expect(msg, label).not.toContain('\n');
         expect(msg.length, label).toBeLessThan(300);
         // A secret's value never shows in its error (other values may be quoted).
-        expect((name.includes('SECRET') || name.includes('KEY')) && msg.includes(value), label).toBe(false);
+        expect((name.includes('SECRET') || name.includes('KEY') || name.includes('SALT')) && msg.includes(value), label).toBe(false);
         n++;
       }
     }
@@ -180,6 +181,20 @@ describe('an empty JWT secret', () => {
     expect(() => loadConfig({ GATEWAY_JWT_SECRET: '' })).toThrow(/^GATEWAY_JWT_SECRET is set but empty: /);
     expect(() => loadConfig({ GATEWAY_JWT_SECRETS: '' })).toThrow(/^GATEWAY_JWT_SECRETS is set but empty: /);
     expect(loadConfig({}).jwtKeys).toHaveLength(1);
+  });
+});
+
+describe('GATEWAY_LOG_SALT', () => {
+  it('is a key like the others: a short or typed salt would let a reader of the logs recompute the reference of a guessed id', () => {
+    const cases: [string, string][] = [
+      ['a', 'GATEWAY_LOG_SALT must be random bytes encoded as base64, base64url or hex; make one with `openssl rand -base64 32`'],
+      [randomBytes(16).toString('base64'), 'GATEWAY_LOG_SALT must encode at least 32 random bytes (got 16); make one with `openssl rand -base64 32`'],
+      ['a'.repeat(64), 'GATEWAY_LOG_SALT does not look random (repeats, runs or a single letter case); make one with `openssl rand -base64 32`'],
+    ];
+    for (const [salt, message] of cases) expect(() => loadConfig({ ...base, GATEWAY_LOG_SALT: salt }), salt).toThrow(new ConfigError(message));
+    const salt = randomBytes(32).toString('base64');
+    expect(loadConfig({ ...base, GATEWAY_LOG_SALT: salt }).logSalt).toBe(salt);
+    expect(loadConfig(base).logSalt).toBeUndefined();
   });
 });
 
