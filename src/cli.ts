@@ -70,7 +70,7 @@ const COMMAND_FLAGS: Record<string, ReadonlySet<string>> = {
   openapi: new Set(),
 };
 
-/** Positional arguments after the command. */
+/** Positional arguments after the command (one only: `connect`'s URL). */
 const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0, openapi: 0 };
 
 /** A usage error: one line on stderr, exit 2. */
@@ -204,7 +204,8 @@ async function main(): Promise<void> {
     fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY(_FILE) or use --service-key-file FILE');
   }
   const flags = COMMAND_FLAGS[command];
-  if (flags === undefined) fail(`unknown command "${command}" ${SEE_HELP}`);
+  // Not quoted, as no argument is: it may be a key pasted in the wrong place.
+  if (flags === undefined) fail(`unknown command: the first argument must be serve, stdio, connect, config, schema or openapi ${SEE_HELP}`);
   for (const [flag, value] of Object.entries(parsed.values)) {
     if (value !== undefined && !flags.has(flag)) fail(`--${flag} does not apply to ${command}`);
   }
@@ -218,8 +219,8 @@ async function main(): Promise<void> {
     fatal(new ConfigError(message));
   }
   const wanted = COMMAND_ARGS[command]!;
-  if (rest.length > wanted)
-    fail(`${command} takes ${wanted === 0 ? 'no arguments' : `${wanted} argument`} (got ${JSON.stringify(rest.slice(wanted).join(' ').slice(0, 80))})`);
+  // Counted, never quoted: `connect URL KEY` would put the key on stderr.
+  if (rest.length > wanted) fail(`${command} takes ${wanted === 0 ? 'no arguments' : `${wanted} argument, the URL`} (${rest.length} given)`);
   switch (command) {
     case 'stdio': {
       const config = configFrom(parsed.values);

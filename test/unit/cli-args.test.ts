@@ -1,0 +1,44 @@
+/**
+ * Usage errors of the command line: one line on stderr, exit 2, and never a value from argv
+ * quoted back (an extra argument is as likely a key pasted in the wrong place as anything).
+ */
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+
+const KEY = 'V1BtHqBwL4lmaatu5jHa804k8NIWHuqFMuukDE8eVKc=';
+const COMMANDS = 'serve, stdio, connect, config, schema or openapi';
+
+const cli = (args: string[]) =>
+  spawnSync(process.execPath, ['dist/cli.js', ...args], { env: { PATH: process.env.PATH ?? '' }, input: '', timeout: 10_000, encoding: 'utf8' });
+
+describe('positional arguments', () => {
+  it('too many: says how many were given, never which', () => {
+    const cases: [string[], string][] = [
+      [['connect', 'ws://127.0.0.1:1', KEY], 'connect takes 1 argument, the URL (2 given)'],
+      [['connect', 'ws://127.0.0.1:1', KEY, 'more'], 'connect takes 1 argument, the URL (3 given)'],
+      [['stdio', KEY], 'stdio takes no arguments (1 given)'],
+      [['serve', KEY], 'serve takes no arguments (1 given)'],
+      [['config', 'a', KEY], 'config takes no arguments (2 given)'],
+      [['schema', KEY], 'schema takes no arguments (1 given)'],
+      [['openapi', KEY], 'openapi takes no arguments (1 given)'],
+    ];
+    for (const [args, message] of cases) {
+      const r = cli(args);
+      const label = args.length.toString();
+      expect(r.status, label).toBe(2);
+      expect(r.stdout, label).toBe('');
+      expect(r.stderr, label).toBe(`auth-gateway: ${message}\n`);
+    }
+  });
+
+  it('an unknown command is not quoted: the commands are listed instead', () => {
+    for (const args of [[KEY], ['nope'], [KEY, 'serve']]) {
+      const r = cli(args);
+      expect(r.status).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe(
+        `auth-gateway: unknown command: the first argument must be ${COMMANDS} (auth-gateway --help lists the commands and their options)\n`,
+      );
+    }
+  });
+});
