@@ -175,6 +175,7 @@ async function main(): Promise<void> {
   try {
     parsed = parseArgs({
       allowPositionals: true,
+      tokens: true,
       options: {
         ...Object.fromEntries(Object.keys(FLAG_ENV).map((f) => [f, { type: 'string' as const }])),
         dev: { type: 'boolean' },
@@ -185,6 +186,14 @@ async function main(): Promise<void> {
     });
   } catch (err) {
     fail(`${(err as Error).message} ${SEE_HELP}`);
+  }
+  // Given twice, the last would win without a word (a templated `--store memory://` followed by
+  // an appended `--store redis://...`): refused instead.
+  const seen = new Set<string>();
+  for (const token of parsed.tokens) {
+    if (token.kind !== 'option') continue;
+    if (seen.has(token.name)) fail(`--${token.name} is given more than once: give each option once`);
+    seen.add(token.name);
   }
   if (parsed.values.version) {
     await print(`auth-gateway ${VERSION}\n`);

@@ -42,3 +42,24 @@ describe('positional arguments', () => {
     }
   });
 });
+
+describe('a flag given twice', () => {
+  it('is refused with one line naming it, whichever the command and however it is spelt, rather than the last one winning', () => {
+    const cases: [string[], string][] = [
+      [['config', '--store', 'redis://127.0.0.1:6390', '--store', 'memory://'], '--store'],
+      [['serve', '--port', '1', '--port', '2'], '--port'],
+      [['config', '--port=1', '--port', '2'], '--port'],
+      [['stdio', '--node-id', 'a', '--log-level', 'info', '--node-id', 'b'], '--node-id'],
+      [['config', '--dev', '--dev'], '--dev'],
+      [['connect', 'ws://127.0.0.1:1', '--service-key-file', 'a', '--service-key-file', 'b'], '--service-key-file'],
+      [['--help', '-h'], '--help'],
+    ];
+    for (const [args, flag] of cases) {
+      const r = cli(args);
+      const label = args.join(' ');
+      expect(r.status, label).toBe(2);
+      expect(r.stdout, label).toBe('');
+      expect(r.stderr, label).toBe(`auth-gateway: ${flag} is given more than once: give each option once\n`);
+    }
+  });
+});
