@@ -1,5 +1,6 @@
 import type { Readable, Writable } from 'node:stream';
 import { WebSocket } from 'ws';
+import { redactUrlsIn } from '../../config.js';
 import { notUtf8, oversized } from '../../protocol/decode.js';
 import { readEnvelopeHead } from '../../protocol/head.js';
 import { encode, errorReply } from '../../protocol/replies.js';
@@ -20,6 +21,40 @@ const MAX_LINE_BYTES = 1 << 30;
 
 /** The `src` of the errors the bridge answers itself, when a line's own ends cannot be read. */
 const BRIDGE_ID = 'connect';
+
+/** What a refused upgrade's status means, as `connect` says it. */
+const REFUSALS: Record<number, string> = {
+  404: 'the gateway has no WebSocket at this URL',
+  429: 'the gateway refused the connection: too many from this address, or too many wrong keys',
+  503: 'the gateway is not taking connections now',
+};
+
+/**
+ * Why the socket could not open, in one line naming the host (never the URL, which may hold
+ * a user and password, nor the key): `err` is what ws reported before 'open'.
+ */
+function cannotConnect(err: Error & { code?: string }, hostPort: string, hostname: string, serviceKey: string | undefined): string {
+  const status = /^Unexpected server response: (\d{3})$/.exec(err.message)?.[1];
+  if (status !== undefined) {
+    const n = Number(status);
+    if (n === 401) return serviceKey ? 'the gateway refused the service key (HTTP 401)' : 'the gateway refused the connection without a service key (HTTP 401)';
+    if (n === 503) return `${REFUSALS[503]!} (HTTP 503: draining)`;
+    return `${REFUSALS[n] ?? 'the gateway refused the connection'} (HTTP ${n})`;
+  }
+  switch (err.code) {
+    case 'ECONNREFUSED':
+      return `nothing is listening at ${hostPort} (connection refused)`;
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `the host name ${hostname} does not resolve (${err.code})`;
+    case 'ECONNRESET':
+      return `the connection to ${hostPort} was reset (ECONNRESET)`;
+    case undefined:
+      return `cannot connect to ${hostPort}: ${redactUrlsIn(err.message)}`;
+    default:
+      return `cannot connect to ${hostPort} (${err.code})`;
+  }
+}
 
 /** The `msg_id` a line's request carries, if the line is an envelope with one. */
 function msgIdOf(line: string): number | undefined {
@@ -49,13 +84,21 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
   const settleMs = o.settleMs ?? 2000;
   return new Promise<number>((resolve) => {
     let ws: WebSocket;
+    let target: URL;
     try {
+      target = new URL(url);
+      if (!['ws:', 'wss:', 'http:', 'https:', 'ws+unix:'].includes(target.protocol)) throw new Error('scheme');
       ws = new WebSocket(url, { headers: o.serviceKey ? { Authorization: `Bearer ${o.serviceKey}` } : {}, maxPayload: 1 << 30 });
-    } catch (err) {
-      errors.write(`connect: ${(err as Error).message}\n`);
+    } catch {
+      // Not repeated: it may hold a user and password.
+      errors.write('connect: the URL must be ws://host:port/ or wss://host:port/\n');
       resolve(2);
       return;
     }
+    const hostPort = target.host || target.pathname;
+    /** Reported by ws before the socket opened (the close event follows); said once, at close. */
+    let failure: (Error & { code?: string }) | undefined;
+    let opened = false;
     /** msg_id -> replies still owed (a client may reuse an id) */
     const owed = new Map<number, number>();
     let owedCount = 0;
@@ -160,6 +203,7 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
     input.once('error', inputEnded);
 
     ws.on('open', () => {
+      opened = true;
       for (const line of queue.splice(0)) sendLine(line);
       if (inputDone) {
         settleTimer = setTimeout(closeNow, settleMs);
@@ -191,13 +235,18 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       }
     });
     ws.on('error', (err) => {
-      // Before open: could not connect (refused, 401, 403...); the close event follows.
-      errors.write(`connect: ${err.message}\n`);
+      // Before open: could not connect (refused, 401, 403...); after: a broken connection. The
+      // close event follows, which says it in one line.
+      failure ??= err;
     });
     ws.on('close', (code, reason) => {
       // We closed, or the server ended normally (1000): done. Anything else ends the bridge early.
       if (closing || code === 1000) return finish(0);
-      const why = reason.length > 0 ? `: ${reason.toString()}` : '';
+      if (!opened) {
+        errors.write(`connect: ${cannotConnect(failure ?? new Error('the connection closed before it opened'), hostPort, target.hostname, o.serviceKey)}\n`);
+        return finish(1);
+      }
+      const why = reason.length > 0 ? `: ${reason.toString()}` : failure !== undefined ? `: ${redactUrlsIn(failure.message)}` : '';
       errors.write(`connect: connection closed with code ${code}${why}\n`);
       finish(1);
     });
