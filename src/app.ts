@@ -24,6 +24,14 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
   const seeds = fixtures === undefined || config.fixtures === undefined ? undefined : await fixtures.readFixtures(config.fixtures);
   // The first line: what this process runs with, before anything it says about it.
   log.info({ event: 'starting', ...startupSummary(config) }, 'auth-gateway starting');
+  if (config.unknownVariables.length > 0) {
+    // Names only: a value may be a secret.
+    const named = config.unknownVariables.map((v) => (v.closest === undefined ? v.name : `${v.name} (did you mean ${v.closest}?)`));
+    log.warn(
+      { event: 'unknown variables', variables: config.unknownVariables.map((v) => v.name) },
+      `GATEWAY_* variables this gateway does not read, ignored: ${named.join(', ')}`,
+    );
+  }
   // With EdDSA, HS256 tokens verify only when a secret was configured (a migration window).
   if (config.jwtSecretGenerated && config.jwtAlg === 'HS256') {
     log.warn('GATEWAY_JWT_SECRET is not set: using a random secret for this process only; tokens will not verify after a restart or on other nodes');

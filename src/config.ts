@@ -74,6 +74,14 @@ export interface Config {
   dev: boolean;
   /** Back-channel logout (`GATEWAY_OIDC_*`): all three, or none (the route then answers 404). */
   oidc?: OidcConfig;
+  /** `GATEWAY_*` variables of the environment that are not read (misspelt, most often), by name: warned about at start-up. */
+  unknownVariables: UnknownVariable[];
+}
+
+/** A `GATEWAY_*` variable that is not read, with the known name within two edits of it, if any. */
+export interface UnknownVariable {
+  name: string;
+  closest?: string;
 }
 
 /** The identity provider whose logout tokens `POST /oidc/backchannel-logout` accepts. */
@@ -137,6 +145,47 @@ export const KNOWN_VARIABLES: readonly string[] = [
   'GATEWAY_OIDC_JWKS',
   ...SECRET_VARS.map((name) => `${name}_FILE`),
 ];
+
+/**
+ * What Kubernetes injects for a Service named "gateway" (service links): `GATEWAY_SERVICE_HOST`,
+ * `GATEWAY_SERVICE_PORT[_NAME]`, `GATEWAY_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`. Not ours, and
+ * not a mistake. (`GATEWAY_PORT` itself, `tcp://...` there, is refused as a port.)
+ */
+const SERVICE_LINK = /^GATEWAY_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
+
+/** Edit distance of `a` and `b` (insertions, deletions, substitutions), or `max + 1` once it exceeds `max`. */
+function editDistance(a: string, b: string, max: number): number {
+  if (Math.abs(a.length - b.length) > max) return max + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    if (Math.min(...row) > max) return max + 1;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/**
+ * The `GATEWAY_*` variables of `env` that are not read, in name order, each with the closest
+ * known name within two edits. Not refused (Kubernetes service links share the prefix), but
+ * warned about: a misspelt `GATEWAY_SESION_TTL` would otherwise run on the default unnoticed.
+ */
+export function unknownVariables(env: Source): UnknownVariable[] {
+  const known = new Set(KNOWN_VARIABLES);
+  return Object.keys(env)
+    .filter((name) => name.startsWith('GATEWAY_') && env[name] !== undefined && !known.has(name) && !SERVICE_LINK.test(name))
+    .sort()
+    .map((name) => {
+      let closest: string | undefined;
+      let best = 3;
+      for (const k of KNOWN_VARIABLES) {
+        const d = editDistance(name, k, 2);
+        if (d < best) [best, closest] = [d, k];
+      }
+      return closest === undefined ? { name } : { name, closest };
+    });
+}
 
 /**
  * Refuses a variable of `names` that is set but empty (or only whitespace) rather than read it
@@ -437,5 +486,6 @@ export function loadConfig(env: Source): Config {
     drainWindowMs: seconds(src, 'GATEWAY_DRAIN_WINDOW', 10, 600),
     dev: flag(src, 'GATEWAY_DEV'),
     oidc: oidc(src),
+    unknownVariables: unknownVariables(env),
   };
 }
