@@ -185,6 +185,11 @@ async function main(): Promise<void> {
       },
     });
   } catch (err) {
+    // The option is quoted only when it looks like an option name: a key starting with `-`,
+    // given where an argument goes, would be quoted whole.
+    const option = /^Unknown option '([^']*)'/.exec((err as Error).message)?.[1];
+    if (option !== undefined && !/^--?[a-z][a-z0-9-]{0,39}$/.test(option))
+      fail(`an argument starting with - is not an option this command knows (not shown: it may be a key) ${SEE_HELP}`);
     fail(`${(err as Error).message} ${SEE_HELP}`);
   }
   // Given twice, the last would win without a word (a templated `--store memory://` followed by

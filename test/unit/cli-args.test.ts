@@ -43,6 +43,22 @@ describe('positional arguments', () => {
   });
 });
 
+describe('an unknown option', () => {
+  it('is named when it looks like an option name; an argument that does not (a key starting with -) is not quoted', () => {
+    const named = cli(['serve', '--no-such-flag']);
+    expect(named.status).toBe(2);
+    expect(named.stderr).toMatch(/^auth-gateway: Unknown option '--no-such-flag'\. .*\n$/);
+    for (const key of [`--${KEY}`, `-${KEY}`, '--Ab9_Zz+/==', `--${'a'.repeat(60)}`]) {
+      const r = cli(['connect', 'ws://127.0.0.1:1', key]);
+      expect(r.status, key).toBe(2);
+      expect(r.stdout, key).toBe('');
+      expect(r.stderr, key).toBe(
+        'auth-gateway: an argument starting with - is not an option this command knows (not shown: it may be a key) (auth-gateway --help lists the commands and their options)\n',
+      );
+    }
+  });
+});
+
 describe('a flag given twice', () => {
   it('is refused with one line naming it, whichever the command and however it is spelt, rather than the last one winning', () => {
     const cases: [string[], string][] = [
