@@ -11,6 +11,9 @@ import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services
 type DraftTo<T extends RequestType> = ReplyDraft<(typeof repliesTo)[T][number]>;
 type Handler<T extends RequestType> = (c: HandlerContext, req: DecodedRequest, body: RequestOf<T>) => Promise<DraftTo<T>> | DraftTo<T>;
 
+/** The least a browser's extend_session must move its session's end by to change anything. */
+const BROWSER_EXTEND_MIN_MOVE_MS = 1000;
+
 /** The longest `src` a browser may subscribe under (as `init`'s `node_id`): the subscription keeps it. */
 const MAX_BROWSER_SRC = 128;
 
@@ -156,7 +159,9 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       if (b.session_id === undefined) throw new GatewayError('MALFORMED', 'Field "session_id" is required on a service connection');
       hash = c.gateway.sessions.hashOf(b.session_id);
     }
-    const v = await c.gateway.sessions.extend(hash, b.ttl, c);
+    // A browser's extend that would move the end by less than a second (sent again within the
+    // second, or at the maximum lifetime) changes nothing: its followers are told once a second at most.
+    const v = await c.gateway.sessions.extend(hash, b.ttl, c, c.untrusted ? BROWSER_EXTEND_MIN_MOVE_MS : 0);
     if (!v.valid) return invalidSession(v.error);
     return { type: 'session_extended', expires_at: unixSeconds(v.end), expires_in: v.expiresIn };
   },

@@ -211,7 +211,7 @@ export class SessionService {
    * never earlier than its current end and never past creation + the maximum lifetime. Counts
    * as activity for the idle timeout.
    */
-  async extend(hash: string, ttlSeconds?: number, by?: Requester): Promise<Validation> {
+  async extend(hash: string, ttlSeconds?: number, by?: Requester, minMoveMs = 0): Promise<Validation> {
     const seen = await this.peek(hash);
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
@@ -223,10 +223,9 @@ export class SessionService {
       if (this.#idleMs > 0) next.s = now;
       return next;
     };
-    // Ends are told in whole seconds: an extend that would move the end by less than one (sent
-    // again within the second, or at the maximum lifetime) changes nothing, so a page sending
+    // An extend that would move the end by less than `minMoveMs` changes nothing: a page sending
     // it in a loop costs a read each, not a write, a push to every follower and a log line.
-    if (endOf(extended(seen.record), this.#idleMs).at - seen.end < 1000) return seen;
+    if (minMoveMs > 0 && endOf(extended(seen.record), this.#idleMs).at - seen.end < minMoveMs) return seen;
     const written = await this.#rewrite(hash, seen.record, extended, (r) => r.e);
     if (written === undefined) return INVALID;
     await this.#index(hash, written);

@@ -147,6 +147,9 @@ describe('ws fuzz (spawned serve)', () => {
               unaddressed += o.unaddressed;
               for (const [t, n] of Object.entries(o.types)) types[t] = (types[t] ?? 0) + n;
               if (!SOAK || (c === 0 && b % 5 === 0)) await sampleRss();
+              // A browser may be refused for ten seconds of its rate in a burst (then it is closed):
+              // under soak its next batch waits for 400 refusals' worth of refill.
+              if (SOAK && role === 'browser') await new Promise((r) => setTimeout(r, 4000));
             }
             ws.close();
           }),

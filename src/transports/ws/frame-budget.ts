@@ -15,6 +15,8 @@ const MESSAGES = 0;
 const BYTES = 1;
 const MALFORMED = 2;
 const REFUSED = 3;
+/** Refusals for the rate a connection may take in a burst, in seconds of its message rate (refilled at that rate). */
+const REFUSAL_SECONDS = 10;
 
 /**
  * What browser connections' frames cost, charged by the transport before anything is parsed,
@@ -22,8 +24,8 @@ const REFUSED = 3;
  * (a connection in debt gets its frames refused unparsed), then one message, then, if it failed
  * to decode, one strike of the malformed allowance, whose exhaustion closes the connection. A
  * frame refused for the rate is answered from its head, unparsed, and takes one of the refusal
- * allowance (one second's worth of messages a second): a flood answered refusal by refusal
- * costs at most that, then the connection is closed.
+ * allowance (ten seconds of the message rate, refilled at the rate): a flood answered refusal
+ * by refusal costs at most that, then the connection is closed.
  *
  * One object per server; each connection holds the number of its row (`open` at its first
  * frame, `release` when it closes), not an object of its own.
@@ -40,7 +42,7 @@ export class FrameBudgets {
         { rate: o.messagesPerSecond, perMs: 1000 },
         { rate: o.bytesPerSecond, perMs: 1000 },
         { rate: o.malformedPerMinute, perMs: 60_000 },
-        { rate: o.messagesPerSecond, perMs: 1000 },
+        { rate: REFUSAL_SECONDS * o.messagesPerSecond, perMs: REFUSAL_SECONDS * 1000 },
       ],
       o.clock,
     );

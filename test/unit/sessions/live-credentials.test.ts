@@ -156,13 +156,14 @@ describe('pushes of extend and update to followers', () => {
     ]);
   });
 
-  it('an extend that would move the end by less than a second changes nothing: no write, no push', async () => {
+  it("a browser's extend that would move the end by less than a second changes nothing: no write, no push; a service's always extends", async () => {
     const { gateway, clock, store } = makeGateway({ start: T0, sessionMaxLifetime: 1000 });
     const s = await gateway.sessions.create('alice', undefined, 60);
     const follower = new Driver(gateway);
     expect(await follower.call({ type: 'subscribe_session', session_id: s.sessionId }, 'app')).toMatchObject({ type: 'subscribed' });
-    const service = new Driver(gateway);
-    const extend = () => service.call({ type: 'extend_session', session_id: s.sessionId, ttl: 600 });
+    const page = new Driver(gateway, { allowed: BROWSER_TYPES, untrusted: true });
+    page.conn.bindSession(s.hash);
+    const extend = () => page.call({ type: 'extend_session', ttl: 600 });
     expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 600, expires_in: 600 });
     const written = await store.get<SessionRecord>(sessionKey(s.hash));
     // Sent again and again within the second: the same answer, the record as it was.
@@ -179,6 +180,12 @@ describe('pushes of extend and update to followers', () => {
     expect(await extend()).toMatchObject({ type: 'session_extended', expires_at: T0 / 1000 + 1000 });
     await settle();
     expect(follower.pushes().map((p) => p.body.expires_in)).toEqual([600, 600, 499]);
+    // A service's extend is written and told even when it moves the end by a few milliseconds.
+    const service = new Driver(gateway);
+    clock.advance(10);
+    expect(await service.call({ type: 'extend_session', session_id: s.sessionId, ttl: 400 })).toMatchObject({ type: 'session_extended', expires_in: 499 });
+    await settle();
+    expect(follower.pushes().map((p) => p.body.expires_in)).toEqual([600, 600, 499, 499]);
   });
 
   it('the expiry warning of a follower is armed again for the new end', async () => {
