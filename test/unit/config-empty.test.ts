@@ -7,9 +7,8 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { KNOWN_VARIABLES, loadConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
 import { startGateway } from '../../src/index.js';
-import { SECRET } from './harness.js';
+import { SECRET, configRefusal as refusal } from './harness.js';
 
 const base = { GATEWAY_JWT_SECRET: SECRET };
 
@@ -21,18 +20,6 @@ function documentedVariables(): string[] {
   const names = firstCells.flatMap((cell) => [...cell.matchAll(/`(GATEWAY_[A-Z0-9_]+)/g)].map((m) => m[1]!));
   const files = [...readme.matchAll(/`(GATEWAY_[A-Z0-9_]+_FILE)`/g)].map((m) => m[1]!);
   return [...new Set([...names, ...files])];
-}
-
-/** The message of the ConfigError `f` throws. */
-function refusal(f: () => unknown): string {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  return (err as Error).message;
 }
 
 const cli = (args: string[], env: Record<string, string> = {}) =>

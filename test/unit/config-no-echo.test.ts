@@ -10,26 +10,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { ConfigError } from '../../src/errors.js';
 import { checkTracingEnv } from '../../src/tracing.js';
-import { SECRET } from './harness.js';
+import { SECRET, configRefusal as refusal } from './harness.js';
 
 const PW = 'Sup3rS3cretPassw0rd';
 const base = { GATEWAY_JWT_SECRET: SECRET };
 const dir = mkdtempSync(join(tmpdir(), 'gw-no-echo-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
-
-/** The message of the ConfigError `f` throws. */
-function refusal(f: () => unknown): string {
-  let err: unknown;
-  try {
-    f();
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(ConfigError);
-  return (err as Error).message;
-}
 
 const STORE = 'GATEWAY_STORE must be a memory://, redis://, rediss://, postgres:// or postgresql:// URL (the value is not repeated: it may hold a password)';
 

@@ -4,7 +4,9 @@
  * Time moves only through `clock.advance`; `settle()` lets pending promise chains finish.
  */
 import { Subject } from 'rxjs';
+import { expect } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
+import { ConfigError } from '../../src/errors.js';
 import { Gateway, type GatewayOptions } from '../../src/gateway.js';
 import { silentLogger } from '../../src/log.js';
 import type { ConnectionOptions, GatewayConnection } from '../../src/pipeline/connection.js';
@@ -108,3 +110,15 @@ export class Driver {
 
 /** A Store whose every operation rejects as the contract says an outage does. */
 export { failingStore } from '../helpers/failing-store.js';
+
+/** The message of the ConfigError `f` throws (and that it throws one). */
+export function configRefusal(f: () => unknown): string {
+  let err: unknown;
+  try {
+    f();
+  } catch (e) {
+    err = e;
+  }
+  expect(err).toBeInstanceOf(ConfigError);
+  return (err as Error).message;
+}
