@@ -1,6 +1,6 @@
 import { Emitter } from './emitter.js';
 import { GatewayClientError, GatewayConnectionError, GatewayRequestError, GatewayTimeoutError } from './errors.js';
-import { GatewayClient, type ClientEvents, type GatewayClientOptions } from './gateway-client.js';
+import { GatewayClient, type ClientEvents, type GatewayClientOptions, type SessionExpiredEvent } from './gateway-client.js';
 import type { Reply, ReplyTo, SessionInvalid, Subscribed, Unsubscribed } from './messages.js';
 
 /** The events every tab sees, whichever tab holds the socket. */
@@ -41,11 +41,32 @@ interface WireError {
   requestType?: string;
 }
 
-/** What crosses the BroadcastChannel. */
+/** The latest end of the cookie's session the group was told of, named so that a tab can tell whether it missed it. */
+interface LastEnd {
+  id: string;
+  value: SessionExpiredEvent;
+}
+
+/**
+ * What crosses the BroadcastChannel. A tab that (re)joins says what it followed (`hello`); the
+ * leader's answer (`state`) carries the group's view: whether the cookie names a live session,
+ * the latest end of it (`lastEnd`), the sessions followed, and those the group stopped
+ * following (`forgotten`: the end it was told, or null when unsubscribed).
+ */
 type Note =
-  | { t: 'event'; name: Forwarded; value: unknown }
-  | { t: 'hello'; from: string; session?: boolean }
-  | { t: 'state'; to: string; connected: boolean; hasSession: boolean | undefined; expiring?: { expiresAt: number }; followed: string[] }
+  | { t: 'event'; name: Forwarded; value: unknown; end?: string }
+  | { t: 'hello'; from: string; session?: boolean; followed?: string[] }
+  | {
+      t: 'state';
+      to: string;
+      connected: boolean;
+      hasSession: boolean | undefined;
+      expiring?: { expiresAt: number };
+      followed: string[];
+      lastEnd?: LastEnd;
+      /** Absent from a leader of an older version of this module (a tab loaded before an upgrade). */
+      forgotten?: [string, SessionExpiredEvent | null][];
+    }
   | { t: 'followed'; ids: string[] }
   | { t: 'session'; hasSession: boolean }
   | { t: 'reconnect'; session?: boolean }
@@ -80,6 +101,11 @@ const BEACON_MS = 200;
 const LEADER_SILENCE_MS = 700;
 /** Leader: how many of the latest requests of other tabs it remembers, to offer to take a re-posted one once. */
 const TAKEN_KEPT = 1000;
+/** Every tab: how many of the followed sessions the group stopped following (ended or unsubscribed) it remembers. */
+const FORGOTTEN_KEPT = 1000;
+
+/** The end of the cookie's session as a tab learns it without a push (as GatewayClient reports one found at connect). */
+const unknownEnd = (): SessionExpiredEvent => ({ bound: true, reason: 'unknown', pushed: false });
 
 /** Leader: a request of another tab it offered to take, sent only once that tab confirms it. */
 interface Offer {
@@ -107,7 +133,9 @@ function fromWire(e: WireError, type: string, timeoutMs: number): Error {
  * gets its events through a BroadcastChannel, and may send requests through the leader.
  * When the leader tab closes, the next tab takes the lock and connects, carrying what the
  * group knew of the session (and the sessions it follows), so an end that happened in
- * between is still reported.
+ * between is still reported. A tab that leaves and comes back (stop() and start(), the
+ * back/forward cache) is sent the group's view and reports, once and to itself alone, the
+ * ends it missed meanwhile.
  *
  * @example
  * const tabs = new TabSession({ url: `wss://${location.host}/ws`, checkSession });
@@ -127,11 +155,29 @@ export class TabSession extends Emitter<TabEvents> {
   #started = false;
   /** Stopped by `pagehide`: start again when the page comes back from the back/forward cache. */
   #resume = false;
+  /** The `session` of the latest start(), said again in a hello to a new leader. */
+  #helloSession: boolean | undefined;
   #connected = false;
   #hasSession: boolean | undefined;
+  /**
+   * `#hasSession` is what this tab knew when it left the group (stop(), or pagehide) and
+   * start() brought no news: the group's view replaces it when this tab rejoins.
+   */
+  #stale = false;
+  /**
+   * Since start(), not yet sent the group's state (nor leading): `had` is whether this tab
+   * believed, when it left, that the cookie named a live session; `followed` what it followed then.
+   */
+  #rejoin: { had: boolean; followed: Set<string> } | undefined;
+  /** The latest end of the cookie's session this tab knows the group was told of. */
+  #lastEnd: LastEnd | undefined;
+  /** This tab reported the end of the session it knew, and learned of no live one since: an end found again is not reported. */
+  #endTold = false;
   #expiresAt: number | undefined;
   /** Sessions the group follows by id (subscribe_session through any tab): a new leader subscribes to them. */
   readonly #followed = new Set<string>();
+  /** Followed sessions the group stopped following: the end it was told (or null: unsubscribed), for a tab that rejoins. */
+  readonly #forgotten = new Map<string, SessionExpiredEvent | null>();
   /** Leader: followed sessions whose subscription is under way. */
   readonly #subscribing = new Set<string>();
   /** Leader: requests of other tabs offered for (`from:id`), so that a re-posted one is offered once. */
@@ -180,19 +226,27 @@ export class TabSession extends Emitter<TabEvents> {
    * Joins the election (and connects when elected). `session: true`: this page knows it holds
    * a session (its backend just said so): a leader whose socket is not bound to a live session
    * reconnects, bound to it. After `stop()`, `start()` joins again; a page stopped by
-   * `pagehide` and restored from the back/forward cache joins again by itself.
+   * `pagehide` and restored from the back/forward cache joins again by itself. A tab that
+   * rejoins takes the group's view for the one it left with (unless `session` is given: the
+   * page's word is fresher) and is told what ended meanwhile: the cookie's session it
+   * believed live (as the group was told, or `reason: 'unknown', pushed: false` when the
+   * group saw no end but holds no session), and the sessions it followed; each once.
    */
   start(o: { session?: boolean } = {}): void {
     if (this.#started) return;
     this.#started = true;
     this.#resume = false;
     removeEventListener('pageshow', this.#onPageShow);
-    if (o.session !== undefined) this.#hasSession = o.session;
+    // What this tab knew when it left (it may have missed messages since) is checked against the group's view.
+    this.#rejoin = { had: o.session === undefined && this.#hasSession === true, followed: new Set(this.#followed) };
+    if (o.session !== undefined) this.#know(o.session);
+    else this.#stale = this.#hasSession !== undefined;
+    this.#helloSession = o.session;
     const channel = new BroadcastChannel(this.#channelName());
     channel.onmessage = (ev: MessageEvent<Note>) => this.#onNote(ev.data);
     this.#channel = channel;
     addEventListener('pagehide', this.#onPageHide);
-    this.#post(o.session === undefined ? { t: 'hello', from: this.#id } : { t: 'hello', from: this.#id, session: o.session });
+    this.#sayHello();
     const locks = (navigator as Navigator & { locks?: LockManager }).locks;
     if (this.#o.webLocks !== false && locks !== undefined) {
       // Withdrawn by stop(): a follower stopped and started again waits in one place in the queue, not one per start.
@@ -244,7 +298,7 @@ export class TabSession extends Emitter<TabEvents> {
    * leader reconnects at once, bound to it. `session: true` when it names a live session.
    */
   reconnect(o: { session?: boolean } = {}): void {
-    if (o.session !== undefined) this.#hasSession = o.session;
+    if (o.session !== undefined) this.#know(o.session);
     if (this.#client !== undefined) this.#reconnectClient(o.session);
     else this.#post({ t: 'reconnect', session: o.session });
   }
@@ -314,6 +368,31 @@ export class TabSession extends Emitter<TabEvents> {
     }
   }
 
+  /** Asks the leader for the group's state (to this tab alone), saying what this tab followed when it left. */
+  #sayHello(): void {
+    const followed = [...(this.#rejoin?.followed ?? [])];
+    this.#post({
+      t: 'hello',
+      from: this.#id,
+      ...(this.#helloSession === undefined ? {} : { session: this.#helloSession }),
+      ...(followed.length === 0 ? {} : { followed }),
+    });
+  }
+
+  /** News of the cookie's session (a tab's word, or the leader's client's): it replaces a view carried over a stop. */
+  #know(has: boolean): void {
+    this.#hasSession = has;
+    this.#stale = false;
+    if (has) this.#endTold = false;
+  }
+
+  /** A followed session the group stopped following: its end, or null when it was unsubscribed. */
+  #forget(sessionId: string, end: SessionExpiredEvent | null): void {
+    this.#forgotten.delete(sessionId);
+    this.#forgotten.set(sessionId, end);
+    if (this.#forgotten.size > FORGOTTEN_KEPT) this.#forgotten.delete(this.#forgotten.keys().next().value!);
+  }
+
   /** Posts (or posts again) a request of this tab for the leader, with the time it has left. */
   #send(id: number, w: Waiting): void {
     this.#post({ t: 'request', from: this.#id, id, type: w.type, fields: w.fields, timeoutMs: Math.max(1, w.deadline - Date.now()) });
@@ -348,8 +427,13 @@ export class TabSession extends Emitter<TabEvents> {
   /** Leader: adds or removes a followed session, and tells the other tabs. */
   #follow(sessionId: string, on: boolean): void {
     if (on === this.#followed.has(sessionId)) return;
-    if (on) this.#followed.add(sessionId);
-    else this.#followed.delete(sessionId);
+    if (on) {
+      this.#followed.add(sessionId);
+      this.#forgotten.delete(sessionId);
+    } else {
+      this.#followed.delete(sessionId);
+      this.#forget(sessionId, null);
+    }
     this.#post({ t: 'followed', ids: [...this.#followed] });
   }
 
@@ -385,7 +469,7 @@ export class TabSession extends Emitter<TabEvents> {
   #shareSession(client: GatewayClient): void {
     const has = client.hasSession;
     if (this.#client !== client || has === undefined) return;
-    this.#hasSession = has;
+    this.#know(has);
     this.#post({ t: 'session', hasSession: has });
   }
 
@@ -396,8 +480,10 @@ export class TabSession extends Emitter<TabEvents> {
 
   /** An event for every tab: posted to the others, then handled here. */
   #broadcast<K extends Forwarded>(name: K, value: TabEvents[K]): void {
-    this.#post({ t: 'event', name, value });
-    this.#local(name, value);
+    // An end of the cookie's session is named: a tab that missed it can tell when it rejoins.
+    const end = name === 'session_expired' && (value as SessionExpiredEvent).bound ? Math.random().toString(36).slice(2) : undefined;
+    this.#post(end === undefined ? { t: 'event', name, value } : { t: 'event', name, value, end });
+    this.#local(name, value, end);
   }
 
   /** This tab was elected: open the socket and forward every event to the others. */
@@ -406,9 +492,16 @@ export class TabSession extends Emitter<TabEvents> {
     const client = new GatewayClient(this.#o);
     this.#client = client;
     this.#clientDone = false;
+    // No state to wait for: this tab's client checks what it knew (a session that ended meanwhile is reported at connect).
+    this.#rejoin = undefined;
+    this.#stale = false;
     for (const name of FORWARDED) client.on(name, (value) => this.#broadcast(name, value as never));
     client.on('close', ({ willReconnect }) => {
-      if (!willReconnect) this.#clientDone = true;
+      if (!willReconnect) {
+        this.#clientDone = true;
+        // Closed for good (a 4001): the client knows the cookie names no live session now.
+        this.#shareSession(client);
+      }
     });
     client.on('open', () => {
       this.#shareSession(client);
@@ -458,69 +551,136 @@ export class TabSession extends Emitter<TabEvents> {
     if (client !== undefined) this.emit('leader', { leader: false });
   }
 
-  /** Bookkeeping every tab does on an event, then the app's listeners. */
-  #local<K extends Forwarded>(name: K, value: TabEvents[K]): void {
+  /**
+   * Bookkeeping every tab does on an event, then the app's listeners. `end` names an end of the
+   * cookie's session. An end is reported once: an end of the cookie's session learned without
+   * a push after this tab reported one (and learned of no live session since), or the end of a
+   * session this tab does not follow (any more), is not reported again.
+   */
+  #local<K extends Forwarded>(name: K, value: TabEvents[K], end?: string): void {
     if (name === 'open') this.#connected = true;
     else if (name === 'close') this.#connected = false;
     else if (name === 'session_expiring') {
       const v = value as TabEvents['session_expiring'];
       if (v.bound) {
-        this.#hasSession = true;
+        this.#know(true);
         this.#expiresAt = Date.now() + v.expiresIn * 1000;
       }
     } else if (name === 'session_expired') {
       const v = value as TabEvents['session_expired'];
       if (v.bound) {
-        this.#hasSession = false;
+        if (end !== undefined) this.#lastEnd = { id: end, value: v };
+        const told = this.#endTold;
+        this.#know(false);
+        this.#endTold = true;
         this.#expiresAt = undefined;
+        if (told && !v.pushed) return;
       } else if (v.sessionId !== undefined) {
-        this.#followed.delete(v.sessionId);
+        this.#forget(v.sessionId, v);
+        this.#rejoin?.followed.delete(v.sessionId);
+        if (!this.#followed.delete(v.sessionId)) return;
       }
     } else if (name === 'session_extended' && (value as TabEvents['session_extended']).bound) {
       // The warning was for the old end; a new one comes before the new end.
-      this.#hasSession = true;
+      this.#know(true);
       this.#expiresAt = undefined;
-    } else if (name === 'session_regenerated') this.#hasSession = true;
+    } else if (name === 'session_regenerated') this.#know(true);
     this.emit(name, value);
+  }
+
+  /**
+   * A tab that (re)joined, sent the group's view: it takes it for its own, and reports what it
+   * missed while away (the sessions it followed that ended, and the end of the session it knew),
+   * each once. The tabs that stayed are not told anything.
+   */
+  #joined(n: Extract<Note, { t: 'state' }>): void {
+    const rejoin = this.#rejoin;
+    if (rejoin === undefined) return; // answered already (two leaders of the fallback election both answer)
+    this.#rejoin = undefined;
+    const stale = this.#stale;
+    const had = this.#hasSession;
+    this.#followed.clear();
+    for (const sid of n.followed) this.#followed.add(sid);
+    // The group's memory, over what this tab remembers: a tab that leads later answers from it.
+    for (const [sid, end] of n.forgotten ?? []) this.#forget(sid, end);
+    for (const sid of n.followed) this.#forgotten.delete(sid);
+    for (const sid of rejoin.followed) {
+      if (this.#followed.has(sid)) continue;
+      // Not followed by the group any more: ended (told now), or unsubscribed (dropped).
+      const end = this.#forgotten.get(sid);
+      if (end === undefined) this.#forget(sid, null);
+      else if (end !== null) this.emit('session_expired', end);
+    }
+    if (rejoin.had && n.lastEnd !== undefined && n.lastEnd.id !== this.#lastEnd?.id) {
+      // The group was told an end while this tab was away, and this tab believed the session live.
+      this.#local('session_expired', n.lastEnd.value, n.lastEnd.id);
+    } else if (stale && this.#hasSession === true && n.hasSession === false) {
+      // No end the group saw, but the socket is not bound to a session (the group began after the end).
+      this.#local('session_expired', unknownEnd());
+    }
+    if (n.lastEnd !== undefined) this.#lastEnd = n.lastEnd;
+    // A view carried over a stop gives way to the group's; what this tab was told since start() is fresher.
+    if (n.hasSession !== undefined && (stale || had === undefined)) this.#know(n.hasSession);
+    else if (!stale && had !== undefined) this.#know(had);
+    if (n.connected && !this.#connected) this.#local('open', { reconnected: false });
+    if (n.expiring !== undefined && n.expiring.expiresAt > Date.now()) {
+      this.#local('session_expiring', { bound: true, expiresIn: Math.ceil((n.expiring.expiresAt - Date.now()) / 1000) });
+    } else this.#expiresAt = undefined;
   }
 
   #onNote(n: Note): void {
     switch (n.t) {
       case 'event':
-        this.#local(n.name, n.value as never);
+        this.#local(n.name, n.value as never, n.end);
         return;
       case 'hello': {
         const client = this.#client;
         if (client === undefined) return;
         if (n.session === true) {
-          this.#hasSession = true;
+          this.#know(true);
           // The new tab's backend just said the cookie names a live session: bind to it unless
           // the socket already stands for one.
           if (this.#clientDone || client.hasSession !== true) this.#reconnectClient(true);
         }
+        // What the joining tab followed and the group neither follows nor remembers (ended or
+        // unsubscribed: the joining tab finds it in `forgotten`) began before this group (all
+        // its tabs left meanwhile): the group follows it again, and reports an end found.
+        const unknown = (n.followed ?? []).filter((sid) => !this.#followed.has(sid) && !this.#forgotten.has(sid));
+        for (const sid of unknown) this.#follow(sid, true);
+        if (unknown.length > 0) this.#subscribeFollowed(client);
         const expiring = this.#expiresAt === undefined ? undefined : { expiresAt: this.#expiresAt };
-        this.#post({ t: 'state', to: n.from, connected: client.connected, hasSession: this.#hasSession, expiring, followed: [...this.#followed] });
+        this.#post({
+          t: 'state',
+          to: n.from,
+          connected: client.connected,
+          hasSession: this.#hasSession,
+          expiring,
+          followed: [...this.#followed],
+          ...(this.#lastEnd === undefined ? {} : { lastEnd: this.#lastEnd }),
+          forgotten: [...this.#forgotten],
+        });
         return;
       }
       case 'state':
-        if (n.to !== this.#id) return;
-        // What this tab was told at start() (its backend, just now) is fresher than the leader's.
-        if (n.hasSession !== undefined && this.#hasSession === undefined) this.#hasSession = n.hasSession;
-        for (const sid of n.followed) this.#followed.add(sid);
-        if (n.connected && !this.#connected) this.#local('open', { reconnected: false });
-        if (n.expiring !== undefined && n.expiring.expiresAt > Date.now()) {
-          this.#local('session_expiring', { bound: true, expiresIn: Math.ceil((n.expiring.expiresAt - Date.now()) / 1000) });
-        }
+        if (n.to === this.#id) this.#joined(n);
         return;
       case 'session':
-        this.#hasSession = n.hasSession;
+        // A tab that waits for the state keeps what it knew until then: the state says it all.
+        if (this.#stale && this.#rejoin !== undefined) return;
+        // The leader's view now (it had none when this tab rejoined): the session this tab knew is gone.
+        if (this.#stale && this.#hasSession === true && !n.hasSession) this.#local('session_expired', unknownEnd());
+        this.#know(n.hasSession);
         return;
       case 'followed':
+        for (const sid of this.#followed) if (!n.ids.includes(sid) && this.#rejoin === undefined) this.#forget(sid, null);
         this.#followed.clear();
-        for (const sid of n.ids) this.#followed.add(sid);
+        for (const sid of n.ids) {
+          this.#followed.add(sid);
+          this.#forgotten.delete(sid);
+        }
         return;
       case 'reconnect':
-        if (n.session !== undefined) this.#hasSession = n.session;
+        if (n.session !== undefined) this.#know(n.session);
         if (this.#client !== undefined) this.#reconnectClient(n.session);
         return;
       case 'request': {
@@ -573,6 +733,8 @@ export class TabSession extends Emitter<TabEvents> {
       }
       case 'leader':
         this.#lastBeacon = Date.now();
+        // Not answered yet (the hello came in the handover, when no tab led): ask this one.
+        if (this.#rejoin !== undefined && this.#client === undefined) this.#sayHello();
         // A new leader: what another took is lost with it; what none took is posted again.
         for (const [id, w] of this.#waiting) {
           if (w.leader === undefined) this.#send(id, w);

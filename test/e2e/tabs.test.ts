@@ -108,6 +108,57 @@ const leaderOf = async (pages: Page[]) => {
   return pages[roles.indexOf('this tab holds the WebSocket')]!;
 };
 
+const DESTROYED = { bound: true, reason: 'destroyed', pushed: true };
+const SUBSCRIBED = 'gateway_messages_total{type="subscribe_session",outcome="subscribed"}';
+const subs = (p: Page) => p.evaluate(() => [...(window as unknown as { tabs: { subscriptions: Set<string> } }).tabs.subscriptions].sort());
+const call = (p: Page, method: 'stop' | 'start') => p.evaluate((m) => (window as unknown as { tabs: Record<string, () => void> }).tabs[m]!(), method);
+const watched = async () => (await serviceCall(server.url, SERVICE_KEY, { type: 'create_session', user_id: 'watched', ttl: 600 })).session_id as string;
+
+/** Each tab of the helpers below on a URL of its own (`/healthz?<n>`): distinct entries in the history. */
+let pageNo = 0;
+
+/** `n` more tabs started with `startWith`; resolves once each has been sent the state (an open socket). */
+async function moreTabs(context: BrowserContext, n: number, startWith = '{}'): Promise<Page[]> {
+  const pages: Page[] = [];
+  for (let i = 0; i < n; i++) pages.push(await tabPage(context, '{}', startWith, `/healthz?${++pageNo}`));
+  for (const p of pages) await expect.poll(() => events(p, 'open'), { timeout: 10_000 }).toHaveLength(1);
+  return pages;
+}
+
+/** A leader tab that logs in (dev login, then `reconnect({ session: true })`) and `n - 1` tabs started with `start({ session: true })`. */
+async function sessionTabs(context: BrowserContext, n = 3): Promise<Page[]> {
+  const first = await tabPage(context, '{}', '{}', `/healthz?${++pageNo}`);
+  await expect.poll(() => isLeader(first), { timeout: 10_000 }).toBe(true);
+  await first.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
+  await first.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
+  await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+  return [first, ...(await moreTabs(context, n - 1, '{ session: true }'))];
+}
+
+/**
+ * A request through the leader, answered or refused by it (its socket is closed for good after
+ * an end): its reply comes after anything the leader posted before it.
+ */
+async function throughLeader(p: Page): Promise<void> {
+  const r = await req(p, 'verify_token', { token: 'x' });
+  expect(r.ok ?? r.kind).toMatch(/^(token_invalid|connection)$/);
+}
+
+/** The page goes to another and is kept in the back/forward cache (pagehide: its TabSession stops). */
+async function awayByCache(p: Page): Promise<void> {
+  await p.evaluate(() => {
+    (window as unknown as { restored: boolean }).restored = false;
+    addEventListener('pageshow', (e) => ((window as unknown as { restored: boolean }).restored = e.persisted));
+  });
+  await p.goto(server.http + '/readyz');
+}
+
+/** Back to the page kept by awayByCache: restored from the cache (pageshow with persisted), its TabSession rejoins by itself. */
+async function backFromCache(p: Page): Promise<void> {
+  await p.goBack({ waitUntil: 'commit' });
+  await expect.poll(() => p.evaluate(() => (window as unknown as { restored?: boolean }).restored), { timeout: 10_000 }).toBe(true);
+}
+
 describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () => {
   it('one socket to the gateway; an extend in one tab and an end pushed to the leader show in all three', { timeout: 60_000 }, async () => {
     // 15 s: --dev warns 10 s before the end, so the warning (and its button) shows 5 s in.
@@ -381,10 +432,8 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
         s2,
       ),
     ).toBe('subscribed');
-    const subs = (p: Page) => p.evaluate(() => [...(window as unknown as { tabs: { subscriptions: Set<string> } }).tabs.subscriptions].sort());
     expect(await subs(a)).toEqual([s1, s2].sort());
     await expect.poll(() => subs(b)).toEqual([s1, s2].sort());
-    const SUBSCRIBED = 'gateway_messages_total{type="subscribe_session",outcome="subscribed"}';
     const before = await metric(server.http, SUBSCRIBED);
     await a.close({ runBeforeUnload: true });
     await expect.poll(() => isLeader(b), { timeout: 5000 }).toBe(true);
@@ -407,7 +456,6 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     const a = await tabPage(context);
     await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
     const b = await tabPage(context);
-    const subs = (p: Page) => p.evaluate(() => [...(window as unknown as { tabs: { subscriptions: Set<string> } }).tabs.subscriptions]);
     for (const p of [a, b]) {
       const id = (await serviceCall(server.url, SERVICE_KEY, { type: 'create_session', user_id: 'watched', ttl: 600 })).session_id as string;
       const r = await p.evaluate(async (id) => {
@@ -491,4 +539,155 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
     for (const p of [a, b, c])
       await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([{ bound: true, reason: 'destroyed', pushed: true }]);
   });
+
+  it(
+    'a follower restored from the back/forward cache after the session ended there is told the end once; the tabs that stayed are not told again',
+    { timeout: 60_000 },
+    async () => {
+      const context = await browser.newContext();
+      const [a, b, c] = await sessionTabs(context);
+      await awayByCache(b);
+      // Ended by the service, not by a logout in a page: a cookie that changes evicts the page from the cache.
+      const [cookie] = await context.cookies();
+      await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: cookie!.value });
+      for (const p of [a, c]) await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+      await backFromCache(b);
+      await expect.poll(() => events(b, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+      // A reply through the leader comes after anything the tabs posted before it: nothing more is on its way.
+      for (const p of [a, b, c]) await throughLeader(p);
+      for (const p of [a, b, c]) expect(await events(p, 'session_expired')).toEqual([DESTROYED]);
+    },
+  );
+
+  it('a tab stopped while the session ended is told the end once at start(), whether it led or followed', { timeout: 60_000 }, async () => {
+    for (const who of ['follower', 'leader'] as const) {
+      const context = await browser.newContext();
+      const tabs = await sessionTabs(context);
+      const away = who === 'leader' ? tabs[0] : tabs[1];
+      const stayed = tabs.filter((p) => p !== away);
+      const opens = await Promise.all(stayed.map(async (p) => (await events(p, 'open')).length));
+      await call(away, 'stop');
+      // A next leader's socket is open (and so bound: the cookie binds it at the upgrade) before the end, which is pushed to it.
+      for (const [i, p] of stayed.entries())
+        await expect.poll(() => events(p, 'open'), { timeout: 10_000 }).toHaveLength(opens[i]! + (who === 'leader' ? 1 : 0));
+      await stayed[0]!.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+      for (const p of stayed) await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+      // start() with no flag, as a page that knows nothing new: it comes back as a follower.
+      await call(away, 'start');
+      await expect.poll(() => events(away, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+      for (const p of tabs) await throughLeader(p);
+      for (const p of tabs) expect(await events(p, 'session_expired')).toEqual([DESTROYED]);
+      expect(await isLeader(away)).toBe(false);
+      await context.close();
+    }
+  });
+
+  it("a tab away while the session ended and the user signed in again is told the old end once, then the new session's end", { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const [a, b] = await sessionTabs(context, 2);
+    await call(b, 'stop');
+    await a.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    await expect.poll(() => events(a, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+    // Signed in again in a: the group's socket is bound to the new session when b comes back.
+    await a.evaluate(() => fetch('/autosession?ttl=600', { method: 'POST' }));
+    await a.evaluate(() => (window as unknown as { tabs: { reconnect(o: object): void } }).tabs.reconnect({ session: true }));
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    await call(b, 'start');
+    await expect.poll(() => events(b, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED]);
+    for (const p of [a, b]) expect(await req(p, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    expect(await events(a, 'session_expired')).toEqual([DESTROYED]);
+    // b knows the new session is live: its end is reported there too, once.
+    await b.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    for (const p of [a, b]) await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([DESTROYED, DESTROYED]);
+    for (const p of [a, b]) await throughLeader(p);
+    for (const p of [a, b]) expect(await events(p, 'session_expired')).toEqual([DESTROYED, DESTROYED]);
+  });
+
+  it('a tab that comes back to a group that found the socket unbound (no end it saw) is told the end, reason unknown', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const [a, b] = await sessionTabs(context, 2);
+    await call(b, 'stop');
+    // The session ends, and every tab that knew of it goes: nobody is told.
+    await b.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+    await a.close({ runBeforeUnload: true });
+    // A new tab that knows nothing of a session leads: its socket is not bound, and it reports nothing.
+    const c = await tabPage(context);
+    await expect.poll(() => isLeader(c), { timeout: 10_000 }).toBe(true);
+    await expect.poll(() => events(c, 'open'), { timeout: 10_000 }).toHaveLength(1);
+    expect(await req(c, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    await call(b, 'start');
+    await expect.poll(() => events(b, 'session_expired'), { timeout: 10_000 }).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+    for (const p of [b, c]) expect(await req(p, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    expect(await events(c, 'session_expired')).toEqual([]);
+    expect(await events(b, 'session_expired')).toHaveLength(1);
+  });
+
+  it('a session followed by id that ended while its tab was away is told at start(), once, and leaves its subscriptions', { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const a = await tabPage(context);
+    await expect.poll(() => isLeader(a), { timeout: 10_000 }).toBe(true);
+    const tabs = [a, ...(await moreTabs(context, 2))];
+    const [, b, c] = tabs;
+    const [x, y] = [await watched(), await watched()];
+    for (const id of [x, y]) expect(await req(b!, 'subscribe_session', { session_id: id })).toEqual({ ok: 'subscribed' });
+    for (const p of tabs) await expect.poll(() => subs(p)).toEqual([x, y].sort());
+    for (const [away, ender] of [
+      [b!, a!],
+      [a!, c!], // the leader goes, and comes back as a follower
+    ] as const) {
+      const id = away === b ? x : y;
+      const before = await metric(server.http, SUBSCRIBED);
+      await call(away, 'stop');
+      // When the leader goes, the next one follows again what the group follows (y) before it ends.
+      await expect.poll(() => metric(server.http, SUBSCRIBED), { timeout: 10_000 }).toBe(before + (away === a ? 1 : 0));
+      await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: id });
+      await expect
+        .poll(() => events(ender, 'session_expired'), { timeout: 10_000 })
+        .toContainEqual({ sessionId: id, bound: false, reason: 'destroyed', pushed: true });
+      await call(away, 'start');
+      await expect
+        .poll(() => events(away, 'session_expired'), { timeout: 10_000 })
+        .toContainEqual({ sessionId: id, bound: false, reason: 'destroyed', pushed: true });
+    }
+    for (const p of tabs) expect(await req(p, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+    for (const p of tabs) {
+      expect(await subs(p)).toEqual([]);
+      expect(await events(p, 'session_expired')).toEqual([
+        { sessionId: x, bound: false, reason: 'destroyed', pushed: true },
+        { sessionId: y, bound: false, reason: 'destroyed', pushed: true },
+      ]);
+    }
+  });
+
+  it(
+    'a tab that rejoins while nothing ended is told no end, drops what was unsubscribed meanwhile, and is told a later end once',
+    { timeout: 60_000 },
+    async () => {
+      const context = await browser.newContext();
+      const [a, b, c] = await sessionTabs(context);
+      const [x, y] = [await watched(), await watched()];
+      for (const id of [x, y]) expect(await req(c, 'subscribe_session', { session_id: id })).toEqual({ ok: 'subscribed' });
+      for (const p of [a, b, c]) await expect.poll(() => subs(p)).toEqual([x, y].sort());
+      // b leaves through the back/forward cache, c by stop(); y is unsubscribed (not ended) meanwhile.
+      await awayByCache(b);
+      await call(c, 'stop');
+      await a.evaluate((id) => (window as unknown as { tabs: { unsubscribeSession(id: string): Promise<unknown> } }).tabs.unsubscribeSession(id), y);
+      await backFromCache(b);
+      await call(c, 'start');
+      for (const p of [b, c]) await expect.poll(() => events(p, 'open'), { timeout: 10_000 }).toHaveLength(2);
+      for (const p of [a, b, c]) expect(await req(p, 'verify_token', { token: 'x' })).toEqual({ ok: 'token_invalid' });
+      for (const p of [a, b, c]) {
+        expect(await events(p, 'session_expired')).toEqual([]);
+        expect(await subs(p)).toEqual([x]);
+      }
+      const xEnd = { sessionId: x, bound: false, reason: 'destroyed', pushed: true };
+      await serviceCall(server.url, SERVICE_KEY, { type: 'destroy_session', session_id: x });
+      for (const p of [a, b, c]) await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual([xEnd]);
+      await a.evaluate(() => fetch('/autosession', { method: 'DELETE' }));
+      const ends = [xEnd, DESTROYED];
+      for (const p of [a, b, c]) await expect.poll(() => events(p, 'session_expired'), { timeout: 10_000 }).toEqual(ends);
+      for (const p of [a, b, c]) await throughLeader(p);
+      for (const p of [a, b, c]) expect(await events(p, 'session_expired')).toEqual(ends);
+    },
+  );
 });
