@@ -2,12 +2,14 @@ import type { Keyv } from 'keyv';
 import { GatewayError } from '../errors.js';
 import { activeSpans } from '../tracing.js';
 import { Deadlines } from './deadlines.js';
-import type { EventBus, Store, StoreObserver, StoreOperation } from './types.js';
+import type { EventBus, Store, StoreObserver, StoreOperation, SwapIfOptions, SwapIfResult } from './types.js';
 
 /** The operations Keyv has no word for; each backend does them atomically its own way. */
 export interface Atomics {
   take(key: string): Promise<unknown> | unknown;
   swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> | unknown;
+  /** Store.swapIf; `expected` and `value` are compared and written as JSON. */
+  swapIf(key: string, expected: unknown, value: unknown, options: SwapIfOptions): Promise<SwapIfResult<unknown>> | SwapIfResult<unknown>;
   /** `ttlMs`: a whole number of milliseconds, at least 1; the backend's own clock starts it. */
   claim(key: string, ttlMs: number, value: unknown): Promise<boolean> | boolean;
   indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
@@ -193,6 +195,10 @@ export class KeyvStore implements Store {
 
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined> {
     return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined);
+  }
+
+  swapIf<T>(key: string, expected: T, value: T, options: SwapIfOptions = {}): Promise<SwapIfResult<T>> {
+    return this.#guard('swapIf', key, () => this.#atomics.swapIf(key, expected, value, options) as Promise<SwapIfResult<T>> | SwapIfResult<T>);
   }
 
   claim(key: string, ttlMs: number, value: unknown = true): Promise<boolean> {

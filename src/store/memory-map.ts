@@ -129,6 +129,18 @@ export class MemoryMap {
     return old;
   }
 
+  /** Atomic by construction, like take; the store's clock is the injected one. */
+  swapIf(key: string, expected: unknown, value: unknown, options: { expiresAt?: number; before?: number }): { swapped: boolean; old: unknown } {
+    const e = this.get(key);
+    if (e === undefined) return { swapped: false, old: undefined };
+    const old = e.value;
+    if (old !== expected && JSON.stringify(old) !== JSON.stringify(expected)) return { swapped: false, old };
+    if (options.before !== undefined && this.#clock.now() >= options.before) return { swapped: false, old };
+    e.value = value;
+    if (options.expiresAt !== undefined) e.exp = options.expiresAt;
+    return { swapped: true, old };
+  }
+
   /** Atomic by construction, like take. */
   claim(key: string, ttlMs: number, value: unknown): boolean {
     if (this.get(key) !== undefined) return false;

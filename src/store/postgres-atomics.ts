@@ -24,6 +24,7 @@ export type Op =
   | 'removeMany'
   | 'swap'
   | 'swapUntil'
+  | 'swapIf'
   | 'claim'
   | 'indexAdd'
   | 'indexRemove'
@@ -129,6 +130,24 @@ export class PostgresAtomics implements Atomics {
     return row === undefined ? undefined : decode(row.value);
   }
 
+  /**
+   * One statement: the row locked, compared as text with the expected value in Keyv's form,
+   * and `before` compared with PostgreSQL's clock when the statement runs (clock_timestamp(),
+   * not the time of the call: a write queued behind others must not land after its deadline).
+   */
+  async swapIf(key: string, expected: unknown, value: unknown, o: { expiresAt?: number; before?: number }): Promise<{ swapped: boolean; old: unknown }> {
+    const [row] = await this.#run<{ value: string; written: boolean }>('swapIf', [
+      JSON.stringify(value),
+      Math.floor(this.#now()),
+      key,
+      JSON.stringify(expected),
+      o.before === undefined ? null : Math.floor(o.before),
+      o.expiresAt === undefined ? null : Math.ceil(o.expiresAt),
+    ]);
+    if (row === undefined) return { swapped: false, old: undefined };
+    return row.written ? { swapped: true, old: expected } : { swapped: false, old: decode(row.value) };
+  }
+
   async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {
     const now = Math.floor(this.#now());
     const rows = await this.#run('claim', [key, JSON.stringify({ value, expires: now + ttlMs }), now]);
@@ -211,6 +230,22 @@ export function statements(schema: string): Record<Op, string> {
            FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
            WHERE e.key = old.key
            RETURNING old.value`,
+    // $4: the expected value; $5: write only while PostgreSQL's clock is before it (null: no
+    // limit); $6: the new expiry (null: kept). The row's expiry is checked at $2 and, when the
+    // statement runs, at PostgreSQL's clock too.
+    swapIf: `WITH old AS (SELECT key, value, expires FROM ${t.entries}
+                      WHERE key = $3 AND (expires IS NULL OR expires > $2::bigint) FOR UPDATE),
+                  clock AS (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
+                  written AS (UPDATE ${t.entries} e
+                      SET value = '{"value":' || $1::text || CASE WHEN $6::bigint IS NOT NULL THEN ',"expires":' || $6::bigint || '}'
+                                                              WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
+                      FROM old, clock
+                      WHERE e.key = old.key
+                        AND old.value = '{"value":' || $4::text || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
+                        AND (old.expires IS NULL OR old.expires > clock.ms)
+                        AND ($5::bigint IS NULL OR clock.ms < $5::bigint)
+                      RETURNING e.key)
+             SELECT old.value, EXISTS (SELECT 1 FROM written) AS written FROM old`,
     // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it
     // yet); a live row is left alone and no row comes back.
     claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)

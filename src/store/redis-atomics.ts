@@ -48,6 +48,34 @@ redis.call('SET', KEYS[1], ARGV[1], 'PXAT', ARGV[2])
 return old`;
 
 /**
+ * swapIf: ARGV[1] is the expected value in Keyv's form without `expires` (`{"value":X}`),
+ * ARGV[2] the new one, ARGV[3] `before` ('' for none), ARGV[4] a new expiry ('' to keep it;
+ * ARGV[2] then carries that `expires`). The stored form matches when it is ARGV[1], or ARGV[1]
+ * with the `,"expires":N` suffix. `before` is compared with Redis' own clock (TIME) while the
+ * script runs: the time of the write, not of the call. Returns {0} absent, {1, old} changed,
+ * {2, old} too late, {3, old} written.
+ */
+const SWAP_IF = `
+local old = redis.call('GET', KEYS[1])
+if not old then return {0} end
+local prefix = string.sub(ARGV[1], 1, -2)
+local rest = string.sub(old, #prefix + 1)
+if string.sub(old, 1, #prefix) ~= prefix or (rest ~= '}' and not string.match(rest, '^,"expires":%d+}$')) then return {1, old} end
+if ARGV[3] ~= '' then
+  local t = redis.call('TIME')
+  if tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) >= tonumber(ARGV[3]) then return {2, old} end
+end
+local value = ARGV[2]
+if ARGV[4] ~= '' then
+  redis.call('SET', KEYS[1], value, 'PXAT', ARGV[4])
+else
+  local expires = string.match(old, ',"expires":(%d+)}$')
+  if expires then value = string.sub(value, 1, -2) .. ',"expires":' .. expires .. '}' end
+  redis.call('SET', KEYS[1], value, 'KEEPTTL')
+end
+return {3, old}`;
+
+/**
  * claim: SET NX with Redis' own expiry; the value is Keyv's form with the same `expires`,
  * so a plain get agrees. (A script rather than `set` with options: every call here goes
  * through the same two commands, which a single client and a cluster client both have.)
@@ -100,6 +128,7 @@ function script(source: string): Script {
 const SCRIPTS = {
   swap: script(SWAP),
   swapUntil: script(SWAP_UNTIL),
+  swapIf: script(SWAP_IF),
   claim: script(CLAIM),
   indexAdd: script(INDEX_ADD),
   indexRemove: script(INDEX_REMOVE),
@@ -201,6 +230,19 @@ export class RedisAtomics implements Atomics {
     }
     const old = await this.#run(SCRIPTS.swap, key, [this.#codec.serialize({ value })]);
     return this.#decode(old);
+  }
+
+  async swapIf(key: string, expected: unknown, value: unknown, o: { expiresAt?: number; before?: number }): Promise<{ swapped: boolean; old: unknown }> {
+    const at = o.expiresAt === undefined ? undefined : Math.ceil(o.expiresAt);
+    const args = [
+      this.#codec.serialize({ value: expected }),
+      this.#codec.serialize(at === undefined ? { value } : { value, expires: at }),
+      o.before === undefined ? '' : String(Math.floor(o.before)),
+      at === undefined ? '' : String(at),
+    ];
+    const reply = (await this.#run(SCRIPTS.swapIf, key, args)) as [number, string?];
+    if (Number(reply[0]) === 3) return { swapped: true, old: expected };
+    return { swapped: false, old: reply[1] === undefined ? undefined : this.#decode(reply[1]) };
   }
 
   async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {

@@ -48,8 +48,21 @@ export interface EventBus {
   onResync(fn: () => void): () => void;
 }
 
+/** See `Store.swapIf`. */
+export interface SwapIfOptions {
+  /** Moves the expiry to this time (ms since epoch); without it the expiry is kept. */
+  expiresAt?: number;
+  /** Writes only while the store's clock is before this time (ms since epoch). */
+  before?: number;
+}
+
+export interface SwapIfResult<T> {
+  swapped: boolean;
+  old: T | undefined;
+}
+
 /** The operations of the Store contract, as metric labels and span names. */
-export type StoreOperation = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'claim' | 'indexAdd' | 'indexRemove' | 'indexMembers';
+export type StoreOperation = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'swapIf' | 'claim' | 'indexAdd' | 'indexRemove' | 'indexMembers';
 
 /** Told how long each operation took and whether it succeeded. */
 export type StoreObserver = (op: StoreOperation, seconds: number, ok: boolean) => void;
@@ -84,6 +97,14 @@ export interface Store {
    * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given.
    */
   swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined>;
+  /**
+   * Compare-and-swap: atomically writes `value` only when the stored value equals `expected`
+   * (as JSON: the same text JSON.stringify gives) and, with `before` (ms since epoch), only
+   * while the store's clock at the time of the write is before it. Keeps the expiry, or moves
+   * it to `expiresAt` when given. `old` is what was stored when the call ran (undefined when
+   * absent): `swapped` false with `old` equal to `expected` means `before` had passed.
+   */
+  swapIf<T>(key: string, expected: T, value: T, options?: SwapIfOptions): Promise<SwapIfResult<T>>;
   /**
    * Atomically marks `key` as used for `ttlMs` milliseconds (> 0): true for the one caller (on
    * any node) that found it free (absent or expired), false while it is held. The key then

@@ -7,8 +7,8 @@
 import { GatewayError } from '../../src/errors.js';
 import type { Store } from '../../src/store/types.js';
 
-export type StoreOp = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'claim' | 'indexAdd' | 'indexRemove' | 'indexMembers';
-const OPS: readonly StoreOp[] = ['get', 'set', 'delete', 'take', 'swap', 'claim', 'indexAdd', 'indexRemove', 'indexMembers'];
+export type StoreOp = 'get' | 'set' | 'delete' | 'take' | 'swap' | 'swapIf' | 'claim' | 'indexAdd' | 'indexRemove' | 'indexMembers';
+const OPS: readonly StoreOp[] = ['get', 'set', 'delete', 'take', 'swap', 'swapIf', 'claim', 'indexAdd', 'indexRemove', 'indexMembers'];
 
 /** A gate on one operation; see `FailingStore.hold`. */
 export interface Hold {

@@ -154,6 +154,54 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, c
       expect(await s.get('k')).toBeUndefined();
     });
 
+    it('swapIf writes only over the expected value (as JSON), keeps the expiry, and says what was there', async () => {
+      expect(await s.swapIf('k', 'a', 'b')).toEqual({ swapped: false, old: undefined });
+      expect(await s.get('k')).toBeUndefined();
+      const rec = { u: 'user1', c: 1, e: 2, d: { n: [1, 'x:y', null], s: 'é"\\' } };
+      await s.set('k', rec, TTL);
+      await h.pass(TTL / 2);
+      const seen = await s.get<typeof rec>('k');
+      expect(await s.swapIf('k', { ...rec, e: 3 }, { ...rec, e: 4 })).toEqual({ swapped: false, old: rec });
+      expect(await s.swapIf('k', seen, { ...rec, e: 5 })).toEqual({ swapped: true, old: rec });
+      expect(await s.get('k')).toEqual({ ...rec, e: 5 });
+      // What a swapIf wrote compares as what set wrote did.
+      expect((await s.swapIf('k', { ...rec, e: 5 }, { ...rec, e: 6 })).swapped).toBe(true);
+      await h.pass(TTL / 2 + 150);
+      expect(await s.get('k')).toBeUndefined();
+    });
+
+    it('swapIf over a value written by swap, and with an expiry that moves the end', async () => {
+      await s.set('k', { a: 1 }, TTL);
+      await s.swap('k', { a: 2 });
+      expect((await s.swapIf('k', { a: 2 }, { a: 3 }, { expiresAt: h.now() + 3 * TTL })).swapped).toBe(true);
+      await h.pass(TTL + 150);
+      expect(await s.get('k')).toEqual({ a: 3 });
+      expect((await s.swapIf('k', { a: 3 }, { a: 4 })).swapped).toBe(true);
+      expect(await s.get('k')).toEqual({ a: 4 });
+    });
+
+    it('swapIf with before: nothing is written once the store clock has reached it', async () => {
+      await s.set('k', { a: 1 }, 60_000);
+      expect(await s.swapIf('k', { a: 1 }, { a: 2 }, { before: h.now() - 1 })).toEqual({ swapped: false, old: { a: 1 } });
+      expect(await s.get('k')).toEqual({ a: 1 });
+      expect(await s.swapIf('k', { a: 1 }, { a: 2 }, { before: h.now() + 60_000 })).toEqual({ swapped: true, old: { a: 1 } });
+      await s.set('j', { a: 1 }, 60_000);
+      const before = h.now() + TTL / 2;
+      await h.pass(TTL / 2 + 150);
+      expect(await s.swapIf('j', { a: 1 }, { a: 2 }, { before })).toEqual({ swapped: false, old: { a: 1 } });
+      expect(await s.get('j')).toEqual({ a: 1 });
+    });
+
+    it('swapIf: of 50 concurrent callers expecting the same value exactly one writes', async () => {
+      await s.set('k', { v: 0 }, 60_000);
+      const results = await Promise.all(Array.from({ length: 50 }, (_, i) => s.swapIf('k', { v: 0 }, { v: i + 1 })));
+      const won = results.filter((r) => r.swapped);
+      expect(won).toHaveLength(1);
+      const winner = results.indexOf(won[0]!) + 1;
+      expect(await s.get('k')).toEqual({ v: winner });
+      for (const r of results.filter((r) => !r.swapped)) expect(r.old).not.toEqual({ v: 0 });
+    });
+
     it('swap: 50 concurrent swaps form one chain (exactly one sees the original)', async () => {
       await s.set('k', 'orig', 60_000);
       const olds = await Promise.all(Array.from({ length: 50 }, (_, i) => s.swap<string>('k', `v${i}`)));

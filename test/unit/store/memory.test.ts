@@ -144,6 +144,7 @@ describe('KeyvStore', () => {
         throw new Error('sync failure');
       },
       swap: () => Promise.reject(new Error('async failure')),
+      swapIf: () => Promise.reject(new Error('async failure')),
       claim: () => Promise.reject(new Error('x')),
       indexAdd: () => Promise.reject(new Error('x')),
       indexRemove: () => Promise.reject(new Error('x')),
@@ -156,6 +157,7 @@ describe('KeyvStore', () => {
       ['delete', () => store.delete('k')],
       ['take', () => store.take('k')],
       ['swap', () => store.swap('k', 1)],
+      ['swapIf', () => store.swapIf('k', 1, 2)],
       ['claim', () => store.claim('k', 1000)],
       ['indexAdd', () => store.indexAdd('k', 'm', 1)],
       ['indexRemove', () => store.indexRemove('k', 'm')],
@@ -181,7 +183,15 @@ describe('KeyvStore', () => {
         throw new Error('sync failure');
       },
       readsInPlace: true,
-      atomics: { take: () => undefined, swap: () => undefined, claim: () => true, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
+      atomics: {
+        take: () => undefined,
+        swap: () => undefined,
+        swapIf: () => ({ swapped: false, old: undefined }),
+        claim: () => true,
+        indexAdd: () => {},
+        indexRemove: () => {},
+        indexMembers: () => [],
+      },
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     let err: unknown;
@@ -201,7 +211,15 @@ describe('KeyvStore', () => {
       kind: 'redis',
       keyv,
       timeoutMs: 20,
-      atomics: { take: () => undefined, swap: () => undefined, claim: () => true, indexAdd: () => {}, indexRemove: () => {}, indexMembers: () => [] },
+      atomics: {
+        take: () => undefined,
+        swap: () => undefined,
+        swapIf: () => ({ swapped: false, old: undefined }),
+        claim: () => true,
+        indexAdd: () => {},
+        indexRemove: () => {},
+        indexMembers: () => [],
+      },
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     await expect(store.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
