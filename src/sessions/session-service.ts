@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import { andThen, type MaybePromise } from '../maybe-promise.js';
+import { GatewayError } from '../errors.js';
+import type { MaybePromise } from '../maybe-promise.js';
 import { hashSecret, randomId } from '../crypto.js';
 import { audit, logFor, type Logger, type Requester } from '../log.js';
 import type { EndReason } from '../protocol/messages.js';
@@ -69,6 +70,10 @@ export const INVALID = { valid: false, error: 'Session not found or expired' } a
 const END_GROUP = 128;
 /** How many times a revoke reads its index again after losing takes to requests that raced it. */
 const END_PASSES = 8;
+/** How many compare-and-swaps a change makes at most while other writes keep winning. */
+const REWRITE_ATTEMPTS = 64;
+
+const sameJson = (a: unknown, b: unknown): boolean => a === b || JSON.stringify(a) === JSON.stringify(b);
 
 /**
  * Server-side sessions. Ids are 256 random bits; the store sees only their SHA-256.
@@ -127,8 +132,9 @@ export class SessionService {
 
   /**
    * Stores until the absolute end, even with an idle timeout: activity then rewrites the
-   * record with an atomic `swap` (which keeps the TTL), so a validate racing an end can
-   * never bring the session back. The idle end is enforced on every read (`endOf`).
+   * record with a compare-and-swap (`#rewrite`) that the store refuses once the record's end
+   * has passed, so a validate racing an end can never bring the session back. The idle end
+   * is enforced on every read (`endOf`).
    */
   async #write(hash: string, record: SessionRecord, now: number): Promise<void> {
     await this.#o.store.set(sessionKey(hash), record, record.e - now);
@@ -149,7 +155,31 @@ export class SessionService {
 
   /** `peek`, answered in place when the store holds the record in this process. */
   #peekNow(hash: string): MaybePromise<Validation> {
-    return andThen(this.#o.store.read<SessionRecord>(sessionKey(hash)), (record) => this.#judge(hash, record));
+    const read = this.#o.store.read<SessionRecord>(sessionKey(hash));
+    // In place: read and judged at the same moment.
+    if (!(read instanceof Promise)) return this.#judge(hash, read);
+    return this.#settle(hash, read).then((record) => this.#judge(hash, record));
+  }
+
+  /**
+   * A record read from a remote store, as of a moment when what it says is certain. The read
+   * ran at some time between the call and its answer; a record found past its end by the
+   * clock at the answer but not at the call may have been read just before its end, and a
+   * write of activity (or an extend) may have landed after the read and before the end: it
+   * is read again, from a call made after the end, when no write can land any more (the
+   * store refuses writes to a record past its end, see `#rewrite`). So a session judged
+   * ended is never found live again by a later read.
+   */
+  async #settle(hash: string, read: Promise<SessionRecord | undefined>): Promise<SessionRecord | undefined> {
+    let asked = this.#o.clock.now();
+    let record = await read;
+    for (;;) {
+      if (record === undefined) return undefined;
+      const end = endOf(record, this.#idleMs).at;
+      if (end > this.#o.clock.now() || end <= asked) return record;
+      asked = this.#o.clock.now();
+      record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
+    }
   }
 
   #judge(hash: string, record: SessionRecord | undefined): Validation {
@@ -173,19 +203,21 @@ export class SessionService {
     const seen = await this.peek(hash);
     if (!seen.valid) return seen;
     const now = this.#o.clock.now();
-    const written = await this.#rewrite(hash, seen.record, (r) => ({ ...r, s: now }));
+    const written = await this.#rewrite(hash, seen.record, (r) => ({ ...r, s: Math.max(r.s ?? now, now) }));
     if (written === undefined) return INVALID;
     const end = endOf(written, this.#idleMs);
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 
   /**
-   * Writes `change(seen)` over the stored record with the store's atomic swap, so that an end
-   * racing it (destroy, revoke, regenerate: they take the record) wins and nothing is brought
-   * back. When the swap shows that another write came between the read and this one (an
-   * extend or update elsewhere), the change is made again on what that write left. Returns
-   * what was written, or undefined when the session is gone. `until` moves the store's
-   * expiry (extend); without it the expiry is kept.
+   * Writes `change(seen)` over the stored record with the store's compare-and-swap: written
+   * only if the record is still the one the change was made from, and only while that record's
+   * end is ahead of the store's clock at the time of the write. When another write came
+   * between (an extend or update elsewhere), the change is made again on what it left; an end
+   * racing it (destroy, revoke, regenerate: they take the record) wins, and a record whose end
+   * has passed is never written (a node may already have answered session_invalid for it).
+   * Returns what was written, or undefined when the session is gone or over. `until` moves
+   * the store's expiry (extend); without it the expiry is kept.
    */
   async #rewrite(
     hash: string,
@@ -193,16 +225,19 @@ export class SessionService {
     change: (r: SessionRecord) => SessionRecord,
     until?: (r: SessionRecord) => number,
   ): Promise<SessionRecord | undefined> {
+    const key = sessionKey(hash);
     let base = seen;
-    // What the store should hand back if nothing came between: first the record read, then our own last write.
-    let expected = seen;
-    for (let attempt = 0; ; attempt++) {
+    for (let attempt = 1; ; attempt++) {
+      // Not judged here by this node's clock: `base` may have been read before its end, and
+      // another write may have moved the end since; the store refuses the write if it had not.
+      const end = endOf(base, this.#idleMs).at;
       const next = change(base);
-      const old = await this.#o.store.swap<SessionRecord>(sessionKey(hash), next, until?.(next));
-      if (old === undefined) return undefined;
-      if ((old.v === expected.v && old.e === expected.e) || attempt >= 8) return next;
-      base = old;
-      expected = next;
+      const r = await this.#o.store.swapIf<SessionRecord>(key, base, next, until === undefined ? { before: end } : { before: end, expiresAt: until(next) });
+      if (r.swapped) return next;
+      // Gone, or still the same record: its end came before the write could be made.
+      if (r.old === undefined || sameJson(r.old, base)) return undefined;
+      if (attempt >= REWRITE_ATTEMPTS) throw GatewayError.unavailable(new Error(`session write lost ${attempt} compare-and-swaps in a row`));
+      base = r.old;
     }
   }
 
@@ -280,7 +315,7 @@ export class SessionService {
   async regenerate(oldSessionId: string, by?: Requester): Promise<SessionCreated | { error: string }> {
     const oldHash = this.hashOf(oldSessionId);
     const oldKey = sessionKey(oldHash);
-    const seen = await this.#o.store.get<SessionRecord>(oldKey);
+    const seen = await this.#settle(oldHash, this.#o.store.get<SessionRecord>(oldKey));
     if (seen === undefined) return { error: INVALID.error };
     if (endOf(seen, this.#idleMs).at <= this.#o.clock.now()) {
       // Past its end (an idle session stays stored until its absolute end): ended, not moved.
@@ -319,9 +354,10 @@ export class SessionService {
     let current = moved;
     if (record.v !== seen.v || record.e !== seen.e) {
       // Extended or updated between the read and the take: the new session carries what was taken.
-      // A swap writes nothing if the new one was ended meanwhile (a revoke that found it).
+      // Written only over what this call wrote: nothing if the new one was ended meanwhile (a
+      // revoke that found it).
       current = this.#moved(record, now);
-      if ((await this.#o.store.swap(sessionKey(hash), current, current.e)) !== undefined) await this.#index(hash, current);
+      if ((await this.#o.store.swapIf(sessionKey(hash), moved, current, { expiresAt: current.e })).swapped) await this.#index(hash, current);
     }
     const announced = this.#ended(oldHash, 'regenerated', record.u, by);
     await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
@@ -407,23 +443,14 @@ export class SessionService {
    * event was missed), or returns the new end when activity moved it.
    */
   async checkExpiry(hash: string): Promise<{ ended: EndReason | 'gone' | undefined; next?: number; reason?: 'ttl' | 'idle' }> {
-    const key = sessionKey(hash);
-    const record = await this.#o.store.get<SessionRecord>(key);
+    // Settled: a record past its end as read from a call made after that end, which no write
+    // can move any more (#rewrite's compare-and-swap is refused past the end): taken as is.
+    const record = await this.#settle(hash, this.#o.store.get<SessionRecord>(sessionKey(hash)));
     if (record === undefined) return { ended: 'gone' };
     const { at, reason } = endOf(record, this.#idleMs);
     if (at > this.#o.clock.now()) return { ended: undefined, next: at, reason };
-    // Due as read. A request may have moved the end since (activity, extend_session): the copy
-    // read, which every request reads as ended, is swapped in, and what it replaced decides.
-    const current = await this.#o.store.swap<SessionRecord>(key, record);
-    if (current === undefined) return { ended: 'gone' };
-    const end = endOf(current, this.#idleMs);
-    if (end.at > this.#o.clock.now()) {
-      // It was moved: put it back (nothing is written if an end took the copy meanwhile).
-      await this.#o.store.swap(key, current);
-      return { ended: undefined, next: end.at, reason: end.reason };
-    }
     // No request waits on an end by time: its announcement goes on on its own.
-    return { ended: (await this.#finish(hash, end.reason))?.told ?? 'gone' };
+    return { ended: (await this.#finish(hash, reason))?.told ?? 'gone' };
   }
 
   /** The user's live sessions, by handle (the store hash: it cannot be presented as an id). */

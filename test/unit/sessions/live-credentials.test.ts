@@ -64,7 +64,7 @@ describe('extend_session', () => {
     const store = failingStore(createMemoryStore(clock), false);
     const { gateway } = makeGateway({ clock, store });
     const s = await gateway.sessions.create('alice', undefined, 60);
-    const held = store.hold('swap', { once: true });
+    const held = store.hold('swapIf', { once: true });
     const extending = gateway.sessions.extend(s.hash, 3600);
     await held.reached;
     expect(await gateway.sessions.destroy(s.sessionId)).toBe(true);
@@ -79,7 +79,7 @@ describe('extend_session', () => {
     const store = failingStore(createMemoryStore(clock), false);
     const { gateway } = makeGateway({ clock, store });
     const s = await gateway.sessions.create('alice', { role: 'member' }, 60);
-    let held = store.hold('swap', { once: true });
+    let held = store.hold('swapIf', { once: true });
     const extending = gateway.sessions.extend(s.hash, 3600);
     await held.reached;
     // The update's own swap is not held (once): it lands first.
@@ -89,7 +89,7 @@ describe('extend_session', () => {
     await Promise.all([extending, updating]);
     expect(await store.get(sessionKey(s.hash))).toMatchObject({ e: T0 + 3_600_000, d: { role: 'admin' } });
 
-    held = store.hold('swap', { once: true });
+    held = store.hold('swapIf', { once: true });
     const updating2 = gateway.sessions.update(s.hash, { role: 'owner' });
     await held.reached;
     const extending2 = gateway.sessions.extend(s.hash, 7200);
