@@ -270,7 +270,8 @@ export class Gateway implements PipelineServices {
   #changedElsewhere(hash: string, kind: 'extended' | 'updated'): void {
     this.sessions.peek(hash).then(
       (v) => {
-        if (!v.valid) return this.hub.recheck(hash);
+        // Ended since the change: its end's event (with the reason) is on its way.
+        if (!v.valid) return this.hub.recheck(hash, true);
         if (kind === 'extended') this.hub.extended(hash, v.end, v.endReason);
         else this.hub.updated(hash, v.record.d ?? {});
       },

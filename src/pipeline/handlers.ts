@@ -100,7 +100,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (!again.valid || endedMeanwhile) {
       // A subscriber told `subscribed` earlier is owed its session_expired: the hub looks at
       // the store now and pushes it. A new one was never told, so it simply follows nothing.
-      if (already) c.gateway.hub.recheck(v.hash);
+      if (already) c.gateway.hub.recheck(v.hash, true);
       else c.unfollow(key, v.hash);
       return invalidSession(again.valid ? INVALID.error : again.error);
     }

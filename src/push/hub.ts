@@ -28,6 +28,13 @@ interface Followed {
   failures: number;
   /** Keys of the subscribers that came after the warning went out, each to be warned on its own. */
   late?: Set<string>;
+  /**
+   * A look was asked for because a request saw the session gone or changed (see `recheck`):
+   * when the store no longer has it before its time, the end's event, which carries the
+   * reason, is on its way and is waited for (`waited`: the wait was made).
+   */
+  awaitEnd?: boolean;
+  waited?: boolean;
 }
 
 /**
@@ -44,6 +51,12 @@ const RETRY_MS = 250;
  * (a remote store's return also resyncs every followed session at once, src/gateway.ts).
  */
 const RETRY_MAX_MS = 4000;
+/**
+ * How long a session found gone before its time, by a look a request asked for, waits for its
+ * end's event (the reason) before its followers are told `destroyed`: the request that ended
+ * it published the event before it answered, so it is normally here within milliseconds.
+ */
+export const END_EVENT_WAIT_MS = 1000;
 
 /** Where a followed session's end stands now in the store (undefined: it is gone). */
 export type EndLookup = (hash: string) => Promise<{ at: number; reason: 'ttl' | 'idle' } | undefined>;
@@ -209,9 +222,18 @@ export class SubscriptionHub {
     return this.#subscriptions;
   }
 
-  /** Re-checks one followed session now (after a missed event, say). */
-  recheck(hash: string): void {
-    if (this.#followed.has(hash)) this.#due(hash);
+  /**
+   * Re-checks one followed session now. `awaitEnd`: asked because a request found the session
+   * gone while the link to the store's events is up (a change event whose session was ended
+   * meanwhile, a subscribe's second look): an end found then is one whose event, carrying its
+   * reason, is on its way, and it is waited for up to END_EVENT_WAIT_MS before the followers
+   * are told `destroyed`. Without it (after a resync: events were missed) `destroyed` at once.
+   */
+  recheck(hash: string, awaitEnd = false): void {
+    const f = this.#followed.get(hash);
+    if (f === undefined) return;
+    if (awaitEnd) f.awaitEnd = true;
+    this.#due(hash);
   }
 
   #reschedule(hash: string, f: Followed, end: number, reason: 'ttl' | 'idle'): void {
@@ -310,12 +332,18 @@ export class SubscriptionHub {
           const now = this.#followed.get(hash);
           if (now === undefined) return;
           now.failures = 0;
+          if (r.ended === undefined) now.awaitEnd = now.waited = undefined;
           const due = this.#clock.now() >= now.end;
           if ((r.ended === 'gone' && due) || r.ended === 'ttl' || r.ended === 'idle') this.onLateness?.(Math.max(0, this.#clock.now() - now.end) / 1000);
-          // Gone from the store: by its own time when that had come, else ended by a request this
-          // node did not hear of (its link to the store's events was away), which the store no
-          // longer tells: `destroyed`, not a `ttl` that had not come.
-          if (r.ended === 'gone') this.ended(hash, due ? f.reason : 'destroyed');
+          // Gone from the store: by its own time when that had come, else ended by a request.
+          // When a request asked for this look (see `recheck`), that end's event is on its way
+          // with the reason: waited for, a bounded time. Else, or when it does not come, an end
+          // this node did not hear of (its link to the store's events was away), which the store
+          // no longer tells: `destroyed`, not a `ttl` that had not come.
+          if (r.ended === 'gone' && !due && now.awaitEnd === true && now.waited !== true) {
+            now.waited = true;
+            this.#ends.schedule(hash, this.#clock.now() + END_EVENT_WAIT_MS);
+          } else if (r.ended === 'gone') this.ended(hash, due && now.waited !== true ? f.reason : 'destroyed');
           else if (r.ended !== undefined) this.ended(hash, r.ended);
           // Activity elsewhere moved the end, and maybe its kind (an idle end past the absolute one).
           else if (r.next !== undefined && (r.next !== now.end || (r.reason !== undefined && r.reason !== now.reason)))

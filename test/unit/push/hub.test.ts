@@ -2,7 +2,7 @@ import { sessionKey } from '../../../src/sessions/records.js';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { GatewayError } from '../../../src/errors.js';
-import { MAX_CHECKS, SubscriptionHub } from '../../../src/push/hub.js';
+import { END_EVENT_WAIT_MS, MAX_CHECKS, SubscriptionHub } from '../../../src/push/hub.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 import { failingStore } from '../../helpers/failing-store.js';
@@ -361,6 +361,39 @@ describe('SubscriptionHub', () => {
     expect(seen).toEqual(['late:idle', 'early:destroyed']);
   });
 
+  it('a look a request asked for (recheck awaiting the end) that finds the session gone waits for the end event and pushes its reason, once', async () => {
+    const clock = new ManualClock(T0);
+    const hub = goneHub(clock);
+    const seen: string[] = [];
+    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(r) }, T0 + 3_600_000, 'ttl');
+    // An update event for a session regenerated meanwhile on another node: the read finds it gone.
+    hub.recheck('h', true);
+    await settle();
+    expect(seen).toEqual([]);
+    clock.advance(END_EVENT_WAIT_MS / 2);
+    await settle();
+    // The end's event arrives: its reason is what the followers hear, and nothing else.
+    hub.ended('h', 'regenerated');
+    clock.advance(END_EVENT_WAIT_MS * 2);
+    await settle();
+    expect(seen).toEqual(['regenerated']);
+  });
+
+  it('a look awaiting the end whose event never comes pushes destroyed after END_EVENT_WAIT_MS', async () => {
+    const clock = new ManualClock(T0);
+    const hub = goneHub(clock);
+    const seen: string[] = [];
+    hub.subscribe('h', 'k', { sessionId: 's', ended: (r) => seen.push(`${r}@${clock.now() - T0}`) }, T0 + 3_600_000, 'ttl');
+    hub.recheck('h', true);
+    await settle();
+    clock.advance(END_EVENT_WAIT_MS - 1);
+    await settle();
+    expect(seen).toEqual([]);
+    clock.advance(1);
+    await settle();
+    expect(seen).toEqual([`destroyed@${END_EVENT_WAIT_MS}`]);
+  });
+
   it('an end moved by activity elsewhere keeps the kind the store gives it: gone at that end, it is pushed with that reason', async () => {
     // Idle end at 10 s; activity on another node moved the idle end past the absolute end (15 s),
     // so the end is now the ttl: a node that was following the idle end must say ttl at 15 s.
@@ -470,9 +503,38 @@ describe('subscribe racing an end', () => {
     held.release();
     await settle();
     expect(watcher.reply(again)).toMatchObject({ type: 'session_invalid' });
+    // The end's event (its reason) is waited for a while; it never comes here.
+    expect(watcher.pushes()).toEqual([]);
+    clock.advance(END_EVENT_WAIT_MS);
+    await settle();
     // Told `subscribed` the first time, the subscriber is owed the end: exactly one push.
-    expect(watcher.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: s.sessionId })]);
+    expect(watcher.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: s.sessionId, reason: 'destroyed' })]);
     expect(gateway.hub.size).toBe(0);
+  });
+
+  it('a subscriber subscribing again while the session is regenerated elsewhere gets one session_expired, reason regenerated', async () => {
+    const clock = new ManualClock();
+    const inner = createMemoryStore(clock);
+    const store = failingStore(inner, false);
+    const { gateway } = makeGateway({ clock, store });
+    const watcher = new Driver(gateway);
+    const s = await gateway.sessions.create('u', undefined, 3600);
+    const hash = gateway.sessions.hashOf(s.sessionId);
+    expect(await watcher.call({ type: 'subscribe_session', session_id: s.sessionId })).toMatchObject({ type: 'subscribed' });
+    const held = store.hold('get', { match: ([key]) => String(key).startsWith('s:'), once: true, afterInner: true });
+    const again = watcher.send({ type: 'subscribe_session', session_id: s.sessionId });
+    await held.reached;
+    // Another node regenerates it: the record goes, and its event comes a little later.
+    await inner.delete(sessionKey(hash));
+    held.release();
+    await settle();
+    expect(watcher.reply(again)).toMatchObject({ type: 'session_invalid' });
+    clock.advance(END_EVENT_WAIT_MS / 2);
+    await settle();
+    gateway.hub.ended(hash, 'regenerated');
+    clock.advance(END_EVENT_WAIT_MS * 2);
+    await settle();
+    expect(watcher.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: s.sessionId, reason: 'regenerated' })]);
   });
 
   it('a subscribe whose second look fails answers error 11 and follows nothing', async () => {
