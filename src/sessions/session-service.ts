@@ -158,7 +158,7 @@ export class SessionService {
     const read = this.#o.store.read<SessionRecord>(sessionKey(hash));
     // In place: read and judged at the same moment.
     if (!(read instanceof Promise)) return this.#judge(hash, read);
-    return this.#settle(hash, read).then((record) => this.#judge(hash, record));
+    return this.#settle(hash, read).then((r) => this.#judge(hash, r.record, r.now));
   }
 
   /**
@@ -168,23 +168,25 @@ export class SessionService {
    * write of activity (or an extend) may have landed after the read and before the end: it
    * is read again, from a call made after the end, when no write can land any more (the
    * store refuses writes to a record past its end, see `#rewrite`). So a session judged
-   * ended is never found live again by a later read.
+   * ended is never found live again by a later read. `now` is the time the record is to be
+   * judged at (a later clock reading could again fall after an end the read preceded).
    */
-  async #settle(hash: string, read: Promise<SessionRecord | undefined>): Promise<SessionRecord | undefined> {
+  async #settle(hash: string, read: Promise<SessionRecord | undefined>): Promise<{ record: SessionRecord | undefined; now: number }> {
     let asked = this.#o.clock.now();
     let record = await read;
     for (;;) {
-      if (record === undefined) return undefined;
+      const now = this.#o.clock.now();
+      if (record === undefined) return { record, now };
       const end = endOf(record, this.#idleMs).at;
-      if (end > this.#o.clock.now() || end <= asked) return record;
-      asked = this.#o.clock.now();
+      if (end > now) return { record, now };
+      if (end <= asked) return { record, now: asked };
+      asked = now;
       record = await this.#o.store.get<SessionRecord>(sessionKey(hash));
     }
   }
 
-  #judge(hash: string, record: SessionRecord | undefined): Validation {
+  #judge(hash: string, record: SessionRecord | undefined, now = this.#o.clock.now()): Validation {
     if (record === undefined) return INVALID;
-    const now = this.#o.clock.now();
     const end = endOf(record, this.#idleMs);
     if (end.at <= now) return INVALID;
     return { valid: true, hash, record, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
@@ -315,9 +317,10 @@ export class SessionService {
   async regenerate(oldSessionId: string, by?: Requester): Promise<SessionCreated | { error: string }> {
     const oldHash = this.hashOf(oldSessionId);
     const oldKey = sessionKey(oldHash);
-    const seen = await this.#settle(oldHash, this.#o.store.get<SessionRecord>(oldKey));
+    const settled = await this.#settle(oldHash, this.#o.store.get<SessionRecord>(oldKey));
+    const seen = settled.record;
     if (seen === undefined) return { error: INVALID.error };
-    if (endOf(seen, this.#idleMs).at <= this.#o.clock.now()) {
+    if (endOf(seen, this.#idleMs).at <= settled.now) {
       // Past its end (an idle session stays stored until its absolute end): ended, not moved.
       await (
         await this.#finish(oldHash, endOf(seen, this.#idleMs).reason, by)
@@ -445,10 +448,10 @@ export class SessionService {
   async checkExpiry(hash: string): Promise<{ ended: EndReason | 'gone' | undefined; next?: number; reason?: 'ttl' | 'idle' }> {
     // Settled: a record past its end as read from a call made after that end, which no write
     // can move any more (#rewrite's compare-and-swap is refused past the end): taken as is.
-    const record = await this.#settle(hash, this.#o.store.get<SessionRecord>(sessionKey(hash)));
+    const { record, now } = await this.#settle(hash, this.#o.store.get<SessionRecord>(sessionKey(hash)));
     if (record === undefined) return { ended: 'gone' };
     const { at, reason } = endOf(record, this.#idleMs);
-    if (at > this.#o.clock.now()) return { ended: undefined, next: at, reason };
+    if (at > now) return { ended: undefined, next: at, reason };
     // No request waits on an end by time: its announcement goes on on its own.
     return { ended: (await this.#finish(hash, reason))?.told ?? 'gone' };
   }
