@@ -11,6 +11,16 @@ import { makeGateway } from '../harness.js';
 /** One full pass of the sweep takes about 5 s of clock time, whatever the size. */
 const SWEEP_PASS_MS = 5_000 + 100;
 
+/** Atomics that do nothing: for stores whose reads are what a test is about. */
+const INERT_ATOMICS = {
+  take: () => undefined,
+  swap: () => undefined,
+  swapIf: () => ({ swapped: false, old: undefined }),
+  claim: () => true,
+  indexAdd: () => {},
+  indexRemove: () => {},
+  indexMembers: () => [],
+};
 describe('MemoryMap', () => {
   it('expires on read at exactly its ttl, on the injected clock', () => {
     const clock = new ManualClock();
@@ -183,15 +193,7 @@ describe('KeyvStore', () => {
         throw new Error('sync failure');
       },
       readsInPlace: true,
-      atomics: {
-        take: () => undefined,
-        swap: () => undefined,
-        swapIf: () => ({ swapped: false, old: undefined }),
-        claim: () => true,
-        indexAdd: () => {},
-        indexRemove: () => {},
-        indexMembers: () => [],
-      },
+      atomics: INERT_ATOMICS,
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     let err: unknown;
@@ -211,15 +213,7 @@ describe('KeyvStore', () => {
       kind: 'redis',
       keyv,
       timeoutMs: 20,
-      atomics: {
-        take: () => undefined,
-        swap: () => undefined,
-        swapIf: () => ({ swapped: false, old: undefined }),
-        claim: () => true,
-        indexAdd: () => {},
-        indexRemove: () => {},
-        indexMembers: () => [],
-      },
+      atomics: INERT_ATOMICS,
       events: { publish: async () => {}, subscribe: () => () => {}, onResync: () => () => {} },
     });
     await expect(store.get('k')).rejects.toMatchObject({ code: 'UNAVAILABLE' });
