@@ -232,47 +232,42 @@ export class SocketLink implements Wire, BoundEnd {
   }
 
   /**
-   * Answers a ping (ws's own answer is off: `autoPong: false`). A peer that has more than
-   * MAX_PENDING_PONGS pongs not yet sent, pinging faster than it reads, is closed with 1008
-   * as a policy violation, after what it sent before is answered (ws would cut it).
-   */
-  /**
    * A pong: the peer is alive. A browser's pongs are charged as messages, as its pings are (RFC
    * 6455 section 5.5.3 allows unsolicited ones): a page's browser sends one per heartbeat, so
    * one past the rate is a flood, closed as one.
    */
   #pong(): void {
     this.alive = true;
-    const budget = this.#o.budget;
-    if (budget === undefined || this.#budgetRow === -2 || this.#ws.readyState !== WebSocket.OPEN) return;
-    if (this.#budgetRow === -1) this.#budgetRow = budget.open();
-    if (budget.message(this.#budgetRow)) return;
-    this.conn.log.warn({ role: this.role }, 'closing a browser connection that sends pongs past its message rate (1008)');
-    this.#pump.end();
-    this.close(CloseCodes.POLICY, 'Too many pongs', 'ping_flood');
+    if (this.#ws.readyState !== WebSocket.OPEN || this.#chargeControl()) return;
+    this.#flood('closing a browser connection that sends pongs past its message rate (1008)', 'Too many pongs');
   }
 
+  /** A browser's ping or pong, charged as a message: false when over the rate (no budget: services). */
+  #chargeControl(): boolean {
+    const budget = this.#o.budget;
+    if (budget === undefined || this.#budgetRow === -2) return true;
+    if (this.#budgetRow === -1) this.#budgetRow = budget.open();
+    return budget.message(this.#budgetRow);
+  }
+
+  /** Closes a control-frame flood with 1008: reads nothing more, answers what was read. */
+  #flood(line: string, text: string): void {
+    this.conn.log.warn({ role: this.role }, line);
+    this.#pump.end();
+    this.close(CloseCodes.POLICY, text, 'ping_flood');
+  }
+
+  /**
+   * Answers a ping (ws's own answer is off: `autoPong: false`). A peer that has more than
+   * MAX_PENDING_PONGS pongs not yet sent, pinging faster than it reads, is closed with 1008
+   * as a policy violation, after what it sent before is answered (ws would cut it).
+   */
   #ping(data: Buffer): void {
     if (this.#ws.readyState !== WebSocket.OPEN) return;
     // A browser's pings are charged as messages: a page never pings (its browser answers the
     // gateway's), so one past the rate is a flood, closed as one.
-    const budget = this.#o.budget;
-    let overRate = false;
-    if (budget !== undefined && this.#budgetRow !== -2) {
-      if (this.#budgetRow === -1) this.#budgetRow = budget.open();
-      overRate = !budget.message(this.#budgetRow);
-    }
-    if (overRate || this.#pongsPending >= MAX_PENDING_PONGS) {
-      this.conn.log.warn(
-        { role: this.role },
-        overRate
-          ? 'closing a browser connection that pings past its message rate (1008)'
-          : 'closing a connection that pings faster than it reads the pongs (1008)',
-      );
-      this.#pump.end();
-      this.close(CloseCodes.POLICY, 'Too many pings', 'ping_flood');
-      return;
-    }
+    if (!this.#chargeControl()) return this.#flood('closing a browser connection that pings past its message rate (1008)', 'Too many pings');
+    if (this.#pongsPending >= MAX_PENDING_PONGS) return this.#flood('closing a connection that pings faster than it reads the pongs (1008)', 'Too many pings');
     this.#pongsPending++;
     this.#ws.pong(data, false, () => this.#pongsPending--);
   }
