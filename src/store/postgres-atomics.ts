@@ -42,7 +42,7 @@ const decode = (raw: string): unknown => parseStored(raw).value;
 /**
  * Store operations Keyv has no word for, and the reads that bypass it, each one SQL
  * statement on the shared pool, atomic in PostgreSQL: DELETE … RETURNING for take and
- * delete, UPDATE … FROM (SELECT … FOR UPDATE) for swap (the row lock makes concurrent
+ * delete, WITH (SELECT … FOR UPDATE) UPDATE for swap (the row lock makes concurrent
  * swaps queue, and each re-reads the row its predecessor wrote), INSERT … ON CONFLICT for
  * the index. Every read compares `expires` with now in SQL: PostgreSQL has no TTL, and a
  * row past its end may still be there until the sweep removes it.
@@ -213,6 +213,11 @@ export class PostgresAtomics implements Atomics {
 export function statements(schema: string): Record<Op, string> {
   const t = tables(schema);
   const live = `(expires IS NULL OR expires > $2)`;
+  // PostgreSQL's clock read once the row's lock is held: outside the locking CTE (a filter in it
+  // runs before any wait for the lock, and one on a FOR UPDATE subquery is pushed down into it),
+  // so that a write queued behind another never lands past the row's expiry or its deadline.
+  const lockedAt = `floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint`;
+  const liveOnceLocked = `(old.expires IS NULL OR old.expires > ${lockedAt})`;
   return {
     get: `SELECT value FROM ${t.entries} WHERE key = $1 AND ${live}`,
     getMany: `SELECT e.key, e.value FROM unnest($1::varchar[]) k (key) JOIN ${t.entries} e ON e.key = k.key WHERE (e.expires IS NULL OR e.expires > $2)`,
@@ -220,30 +225,31 @@ export function statements(schema: string): Record<Op, string> {
     remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, expires`,
     removeMany: `DELETE FROM ${t.entries} e USING unnest($1::varchar[]) k (key) WHERE e.key = k.key RETURNING e.key, e.expires`,
     // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
-    swap: `UPDATE ${t.entries} e
+    swap: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE)
+           UPDATE ${t.entries} e
            SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
-           FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
-           WHERE e.key = old.key
+           FROM old
+           WHERE e.key = old.key AND ${liveOnceLocked}
            RETURNING old.value`,
-    swapUntil: `UPDATE ${t.entries} e
+    swapUntil: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE)
+           UPDATE ${t.entries} e
            SET value = '{"value":' || $1 || ',"expires":' || $4 || '}'
-           FROM (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE) old
-           WHERE e.key = old.key
+           FROM old
+           WHERE e.key = old.key AND ${liveOnceLocked}
            RETURNING old.value`,
     // $4: the expected value; $5: write only while PostgreSQL's clock is before it (null: no
-    // limit); $6: the new expiry (null: kept). The row's expiry is checked at $2 and, when the
-    // statement runs, at PostgreSQL's clock too.
+    // limit); $6: the new expiry (null: kept). The row's expiry is checked at $2 and, once the
+    // row lock is held, at PostgreSQL's clock too.
     swapIf: `WITH old AS (SELECT key, value, expires FROM ${t.entries}
                       WHERE key = $3 AND (expires IS NULL OR expires > $2::bigint) FOR UPDATE),
-                  clock AS (SELECT floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms),
                   written AS (UPDATE ${t.entries} e
                       SET value = '{"value":' || $1::text || CASE WHEN $6::bigint IS NOT NULL THEN ',"expires":' || $6::bigint || '}'
                                                               WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
-                      FROM old, clock
+                      FROM old
                       WHERE e.key = old.key
                         AND old.value = '{"value":' || $4::text || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
-                        AND (old.expires IS NULL OR old.expires > clock.ms)
-                        AND ($5::bigint IS NULL OR clock.ms < $5::bigint)
+                        AND ${liveOnceLocked}
+                        AND ($5::bigint IS NULL OR ${lockedAt} < $5::bigint)
                       RETURNING e.key)
              SELECT old.value, EXISTS (SELECT 1 FROM written) AS written FROM old`,
     // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it

@@ -133,6 +133,33 @@ describe('postgres store', () => {
       }
     });
 
+    it('a swap or swapIf queued behind a row lock while the row expires writes nothing', async () => {
+      const schema = freshSchema();
+      const store = await postgresStore(server.url, schema, { sweepMs: 600_000, timeoutMs: 5000 });
+      const locker = new pg.Client({ connectionString: server.url });
+      await locker.connect();
+      try {
+        await store.set('a', { v: 1 }, 400);
+        await store.set('b', { v: 1 }, 400);
+        await locker.query('BEGIN');
+        await locker.query(`SELECT key FROM ${schema}.entries WHERE key IN ('a', 'b') FOR UPDATE`);
+        // Both are called while the rows live, and run once the lock goes, after their expiry.
+        const swapped = store.swap('a', { v: 2 });
+        const swappedIf = store.swapIf('b', { v: 1 }, { v: 2 });
+        await sleep(700);
+        await locker.query('COMMIT');
+        expect((await swappedIf).swapped).toBe(false);
+        expect(await swapped).toBeUndefined();
+        const rows = await server.query<{ key: string; value: string }>(`SELECT key, value FROM ${schema}.entries ORDER BY key`);
+        expect(rows.map((r) => [r.key, (JSON.parse(r.value) as { value: unknown }).value])).toEqual([
+          ['a', { v: 1 }],
+          ['b', { v: 1 }],
+        ]);
+      } finally {
+        await locker.end();
+        await store.close();
+      }
+    });
     it('reads, deletes and index reads made together are batched, each answered on its own', async () => {
       // The longest schema name allowed: statement names must stay distinct within 63 bytes.
       const store = await postgresStore(server.url, `t_${'x'.repeat(34)}${freshSchema().slice(2)}`);
