@@ -217,9 +217,14 @@ const PUBLISHED_KEYS = new Set(['AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1q
  */
 export const NOT_REPEATED = 'the value is not repeated: it may hold a password';
 
-/** A bad value as quoted in an error: JSON-escaped and cut short, so the message stays one line. */
+/**
+ * A bad value as quoted in an error: JSON-escaped and cut short, so the message stays one line,
+ * and whatever stands before an `@` masked (a mistyped origin or address may still carry a
+ * `user:password@`), as is a `password=` option.
+ */
 function shown(value: string): string {
-  return JSON.stringify(value.length > 80 ? `${value.slice(0, 80)}...` : value);
+  const masked = value.replace(/[^\s,/@]*@/g, '***@').replace(/(password=)[^&#\s,]*/gi, '$1***');
+  return JSON.stringify(masked.length > 80 ? `${masked.slice(0, 80)}...` : masked);
 }
 
 function int(src: Source, name: string, def: number, min: number, max: number, what: string): number {

@@ -89,4 +89,31 @@ describe('a malformed value that may hold a credential is not quoted back', () =
       expect(r.stderr, label).not.toContain(PW);
     }
   });
+
+  it('other settings quote a bad value with whatever stands before an @ masked, and no password= option', () => {
+    const cases: [Record<string, string>, string][] = [
+      [
+        { GATEWAY_ALLOWED_ORIGINS: `https://admin:${PW}@app.example.com` },
+        'GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got "https://***@app.example.com")',
+      ],
+      [
+        { GATEWAY_ALLOWED_ORIGINS: `https://ok.example.com,admin:${PW}@app.example.com` },
+        'GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got "***@app.example.com")',
+      ],
+      [
+        { GATEWAY_ALLOWED_ORIGINS: `https://app.example.com/?password=${PW}` },
+        'GATEWAY_ALLOWED_ORIGINS must list bare origins, no path (got "https://app.example.com/?password=***")',
+      ],
+      [
+        { GATEWAY_TRUSTED_PROXIES: `admin:${PW}@10.0.0.1` },
+        'GATEWAY_TRUSTED_PROXIES must list addresses or CIDR ranges like 10.0.0.0/8 or ::1 (got "***@10.0.0.1")',
+      ],
+      [{ GATEWAY_HOST: `a:${PW}@b` }, 'GATEWAY_HOST must be an IP address or a host name, e.g. 127.0.0.1, :: or localhost (got "***@b")'],
+    ];
+    for (const [env, text] of cases)
+      expect(
+        refusal(() => loadConfig({ ...base, ...env })),
+        JSON.stringify(env),
+      ).toBe(text);
+  });
 });
