@@ -45,6 +45,9 @@ export function checkTracingEnv(env: Record<string, string | undefined>): void {
     const url = URL.canParse(v) ? new URL(v) : undefined;
     if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:'))
       throw new ConfigError(`${name} must be an http or https URL, e.g. http://collector:4318 (${NOT_REPEATED})`);
+    // The exporter's own errors may quote its URL: credentials go in OTEL_EXPORTER_OTLP_HEADERS.
+    if (url.username !== '' || url.password !== '')
+      throw new ConfigError(`${name} must not hold a user name or password: give the collector's credentials in OTEL_EXPORTER_OTLP_HEADERS`);
   }
 }
 

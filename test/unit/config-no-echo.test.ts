@@ -70,6 +70,14 @@ describe('a malformed value that may hold a credential is not quoted back', () =
           `${name}=${value}`,
         ).toBe(`${name} must be an http or https URL, e.g. http://collector:4318 (the value is not repeated: it may hold a password)`);
       }
+      // Well formed, with credentials: refused too (the exporter's errors may quote its URL).
+      for (const value of [`https://admin:${PW}@collector:4318`, `http://${PW}@collector:4318/v1/traces`]) {
+        expect(
+          refusal(() => checkTracingEnv({ [name]: value })),
+          `${name}=${value}`,
+        ).toBe(`${name} must not hold a user name or password: give the collector's credentials in OTEL_EXPORTER_OTLP_HEADERS`);
+      }
+      expect(() => checkTracingEnv({ [name]: 'https://collector:4318' })).not.toThrow();
     }
   });
 
