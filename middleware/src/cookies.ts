@@ -73,11 +73,21 @@ export function privateCacheControl(value: string | undefined): string {
 
 const guarded = new WeakSet<ServerResponse>();
 
+/** A header's values as a list (`Set-Cookie` may be one string or several). */
+function values(v: unknown): string[] {
+  return v === undefined || v === null ? [] : Array.isArray(v) ? v.map(String) : [String(v)];
+}
+
 /**
- * Gives `res` a private `Cache-Control` (see privateCacheControl) when its headers are written,
- * not now: the route that runs after the middleware may set its own (express.static sets
- * `public, max-age=0`). Hooks `writeHead` as the `on-headers` package does (Node calls it for
- * implicit headers too); headers passed to it (Fastify passes all of them) are read as well.
+ * Guards a response that sets the session cookie, when its headers are written (not now: the
+ * route that runs after the middleware may set headers of its own). Hooks `writeHead` as the
+ * `on-headers` package does (Node calls it for implicit headers too), and reads headers
+ * passed to it as well (Fastify passes all of its own there, and those win over the ones set
+ * on the response):
+ * - `Cache-Control` made private (see privateCacheControl);
+ * - a `Set-Cookie` passed to writeHead is merged with the cookies set on the response, not put
+ *   in their place: a Fastify route that sets a cookie of its own through `reply.header` would
+ *   otherwise drop the session cookie a helper set on `reply.raw` (login, regenerate, logout).
  */
 export function keepFromSharedCaches(res: ServerResponse): void {
   if (guarded.has(res)) return;
@@ -85,28 +95,42 @@ export function keepFromSharedCaches(res: ServerResponse): void {
   const writeHead = res.writeHead;
   res.writeHead = function (this: ServerResponse, ...args: unknown[]): ServerResponse {
     let given = false;
+    const ours = values(this.getHeader('set-cookie'));
+    const theirs: string[] = [];
     const at = args.findIndex((a, i) => i > 0 && typeof a === 'object' && a !== null);
     if (at > 0) {
       const headers = args[at];
       if (Array.isArray(headers)) {
         // Node's raw form: names and values alternate.
-        const copy: unknown[] = [...headers];
-        for (let i = 0; i + 1 < copy.length; i += 2) {
-          if (String(copy[i]).toLowerCase() !== 'cache-control') continue;
-          copy[i + 1] = privateCacheControl(String(copy[i + 1]));
-          given = true;
+        const copy: unknown[] = [];
+        for (let i = 0; i + 1 < headers.length; i += 2) {
+          const name = String(headers[i]).toLowerCase();
+          if (name === 'set-cookie' && ours.length > 0) theirs.push(...values(headers[i + 1]));
+          else if (name === 'cache-control') {
+            copy.push(headers[i], privateCacheControl(String(headers[i + 1])));
+            given = true;
+          } else copy.push(headers[i], headers[i + 1]);
         }
         args[at] = copy;
       } else {
         const copy: Record<string, unknown> = { ...(headers as Record<string, unknown>) };
         for (const k of Object.keys(copy)) {
-          if (k.toLowerCase() !== 'cache-control' || copy[k] === undefined) continue;
-          copy[k] = privateCacheControl(String(copy[k]));
-          given = true;
+          const name = k.toLowerCase();
+          if (copy[k] === undefined) continue;
+          if (name === 'set-cookie' && ours.length > 0) {
+            theirs.push(...values(copy[k]));
+            delete copy[k];
+          } else if (name === 'cache-control') {
+            copy[k] = privateCacheControl(String(copy[k]));
+            given = true;
+          }
         }
         args[at] = copy;
       }
     }
+    // Given and set cookies together, on the response, where Node keeps every one of them
+    // (a raw list given to writeHead over headers already set keeps only its last cookie).
+    if (theirs.length > 0) this.setHeader('set-cookie', [...theirs, ...ours.filter((c) => !theirs.includes(c))]);
     if (!given) {
       const set = this.getHeader('cache-control');
       this.setHeader('cache-control', privateCacheControl(set === undefined ? undefined : Array.isArray(set) ? set.join(', ') : String(set)));

@@ -26,9 +26,28 @@ async function fastifyApp(sessions: GatewaySessions): Promise<string> {
   apps.push(app);
   app.get('/public', async () => ({ public: true }));
   app.post('/login', async (_request, reply) => sessions.login(reply.raw, { user_id: 'fast-user', ttl: 600 }));
+  // Routes that set a cookie of their own through Fastify (which passes its headers to writeHead).
+  app.post('/login-themed', async (_request, reply) => {
+    const created = await sessions.login(reply.raw, { user_id: 'fast-user', ttl: 600 });
+    reply.header('set-cookie', 'theme=dark; Path=/');
+    return created;
+  });
   await app.register(async (scope) => {
     await scope.register(fastifySessions(sessions));
     scope.get('/me', async (request) => request.session);
+    scope.get('/me-themed', async (request, reply) => {
+      reply.header('set-cookie', 'theme=dark; Path=/').header('set-cookie', 'lang=en; Path=/');
+      return request.session;
+    });
+    scope.post('/promote-themed', async (request, reply) => {
+      reply.header('set-cookie', 'theme=dark; Path=/');
+      return sessions.regenerate(request.raw, reply.raw, { data: { role: 'admin' } });
+    });
+    scope.post('/logout-themed', async (request, reply) => {
+      await sessions.logout(request.raw, reply.raw);
+      reply.header('set-cookie', 'theme=; Max-Age=0; Path=/');
+      return { ok: true };
+    });
     scope.post('/promote', async (request, reply) => sessions.regenerate(request.raw, reply.raw, { data: { role: 'admin' } }));
     scope.post('/logout', async (request, reply) => {
       await sessions.logout(request.raw, reply.raw);
@@ -121,6 +140,39 @@ describe('the Fastify plugin', () => {
       }
       expect(r.headers['cache-control'], cookiePath).toMatch(/^private/);
     }
+  });
+
+  it('a route that sets cookies of its own through reply.header keeps the session cookie too', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await fastifyApp(sessions);
+    const names = (h: Record<string, string | string[] | undefined>) => ((h['set-cookie'] as string[] | undefined) ?? []).map((l) => l.split('=')[0]).sort();
+
+    const login = await post(app, '/login-themed');
+    expect(login.status).toBe(200);
+    expect(names(login.headers)).toEqual(['sid', 'theme']);
+    const fresh = setCookieOf(login.headers, 'sid')!.split(';')[0]!;
+    expect(JSON.parse((await get(app, '/me', fresh)).body)).toMatchObject({ user_id: 'fast-user' });
+
+    // The plugin's refresh of a cookie set elsewhere, beside two of the route's own.
+    const id = await createSession(wsUrl(http), 600, 'fast-user');
+    const me = await get(app, '/me-themed', `sid=${id}`);
+    expect(names(me.headers)).toEqual(['lang', 'sid', 'theme']);
+    expect(setCookieOf(me.headers, 'sid')).toMatch(new RegExp(`^sid=${id}; Max-Age=\\d+;`));
+    expect(me.headers['cache-control']).toBe('private');
+
+    const promoted = await post(app, '/promote-themed', `sid=${id}`);
+    expect(promoted.status).toBe(200);
+    expect(names(promoted.headers)).toEqual(['sid', 'theme']);
+    const promotedId = setCookieOf(promoted.headers, 'sid')!.split(';')[0]!;
+    expect(promotedId).not.toBe(`sid=${id}`);
+    expect(JSON.parse((await get(app, '/me', promotedId)).body)).toMatchObject({ user_id: 'fast-user' });
+
+    const out = await post(app, '/logout-themed', promotedId);
+    expect(out.status).toBe(200);
+    expect(names(out.headers)).toEqual(['sid', 'theme']);
+    expect(setCookieOf(out.headers, 'sid')).toMatch(/^sid=; Max-Age=0;/);
+    expect((await get(app, '/me', promotedId)).status).toBe(401);
   });
 
   it('a hijacked route still sends the refresh of a cookie set elsewhere', async () => {
