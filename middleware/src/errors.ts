@@ -40,3 +40,8 @@ export function keyRefused(status: number): GatewaySessionError {
 export function unavailable(cause?: unknown): GatewaySessionError {
   return new GatewaySessionError('UNAVAILABLE', 'The session service is unavailable', cause === undefined ? undefined : { cause });
 }
+
+/** ready() after close(): a closed GatewaySessions never reconnects (UNAVAILABLE, as its middleware answers 503). */
+export function closedError(): GatewaySessionError {
+  return new GatewaySessionError('UNAVAILABLE', 'The session service was closed: close() is final; create a new GatewaySessions to connect again');
+}

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { keepFromSharedCaches, readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
-import { GatewaySessionError, keyRefused, refused, unavailable } from './errors.js';
+import { closedError, GatewaySessionError, keyRefused, refused, unavailable } from './errors.js';
 import { reportRefusedUpgrades } from './refused-upgrade.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
@@ -132,8 +132,10 @@ export class GatewaySessions {
   #malformed = 0;
   /** Set while the gateway's last answer to the connection was a refusal of the service key. */
   #refusal: GatewaySessionError | undefined;
-  /** ready() calls waiting: each is told of a refusal. */
+  /** ready() calls waiting: each is told of a refusal, or of close(). */
   readonly #waiting = new Set<(err: GatewaySessionError) => void>();
+  /** Set by close(), for good: nothing reopens the link. */
+  #closed = false;
 
   constructor(options: GatewaySessionsOptions) {
     check(options);
@@ -165,9 +167,12 @@ export class GatewaySessions {
    * Resolves once the gateway link is open (requests before that get 503). Rejects with
    * GatewaySessionError REFUSED when the gateway refuses the service key (HTTP 401 or 403 to
    * the upgrade): a configuration fault that retrying does not mend, though the link is still
-   * retried with backoff (and opens once the gateway takes the key).
+   * retried with backoff (and opens once the gateway takes the key). After close() (and for
+   * a ready() still waiting then) it rejects with UNAVAILABLE saying so: a closed object
+   * stays closed.
    */
   ready(): Promise<void> {
+    if (this.#closed) return Promise.reject(closedError());
     if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
     return new Promise<void>((resolve, reject) => {
       const refusedNow = (err: GatewaySessionError) => reject(err);
@@ -342,8 +347,15 @@ export class GatewaySessions {
     return r.count;
   }
 
-  /** Closes the gateway link; the middleware answers 503 from then on. */
+  /**
+   * Closes the gateway link for good: the middleware answers 503 from then on, and the
+   * helpers and ready() reject with UNAVAILABLE (nothing reopens the link; make a new
+   * GatewaySessions to connect again).
+   */
   close(): void {
+    this.#closed = true;
+    for (const reject of this.#waiting) reject(closedError());
+    this.#waiting.clear();
     this.#cache.close();
     this.client.close();
   }

@@ -112,6 +112,8 @@ export class SessionCache {
   /** Bumped at every disconnect: a check that spans one is not cached. */
   #epoch = 0;
   #up: boolean;
+  /** Set by close(), for good: a later open of the client (someone's connect()) does not bring the cache back. */
+  #closed = false;
 
   constructor(client: GatewayClient, o: SessionCacheOptions) {
     this.#client = client;
@@ -124,7 +126,7 @@ export class SessionCache {
         if (entry.subscribed) this.#unsubscribe(id);
       },
     });
-    client.on('open', () => (this.#up = true));
+    client.on('open', () => (this.#up = !this.#closed));
     client.on('close', () => this.#down());
     client.on('session_expired', (e) => {
       if (e.sessionId !== undefined) this.#ended(e.sessionId);
@@ -216,8 +218,9 @@ export class SessionCache {
     for (const [id, e] of [...this.#lru.entries()]) if (e.userId === userId && id !== exceptId) this.#lru.delete(id);
   }
 
-  /** The connection is closing for good: nothing is answered from now on. */
+  /** The connection is closing for good: nothing is answered from now on, even if the client opens again. */
   close(): void {
+    this.#closed = true;
     this.#down();
   }
 

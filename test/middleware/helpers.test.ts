@@ -140,6 +140,29 @@ describe('login, logout and regenerate (Express)', () => {
     expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_valid' });
   });
 
+  it('close() is final: a later ready() rejects saying so and reopens nothing; the middleware keeps answering 503', async () => {
+    const { http } = await start();
+    const sessions = await sessionsFor(wsUrl(http));
+    const app = await expressApp(sessions);
+    const cookie = setCookieOf((await post(app, '/login')).headers, 'sid')!.split(';')[0]!;
+    expect((await get(app, '/me', cookie)).status).toBe(200);
+
+    sessions.close();
+    expect((await get(app, '/me', cookie)).status).toBe(503);
+    const closed = { code: 'UNAVAILABLE', message: 'The session service was closed: close() is final; create a new GatewaySessions to connect again' };
+    await expect(sessions.ready()).rejects.toMatchObject(closed);
+    expect(sessions.connected).toBe(false);
+    expect(sessions.client.connected).toBe(false);
+    expect((await get(app, '/me', cookie)).status).toBe(503);
+    expect((await post(app, '/login')).status).toBe(503);
+
+    // A ready() still waiting when close() is called is told too.
+    const other = new GatewaySessions({ url: 'ws://127.0.0.1:1', serviceKey: SERVICE_KEY, secure: false, reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+    const waiting = other.ready();
+    other.close();
+    await expect(waiting).rejects.toMatchObject(closed);
+  });
+
   it('a login the gateway refuses as malformed is REFUSED with its text, not UNAVAILABLE, and sets no cookie', async () => {
     const { http } = await start();
     const sessions = await sessionsFor(wsUrl(http));
