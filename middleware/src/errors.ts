@@ -1,6 +1,10 @@
 /** Why a session operation of the middleware could not be done: `switch (err.code)`. */
 export type SessionErrorCode =
-  /** The gateway link is down, or the gateway did not answer in time: nothing can be checked (answer 503). */
+  /**
+   * The gateway link is down (nothing was asked), or the gateway did not confirm what was
+   * asked (no answer in time, the link closed, a store outage: it may have been carried out,
+   * or may still be; the message says what that leaves). Answer 503.
+   */
   | 'UNAVAILABLE'
   /** The request carries no live session (regenerate needs one). */
   | 'NO_SESSION'
@@ -34,6 +38,15 @@ export function keyRefused(status: number): GatewaySessionError {
     'REFUSED',
     `The gateway refused the service key (HTTP ${status} to the WebSocket upgrade): the serviceKey option must be the gateway's GATEWAY_SERVICE_KEY`,
   );
+}
+
+/**
+ * A request was sent and not confirmed: no answer in time, the link closed first, or an error
+ * such as 11 (store unavailable) that does not say nothing was done. The gateway may have
+ * carried it out, or may still: `outcome` says what that leaves.
+ */
+export function unconfirmed(outcome: string, cause: unknown): GatewaySessionError {
+  return new GatewaySessionError('UNAVAILABLE', `The session service did not confirm the request: ${outcome}`, { cause });
 }
 
 /** The gateway could not be asked: fail closed. */

@@ -3,7 +3,7 @@ import { WebSocket } from 'ws';
 import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { keepFromSharedCaches, readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
-import { closedError, GatewaySessionError, keyRefused, refused, unavailable } from './errors.js';
+import { closedError, GatewaySessionError, keyRefused, refused, unconfirmed, unavailable } from './errors.js';
 import { reportRefusedUpgrades } from './refused-upgrade.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
@@ -285,7 +285,10 @@ export class GatewaySessions {
       ...(o.idp_sid === undefined ? {} : { idp_sid: o.idp_sid }),
       ...(o.idp_sub === undefined ? {} : { idp_sub: o.idp_sub }),
     };
-    const created = await this.#ask(() => this.client.request('create_session', fields));
+    const created = await this.#ask(
+      () => this.client.request('create_session', fields),
+      'a session may have been created, but its cookie is not set: the user is not signed in',
+    );
     setSessionCookie(res, this.#cookie, created.session_id, created.expires_in);
     this.#cache.cookieSet(created.session_id, created.expires_in); // not sent again by the next request
     return o.data === undefined ? { user_id: o.user_id, expires_in: created.expires_in } : { user_id: o.user_id, data: o.data, expires_in: created.expires_in };
@@ -293,15 +296,24 @@ export class GatewaySessions {
 
   /**
    * Ends the request's session (`destroy_session`: every page of it is told) and clears the
-   * cookie. Without a session cookie it only clears the cookie. When the gateway cannot be
-   * asked it throws (GatewaySessionError UNAVAILABLE) and leaves the cookie: the session lives on.
+   * cookie. Without a session cookie it only clears the cookie. Throws GatewaySessionError
+   * UNAVAILABLE and leaves the cookie when the gateway cannot be asked (the session lives on)
+   * or does not confirm the end, answering late or not at all (the session may have ended or
+   * not: call it again, as destroy_session is idempotent).
    */
   async logout(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const id = this.#idOf(req);
     if (id !== undefined) {
-      await this.#ask(() => this.client.destroySession(id));
-      this.#cache.forget(id);
-      this.#ids.delete(req);
+      try {
+        await this.#ask(
+          () => this.client.destroySession(id),
+          'the session may have ended or may still live; logout can be retried (destroy_session is idempotent)',
+        );
+      } finally {
+        // Whatever came of it, the next request asks the gateway, which serves a session's requests in order.
+        this.#cache.forget(id);
+        this.#ids.delete(req);
+      }
     }
     setSessionCookie(res, this.#cookie, '', 0);
   }
@@ -310,23 +322,46 @@ export class GatewaySessions {
    * Moves the request's session to a new id (`regenerate_session`, after a privilege change)
    * and sets the new cookie; the old id ends at once (reason `regenerated`) and its pages
    * reconnect with the new cookie. `data`, when given, replaces the session's data
-   * (`update_session`). Resolves with the session under its new id (also set as
-   * `req.session`). Throws GatewaySessionError NO_SESSION when the request has no live
-   * session, UNAVAILABLE when the gateway cannot be asked.
+   * (`update_session`) before the new cookie is set. Resolves with the session under its new
+   * id (also set as `req.session`). Throws GatewaySessionError NO_SESSION when the request has
+   * no live session, UNAVAILABLE when the gateway cannot be asked or does not confirm a step.
+   * A failure never leaves the user on a session without its new data: either the old id
+   * lives on, or the user is signed out (a regeneration carried out late ends the old id and
+   * its new id is never delivered; when `data` is refused or not answered, the new id is
+   * destroyed and not delivered).
    */
   async regenerate(req: IncomingMessage, res: ServerResponse, o: { data?: Record<string, unknown> } = {}): Promise<GatewaySession> {
     const id = this.#idOf(req);
     const noSession = () => new GatewaySessionError('NO_SESSION', 'The request has no live session to regenerate');
     if (id === undefined) throw noSession();
-    const r = await this.#ask(() => this.client.regenerateSession(id));
-    this.#cache.forget(id);
-    this.#ids.delete(req);
+    let r: Awaited<ReturnType<GatewayClient['regenerateSession']>>;
+    try {
+      r = await this.#ask(
+        () => this.client.regenerateSession(id),
+        'the session may still live under its old id, or have ended there (its new id is then never delivered: the user is signed out)',
+      );
+    } finally {
+      this.#cache.forget(id);
+      this.#ids.delete(req);
+    }
     if (r.type !== 'session_regenerated') throw noSession();
     const newId = r.new_session_id;
+    const data = o.data;
+    if (data !== undefined) {
+      try {
+        await this.#ask(
+          () => this.client.updateSession(newId, data),
+          'the session was regenerated but its new data may not be set, so its new id was ended and not delivered: the user is signed out',
+        );
+      } catch (err) {
+        // Never hand out the new id with the old data (a privilege drop would not take). The
+        // gateway serves the destroy after the update, whenever that is carried out.
+        void this.client.destroySession(newId).catch(() => undefined);
+        throw err;
+      }
+    }
     setSessionCookie(res, this.#cookie, newId, r.expires_in);
     this.#cache.cookieSet(newId, r.expires_in);
-    const data = o.data;
-    if (data !== undefined) await this.#ask(() => this.client.updateSession(newId, data));
     // Cached (and followed) under the new id at once: the next request with the new cookie is a hit.
     const session = await this.#cache.lookup(newId);
     if (session === null) throw noSession();
@@ -342,7 +377,7 @@ export class GatewaySessions {
    */
   async revokeUser(userId: string, o: { exceptCurrent?: IncomingMessage } = {}): Promise<number> {
     const except = o.exceptCurrent === undefined ? undefined : this.#idOf(o.exceptCurrent);
-    const r = await this.#ask(() => this.client.revokeUserSessions(userId, except));
+    const r = await this.#ask(() => this.client.revokeUserSessions(userId, except), 'the sessions may have ended or not; revokeUser can be retried');
     this.#cache.forgetUser(userId, except);
     return r.count;
   }
@@ -368,16 +403,19 @@ export class GatewaySessions {
   }
 
   /**
-   * One request to the gateway, failing fast (UNAVAILABLE) while the link is down. A request
-   * the gateway refuses as malformed or not allowed is REFUSED: asking again would not help.
+   * One request to the gateway, failing fast (UNAVAILABLE, nothing asked) while the link is
+   * down. A request the gateway refuses as malformed or not allowed is REFUSED: asking again
+   * would not help. Any other failure of a request sent (no answer in time, the link's close,
+   * an error 11 or 13) is UNAVAILABLE with `unknown`: what that leaves, as the gateway may
+   * have carried it out, or may still.
    */
-  async #ask<T>(call: () => Promise<T>): Promise<T> {
+  async #ask<T>(call: () => Promise<T>, unknown: string): Promise<T> {
     if (!this.#cache.up) throw unavailable();
     try {
       return await call();
     } catch (err) {
       if (err instanceof GatewayRequestError && REFUSALS.has(err.code)) throw refused(err.text, err);
-      throw unavailable(err);
+      throw unconfirmed(unknown, err);
     }
   }
 }

@@ -5,7 +5,7 @@ import { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { privateCacheControl } from '../../middleware/src/cookies.js';
 import { GatewaySessions, GatewaySessionError, type SessionRequest } from '../../middleware/src/index.js';
-import { browser, createSession, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
+import { browser, createSession, eventually, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
 import { closeAll, get, listen, post, sessionsFor, setCookieOf } from './app.js';
 
 /**
@@ -161,6 +161,70 @@ describe('login, logout and regenerate (Express)', () => {
     const waiting = other.ready();
     other.close();
     await expect(waiting).rejects.toMatchObject(closed);
+  });
+
+  it('a logout the gateway does not confirm in time: UNAVAILABLE saying the outcome is unknown, the cookie left; carried out late, the user is logged out; retried, it clears the cookie', async () => {
+    const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
+    const sessions = await sessionsFor(wsUrl(http), { timeoutMs: 300 });
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    const id = (await svc.call('create_session', { user_id: 'u', ttl: 600 })).session_id as string;
+    const req = new IncomingMessage(new Socket());
+    req.headers.cookie = `sid=${id}`;
+    const res = new ServerResponse(req);
+    const held = store.hold('take');
+    await expect(sessions.logout(req, res)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message:
+        'The session service did not confirm the request: the session may have ended or may still live; logout can be retried (destroy_session is idempotent)',
+    });
+    expect(res.getHeader('set-cookie')).toBeUndefined();
+    held.release();
+    await eventually(async () => expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_invalid' }), 5000);
+    await sessions.logout(req, res);
+    expect(res.getHeader('set-cookie')).toEqual(['sid=; Max-Age=0; Path=/; HttpOnly; SameSite=Lax']);
+  });
+
+  it('a regeneration the gateway does not confirm in time: UNAVAILABLE saying what it may leave, no cookie set; carried out late, the old id ends (signed out)', async () => {
+    const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
+    const sessions = await sessionsFor(wsUrl(http), { timeoutMs: 300 });
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    const id = (await svc.call('create_session', { user_id: 'u', ttl: 600 })).session_id as string;
+    const req = new IncomingMessage(new Socket());
+    req.headers.cookie = `sid=${id}`;
+    const res = new ServerResponse(req);
+    const held = store.hold('take');
+    await expect(sessions.regenerate(req, res)).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message:
+        'The session service did not confirm the request: the session may still live under its old id, or have ended there (its new id is then never delivered: the user is signed out)',
+    });
+    held.release();
+    await eventually(async () => expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_invalid' }), 5000);
+    expect(res.getHeader('set-cookie')).toBeUndefined();
+  });
+
+  it('a regeneration whose new data is not confirmed: the new id is destroyed and never delivered (signed out), never left live with the old data', async () => {
+    const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
+    const sessions = await sessionsFor(wsUrl(http), { timeoutMs: 300 });
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    const id = (await svc.call('create_session', { user_id: 'demoted', ttl: 600, data: { role: 'admin' } })).session_id as string;
+    const req = new IncomingMessage(new Socket());
+    req.headers.cookie = `sid=${id}`;
+    const res = new ServerResponse(req);
+    const held = store.hold('swapIf'); // update_session's write
+    await expect(sessions.regenerate(req, res, { data: { role: 'reader' } })).rejects.toMatchObject({
+      code: 'UNAVAILABLE',
+      message:
+        'The session service did not confirm the request: the session was regenerated but its new data may not be set, so its new id was ended and not delivered: the user is signed out',
+    });
+    expect(res.getHeader('set-cookie')).toBeUndefined();
+    held.release();
+    // The old id ended with the regeneration; the new one, once the late update is done, by the destroy sent after it.
+    await eventually(async () => expect(await svc.call('list_sessions', { user_id: 'demoted' })).toMatchObject({ sessions: [] }), 5000);
+    expect(await svc.call('validate_session', { session_id: id })).toMatchObject({ type: 'session_invalid' });
   });
 
   it('a login the gateway refuses as malformed is REFUSED with its text, not UNAVAILABLE, and sets no cookie', async () => {
