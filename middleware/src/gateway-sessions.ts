@@ -229,7 +229,7 @@ export class GatewaySessions {
 
   /**
    * The `Set-Cookie` value to add to the response of a request that carried a live session,
-   * when the session's end has moved past what the browser's cookie was last given: with an
+   * when the session's end may have moved past what the browser's cookie was last given: with an
    * idle timeout each validation moves it, and a cookie whose Max-Age ran out would end an
    * active user's session in the browser. Else undefined. (Used by the middleware and the
    * Fastify plugin, which also make the response `Cache-Control: private`: shared caches must
@@ -289,8 +289,8 @@ export class GatewaySessions {
       () => this.client.request('create_session', fields),
       'a session may have been created, but its cookie is not set: the user is not signed in',
     );
-    setSessionCookie(res, this.#cookie, created.session_id, created.expires_in);
-    this.#cache.cookieSet(created.session_id, created.expires_in); // not sent again by the next request
+    // Not sent again by the next request unless the session's end may pass it.
+    setSessionCookie(res, this.#cookie, created.session_id, this.#cache.cookieSet(created.session_id, created.expires_in));
     return o.data === undefined ? { user_id: o.user_id, expires_in: created.expires_in } : { user_id: o.user_id, data: o.data, expires_in: created.expires_in };
   }
 
@@ -360,8 +360,7 @@ export class GatewaySessions {
         throw err;
       }
     }
-    setSessionCookie(res, this.#cookie, newId, r.expires_in);
-    this.#cache.cookieSet(newId, r.expires_in);
+    setSessionCookie(res, this.#cookie, newId, this.#cache.cookieSet(newId, r.expires_in));
     // Cached (and followed) under the new id at once: the next request with the new cookie is a hit.
     const session = await this.#cache.lookup(newId);
     if (session === null) throw noSession();

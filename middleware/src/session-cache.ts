@@ -47,6 +47,11 @@ interface Entry {
   version: number;
   /** The gateway holds a subscription for it on the current connection (false once it ended or the link went down). */
   subscribed: boolean;
+  /**
+   * Local time (ms) by which the session has ended at the latest, as the last answer about it
+   * says: its expires_in (rounded up by the gateway) counted from the answer's arrival.
+   */
+  latestEnd: number;
   /** Local time (ms) until which the last cookie this object sent for it lives (0: none sent). */
   cookieUntil: number;
   /** Local time (ms) the last background validate_session was sent (0: none yet). */
@@ -178,33 +183,49 @@ export class SessionCache {
   }
 
   /**
-   * The Max-Age (seconds) to send the session's cookie with again, when its end has moved past
-   * what the last cookie sent from here covers (an idle timeout moves it at every validation;
-   * a cookie set by another instance is sent once from here; one set here, see cookieSet, is
-   * not); else undefined.
+   * The Max-Age (seconds) to send the session's cookie with again, when the session's end may
+   * have moved past what the last cookie sent from here covers (an idle timeout moves it at
+   * every validation; a cookie set by another instance is sent once from here; one set here,
+   * see cookieSet, is sent again only once the end may pass it); else undefined.
    */
   cookieDue(id: string): number | undefined {
     const e = this.#lru.peek(id);
     if (e === undefined) return undefined;
-    // A validation sent in the background (this request's, say) will move the end about a
-    // window on: the cookie is given that life now, not at the next request, which may come
-    // after the old end. Outliving the session does no harm: the gateway decides.
-    const end = Math.max(e.expiresAt, e.refreshSentAt > 0 ? e.refreshSentAt + e.window - 1000 : 0);
-    if (end <= e.cookieUntil + 1000) return undefined;
-    e.cookieUntil = end;
-    return Math.max(0, Math.ceil((end - this.#o.now()) / 1000));
+    // The latest the session may end: what its last answer says, or, once a background
+    // validation was sent (this request's, say), its window counted from then plus the time its
+    // answer may take (the validation moves an idle end by about a window). The cookie is given
+    // that life now, not at the next request, which may come after the old end.
+    const end = Math.max(e.latestEnd, e.refreshSentAt > 0 ? e.refreshSentAt + e.window + this.#o.timeoutMs : 0);
+    if (end <= e.cookieUntil) return undefined;
+    const maxAge = this.#cookieMaxAge(end);
+    e.cookieUntil = this.#o.now() + maxAge * 1000;
+    return maxAge;
   }
 
   /**
-   * The session's cookie was just set with this Max-Age (login, regenerate): cookieDue sends it
-   * again only once the session's end moves past it. Kept for a session not cached yet too: the
-   * next request caches it.
+   * The session's cookie is being set (login, regenerate) for a session that has `expiresIn`
+   * seconds left: the Max-Age to give it. cookieDue sends it again only once the session's end
+   * may pass it. Kept for a session not cached yet too: the next request caches it.
    */
-  cookieSet(id: string, maxAgeSeconds: number): void {
-    const until = this.#o.now() + maxAgeSeconds * 1000;
+  cookieSet(id: string, expiresIn: number): number {
+    const now = this.#o.now();
+    const maxAge = this.#cookieMaxAge(now + expiresIn * 1000);
+    const until = now + maxAge * 1000;
     const e = this.#lru.peek(id);
     if (e !== undefined) e.cookieUntil = Math.max(e.cookieUntil, until);
     else this.#cookies.set(id, until);
+    return maxAge;
+  }
+
+  /**
+   * A cookie's Max-Age for a session that ends by `end` (local ms) at the latest: rounded up,
+   * never down, and one second more. The gateway rounds expires_in up to whole seconds, so a
+   * later answer about an end that did not move may read up to a second later; the spare
+   * second keeps that from counting as a move. Outliving the session does no harm: the gateway
+   * refuses the cookie then.
+   */
+  #cookieMaxAge(end: number): number {
+    return Math.max(0, Math.ceil((end - this.#o.now()) / 1000)) + 1;
   }
 
   /** Forgets a session at once (this node ended or replaced it; the push confirms later). */
@@ -268,6 +289,7 @@ export class SessionCache {
         const sentAt = this.#o.now();
         this.stats.validations++;
         const [subscribed, v] = await Promise.all([subscription, this.#client.request('validate_session', { session_id: id }, { timeoutMs: left() })]);
+        const answeredAt = this.#o.now();
         if (epoch !== this.#epoch) throw unavailable();
         if (v.type !== 'session_valid' || f.ended) return null;
         const entry: Entry = {
@@ -277,6 +299,7 @@ export class SessionCache {
           expiresAt: sentAt + (v.expires_in - 1) * 1000,
           checkedAt: sentAt,
           window: v.expires_in * 1000,
+          latestEnd: answeredAt + v.expires_in * 1000,
           version: 0,
           subscribed: true,
           cookieUntil: this.#cookies.get(id) ?? 0,
@@ -357,6 +380,7 @@ export class SessionCache {
           entry.checkedAt = sentAt;
           entry.window = v.expires_in * 1000;
           entry.expiresAt = Math.max(entry.expiresAt, sentAt + (v.expires_in - 1) * 1000);
+          entry.latestEnd = Math.max(entry.latestEnd, this.#o.now() + v.expires_in * 1000);
           if (entry.version === version) entry.data = v.data === undefined ? undefined : freeze(v.data);
         },
         () => {
@@ -403,6 +427,7 @@ export class SessionCache {
       e.version++;
       // One second for the rounding up of expires_in, one for the push's way here.
       e.expiresAt = Math.max(e.expiresAt, this.#o.now() + (expiresIn - 2) * 1000);
+      e.latestEnd = Math.max(e.latestEnd, this.#o.now() + expiresIn * 1000);
     }
   }
 

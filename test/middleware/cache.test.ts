@@ -3,7 +3,7 @@ import { ManualClock } from '../../src/clock.js';
 import { waitForCount } from '../helpers/wait-for.js';
 import { createSession, eventually, fetchRaw, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
 import { ensureBuilt, spawnServer } from '../ws/process.js';
-import { closeAll, get, startApp } from './app.js';
+import { closeAll, get, post, setCookieOf, startApp } from './app.js';
 
 /** The middleware's cache on one in-process gateway: hits, single flight, local expiry, idle honesty, malformed cookies. */
 
@@ -155,6 +155,34 @@ describe('the session cache', () => {
     expect(refreshedCookies).toBeLessThanOrEqual(7);
     clock.advance(31_000);
     await request();
+  });
+
+  it('with an idle timeout, the cookie set by login never runs out before the session, and is not sent again while its end does not move', async () => {
+    const { http, clock } = await start({ GATEWAY_SESSION_IDLE_TIMEOUT: '4' });
+    const { app, sessions } = await startApp(wsUrl(http), { now: () => clock.now() });
+    const maxAgeOf = (line: string) => Number(/Max-Age=(\d+)/.exec(line)![1]);
+    const login = setCookieOf((await post(app, '/login?user=idle')).headers, 'sid')!;
+    const cookie = login.split(';')[0]!;
+    // A browser's cookie jar: the cookie lives until the Max-Age of the last Set-Cookie runs out.
+    let cookieUntil = clock.now() + maxAgeOf(login) * 1000;
+    let sent = 0;
+    const requests = 12;
+    for (let i = 1; i <= requests; i++) {
+      clock.advance(1500); // active: a request every 1.5 s, the idle timeout 4 s
+      expect(clock.now(), `request ${i}: the browser still has the cookie`).toBeLessThan(cookieUntil);
+      const r = await get(app, '/me', cookie);
+      expect(r.status, `request ${i}`).toBe(200);
+      const set = setCookieOf(r.headers, 'sid');
+      if (set !== undefined) {
+        cookieUntil = clock.now() + maxAgeOf(set) * 1000;
+        sent++;
+      }
+      // The background validation this request may have sent is answered before the clock moves on.
+      await waitForCount(() => sessions.stats.refreshed, sessions.stats.validations - sessions.stats.misses, 5000, 'background validations answered');
+    }
+    // 18 s on, over four idle timeouts: the cookie followed the end, but not on every response.
+    expect(sent).toBeGreaterThanOrEqual(3);
+    expect(sent).toBeLessThan(requests);
   });
 
   it('a gateway slower than timeoutMs: 503, nothing cached, and the subscription it made late is ended', async () => {

@@ -64,7 +64,8 @@ describe('login, logout and regenerate (Express)', () => {
     expect(login.status).toBe(200);
     expect(JSON.parse(login.body)).toEqual({ user_id: 'user-1', data: { role: 'reader' }, expires_in: 600 });
     const line = setCookieOf(login.headers, '__Host-sid')!;
-    expect(line).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
+    // expires_in 600, and the spare second (see docs/middleware.md, idle timeout).
+    expect(line).toMatch(/^__Host-sid=[A-Za-z0-9_-]{43}; Max-Age=601; Path=\/; HttpOnly; Secure; SameSite=Lax$/);
     const cookie = line.split(';')[0]!;
     expect(JSON.parse((await get(app, '/me', cookie)).body)).toMatchObject({ user_id: 'user-1', data: { role: 'reader' } });
     // Not the name of the plain-http cookie.
@@ -75,7 +76,7 @@ describe('login, logout and regenerate (Express)', () => {
     const { http } = await start();
     const app = await expressApp(await sessionsFor(wsUrl(http), { secure: false, sameSite: 'Strict' }));
     const line = setCookieOf((await post(app, '/login')).headers, 'sid')!;
-    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}; Max-Age=600; Path=\/; HttpOnly; SameSite=Strict$/);
+    expect(line).toMatch(/^sid=[A-Za-z0-9_-]{43}; Max-Age=601; Path=\/; HttpOnly; SameSite=Strict$/);
   });
 
   it('logout destroys the session (a bound browser WebSocket is told and closed with 4001) and clears the cookie', async () => {
