@@ -1,5 +1,6 @@
 import { GatewayError } from '../errors.js';
 import { andThen } from '../maybe-promise.js';
+import { codePointCount } from '../protocol/code-points.js';
 import type { DecodedRequest } from '../protocol/decode.js';
 import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
@@ -59,7 +60,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async subscribe_session(c, req, b) {
     // A subscription keeps its `src` (the pushes' `dest`) for its life: a browser's is bounded.
     const src = req.src;
-    if (c.untrusted && src.length > MAX_BROWSER_SRC)
+    // Characters are code points (an emoji is one); only a src long in UTF-16 units is counted.
+    if (c.untrusted && src.length > MAX_BROWSER_SRC && codePointCount(src) > MAX_BROWSER_SRC)
       throw new GatewayError('MALFORMED', `Field "src" must be at most ${MAX_BROWSER_SRC} characters on a browser connection`);
     const sessions = c.gateway.sessions;
     const v = await sessions.peek(sessions.hashOf(b.session_id));

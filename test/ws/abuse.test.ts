@@ -45,7 +45,7 @@ describe('subscriber fan-out (finding 1)', () => {
     expect(pushes).toEqual([]);
   });
 
-  it("a browser subscribes under a src of at most 128 characters (the subscription keeps it); a service's is not capped", async () => {
+  it("a browser subscribes under a src of at most 128 characters, counted as code points (the subscription keeps it); a service's is not capped", async () => {
     const { server } = await start();
     const sid = await createSession(server.url);
     const b = browser(server.url);
@@ -57,6 +57,13 @@ describe('subscriber fan-out (finding 1)', () => {
     });
     expect(server.gateway.hub.isFollowed(server.gateway.sessions.hashOf(sid))).toBe(false);
     expect((await b.call('subscribe_session', { session_id: sid }, 's'.repeat(128))).type).toBe('subscribed');
+    // Characters are code points: 128 emoji (256 UTF-16 units) are 128 characters; 129 are too many.
+    expect((await b.call('subscribe_session', { session_id: sid }, '\u{1F600}'.repeat(128))).type).toBe('subscribed');
+    expect(await b.call('subscribe_session', { session_id: sid }, '\u{1F600}'.repeat(129))).toMatchObject({
+      type: 'error',
+      code: 12,
+      text: 'Field "src" must be at most 128 characters on a browser connection',
+    });
     const s = service(server.url);
     await s.opened;
     expect((await s.call('subscribe_session', { session_id: sid }, 'x'.repeat(5000))).type).toBe('subscribed');
