@@ -8,11 +8,14 @@ import { depthExceeds, hasLoneSurrogate, hasNonFinite, hasProtoMember, MAX_DEPTH
 import { countMembers, scanJson } from './protocol/json-shape.js';
 import { MAX_ID } from './protocol/messages.js';
 
+/** The longest fixture session id, in characters (code points). */
+const MAX_FIXTURE_SESSION_ID = 1024;
+
 const fixtureType = Type.Object({
   sessions: Type.Array(
     Type.Object({
-      session_id: Type.String({ minLength: 1, maxLength: 1024 }),
-      // Its length in characters is checked below: TypeBox counts UTF-16 units.
+      // Their lengths in characters are checked below: TypeBox counts UTF-16 units.
+      session_id: Type.String({ minLength: 1 }),
       user_id: Type.String({ minLength: 1 }),
       ttl: Type.Optional(Type.Integer({ minimum: 1, maximum: 31_536_000 })),
       data: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
@@ -65,6 +68,8 @@ export async function readFixtures(path: string): Promise<Static<typeof fixtureT
     ids.add(s.session_id);
     if (depthExceeds(s.data, MAX_DEPTH)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: session data must not nest deeper than ${MAX_DEPTH} levels`);
     // As for requests: Redis would spell a lone surrogate as U+FFFD, merging two users' indexes.
+    if (s.session_id.length > MAX_FIXTURE_SESSION_ID && codePointCount(s.session_id) > MAX_FIXTURE_SESSION_ID)
+      throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session_id is longer than ${MAX_FIXTURE_SESSION_ID} characters`);
     if (codePointCount(s.user_id) > MAX_ID) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a user_id is longer than ${MAX_ID} characters`);
     if (hasLoneSurrogate(s)) throw new ConfigError(`GATEWAY_FIXTURES: ${path}: a session holds ill-formed UTF-16 (a lone surrogate)`);
     // What create_session refuses is not served from a file either.

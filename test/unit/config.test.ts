@@ -8,6 +8,7 @@ import { createApp } from '../../src/app.js';
 import { ManualClock } from '../../src/clock.js';
 import { loadConfig, redactUrl } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
+import { readFixtures } from '../../src/fixtures.js';
 import { silentLogger } from '../../src/log.js';
 import { SECRET } from './harness.js';
 
@@ -361,6 +362,31 @@ describe('start-up (node dist/cli.js; needs npx tsc -p .)', () => {
     expect(l.stderr).toContain('is not valid JSON (at character');
     expect(l.stderr).not.toContain('fixture-secret-id');
   }, 90_000); // nine processes, one after another, on a loaded machine
+});
+
+describe('fixture lengths (in-process)', () => {
+  it('a session_id of at most 1024 characters counted as code points is taken (1024 emoji), 1025 are refused in one line', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-fx-len-'));
+    const file = (name: string, sessionId: string) => {
+      const path = join(dir, name);
+      writeFileSync(path, JSON.stringify({ sessions: [{ session_id: sessionId, user_id: 'u' }] }));
+      return path;
+    };
+    try {
+      const longest = '\u{1F600}'.repeat(1024); // 2048 UTF-16 units
+      expect((await readFixtures(file('longest.json', longest))).map((s) => s.session_id)).toEqual([longest]);
+      expect((await readFixtures(file('ascii.json', 'a'.repeat(1024)))).length).toBe(1);
+      for (const [name, sessionId] of [
+        ['emoji.json', '\u{1F600}'.repeat(1025)],
+        ['ascii-long.json', 'a'.repeat(1025)],
+      ] as const) {
+        const path = file(name, sessionId);
+        await expect(readFixtures(path), name).rejects.toThrow(new ConfigError(`GATEWAY_FIXTURES: ${path}: a session_id is longer than 1024 characters`));
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('createApp with fixtures (in-process)', () => {
