@@ -6,7 +6,7 @@ import { logFor, type Requester } from '../log.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
 import { freezeWithJson } from '../protocol/frozen-json.js';
 import { claimShapeError, timeError } from './claims.js';
-import { MAX_TOKEN_LENGTH, checkShape } from './jwt-shape.js';
+import { MAX_TOKEN_LENGTH, checkShape, tokenTooLong } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
 import { tokenKeys as keys } from './store-keys.js';
 import type { TokenOptions, Verification } from './types.js';
@@ -235,7 +235,7 @@ export class AccessTokens {
    * itself) with its payload. Time, revocation and binding are checked on every call.
    */
   #checkSignature(token: string): Checked {
-    if (token.length > MAX_TOKEN_LENGTH) return { valid: false, error: 'Token too long' };
+    if (tokenTooLong(token)) return { valid: false, error: 'Token too long' };
     const key = hashSecret(token);
     const checked = this.#checked();
     const known = checked.get(key);

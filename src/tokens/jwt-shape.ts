@@ -3,7 +3,18 @@
  * three canonical base64url segments, a header we fully understand, a bounded length.
  */
 
+import { codePointCount } from '../protocol/code-points.js';
+
 export const MAX_TOKEN_LENGTH = 8192;
+
+/**
+ * Over MAX_TOKEN_LENGTH characters, counted as code points as the protocol counts every
+ * length (an emoji is one). Only a token long in UTF-16 units is counted: a real token is
+ * ASCII, so the common case is one comparison.
+ */
+export function tokenTooLong(token: string): boolean {
+  return token.length > MAX_TOKEN_LENGTH && codePointCount(token) > MAX_TOKEN_LENGTH;
+}
 
 const SHAPE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
 
@@ -38,7 +49,7 @@ function canonical(segment: string): boolean {
 
 /** Checks the token's form and header; returns the header for key selection. */
 export function checkShape(token: string): ShapeResult {
-  if (token.length > MAX_TOKEN_LENGTH) return { ok: false, error: 'Token too long' };
+  if (tokenTooLong(token)) return { ok: false, error: 'Token too long' };
   if (!SHAPE.test(token)) return { ok: false, error: 'Malformed token' };
   const dot1 = token.indexOf('.');
   const dot2 = token.indexOf('.', dot1 + 1);

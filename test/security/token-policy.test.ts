@@ -252,6 +252,19 @@ describe('maximum token length', () => {
     await refused(big, 'Token too long');
   });
 
+  it('the limit counts characters as code points (an emoji is one): 4097 emoji are judged on their form, 8193 are too long', async () => {
+    h = await startGateway();
+    const emoji = (n: number) => '\u{1F600}'.repeat(n);
+    await refused(emoji(MAX_TOKEN_LENGTH / 2 + 1), /^Malformed token/); // 8194 UTF-16 units
+    await refused(emoji(MAX_TOKEN_LENGTH), /^Malformed token/);
+    await refused(emoji(MAX_TOKEN_LENGTH + 1), 'Token too long');
+    expect(await h.call({ type: 'revoke_token', token: emoji(MAX_TOKEN_LENGTH / 2 + 1) })).toMatchObject({
+      type: 'token_invalid',
+      error: expect.stringMatching(/^Malformed token/),
+    });
+    expect(await h.call({ type: 'revoke_token', token: emoji(MAX_TOKEN_LENGTH + 1) })).toMatchObject({ type: 'token_invalid', error: 'Token too long' });
+  });
+
   it('the gateway never issues a token it would refuse for its length', async () => {
     h = await startGateway();
     const r = await h.call({ type: 'generate_access_token', payload: { sub: 'a', pad: 'p'.repeat(MAX_TOKEN_LENGTH) } });
