@@ -11,7 +11,11 @@ export interface EnvelopeHead {
   body?: { msg_id?: number };
 }
 
-const NUMBER = /-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** A JSON number (RFC 8259 section 6: no leading zero, no lone `-` or `.`), read only when a delimiter follows it. */
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+
+/** What may follow a value in JSON. */
+const DELIMITERS = ',}] \t\n\r';
 
 class Truncated extends Error {}
 
@@ -55,7 +59,7 @@ export function readEnvelopeHead(text: string): EnvelopeHead {
       } while (depth > 0);
       return;
     }
-    while (i < n && !',}] \t\n\r'.includes(text[i]!)) i++;
+    while (i < n && !DELIMITERS.includes(text[i]!)) i++;
     if (i >= n) throw new Truncated();
   };
   /** Reads the members of an object, handing each key to `member` positioned at its value. */
@@ -88,6 +92,8 @@ export function readEnvelopeHead(text: string): EnvelopeHead {
           if (!m) return skip();
           i += m[0].length;
           if (i >= n) throw new Truncated();
+          // `007`, `1.` or `7x` are not JSON: the parse of the whole message would refuse them.
+          if (!DELIMITERS.includes(text[i]!)) throw new SyntaxError('number');
           out.body!.msg_id = Number(m[0]);
         });
       } else skip();

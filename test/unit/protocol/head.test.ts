@@ -21,4 +21,28 @@ describe('readEnvelopeHead (msg_id and ends of a message too large to parse)', (
     expect(readEnvelopeHead('[1,2,3]')).toEqual({});
     expect(readEnvelopeHead('{"src":1,"dest":"g","body":{"msg_id":"7",')).toEqual({ dest: 'g', body: {} });
   });
+
+  it('reads msg_id only when it is spelled as JSON spells a number: a leading zero, a lone sign or point, or a trailing letter is not read', () => {
+    for (const spelled of ['007', '07', '-07', '1.', '.5', '-', '7x', '0x1f', '1e', '+1']) {
+      expect(readEnvelopeHead(`{"src":"c","dest":"g","body":{"msg_id":${spelled},"type":"validate_session","session_id":"xxxx`), spelled).toEqual({
+        src: 'c',
+        dest: 'g',
+        body: {},
+      });
+    }
+    for (const [spelled, read] of [
+      ['0', 0],
+      ['7', 7],
+      ['10', 10],
+      ['7.0', 7],
+      ['1e2', 100],
+      ['7 ', 7],
+    ] as const) {
+      expect(readEnvelopeHead(`{"src":"c","dest":"g","body":{"msg_id":${spelled},"type":"x"`), spelled).toEqual({
+        src: 'c',
+        dest: 'g',
+        body: { msg_id: read },
+      });
+    }
+  });
 });
