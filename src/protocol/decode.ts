@@ -213,12 +213,14 @@ const outOfRange = (body: Record<string, unknown>) => appObjectWhere(body, hasNo
  */
 export const MAX_MESSAGE_DEPTH = 2 * (MAX_DEPTH + 3);
 
-/** How much of a refused message is read for its `src`, `dest` and `msg_id`. */
-const HEAD_CHARS = 1024;
-
-/** The error for `text`, addressed from what its first characters say (nothing else is read). */
+/**
+ * The error for `text`, addressed from the `src`, `dest` and `msg_id` that can be read from it
+ * without parsing it (readEnvelopeHead: one pass, no recursion, so a deep message cannot
+ * overflow it). `text` is what the caller may read: the head of a message too large to hold,
+ * or a whole message within the size limit (then a top-level `msg_id` is found wherever it is).
+ */
 export function failureFromHead(text: string, code: ErrorCode, message: string): DecodeFailure {
-  const h = readEnvelopeHead(text.length > HEAD_CHARS ? text.slice(0, HEAD_CHARS) : text);
+  const h = readEnvelopeHead(text);
   const ends = h.src !== undefined && h.dest !== undefined ? { src: h.src, dest: h.dest } : {};
   const msgId = h.body?.msg_id;
   return fail(code, message, { ...ends, msgId: isMsgId(msgId) ? msgId : undefined });

@@ -233,6 +233,23 @@ describe('duplicate member names and deep nesting, found without a full parse (i
   });
 });
 
+describe('a message nesting too deep: its error is addressed from anywhere in it', () => {
+  const deep = (levels: number) => `${'['.repeat(levels)}${']'.repeat(levels)}`;
+  const refusal = { ok: false, src: 'c', dest: 'g', code: 12, text: 'Message nests deeper than 70 levels' };
+
+  it('finds a top-level msg_id and the ends past the first 1024 characters', () => {
+    const text = `{"body":{"type":"verify_token","token":"x","extra":${deep(600)},"msg_id":5},"src":"c","dest":"g"}`;
+    expect(text.length).toBeGreaterThan(1024);
+    expect(JSON.parse(text)).toMatchObject({ body: { msg_id: 5 } }); // valid JSON: the msg_id is readable
+    expect(decode(text)).toEqual({ ...refusal, msgId: 5 });
+  });
+
+  it('reads past 200,000 levels in one pass (no recursion to overflow), and never takes a msg_id nested below the body', () => {
+    expect(decode(`{"src":"c","dest":"g","body":{"x":${deep(200_000)},"msg_id":6}}`)).toEqual({ ...refusal, msgId: 6 });
+    expect(decode(`{"src":"c","dest":"g","body":{"type":"verify_token","x":[{"msg_id":9},${deep(100)}]}}`)).toEqual({ ...refusal, msgId: undefined });
+  });
+});
+
 describe('replies', () => {
   it('a reply swaps src and dest and carries in_reply_to', () => {
     expect(reply({ src: 'client', dest: 'gw' }, 5, { type: 'init_ok' })).toEqual({ src: 'gw', dest: 'client', body: { type: 'init_ok', in_reply_to: 5 } });
