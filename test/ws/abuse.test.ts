@@ -337,14 +337,16 @@ describe('HTTP requests that are not what a route reads (probe findings)', () =>
 });
 
 describe('connections that never finish their request head (slowloris)', () => {
-  it('past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them from one address, more are closed at once; one that finishes its head and closes leaves the count', async () => {
+  it('past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them from one address, more are answered 429 and closed at once; one that finishes its head and closes leaves the count', async () => {
     const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '20' });
     const held: ReturnType<typeof connect>[] = [];
     const open = () =>
-      new Promise<{ sock: ReturnType<typeof connect>; closed: Promise<void> }>((resolve) => {
+      new Promise<{ sock: ReturnType<typeof connect>; closed: Promise<string> }>((resolve) => {
         const sock = connect(server.port, '127.0.0.1', () => {
           sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\n'); // the head never ends
-          resolve({ sock, closed: new Promise((r) => sock.once('close', () => r())) });
+          let got = '';
+          sock.on('data', (d: Buffer) => (got += d.toString('latin1')));
+          resolve({ sock, closed: new Promise((r) => sock.once('close', () => r(got))) });
         });
         sock.on('error', () => undefined);
         held.push(sock);
@@ -353,7 +355,7 @@ describe('connections that never finish their request head (slowloris)', () => {
       const first = await Promise.all(Array.from({ length: 20 }, open));
       await eventually(() => expect(server.pendingHeads.size).toBe(1));
       const over = await open();
-      await over.closed;
+      expect(await over.closed).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r\n.*\r\nRetry-After: 1\r\n/s);
       expect(server.pendingHeads.refused).toBe(1);
       // The 20 are still open; one of them finishes its head (asking for the close) and is served.
       expect(first.every(({ sock }) => !sock.destroyed)).toBe(true);
@@ -383,8 +385,9 @@ describe('connections that never finish their request head (slowloris)', () => {
         c.socket.write('GET /healthz HTTP/1.1\r\n'); // the next head, never finished
       }
       const over = await rawHttpClient(server.port);
-      expect(await over.closed).toBe('');
+      expect(await over.closed).toMatch(/^HTTP\/1\.1 429 /);
       expect(server.pendingHeads.refused).toBe(1);
+      expect(server.pendingHeads.evicted).toBe(0);
       expect(warm.every((c) => !c.socket.destroyed)).toBe(true);
     } finally {
       for (const c of warm) c.socket.destroy();
@@ -414,6 +417,76 @@ describe('connections that never finish their request head (slowloris)', () => {
     } finally {
       for (const c of slow) c.socket.destroy();
     }
+  });
+
+  it('idle kept-alive connections never keep a new one out: at the cap the longest idle is closed to make room, and a service upgrade and new /v1/rpc connections are served', async () => {
+    const { server, http } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    const body = JSON.stringify({ type: 'validate_session', session_id: 'x' });
+    const request = `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const idle: RawHttpClient[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        const c = await rawHttpClient(server.port);
+        idle.push(c);
+        c.socket.write(request);
+        await eventually(() => expect(c.received()).toMatch(/^HTTP\/1\.1 200 .*Connection: keep-alive.*"session_invalid"/s));
+      }
+      // Both idle now fill the address's count; a service's upgrade takes the place of the older.
+      const s = service(server.url);
+      await s.opened;
+      expect((await s.call('validate_session', { session_id: 'x' })).type).toBe('session_invalid');
+      expect(await idle[0]!.closed).toMatch(/^HTTP\/1\.1 200 /);
+      expect(idle[1]!.socket.destroyed).toBe(false);
+      // Another keep-alive request fills the count again; a new /v1/rpc connection takes the place of the longer idle.
+      const third = await rawHttpClient(server.port);
+      idle.push(third);
+      third.socket.write(request);
+      await eventually(() => expect(third.received()).toMatch(/^HTTP\/1\.1 200 .*Connection: keep-alive.*"session_invalid"/s));
+      const answer = await httpPost(`${http}/v1/rpc`, body, {
+        Authorization: `Bearer ${SERVICE_KEY}`,
+        'Content-Type': 'application/json',
+        Connection: 'close',
+      });
+      expect(answer.status).toBe(200);
+      await idle[1]!.closed;
+      expect(third.socket.destroyed).toBe(false);
+      expect([server.pendingHeads.evicted, server.pendingHeads.refused]).toEqual([2, 0]);
+    } finally {
+      for (const c of idle) c.socket.destroy();
+    }
+  });
+
+  it('a connection refused at the cap gets 429 with Retry-After and the gateway headers, and a request already sent on it is not served', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    const slow = [await rawHttpClient(server.port), await rawHttpClient(server.port)];
+    try {
+      for (const c of slow) c.socket.write('GET /healthz HTTP/1.1\r\n'); // heads never finished: nothing to evict
+      await eventually(() => expect(server.pendingHeads.size).toBe(1));
+      const body = JSON.stringify({ type: 'create_session', user_id: 'refused' });
+      const over = await rawHttpClient(server.port);
+      over.socket.write(
+        `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+      );
+      const answer = await over.closed;
+      expect(answer).toMatch(/^HTTP\/1\.1 429 Too Many Requests\r\n/);
+      for (const h of [
+        'Cache-Control: no-store',
+        'X-Content-Type-Options: nosniff',
+        'Retry-After: 1',
+        'Connection: close',
+        'Content-Type: application/json; charset=utf-8',
+      ])
+        expect(answer).toContain(`\r\n${h}\r\n`);
+      expect(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4))).toEqual({ error: 'Too many connections from this address; try again later' });
+      expect(server.pendingHeads.refused).toBe(1);
+    } finally {
+      for (const c of slow) c.socket.destroy();
+    }
+    // The request sent on the refused connection was never served.
+    await eventually(() => expect(server.pendingHeads.size).toBe(0));
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'refused' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 
   it('a backend reusing a pool of keep-alive connections within the cap is served on them throughout', async () => {

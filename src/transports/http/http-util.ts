@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 
 /** Headers on every HTTP answer of the gateway. */
 export const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -7,6 +7,25 @@ export const BASE_HEADERS: Readonly<Record<string, string>> = {
   'Referrer-Policy': 'no-referrer',
   'Cache-Control': 'no-store',
 };
+
+/**
+ * A whole HTTP/1.1 answer as bytes to write on a socket that no ServerResponse serves (a
+ * connection refused before Node's parser, a head Node could not parse): the gateway's headers,
+ * a JSON body, and `Connection: close` (the caller closes the connection once it is written).
+ */
+export function rawAnswer(status: number, value: unknown, extra: Readonly<Record<string, string>> = {}): string {
+  const body = JSON.stringify(value);
+  const headers = {
+    ...BASE_HEADERS,
+    ...extra,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': String(Buffer.byteLength(body)),
+    Connection: 'close',
+  };
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
+  for (const [name, v] of Object.entries(headers)) head += `${name}: ${v}\r\n`;
+  return `${head}\r\n${body}`;
+}
 
 /** The request's target as a URL, or undefined when it is not one (`GET //a:99999/`): answer `badTarget`. */
 export function targetOf(req: IncomingMessage): URL | undefined {

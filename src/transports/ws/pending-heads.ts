@@ -2,39 +2,62 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { BlockList, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { plain, trusts } from '../client-address.js';
+import { rawAnswer } from '../http/http-util.js';
 import { closesConnection } from './answer-head.js';
+
+/** How long a refused connection may take to read its 429 before it is cut. */
+const REFUSED_GRACE_MS = 1_000;
 
 /**
  * Caps, per remote address, the connections that owe a whole request head: new ones, and
  * kept-alive ones waiting for their next request. A slowloris holds either kind until Node's
  * headers timeout (one quick request first, then a head sent a byte at a time), and the
  * per-address cap of WebSocket connections counts none of them. Past `max`, a new connection
- * from the address is closed at once, and an answer that would leave its connection waiting
- * for one more head says `Connection: close` instead (the connection closes once the answer is
- * sent, whole). A connection leaves the count when a whole head arrives (a request or an
- * upgrade) or when it closes, and counts again from the head of the answer to the last request
- * it has sent (pipelined requests already received owe nothing). Trusted proxies are not capped:
- * every client behind one shares its address.
+ * from the address first takes the place of the address's longest idle kept-alive connection
+ * (one that has received no byte since its last answer), which is closed: a client retries a
+ * request on a new connection when an idle one closes under it (RFC 9112, section 9.3.1), so a
+ * pool of idle keep-alive connections never keeps a service's next connection out. Only when
+ * every counted connection has begun a head (or not yet sent one) is the new connection
+ * refused: 429 with `Retry-After: 1`, and closed. An answer that would leave its connection
+ * waiting for one more head at the cap says `Connection: close` instead (the connection closes
+ * once the answer is sent, whole). A connection leaves the count when a whole head arrives (a
+ * request or an upgrade) or when it closes, and counts again from the head of the answer to the
+ * last request it has sent (pipelined requests already received owe nothing). Trusted proxies
+ * are not capped: every client behind one shares its address.
  */
 export class PendingHeads {
   readonly #max: number;
   readonly #trusted: BlockList | undefined;
-  readonly #byAddress = new Map<string, number>();
+  /** The counted connections of each address, longest counted first. */
+  readonly #byAddress = new Map<string, Set<Duplex>>();
   /** The address of every connection under the cap (all but a trusted proxy's). */
   readonly #addressOf = new WeakMap<Duplex, string>();
-  readonly #counted = new WeakSet<Duplex>();
+  /** Kept-alive connections counted: the bytes they had received when their last answer began. */
+  readonly #keptAt = new WeakMap<Duplex, number>();
   /** Requests received on a connection whose answers have not begun. */
   readonly #unanswered = new WeakMap<Duplex, number>();
   /** Requests the routes saw (Node answers a few itself, a 417 say, without one). */
   readonly #seen = new WeakSet<IncomingMessage>();
-  /** Connections closed, or told to close, for being over the cap. */
+  /** Connections refused (429), or told to close, for being over the cap. */
   refused = 0;
+  /** Idle kept-alive connections closed to make room for a new one. */
+  evicted = 0;
 
-  /** `beforeHead` must be called before every answer's head on `server` (see answer-head.ts). */
+  /**
+   * `beforeHead` must be called before every answer's head on `server` (see answer-head.ts).
+   * Construct it right after `createServer`: it takes over the server's `connection`
+   * listeners, so that a refused connection is never handed to Node's HTTP parser (a request
+   * already sent on it must not be served).
+   */
   constructor(server: Server, o: { max: number; trusted?: BlockList }) {
     this.#max = o.max;
     this.#trusted = o.trusted;
-    server.on('connection', (socket: Socket) => this.#opened(socket));
+    const parsers = server.listeners('connection') as ((socket: Socket) => void)[];
+    server.removeAllListeners('connection');
+    server.on('connection', (socket: Socket) => {
+      if (!this.#opened(socket)) return;
+      for (const listener of parsers) listener.call(server, socket);
+    });
     // First: a route that answers at once writes its head within this same event.
     server.prependListener('request', (req: IncomingMessage) => this.#received(req));
     server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => this.#release(socket));
@@ -54,21 +77,38 @@ export class PendingHeads {
     let unanswered = this.#unanswered.get(socket) ?? 0;
     if (this.#seen.delete(req)) this.#unanswered.set(socket, --unanswered);
     if (unanswered > 0 || !res.shouldKeepAlive || closesConnection(res)) return;
-    if (this.#count(socket, address)) return;
+    if (this.#count(socket, address)) {
+      this.#keptAt.set(socket, socket.bytesRead);
+      return;
+    }
     this.refused++;
     res.setHeader('Connection', 'close');
   }
 
-  #opened(socket: Socket): void {
+  /** Counts a new connection, making room if an idle kept-alive one holds it; false: refused (answered 429). */
+  #opened(socket: Socket): boolean {
     const address = plain(socket.remoteAddress ?? 'unknown');
-    if (trusts(this.#trusted, address)) return;
+    if (trusts(this.#trusted, address)) return true;
     this.#addressOf.set(socket, address);
-    if (!this.#count(socket, address)) {
+    if (!this.#count(socket, address) && !(this.#evictIdle(address) && this.#count(socket, address))) {
       this.refused++;
-      socket.destroy();
-      return;
+      refuse(socket);
+      return false;
     }
     socket.once('close', () => this.#release(socket));
+    return true;
+  }
+
+  /** Closes the address's longest idle kept-alive connection, if it has one. */
+  #evictIdle(address: string): boolean {
+    for (const socket of this.#byAddress.get(address) ?? []) {
+      if (this.#keptAt.get(socket) !== (socket as Socket).bytesRead) continue;
+      this.#release(socket);
+      this.evicted++;
+      socket.destroy();
+      return true;
+    }
+    return false;
   }
 
   #received(req: IncomingMessage): void {
@@ -81,19 +121,32 @@ export class PendingHeads {
 
   /** Counts the connection, unless its address is at the cap (false). */
   #count(socket: Duplex, address: string): boolean {
-    if (this.#counted.has(socket)) return true;
-    const n = (this.#byAddress.get(address) ?? 0) + 1;
-    if (n > this.#max) return false;
-    this.#byAddress.set(address, n);
-    this.#counted.add(socket);
+    let counted = this.#byAddress.get(address);
+    if (counted?.has(socket)) return true;
+    if ((counted?.size ?? 0) >= this.#max) return false;
+    if (counted === undefined) this.#byAddress.set(address, (counted = new Set()));
+    counted.add(socket);
     return true;
   }
 
   #release(socket: Duplex): void {
-    if (!this.#counted.delete(socket)) return;
-    const address = this.#addressOf.get(socket)!;
-    const n = (this.#byAddress.get(address) ?? 1) - 1;
-    if (n > 0) this.#byAddress.set(address, n);
-    else this.#byAddress.delete(address);
+    this.#keptAt.delete(socket);
+    const address = this.#addressOf.get(socket);
+    if (address === undefined) return;
+    const counted = this.#byAddress.get(address);
+    if (counted === undefined || !counted.delete(socket)) return;
+    if (counted.size === 0) this.#byAddress.delete(address);
   }
+}
+
+/**
+ * Answers a connection refused before Node's parser saw it: 429, then the connection closes.
+ * What the client sent is read and dropped meanwhile (closing with it unread would reset the
+ * connection, and the client could lose the answer).
+ */
+function refuse(socket: Socket): void {
+  socket.on('error', () => socket.destroy());
+  socket.setTimeout(REFUSED_GRACE_MS, () => socket.destroy());
+  socket.resume();
+  socket.end(rawAnswer(429, { error: 'Too many connections from this address; try again later' }, { 'Retry-After': '1' }));
 }
