@@ -15,6 +15,7 @@ import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
+import { expectationFailed, onClientError } from '../http/client-error.js';
 import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
@@ -145,6 +146,9 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   );
   // Connections owing a request head, per address (a slowloris holds them).
   const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
+  // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
+  http.on('clientError', onClientError);
+  http.on('checkExpectation', expectationFailed);
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
@@ -199,6 +203,8 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   if (config.metricsAddr !== undefined) {
     const { host: mHost, port: mPort } = config.metricsAddr;
     const m = createServer({ ServerResponse: responseWithHeadHook(closeWhileDraining) }, createMetricsHandler(metrics, log));
+    m.on('clientError', onClientError);
+    m.on('checkExpectation', expectationFailed);
     try {
       await listen(m, mPort, mHost, 'GATEWAY_METRICS_ADDR');
     } catch (err) {

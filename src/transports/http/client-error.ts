@@ -1,0 +1,58 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { rawAnswer, sendJsonAndClose } from './http-util.js';
+
+/** Node's codes of a request it could not read, and the status and text each is answered with (400 otherwise). */
+const STATUS_OF: Readonly<Record<string, readonly [number, string]>> = {
+  HPE_HEADER_OVERFLOW: [431, 'Request header fields too large'],
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: [413, 'Chunk extensions too large'],
+  ERR_HTTP_REQUEST_TIMEOUT: [408, 'The request head did not arrive in time'],
+};
+const UNREADABLE: readonly [number, string] = [400, 'Bad request: not a valid HTTP/1.1 request'];
+
+/** Connections already answered (the parser reports every later chunk of the same connection again). */
+const handled = new WeakSet<Duplex>();
+
+/**
+ * The `clientError` listener: a request Node could not read (a head too large, two
+ * Content-Length, bytes that are not HTTP). Node's own answer would be a bare status with none
+ * of the gateway's headers, written over an answer still being prepared for a request read
+ * before on the connection (a valid request, then garbage: served, its reply lost). Here, an
+ * answer in progress is finished first, then the connection closes; otherwise the error is
+ * answered with the gateway's headers and a JSON body, and the connection closes.
+ */
+export function onClientError(err: NodeJS.ErrnoException, duplex: Duplex): void {
+  const socket = duplex as Socket & { _httpMessage?: ServerResponse | null };
+  if (handled.has(socket)) return;
+  handled.add(socket);
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  // The answer Node has the socket writing now (its own default handler looks at the same field).
+  const current = socket._httpMessage;
+  if (current != null && !current.writableFinished) {
+    finishThenClose(socket, current);
+    return;
+  }
+  const [status, text] = (err.code !== undefined ? STATUS_OF[err.code] : undefined) ?? UNREADABLE;
+  socket.end(rawAnswer(status, { error: text }));
+  socket.destroySoon();
+}
+
+/** Lets the answers in progress (pipelined ones follow the current) finish, then closes the connection. */
+function finishThenClose(socket: Socket & { _httpMessage?: ServerResponse | null }, current: ServerResponse): void {
+  if (!current.headersSent) current.setHeader('Connection', 'close');
+  current.once('finish', () => {
+    // Node hands the socket to the next pipelined answer before this listener runs.
+    const next = socket._httpMessage;
+    if (next != null && next !== current && !next.writableFinished) finishThenClose(socket, next);
+    else socket.destroySoon();
+  });
+}
+
+/** The `checkExpectation` listener: an `Expect` other than 100-continue is 417 (RFC 9110 section 10.1.1), and the body is not read. */
+export function expectationFailed(_req: IncomingMessage, res: ServerResponse): void {
+  sendJsonAndClose(res, 417, { error: 'Expectation failed: only Expect: 100-continue is supported' });
+}

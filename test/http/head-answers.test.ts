@@ -1,0 +1,101 @@
+/**
+ * What the HTTP routes answer from a request's head, before (or instead of) reading a body:
+ * requests Node cannot read and `Expect` headers. Each answer carries the
+ * gateway's headers and a JSON body, and a reply already in progress on the connection is
+ * never lost to a later unreadable request.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { rawHttpClient, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
+
+afterEach(stopAll);
+
+/** The gateway's headers on every answer (src/transports/http/http-util.ts BASE_HEADERS). */
+const GATEWAY_HEADERS = ['X-Content-Type-Options: nosniff', 'Referrer-Policy: no-referrer', 'Cache-Control: no-store'];
+
+/** Writes `raw` on a new connection; resolves with everything read until the gateway closes it. */
+async function exchange(port: number, raw: string | Buffer): Promise<string> {
+  const c = await rawHttpClient(port);
+  c.socket.write(raw);
+  return c.closed;
+}
+
+/** The answers in `raw`, each as its status line, head and parsed JSON body. */
+function answers(raw: string): { status: string; head: string; body: unknown }[] {
+  return raw
+    .split(/(?=HTTP\/1\.1 \d{3} )/)
+    .filter((a) => !a.startsWith('HTTP/1.1 100 '))
+    .map((a) => {
+      const end = a.indexOf('\r\n\r\n');
+      const body = a.slice(end + 4);
+      return { status: a.split('\r\n', 1)[0]!, head: a.slice(0, end), body: body === '' ? undefined : (JSON.parse(body) as unknown) };
+    });
+}
+
+function rpcRequest(body: string, headers: Record<string, string> = {}): string {
+  const all = {
+    Host: 'x',
+    Authorization: `Bearer ${SERVICE_KEY}`,
+    'Content-Type': 'application/json',
+    'Content-Length': String(Buffer.byteLength(body)),
+    ...headers,
+  };
+  return `POST /v1/rpc HTTP/1.1\r\n${Object.entries(all)
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('')}\r\n${body}`;
+}
+
+describe('requests Node cannot read', () => {
+  it('a request followed on its connection by bytes that are not HTTP: the request is answered whole, then the connection closes', async () => {
+    const { server } = await start();
+    const raw = await exchange(server.port, rpcRequest(JSON.stringify({ type: 'create_session', user_id: 'pipelined', msg_id: 77 })) + 'NOT HTTP\r\n\r\n');
+    const [first, ...rest] = answers(raw);
+    expect(first!.status).toBe('HTTP/1.1 200 OK');
+    expect(first!.body).toMatchObject({ type: 'session_created', in_reply_to: 77 });
+    expect(first!.head).toContain('\r\nConnection: close');
+    expect(rest).toEqual([]);
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'pipelined' })).toMatchObject({ sessions: [expect.anything()] });
+  });
+
+  it('pipelined requests read before the unreadable bytes are all answered, in order', async () => {
+    const { server } = await start();
+    const one = (id: number) => rpcRequest(JSON.stringify({ type: 'validate_session', session_id: 'x', msg_id: id }));
+    const raw = await exchange(server.port, one(1) + one(2) + 'NOT HTTP\r\n\r\n');
+    expect(answers(raw).map((a) => [a.status, a.body])).toEqual([
+      ['HTTP/1.1 200 OK', expect.objectContaining({ in_reply_to: 1 })],
+      ['HTTP/1.1 200 OK', expect.objectContaining({ in_reply_to: 2 })],
+    ]);
+  });
+
+  it('431 (head too large), 400 (two Content-Length, bytes that are not HTTP), 417 (an Expect other than 100-continue): the gateway headers, a JSON body, the connection closed', async () => {
+    const { server } = await start();
+    const cases: [string, string, string][] = [
+      [
+        `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nX-A: ${'a'.repeat(20_000)}\r\n\r\n`,
+        'HTTP/1.1 431 Request Header Fields Too Large',
+        'Request header fields too large',
+      ],
+      [
+        'POST /v1/rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab',
+        'HTTP/1.1 400 Bad Request',
+        'Bad request: not a valid HTTP/1.1 request',
+      ],
+      ['NOT HTTP\r\n\r\n', 'HTTP/1.1 400 Bad Request', 'Bad request: not a valid HTTP/1.1 request'],
+      [rpcRequest('{}', { Expect: 'fancy' }), 'HTTP/1.1 417 Expectation Failed', 'Expectation failed: only Expect: 100-continue is supported'],
+      [
+        'GET /healthz HTTP/1.1\r\nHost: x\r\nExpect: fancy\r\n\r\n',
+        'HTTP/1.1 417 Expectation Failed',
+        'Expectation failed: only Expect: 100-continue is supported',
+      ],
+    ];
+    const got = [];
+    for (const [raw] of cases) got.push(answers(await exchange(server.port, raw)));
+    expect(got.map((a) => a.map((x) => [x.status, x.body]))).toEqual(cases.map(([, status, text]) => [[status, { error: text }]]));
+    for (const [a] of got) {
+      for (const h of [...GATEWAY_HEADERS, 'Content-Type: application/json; charset=utf-8', 'Connection: close']) expect(a!.head).toContain(`\r\n${h}`);
+    }
+    // The port keeps serving.
+    expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok\n$/s);
+  });
+});
