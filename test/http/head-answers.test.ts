@@ -1,13 +1,20 @@
 /**
  * What the HTTP routes answer from a request's head, before (or instead of) reading a body:
- * requests Node cannot read and `Expect` headers. Each answer carries the
+ * requests Node cannot read, `Expect` headers and content codings. Each answer carries the
  * gateway's headers and a JSON body, and a reply already in progress on the connection is
  * never lost to a later unreadable request.
  */
+import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../../src/clock.js';
+import { startTestIdp, type TestIdp } from '../helpers/test-idp.js';
 import { rawHttpClient, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
 
-afterEach(stopAll);
+const idps: TestIdp[] = [];
+afterEach(async () => {
+  await stopAll();
+  await Promise.all(idps.splice(0).map((idp) => idp.close()));
+});
 
 /** The gateway's headers on every answer (src/transports/http/http-util.ts BASE_HEADERS). */
 const GATEWAY_HEADERS = ['X-Content-Type-Options: nosniff', 'Referrer-Policy: no-referrer', 'Cache-Control: no-store'];
@@ -97,5 +104,48 @@ describe('requests Node cannot read', () => {
     }
     // The port keeps serving.
     expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok\n$/s);
+  });
+});
+
+describe('Content-Encoding', () => {
+  it('any coding but identity is 415 with Accept-Encoding: identity, before the body is read, on /v1/rpc, /oauth2/* and /oidc/backchannel-logout; nothing is executed', async () => {
+    const idp = await startTestIdp({ now: () => Date.now() });
+    idps.push(idp);
+    const { server } = await start(idp.gatewayEnv, { clock: new ManualClock(Date.now()) });
+    const create = JSON.stringify({ type: 'create_session', user_id: 'coded' });
+    const post = (path: string, type: string, body: string | Buffer, coding: string, auth = true) =>
+      Buffer.concat([
+        Buffer.from(
+          `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth ? `Authorization: Bearer ${SERVICE_KEY}\r\n` : ''}Content-Type: ${type}\r\nContent-Encoding: ${coding}\r\nContent-Length: ${body.length}\r\n\r\n`,
+        ),
+        Buffer.from(body),
+      ]);
+    const form = 'application/x-www-form-urlencoded';
+    const cases = [
+      post('/v1/rpc', 'application/json', gzipSync(create), 'gzip'),
+      post('/v1/rpc', 'application/json', create, 'gzip'),
+      post('/v1/rpc', 'application/json', create, 'identity, br'),
+      post('/oauth2/introspect', form, 'token=x', 'deflate'),
+      post('/oauth2/revoke', form, 'token=x', 'gzip'),
+      post('/oidc/backchannel-logout', form, 'logout_token=x', 'gzip', false),
+    ];
+    const got = [];
+    for (const raw of cases) got.push(answers(await exchange(server.port, raw)));
+    expect(got.map((a) => a.map((x) => x.status))).toEqual(cases.map(() => ['HTTP/1.1 415 Unsupported Media Type']));
+    for (const [a] of got) expect(a!.head).toContain('\r\nAccept-Encoding: identity\r\n');
+    expect(got[0]![0]!.body).toEqual({ type: 'error', code: 12, text: 'Content-Encoding is not supported: send the body uncoded' });
+    expect(got[3]![0]!.body).toMatchObject({ error: 'invalid_request' });
+    // Identity is the body as it is: served.
+    expect(
+      answers(
+        await exchange(
+          server.port,
+          post('/v1/rpc', 'application/json', create, 'identity').toString().replace('HTTP/1.1\r\n', 'HTTP/1.1\r\nConnection: close\r\n'),
+        ),
+      )[0]!.status,
+    ).toBe('HTTP/1.1 200 OK');
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'coded' })).toMatchObject({ sessions: [expect.anything()] });
   });
 });

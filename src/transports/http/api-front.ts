@@ -54,13 +54,21 @@ function isMediaType(header: string | undefined, type: string): boolean {
 }
 
 /**
+ * True when the body is sent as is: no Content-Encoding, or only `identity`. The gateway
+ * decodes no content coding, and must not act on a body whose declared coding was not undone.
+ */
+function isIdentity(header: string | undefined): boolean {
+  return header === undefined || header.split(',').every((coding) => ['identity', ''].includes(coding.trim().toLowerCase()));
+}
+
+/**
  * The checks every HTTP API route (`/v1/rpc`, `/oauth2/*`, `/oidc/backchannel-logout`) makes
  * before its own work: drain, method, the failed-auth throttle of the client's address (on
  * every route: a route open to anyone reports its refused credentials with `failed`), the
  * bearer key (compared in constant time with every configured key; not on a route open to
- * anyone), the media type, the size limit and the time limit of the body; and the tally of
- * requests in flight that a drain waits for, from the acceptance of a request's head to the
- * end of its route's work.
+ * anyone), the media type and content coding, the size limit and the time limit of the body;
+ * and the tally of requests in flight that a drain waits for, from the acceptance of a
+ * request's head to the end of its route's work.
  */
 export class ApiFront {
   readonly #o: ApiFrontOptions;
@@ -159,16 +167,19 @@ export class ApiFront {
     else this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
   }
 
-  /** The media type, then the body within the size and time limits. */
+  /** The media type and content coding, then the body within the size and time limits. */
   async #readBody(
     req: IncomingMessage,
     res: ServerResponse,
     spec: RouteSpec,
-    refuse: (status: number, text: string) => undefined,
+    refuse: (status: number, text: string, headers?: Record<string, string>) => undefined,
     caller: Caller | undefined,
     remote: string,
   ): Promise<Admitted | undefined> {
     if (!isMediaType(req.headers['content-type'], spec.mediaType)) return refuse(415, `Content-Type must be ${spec.mediaType}`);
+    // RFC 9110 section 15.5.16: an unsupported content coding is 415, with the codings accepted.
+    if (!isIdentity(req.headers['content-encoding']))
+      return refuse(415, 'Content-Encoding is not supported: send the body uncoded', { 'Accept-Encoding': 'identity' });
     const limit = this.#o.maxMessageBytes;
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, limit).text;
