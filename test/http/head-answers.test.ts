@@ -1,6 +1,7 @@
 /**
  * What the HTTP routes answer from a request's head, before (or instead of) reading a body:
- * requests Node cannot read, `Expect` headers and content codings. Each answer carries the
+ * requests Node cannot read, `Expect` headers (a request refused from its head is never sent
+ * 100 Continue) and content codings. Each answer carries the
  * gateway's headers and a JSON body, and a reply already in progress on the connection is
  * never lost to a later unreadable request.
  */
@@ -8,7 +9,7 @@ import { gzipSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { startTestIdp, type TestIdp } from '../helpers/test-idp.js';
-import { rawHttpClient, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
+import { eventually, rawHttpClient, SERVICE_KEY, service, start, stopAll } from '../ws/helpers.js';
 
 const idps: TestIdp[] = [];
 afterEach(async () => {
@@ -104,6 +105,39 @@ describe('requests Node cannot read', () => {
     }
     // The port keeps serving.
     expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok\n$/s);
+  });
+});
+
+describe('Expect: 100-continue', () => {
+  it('a request its head alone refuses gets its final status, never 100 Continue: no key 401, too large 413, wrong type 415, a content coding 415', async () => {
+    const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '1024' });
+    const head = (headers: Record<string, string>) =>
+      `POST /v1/rpc HTTP/1.1\r\n${Object.entries({ Host: 'x', 'Content-Length': '50', Expect: '100-continue', ...headers })
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join('')}\r\n`;
+    const key = { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': 'application/json' };
+    const cases: [Record<string, string>, string][] = [
+      [{ 'Content-Type': 'application/json' }, 'HTTP/1.1 401 Unauthorized'],
+      [{ ...key, 'Content-Length': '100000000' }, 'HTTP/1.1 413 Payload Too Large'],
+      [{ ...key, 'Content-Type': 'text/plain' }, 'HTTP/1.1 415 Unsupported Media Type'],
+      [{ ...key, 'Content-Encoding': 'gzip' }, 'HTTP/1.1 415 Unsupported Media Type'],
+    ];
+    const got: string[] = [];
+    for (const [headers] of cases) got.push(await exchange(server.port, head(headers)));
+    expect(got.map((raw) => raw.split('\r\n', 1)[0])).toEqual(cases.map(([, status]) => status));
+    for (const raw of got) expect(raw).not.toContain('100 Continue');
+  });
+
+  it('a request that passes gets 100 Continue, then is served from the body it sends', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'validate_session', session_id: 'x', msg_id: 5 });
+    const c = await rawHttpClient(server.port);
+    c.socket.write(rpcRequest(body, { Expect: '100-continue', Connection: 'close' }).slice(0, -body.length));
+    await eventually(() => expect(c.received()).toBe('HTTP/1.1 100 Continue\r\n\r\n'));
+    c.socket.write(body);
+    expect(answers(await c.closed).map((a) => [a.status, a.body])).toEqual([
+      ['HTTP/1.1 200 OK', expect.objectContaining({ type: 'session_invalid', in_reply_to: 5 })],
+    ]);
   });
 });
 

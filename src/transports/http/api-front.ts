@@ -40,6 +40,11 @@ export interface RouteSpec {
   refusal(status: number, text: string): unknown;
 }
 
+/** A route of the front: it serves a request, and can refuse one from its head alone (`Expect: 100-continue`). */
+export type HeadCheckedRoute = ((req: IncomingMessage, res: ServerResponse) => Promise<void>) & {
+  refuseHead?: (req: IncomingMessage, res: ServerResponse) => boolean;
+};
+
 /** A request that passed every check: its body and its caller (none on an `'anyone'` route). */
 export interface Admitted {
   text: string;
@@ -48,9 +53,29 @@ export interface Admitted {
   remote: string;
 }
 
+/** A refusal made from the head alone: status, safe text and extra headers. */
+interface Refusal {
+  status: number;
+  text: string;
+  headers?: Record<string, string>;
+}
+
 /** True when `header` names `type`, whatever its parameters and letter case. */
 function isMediaType(header: string | undefined, type: string): boolean {
   return header !== undefined && header.split(';', 1)[0]!.trim().toLowerCase() === type;
+}
+
+const THROTTLED: Refusal = {
+  status: 429,
+  text: 'Too many failed authentication attempts from this address; try again later',
+  headers: { 'Retry-After': '60' },
+};
+
+/** Answers a refusal with the route's body and closes the connection (the rest of the body is never read). */
+function answerRefusal(res: ServerResponse, spec: RouteSpec, r: Refusal): undefined {
+  for (const [name, value] of Object.entries(r.headers ?? {})) res.setHeader(name, value);
+  sendJsonAndClose(res, r.status, spec.refusal(r.status, r.text));
+  return undefined;
 }
 
 /**
@@ -113,23 +138,11 @@ export class ApiFront {
    * answered (refused: the connection is closed, the rest of the body is never read).
    */
   async #admit(req: IncomingMessage, res: ServerResponse, spec: RouteSpec): Promise<Admitted | undefined> {
-    const refuse = (status: number, text: string, headers: Record<string, string> = {}) => {
-      for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-      sendJsonAndClose(res, status, spec.refusal(status, text));
-      return undefined;
-    };
-    const throttled = () => refuse(429, 'Too many failed authentication attempts from this address; try again later', { 'Retry-After': '60' });
-    if (this.#draining) return refuse(503, 'Server shutting down', { 'Retry-After': '1' });
-    if (req.method !== 'POST') return refuse(405, 'Method not allowed: use POST', { Allow: 'POST' });
-    const address = clientOf(req, this.#o.trustedProxies).address;
-    // An address out of failed attempts gets no more guesses until the window clears, right key
-    // (or, on a route open to anyone, right token) or not.
-    if (this.#o.throttle.blocked(address)) {
-      this.#o.sampledLog.hit('http throttle', (suppressed) =>
-        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
-      );
-      return throttled();
-    }
+    const refuse = (status: number, text: string, headers: Record<string, string> = {}) => answerRefusal(res, spec, { status, text, headers });
+    const throttled = () => refuse(THROTTLED.status, THROTTLED.text, THROTTLED.headers);
+    const head = this.#checkHead(req, spec, false);
+    if ('status' in head) return answerRefusal(res, spec, head);
+    const address = head.address;
     if (spec.callers === 'anyone') {
       // Its credential is checked after the body is read: counted in flight by the throttle until
       // answered, and past the limit it waits for those in flight. A drain waits for the waiting
@@ -148,13 +161,64 @@ export class ApiFront {
       });
       return this.#readBody(req, res, spec, refuse, undefined, address);
     }
-    const caller = this.#callerOf(req.headers.authorization);
-    if (caller === undefined) {
-      this.#o.throttle.fail(address);
-      return refuse(401, 'Missing or wrong key (Authorization: Bearer <key>)', { 'WWW-Authenticate': 'Bearer' });
+    return this.#readBody(req, res, spec, refuse, head.caller, address);
+  }
+
+  /**
+   * The checks a request's head alone decides, in the order a request meets them: drain,
+   * method, throttle, key (a missing or wrong one counts against the address), and with
+   * `body` also the media type, content coding and declared length. A refusal, or the
+   * caller (none on a route open to anyone) and the client's address.
+   */
+  #checkHead(req: IncomingMessage, spec: RouteSpec, body: boolean): Refusal | { caller?: Caller; address: string } {
+    if (this.#draining) return { status: 503, text: 'Server shutting down', headers: { 'Retry-After': '1' } };
+    if (req.method !== 'POST') return { status: 405, text: 'Method not allowed: use POST', headers: { Allow: 'POST' } };
+    const address = clientOf(req, this.#o.trustedProxies).address;
+    // An address out of failed attempts gets no more guesses until the window clears, right key
+    // (or, on a route open to anyone, right token) or not.
+    if (this.#o.throttle.blocked(address)) {
+      this.#o.sampledLog.hit('http throttle', (suppressed) =>
+        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
+      );
+      return THROTTLED;
     }
-    if (!spec.callers.has(caller)) return refuse(403, 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only');
-    return this.#readBody(req, res, spec, refuse, caller, address);
+    let caller: Caller | undefined;
+    if (spec.callers !== 'anyone') {
+      caller = this.#callerOf(req.headers.authorization);
+      if (caller === undefined) {
+        this.#o.throttle.fail(address);
+        return { status: 401, text: 'Missing or wrong key (Authorization: Bearer <key>)', headers: { 'WWW-Authenticate': 'Bearer' } };
+      }
+      if (!spec.callers.has(caller)) return { status: 403, text: 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only' };
+    }
+    if (body) {
+      const refused = this.#checkBodyHead(req, spec);
+      if (refused !== undefined) return refused;
+    }
+    return caller === undefined ? { address } : { caller, address };
+  }
+
+  /** The media type, the content coding and the declared length, before any byte of the body is read. */
+  #checkBodyHead(req: IncomingMessage, spec: RouteSpec): Refusal | undefined {
+    if (!isMediaType(req.headers['content-type'], spec.mediaType)) return { status: 415, text: `Content-Type must be ${spec.mediaType}` };
+    // RFC 9110 section 15.5.16: an unsupported content coding is 415, with the codings accepted.
+    if (!isIdentity(req.headers['content-encoding']))
+      return { status: 415, text: 'Content-Encoding is not supported: send the body uncoded', headers: { 'Accept-Encoding': 'identity' } };
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > this.#o.maxMessageBytes) return { status: 413, text: oversized(declared, this.#o.maxMessageBytes).text };
+    return undefined;
+  }
+
+  /**
+   * A request that asked for `Expect: 100-continue`: answered (true) with the refusal its head
+   * alone earns, the connection closed, so that no client is invited to send a body that would
+   * be refused unread (RFC 9110 section 10.1.1). False: send 100 Continue and serve it.
+   */
+  refuseHead(req: IncomingMessage, res: ServerResponse, spec: RouteSpec): boolean {
+    const head = this.#checkHead(req, spec, true);
+    if (!('status' in head)) return false;
+    answerRefusal(res, spec, head);
+    return true;
   }
 
   /**
@@ -167,7 +231,7 @@ export class ApiFront {
     else this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
   }
 
-  /** The media type and content coding, then the body within the size and time limits. */
+  /** The media type, then the body within the size and time limits. */
   async #readBody(
     req: IncomingMessage,
     res: ServerResponse,
@@ -176,10 +240,8 @@ export class ApiFront {
     caller: Caller | undefined,
     remote: string,
   ): Promise<Admitted | undefined> {
-    if (!isMediaType(req.headers['content-type'], spec.mediaType)) return refuse(415, `Content-Type must be ${spec.mediaType}`);
-    // RFC 9110 section 15.5.16: an unsupported content coding is 415, with the codings accepted.
-    if (!isIdentity(req.headers['content-encoding']))
-      return refuse(415, 'Content-Encoding is not supported: send the body uncoded', { 'Accept-Encoding': 'identity' });
+    const refused = this.#checkBodyHead(req, spec);
+    if (refused !== undefined) return refuse(refused.status, refused.text, refused.headers);
     const limit = this.#o.maxMessageBytes;
     const declared = Number(req.headers['content-length']);
     const tooLarge = () => oversized(Number.isFinite(declared) ? declared : undefined, limit).text;

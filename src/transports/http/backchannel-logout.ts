@@ -6,7 +6,7 @@ import { audit, type Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { idpKeySet } from '../../oidc/key-set.js';
 import { createLogoutTokenVerifier, LOGOUT_TOKEN_MAX_AGE_S, type LogoutCheck, type LogoutToken } from '../../oidc/logout-token.js';
-import type { ApiFront, RouteSpec } from './api-front.js';
+import type { ApiFront, HeadCheckedRoute, RouteSpec } from './api-front.js';
 import { sendJsonAndClose } from './http-util.js';
 import { oauthError } from './oauth.js';
 
@@ -46,7 +46,7 @@ const jtiKey = (jti: string) => `bl:${hashSecret(jti)}`;
  * (claimed in the store before anything ends). A refused token counts against the sender's
  * address in the failed-auth throttle: past GATEWAY_FAILED_AUTH_LIMIT, 429 until it clears.
  */
-export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): HeadCheckedRoute {
   const { gateway, log, front, verify } = o;
   const outcome = (what: BackchannelOutcome, fields: Record<string, unknown>) => {
     o.onOutcome?.(what);
@@ -126,7 +126,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
     }
   };
 
-  return async (req, res) => {
+  const route: HeadCheckedRoute = async (req, res) => {
     if (verify === undefined) return sendJsonAndClose(res, 404, { error: 'Not found' }); // its body is never read
     await front.serve(req, res, SPEC, async (admitted) => {
       const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
@@ -138,16 +138,19 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): (re
       await logout(req, res, tokens[0]!);
     });
   };
+  route.refuseHead = (req, res) => {
+    if (verify !== undefined) return front.refuseHead(req, res, SPEC);
+    sendJsonAndClose(res, 404, { error: 'Not found' });
+    return true;
+  };
+  return route;
 }
 
 /**
  * The route as the entry point mounts it: configured from `GATEWAY_OIDC_*` (404 when they are
  * unset), the IdP's key set opened now (a bad JWKS file stops the start with one line).
  */
-export function backchannelLogoutRoute(
-  config: Config,
-  o: { gateway: Gateway; log: Logger; front: ApiFront; metrics?: Metrics },
-): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function backchannelLogoutRoute(config: Config, o: { gateway: Gateway; log: Logger; front: ApiFront; metrics?: Metrics }): HeadCheckedRoute {
   const oidc = config.oidc;
   if (oidc !== undefined && 'url' in oidc.jwks && /^http:/i.test(oidc.jwks.url))
     o.log.warn({ jwks: redactUrl(oidc.jwks.url) }, 'GATEWAY_OIDC_JWKS is fetched over plain http: whoever can alter that traffic can sign logout tokens');

@@ -1,12 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { GatewayError } from '../../errors.js';
 import type { Logger, Requester } from '../../log.js';
 import { introspect, revoke, type TokenRequest } from '../../pipeline/oauth.js';
 import type { PipelineServices } from '../../pipeline/services.js';
-import type { ApiFront, RouteSpec } from './api-front.js';
+import type { ApiFront, HeadCheckedRoute as Route, RouteSpec } from './api-front.js';
 import { STATUS_OF_CODE } from './rpc.js';
-
-type Route = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
 
 /**
  * An OAuth error answer (RFC 6749 section 5.2): a code from its registry and a safe text; a 400
@@ -60,9 +58,8 @@ function parameters(req: IncomingMessage, text: string): { token: string; hint?:
  */
 export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFront }): { introspect: Route; revoke: Route } {
   const { gateway, front } = o;
-  const route =
-    (path: string, work: (p: TokenRequest) => Promise<unknown>): Route =>
-    (req, res) =>
+  const route = (path: string, work: (p: TokenRequest) => Promise<unknown>): Route => {
+    const serve: Route = (req, res) =>
       front.serve(req, res, SPEC, async (admitted) => {
         const p = parameters(req, admitted.text);
         // Exactly {"error": "invalid_request"}, as docs/protocol.md (HTTP) says.
@@ -82,6 +79,9 @@ export function createOAuthRoutes(o: { gateway: PipelineServices; front: ApiFron
         }
         front.answer(res, 200, body);
       });
+    serve.refuseHead = (req, res) => front.refuseHead(req, res, SPEC);
+    return serve;
+  };
   return {
     introspect: route('/oauth2/introspect', (p) => introspect(gateway, p)),
     // RFC 7009 section 2.2: 200 with no body, whether or not the token was one to revoke.

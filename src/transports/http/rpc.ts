@@ -1,11 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Gateway } from '../../gateway.js';
 import { serveOne } from '../../pipeline/serve-one.js';
 import { ErrorCodes, type ErrorCode } from '../../protocol/codes.js';
 import { decodeBody, type Decoded } from '../../protocol/decode.js';
 import { requestSchemas } from '../../protocol/messages.js';
 import { errorBody } from '../../protocol/replies.js';
-import type { ApiFront, RouteSpec } from './api-front.js';
+import type { ApiFront, HeadCheckedRoute, RouteSpec } from './api-front.js';
 
 export interface RpcOptions {
   gateway: Gateway;
@@ -49,9 +48,9 @@ const SRC = 'http';
  * other transport (one connection per request, on the pump). Status 200 for every typed
  * reply; an error reply keeps its body under the status of its code.
  */
-export function createRpcHandler(o: RpcOptions): (req: IncomingMessage, res: ServerResponse) => Promise<void> {
+export function createRpcHandler(o: RpcOptions): HeadCheckedRoute {
   const { gateway, front } = o;
-  return (req, res) =>
+  const route: HeadCheckedRoute = (req, res) =>
     front.serve(req, res, SPEC, async (admitted) => {
       const d: Decoded = decodeBody(admitted.text, SRC, gateway.nodeId);
       if (!d.ok) o.undecodable?.(d.code);
@@ -61,4 +60,6 @@ export function createRpcHandler(o: RpcOptions): (req: IncomingMessage, res: Ser
       const body = (await serveOne(conn, d)).body;
       front.answer(res, body.type === 'error' ? (STATUS_OF_CODE[body.code] ?? 400) : 200, body);
     });
+  route.refuseHead = (req, res) => front.refuseHead(req, res, SPEC);
+  return route;
 }

@@ -22,7 +22,10 @@ export interface HttpContext {
 }
 
 /** A route handed in by the entry point; it answers every method itself. */
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse) => Promise<void> | void;
+export type RouteHandler = ((req: IncomingMessage, res: ServerResponse) => Promise<void> | void) & {
+  /** For `Expect: 100-continue`: answers (true) a request its head alone refuses, before 100 Continue invites the body. */
+  refuseHead?: (req: IncomingMessage, res: ServerResponse) => boolean;
+};
 
 /** The demo page loads only its own scripts and styles, and talks only to its own origin. */
 const PAGE_CSP =
@@ -87,6 +90,21 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
       if (!res.headersSent) sendJson(res, 503, { error: 'Service unavailable' });
       else res.destroy();
     });
+  };
+}
+
+/**
+ * The `checkContinue` listener (`Expect: 100-continue`): a route that can refuse a request from
+ * its head alone does so now, without 100 Continue (RFC 9110 section 10.1.1: the client does
+ * not send a body that would be refused unread); otherwise 100 Continue, and `serve` handles
+ * the request as any other.
+ */
+export function createContinueHandler(routes: ReadonlyMap<string, RouteHandler> | undefined, serve: RequestListener): RequestListener {
+  return (req, res) => {
+    const path = targetOf(req)?.pathname;
+    if (path !== undefined && routes?.get(path)?.refuseHead?.(req, res) === true) return;
+    res.writeContinue();
+    serve(req, res);
   };
 }
 

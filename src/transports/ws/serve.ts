@@ -16,7 +16,7 @@ import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
 import { expectationFailed, onClientError } from '../http/client-error.js';
-import { createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
+import { createContinueHandler, createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
 import { loadStaticFiles } from './static-files.js';
@@ -149,6 +149,10 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
   http.on('clientError', onClientError);
   http.on('checkExpectation', expectationFailed);
+  http.on(
+    'checkContinue',
+    createContinueHandler(o.routes, (req, res) => http.emit('request', req, res)),
+  );
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
