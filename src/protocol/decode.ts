@@ -309,7 +309,8 @@ export function decodeBody(text: string, src: string, dest: string): Decoded {
   } catch {
     return fail(ErrorCodes.MALFORMED, 'Malformed JSON', { src, dest });
   }
-  if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'The body must be a JSON object', { src, dest });
+  // The text of the other transports, whose envelope carries this as its `body` field.
+  if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'Field "body" must be a JSON object', { src, dest });
   const duplicate = countMembers(value) !== shape.members;
   const body = value.msg_id === undefined ? { ...value, msg_id: 0 } : value;
   const d = decodeValue({ src, dest, body });
