@@ -256,6 +256,34 @@ describe('guesses at the upgrade (finding 5)', () => {
   });
 });
 
+describe('the two failed-auth tallies agree with docs/protocol.md', () => {
+  it('dead cookies fill the browser tally only: browser upgrades get 429, while a wrong key stays 401 and the right key is served (upgrade and /v1/rpc); never a wrong key 429 with the right key 200', async () => {
+    const { server, http } = await start({ GATEWAY_FAILED_AUTH_LIMIT: '3' });
+    for (let i = 0; i < 3; i++) {
+      const p = browser(server.url, { cookie: `sid=dead-${i}` });
+      await p.opened;
+      expect((await p.closed).code).toBe(4001);
+    }
+    await expect(browser(server.url, { cookie: 'sid=dead-3' }).opened).rejects.toThrow('HTTP 429');
+    const rpc = (key: string) =>
+      fetchRaw(`${http}/v1/rpc`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/json' },
+        body: '{"type":"validate_session","session_id":"x"}',
+      });
+    // One wrong key on each route: under the key tally's limit, 401 (the same as before the cookies).
+    await expect(new Peer(server.url, { headers: { Authorization: 'Bearer wrong-key-0-0123456789' } }).opened).rejects.toThrow('HTTP 401');
+    expect((await rpc('wrong-key-1-0123456789')).status).toBe(401);
+    const s = service(server.url);
+    await s.opened;
+    expect((await rpc(SERVICE_KEY)).status).toBe(200);
+    // The third wrong key fills the key tally: from then on every key is 429, the right one included.
+    expect((await rpc('wrong-key-2-0123456789')).status).toBe(401);
+    expect([(await rpc('wrong-key-3-0123456789')).status, (await rpc(SERVICE_KEY)).status]).toEqual([429, 429]);
+    await expect(service(server.url).opened).rejects.toThrow('HTTP 429');
+  });
+});
+
 describe('proxies, cookies and metrics (issue 14, small items)', () => {
   it('over https behind a trusted proxy the dev login sets __Host-sid with Secure; a forged X-Forwarded-Proto does not', async () => {
     const { http } = await start({ GATEWAY_DEV: '1', GATEWAY_TRUSTED_PROXIES: '127.0.0.1' });
