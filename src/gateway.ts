@@ -140,19 +140,21 @@ export class Gateway implements PipelineServices {
       }),
       // Events may have been missed while the bus was away: look at every followed session again.
       o.store.events.onResync(() => {
-        this.tokens.forgetUserMarks();
         void this.#epoch?.check();
-        for (const hash of this.hub.followed()) this.hub.recheck(hash);
+        this.#recheckFollowed();
       }),
     );
     // A remote store may lose its contents (a Redis restarted without persistence): looked for at
-    // start and after every return of the link (the resync above).
+    // start, after every return of the link (the resync above) and every second.
     if (o.store.kind !== 'memory') {
       this.#epoch = new StoreEpoch(o.store, o.clock, {
         // Tokens from before the store's contents began had their revocations in what was lost.
         since: (at) => this.tokens.storeLost(at),
         lost: (at) => {
           this.tokens.storeLost(at);
+          // Emptied with the link up (FLUSHALL, TRUNCATE): no resync comes, and the followed
+          // sessions are gone with the rest; their followers are told now, as after a resync.
+          this.#recheckFollowed();
           this.log.error(
             { event: 'store lost its data' },
             'the store lost its data: every session, refresh token and revocation it held is gone; access tokens issued before now are refused',
@@ -161,6 +163,12 @@ export class Gateway implements PipelineServices {
       });
       void this.#epoch.check();
     }
+  }
+
+  /** Events may have been missed, or the store's contents lost: every followed session is looked at again. */
+  #recheckFollowed(): void {
+    this.tokens.forgetUserMarks();
+    for (const hash of this.hub.followed()) this.hub.recheck(hash);
   }
 
   /** The next `msg_id` of this node's own messages (pushes). */

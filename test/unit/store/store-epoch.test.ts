@@ -191,4 +191,23 @@ describe('a store that loses its data (StoreEpoch)', () => {
     await settle();
     expect(await d.call({ type: 'verify_token', token: revoked })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
   });
+
+  it('a store emptied while the link stays up pushes session_expired to the followers of the sessions it held, once the loss is noticed', async () => {
+    const clock = new ManualClock(Date.UTC(2026, 0, 1));
+    const losable = losableStore(clock);
+    const { gateway } = makeGateway({ clock, store: losable.store });
+    await settle();
+    const d = new Driver(gateway);
+    const sessionId = (await d.call({ type: 'create_session', user_id: 'u', ttl: 3600 })).session_id as string;
+    expect((await d.call({ type: 'subscribe_session', session_id: sessionId }, 'sub')).type).toBe('subscribed');
+    clock.advance(2_000);
+    await settle();
+    losable.empty();
+    expect(d.pushes()).toEqual([]);
+    // No resync comes (the link never broke): the look of the series notices the loss.
+    clock.advance(EPOCH_CHECK_MS);
+    await settle(10);
+    expect(d.pushes().map((p) => [p.dest, p.body.type, p.body.reason])).toEqual([['sub', 'session_expired', 'destroyed']]);
+    expect((await d.call({ type: 'validate_session', session_id: sessionId })).type).toBe('session_invalid');
+  });
 });
