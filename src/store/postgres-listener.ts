@@ -1,8 +1,9 @@
 import pg from 'pg';
+import { quoted } from './postgres-schema.js';
 
 export interface ListenerOptions {
   connectionString: string;
-  /** A checked identifier (see postgres-url.ts): LISTEN takes no parameter. */
+  /** A checked identifier (see postgres-url.ts), quoted in LISTEN, which takes no parameter. */
   channel: string;
   timeoutMs: number;
   onMessage(payload: string): void;
@@ -64,7 +65,7 @@ export class PostgresListener {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${this.#o.channel}`);
+      await client.query(`LISTEN ${quoted(this.#o.channel)}`);
     } catch {
       onLost();
       return false;

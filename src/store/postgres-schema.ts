@@ -3,14 +3,23 @@ import type pg from 'pg';
 /** The layout this code reads and writes; a later layout migrates from the number in `schema_version`. */
 export const SCHEMA_VERSION = 1;
 
+/**
+ * The schema as SQL: always quoted, so that a name that is also a reserved word (`user`,
+ * `order`) names the schema rather than breaking the statement. postgres-url.ts allows only
+ * lower-case letters, digits and `_`, so the quoted name is the one PostgreSQL would fold an
+ * unquoted one to, and it cannot hold a quote.
+ */
+export const quoted = (identifier: string): string => `"${identifier}"`;
+
 /** The tables of one schema (names are checked identifiers: see postgres-url.ts). */
 export function tables(schema: string) {
+  const s = quoted(schema);
   return {
-    version: `${schema}.schema_version`,
+    version: `${s}.schema_version`,
     /** Keyv's table: `key`, `value` (Keyv's JSON with `expires`), plus the expiry as a column. */
-    entries: `${schema}.entries`,
+    entries: `${s}.entries`,
     /** The per-user index: members with their own expiry. */
-    members: `${schema}.index_members`,
+    members: `${s}.index_members`,
   };
 }
 
@@ -47,7 +56,7 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`auth-gateway schema ${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted(schema)}`);
     const t = tables(schema);
     await client.query(`CREATE TABLE IF NOT EXISTS ${t.version} (version integer NOT NULL)`);
     const rows = (await client.query<{ version: number }>(`SELECT max(version) AS version FROM ${t.version}`)).rows;

@@ -9,7 +9,7 @@ export interface PostgresTarget {
 }
 
 export const DEFAULT_SCHEMA = 'auth_gateway';
-/** A lower-case SQL identifier, so it never needs quoting and cannot inject. */
+/** A lower-case SQL identifier: it cannot hold a quote, and quoted (postgres-schema.ts) it may be a reserved word (`user`). */
 const SCHEMA = /^[a-z_][a-z0-9_]{0,47}$/;
 /** Options the `pg` driver reads from the URL itself. */
 const DRIVER_OPTIONS = new Set(['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name']);

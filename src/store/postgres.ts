@@ -7,7 +7,7 @@ import type { StoreOptions } from './types.js';
 import { KeyvStore } from './keyv-store.js';
 import { PostgresAtomics } from './postgres-atomics.js';
 import { PostgresListener } from './postgres-listener.js';
-import { migrate } from './postgres-schema.js';
+import { migrate, quoted } from './postgres-schema.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
 import { HealthProbe } from './health-probe.js';
 import { StoreHealthLog } from './store-health-log.js';
@@ -118,7 +118,8 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
       return async (sql: string, values?: unknown) => (await pool.query(sql, values as unknown[])).rows;
     }
   }
-  const keyvPostgres = new KeyvOnPool({ schema, table: 'entries', keySize: 255 });
+  // @keyv/postgres puts the schema into its SQL as given: quoted, as everywhere.
+  const keyvPostgres = new KeyvOnPool({ schema: quoted(schema), table: 'entries', keySize: 255 });
   // Values are JSON by contract (Store): plain JSON, as on Redis.
   const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
   const atomics = new PostgresAtomics(pool, schema, () => Date.now(), timeoutMs);

@@ -11,6 +11,8 @@ describe('parsePostgresUrl', () => {
       schema: 'gw_2',
     });
     expect(parsePostgresUrl('postgres://[::1]:5432/app?sslmode=require').connectionString).toBe('postgres://[::1]:5432/app?sslmode=require');
+    // Reserved words are names like any other: the schema is quoted wherever it is used.
+    for (const name of ['user', 'select', 'order', 'analyse']) expect(parsePostgresUrl(`postgres://db/app?schema=${name}`).schema).toBe(name);
   });
 
   it('refuses bad URLs and options with one line that never repeats the password', () => {

@@ -265,6 +265,40 @@ describe('postgres store', () => {
       }
     });
 
+    it('a schema named by a reserved word (user, select, order, analyse) is made and served like any other, events included', async () => {
+      for (const schema of ['user', 'select', 'order', 'analyse']) {
+        const a = await postgresStore(server.url, schema, { sweepMs: 100 });
+        const b = await postgresStore(server.url, schema);
+        try {
+          expect(a.isReady(), schema).toBe(true);
+          await a.set('k', { v: 1 }, 60_000);
+          await a.set('gone', 1, 100);
+          expect(await b.get('k')).toEqual({ v: 1 });
+          expect(await a.swap('k', { v: 2 })).toEqual({ v: 1 });
+          expect(await a.swapIf('k', { v: 2 }, { v: 3 })).toEqual({ swapped: true, old: { v: 2 } });
+          expect(await a.claim('c', 60_000)).toBe(true);
+          await a.indexAdd('u:x', 'm', Date.now() + 60_000);
+          expect(await b.indexMembers('u:x', Date.now())).toEqual(['m']);
+          await a.indexRemove('u:x', 'm');
+          expect(await a.take('k')).toEqual({ v: 3 });
+          expect(await a.delete('c')).toBe(true);
+          // The sweep's statements run in the schema too.
+          const left = async () => Number((await server.query<{ n: string }>(`SELECT count(*) AS n FROM "${schema}".entries WHERE key = 'gone'`))[0]!.n);
+          const until = Date.now() + 3000;
+          while ((await left()) > 0 && Date.now() < until) await sleep(50);
+          expect(await left()).toBe(0);
+          const heard: StoreEvent[] = [];
+          b.events.subscribe((e) => heard.push(e));
+          await a.events.publish({ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'a' });
+          await waitForCount(() => heard.length, 1, 2000, `events of ${schema}`);
+          expect(heard).toEqual([{ kind: 'ended', hash: 'h', reason: 'destroyed', origin: 'a' }]);
+        } finally {
+          await a.close();
+          await b.close();
+        }
+      }
+    });
+
     it('ignores malformed notifications on the event channel', async () => {
       const schema = freshSchema();
       const store = await postgresStore(server.url, schema);
@@ -297,7 +331,7 @@ describe('postgres store', () => {
         let resyncs = 0;
         store.events.onResync(() => resyncs++);
         const killed = await server.query<{ n: string }>(
-          `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = 'auth-gateway-listener' AND query = 'LISTEN ${schema}_events' AND pid <> pg_backend_pid()`,
+          `SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity WHERE application_name = 'auth-gateway-listener' AND query = 'LISTEN "${schema}_events"' AND pid <> pg_backend_pid()`,
         );
         expect(Number(killed[0]!.n)).toBe(2);
         const t0 = Date.now();
