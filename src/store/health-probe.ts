@@ -55,6 +55,17 @@ export class HealthProbe {
     this.#o.health.timedOut(this.#o.timeoutMs);
   }
 
+  /**
+   * The backend answered but refused an operation in a way waiting does not cure (PostgreSQL's
+   * tables gone, a privilege missing): unhealthy, logged with the cause noted, until a probe
+   * answers.
+   */
+  refused(): void {
+    if (this.#closed || !this.#healthy) return;
+    this.#healthy = false;
+    this.#o.health.down(this.#o.timeoutMs);
+  }
+
   /** Stops probing (the store is closing). */
   close(): void {
     this.#closed = true;

@@ -46,6 +46,44 @@ function layout(schema: string): string[] {
   ];
 }
 
+/** Whether every one of `names` (quoted as in `tables`) is a table there. */
+async function present(client: pg.PoolClient, names: string[]): Promise<boolean> {
+  const rows = (await client.query<{ all: boolean }>('SELECT bool_and(to_regclass(n) IS NOT NULL) AS all FROM unnest($1::text[]) n', [names])).rows;
+  return rows[0]?.all === true;
+}
+
+/**
+ * SQLSTATEs that say the gateway's schema or tables are not there (42P01 undefined_table,
+ * 3F000 invalid_schema_name): dropped, or a server back without its data. The store makes
+ * them again, as at start-up; what they held is lost.
+ */
+export const SCHEMA_GONE = new Set(['42P01', '3F000']);
+/** 42501 insufficient_privilege: the role may not use the tables; waiting cures it only once an operator grants. */
+export const NOT_ALLOWED = '42501';
+
+/**
+ * Checks that the gateway's role may use its tables right now: USAGE on the schema, and each
+ * of SELECT, INSERT, UPDATE and DELETE on `entries` and `index_members` (has_table_privilege
+ * of a list is true when any one is held: each is asked alone). Rejects with the database's
+ * own error when the schema or a table is gone, and with a 42501 error when a privilege is
+ * missing. The health probe of a store whose schema is made.
+ */
+export async function checkTables(db: pg.Pool, schema: string): Promise<void> {
+  const t = tables(schema);
+  const rows = (
+    await db.query<{ ok: boolean }>(
+      `SELECT has_schema_privilege($1, 'USAGE') AND bool_and(has_table_privilege(n, p)) AS ok
+       FROM unnest($2::text[]) n, unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE']) p`,
+      [schema, [t.entries, t.members]],
+    )
+  ).rows;
+  if (rows[0]?.ok !== true) {
+    throw Object.assign(new Error(`permission denied: the role lacks USAGE on schema ${schema} or SELECT, INSERT, UPDATE or DELETE on its tables`), {
+      code: NOT_ALLOWED,
+    });
+  }
+}
+
 /**
  * Creates or migrates the schema, in one transaction under an advisory lock: nodes that
  * start together take turns, and the later ones find the work done. Idempotent.
@@ -56,14 +94,20 @@ export async function migrate(pool: pg.Pool, schema: string): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`auth-gateway schema ${schema}`]);
-    await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted(schema)}`);
     const t = tables(schema);
-    await client.query(`CREATE TABLE IF NOT EXISTS ${t.version} (version integer NOT NULL)`);
+    // CREATE … IF NOT EXISTS asks for CREATE on the database or the schema even when nothing is
+    // made: only run where something is missing, so that a role granted only USAGE and its
+    // tables' rights starts on a schema made before (and a dropped table is made again).
+    const made = await present(client, [t.version, t.entries, t.members]);
+    if (!made) {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoted(schema)}`);
+      await client.query(`CREATE TABLE IF NOT EXISTS ${t.version} (version integer NOT NULL)`);
+    }
     const rows = (await client.query<{ version: number }>(`SELECT max(version) AS version FROM ${t.version}`)).rows;
     const current = rows[0]?.version ?? 0;
     if (current > SCHEMA_VERSION) throw new Error(`schema ${schema} has layout version ${current}, newer than this gateway's ${SCHEMA_VERSION}`);
+    if (current < 1 || !made) for (const sql of layout(schema)) await client.query(sql);
     if (current < 1) {
-      for (const sql of layout(schema)) await client.query(sql);
       await client.query(`DELETE FROM ${t.version}`);
       await client.query(`INSERT INTO ${t.version} (version) VALUES ($1)`, [SCHEMA_VERSION]);
     }

@@ -7,7 +7,7 @@ import type { StoreOptions } from './types.js';
 import { KeyvStore } from './keyv-store.js';
 import { PostgresAtomics } from './postgres-atomics.js';
 import { PostgresListener } from './postgres-listener.js';
-import { migrate, quoted } from './postgres-schema.js';
+import { NOT_ALLOWED, SCHEMA_GONE, checkTables, migrate, quoted } from './postgres-schema.js';
 import { parsePostgresUrl, type PostgresTarget } from './postgres-url.js';
 import { HealthProbe } from './health-probe.js';
 import { StoreHealthLog } from './store-health-log.js';
@@ -48,11 +48,12 @@ export async function createPostgresStore(o: StoreOptions): Promise<KeyvStore> {
  * Keyv over @keyv/postgres for set (its upsert, on our pool), plain SQL on the same pool for
  * reads, take, swap, delete and the index (postgres-atomics.ts), LISTEN/NOTIFY for events.
  *
- * Failure handling mirrors the Redis store: a probe (`SELECT 1`) drives isReady(); a
- * time-out or a failed probe makes every operation fail at once as UNAVAILABLE until a probe
- * answers; when the database comes back the event bus resyncs (notifications sent while a
- * node was cut off are lost). Start-up never waits more than `connectWaitMs`: the schema is
- * created by the first probe that reaches the database.
+ * Failure handling mirrors the Redis store: a probe (are the tables there and usable)
+ * drives isReady(); a time-out, a failed probe or a refusal (tables gone, a privilege
+ * missing) makes every operation fail at once as UNAVAILABLE until a probe answers; when the
+ * database comes back the event bus resyncs (notifications sent while a node was cut off are
+ * lost). Start-up never waits more than `connectWaitMs`: the schema is created by the first
+ * probe that reaches the database, and again by the first after it was found gone.
  */
 export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvStore> {
   const { target, timeoutMs, log } = o;
@@ -71,6 +72,18 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   // logged once per change with the latest error as its cause.
   const health = new StoreHealthLog(log, where);
   pool.on('error', health.note);
+
+  // Set once the health probe exists (below): an operation's refusal is reported to it.
+  let refused: (err: unknown) => void = () => {};
+  /** `p`, with a refusal by the database (tables gone, a privilege missing) reported. */
+  const watched = <T>(p: Promise<T>): Promise<T> =>
+    p.catch((err: unknown) => {
+      refused(err);
+      throw err;
+    });
+  const db = {
+    query: <R extends pg.QueryResultRow>(config: { name: string; text: string; values: unknown[] }) => watched(pool.query<R>(config)),
+  };
 
   const channel = `${schema}_events`;
   const bus = new ChannelEventBus(
@@ -115,23 +128,37 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   class KeyvOnPool extends KeyvPostgres {
     override async connect() {
       await schemaReady;
-      return async (sql: string, values?: unknown) => (await pool.query(sql, values as unknown[])).rows;
+      return async (sql: string, values?: unknown) => (await watched(pool.query(sql, values as unknown[]))).rows;
     }
   }
   // @keyv/postgres puts the schema into its SQL as given: quoted, as everywhere.
   const keyvPostgres = new KeyvOnPool({ schema: quoted(schema), table: 'entries', keySize: 255 });
   // Values are JSON by contract (Store): plain JSON, as on Redis.
   const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
-  const atomics = new PostgresAtomics(pool, schema, () => Date.now(), timeoutMs);
+  const atomics = new PostgresAtomics(db, schema, () => Date.now(), timeoutMs);
 
+  // The probe asks whether the tables are there and usable, not only whether PostgreSQL
+  // answers: a schema dropped, a server back without its data, or a privilege revoked leaves
+  // every operation failing while PostgreSQL itself answers.
   const healthProbe = new HealthProbe({
     healthy: up,
-    probe: () => within(health.watch<unknown>(migrated ? pool.query('SELECT 1') : ensureSchema()), timeoutMs),
+    probe: () => within(health.watch<unknown>(migrated ? watched(checkTables(pool, schema)) : ensureSchema()), timeoutMs),
     probeMs: o.probeMs ?? 500,
     timeoutMs,
     health,
     bus,
   });
+  refused = (err) => {
+    const code = (err as { code?: unknown } | undefined)?.code;
+    if (typeof code !== 'string' || (code !== NOT_ALLOWED && !SCHEMA_GONE.has(code))) return;
+    health.note(err);
+    // Gone: made again by the next probe, as at start-up. Their contents went with them: the
+    // return to health resyncs, and the store's marker (store-epoch.ts), gone too, tells the
+    // gateway its data was lost (sessions ended, tokens issued before refused).
+    if (SCHEMA_GONE.has(code)) migrated = false;
+    // Not ready, every operation error 11 at once, until a probe finds the tables usable.
+    healthProbe.refused();
+  };
 
   // PostgreSQL has no TTL: every node sweeps expired rows, in bounded batches, skipping rows
   // another node is deleting. Reads already ignore them; this keeps the tables small.

@@ -60,6 +60,15 @@ export class StoreHealthLog {
   }
 
   down(timeoutMs: number): void {
+    const refusal = sqlRefusal(this.#cause);
+    if (refusal !== undefined) {
+      // It answers, but not as the gateway needs: the cause is the operator's to remove.
+      this.#log?.error(
+        { store: this.#where, err: this.#cause },
+        `${this.#where} answered, but the gateway's tables cannot be used (${refusal}): answering error 11 until they can (tables that are gone are made again)`,
+      );
+      return;
+    }
     this.#log?.warn(
       { store: this.#where, ...this.#err(`health probe: no answer within ${timeoutMs} ms`) },
       `${this.#where} unreachable: answering error 11 until it returns`,

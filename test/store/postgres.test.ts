@@ -5,8 +5,10 @@ import { openPostgresStore, parsePostgresUrl } from '../../src/store/postgres.js
 import { statements } from '../../src/store/postgres-atomics.js';
 import { SCHEMA_VERSION, tables } from '../../src/store/postgres-schema.js';
 import type { StoreEvent } from '../../src/store/types.js';
+import { systemClock, type ManualClock } from '../../src/clock.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
-import { waitForCount } from '../helpers/wait-for.js';
+import { waitForCount, waitForItem } from '../helpers/wait-for.js';
+import { Driver, makeGateway } from '../unit/harness.js';
 import { storeContract } from './contract.js';
 import { freshSchema, postgresHarness, postgresStore } from './postgres-harness.js';
 
@@ -347,6 +349,96 @@ describe('postgres store', () => {
       } finally {
         await store.close();
         await other.close();
+      }
+    });
+  });
+
+  describe('tables gone or refused while PostgreSQL answers', () => {
+    /** Waits (bounded) until `ok()` holds. */
+    async function until(ok: () => boolean | Promise<boolean>, ms: number): Promise<void> {
+      const end = Date.now() + ms;
+      while (!(await ok()) && Date.now() < end) await sleep(20);
+    }
+
+    it('a dropped schema is made again and reported as a loss: not ready meanwhile, followers told, sessions gone, tokens issued before refused', async () => {
+      const schema = freshSchema();
+      const store = await postgresStore(server.url, schema);
+      // A gateway on the real clock: the loss is dated by it, and PostgreSQL's rows by the time.
+      const { gateway } = makeGateway({ store, clock: systemClock as unknown as ManualClock });
+      const d = new Driver(gateway);
+      const call = async (body: Record<string, unknown> & { type: string }, src = 'c1') => {
+        const id = d.send(body, src);
+        await waitForItem(d.out, (m) => m.body.in_reply_to === id, 5000, 'reply');
+        return d.reply(id);
+      };
+      try {
+        let resyncs = 0;
+        store.events.onResync(() => resyncs++);
+        const sessionId = (await call({ type: 'create_session', user_id: 'u' })).session_id as string;
+        const token = (await call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
+        expect((await call({ type: 'subscribe_session', session_id: sessionId }, 'sub')).type).toBe('subscribed');
+        // Access tokens carry whole seconds: the loss must come in a later one than `iat`.
+        const issued = Math.floor(Date.now() / 1000);
+        await until(() => Math.floor(Date.now() / 1000) > issued, 1500);
+        await server.query(`DROP SCHEMA ${schema} CASCADE`);
+        await until(() => !store.isReady(), 3000);
+        expect(store.isReady()).toBe(false);
+        await until(() => store.isReady(), 5000);
+        expect(store.isReady()).toBe(true);
+        expect(resyncs).toBeGreaterThan(0);
+        expect(await server.query(`SELECT version FROM ${schema}.schema_version`)).toEqual([{ version: SCHEMA_VERSION }]);
+        await waitForItem(d.out, (m) => m.body.type === 'session_expired', 3000, 'session_expired push');
+        expect(d.pushes().map((p) => [p.dest, p.body.type, p.body.reason])).toEqual([['sub', 'session_expired', 'destroyed']]);
+        expect((await call({ type: 'validate_session', session_id: sessionId })).type).toBe('session_invalid');
+        expect(await call({ type: 'verify_token', token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+        expect((await call({ type: 'create_session', user_id: 'u' })).type).toBe('session_created');
+      } finally {
+        await gateway.close();
+      }
+    });
+
+    it('a table dropped under its version row is made again', async () => {
+      const schema = freshSchema();
+      const store = await postgresStore(server.url, schema);
+      try {
+        await server.query(`DROP TABLE ${schema}.index_members`);
+        await until(() => !store.isReady(), 3000);
+        expect(store.isReady()).toBe(false);
+        await until(() => store.isReady(), 5000);
+        expect(store.isReady()).toBe(true);
+        await store.indexAdd('u:x', 'm', Date.now() + 60_000);
+        expect(await store.indexMembers('u:x', Date.now())).toEqual(['m']);
+      } finally {
+        await store.close();
+      }
+    });
+
+    it('a privilege revoked while running: not ready, error 11, and ready again once granted', async () => {
+      const schema = freshSchema();
+      const role = `r_${schema}`;
+      // The schema made by its owner; the gateway runs as a role granted only what it needs.
+      await (await postgresStore(server.url, schema)).close();
+      await server.query(`CREATE ROLE ${role} LOGIN`);
+      await server.query(`GRANT USAGE ON SCHEMA ${schema} TO ${role}`);
+      await server.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+      const url = server.url.replace('postgres@', `${role}@`);
+      expect(url).not.toBe(server.url);
+      const store = await postgresStore(url, schema);
+      try {
+        await until(() => store.isReady(), 3000);
+        expect(store.isReady()).toBe(true);
+        await store.set('k', 'v', 60_000);
+        await server.query(`REVOKE INSERT ON ALL TABLES IN SCHEMA ${schema} FROM ${role}`);
+        await until(() => !store.isReady(), 3000);
+        expect(store.isReady()).toBe(false);
+        expect(await code(store.set('k2', 'v', 60_000))).toBe(11);
+        await server.query(`GRANT INSERT ON ALL TABLES IN SCHEMA ${schema} TO ${role}`);
+        await until(() => store.isReady(), 3000);
+        expect(store.isReady()).toBe(true);
+        await store.set('k2', 'v', 60_000);
+        expect(await store.get('k')).toBe('v');
+      } finally {
+        await store.close();
       }
     });
   });
