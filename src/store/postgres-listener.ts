@@ -1,5 +1,7 @@
 import pg from 'pg';
+import type { Logger } from '../log.js';
 import { quoted } from './postgres-schema.js';
+import { within } from './within.js';
 
 export interface ListenerOptions {
   connectionString: string;
@@ -9,15 +11,30 @@ export interface ListenerOptions {
   onMessage(payload: string): void;
   /** Called each time LISTEN succeeds, the first time included. */
   onListening(): void;
+  /** For a connection found stalled (one line per stall) and listening again after it. */
+  log?: Logger;
+  /** Interval of the liveness check of the listening connection (default EVENT_PING_MS). */
+  pingMs?: number;
 }
 
 /** Reconnects quickly (the database is usually back within seconds) but never hammers it. */
 const backoff = (attempt: number): number => Math.min(50 * 2 ** attempt, 500);
+/** How often the listening connection is asked to answer (see PostgresListener). */
+export const EVENT_PING_MS = 1000;
+
+/** The socket under a pg.Client (not in its types): destroyed when the connection stalled. */
+const socketOf = (client: pg.Client): { destroy(): void } | undefined =>
+  (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream;
 
 /**
  * The one connection per node that LISTENs (a pooled connection would lose the LISTEN when
  * handed back). When it breaks it reconnects by itself, and says so through `onListening`:
  * notifications sent while it was away are lost.
+ *
+ * A connection that only listens never notices a path that stops forwarding without closing
+ * (a proxy, a firewall that dropped the flow, a stopped backend): every `pingMs` it sends
+ * its LISTEN again (a no-op that answers, on that very connection), and one not answered
+ * within the operation limit (at least 1 s) is dropped and made again, as a broken one is.
  */
 export class PostgresListener {
   readonly #o: ListenerOptions;
@@ -26,6 +43,9 @@ export class PostgresListener {
   #closed = false;
   #attempt = 0;
   #timer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  /** A stall was logged and the connection not listening again since. */
+  #stalled = false;
 
   constructor(o: ListenerOptions) {
     this.#o = o;
@@ -38,6 +58,10 @@ export class PostgresListener {
   /** The first attempt; resolves true when listening (later attempts run by themselves). */
   start(): Promise<boolean> {
     return this.#connect();
+  }
+
+  get #listen(): string {
+    return `LISTEN ${quoted(this.#o.channel)}`;
   }
 
   async #connect(): Promise<boolean> {
@@ -54,6 +78,7 @@ export class PostgresListener {
       if (lost) return;
       lost = true;
       this.#listening = false;
+      clearTimeout(this.#pingTimer);
       client.removeAllListeners('notification');
       void client.end().catch(() => {});
       this.#retry();
@@ -65,7 +90,7 @@ export class PostgresListener {
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${quoted(this.#o.channel)}`);
+      await client.query(this.#listen);
     } catch {
       onLost();
       return false;
@@ -73,8 +98,35 @@ export class PostgresListener {
     if (this.#closed || lost) return false;
     this.#attempt = 0;
     this.#listening = true;
+    if (this.#stalled) {
+      this.#stalled = false;
+      this.#o.log?.info({ store: 'PostgreSQL' }, 'PostgreSQL event connection listening again');
+    }
     this.#o.onListening();
+    this.#ping(client, onLost);
     return true;
+  }
+
+  /** The next liveness check of `client`, while it is the one listening. */
+  #ping(client: pg.Client, onLost: () => void): void {
+    const limit = Math.max(this.#o.timeoutMs, 1000);
+    this.#pingTimer = setTimeout(() => {
+      void within(client.query(this.#listen), limit).then((answered) => {
+        if (this.#closed || this.#client !== client || !this.#listening) return;
+        if (answered) return this.#ping(client, onLost);
+        if (!this.#stalled) {
+          this.#stalled = true;
+          this.#o.log?.warn(
+            { store: 'PostgreSQL', err: new Error(`LISTEN not answered within ${limit} ms`) },
+            'PostgreSQL event connection (LISTEN) does not answer: reconnecting it; not ready until it listens again, then the sessions followed here are re-checked',
+          );
+        }
+        // Ended without waiting: a stalled socket would never finish a polite goodbye.
+        socketOf(client)?.destroy();
+        onLost();
+      });
+    }, this.#o.pingMs ?? EVENT_PING_MS);
+    this.#pingTimer.unref();
   }
 
   #retry(): void {
@@ -90,6 +142,7 @@ export class PostgresListener {
     this.#closed = true;
     this.#listening = false;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
+    clearTimeout(this.#pingTimer);
     const client = this.#client;
     if (client === undefined) return;
     client.removeAllListeners('end');

@@ -103,6 +103,7 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
     onMessage: (payload) => bus.deliver(payload),
     // Back after a cut: whatever was sent meanwhile is lost; followers re-check.
     onListening: () => bus.resync(),
+    log,
   });
 
   let migrated = false;

@@ -33,7 +33,7 @@ interface RedisHandle extends RedisCommands {
   connect(): Promise<unknown>;
   close(): Promise<unknown>;
   destroy(): unknown;
-  duplicate(): unknown;
+  duplicate(overrides?: object): unknown;
   on(event: string, fn: (...args: unknown[]) => void): unknown;
 }
 
@@ -41,6 +41,15 @@ interface RedisHandle extends RedisCommands {
 const reconnectStrategy = (retries: number): number => Math.min(50 * 2 ** retries, 500);
 /** Bounds the commands waiting on a stalled server: beyond it they fail at once. */
 const MAX_QUEUED_COMMANDS = 10_000;
+
+/** How often the subscriber connection is PINGed (PING is allowed while subscribed). */
+export const EVENT_PING_MS = 1000;
+/**
+ * Silence on the subscriber connection past which it is judged stalled and reconnected: a
+ * PING unanswered for the operation limit (at least 1 s) after the interval in which a
+ * healthy connection is always silent between a PONG and the next PING.
+ */
+export const eventSilenceMs = (timeoutMs: number): number => EVENT_PING_MS + Math.max(timeoutMs, 1000);
 
 function clientOptions(timeoutMs: number) {
   return {
@@ -72,7 +81,13 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const cluster = target.mode === 'cluster' ? createCluster({ rootNodes: target.urls.map((url) => ({ url })), defaults: options }) : undefined;
   const raw = (single ?? cluster)!;
   const redis = raw as unknown as RedisHandle;
-  const sub = redis.duplicate() as RedisHandle;
+  // The subscriber only ever reads, so a path that stops forwarding without closing (a proxy, a
+  // firewall that dropped the flow, a stopped server) looks like a quiet channel: pinged, and
+  // destroyed by node-redis after a silence (socketTimeout), which reconnects, resubscribes and
+  // resyncs as after any break. A cluster's pub/sub client is left to the cluster's health.
+  const sub = (
+    single ? redis.duplicate({ pingInterval: EVENT_PING_MS, socket: { ...options.socket, socketTimeout: eventSilenceMs(timeoutMs) } }) : redis.duplicate()
+  ) as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
   // A cluster publishes through any live master (clusterHealth, made below once the key layout is known).
   // A single server counts the subscribers of a channel, so ends may go out in groups
@@ -87,7 +102,22 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // each logged once with the latest of these errors as its cause.
   const health = new StoreHealthLog(log, where);
   redis.on('error', health.note);
-  sub.on('error', () => {});
+  // node-redis' SocketTimeoutError (not exported here): the subscriber went silent. One line
+  // per stall; the reconnection's own failures are the probe's to report.
+  let stalled = false;
+  sub.on('error', (err: unknown) => {
+    if (stalled || !(err instanceof Error) || !err.message.startsWith('Socket timeout')) return;
+    stalled = true;
+    log?.warn(
+      { store: where, err },
+      `${where} event connection (SUBSCRIBE) silent for ${eventSilenceMs(timeoutMs)} ms: reconnecting it; not ready until it listens again, then the sessions followed here are re-checked`,
+    );
+  });
+  sub.on('ready', () => {
+    if (!stalled) return;
+    stalled = false;
+    log?.info({ store: where }, `${where} event connection listening again`);
+  });
 
   let subscribed: Promise<boolean> | undefined;
   const subscribe = (): Promise<boolean> => {
