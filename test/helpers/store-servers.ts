@@ -76,7 +76,7 @@ function postgresServer(server: PostgresServer): StoreServer {
       // otherwise re-check too early and find the session still there.
       const rows = await server.query(`DELETE FROM ${namespace}.entries WHERE key = $1 RETURNING key`, [key]);
       await server.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'auth-gateway-listener' AND query = $1`, [
-        `LISTEN ${namespace}_events`,
+        `LISTEN "${namespace}_events"`,
       ]);
       return rows.length;
     },
