@@ -30,3 +30,25 @@ describe('StoreHealthLog at start-up', () => {
     expect(lines[0]!.level).toBe('warn');
   });
 });
+
+describe('StoreHealthLog while running', () => {
+  it('a refusal by the database (a privilege taken away, tables gone) is said so with its cause, at error level', () => {
+    const { lines, log } = captured();
+    const health = new StoreHealthLog(log, 'PostgreSQL');
+    health.note(Object.assign(new Error('permission denied for table entries'), { code: '42501' }));
+    health.down(800);
+    expect(lines.map((l) => l.msg)).toEqual([
+      `PostgreSQL answered, but the gateway's tables cannot be used (42501: permission denied for table entries): answering error 11 until they can (tables that are gone are made again)`,
+    ]);
+    expect(lines[0]!.level).toBe('error');
+  });
+
+  it('a database that stops answering is "unreachable", a warning', () => {
+    const { lines, log } = captured();
+    const health = new StoreHealthLog(log, 'PostgreSQL');
+    health.note(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }));
+    health.down(800);
+    expect(lines.map((l) => l.msg)).toEqual(['PostgreSQL unreachable: answering error 11 until it returns']);
+    expect(lines[0]!.level).toBe('warn');
+  });
+});
