@@ -149,7 +149,7 @@ export class Gateway implements PipelineServices {
     if (o.store.kind !== 'memory') {
       this.#epoch = new StoreEpoch(o.store, o.clock, {
         // Tokens from before the store's contents began had their revocations in what was lost.
-        since: (at) => this.tokens.storeLost(at),
+        since: (at) => this.tokens.storeBegan(at),
         lost: (at) => {
           this.tokens.storeLost(at);
           // Emptied with the link up (FLUSHALL, TRUNCATE): no resync comes, and the followed

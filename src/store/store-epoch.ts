@@ -101,7 +101,9 @@ export class StoreEpoch {
       if (!isMarker(current)) {
         // Missing (or of an earlier version, which held no time: written again, the old value
         // replaced only if it is still there).
-        const fresh: Marker = { g: randomId(16), t: at };
+        // After a loss this node saw, the generation begins at the next whole second: a node
+        // started later then refuses the tokens of the second of the loss too, as this one does.
+        const fresh: Marker = { g: randomId(16), t: this.#seen === undefined ? at : (Math.floor(at / 1000) + 1) * 1000 };
         if (current === undefined) await this.#store.claim(KEY, LIFETIME_MS, fresh);
         else await this.#store.swap(KEY, fresh);
         current = await this.#store.get(KEY);

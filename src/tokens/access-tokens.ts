@@ -81,8 +81,12 @@ export class AccessTokens {
   readonly #o: TokenOptions;
   readonly #binding: SessionBinding;
   readonly #marks: UserMarks;
-  /** Unix seconds: tokens issued before it are refused (the store lost its revocations then: `storeLost`). */
-  #lostBefore = 0;
+  /**
+   * Unix seconds: tokens issued in it or before are refused (the store lost their revocations:
+   * `storeLost`, `storeBegan`). `iat` has whole seconds, so a token of the second of a loss may
+   * be older than the loss: it is refused too, with those issued later in that second.
+   */
+  #refusedThrough = -1;
   readonly #signer: () => Sign;
   /** `alg kid` -> verifier (kid '' when HS256 keys have none), made on first use */
   readonly #verifiers = new Map<string, () => Verify>();
@@ -192,11 +196,22 @@ export class AccessTokens {
   }
 
   /**
-   * The store lost what it held at `at` (ms; a Redis restarted without persistence): the
-   * revocations of the tokens issued before then are gone, so those tokens are refused.
+   * The store lost what it held, noticed at `at` (ms; a Redis restarted without persistence):
+   * the revocations of the tokens issued before then are gone, so those tokens are refused,
+   * with every token of the second of `at` (an `iat` cannot tell before from after the loss).
    */
   storeLost(at: number): void {
-    this.#lostBefore = Math.max(this.#lostBefore, Math.floor(at / 1000));
+    this.#refusedThrough = Math.max(this.#refusedThrough, Math.floor(at / 1000));
+  }
+
+  /**
+   * The store's contents began at `at` (ms; its marker's time, see StoreEpoch): tokens issued in
+   * a second before its own are refused. A marker written after a loss is the whole second
+   * after it, so the second of the loss is refused; one written at a first start is any time,
+   * and the tokens of its second verify.
+   */
+  storeBegan(at: number): void {
+    this.#refusedThrough = Math.max(this.#refusedThrough, Math.floor(at / 1000) - 1);
   }
 
   #verify(token: string): MaybePromise<Verification> {
@@ -208,8 +223,8 @@ export class AccessTokens {
       if (claimError === 'Token expired') this.#checked().delete(checked.key);
       return { valid: false, error: claimError };
     }
-    // Issued before the store lost its data (its deny list went with it): refused.
-    if ((payload.iat as number) < this.#lostBefore) return revoked();
+    // Issued before the store lost its data, or in that second (its deny list went with it): refused.
+    if ((payload.iat as number) <= this.#refusedThrough) return revoked();
     // revoke_user_tokens: one cached look-up per user, a store read only on a miss.
     const sub = payload.sub;
     if (typeof sub !== 'string') return this.#notRevoked(payload);

@@ -93,9 +93,14 @@ export class TokenService {
     return this.#families.revokeFamily(fam, why, reusedTokenHash);
   }
 
-  /** The store lost its data at `at` (ms): access tokens issued before then are refused (see StoreEpoch). */
+  /** The store lost its data, noticed at `at` (ms): access tokens issued before then, or in that second, are refused (see StoreEpoch). */
   storeLost(at: number): void {
     this.#access.storeLost(at);
+  }
+
+  /** The store's contents began at `at` (ms, the marker's time): access tokens issued in a second before it are refused. */
+  storeBegan(at: number): void {
+    this.#access.storeBegan(at);
   }
 
   /**

@@ -72,8 +72,45 @@ describe('a store that loses its data (StoreEpoch)', () => {
     await settle();
     expect(await d.call({ type: 'verify_token', token: revoked })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
     expect(await d.call({ type: 'verify_token', token: kept })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+    // A token of the next second verifies (those of the second of the loss are refused: see below).
+    clock.advance(1_000);
     const fresh = (await d.call({ type: 'generate_access_token', payload: { sub: 'u' } })).access_token as string;
     expect((await d.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+  });
+
+  it('a loss noticed in the second the revoked tokens were issued refuses them, on this node and on one started later; the next second verifies', async () => {
+    for (const how of ['restart', 'flush'] as const) {
+      // The loss noticed at `offset` ms into a second: at once (restart), or by the next look
+      // (flush), 1 ms after the tokens were issued and revoked, in the same second.
+      for (const offset of [1, 500, 999]) {
+        const noticed = Date.UTC(2026, 0, 1) + offset;
+        const clock = new ManualClock(how === 'restart' ? noticed : noticed - EPOCH_CHECK_MS);
+        const losable = losableStore(clock);
+        const { gateway } = makeGateway({ clock, store: losable.store });
+        const d = new Driver(gateway);
+        await settle();
+        if (how === 'flush') clock.advance(EPOCH_CHECK_MS - 1);
+        const revoked = (await d.call({ type: 'generate_access_token', payload: { sub: 'a' } })).access_token as string;
+        expect((await d.call({ type: 'revoke_token', token: revoked })).type).toBe('token_revoked');
+        if (how === 'restart') losable.lose();
+        else {
+          losable.empty();
+          clock.advance(1);
+        }
+        await settle();
+        expect(await d.call({ type: 'verify_token', token: revoked }), `${how} +${offset} ms`).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+        const later = new Driver(makeGateway({ clock, store: losable.store }).gateway);
+        await settle();
+        expect(await later.call({ type: 'verify_token', token: revoked }), `${how} +${offset} ms, later node`).toMatchObject({
+          type: 'token_invalid',
+          error: 'Token revoked',
+        });
+        clock.advance(1_000);
+        const fresh = (await d.call({ type: 'generate_access_token', payload: { sub: 'b' } })).access_token as string;
+        expect((await d.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+        expect((await later.call({ type: 'verify_token', token: fresh })).type).toBe('token_valid');
+      }
+    }
   });
 
   it('a first start on an empty store is no loss', async () => {
