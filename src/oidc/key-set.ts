@@ -19,13 +19,24 @@ export class KeySetBackoff extends Error {
   }
 }
 
+/**
+ * fetch() of the set failed (connection refused, DNS, TLS): its TypeError, as the cause. A
+ * TypeError is not read as such by itself: jose throws one too for a key of the set that it
+ * will not use (an RSA key under 2048 bits), which is the token's fault, not an outage.
+ */
+export class KeySetFetchFailed extends Error {
+  constructor(cause: TypeError) {
+    super(`the identity provider's key set could not be fetched: ${cause.message}`, { cause });
+    this.name = 'KeySetFetchFailed';
+  }
+}
+
 /** The failures that say "the key set could not be had", not "the token is bad". */
 export function keySetUnavailable(err: unknown): boolean {
-  if (err instanceof KeySetBackoff || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  if (err instanceof KeySetBackoff || err instanceof KeySetFetchFailed || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
   // jose's fetch of the set: a plain JOSEError for a status other than 200 or a body that is not JSON.
   if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
-  // fetch() itself: connection refused, DNS, TLS.
-  return err instanceof TypeError;
+  return false;
 }
 
 /**
@@ -73,7 +84,9 @@ export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, now:
       const key = await remote(header, token);
       failures = 0;
       return key;
-    } catch (err) {
+    } catch (caught) {
+      // Only the fetch throws a bare TypeError here (the keys are used later, by the verifier).
+      const err = caught instanceof TypeError ? new KeySetFetchFailed(caught) : caught;
       if (keySetUnavailable(err)) {
         retryAt = now() + Math.min(JWKS_COOLDOWN_MS, JWKS_RETRY_MS * 2 ** failures);
         failures = Math.min(failures + 1, 16);

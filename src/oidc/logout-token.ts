@@ -1,4 +1,4 @@
-import { errors, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { errors, jwtVerify, type CryptoKey, type JWTPayload, type JWTVerifyGetKey, type JWTVerifyOptions } from 'jose';
 import type { Clock } from '../clock.js';
 import { keySetUnavailable } from './key-set.js';
 
@@ -19,6 +19,7 @@ export type LogoutRefusal =
   | 'malformed'
   | 'algorithm'
   | 'unknown_key'
+  | 'unusable_key'
   | 'signature'
   | 'issuer'
   | 'audience'
@@ -74,7 +75,35 @@ function refusalOf(err: unknown): LogoutRefusal | undefined {
   if (err instanceof errors.JWKSNoMatchingKey || err instanceof errors.JWKSMultipleMatchingKeys) return 'unknown_key';
   if (err instanceof errors.JWSSignatureVerificationFailed) return 'signature';
   if (err instanceof errors.JWSInvalid || err instanceof errors.JWTInvalid) return 'malformed';
+  // A key of the set that jose will not verify with (an RSA key under 2048 bits): a TypeError
+  // from the verification, never from a fetch (key-set.ts gives those a class of their own).
+  if (err instanceof TypeError) return 'unusable_key';
   return undefined;
+}
+
+/**
+ * jwtVerify, trying in turn each key of the set that fits the token when more than one does
+ * (a token without `kid` while the IdP rotates, a set with a `kid` twice: RFC 7515 makes `kid`
+ * optional and RFC 7517 does not require it unique). The first key whose signature holds
+ * decides; a wrong signature or an unusable key moves on to the next.
+ */
+async function verifyWithSet(jwt: string, keys: JWTVerifyGetKey, options: JWTVerifyOptions): Promise<JWTPayload> {
+  try {
+    return (await jwtVerify(jwt, keys, options)).payload;
+  } catch (err) {
+    if (!(err instanceof errors.JWKSMultipleMatchingKeys)) throw err;
+    let refusal: unknown = err;
+    for await (const key of err as errors.JWKSMultipleMatchingKeys & AsyncIterable<CryptoKey>) {
+      try {
+        return (await jwtVerify(jwt, key, options)).payload;
+      } catch (keyErr) {
+        if (!(keyErr instanceof errors.JWSSignatureVerificationFailed || keyErr instanceof TypeError)) throw keyErr;
+        // A wrong signature says more than an unusable key: it is the answer when both happened.
+        if (!(refusal instanceof errors.JWSSignatureVerificationFailed)) refusal = keyErr;
+      }
+    }
+    throw refusal;
+  }
 }
 
 /**
@@ -108,7 +137,7 @@ export function createLogoutTokenVerifier(o: LogoutTokenOptions): (jwt: string) 
   return async (jwt) => {
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(jwt, o.keys, {
+      payload = await verifyWithSet(jwt, o.keys, {
         algorithms: LOGOUT_TOKEN_ALGORITHMS,
         issuer: o.issuer,
         audience: o.audience,
@@ -116,7 +145,7 @@ export function createLogoutTokenVerifier(o: LogoutTokenOptions): (jwt: string) 
         maxTokenAge: LOGOUT_TOKEN_MAX_AGE_S,
         clockTolerance: o.clockTolerance,
         currentDate: new Date(o.clock.now()),
-      }));
+      });
     } catch (err) {
       const refused = refusalOf(err);
       if (refused !== undefined) return { ok: false, refused, cause: err };

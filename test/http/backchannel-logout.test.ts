@@ -6,11 +6,12 @@
  * fetched by URL (unknown kids refetch it at most once a minute) or read from a file; a store or
  * key set that cannot answer gives 503.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SignJWT } from 'jose';
+import { SignJWT, type JWK } from 'jose';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { ManualClock } from '../../src/clock.js';
 import { sessionKey } from '../../src/sessions/records.js';
@@ -485,6 +486,26 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     for (let i = 0; i < 6; i++) expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-x' }, { unpublished: true }))).status).toBe(400);
     expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-rot' }))).status).toBe(200);
     expect(await isValid(svc, id)).toBe(false);
+  });
+
+  it('a token naming a key of the set that jose will not use (RSA under 2048 bits) is refused with 400 and counted, never answered as an outage (503)', async () => {
+    const clock = new ManualClock(Date.now());
+    const idp = await testIdp(clock);
+    const weak = { ...(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) as JWK), kid: 'legacy' };
+    const file = join(dir, 'jwks-weak.json');
+    writeFileSync(file, JSON.stringify({ keys: [...idp.jwks.keys, weak] }));
+    const { server, http } = await start({ ...idp.gatewayEnv, GATEWAY_OIDC_JWKS: file, GATEWAY_FAILED_AUTH_LIMIT: '3' }, { clock });
+    const svc = service(server.url);
+    await svc.opened;
+    const id = await createSession(svc, { idp_sid: 'sid-w' });
+    const body = b64({ iss: idp.issuer, aud: idp.audience, iat: idp.seconds(), jti: 'j-w', sid: 'sid-w', events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } });
+    const forged = `${b64({ alg: 'RS256', kid: 'legacy' })}.${body}.AAAA`;
+    const answers = [];
+    for (let i = 0; i < 3; i++) answers.push(await postLogoutToken(http, forged));
+    expect(answers.map((a) => [a.status, a.text])).toEqual(answers.map(() => [400, INVALID]));
+    // Counted: the limit is reached, and even a valid token waits for the window.
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-w' }))).status).toBe(429);
+    expect(await isValid(svc, id)).toBe(true);
   });
 
   it("while the IdP's key set fails, tokens do not each make a request to it: 1 s doubling to a minute between tries", async () => {

@@ -2,7 +2,8 @@
  * The logout token verifier alone (no HTTP, no store): each refusal is refused for its own
  * reason, not for whatever check happened to run first; time comes from the injected clock.
  */
-import { createLocalJWKSet, SignJWT } from 'jose';
+import { generateKeyPairSync } from 'node:crypto';
+import { createLocalJWKSet, exportJWK, generateKeyPair, SignJWT, type JWK } from 'jose';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { createLogoutTokenVerifier, type LogoutRefusal } from '../../../src/oidc/logout-token.js';
@@ -12,6 +13,8 @@ const clock = new ManualClock(1_900_000_000_000);
 const idp = await startTestIdp({ now: () => clock.now() });
 afterAll(() => idp.close());
 const verify = createLogoutTokenVerifier({ issuer: idp.issuer, audience: idp.audience, keys: createLocalJWKSet(idp.jwks), clock, clockTolerance: 30 });
+/** Two RS256 key pairs of an IdP that rotates. */
+const pairs = await Promise.all([0, 1].map(() => generateKeyPair('RS256')));
 const b64 = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
 
 describe('logout token verifier', () => {
@@ -78,5 +81,53 @@ describe('logout token verifier', () => {
     expect(() => createLogoutTokenVerifier({ issuer: 'i', audience: 'a', keys, clock, clockTolerance: -1 })).toThrow(
       'The clockTolerance option must be a finite, non-negative number.',
     );
+  });
+
+  describe('a JWK Set where more than one key fits the token', () => {
+    const publicJwk = async (i: number, kid: string | undefined): Promise<JWK> => ({
+      ...(await exportJWK(pairs[i]!.publicKey)),
+      ...(kid !== undefined && { kid }),
+      alg: 'RS256',
+      use: 'sig',
+    });
+    const now = () => Math.floor(clock.now() / 1000);
+    const sign = (i: number, kid: string | undefined, jti: string) =>
+      new SignJWT({ sid: 's1', jti, events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } })
+        .setProtectedHeader({ alg: 'RS256', ...(kid !== undefined && { kid }) })
+        .setIssuer(idp.issuer)
+        .setAudience(idp.audience)
+        .setIssuedAt(now())
+        .sign(pairs[i]!.privateKey);
+    const verifierOf = (keys: JWK[]) =>
+      createLogoutTokenVerifier({ issuer: idp.issuer, audience: idp.audience, keys: createLocalJWKSet({ keys }), clock, clockTolerance: 30 });
+
+    it('a token without kid while two keys are published (rotation): checked against each, accepted whichever signed it', async () => {
+      const verifyTwo = verifierOf([await publicJwk(0, 'old'), await publicJwk(1, 'new')]);
+      for (const i of [0, 1])
+        expect(await verifyTwo(await sign(i, undefined, `j${i}`)), `key ${i}`).toEqual({ ok: true, token: { jti: `j${i}`, sid: 's1', iat: now() } });
+      // Signed by neither: a wrong signature, as with one key.
+      const [h, p] = (await sign(0, undefined, 'x')).split('.');
+      const [, , otherSig] = (await sign(1, undefined, 'y')).split('.');
+      expect(await verifyTwo(`${h}.${p}.${otherSig}`)).toMatchObject({ ok: false, refused: 'signature' });
+    });
+
+    it('a kid published twice: the token is checked against both keys holding it', async () => {
+      const verifyDup = verifierOf([await publicJwk(0, 'k'), await publicJwk(1, 'k')]);
+      for (const i of [0, 1]) expect(await verifyDup(await sign(i, 'k', `d${i}`)), `key ${i}`).toMatchObject({ ok: true, token: { jti: `d${i}` } });
+      for (const i of [0, 1])
+        expect(await verifyDup(await sign(i, undefined, `n${i}`)), `key ${i}, no kid`).toMatchObject({ ok: true, token: { jti: `n${i}` } });
+    });
+
+    it('a key jose will not use (RSA under 2048 bits) is a refused token (unusable_key), never an unavailable key set; beside a good key, the good one still verifies', async () => {
+      const weak = { ...(generateKeyPairSync('rsa', { modulusLength: 1024 }).publicKey.export({ format: 'jwk' }) as JWK), kid: 'legacy' };
+      const claims = { iss: idp.issuer, aud: idp.audience, iat: now(), jti: 'w', sid: 's1', events: { [BACKCHANNEL_LOGOUT_EVENT]: {} } };
+      const verifyWeak = verifierOf([await publicJwk(0, 'good'), weak]);
+      expect(await verifyWeak(`${b64({ alg: 'RS256', kid: 'legacy' })}.${b64(claims)}.AAAA`)).toMatchObject({ ok: false, refused: 'unusable_key' });
+      // Without kid both keys fit: the weak one is passed over.
+      expect(await verifyWeak(await sign(0, undefined, 'g'))).toMatchObject({ ok: true, token: { jti: 'g' } });
+      expect(await verifyWeak(`${b64({ alg: 'RS256' })}.${b64(claims)}.AAAA`)).toMatchObject({ ok: false, refused: 'signature' });
+      // The weak key alone: no key could check the token.
+      expect(await verifierOf([weak])(`${b64({ alg: 'RS256' })}.${b64(claims)}.AAAA`)).toMatchObject({ ok: false, refused: 'unusable_key' });
+    });
   });
 });
