@@ -6,6 +6,7 @@ import type { RequestOf, RequestType } from '../protocol/messages.js';
 import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
 import { unixSeconds } from '../sessions/records.js';
 import { INVALID } from '../sessions/session-service.js';
+import { SessionEndedError } from '../tokens/refresh-families.js';
 import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services.js';
 
 /** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
@@ -187,6 +188,12 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (!v.valid) return invalidSession(v.error);
     // Bound until the absolute end; idle expiry is checked on each use of the tokens.
     const claim = await c.gateway.tokens.bind(v.hash, v.record.e - c.gateway.clock.now());
-    return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim, c)) };
+    try {
+      return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim, c)) };
+    } catch (err) {
+      // The session ended while its tokens were issued: they are revoked, and never answered.
+      if (err instanceof SessionEndedError) return invalidSession(INVALID.error);
+      throw err;
+    }
   },
 };

@@ -85,6 +85,17 @@ export const MAX_LIVE_ACCESS_TOKENS = 1000;
  */
 export const MAX_FAMILIES_PER_SESSION = 16;
 
+/** Families a bound start() tries before it gives up (each revoked by racing exchanges' caps). */
+const MAX_START_ATTEMPTS = 3;
+
+/** The session a start() was binding to ended while it issued: exchange_session answers `Session ended`. */
+export class SessionEndedError extends Error {
+  constructor() {
+    super('Session ended');
+    this.name = 'SessionEndedError';
+  }
+}
+
 /** The cause recorded for a revocation that is not the reuse of one of the family's tokens. */
 const REVOKED = '*';
 /** The cause of a family revoked because its bound session's time ran out (no token hash is `~`). */
@@ -120,16 +131,44 @@ export class RefreshFamilies {
     this.#marks = marks;
   }
 
-  /** Issues an access token and the first refresh token of a new family. */
+  /**
+   * Issues an access token and the first refresh token of a new family. A bound family that
+   * was revoked while it was issued (a racing exchange's cap, the session's end) is never
+   * answered: it is tried again with a new family, a few times.
+   */
   async start(payload: Record<string, unknown>, binding?: string, by?: Requester): Promise<TokenPair> {
     this.#access.checkPayload(payload);
-    const fam = randomId(16);
-    if (binding !== undefined) await this.#binding.track(binding, fam);
-    const { pair } = await this.#issue(fam, payload, binding, undefined);
-    if (binding !== undefined) await this.#capSession(binding, fam);
-    const bound = binding === undefined ? {} : { session_binding: this.#o.logRef(binding) };
-    logFor(by, this.#o.log).info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: binding !== undefined, ...bound }, 'tokens issued');
-    return pair;
+    const log = logFor(by, this.#o.log);
+    if (binding === undefined) {
+      const fam = randomId(16);
+      const { pair } = await this.#issue(fam, payload, undefined, undefined);
+      log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: false }, 'tokens issued');
+      return pair;
+    }
+    for (let attempt = 1; ; attempt++) {
+      const fam = randomId(16);
+      // Its record first, with its age, then its place under the session: a racing exchange's
+      // cap counts it by that age (a family listed without a record counts as the oldest).
+      const started: FamilyRecord = { c: this.#o.clock.now(), a: [] };
+      await this.#o.store.set(keys.family(fam), started, this.#o.refreshTtl * 1000);
+      await this.#binding.track(binding, fam);
+      const issued = await this.#issue(fam, payload, binding, started);
+      await this.#capSession(binding);
+      // As in refresh(): a revocation that read the family before its tokens existed could not
+      // deny them, so they are denied here by name, and nothing of the family is answered.
+      const causes = await this.#revokedCauses(fam);
+      if (causes.length === 0) {
+        log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: true, session_binding: this.#o.logRef(binding) }, 'tokens issued');
+        return issued.pair;
+      }
+      const ended = !(await this.#binding.isLive(binding));
+      await this.#access.deny(issued.jti, issued.exp, this.#o.clock.now(), ended);
+      await this.revokeFamily(fam, 'revoked while issued', undefined, ended, by);
+      if (ended) throw new SessionEndedError();
+      if (attempt === MAX_START_ATTEMPTS) {
+        throw new GatewayError('RATE_LIMITED', 'Too many exchanges of this session at once: its oldest token families were revoked as they were issued');
+      }
+    }
   }
 
   async #family(fam: string): Promise<FamilyRecord | undefined> {
@@ -283,14 +322,28 @@ export class RefreshFamilies {
     }
   }
 
-  /** Over its cap, a session's oldest families (and any already revoked) are revoked; never `newest`. */
-  async #capSession(claim: string, newest: string): Promise<void> {
+  /**
+   * Over its cap, a session's oldest live families are revoked, by one order every node
+   * agrees on (age, then id), the family just started included: racing caps then revoke the
+   * same ones, never a family too many. A start whose own family it was tries again.
+   */
+  async #capSession(claim: string): Promise<void> {
     const families = await this.#binding.families(claim);
     if (families.length <= MAX_FAMILIES_PER_SESSION) return;
-    const aged = await Promise.all(families.map(async (f) => ({ f, c: f === newest ? Infinity : ((await this.#family(f))?.c ?? 0) })));
+    const listed = await Promise.all(
+      families.map(async (f) => {
+        const [family, causes] = await Promise.all([this.#family(f), this.#revokedCauses(f)]);
+        return { f, c: family?.c, live: family !== undefined && causes.length === 0 };
+      }),
+    );
+    // A family already revoked (by a racing cap, whose untrack may not have landed yet) or gone
+    // is no longer counted: counting it would revoke one live family too many.
+    const live = listed.filter((x) => x.live) as { f: string; c: number }[];
+    for (const { f } of listed.filter((x) => !x.live)) await this.#binding.untrack(claim, f);
+    if (live.length <= MAX_FAMILIES_PER_SESSION) return;
     // Ties in the order of the ids, so racing exchanges on several nodes pick the same ones.
-    aged.sort((x, y) => x.c - y.c || (x.f < y.f ? -1 : x.f > y.f ? 1 : 0));
-    for (const { f } of aged.slice(0, families.length - MAX_FAMILIES_PER_SESSION)) {
+    live.sort((x, y) => x.c - y.c || (x.f < y.f ? -1 : x.f > y.f ? 1 : 0));
+    for (const { f } of live.slice(0, live.length - MAX_FAMILIES_PER_SESSION)) {
       await this.revokeFamily(f, 'session family cap');
       await this.#binding.untrack(claim, f);
     }

@@ -76,6 +76,51 @@ describe('token families of one session (exchange_session)', () => {
   });
 });
 
+describe('exchanges of one session racing its cap', () => {
+  it(`40 at once, 20 trials: every family answered and then revoked has its access token refused too, and ${MAX_FAMILIES_PER_SESSION} stay live`, async () => {
+    const { gateway, clock } = makeGateway({ start: T0 });
+    const d = new Driver(gateway);
+    for (let trial = 0; trial < 20; trial++) {
+      const sid = (await d.call({ type: 'create_session', user_id: `cap-${trial}` })).session_id as string;
+      const v = await gateway.sessions.validate(sid);
+      if (!v.valid) throw new Error('session not valid');
+      const claim = await gateway.tokens.bind(v.hash, 3_600_000);
+      // Begun 1 ms apart, all in flight together.
+      const answers = await Promise.allSettled(
+        Array.from({ length: 40 }, () => {
+          clock.advance(1);
+          return gateway.tokens.generate({ sub: `cap-${trial}` }, claim);
+        }),
+      );
+      const pairs = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      // An exchange that gave up says so (1002), it never answers dead tokens.
+      for (const a of answers) if (a.status === 'rejected') expect(a.reason).toMatchObject({ code: 'RATE_LIMITED' });
+      const live = await Promise.all(pairs.map(async (p) => (await gateway.tokens.verify(p.access_token)).valid));
+      const refreshable = await Promise.all(pairs.map(async (p) => (await gateway.tokens.inspectRefresh(p.refresh_token)) !== undefined));
+      expect(live, `trial ${trial}: access token valid <=> refresh token live`).toEqual(refreshable);
+      expect(live.filter(Boolean), `trial ${trial}`).toHaveLength(MAX_FAMILIES_PER_SESSION);
+      // The session's index lists exactly its live families.
+      expect(await gateway.store.indexMembers(`bf:${claim}`, clock.now()), `trial ${trial}`).toHaveLength(MAX_FAMILIES_PER_SESSION);
+    }
+  });
+
+  it('a session that ends while its exchange issues: session_invalid, and nothing of the family it began works', async () => {
+    const { gateway } = makeGateway({ start: T0 });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'ending' })).session_id as string;
+    const exchange = d.send({ type: 'exchange_session', session_id: sid });
+    // The destroy lands while the exchange is under way (both in flight at once).
+    expect(await d.call({ type: 'destroy_session', session_id: sid }, 'c2')).toMatchObject({ type: 'session_destroyed' });
+    await settle(10);
+    const reply = d.reply(exchange);
+    const answered = reply.type === 'token_generated' ? 'tokens' : 'session_invalid';
+    expect(['tokens', 'session_invalid']).toContain(answered);
+    // Either way, nothing of the session works now.
+    const works = reply.type === 'token_generated' ? (await gateway.tokens.verify(reply.access_token as string)).valid : false;
+    expect(works).toBe(false);
+  });
+});
+
 describe('rotation: a constant amount in the store per family, every earlier token still a reuse', () => {
   const rotate = async (gateway: Awaited<ReturnType<typeof makeGateway>>['gateway'], token: string) => {
     const r = await gateway.tokens.refresh(token);
