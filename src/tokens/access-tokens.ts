@@ -4,7 +4,9 @@ import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
 import { logFor, type Requester } from '../log.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
+import { codePointCount } from '../protocol/code-points.js';
 import { freezeWithJson } from '../protocol/frozen-json.js';
+import { MAX_ID } from '../protocol/messages.js';
 import { claimShapeError, timeError } from './claims.js';
 import { MAX_TOKEN_LENGTH, checkShape, tokenTooLong } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
@@ -152,11 +154,20 @@ export class AccessTokens {
     return { keys: (this.#o.ed25519Keys ?? []).map((k) => ({ ...k.jwk })) };
   }
 
-  /** Throws GatewayError MALFORMED when the payload sets a claim the gateway owns. */
+  /**
+   * Throws GatewayError MALFORMED when the payload sets a claim the gateway owns, or a `sub`
+   * that revoke_user_tokens could not name: a string (RFC 7519 section 4.1.2) of 1 to
+   * MAX_ID characters, as its `user_id`, so that every token of a user can be revoked.
+   */
   checkPayload(payload: Record<string, unknown>): void {
     const reserved = [...RESERVED, ...(this.#o.issuer ? ['iss'] : []), ...(this.#o.audience ? ['aud'] : [])];
     for (const claim of reserved) {
       if (Object.hasOwn(payload, claim)) throw new GatewayError('MALFORMED', `Field "payload" must not set the reserved claim "${claim}"`);
+    }
+    if (!Object.hasOwn(payload, 'sub')) return;
+    const sub = payload.sub;
+    if (typeof sub !== 'string' || sub.length === 0 || (sub.length > MAX_ID && codePointCount(sub) > MAX_ID)) {
+      throw new GatewayError('MALFORMED', `Field "payload" must set "sub", when it sets it, to a string of 1 to ${MAX_ID} characters (a user_id)`);
     }
   }
 

@@ -117,6 +117,25 @@ describe('required claims', () => {
       expect(r).toMatchObject({ type: 'error', code: 12, text: expect.stringContaining(claim) });
     }
   });
+
+  it('a sub that revoke_user_tokens could not name is refused at issue (error 12); one it can name is revoked with its user', async () => {
+    h = await startGateway();
+    const text = 'Field "payload" must set "sub", when it sets it, to a string of 1 to 256 characters (a user_id)';
+    for (const sub of ['u'.repeat(257), '😀'.repeat(257), '', 42, null, true, ['a'], { id: 'a' }]) {
+      const r = await h.call({ type: 'generate_access_token', payload: { sub } });
+      expect(r, JSON.stringify(sub)).toMatchObject({ type: 'error', code: 12, text });
+    }
+    // 256 characters (512 UTF-16 units of emoji among them): issued, and revoke_user_tokens reaches it.
+    for (const sub of ['u'.repeat(256), '😀'.repeat(256)]) {
+      const g = await h.call({ type: 'generate_access_token', payload: { sub } });
+      expect(g.type).toBe('token_generated');
+      expect((await h.call({ type: 'revoke_user_tokens', user_id: sub })).type).toBe('tokens_revoked');
+      expect(await h.call({ type: 'verify_token', token: g.access_token })).toMatchObject({ type: 'token_invalid', error: 'Token revoked' });
+      expect(await h.call({ type: 'refresh_token', refresh_token: g.refresh_token })).toMatchObject({ type: 'token_invalid', error: 'Refresh token revoked' });
+    }
+    // A payload without sub is still issued (no user to revoke it by).
+    expect((await h.call({ type: 'generate_access_token', payload: { role: 'x' } })).type).toBe('token_generated');
+  });
 });
 
 describe('clock tolerance (GATEWAY_CLOCK_TOLERANCE, default 30 s)', () => {
