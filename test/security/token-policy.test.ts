@@ -3,7 +3,7 @@
  * clock tolerance, issuer and audience, key rotation by kid, maximum length, reserved
  * claims, and the optional EdDSA mode with its JWK Set.
  */
-import { createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'node:crypto';
+import { createHmac, createPublicKey, generateKeyPairSync, verify as cryptoVerify } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { loadConfig } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import { MAX_TOKEN_LENGTH } from '../../src/tokens/jwt-shape.js';
-import { SECRET, captureLogger, claims, headerOf, jwt, payloadOf, startGateway, type Body, type Harness } from './harness.js';
+import { SECRET, b64url, captureLogger, claims, headerOf, jwt, payloadOf, startGateway, type Body, type Harness } from './harness.js';
 
 const HS256 = { alg: 'HS256', typ: 'JWT' };
 let h: Harness | undefined;
@@ -42,6 +42,25 @@ async function refused(token: string, error: string | RegExp): Promise<void> {
   expect(r).not.toHaveProperty('payload');
   expect(r.error).toMatch(error);
 }
+
+describe('duplicate member names inside a signed token (docs/security.md, Known limits)', () => {
+  /** A token signed with the gateway's secret over exactly these header and payload texts. */
+  const raw = (header: string, payload: string) => {
+    const head = `${b64url(header)}.${b64url(payload)}`;
+    return `${head}.${createHmac('sha256', SECRET).update(head).digest('base64url')}`;
+  };
+
+  it('are not refused: the last one counts (JSON.parse), and the header allow-list judges the alg kept', async () => {
+    h = await startGateway();
+    const text = JSON.stringify(claims(h.clock)).slice(0, -1);
+    expect(await verify(raw('{"alg":"HS256","typ":"JWT"}', `${text},"sub":"first","sub":"kept"}`))).toMatchObject({
+      type: 'token_valid',
+      payload: { sub: 'kept' },
+    });
+    expect((await verify(raw('{"alg":"none","typ":"JWT","alg":"HS256"}', `${text}}`))).type).toBe('token_valid');
+    await refused(raw('{"alg":"HS256","typ":"JWT","alg":"none"}', `${text}}`), 'Algorithm not allowed');
+  });
+});
 
 describe('required claims', () => {
   it('exp, iat and jti are required; each missing one is refused', async () => {
