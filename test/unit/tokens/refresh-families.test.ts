@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { hashSecret } from '../../../src/crypto.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
+import { GatewayError } from '../../../src/errors.js';
 import { failingStore } from '../../helpers/failing-store.js';
 import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
 import { Driver, makeGateway, settle } from '../harness.js';
@@ -191,6 +192,57 @@ describe('rotation: a constant amount in the store per family, every earlier tok
     expect(await gateway.tokens.revoke(first.refresh_token)).toEqual({ revoked: true });
     expect(await gateway.tokens.refresh(second.refresh_token)).toEqual({ error: 'Refresh token revoked' });
     expect(await gateway.tokens.verify(second.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+  });
+});
+
+describe('a rotation the store fails half-way (error 11) leaves the token usable', () => {
+  // Each operation the rotation makes after taking the token, failed in turn: the refresh is
+  // answered UNAVAILABLE, and the client's retry of the same token rotates (no reuse, no revocation).
+  for (const op of ['indexRemove', 'indexMembers', 'get', 'set', 'indexAdd'] as const) {
+    it(`${op} failing after the take: the retry rotates and the family lives`, async () => {
+      const clock = new ManualClock(T0);
+      const store = failingStore(createMemoryStore(clock), false);
+      const { gateway } = makeGateway({ clock, store });
+      const pair = await gateway.tokens.generate({ sub: 'dana' });
+      // Let the take through, then fail the next call of `op` (a store that stopped answering a moment).
+      const gate = store.hold('take', { afterInner: true, once: true });
+      const refreshing = gateway.tokens.refresh(pair.refresh_token).then(
+        () => 'answered',
+        (e: unknown) => (e instanceof GatewayError ? e.wireCode : e),
+      );
+      await gate.reached;
+      store.fail(op, undefined, 1);
+      gate.release();
+      expect(await refreshing).toBe(11);
+      expect(store.failures).toBe(1);
+      const retried = await gateway.tokens.refresh(pair.refresh_token);
+      expect(retried).toHaveProperty('access_token');
+      expect((await gateway.tokens.verify(pair.access_token)).valid).toBe(true);
+      // Single use still holds: the token that was retried is now used.
+      expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
+    });
+  }
+
+  it('not put back once its family is revoked: the retry is refused', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const pair = await gateway.tokens.generate({ sub: 'erin' });
+    const gate = store.hold('take', { afterInner: true, once: true });
+    const refreshing = gateway.tokens.refresh(pair.refresh_token).catch((e: unknown) => e);
+    await gate.reached;
+    // The family is revoked (its records deleted) while the rotation holds the taken token.
+    const other = await gateway.tokens.generate({ sub: 'erin' });
+    await gateway.revokeUserTokens('erin', Math.floor(T0 / 1000));
+    expect(await gateway.tokens.refresh(other.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+    store.fail('indexRemove', undefined, 1);
+    gate.release();
+    expect(await refreshing).toBeInstanceOf(GatewayError);
+    expect(store.failures).toBe(1);
+    expect(await store.get(`rt:${hashSecret(pair.refresh_token)}`)).toBeUndefined();
+    // Past the life of the revocation's causes, the family record's absence still refuses it.
+    clock.advance((900 + 30 + 1) * 1000);
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Invalid refresh token' });
   });
 });
 
