@@ -1,4 +1,11 @@
 /**
+ * The longest `user_id` (where it is stored), `idp_sid` and `idp_sub`, in characters (code
+ * points). Here, in a module that imports nothing, so that the token code can name it without
+ * loading the schemas (stdio's start-up loads them only when a request needs them).
+ */
+export const MAX_ID = 256;
+
+/**
  * How many characters `s` holds as JSON Schema counts them for `maxLength` and `minLength`
  * (code points: a surrogate pair is one, a lone surrogate one), where `s.length` counts UTF-16
  * code units. The request checks call it only when the length in units leaves a doubt.

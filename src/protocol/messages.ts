@@ -1,4 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { MAX_ID } from './code-points.js';
 
 /**
  * One TypeBox schema per request body: the runtime check (compiled once) and the
@@ -7,8 +8,7 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
  * which is the text of error 12.
  */
 
-/** The longest `user_id` (where it is stored), `idp_sid` and `idp_sub`, in characters (code points). */
-export const MAX_ID = 256;
+export { MAX_ID };
 
 const msgId = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER, description: 'a non-negative integer' });
 /** Any string names a session: one that was never issued gets `session_invalid`, not an error. */

@@ -6,7 +6,7 @@ import { logFor, type Requester } from '../log.js';
 import { andThen, type MaybePromise } from '../maybe-promise.js';
 import { codePointCount } from '../protocol/code-points.js';
 import { freezeWithJson } from '../protocol/frozen-json.js';
-import { MAX_ID } from '../protocol/messages.js';
+import { MAX_ID } from '../protocol/code-points.js';
 import { claimShapeError, timeError } from './claims.js';
 import { MAX_TOKEN_LENGTH, checkShape, tokenTooLong } from './jwt-shape.js';
 import { BINDING_CLAIM, type SessionBinding } from './session-binding.js';
