@@ -123,6 +123,8 @@ export class RefreshFamilies {
   readonly #access: AccessTokens;
   readonly #binding: SessionBinding;
   readonly #marks: UserMarks;
+  /** Bound families started by this node, modulo 1000 (see #startedAt). */
+  #starts = 0;
 
   constructor(o: TokenOptions, access: AccessTokens, binding: SessionBinding, marks: UserMarks) {
     this.#o = o;
@@ -149,7 +151,7 @@ export class RefreshFamilies {
       const fam = randomId(16);
       // Its record first, with its age, then its place under the session: a racing exchange's
       // cap counts it by that age (a family listed without a record counts as the oldest).
-      const started: FamilyRecord = { c: this.#o.clock.now(), a: [] };
+      const started: FamilyRecord = { c: this.#startedAt(), a: [] };
       await this.#o.store.set(keys.family(fam), started, this.#o.refreshTtl * 1000);
       await this.#binding.track(binding, fam);
       const issued = await this.#issue(fam, payload, binding, started);
@@ -169,6 +171,18 @@ export class RefreshFamilies {
         throw new GatewayError('RATE_LIMITED', 'Too many exchanges of this session at once: its oldest token families were revoked as they were issued');
       }
     }
+  }
+
+  /**
+   * A bound family's age for the session's cap: now, plus thousandths of a millisecond that
+   * grow with each family this node starts, so that of families started in one millisecond
+   * (a fast store, a clock that does not move) the later is the younger, and the cap never
+   * revokes the one being started for a tie. Within the millisecond, so that whole seconds
+   * (revoke_user_tokens) are unchanged.
+   */
+  #startedAt(): number {
+    this.#starts = (this.#starts + 1) % 1000;
+    return this.#o.clock.now() + this.#starts / 1000;
   }
 
   async #family(fam: string): Promise<FamilyRecord | undefined> {
