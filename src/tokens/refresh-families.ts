@@ -1,4 +1,3 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { hashSecret, randomId } from '../crypto.js';
 import { GatewayError } from '../errors.js';
 import { audit, logFor, type Requester } from '../log.js';
@@ -15,7 +14,7 @@ interface RefreshRecord {
   p?: Record<string, unknown>;
   /** session binding claim, when issued by exchange_session */
   b?: string;
-  /** set once the token had been used, by earlier versions (a used token's record is now deleted) */
+  /** set once the token has been used */
   spent?: 1;
   /** expires at, unix seconds (absent in records of earlier versions) */
   e?: number;
@@ -45,31 +44,6 @@ interface FamilyRecord {
   a: [string, number][];
   /** the user (`sub`), whose family index lists it */
   u?: string;
-  /** the family's tag key: every refresh token of the family carries a tag made with it (absent in families of earlier versions) */
-  k?: string;
-}
-
-/** Random bytes of a refresh token's secret, then the tag: 32 bytes, 43 characters. */
-const SECRET_RANDOM_BYTES = 24;
-const SECRET_TAG_BYTES = 8;
-
-/** The tag of a refresh token's random part under the family's key. */
-const tagOf = (key: string, fam: string, random: Buffer): Buffer => createHmac('sha256', key).update(fam).update(random).digest().subarray(0, SECRET_TAG_BYTES);
-
-/** A refresh token of the family `fam`: random bytes and their tag under the family's key. */
-function mintRefresh(fam: string, key: string): string {
-  const random = randomBytes(SECRET_RANDOM_BYTES);
-  return `${fam}.${Buffer.concat([random, tagOf(key, fam, random)]).toString('base64url')}`;
-}
-
-/**
- * Whether a well-shaped refresh token was issued in the family whose key is `key`: a used
- * token's record is deleted, and this tells such a token (a reuse) from a guess.
- */
-function carriesTag(token: string, fam: string, key: string): boolean {
-  const secret = Buffer.from(token.slice(fam.length + 1), 'base64url');
-  if (secret.length !== SECRET_RANDOM_BYTES + SECRET_TAG_BYTES) return false;
-  return timingSafeEqual(secret.subarray(SECRET_RANDOM_BYTES), tagOf(key, fam, secret.subarray(0, SECRET_RANDOM_BYTES)));
 }
 
 /** The user a family's tokens are for: the payload's `sub`, when it is a string. */
@@ -195,8 +169,7 @@ export class RefreshFamilies {
   async #issue(fam: string, payload: Record<string, unknown>, binding: string | undefined, previous: FamilyRecord | undefined): Promise<Issued> {
     const now = this.#o.clock.now();
     const access = this.#access.sign(payload, binding, now);
-    const tagKey = previous?.k ?? randomId(16);
-    const refresh = mintRefresh(fam, tagKey);
+    const refresh = `${fam}.${randomId(32)}`;
     const refreshHash = hashSecret(refresh);
     const ttlMs = this.#o.refreshTtl * 1000;
     const record: RefreshRecord = { f: fam, p: payload, e: Math.floor((now + ttlMs) / 1000) };
@@ -210,7 +183,7 @@ export class RefreshFamilies {
     // The family knows the new tokens before they exist: a revocation that reads it later
     // reaches them, and one that read it earlier is seen by refresh() after this.
     await this.#o.store.indexAdd(keys.familyTokens(fam), refreshHash, now + ttlMs);
-    const family: FamilyRecord = { c: previous?.c ?? now, a: live, k: tagKey };
+    const family: FamilyRecord = { c: previous?.c ?? now, a: live };
     if (user !== undefined) family.u = user;
     await this.#o.store.set(keys.family(fam), family, ttlMs);
     await this.#o.store.set(keys.refresh(refreshHash), record, ttlMs);
@@ -229,49 +202,23 @@ export class RefreshFamilies {
     return causes;
   }
 
-  /** Whether `token`, whose record is gone, was issued in the live family `fam` (so it was used: a reuse). */
-  async #usedToken(token: string, fam: string): Promise<boolean> {
-    const key = (await this.#family(fam))?.k;
-    return key !== undefined && carriesTag(token, fam, key);
-  }
-
   /** Rotates a refresh token: single use; a second use revokes its family. */
   async refresh(refreshToken: string, by?: Requester): Promise<TokenPair | { error: string }> {
     const fam = refreshFamilyOf(refreshToken);
     if (fam === undefined) return { error: 'Invalid refresh token' };
     const tokenHash = hashSecret(refreshToken);
     await this.#checkRefreshRate(fam, tokenHash);
-    // A used token's record is deleted (taken), not kept as spent: a family holds one record
-    // per live token however often it rotates. Its tag tells a used token from a guess.
-    const old = await this.#o.store.take<RefreshRecord>(keys.refresh(tokenHash));
-    if (old === undefined) {
+    const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
+    if (old === undefined || old.f !== fam) {
       // A revoked family's records are deleted: say why while its causes are kept.
-      const causes = await this.#revokedCauses(fam);
-      // Revoked for the reuse of this very token (a racing second use, here or on another node): it is one too.
-      if (causes.includes(tokenHash)) return { error: 'Refresh token already used: its token family is revoked' };
-      if (causes.length > 0) return { error: revokedText(causes) };
-      if (!(await this.#usedToken(refreshToken, fam))) return { error: 'Invalid refresh token' };
-    } else if (old.f !== fam) return { error: 'Invalid refresh token' };
-    // Used before (its record taken, or marked spent by an earlier version): a reuse.
-    if (old === undefined || old.spent) {
+      const causes = old === undefined ? await this.#revokedCauses(fam) : [];
+      return { error: causes.length > 0 ? revokedText(causes) : 'Invalid refresh token' };
+    }
+    if (old.spent) {
       await this.revokeFamily(fam, 'refresh token reused', tokenHash, false, by);
       return { error: 'Refresh token already used: its token family is revoked' };
     }
-    // This call took the token: it is its one use. Should the rest fail (the store stopped
-    // answering: error 11, which says nothing happened), the token is put back, so that the
-    // client's retry is not taken for a reuse that revokes the family.
-    try {
-      return await this.#rotate(fam, tokenHash, old, by);
-    } catch (err) {
-      await this.#putBack(fam, tokenHash, old);
-      throw err;
-    }
-  }
-
-  /** The rest of a rotation, once `old` (the record of the token `tokenHash`) has been taken. */
-  async #rotate(fam: string, tokenHash: string, old: RefreshRecord, by?: Requester): Promise<TokenPair | { error: string }> {
-    await this.#o.store.indexRemove(keys.familyTokens(fam), tokenHash);
-    // The causes only grow, so
+    // This call won the atomic swap: it is the one use of the token. The causes only grow, so
     // a revocation completed before is seen here whatever raced since. A cause that is the
     // reuse of this very token (a racing second use) does not take the rotation back; any other does.
     const before = (causes: string[]) => causes.filter((c) => c !== tokenHash);
@@ -282,13 +229,10 @@ export class RefreshFamilies {
       return { error: 'Session ended' };
     }
     const family = await this.#family(fam);
-    // A live token's family record lives as long as it does: without it the family was revoked
-    // (its causes since expired) or has ended, and nothing of it is issued again.
-    if (family === undefined) return { error: 'Invalid refresh token' };
     // A family of the user started at or before a revoke_user_tokens that could not reach it
     // (started on another node while the revocation read the user's families) ends here.
     const user = userOf(old.p);
-    if (user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
+    if (user !== undefined && family !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
       await this.revokeFamily(fam, 'user tokens revoked', undefined, false, by);
       return { error: 'Refresh token revoked' };
     }
@@ -310,25 +254,6 @@ export class RefreshFamilies {
     const pair = issued.pair;
     logFor(by, this.#o.log).info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
-  }
-
-  /**
-   * Puts back the record of a token whose rotation failed after taking it, unless its family
-   * record is gone (revoked or ended: refresh refuses a token without one, so a record put back
-   * while a revocation runs is refused all the same) or the token has expired. The record first,
-   * then its index entry. Best effort: a store that cannot take this write either leaves the
-   * token used, and its retry is a reuse.
-   */
-  async #putBack(fam: string, tokenHash: string, old: RefreshRecord): Promise<void> {
-    try {
-      const now = this.#o.clock.now();
-      const until = old.e === undefined ? now + this.#o.refreshTtl * 1000 : old.e * 1000;
-      if (until <= now || (await this.#family(fam)) === undefined) return;
-      await this.#o.store.set(keys.refresh(tokenHash), old, until - now);
-      await this.#o.store.indexAdd(keys.familyTokens(fam), tokenHash, until);
-    } catch {
-      // The store is still away: the token stays used.
-    }
   }
 
   /**
@@ -356,7 +281,7 @@ export class RefreshFamilies {
 
   /**
    * A family lists its unexpired access tokens (to deny them if it is revoked), so a client
-   * refreshing in a loop would grow that list without bound.
+   * refreshing in a loop would grow that list and the spent-token markers without bound.
    * Past MAX_LIVE_ACCESS_TOKENS unexpired ones, a refresh of the family's current token is
    * refused with 1002 without spending it; a spent token still goes on to reuse detection.
    */
@@ -456,9 +381,7 @@ export class RefreshFamilies {
   async revoke(token: string, fam: string, by?: Requester): Promise<{ revoked: true } | { error: string }> {
     const record = await this.#o.store.get<RefreshRecord>(keys.refresh(hashSecret(token)));
     if (record === undefined && (await this.#revokedCauses(fam)).length > 0) return { revoked: true };
-    // A used token of a live family revokes it, as its record marked spent did.
-    const ofFamily = record === undefined ? await this.#usedToken(token, fam) : record.f === fam;
-    if (!ofFamily) return { error: 'Invalid refresh token' };
+    if (record === undefined || record.f !== fam) return { error: 'Invalid refresh token' };
     await this.revokeFamily(fam, 'revoked by request', undefined, false, by);
     return { revoked: true };
   }

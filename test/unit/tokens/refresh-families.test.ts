@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { hashSecret } from '../../../src/crypto.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
-import { GatewayError } from '../../../src/errors.js';
 import { failingStore } from '../../helpers/failing-store.js';
 import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
 import { Driver, makeGateway, settle } from '../harness.js';
@@ -121,131 +120,6 @@ describe('exchanges of one session racing its cap', () => {
     expect(works).toBe(false);
   });
 });
-
-describe('rotation: a constant amount in the store per family, every earlier token still a reuse', () => {
-  const rotate = async (gateway: Awaited<ReturnType<typeof makeGateway>>['gateway'], token: string) => {
-    const r = await gateway.tokens.refresh(token);
-    if (!('refresh_token' in r)) throw new Error(`refresh: ${JSON.stringify(r)}`);
-    return r;
-  };
-
-  it('300 rotations leave as many store keys as one did, one refresh token in the family index; the first token then revokes the family', async () => {
-    const { gateway, store, clock } = makeGateway({ start: T0 });
-    const first = await gateway.tokens.generate({ sub: 'dave' });
-    const fam = first.refresh_token.split('.')[0]!;
-    const seen = [first.refresh_token];
-    let current = await rotate(gateway, first.refresh_token);
-    seen.push(current.refresh_token);
-    const keysAfterOne = store.size();
-    for (let i = 0; i < 300; i++) {
-      clock.advance(1_000);
-      current = await rotate(gateway, current.refresh_token);
-      seen.push(current.refresh_token);
-    }
-    expect(store.size()).toBe(keysAfterOne);
-    expect(await store.indexMembers(`rh:${fam}`, clock.now())).toEqual([hashSecret(current.refresh_token)]);
-    // Each earlier token's record is gone, and presenting one is still a reuse.
-    for (const token of seen.slice(0, -1)) expect(await store.get(`rt:${hashSecret(token)}`)).toBeUndefined();
-    expect(await gateway.tokens.refresh(seen[0]!)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
-    expect(await gateway.tokens.refresh(current.refresh_token)).toEqual({ error: 'Refresh token revoked' });
-    expect(await gateway.tokens.verify(current.access_token)).toEqual({ valid: false, error: 'Token revoked' });
-  });
-
-  it('any earlier token of a long-lived family is a reuse, presented at once or just before the family would expire', async () => {
-    const { gateway, clock } = makeGateway({ start: T0, accessTokenTtl: 60, refreshTokenTtl: 600 });
-    for (const wait of [0, 599_000]) {
-      const first = await gateway.tokens.generate({ sub: 'erin' });
-      const seen = [first.refresh_token];
-      let current = first;
-      for (let i = 0; i < 20; i++) {
-        current = await rotate(gateway, current.refresh_token);
-        seen.push(current.refresh_token);
-      }
-      clock.advance(wait);
-      expect(await gateway.tokens.refresh(seen[10]!), `after ${wait} ms`).toEqual({ error: 'Refresh token already used: its token family is revoked' });
-      expect(await gateway.tokens.refresh(current.refresh_token), `after ${wait} ms`).toEqual({ error: 'Refresh token revoked' });
-    }
-  });
-
-  it('a token a guess makes of a live family id is refused without revoking it; a record marked spent by an earlier version is still a reuse', async () => {
-    const { gateway, store } = makeGateway({ start: T0 });
-    const first = await gateway.tokens.generate({ sub: 'fay' });
-    const fam = first.refresh_token.split('.')[0]!;
-    // Random, and the real secret with one of its random characters changed (its tag no longer fits).
-    const real = first.refresh_token.slice(fam.length + 1);
-    const altered = `${real.slice(0, 5)}${real[5] === 'A' ? 'B' : 'A'}${real.slice(6)}`;
-    for (const secret of ['A'.repeat(43), altered]) {
-      expect(await gateway.tokens.refresh(`${fam}.${secret}`)).toEqual({ error: 'Invalid refresh token' });
-      expect(await gateway.tokens.revoke(`${fam}.${secret}`)).toEqual({ error: 'Invalid refresh token' });
-    }
-    const second = await rotate(gateway, first.refresh_token);
-    // As an earlier version left a used token: its record kept, marked spent.
-    await store.set(`rt:${hashSecret(first.refresh_token)}`, { f: fam, spent: 1 }, 600_000);
-    expect(await gateway.tokens.refresh(first.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
-    expect(await gateway.tokens.refresh(second.refresh_token)).toEqual({ error: 'Refresh token revoked' });
-  });
-
-  it('revoke_token of a used token revokes its live family, as before', async () => {
-    const { gateway } = makeGateway({ start: T0 });
-    const first = await gateway.tokens.generate({ sub: 'gus' });
-    const second = await rotate(gateway, first.refresh_token);
-    expect(await gateway.tokens.revoke(first.refresh_token)).toEqual({ revoked: true });
-    expect(await gateway.tokens.refresh(second.refresh_token)).toEqual({ error: 'Refresh token revoked' });
-    expect(await gateway.tokens.verify(second.access_token)).toEqual({ valid: false, error: 'Token revoked' });
-  });
-});
-
-describe('a rotation the store fails half-way (error 11) leaves the token usable', () => {
-  // Each operation the rotation makes after taking the token, failed in turn: the refresh is
-  // answered UNAVAILABLE, and the client's retry of the same token rotates (no reuse, no revocation).
-  for (const op of ['indexRemove', 'indexMembers', 'get', 'set', 'indexAdd'] as const) {
-    it(`${op} failing after the take: the retry rotates and the family lives`, async () => {
-      const clock = new ManualClock(T0);
-      const store = failingStore(createMemoryStore(clock), false);
-      const { gateway } = makeGateway({ clock, store });
-      const pair = await gateway.tokens.generate({ sub: 'dana' });
-      // Let the take through, then fail the next call of `op` (a store that stopped answering a moment).
-      const gate = store.hold('take', { afterInner: true, once: true });
-      const refreshing = gateway.tokens.refresh(pair.refresh_token).then(
-        () => 'answered',
-        (e: unknown) => (e instanceof GatewayError ? e.wireCode : e),
-      );
-      await gate.reached;
-      store.fail(op, undefined, 1);
-      gate.release();
-      expect(await refreshing).toBe(11);
-      expect(store.failures).toBe(1);
-      const retried = await gateway.tokens.refresh(pair.refresh_token);
-      expect(retried).toHaveProperty('access_token');
-      expect((await gateway.tokens.verify(pair.access_token)).valid).toBe(true);
-      // Single use still holds: the token that was retried is now used.
-      expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
-    });
-  }
-
-  it('not put back once its family is revoked: the retry is refused', async () => {
-    const clock = new ManualClock(T0);
-    const store = failingStore(createMemoryStore(clock), false);
-    const { gateway } = makeGateway({ clock, store });
-    const pair = await gateway.tokens.generate({ sub: 'erin' });
-    const gate = store.hold('take', { afterInner: true, once: true });
-    const refreshing = gateway.tokens.refresh(pair.refresh_token).catch((e: unknown) => e);
-    await gate.reached;
-    // The family is revoked (its records deleted) while the rotation holds the taken token.
-    const other = await gateway.tokens.generate({ sub: 'erin' });
-    await gateway.revokeUserTokens('erin', Math.floor(T0 / 1000));
-    expect(await gateway.tokens.refresh(other.refresh_token)).toEqual({ error: 'Refresh token revoked' });
-    store.fail('indexRemove', undefined, 1);
-    gate.release();
-    expect(await refreshing).toBeInstanceOf(GatewayError);
-    expect(store.failures).toBe(1);
-    expect(await store.get(`rt:${hashSecret(pair.refresh_token)}`)).toBeUndefined();
-    // Past the life of the revocation's causes, the family record's absence still refuses it.
-    clock.advance((900 + 30 + 1) * 1000);
-    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Invalid refresh token' });
-  });
-});
-
 describe('inspect: what introspection says of a refresh token, without spending it', () => {
   const refreshKey = (token: string) => `rt:${hashSecret(token)}`;
 
