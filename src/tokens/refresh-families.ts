@@ -218,7 +218,20 @@ export class RefreshFamilies {
       await this.revokeFamily(fam, 'refresh token reused', tokenHash, false, by);
       return { error: 'Refresh token already used: its token family is revoked' };
     }
-    // This call won the atomic swap: it is the one use of the token. The causes only grow, so
+    // This call won the atomic swap: it is the one use of the token. Should the rest fail (the
+    // store stopped answering: error 11, which says nothing happened), the token is put back,
+    // so that the client's retry is not taken for a reuse that revokes the family.
+    try {
+      return await this.#rotate(fam, tokenHash, old, by);
+    } catch (err) {
+      await this.#putBack(fam, tokenHash, old);
+      throw err;
+    }
+  }
+
+  /** The rest of a rotation, once this call has marked `old` (the record of `tokenHash`) spent. */
+  async #rotate(fam: string, tokenHash: string, old: RefreshRecord, by?: Requester): Promise<TokenPair | { error: string }> {
+    // The causes only grow, so
     // a revocation completed before is seen here whatever raced since. A cause that is the
     // reuse of this very token (a racing second use) does not take the rotation back; any other does.
     const before = (causes: string[]) => causes.filter((c) => c !== tokenHash);
@@ -229,10 +242,13 @@ export class RefreshFamilies {
       return { error: 'Session ended' };
     }
     const family = await this.#family(fam);
+    // A live token's family record lives as long as it does: without it the family was revoked
+    // (its causes since expired) or has ended, and nothing of it is issued again.
+    if (family === undefined) return { error: 'Invalid refresh token' };
     // A family of the user started at or before a revoke_user_tokens that could not reach it
     // (started on another node while the revocation read the user's families) ends here.
     const user = userOf(old.p);
-    if (user !== undefined && family !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
+    if (user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
       await this.revokeFamily(fam, 'user tokens revoked', undefined, false, by);
       return { error: 'Refresh token revoked' };
     }
@@ -254,6 +270,21 @@ export class RefreshFamilies {
     const pair = issued.pair;
     logFor(by, this.#o.log).info({ event: 'tokens refreshed', family: this.#o.logRef(fam) }, 'tokens refreshed');
     return pair;
+  }
+
+  /**
+   * Undoes the spending of a token whose rotation failed: its record back from the spent marker
+   * this call wrote, by compare-and-swap (the expiry kept), so nothing a racing use or a
+   * revocation wrote or deleted since is undone; a record put back while a revocation runs is
+   * refused all the same (its causes, then its family record gone). Best effort: a store that
+   * cannot take this write either leaves the token spent, and its retry is a reuse.
+   */
+  async #putBack(fam: string, tokenHash: string, old: RefreshRecord): Promise<void> {
+    try {
+      await this.#o.store.swapIf(keys.refresh(tokenHash), { f: fam, spent: 1 }, old);
+    } catch {
+      // The store is still away: the token stays spent.
+    }
   }
 
   /**

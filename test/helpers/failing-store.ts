@@ -34,8 +34,8 @@ export interface FailingStore extends Store {
   down: boolean;
   /** Operations that failed so far (outage or `fail`). */
   failures: number;
-  /** Makes `op` reject with `error` (default: GatewayError UNAVAILABLE) until `restore(op)`. */
-  fail(op: StoreOp, error?: unknown): void;
+  /** Makes `op` reject with `error` (default: GatewayError UNAVAILABLE) until `restore(op)`, or only its next `times` calls. */
+  fail(op: StoreOp, error?: unknown, times?: number): void;
   /** Makes `op` never settle until `restore(op)` (a hung backend). */
   hang(op: StoreOp): void;
   /** Holds calls of `op` at a gate until `release()`. */
@@ -45,7 +45,9 @@ export interface FailingStore extends Store {
 }
 
 type Behaviour =
-  { kind: 'fail'; error: unknown } | { kind: 'hang' } | { kind: 'hold'; gate: Promise<void>; o: HoldOptions; enter: () => void; open: () => boolean };
+  | { kind: 'fail'; error: unknown; left?: number }
+  | { kind: 'hang' }
+  | { kind: 'hold'; gate: Promise<void>; o: HoldOptions; enter: () => void; open: () => boolean };
 
 /** Wraps `inner`; with `down` (the default) the store starts out unavailable. */
 export function failingStore(inner: Store, down = true): FailingStore {
@@ -59,8 +61,8 @@ export function failingStore(inner: Store, down = true): FailingStore {
     isReady: () => !s.down && inner.isReady(),
     size: () => inner.size(),
     close: () => inner.close(),
-    fail(op: StoreOp, error: unknown = GatewayError.unavailable(new Error(`simulated failure of ${op}`))) {
-      behaviours.set(op, { kind: 'fail', error });
+    fail(op: StoreOp, error: unknown = GatewayError.unavailable(new Error(`simulated failure of ${op}`)), times?: number) {
+      behaviours.set(op, { kind: 'fail', error, left: times });
     },
     hang(op: StoreOp) {
       behaviours.set(op, { kind: 'hang' });
@@ -111,6 +113,7 @@ export function failingStore(inner: Store, down = true): FailingStore {
       switch (b.kind) {
         case 'fail':
           s.failures++;
+          if (b.left !== undefined && --b.left <= 0) behaviours.delete(op);
           throw b.error;
         case 'hang':
           return new Promise(() => undefined);

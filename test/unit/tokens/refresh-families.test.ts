@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
 import { hashSecret } from '../../../src/crypto.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
+import { GatewayError } from '../../../src/errors.js';
 import { failingStore } from '../../helpers/failing-store.js';
 import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
 import { Driver, makeGateway, settle } from '../harness.js';
@@ -120,6 +121,53 @@ describe('exchanges of one session racing its cap', () => {
     expect(works).toBe(false);
   });
 });
+describe('a rotation the store fails half-way (error 11) leaves the token usable', () => {
+  // Each operation the rotation makes after spending the token, failed once in turn: the
+  // refresh is answered UNAVAILABLE, and the client's retry of the same token rotates (no
+  // reuse, no revocation).
+  for (const op of ['indexMembers', 'get', 'set', 'indexAdd'] as const) {
+    it(`${op} failing after the spend: the retry rotates and the family lives`, async () => {
+      const clock = new ManualClock(T0);
+      const store = failingStore(createMemoryStore(clock), false);
+      const { gateway } = makeGateway({ clock, store });
+      const pair = await gateway.tokens.generate({ sub: 'dana' });
+      const gate = store.hold('swap', { afterInner: true, once: true });
+      const refreshing = gateway.tokens.refresh(pair.refresh_token).then(
+        () => 'answered',
+        (e: unknown) => (e instanceof GatewayError ? e.wireCode : e),
+      );
+      await gate.reached;
+      store.fail(op, undefined, 1);
+      gate.release();
+      expect(await refreshing).toBe(11);
+      expect(store.failures).toBe(1);
+      const retried = await gateway.tokens.refresh(pair.refresh_token);
+      expect(retried).toHaveProperty('access_token');
+      expect((await gateway.tokens.verify(pair.access_token)).valid).toBe(true);
+      // Single use still holds: the token that was retried is now spent.
+      expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
+    });
+  }
+
+  it('not put back over a family revoked meanwhile: the retry is refused, also once its causes expire', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const pair = await gateway.tokens.generate({ sub: 'erin' });
+    const gate = store.hold('swap', { afterInner: true, once: true });
+    const refreshing = gateway.tokens.refresh(pair.refresh_token).catch((e: unknown) => e);
+    await gate.reached;
+    await gateway.revokeUserTokens('erin', Math.floor(T0 / 1000));
+    store.fail('indexMembers', undefined, 1);
+    gate.release();
+    expect(await refreshing).toBeInstanceOf(GatewayError);
+    expect(store.failures).toBe(1);
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+    clock.advance((900 + 30 + 1) * 1000);
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Invalid refresh token' });
+  });
+});
+
 describe('inspect: what introspection says of a refresh token, without spending it', () => {
   const refreshKey = (token: string) => `rt:${hashSecret(token)}`;
 
