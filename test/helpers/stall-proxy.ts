@@ -1,4 +1,7 @@
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { expect } from 'vitest';
+import type { Store, StoreEvent } from '../../src/store/types.js';
+import { waitForCount } from './wait-for.js';
 
 interface Link {
   client: Socket;
@@ -77,4 +80,39 @@ export class StallProxy {
     }
     await new Promise<void>((resolve) => this.#server.close(() => resolve()));
   }
+}
+
+/**
+ * The stalled event link, the same on every backend: `a` (whose event connection goes through
+ * `proxy`) hears an end published by `b` before the stall; during it every operation still
+ * answers, the node is found not ready and resyncs within 5 s; the end published during the
+ * stall is lost (the resync stands for it), the next one heard; `stallLine` is logged once.
+ */
+export async function checkStalledEventLink(a: Store, b: Store, proxy: StallProxy, lines: readonly string[], stallLine: string): Promise<void> {
+  const heard: StoreEvent[] = [];
+  a.events.subscribe((e) => heard.push(e));
+  let resyncs = 0;
+  a.events.onResync(() => resyncs++);
+  const end = (hash: string): StoreEvent => ({ kind: 'ended', hash, reason: 'destroyed', origin: 'b' });
+  await b.events.publish(end('before'));
+  await waitForCount(() => heard.length, 1, 2000, 'events before the stall');
+  expect(proxy.stall()).toBe(1);
+  await b.events.publish(end('lost'));
+  // Every operation still answers: only the event link is stalled.
+  await a.set('k', 'v', 60_000);
+  // Polled while waiting for the resync: the node says it is not ready at some point.
+  let notReady = 0;
+  const t0 = Date.now();
+  while (resyncs === 0 && Date.now() - t0 < 8000) {
+    if (!a.isReady()) notReady++;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  expect(resyncs).toBeGreaterThan(0);
+  expect(Date.now() - t0).toBeLessThan(5000);
+  expect(notReady).toBeGreaterThan(0);
+  await waitForCount(() => (a.isReady() ? 1 : 0), 1, 3000, 'ready again');
+  await b.events.publish(end('after'));
+  await waitForCount(() => heard.length, 2, 3000, 'events after the reconnection');
+  expect(heard.map((e) => (e as { hash: string }).hash)).toEqual(['before', 'after']);
+  expect(lines.filter((l) => l.includes(stallLine))).toHaveLength(1);
 }

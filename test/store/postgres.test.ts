@@ -8,7 +8,7 @@ import type { StoreEvent } from '../../src/store/types.js';
 import { systemClock, type ManualClock } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
-import { StallProxy } from '../helpers/stall-proxy.js';
+import { StallProxy, checkStalledEventLink } from '../helpers/stall-proxy.js';
 import { waitForCount, waitForItem } from '../helpers/wait-for.js';
 import { Driver, makeGateway } from '../unit/harness.js';
 import { storeContract } from './contract.js';
@@ -371,31 +371,7 @@ describe('postgres store', () => {
       });
       const b = await postgresStore(server.url, schema);
       try {
-        const heard: StoreEvent[] = [];
-        a.events.subscribe((e) => heard.push(e));
-        let resyncs = 0;
-        a.events.onResync(() => resyncs++);
-        const end = (hash: string): StoreEvent => ({ kind: 'ended', hash, reason: 'destroyed', origin: 'b' });
-        await b.events.publish(end('before'));
-        await waitForCount(() => heard.length, 1, 2000, 'events before the stall');
-        expect(proxy.stall()).toBe(1);
-        await b.events.publish(end('lost'));
-        // Every operation still answers: only the event link is stalled.
-        await a.set('k', 'v', 60_000);
-        let notReady = 0;
-        const t0 = Date.now();
-        while (resyncs === 0 && Date.now() - t0 < 8000) {
-          if (!a.isReady()) notReady++;
-          await sleep(5);
-        }
-        expect(resyncs).toBeGreaterThan(0);
-        expect(Date.now() - t0).toBeLessThan(5000);
-        expect(notReady).toBeGreaterThan(0);
-        await waitForCount(() => (a.isReady() ? 1 : 0), 1, 3000, 'ready again');
-        await b.events.publish(end('after'));
-        await waitForCount(() => heard.length, 2, 3000, 'events after the reconnection');
-        expect(heard.map((e) => (e as { hash: string }).hash)).toEqual(['before', 'after']);
-        expect(lines.filter((l) => l.includes('event connection (LISTEN) does not answer'))).toHaveLength(1);
+        await checkStalledEventLink(a, b, proxy, lines, 'event connection (LISTEN) does not answer');
       } finally {
         await a.close();
         await b.close();

@@ -5,7 +5,7 @@ import { createLogger } from '../../src/log.js';
 import { openRedisStore, parseRedisUrl } from '../../src/store/redis.js';
 import type { StoreEvent } from '../../src/store/types.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
-import { StallProxy } from '../helpers/stall-proxy.js';
+import { StallProxy, checkStalledEventLink } from '../helpers/stall-proxy.js';
 import { waitForCount } from '../helpers/wait-for.js';
 import { storeContract } from './contract.js';
 import { freshNamespace, redisHarness, redisStore } from './redis-harness.js';
@@ -208,33 +208,7 @@ describe.skipIf(!server)('redis store', () => {
       const a = await openRedisStore({ target: { ...parseRedisUrl(`redis://127.0.0.1:${proxy.port}`), namespace: ns }, timeoutMs: 1000, probeMs: 100, log });
       const b = await redisStore(server!.url, ns);
       try {
-        const heard: StoreEvent[] = [];
-        a.events.subscribe((e) => heard.push(e));
-        let resyncs = 0;
-        a.events.onResync(() => resyncs++);
-        const end = (hash: string): StoreEvent => ({ kind: 'ended', hash, reason: 'destroyed', origin: 'b' });
-        await b.events.publish(end('before'));
-        await waitForCount(() => heard.length, 1, 2000, 'events before the stall');
-        expect(proxy.stall()).toBe(1);
-        await b.events.publish(end('lost'));
-        // Every operation still answers: only the event link is stalled.
-        await a.set('k', 'v', 60_000);
-        // Polled while waiting for the resync: the node says it is not ready at some point.
-        let notReady = 0;
-        const t0 = Date.now();
-        while (resyncs === 0 && Date.now() - t0 < 8000) {
-          if (!a.isReady()) notReady++;
-          await new Promise((r) => setTimeout(r, 5));
-        }
-        expect(resyncs).toBeGreaterThan(0);
-        expect(Date.now() - t0).toBeLessThan(5000);
-        expect(notReady).toBeGreaterThan(0);
-        await waitForCount(() => (a.isReady() ? 1 : 0), 1, 3000, 'ready again');
-        await b.events.publish(end('after'));
-        await waitForCount(() => heard.length, 2, 3000, 'events after the reconnection');
-        expect(heard.map((e) => (e as { hash: string }).hash)).toEqual(['before', 'after']);
-        const stalls = lines.filter((l) => l.includes('event connection (SUBSCRIBE) silent'));
-        expect(stalls).toHaveLength(1);
+        await checkStalledEventLink(a, b, proxy, lines, 'event connection (SUBSCRIBE) silent');
       } finally {
         await a.close();
         await b.close();
