@@ -164,7 +164,11 @@ describe('login, logout and regenerate (Express)', () => {
     await expect(waiting).rejects.toMatchObject(closed);
   });
 
-  it('a logout the gateway does not confirm in time: UNAVAILABLE saying the outcome is unknown, the cookie left; carried out late, the user is logged out; retried, it clears the cookie', async () => {
+  /**
+   * A session of a gateway on a store double whose next `take` (a destroy, a regeneration) is
+   * held, with middleware waiting at most 300 ms and a request carrying the session's cookie.
+   */
+  async function sessionAwaitingItsTake() {
     const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
     const sessions = await sessionsFor(wsUrl(http), { timeoutMs: 300 });
     const svc = service(wsUrl(http));
@@ -173,7 +177,11 @@ describe('login, logout and regenerate (Express)', () => {
     const req = new IncomingMessage(new Socket());
     req.headers.cookie = `sid=${id}`;
     const res = new ServerResponse(req);
-    const held = store.hold('take');
+    return { sessions, svc, id, req, res, held: store.hold('take') };
+  }
+
+  it('a logout the gateway does not confirm in time: UNAVAILABLE saying the outcome is unknown, the cookie left; carried out late, the user is logged out; retried, it clears the cookie', async () => {
+    const { sessions, svc, id, req, res, held } = await sessionAwaitingItsTake();
     await expect(sessions.logout(req, res)).rejects.toMatchObject({
       code: 'UNAVAILABLE',
       message:
@@ -187,15 +195,7 @@ describe('login, logout and regenerate (Express)', () => {
   });
 
   it('a regeneration the gateway does not confirm in time: UNAVAILABLE saying what it may leave, no cookie set; carried out late, the old id ends (signed out)', async () => {
-    const { http, store } = await startWithStoreDouble({ GATEWAY_STORE_TIMEOUT_MS: '30000' });
-    const sessions = await sessionsFor(wsUrl(http), { timeoutMs: 300 });
-    const svc = service(wsUrl(http));
-    await svc.opened;
-    const id = (await svc.call('create_session', { user_id: 'u', ttl: 600 })).session_id as string;
-    const req = new IncomingMessage(new Socket());
-    req.headers.cookie = `sid=${id}`;
-    const res = new ServerResponse(req);
-    const held = store.hold('take');
+    const { sessions, svc, id, req, res, held } = await sessionAwaitingItsTake();
     await expect(sessions.regenerate(req, res)).rejects.toMatchObject({
       code: 'UNAVAILABLE',
       message:
