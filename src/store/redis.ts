@@ -84,10 +84,10 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // The subscriber only ever reads, so a path that stops forwarding without closing (a proxy, a
   // firewall that dropped the flow, a stopped server) looks like a quiet channel: pinged, and
   // destroyed by node-redis after a silence (socketTimeout), which reconnects, resubscribes and
-  // resyncs as after any break. A cluster's pub/sub client is left to the cluster's health.
-  const sub = (
-    single ? redis.duplicate({ pingInterval: EVENT_PING_MS, socket: { ...options.socket, socketTimeout: eventSilenceMs(timeoutMs) } }) : redis.duplicate()
-  ) as RedisHandle;
+  // resyncs as after any break. On a cluster the same settings go to every node client of the
+  // subscriber's cluster, its pub/sub client included.
+  const listening = { ...options, pingInterval: EVENT_PING_MS, socket: { ...options.socket, socketTimeout: eventSilenceMs(timeoutMs) } };
+  const sub = (single ? redis.duplicate(listening) : redis.duplicate({ defaults: listening })) as RedisHandle;
   const channel = `${target.namespace}::events@${target.db}`;
   // A cluster publishes through any live master (clusterHealth, made below once the key layout is known).
   // A single server counts the subscribers of a channel, so ends may go out in groups
@@ -105,7 +105,8 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   // node-redis' SocketTimeoutError (not exported here): the subscriber went silent. One line
   // per stall; the reconnection's own failures are the probe's to report.
   let stalled = false;
-  sub.on('error', (err: unknown) => {
+  // A cluster reports its node clients' errors as 'node-error'.
+  sub.on(single ? 'error' : 'node-error', (err: unknown) => {
     if (stalled || !(err instanceof Error) || !err.message.startsWith('Socket timeout')) return;
     stalled = true;
     log?.warn(
@@ -113,10 +114,12 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
       `${where} event connection (SUBSCRIBE) silent for ${eventSilenceMs(timeoutMs)} ms: reconnecting it; not ready until it listens again, then the sessions followed here are re-checked`,
     );
   });
-  sub.on('ready', () => {
-    if (!stalled) return;
+  const listeningAgain = (): void => {
     stalled = false;
     log?.info({ store: where }, `${where} event connection listening again`);
+  };
+  sub.on('ready', () => {
+    if (stalled) listeningAgain();
   });
 
   let subscribed: Promise<boolean> | undefined;
@@ -191,6 +194,15 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
         subscribed = undefined;
         await within(subscribe(), timeoutMs);
       }
+      // A cluster's pub/sub client reconnects and resubscribes by itself after a stall, with no
+      // event of its own: once it listens again, what was published meanwhile is re-checked.
+      if (cluster && stalled) {
+        const node = (sub as unknown as ClusterClient).pubSubNode;
+        if (node !== undefined && node.connectPromise === undefined && node.client.isReady) {
+          listeningAgain();
+          bus.resync();
+        }
+      }
       return probe();
     },
     probeMs: o.probeMs ?? 500,
@@ -212,7 +224,7 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
   const isReady = (): boolean => {
     if (!healthProbe.healthy) return false;
     if (target.mode === 'single') return redis.isReady === true && sub.isReady === true;
-    return redis.isOpen;
+    return redis.isOpen && !stalled;
   };
 
   return new KeyvStore({

@@ -78,7 +78,8 @@ export function rawCommand(port: number, command: string, timeoutMs = 1000): Pro
   });
 }
 
-async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+/** Polls `check` every 50 ms until it holds (a failing check counts as not yet), or throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return;

@@ -9,6 +9,8 @@ interface Link {
   /** The client sent something matching the proxy's pattern. */
   marked: boolean;
   stalled: boolean;
+  /** Left out of every stall (`spare()`). */
+  spared: boolean;
 }
 
 /**
@@ -40,7 +42,7 @@ export class StallProxy {
   }
 
   #link(client: Socket, upstream: Socket): void {
-    const link: Link = { client, upstream, marked: false, stalled: false };
+    const link: Link = { client, upstream, marked: false, stalled: false, spared: false };
     this.#links.add(link);
     client.on('data', (d: Buffer) => {
       if (this.#pattern.test(d.toString('latin1'))) link.marked = true;
@@ -61,11 +63,16 @@ export class StallProxy {
   stall(): number {
     let n = 0;
     for (const l of this.#links) {
-      if (!l.marked) continue;
+      if (!l.marked || l.spared) continue;
       l.stalled = true;
       n++;
     }
     return n;
+  }
+
+  /** Leaves the connections open now out of every later `stall()` (another node's). */
+  spare(): void {
+    for (const l of this.#links) l.spared = true;
   }
 
   /** Open connections that sent the pattern and are not stalled. */
@@ -87,8 +94,9 @@ export class StallProxy {
  * `proxy`) hears an end published by `b` before the stall; during it every operation still
  * answers, the node is found not ready and resyncs within 5 s; the end published during the
  * stall is lost (the resync stands for it), the next one heard; `stallLine` is logged once.
+ * `proxy` stalls exactly one connection: `a`'s event connection.
  */
-export async function checkStalledEventLink(a: Store, b: Store, proxy: StallProxy, lines: readonly string[], stallLine: string): Promise<void> {
+export async function checkStalledEventLink(a: Store, b: Store, proxy: Pick<StallProxy, 'stall'>, lines: readonly string[], stallLine: string): Promise<void> {
   const heard: StoreEvent[] = [];
   a.events.subscribe((e) => heard.push(e));
   let resyncs = 0;
