@@ -517,6 +517,30 @@ describe('connections that never finish their request head (slowloris)', () => {
     expect(await s.call('list_sessions', { user_id: 'refused' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 
+  it('a connection refused at the cap is cut within its grace even while it keeps sending (it cannot stay open past the cap)', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '1' });
+    const slow = await rawHttpClient(server.port);
+    slow.socket.write('GET /healthz HTTP/1.1\r\n'); // a head never finished: nothing to evict
+    await eventually(() => expect(server.pendingHeads.size).toBe(1));
+    const over = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+    over.on('error', () => undefined);
+    let answer = '';
+    over.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    const closed = new Promise<void>((resolve) => over.once('close', () => resolve()));
+    // A byte every 100 ms: never idle for the 1 s grace, and its own half never ends.
+    const trickle = setInterval(() => over.writable && over.write('x'), 100);
+    try {
+      await eventually(() => expect(answer).toMatch(/^HTTP\/1\.1 429 /));
+      await eventually(() => expect(over.destroyed).toBe(true), 5000);
+      await closed;
+      expect(server.pendingHeads.refused).toBe(1);
+    } finally {
+      clearInterval(trickle);
+      over.destroy();
+      slow.socket.destroy();
+    }
+  });
+
   it('a backend reusing a pool of keep-alive connections within the cap is served on them throughout', async () => {
     const { server, http } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '4' });
     const agent = new Agent({ keepAlive: true, maxSockets: 4 });

@@ -5,7 +5,7 @@ import { plain, trusts } from '../client-address.js';
 import { rawAnswer } from '../http/http-util.js';
 import { closesConnection } from './answer-head.js';
 
-/** How long a refused connection may take to read its 429 before it is cut. */
+/** How long a refused connection may take to read its 429 before it is cut, whatever it sends meanwhile. */
 const REFUSED_GRACE_MS = 1_000;
 
 /**
@@ -146,7 +146,11 @@ export class PendingHeads {
  */
 function refuse(socket: Socket): void {
   socket.on('error', () => socket.destroy());
-  socket.setTimeout(REFUSED_GRACE_MS, () => socket.destroy());
+  // A deadline, not an idle timeout: a client that keeps sending a byte now and then would
+  // hold the refused connection open for ever, uncounted, past the cap.
+  const cut = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
+  cut.unref();
+  socket.once('close', () => clearTimeout(cut));
   socket.resume();
   socket.end(rawAnswer(429, { error: 'Too many connections from this address; try again later' }, { 'Retry-After': '1' }));
 }
