@@ -106,6 +106,27 @@ describe('requests Node cannot read', () => {
     // The port keeps serving.
     expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok\n$/s);
   });
+
+  it('a body that cannot be read (a bad chunk size, a chunk extension or trailer too large, a transfer coding that is not chunked) is answered at once, not after the body timeout, and nothing is executed', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'create_session', user_id: 'unreadable-body' });
+    const head = (coding: string) => rpcRequest('', { 'Transfer-Encoding': coding }).replace('Content-Length: 0\r\n', '');
+    const chunk = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n`;
+    const cases: [string, string, string][] = [
+      [`${head('chunked')}zz\r\n${body}\r\n0\r\n\r\n`, 'HTTP/1.1 400 Bad Request', 'Bad request: not a valid HTTP/1.1 request'],
+      [`${head('chunked')}${chunk.replace('\r\n', `;x=${'y'.repeat(20_000)}\r\n`)}0\r\n\r\n`, 'HTTP/1.1 413 Payload Too Large', 'Chunk extensions too large'],
+      [`${head('chunked')}${chunk}0\r\nX-T: ${'t'.repeat(20_000)}\r\n\r\n`, 'HTTP/1.1 431 Request Header Fields Too Large', 'Request header fields too large'],
+      [`${head('gzip')}${body}`, 'HTTP/1.1 400 Bad Request', 'Bad request: not a valid HTTP/1.1 request'],
+    ];
+    const started = Date.now();
+    const got = await Promise.all(cases.map(async ([raw]) => answers(await exchange(server.port, raw))));
+    expect(got.map((a) => a.map((x) => [x.status, x.body]))).toEqual(cases.map(([, status, text]) => [[status, { error: text }]]));
+    // Well within the 10 s body timeout (its 408 was the answer to each).
+    expect(Date.now() - started).toBeLessThan(5000);
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'unreadable-body' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
 });
 
 describe('Expect: 100-continue', () => {

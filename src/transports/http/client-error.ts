@@ -32,7 +32,12 @@ export function onClientError(err: NodeJS.ErrnoException, duplex: Duplex): void 
   }
   // The answer Node has the socket writing now (its own default handler looks at the same field).
   const current = socket._httpMessage;
-  if (current != null && !current.writableFinished) {
+  // The bytes that could not be read belong to an earlier request's answer still being made,
+  // unless they are the current request's own body (a broken chunk, a chunk extension or a
+  // trailer too large): that request cannot be read either, and its route, still waiting
+  // for the body, gives up on it once the connection closes.
+  const ownBody = current != null && !current.headersSent && !current.req.complete;
+  if (current != null && !current.writableFinished && !ownBody) {
     finishThenClose(socket, current);
     return;
   }
