@@ -484,6 +484,54 @@ describe('connections that never finish their request head (slowloris)', () => {
     }
   });
 
+  it('a kept-alive connection still taking a large answer is not idle: a new connection at the cap never cuts that answer short', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2', GATEWAY_MAX_MESSAGE_BYTES: String(3 * 1024 * 1024) });
+    const s = service(server.url);
+    await s.opened;
+    // An answer far larger than the sockets' buffers: most of it waits in the gateway while its reader reads nothing.
+    for (let i = 0; i < 4; i++) await s.call('create_session', { user_id: 'large', data: { x: 'y'.repeat(2_000_000) } });
+    const body = JSON.stringify({ type: 'list_sessions', user_id: 'large' });
+    const reader = connect(server.port, '127.0.0.1');
+    reader.on('error', () => undefined);
+    reader.write(
+      `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`,
+    );
+    // No 'data' listener yet: the socket buffers what arrives and reads no more.
+    await eventually(() => expect(reader.readableLength).toBeGreaterThan(0));
+    const slow = await rawHttpClient(server.port);
+    try {
+      slow.socket.write('GET /healthz HTTP/1.1\r\n'); // a head never finished: not idle either
+      await eventually(() => expect(server.pendingHeads.size).toBe(1));
+      const over = await rawHttpClient(server.port);
+      await eventually(() => expect(server.pendingHeads.refused + server.pendingHeads.evicted).toBe(1));
+      expect([server.pendingHeads.refused, server.pendingHeads.evicted]).toEqual([1, 0]);
+      expect(await over.closed).toMatch(/^HTTP\/1\.1 429 /);
+      // The reader takes its answer, whole.
+      const raw = await new Promise<string>((resolve) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        let whole = Infinity;
+        const done = () => resolve(Buffer.concat(chunks).toString('latin1'));
+        reader.on('data', (d: Buffer) => {
+          chunks.push(d);
+          size += d.length;
+          if (whole === Infinity) {
+            const head = Buffer.concat(chunks).toString('latin1');
+            const end = head.indexOf('\r\n\r\n');
+            if (end >= 0) whole = end + 4 + Number(/\r\nContent-Length: (\d+)\r\n/i.exec(head.slice(0, end + 2))?.[1]);
+          }
+          if (size >= whole) done();
+        });
+        reader.once('close', done);
+      });
+      const answer = JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)) as { type: string; sessions: unknown[] };
+      expect([answer.type, answer.sessions.length]).toEqual(['sessions', 4]);
+    } finally {
+      reader.destroy();
+      slow.socket.destroy();
+    }
+  });
+
   it('a connection refused at the cap gets 429 with Retry-After and the gateway headers, and a request already sent on it is not served', async () => {
     const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
     const slow = [await rawHttpClient(server.port), await rawHttpClient(server.port)];

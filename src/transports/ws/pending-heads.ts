@@ -99,10 +99,14 @@ export class PendingHeads {
     return true;
   }
 
-  /** Closes the address's longest idle kept-alive connection, if it has one. */
+  /**
+   * Closes the address's longest idle kept-alive connection, if it has one: one that has
+   * received nothing since its last answer began, and whose answer has been sent (a reader
+   * still taking a large answer is not idle: closing it would cut that answer short).
+   */
   #evictIdle(address: string): boolean {
     for (const socket of this.#byAddress.get(address) ?? []) {
-      if (this.#keptAt.get(socket) !== (socket as Socket).bytesRead) continue;
+      if (this.#keptAt.get(socket) !== (socket as Socket).bytesRead || socket.writableLength > 0) continue;
       this.#release(socket);
       this.evicted++;
       socket.destroy();
