@@ -59,9 +59,20 @@ export class UserMarks {
 
   /** Records a mark in the store and in this node's cache. */
   async revoke(userId: string, before: number): Promise<void> {
-    // Kept while a token issued at `before` could still verify (its exp plus the leeway).
-    const until = (before + this.#o.accessTtl + this.#o.clockTolerance + 1) * 1000;
-    if (until > this.#o.clock.now()) await this.#o.store.indexAdd(keys.userNotBefore(userId), String(before), until);
+    // Kept while a token issued at `before` could still be used: an access token until its exp
+    // (plus the leeway), a refresh token until it expires. A family started on another node
+    // while the revocation listed the user's families is stopped by this mark alone, at its
+    // next rotation, however late that comes.
+    const until = (before + Math.max(this.#o.accessTtl, this.#o.refreshTtl) + this.#o.clockTolerance + 1) * 1000;
+    const index = keys.userNotBefore(userId);
+    if (until > this.#o.clock.now()) {
+      await this.#o.store.indexAdd(index, String(before), until);
+      // This mark refuses all that a lower one does, and outlives it: the lower ones go, so a
+      // user revoked again and again keeps a member or two, not one per call for weeks.
+      for (const m of await this.#o.store.indexMembers(index, this.#o.clock.now())) {
+        if ((Number(m) || 0) < before) await this.#o.store.indexRemove(index, m);
+      }
+    }
     this.forget(UserMarks.userHash(userId));
     this.#epoch++;
     this.#drop(userId);

@@ -9,7 +9,7 @@ const T0 = Date.UTC(2026, 0, 1);
 function marks() {
   const clock = new ManualClock(T0);
   const store = createMemoryStore(clock);
-  const o = { store, clock, accessTtl: 900, clockTolerance: 30 } as unknown as TokenOptions;
+  const o = { store, clock, accessTtl: 900, refreshTtl: 1_209_600, clockTolerance: 30 } as unknown as TokenOptions;
   return { m: new UserMarks(o), clock };
 }
 

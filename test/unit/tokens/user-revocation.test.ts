@@ -5,6 +5,7 @@ import type { GatewayError } from '../../../src/errors.js';
 import type { EventBus, Store, StoreEvent } from '../../../src/store/types.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { failingStore } from '../../helpers/failing-store.js';
+import { storeWith } from '../../helpers/store-with.js';
 import { Driver, makeGateway, SECRET, settle } from '../harness.js';
 
 const T0 = Date.UTC(2026, 0, 1);
@@ -108,7 +109,7 @@ describe('revoke_user_tokens', () => {
       pair = next as typeof pair;
     }
     await gateway.revokeUserTokens('alice', Math.floor(clock.now() / 1000));
-    // Long after the user's revocation mark is gone (access lifetime + tolerance), the family stays revoked.
+    // Long after the access tokens' lifetime and tolerance, the family stays revoked.
     clock.advance(30_000);
     const after = await gateway.tokens.refresh(pair.refresh_token);
     expect(after).not.toHaveProperty('access_token');
@@ -123,6 +124,48 @@ describe('revoke_user_tokens', () => {
     await store.indexRemove('uf:alice', fam);
     await gateway.revokeUserTokens('alice', T0 / 1000);
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+  });
+
+  it("a family started on another node while the revocation listed the user's families stays revoked after the access lifetime", async () => {
+    const clock = new ManualClock(T0);
+    const store = createMemoryStore(clock);
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    let held = false;
+    // Node B writes the new family's record late: node A's revocation finds it listed, without a record.
+    const late = storeWith(store, {
+      set: async (set: Store['set'], key: string, value: unknown, ttlMs: number) => {
+        if (key.startsWith('rf:') && !held) {
+          held = true;
+          await released;
+        }
+        return set(key, value, ttlMs);
+      },
+    });
+    const a = makeGateway({ clock, store }).gateway;
+    const b = makeGateway({ clock, store: late }).gateway;
+    const started = b.tokens.generate({ sub: 'alice' });
+    await settle();
+    expect(held).toBe(true);
+    await a.revokeUserTokens('alice', T0 / 1000);
+    release();
+    const pair = await started;
+    // Past the access tokens' lifetime and tolerance, the user's mark is still what stops the family.
+    clock.advance((900 + 30 + 2) * 1000);
+    expect(await b.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+    expect(await a.tokens.inspectRefresh(pair.refresh_token)).toBeUndefined();
+  });
+
+  it('keeps one mark per user however often it is revoked: a later mark replaces the earlier ones', async () => {
+    const { gateway, clock, store } = makeGateway({ start: T0 });
+    for (let i = 0; i < 5; i++) {
+      await gateway.revokeUserTokens('alice', Math.floor(clock.now() / 1000));
+      clock.advance(1000);
+    }
+    expect(await store.indexMembers('unb:alice', clock.now())).toEqual([String(T0 / 1000 + 4)]);
+    // An older `before` sent later adds its mark without taking the higher one away.
+    await gateway.revokeUserTokens('alice', T0 / 1000);
+    expect((await store.indexMembers('unb:alice', clock.now())).sort()).toEqual([String(T0 / 1000), String(T0 / 1000 + 4)]);
   });
 
   it('a revocation whose event never comes back is error 11, and leaves nothing behind for its user', async () => {
