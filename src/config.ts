@@ -3,7 +3,7 @@ import { BlockList, isIP } from 'node:net';
 import { resolveFileVars, SECRET_VARS } from './config-files.js';
 import { ConfigError } from './errors.js';
 import type { JSONWebKeySet } from 'jose';
-import { keyWeakness } from './key-material.js';
+import { isPublishedKey, keyWeakness } from './key-material.js';
 import { readKeySetFile } from './oidc/key-set-file.js';
 import { parsePostgresUrl } from './store/postgres-url.js';
 import { parseRedisUrl } from './store/redis-url.js';
@@ -206,12 +206,6 @@ export function refuseEmpty(src: Source, names: readonly string[] = KNOWN_VARIAB
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 /**
- * Keys of the right form that are published (anything typed by hand is refused by its
- * form already): the HS256 example key of RFC 7515 appendix A.1.
- */
-const PUBLISHED_KEYS = new Set(['AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow'].map((k) => k.toLowerCase()));
-
-/**
  * Said instead of the value of a setting that may hold a credential (a URL with a password):
  * such a value is never quoted in an error, as no mask finds every password in a malformed URL.
  */
@@ -297,7 +291,7 @@ export function redactUrlsIn(text: string): string {
 export function checkSecret(name: string, secret: string): Buffer {
   const weakness = keyWeakness(secret);
   if (weakness !== undefined) throw new ConfigError(`${name} ${weakness}`);
-  if (PUBLISHED_KEYS.has(secret.toLowerCase())) throw new ConfigError(`${name} is a published example key; make one with \`openssl rand -base64 32\``);
+  if (isPublishedKey(secret)) throw new ConfigError(`${name} is a published example key; make one with \`openssl rand -base64 32\``);
   return Buffer.from(secret, 'utf8');
 }
 

@@ -34,6 +34,18 @@ function decodeKey(text: string): Decoded {
   return undefined;
 }
 
+/** The bytes of keys published as examples: the HS256 key of RFC 7515 appendix A.1. */
+const PUBLISHED_KEYS = ['AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow'].map((k) => Buffer.from(k, 'base64url'));
+
+/**
+ * True when `text` encodes the bytes of a published example key, in any spelling a key may
+ * have (base64, base64url, hex in either case): the bytes are public whatever their encoding.
+ */
+export function isPublishedKey(text: string): boolean {
+  const decoded = decodeKey(text);
+  return decoded !== undefined && PUBLISHED_KEYS.some((k) => k.equals(decoded.bytes));
+}
+
 /** Steps between neighbours of at most one (repeats and runs like `abcd` or `0102...`). */
 function smallSteps(values: number[]): number {
   let n = 0;

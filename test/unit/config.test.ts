@@ -244,6 +244,21 @@ describe('key strength: only encoded random bytes are keys', () => {
     }
   });
 
+  it('refuses the published RFC 7515 A.1 key in every spelling a key may have, naming the variable only', () => {
+    const a1 = Buffer.from('AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow', 'base64url');
+    for (const key of [a1.toString('base64url'), a1.toString('base64'), a1.toString('hex'), a1.toString('hex').toUpperCase()]) {
+      for (const [name, env] of [
+        ['GATEWAY_JWT_SECRET', { GATEWAY_JWT_SECRET: key }],
+        ['GATEWAY_JWT_SECRETS (kid "k2")', { GATEWAY_JWT_SECRETS: `k1:${SECRET},k2:${key}` }],
+        ['GATEWAY_SERVICE_KEY', { ...base, GATEWAY_SERVICE_KEY: key }],
+      ] as const) {
+        expect(() => loadConfig(env), `${name} = ${key}`).toThrow(
+          new ConfigError(`${name} is a published example key; make one with \`openssl rand -base64 32\``),
+        );
+      }
+    }
+  });
+
   it('accepts what openssl rand prints: base64 (with padding), base64url, hex; the text itself is the HMAC key', () => {
     for (let i = 0; i < 200; i++) {
       const bytes = randomBytes(32 + (i % 33));
