@@ -104,9 +104,16 @@ function showEnded(e: Ended, now: boolean): void {
   notice.hidden = false;
 }
 
+/**
+ * Who the cookie's session belongs to; undefined when the backend says nobody is logged in (204).
+ * Any other answer (a 503 while the gateway's store is away) or none at all says nothing about
+ * the session: it throws.
+ */
 async function whoAmI(): Promise<Me | undefined> {
   const r = await fetch('/autosession', { credentials: 'same-origin', signal: AbortSignal.timeout(3000) });
-  return r.status === 200 ? ((await r.json()) as Me) : undefined;
+  if (r.status === 204) return undefined;
+  if (r.status !== 200) throw new Error(`GET /autosession: HTTP ${r.status}`);
+  return (await r.json()) as Me;
 }
 
 /** The close code in words, for the connection line. */
@@ -138,6 +145,7 @@ const tabs = new TabSession({
   // A silent path is noticed within 8 s (the library's default is 30 s).
   heartbeat: { intervalMs: 5000, timeoutMs: 3000 },
   // The page cannot read its HttpOnly cookie: it asks the backend whether the session lives.
+  // No answer, or one that is not "nobody" or a user, throws: the client then learns nothing.
   checkSession: async () => (await whoAmI()) !== undefined,
 });
 
@@ -150,11 +158,17 @@ tabs.on('open', ({ reconnected }) => {
   note('connection', reconnected ? 'reconnected' : 'connected');
   // A login in another tab, or a regeneration, changed the cookie: show whose session it is now.
   const asked = endsShown;
-  void whoAmI().then((me) => {
-    if (!tabs.connected) return; // closed meanwhile (a stale cookie is closed at once): that close says it
-    showUserAsOf(asked, me);
-    setConnection(me !== undefined ? 'open, bound to your session' : 'open (no session)', 'open');
-  });
+  void whoAmI().then(
+    (me) => {
+      if (!tabs.connected) return; // closed meanwhile (a stale cookie is closed at once): that close says it
+      showUserAsOf(asked, me);
+      setConnection(me !== undefined ? 'open, bound to your session' : 'open (no session)', 'open');
+    },
+    (err: unknown) => {
+      if (tabs.connected) setConnection('open', 'open');
+      note('page', `could not ask who is logged in: ${err instanceof Error ? err.message : String(err)}`);
+    },
+  );
 });
 tabs.on('close', (c) => {
   setConnection(describeClose(c), c.willReconnect ? 'reconnecting' : 'closed');
@@ -178,7 +192,10 @@ tabs.on('session_extended', ({ bound, expiresIn }) => {
   note('push', `session_extended: ${expiresIn} s left`);
   // The push has whole seconds; the backend has the end to the millisecond.
   const asked = endsShown;
-  void whoAmI().then((me) => showUserAsOf(asked, me));
+  void whoAmI().then(
+    (me) => showUserAsOf(asked, me),
+    () => undefined, // the countdown keeps the push's figure
+  );
 });
 tabs.on('session_regenerated', () => {
   note('push', 'session regenerated: same session, new cookie; waiting for it');
@@ -236,13 +253,20 @@ logoutButton.addEventListener('click', () => void logout());
 extendButton.addEventListener('click', () => void extend());
 
 void (async () => {
-  const me = await whoAmI().catch(() => undefined);
+  let me: Me | undefined;
+  let known = true;
+  try {
+    me = await whoAmI();
+  } catch (err) {
+    known = false; // the socket, once open, says whether it is bound
+    note('page', `could not ask who is logged in: ${err instanceof Error ? err.message : String(err)}`);
+  }
   showUser(me);
   if (me !== undefined) note('page', `session of ${me.user_id} found`);
-  else {
+  else if (known) {
     // A stale cookie is no session; an end this browser saw before the reload is shown again.
     const kept = localStorage.getItem(ENDED_KEY);
     if (kept !== null) showEnded(JSON.parse(kept) as Ended, false);
   }
-  tabs.start({ session: me !== undefined });
+  tabs.start(known ? { session: me !== undefined } : {});
 })();

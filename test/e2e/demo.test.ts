@@ -107,6 +107,31 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
     await fresh.close();
   });
 
+  it('a backend that cannot say whether the session lives (503) while the page reconnects shows no end', { timeout: 60_000 }, async () => {
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    await page.goto(server.http + '/');
+    await page.fill('#ttl', '600');
+    await page.click('#login');
+    await page.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    // From now on the backend answers who is logged in with 503, as it does while the gateway's store is away.
+    await page.route('**/autosession', (route) =>
+      route.request().method() === 'GET'
+        ? route.fulfill({ status: 503, contentType: 'application/json', body: '{"error":"Service unavailable"}' })
+        : route.continue(),
+    );
+    await context.setOffline(true);
+    // The first reconnect asked the backend (503) and failed: the next one is scheduled.
+    await page.locator('#log li', { hasText: 'reconnecting, attempt 2' }).waitFor({ timeout: 30_000 });
+    await context.setOffline(false);
+    await page.locator('#log li', { hasText: 'reconnected' }).waitFor({ timeout: 20_000 });
+    await expect.poll(() => metric(server.http, 'gateway_bound_connections'), { timeout: 10_000 }).toBe(1);
+    expect(await page.locator('#log li', { hasText: 'session ended' }).count()).toBe(0);
+    expect(await page.isHidden('#notice')).toBe(true);
+    expect(await page.textContent('#user')).toBe('demo-user');
+    await context.close();
+  });
+
   it('"End session now" is pushed at once (reason destroyed)', async () => {
     const page = await browser!.newPage();
     await page.goto(server.http + '/');
