@@ -192,6 +192,24 @@ describe('http', () => {
     expect((await fetchRaw(`${http}/autosession`)).status).toBe(204);
   });
 
+  it('/autosession GET sets the cookie again to the end the page moved ("Stay signed in"), so a reload after the old end finds the session', async () => {
+    const { server, http, clock } = await start({ GATEWAY_DEV: '1' });
+    const sid = String((await fetchRaw(`${http}/autosession?ttl=20`, { method: 'POST' })).headers['set-cookie']).split(';')[0]!;
+    const page = browser(server.url, { cookie: sid });
+    await page.opened;
+    clock.advance(15_000);
+    // The page's bound socket extends its session: the end moves from 5 s to 20 s from now.
+    expect(await page.call('extend_session')).toMatchObject({ type: 'session_extended', expires_in: 20 });
+    const r = await fetchRaw(`${http}/autosession`, { headers: { Cookie: sid } });
+    expect(JSON.parse(r.body)).toMatchObject({ user_id: 'demo-user', expires_in: 20 });
+    expect(r.headers['set-cookie']).toEqual([`${sid}; HttpOnly; SameSite=Strict; Path=/; Max-Age=20`]);
+    // No live session: no cookie.
+    expect((await fetchRaw(`${http}/autosession`, { method: 'DELETE', headers: { Cookie: sid } })).status).toBe(200);
+    const gone = await fetchRaw(`${http}/autosession`, { headers: { Cookie: sid } });
+    expect(gone.status).toBe(204);
+    expect(gone.headers['set-cookie']).toBeUndefined();
+  });
+
   it("/autosession's connections are logged with their transport, role and address, and their lines carry the connection id", async () => {
     const lines: string[] = [];
     const log = pino({ level: 'debug' }, { write: (l: string) => void lines.push(l) });

@@ -38,7 +38,7 @@ async function ask(gateway: Gateway, req: IncomingMessage, body: AnyRequest): Pr
 /**
  * `/autosession`, the dev login (only with `--dev`): POST creates a session for a demo user
  * and sets the session cookie; GET tells who the cookie's session belongs to (204: nobody) (the page cannot
- * read an HttpOnly cookie); DELETE ends it. Requests from a page of another origin are
+ * read an HttpOnly cookie) and sets the cookie again to last as long as the session; DELETE ends it. Requests from a page of another origin are
  * refused, like WebSocket upgrades, so another site cannot log the browser in or out.
  */
 export async function devLogin(req: IncomingMessage, res: ServerResponse, url: URL, o: DevLoginOptions): Promise<void> {
@@ -77,6 +77,9 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
       if (current === undefined) return noContent(res);
       const v = await lookupCookie(o.gateway, current);
       if (v === undefined) return noContent(res);
+      // The end may have moved since the cookie was set ("Stay signed in": extend_session): the
+      // cookie follows it, or the browser would drop it at the old end while the session lives.
+      res.setHeader('Set-Cookie', sessionCookie(name, current, { maxAgeSeconds: v.expiresIn, secure: https }));
       return sendJson(res, 200, { user_id: v.userId, expires_at: v.expiresAt, expires_in: v.expiresIn, expires_in_ms: v.expiresInMs });
     }
     case 'DELETE': {
