@@ -280,7 +280,10 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #lastRx = 0;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeInstalled = false;
-  readonly #wake = () => this.#onWake();
+  /** Back online, or the tab shown again (a hidden tab's visibilitychange is no reason). */
+  readonly #wake = () => {
+    if (typeof document === 'undefined' || document.visibilityState !== 'hidden') this.wake();
+  };
   #opened: { resolve: () => void; reject: (err: Error) => void; promise: Promise<void> } | undefined;
 
   constructor(options: GatewayClientOptions) {
@@ -863,9 +866,13 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.#heartbeatTimer = undefined;
   }
 
-  /** Back online, or the tab shown again: reconnect now instead of at the backoff slot; check a live link. */
-  #onWake(): void {
-    if (typeof document !== 'undefined' && document.visibilityState === 'hidden') return;
+  /**
+   * The user is back (the browser online again, a tab shown): reconnects now instead of at the
+   * backoff slot, or pings an open socket to find out at once whether its path still works.
+   * The client does this itself on `online` and `visibilitychange`; `TabSession` calls it when
+   * another tab of the group is shown.
+   */
+  wake(): void {
     if (!this.#wanted) return;
     if (this.#retryTimer !== undefined) {
       clearTimeout(this.#retryTimer);

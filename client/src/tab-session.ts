@@ -76,7 +76,8 @@ type Note =
   | { t: 'reply'; to: string; id: number; body?: Reply; error?: WireError }
   | { t: 'leader'; from: string }
   | { t: 'beacon'; from: string }
-  | { t: 'resign'; from: string };
+  | { t: 'resign'; from: string }
+  | { t: 'wake' };
 
 /**
  * A request of this tab sent through the leader: `leader` is the one tab it may be sent by,
@@ -195,6 +196,10 @@ export class TabSession extends Emitter<TabEvents> {
     this.#resume = true;
     addEventListener('pageshow', this.#onPageShow);
   };
+  /** A follower shown again: the user is back, so the leader, maybe in a tab left in the background, ends its wait. */
+  readonly #onVisible = () => {
+    if (this.#client === undefined && document.visibilityState === 'visible') this.#post({ t: 'wake' });
+  };
   readonly #onPageShow = (ev: Event) => {
     if (!(ev as PageTransitionEvent).persisted || !this.#resume) return;
     this.#resume = false;
@@ -246,6 +251,7 @@ export class TabSession extends Emitter<TabEvents> {
     channel.onmessage = (ev: MessageEvent<Note>) => this.#onNote(ev.data);
     this.#channel = channel;
     addEventListener('pagehide', this.#onPageHide);
+    if (typeof document !== 'undefined') document.addEventListener('visibilitychange', this.#onVisible);
     this.#sayHello();
     const locks = (navigator as Navigator & { locks?: LockManager }).locks;
     if (this.#o.webLocks !== false && locks !== undefined) {
@@ -282,6 +288,7 @@ export class TabSession extends Emitter<TabEvents> {
     if (!this.#started) return;
     this.#started = false;
     removeEventListener('pagehide', this.#onPageHide);
+    if (typeof document !== 'undefined') document.removeEventListener('visibilitychange', this.#onVisible);
     clearInterval(this.#watch);
     this.#watch = undefined;
     this.#asking?.abort();
@@ -746,6 +753,9 @@ export class TabSession extends Emitter<TabEvents> {
         this.#lastBeacon = Date.now();
         // Two leaders (the fallback raced): the one with the larger id steps down.
         if (this.#client !== undefined && n.from < this.#id) this.#stepDown();
+        return;
+      case 'wake':
+        this.#client?.wake();
         return;
       case 'resign':
         for (const [id, w] of this.#waiting) {

@@ -2,7 +2,7 @@ import type { BrowserContext, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { required } from '../helpers/required.js';
 import { ensureBuilt, killAll, spawnServer, type ServerProcess } from '../ws/process.js';
-import { FileBrowser, metric, serviceCall, texts } from './browser.js';
+import { FileBrowser, metric, Proxy, serviceCall, texts } from './browser.js';
 
 /** Three tabs of the demo in one browser (one context: one origin's cookies, locks and channels). */
 
@@ -335,6 +335,33 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
       for (const p of pages) await p.close();
     }
   });
+
+  it(
+    'a follower shown again ends the wait of the leader (a tab left in the background): it reconnects at once, not at its backoff slot',
+    { timeout: 60_000 },
+    async () => {
+      const context = await browser.newContext();
+      // The tabs reach the gateway through a proxy that leads nowhere yet: the first attempt fails.
+      const proxy = new Proxy();
+      const port = await proxy.listen();
+      try {
+        const options = `{ url: 'ws://127.0.0.1:${port}/', name: 'wake', reconnect: { initialDelayMs: 20000, maxDelayMs: 20000 } }`;
+        const leader = await tabPage(context, options);
+        await expect.poll(() => events(leader, 'close'), { timeout: 10_000 }).toHaveLength(1);
+        const follower = await tabPage(context, options);
+        expect(await isLeader(follower)).toBe(false);
+        proxy.target = Number(new URL(server.http).port);
+        // The leader's next attempt is 10 to 20 s away. The user comes back to the follower's page.
+        const shown = Date.now();
+        await follower.evaluate(() => document.dispatchEvent(new Event('visibilitychange')));
+        await expect.poll(() => events(follower, 'open'), { timeout: 8000 }).toHaveLength(1);
+        expect(Date.now() - shown).toBeLessThan(8000);
+        expect(await events(leader, 'open')).toHaveLength(1);
+      } finally {
+        await proxy.close();
+      }
+    },
+  );
 
   it('a follower gets the same error as the leader: GatewayRequestError with its code', { timeout: 60_000 }, async () => {
     const context = await browser.newContext();
