@@ -404,8 +404,9 @@ export class GatewayClient extends Emitter<ClientEvents> {
   request(type: string, fields: Record<string, unknown> = {}, o: { timeoutMs?: number } = {}): Promise<Reply> {
     const msgId = ++this.#msgId;
     const ms = o.timeoutMs ?? this.#o.timeoutMs;
-    const frame = JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: requestBody(type, msgId, fields) });
     return new Promise<Reply>((resolve, reject) => {
+      // In the executor: fields JSON cannot encode (a BigInt, a cycle) reject the promise, never throw.
+      const frame = JSON.stringify({ src: this.#o.src, dest: this.#o.dest, body: requestBody(type, msgId, fields) });
       if (!this.#wanted) {
         reject(new GatewayConnectionError(`${type}: the client is not connected; call connect() first`));
         return;

@@ -134,6 +134,19 @@ describe('GatewayClient', () => {
     }
   });
 
+  it('fields that JSON cannot encode reject the request: a promise, never a throw', async () => {
+    const { server } = await start();
+    const c = client(server.url);
+    await c.connect();
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    for (const fields of [{ token: 1n }, { token: cycle }]) {
+      const reply = c.request('verify_token', fields as never);
+      await expect(reply).rejects.toBeInstanceOf(TypeError);
+    }
+    expect(await c.verifyToken('abc')).toMatchObject({ type: 'token_invalid' });
+  });
+
   it('rejects with GatewayTimeoutError when no reply comes in time', async () => {
     const c = client(await silentServer(), { timeoutMs: 100 });
     await c.connect();
