@@ -85,7 +85,7 @@ export interface GatewayClientOptions {
   src?: string;
   /** `dest` of requests (default "gateway"). */
   dest?: string;
-  /** Time limit of each request, ms, including any wait for the connection (default 10000). */
+  /** Time limit of each request, ms, including any wait for the connection, and of each opening handshake (default 10000). */
   timeoutMs?: number;
   /** Reconnect with exponential backoff after an unexpected close (default on); false: never. */
   reconnect?: ReconnectOptions | false;
@@ -279,6 +279,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #rebindTimer: ReturnType<typeof setTimeout> | undefined;
   #lastRx = 0;
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Gives up a socket whose opening handshake is not answered within timeoutMs. */
+  #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #wakeInstalled = false;
   /** Back online, or the tab shown again (a hidden tab's visibilitychange is no reason). */
   readonly #wake = () => {
@@ -361,6 +363,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
     this.#stopHeartbeat();
+    clearTimeout(this.#connectTimer);
     this.#removeWake();
     this.#regenUntil = 0;
     clearTimeout(this.#rebindTimer);
@@ -576,6 +579,16 @@ export class GatewayClient extends Emitter<ClientEvents> {
     ws.onmessage = (ev) => this.#onMessage(ev.data);
     ws.onerror = () => undefined; // the close event that follows carries what can be known
     ws.onclose = (ev) => this.#onClose(ev.code, ev.reason);
+    // A silent path (the connection accepted, the upgrade never answered) would hold the socket
+    // connecting for minutes (Chromium gives up after 240 s), out of reach of the heartbeat and
+    // the wake-ups: given up after timeoutMs, as a lost connection, and tried again with backoff.
+    clearTimeout(this.#connectTimer);
+    this.#connectTimer = setTimeout(() => {
+      if (this.#ws !== ws || ws.readyState === OPEN) return;
+      this.#ws = undefined;
+      this.#detach(ws);
+      this.#onClose(1006, 'connect timeout');
+    }, this.#o.timeoutMs);
   }
 
   /** Forgets a socket: no more events from it; closes it if it can still be closed. */
@@ -593,6 +606,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   }
 
   #onOpen(): void {
+    clearTimeout(this.#connectTimer);
     const reconnected = this.#everOpened;
     this.#everOpened = true;
     this.#opens++;
@@ -760,6 +774,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
+    clearTimeout(this.#connectTimer);
     this.#clearResubscribes();
     clearTimeout(this.#rebindTimer);
     this.#rebindTimer = undefined;

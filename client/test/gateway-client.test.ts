@@ -1,3 +1,4 @@
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
 import {
@@ -461,6 +462,38 @@ describe('GatewayClient', () => {
     await eventually(() => expect(ended).toEqual([{ sessionId: 's-1', bound: false, reason: 'destroyed', pushed: true }]), 5000);
     expect(subscribes).toEqual([1, 2, 2]);
     expect(errors.map((e) => (e as GatewayRequestError).code)).toEqual([11]);
+  });
+
+  it('an upgrade never answered (a silent path) is given up after timeoutMs and tried again: requests waiting for it are served once a path answers', async () => {
+    const { server } = await start();
+    // A TCP proxy that accepts and stays silent until `through` is set, then passes new connections on.
+    const accepted: Socket[] = [];
+    let through = false;
+    const proxy = createServer((a) => {
+      accepted.push(a);
+      if (!through) return;
+      const b = connect(server.port, '127.0.0.1');
+      accepted.push(b);
+      a.pipe(b).pipe(a);
+      a.on('error', () => b.destroy());
+      b.on('error', () => a.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const c = client(`ws://127.0.0.1:${(proxy.address() as AddressInfo).port}/`, { timeoutMs: 400, reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+      const closes = record(c, 'close');
+      const opened = c.connect();
+      await eventually(() => expect(closes).toContainEqual({ code: 1006, reason: 'connect timeout', kind: 'retry', willReconnect: true }), 2000);
+      await eventually(() => expect(accepted.length).toBeGreaterThanOrEqual(2), 2000);
+      through = true;
+      // Longer than one attempt's limit: it waits for the socket through the attempt still hanging.
+      const reply = c.request('verify_token', { token: 'abc' }, { timeoutMs: 3000 });
+      await opened;
+      expect(await reply).toMatchObject({ type: 'token_invalid' });
+    } finally {
+      for (const sock of accepted) sock.destroy();
+      proxy.close();
+    }
   });
 
   it('backs off exponentially while the gateway is down', async () => {
