@@ -422,8 +422,13 @@ export function loadConfig(env: Source): Config {
   // The URL's own options, checked now rather than when the store opens.
   if (/^postgres/.test(store)) parsePostgresUrl(store);
   else if (/^redis/.test(store)) parseRedisUrl(store);
-  // Nodes sharing a store must agree on the signing keys: a random per-process secret cannot be shared.
-  if (store !== 'memory://' && generated && !src.GATEWAY_JWT_ED25519_KEY?.trim()) {
+  // Nodes sharing a store must agree on the signing keys: a key made for one process cannot be
+  // shared. What signs is what counts: with EdDSA the key files, whatever HS256 secret is set for
+  // the migration window; with HS256 the secret, whatever the (then unused) key list holds.
+  if (store !== 'memory://' && jwtAlg === 'EdDSA' && edFiles.length === 0) {
+    throw new ConfigError('GATEWAY_STORE is a shared store: with GATEWAY_JWT_ALG=EdDSA set GATEWAY_JWT_ED25519_KEY, the same key files on every node');
+  }
+  if (store !== 'memory://' && jwtAlg === 'HS256' && generated) {
     throw new ConfigError('GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node');
   }
   const logLevel = str(src, 'GATEWAY_LOG_LEVEL', 'info');

@@ -307,4 +307,23 @@ describe('a shared store needs a shared secret', () => {
     ).toHaveLength(1);
     expect(loadConfig({}).store).toBe('memory://');
   });
+
+  it('refuses every configuration that would sign with a key made for this process on a shared store', () => {
+    const store = { GATEWAY_STORE: 'redis://127.0.0.1:6390' };
+    const secret = 'j88r/g6E5Ifi7IX1BOMJaOcVwIuo9hC5qwuV4FCl3+o=';
+    const eddsa = 'GATEWAY_STORE is a shared store: with GATEWAY_JWT_ALG=EdDSA set GATEWAY_JWT_ED25519_KEY, the same key files on every node';
+    const hs256 = 'GATEWAY_STORE is a shared store: set GATEWAY_JWT_SECRET or GATEWAY_JWT_SECRETS, the same on every node';
+    // EdDSA signs: an HS256 secret kept for the migration window is no shared signing key.
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA' })).toThrow(eddsa);
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret })).toThrow(eddsa);
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret, GATEWAY_JWT_ED25519_KEY: ' , ' })).toThrow(eddsa);
+    // HS256 signs: a key list that names no file does not stand in for the secret.
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ED25519_KEY: ',' })).toThrow(hs256);
+    // The same on PostgreSQL; a memory store keeps its per-process keys.
+    expect(() => loadConfig({ GATEWAY_STORE: 'postgres://db/app', GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret })).toThrow(eddsa);
+    expect(loadConfig({ GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret }).jwtEd25519KeyFiles).toEqual([]);
+    expect(loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: '/run/secrets/ed25519.pem' }).jwtEd25519KeyFiles).toEqual([
+      '/run/secrets/ed25519.pem',
+    ]);
+  });
 });
