@@ -157,6 +157,9 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
     if (value === undefined) continue;
     if (name === 'dev') vars.GATEWAY_DEV = value === true ? '1' : '0';
     else vars[variableOf(name)] = Array.isArray(value) ? value.join(',') : String(value);
+    // The option wins over its variable in either form, as a flag does: a `*_FILE` of the
+    // environment (a mounted secret) would otherwise be refused as set beside it.
+    delete vars[`${variableOf(name)}_FILE`];
   }
   vars.GATEWAY_DRAIN_DELAY ??= '0';
   vars.GATEWAY_DRAIN_WINDOW ??= '0';

@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
 import { startGateway } from '../../src/index.js';
@@ -56,5 +58,28 @@ describe('startGateway', () => {
     expect((await fetch(`${g.httpUrl}/healthz`)).status).toBe(200);
     await g.close();
     await expect(fetch(`${g.httpUrl}/healthz`)).rejects.toThrow();
+  });
+
+  it('an option wins over its variable given as a file (GATEWAY_*_FILE), as a flag does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'start-file-'));
+    try {
+      const fileKey = 'Zq3vN8tLw0yXe5bR2uKc9hJd4mPs7gTfA1iWoQ6nVxE=';
+      const optionKey = 'Q8hnUYZ3wgk2jJ1ZV0t/dKnrGmBtj0ELCqNM+7z9vZc=';
+      writeFileSync(join(dir, 'service_key'), `${fileKey}\n`);
+      writeFileSync(join(dir, 'store'), 'redis://127.0.0.1:1/0\n');
+      const env = { GATEWAY_SERVICE_KEY_FILE: join(dir, 'service_key'), GATEWAY_STORE_FILE: join(dir, 'store') };
+      const g = await startGateway({ env, port: 0, logLevel: 'silent', serviceKey: optionKey, store: 'memory://' });
+      const rpc = (key: string) =>
+        fetch(`${g.httpUrl}/v1/rpc`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: '{"type":"init","node_id":"n"}',
+        });
+      expect((await rpc(optionKey)).status).toBe(200);
+      expect((await rpc(fileKey)).status).toBe(401);
+      await g.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
