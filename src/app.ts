@@ -63,6 +63,16 @@ export async function createApp(config: Config, extra: { clock?: Clock; log?: Lo
     logSalt: config.logSalt,
     observer: extra.observer,
   });
-  if (config.fixtures !== undefined && fixtures !== undefined) await fixtures.loadFixtures(gateway, config.fixtures, seeds);
+  if (config.fixtures !== undefined && fixtures !== undefined) {
+    try {
+      await fixtures.loadFixtures(gateway, config.fixtures, seeds);
+    } catch (err) {
+      // Nothing is served: the store's connections and timers must not outlive the refusal
+      // (an embedding process would be kept alive, reconnecting, by a gateway it never got).
+      // The seeding error is the one to report, whatever closing says.
+      await gateway.close().catch(() => undefined);
+      throw err;
+    }
+  }
   return { gateway, config, log };
 }

@@ -10,6 +10,8 @@ import { loadConfig, redactUrl } from '../../src/config.js';
 import { ConfigError } from '../../src/errors.js';
 import { readFixtures } from '../../src/fixtures.js';
 import { silentLogger } from '../../src/log.js';
+import { createMemoryStore } from '../../src/store/memory.js';
+import { failingStore } from '../helpers/failing-store.js';
 import { SECRET } from './harness.js';
 
 const INTROSPECTION_KEY = 'RrO61ETX0cWyo3X/ZfxyNIq4lSUcrUj4jDPdbw04CEo=';
@@ -416,6 +418,22 @@ describe('createApp with fixtures (in-process)', () => {
     clock.advance(10_000);
     expect((await gateway.sessions.validate('abc123')).valid).toBe(false);
     await gateway.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('closes the store when seeding fails: nothing of a refused start stays open', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-fx-'));
+    const file = join(dir, 'f.json');
+    writeFileSync(file, JSON.stringify({ sessions: [{ session_id: 'abc123', user_id: 'user123' }] }));
+    const store = failingStore(createMemoryStore(new ManualClock()));
+    const close = store.close;
+    let closed = 0;
+    store.close = async () => {
+      closed++;
+      await close();
+    };
+    await expect(createApp(loadConfig({ ...base, GATEWAY_FIXTURES: file }), { store, log: silentLogger() })).rejects.toThrow('Store unavailable');
+    expect(closed).toBe(1);
     rmSync(dir, { recursive: true, force: true });
   });
 });
