@@ -73,9 +73,9 @@ const COMMAND_FLAGS: Record<string, ReadonlySet<string>> = {
 /** Positional arguments after the command (one only: `connect`'s URL). */
 const COMMAND_ARGS: Record<string, number> = { serve: 0, config: 0, stdio: 0, connect: 1, schema: 0, openapi: 0 };
 
-/** A usage error: one line on stderr, exit 2. */
+/** A usage error: one line on stderr, exit 2 (node:util's messages of several lines joined into one). */
 function fail(message: string, code = 2): never {
-  process.stderr.write(`auth-gateway: ${message}\n`);
+  process.stderr.write(`auth-gateway: ${message.replace(/\s*\n\s*/g, ' ')}\n`);
   process.exit(code);
 }
 

@@ -79,3 +79,22 @@ describe('a flag given twice', () => {
     }
   });
 });
+
+describe('a flag whose value is missing or looks like another option', () => {
+  it('is refused in one line naming the flag, never quoting the value', () => {
+    const cases: [string[], string][] = [
+      [['serve', '--port', '-5'], '--port'],
+      [['connect', 'ws://127.0.0.1:1', '--service-key-file', `-${KEY}`], '--service-key-file'],
+      [['config', '--store'], '--store'],
+    ];
+    for (const [args, flag] of cases) {
+      const r = cli(args);
+      const label = args.join(' ');
+      expect(r.status, label).toBe(2);
+      expect(r.stdout, label).toBe('');
+      // node:util words the message (over several lines of its own); one line of it is printed.
+      expect(r.stderr, label).toMatch(new RegExp(`^auth-gateway: Option '${flag}[^\n]*\\(auth-gateway --help lists the commands and their options\\)\n$`));
+      expect(r.stderr, label).not.toContain(KEY);
+    }
+  });
+});
