@@ -149,7 +149,7 @@ export const KNOWN_VARIABLES: readonly string[] = [
 /**
  * What Kubernetes injects for a Service named "gateway" (service links): `GATEWAY_SERVICE_HOST`,
  * `GATEWAY_SERVICE_PORT[_NAME]`, `GATEWAY_PORT_<n>_<PROTO>[_PROTO|_PORT|_ADDR]`. Not ours, and
- * not a mistake. (`GATEWAY_PORT` itself, `tcp://...` there, is refused as a port.)
+ * not a mistake. (`GATEWAY_PORT` itself, `tcp://...` there, is refused, saying so: see loadConfig.)
  */
 const SERVICE_LINK = /^GATEWAY_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_(PROTO|PORT|ADDR))?)$/;
 
@@ -443,6 +443,14 @@ export function loadConfig(env: Source): Config {
   // logs recompute the reference of a guessed user id.
   const logSalt = src.GATEWAY_LOG_SALT || undefined;
   if (logSalt !== undefined) checkSecret('GATEWAY_LOG_SALT', logSalt);
+  // Kubernetes sets GATEWAY_PORT=tcp://<cluster ip>:<port> (Docker links' form) in the pods of the
+  // namespace of a Service named "gateway": the operator did not set it, so the line says where it
+  // comes from and how to replace it.
+  if (/^(tcp|udp|sctp):\/\//i.test(src.GATEWAY_PORT?.trim() ?? '')) {
+    throw new ConfigError(
+      'GATEWAY_PORT holds a Kubernetes service link (a Service named "gateway" sets it to tcp://...), not a port: set GATEWAY_PORT in the container\'s env (it wins over the link), or enableServiceLinks: false in the pod spec',
+    );
+  }
   const secs = 'a whole number of seconds';
   return {
     nodeId,

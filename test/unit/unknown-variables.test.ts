@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
+import { ConfigError } from '../../src/errors.js';
 import { SECRET } from './harness.js';
 
 const base = { GATEWAY_JWT_SECRET: SECRET };
@@ -64,6 +65,14 @@ describe('unknown GATEWAY_* variables', () => {
     });
     expect(r.stderr).not.toContain('not-logged');
     expect(lines[0]!.event).toBe('starting');
+  });
+
+  it('GATEWAY_PORT holding the service link of the same Service stops the start with one line saying so', () => {
+    const message =
+      'GATEWAY_PORT holds a Kubernetes service link (a Service named "gateway" sets it to tcp://...), not a port: set GATEWAY_PORT in the container\'s env (it wins over the link), or enableServiceLinks: false in the pod spec';
+    for (const link of ['tcp://10.0.0.7:8080', 'udp://10.0.0.7:9464', ' tcp://[fd00::7]:8080'])
+      expect(() => loadConfig({ ...base, ...SERVICE_LINKS, GATEWAY_PORT: link }), link).toThrow(new ConfigError(message));
+    expect(loadConfig({ ...base, ...SERVICE_LINKS, GATEWAY_PORT: '8080' }).port).toBe(8080);
   });
 
   it('no line when there are none', () => {
