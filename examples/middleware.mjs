@@ -11,7 +11,7 @@ await sessions.ready();
 const app = express();
 app.post('/login', express.urlencoded({ extended: false }), async (req, res) => {
   // Check the password first; this example takes any user name.
-  await sessions.login(res, { user_id: String(req.body.user), data: { role: 'reader' }, ttl: 3600 });
+  await sessions.login(res, { user_id: String(req.body?.user ?? ''), data: { role: 'reader' }, ttl: 3600 }); // no name: 400
   res.redirect(303, '/me');
 });
 // 401 without a live session, 503 while the gateway cannot be asked; req.session = { user_id, data, expires_in }

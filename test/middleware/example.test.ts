@@ -72,4 +72,21 @@ describe('examples/middleware.mjs: helper errors as answers', () => {
     expect(down.headers.get('retry-after')).toBe('1');
     await expectPlain(down, 503, 'Session service unavailable');
   }, 60_000);
+
+  it('a login without a user name is refused (400), whatever the body, and signs nobody in', async () => {
+    ensureBuilt();
+    const gateway = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY });
+    const at = await startExample(gateway.url);
+    const refused = 'The gateway refused the request: Field "user_id" must be a non-empty string of at most 256 characters';
+    for (const init of [
+      { body: new URLSearchParams() },
+      { body: new URLSearchParams({ name: 'alice' }) },
+      { body: '{"user":"alice"}', headers: { 'content-type': 'application/json' } },
+      {},
+    ]) {
+      const r = await fetch(`${at}/login`, { method: 'POST', redirect: 'manual', ...init });
+      expect(r.headers.getSetCookie(), JSON.stringify(init)).toEqual([]);
+      await expectPlain(r, 400, refused);
+    }
+  }, 60_000);
 });
