@@ -35,6 +35,18 @@ const TOKEN_FORM = {
 
 const oauthError = { $ref: '#/components/schemas/OAuthError' };
 
+/** The body of what the port answers a request it cannot read, on every path (docs/protocol.md, "Requests that cannot be read"). */
+const unreadable = { $ref: '#/components/schemas/UnreadableRequest' };
+
+/** The answers of every route to a head the port refuses before any route reads it; the connection is then closed. */
+const UNREADABLE = {
+  '417': json(
+    unreadable,
+    'An Expect other than 100-continue: {"error": "Expectation failed: only Expect: 100-continue is supported"}; the connection is closed',
+  ),
+  '431': json(unreadable, 'The request head is too large: {"error": "Request header fields too large"}; the connection is closed'),
+};
+
 /** The answers both OAuth routes share (RFC 6749 section 5.2 error bodies). */
 const OAUTH_REFUSALS = {
   '400': json(oauthError, 'No token, an empty or repeated parameter, the token in the URL, or a body that is not UTF-8: exactly {"error": "invalid_request"}'),
@@ -46,6 +58,7 @@ const OAUTH_REFUSALS = {
   '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)', THROTTLE_RETRY),
   '500': json(oauthError, 'Internal error'),
   '503': json(oauthError, 'The store is unavailable (nothing is said about the token), or the server is shutting down', retryAfter('1')),
+  ...UNREADABLE,
 };
 
 /** RFC 7662 section 2.2 answers: inactive says nothing more; active carries the claims. */
@@ -140,6 +153,13 @@ export function openApiDocument(): Record<string, unknown> {
           required: ['error'],
           properties: { error: { type: 'string' }, error_description: { type: 'string' } },
         },
+        UnreadableRequest: {
+          type: 'object',
+          required: ['error'],
+          properties: { error: { type: 'string' } },
+          additionalProperties: false,
+          description: 'A request the port could not read or would not take, answered before any route sees it',
+        },
       },
     },
     paths: {
@@ -157,17 +177,28 @@ export function openApiDocument(): Record<string, unknown> {
               { oneOf: replyRefs, discriminator: { propertyName: 'type', mapping: replyMapping } },
               'The typed reply (session_invalid and token_invalid included)',
             ),
-            '400': json(error, 'Error 12: malformed body, missing or mistyped field'),
+            '400': json(
+              { oneOf: [error, unreadable] },
+              'Error 12: malformed body, missing or mistyped field; or a request that is not valid HTTP/1.1 (two Content-Length, bytes that are not HTTP): {"error": "Bad request: not a valid HTTP/1.1 request"}, and the connection is closed',
+            ),
             '401': json(error, 'Missing or wrong service key'),
             '405': json(error, 'Another method than POST'),
             '403': json(error, 'Error 1001: not allowed here (subscribe_session, unsubscribe_session), or an introspection key'),
             '404': json(error, 'Error 10: unknown message type'),
-            '408': json(error, 'The body did not arrive in time'),
+            '408': json(
+              { oneOf: [error, unreadable] },
+              'The body did not arrive in time; or the head did not: {"error": "The request head did not arrive in time"}',
+            ),
             '413': json(error, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
             '415': json(error, 'Content-Type is not application/json'),
-            '429': json(error, 'Error 1002: rate limited; or the address used GATEWAY_FAILED_AUTH_LIMIT', THROTTLE_RETRY),
+            '429': json(
+              { oneOf: [error, unreadable] },
+              'Error 1002: rate limited; or the address used GATEWAY_FAILED_AUTH_LIMIT (Retry-After: 60); or a new connection of an address at GATEWAY_MAX_CONNECTIONS_PER_ADDRESS with none of them idle: {"error": ...} (Retry-After: 1), and the connection is closed',
+              retryAfter('60 (failed authentications) or 1 (connections of the address)'),
+            ),
             '500': json(error, 'Error 13: internal error'),
             '503': json(error, 'Error 11: the store is unavailable, or the server is shutting down', retryAfter('1: the server is shutting down')),
+            ...UNREADABLE,
           },
         },
       },
@@ -217,6 +248,7 @@ export function openApiDocument(): Record<string, unknown> {
               "The store or the IdP's JWK Set could not answer, or the server is shutting down (temporarily_unavailable); nothing ended silently",
               retryAfter('1 (the store, a drain) or 5 (the JWK Set)'),
             ),
+            ...UNREADABLE,
           },
         },
       },

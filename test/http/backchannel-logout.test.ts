@@ -351,7 +351,7 @@ describe('POST /oidc/backchannel-logout: the HTTP envelope', () => {
     const post = doc.paths['/oidc/backchannel-logout']!.post;
     expect(post.security).toEqual([]);
     expect(Object.keys(post.requestBody.content)).toEqual(['application/x-www-form-urlencoded']);
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '404', '405', '408', '413', '415', '429', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '404', '405', '408', '413', '415', '417', '429', '431', '503']);
   });
 
   it('404 when the GATEWAY_OIDC_* settings are absent, whatever the method', async () => {

@@ -127,6 +127,23 @@ describe('requests Node cannot read', () => {
     await s.opened;
     expect(await s.call('list_sessions', { user_id: 'unreadable-body' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
+
+  it('GET /openapi.json declares these answers on every POST route, with their {"error": ...} body', async () => {
+    const { http } = await start();
+    const doc = (await fetch(`${http}/openapi.json`).then((r) => r.json())) as Record<string, any>;
+    const ref = '#/components/schemas/UnreadableRequest';
+    expect(doc.components.schemas.UnreadableRequest).toMatchObject({ type: 'object', required: ['error'], properties: { error: { type: 'string' } } });
+    const refsOf = (response: any): string[] => {
+      const schema = response.content['application/json'].schema;
+      return (schema.oneOf ?? [schema]).map((s: { $ref: string }) => s.$ref);
+    };
+    for (const path of ['/v1/rpc', '/oauth2/introspect', '/oauth2/revoke', '/oidc/backchannel-logout']) {
+      const responses = doc.paths[path].post.responses;
+      for (const status of ['417', '431']) expect(refsOf(responses[status]), `${path} ${status}`).toEqual([ref]);
+    }
+    const rpc = doc.paths['/v1/rpc'].post.responses;
+    for (const status of ['400', '408', '429']) expect(refsOf(rpc[status]), status).toContain(ref);
+  });
 });
 
 describe('Expect: 100-continue', () => {

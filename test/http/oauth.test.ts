@@ -442,7 +442,8 @@ describe('GET /openapi.json describes both routes', () => {
       expect(op.requestBody.content[FORM].schema.required).toEqual(['token']);
       expect(op.security).toEqual([{ serviceKey: [] }, { introspectionKey: [] }]);
     }
-    for (const op of [intro, rev]) expect(Object.keys(op.responses).sort()).toEqual(['200', '400', '401', '405', '408', '413', '415', '429', '500', '503']);
+    for (const op of [intro, rev])
+      expect(Object.keys(op.responses).sort()).toEqual(['200', '400', '401', '405', '408', '413', '415', '417', '429', '431', '500', '503']);
     expect(intro.responses['200'].content['application/json'].schema.oneOf).toHaveLength(3);
     expect(rev.responses['200'].content).toBeUndefined();
     expect(doc.paths['/v1/rpc'].post.responses['403'].description).toContain('introspection key');

@@ -287,7 +287,7 @@ describe('GET /openapi.json', () => {
         .sort(),
     );
     expect(doc.components.schemas.ValidateSessionRequest.required).toEqual(['type', 'session_id']);
-    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '405', '408', '413', '415', '429', '500', '503']);
+    expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '405', '408', '413', '415', '417', '429', '431', '500', '503']);
     expect(doc.components.schemas.SessionValidReply.properties.user_id.type).toBe('string');
   });
 
