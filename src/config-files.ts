@@ -1,5 +1,28 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { ConfigError } from './errors.js';
+
+/**
+ * The most a secret file is read of: far above any list of keys, and a bound on what a device
+ * named by mistake (`/dev/urandom`, which never ends) can pour into the process at start-up.
+ */
+export const MAX_SECRET_FILE_BYTES = 65_536;
+
+/** The file's first `limit` + 1 bytes at most: more than `limit` when the file is longer. */
+function readAtMost(path: string, limit: number): Buffer {
+  const fd = openSync(path, 'r');
+  try {
+    const buf = Buffer.alloc(limit + 1);
+    let n = 0;
+    while (n < buf.length) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+    }
+    return buf.subarray(0, n);
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /**
  * Variables that may hold a secret, each of which may instead name a file with
@@ -28,13 +51,15 @@ export function resolveFileVars(src: Record<string, string | undefined>): Record
     if (file === undefined) continue;
     if (file.trim() === '') throw new ConfigError(`${name}_FILE is set but empty: unset it to use the default`);
     if (src[name] !== undefined) throw new ConfigError(`${name} and ${name}_FILE: set either one, not both`);
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = readFileSync(file, 'utf8');
+      bytes = readAtMost(file, MAX_SECRET_FILE_BYTES);
     } catch (err) {
       throw new ConfigError(`${name}_FILE: cannot read ${JSON.stringify(file)} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    const value = text.replace(/\r?\n$/, '');
+    if (bytes.length > MAX_SECRET_FILE_BYTES)
+      throw new ConfigError(`${name}_FILE: ${JSON.stringify(file)} holds more than ${MAX_SECRET_FILE_BYTES} bytes: it must hold the value on one line`);
+    const value = bytes.toString('utf8').replace(/\r?\n$/, '');
     if (value === '' || /[\r\n]/.test(value)) throw new ConfigError(`${name}_FILE: ${JSON.stringify(file)} must hold the value on one line`);
     if (out === src) out = { ...src };
     out[name] = value;

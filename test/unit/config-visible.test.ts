@@ -50,7 +50,7 @@ describe('*_FILE variants of every secret', () => {
     expect(loadConfig({ GATEWAY_JWT_SECRET_FILE: file('secret', `${SECRET}\r\n`) }).jwtKeys[0]!.secret.toString()).toBe(SECRET);
   });
 
-  it('refuses both forms, an unreadable file, an empty one and one of several lines, naming the variable, never the content', () => {
+  it('refuses both forms, an unreadable file, an empty one, one of several lines and one too long, naming the variable, never the content', () => {
     const cases: [Record<string, string>, RegExp][] = [
       [
         { GATEWAY_JWT_SECRET: SECRET, GATEWAY_JWT_SECRET_FILE: file('s1', SECRET) },
@@ -59,6 +59,13 @@ describe('*_FILE variants of every secret', () => {
       [{ GATEWAY_SERVICE_KEY_FILE: join(dir, 'missing') }, /^GATEWAY_SERVICE_KEY_FILE: cannot read ".*missing" \(ENOENT\)$/],
       [{ GATEWAY_STORE_FILE: file('empty', '\n') }, /^GATEWAY_STORE_FILE: ".*empty" must hold the value on one line$/],
       [{ GATEWAY_JWT_SECRET_FILE: file('two', `${SECRET}\n${OTHER}\n`) }, /^GATEWAY_JWT_SECRET_FILE: ".*two" must hold the value on one line$/],
+      // A device that never ends (named for "random bytes") is read no further than a bound.
+      [
+        { GATEWAY_JWT_SECRET_FILE: '/dev/urandom' },
+        /^GATEWAY_JWT_SECRET_FILE: "\/dev\/urandom" holds more than 65536 bytes: it must hold the value on one line$/,
+      ],
+      [{ GATEWAY_LOG_SALT_FILE: file('long', `${SECRET.repeat(2000)}\n`) }, /^GATEWAY_LOG_SALT_FILE: ".*long" holds more than 65536 bytes/],
+      [{ GATEWAY_STORE_FILE: dir }, /^GATEWAY_STORE_FILE: cannot read ".*" \(EISDIR\)$/],
     ];
     for (const [env, message] of cases) {
       let thrown: unknown;
