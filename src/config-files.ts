@@ -7,8 +7,11 @@ import { ConfigError } from './errors.js';
  */
 export const MAX_SECRET_FILE_BYTES = 65_536;
 
+/** The most a key file (a PEM private key, a JWK Set) is read of, for the same reason. */
+export const MAX_KEY_FILE_BYTES = 1_048_576;
+
 /** The file's first `limit` + 1 bytes at most: more than `limit` when the file is longer. */
-function readAtMost(path: string, limit: number): Buffer {
+export function readAtMost(path: string, limit: number): Buffer {
   const fd = openSync(path, 'r');
   try {
     const buf = Buffer.alloc(limit + 1);

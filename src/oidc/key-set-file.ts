@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import type { JSONWebKeySet } from 'jose';
+import { MAX_KEY_FILE_BYTES, readAtMost } from '../config-files.js';
 import { ConfigError } from '../errors.js';
 
 // Read with the configuration, so kept apart from key-set.ts: a process that loads the
@@ -11,12 +11,15 @@ import { ConfigError } from '../errors.js';
  * have been meant as a URL, with a password in it.
  */
 export function readKeySetFile(path: string): JSONWebKeySet {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(path, 'utf8');
+    bytes = readAtMost(path, MAX_KEY_FILE_BYTES);
   } catch (err) {
     throw new ConfigError(`GATEWAY_OIDC_JWKS: cannot read the file it names (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  if (bytes.length > MAX_KEY_FILE_BYTES)
+    throw new ConfigError(`GATEWAY_OIDC_JWKS: the file it names holds more than ${MAX_KEY_FILE_BYTES} bytes: not a JWK Set`);
+  const text = bytes.toString('utf8');
   let set: unknown;
   try {
     set = JSON.parse(text);

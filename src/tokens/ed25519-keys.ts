@@ -1,5 +1,5 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { MAX_KEY_FILE_BYTES, readAtMost } from '../config-files.js';
 import { ConfigError } from '../errors.js';
 
 /** An Ed25519 signing key with its public half as published in the JWK Set. */
@@ -38,12 +38,15 @@ export function generateEd25519Key(): Ed25519Key {
 export function loadEd25519Keys(paths: string[]): Ed25519Key[] {
   const keys: Ed25519Key[] = [];
   for (const path of paths) {
-    let pem: string;
+    let bytes: Buffer;
     try {
-      pem = readFileSync(path, 'utf8');
+      bytes = readAtMost(path, MAX_KEY_FILE_BYTES);
     } catch (err) {
       throw new ConfigError(`GATEWAY_JWT_ED25519_KEY: cannot read "${path}" (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
     }
+    if (bytes.length > MAX_KEY_FILE_BYTES)
+      throw new ConfigError(`GATEWAY_JWT_ED25519_KEY: "${path}" holds more than ${MAX_KEY_FILE_BYTES} bytes: not a PEM private key`);
+    const pem = bytes.toString('utf8');
     let key: KeyObject;
     try {
       key = createPrivateKey(pem);

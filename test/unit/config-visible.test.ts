@@ -139,6 +139,13 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
         { GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: join(dir, 'no-such-key.pem') },
         /^GATEWAY_JWT_ED25519_KEY: cannot read ".*no-such-key\.pem" \(ENOENT\)$/,
       ],
+      // A device named by mistake is read no further than a bound.
+      [[], { GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: '/dev/urandom' }, /^GATEWAY_JWT_ED25519_KEY: "\/dev\/urandom" holds more than 1048576 bytes/],
+      [
+        ['--oidc-issuer', 'https://idp.example', '--oidc-audience', 'gw', '--oidc-jwks', '/dev/urandom'],
+        {},
+        /^GATEWAY_OIDC_JWKS: the file it names holds more than 1048576 bytes: not a JWK Set$/,
+      ],
       [[], { OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER must be otlp or none/],
       [[], { OTEL_EXPORTER_OTLP_ENDPOINT: 'notaurl' }, /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http or https URL/],
       [[], { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/v1/traces' }, /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http or https URL/],
