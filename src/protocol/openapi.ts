@@ -44,16 +44,27 @@ const UNREADABLE = {
     unreadable,
     'An Expect other than 100-continue: {"error": "Expectation failed: only Expect: 100-continue is supported"}; the connection is closed',
   ),
-  '431': json(unreadable, 'The request head is too large: {"error": "Request header fields too large"}; the connection is closed'),
+  '431': json(
+    unreadable,
+    'The request head, or the trailer of a chunked body, is too large: {"error": "Request header fields too large"}; the connection is closed',
+  ),
 };
+
+/** What a route's 400 and 413 also answer when the body itself cannot be read (at once, the connection then closed). */
+const UNREADABLE_BODY_400 =
+  'a chunked body that cannot be read or a Transfer-Encoding not ending in chunked: {"error": "Bad request: not a valid HTTP/1.1 request"}, and the connection is closed';
+const UNREADABLE_BODY_413 = 'chunk extensions too large: {"error": "Chunk extensions too large"}, and the connection is closed';
 
 /** The answers both OAuth routes share (RFC 6749 section 5.2 error bodies). */
 const OAUTH_REFUSALS = {
-  '400': json(oauthError, 'No token, an empty or repeated parameter, the token in the URL, or a body that is not UTF-8: exactly {"error": "invalid_request"}'),
+  '400': json(
+    oauthError,
+    `No token, an empty or repeated parameter, the token in the URL, or a body that is not UTF-8: exactly {"error": "invalid_request"}; or ${UNREADABLE_BODY_400}`,
+  ),
   '401': json(oauthError, 'Missing or wrong key: invalid_client'),
   '405': json(oauthError, 'Another method than POST'),
   '408': json(oauthError, 'The body did not arrive in time'),
-  '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
+  '413': json(oauthError, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
   '415': json(oauthError, `Content-Type is not ${FORM}`),
   '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)', THROTTLE_RETRY),
   '500': json(oauthError, 'Internal error'),
@@ -179,7 +190,7 @@ export function openApiDocument(): Record<string, unknown> {
             ),
             '400': json(
               { oneOf: [error, unreadable] },
-              'Error 12: malformed body, missing or mistyped field; or a request that is not valid HTTP/1.1 (two Content-Length, bytes that are not HTTP): {"error": "Bad request: not a valid HTTP/1.1 request"}, and the connection is closed',
+              `Error 12: malformed body, missing or mistyped field; or a request that is not valid HTTP/1.1 (two Content-Length, bytes that are not HTTP): {"error": "Bad request: not a valid HTTP/1.1 request"}, and the connection is closed; or ${UNREADABLE_BODY_400}`,
             ),
             '401': json(error, 'Missing or wrong service key'),
             '405': json(error, 'Another method than POST'),
@@ -189,7 +200,7 @@ export function openApiDocument(): Record<string, unknown> {
               { oneOf: [error, unreadable] },
               'The body did not arrive in time; or the head did not: {"error": "The request head did not arrive in time"}',
             ),
-            '413': json(error, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
+            '413': json({ oneOf: [error, unreadable] }, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
             '415': json(error, 'Content-Type is not application/json'),
             '429': json(
               { oneOf: [error, unreadable] },
@@ -232,11 +243,14 @@ export function openApiDocument(): Record<string, unknown> {
           },
           responses: {
             '200': { description: 'Valid: the sessions of that login ended (empty body)', headers: NO_STORE },
-            '400': json(oauthError, 'The token is invalid, replayed or missing, or the body is not UTF-8: exactly {"error": "invalid_request"}; nothing ended'),
+            '400': json(
+              oauthError,
+              `The token is invalid, replayed or missing, or the body is not UTF-8: exactly {"error": "invalid_request"}; nothing ended; or ${UNREADABLE_BODY_400}`,
+            ),
             '404': { description: 'Back-channel logout is not configured' },
             '405': json(oauthError, 'Another method than POST'),
             '408': json(oauthError, 'The body did not arrive in time'),
-            '413': json(oauthError, 'The body is over GATEWAY_MAX_MESSAGE_BYTES'),
+            '413': json(oauthError, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
             '415': json(oauthError, 'Content-Type is not application/x-www-form-urlencoded'),
             '429': json(
               oauthError,

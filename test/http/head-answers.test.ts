@@ -142,7 +142,7 @@ describe('requests Node cannot read', () => {
       for (const status of ['417', '431']) expect(refsOf(responses[status]), `${path} ${status}`).toEqual([ref]);
     }
     const rpc = doc.paths['/v1/rpc'].post.responses;
-    for (const status of ['400', '408', '429']) expect(refsOf(rpc[status]), status).toContain(ref);
+    for (const status of ['400', '408', '413', '429']) expect(refsOf(rpc[status]), status).toContain(ref);
   });
 });
 
