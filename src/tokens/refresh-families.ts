@@ -243,12 +243,19 @@ export class RefreshFamilies {
     }
     const family = await this.#family(fam);
     // A live token's family record lives as long as it does: without it the family was revoked
-    // (its causes since expired) or has ended, and nothing of it is issued again.
-    if (family === undefined) return { error: 'Invalid refresh token' };
+    // or has ended, and nothing of it is issued again. Revoked only by a racing reuse of this
+    // very token (which deletes the records after this call won the token), the rotation still
+    // answers, with a pair that dies with the family below.
+    if (family === undefined) {
+      const causes = await this.#revokedCauses(fam);
+      if (causes.length === 0) return { error: 'Invalid refresh token' };
+      const others = before(causes);
+      if (others.length > 0) return { error: revokedText(others) };
+    }
     // A family of the user started at or before a revoke_user_tokens that could not reach it
     // (started on another node while the revocation read the user's families) ends here.
     const user = userOf(old.p);
-    if (user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
+    if (family !== undefined && user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) {
       await this.revokeFamily(fam, 'user tokens revoked', undefined, false, by);
       return { error: 'Refresh token revoked' };
     }

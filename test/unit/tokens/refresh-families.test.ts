@@ -30,6 +30,46 @@ describe('a revoked family stays revoked (memory store, one node)', () => {
   }
 });
 
+describe('two presentations of one refresh token at once (two tabs, two nodes)', () => {
+  it('the reuse revokes the family before the winner reads it: the winner still gets token_refreshed, and its pair is dead', async () => {
+    const clock = new ManualClock(T0);
+    const memory = createMemoryStore(clock);
+    const store = failingStore(memory, false);
+    const { gateway } = makeGateway({ clock, store });
+    const pair = await gateway.tokens.generate({ sub: 'tabs' });
+    // The first presentation wins the swap and is held there; the second is a reuse that
+    // revokes the family and deletes its records before the winner goes on.
+    const gate = store.hold('swap', { afterInner: true, once: true });
+    const winning = gateway.tokens.refresh(pair.refresh_token);
+    await gate.reached;
+    expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
+    gate.release();
+    const won = await winning;
+    expect(won).toHaveProperty('access_token');
+    const issued = won as { access_token: string; refresh_token: string };
+    expect(await gateway.tokens.verify(issued.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+    expect(await gateway.tokens.refresh(issued.refresh_token)).toEqual({ error: 'Refresh token revoked' });
+    expect(await gateway.tokens.verify(pair.access_token)).toEqual({ valid: false, error: 'Token revoked' });
+    // Nothing of the family is left once its access tokens have expired.
+    clock.advance(931_000 + 6_000);
+    await settle();
+    expect(memory.size()).toBe(0);
+  });
+
+  it('a family revoked otherwise meanwhile still refuses the winner', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const pair = await gateway.tokens.generate({ sub: 'tabs' });
+    const gate = store.hold('swap', { afterInner: true, once: true });
+    const winning = gateway.tokens.refresh(pair.refresh_token);
+    await gate.reached;
+    expect(await gateway.tokens.revoke(pair.refresh_token)).toEqual({ revoked: true });
+    gate.release();
+    expect(await winning).toEqual({ error: 'Refresh token revoked' });
+  });
+});
+
 describe('token families of one session (exchange_session)', () => {
   async function sessionWithExchanges(n: number) {
     const t = makeGateway({ start: T0 });
