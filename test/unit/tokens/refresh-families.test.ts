@@ -85,6 +85,31 @@ describe('token families of one session (exchange_session)', () => {
     return { ...t, d, sid, pairs };
   }
 
+  it('an extend_session landing while an exchange writes its binding: the tokens live until the new end', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'frank', ttl: 60 })).session_id as string;
+    // The exchange has read the session (end: 60 s) and its write of the binding is held while
+    // an extend from another connection (another node) moves the end to 3600 s.
+    const gate = store.hold('set', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+    const exchange = d.send({ type: 'exchange_session', session_id: sid });
+    await gate.reached;
+    expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
+      type: 'session_extended',
+      expires_in: 3600,
+    });
+    gate.release();
+    await settle(10);
+    const pair = d.reply(exchange);
+    expect(pair.type).toBe('token_generated');
+    clock.advance(120_000);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+    expect(await gateway.tokens.verify(pair.access_token as string)).toMatchObject({ valid: true });
+    expect(await gateway.tokens.refresh(pair.refresh_token as string)).toHaveProperty('access_token');
+  });
+
   it(`at most ${MAX_FAMILIES_PER_SESSION} live families: each exchange past that revokes the oldest, access tokens included`, async () => {
     const extra = 9;
     const { gateway, pairs } = await sessionWithExchanges(MAX_FAMILIES_PER_SESSION + extra);
