@@ -199,6 +199,21 @@ export class Gateway implements PipelineServices {
     return Promise.all([revoked, announced]).then(() => undefined);
   }
 
+  /**
+   * After `written` (ms) went to the binding marker of a session's tokens, reads the session
+   * again and writes a later end over it (an extend on another node whose own write landed
+   * first, or found no marker yet), until the marker holds the end read: of racing writers,
+   * the last to land reads the last end.
+   */
+  async carryEndToBinding(hash: string, written: number): Promise<void> {
+    for (let end = written; ;) {
+      const seen = await this.sessions.peek(hash);
+      if (!seen.valid || seen.record.e <= end) return;
+      end = seen.record.e;
+      await this.tokens.sessionExtended(hash, end);
+    }
+  }
+
   /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */
   revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void> {
     return this.tokens.revokeUser(
@@ -267,7 +282,10 @@ export class Gateway implements PipelineServices {
     if (change.kind === 'extended') {
       this.hub.extended(hash, change.end, change.reason);
       // Tokens bound to the session (exchange_session) live until its new end.
-      this.tokens.sessionExtended(hash, change.absoluteEnd).catch((err: unknown) => this.#storeTrouble(err, 'could not extend the tokens bound to a session'));
+      this.tokens
+        .sessionExtended(hash, change.absoluteEnd)
+        .then(() => this.carryEndToBinding(hash, change.absoluteEnd))
+        .catch((err: unknown) => this.#storeTrouble(err, 'could not extend the tokens bound to a session'));
     } else this.hub.updated(hash, change.data);
     this.store.events
       .publish({ kind: change.kind, hash, origin: this.instanceId })

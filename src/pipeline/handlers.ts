@@ -190,8 +190,7 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     const claim = await c.gateway.tokens.bind(v.hash, v.record.e - c.gateway.clock.now());
     // An extend_session that landed after the read above found no marker to move (this one was
     // not written yet): its end is carried to the marker here.
-    const seen = await c.gateway.sessions.peek(v.hash);
-    if (seen.valid && seen.record.e > v.record.e) await c.gateway.tokens.sessionExtended(v.hash, seen.record.e);
+    await c.gateway.carryEndToBinding(v.hash, v.record.e);
     try {
       return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim, c)) };
     } catch (err) {

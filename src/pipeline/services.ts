@@ -40,6 +40,8 @@ export interface PipelineServices {
   };
   /** `msg_id` of the next push of this node. */
   nextPushId(): number;
+  /** Moves the binding marker of a session's tokens to an end written since `written` (ms). */
+  carryEndToBinding(hash: string, written: number): Promise<void>;
   /** revoke_user_tokens, told to every node before it resolves. */
   revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void>;
 }

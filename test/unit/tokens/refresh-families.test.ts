@@ -110,6 +110,27 @@ describe('token families of one session (exchange_session)', () => {
     expect(await gateway.tokens.refresh(pair.refresh_token as string)).toHaveProperty('access_token');
   });
 
+  it("two extend_session racing: the first one's write of the binding lands last, and the tokens still live until the later end", async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'gina', ttl: 60 })).session_id as string;
+    const pair = await d.call({ type: 'exchange_session', session_id: sid });
+    const gate = store.hold('swap', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+    expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 120 })).toMatchObject({ type: 'session_extended' });
+    await gate.reached;
+    expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
+      type: 'session_extended',
+      expires_in: 3600,
+    });
+    gate.release();
+    await settle(10);
+    clock.advance(300_000);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+    expect(await gateway.tokens.verify(pair.access_token as string)).toMatchObject({ valid: true });
+  });
+
   it(`at most ${MAX_FAMILIES_PER_SESSION} live families: each exchange past that revokes the oldest, access tokens included`, async () => {
     const extra = 9;
     const { gateway, pairs } = await sessionWithExchanges(MAX_FAMILIES_PER_SESSION + extra);
