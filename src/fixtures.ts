@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { createReadStream } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { ConfigError } from './errors.js';
@@ -7,6 +7,24 @@ import { codePointCount } from './protocol/code-points.js';
 import { depthExceeds, hasLoneSurrogate, hasNonFinite, hasProtoMember, MAX_DEPTH } from './protocol/decode.js';
 import { countMembers, scanJson } from './protocol/json-shape.js';
 import { MAX_ID } from './protocol/messages.js';
+
+/**
+ * The most a fixture file is read of: far above any test's or demo's (some 400,000 sessions),
+ * and a bound on what a device named by mistake (`/dev/urandom`) can pour into the process.
+ */
+export const MAX_FIXTURE_FILE_BYTES = 64 * 1024 * 1024;
+
+/** The file's text, or undefined when it holds more than `limit` bytes (read no further). */
+async function readAtMost(path: string, limit: number): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
+    n += chunk.length;
+    if (n > limit) return undefined;
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
 
 /** The longest fixture session id, in characters (code points). */
 const MAX_FIXTURE_SESSION_ID = 1024;
@@ -38,12 +56,14 @@ export async function loadFixtures(gateway: Gateway, path: string, read?: Static
 
 /** Reads and checks a fixture file (`auth-gateway config` checks it too); a bad file is one ConfigError line. */
 export async function readFixtures(path: string): Promise<Static<typeof fixtureType>['sessions']> {
-  let text: string;
+  let read: string | undefined;
   try {
-    text = await readFile(path, 'utf8');
+    read = await readAtMost(path, MAX_FIXTURE_FILE_BYTES);
   } catch (err) {
     throw new ConfigError(`GATEWAY_FIXTURES: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
   }
+  if (read === undefined) throw new ConfigError(`GATEWAY_FIXTURES: ${path} holds more than ${MAX_FIXTURE_FILE_BYTES} bytes: not a fixture file`);
+  const text = read;
   let value: unknown;
   try {
     value = JSON.parse(text);

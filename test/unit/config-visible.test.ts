@@ -134,6 +134,7 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       [[], { GATEWAY_STORE: 'redis://127.0.0.1:6379?nope=1' }, /^GATEWAY_STORE/],
       [['--fixtures', join(dir, 'no-such-fixtures.json')], {}, /^GATEWAY_FIXTURES: cannot read .*no-such-fixtures\.json \(ENOENT\)$/],
       [['--fixtures', file('bad-fixtures.json', '{"sessions":[{"user_id":"u"}]}')], {}, /^GATEWAY_FIXTURES: .*bad-fixtures\.json is not a fixture file/],
+      [['--fixtures', '/dev/urandom'], {}, /^GATEWAY_FIXTURES: \/dev\/urandom holds more than 67108864 bytes: not a fixture file$/],
       [
         [],
         { GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: join(dir, 'no-such-key.pem') },
