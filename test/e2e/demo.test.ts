@@ -27,6 +27,17 @@ afterAll(async () => {
 });
 
 describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
+  /** A browser context of its own whose page logged in (ttl 600 s) and is bound to that session. */
+  async function loggedIn() {
+    const context = await browser!.newContext();
+    const page = await context.newPage();
+    await page.goto(server.http + '/');
+    await page.fill('#ttl', '600');
+    await page.click('#login');
+    await page.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    return { context, page };
+  }
+
   it('logs in with a short TTL, counts down, and shows the end the server pushes', { timeout: 60_000 }, async () => {
     const page = await browser!.newPage();
     const errors: string[] = [];
@@ -85,12 +96,7 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
   });
 
   it('a stale cookie on a fresh load shows no session, not "Session ended"', async () => {
-    const context = await browser!.newContext();
-    const page = await context.newPage();
-    await page.goto(server.http + '/');
-    await page.fill('#ttl', '600');
-    await page.click('#login');
-    await page.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    const { context, page } = await loggedIn();
     const [cookie] = await context.cookies();
     await page.close();
     // The session is ended behind the browser's back (no page open); a new context has the cookie only.
@@ -108,12 +114,7 @@ describe.skipIf(!hasChromium)('demo page in headless Chromium', () => {
   });
 
   it('a backend that cannot say whether the session lives (503) while the page reconnects shows no end', { timeout: 60_000 }, async () => {
-    const context = await browser!.newContext();
-    const page = await context.newPage();
-    await page.goto(server.http + '/');
-    await page.fill('#ttl', '600');
-    await page.click('#login');
-    await page.locator('#connection', { hasText: 'bound to your session' }).waitFor({ timeout: 10_000 });
+    const { context, page } = await loggedIn();
     // From now on the backend answers who is logged in with 503, as it does while the gateway's store is away.
     await page.route('**/autosession', (route) =>
       route.request().method() === 'GET'

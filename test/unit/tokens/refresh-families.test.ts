@@ -85,12 +85,18 @@ describe('token families of one session (exchange_session)', () => {
     return { ...t, d, sid, pairs };
   }
 
-  it('an extend_session landing while an exchange writes its binding: the tokens live until the new end', async () => {
+  /** A session of `user` (ttl 60 s) on a store whose operations a test can hold, and its driver. */
+  async function sessionOnHeldStore(user: string) {
     const clock = new ManualClock(T0);
     const store = failingStore(createMemoryStore(clock), false);
     const { gateway } = makeGateway({ clock, store });
     const d = new Driver(gateway);
-    const sid = (await d.call({ type: 'create_session', user_id: 'frank', ttl: 60 })).session_id as string;
+    const sid = (await d.call({ type: 'create_session', user_id: user, ttl: 60 })).session_id as string;
+    return { clock, store, gateway, d, sid };
+  }
+
+  it('an extend_session landing while an exchange writes its binding: the tokens live until the new end', async () => {
+    const { clock, store, gateway, d, sid } = await sessionOnHeldStore('frank');
     // The exchange has read the session (end: 60 s) and its write of the binding is held while
     // an extend from another connection (another node) moves the end to 3600 s.
     const gate = store.hold('set', { once: true, match: (args) => String(args[0]).startsWith('b:') });
@@ -111,11 +117,7 @@ describe('token families of one session (exchange_session)', () => {
   });
 
   it("two extend_session racing: the first one's write of the binding lands last, and the tokens still live until the later end", async () => {
-    const clock = new ManualClock(T0);
-    const store = failingStore(createMemoryStore(clock), false);
-    const { gateway } = makeGateway({ clock, store });
-    const d = new Driver(gateway);
-    const sid = (await d.call({ type: 'create_session', user_id: 'gina', ttl: 60 })).session_id as string;
+    const { clock, store, gateway, d, sid } = await sessionOnHeldStore('gina');
     const pair = await d.call({ type: 'exchange_session', session_id: sid });
     const gate = store.hold('swap', { once: true, match: (args) => String(args[0]).startsWith('b:') });
     expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 120 })).toMatchObject({ type: 'session_extended' });
