@@ -122,7 +122,7 @@ export function createMetricsHandler(metrics: Metrics, log: Logger): RequestList
     metrics.text().then(
       (text) => send(res, 200, metrics.contentType, text, req.method === 'HEAD'),
       (err: unknown) => {
-        log.error({ err: err instanceof Error ? err.message : String(err) }, 'metrics failed');
+        log.error({ err }, 'metrics failed');
         send(res, 500, TEXT, 'metrics failed\n');
       },
     );
