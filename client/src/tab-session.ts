@@ -516,10 +516,11 @@ export class TabSession extends Emitter<TabEvents> {
     });
     client.on('bound', () => this.#shareSession(client));
     this.#post({ t: 'leader', from: this.#id });
-    if (this.#o.webLocks === false || (navigator as Navigator & { locks?: LockManager }).locks === undefined) {
+    if (!this.#byLocks) {
       this.#beacon = setInterval(() => this.#post({ t: 'beacon', from: this.#id }), BEACON_MS);
       this.#post({ t: 'beacon', from: this.#id });
     }
+    this.#handover();
     this.emit('leader', { leader: true });
     // Carries what the group knew: a session that ended while no tab was connected is reported.
     void client.connect(this.#hasSession === undefined ? {} : { session: this.#hasSession }).catch(() => undefined);
@@ -538,6 +539,21 @@ export class TabSession extends Emitter<TabEvents> {
         (err: unknown) => this.#waiting.get(id) === w && this.#settle(id, w, err instanceof Error ? err : new Error(String(err))),
       );
     }
+  }
+
+  /** Elected by Web Locks (one leader at a time), not by the BroadcastChannel fallback. */
+  get #byLocks(): boolean {
+    return this.#o.webLocks !== false && (navigator as Navigator & { locks?: LockManager }).locks !== undefined;
+  }
+
+  /**
+   * The socket this tab was told is open belongs to a tab that left (it resigned, or another
+   * took the lock): this tab reports a close, and the next leader's socket reports its open.
+   * Web Locks only: two leaders of the fallback election may overlap, and the one that stays
+   * would report no open again.
+   */
+  #handover(): void {
+    if (this.#connected && this.#byLocks) this.#local('close', { code: 1001, reason: 'leader tab left', kind: 'retry', willReconnect: true });
   }
 
   #stepDown(): void {
@@ -740,6 +756,7 @@ export class TabSession extends Emitter<TabEvents> {
       }
       case 'leader':
         this.#lastBeacon = Date.now();
+        this.#handover();
         // Not answered yet (the hello came in the handover, when no tab led): ask this one.
         if (this.#rejoin !== undefined && this.#client === undefined) this.#sayHello();
         // A new leader: what another took is lost with it; what none took is posted again.
@@ -758,11 +775,12 @@ export class TabSession extends Emitter<TabEvents> {
         this.#client?.wake();
         return;
       case 'resign':
+        this.#handover();
         for (const [id, w] of this.#waiting) {
           if (w.leader === n.from) this.#settle(id, w, new GatewayConnectionError(`${w.type}: the tab that held the socket went away before the reply came`));
         }
         // Take over at the next watch tick rather than after the silence; racing claims settle by beacon.
-        if (this.#o.webLocks === false || (navigator as Navigator & { locks?: LockManager }).locks === undefined) {
+        if (!this.#byLocks) {
           this.#lastBeacon = 0;
         }
         return;

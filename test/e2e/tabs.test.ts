@@ -203,6 +203,23 @@ describe.skipIf(!hasChromium)('three tabs of the demo share one WebSocket', () =
       await p.locator('#notice', { hasText: 'Session ended (reason: destroyed). Pushed by the gateway' }).waitFor({ state: 'visible', timeout: 5000 });
   });
 
+  it("a follower is told the handover: a close (1001, retried) when the leader tab goes, then the next socket's open", { timeout: 60_000 }, async () => {
+    const context = await browser.newContext();
+    const pages = await moreTabs(context, 3);
+    const leader = pages[(await Promise.all(pages.map(isLeader))).indexOf(true)]!;
+    const rest = pages.filter((p) => p !== leader);
+    await leader.close();
+    await expect.poll(async () => (await Promise.all(rest.map(isLeader))).filter(Boolean).length, { timeout: 5000 }).toBe(1);
+    for (const p of rest) {
+      await expect.poll(() => events(p, 'open'), { timeout: 10_000 }).toHaveLength(2);
+      const sequence = await p.evaluate(() => (window as unknown as { ev: Ev[] }).ev.map((e) => e[0]));
+      expect(sequence).toEqual(['open', 'close', 'open']);
+      expect(await events(p, 'close')).toEqual([{ code: 1001, reason: 'leader tab left', kind: 'retry', willReconnect: true }]);
+      expect(await p.evaluate(() => (window as unknown as { tabs: { connected: boolean } }).tabs.connected)).toBe(true);
+    }
+    await context.close();
+  });
+
   it('an end while the leader tab closes is not missed', { timeout: 60_000 }, async () => {
     const pages = await threeTabs();
     const leader = await leaderOf(pages);
