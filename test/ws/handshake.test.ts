@@ -64,6 +64,27 @@ describe('upgrade: service key', () => {
     expect((await s.call('list_sessions', { user_id: 'u1' })).type).toBe('sessions');
   });
 
+  it('an introspection key is refused with 403, counted as no failed attempt (its holder cannot lock out its address), and never logged', async () => {
+    const key = 'cZiMcaPFLT08hYDJ5BsApjUE0KevS8LNyqbq7FttzdE=';
+    const lines: string[] = [];
+    const log = pino({ level: 'trace' }, { write: (l: string) => void lines.push(l) });
+    const { server, http } = await start({ GATEWAY_INTROSPECTION_KEYS: key, GATEWAY_FAILED_AUTH_LIMIT: '2' }, { log });
+    for (let i = 0; i < 5; i++) expect(await refusal(new Peer(server.url, { headers: { Authorization: `Bearer ${key}` } }))).toBe('HTTP 403');
+    expect(server.links.size).toBe(0);
+    expect(await server.metrics.text()).toMatch(/gateway_upgrades_refused_total\{status="403"\} 5/);
+    // Past the limit of 2 had they counted: the service, the key's own routes and a browser from the address are still served.
+    await service(server.url).opened;
+    await browser(server.url).opened;
+    const introspect = await fetchRaw(`${http}/oauth2/introspect`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${key}`, 'Content-Type': 'application/x-www-form-urlencoded' },
+      body: 'token=nope',
+    });
+    expect([introspect.status, introspect.body]).toEqual([200, '{"active":false}']);
+    expect(lines.some((l) => l.includes('introspection key'))).toBe(true);
+    expect(lines.filter((l) => l.includes(key) || l.includes(key.slice(0, 12)))).toEqual([]);
+  });
+
   it('answers 404 to upgrades on other paths', async () => {
     const { server } = await start();
     expect(await refusal(new Peer(`${server.url}admin`))).toBe('HTTP 404');

@@ -1,14 +1,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { constantTimeEqual } from '../../crypto.js';
 import type { Logger, SampledLog } from '../../log.js';
 import { oversized } from '../../protocol/decode.js';
 import type { FailedAuthThrottle } from '../auth-throttle.js';
+import { callerOf, type Caller } from '../bearer-key.js';
 import { clientOf } from '../client-address.js';
 import { readLimited, sendEmpty, sendJson, sendJsonAndClose } from './http-util.js';
 
-/** Who a request's bearer key says it comes from: a service, or a resource server that only checks tokens. */
-export type Caller = 'service' | 'introspection';
+export type { Caller } from '../bearer-key.js';
 
 export interface ApiFrontOptions {
   /** `GATEWAY_SERVICE_KEY`; without one, no request is a service's. */
@@ -107,17 +106,6 @@ export class ApiFront {
     this.#o = o;
   }
 
-  /** The caller a bearer key stands for; every key is compared, so the time says nothing of which matched. */
-  #callerOf(authorization: string | undefined): Caller | undefined {
-    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(authorization ?? '');
-    if (m === null) return undefined;
-    const presented = m[1]!;
-    let caller: Caller | undefined;
-    if (this.#o.serviceKey !== undefined && constantTimeEqual(presented, this.#o.serviceKey)) caller = 'service';
-    for (const key of this.#o.introspectionKeys) if (constantTimeEqual(presented, key)) caller ??= 'introspection';
-    return caller;
-  }
-
   /**
    * Serves one request of a route: the checks, then `work` with what they let through. A drain
    * waits for the request from the moment its head is accepted until `work` is done: while its
@@ -184,7 +172,7 @@ export class ApiFront {
     }
     let caller: Caller | undefined;
     if (spec.callers !== 'anyone') {
-      caller = this.#callerOf(req.headers.authorization);
+      caller = callerOf(req.headers.authorization, this.#o);
       if (caller === undefined) {
         this.#o.throttle.fail(address);
         return { status: 401, text: 'Missing or wrong key (Authorization: Bearer <key>)', headers: { 'WWW-Authenticate': 'Bearer' } };

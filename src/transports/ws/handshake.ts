@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { constantTimeEqual } from '../../crypto.js';
+import { callerOf } from '../bearer-key.js';
 import { readCookie } from './cookies.js';
 
 /** What an upgrade request may become, decided before `handleUpgrade`. */
@@ -9,6 +9,8 @@ export type Handshake = { ok: true; role: 'service' } | { ok: true; role: 'brows
 
 export interface HandshakeOptions {
   serviceKey?: string;
+  /** `GATEWAY_INTROSPECTION_KEYS`: right keys, but not for a connection (403, not a failed attempt). */
+  introspectionKeys: readonly string[];
   isAllowedOrigin: (origin: string) => boolean;
   sessionCookie: string;
 }
@@ -19,19 +21,22 @@ const PATHS = new Set(['/', '/ws']);
 /**
  * Decides the role of an upgrade (docs/protocol.md, WebSocket). A browser cannot set
  * `Authorization` on a WebSocket upgrade, so a request carrying it is a backend: it is a
- * service when the bearer key matches (constant time) and refused with 401 otherwise. Every
- * other request is a browser. An upgrade that names an `Origin` must name an allowed one, or
- * the page of another site could ride the user's cookie (cross-site WebSocket hijacking): 403.
+ * service when the bearer key is the service key (constant time), refused with 403 when it is
+ * an introspection key and with 401 otherwise. Every other request is a browser. An upgrade
+ * that names an `Origin` must name an allowed one, or the page of another site could ride the
+ * user's cookie (cross-site WebSocket hijacking): 403.
  */
 export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Handshake {
   const path = (req.url ?? '/').split('?')[0]!;
   if (!PATHS.has(path)) return { ok: false, status: 404, why: 'no WebSocket endpoint at this path' };
   const auth = req.headers.authorization;
   if (auth !== undefined) {
-    const m = /^Bearer[ \t]+(\S+)\s*$/i.exec(auth);
-    if (o.serviceKey === undefined || m === null || !constantTimeEqual(m[1]!, o.serviceKey)) {
-      return { ok: false, status: 401, why: 'wrong or malformed service key' };
-    }
+    const caller = callerOf(auth, o);
+    if (caller === undefined) return { ok: false, status: 401, why: 'wrong or malformed service key' };
+    // A resource server's key is no guess: its holder is refused, never counted, so that a
+    // backend that tries it here cannot lock its own address out of the routes it may call.
+    if (caller === 'introspection')
+      return { ok: false, status: 403, why: 'an introspection key: it may call POST /oauth2/introspect and POST /oauth2/revoke only' };
   }
   // Any upgrade naming an Origin that is not allowed, the right key's included (the protocol
   // refuses such an upgrade whoever makes it; a backend sends no Origin).

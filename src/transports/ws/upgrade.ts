@@ -144,7 +144,12 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     // An address out of failed attempts gets nothing more to guess with until the window clears.
     if (throttle.blocked(client.address) || (req.headers.authorization === undefined && guesses.blocked(client.address)))
       return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
-    const h = classifyUpgrade(req, { serviceKey: config.serviceKey, isAllowedOrigin: ctx.isAllowedOrigin, sessionCookie: ctx.cookieName(client.https) });
+    const h = classifyUpgrade(req, {
+      serviceKey: config.serviceKey,
+      introspectionKeys: config.introspectionKeys,
+      isAllowedOrigin: ctx.isAllowedOrigin,
+      sessionCookie: ctx.cookieName(client.https),
+    });
     if (!h.ok) {
       if (h.status === 401) throttle.fail(client.address);
       return refuse(socket, h.status, h.why, client.address, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
