@@ -1,5 +1,6 @@
-import { createLocalJWKSet, createRemoteJWKSet, errors, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
-import { redactUrlsIn } from '../config.js';
+import { createLocalJWKSet, createRemoteJWKSet, errors, jwksCache, type ExportedJWKSCache, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import { redactUrl, redactUrlsIn } from '../config.js';
+import type { Logger } from '../log.js';
 
 /** A fetch of the IdP's key set that takes longer fails (the logout is answered 503). */
 export const JWKS_FETCH_TIMEOUT_MS = 5_000;
@@ -64,34 +65,59 @@ function withoutCredentials(err: unknown): unknown {
  *
  * jose starts its cooldown only after a fetch that succeeded: while the IdP's endpoint fails,
  * every token, a forged one included, would make one request to it. So a failed fetch is not
- * made again for JWKS_RETRY_MS, doubling at each failure in a row up to JWKS_COOLDOWN_MS;
- * tokens meanwhile are answered as the failure was (503), without a request. `now`: the clock
- * of those waits (tests move it).
+ * made again for JWKS_RETRY_MS, doubling at each failure in a row up to JWKS_COOLDOWN_MS.
+ *
+ * A fetch that fails never costs the keys already had: the last set fetched whole serves every
+ * token whose key it holds, during those waits too. Otherwise a forged token naming an unknown
+ * `kid`, whose refetch failed, would have the IdP's valid logouts answered 503 for the wait.
+ * Only a token whose key that set lacks is answered as the failure was (503). Each failed
+ * fetch is logged once, on `log` (the URL with any credential masked). `now`: the clock of the
+ * waits (tests move it).
  */
-export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, now: () => number = Date.now): JWTVerifyGetKey {
+export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, o: { now?: () => number; log?: Logger } = {}): JWTVerifyGetKey {
   if (!('url' in source)) return createLocalJWKSet(source.set);
+  const now = o.now ?? Date.now;
+  // jose writes each set it fetched whole (and found to be a JWK Set) here: the last good set.
+  const fetched: Partial<ExportedJWKSCache> = {};
   const remote = createRemoteJWKSet(new URL(source.url), {
     timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
     cooldownDuration: JWKS_COOLDOWN_MS,
     cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+    [jwksCache]: fetched as ExportedJWKSCache,
   });
+  let lastSet: { uat: number; keys: JWTVerifyGetKey } | undefined;
+  /** The key of the last good set for this token, else `unavailable` thrown. */
+  const fromLastSet: (unavailable: unknown) => JWTVerifyGetKey = (unavailable) => async (header, token) => {
+    if (fetched.uat === undefined || fetched.jwks === undefined) throw unavailable;
+    if (lastSet?.uat !== fetched.uat) lastSet = { uat: fetched.uat, keys: createLocalJWKSet(fetched.jwks) };
+    try {
+      return await lastSet.keys(header, token);
+    } catch (err) {
+      // A refetch might have found the key: the token cannot be judged, which is not a refusal.
+      throw err instanceof errors.JWKSNoMatchingKey ? unavailable : err;
+    }
+  };
   let failures = 0;
   let retryAt = 0;
   return async (header, token) => {
     const wait = retryAt - now();
-    if (wait > 0) throw new KeySetBackoff(wait);
+    if (wait > 0) return fromLastSet(new KeySetBackoff(wait))(header, token);
     try {
       const key = await remote(header, token);
       failures = 0;
       return key;
     } catch (caught) {
       // Only the fetch throws a bare TypeError here (the keys are used later, by the verifier).
-      const err = caught instanceof TypeError ? new KeySetFetchFailed(caught) : caught;
-      if (keySetUnavailable(err)) {
-        retryAt = now() + Math.min(JWKS_COOLDOWN_MS, JWKS_RETRY_MS * 2 ** failures);
-        failures = Math.min(failures + 1, 16);
-      }
-      throw withoutCredentials(err);
+      const err = withoutCredentials(caught instanceof TypeError ? new KeySetFetchFailed(caught) : caught);
+      if (!keySetUnavailable(err)) throw err;
+      const retryMs = Math.min(JWKS_COOLDOWN_MS, JWKS_RETRY_MS * 2 ** failures);
+      retryAt = now() + retryMs;
+      failures = Math.min(failures + 1, 16);
+      o.log?.warn(
+        { event: 'jwks fetch failed', jwks: redactUrl(source.url), err, retry_in_ms: retryMs, kept: fetched.uat !== undefined },
+        "the identity provider's key set could not be fetched; the keys fetched before, if any, still serve",
+      );
+      return fromLastSet(err)(header, token);
     }
   };
 }

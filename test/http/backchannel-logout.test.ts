@@ -528,6 +528,29 @@ describe('POST /oidc/backchannel-logout: fail closed', () => {
     expect(idp.jwksRequests).toBe(3);
   });
 
+  it('a forged token naming an unknown kid, whose refetch fails, does not block valid logouts: the keys already fetched still serve', async () => {
+    const { idp, http, svc } = await setup();
+    const [s1, s2] = [await createSession(svc, { idp_sid: 'sid-v1' }), await createSession(svc, { idp_sid: 'sid-v2' })];
+    expect((await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-v1' }))).status).toBe(200);
+    expect(await isValid(svc, s1)).toBe(false);
+    expect(idp.jwksRequests).toBe(1);
+    idp.jwksFailing = true;
+    // jose keeps its refetch cooldown on the wall clock: only Date is moved, past it.
+    vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + 61_000 });
+    try {
+      const forged = await idp.logoutToken({ sid: 'sid-v2' }, { unpublished: true });
+      expect((await postLogoutToken(http, forged)).status).toBe(503);
+      expect(idp.jwksRequests).toBe(2);
+      // The refetch waits now; a valid token is judged by the set fetched before.
+      const answer = await postLogoutToken(http, await idp.logoutToken({ sid: 'sid-v2' }));
+      expect(answer.status).toBe(200);
+      expect(idp.jwksRequests).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
+    expect(await isValid(svc, s2)).toBe(false);
+  });
+
   it("the IdP's key set cannot be fetched: 503, nothing ends", async () => {
     const clock = new ManualClock(Date.now());
     const idp = await testIdp(clock);

@@ -160,7 +160,7 @@ export function backchannelLogoutRoute(config: Config, o: { gateway: Gateway; lo
       : createLogoutTokenVerifier({
           issuer: oidc.issuer,
           audience: oidc.audience,
-          keys: idpKeySet(oidc.jwks, () => o.gateway.clock.now()),
+          keys: idpKeySet(oidc.jwks, { now: () => o.gateway.clock.now(), log: o.log }),
           clock: o.gateway.clock,
           clockTolerance: config.clockTolerance,
         });
