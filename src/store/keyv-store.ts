@@ -2,7 +2,7 @@ import type { Keyv } from 'keyv';
 import { GatewayError } from '../errors.js';
 import { activeSpans } from '../tracing.js';
 import { Deadlines } from './deadlines.js';
-import type { EventBus, Store, StoreObserver, StoreOperation, SwapIfOptions, SwapIfResult } from './types.js';
+import type { EventBus, IndexAddOptions, Store, StoreObserver, StoreOperation, SwapIfOptions, SwapIfResult } from './types.js';
 
 /** The operations Keyv has no word for; each backend does them atomically its own way. */
 export interface Atomics {
@@ -12,7 +12,8 @@ export interface Atomics {
   swapIf(key: string, expected: unknown, value: unknown, options: SwapIfOptions): Promise<SwapIfResult<unknown>> | SwapIfResult<unknown>;
   /** `ttlMs`: a whole number of milliseconds, at least 1; the backend's own clock starts it. */
   claim(key: string, ttlMs: number, value: unknown): Promise<boolean> | boolean;
-  indexAdd(key: string, member: string, expiresAt: number): Promise<void> | void;
+  /** Store.indexAdd: the later expiry is kept unless `shorten`. */
+  indexAdd(key: string, member: string, expiresAt: number, shorten: boolean): Promise<void> | void;
   indexRemove(key: string, member: string): Promise<void> | void;
   indexMembers(key: string, now: number): Promise<string[]> | string[];
 }
@@ -205,8 +206,8 @@ export class KeyvStore implements Store {
     return this.#guard('claim', key, () => this.#atomics.claim(key, Math.max(1, Math.ceil(ttlMs)), value));
   }
 
-  indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
-    return this.#guard('indexAdd', key, () => this.#atomics.indexAdd(key, member, expiresAt));
+  indexAdd(key: string, member: string, expiresAt: number, options: IndexAddOptions = {}): Promise<void> {
+    return this.#guard('indexAdd', key, () => this.#atomics.indexAdd(key, member, expiresAt, options.shorten === true));
   }
 
   indexRemove(key: string, member: string): Promise<void> {

@@ -148,18 +148,21 @@ export class MemoryMap {
     return true;
   }
 
-  indexAdd(key: string, member: string, expiresAt: number): void {
+  /** Store.indexAdd: a member already there keeps the later expiry, unless `shorten`. */
+  indexAdd(key: string, member: string, expiresAt: number, shorten = false): void {
     const set = this.#sets.get(key);
+    const until = (old: number | undefined) => (shorten || old === undefined ? expiresAt : Math.max(old, expiresAt));
     if (set === undefined) {
       this.#sets.set(key, [member, expiresAt]);
       this.#members++;
     } else if (set instanceof Map) {
-      if (!set.has(member)) this.#members++;
-      set.set(member, expiresAt);
+      const old = set.get(member);
+      if (old === undefined) this.#members++;
+      set.set(member, until(old));
     } else {
       const at = set.indexOf(member);
       if (at >= 0 && at % 2 === 0) {
-        set[at + 1] = expiresAt;
+        set[at + 1] = until(set[at + 1] as number);
         return;
       }
       this.#members++;

@@ -154,8 +154,8 @@ export class PostgresAtomics implements Atomics {
     return rows.length === 1;
   }
 
-  async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
-    await this.#run('indexAdd', [key, member, Math.ceil(expiresAt)]);
+  async indexAdd(key: string, member: string, expiresAt: number, shorten: boolean): Promise<void> {
+    await this.#run('indexAdd', [key, member, Math.ceil(expiresAt), shorten]);
   }
 
   async indexRemove(key: string, member: string): Promise<void> {
@@ -257,8 +257,11 @@ export function statements(schema: string): Record<Op, string> {
     claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)
             ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= $3
             RETURNING e.key`,
-    indexAdd: `INSERT INTO ${t.members} (key, member, expires) VALUES ($1, $2, $3)
-               ON CONFLICT (key, member) DO UPDATE SET expires = EXCLUDED.expires`,
+    // A member already there keeps the later expiry unless $4 (shorten): the row lock of the
+    // conflict makes racing adds queue, each comparing with what the one before it left.
+    indexAdd: `INSERT INTO ${t.members} AS m (key, member, expires) VALUES ($1, $2, $3)
+               ON CONFLICT (key, member) DO UPDATE
+               SET expires = CASE WHEN $4::boolean THEN EXCLUDED.expires ELSE GREATEST(m.expires, EXCLUDED.expires) END`,
     indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
     indexMembers: `SELECT key, member, expires FROM ${t.members} WHERE key = $1 AND expires > $2`,
     indexMembersMany: `SELECT m.key, m.member, m.expires FROM unnest($1::text[]) k (key) JOIN ${t.members} m ON m.key = k.key WHERE m.expires > $2`,

@@ -89,9 +89,14 @@ const EXPIRE_WITH_LAST = `
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(tonumber(top[2])))) end`;
 
-/** indexAdd: ZADD score=expiry, prune the expired, expire the key with its last member. */
+/**
+ * indexAdd: ZADD score=expiry, unless the member is there with a later one and ARGV[4] is not
+ * '1' (shorten); prune the expired, expire the key with its last member. A comparison in the
+ * script rather than ZADD GT (Redis 6.2+): older servers run it too.
+ */
 const INDEX_ADD = `
-redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+local current = redis.call('ZSCORE', KEYS[1], ARGV[2])
+if ARGV[4] == '1' or not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
 ${EXPIRE_WITH_LAST}
 return 1`;
@@ -250,8 +255,8 @@ export class RedisAtomics implements Atomics {
     return Number(await this.#run(SCRIPTS.claim, key, [stored, String(ttlMs)])) === 1;
   }
 
-  async indexAdd(key: string, member: string, expiresAt: number): Promise<void> {
-    await this.#run(SCRIPTS.indexAdd, key, [String(Math.ceil(expiresAt)), member, String(Math.floor(this.#codec.now()))]);
+  async indexAdd(key: string, member: string, expiresAt: number, shorten: boolean): Promise<void> {
+    await this.#run(SCRIPTS.indexAdd, key, [String(Math.ceil(expiresAt)), member, String(Math.floor(this.#codec.now())), shorten ? '1' : '0']);
   }
 
   async indexRemove(key: string, member: string): Promise<void> {

@@ -56,6 +56,12 @@ export interface SwapIfOptions {
   before?: number;
 }
 
+/** See `Store.indexAdd`. */
+export interface IndexAddOptions {
+  /** Sets `expiresAt` even when it is earlier than the member's expiry (default: the later one is kept). */
+  shorten?: boolean;
+}
+
 export interface SwapIfResult<T> {
   swapped: boolean;
   old: T | undefined;
@@ -111,8 +117,13 @@ export interface Store {
    * reads as `value` (default `true`), the winner's: a loser's value is never written.
    */
   claim(key: string, ttlMs: number, value?: unknown): Promise<boolean>;
-  /** Adds `member` to the set at `key` until `expiresAt` (ms since epoch). */
-  indexAdd(key: string, member: string, expiresAt: number): Promise<void>;
+  /**
+   * Adds `member` to the set at `key` until `expiresAt` (ms since epoch). A member already
+   * there keeps the later of its expiry and `expiresAt`, atomically: of racing adds (two
+   * extends of one session) the later end stays, whatever order they land in. With `shorten`
+   * the expiry is set to `expiresAt` even when that is earlier.
+   */
+  indexAdd(key: string, member: string, expiresAt: number, options?: IndexAddOptions): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;
   /** Members whose expiry is after `now`. */
   indexMembers(key: string, now: number): Promise<string[]>;

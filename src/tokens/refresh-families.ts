@@ -384,7 +384,7 @@ export class RefreshFamilies {
     if (family?.u !== undefined) await this.#o.store.indexRemove(keys.userFamilies(family.u), fam);
     // Nothing of the family is left to refuse: the cause need only outlast a rotation still in
     // flight (refresh() looks again after issuing) and the deny markers of its access tokens.
-    await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000);
+    await this.#o.store.indexAdd(causes, cause, now + (this.#o.accessTtl + this.#o.clockTolerance) * 1000, { shorten: true });
     const log = logFor(by, this.#o.log);
     if (reusedTokenHash !== undefined) audit(log, 'refresh token reuse detected', { family: this.#o.logRef(fam), reason: why });
     audit(log, 'token family revoked', {

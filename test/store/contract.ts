@@ -283,6 +283,27 @@ export function storeContract(name: string, make: () => Promise<StoreHarness>, c
       expect(await s.indexMembers('u:carol', h.now())).toEqual([]);
     });
 
+    it('index: adds of one member keep the later expiry, whatever order they land in (racing extends)', async () => {
+      const now = h.now();
+      // Two extends of one session: the later end is written first, the earlier one lands last.
+      await s.indexAdd('u:erin', 'h1', now + 60_000);
+      await s.indexAdd('u:erin', 'h1', now + TTL);
+      // Twenty at once, one of them with the later end.
+      await Promise.all(Array.from({ length: 20 }, (_, i) => s.indexAdd('u:erin', 'h2', now + (i === 7 ? 60_000 : TTL))));
+      await h.pass(TTL + 150);
+      expect((await s.indexMembers('u:erin', h.now())).sort()).toEqual(['h1', 'h2']);
+    });
+
+    it('index: with shorten, adding a member again moves its expiry earlier', async () => {
+      const now = h.now();
+      await s.indexAdd('u:frank', 'h1', now + 60_000);
+      await s.indexAdd('u:frank', 'h1', now + TTL, { shorten: true });
+      await s.indexAdd('u:frank', 'h2', now + TTL, { shorten: true });
+      expect((await s.indexMembers('u:frank', h.now())).sort()).toEqual(['h1', 'h2']);
+      await h.pass(TTL + 150);
+      expect(await s.indexMembers('u:frank', h.now())).toEqual([]);
+    });
+
     it('is ready when its backend is', () => {
       expect(s.isReady()).toBe(true);
     });
