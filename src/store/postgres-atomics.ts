@@ -17,6 +17,7 @@ const MAX_IN_FLIGHT = 2;
 export const SWEEP_BATCH = 1000;
 
 export type Op =
+  | 'set'
   | 'get'
   | 'getMany'
   | 'take'
@@ -33,6 +34,9 @@ export type Op =
   | 'sweepEntries'
   | 'sweepMembers';
 
+/** Where Keyv's stored form `{"value":…,"expires":N}` carries the expiry it computed on this node's clock. */
+const EXPIRES_SUFFIX = ',"expires":';
+
 /** Keyv's stored form `{"value":…,"expires":N}`, parsed (expiry is checked in SQL). */
 const parseStored = (raw: string): { value: unknown } => JSON.parse(raw) as { value: unknown };
 
@@ -46,24 +50,30 @@ const decode = (raw: string): unknown => parseStored(raw).value;
  * swaps queue, and each re-reads the row its predecessor wrote), INSERT … ON CONFLICT for
  * the index. Every read compares `expires` with now in SQL: PostgreSQL has no TTL, and a
  * row past its end may still be there until the sweep removes it.
+ *
+ * One clock, PostgreSQL's, decides every expiry: a write's `expires` is PostgreSQL's time plus
+ * the TTL, and every read, take, delete, swap, claim, index read and the sweep compares with
+ * PostgreSQL's time, never with the calling node's. Nodes on one database whose clocks differ
+ * therefore agree on what is live: a node running ahead sweeps, claims and skips nothing the
+ * others hold live, and a node running behind serves nothing they hold ended. Only the times
+ * a caller passes (a session's end to move to, a deadline) are its own, and are compared with
+ * PostgreSQL's clock as they are.
  * Reads, deletes and index reads are batched (Batcher): one statement for the calls of a
  * tick, its keys joined from an array (see `statements`). Statements are named, so each
  * connection plans them once.
  */
 export class PostgresAtomics implements Atomics {
   readonly #db: Queryable;
-  readonly #now: () => number;
   readonly #sql: Record<Op, string>;
   readonly #names: Record<Op, string>;
   readonly #reads: Batcher<string, unknown>;
   readonly #parsed = new ParsedReads(parseStored);
   readonly #removes: Batcher<string, boolean>;
-  readonly #indexReads: Batcher<{ key: string; now: number }, string[]>;
+  readonly #indexReads: Batcher<string, string[]>;
 
   /** `slotMs`: see BatcherOptions.slotMs (the store's time limit). */
-  constructor(db: Queryable, schema: string, now: () => number, slotMs = 1000) {
+  constructor(db: Queryable, schema: string, slotMs = 1000) {
     this.#db = db;
-    this.#now = now;
     const batching = { maxBatch: MAX_BATCH, maxInFlight: MAX_IN_FLIGHT, slotMs };
     this.#reads = new Batcher({ ...batching, send: (keys) => this.#readMany(keys) });
     this.#removes = new Batcher({ ...batching, send: (keys) => this.#removeMany(keys) });
@@ -79,6 +89,17 @@ export class PostgresAtomics implements Atomics {
   }
 
   /**
+   * Keyv's set (its upsert), with the expiry Keyv computed on this node's clock replaced by
+   * PostgreSQL's time plus `ttlMs`. `raw` is Keyv's serialized `{"value":…,"expires":N}`;
+   * without a TTL it is stored as it is.
+   */
+  async set(key: string, raw: string, ttlMs?: number): Promise<void> {
+    const at = raw.lastIndexOf(EXPIRES_SUFFIX);
+    if (ttlMs === undefined || at < 0) await this.#run('set', [key, raw, null]);
+    else await this.#run('set', [key, raw.slice(0, at), Math.ceil(ttlMs)]);
+  }
+
+  /**
    * Keyv's get without Keyv, with the expiry checked in SQL (Keyv's own get reads the row
    * whatever its expiry, then deletes it in a second statement when it has expired).
    */
@@ -87,12 +108,11 @@ export class PostgresAtomics implements Atomics {
   }
 
   async #readMany(keys: readonly string[]): Promise<(key: string) => unknown> {
-    const now = Math.floor(this.#now());
     if (keys.length === 1) {
-      const [row] = await this.#run<{ value: string }>('get', [keys[0], now]);
+      const [row] = await this.#run<{ value: string }>('get', [keys[0]]);
       return () => (row === undefined ? undefined : this.#parsed.parse(keys[0]!, row.value).value);
     }
-    const rows = await this.#run<{ key: string; value: string }>('getMany', [[...new Set(keys)], now]);
+    const rows = await this.#run<{ key: string; value: string }>('getMany', [[...new Set(keys)]]);
     const found = new Map(rows.map((r) => [r.key, r.value]));
     return (key) => {
       const raw = found.get(key);
@@ -101,8 +121,8 @@ export class PostgresAtomics implements Atomics {
   }
 
   async take(key: string): Promise<unknown> {
-    const [row] = await this.#run<{ value: string; expires: string | null }>('take', [key]);
-    if (row === undefined || (row.expires !== null && Number(row.expires) <= this.#now())) return undefined;
+    const [row] = await this.#run<{ value: string; live: boolean }>('take', [key]);
+    if (row === undefined || !row.live) return undefined;
     return decode(row.value);
   }
 
@@ -114,10 +134,9 @@ export class PostgresAtomics implements Atomics {
   async #removeMany(keys: readonly string[]): Promise<(key: string) => boolean> {
     const rows =
       keys.length === 1
-        ? await this.#run<{ key: string; expires: string | null }>('remove', [keys[0]])
-        : await this.#run<{ key: string; expires: string | null }>('removeMany', [[...new Set(keys)]]);
-    const now = this.#now();
-    const live = new Set(rows.filter((r) => r.expires === null || Number(r.expires) > now).map((r) => r.key));
+        ? await this.#run<{ key: string; live: boolean }>('remove', [keys[0]])
+        : await this.#run<{ key: string; live: boolean }>('removeMany', [[...new Set(keys)]]);
+    const live = new Set(rows.filter((r) => r.live).map((r) => r.key));
     // Of several deletes of one key in a batch, the first found it: as if they ran in turn.
     return (key) => live.delete(key);
   }
@@ -125,8 +144,8 @@ export class PostgresAtomics implements Atomics {
   async swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> {
     const [row] =
       expiresAt === undefined
-        ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), Math.floor(this.#now()), key])
-        : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), Math.floor(this.#now()), key, Math.ceil(expiresAt)]);
+        ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), key])
+        : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), key, Math.ceil(expiresAt)]);
     return row === undefined ? undefined : decode(row.value);
   }
 
@@ -138,7 +157,6 @@ export class PostgresAtomics implements Atomics {
   async swapIf(key: string, expected: unknown, value: unknown, o: { expiresAt?: number; before?: number }): Promise<{ swapped: boolean; old: unknown }> {
     const [row] = await this.#run<{ value: string; written: boolean }>('swapIf', [
       JSON.stringify(value),
-      Math.floor(this.#now()),
       key,
       JSON.stringify(expected),
       o.before === undefined ? null : Math.floor(o.before),
@@ -149,8 +167,7 @@ export class PostgresAtomics implements Atomics {
   }
 
   async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {
-    const now = Math.floor(this.#now());
-    const rows = await this.#run('claim', [key, JSON.stringify({ value, expires: now + ttlMs }), now]);
+    const rows = await this.#run('claim', [key, JSON.stringify({ value }).slice(0, -1), Math.ceil(ttlMs)]);
     return rows.length === 1;
   }
 
@@ -162,25 +179,25 @@ export class PostgresAtomics implements Atomics {
     await this.#run('indexRemove', [key, member]);
   }
 
-  indexMembers(key: string, now: number): Promise<string[]> {
-    return this.#indexReads.add({ key, now: Math.floor(now) });
+  /** Members live by PostgreSQL's clock: the caller's `now` is its own clock's, and is not used (see the class). */
+  indexMembers(key: string, _now: number): Promise<string[]> {
+    return this.#indexReads.add(key);
   }
 
-  async #indexMembersMany(calls: readonly { key: string; now: number }[]): Promise<(call: { key: string; now: number }) => string[]> {
-    // One statement from the earliest `now` of the batch; each call keeps what is live at its own.
-    const earliest = Math.min(...calls.map((c) => c.now));
-    const keys = [...new Set(calls.map((c) => c.key))];
+  async #indexMembersMany(calls: readonly string[]): Promise<(key: string) => string[]> {
+    const keys = [...new Set(calls)];
     const rows =
       keys.length === 1
-        ? await this.#run<{ key: string; member: string; expires: string }>('indexMembers', [keys[0], earliest])
-        : await this.#run<{ key: string; member: string; expires: string }>('indexMembersMany', [keys, earliest]);
-    const byKey = new Map<string, { member: string; expires: number }[]>();
+        ? await this.#run<{ key: string; member: string }>('indexMembers', [keys[0]])
+        : await this.#run<{ key: string; member: string }>('indexMembersMany', [keys]);
+    const byKey = new Map<string, string[]>();
     for (const r of rows) {
       let list = byKey.get(r.key);
       if (list === undefined) byKey.set(r.key, (list = []));
-      list.push({ member: r.member, expires: Number(r.expires) });
+      list.push(r.member);
     }
-    return (call) => (byKey.get(call.key) ?? []).filter((m) => m.expires > call.now).map((m) => m.member);
+    // A copy per call: callers may change what they get.
+    return (key) => [...(byKey.get(key) ?? [])];
   }
 
   /**
@@ -188,13 +205,13 @@ export class PostgresAtomics implements Atomics {
    * is spent; returns how many. Rows another node is sweeping are skipped, not waited for.
    */
   async sweep(budgetMs: number): Promise<number> {
-    const started = Date.now();
+    const started = performance.now();
     let total = 0;
     for (const op of ['sweepEntries', 'sweepMembers'] as const) {
       for (;;) {
-        const r = await this.#db.query({ name: this.#names[op], text: this.#sql[op], values: [Math.floor(this.#now())] });
+        const r = await this.#db.query({ name: this.#names[op], text: this.#sql[op], values: [] });
         total += r.rowCount ?? 0;
-        if ((r.rowCount ?? 0) < SWEEP_BATCH || Date.now() - started > budgetMs) break;
+        if ((r.rowCount ?? 0) < SWEEP_BATCH || performance.now() - started > budgetMs) break;
       }
     }
     return total;
@@ -212,50 +229,60 @@ export class PostgresAtomics implements Atomics {
  */
 export function statements(schema: string): Record<Op, string> {
   const t = tables(schema);
-  const live = `(expires IS NULL OR expires > $2)`;
+  // PostgreSQL's time in ms, as the statement started: the one clock of every expiry (see
+  // PostgresAtomics). statement_timestamp() is stable within a statement, so a comparison with
+  // it can use the index on `expires` (the sweep); clock_timestamp() could not.
+  const at = `floor(extract(epoch FROM statement_timestamp()) * 1000)::bigint`;
+  const live = `(expires IS NULL OR expires > ${at})`;
   // PostgreSQL's clock read once the row's lock is held: outside the locking CTE (a filter in it
   // runs before any wait for the lock, and one on a FOR UPDATE subquery is pushed down into it),
   // so that a write queued behind another never lands past the row's expiry or its deadline.
   const lockedAt = `floor(extract(epoch FROM clock_timestamp()) * 1000)::bigint`;
   const liveOnceLocked = `(old.expires IS NULL OR old.expires > ${lockedAt})`;
   return {
+    // Keyv's upsert; $2 is Keyv's text cut before its `,"expires":N}` when $3 (the TTL) is given,
+    // and the expiry is PostgreSQL's time plus the TTL.
+    set: `INSERT INTO ${t.entries} (key, value)
+          VALUES ($1, CASE WHEN $3::bigint IS NULL THEN $2::text ELSE $2::text || ',"expires":' || (${at} + $3::bigint) || '}' END)
+          ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value`,
     get: `SELECT value FROM ${t.entries} WHERE key = $1 AND ${live}`,
-    getMany: `SELECT e.key, e.value FROM unnest($1::varchar[]) k (key) JOIN ${t.entries} e ON e.key = k.key WHERE (e.expires IS NULL OR e.expires > $2)`,
-    take: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING value, expires`,
-    remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, expires`,
-    removeMany: `DELETE FROM ${t.entries} e USING unnest($1::varchar[]) k (key) WHERE e.key = k.key RETURNING e.key, e.expires`,
+    getMany: `SELECT e.key, e.value FROM unnest($1::varchar[]) k (key) JOIN ${t.entries} e ON e.key = k.key WHERE (e.expires IS NULL OR e.expires > ${at})`,
+    take: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING value, ${live} AS live`,
+    remove: `DELETE FROM ${t.entries} WHERE key = $1 RETURNING key, ${live} AS live`,
+    removeMany: `DELETE FROM ${t.entries} e USING unnest($1::varchar[]) k (key) WHERE e.key = k.key RETURNING e.key, (e.expires IS NULL OR e.expires > ${at}) AS live`,
     // The new value carries the old `expires`, in Keyv's own format, so the expiry is kept.
-    swap: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE)
+    swap: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $2 AND ${live} FOR UPDATE)
            UPDATE ${t.entries} e
            SET value = '{"value":' || $1 || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
            FROM old
            WHERE e.key = old.key AND ${liveOnceLocked}
            RETURNING old.value`,
-    swapUntil: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $3 AND (expires IS NULL OR expires > $2) FOR UPDATE)
+    swapUntil: `WITH old AS (SELECT key, value, expires FROM ${t.entries} WHERE key = $2 AND ${live} FOR UPDATE)
            UPDATE ${t.entries} e
-           SET value = '{"value":' || $1 || ',"expires":' || $4 || '}'
+           SET value = '{"value":' || $1 || ',"expires":' || $3 || '}'
            FROM old
            WHERE e.key = old.key AND ${liveOnceLocked}
            RETURNING old.value`,
-    // $4: the expected value; $5: write only while PostgreSQL's clock is before it (null: no
-    // limit); $6: the new expiry (null: kept). The row's expiry is checked at $2 and, once the
-    // row lock is held, at PostgreSQL's clock too.
+    // $3: the expected value; $4: write only while PostgreSQL's clock is before it (null: no
+    // limit); $5: the new expiry (null: kept). The row's expiry is checked as the statement
+    // starts and, once the row lock is held, again.
     swapIf: `WITH old AS (SELECT key, value, expires FROM ${t.entries}
-                      WHERE key = $3 AND (expires IS NULL OR expires > $2::bigint) FOR UPDATE),
+                      WHERE key = $2 AND ${live} FOR UPDATE),
                   written AS (UPDATE ${t.entries} e
-                      SET value = '{"value":' || $1::text || CASE WHEN $6::bigint IS NOT NULL THEN ',"expires":' || $6::bigint || '}'
+                      SET value = '{"value":' || $1::text || CASE WHEN $5::bigint IS NOT NULL THEN ',"expires":' || $5::bigint || '}'
                                                               WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
                       FROM old
                       WHERE e.key = old.key
-                        AND old.value = '{"value":' || $4::text || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
+                        AND old.value = '{"value":' || $3::text || CASE WHEN old.expires IS NULL THEN '}' ELSE ',"expires":' || old.expires || '}' END
                         AND ${liveOnceLocked}
-                        AND ($5::bigint IS NULL OR ${lockedAt} < $5::bigint)
+                        AND ($4::bigint IS NULL OR ${lockedAt} < $4::bigint)
                       RETURNING e.key)
              SELECT old.value, EXISTS (SELECT 1 FROM written) AS written FROM old`,
     // Inserts, or takes over a row whose expiry has passed (the sweep may not have removed it
-    // yet); a live row is left alone and no row comes back.
-    claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2)
-            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= $3
+    // yet); a live row is left alone and no row comes back. $2 is `{"value":…` without its
+    // closing brace, $3 the TTL: held until PostgreSQL's time plus it.
+    claim: `INSERT INTO ${t.entries} AS e (key, value) VALUES ($1, $2::text || ',"expires":' || (${at} + $3::bigint) || '}')
+            ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value WHERE e.expires IS NOT NULL AND e.expires <= ${at}
             RETURNING e.key`,
     // A member already there keeps the later expiry unless $4 (shorten): the row lock of the
     // conflict makes racing adds queue, each comparing with what the one before it left.
@@ -263,11 +290,11 @@ export function statements(schema: string): Record<Op, string> {
                ON CONFLICT (key, member) DO UPDATE
                SET expires = CASE WHEN $4::boolean THEN EXCLUDED.expires ELSE GREATEST(m.expires, EXCLUDED.expires) END`,
     indexRemove: `DELETE FROM ${t.members} WHERE key = $1 AND member = $2`,
-    indexMembers: `SELECT key, member, expires FROM ${t.members} WHERE key = $1 AND expires > $2`,
-    indexMembersMany: `SELECT m.key, m.member, m.expires FROM unnest($1::text[]) k (key) JOIN ${t.members} m ON m.key = k.key WHERE m.expires > $2`,
+    indexMembers: `SELECT key, member FROM ${t.members} WHERE key = $1 AND expires > ${at}`,
+    indexMembersMany: `SELECT m.key, m.member FROM unnest($1::text[]) k (key) JOIN ${t.members} m ON m.key = k.key WHERE m.expires > ${at}`,
     sweepEntries: `DELETE FROM ${t.entries} WHERE key IN
-                   (SELECT key FROM ${t.entries} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+                   (SELECT key FROM ${t.entries} WHERE expires <= ${at} LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
     sweepMembers: `DELETE FROM ${t.members} WHERE (key, member) IN
-                   (SELECT key, member FROM ${t.members} WHERE expires <= $1 LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
+                   (SELECT key, member FROM ${t.members} WHERE expires <= ${at} LIMIT ${SWEEP_BATCH} FOR UPDATE SKIP LOCKED)`,
   };
 }

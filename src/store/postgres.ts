@@ -123,20 +123,25 @@ export async function openPostgresStore(o: PostgresStoreOptions): Promise<KeyvSt
   // opening one (a backend forked, authenticated) can outlast the per-operation limit.
   else void warm(pool, o.poolSize ?? 10);
 
+  const atomics = new PostgresAtomics(db, schema, timeoutMs);
   // @keyv/postgres keeps one module-wide pool per URL and ends it on disconnect; ours is
   // per store, with our time limits. Its constructor also issues CREATE TABLE: held until
-  // our migration has made the table, so that statement finds it there.
+  // our migration has made the table, so that statement finds it there. Its set is ours: the
+  // expiry Keyv computed on this node's clock becomes PostgreSQL's time plus the TTL.
   class KeyvOnPool extends KeyvPostgres {
     override async connect() {
       await schemaReady;
       return async (sql: string, values?: unknown) => (await watched(pool.query(sql, values as unknown[]))).rows;
+    }
+
+    override async set(key: string, value: string, ttl?: number) {
+      await atomics.set(key, value, ttl);
     }
   }
   // @keyv/postgres puts the schema into its SQL as given: quoted, as everywhere.
   const keyvPostgres = new KeyvOnPool({ schema: quoted(schema), table: 'entries', keySize: 255 });
   // Values are JSON by contract (Store): plain JSON, as on Redis.
   const keyv = new Keyv({ store: keyvPostgres, useKeyPrefix: false, throwOnErrors: true, serialize: JSON.stringify, deserialize: JSON.parse });
-  const atomics = new PostgresAtomics(db, schema, () => Date.now(), timeoutMs);
 
   // The probe asks whether the tables are there and usable, not only whether PostgreSQL
   // answers: a schema dropped, a server back without its data, or a privilege revoked leaves

@@ -125,7 +125,10 @@ export interface Store {
    */
   indexAdd(key: string, member: string, expiresAt: number, options?: IndexAddOptions): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;
-  /** Members whose expiry is after `now`. */
+  /**
+   * Members whose expiry is after `now`, the caller's time. PostgreSQL judges by its own clock
+   * instead, the one every node shares (docs/postgres.md, "Whose clock").
+   */
   indexMembers(key: string, now: number): Promise<string[]>;
   readonly events: EventBus;
   /** False while the backend is unreachable. */

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { openPostgresStore, parsePostgresUrl } from '../../src/store/postgres.js';
 import { statements } from '../../src/store/postgres-atomics.js';
@@ -58,9 +58,9 @@ describe('postgres store', () => {
         const keys = (prefix: string) => `'{${Array.from({ length: 300 }, (_, i) => `${prefix}${i * 3}`).join(',')}}'`;
         const plans: Record<string, string> = {};
         for (const [op, args] of [
-          ['getMany', `(${keys('s:')}, 0)`],
+          ['getMany', `(${keys('s:')})`],
           ['removeMany', `(${keys('s:')})`],
-          ['indexMembersMany', `(${keys('u:')}, 0)`],
+          ['indexMembersMany', `(${keys('u:')})`],
         ] as const) {
           await client.query(`PREPARE ${op} AS ${sql[op]}`);
           const rows = (await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN EXECUTE ${op}${args}`)).rows;
@@ -166,7 +166,7 @@ describe('postgres store', () => {
     });
     it('reads, deletes and index reads made together are batched, each answered on its own', async () => {
       // The longest schema name allowed: statement names must stay distinct within 63 bytes.
-      // No sweep: the index reads at the earlier `now` ask for members already expired by the clock.
+      // No sweep: the expired row and members stay in the tables, for the reads to skip.
       const store = await postgresStore(server.url, `t_${'x'.repeat(34)}${freshSchema().slice(2)}`, { sweepMs: 600_000 });
       try {
         const now = Date.now();
@@ -176,13 +176,14 @@ describe('postgres store', () => {
         await sleep(450);
         const reads = await Promise.all(Array.from({ length: 200 }, (_, i) => store.get(i % 25 < 20 ? `k${i % 25}` : i % 25 === 20 ? 'short' : `none${i}`)));
         reads.forEach((v, i) => expect(v, `read ${i}`).toEqual(i % 25 < 20 ? { i: i % 25 } : undefined));
+        // An earlier `now` changes nothing: members are live by PostgreSQL's clock.
         const lists = await Promise.all([0, 1, 2, 0, 1, 2].map((u, j) => store.indexMembers(`u:${u}`, j < 3 ? Date.now() : now)));
-        const live = (u: number, all: boolean) =>
+        const live = (u: number) =>
           Array.from({ length: 10 }, (_, i) => i)
-            .filter((i) => i % 3 === u && (all || i % 2 === 0))
+            .filter((i) => i % 3 === u && i % 2 === 0)
             .map((i) => `m${i}`)
             .sort();
-        expect(lists.map((l) => l.sort())).toEqual([live(0, false), live(1, false), live(2, false), live(0, true), live(1, true), live(2, true)]);
+        expect(lists.map((l) => l.sort())).toEqual([0, 1, 2, 0, 1, 2].map(live));
         // 50 deletes of one key and 19 of others at once: each key reported deleted once.
         const deleted = await Promise.all([
           ...Array.from({ length: 50 }, () => store.delete('k0')),
@@ -227,6 +228,89 @@ describe('postgres store', () => {
         await a.close();
         await b.close();
       }
+    });
+
+    describe("one clock, PostgreSQL's: a node whose clock is an hour off agrees with the others", () => {
+      const HOUR = 3_600_000;
+      const realNow = Date.now.bind(Date);
+      /** Runs `fn` on a node whose clock is `offsetMs` off: every Date.now() of this process reads so meanwhile. */
+      async function skewed<T>(offsetMs: number, fn: () => Promise<T>): Promise<T> {
+        const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
+        try {
+          return await fn();
+        } finally {
+          spy.mockRestore();
+        }
+      }
+
+      it('ahead: its sweep, claims and index reads end or skip nothing the others hold live, and its writes last their TTL', async () => {
+        const schema = freshSchema();
+        const honest = await postgresStore(server.url, schema, { sweepMs: 600_000 });
+        let ahead: Awaited<ReturnType<typeof postgresStore>> | undefined;
+        try {
+          await honest.set('live', 'v', 60_000);
+          expect(await honest.claim('j:held', 60_000)).toBe(true);
+          await honest.indexAdd('u:a', 'h', realNow() + 60_000);
+          // Expired by every clock: its removal shows that the node ahead has swept.
+          await server.query(`INSERT INTO ${schema}.entries (key, value) VALUES ('gone', '{"value":1,"expires":' || $1::bigint || '}')`, [realNow() - 1000]);
+          await skewed(HOUR, async () => {
+            ahead = await postgresStore(server.url, schema, { sweepMs: 50 });
+            const t0 = performance.now();
+            let left = 1;
+            while (left > 0 && performance.now() - t0 < 10_000) {
+              left = (await server.query(`SELECT key FROM ${schema}.entries WHERE key = 'gone'`)).length;
+              if (left > 0) await sleep(20);
+            }
+            expect(left).toBe(0);
+            expect(await ahead.claim('j:held', 60_000)).toBe(false);
+            expect(await ahead.get('live')).toBe('v');
+            expect(await ahead.indexMembers('u:a', Date.now())).toEqual(['h']);
+            await ahead.set('written', 'w', 60_000);
+            expect(await ahead.claim('j:new', 60_000)).toBe(true);
+          });
+          expect(await honest.get('live')).toBe('v');
+          expect(await honest.claim('j:held', 60_000)).toBe(false);
+          expect(await honest.indexMembers('u:a', realNow())).toEqual(['h']);
+          // What the node ahead wrote ends by PostgreSQL's clock, not an hour late.
+          const rows = await server.query<{ key: string; expires: string }>(`SELECT key, expires FROM ${schema}.entries WHERE key IN ('written', 'j:new') ORDER BY key`);
+          expect(rows.map((r) => r.key)).toEqual(['j:new', 'written']);
+          for (const r of rows) expect(Number(r.expires) - realNow()).toBeLessThanOrEqual(60_000);
+        } finally {
+          await ahead?.close();
+          await honest.close();
+        }
+      });
+
+      it('behind: it serves, takes or deletes nothing the others hold ended, and its writes last their TTL', async () => {
+        const schema = freshSchema();
+        const honest = await postgresStore(server.url, schema, { sweepMs: 600_000 });
+        const behind = await postgresStore(server.url, schema, { sweepMs: 600_000 });
+        try {
+          const past = realNow() - 1000;
+          for (const key of ['ended', 'ended2', 'ended3'])
+            await server.query(`INSERT INTO ${schema}.entries (key, value) VALUES ($1, '{"value":1,"expires":' || $2::bigint || '}')`, [key, past]);
+          await server.query(`INSERT INTO ${schema}.index_members (key, member, expires) VALUES ('u:b', 'h', $1)`, [past]);
+          await skewed(-HOUR, async () => {
+            expect(await behind.get('ended')).toBeUndefined();
+            expect(await behind.swap('ended', 2)).toBeUndefined();
+            expect(await behind.swapIf('ended', 1, 2)).toEqual({ swapped: false, old: undefined });
+            expect(await behind.take('ended2')).toBeUndefined();
+            expect(await behind.delete('ended3')).toBe(false);
+            expect(await behind.indexMembers('u:b', Date.now())).toEqual([]);
+            await behind.set('written', 'w', 60_000);
+            expect(await behind.claim('j:new', 60_000)).toBe(true);
+          });
+          // Written an hour "in the past" by its clock, yet live for the others for its TTL.
+          expect(await honest.get('written')).toBe('w');
+          expect(await honest.claim('j:new', 60_000)).toBe(false);
+          const rows = await server.query<{ expires: string }>(`SELECT expires FROM ${schema}.entries WHERE key IN ('written', 'j:new')`);
+          expect(rows).toHaveLength(2);
+          for (const r of rows) expect(Number(r.expires) - realNow()).toBeGreaterThan(50_000);
+        } finally {
+          await behind.close();
+          await honest.close();
+        }
+      });
     });
 
     it('the schema is made once by nodes starting together: version table, indexes for key, expiry and user', async () => {
