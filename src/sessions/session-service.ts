@@ -349,7 +349,7 @@ export class SessionService {
       await this.#discard(hash, moved);
       if (record !== undefined) {
         const announced = this.#ended(oldHash, this.#told(record, 'destroyed'), record.u, by);
-        await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+        await this.#unindex(oldHash, record);
         await announced;
       }
       return { error: INVALID.error };
@@ -363,7 +363,7 @@ export class SessionService {
       if ((await this.#o.store.swapIf(sessionKey(hash), moved, current, { expiresAt: current.e })).swapped) await this.#index(hash, current);
     }
     const announced = this.#ended(oldHash, 'regenerated', record.u, by);
-    await this.#o.store.indexRemove(userIndexKey(record.u), oldHash);
+    await this.#unindex(oldHash, record);
     await announced;
     logFor(by, this.#o.log).info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
     const end = endOf(current, this.#idleMs).at;
@@ -380,7 +380,21 @@ export class SessionService {
   /** Removes a session no request has seen (a regeneration's new id that did not happen). */
   async #discard(hash: string, record: SessionRecord): Promise<void> {
     await this.#o.store.take(sessionKey(hash));
-    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
+    await this.#unindex(hash, record);
+  }
+
+  /**
+   * Takes an ended session out of every index that names it: its user's and, for a login of an
+   * identity provider, those by the provider's session id and subject (back-channel logout).
+   * Left there, a member would stay until the session's absolute end. One round trip: the
+   * removals go out together.
+   */
+  async #unindex(hash: string, record: SessionRecord): Promise<void> {
+    const store = this.#o.store;
+    const removals = [store.indexRemove(userIndexKey(record.u), hash)];
+    if (record.is !== undefined) removals.push(store.indexRemove(idpSidIndexKey(record.is), hash));
+    if (record.iu !== undefined) removals.push(store.indexRemove(idpSubIndexKey(record.iu), hash));
+    await Promise.all(removals);
   }
 
   /** Ends a session by id; true when it was live. Idempotent. */
@@ -406,10 +420,10 @@ export class SessionService {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash), (taken) => this.#lateTake(hash, reason, taken));
     if (record === undefined) return undefined;
     const told = this.#told(record, reason);
-    // The record is gone: followers are told now, before the index is tidied (a stale index
+    // The record is gone: followers are told now, before the indexes are tidied (a stale index
     // member is pruned by its own expiry and skipped by list and revoke meanwhile).
     const announced = this.#ended(hash, told, record.u, by);
-    await this.#o.store.indexRemove(userIndexKey(record.u), hash);
+    await this.#unindex(hash, record);
     return { told, announced };
   }
 
@@ -427,7 +441,7 @@ export class SessionService {
   #lateTake(hash: string, reason: EndReason, record: SessionRecord | undefined): void {
     if (record === undefined) return;
     void this.#ended(hash, this.#told(record, reason), record.u);
-    this.#o.store.indexRemove(userIndexKey(record.u), hash).catch(() => undefined);
+    this.#unindex(hash, record).catch(() => undefined);
   }
 
   /**
