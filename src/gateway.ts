@@ -3,6 +3,7 @@ import { GatewayError } from './errors.js';
 import { createLogRef } from './crypto.js';
 import { randomId } from './crypto.js';
 import { SampledLog, type Logger, type Requester } from './log.js';
+import { LogBudget } from './log-budget.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
 import { GatewayConnection, type ConnectionOptions } from './pipeline/connection.js';
@@ -67,6 +68,8 @@ export class Gateway implements PipelineServices {
   readonly instanceId = randomId(12);
   readonly logRef: (value: string) => string;
   readonly sampledLog: SampledLog;
+  /** Lines a client can cause (flood closes, rate limits tripped): a few per interval, then a count. */
+  readonly abuseLog: LogBudget;
   #pushSeq = 0;
   #connSeq = 0;
   readonly #unlisten: (() => void)[] = [];
@@ -84,6 +87,7 @@ export class Gateway implements PipelineServices {
     this.observer = o.observer ?? {};
     this.logRef = createLogRef(o.logSalt ?? randomId(16));
     this.sampledLog = new SampledLog(SAMPLED_LOG_INTERVAL_MS, () => o.clock.now());
+    this.abuseLog = new LogBudget({ log: o.log, clock: o.clock });
     if (this.observer.storeOperation) o.store.observe?.(this.observer.storeOperation);
     const onError = (err: unknown) => this.#storeTrouble(err, 'background task failed');
     this.sessions = new SessionService({

@@ -1,5 +1,6 @@
 import { GatewayError } from '../../errors.js';
 import { audit, type Logger } from '../../log.js';
+import type { LogBudget } from '../../log-budget.js';
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { BROWSER_TYPES } from '../../protocol/messages.js';
 import type { AddressBudget } from './address-budget.js';
@@ -12,6 +13,8 @@ export interface BrowserLimits {
   /** GATEWAY_EXCHANGE_LIMIT, for the refusal's text. */
   exchangeLimit: number;
   log: Logger;
+  /** The budget of lines a client can cause (the gateway's). */
+  lines: LogBudget;
 }
 
 /**
@@ -26,7 +29,7 @@ export class BrowserPolicy implements ConnectionOptions {
   #guard: AuthGuard | undefined;
   /** The last request was refused by the exchange budget (its reply is not an auth answer). */
   #limited = false;
-  /** Audited once per connection: a client that keeps sending past a limit writes one line. */
+  /** Audited once per connection (and within the gateway's budget of such lines: see LogBudget). */
   #tripped = false;
 
   constructor(limits: BrowserLimits, address: string) {
@@ -67,6 +70,7 @@ export class BrowserPolicy implements ConnectionOptions {
   #trip(limit: string): void {
     if (this.#tripped) return;
     this.#tripped = true;
-    audit(this.#limits.log, 'rate limit tripped', { limit, remote: this.#address });
+    const l = this.#limits;
+    l.lines.hit('rate limit tripped', () => audit(l.log, 'rate limit tripped', { limit, remote: this.#address }), true);
   }
 }

@@ -252,7 +252,7 @@ export class SocketLink implements Wire, BoundEnd {
 
   /** Closes a control-frame flood with 1008: reads nothing more, answers what was read. */
   #flood(line: string, text: string): void {
-    this.conn.log.warn({ role: this.role }, line);
+    this.#warn(line);
     this.#pump.end();
     this.close(CloseCodes.POLICY, text, 'ping_flood');
   }
@@ -305,16 +305,14 @@ export class SocketLink implements Wire, BoundEnd {
       this.#o.metrics.undecodable(d.code);
       if (refused !== undefined && !this.#rateLimited) {
         this.#rateLimited = true;
-        audit(this.conn.log, 'rate limit tripped', { limit: refused, role: this.role });
+        const limit = refused;
+        this.#o.gateway.abuseLog.hit('rate limit tripped', () => audit(this.conn.log, 'rate limit tripped', { limit, role: this.role }), true);
       }
     }
     this.#pump.receive(d);
     if (closing) {
       const flood = refused !== undefined;
-      this.conn.log.warn(
-        { role: this.role },
-        flood ? 'closing a connection that keeps sending past its rate (1008)' : 'closing a connection that keeps sending malformed messages (1008)',
-      );
+      this.#warn(flood ? 'closing a connection that keeps sending past its rate (1008)' : 'closing a connection that keeps sending malformed messages (1008)');
       this.#pump.end();
       this.close(CloseCodes.POLICY, flood ? 'Too many messages over the rate limit' : 'Too many malformed messages', flood ? 'rate_flood' : 'malformed');
     }
@@ -336,6 +334,11 @@ export class SocketLink implements Wire, BoundEnd {
     if (r === undefined || r._fragments === this.#fragments || !Array.isArray(r._fragments) || r._fragments.length !== 0) return;
     this.#fragments.length = 0;
     r._fragments = this.#fragments;
+  }
+
+  /** A line about closing this connection for what its peer did: within the gateway's budget of such lines. */
+  #warn(line: string): void {
+    this.#o.gateway.abuseLog.hit(line, () => this.conn.log.warn({ role: this.role }, line));
   }
 
   /** ws's socket: ws has no public cork or half-close (undefined only before it opened). */
@@ -388,7 +391,10 @@ export class SocketLink implements Wire, BoundEnd {
       }
       if (++quiet < STALL_CHECKS) return;
       this.#unstall(false);
-      this.conn.log.warn({ role: this.role, buffered: this.#ws.bufferedAmount }, 'closing a connection whose peer does not read (1008)');
+      const buffered = this.#ws.bufferedAmount;
+      this.#o.gateway.abuseLog.hit('closing a connection whose peer does not read (1008)', () =>
+        this.conn.log.warn({ role: this.role, buffered }, 'closing a connection whose peer does not read (1008)'),
+      );
       this.#pump.end();
       if (this.#ws.isPaused) this.#ws.resume(); // its close frame must still be read
       this.close(CloseCodes.POLICY, 'Slow reader: unsent output over the limit', 'slow_reader');

@@ -74,6 +74,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     exchanges,
     exchangeLimit: config.exchangeLimit,
     log,
+    lines: gateway.abuseLog,
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
