@@ -66,7 +66,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
    */
   const guesses = new FailedAuthThrottle({ limit: config.failedAuthLimit, clock });
   const exchanges = new AddressBudget({ perMinute: config.exchangeLimit, clock });
-  /** Open browser connections by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
+  /** Open browser connections, and upgrades whose cookie is being checked, by client address (GATEWAY_MAX_CONNECTIONS_PER_ADDRESS). */
   const perAddress = new Map<string, number>();
 
   const limits: BrowserLimits = {
@@ -75,6 +75,12 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     exchangeLimit: config.exchangeLimit,
     log,
     lines: gateway.abuseLog,
+  };
+  /** One browser connection (or upgrade being checked) of `address` is gone. */
+  const leave = (address: string) => {
+    const n = (perAddress.get(address) ?? 1) - 1;
+    if (n > 0) perAddress.set(address, n);
+    else perAddress.delete(address);
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
@@ -105,10 +111,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       stopBeating();
       metrics.connections.dec({ role });
       if (boundCounted) metrics.boundConnections.dec();
-      if (!browser) return;
-      const n = (perAddress.get(address) ?? 1) - 1;
-      if (n > 0) perAddress.set(address, n);
-      else perAddress.delete(address);
+      if (browser) leave(address);
     });
     if (bound === undefined) return;
     if (!bound.valid) {
@@ -159,6 +162,11 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
     let bound: CookieSession | undefined;
     if (h.role === 'browser' && h.sessionId !== undefined) {
+      // Counted while its cookie is checked, as an open connection is: with a slow store, an
+      // address could otherwise hold any number of half-done upgrades (each a socket, a request
+      // and a store read) past the cap.
+      const address = client.address;
+      perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
       try {
         bound = await checkCookie(gateway, h.sessionId);
       } catch (err) {
@@ -168,6 +176,8 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
           log.warn({ err, suppressed }, 'could not check the session of a bound upgrade (sampled)'),
         );
         return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
+      } finally {
+        leave(address);
       }
     }
     if (ctx.isDraining()) return refuseUpgrade(socket, 503);
