@@ -1,9 +1,12 @@
 /**
  * Checks of the registered claims that fast-jwt leaves to us (it is told to ignore time, so
  * that the injected clock decides): their types, their ranges, and a lifetime no longer than
- * this gateway issues. A token that passes the signature check is still refused when these
- * fail: a leaked or guessed key must not mint a token valid for years (`exp: 1e300`), and a
- * claim of the wrong type must not be skipped silently (`nbf: "9999999999"`).
+ * a revocation covers. The contract accepts any unexpired token signed with the key, whatever
+ * lifetime it was given; but `revoke_user_tokens` keeps its mark only as long as a token it
+ * refuses could live (`maxTokenLifetime`), so a token living longer would outlive its own
+ * revocation. A token that passes the signature check is still refused when these fail: a
+ * leaked or guessed key must not mint a token valid for years (`exp: 1e300`), and a claim of
+ * the wrong type must not be skipped silently (`nbf: "9999999999"`).
  */
 
 /** The latest NumericDate accepted: 9999-12-31T23:59:59Z, far beyond any token we issue. */
@@ -12,9 +15,18 @@ const MAX_NUMERIC_DATE = 253_402_300_799;
 export interface TimePolicy {
   /** Lifetime (`exp - iat`) of the access tokens this gateway issues, seconds. */
   accessTtl: number;
+  /** Lifetime of the refresh tokens this gateway issues, seconds. */
+  refreshTtl: number;
   /** Seconds of leeway for clock skew (an `iat` or `nbf` ahead, a lifetime a little longer). */
   clockTolerance: number;
 }
+
+/**
+ * The longest lifetime (`exp - iat`, seconds) a token may have and still verify, and so how long
+ * a revocation by user (`UserMarks`) is kept after its `before`: the longer of the two TTLs (a
+ * refresh family outlives its first access token), plus the clock tolerance.
+ */
+export const maxTokenLifetime = (o: TimePolicy): number => Math.max(o.accessTtl, o.refreshTtl) + o.clockTolerance;
 
 const isDate = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= MAX_NUMERIC_DATE;
 
@@ -40,6 +52,6 @@ export function timeError(payload: Record<string, unknown>, now: number, o: Time
   if (now >= exp * 1000) return 'Token expired';
   if (iat * 1000 > now + tolerance) return 'Token issued in the future';
   if (nbf !== undefined && nbf * 1000 > now + tolerance) return 'Token not yet valid';
-  if (exp - iat > o.accessTtl + o.clockTolerance) return 'Token lifetime exceeds the access token TTL';
+  if (exp - iat > maxTokenLifetime(o)) return 'Token lifetime exceeds what a revocation covers';
   return undefined;
 }

@@ -1,4 +1,5 @@
 import { hashSecret } from '../crypto.js';
+import { maxTokenLifetime } from './claims.js';
 import { tokenKeys as keys } from './store-keys.js';
 import type { TokenOptions } from './types.js';
 
@@ -60,10 +61,10 @@ export class UserMarks {
   /** Records a mark in the store and in this node's cache. */
   async revoke(userId: string, before: number): Promise<void> {
     // Kept while a token issued at `before` could still be used: an access token until its exp
-    // (plus the leeway), a refresh token until it expires. A family started on another node
-    // while the revocation listed the user's families is stopped by this mark alone, at its
-    // next rotation, however late that comes.
-    const until = (before + Math.max(this.#o.accessTtl, this.#o.refreshTtl) + this.#o.clockTolerance + 1) * 1000;
+    // (the longest lifetime verification accepts, maxTokenLifetime), a refresh token until it
+    // expires. A family started on another node while the revocation listed the user's families
+    // is stopped by this mark alone, at its next rotation, however late that comes.
+    const until = (before + maxTokenLifetime(this.#o) + 1) * 1000;
     const index = keys.userNotBefore(userId);
     if (until > this.#o.clock.now()) {
       await this.#o.store.indexAdd(index, String(before), until);

@@ -110,16 +110,33 @@ describe('required claims', () => {
     });
   });
 
-  it('a token living longer than GATEWAY_ACCESS_TOKEN_TTL (plus the clock tolerance) is refused, even when signed with the key', async () => {
-    h = await startGateway({ GATEWAY_ACCESS_TOKEN_TTL: '900', GATEWAY_CLOCK_TOLERANCE: '30' });
+  it('a key-signed token may live up to the longer TTL plus the clock tolerance; a longer one is refused, even when signed with the key', async () => {
+    h = await startGateway({ GATEWAY_ACCESS_TOKEN_TTL: '900', GATEWAY_REFRESH_TOKEN_TTL: '86400', GATEWAY_CLOCK_TOLERANCE: '30' });
     const now = Math.floor(h.clock.now() / 1000);
-    // A forged 24-hour token, the attack of the weak-secret finding.
-    await refused(jwt(HS256, claims(h.clock, { exp: now + 86_400 })), 'Token lifetime exceeds the access token TTL');
-    await refused(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 931 })), 'Token lifetime exceeds the access token TTL');
-    expect((await verify(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 930 })))).type).toBe('token_valid');
+    // Longer than the access TTL, within the refresh TTL: the contract's "any unexpired token signed with the key".
+    expect((await verify(jwt(HS256, claims(h.clock, { exp: now + 3600 })))).type).toBe('token_valid');
+    expect((await verify(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 86_430 })))).type).toBe('token_valid');
+    // One second longer than a revocation by user is kept: refused.
+    await refused(jwt(HS256, claims(h.clock, { iat: now - 10, exp: now - 10 + 86_431 })), 'Token lifetime exceeds what a revocation covers');
+    // A forged year-long token, the attack of the weak-secret finding.
+    await refused(jwt(HS256, claims(h.clock, { exp: now + 31_536_000 })), 'Token lifetime exceeds what a revocation covers');
     // The gateway's own tokens pass.
     const own = await h.call({ type: 'generate_access_token', payload: { sub: 'u' } });
     expect((await verify(own.access_token as string)).type).toBe('token_valid');
+  });
+
+  it('the longest token accepted is refused after revoke_user_tokens until its very end: the mark outlives it', async () => {
+    h = await startGateway({ GATEWAY_ACCESS_TOKEN_TTL: '900', GATEWAY_REFRESH_TOKEN_TTL: '7200', GATEWAY_CLOCK_TOLERANCE: '30' });
+    const now = Math.floor(h.clock.now() / 1000);
+    const longest = jwt(HS256, claims(h.clock, { sub: 'long-lived', exp: now + 7230 }));
+    expect((await verify(longest)).type).toBe('token_valid');
+    expect(await h.call({ type: 'revoke_user_tokens', user_id: 'long-lived' })).toMatchObject({ type: 'tokens_revoked', before: now });
+    await refused(longest, 'Token revoked');
+    // One second before its exp (the in-memory store has dropped every other expired entry by then).
+    h.clock.advance(7229_000);
+    await refused(longest, 'Token revoked');
+    h.clock.advance(1000);
+    await refused(longest, 'Token expired');
   });
 
   it('expired at exp exactly; valid one second before', async () => {
