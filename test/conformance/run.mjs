@@ -3,9 +3,13 @@
 // Conformance runner: starts CMD once per case, speaks JSON lines to it over stdin/stdout
 // and checks what it prints against the case.
 //
-//   node test/conformance/run.mjs [--cases FILE]... [--skip REGEX]... [--only REGEX]
+//   node test/conformance/run.mjs [--cases FILE]... [--skip NAME]... [--only NAME]
 //                                 [--record FILE] [--verbose] -- CMD ARGS...
 //
+// A superset of the shared sample runner (/work/shared/conformance/run): its case files run
+// here unchanged. --only and --skip take a case name's substring, as there, or a regular
+// expression (`^project:`): a name is picked when it contains the text or the expression
+// matches it.
 // Default cases: cases.json beside this file. Prints `FAIL name: reason` per failing case
 // and ends with `conformance: N passed, N failed`; exits 1 if any case failed or none ran.
 // --record FILE appends each message the gateway prints as {"case": NAME, "message": ENVELOPE}.
@@ -23,6 +27,8 @@
 //     {"expect_reply_to": msg_id, "expect": pattern, "capture": {...}}  reply to an earlier send
 //     {"send_raw": "text" | ["parts"], "expect": pattern}   the next printed message
 //     {"expect_push": pattern, "within_ms": 3000}           a message answering no msg_id
+//     {"expect_push": pattern, "src": pattern, "dest": pattern}  and its envelope's ends: the
+//                                                           node id and the subscriber's src
 //     {"expect_silence_ms": 500}                            nothing unread after the wait
 //     {"sleep_ms": 1200}
 //     {"close_stdin": true, "exit_code": 0, "within_ms": 3000}
@@ -47,14 +53,14 @@ import { build, isObject } from './lib/values.mjs';
  * }} Case
  * @typedef {{
  *   send?: unknown, send_raw?: unknown, expect?: unknown, capture?: Record<string, string>, expect_reply_to?: unknown,
- *   expect_push?: unknown, within_ms?: number, expect_silence_ms?: number, sleep_ms?: number,
+ *   expect_push?: unknown, src?: unknown, dest?: unknown, within_ms?: number, expect_silence_ms?: number, sleep_ms?: number,
  *   close_stdin?: boolean, exit_code?: number
  * }} Step
  */
 
 // Generous: two busy cores may take seconds to start a server; a passing case never waits it out.
 const DEFAULT_TIMEOUT_MS = 10_000;
-const USAGE = 'usage: node test/conformance/run.mjs [--cases FILE]... [--skip REGEX]... [--only REGEX] [--record FILE] [--verbose] -- CMD ARGS...';
+const USAGE = 'usage: node test/conformance/run.mjs [--cases FILE]... [--skip NAME]... [--only NAME] [--record FILE] [--verbose] -- CMD ARGS...';
 
 /** @param {string} message @returns {never} */
 function usage(message) {
@@ -62,11 +68,27 @@ function usage(message) {
   process.exit(2);
 }
 
+/**
+ * A test of case names: contains `text`, or matches it as a regular expression (text that is
+ * not one, such as `session (fixture`, is a substring only).
+ * @param {string} text @returns {(name: string) => boolean}
+ */
+function nameFilter(text) {
+  /** @type {RegExp | null} */
+  let re = null;
+  try {
+    re = new RegExp(text);
+  } catch {
+    re = null;
+  }
+  return (name) => name.includes(text) || (re !== null && re.test(name));
+}
+
 function parseArgs(argv = process.argv.slice(2)) {
   const opts = {
     /** @type {string[]} */ cases: [],
-    /** @type {RegExp[]} */ skip: [],
-    /** @type {RegExp | null} */ only: null,
+    /** @type {((name: string) => boolean)[]} */ skip: [],
+    /** @type {((name: string) => boolean) | null} */ only: null,
     /** @type {string | null} */ record: null,
     verbose: false,
     /** @type {string[]} */ command: [],
@@ -81,8 +103,8 @@ function parseArgs(argv = process.argv.slice(2)) {
       break;
     }
     if (arg === '--cases') opts.cases.push(value(arg));
-    else if (arg === '--skip') opts.skip.push(new RegExp(value(arg)));
-    else if (arg === '--only') opts.only = new RegExp(value(arg));
+    else if (arg === '--skip') opts.skip.push(nameFilter(value(arg)));
+    else if (arg === '--only') opts.only = nameFilter(value(arg));
     else if (arg === '--record') opts.record = value(arg);
     else if (arg === '--verbose') opts.verbose = true;
     else usage(`unknown option ${arg}`);
@@ -191,6 +213,21 @@ function checkReply(step, reply, request, vars) {
 }
 
 /**
+ * A push's envelope against the step's `src` (the node id) and `dest` (the subscriber's src)
+ * patterns, when it names them.
+ * @param {Step} step @param {Envelope} push @param {Vars} vars
+ * @returns {string | null}
+ */
+function pushEndsMismatch(step, push, vars) {
+  for (const end of /** @type {const} */ (['src', 'dest'])) {
+    if (step[end] === undefined) continue;
+    const why = mismatch(fillPattern(step[end], vars), push[end], `push ${end}`);
+    if (why) return `${why} (${JSON.stringify(push.body).slice(0, 100)})`;
+  }
+  return null;
+}
+
+/**
  * @param {Step} step @param {NodeProcess} node @param {Vars} vars
  * @param {Map<unknown, unknown>} sent @param {number} caseMs
  * @returns {Promise<string | null>}
@@ -222,7 +259,7 @@ async function runStep(step, node, vars, sent, caseMs) {
   if (step.expect_push !== undefined) {
     const pattern = fillPattern(step.expect_push, vars);
     const push = await node.take((m) => unsolicited(m) && mismatch(pattern, m.body) === null, ms);
-    if (push) return null;
+    if (push) return pushEndsMismatch(step, push, vars);
     const others = node.queue.filter(unsolicited).map((m) => JSON.stringify(m.body).slice(0, 100));
     return `no message matching ${JSON.stringify(pattern).slice(0, 120)} within ${ms} ms${others.length ? ` (got ${others.join(', ')})` : ''}`;
   }
@@ -266,7 +303,7 @@ async function runCase(c, command, record) {
 }
 
 const opts = parseArgs();
-const cases = opts.cases.flatMap(loadCases).filter((c) => (!opts.only || opts.only.test(c.name)) && !opts.skip.some((re) => re.test(c.name)));
+const cases = opts.cases.flatMap(loadCases).filter((c) => (!opts.only || opts.only(c.name)) && !opts.skip.some((skip) => skip(c.name)));
 let passed = 0;
 let failed = 0;
 for (const c of cases) {

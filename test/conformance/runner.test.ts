@@ -25,6 +25,9 @@ const CASES = [
       { send: m('list_sessions', 2, { user_id: 'u' }), expect: { type: 'sessions', sessions: [{ handle: '.+' }] } },
       { expect_reply_to: 1, expect: { type: 'session_created' }, capture: { sid: 'body.session_id' } },
       { send: m('validate_session', 3, { session_id: '{{sid}}' }), expect: { type: 'session_valid', user_id: 'u', $absent: ['error'] } },
+      { send: m('subscribe_session', 5, { session_id: '{{sid}}' }), expect: { type: 'subscribed' } },
+      { send: m('destroy_session', 6, { session_id: '{{sid}}' }), expect: { type: 'session_destroyed' } },
+      { expect_push: { type: 'session_expired', reason: 'destroyed' }, src: 'gateway', dest: 'c1' },
       {
         send: m('verify_token', 4, {
           token: { $jwt: { secret: KEY, payload: { sub: 'u', iat: { $now: -2000 }, exp: { $now: -1000 }, jti: 'runner-test-1' } } },
@@ -57,6 +60,17 @@ const CASES = [
   { name: 'fails: a reply never sent', env, mode: 'batch', input: [], expect: [{ in_reply_to: 1 }] },
   { name: 'fails: a push that never comes', env, mode: 'steps', steps: [{ expect_push: { type: 'session_expired' }, within_ms: 300 }] },
   {
+    name: 'fails: a push to another destination',
+    env,
+    mode: 'steps',
+    steps: [
+      { send: m('create_session', 1, { user_id: 'u' }), expect: { type: 'session_created' }, capture: { sid: 'body.session_id' } },
+      { send: m('subscribe_session', 2, { session_id: '{{sid}}' }), expect: { type: 'subscribed' } },
+      { send: m('destroy_session', 3, { session_id: '{{sid}}' }), expect: { type: 'session_destroyed' } },
+      { expect_push: { type: 'session_expired' }, src: 'gateway', dest: 'someone-else' },
+    ],
+  },
+  {
     name: 'fails: output where silence was expected',
     env,
     mode: 'steps',
@@ -88,7 +102,7 @@ describe.skipIf(!required('build'))('conformance runner', () => {
     writeFileSync(cases, JSON.stringify(CASES));
     const { code, stdout } = await run(['--cases', cases, '--skip', '^skipped:', '--record', record, '--', process.execPath, CLI, 'stdio']);
     const lines = stdout.trim().split('\n');
-    expect(lines.at(-1)).toBe('conformance: 1 passed, 7 failed');
+    expect(lines.at(-1)).toBe('conformance: 1 passed, 8 failed');
     expect(code).toBe(1);
     const failing = CASES.filter((c) => c.name.startsWith('fails:')).map((c) => c.name);
     expect(lines.filter((l) => l.startsWith('FAIL '))).toHaveLength(failing.length);
@@ -106,7 +120,8 @@ describe.skipIf(!required('build'))('conformance runner', () => {
         .filter((r) => r.case.startsWith('passes:'))
         .map((r) => r.message.body.type)
         .sort(),
-    ).toEqual(['session_created', 'session_valid', 'sessions', 'token_invalid']);
+    ).toEqual(['session_created', 'session_destroyed', 'session_expired', 'session_valid', 'sessions', 'subscribed', 'token_invalid']);
+    expect(lines.find((l) => l.startsWith('FAIL fails: a push to another destination: '))).toMatch(/push dest = "c1" does not match \/someone-else\//);
     expect(recorded.some((r) => r.case.startsWith('skipped:'))).toBe(false);
   });
 
@@ -118,5 +133,16 @@ describe.skipIf(!required('build'))('conformance runner', () => {
       stdout: 'conformance: 0 passed, 0 failed\n',
     });
     expect((await run(['--bogus'])).code).toBe(2);
+  });
+
+  it('--only and --skip take a substring of the name, as the shared runner does, or a regular expression', async () => {
+    const cases = join(dir, 'names.json');
+    const named = (name: string) => ({ name, env, mode: 'batch', input: [m('init', 1, { node_id: 'n1' })], expect: [{ in_reply_to: 1, type: 'init_ok' }] });
+    writeFileSync(cases, JSON.stringify([named('seed: validate (fixture abc123)'), named('seed: other'), named('project: third')]));
+    const picked = async (args: string[]) => (await run(['--verbose', '--cases', cases, ...args, '--', process.execPath, CLI, 'stdio'])).stdout;
+    // Parentheses that are no regular expression of the name: a substring.
+    expect(await picked(['--only', '(fixture abc123)'])).toBe('ok   seed: validate (fixture abc123)\nconformance: 1 passed, 0 failed\n');
+    expect(await picked(['--only', 'seed: validate (fixture'])).toBe('ok   seed: validate (fixture abc123)\nconformance: 1 passed, 0 failed\n');
+    expect(await picked(['--skip', '^seed:'])).toBe('ok   project: third\nconformance: 1 passed, 0 failed\n');
   });
 });
