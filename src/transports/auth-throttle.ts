@@ -177,11 +177,22 @@ export class FailedAuthThrottle {
           this.sweep();
         }
       }
-      if (this.#byAddress.size >= this.#maxAddresses) this.#byAddress.delete(this.#byAddress.keys().next().value!);
+      if (this.#byAddress.size >= this.#maxAddresses) this.#forgetOldest();
       t = { failures: [], inFlight: 0 };
       this.#byAddress.set(address, t);
     }
     return t;
+  }
+
+  /**
+   * Forgets the address seen first, to make room. Its attempts waiting for room are refused now
+   * (429): nothing would ever wake them, and their requests would wait unanswered, holding a
+   * drain, for as long as their clients keep them open.
+   */
+  #forgetOldest(): void {
+    const [address, t] = this.#byAddress.entries().next().value!;
+    this.#byAddress.delete(address);
+    for (const resolve of t.waiting?.splice(0) ?? []) resolve(false);
   }
 
   /** Over the limit: any request once the failures fill the window; an auth request also when those in flight would. */
