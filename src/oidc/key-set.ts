@@ -1,4 +1,14 @@
-import { createLocalJWKSet, createRemoteJWKSet, errors, jwksCache, type ExportedJWKSCache, type JSONWebKeySet, type JWTVerifyGetKey } from 'jose';
+import {
+  createLocalJWKSet,
+  createRemoteJWKSet,
+  customFetch,
+  errors,
+  jwksCache,
+  type ExportedJWKSCache,
+  type FetchImplementation,
+  type JSONWebKeySet,
+  type JWTVerifyGetKey,
+} from 'jose';
 import { redactUrl, redactUrlsIn } from '../config.js';
 import type { Logger } from '../log.js';
 
@@ -11,6 +21,13 @@ export const JWKS_CACHE_MAX_AGE_MS = 600_000;
 
 /** After a fetch of the set failed, the next waits this long, doubled at each failure in a row up to JWKS_COOLDOWN_MS. */
 export const JWKS_RETRY_MS = 1_000;
+
+/**
+ * Largest answer of the IdP's key set endpoint read, in bytes (after any content coding is
+ * undone). A real set is a few KiB; a larger answer is refused as soon as its bytes pass this,
+ * never held whole.
+ */
+export const MAX_JWKS_BYTES = 1 << 20;
 
 /** Thrown instead of fetching while the set's last fetch failed recently (the logout is answered 503). */
 export class KeySetBackoff extends Error {
@@ -32,9 +49,29 @@ export class KeySetFetchFailed extends Error {
   }
 }
 
+/** Why an answer of the key set endpoint was refused before jose read it. */
+export type KeySetAnswerRefusal = 'too_large' | 'redirect';
+
+/** The endpoint answered, but not with a set the gateway will read: too large, or a redirect. */
+export class KeySetAnswerRefused extends Error {
+  readonly code: KeySetAnswerRefusal;
+  constructor(code: KeySetAnswerRefusal, message: string) {
+    super(message);
+    this.name = 'KeySetAnswerRefused';
+    this.code = code;
+  }
+}
+
 /** The failures that say "the key set could not be had", not "the token is bad". */
 export function keySetUnavailable(err: unknown): boolean {
-  if (err instanceof KeySetBackoff || err instanceof KeySetFetchFailed || err instanceof errors.JWKSTimeout || err instanceof errors.JWKSInvalid) return true;
+  if (
+    err instanceof KeySetBackoff ||
+    err instanceof KeySetFetchFailed ||
+    err instanceof KeySetAnswerRefused ||
+    err instanceof errors.JWKSTimeout ||
+    err instanceof errors.JWKSInvalid
+  )
+    return true;
   // jose's fetch of the set: a plain JOSEError for a status other than 200 or a body that is not JSON.
   if (err instanceof errors.JOSEError) return err.code === 'ERR_JOSE_GENERIC';
   return false;
@@ -57,6 +94,52 @@ function withoutCredentials(err: unknown): unknown {
   }
   return err;
 }
+
+/**
+ * fetch() as jose asks for the set (`redirect: 'manual'`, its time limit as `signal`), with
+ * two refusals of its own. A redirect is never followed: the configured URL is the one trusted
+ * to name the IdP's keys, and a 3xx is a failed fetch that says so (the `Location` is not
+ * quoted). The body is read up to MAX_JWKS_BYTES: a larger declared length is refused unread,
+ * and a body that passes the limit as it streams is cancelled there, which closes the
+ * connection.
+ */
+const boundedFetch: FetchImplementation = async (url, init) => {
+  const res = await fetch(url, { ...init, redirect: 'manual' });
+  if (res.type === 'opaqueredirect' || (res.status >= 300 && res.status < 400)) {
+    void res.body?.cancel().catch(() => undefined);
+    throw new KeySetAnswerRefused(
+      'redirect',
+      `the identity provider's key set answered ${res.status} (a redirect, not followed): set GATEWAY_OIDC_JWKS to the URL that serves the set`,
+    );
+  }
+  // jose refuses any other status without reading the body; it is not read here either.
+  if (res.status !== 200) {
+    void res.body?.cancel().catch(() => undefined);
+    return res;
+  }
+  const tooLarge = () => new KeySetAnswerRefused('too_large', `the identity provider's key set answer is larger than ${MAX_JWKS_BYTES} bytes: refused`);
+  const declared = Number(res.headers.get('content-length') ?? Number.NaN);
+  if (Number.isFinite(declared) && declared > MAX_JWKS_BYTES) {
+    void res.body?.cancel().catch(() => undefined);
+    throw tooLarge();
+  }
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  if (res.body !== null) {
+    const reader = res.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_JWKS_BYTES) {
+        void reader.cancel().catch(() => undefined);
+        throw tooLarge();
+      }
+      chunks.push(value);
+    }
+  }
+  return new Response(Buffer.concat(chunks, size), { status: 200 });
+};
 
 /**
  * The IdP's keys, from `GATEWAY_OIDC_JWKS`: an http(s) URL is fetched on first use, cached,
@@ -83,6 +166,7 @@ export function idpKeySet(source: { url: string } | { set: JSONWebKeySet }, o: {
     timeoutDuration: JWKS_FETCH_TIMEOUT_MS,
     cooldownDuration: JWKS_COOLDOWN_MS,
     cacheMaxAge: JWKS_CACHE_MAX_AGE_MS,
+    [customFetch]: boundedFetch,
     [jwksCache]: fetched as ExportedJWKSCache,
   });
   let lastSet: { uat: number; keys: JWTVerifyGetKey } | undefined;

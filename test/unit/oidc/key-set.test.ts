@@ -9,7 +9,16 @@ import { pino } from 'pino';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { loadConfig, redactUrlsIn } from '../../../src/config.js';
 import { ConfigError } from '../../../src/errors.js';
-import { idpKeySet, JWKS_COOLDOWN_MS, JWKS_RETRY_MS, KeySetBackoff, keySetUnavailable } from '../../../src/oidc/key-set.js';
+import {
+  idpKeySet,
+  JWKS_COOLDOWN_MS,
+  JWKS_RETRY_MS,
+  KeySetAnswerRefused,
+  KeySetBackoff,
+  keySetUnavailable,
+  MAX_JWKS_BYTES,
+} from '../../../src/oidc/key-set.js';
+import { waitForCount } from '../../helpers/wait-for.js';
 import { SECRET } from '../harness.js';
 
 const PASSWORD = 'JwksPassw0rdXYZ';
@@ -74,8 +83,6 @@ async function publicSet(): Promise<JSONWebKeySet> {
 }
 let testSet: Promise<JSONWebKeySet> | undefined;
 
-const MIB = 1 << 20;
-
 /** How the test endpoint answers `/jwks`. */
 type Mode = 'set' | 'failing' | 'stream' | 'declared-large' | 'redirect';
 
@@ -98,12 +105,13 @@ async function endpoint() {
     if (state.mode === 'set') return sendSet(res);
     if (state.mode === 'failing') return res.writeHead(500).end();
     if (state.mode === 'redirect') return res.writeHead(302, { Location: '/jwks-elsewhere?secret=Loc4tionS3cret' }).end();
-    if (state.mode === 'declared-large') return res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(MIB + 1) }).flushHeaders();
+    if (state.mode === 'declared-large')
+      return res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': String(MAX_JWKS_BYTES + 1) }).flushHeaders();
     // A body without end, chunked: 64 KiB at a time while the reader takes them.
     res.writeHead(200, { 'Content-Type': 'application/json' });
     const chunk = Buffer.alloc(64 * 1024, 0x20);
     const pump = () => {
-      while (!res.destroyed && state.streamed < 64 * MIB) {
+      while (!res.destroyed && state.streamed < 64 * MAX_JWKS_BYTES) {
         state.streamed += chunk.length;
         if (!res.write(chunk)) return void res.once('drain', pump);
       }
@@ -148,6 +156,73 @@ const UNKNOWN = { alg: 'ES256', kid: 'k-forged' };
 function pastJoseCooldown(): void {
   vi.useFakeTimers({ toFake: ['Date'], now: Date.now() + JWKS_COOLDOWN_MS + 1_000 });
 }
+
+describe('the key set endpoint answers more than MAX_JWKS_BYTES', () => {
+  it('a body that streams past the limit is cut off there (the connection closed), the set fetched before kept, one log line', async () => {
+    const idp = await endpoint();
+    const { keys, lines } = keySet(idp.url);
+    expect(await keys(KNOWN, TOKEN)).toBeDefined();
+    idp.state.mode = 'stream';
+    pastJoseCooldown();
+    const err = await thrownBy(keys, UNKNOWN);
+    expect(err).toBeInstanceOf(KeySetAnswerRefused);
+    expect((err as KeySetAnswerRefused).code).toBe('too_large');
+    expect(keySetUnavailable(err)).toBe(true);
+    expect(err.message).toBe(`the identity provider's key set answer is larger than ${MAX_JWKS_BYTES} bytes: refused`);
+    // The reader went away soon after the limit: far from the 64 MiB the endpoint would send.
+    await waitForCount(() => idp.state.closed, 2, 5_000, 'closed answers');
+    expect(idp.state.streamed).toBeLessThan(16 * MAX_JWKS_BYTES);
+    // The set fetched before still serves its keys.
+    expect(await keys(KNOWN, TOKEN)).toBeDefined();
+    expect(idp.state.requests).toBe(2);
+    const failed = lines.filter((l) => l.event === 'jwks fetch failed');
+    expect(failed).toEqual([
+      expect.objectContaining({
+        jwks: idp.url,
+        kept: true,
+        err: expect.objectContaining({ type: 'KeySetAnswerRefused', message: expect.stringContaining('larger than 1048576 bytes') }),
+      }),
+    ]);
+  });
+
+  it('a declared Content-Length over the limit is refused before any byte of the body is awaited', async () => {
+    const idp = await endpoint();
+    idp.state.mode = 'declared-large';
+    const { keys } = keySet(idp.url);
+    // Awaiting the body would end in the fetch's time limit (JWKSTimeout), 5 s from now.
+    const err = await thrownBy(keys, KNOWN);
+    expect(err).toBeInstanceOf(KeySetAnswerRefused);
+    expect((err as KeySetAnswerRefused).code).toBe('too_large');
+  });
+});
+
+describe('the key set endpoint answers a redirect', () => {
+  it('is not followed: a failed fetch, logged as such without the Location, the set fetched before kept', async () => {
+    const idp = await endpoint();
+    const { keys, lines } = keySet(idp.url);
+    expect(await keys(KNOWN, TOKEN)).toBeDefined();
+    idp.state.mode = 'redirect';
+    pastJoseCooldown();
+    const err = await thrownBy(keys, UNKNOWN);
+    expect(err).toBeInstanceOf(KeySetAnswerRefused);
+    expect((err as KeySetAnswerRefused).code).toBe('redirect');
+    expect(keySetUnavailable(err)).toBe(true);
+    expect(err.message).toBe("the identity provider's key set answered 302 (a redirect, not followed): set GATEWAY_OIDC_JWKS to the URL that serves the set");
+    expect(idp.state.elsewhere).toBe(0);
+    expect(await keys(KNOWN, TOKEN)).toBeDefined();
+    const failed = lines.filter((l) => l.event === 'jwks fetch failed');
+    expect(failed).toEqual([expect.objectContaining({ err: expect.objectContaining({ message: expect.stringContaining('302 (a redirect, not followed)') }) })]);
+    expect(JSON.stringify(lines)).not.toContain('Loc4tionS3cret');
+  });
+
+  it('a first fetch redirected leaves no set: every token is answered as unavailable', async () => {
+    const idp = await endpoint();
+    idp.state.mode = 'redirect';
+    const { keys } = keySet(idp.url);
+    expect(await thrownBy(keys, KNOWN)).toBeInstanceOf(KeySetAnswerRefused);
+    expect(idp.state.elsewhere).toBe(0);
+  });
+});
 
 describe('while a refetch of the set waits after a failure', () => {
   it('a token whose key the set fetched before holds is served from it; one naming a key it lacks is unavailable, without a request', async () => {
