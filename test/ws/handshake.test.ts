@@ -1,6 +1,8 @@
+import { connect } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WebSocket } from 'ws';
+import { waitForCount } from '../helpers/wait-for.js';
 import { browser, fetchRaw, Peer, SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from './helpers.js';
 
 afterEach(stopAll);
@@ -189,6 +191,35 @@ describe('http', () => {
   it('/autosession is 404 without --dev', async () => {
     const { http } = await start();
     for (const method of ['GET', 'POST', 'DELETE']) expect((await fetchRaw(`${http}/autosession`, { method })).status).toBe(404);
+  });
+
+  it('/autosession refuses a body past 4 KB as soon as it passes (413) and closes the connection: the rest of the body is not read', async () => {
+    const { server } = await start({ GATEWAY_DEV: '1' });
+    const socket = connect(server.port, '127.0.0.1');
+    let answer = '';
+    let closed = false;
+    socket.setEncoding('utf8');
+    socket.on('data', (d: string) => (answer += d));
+    socket.on('close', () => (closed = true));
+    socket.on('error', () => undefined);
+    socket.write('POST /autosession HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n');
+    // A body without end: 1 KiB chunks for as long as the connection is open.
+    const chunk = `400\r\n${' '.repeat(1024)}\r\n`;
+    let sent = 0;
+    const timer = setInterval(() => {
+      if (closed) return;
+      for (let i = 0; i < 8; i++) socket.write(chunk);
+      sent += 8;
+    }, 5);
+    try {
+      await waitForCount(() => (closed ? 1 : 0), 1, 5_000, 'closed connections');
+    } finally {
+      clearInterval(timer);
+      socket.destroy();
+    }
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(answer).toContain('Body too large (4 KB at most)');
+    expect(sent).toBeGreaterThan(4);
   });
 
   it('/autosession with --dev sets an HttpOnly, SameSite=Strict cookie and tells who is logged in', async () => {

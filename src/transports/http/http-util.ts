@@ -70,26 +70,6 @@ export function sendEmpty(res: ServerResponse, status: number): void {
   res.end();
 }
 
-/** The request body as text, or undefined when it passes `limit` bytes (the read stops there) or is not UTF-8. */
-export function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  return new Promise((resolve, reject) => {
-    let parts: Buffer[] | undefined = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (parts === undefined) return; // over the limit: the rest is read and dropped
-      size += chunk.length;
-      if (size > limit) {
-        parts = undefined;
-        resolve(undefined);
-        return;
-      }
-      parts.push(chunk);
-    });
-    req.on('end', () => parts !== undefined && resolve(utf8Text(Buffer.concat(parts))));
-    req.on('error', reject);
-  });
-}
-
 /** What `readLimited` got: the body's text, or why not. */
 export type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' | 'not_utf8' };
 

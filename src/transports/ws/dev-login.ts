@@ -7,7 +7,7 @@ import type { AnyRequest } from '../../protocol/messages.js';
 import type { Body } from '../../protocol/replies.js';
 import { plain } from '../client-address.js';
 import { readCookie, sessionCookie } from './cookies.js';
-import { BASE_HEADERS, readBody, sendJson } from '../http/http-util.js';
+import { BASE_HEADERS, readLimited, sendJson, sendJsonAndClose } from '../http/http-util.js';
 
 export interface DevLoginOptions {
   gateway: Gateway;
@@ -20,6 +20,15 @@ export interface DevLoginOptions {
 }
 
 const MAX_DEMO_TTL = 86_400;
+/** Largest body of a dev login, and how long it may take to arrive. */
+const MAX_BODY_BYTES = 4096;
+const BODY_TIMEOUT_MS = 10_000;
+/** The answer to a body refused unread to its end (the connection is closed after it). */
+const BODY_REFUSED = {
+  too_large: [413, 'Body too large (4 KB at most)'],
+  not_utf8: [400, 'Body is not UTF-8'],
+  timeout: [408, `The body did not arrive within ${BODY_TIMEOUT_MS} ms`],
+} as const;
 const USER_RE = /^[\w.@-]{1,64}$/;
 
 function noContent(res: ServerResponse): void {
@@ -50,8 +59,14 @@ export async function devLogin(req: IncomingMessage, res: ServerResponse, url: U
   switch (req.method) {
     case 'POST': {
       let params: Record<string, unknown> = Object.fromEntries(url.searchParams);
-      const body = await readBody(req, 4096);
-      if (body === undefined) return sendJson(res, 400, { error: 'Body too large (4 KB at most) or not UTF-8' });
+      const read = await readLimited(req, MAX_BODY_BYTES, BODY_TIMEOUT_MS);
+      if ('refused' in read) {
+        if (read.refused === 'aborted') return void res.destroy();
+        // Closed after the answer: the rest of the body is never read.
+        const [status, error] = BODY_REFUSED[read.refused];
+        return sendJsonAndClose(res, status, { error });
+      }
+      const body = read.text;
       if (body.trim() !== '') {
         try {
           params = { ...params, ...(JSON.parse(body) as Record<string, unknown>) };
