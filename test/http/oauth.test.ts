@@ -325,6 +325,15 @@ describe('the key: service key or introspection key, nothing else', () => {
     expect(await rpc(http, { type: 'list_sessions', user_id: 'mallory' })).toEqual({ type: 'sessions', sessions: [], in_reply_to: 0 });
   });
 
+  it('an introspection key refused with 403 on /v1/rpc is no failed attempt: past GATEWAY_FAILED_AUTH_LIMIT of them, its routes still serve it', async () => {
+    const { http } = await start({ ...ENV, GATEWAY_FAILED_AUTH_LIMIT: '2' });
+    const body = JSON.stringify({ type: 'validate_session', session_id: 'nope' });
+    for (let i = 0; i < 5; i++)
+      expect((await httpPost(`${http}/v1/rpc`, body, { 'Content-Type': 'application/json', ...bearer(INTROSPECTION_KEY) }, { agent })).status).toBe(403);
+    const a = await introspect(http, 'not-a-token');
+    expect([a.status, a.body]).toEqual([200, { active: false }]);
+  });
+
   it('without GATEWAY_INTROSPECTION_KEYS only the service key opens the routes; without any key, nothing does', async () => {
     const plain = await start();
     const { access } = await pair(plain.http);
