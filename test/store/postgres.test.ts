@@ -272,7 +272,9 @@ describe('postgres store', () => {
           expect(await honest.claim('j:held', 60_000)).toBe(false);
           expect(await honest.indexMembers('u:a', realNow())).toEqual(['h']);
           // What the node ahead wrote ends by PostgreSQL's clock, not an hour late.
-          const rows = await server.query<{ key: string; expires: string }>(`SELECT key, expires FROM ${schema}.entries WHERE key IN ('written', 'j:new') ORDER BY key`);
+          const rows = await server.query<{ key: string; expires: string }>(
+            `SELECT key, expires FROM ${schema}.entries WHERE key IN ('written', 'j:new') ORDER BY key`,
+          );
           expect(rows.map((r) => r.key)).toEqual(['j:new', 'written']);
           for (const r of rows) expect(Number(r.expires) - realNow()).toBeLessThanOrEqual(60_000);
         } finally {
