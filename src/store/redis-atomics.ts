@@ -84,20 +84,29 @@ const CLAIM = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 return 0`;
 
+/**
+ * Redis' own clock in ms (TIME, read while the script runs), as a whole-number string: the one
+ * clock of the index, which every node shares (a node's own clock may be off).
+ */
+const REDIS_NOW = `
+local t = redis.call('TIME')
+local now = string.format('%.0f', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))`;
+
 /** Sets the index key to expire with its last member, so it never outlives its sessions. */
 const EXPIRE_WITH_LAST = `
 local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if top[2] then redis.call('PEXPIREAT', KEYS[1], string.format('%.0f', math.ceil(tonumber(top[2])))) end`;
 
 /**
- * indexAdd: ZADD score=expiry, unless the member is there with a later one and ARGV[4] is not
- * '1' (shorten); prune the expired, expire the key with its last member. A comparison in the
- * script rather than ZADD GT (Redis 6.2+): older servers run it too.
+ * indexAdd: ZADD score=expiry, unless the member is there with a later one and ARGV[3] is not
+ * '1' (shorten); prune what expired by Redis' clock, expire the key with its last member. A
+ * comparison in the script rather than ZADD GT (Redis 6.2+): older servers run it too.
  */
 const INDEX_ADD = `
 local current = redis.call('ZSCORE', KEYS[1], ARGV[2])
-if ARGV[4] == '1' or not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+if ARGV[3] == '1' or not current or tonumber(current) < tonumber(ARGV[1]) then redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2]) end
+${REDIS_NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
 ${EXPIRE_WITH_LAST}
 return 1`;
 
@@ -107,10 +116,11 @@ ${EXPIRE_WITH_LAST}
 end
 return 1`;
 
-/** indexMembers: prune what expired at or before now, return the rest (score > now). */
+/** indexMembers: prune what expired by Redis' clock, return the rest (score > now). */
 const INDEX_MEMBERS = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')`;
+${REDIS_NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`;
 
 /** Reads waiting to go out together as one MGET. */
 interface ReadBatch {
@@ -170,13 +180,17 @@ export class RedisAtomics implements Atomics {
     }
   }
 
-  /** The value in Keyv's stored form, when it has not expired; `key` given for a read (see ParsedReads). */
+  /**
+   * The value in Keyv's stored form; `key` given for a read (see ParsedReads). Redis' own
+   * expiry decides what is live: it answers no key past its TTL, and every write sets the TTL
+   * with the value (Keyv's `PX`, the scripts' `PX`, `PXAT` or `KEEPTTL`). Keyv's `expires`,
+   * written from a node's clock, is not compared with this node's: a node whose clock runs
+   * ahead would take a session (GETDEL deletes it) and report nothing there, ending it unannounced.
+   */
   #decode(raw: unknown, key?: string): unknown {
     if (typeof raw !== 'string') return undefined;
     const data = key === undefined ? this.#codec.deserialize(raw) : this.#parsed.parse(key, raw);
     if (data === undefined || data === null) return undefined;
-    // The same check Keyv makes on get: Redis' TTL and Keyv's `expires` must both agree.
-    if (typeof data.expires === 'number' && this.#codec.now() > data.expires) return undefined;
     return data.value;
   }
 
@@ -256,15 +270,16 @@ export class RedisAtomics implements Atomics {
   }
 
   async indexAdd(key: string, member: string, expiresAt: number, shorten: boolean): Promise<void> {
-    await this.#run(SCRIPTS.indexAdd, key, [String(Math.ceil(expiresAt)), member, String(Math.floor(this.#codec.now())), shorten ? '1' : '0']);
+    await this.#run(SCRIPTS.indexAdd, key, [String(Math.ceil(expiresAt)), member, shorten ? '1' : '0']);
   }
 
   async indexRemove(key: string, member: string): Promise<void> {
     await this.#run(SCRIPTS.indexRemove, key, [member]);
   }
 
-  async indexMembers(key: string, now: number): Promise<string[]> {
-    const members = await this.#run(SCRIPTS.indexMembers, key, [String(Math.floor(now))]);
+  /** Members live by Redis' clock: the caller's `now` is its own clock's, and is not used. */
+  async indexMembers(key: string, _now: number): Promise<string[]> {
+    const members = await this.#run(SCRIPTS.indexMembers, key, []);
     return Array.isArray(members) ? members.map(String) : [];
   }
 }

@@ -126,8 +126,8 @@ export interface Store {
   indexAdd(key: string, member: string, expiresAt: number, options?: IndexAddOptions): Promise<void>;
   indexRemove(key: string, member: string): Promise<void>;
   /**
-   * Members whose expiry is after `now`, the caller's time. PostgreSQL judges by its own clock
-   * instead, the one every node shares (docs/postgres.md, "Whose clock").
+   * Members whose expiry is after `now`, the caller's time. Redis and PostgreSQL judge by their
+   * own clock instead, the one every node shares (docs/postgres.md, "Whose clock"; docs/redis.md).
    */
   indexMembers(key: string, now: number): Promise<string[]>;
   readonly events: EventBus;

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient } from 'redis';
 import { GatewayError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
@@ -123,6 +123,60 @@ describe.skipIf(!server)('redis store', () => {
         expect(heard).toEqual([{ kind: 'ended', hash: 'h1', reason: 'ttl', origin: 'o' }]);
       } finally {
         await store.close();
+      }
+    });
+  });
+
+  describe("one clock, Redis': a node whose clock is an hour off agrees with the others", () => {
+    const HOUR = 3_600_000;
+    const realNow = Date.now.bind(Date);
+    /** Runs `fn` on a node whose clock is `offsetMs` off: every Date.now() of this process reads so meanwhile. */
+    async function skewed<T>(offsetMs: number, fn: () => Promise<T>): Promise<T> {
+      const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
+      try {
+        return await fn();
+      } finally {
+        spy.mockRestore();
+      }
+    }
+
+    it('ahead: its index reads and adds prune no member the others hold live, and it takes, swaps and reads live values', async () => {
+      const ns = freshNamespace();
+      const honest = await redisStore(server!.url, ns);
+      const ahead = await redisStore(server!.url, ns);
+      try {
+        await honest.indexAdd('u:a', 'h1', realNow() + 60_000);
+        await honest.indexAdd('u:a', 'h2', realNow() + 60_000);
+        for (const key of ['s:1', 's:2', 's:3']) await honest.set(key, { v: 1 }, 60_000);
+        await skewed(HOUR, async () => {
+          expect((await ahead.indexMembers('u:a', Date.now())).sort()).toEqual(['h1', 'h2']);
+          await ahead.indexAdd('u:b', 'h3', Date.now() + 60_000);
+          await ahead.indexAdd('u:a', 'h3', realNow() + 60_000);
+          expect(await ahead.get('s:1')).toEqual({ v: 1 });
+          expect(await ahead.swap('s:2', { v: 2 })).toEqual({ v: 1 });
+          // A take deletes: what it took is answered, so the end is announced.
+          expect(await ahead.take('s:3')).toEqual({ v: 1 });
+        });
+        expect((await honest.indexMembers('u:a', realNow())).sort()).toEqual(['h1', 'h2', 'h3']);
+        expect(await honest.get('s:2')).toEqual({ v: 2 });
+      } finally {
+        await ahead.close();
+        await honest.close();
+      }
+    });
+
+    it('behind: its index reads list no member the others hold expired', async () => {
+      const ns = freshNamespace();
+      const behind = await redisStore(server!.url, ns);
+      try {
+        await skewed(-HOUR, async () => {
+          await behind.indexAdd('u:a', 'live', realNow() + 60_000);
+          // Ended a second ago by Redis' clock; an hour ahead of this node's.
+          await behind.indexAdd('u:a', 'ended', realNow() - 1000);
+          expect(await behind.indexMembers('u:a', Date.now())).toEqual(['live']);
+        });
+      } finally {
+        await behind.close();
       }
     });
   });
