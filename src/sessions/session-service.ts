@@ -220,6 +220,12 @@ export class SessionService {
    * has passed is never written (a node may already have answered session_invalid for it).
    * Returns what was written, or undefined when the session is gone or over. `until` moves
    * the store's expiry (extend); without it the expiry is kept.
+   *
+   * A moved end is in the session's indexes before it is in the record: should the write fail
+   * (error 11) or lose to an end, the indexes hold a later end than the record's (a member
+   * past its record is skipped by list and revoke, and pruned at its expiry), never an earlier
+   * one, which would leave a live session that `revoke_user_sessions` no longer finds. Racing
+   * extends each index their own end; the store keeps the later (Store.indexAdd).
    */
   async #rewrite(
     hash: string,
@@ -234,6 +240,7 @@ export class SessionService {
       // another write may have moved the end since; the store refuses the write if it had not.
       const end = endOf(base, this.#idleMs).at;
       const next = change(base);
+      if (until !== undefined) await this.#index(hash, next);
       const r = await this.#o.store.swapIf<SessionRecord>(key, base, next, until === undefined ? { before: end } : { before: end, expiresAt: until(next) });
       if (r.swapped) return next;
       // Gone, or still the same record: its end came before the write could be made.
@@ -263,9 +270,9 @@ export class SessionService {
     // An extend that would move the end by less than `minMoveMs` changes nothing: a page sending
     // it in a loop costs a read each, not a write, a push to every follower and a log line.
     if (minMoveMs > 0 && endOf(extended(seen.record), this.#idleMs).at - seen.end < minMoveMs) return seen;
+    // Indexed with each end it writes, before the write (see #rewrite).
     const written = await this.#rewrite(hash, seen.record, extended, (r) => r.e);
     if (written === undefined) return INVALID;
-    await this.#index(hash, written);
     const end = endOf(written, this.#idleMs);
     if (this.#o.log.isLevelEnabled('info'))
       logFor(by, this.#o.log).info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');

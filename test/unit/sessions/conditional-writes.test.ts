@@ -5,6 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../../../src/clock.js';
+import { GatewayError } from '../../../src/errors.js';
 import { sessionKey, type SessionRecord } from '../../../src/sessions/records.js';
 import { INVALID } from '../../../src/sessions/session-service.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
@@ -48,6 +49,42 @@ describe('session writes are compare-and-swaps', () => {
     // one's write over the stale copy never happened, and it is told the session is gone.
     expect(moved?.d).toEqual({ by: 'second' });
     expect(firstAnswer).toEqual(INVALID);
+  });
+
+  it('an extend_session whose index write fails moves nothing: no session outlives what revoke_user_sessions finds', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const s = await gateway.sessions.create('alice', undefined, 60);
+    store.fail('indexAdd', undefined, 1);
+    const err = await gateway.sessions.extend(s.hash, 600).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(GatewayError);
+    expect((err as GatewayError).wireCode).toBe(11);
+    // Past the end it had: answered error 11, the extend must not have moved it unindexed.
+    clock.advance(61_000);
+    expect(await gateway.sessions.revokeUser('alice')).toBe(0);
+    expect(await gateway.sessions.validate(s.sessionId)).toEqual(INVALID);
+  });
+
+  it('extend_session racing on one session: the user index keeps the later end, whatever order the writes land in', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const s = await gateway.sessions.create('alice', undefined, 60);
+    // The shorter extend's first index write waits until the longer extend has been answered.
+    const held = store.hold('indexAdd', { once: true, match: (args) => args[0] === 'u:alice' });
+    const shorter = gateway.sessions.extend(s.hash, 600);
+    await held.reached;
+    expect(await gateway.sessions.extend(s.hash, 3600)).toMatchObject({ valid: true, expiresIn: 3600 });
+    held.release();
+    expect(await shorter).toMatchObject({ valid: true });
+    clock.advance(601_000);
+    expect((await gateway.sessions.list('alice')).map((l) => l.handle)).toEqual([s.hash]);
+    expect(await gateway.sessions.revokeUser('alice')).toBe(1);
+    expect(await gateway.sessions.validate(s.sessionId)).toEqual(INVALID);
   });
 
   it('an update and an extend racing each other both stay (the write made from a stale copy is made again)', async () => {
