@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { GatewayError } from '../../src/errors.js';
 import { openPostgresStore, parsePostgresUrl } from '../../src/store/postgres.js';
 import { statements } from '../../src/store/postgres-atomics.js';
@@ -8,6 +8,7 @@ import type { StoreEvent } from '../../src/store/types.js';
 import { systemClock, type ManualClock } from '../../src/clock.js';
 import { createLogger } from '../../src/log.js';
 import { PostgresServer } from '../helpers/postgres-server.js';
+import { HOUR, realNow, skewed } from '../helpers/skewed-clock.js';
 import { StallProxy, checkStalledEventLink } from '../helpers/stall-proxy.js';
 import { waitForCount, waitForItem } from '../helpers/wait-for.js';
 import { Driver, makeGateway } from '../unit/harness.js';
@@ -231,18 +232,6 @@ describe('postgres store', () => {
     });
 
     describe("one clock, PostgreSQL's: a node whose clock is an hour off agrees with the others", () => {
-      const HOUR = 3_600_000;
-      const realNow = Date.now.bind(Date);
-      /** Runs `fn` on a node whose clock is `offsetMs` off: every Date.now() of this process reads so meanwhile. */
-      async function skewed<T>(offsetMs: number, fn: () => Promise<T>): Promise<T> {
-        const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
-        try {
-          return await fn();
-        } finally {
-          spy.mockRestore();
-        }
-      }
-
       it('ahead: its sweep, claims and index reads end or skip nothing the others hold live, and its writes last their TTL', async () => {
         const schema = freshSchema();
         const honest = await postgresStore(server.url, schema, { sweepMs: 600_000 });

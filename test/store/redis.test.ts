@@ -1,10 +1,11 @@
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createClient } from 'redis';
 import { GatewayError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { openRedisStore, parseRedisUrl } from '../../src/store/redis.js';
 import type { StoreEvent } from '../../src/store/types.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
+import { HOUR, realNow, skewed } from '../helpers/skewed-clock.js';
 import { StallProxy, checkStalledEventLink } from '../helpers/stall-proxy.js';
 import { waitForCount } from '../helpers/wait-for.js';
 import { storeContract } from './contract.js';
@@ -128,18 +129,6 @@ describe.skipIf(!server)('redis store', () => {
   });
 
   describe("one clock, Redis': a node whose clock is an hour off agrees with the others", () => {
-    const HOUR = 3_600_000;
-    const realNow = Date.now.bind(Date);
-    /** Runs `fn` on a node whose clock is `offsetMs` off: every Date.now() of this process reads so meanwhile. */
-    async function skewed<T>(offsetMs: number, fn: () => Promise<T>): Promise<T> {
-      const spy = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + offsetMs);
-      try {
-        return await fn();
-      } finally {
-        spy.mockRestore();
-      }
-    }
-
     it('ahead: its index reads and adds prune no member the others hold live, and it takes, swaps and reads live values', async () => {
       const ns = freshNamespace();
       const honest = await redisStore(server!.url, ns);
