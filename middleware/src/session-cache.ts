@@ -268,10 +268,20 @@ export class SessionCache {
       if (ms <= 0) throw unavailable();
       return ms;
     };
-    this.#subscribing++;
     let cached = false;
     let subscription: Promise<boolean> | undefined;
+    let counted = false;
     try {
+      // With no room left, a new subscription evicts a cached session: ask first whether this
+      // one is live, so that cookies naming no session (a flood of made-up ids) evict nothing.
+      if (this.#lru.size + this.#subscribing + this.#unsubscribing.size >= this.#o.max) {
+        this.stats.validations++;
+        const pre = await this.#client.request('validate_session', { session_id: id }, { timeoutMs: left() });
+        if (epoch !== this.#epoch) throw unavailable();
+        if (pre.type !== 'session_valid' || f.ended) return null;
+      }
+      this.#subscribing++;
+      counted = true;
       await this.#makeRoom(left());
       if (!this.#up || epoch !== this.#epoch) throw unavailable();
       subscription = this.#client.subscribeSession(id, { timeoutMs: left() }).then(
@@ -320,7 +330,7 @@ export class SessionCache {
       if (err instanceof GatewaySessionError) throw err;
       throw unavailable(err); // a timeout, or the connection closed meanwhile
     } finally {
-      this.#subscribing--;
+      if (counted) this.#subscribing--;
       // A subscription that did not make it into the cache is ended (once it is known to exist).
       void subscription?.then(
         (subscribed) => {

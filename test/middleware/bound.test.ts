@@ -37,14 +37,15 @@ describe('the cache bound', () => {
       expect(sessions.stats.cached).toBeLessThanOrEqual(4);
       expect(await subscriptionsOn(http)).toBeLessThanOrEqual(4);
     }
-    // Each was cached (subscribed), none refused by the gateway's limit.
-    expect(sessions.stats).toMatchObject({ uncached: 0, cached: 4, validations: 12 });
+    // Each was cached (subscribed), none refused by the gateway's limit. Past the first four the
+    // cache was full: each was asked once alone (is it live?) before it evicted an entry.
+    expect(sessions.stats).toMatchObject({ uncached: 0, cached: 4, validations: 4 + 8 * 2 });
     expect(await subscriptionsOn(http)).toBe(4);
     expect(sessions.client.subscriptions.size).toBe(4);
 
     // The first ones were evicted: asked again, and still answered.
     expect((await get(app, '/me', `sid=${ids[0]!}`)).status).toBe(200);
-    expect(sessions.stats.validations).toBe(13);
+    expect(sessions.stats.validations).toBe(22);
     expect(await subscriptionsOn(http)).toBeLessThanOrEqual(4);
 
     // An evicted session that ends is no longer followed: no push reaches the middleware for it.
@@ -54,6 +55,38 @@ describe('the cache bound', () => {
     await svc.call('destroy_session', { session_id: ids[11]! }); // cached: its push arrives
     await waitForCount(() => ended.length, 1, 5000, 'session_expired pushes');
     expect(ended).toEqual([ids[11]]);
+  });
+
+  it('with the cache full, cookies naming no session evict nothing: the cached sessions stay hits', async () => {
+    const { http } = await start({ GATEWAY_MAX_SUBSCRIPTIONS: '4' });
+    const { app, sessions } = await startApp(wsUrl(http), { cacheSize: 4 });
+    const svc = service(wsUrl(http));
+    await svc.opened;
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await svc.call('create_session', { user_id: `w-${i}`, ttl: 600 })).session_id as string);
+    for (const id of ids.slice(0, 4)) expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    expect(sessions.stats).toMatchObject({ cached: 4, validations: 4 });
+
+    // Well-formed ids of no session, at once and one after another: each is asked (401), none is cached or subscribed.
+    const bogus = (i: number) => `sid=${String(i).padStart(43, 'B')}`;
+    const together = await Promise.all(Array.from({ length: 20 }, (_, i) => get(app, '/me', bogus(i))));
+    expect(together.map((r) => r.status)).toEqual(Array.from({ length: 20 }, () => 401));
+    for (let i = 20; i < 30; i++) expect((await get(app, '/me', bogus(i))).status).toBe(401);
+    expect(sessions.stats.cached).toBe(4);
+    expect(await subscriptionsOn(http)).toBe(4);
+
+    // The sessions cached before are still answered from the cache.
+    const validations = sessions.stats.validations;
+    for (const id of ids.slice(0, 4)) expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    expect(sessions.stats.validations).toBe(validations);
+
+    // A live session still gets room: the least recently used entry is evicted for it.
+    expect((await get(app, '/me', `sid=${ids[4]!}`)).status).toBe(200);
+    expect(sessions.stats).toMatchObject({ cached: 4, uncached: 0 });
+    expect(await subscriptionsOn(http)).toBeLessThanOrEqual(4);
+    const hits = sessions.stats.hits;
+    expect((await get(app, '/me', `sid=${ids[4]!}`)).status).toBe(200);
+    expect(sessions.stats.hits).toBe(hits + 1);
   });
 
   it('a cacheSize above the gateway’s limit: the sessions past it are answered from validate_session, uncached', async () => {
