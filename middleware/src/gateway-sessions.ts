@@ -157,6 +157,7 @@ export class GatewaySessions {
       max: options.cacheSize ?? 5000,
       revalidateFraction: options.revalidateFraction ?? 0.5,
       now: options.now ?? Date.now,
+      pingTimeoutMs: (options.heartbeat === false ? undefined : options.heartbeat?.timeoutMs) ?? 10_000,
     });
     this.client.on('error', () => undefined); // an unreadable frame: the request it answered times out (503)
     this.client.on('open', () => (this.#refusal = undefined));

@@ -71,6 +71,8 @@ export interface SessionCacheOptions {
   now: () => number;
   /** The most a lookup waits for the gateway, ms, whatever it waits for: past it, UNAVAILABLE. */
   timeoutMs: number;
+  /** How long the link's heartbeat waits for an answer to a ping, ms: a request left unanswered pings at most once per this. */
+  pingTimeoutMs: number;
 }
 
 /** A check that saw a push arrive meanwhile is tried again, this many times at most. */
@@ -119,6 +121,8 @@ export class SessionCache {
   #up: boolean;
   /** Set by close(), for good: a later open of the client (someone's connect()) does not bring the cache back. */
   #closed = false;
+  /** performance.now() of the last ping sent because a request went unanswered. */
+  #pingedAt = Number.NEGATIVE_INFINITY;
 
   constructor(client: GatewayClient, o: SessionCacheOptions) {
     this.#client = client;
@@ -328,6 +332,7 @@ export class SessionCache {
       }
     } catch (err) {
       if (err instanceof GatewaySessionError) throw err;
+      if (err instanceof GatewayTimeoutError) this.#unanswered();
       throw unavailable(err); // a timeout, or the connection closed meanwhile
     } finally {
       if (counted) this.#subscribing--;
@@ -393,11 +398,28 @@ export class SessionCache {
           entry.latestEnd = Math.max(entry.latestEnd, this.#o.now() + v.expires_in * 1000);
           if (entry.version === version) entry.data = v.data === undefined ? undefined : freeze(v.data);
         },
-        () => {
-          // The link failed: the close handler clears the cache; a timeout alone leaves the entry to its end.
+        (err: unknown) => {
+          // The link failed: the close handler clears the cache. A timeout alone leaves the entry
+          // to its end, and pings (see #unanswered).
+          if (err instanceof GatewayTimeoutError && epoch === this.#epoch) this.#unanswered();
         },
       )
       .finally(() => this.#refreshing.delete(id));
+  }
+
+  /**
+   * A request went unanswered: the link may have gone silent (the gateway frozen, packets
+   * dropped), and while it is taken for open, cached sessions are served though no push can
+   * arrive. Ping now rather than when the heartbeat's interval comes round: when nothing
+   * answers within the heartbeat's timeout the link is closed, and the cache with it. At most
+   * one such ping per two of those timeouts: a ping forced while one is pending puts off the
+   * verdict on it, so each gets its verdict before the next.
+   */
+  #unanswered(): void {
+    const at = performance.now();
+    if (at - this.#pingedAt < 2 * this.#o.pingTimeoutMs) return;
+    this.#pingedAt = at;
+    this.#client.wake();
   }
 
   #ended(id: string): void {

@@ -66,3 +66,43 @@ describe.skipIf(!hasRedisServer())('the gateway killed (kill -9) under the middl
     expect(sessions.stats.hits).toBe(hits + 1);
   }, 60_000);
 });
+
+describe('the gateway frozen (SIGSTOP) under the middleware', () => {
+  afterAll(async () => {
+    await closeAll();
+    await killAll();
+  });
+
+  it('an unanswered request pings at once: the silent link is closed within the heartbeat timeout, and cached sessions get 503, not 200; back once it resumes', async () => {
+    ensureBuilt();
+    const gateway = await spawnServer({ GATEWAY_SERVICE_KEY: SERVICE_KEY, GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_PORT: String(await freePort()) });
+    // The heartbeat's interval (20 s) is far off: only the ping the unanswered request sends can close the link in time.
+    const { app, sessions } = await startApp(gateway.url, {
+      timeoutMs: 300,
+      heartbeat: { intervalMs: 20_000, timeoutMs: 1000 },
+      reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+    });
+    const svc = service(gateway.url);
+    await svc.opened;
+    const id = (await svc.call('create_session', { user_id: 'u-frozen', ttl: 600 })).session_id as string;
+    const other = (await svc.call('create_session', { user_id: 'u-other', ttl: 600 })).session_id as string;
+    await svc.terminate();
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+    expect(sessions.stats.cached).toBe(1);
+
+    gateway.child.kill('SIGSTOP');
+    try {
+      expect((await get(app, '/me', `sid=${other}`)).status).toBe(503); // unanswered within timeoutMs
+      await waitForCount(() => sessions.stats.disconnects, 1, 5000, 'disconnects');
+      expect(sessions.stats.cached).toBe(0);
+      const hits = sessions.stats.hits;
+      const r = await get(app, '/me', `sid=${id}`);
+      expect(r.status).toBe(503);
+      expect(sessions.stats.hits).toBe(hits);
+    } finally {
+      gateway.child.kill('SIGCONT');
+    }
+    await sessions.ready();
+    expect((await get(app, '/me', `sid=${id}`)).status).toBe(200);
+  }, 60_000);
+});
