@@ -27,6 +27,10 @@ export function parseRedisUrl(raw: string): RedisTarget {
   const m = SHAPE.exec(raw);
   if (!m) throw new ConfigError(HELP);
   const [, scheme, auth, hostList, dbText, query] = m;
+  // The Redis client decodes the user name and password with decodeURIComponent, which throws
+  // on a `%` not followed by two hex digits: refused here, in one line, rather than at connect.
+  if (auth !== undefined && !wellEncoded(auth))
+    throw new ConfigError('GATEWAY_STORE: the user name or password holds a % that is not followed by two hex digits (write a % as %25)');
   const hosts = hostList!.split(',');
   for (const h of hosts) {
     const hm = HOST.exec(h);
@@ -36,7 +40,11 @@ export function parseRedisUrl(raw: string): RedisTarget {
   if (db > 15) throw new ConfigError('GATEWAY_STORE: the Redis database number must be from 0 to 15');
   let namespace = DEFAULT_NAMESPACE;
   let cluster = hosts.length > 1;
+  const seen = new Set<string>();
   for (const [key, value] of new URLSearchParams(query ?? '')) {
+    // Given twice, the last would win without a word: refused, as for postgres:// URLs.
+    if ((key === 'namespace' || key === 'cluster') && seen.has(key)) throw new ConfigError(`GATEWAY_STORE: option "${key}" is given more than once`);
+    seen.add(key);
     if (key === 'namespace' && NAMESPACE.test(value)) namespace = value;
     else if (key === 'namespace') throw new ConfigError('GATEWAY_STORE: namespace must be 1-64 of A-Z a-z 0-9 . _ -');
     else if (key === 'cluster' && (value === '1' || value === 'true')) cluster = true;
@@ -47,4 +55,13 @@ export function parseRedisUrl(raw: string): RedisTarget {
   const prefix = `${scheme}://${auth === undefined ? '' : `${auth}@`}`;
   const urls = cluster ? hosts.map((h) => `${prefix}${h}`) : [`${prefix}${hosts[0]}/${db}`];
   return { mode: cluster ? 'cluster' : 'single', urls, db, namespace };
+}
+
+function wellEncoded(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -7,6 +7,7 @@ describe('GATEWAY_STORE=redis://... parsing', () => {
     expect(parseRedisUrl('redis://127.0.0.1:6390')).toEqual({ mode: 'single', urls: ['redis://127.0.0.1:6390/0'], db: 0, namespace: 'auth-gateway' });
     expect(parseRedisUrl('redis://h:6390/3?namespace=blue')).toEqual({ mode: 'single', urls: ['redis://h:6390/3'], db: 3, namespace: 'blue' });
     expect(parseRedisUrl('rediss://user:p%40ss@h:6390/').urls).toEqual(['rediss://user:p%40ss@h:6390/0']);
+    expect(parseRedisUrl('redis://:50%25off@h:6390').urls).toEqual(['redis://:50%25off@h:6390/0']);
     expect(parseRedisUrl('redis://[::1]:6390').urls).toEqual(['redis://[::1]:6390/0']);
     expect(parseRedisUrl('redis://my_redis:6379').urls).toEqual(['redis://my_redis:6379/0']);
   });
@@ -25,6 +26,11 @@ describe('GATEWAY_STORE=redis://... parsing', () => {
       'redis://user:hunter2@h:6390?namespace=has space',
       'redis://user:hunter2@h:6390?password=x',
       'redis://user:hunter2@h:6390/x',
+      'redis://user:hunter2%zz@h:6390',
+      'redis://:hunter2%@h:6390',
+      'redis://us%2user:hunter2@h:6390',
+      'redis://user:hunter2@h:6390?namespace=a&namespace=b',
+      'redis://user:hunter2@h:6390?cluster=1&cluster=true',
     ];
     for (const url of bad) {
       let err: unknown;
