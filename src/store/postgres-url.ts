@@ -14,6 +14,8 @@ const SCHEMA = /^[a-z_][a-z0-9_]{0,47}$/;
 /** Options the `pg` driver reads from the URL itself. */
 const DRIVER_OPTIONS = new Set(['sslmode', 'sslrootcert', 'sslcert', 'sslkey', 'application_name']);
 const KNOWN = ['schema', ...DRIVER_OPTIONS].join(', ');
+/** The modes the `pg` driver acts on; it ignores any other value (TLS on, certificate checked, whatever was meant). */
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'];
 const HELP = 'GATEWAY_STORE must be postgres://[user[:password]@]host[:port]/database[?schema=NAME&sslmode=MODE]';
 
 /**
@@ -41,6 +43,7 @@ export function parsePostgresUrl(raw: string): PostgresTarget {
     // PostgreSQL reserves names beginning with pg_ for its own schemas: CREATE SCHEMA refuses them.
     if (key === 'schema' && SCHEMA.test(value) && !value.startsWith('pg_')) schema = value;
     else if (key === 'schema') throw new ConfigError('GATEWAY_STORE: schema must be 1-48 of a-z 0-9 _, not starting with a digit or pg_');
+    else if (key === 'sslmode' && !SSL_MODES.includes(value)) throw new ConfigError(`GATEWAY_STORE: sslmode must be one of ${SSL_MODES.join(', ')}`);
     else kept.append(key, value);
   }
   const query = kept.toString();

@@ -11,6 +11,8 @@ describe('parsePostgresUrl', () => {
       schema: 'gw_2',
     });
     expect(parsePostgresUrl('postgres://[::1]:5432/app?sslmode=require').connectionString).toBe('postgres://[::1]:5432/app?sslmode=require');
+    for (const mode of ['disable', 'prefer', 'require', 'verify-ca', 'verify-full', 'no-verify'])
+      expect(parsePostgresUrl(`postgres://db/app?sslmode=${mode}`).connectionString).toBe(`postgres://db/app?sslmode=${mode}`);
     // Reserved words are names like any other: the schema is quoted wherever it is used.
     for (const name of ['user', 'select', 'order', 'analyse']) expect(parsePostgresUrl(`postgres://db/app?schema=${name}`).schema).toBe(name);
   });
@@ -29,6 +31,10 @@ describe('parsePostgresUrl', () => {
       'postgres://u:secretpw@host/app?schema=pg_catalog',
       'postgres://u:secretpw@host/app?schema=a&schema=b',
       'postgres://u:secretpw@host/app?sslmode=require&sslmode=disable',
+      // A misspelt mode is not a mode: the driver would ignore it and choose for itself.
+      'postgres://u:secretpw@host/app?sslmode=disabled',
+      'postgres://u:secretpw@host/app?sslmode=verify_full',
+      'postgres://u:secretpw@host/app?sslmode=',
       'mysql://u:secretpw@host/app',
     ];
     for (const url of bad) {
