@@ -170,6 +170,51 @@ describe('loadConfig', () => {
   });
 });
 
+/** Every whole-number setting with its range: a value just outside it is refused with a line that gives the range. */
+const RANGES: Record<string, [number, number]> = {
+  GATEWAY_SESSION_TTL: [1, 31_536_000],
+  GATEWAY_SESSION_IDLE_TIMEOUT: [0, 31_536_000],
+  GATEWAY_SESSION_MAX_LIFETIME: [0, 31_536_000],
+  GATEWAY_ACCESS_TOKEN_TTL: [1, 86_400],
+  GATEWAY_REFRESH_TOKEN_TTL: [1, 31_536_000],
+  GATEWAY_CLOCK_TOLERANCE: [0, 300],
+  GATEWAY_MAX_MESSAGE_BYTES: [256, 16_777_216],
+  GATEWAY_PORT: [0, 65_535],
+  GATEWAY_EXPIRY_WARNING: [0, 86_400],
+  GATEWAY_RATE_LIMIT: [1, 1_000_000],
+  GATEWAY_RATE_LIMIT_BYTES: [1024, 1_073_741_824],
+  GATEWAY_MALFORMED_LIMIT: [1, 1_000_000],
+  GATEWAY_MAX_SUBSCRIBERS_PER_SESSION: [1, 10_000_000],
+  GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: [1, 10_000_000],
+  GATEWAY_FAILED_AUTH_LIMIT: [1, 1_000_000],
+  GATEWAY_EXCHANGE_LIMIT: [1, 1_000_000],
+  GATEWAY_MAX_BUFFERED_BYTES: [1024, 1_073_741_824],
+  GATEWAY_MAX_IN_FLIGHT: [1, 1_000_000],
+  GATEWAY_MAX_SUBSCRIPTIONS: [1, 10_000_000],
+  GATEWAY_STORE_TIMEOUT_MS: [10, 60_000],
+  GATEWAY_HEARTBEAT_INTERVAL: [1, 3600],
+};
+
+describe('a whole number out of range', () => {
+  it('is refused with a line that gives the range', () => {
+    for (const [name, [min, max]] of Object.entries(RANGES)) {
+      for (const value of [String(max + 1), ...(min > 0 ? [String(min - 1)] : [])]) {
+        let err: unknown;
+        try {
+          loadConfig({ ...base, [name]: value });
+        } catch (e) {
+          err = e;
+        }
+        const label = `${name}=${value}`;
+        expect(err, label).toBeInstanceOf(ConfigError);
+        const msg = (err as Error).message;
+        expect(msg, label).toContain(`from ${min}`);
+        expect(msg, label).toContain(`to ${max}`);
+      }
+    }
+  });
+});
+
 /** Weak 32-byte secrets that once started the gateway; a short dictionary recovers each from one token. */
 const WEAK_KEYS = [
   '12345678901234567890123456789012',
