@@ -98,3 +98,31 @@ describe('a flag whose value is missing or looks like another option', () => {
     }
   });
 });
+
+describe('a bad value given by a flag', () => {
+  it('is refused in one line naming the flag before its variable; a variable alone is named alone', () => {
+    const cases: [string[], string][] = [
+      [['config', '--session-ttl', 'abc'], '--session-ttl (GATEWAY_SESSION_TTL) must be a whole number of seconds'],
+      [['stdio', '--max-message-bytes', '10'], '--max-message-bytes (GATEWAY_MAX_MESSAGE_BYTES) must be a number of bytes'],
+      [['config', '--port', '99999'], '--port (GATEWAY_PORT) must be a TCP port'],
+      [['config', '--service-key-file', '/nonexistent/key'], '--service-key-file (GATEWAY_SERVICE_KEY_FILE): cannot read'],
+      [['config', '--fixtures', '/nonexistent/fixtures.json'], '--fixtures (GATEWAY_FIXTURES): cannot read'],
+    ];
+    for (const [args, start] of cases) {
+      const r = cli(args);
+      const label = args.join(' ');
+      expect(r.status, label).toBe(2);
+      expect(r.stdout, label).toBe('');
+      const lines = r.stderr.trimEnd().split('\n');
+      expect(lines, label).toHaveLength(1);
+      expect((JSON.parse(lines[0]!) as { msg: string }).msg, label).toMatch(new RegExp(`^${start.replace(/[()]/g, '\\$&')}`));
+    }
+    const env = spawnSync(process.execPath, ['dist/cli.js', 'config'], {
+      env: { PATH: process.env.PATH ?? '', GATEWAY_SESSION_TTL: 'abc' },
+      timeout: 10_000,
+      encoding: 'utf8',
+    });
+    expect(env.status).toBe(2);
+    expect((JSON.parse(env.stderr.trimEnd()) as { msg: string }).msg).toMatch(/^GATEWAY_SESSION_TTL must be/);
+  });
+});

@@ -132,9 +132,13 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
     const cases: [string[], Record<string, string>, RegExp][] = [
       [[], { GATEWAY_STORE: 'redis://127.0.0.1:6379/16' }, /^GATEWAY_STORE: the Redis database number must be from 0 to 15/],
       [[], { GATEWAY_STORE: 'redis://127.0.0.1:6379?nope=1' }, /^GATEWAY_STORE/],
-      [['--fixtures', join(dir, 'no-such-fixtures.json')], {}, /^GATEWAY_FIXTURES: cannot read .*no-such-fixtures\.json \(ENOENT\)$/],
-      [['--fixtures', file('bad-fixtures.json', '{"sessions":[{"user_id":"u"}]}')], {}, /^GATEWAY_FIXTURES: .*bad-fixtures\.json is not a fixture file/],
-      [['--fixtures', '/dev/urandom'], {}, /^GATEWAY_FIXTURES: \/dev\/urandom holds more than 67108864 bytes: not a fixture file$/],
+      [['--fixtures', join(dir, 'no-such-fixtures.json')], {}, /^--fixtures \(GATEWAY_FIXTURES\): cannot read .*no-such-fixtures\.json \(ENOENT\)$/],
+      [
+        ['--fixtures', file('bad-fixtures.json', '{"sessions":[{"user_id":"u"}]}')],
+        {},
+        /^--fixtures \(GATEWAY_FIXTURES\): .*bad-fixtures\.json is not a fixture file/,
+      ],
+      [['--fixtures', '/dev/urandom'], {}, /^--fixtures \(GATEWAY_FIXTURES\): \/dev\/urandom holds more than 67108864 bytes: not a fixture file$/],
       [
         [],
         { GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_ED25519_KEY: join(dir, 'no-such-key.pem') },
@@ -145,12 +149,12 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       [
         ['--oidc-issuer', 'https://idp.example', '--oidc-audience', 'gw', '--oidc-jwks', '/dev/urandom'],
         {},
-        /^GATEWAY_OIDC_JWKS: the file it names holds more than 1048576 bytes: not a JWK Set$/,
+        /^--oidc-jwks \(GATEWAY_OIDC_JWKS\): the file it names holds more than 1048576 bytes: not a JWK Set$/,
       ],
       [[], { OTEL_TRACES_EXPORTER: 'zipkin' }, /^OTEL_TRACES_EXPORTER must be otlp or none/],
       [[], { OTEL_EXPORTER_OTLP_ENDPOINT: 'notaurl' }, /^OTEL_EXPORTER_OTLP_ENDPOINT must be an http or https URL/],
       [[], { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'ftp://collector/v1/traces' }, /^OTEL_EXPORTER_OTLP_TRACES_ENDPOINT must be an http or https URL/],
-      [['--host', 'not a host'], {}, /^GATEWAY_HOST must be an IP address or a host name/],
+      [['--host', 'not a host'], {}, /^--host \(GATEWAY_HOST\) must be an IP address or a host name/],
       [[], { GATEWAY_HOST: '-bad.example' }, /^GATEWAY_HOST must be/],
     ];
     for (const [args, env, message] of cases) {
