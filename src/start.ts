@@ -146,6 +146,19 @@ export const START_OPTIONS: ReadonlySet<string> = new Set([
 ] satisfies (keyof StartOptions)[]);
 
 /**
+ * A refusal of a value an option gave names the option before its variable
+ * (`sessionTtl (GATEWAY_SESSION_TTL) must be ...`): the caller set no GATEWAY_SESSION_TTL.
+ */
+function namingOption(message: string, given: string[]): string {
+  for (const name of given) {
+    if (name === 'dev') continue;
+    const variable = variableOf(name);
+    if (message.startsWith(variable) && /^[\s:,]/.test(message.slice(variable.length))) return `${name} (${variable})${message.slice(variable.length)}`;
+  }
+  return message;
+}
+
+/**
  * Starts the WebSocket gateway inside this process, as `auth-gateway serve` does, and
  * resolves once it listens. A bad option rejects with a ConfigError naming it.
  */
@@ -163,7 +176,12 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
   }
   vars.GATEWAY_DRAIN_DELAY ??= '0';
   vars.GATEWAY_DRAIN_WINDOW ??= '0';
-  const config = loadConfig(vars);
+  let config;
+  try {
+    config = loadConfig(vars);
+  } catch (err) {
+    throw err instanceof ConfigError ? new ConfigError(namingOption(err.message, Object.keys(rest))) : err;
+  }
   const server: GatewayServer = await startServer(config, { log });
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
   const gatewayLog = server.gateway.log;

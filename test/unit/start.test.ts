@@ -17,8 +17,11 @@ function documentedVariables(): string[] {
 describe('startGateway', () => {
   it('refuses an unknown option and a bad value, naming them', async () => {
     await expect(startGateway({ env: {}, ...({ sessionTTL: 5 } as object) })).rejects.toThrow(new ConfigError('Unknown option "sessionTTL" of startGateway'));
-    await expect(startGateway({ env: {}, sessionTtl: 0 })).rejects.toThrow(/^GATEWAY_SESSION_TTL must be/);
-    await expect(startGateway({ env: {}, port: 70_000 })).rejects.toThrow(/^GATEWAY_PORT must be/);
+    // The option first, then its variable: the caller set no GATEWAY_SESSION_TTL.
+    await expect(startGateway({ env: {}, sessionTtl: 0 })).rejects.toThrow(/^sessionTtl \(GATEWAY_SESSION_TTL\) must be/);
+    await expect(startGateway({ env: {}, port: 70_000 })).rejects.toThrow(/^port \(GATEWAY_PORT\) must be/);
+    // A bad variable of the environment is named alone.
+    await expect(startGateway({ env: { GATEWAY_SESSION_TTL: '0' } })).rejects.toThrow(/^GATEWAY_SESSION_TTL must be/);
   });
 
   it('has an option for every variable of the configuration table, named as the README says', () => {
@@ -34,10 +37,10 @@ describe('startGateway', () => {
   });
 
   it('takes the drain, introspection and back-channel logout settings, checked as their variables are', async () => {
-    await expect(startGateway({ env: {}, drainDelay: -1 })).rejects.toThrow(/^GATEWAY_DRAIN_DELAY must be/);
-    await expect(startGateway({ env: {}, drainWindow: 601 })).rejects.toThrow(/^GATEWAY_DRAIN_WINDOW must be/);
+    await expect(startGateway({ env: {}, drainDelay: -1 })).rejects.toThrow(/^drainDelay \(GATEWAY_DRAIN_DELAY\) must be/);
+    await expect(startGateway({ env: {}, drainWindow: 601 })).rejects.toThrow(/^drainWindow \(GATEWAY_DRAIN_WINDOW\) must be/);
     await expect(startGateway({ env: {}, oidcIssuer: 'https://idp.example' })).rejects.toThrow(/GATEWAY_OIDC_AUDIENCE/);
-    await expect(startGateway({ env: {}, introspectionKeys: ['short'] })).rejects.toThrow(/^GATEWAY_INTROSPECTION_KEYS/);
+    await expect(startGateway({ env: {}, introspectionKeys: ['short'] })).rejects.toThrow(/^introspectionKeys \(GATEWAY_INTROSPECTION_KEYS\)/);
   });
 
   it('close() drains over drainDelay: /readyz answers 503 while everything is still served', async () => {
