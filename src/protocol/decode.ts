@@ -51,8 +51,9 @@ function fail(code: ErrorCode, text: string, at: Partial<DecodeFailure> = {}): D
 /**
  * The first violation of `check` in `body`, in the order TypeBox reports them (a missing
  * required field first, then the fields in schema order), as "Missing field ..." / "Field ...
- * must be ...". A violation inside a field's value (an item of an array) leaves the field
- * "well-formed", or "a JSON object" for the application's `data` and `payload`.
+ * must be ...". A violation inside a field's value (an item of an array) gives the field's
+ * description too (which says what its items must be), or "a JSON object" for the
+ * application's `data` and `payload`.
  */
 function describe(check: RequestCheck, body: Record<string, unknown>): string {
   for (const f of check.fields) if (f.required && !Object.hasOwn(body, f.name)) return `Missing field "${f.name}"`;
@@ -60,7 +61,7 @@ function describe(check: RequestCheck, body: Record<string, unknown>): string {
     const value = body[f.name];
     if (value === undefined || f.check(value)) continue;
     if (f.own === undefined || !f.own(value)) return `Field "${f.name}" must be ${f.description ?? 'well-formed'}`;
-    return `Field "${f.name}" must be ${f.name === 'data' || f.name === 'payload' ? 'a JSON object' : 'well-formed'}`;
+    return `Field "${f.name}" must be ${f.name === 'data' || f.name === 'payload' ? 'a JSON object' : (f.description ?? 'well-formed')}`;
   }
   return 'Malformed body';
 }

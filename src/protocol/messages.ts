@@ -27,7 +27,9 @@ function request<T extends string, P extends Record<string, TSchema>>(type: T, p
 export const requestSchemas = {
   init: request('init', {
     node_id: Type.String({ pattern: '^[\\w.:-]{1,128}$', description: 'a node id of 1-128 characters A-Z a-z 0-9 _ . : -' }),
-    node_ids: Type.Optional(Type.Array(Type.String({ maxLength: 128 }), { maxItems: 1024, description: 'an array of node ids' })),
+    node_ids: Type.Optional(
+      Type.Array(Type.String({ maxLength: 128 }), { maxItems: 1024, description: 'an array of at most 1024 strings of at most 128 characters' }),
+    ),
   }),
   create_session: request('create_session', {
     user_id: userId,

@@ -87,7 +87,7 @@ export const requestChecks: Record<RequestType, RequestCheck> = {
       {
         name: 'node_ids',
         required: false,
-        description: 'an array of node ids',
+        description: 'an array of at most 1024 strings of at most 128 characters',
         check: (() => {
           return function check(value) {
             return (

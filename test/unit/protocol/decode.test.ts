@@ -289,3 +289,12 @@ describe('encode', () => {
     expect(encode({ src: 'g', dest: 'c', body: { type: 'init_ok', in_reply_to: 1 } })).toBe('{"src":"g","dest":"c","body":{"type":"init_ok","in_reply_to":1}}');
   });
 });
+
+describe('a field whose items break its limits', () => {
+  it('is refused with a text that says what the items must be, not "well-formed"', () => {
+    const env = (body: Record<string, unknown>) => ({ src: 'c', dest: 'gw', body: { msg_id: 1, ...body } });
+    const text = 'Field "node_ids" must be an array of at most 1024 strings of at most 128 characters';
+    for (const node_ids of [['n'.repeat(129)], [1], Array.from({ length: 1025 }, (_, i) => `n${i}`)])
+      expect(decodeValue(env({ type: 'init', node_id: 'n1', node_ids })), JSON.stringify(node_ids).slice(0, 40)).toMatchObject({ ok: false, code: 12, text });
+  });
+});

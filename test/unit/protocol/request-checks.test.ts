@@ -16,12 +16,14 @@ import { requestSchemas } from '../../../src/protocol/messages.js';
 import { SAMPLES } from './samples.js';
 
 /** decode's text for a body TypeBox refuses, read from TypeBox's first error (the walk decode mirrors). */
-function typeboxText(error: ValueError): string {
+function typeboxText(error: ValueError, schema: TSchema): string {
   const field = error.path.replace(/^\//, '').replace(/\//g, '.') || 'body';
   if (error.type === ValueErrorType.ObjectRequiredProperty) return `Missing field "${field}"`;
   const top = field.split('.')[0]!;
   const own = error.path.split('/').length === 2 ? (error.schema as { description?: string }).description : undefined;
-  const inner = top === 'data' || top === 'payload' ? 'a JSON object' : undefined;
+  // Inside a field's value (an item of an array): the field's own description, which says what its items must be.
+  const property = (schema as { properties?: Record<string, { description?: string }> }).properties?.[top];
+  const inner = top === 'data' || top === 'payload' ? 'a JSON object' : property?.description;
   return `Field "${top}" must be ${(error.path.split('/').length === 2 ? own : inner) ?? 'well-formed'}`;
 }
 
@@ -84,7 +86,7 @@ describe('request checks compiled ahead of time', () => {
           const check = compiled.get(body.type as string)!;
           const d = decodeValue({ src: 'c', dest: 'gw', body });
           const first = check.Errors(body).First();
-          const expected = first === undefined ? undefined : typeboxText(first);
+          const expected = first === undefined ? undefined : typeboxText(first, requestSchemas[body.type as keyof typeof requestSchemas] as TSchema);
           const got = d.ok ? undefined : d.text;
           // Depth, surrogates and __proto__ are decode's own checks, after the schema's.
           const schemaOnly = got !== undefined && !/nest deeper|UTF-16|__proto__/.test(got) ? got : undefined;
