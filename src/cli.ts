@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { createApp } from './app.js';
 import { resolveFileVars } from './config-files.js';
 import { effectiveConfig } from './config-view.js';
-import { loadConfig, refuseEmpty, type Config } from './config.js';
+import { loadConfig, namingGiven, refuseEmpty, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { checkTracingEnv, startTracing, stopTracing } from './tracing.js';
 import { runStdio } from './transports/stdio.js';
@@ -89,7 +89,7 @@ const SEE_HELP = '(auth-gateway --help lists the commands and their options)';
 function fatal(err: unknown): never {
   const line: Record<string, unknown> = { level: 'fatal', time: new Date().toISOString(), svc: 'auth-gateway', pid: process.pid, hostname: hostname() };
   if (err instanceof ConfigError) {
-    line.msg = namingFlag(err.message);
+    line.msg = namingGiven(err.message, flagsGiven);
   } else {
     line.msg = 'fatal: could not start';
     line.err = pino.stdSerializers.errWithCause(err instanceof Error ? err : new Error(String(err)));
@@ -113,33 +113,19 @@ function print(text: string): Promise<void> {
   });
 }
 
-/** The variables set by a flag of this command line, as [flag, variable]. */
+/** The variables set by a flag of this command line, as [`--flag`, variable] (NAME and NAME_FILE alike). */
 const flagsGiven: [string, string][] = [];
-
-/**
- * A refusal of a value the command line gave names the flag before the variable
- * (`--session-ttl (GATEWAY_SESSION_TTL) must be ...`): whoever typed `--session-ttl abc` set
- * no GATEWAY_SESSION_TTL, and a line naming only that sends them looking in the environment.
- */
-function namingFlag(message: string): string {
-  for (const [flag, name] of flagsGiven) {
-    const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : name;
-    for (const variable of [name, base]) {
-      if (message.startsWith(variable) && /^[\s:,]/.test(message.slice(variable.length))) return `--${flag} (${variable})${message.slice(variable.length)}`;
-    }
-  }
-  return message;
-}
 
 function configFrom(values: Record<string, string | boolean | undefined>): Config {
   const env: Record<string, string | undefined> = { ...process.env };
   for (const [flag, name] of Object.entries(FLAG_ENV)) {
     const v = values[flag];
     if (typeof v !== 'string') continue;
-    flagsGiven.push([flag, name]);
+    const base = name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : name;
+    flagsGiven.push([`--${flag}`, name], [`--${flag}`, base]);
     // The flag wins over its variable in either form (NAME or NAME_FILE).
     env[name] = v;
-    delete env[name.endsWith('_FILE') ? name.slice(0, -'_FILE'.length) : `${name}_FILE`];
+    delete env[name === base ? `${name}_FILE` : base];
   }
   if (values.dev === true) env.GATEWAY_DEV = '1';
   return loadConfig(env);

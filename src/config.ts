@@ -404,6 +404,19 @@ function oidc(src: Source): OidcConfig | undefined {
  * Throws ConfigError with one line naming the variable on the first bad value; a variable set
  * but empty is one.
  */
+/**
+ * A refusal of a value the caller gave as a flag or an option names that first, then the
+ * variable it sets (`--session-ttl (GATEWAY_SESSION_TTL) must be ...`): whoever typed
+ * `--session-ttl abc` set no GATEWAY_SESSION_TTL, and a line naming only that sends them
+ * looking in the environment. `given`: [what the caller wrote, the variable it sets].
+ */
+export function namingGiven(message: string, given: Iterable<readonly [label: string, variable: string]>): string {
+  for (const [label, variable] of given) {
+    if (message.startsWith(variable) && /^[\s:,]/.test(message.slice(variable.length))) return `${label} (${variable})${message.slice(variable.length)}`;
+  }
+  return message;
+}
+
 export function loadConfig(env: Source): Config {
   refuseEmpty(env);
   const src = resolveFileVars(env);

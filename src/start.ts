@@ -1,4 +1,4 @@
-import { loadConfig, redactUrl } from './config.js';
+import { loadConfig, namingGiven, redactUrl } from './config.js';
 import { ConfigError } from './errors.js';
 import type { Logger } from './log.js';
 import { startServer, type GatewayServer } from './server.js';
@@ -146,19 +146,6 @@ export const START_OPTIONS: ReadonlySet<string> = new Set([
 ] satisfies (keyof StartOptions)[]);
 
 /**
- * A refusal of a value an option gave names the option before its variable
- * (`sessionTtl (GATEWAY_SESSION_TTL) must be ...`): the caller set no GATEWAY_SESSION_TTL.
- */
-function namingOption(message: string, given: string[]): string {
-  for (const name of given) {
-    if (name === 'dev') continue;
-    const variable = variableOf(name);
-    if (message.startsWith(variable) && /^[\s:,]/.test(message.slice(variable.length))) return `${name} (${variable})${message.slice(variable.length)}`;
-  }
-  return message;
-}
-
-/**
  * Starts the WebSocket gateway inside this process, as `auth-gateway serve` does, and
  * resolves once it listens. A bad option rejects with a ConfigError naming it.
  */
@@ -180,7 +167,16 @@ export async function startGateway(options: StartOptions = {}): Promise<RunningG
   try {
     config = loadConfig(vars);
   } catch (err) {
-    throw err instanceof ConfigError ? new ConfigError(namingOption(err.message, Object.keys(rest))) : err;
+    throw err instanceof ConfigError
+      ? new ConfigError(
+          namingGiven(
+            err.message,
+            Object.keys(rest)
+              .filter((name) => name !== 'dev')
+              .map((name) => [name, variableOf(name)] as const),
+          ),
+        )
+      : err;
   }
   const server: GatewayServer = await startServer(config, { log });
   const host = config.host.includes(':') && !config.host.startsWith('[') ? `[${config.host}]` : config.host;
