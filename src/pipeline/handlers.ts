@@ -7,7 +7,7 @@ import type { ReplyDraft, repliesTo } from '../protocol/reply-schemas.js';
 import { unixSeconds } from '../sessions/records.js';
 import { INVALID } from '../sessions/session-service.js';
 import { SessionEndedError } from '../tokens/refresh-families.js';
-import { DEFAULT_SUBSCRIBERS_PER_SESSION, type HandlerContext } from './services.js';
+import { DEFAULT_SUBSCRIBERS_PER_SESSION, type FollowOptions, type HandlerContext } from './services.js';
 
 /** The drafts a request of type `T` may be answered with (repliesTo): the compiler holds each handler to them. */
 type DraftTo<T extends RequestType> = ReplyDraft<(typeof repliesTo)[T][number]>;
@@ -69,12 +69,15 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     if (!v.valid) return invalidSession(v.error);
     const sessionId = b.session_id;
     const key = c.subscriptionKey(src);
+    // Subscribed before (told `subscribed`): that subscription goes on covering every end while
+    // this repeat is answered, and is replaced (a browser's new `src`) only once it succeeds; a
+    // repeat that fails leaves it as it was.
     const already = c.follows(key, v.hash);
     // A new subscriber is one once answered `subscribed`: an end heard before that (between the
     // follow and the second look below) is not pushed, and the answer is `session_invalid`.
-    let confirmed = already;
+    let confirmed = false;
     let endedMeanwhile = false;
-    const refused = c.follow(key, v.hash, sessionId, v.end, v.endReason, {
+    const how: FollowOptions = {
       onEnded: (reason) => {
         if (confirmed) c.push(src, { type: 'session_expired', session_id: sessionId, reason });
         else endedMeanwhile = true;
@@ -82,7 +85,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       onExtended: (expiresIn) => c.push(src, { type: 'session_extended', session_id: sessionId, expires_in: expiresIn }),
       // It named the id, so it could read the data with validate_session anyway.
       onUpdated: (data) => c.push(src, { type: 'session_updated', session_id: sessionId, data }),
-    });
+    };
+    const refused = already ? undefined : c.follow(key, v.hash, sessionId, v.end, v.endReason, how);
     if (refused === 'connection_full')
       throw new GatewayError('RATE_LIMITED', `Too many subscriptions on this connection (limit ${c.gateway.options.maxSubscriptions})`);
     if (refused === 'session_full')
@@ -96,10 +100,12 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
     try {
       again = await sessions.peek(v.hash);
     } catch (err) {
-      // Answered error 11: the client was not told `subscribed`, so it follows nothing.
-      c.unfollow(key, v.hash);
+      // Answered error 11: a new subscriber was not told `subscribed`, so it follows nothing.
+      if (!already) c.unfollow(key, v.hash);
       throw err;
     }
+    // A repeat whose earlier subscription was told the end meanwhile: it follows nothing now.
+    if (already && !c.follows(key, v.hash)) return invalidSession(INVALID.error);
     if (!again.valid || endedMeanwhile) {
       // A subscriber told `subscribed` earlier is owed its session_expired: the hub looks at
       // the store now and pushes it. A new one was never told, so it simply follows nothing.
@@ -108,6 +114,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
       return invalidSession(again.valid ? INVALID.error : again.error);
     }
     confirmed = true;
+    // The repeat takes over from the subscription it found, with no moment between them.
+    if (already) c.follow(key, v.hash, sessionId, again.end, again.endReason, how);
     return { type: 'subscribed', session_id: sessionId, expires_in: again.expiresIn };
   },
 

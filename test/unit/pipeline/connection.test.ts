@@ -233,6 +233,37 @@ describe('GatewayConnection: a subscribe racing an end on another node', () => {
   });
 });
 
+describe('GatewayConnection: a subscribe whose second look fails (error 11)', () => {
+  async function secondLookFails(subscribedBefore: boolean) {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    if (subscribedBefore) expect(await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher')).toMatchObject({ type: 'subscribed' });
+    const firstLook = store.hold('get', { once: true });
+    const id = d.send({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    await firstLook.reached;
+    store.fail('get', undefined, 1);
+    firstLook.release();
+    await settle();
+    expect(d.reply(id)).toMatchObject({ type: 'error', code: 11 });
+    expect(store.failures).toBe(1);
+    expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'session_destroyed' });
+    return { pushes: d.pushes(), sid };
+  }
+
+  it('a client told `subscribed` before keeps its subscription: the end is pushed once', async () => {
+    const { pushes, sid } = await secondLookFails(true);
+    expect(pushes.map((p) => p.body)).toEqual([{ type: 'session_expired', session_id: sid, reason: 'destroyed', msg_id: 1 }]);
+  });
+
+  it('a new subscriber follows nothing: it was never told `subscribed`', async () => {
+    const { pushes } = await secondLookFails(false);
+    expect(pushes).toEqual([]);
+  });
+});
+
 describe('GatewayConnection: order', () => {
   it('requests naming one session take effect in arrival order', async () => {
     const { gateway } = makeGateway();
