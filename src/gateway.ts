@@ -2,7 +2,7 @@ import type { Clock } from './clock.js';
 import { GatewayError } from './errors.js';
 import { createLogRef } from './crypto.js';
 import { randomId } from './crypto.js';
-import { SampledLog, type Logger, type Requester } from './log.js';
+import type { Logger, Requester } from './log.js';
 import { LogBudget } from './log-budget.js';
 import type { EndReason } from './protocol/messages.js';
 import { SubscriptionHub } from './push/hub.js';
@@ -67,7 +67,8 @@ export class Gateway implements PipelineServices {
   /** Unique per process: lets a node skip its own events on the shared bus. */
   readonly instanceId = randomId(12);
   readonly logRef: (value: string) => string;
-  readonly sampledLog: SampledLog;
+  /** Recurring failures and refusals: one line of a kind per interval, then a count of the rest. */
+  readonly sampledLog: LogBudget;
   /** Lines a client can cause (flood closes, rate limits tripped): a few per interval, then a count. */
   readonly abuseLog: LogBudget;
   #pushSeq = 0;
@@ -86,7 +87,7 @@ export class Gateway implements PipelineServices {
     this.nodeId = o.nodeId;
     this.observer = o.observer ?? {};
     this.logRef = createLogRef(o.logSalt ?? randomId(16));
-    this.sampledLog = new SampledLog(SAMPLED_LOG_INTERVAL_MS, () => o.clock.now());
+    this.sampledLog = new LogBudget({ log: o.log, clock: o.clock, lines: 1, intervalMs: SAMPLED_LOG_INTERVAL_MS });
     this.abuseLog = new LogBudget({ log: o.log, clock: o.clock });
     if (this.observer.storeOperation) o.store.observe?.(this.observer.storeOperation);
     const onError = (err: unknown) => this.#storeTrouble(err, 'background task failed');
@@ -315,7 +316,7 @@ export class Gateway implements PipelineServices {
     // when it is back); anything else is an error worth a line.
     const away = err instanceof GatewayError && err.code === 'UNAVAILABLE';
     if (away && !this.log.isLevelEnabled('debug')) return;
-    this.sampledLog.hit(msg, (suppressed) => (away ? this.log.debug : this.log.error).call(this.log, { err, suppressed }, `${msg} (sampled)`));
+    this.sampledLog.hit(msg, () => (away ? this.log.debug : this.log.error).call(this.log, { err }, `${msg} (sampled)`), { level: away ? 'debug' : 'error' });
   }
 
   async close(): Promise<void> {

@@ -1,6 +1,17 @@
 import type { Clock, TimerHandle } from './clock.js';
 import type { Logger } from './log.js';
 
+/** The level of a budget's summary line: that of the lines it stands for. */
+export type SummaryLevel = 'debug' | 'info' | 'warn' | 'error';
+
+/** How the lines of one `hit` are marked, and so their summary. */
+export interface HitOptions {
+  /** The lines are audit lines (see `audit` in log.ts): so is their summary. */
+  audit?: boolean;
+  /** The summary's level (default `warn`). */
+  level?: SummaryLevel;
+}
+
 /** Lines of one kind written per interval before the rest are only counted. */
 export const LOG_BUDGET_LINES = 10;
 /** The interval of the budget (ms). */
@@ -15,16 +26,19 @@ interface Window {
   summary: TimerHandle | undefined;
   /** The lines are audit lines: so is their summary. */
   audit: boolean;
+  level: SummaryLevel;
 }
 
 /**
- * A budget for the lines a client can make the gateway write (a connection closed for a flood,
- * a rate limit tripped): per kind, the first `lines` of each interval are written, the rest
- * counted, and one summary line at the end of the interval says how many were left out. Many
- * connections (from many addresses) tripping the same limit at once write a bounded number of
- * lines, however many they are; the metrics still count every one.
+ * A budget for lines that come in floods: those a client can make the gateway write (a
+ * connection closed for a flood, a rate limit tripped, a refused upgrade) and recurring
+ * failures (every request failing while the store is away). Per kind, the first `lines` of
+ * each interval are written, the rest counted, and one summary line at the end of the
+ * interval says how many were left out. Many connections (from many addresses) tripping the
+ * same limit at once write a bounded number of lines, however many they are; the metrics
+ * still count every one. A budget of one line per interval is a sampled log.
  *
- * Memory: one entry per kind, and kinds are the gateway's own constant texts.
+ * Memory: one entry per kind, and kinds are the gateway's own texts (no client's value).
  */
 export class LogBudget {
   readonly #log: Logger;
@@ -44,11 +58,8 @@ export class LogBudget {
     this.#intervalMs = intervalMs;
   }
 
-  /**
-   * Calls `write` when lines of `kind` are left in this interval, else counts the line as
-   * suppressed. `audit`: the lines are audit lines (see `audit` in log.ts), and so is the summary.
-   */
-  hit(kind: string, write: () => void, audit = false): void {
+  /** Calls `write` when lines of `kind` are left in this interval, else counts the line as suppressed. */
+  hit(kind: string, write: () => void, o?: HitOptions): void {
     const now = this.#clock.now();
     let w = this.#windows.get(kind);
     if (w !== undefined && now - w.start >= this.#intervalMs) {
@@ -57,7 +68,7 @@ export class LogBudget {
       w = undefined;
     }
     if (w === undefined) {
-      w = { start: now, written: 0, suppressed: 0, summary: undefined, audit };
+      w = { start: now, written: 0, suppressed: 0, summary: undefined, audit: o?.audit === true, level: o?.level ?? 'warn' };
       this.#windows.set(kind, w);
     }
     if (w.written < this.#lines) {
@@ -80,6 +91,6 @@ export class LogBudget {
     if (suppressed === 0) return;
     w.suppressed = 0;
     const fields = { event: 'log lines suppressed', line: kind, suppressed, interval_ms: this.#intervalMs };
-    this.#log.warn(w.audit ? { audit: true, ...fields } : fields, `${suppressed} more "${kind}" lines in ${this.#intervalMs / 1000} s were not written`);
+    this.#log[w.level](w.audit ? { audit: true, ...fields } : fields, `${suppressed} more "${kind}" lines in ${this.#intervalMs / 1000} s were not written`);
   }
 }

@@ -52,36 +52,6 @@ export function silentLogger(): Logger {
 }
 
 /**
- * Logs a recurring failure at most once per `intervalMs` (per key): the first occurrence at
- * once, then one line per interval carrying how many were left out since. A store outage under
- * load fails thousands of requests a second; each is counted in the metrics, and a handful of
- * lines say what happened.
- */
-export class SampledLog {
-  readonly #intervalMs: number;
-  readonly #now: () => number;
-  readonly #last = new Map<string, { at: number; suppressed: number }>();
-
-  constructor(intervalMs: number, now: () => number) {
-    this.#intervalMs = intervalMs;
-    this.#now = now;
-  }
-
-  /** Calls `write(suppressed)` when this key's line is due; otherwise counts it as left out. */
-  hit(key: string, write: (suppressed: number) => void): void {
-    const now = this.#now();
-    const seen = this.#last.get(key);
-    if (seen !== undefined && now - seen.at < this.#intervalMs) {
-      seen.suppressed++;
-      return;
-    }
-    const suppressed = seen?.suppressed ?? 0;
-    this.#last.set(key, { at: now, suppressed: 0 });
-    write(suppressed);
-  }
-}
-
-/**
  * An audit line: one per security event (a throttle or rate limit tripped, a refresh token
  * reused, a token family or a user's sessions revoked), at info, marked `audit: true` so a log
  * pipeline can route them. Ids appear only as salted references.

@@ -1,5 +1,6 @@
 import type { Clock } from '../clock.js';
-import type { Logger, Requester, SampledLog } from '../log.js';
+import type { Logger, Requester } from '../log.js';
+import type { LogBudget } from '../log-budget.js';
 import type { EndReason } from '../protocol/messages.js';
 import type { PushDraft } from '../protocol/push-schemas.js';
 import type { SubscriptionHub } from '../push/hub.js';
@@ -29,8 +30,8 @@ export interface PipelineServices {
   readonly tokens: TokenService;
   readonly hub: SubscriptionHub;
   readonly observer: GatewayObserver;
-  /** Recurring failures, logged at most once per interval (see SampledLog). */
-  readonly sampledLog: SampledLog;
+  /** Recurring failures and refusals: one line of a kind per interval, then a count (see LogBudget). */
+  readonly sampledLog: LogBudget;
   readonly options: {
     readonly maxInFlight: number;
     readonly maxSubscriptions: number;

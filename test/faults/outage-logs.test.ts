@@ -92,9 +92,11 @@ describe.skipIf(!redisPresent)('a 5 s Redis outage under load', () => {
     expect(down, 'a line saying the store is down').toBeDefined();
     expect(down!.err, 'with its cause').toMatchObject({ type: expect.any(String), message: expect.any(String), stack: expect.any(String) });
     expect(lines.some((l) => l.msg === 'Redis reachable again')).toBe(true);
-    expect(
-      lines.some((l) => l.level === 'warn' && (l.msg as string).startsWith('requests failing: store unavailable') && typeof l.suppressed === 'number'),
-    ).toBe(true);
+    // Sampled: the first failure of the 10 s interval is written, the rest counted (the count
+    // comes in a summary line when the interval ends): one line, two if the failures outlasted one interval.
+    const failing = lines.filter((l) => l.level === 'warn' && (l.msg as string).startsWith('requests failing: store unavailable'));
+    expect(failing.length).toBeGreaterThanOrEqual(1);
+    expect(failing.length).toBeLessThanOrEqual(2);
 
     expect(sample(text, 'gateway_store_up')).toBe(1);
     expect(sample(text, 'gateway_store_errors_total')).toBeGreaterThanOrEqual(failed);

@@ -13,7 +13,7 @@ function setUp(lines = 3, intervalMs = 1000) {
   const log = pino({ level: 'info' }, { write: (l: string) => void out.push(JSON.parse(l) as Record<string, unknown>) });
   const clock = new ManualClock();
   const budget = new LogBudget({ log, clock, lines, intervalMs });
-  const hit = (kind: string, audit = false) => budget.hit(kind, () => log.warn({ kind }, kind), audit);
+  const hit = (kind: string, audit = false) => budget.hit(kind, () => log.warn({ kind }, kind), { audit });
   const summaries = () => out.filter((l) => l.event === 'log lines suppressed');
   return { out, clock, hit, summaries };
 }
@@ -56,6 +56,28 @@ describe('LogBudget', () => {
     expect(out.filter((l) => l.msg === 'a')).toHaveLength(4);
     clock.advance(1000);
     expect(summaries()).toEqual([expect.objectContaining({ line: 'a', suppressed: 1 })]);
+  });
+
+  it('a budget of one line is a sampled log: the summary has the level its lines asked for, even with no later line', () => {
+    const out: Record<string, unknown>[] = [];
+    const log = pino({ level: 'debug' }, { write: (l: string) => void out.push(JSON.parse(l) as Record<string, unknown>) });
+    const clock = new ManualClock();
+    const budget = new LogBudget({ log, clock, lines: 1, intervalMs: 10_000 });
+    for (let i = 0; i < 50; i++) {
+      budget.hit('failing', () => log.error('failing'), { level: 'error' });
+      budget.hit('quiet', () => log.debug('quiet'), { level: 'debug' });
+      clock.advance(10);
+    }
+    expect(out.map((l) => [l.level, l.msg])).toEqual([
+      [50, 'failing'],
+      [20, 'quiet'],
+    ]);
+    // The failures stopped: their count still comes, when the interval ends.
+    clock.advance(10_000);
+    expect(out.filter((l) => l.event === 'log lines suppressed').map((l) => [l.level, l.line, l.suppressed])).toEqual([
+      [50, 'failing', 49],
+      [20, 'quiet', 49],
+    ]);
   });
 
   it('refuses a budget that is not a count or an interval', () => {

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import type { Logger, SampledLog } from '../../log.js';
+import type { Logger } from '../../log.js';
+import type { LogBudget } from '../../log-budget.js';
 import { oversized } from '../../protocol/decode.js';
 import type { FailedAuthThrottle } from '../auth-throttle.js';
 import { callerOf, type Caller } from '../bearer-key.js';
@@ -22,7 +23,7 @@ export interface ApiFrontOptions {
   /** A body not received in full within this many ms is answered 408. */
   bodyTimeoutMs: number;
   log: Logger;
-  sampledLog: SampledLog;
+  sampledLog: LogBudget;
 }
 
 /** What a route asks of the front, and how it words a refusal. */
@@ -165,8 +166,8 @@ export class ApiFront {
     // An address out of failed attempts gets no more guesses until the window clears, right key
     // (or, on a route open to anyone, right token) or not.
     if (this.#o.throttle.blocked(address)) {
-      this.#o.sampledLog.hit('http throttle', (suppressed) =>
-        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0], suppressed }, 'http request refused (throttle tripped; sampled)'),
+      this.#o.sampledLog.hit('http throttle', () =>
+        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0] }, 'http request refused (throttle tripped; sampled)'),
       );
       return THROTTLED;
     }

@@ -52,12 +52,13 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): Hea
     o.onOutcome?.(what);
     // Refusals may come from anyone: sampled, one line per reason and interval.
     if (what === 'refused') {
-      gateway.sampledLog.hit(`backchannel logout refused ${String(fields.reason)}`, (suppressed) =>
-        audit(log, 'backchannel logout refused', suppressed > 0 ? { ...fields, suppressed } : fields),
-      );
+      gateway.sampledLog.hit(`backchannel logout refused ${String(fields.reason)}`, () => audit(log, 'backchannel logout refused', fields), {
+        audit: true,
+        level: 'info',
+      });
     } else if (what === 'unavailable') {
-      gateway.sampledLog.hit(`backchannel logout unavailable`, (suppressed) =>
-        log.warn({ event: 'backchannel logout unavailable', ...fields, suppressed }, 'backchannel logout could not be served'),
+      gateway.sampledLog.hit(`backchannel logout unavailable`, () =>
+        log.warn({ event: 'backchannel logout unavailable', ...fields }, 'backchannel logout could not be served'),
       );
     } else {
       audit(log, `backchannel logout ${what}`, fields);

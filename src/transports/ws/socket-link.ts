@@ -306,7 +306,10 @@ export class SocketLink implements Wire, BoundEnd {
       if (refused !== undefined && !this.#rateLimited) {
         this.#rateLimited = true;
         const limit = refused;
-        this.#o.gateway.abuseLog.hit('rate limit tripped', () => audit(this.conn.log, 'rate limit tripped', { limit, role: this.role }), true);
+        this.#o.gateway.abuseLog.hit('rate limit tripped', () => audit(this.conn.log, 'rate limit tripped', { limit, role: this.role }), {
+          audit: true,
+          level: 'info',
+        });
       }
     }
     this.#pump.receive(d);

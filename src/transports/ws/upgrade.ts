@@ -132,9 +132,9 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
   const refuse = (socket: Duplex, status: number, why: string, address: string, extra: Record<string, string> = {}) => {
     metrics.upgradesRefused.inc({ status: String(status) });
     // Sampled: a flood of refused upgrades is counted in gateway_upgrades_refused_total.
-    gateway.sampledLog.hit(`upgrade refused ${status} ${why}`, (suppressed) =>
+    gateway.sampledLog.hit(`upgrade refused ${status} ${why}`, () =>
       log.warn(
-        { status, why, remote: address, suppressed },
+        { status, why, remote: address },
         status === 429 ? 'websocket upgrade refused (throttle tripped; sampled)' : 'websocket upgrade refused (sampled)',
       ),
     );
@@ -172,9 +172,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       } catch (err) {
         // The store is away: the session can be neither trusted nor refused. Try again later.
         metrics.upgradesRefused.inc({ status: '503' });
-        gateway.sampledLog.hit('bound upgrade store check', (suppressed) =>
-          log.warn({ err, suppressed }, 'could not check the session of a bound upgrade (sampled)'),
-        );
+        gateway.sampledLog.hit('bound upgrade store check', () => log.warn({ err }, 'could not check the session of a bound upgrade (sampled)'));
         return refuseUpgrade(socket, 503, { 'Retry-After': '1' });
       } finally {
         leave(address);
