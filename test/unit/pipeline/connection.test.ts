@@ -262,6 +262,28 @@ describe('GatewayConnection: a subscribe whose second look fails (error 11)', ()
     const { pushes } = await secondLookFails(false);
     expect(pushes).toEqual([]);
   });
+
+  it('a repeat whose session ends while its second look (which found it live) is on the way back: answered session_invalid, the end pushed once by the subscription it repeated', async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const memory = createMemoryStore(clock);
+    const store = failingStore(memory, false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    const hash = gateway.sessions.hashOf(sid);
+    expect(await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher')).toMatchObject({ type: 'subscribed' });
+    let reads = 0;
+    const secondLook = store.hold('get', { match: () => ++reads === 2, once: true, afterInner: true });
+    const id = d.send({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    await secondLook.reached;
+    await memory.take(`s:${hash}`); // another node ended it...
+    gateway.hub.ended(hash, 'destroyed'); // ...and its announcement arrives here
+    secondLook.release();
+    await settle();
+    expect(d.reply(id)).toMatchObject({ type: 'session_invalid' });
+    expect(d.pushes().map((p) => p.body)).toEqual([{ type: 'session_expired', session_id: sid, reason: 'destroyed', msg_id: 1 }]);
+    expect(gateway.hub.isFollowed(hash)).toBe(false);
+  });
 });
 
 describe('GatewayConnection: order', () => {
