@@ -367,7 +367,18 @@ export class SessionService {
       // Written only over what this call wrote: nothing if the new one was ended meanwhile (a
       // revoke that found it).
       current = this.#moved(record, now);
-      if ((await this.#o.store.swapIf(sessionKey(hash), moved, current, { expiresAt: current.e })).swapped) await this.#index(hash, current);
+      try {
+        if ((await this.#o.store.swapIf(sessionKey(hash), moved, current, { expiresAt: current.e })).swapped) await this.#index(hash, current);
+      } catch (err) {
+        // The old record is taken, and the new id never answered: as when the take's own answer
+        // is lost, the new one goes where the store still answers and the old one's end is
+        // announced now (its followers told, its tokens revoked), not found at its ttl.
+        await this.#discard(hash, current).catch(() => undefined);
+        const announced = this.#ended(oldHash, this.#told(record, 'destroyed'), record.u, by);
+        await this.#unindex(oldHash, record).catch(() => undefined);
+        await announced;
+        throw err;
+      }
     }
     const announced = this.#ended(oldHash, 'regenerated', record.u, by);
     await this.#unindex(oldHash, record);

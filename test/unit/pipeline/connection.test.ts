@@ -286,6 +286,37 @@ describe('GatewayConnection: a subscribe whose second look fails (error 11)', ()
   });
 });
 
+describe('GatewayConnection: a regenerate that fails after taking the old record (error 11)', () => {
+  it("the old session's subscribers are told its end at once, and no id of it is left live", async () => {
+    const clock = new ManualClock(1_700_000_000_000);
+    const store = failingStore(createMemoryStore(clock), false);
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const other = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u' })).session_id as string;
+    expect(await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher')).toMatchObject({ type: 'subscribed' });
+    // The regeneration reads the record, then an extend on another connection lands before its
+    // take: what it takes is to be carried to the new id, and that write fails.
+    const read = store.hold('get', { once: true, afterInner: true });
+    const id = d.send({ type: 'regenerate_session', old_session_id: sid });
+    await read.reached;
+    expect(await other.call({ type: 'extend_session', session_id: sid, ttl: 7200 })).toMatchObject({ type: 'session_extended' });
+    store.fail('swapIf', undefined, 1);
+    read.release();
+    await settle();
+    expect(d.reply(id)).toMatchObject({ type: 'error', code: 11 });
+    expect(store.failures).toBe(1);
+    // The old record was taken: its subscriber is owed its end now, not at its ttl two hours on.
+    expect(d.pushes().map((p) => p.body)).toEqual([
+      { type: 'session_extended', session_id: sid, expires_in: 7200, msg_id: 1 },
+      { type: 'session_expired', session_id: sid, reason: 'destroyed', msg_id: 2 },
+    ]);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    // The new id was never answered: it is not left live either (the user has no session).
+    expect(await d.call({ type: 'list_sessions', user_id: 'u' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
+});
+
 describe('GatewayConnection: order', () => {
   it('requests naming one session take effect in arrival order', async () => {
     const { gateway } = makeGateway();
