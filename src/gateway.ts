@@ -101,6 +101,8 @@ export class Gateway implements PipelineServices {
       maxLifetime: o.sessionMaxLifetime ?? 86_400,
       onEnded: (hash, reason) => this.#ended(hash, reason, true),
       onChanged: (hash, change) => this.#changed(hash, change),
+      // Before the record: an extend answered has its tokens living until its new end (#rewrite).
+      onExtending: (hash, absoluteEnd) => this.tokens.sessionExtended(hash, absoluteEnd),
     });
     this.tokens = new TokenService({
       store: o.store,

@@ -26,6 +26,11 @@ export interface SessionOptions {
   onEnded: (hash: string, reason: EndReason) => Promise<void> | void;
   /** Called when this node extended or updated a live session. */
   onChanged?: (hash: string, change: SessionChange) => void;
+  /**
+   * Called, and waited for, before an extend writes the session's new absolute end (ms): moves
+   * the binding marker of the session's tokens (exchange_session) there first (see `#rewrite`).
+   */
+  onExtending?: (hash: string, absoluteEnd: number) => Promise<void>;
 }
 
 /** What changed in a live session: its end (extend_session) or its data (update_session). */
@@ -226,6 +231,12 @@ export class SessionService {
    * past its record is skipped by list and revoke, and pruned at its expiry), never an earlier
    * one, which would leave a live session that `revoke_user_sessions` no longer finds. Racing
    * extends each index their own end; the store keeps the later (Store.indexAdd).
+   *
+   * It is in the binding marker of the session's tokens before the record too (`onExtending`):
+   * moved only after the record, a marker whose write failed (error 11, after the extend was
+   * answered) stayed at the old end, and the tokens died there while the session lived on
+   * (their refresh then revoked the family). A marker ahead of its record is harmless: a bound
+   * token is checked against the record as well.
    */
   async #rewrite(
     hash: string,
@@ -240,7 +251,7 @@ export class SessionService {
       // another write may have moved the end since; the store refuses the write if it had not.
       const end = endOf(base, this.#idleMs).at;
       const next = change(base);
-      if (until !== undefined) await this.#index(hash, next);
+      if (until !== undefined) await Promise.all([this.#index(hash, next), this.#o.onExtending?.(hash, until(next))]);
       const r = await this.#o.store.swapIf<SessionRecord>(key, base, next, until === undefined ? { before: end } : { before: end, expiresAt: until(next) });
       if (r.swapped) return next;
       // Gone, or still the same record: its end came before the write could be made.

@@ -119,7 +119,9 @@ describe('token families of one session (exchange_session)', () => {
   it("two extend_session racing: the first one's write of the binding lands last, and the tokens still live until the later end", async () => {
     const { clock, store, gateway, d, sid } = await sessionOnHeldStore('gina');
     const pair = await d.call({ type: 'exchange_session', session_id: sid });
-    const gate = store.hold('swap', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+    // The write held is the first extend's after its record (the one before the record passes).
+    let bindingWrites = 0;
+    const gate = store.hold('swap', { once: true, match: (args) => String(args[0]).startsWith('b:') && ++bindingWrites === 2 });
     expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 120 })).toMatchObject({ type: 'session_extended' });
     await gate.reached;
     expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
@@ -131,6 +133,22 @@ describe('token families of one session (exchange_session)', () => {
     clock.advance(300_000);
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
     expect(await gateway.tokens.verify(pair.access_token as string)).toMatchObject({ valid: true });
+  });
+
+  it('an extend_session whose move of the binding fails: the tokens live until the end the session was answered to have', async () => {
+    const { clock, store, gateway, d, sid } = await sessionOnHeldStore('hana');
+    const pair = await d.call({ type: 'exchange_session', session_id: sid });
+    expect(pair.type).toBe('token_generated');
+    // The marker's move fails: the extend is answered error 11, and its retry moves both.
+    store.fail('swap', undefined, 1);
+    expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({ type: 'error', code: 11 });
+    expect(store.failures).toBe(1);
+    expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({ type: 'session_extended', expires_in: 3600 });
+    await settle(10);
+    clock.advance(120_000);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+    expect(await gateway.tokens.verify(pair.access_token as string)).toMatchObject({ valid: true });
+    expect(await gateway.tokens.refresh(pair.refresh_token as string)).toHaveProperty('access_token');
   });
 
   it(`at most ${MAX_FAMILIES_PER_SESSION} live families: each exchange past that revokes the oldest, access tokens included`, async () => {
