@@ -194,8 +194,8 @@ export class KeyvStore implements Store {
     return this.#guard('take', key, () => this.#atomics.take(key) as Promise<T | undefined> | T | undefined, late);
   }
 
-  swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined> {
-    return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined);
+  swap<T>(key: string, value: T, expiresAt?: number, late?: (old: T | undefined) => void): Promise<T | undefined> {
+    return this.#guard('swap', key, () => this.#atomics.swap(key, value, expiresAt) as Promise<T | undefined> | T | undefined, late);
   }
 
   swapIf<T>(key: string, expected: T, value: T, options: SwapIfOptions = {}): Promise<SwapIfResult<T>> {

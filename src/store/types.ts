@@ -100,9 +100,11 @@ export interface Store {
   take<T>(key: string, late?: (value: T | undefined) => void): Promise<T | undefined>;
   /**
    * Atomically replaces an existing value and returns the old one; writes nothing when absent.
-   * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given.
+   * Keeps its expiry, or moves it to `expiresAt` (ms since epoch) when given. `late`, as for
+   * `take`: told what a swap that timed out (rejected with error 11) replaced, once the backend
+   * answers after all.
    */
-  swap<T>(key: string, value: T, expiresAt?: number): Promise<T | undefined>;
+  swap<T>(key: string, value: T, expiresAt?: number, late?: (old: T | undefined) => void): Promise<T | undefined>;
   /**
    * Compare-and-swap: atomically writes `value` only when the stored value equals `expected`
    * (as JSON: the same text JSON.stringify gives) and, with `before` (ms since epoch), only

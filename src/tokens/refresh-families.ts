@@ -208,7 +208,15 @@ export class RefreshFamilies {
     if (fam === undefined) return { error: 'Invalid refresh token' };
     const tokenHash = hashSecret(refreshToken);
     await this.#checkRefreshRate(fam, tokenHash);
-    const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 });
+    // A spend answered error 11 (the store too slow) that the store carries out after all would
+    // leave the token spent while the client was told nothing happened, and its retry would be
+    // taken for a reuse that revokes the family: the token is put back as soon as the late
+    // answer comes. After a time-out a node answers error 11 at once until a probe of the store
+    // answers; on Redis the probe follows this command on its connection, so the put-back is
+    // sent before a retry made on this node can reach the store.
+    const old = await this.#o.store.swap<RefreshRecord>(keys.refresh(tokenHash), { f: fam, spent: 1 }, undefined, (late) => {
+      if (late !== undefined && late.f === fam && !late.spent) void this.#putBack(fam, tokenHash, late);
+    });
     if (old === undefined || old.f !== fam) {
       // A revoked family's records are deleted: say why while its causes are kept.
       const causes = old === undefined ? await this.#revokedCauses(fam) : [];

@@ -3,12 +3,15 @@ import { createClient } from 'redis';
 import { GatewayError } from '../../src/errors.js';
 import { createLogger } from '../../src/log.js';
 import { openRedisStore, parseRedisUrl } from '../../src/store/redis.js';
-import type { StoreEvent } from '../../src/store/types.js';
+import type { Store, StoreEvent } from '../../src/store/types.js';
+import { systemClock } from '../../src/clock.js';
 import { hasRedisServer, RedisServer } from '../helpers/redis-server.js';
 import { HOUR, realNow, skewed } from '../helpers/skewed-clock.js';
 import { StallProxy, checkStalledEventLink } from '../helpers/stall-proxy.js';
 import { waitForCount } from '../helpers/wait-for.js';
 import { storeContract } from './contract.js';
+import { storeWith } from '../helpers/store-with.js';
+import { makeGateway } from '../unit/harness.js';
 import { freshNamespace, redisHarness, redisStore } from './redis-harness.js';
 
 const server = hasRedisServer() ? await RedisServer.start() : undefined;
@@ -326,6 +329,39 @@ describe.skipIf(!server)('redis store', () => {
       } finally {
         await store.close();
         await own.stop();
+      }
+    });
+  });
+  describe('a refresh whose spend Redis carries out after the time limit (stalled by SIGSTOP)', () => {
+    it('is answered error 11 and the token is put back when the late answer comes: the retry rotates, the family lives', async () => {
+      const store = await redisStore(server!.url, freshNamespace(), 300);
+      try {
+        // The stall begins just as the spend is sent: the rate check before it went through.
+        let spends = 0;
+        const stalling = storeWith(store, {
+          swap: (swap: Store['swap'], ...args: Parameters<Store['swap']>) => {
+            if (spends++ === 0) server!.pause();
+            return swap(...args);
+          },
+        });
+        const { gateway } = makeGateway({ store: stalling, clock: systemClock });
+        const pair = await gateway.tokens.generate({ sub: 'hana' });
+        let answered: unknown;
+        try {
+          answered = await gateway.tokens.refresh(pair.refresh_token).catch((e: unknown) => e);
+        } finally {
+          server!.resume();
+        }
+        expect(answered).toMatchObject({ code: 'UNAVAILABLE' });
+        expect(spends).toBe(1);
+        // Ready again once a probe answered, which Redis answers after the late spend.
+        await waitForCount(() => (store.isReady() ? 1 : 0), 1, 10_000, 'the store ready again');
+        const retried = await gateway.tokens.refresh(pair.refresh_token);
+        expect(retried).toHaveProperty('access_token');
+        expect((await gateway.tokens.verify(pair.access_token)).valid).toBe(true);
+      } finally {
+        server!.resume();
+        await store.close();
       }
     });
   });

@@ -4,6 +4,8 @@ import { hashSecret } from '../../../src/crypto.js';
 import { createMemoryStore } from '../../../src/store/memory.js';
 import { GatewayError } from '../../../src/errors.js';
 import { failingStore } from '../../helpers/failing-store.js';
+import { storeWith } from '../../helpers/store-with.js';
+import type { Store } from '../../../src/store/types.js';
 import { MAX_FAMILIES_PER_SESSION } from '../../../src/tokens/token-service.js';
 import { Driver, makeGateway, settle } from '../harness.js';
 
@@ -271,6 +273,57 @@ describe('a rotation the store fails half-way (error 11) leaves the token usable
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
     clock.advance((900 + 30 + 1) * 1000);
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Invalid refresh token' });
+  });
+});
+
+describe('a spend that times out (error 11) and that the store carries out after all', () => {
+  it('puts the token back when the late answer comes: the retry rotates, the family lives', async () => {
+    const clock = new ManualClock(T0);
+    const memory = createMemoryStore(clock);
+    const { gateway: issuer } = makeGateway({ clock, store: memory });
+    const pair = await issuer.tokens.generate({ sub: 'fay' });
+    // The store spends the token, but answers after the time limit: the caller's promise was
+    // rejected (error 11), and the late answer is handed to `late`.
+    let doLate: (() => Promise<void>) | undefined;
+    const slow = storeWith(memory, {
+      swap: (swap: Store['swap'], key: string, value: unknown, expiresAt?: number, late?: (old: unknown) => void) => {
+        doLate = async () => late?.(await swap(key, value, expiresAt));
+        return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
+      },
+    });
+    const { gateway } = makeGateway({ clock, store: slow });
+    await expect(gateway.tokens.refresh(pair.refresh_token)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    await doLate!();
+    await settle();
+    const retried = await issuer.tokens.refresh(pair.refresh_token);
+    expect(retried).toHaveProperty('access_token');
+    expect((await issuer.tokens.verify(pair.access_token)).valid).toBe(true);
+    // Single use still holds.
+    expect(await issuer.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
+  });
+
+  it('puts nothing back when the late spend found the token already spent (a use elsewhere won it)', async () => {
+    const clock = new ManualClock(T0);
+    const memory = createMemoryStore(clock);
+    const { gateway: issuer } = makeGateway({ clock, store: memory });
+    const pair = await issuer.tokens.generate({ sub: 'gil' });
+    let doLate: (() => Promise<void>) | undefined;
+    const slow = storeWith(memory, {
+      swap: (swap: Store['swap'], key: string, value: unknown, expiresAt?: number, late?: (old: unknown) => void) => {
+        doLate = async () => late?.(await swap(key, value, expiresAt));
+        return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
+      },
+    });
+    const { gateway } = makeGateway({ clock, store: slow });
+    await expect(gateway.tokens.refresh(pair.refresh_token)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    // Another node rotates the token before the late spend lands.
+    const rotated = await issuer.tokens.refresh(pair.refresh_token);
+    expect(rotated).toHaveProperty('refresh_token');
+    await doLate!();
+    await settle();
+    // The family goes on from the rotation that won; the token it spent stays spent.
+    expect(await issuer.tokens.refresh((rotated as { refresh_token: string }).refresh_token)).toHaveProperty('access_token');
+    expect(await issuer.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
   });
 });
 
