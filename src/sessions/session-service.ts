@@ -392,7 +392,11 @@ export class SessionService {
       }
     }
     const announced = this.#ended(oldHash, 'regenerated', record.u, by);
-    await this.#unindex(oldHash, record);
+    // The regeneration has happened (the old id taken, its followers told to move to the new
+    // one): the new id is answered even when the old one's index members cannot be removed now.
+    // Error 11 here would leave the caller without the only live id (a stale member is skipped
+    // by list and revoke, and pruned at its expiry).
+    await this.#unindex(oldHash, record).catch(() => undefined);
     await announced;
     logFor(by, this.#o.log).info({ event: 'session regenerated', session: this.#o.logRef(hash), old: this.#o.logRef(oldHash) }, 'session regenerated');
     const end = endOf(current, this.#idleMs).at;

@@ -600,6 +600,26 @@ describe('a store that fails half-way through an end', () => {
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
   });
 
+  it('regenerate whose removal of the old id from the indexes fails: answered with the new id, which is live', async () => {
+    const clock = new ManualClock(T0);
+    const store = failingStore(createMemoryStore(clock), false);
+    const t = makeGateway({ clock, store });
+    const d = new Driver(t.gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
+    const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
+    expect(store.failures).toBeGreaterThan(0);
+    expect(r).toMatchObject({ type: 'session_regenerated', new_session_id: expect.any(String) });
+    await settle();
+    expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'regenerated' })]);
+    store.restore('indexRemove');
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    expect(await d.call({ type: 'validate_session', session_id: r.new_session_id as string })).toMatchObject({ type: 'session_valid' });
+    // The stale member of the old id is skipped: the user's list holds the new session only.
+    expect(await t.gateway.sessions.list('u')).toHaveLength(1);
+  });
+
   it('regenerate whose new write fails: error 11, and the old id stays as it was (nothing was taken)', async () => {
     const clock = new ManualClock(T0);
     const store = failingStore(createMemoryStore(clock), false);
