@@ -206,7 +206,9 @@ async function hold(ctx, { name, nodes, perNode, ends, idleMs }) {
     const destroyed = answers.reduce((a, m) => a + (m.body.type === 'sessions_revoked' ? Number(m.body.count) : 0), 0);
     if (destroyed !== per * nodes)
       throw new Error(
-        `${name}: the revokes ended ${destroyed} of ${per * nodes} sessions (${answers.filter((m) => m.body.type !== 'sessions_revoked').length} answered otherwise)`,
+        `${name}: the revokes ended ${destroyed} of ${per * nodes} sessions (${answers.filter((m) => m.body.type !== 'sessions_revoked').length} answered otherwise: ${[
+          ...new Set(answers.filter((m) => m.body.type !== 'sessions_revoked').map((m) => `${m.body.type} ${m.body.code ?? ''} ${m.body.text ?? ''}`.trim())),
+        ].join('; ')})`,
       );
     const until = Date.now() + 60_000;
     for (;;) {
