@@ -72,7 +72,7 @@ function judge(target) {
 }
 
 /** @param {number} v */
-const show = (v) => (v >= 1000 ? Math.round(v).toLocaleString('en-US') : String(Math.round(v * 1000) / 1000));
+const show = (v) => (v >= 1000 ? Math.round(v).toLocaleString('en-US') : v >= 10 ? String(Math.round(v * 10) / 10) : String(Math.round(v * 1000) / 1000));
 
 const runs = fullRuns();
 const newest = runs[0];
