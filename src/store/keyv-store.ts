@@ -61,6 +61,8 @@ export class KeyvStore implements Store {
   readonly #timeoutMs: number | undefined;
   /** The time limits of the operations in flight, on a few shared timers. */
   #deadlines: Deadlines | undefined;
+  /** A late answer's handler is running: what it sends is not refused as unreachable (see #tellLate). */
+  #answeredLate = false;
   readonly #read: ((key: string) => unknown) | undefined;
   /** `#read`, where it answers in place. */
   readonly #readNow: ((key: string) => unknown) | undefined;
@@ -111,7 +113,7 @@ export class KeyvStore implements Store {
     const timeoutMs = this.#timeoutMs;
     // When the operation started, if it is timed (a remote backend with an observer).
     const started = timeoutMs === undefined || this.#observer === undefined ? undefined : performance.now();
-    if (this.#unreachable?.(key)) {
+    if (!this.#answeredLate && this.#unreachable?.(key)) {
       this.#told(name, started, false);
       return Promise.reject(GatewayError.unavailable(new Error('store unreachable')));
     }
@@ -142,7 +144,7 @@ export class KeyvStore implements Store {
       result.then(
         (v) => {
           // Settled after its time-out: already rejected and counted; what it did is told.
-          if (!waiting.delete(late)) return lateValue?.(v);
+          if (!waiting.delete(late)) return this.#tellLate(lateValue, v);
           this.#told(name, started, true);
           resolve(v);
         },
@@ -153,6 +155,22 @@ export class KeyvStore implements Store {
         },
       );
     });
+  }
+
+  /**
+   * Hands a late answer to its handler. The backend has just answered, so what the handler
+   * sends at once (a put-back, an end's announcement) goes out, where it would otherwise be
+   * refused as unreachable until a probe answers: sent now, it is on the connection ahead of
+   * anything a client sends once the probe has answered.
+   */
+  #tellLate<T>(handler: ((value: T) => void) | undefined, value: T): void {
+    if (handler === undefined) return;
+    this.#answeredLate = true;
+    try {
+      handler(value);
+    } finally {
+      this.#answeredLate = false;
+    }
   }
 
   /** Tells the observer an operation's time and outcome, when it is timed (`started` set). */

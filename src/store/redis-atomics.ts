@@ -13,6 +13,7 @@ export interface RedisCommands {
   getDel(key: string): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
+  scriptLoad(script: string): Promise<unknown>;
 }
 
 /** How Keyv writes and reads a value, so raw commands stay in Keyv's own format. */
@@ -168,6 +169,17 @@ export class RedisAtomics implements Atomics {
     this.#codec = codec;
     this.#batchReads = o.batchReads ?? false;
     this.#parsed = new ParsedReads((raw) => codec.deserialize(raw));
+  }
+
+  /**
+   * Loads every script into the server (a single server: called on each connection, before any
+   * command of this node, so a restarted server knows them too). A script the server does not
+   * know costs a second round trip at its first use (NOSCRIPT, then EVAL), and the write that
+   * needs it goes out behind whatever this node sent meanwhile: the put-back of a refresh token
+   * that a late answer asks for (see RefreshFamilies.refresh) must not go out behind a retry.
+   */
+  async loadScripts(): Promise<void> {
+    await Promise.all(Object.values(SCRIPTS).map((s) => this.#redis.scriptLoad(s.source)));
   }
 
   async #run(s: Script, key: string, args: string[]): Promise<unknown> {

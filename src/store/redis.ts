@@ -177,6 +177,13 @@ export async function openRedisStore(o: RedisStoreOptions): Promise<KeyvStore> {
     },
     { batchReads: target.mode === 'single' },
   );
+  // The scripts, loaded at every connection (a restarted server has none): see loadScripts. A
+  // cluster loads each one on its key's master at first use instead (NOSCRIPT, then EVAL).
+  if (single) {
+    const load = (): void => void atomics.loadScripts().catch(() => undefined);
+    single.on('ready', load);
+    if (single.isReady) load();
+  }
 
   // Health: a PING per probe (per master on a cluster); a stalled server (SIGSTOP, a full
   // network buffer) keeps its sockets open, so socket state alone would call it ready.
