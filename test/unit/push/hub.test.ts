@@ -584,14 +584,19 @@ describe('background work that meets the store away', () => {
 });
 
 describe('a store that fails half-way through an end', () => {
-  it('destroy whose index update fails: the client gets error 11, followers are told at once', async () => {
+  /** A session of user `u` (ttl 600 s) followed by `watcher`, on a store that fails when told to. */
+  async function watched() {
     const clock = new ManualClock(T0);
-    const inner = createMemoryStore(clock);
-    const store = failingStore(inner, false);
+    const store = failingStore(createMemoryStore(clock), false);
     const t = makeGateway({ clock, store });
     const d = new Driver(t.gateway);
     const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
     await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    return { store, t, d, sid };
+  }
+
+  it('destroy whose index update fails: the client gets error 11, followers are told at once', async () => {
+    const { store, d, sid } = await watched();
     store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
     expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'error', code: 11 });
     await settle();
@@ -601,12 +606,7 @@ describe('a store that fails half-way through an end', () => {
   });
 
   it('regenerate whose removal of the old id from the indexes fails: answered with the new id, which is live', async () => {
-    const clock = new ManualClock(T0);
-    const store = failingStore(createMemoryStore(clock), false);
-    const t = makeGateway({ clock, store });
-    const d = new Driver(t.gateway);
-    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
-    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    const { store, t, d, sid } = await watched();
     store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
     const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
     expect(store.failures).toBeGreaterThan(0);
@@ -621,12 +621,7 @@ describe('a store that fails half-way through an end', () => {
   });
 
   it('regenerate whose new write fails: error 11, and the old id stays as it was (nothing was taken)', async () => {
-    const clock = new ManualClock(T0);
-    const store = failingStore(createMemoryStore(clock), false);
-    const t = makeGateway({ clock, store });
-    const d = new Driver(t.gateway);
-    const sid = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
-    await d.call({ type: 'subscribe_session', session_id: sid }, 'watcher');
+    const { store, d, sid } = await watched();
     store.fail('set');
     const r = await d.call({ type: 'regenerate_session', old_session_id: sid });
     expect(r).toMatchObject({ type: 'error', code: 11 });

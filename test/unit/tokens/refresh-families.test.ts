@@ -277,13 +277,16 @@ describe('a rotation the store fails half-way (error 11) leaves the token usable
 });
 
 describe('a spend that times out (error 11) and that the store carries out after all', () => {
-  it('puts the token back when the late answer comes: the retry rotates, the family lives', async () => {
+  /**
+   * A token issued on one node (`issuer`), refreshed on another whose store spends it but
+   * answers after the time limit: the refresh is rejected (error 11) and the late answer
+   * is handed to `late` when `land` is called.
+   */
+  async function lateSpend(sub: string) {
     const clock = new ManualClock(T0);
     const memory = createMemoryStore(clock);
     const { gateway: issuer } = makeGateway({ clock, store: memory });
-    const pair = await issuer.tokens.generate({ sub: 'fay' });
-    // The store spends the token, but answers after the time limit: the caller's promise was
-    // rejected (error 11), and the late answer is handed to `late`.
+    const pair = await issuer.tokens.generate({ sub });
     let doLate: (() => Promise<void>) | undefined;
     const slow = storeWith(memory, {
       swap: (swap: Store['swap'], key: string, value: unknown, expiresAt?: number, late?: (old: unknown) => void) => {
@@ -293,8 +296,16 @@ describe('a spend that times out (error 11) and that the store carries out after
     });
     const { gateway } = makeGateway({ clock, store: slow });
     await expect(gateway.tokens.refresh(pair.refresh_token)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
-    await doLate!();
-    await settle();
+    const land = async () => {
+      await doLate!();
+      await settle();
+    };
+    return { issuer, pair, land };
+  }
+
+  it('puts the token back when the late answer comes: the retry rotates, the family lives', async () => {
+    const { issuer, pair, land } = await lateSpend('fay');
+    await land();
     const retried = await issuer.tokens.refresh(pair.refresh_token);
     expect(retried).toHaveProperty('access_token');
     expect((await issuer.tokens.verify(pair.access_token)).valid).toBe(true);
@@ -303,24 +314,11 @@ describe('a spend that times out (error 11) and that the store carries out after
   });
 
   it('puts nothing back when the late spend found the token already spent (a use elsewhere won it)', async () => {
-    const clock = new ManualClock(T0);
-    const memory = createMemoryStore(clock);
-    const { gateway: issuer } = makeGateway({ clock, store: memory });
-    const pair = await issuer.tokens.generate({ sub: 'gil' });
-    let doLate: (() => Promise<void>) | undefined;
-    const slow = storeWith(memory, {
-      swap: (swap: Store['swap'], key: string, value: unknown, expiresAt?: number, late?: (old: unknown) => void) => {
-        doLate = async () => late?.(await swap(key, value, expiresAt));
-        return Promise.reject(GatewayError.unavailable(new Error('store operation timed out after 800 ms')));
-      },
-    });
-    const { gateway } = makeGateway({ clock, store: slow });
-    await expect(gateway.tokens.refresh(pair.refresh_token)).rejects.toMatchObject({ code: 'UNAVAILABLE' });
+    const { issuer, pair, land } = await lateSpend('gil');
     // Another node rotates the token before the late spend lands.
     const rotated = await issuer.tokens.refresh(pair.refresh_token);
     expect(rotated).toHaveProperty('refresh_token');
-    await doLate!();
-    await settle();
+    await land();
     // The family goes on from the rotation that won; the token it spent stays spent.
     expect(await issuer.tokens.refresh((rotated as { refresh_token: string }).refresh_token)).toHaveProperty('access_token');
     expect(await issuer.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token already used: its token family is revoked' });
