@@ -8,7 +8,7 @@ export type SummaryLevel = 'debug' | 'info' | 'warn' | 'error';
 export interface HitOptions {
   /** The lines are audit lines (see `audit` in log.ts): so is their summary. */
   audit?: boolean;
-  /** The summary's level (default `warn`). */
+  /** The summary's level (default: `info` for audit lines, which are written at info; else `warn`). */
   level?: SummaryLevel;
 }
 
@@ -68,7 +68,7 @@ export class LogBudget {
       w = undefined;
     }
     if (w === undefined) {
-      w = { start: now, written: 0, suppressed: 0, summary: undefined, audit: o?.audit === true, level: o?.level ?? 'warn' };
+      w = { start: now, written: 0, suppressed: 0, summary: undefined, audit: o?.audit === true, level: o?.level ?? (o?.audit === true ? 'info' : 'warn') };
       this.#windows.set(kind, w);
     }
     if (w.written < this.#lines) {

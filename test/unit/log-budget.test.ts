@@ -31,7 +31,7 @@ describe('LogBudget', () => {
     expect(clock.pending).toBe(0);
   });
 
-  it('budgets kinds apart, and a summary of audit lines is an audit line', () => {
+  it('budgets kinds apart, and a summary of audit lines is an audit line, at info as they are', () => {
     const { out, clock, hit, summaries } = setUp(1);
     for (let i = 0; i < 5; i++) {
       hit('a');
@@ -39,9 +39,9 @@ describe('LogBudget', () => {
     }
     expect(out.map((l) => l.msg)).toEqual(['a', 'b']);
     clock.advance(1000);
-    expect(summaries().map((l) => [l.line, l.suppressed, l.audit])).toEqual([
-      ['a', 4, undefined],
-      ['b', 4, true],
+    expect(summaries().map((l) => [l.line, l.suppressed, l.audit, l.level])).toEqual([
+      ['a', 4, undefined, 40],
+      ['b', 4, true, 30],
     ]);
   });
 

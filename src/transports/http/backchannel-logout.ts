@@ -52,10 +52,7 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): Hea
     o.onOutcome?.(what);
     // Refusals may come from anyone: sampled, one line per reason and interval.
     if (what === 'refused') {
-      gateway.sampledLog.hit(`backchannel logout refused ${String(fields.reason)}`, () => audit(log, 'backchannel logout refused', fields), {
-        audit: true,
-        level: 'info',
-      });
+      gateway.sampledLog.hit(`backchannel logout refused ${String(fields.reason)}`, () => audit(log, 'backchannel logout refused', fields), { audit: true });
     } else if (what === 'unavailable') {
       gateway.sampledLog.hit(`backchannel logout unavailable`, () =>
         log.warn({ event: 'backchannel logout unavailable', ...fields }, 'backchannel logout could not be served'),

@@ -71,6 +71,6 @@ export class BrowserPolicy implements ConnectionOptions {
     if (this.#tripped) return;
     this.#tripped = true;
     const l = this.#limits;
-    l.lines.hit('rate limit tripped', () => audit(l.log, 'rate limit tripped', { limit, remote: this.#address }), { audit: true, level: 'info' });
+    l.lines.hit('rate limit tripped', () => audit(l.log, 'rate limit tripped', { limit, remote: this.#address }), { audit: true });
   }
 }

@@ -306,10 +306,7 @@ export class SocketLink implements Wire, BoundEnd {
       if (refused !== undefined && !this.#rateLimited) {
         this.#rateLimited = true;
         const limit = refused;
-        this.#o.gateway.abuseLog.hit('rate limit tripped', () => audit(this.conn.log, 'rate limit tripped', { limit, role: this.role }), {
-          audit: true,
-          level: 'info',
-        });
+        this.#o.gateway.abuseLog.hit('rate limit tripped', () => audit(this.conn.log, 'rate limit tripped', { limit, role: this.role }), { audit: true });
       }
     }
     this.#pump.receive(d);
