@@ -453,10 +453,12 @@ export class SessionService {
     const record = await this.#o.store.take<SessionRecord>(sessionKey(hash), (taken) => this.#lateTake(hash, reason, taken));
     if (record === undefined) return undefined;
     const told = this.#told(record, reason);
-    // The record is gone: followers are told now, before the indexes are tidied (a stale index
-    // member is pruned by its own expiry and skipped by list and revoke meanwhile).
+    // The record is gone: followers are told now, before the indexes are tidied. The end has
+    // happened whether or not the tidying does: a removal the store fails leaves a stale member,
+    // skipped by list and revoke and pruned at its own expiry, and the end is still answered as
+    // one (error 11 would tell the caller that a session already ended and pushed may be live).
     const announced = this.#ended(hash, told, record.u, by);
-    await this.#unindex(hash, record);
+    await this.#unindex(hash, record).catch(() => undefined);
     return { told, announced };
   }
 

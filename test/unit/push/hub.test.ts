@@ -595,14 +595,37 @@ describe('a store that fails half-way through an end', () => {
     return { store, t, d, sid };
   }
 
-  it('destroy whose index update fails: the client gets error 11, followers are told at once', async () => {
-    const { store, d, sid } = await watched();
+  it('destroy whose index update fails: answered session_destroyed (the session has ended), followers told at once', async () => {
+    const { store, t, d, sid } = await watched();
     store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
-    expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'error', code: 11 });
+    expect(await d.call({ type: 'destroy_session', session_id: sid })).toMatchObject({ type: 'session_destroyed' });
+    expect(store.failures).toBeGreaterThan(0);
     await settle();
     expect(d.pushes().map((p) => p.body)).toEqual([expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'destroyed' })]);
     store.restore('indexRemove');
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_invalid' });
+    // The stale member is skipped by list and revoke.
+    expect(await t.gateway.sessions.list('u')).toEqual([]);
+    expect(await d.call({ type: 'revoke_user_sessions', user_id: 'u' })).toMatchObject({ type: 'sessions_revoked', count: 0 });
+  });
+
+  it('revoke whose index update fails: every session ended and counted, each follower told once', async () => {
+    const { store, t, d, sid } = await watched();
+    const other = (await d.call({ type: 'create_session', user_id: 'u', ttl: 600 })).session_id as string;
+    await d.call({ type: 'subscribe_session', session_id: other }, 'watcher');
+    store.fail('indexRemove', new GatewayError('UNAVAILABLE', 'Store unavailable'));
+    expect(await d.call({ type: 'revoke_user_sessions', user_id: 'u' })).toMatchObject({ type: 'sessions_revoked', count: 2 });
+    expect(store.failures).toBeGreaterThan(0);
+    await settle();
+    expect(d.pushes().map((p) => p.body)).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ type: 'session_expired', session_id: sid, reason: 'revoked' }),
+        expect.objectContaining({ type: 'session_expired', session_id: other, reason: 'revoked' }),
+      ]),
+    );
+    expect(d.pushes()).toHaveLength(2);
+    store.restore('indexRemove');
+    expect(await t.gateway.sessions.list('u')).toEqual([]);
   });
 
   it('regenerate whose removal of the old id from the indexes fails: answered with the new id, which is live', async () => {
