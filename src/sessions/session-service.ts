@@ -160,9 +160,10 @@ export class SessionService {
 
   /** `peek`, answered in place when the store holds the record in this process. */
   #peekNow(hash: string): MaybePromise<Validation> {
-    const read = this.#o.store.read<SessionRecord>(sessionKey(hash));
-    // In place: read and judged at the same moment.
-    if (!(read instanceof Promise)) return this.#judge(hash, read);
+    const now = this.#o.clock.now();
+    const read = this.#o.store.read<SessionRecord>(sessionKey(hash), now);
+    // In place: read and judged at the same moment, by one clock reading.
+    if (!(read instanceof Promise)) return this.#judge(hash, read, now);
     return this.#settle(hash, read).then((r) => this.#judge(hash, r.record, r.now));
   }
 

@@ -30,8 +30,8 @@ export interface KeyvStoreOptions {
    * hooks and stats we do not use, and which cost CPU on every read): synchronous for
    * memory, a single GET for Redis, a SELECT that checks the expiry for PostgreSQL.
    */
-  read?: (key: string) => unknown;
-  /** `read` answers in place (memory): `Store.read` then returns the value itself, no Promise. */
+  read?: (key: string, at?: number) => unknown;
+  /** `read` answers in place (memory): `Store.read` then returns the value itself, no Promise; it takes the caller's clock reading (`Store.read`'s `at`). */
   readsInPlace?: boolean;
   /** A direct delete, used by `delete` instead of Keyv's where the adapter's is not one atomic step. */
   remove?: (key: string) => Promise<boolean>;
@@ -65,7 +65,7 @@ export class KeyvStore implements Store {
   #answeredLate = false;
   readonly #read: ((key: string) => unknown) | undefined;
   /** `#read`, where it answers in place. */
-  readonly #readNow: ((key: string) => unknown) | undefined;
+  readonly #readNow: ((key: string, at?: number) => unknown) | undefined;
   readonly #remove: ((key: string) => Promise<boolean>) | undefined;
   readonly #isReady: () => boolean;
   readonly #unreachable: ((key: string) => boolean) | undefined;
@@ -184,12 +184,12 @@ export class KeyvStore implements Store {
     return this.#guard('get', key, () => this.#keyv.get(key) as Promise<T | undefined>);
   }
 
-  read<T>(key: string): T | undefined | Promise<T | undefined> {
+  read<T>(key: string, at?: number): T | undefined | Promise<T | undefined> {
     const now = this.#readNow;
     // In place: no Promise and no microtask per read (a memory validate is a few of them).
     if (now === undefined || activeSpans() !== undefined || this.#unreachable !== undefined) return this.get<T>(key);
     try {
-      return now(key) as T | undefined;
+      return now(key, at) as T | undefined;
     } catch (err) {
       throw GatewayError.unavailable(err);
     }

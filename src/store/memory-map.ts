@@ -81,10 +81,11 @@ export class MemoryMap {
     this.#arm();
   }
 
-  get(key: string): MemoryEntry | undefined {
+  /** The entry, unless it has expired by `at` (default: the clock now). */
+  get(key: string, at?: number): MemoryEntry | undefined {
     const e = this.#map.get(key);
     if (e === undefined) return undefined;
-    if (e.exp <= this.#clock.now()) {
+    if (e.exp <= (at ?? this.#clock.now())) {
       this.#map.delete(key);
       return undefined;
     }

@@ -19,7 +19,7 @@ export function createMemoryStore(clock: Clock): KeyvStore {
     kind: 'memory',
     keyv,
     atomics: map,
-    read: (key) => map.get(key)?.value,
+    read: (key, at) => map.get(key, at)?.value,
     readsInPlace: true,
     events: localBus,
     size: () => map.size,

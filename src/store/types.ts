@@ -85,8 +85,11 @@ export interface Store {
   /**
    * `get` for the hot paths: the value itself where the backend holds it in this process
    * (memory), else `get`'s Promise. Fails as `get` does (a throw or a rejection, UNAVAILABLE).
+   * `at`: the caller's clock reading, by which a backend in this process judges the value's
+   * expiry (so that the caller judges what it reads by the same moment, with one reading);
+   * a remote backend judges by its own clock and ignores it.
    */
-  read<T>(key: string): T | undefined | Promise<T | undefined>;
+  read<T>(key: string, at?: number): T | undefined | Promise<T | undefined>;
   /** Stores `value` for `ttlMs` milliseconds (> 0); the backend frees it then. */
   set<T>(key: string, value: T, ttlMs: number): Promise<void>;
   /** Deletes; true when something was there. */

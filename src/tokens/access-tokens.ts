@@ -229,7 +229,8 @@ export class AccessTokens {
     const checked = this.#checkSignature(token);
     if (!checked.valid) return checked;
     const { payload } = checked;
-    const claimError = timeError(payload, this.#o.clock.now(), this.#o);
+    const now = this.#o.clock.now();
+    const claimError = timeError(payload, now, this.#o);
     if (claimError !== undefined) {
       if (claimError === 'Token expired') this.#checked().delete(checked.key);
       return { valid: false, error: claimError };
@@ -238,15 +239,19 @@ export class AccessTokens {
     if ((payload.iat as number) <= this.#refusedThrough) return revoked();
     // revoke_user_tokens: one cached look-up per user, a store read only on a miss.
     const sub = payload.sub;
-    if (typeof sub !== 'string') return this.#notRevoked(payload);
+    if (typeof sub !== 'string') return this.#notRevoked(payload, now);
     const mark = this.#marks.cached(sub);
-    if (mark !== undefined) return (payload.iat as number) <= mark ? revoked() : this.#notRevoked(payload);
+    if (mark !== undefined) return (payload.iat as number) <= mark ? revoked() : this.#notRevoked(payload, now);
     return this.#marks.load(sub).then((loaded) => ((payload.iat as number) <= loaded ? revoked() : this.#notRevoked(payload)));
   }
 
-  /** The checks of the state that may change at any time, made on every call: the `jti` deny list and the bound session. */
-  #notRevoked(payload: Record<string, unknown>): MaybePromise<Verification> {
-    return andThen(this.#o.store.read(keys.denied(payload.jti as string)), (denied): MaybePromise<Verification> => {
+  /**
+   * The checks of the state that may change at any time, made on every call: the `jti` deny list
+   * and the bound session. `now`: the clock reading the token's times were checked by, when
+   * taken in this same turn (the deny list is then read by it too).
+   */
+  #notRevoked(payload: Record<string, unknown>, now?: number): MaybePromise<Verification> {
+    return andThen(this.#o.store.read(keys.denied(payload.jti as string), now), (denied): MaybePromise<Verification> => {
       if (denied !== undefined) return denied === ENDED_MARK ? sessionEnded() : revoked();
       const binding = payload[BINDING_CLAIM];
       if (binding === undefined) return { valid: true, payload };

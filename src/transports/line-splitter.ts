@@ -1,4 +1,4 @@
-import { isUtf8 } from 'node:buffer';
+import { isAscii, isUtf8 } from 'node:buffer';
 
 /**
  * A line; or the news that one was too long and has been skipped, or was not UTF-8 (with its
@@ -33,7 +33,10 @@ export class LineSplitter {
     let start = 0;
     // One check of the whole chunk; only a chunk that fails it (an invalid byte, or a character
     // cut at either edge) has its lines checked one by one.
-    const utf8 = isUtf8(chunk);
+    const ascii = isAscii(chunk);
+    const utf8 = ascii || isUtf8(chunk);
+    // A chunk of ASCII only needs no UTF-8 decoding: each byte is its character.
+    const encoding = ascii ? 'latin1' : 'utf8';
     for (;;) {
       const nl = chunk.indexOf(0x0a, start);
       const end = nl === -1 ? chunk.length : nl;
@@ -44,7 +47,7 @@ export class LineSplitter {
         if (stop - start > this.#max) emit({ oversized: stop - start, head: chunk.toString('utf8', start, Math.min(stop, start + HEAD_BYTES)) });
         else if (stop > start && !utf8 && !isUtf8(chunk.subarray(start, stop)))
           emit({ notUtf8: true, head: chunk.toString('utf8', start, Math.min(stop, start + HEAD_BYTES)) });
-        else if (stop > start) emit({ line: chunk.toString('utf8', start, stop) });
+        else if (stop > start) emit({ line: chunk.toString(encoding, start, stop) });
         start = nl + 1;
         continue;
       }
