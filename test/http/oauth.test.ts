@@ -262,6 +262,22 @@ describe('POST /oauth2/revoke', () => {
     // None of that revoked anything.
     expect((await introspect(http, access)).body).toMatchObject({ active: true });
   });
+
+  it('400 {"error":"invalid_request"} for any parameter given twice, not only token and token_type_hint (RFC 6749 section 3.2)', async () => {
+    const { http } = await start(ENV);
+    const { access } = await pair(http);
+    for (const path of ['/oauth2/revoke', '/oauth2/introspect']) {
+      for (const extra of ['client_id=a&client_id=a', 'client_id=a&client_id=b', 'scope=&scope=', 'x=1&x=2']) {
+        const a = await form(http, path, `token=${access}&${extra}`);
+        expect(a.status, `${path} ${extra}`).toBe(400);
+        expect(a.text, `${path} ${extra}`).toBe('{"error":"invalid_request"}');
+      }
+    }
+    // Nothing was revoked by the refused requests; distinct parameters are served as before.
+    const ok = await form(http, '/oauth2/introspect', `token=${access}&client_id=a&scope=read`);
+    expect(ok.body).toMatchObject({ active: true, token_type: 'access_token' });
+  });
+
   it('400 exactly {"error":"invalid_request"} for a form that is not UTF-8, as for every other 400', async () => {
     const { http } = await start(ENV);
     const notUtf8 = Buffer.concat([Buffer.from('token=caf'), Buffer.from([0xe9, 0xff])]);

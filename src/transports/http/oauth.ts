@@ -38,13 +38,18 @@ const SPEC: RouteSpec = {
 
 /**
  * The parameters of RFC 7662 section 2.1 and RFC 7009 section 2.1, or undefined when they are
- * unusable: no token, an empty one, a parameter sent twice (RFC 6749 section 3.2), or a token
- * in the URL (which every access log on the way would keep).
+ * unusable: no token, an empty one, any parameter sent twice (RFC 6749 section 3.2: request
+ * parameters MUST NOT be included more than once, whichever they are), or a token in the URL
+ * (which every access log on the way would keep).
  */
 function parameters(req: IncomingMessage, text: string): { token: string; hint?: string } | undefined {
   if (new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.has('token')) return undefined;
   const form = new URLSearchParams(text);
-  if (form.getAll('token').length > 1 || form.getAll('token_type_hint').length > 1) return undefined;
+  const names = new Set<string>();
+  for (const name of form.keys()) {
+    if (names.has(name)) return undefined;
+    names.add(name);
+  }
   const token = form.get('token');
   if (token === null || token === '') return undefined;
   const hint = form.get('token_type_hint');
