@@ -133,11 +133,15 @@ export class RefreshFamilies {
       // As in refresh(): a revocation that read the family before its tokens existed could not
       // deny them, so they are denied here by name, and nothing of the family is answered.
       const causes = await this.#revokedCauses(fam);
-      if (causes.length === 0) {
+      // A session that ended after the exchange found it live, but before this family was listed
+      // under it, revoked nothing of the family (its end read the list before): the session is
+      // asked again, after the listing, so that such an exchange answers session_invalid rather
+      // than tokens that are dead already. An end after this look finds the family listed.
+      const ended = !(await this.#binding.isLive(binding));
+      if (causes.length === 0 && !ended) {
         log.info({ event: 'tokens issued', family: this.#o.logRef(fam), bound: true, session_binding: this.#o.logRef(binding) }, 'tokens issued');
         return issued.pair;
       }
-      const ended = !(await this.#binding.isLive(binding));
       await this.#access.deny(issued.jti, issued.exp, this.#o.clock.now(), ended);
       await this.revokeFamily(fam, 'revoked while issued', undefined, ended, by);
       if (ended) throw new SessionEndedError();

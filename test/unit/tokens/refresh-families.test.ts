@@ -228,6 +228,33 @@ describe('exchanges of one session racing its cap', () => {
     const works = reply.type === 'token_generated' ? (await gateway.tokens.verify(reply.access_token as string)).valid : false;
     expect(works).toBe(false);
   });
+
+  for (const end of ['destroy_session', 'regenerate_session'] as const) {
+    it(`a ${end} between the exchange's look at the session and its family's listing under it: session_invalid, never (dead) tokens`, async () => {
+      const clock = new ManualClock(T0);
+      const store = failingStore(createMemoryStore(clock), false);
+      const { gateway } = makeGateway({ clock, store });
+      const d = new Driver(gateway);
+      // Another connection: on one connection, requests naming one session are served in order.
+      const other = new Driver(gateway);
+      const sid = (await d.call({ type: 'create_session', user_id: 'ending' })).session_id as string;
+      // The exchange found the session live; its binding marker is on the way to the store.
+      const gate = store.hold('set', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+      const exchange = d.send({ type: 'exchange_session', session_id: sid });
+      await gate.reached;
+      const ending = end === 'destroy_session' ? { type: end, session_id: sid } : { type: end, old_session_id: sid };
+      expect((await other.call(ending)).type).toBe(end === 'destroy_session' ? 'session_destroyed' : 'session_regenerated');
+      gate.release();
+      await settle(10);
+      // docs/protocol.md: "a session that ends meanwhile answers session_invalid".
+      expect(d.reply(exchange)).toMatchObject({ type: 'session_invalid' });
+      // And nothing of a family begun for it is left live under the session's binding.
+      const claim = gateway.tokens.bindingFor(gateway.sessions.hashOf(sid));
+      const listed = await store.indexMembers(`bf:${claim}`, clock.now());
+      const live = await Promise.all(listed.map(async (f) => (await store.get(`rf:${f}`)) !== undefined));
+      expect(live.filter(Boolean)).toEqual([]);
+    });
+  }
 });
 describe('a rotation the store fails half-way (error 11) leaves the token usable', () => {
   // Each operation the rotation makes after spending the token, failed once in turn: the
