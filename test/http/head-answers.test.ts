@@ -107,6 +107,35 @@ describe('requests Node cannot read', () => {
     expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n.*\r\n\r\nok\n$/s);
   });
 
+  it('an HTTP/1.1 request without a Host, or with two (RFC 9112 section 3.2), on any path, an upgrade included: 400 with the gateway headers and a JSON body, the connection closed, nothing executed', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'create_session', user_id: 'hostless' });
+    const noHost = rpcRequest(body).replace('Host: x\r\n', '');
+    const twoHosts = rpcRequest(body).replace('Host: x\r\n', 'Host: x\r\nHost: y\r\n');
+    const upgrade = (host: string) =>
+      `GET / HTTP/1.1\r\n${host}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+    const cases = [
+      noHost,
+      twoHosts,
+      'GET /healthz HTTP/1.1\r\n\r\n',
+      'GET /healthz HTTP/1.1\r\nHost: x\r\nhost: y\r\n\r\n',
+      upgrade(''),
+      upgrade('Host: x\r\nHost: y\r\n'),
+    ];
+    const got = await Promise.all(cases.map(async (raw) => answers(await exchange(server.port, raw))));
+    expect(got.map((a) => a.map((x) => [x.status, x.body]))).toEqual(
+      cases.map(() => [['HTTP/1.1 400 Bad Request', { error: 'Bad request: not a valid HTTP/1.1 request' }]]),
+    );
+    for (const [a] of got) {
+      for (const h of [...GATEWAY_HEADERS, 'Content-Type: application/json; charset=utf-8', 'Connection: close']) expect(a!.head).toContain(`\r\n${h}`);
+    }
+    // HTTP/1.0 needs no Host; HTTP/1.1 with one is served.
+    expect(await exchange(server.port, 'GET /healthz HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'hostless' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
+
   it('a body that cannot be read (a bad chunk size, a chunk extension or trailer too large, a transfer coding that is not chunked) is answered at once, not after the body timeout, and nothing is executed', async () => {
     const { server } = await start();
     const body = JSON.stringify({ type: 'create_session', user_id: 'unreadable-body' });

@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { rawAnswer, sendJsonAndClose } from './http-util.js';
@@ -60,4 +60,36 @@ function finishThenClose(socket: Socket & { _httpMessage?: ServerResponse | null
 /** The `checkExpectation` listener: an `Expect` other than 100-continue is 417 (RFC 9110 section 10.1.1), and the body is not read. */
 export function expectationFailed(_req: IncomingMessage, res: ServerResponse): void {
   sendJsonAndClose(res, 417, { error: 'Expectation failed: only Expect: 100-continue is supported' });
+}
+
+/**
+ * RFC 9112 section 3.2: an HTTP/1.1 request without a Host header field, or any request with
+ * more than one Host line, is not a valid request (Node keeps the first of two Host lines, and
+ * answers a missing one itself, bare, or not at all on an upgrade). Node is told not to check
+ * (`requireHostHeader: false`): these checks answer as every request that cannot be read is.
+ */
+export function hostUnreadable(req: IncomingMessage): boolean {
+  const raw = req.rawHeaders;
+  let hosts = 0;
+  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
+  return hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1);
+}
+
+/** `listener` for requests whose Host is readable; the others get the 400 of a request that cannot be read, and the connection closes. */
+export function requireHost(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (!hostUnreadable(req)) return listener(req, res);
+    sendJsonAndClose(res, UNREADABLE[0], { error: UNREADABLE[1] });
+  };
+}
+
+/** `onUpgrade` for upgrades whose Host is readable; the others get the 400 of a request that cannot be read, and no WebSocket. */
+export function upgradeRequiringHost(
+  onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => {
+    if (!hostUnreadable(req)) return onUpgrade(req, socket, head);
+    if (socket.writable) socket.end(rawAnswer(UNREADABLE[0], { error: UNREADABLE[1] }));
+    (socket as Socket).destroySoon?.();
+  };
 }

@@ -15,7 +15,7 @@ import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
-import { expectationFailed, onClientError } from '../http/client-error.js';
+import { expectationFailed, onClientError, requireHost, upgradeRequiringHost } from '../http/client-error.js';
 import { createContinueHandler, createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
@@ -130,29 +130,29 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     closeWhileDraining(res);
     pendingHeads.beforeHead(res);
   };
+  // Host is checked by requireHost (a missing one would get Node's bare 400, or no check at all on an upgrade).
   const http: Server = createServer(
-    { ServerResponse: responseWithHeadHook(beforeHead) },
-    createHttpHandler({
-      gateway,
-      metrics,
-      log,
-      files,
-      isAllowedOrigin: (origin) => isAllowedOrigin(origin),
-      isDraining: () => draining,
-      serveMetrics: config.metricsAddr === undefined,
-      routes: o.routes,
-      devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
-    }),
+    { ServerResponse: responseWithHeadHook(beforeHead), requireHostHeader: false },
+    requireHost(
+      createHttpHandler({
+        gateway,
+        metrics,
+        log,
+        files,
+        isAllowedOrigin: (origin) => isAllowedOrigin(origin),
+        isDraining: () => draining,
+        serveMetrics: config.metricsAddr === undefined,
+        routes: o.routes,
+        devLogin: config.dev ? { cookieName, isHttps: (req) => clientOf(req, config.trustedProxies).https, defaultTtl: config.sessionTtl } : undefined,
+      }),
+    ),
   );
   // Connections owing a request head, per address (a slowloris holds them).
   const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
   // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
   http.on('clientError', onClientError);
   http.on('checkExpectation', expectationFailed);
-  http.on(
-    'checkContinue',
-    createContinueHandler(o.routes, (req, res) => http.emit('request', req, res)),
-  );
+  http.on('checkContinue', requireHost(createContinueHandler(o.routes, (req, res) => http.emit('request', req, res))));
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
@@ -193,7 +193,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     frames,
   });
   sweep = upgrades.sweep;
-  http.on('upgrade', upgrades.onUpgrade);
+  http.on('upgrade', upgradeRequiringHost(upgrades.onUpgrade));
 
   try {
     await listen(http, config.port, config.host, 'GATEWAY_HOST, GATEWAY_PORT');
@@ -206,7 +206,10 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   let metricsUrl: string | undefined;
   if (config.metricsAddr !== undefined) {
     const { host: mHost, port: mPort } = config.metricsAddr;
-    const m = createServer({ ServerResponse: responseWithHeadHook(closeWhileDraining) }, createMetricsHandler(metrics, log));
+    const m = createServer(
+      { ServerResponse: responseWithHeadHook(closeWhileDraining), requireHostHeader: false },
+      requireHost(createMetricsHandler(metrics, log)),
+    );
     m.on('clientError', onClientError);
     m.on('checkExpectation', expectationFailed);
     try {
