@@ -93,6 +93,37 @@ describe('upgrade: service key', () => {
     await new Peer(`${server.url}ws`).opened;
   });
 
+  it('takes up no subprotocol a client offers (it speaks none): the 101 names none, and a client that requires one learns it', async () => {
+    const { server } = await start();
+    const socket = connect(server.port, '127.0.0.1');
+    let got = '';
+    socket.setEncoding('latin1');
+    const head = new Promise<string>((resolve) =>
+      socket.on('data', (d: string) => {
+        got += d;
+        if (got.includes('\r\n\r\n')) resolve(got.slice(0, got.indexOf('\r\n\r\n')));
+      }),
+    );
+    socket.write(
+      `GET / HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, auth-gateway.v9\r\n\r\n',
+    );
+    const answer = await head;
+    socket.destroy();
+    expect(answer.split('\r\n', 1)[0]).toBe('HTTP/1.1 101 Switching Protocols');
+    expect(answer.toLowerCase()).not.toContain('sec-websocket-protocol');
+    // ws, like a browser, fails a connection whose server took up none of the protocols it asked for.
+    // A client that offers none is served as ever.
+    await new Peer(server.url).opened;
+    const insisting = new WebSocket(server.url, ['chat']);
+    insisting.on('error', () => undefined);
+    const failed = await new Promise<string>((resolve) => {
+      insisting.once('open', () => resolve(`opened with ${insisting.protocol}`));
+      insisting.once('error', (err) => resolve(err.message));
+    });
+    expect(failed).toBe('Server sent no subprotocol');
+  });
+
   it('refuses upgrades while draining (503)', async () => {
     const { server } = await start();
     const d = server.drain();

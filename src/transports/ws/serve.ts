@@ -163,6 +163,9 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     noServer: true,
     maxPayload: 16 * config.maxMessageBytes,
     perMessageDeflate: false,
+    // The gateway speaks no subprotocol: an offered one is not taken up (ws would agree to the
+    // first offered, claiming a protocol the gateway does not speak).
+    handleProtocols: () => false,
     clientTracking: false,
     autoPong: false,
     closeTimeout: closeGraceMs,
