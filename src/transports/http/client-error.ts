@@ -63,32 +63,40 @@ export function expectationFailed(_req: IncomingMessage, res: ServerResponse): v
 }
 
 /**
- * RFC 9112 section 3.2: an HTTP/1.1 request without a Host header field, or any request with
- * more than one Host line, is not a valid request (Node keeps the first of two Host lines, and
- * answers a missing one itself, bare, or not at all on an upgrade). Node is told not to check
- * (`requireHostHeader: false`): these checks answer as every request that cannot be read is.
+ * Heads Node reads but that are not requests the gateway can read (RFC 9112): an HTTP/1.1
+ * request without a Host header field, or any with more than one Host line (section 3.2;
+ * Node keeps the first of two, and answers a missing one itself, bare, or not at all on an
+ * upgrade: `requireHostHeader: false` leaves it to this check); a Transfer-Encoding other
+ * than `chunked` alone (section 6.1: Node frames a body `gzip, chunked` by its chunks and
+ * hands on the coded bytes, which the gateway would read as the request; a proxy that undid
+ * the coding would see another). Node refuses a last coding other than chunked itself.
  */
-export function hostUnreadable(req: IncomingMessage): boolean {
+export function headUnreadable(req: IncomingMessage): boolean {
   const raw = req.rawHeaders;
   let hosts = 0;
   for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
-  return hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1);
+  if (hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) return true;
+  const coding = req.headers['transfer-encoding'];
+  return coding !== undefined && coding.trim().toLowerCase() !== 'chunked';
 }
 
-/** `listener` for requests whose Host is readable; the others get the 400 of a request that cannot be read, and the connection closes. */
-export function requireHost(listener: RequestListener): RequestListener {
+/** `listener` for requests whose head can be read; the others get the 400 of a request that cannot be read, and the connection closes. */
+export function requireReadableHead(listener: RequestListener): RequestListener {
   return (req, res) => {
-    if (!hostUnreadable(req)) return listener(req, res);
+    if (!headUnreadable(req)) return listener(req, res);
+    // Nothing after it is answered: bytes the parser fails on next (a body it did not frame) get no second answer.
+    handled.add(req.socket);
     sendJsonAndClose(res, UNREADABLE[0], { error: UNREADABLE[1] });
   };
 }
 
-/** `onUpgrade` for upgrades whose Host is readable; the others get the 400 of a request that cannot be read, and no WebSocket. */
-export function upgradeRequiringHost(
+/** `onUpgrade` for upgrades whose head can be read; the others get the 400 of a request that cannot be read, and no WebSocket. */
+export function upgradeRequiringReadableHead(
   onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void,
 ): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
   return (req, socket, head) => {
-    if (!hostUnreadable(req)) return onUpgrade(req, socket, head);
+    if (!headUnreadable(req)) return onUpgrade(req, socket, head);
+    handled.add(socket);
     if (socket.writable) socket.end(rawAnswer(UNREADABLE[0], { error: UNREADABLE[1] }));
     (socket as Socket).destroySoon?.();
   };

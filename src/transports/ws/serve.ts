@@ -15,7 +15,7 @@ import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
-import { expectationFailed, onClientError, requireHost, upgradeRequiringHost } from '../http/client-error.js';
+import { expectationFailed, onClientError, requireReadableHead, upgradeRequiringReadableHead } from '../http/client-error.js';
 import { createContinueHandler, createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
@@ -130,10 +130,10 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     closeWhileDraining(res);
     pendingHeads.beforeHead(res);
   };
-  // Host is checked by requireHost (a missing one would get Node's bare 400, or no check at all on an upgrade).
+  // Host is checked by requireReadableHead (Node would answer a missing one bare, and not at all on an upgrade).
   const http: Server = createServer(
     { ServerResponse: responseWithHeadHook(beforeHead), requireHostHeader: false },
-    requireHost(
+    requireReadableHead(
       createHttpHandler({
         gateway,
         metrics,
@@ -152,7 +152,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
   http.on('clientError', onClientError);
   http.on('checkExpectation', expectationFailed);
-  http.on('checkContinue', requireHost(createContinueHandler(o.routes, (req, res) => http.emit('request', req, res))));
+  http.on('checkContinue', requireReadableHead(createContinueHandler(o.routes, (req, res) => http.emit('request', req, res))));
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
   // autoPong off: the link answers pings itself, and closes a ping flood with 1008 (ws would cut it).
@@ -196,7 +196,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     frames,
   });
   sweep = upgrades.sweep;
-  http.on('upgrade', upgradeRequiringHost(upgrades.onUpgrade));
+  http.on('upgrade', upgradeRequiringReadableHead(upgrades.onUpgrade));
 
   try {
     await listen(http, config.port, config.host, 'GATEWAY_HOST, GATEWAY_PORT');
@@ -211,7 +211,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     const { host: mHost, port: mPort } = config.metricsAddr;
     const m = createServer(
       { ServerResponse: responseWithHeadHook(closeWhileDraining), requireHostHeader: false },
-      requireHost(createMetricsHandler(metrics, log)),
+      requireReadableHead(createMetricsHandler(metrics, log)),
     );
     m.on('clientError', onClientError);
     m.on('checkExpectation', expectationFailed);
