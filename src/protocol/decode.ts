@@ -295,6 +295,25 @@ export function notUtf8(value?: unknown): DecodeFailure {
   return fail(ErrorCodes.MALFORMED, text);
 }
 
+/**
+ * The error for a bare body (HTTP) that is not UTF-8, addressed as `decodeBody` would address
+ * it: `lossy` is the body read with replacement characters, parsed only to find its `msg_id`
+ * (0 when it has none; read from the head when the parse fails). Nothing else of it is used.
+ */
+export function notUtf8Body(lossy: string, src: string, dest: string): DecodeFailure {
+  const failure = notUtf8();
+  const at = (msgId: unknown) => fail(failure.code, failure.text, { src, dest, msgId: isMsgId(msgId) ? msgId : undefined });
+  if (scanJson(lossy, MAX_MESSAGE_DEPTH).tooDeep) return at(undefined);
+  let value: unknown;
+  try {
+    value = JSON.parse(lossy);
+  } catch {
+    return at(readEnvelopeHead(`{"body":${lossy}`).body?.msg_id);
+  }
+  if (!isObject(value)) return at(undefined);
+  return at(value.msg_id === undefined ? 0 : value.msg_id);
+}
+
 export type { RequestType };
 
 /**

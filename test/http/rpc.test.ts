@@ -166,10 +166,21 @@ describe('POST /v1/rpc: what is refused before the pipeline', () => {
 
   it('a body that is not UTF-8 is 400, never read with replacement characters (two users would become one)', async () => {
     const { http } = await start();
-    const body = Buffer.concat([Buffer.from('{"type":"create_session","user_id":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
-    const a = await rawPost(`${http}/v1/rpc`, body);
-    expect(a.status).toBe(400);
-    expect(a.text).toContain('not valid UTF-8');
+    const latin1 = (head: string, tail: string) => Buffer.concat([Buffer.from(head), Buffer.from([0xe9]), Buffer.from(tail)]);
+    // The error of every transport (error 12, "Message is not valid UTF-8"), answering the body's
+    // msg_id when it can be read (0 when it has none, as for every body without one).
+    const cases: [Buffer, Record<string, unknown>][] = [
+      [latin1('{"type":"create_session","msg_id":9,"user_id":"caf', '"}'), { type: 'error', in_reply_to: 9, code: 12, text: 'Message is not valid UTF-8' }],
+      [latin1('{"type":"create_session","user_id":"caf', '"}'), { type: 'error', in_reply_to: 0, code: 12, text: 'Message is not valid UTF-8' }],
+      [latin1('{"type":"create_session","msg_id":"9","user_id":"caf', '"}'), { type: 'error', code: 12, text: 'Message is not valid UTF-8' }],
+      [latin1('{"msg_id":10,"type":"create_session","user_id":caf', '}'), { type: 'error', in_reply_to: 10, code: 12, text: 'Message is not valid UTF-8' }],
+      [latin1('[', ']'), { type: 'error', code: 12, text: 'Message is not valid UTF-8' }],
+    ];
+    for (const [body, reply] of cases) {
+      const a = await rawPost(`${http}/v1/rpc`, body);
+      expect(a.status).toBe(400);
+      expect(JSON.parse(a.text)).toEqual(reply);
+    }
     expect((await ok(http, { type: 'list_sessions', user_id: 'caf\ufffd' })).sessions).toEqual([]);
   });
 

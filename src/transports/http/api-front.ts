@@ -38,6 +38,11 @@ export interface RouteSpec {
   mediaType: string;
   /** The body of a refusal with `status`; `text` is safe to show (it never holds the key). */
   refusal(status: number, text: string): unknown;
+  /**
+   * The body of the 400 for a body that is not UTF-8, from that body read with replacement
+   * characters (only to address the answer); without it, `refusal(400, ...)`.
+   */
+  notUtf8?(lossy: string): unknown;
 }
 
 /** A route of the front: it serves a request, and can refuse one from its head alone (`Expect: 100-continue`). */
@@ -238,7 +243,11 @@ export class ApiFront {
     if ('text' in read) return caller === undefined ? { text: read.text, remote } : { text: read.text, caller, remote };
     if (read.refused === 'too_large') return refuse(413, tooLarge());
     if (read.refused === 'timeout') return refuse(408, `The body did not arrive within ${this.#o.bodyTimeoutMs} ms`);
-    if (read.refused === 'not_utf8') return refuse(400, 'The body is not valid UTF-8');
+    if (read.refused === 'not_utf8') {
+      if (spec.notUtf8 === undefined) return refuse(400, 'The body is not valid UTF-8');
+      sendJsonAndClose(res, 400, spec.notUtf8(read.lossy));
+      return undefined;
+    }
     res.destroy();
     return undefined;
   }

@@ -71,7 +71,11 @@ export function sendEmpty(res: ServerResponse, status: number): void {
 }
 
 /** What `readLimited` got: the body's text, or why not. */
-export type BodyRead = { text: string } | { refused: 'too_large' | 'timeout' | 'aborted' | 'not_utf8' };
+export type BodyRead =
+  | { text: string }
+  | { refused: 'too_large' | 'timeout' | 'aborted' }
+  /** `lossy`: the bytes read with replacement characters, only to address the error (never served). */
+  | { refused: 'not_utf8'; lossy: string };
 
 /** The bytes as text, or undefined when they are not UTF-8 (never replacement characters: two spellings would become one). */
 export function utf8Text(bytes: Buffer): string | undefined {
@@ -103,8 +107,9 @@ export function readLimited(req: IncomingMessage, limit: number, ms: number): Pr
       else parts.push(chunk);
     };
     const onEnd = () => {
-      const text = utf8Text(Buffer.concat(parts, size));
-      finish(text === undefined ? { refused: 'not_utf8' } : { text });
+      const bytes = Buffer.concat(parts, size);
+      const text = utf8Text(bytes);
+      finish(text === undefined ? { refused: 'not_utf8', lossy: bytes.toString('utf8') } : { text });
     };
     const onError = () => finish({ refused: 'aborted' });
     const timer = setTimeout(() => finish({ refused: 'timeout' }), ms);

@@ -1,7 +1,7 @@
 import type { Gateway } from '../../gateway.js';
 import { serveOne } from '../../pipeline/serve-one.js';
 import { ErrorCodes, type ErrorCode } from '../../protocol/codes.js';
-import { decodeBody, type Decoded } from '../../protocol/decode.js';
+import { decodeBody, notUtf8Body, type Decoded } from '../../protocol/decode.js';
 import { requestSchemas } from '../../protocol/messages.js';
 import { errorBody } from '../../protocol/replies.js';
 import type { ApiFront, HeadCheckedRoute, RouteSpec } from './api-front.js';
@@ -35,12 +35,6 @@ const CODE_OF_REFUSAL: Readonly<Record<number, ErrorCode>> = {
   503: ErrorCodes.UNAVAILABLE,
 };
 
-const SPEC: RouteSpec = {
-  callers: new Set(['service']),
-  mediaType: 'application/json',
-  refusal: (status, text) => errorBody(CODE_OF_REFUSAL[status] ?? ErrorCodes.MALFORMED, text),
-};
-
 const SRC = 'http';
 
 /**
@@ -50,8 +44,19 @@ const SRC = 'http';
  */
 export function createRpcHandler(o: RpcOptions): HeadCheckedRoute {
   const { gateway, front } = o;
+  const spec: RouteSpec = {
+    callers: new Set(['service']),
+    mediaType: 'application/json',
+    refusal: (status, text) => errorBody(CODE_OF_REFUSAL[status] ?? ErrorCodes.MALFORMED, text),
+    // The error of the other transports (error 12, "Message is not valid UTF-8"), with in_reply_to when the msg_id can be read.
+    notUtf8: (lossy) => {
+      const d = notUtf8Body(lossy, SRC, gateway.nodeId);
+      o.undecodable?.(d.code);
+      return errorBody(d.code, d.text, d.msgId);
+    },
+  };
   const route: HeadCheckedRoute = (req, res) =>
-    front.serve(req, res, SPEC, async (admitted) => {
+    front.serve(req, res, spec, async (admitted) => {
       const d: Decoded = decodeBody(admitted.text, SRC, gateway.nodeId);
       if (!d.ok) o.undecodable?.(d.code);
       // W3C Trace Context: the request's span joins the caller's trace (checked where it is used).
@@ -60,6 +65,6 @@ export function createRpcHandler(o: RpcOptions): HeadCheckedRoute {
       const body = (await serveOne(conn, d)).body;
       front.answer(res, body.type === 'error' ? (STATUS_OF_CODE[body.code] ?? 400) : 200, body);
     });
-  route.refuseHead = (req, res) => front.refuseHead(req, res, SPEC);
+  route.refuseHead = (req, res) => front.refuseHead(req, res, spec);
   return route;
 }
