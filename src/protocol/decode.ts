@@ -153,18 +153,19 @@ export function hasLoneSurrogate(v: unknown): boolean {
  * check, so the walk is bounded.
  */
 function illFormed(body: Record<string, unknown>): string | undefined {
-  const lookup = LOOKUP_TYPES.has(body.type as string);
-  for (const k in body) {
-    // A string that only names something is looked up as it is: nothing was ever stored under
-    // ill-formed text, so it names nothing and gets the typed reply.
-    if (NAMING_FIELDS.has(k) || (lookup && k === 'user_id')) continue;
-    if (hasLoneSurrogate(body[k])) return k;
+  // Only the fields that are stored or signed: a string that only names something (a session,
+  // token or handle, a user looked up) is looked up as it is (nothing was ever stored under
+  // ill-formed text, so it names nothing and gets the typed reply), and a field the request
+  // does not define is ignored, whatever it holds.
+  for (const k of STORED_FIELDS) {
+    if (k === 'user_id' && LOOKUP_TYPES.has(body.type as string)) continue;
+    if (body[k] !== undefined && hasLoneSurrogate(body[k])) return k;
   }
   return undefined;
 }
 
-/** Fields that name a session, a token or a handle, never stored as text. */
-const NAMING_FIELDS: ReadonlySet<string> = new Set(['session_id', 'old_session_id', 'except_session_id', 'token', 'refresh_token', 'handle']);
+/** The fields of a request whose text is stored or signed (`user_id` but where it is looked up). */
+const STORED_FIELDS: readonly string[] = ['user_id', 'data', 'payload', 'idp_sid', 'idp_sub'];
 /** Requests whose `user_id` is looked up, not stored (each checks the owner of every record it reaches). */
 const LOOKUP_TYPES: ReadonlySet<string> = new Set(['list_sessions', 'revoke_user_sessions', 'destroy_session_handle']);
 

@@ -43,6 +43,11 @@ describe('ill-formed UTF-16: refused with error 12 where it would be stored or s
     [{ type: 'verify_token', token: v }, { type: 'token_invalid' }],
     [{ type: 'refresh_token', refresh_token: v }, { type: 'token_invalid' }],
     [{ type: 'exchange_session', session_id: v }, { type: 'session_invalid' }],
+    // Fields a request does not define are ignored (docs/protocol.md, Envelope), and `node_ids` is neither stored nor signed.
+    [{ type: 'validate_session', session_id: 'x', note: v }, { type: 'session_invalid' }],
+    [{ type: 'create_session', user_id: 'bob', comment: { [v]: [v] } }, { type: 'session_created' }],
+    [{ type: 'generate_access_token', payload: { sub: 'bob' }, label: v }, { type: 'token_generated' }],
+    [{ type: 'init', node_id: 'n', node_ids: [v] }, { type: 'init_ok' }],
   ];
 
   it('every field, every request type', async () => {
