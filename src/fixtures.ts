@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
 import { Type, type Static } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
@@ -14,8 +15,12 @@ import { MAX_ID } from './protocol/messages.js';
  */
 export const MAX_FIXTURE_FILE_BYTES = 64 * 1024 * 1024;
 
-/** The file's text, or undefined when it holds more than `limit` bytes (read no further). */
-async function readAtMost(path: string, limit: number): Promise<string | undefined> {
+/**
+ * The file's text; undefined when it holds more than `limit` bytes (read no further), null
+ * when it is not UTF-8 (never read with replacement characters: two spellings would seed one
+ * user, as a request's bytes never do).
+ */
+async function readAtMost(path: string, limit: number): Promise<string | undefined | null> {
   const chunks: Buffer[] = [];
   let n = 0;
   for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Buffer>) {
@@ -23,7 +28,8 @@ async function readAtMost(path: string, limit: number): Promise<string | undefin
     if (n > limit) return undefined;
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  const bytes = Buffer.concat(chunks);
+  return isUtf8(bytes) ? bytes.toString('utf8') : null;
 }
 
 /** The longest fixture session id, in characters (code points). */
@@ -56,13 +62,14 @@ export async function loadFixtures(gateway: Gateway, path: string, read?: Static
 
 /** Reads and checks a fixture file (`auth-gateway config` checks it too); a bad file is one ConfigError line. */
 export async function readFixtures(path: string): Promise<Static<typeof fixtureType>['sessions']> {
-  let read: string | undefined;
+  let read: string | undefined | null;
   try {
     read = await readAtMost(path, MAX_FIXTURE_FILE_BYTES);
   } catch (err) {
     throw new ConfigError(`GATEWAY_FIXTURES: cannot read ${path} (${(err as NodeJS.ErrnoException).code ?? 'read error'})`);
   }
   if (read === undefined) throw new ConfigError(`GATEWAY_FIXTURES: ${path} holds more than ${MAX_FIXTURE_FILE_BYTES} bytes: not a fixture file`);
+  if (read === null) throw new ConfigError(`GATEWAY_FIXTURES: ${path} is not UTF-8`);
   const text = read;
   let value: unknown;
   try {

@@ -451,6 +451,25 @@ describe('fixture lengths (in-process)', () => {
   });
 });
 
+describe('fixture encoding (in-process)', () => {
+  it('a file that is not UTF-8 is refused in one line, never read with replacement characters (caf\\xe9 and caf\\xe8 would seed one user)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'gw-fx-utf8-'));
+    try {
+      const path = join(dir, 'latin1.json');
+      writeFileSync(
+        path,
+        Buffer.concat([Buffer.from('{"sessions":[{"session_id":"fixture-secret-9","user_id":"caf'), Buffer.from([0xe9]), Buffer.from('"}]}')]),
+      );
+      await expect(readFixtures(path)).rejects.toThrow(new ConfigError(`GATEWAY_FIXTURES: ${path} is not UTF-8`));
+      // UTF-8 text, a character of several bytes included, is read as ever.
+      writeFileSync(path, JSON.stringify({ sessions: [{ session_id: 's', user_id: 'caf\u00e9' }] }));
+      expect((await readFixtures(path)).map((s) => s.user_id)).toEqual(['caf\u00e9']);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('createApp with fixtures (in-process)', () => {
   it('loads them before anything is served, on the injected clock', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'gw-fx-'));
