@@ -159,8 +159,9 @@ describe('POST /v1/rpc: what is refused before the pipeline', () => {
     expect((await post(http, 'notjson')).status).toBe(400);
     expect((await post(http, { type: 'bogus' })).status).toBe(404);
     expect((await post(http, { type: 'validate_session' })).status).toBe(400);
+    expect((await rawPost(`${http}/v1/rpc`, Buffer.from([0x7b, 0xff, 0x7d]))).status).toBe(400);
     const text = await server.metrics.text();
-    expect(text).toMatch(/gateway_messages_total\{type="invalid",outcome="error_12"\} 2/);
+    expect(text).toMatch(/gateway_messages_total\{type="invalid",outcome="error_12"\} 3/);
     expect(text).toMatch(/gateway_messages_total\{type="invalid",outcome="error_10"\} 1/);
   });
 
