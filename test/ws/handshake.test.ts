@@ -124,6 +124,44 @@ describe('upgrade: service key', () => {
     expect(failed).toBe('Server sent no subprotocol');
   });
 
+  it('a broken WebSocket handshake is refused before any key, cookie or store is looked at: 405 or 400 with the gateway headers and a JSON body', async () => {
+    const { server, store } = await startWithStoreDouble();
+    // With the store away, a cookie that had to be checked would be 503: these never reach it.
+    store.down = true;
+    const up = (o: { method?: string; upgrade?: string; key?: string | null; version?: string }) =>
+      `${o.method ?? 'GET'} / HTTP/1.1\r\nHost: 127.0.0.1:${server.port}\r\nUpgrade: ${o.upgrade ?? 'websocket'}\r\nConnection: Upgrade\r\n` +
+      `${o.key === null ? '' : `Sec-WebSocket-Key: ${o.key ?? 'dGhlIHNhbXBsZSBub25jZQ=='}\r\n`}Sec-WebSocket-Version: ${o.version ?? '13'}\r\nCookie: sid=some-session\r\n\r\n`;
+    const cases: [string, string, string, string?][] = [
+      [up({ method: 'POST' }), 'HTTP/1.1 405 Method Not Allowed', 'Method not allowed: a WebSocket upgrade is a GET', 'Allow: GET'],
+      [up({ upgrade: 'h2c' }), 'HTTP/1.1 400 Bad Request', 'Bad request: not a WebSocket upgrade (Upgrade: websocket)'],
+      [up({ key: null }), 'HTTP/1.1 400 Bad Request', 'Bad request: missing or invalid Sec-WebSocket-Key'],
+      [up({ key: 'short' }), 'HTTP/1.1 400 Bad Request', 'Bad request: missing or invalid Sec-WebSocket-Key'],
+      [up({ version: '12' }), 'HTTP/1.1 400 Bad Request', 'Bad request: unsupported Sec-WebSocket-Version', 'Sec-WebSocket-Version: 13, 8'],
+    ];
+    const got = await Promise.all(
+      cases.map(async ([raw]) => {
+        const socket = connect(server.port, '127.0.0.1');
+        let text = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => (text += d));
+        socket.on('error', () => undefined);
+        socket.write(raw);
+        await new Promise((resolve) => socket.once('close', resolve));
+        return text;
+      }),
+    );
+    for (const [i, [, status, error, header]] of cases.entries()) {
+      const answer = got[i]!;
+      const end = answer.indexOf('\r\n\r\n');
+      expect(answer.split('\r\n', 1)[0], error).toBe(status);
+      expect(JSON.parse(answer.slice(end + 4)), error).toEqual({ error });
+      for (const h of ['Cache-Control: no-store', 'Content-Type: application/json; charset=utf-8', 'Connection: close', ...(header ? [header] : [])])
+        expect(answer.slice(0, end), error).toContain(`\r\n${h}`);
+    }
+    expect(store.failures).toBe(0);
+    expect(await server.metrics.text()).toMatch(/gateway_upgrades_refused_total\{status="400"\} 4/);
+  });
+
   it('refuses upgrades while draining (503)', async () => {
     const { server } = await start();
     const d = server.drain();

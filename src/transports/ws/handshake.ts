@@ -46,6 +46,35 @@ export function classifyUpgrade(req: IncomingMessage, o: HandshakeOptions): Hand
   return { ok: true, role: 'browser', sessionId: readCookie(req.headers.cookie, o.sessionCookie) };
 }
 
+/** What ws would refuse a handshake for (RFC 6455 section 4.2.1), checked before any key, cookie or store is looked at. */
+export interface BrokenHandshake {
+  status: 400 | 405;
+  text: string;
+  headers: Record<string, string>;
+}
+
+/** A Sec-WebSocket-Key: 16 bytes in base64 (ws's own test). */
+const WS_KEY = /^[+/0-9A-Za-z]{22}==$/;
+
+/**
+ * Why an upgrade on an upgrade path is not a WebSocket handshake ws would take, or undefined.
+ * ws answers these itself, bare (text/html, none of the gateway's headers), and only once the
+ * upgrade has passed the key and cookie checks: a broken handshake carrying a session cookie
+ * cost a store read and, its cookie dead, was never counted as a failed guess.
+ */
+export function brokenHandshake(req: IncomingMessage): BrokenHandshake | undefined {
+  if (!PATHS.has((req.url ?? '/').split('?')[0]!)) return undefined;
+  if (req.method !== 'GET') return { status: 405, text: 'Method not allowed: a WebSocket upgrade is a GET', headers: { Allow: 'GET' } };
+  if (req.headers.upgrade?.toLowerCase() !== 'websocket')
+    return { status: 400, text: 'Bad request: not a WebSocket upgrade (Upgrade: websocket)', headers: {} };
+  const key = req.headers['sec-websocket-key'];
+  if (key === undefined || !WS_KEY.test(key)) return { status: 400, text: 'Bad request: missing or invalid Sec-WebSocket-Key', headers: {} };
+  const version = req.headers['sec-websocket-version'];
+  if (version !== '13' && version !== '8')
+    return { status: 400, text: 'Bad request: unsupported Sec-WebSocket-Version', headers: { 'Sec-WebSocket-Version': '13, 8' } };
+  return undefined;
+}
+
 /** Answers a refused upgrade with a bare HTTP status and drops the socket (as ws does). */
 export function refuseUpgrade(socket: Duplex, status: number, extra: Record<string, string> = {}): void {
   if (socket.writable) {

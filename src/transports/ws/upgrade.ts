@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Clock } from '../../clock.js';
@@ -13,7 +14,8 @@ import { FailedAuthThrottle } from '../auth-throttle.js';
 import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import type { FrameBudgets } from './frame-budget.js';
-import { classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
+import { rawAnswer } from '../http/http-util.js';
+import { brokenHandshake, classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
 import { quietSocket } from './quiet-end.js';
 import { CloseCodes, SocketLink } from './socket-link.js';
@@ -144,6 +146,14 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
   const upgrade = async (req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> => {
     socket.on('error', destroyOnError);
     if (ctx.isDraining()) return refuseUpgrade(socket, 503);
+    const broken = brokenHandshake(req);
+    if (broken !== undefined) {
+      // Not a handshake: answered as a request that cannot be read, before any key or cookie is looked at.
+      metrics.upgradesRefused.inc({ status: String(broken.status) });
+      if (socket.writable) socket.end(rawAnswer(broken.status, { error: broken.text }, broken.headers));
+      (socket as Socket).destroySoon?.();
+      return;
+    }
     const client = clientOf(req, config.trustedProxies);
     // An address out of failed attempts gets nothing more to guess with until the window clears.
     if (throttle.blocked(client.address) || (req.headers.authorization === undefined && guesses.blocked(client.address)))
