@@ -136,6 +136,15 @@ describe('requests Node cannot read', () => {
     expect(await s.call('list_sessions', { user_id: 'hostless' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 
+  it('CONNECT (the gateway is no proxy) is answered 501 with the gateway headers and a JSON body, then the connection closes; the port keeps serving', async () => {
+    const { server } = await start();
+    const [a, ...rest] = answers(await exchange(server.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));
+    expect([a!.status, a!.body]).toEqual(['HTTP/1.1 501 Not Implemented', { error: 'Not implemented: CONNECT (this server is not a proxy)' }]);
+    for (const h of [...GATEWAY_HEADERS, 'Content-Type: application/json; charset=utf-8', 'Connection: close']) expect(a!.head).toContain(`\r\n${h}`);
+    expect(rest).toEqual([]);
+    expect(await exchange(server.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+  });
+
   it('a body that cannot be read (a bad chunk size, a chunk extension or trailer too large, a transfer coding other than chunked alone) is answered at once, not after the body timeout, and nothing is executed', async () => {
     const { server } = await start();
     const body = JSON.stringify({ type: 'create_session', user_id: 'unreadable-body' });

@@ -101,3 +101,14 @@ export function upgradeRequiringReadableHead(
     (socket as Socket).destroySoon?.();
   };
 }
+
+/**
+ * The `connect` listener: a CONNECT request asks a proxy for a tunnel, which the gateway is
+ * not. Without a listener Node drops the connection unanswered; here it gets 501 with the
+ * gateway's headers and a JSON body, and the connection closes.
+ */
+export function connectNotImplemented(_req: IncomingMessage, socket: Duplex): void {
+  handled.add(socket);
+  if (socket.writable) socket.end(rawAnswer(501, { error: 'Not implemented: CONNECT (this server is not a proxy)' }));
+  (socket as Socket).destroySoon?.();
+}

@@ -15,7 +15,7 @@ import { originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
-import { expectationFailed, onClientError, requireReadableHead, upgradeRequiringReadableHead } from '../http/client-error.js';
+import { connectNotImplemented, expectationFailed, onClientError, requireReadableHead, upgradeRequiringReadableHead } from '../http/client-error.js';
 import { createContinueHandler, createHttpHandler, createMetricsHandler, type RouteHandler } from './http-routes.js';
 import { PendingHeads } from './pending-heads.js';
 import type { SocketLink } from './socket-link.js';
@@ -152,6 +152,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
   // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
   http.on('clientError', onClientError);
   http.on('checkExpectation', expectationFailed);
+  http.on('connect', connectNotImplemented);
   http.on('checkContinue', requireReadableHead(createContinueHandler(o.routes, (req, res) => http.emit('request', req, res))));
   quietReceivers();
   const closeGraceMs = o.closeGraceMs ?? 5_000;
@@ -215,6 +216,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     );
     m.on('clientError', onClientError);
     m.on('checkExpectation', expectationFailed);
+    m.on('connect', connectNotImplemented);
     try {
       await listen(m, mPort, mHost, 'GATEWAY_METRICS_ADDR');
     } catch (err) {
