@@ -8,6 +8,11 @@ type Reject = (err: unknown) => void;
  * the limit after it started, and there are at most 20 timers per limit whatever the load,
  * where a setTimeout/clearTimeout pair per store operation would be a real cost on the hot path.
  * Real time on purpose: it bounds waits on the network, not logic (which uses the Clock).
+ *
+ * The rejections wait for the I/O of the turn in which the timer fires: timers run before a
+ * turn reads its sockets, so after this process was busy past the limit (its own work, not the
+ * backend's), an answer already waiting in the connection would otherwise be judged late and
+ * the store taken for away. They go in `setImmediate`, which runs once the turn has read.
  */
 export class Deadlines {
   readonly #ms: number;
@@ -33,8 +38,10 @@ export class Deadlines {
       this.#currentUntil = now + this.#epochMs;
       const timer = setTimeout(() => {
         if (this.#current === epoch) this.#current = undefined;
-        for (const r of epoch) r(this.#error());
-        epoch.clear();
+        setImmediate(() => {
+          for (const r of epoch) r(this.#error());
+          epoch.clear();
+        });
       }, this.#ms);
       timer.unref();
     }
