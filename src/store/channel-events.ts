@@ -184,13 +184,23 @@ export class ChannelEventBus implements EventBus {
   #send(message: string): Promise<void> {
     const sent = this.#publisher.publish(this.#channel, message);
     return new Promise<void>((resolve, reject) => {
+      let settled = false;
       const fail = (err: unknown) => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         this.#keep(message);
         reject(GatewayError.unavailable(err));
       };
-      const timer = setTimeout(() => fail(new Error(`publish timed out after ${this.#timeoutMs} ms`)), this.#timeoutMs);
-      sent.then(() => (clearTimeout(timer), resolve()), fail);
+      // As in Deadlines: given up only once the turn's sockets are read, so that an answer that
+      // came in time is not failed because this process was busy.
+      const timer = setTimeout(() => setImmediate(() => fail(new Error(`publish timed out after ${this.#timeoutMs} ms`))), this.#timeoutMs);
+      sent.then(() => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve();
+      }, fail);
     });
   }
 

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Deadlines } from '../../../src/store/deadlines.js';
+import { within } from '../../../src/store/within.js';
 
 /** Keeps this process busy, reading no socket, for `ms` of real time. */
 function busy(ms: number): void {
@@ -9,7 +10,7 @@ function busy(ms: number): void {
   while (Date.now() < until);
 }
 
-describe('Deadlines', () => {
+describe("Deadlines and within: a store's time limits", () => {
   const closers: (() => void)[] = [];
   afterEach(() => {
     for (const close of closers.splice(0)) close();
@@ -61,5 +62,15 @@ describe('Deadlines', () => {
     const outcome = new Promise<string>((resolve) => deadlines.add(() => resolve('timed out')));
     busy(120);
     expect(await outcome).toBe('timed out');
+  });
+
+  it('within: an answer that came in time but was read late because this process was busy counts as in time', async () => {
+    const { server, client } = await pair();
+    const answered = within(once(client, 'data'), 40);
+    server.write('x');
+    busy(120);
+    expect(await answered).toBe(true);
+    // And one that never comes is not.
+    expect(await within(new Promise(() => {}), 40)).toBe(false);
   });
 });
