@@ -555,6 +555,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
       if (epoch !== this.#epoch || !this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;
       if (live === false && this.#hasSession === true) this.#boundEnded('unknown', false);
       else if (live !== undefined) this.#hasSession = live;
+      // A session_expired listener may have called close() or reconnect(): that call decides.
+      if (epoch !== this.#epoch || !this.#wanted || this.#ws !== undefined) return;
     }
     this.#open();
   }
@@ -615,16 +617,18 @@ export class GatewayClient extends Emitter<ClientEvents> {
     if (this.#regenUntil > 0) {
       // After a regeneration: a dead cookie is closed (4001) right after the open; a socket
       // that stays open a second (or gets a frame) is bound to the new cookie.
-      const ws = this.#ws;
+      const opened = this.#ws;
       clearTimeout(this.#rebindTimer);
-      this.#rebindTimer = setTimeout(() => this.#ws === ws && this.#rebound(), REBIND_CONFIRM_MS);
+      this.#rebindTimer = setTimeout(() => this.#ws === opened && this.#rebound(), REBIND_CONFIRM_MS);
     }
     this.#lastRx = Date.now();
     this.#armHeartbeat();
     for (const q of this.#outbox.splice(0)) this.#ws!.send(q.frame);
     this.#opened?.resolve();
     this.#opened = undefined;
+    const ws = this.#ws;
     this.emit('open', { reconnected });
+    if (this.#ws !== ws) return; // an 'open' listener called close() or reconnect()
     if (this.#o.serviceKey === undefined) this.#askBound();
     if (reconnected && this.#o.resubscribe !== false) for (const id of [...this.#live]) void this.#resubscribe(id);
   }
@@ -788,6 +792,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
     this.#stopHeartbeat();
     if (this.#o.resubscribe === false) this.#live.clear();
     this.#failAll(`The connection closed (code ${code}) before the reply came`);
+    const epoch = this.#epoch;
     const kind = closeKind(code);
     let retry = this.#wanted && this.#o.reconnect !== false;
     let delayMs: number | undefined;
@@ -806,6 +811,9 @@ export class GatewayClient extends Emitter<ClientEvents> {
       this.#hasSession = false;
     }
     this.emit('close', { code, reason, kind, willReconnect: retry });
+    // A listener (of this close, session_expired or session_regenerated) that called close(),
+    // reconnect() or connect() has decided: no second socket, no reconnect after a close().
+    if (epoch !== this.#epoch || this.#ws !== undefined || this.#checking !== undefined) return;
     if (!retry) {
       this.#wanted = false;
       this.#removeWake();
@@ -821,11 +829,12 @@ export class GatewayClient extends Emitter<ClientEvents> {
   }
 
   #schedule(delayMs: number): void {
-    this.emit('reconnecting', { attempt: ++this.#attempt, delayMs });
+    // The timer first: a 'reconnecting' listener's close() or reconnect() clears it.
     this.#retryTimer = setTimeout(() => {
       this.#retryTimer = undefined;
       if (this.#wanted) void this.#connectNow();
     }, delayMs);
+    this.emit('reconnecting', { attempt: ++this.#attempt, delayMs });
   }
 
   /** 1012: the node is going; come back soon, at a random point of a short window. */

@@ -676,4 +676,96 @@ describe('GatewayClient', () => {
     await again.connect({ session: true });
     expect(again.connected).toBe(true);
   });
+
+  describe('close(), reconnect() or connect() called from an event listener is obeyed', () => {
+    /** A server that closes its first connection with 1011 and keeps the others; counts them. */
+    async function closesFirst(): Promise<{ url: string; conns: () => number; open: () => number }> {
+      const socks: import('ws').WebSocket[] = [];
+      const url = await scriptedServer((ws, n) => {
+        socks.push(ws);
+        if (n === 1) setTimeout(() => ws.close(1011, 'Internal error'), 20);
+      });
+      return { url, conns: () => socks.length, open: () => socks.filter((w) => w.readyState === w.OPEN).length };
+    }
+    const settle = () => new Promise((r) => setTimeout(r, 300));
+
+    it("close() in a 'close' listener: no reconnect is scheduled (no 'reconnecting' after it, no new connection)", async () => {
+      const srv = await closesFirst();
+      const c = client(srv.url, { serviceKey: SERVICE_KEY, reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+      const reconnecting = record(c, 'reconnecting');
+      c.on('close', () => c.close());
+      await c.connect();
+      await eventually(() => expect(c.connected).toBe(false));
+      await settle();
+      expect(reconnecting).toEqual([]);
+      expect(srv.conns()).toBe(1);
+    });
+
+    it("reconnect() in a 'close' listener opens one socket, not two", async () => {
+      const srv = await closesFirst();
+      const c = client(srv.url, { serviceKey: SERVICE_KEY, reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+      const opens = record(c, 'open');
+      let again: Promise<void> | undefined;
+      c.once('close', () => {
+        again = c.reconnect();
+      });
+      await c.connect();
+      await eventually(() => expect(opens).toHaveLength(2));
+      await again;
+      await settle();
+      expect(srv.conns()).toBe(2);
+      expect(srv.open()).toBe(1);
+      expect(c.connected).toBe(true);
+    });
+
+    it("reconnect() in a 'reconnecting' listener opens one socket, not two", async () => {
+      const srv = await closesFirst();
+      const c = client(srv.url, { serviceKey: SERVICE_KEY, reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+      const opens = record(c, 'open');
+      c.once('reconnecting', () => void c.reconnect());
+      await c.connect();
+      await eventually(() => expect(opens).toHaveLength(2));
+      await settle();
+      expect(srv.conns()).toBe(2);
+      expect(srv.open()).toBe(1);
+    });
+
+    it("reconnect() in a 'session_expired' listener after a 4001 (a login right away): its promise resolves, the client stays connected", async () => {
+      const socks: import('ws').WebSocket[] = [];
+      const url = await scriptedServer((ws, n) => {
+        socks.push(ws);
+        if (n === 1) setTimeout(() => ws.close(4001, 'Session ended'), 20);
+      });
+      const c = client(url, { reconnect: { initialDelayMs: 50, maxDelayMs: 50 } });
+      let again: Promise<unknown> | undefined;
+      c.once('session_expired', () => {
+        again = c.reconnect({ session: true }).then(
+          () => 'opened',
+          (e: unknown) => e,
+        );
+      });
+      await c.connect({ session: true });
+      await eventually(() => expect(again).toBeDefined());
+      expect(await again).toBe('opened');
+      await settle();
+      expect(socks).toHaveLength(2);
+      expect(c.connected).toBe(true);
+    });
+
+    it("close() in a 'session_expired' listener when checkSession finds the session gone: no socket is opened", async () => {
+      const srv = await closesFirst();
+      const c = client(srv.url, { checkSession: () => Promise.resolve(false) });
+      const ended = record(c, 'session_expired');
+      c.on('session_expired', () => c.close());
+      const opened = c.connect({ session: true }).then(
+        () => 'opened',
+        (e: unknown) => e,
+      );
+      expect(await opened).toBeInstanceOf(GatewayConnectionError);
+      await settle();
+      expect(ended).toEqual([{ bound: true, reason: 'unknown', pushed: false }]);
+      expect(srv.conns()).toBe(0);
+      expect(c.connected).toBe(false);
+    });
+  });
 });
