@@ -266,6 +266,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
   /** The epoch of the checkSession call under way before the next socket opens, if any. */
   #checking: number | undefined;
+  /** Ends the waits for checkSession answers under way (close(): their timers must not keep a Node process alive). */
+  readonly #checkWaits = new Set<() => void>();
   /** Moves on at close(), and at connect() with new knowledge: a checkSession answer of an older epoch is stale. */
   #epoch = 0;
   #boundEndSeen = false;
@@ -359,6 +361,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
   close(): void {
     this.#wanted = false;
     this.#epoch++;
+    for (const stop of [...this.#checkWaits]) stop(); // their answers are stale now
     this.#clearResubscribes();
     clearTimeout(this.#retryTimer);
     this.#retryTimer = undefined;
@@ -542,14 +545,20 @@ export class GatewayClient extends Emitter<ClientEvents> {
       this.#checking = epoch;
       let live: boolean | undefined;
       let timer: ReturnType<typeof setTimeout> | undefined;
+      let stop: (() => void) | undefined;
       try {
-        // Bounded: a backend that does not answer must not hold the reconnect back.
-        const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), this.#o.timeoutMs)));
+        // Bounded: a backend that does not answer must not hold the reconnect back; nor, after a close(), the process.
+        const late = new Promise<undefined>((resolve) => {
+          timer = setTimeout(() => resolve(undefined), this.#o.timeoutMs);
+          stop = () => resolve(undefined);
+          this.#checkWaits.add(stop);
+        });
         live = await Promise.race([check(), late]);
       } catch {
         live = undefined; // the backend is away: learn nothing
       } finally {
         clearTimeout(timer);
+        if (stop !== undefined) this.#checkWaits.delete(stop);
         if (this.#checking === epoch) this.#checking = undefined;
       }
       if (epoch !== this.#epoch || !this.#wanted || this.#ws !== undefined || this.#retryTimer !== undefined) return;

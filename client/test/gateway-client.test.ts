@@ -1,5 +1,5 @@
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket } from 'ws';
 import {
   closeKind,
@@ -675,6 +675,26 @@ describe('GatewayClient', () => {
     const again = client(server.url, { WebSocket: withCookie(`sid=${fresh}`), reconnect: false });
     await again.connect({ session: true });
     expect(again.connected).toBe(true);
+  });
+
+  it('close() while checkSession has not answered leaves no timer running (a Node process can exit)', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      let asked = 0;
+      const c = client('ws://127.0.0.1:9/', { timeoutMs: 60_000, checkSession: () => (asked++, new Promise<boolean>(() => undefined)) });
+      const opened = c.connect().then(
+        () => 'opened',
+        (e: unknown) => e,
+      );
+      await Promise.resolve();
+      expect(asked).toBe(1);
+      expect(vi.getTimerCount()).toBe(1); // checkSession's time limit
+      c.close();
+      expect(await opened).toBeInstanceOf(GatewayConnectionError);
+      expect(vi.getTimerCount()).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   describe('close(), reconnect() or connect() called from an event listener is obeyed', () => {
