@@ -191,7 +191,7 @@ export interface ClientEvents extends Record<string, unknown> {
   bound: { bound: boolean };
   /** Every unsolicited message, raw. */
   push: Record<string, unknown> & { type: string };
-  /** Something the client could not make sense of (a frame that is not a message). */
+  /** Something the client could not make sense of (a frame that is not a message, a push without its fields). */
   error: Error;
 }
 
@@ -219,6 +219,16 @@ function requestBody(type: string, msgId: number, fields: Record<string, unknown
   body.type = type;
   body.msg_id = msgId;
   return body;
+}
+
+/** Whether a push of a type the client acts on carries the fields it reads (other types pass). */
+function pushWellFormed(body: Record<string, unknown>): boolean {
+  const { type, session_id, bound, reason, expires_in } = body;
+  if (type !== 'session_expired' && type !== 'session_expiring' && type !== 'session_extended' && type !== 'session_updated') return true;
+  if (typeof session_id !== 'string' || (bound !== undefined && typeof bound !== 'boolean')) return false;
+  if (type === 'session_expired') return typeof reason === 'string';
+  if (type === 'session_expiring' || type === 'session_extended') return typeof expires_in === 'number';
+  return true;
 }
 
 /**
@@ -713,7 +723,11 @@ export class GatewayClient extends Emitter<ClientEvents> {
       clearTimeout(p.timer);
       if (body.type === 'error') {
         const e = body as unknown as ErrorReply;
-        p.reject(new GatewayRequestError(p.type, e.code, e.text));
+        p.reject(
+          typeof e.code === 'number' && typeof e.text === 'string'
+            ? new GatewayRequestError(p.type, e.code, e.text)
+            : new GatewayRequestError(p.type, 0, 'the gateway sent an error reply without its code or text'),
+        );
       } else {
         p.resolve(body as unknown as Reply);
       }
@@ -726,6 +740,11 @@ export class GatewayClient extends Emitter<ClientEvents> {
       return;
     }
     this.emit('push', body as ClientEvents['push']);
+    if (!pushWellFormed(body)) {
+      // Not taken for an event: a session_expired without its session_id would read as the end of the bound session.
+      this.emit('error', new Error(`The gateway sent a ${body.type} push without its fields`));
+      return;
+    }
     if (body.type === 'session_expired') {
       const push = body as unknown as SessionExpiredPush;
       if (push.bound === true && push.reason !== 'regenerated') this.#rebound();

@@ -572,6 +572,43 @@ describe('GatewayClient', () => {
     expect(errors.map((e) => e.message)).toEqual(Array(3).fill('The gateway sent a frame that is not a message'));
   });
 
+  it('a malformed error reply rejects with a clear error; a push without its fields is an error event, not a session event', async () => {
+    const url = await scriptedServer((ws) =>
+      ws.on('message', (d: Buffer) => {
+        const m = JSON.parse(String(d)) as { body: { type: string; msg_id: number } };
+        if (m.body.type === 'verify_token') ws.send(JSON.stringify({ body: { type: 'error', in_reply_to: m.body.msg_id } }));
+        if (m.body.type === 'validate_session') {
+          ws.send(JSON.stringify({ body: { type: 'session_expired' } }));
+          ws.send(JSON.stringify({ body: { type: 'session_expired', session_id: 's-1' } }));
+          ws.send(JSON.stringify({ body: { type: 'session_expiring', bound: true } }));
+          ws.send(JSON.stringify({ body: { type: 'session_extended', session_id: 's-1' } }));
+          ws.send(JSON.stringify({ body: { type: 'session_updated', bound: 'yes' } }));
+          ws.send(JSON.stringify({ body: { type: 'session_expired', session_id: 's-2', reason: 'ttl' } }));
+        }
+      }),
+    );
+    const c = client(url, { serviceKey: SERVICE_KEY, reconnect: false });
+    const errors = record(c, 'error');
+    const ended = record(c, 'session_expired');
+    const expiring = record(c, 'session_expiring');
+    const extended = record(c, 'session_extended');
+    const updated = record(c, 'session_updated');
+    await c.connect();
+    const err = await c.verifyToken('abc').catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(GatewayRequestError);
+    expect((err as Error).message).toBe('verify_token failed: error 0 (UNKNOWN): the gateway sent an error reply without its code or text');
+    void c.validateSession('x').catch(() => undefined);
+    await eventually(() => expect(ended).toEqual([{ sessionId: 's-2', bound: false, reason: 'ttl', pushed: true }]));
+    expect(errors.map((e) => e.message)).toEqual([
+      'The gateway sent a session_expired push without its fields',
+      'The gateway sent a session_expired push without its fields',
+      'The gateway sent a session_expiring push without its fields',
+      'The gateway sent a session_extended push without its fields',
+      'The gateway sent a session_updated push without its fields',
+    ]);
+    expect([expiring, extended, updated]).toEqual([[], [], []]);
+  });
+
   it('checkSession: an answer asked for before a login (reconnect) is not applied to the new session', async () => {
     const { server } = await start();
     let cookie = 'sid=none';
