@@ -4,7 +4,7 @@
 // and checks what it prints against the case.
 //
 //   node test/conformance/run.mjs [--cases FILE]... [--skip NAME]... [--only NAME]
-//                                 [--record FILE] [--verbose] -- CMD ARGS...
+//                                 [--record FILE] [--start-ms MS] [--verbose] -- CMD ARGS...
 //
 // A superset of the shared sample runner (/work/shared/conformance/run): its case files run
 // here unchanged. --only and --skip take a case name's substring, as there, or a regular
@@ -13,6 +13,8 @@
 // Default cases: cases.json beside this file. Prints `FAIL name: reason` per failing case
 // and ends with `conformance: N passed, N failed`; exits 1 if any case failed or none ran.
 // --record FILE appends each message the gateway prints as {"case": NAME, "message": ENVELOPE}.
+// --start-ms MS is time the command itself may take to start (a bridge that starts a server
+// first): it is added to every wait that ends before the command has printed anything.
 //
 // A case file is a JSON array of cases:
 //   {"name", "env": {...}, "args": [...], "timeout_ms": 10000, "mode": "batch", "input": [...], "expect": [...]}
@@ -60,7 +62,8 @@ import { build, isObject } from './lib/values.mjs';
 
 // Generous: two busy cores may take seconds to start a server; a passing case never waits it out.
 const DEFAULT_TIMEOUT_MS = 10_000;
-const USAGE = 'usage: node test/conformance/run.mjs [--cases FILE]... [--skip NAME]... [--only NAME] [--record FILE] [--verbose] -- CMD ARGS...';
+const USAGE =
+  'usage: node test/conformance/run.mjs [--cases FILE]... [--skip NAME]... [--only NAME] [--record FILE] [--start-ms MS] [--verbose] -- CMD ARGS...';
 
 /** @param {string} message @returns {never} */
 function usage(message) {
@@ -90,6 +93,7 @@ function parseArgs(argv = process.argv.slice(2)) {
     /** @type {((name: string) => boolean)[]} */ skip: [],
     /** @type {((name: string) => boolean) | null} */ only: null,
     /** @type {string | null} */ record: null,
+    startMs: 0,
     verbose: false,
     /** @type {string[]} */ command: [],
   };
@@ -106,7 +110,11 @@ function parseArgs(argv = process.argv.slice(2)) {
     else if (arg === '--skip') opts.skip.push(nameFilter(value(arg)));
     else if (arg === '--only') opts.only = nameFilter(value(arg));
     else if (arg === '--record') opts.record = value(arg);
-    else if (arg === '--verbose') opts.verbose = true;
+    else if (arg === '--start-ms') {
+      const ms = Number(value(arg));
+      if (!Number.isInteger(ms) || ms < 0) usage('--start-ms needs a whole number of milliseconds');
+      opts.startMs = ms;
+    } else if (arg === '--verbose') opts.verbose = true;
     else usage(`unknown option ${arg}`);
   }
   if (opts.command.length === 0) usage('missing -- CMD');
@@ -140,6 +148,12 @@ const msgIdOf = (message) => (isObject(message) && isObject(message.body) ? mess
 /** @param {Envelope} m */
 const unsolicited = (m) => m.body.in_reply_to === undefined;
 
+/**
+ * A wait of `ms`, with the command's start-up allowance (--start-ms) while it has printed nothing.
+ * @param {NodeProcess} node @param {number} ms
+ */
+const allowing = (node, ms) => ms + (node.heard === 0 ? opts.startMs : 0);
+
 /** @param {number} ms */
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -154,7 +168,7 @@ async function runBatch(c, node) {
   for (const m of input) node.write(typeof m === 'string' ? m : JSON.stringify(m));
   node.closeStdin();
   const ms = c.timeout_ms ?? DEFAULT_TIMEOUT_MS;
-  const exit = await node.exited(ms);
+  const exit = await node.exited(allowing(node, ms));
   if (!exit) return `did not exit within ${ms} ms of stdin closing`;
   if (exit.code !== 0) return `exited with ${exit.code ?? exit.signal}`;
   const answered = new Set();
@@ -245,20 +259,20 @@ async function runStep(step, node, vars, sent, caseMs) {
     if (id !== undefined) sent.set(id, message);
     if (step.expect === undefined) return null;
     // A raw line may be unreadable, so its answer is whatever comes next.
-    const reply = await node.take(id === undefined ? () => true : (m) => m.body.in_reply_to === id, ms);
+    const reply = await node.take(id === undefined ? () => true : (m) => m.body.in_reply_to === id, allowing(node, ms));
     if (!reply) return node.exit ? `exited (${node.exit.code ?? node.exit.signal}) without a reply` : `no reply within ${ms} ms`;
     return checkReply(step, reply, message, vars);
   }
   if (step.expect_reply_to !== undefined) {
     const id = step.expect_reply_to;
     if (!sent.has(id)) return `no earlier send with msg_id ${JSON.stringify(id)}`;
-    const reply = await node.take((m) => m.body.in_reply_to === id, ms);
+    const reply = await node.take((m) => m.body.in_reply_to === id, allowing(node, ms));
     if (!reply) return `no reply to msg_id ${JSON.stringify(id)} within ${ms} ms`;
     return checkReply(step, reply, sent.get(id), vars);
   }
   if (step.expect_push !== undefined) {
     const pattern = fillPattern(step.expect_push, vars);
-    const push = await node.take((m) => unsolicited(m) && mismatch(pattern, m.body) === null, ms);
+    const push = await node.take((m) => unsolicited(m) && mismatch(pattern, m.body) === null, allowing(node, ms));
     if (push) return pushEndsMismatch(step, push, vars);
     const others = node.queue.filter(unsolicited).map((m) => JSON.stringify(m.body).slice(0, 100));
     return `no message matching ${JSON.stringify(pattern).slice(0, 120)} within ${ms} ms${others.length ? ` (got ${others.join(', ')})` : ''}`;
@@ -269,7 +283,7 @@ async function runStep(step, node, vars, sent, caseMs) {
   }
   if (step.close_stdin) {
     node.closeStdin();
-    const exit = await node.exited(ms);
+    const exit = await node.exited(allowing(node, ms));
     if (!exit) return `did not exit within ${ms} ms of stdin closing`;
     if (step.exit_code !== undefined && exit.code !== step.exit_code) return `exited with ${exit.code ?? exit.signal}, expected ${step.exit_code}`;
     return null;

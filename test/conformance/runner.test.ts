@@ -135,6 +135,35 @@ describe.skipIf(!required('build'))('conformance runner', () => {
     expect((await run(['--bogus'])).code).toBe(2);
   });
 
+  it('--start-ms allows a slow start before the command prints, and no longer once it has', async () => {
+    const cases = join(dir, 'slow.json');
+    writeFileSync(
+      cases,
+      JSON.stringify([
+        { name: 'batch', env, mode: 'batch', timeout_ms: 500, input: [m('init', 1, { node_id: 'n1' })], expect: [{ in_reply_to: 1, type: 'init_ok' }] },
+        {
+          name: 'steps',
+          env,
+          mode: 'steps',
+          timeout_ms: 500,
+          steps: [{ send: m('init', 1, { node_id: 'n1' }), expect: { type: 'init_ok' } }, { expect_push: { type: 'session_expired' } }],
+        },
+      ]),
+    );
+    // A bridge that takes 2 s to start its server before it passes anything on.
+    const slow = ['sh', '-c', `sleep 2; exec "${process.execPath}" "${CLI}" stdio`];
+    const without = await run(['--cases', cases, '--', ...slow]);
+    expect(without.stdout).toMatch(/^FAIL batch: did not exit within 500 ms of stdin closing$/m);
+    expect(without.stdout).toMatch(/^FAIL steps: step 1: no reply within 500 ms$/m);
+    const started = Date.now();
+    const allowed = await run(['--verbose', '--start-ms', '60000', '--cases', cases, '--', ...slow]);
+    expect(allowed.stdout).toMatch(/^ok {3}batch$/m);
+    // The push step comes after the first reply: its own 500 ms, not the start-up's 60 s.
+    expect(allowed.stdout).toMatch(/^FAIL steps: step 2: no message matching .* within 500 ms$/m);
+    expect(Date.now() - started).toBeLessThan(40_000);
+    expect((await run(['--start-ms', '-1', '--', 'true'])).code).toBe(2);
+  }, 90_000);
+
   it('--only and --skip take a substring of the name, as the shared runner does, or a regular expression', async () => {
     const cases = join(dir, 'names.json');
     const named = (name: string) => ({ name, env, mode: 'batch', input: [m('init', 1, { node_id: 'n1' })], expect: [{ in_reply_to: 1, type: 'init_ok' }] });

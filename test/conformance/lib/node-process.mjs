@@ -15,6 +15,8 @@ export class NodeProcess {
   constructor(command, args, env, onMessage) {
     /** @type {Envelope[]} lines printed and not yet taken by a step */
     this.queue = [];
+    /** Messages printed so far: none yet means the command may still be starting. */
+    this.heard = 0;
     /** @type {string[]} output that breaks the contract (not JSON, not an envelope) */
     this.problems = [];
     /** @type {Exit | null} */
@@ -81,6 +83,7 @@ export class NodeProcess {
       return;
     }
     const envelope = /** @type {Envelope} */ (message);
+    this.heard++;
     onMessage(envelope);
     this.queue.push(envelope);
   }
