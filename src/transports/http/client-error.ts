@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { rawAnswer, sendJsonAndClose } from './http-util.js';
+import { answerRawAndClose, rawAnswer, sendJsonAndClose } from './http-util.js';
 
 /** Node's codes of a request it could not read, and the status and text each is answered with (400 otherwise). */
 const STATUS_OF: Readonly<Record<string, readonly [number, string]>> = {
@@ -97,8 +97,7 @@ export function upgradeRequiringReadableHead(
   return (req, socket, head) => {
     if (!headUnreadable(req)) return onUpgrade(req, socket, head);
     handled.add(socket);
-    if (socket.writable) socket.end(rawAnswer(UNREADABLE[0], { error: UNREADABLE[1] }));
-    (socket as Socket).destroySoon?.();
+    answerRawAndClose(socket, UNREADABLE[0], { error: UNREADABLE[1] });
   };
 }
 
@@ -109,6 +108,5 @@ export function upgradeRequiringReadableHead(
  */
 export function connectNotImplemented(_req: IncomingMessage, socket: Duplex): void {
   handled.add(socket);
-  if (socket.writable) socket.end(rawAnswer(501, { error: 'Not implemented: CONNECT (this server is not a proxy)' }));
-  (socket as Socket).destroySoon?.();
+  answerRawAndClose(socket, 501, { error: 'Not implemented: CONNECT (this server is not a proxy)' });
 }

@@ -1,5 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /** Headers on every HTTP answer of the gateway. */
 export const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -25,6 +27,12 @@ export function rawAnswer(status: number, value: unknown, extra: Readonly<Record
   let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\n`;
   for (const [name, v] of Object.entries(headers)) head += `${name}: ${v}\r\n`;
   return `${head}\r\n${body}`;
+}
+
+/** Writes `rawAnswer(...)` on a socket no ServerResponse serves, then closes it once written. */
+export function answerRawAndClose(socket: Duplex, status: number, value: unknown, extra?: Readonly<Record<string, string>>): void {
+  if (socket.writable) socket.end(rawAnswer(status, value, extra));
+  (socket as Socket).destroySoon?.();
 }
 
 /** The request's target as a URL, or undefined when it is not one (`GET //a:99999/`): answer `badTarget`. */

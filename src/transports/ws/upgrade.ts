@@ -1,5 +1,4 @@
 import type { IncomingMessage } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { WebSocket, WebSocketServer } from 'ws';
 import type { Clock } from '../../clock.js';
@@ -14,7 +13,7 @@ import { FailedAuthThrottle } from '../auth-throttle.js';
 import { clientOf } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import type { FrameBudgets } from './frame-budget.js';
-import { rawAnswer } from '../http/http-util.js';
+import { answerRawAndClose } from '../http/http-util.js';
 import { brokenHandshake, classifyUpgrade, refuseUpgrade, type Handshake } from './handshake.js';
 import type { Heartbeat } from './heartbeat.js';
 import { quietSocket } from './quiet-end.js';
@@ -150,9 +149,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     if (broken !== undefined) {
       // Not a handshake: answered as a request that cannot be read, before any key or cookie is looked at.
       metrics.upgradesRefused.inc({ status: String(broken.status) });
-      if (socket.writable) socket.end(rawAnswer(broken.status, { error: broken.text }, broken.headers));
-      (socket as Socket).destroySoon?.();
-      return;
+      return answerRawAndClose(socket, broken.status, { error: broken.text }, broken.headers);
     }
     const client = clientOf(req, config.trustedProxies);
     // An address out of failed attempts gets nothing more to guess with until the window clears.
