@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { answerRawAndClose, rawAnswer, sendJsonAndClose } from './http-util.js';
+import { answerRawAndClose, sendJsonAndClose } from './http-util.js';
 
 /** Node's codes of a request it could not read, and the status and text each is answered with (400 otherwise). */
 const STATUS_OF: Readonly<Record<string, readonly [number, string]>> = {
@@ -42,8 +42,7 @@ export function onClientError(err: NodeJS.ErrnoException, duplex: Duplex): void 
     return;
   }
   const [status, text] = (err.code !== undefined ? STATUS_OF[err.code] : undefined) ?? UNREADABLE;
-  socket.end(rawAnswer(status, { error: text }));
-  socket.destroySoon();
+  answerRawAndClose(socket, status, { error: text });
 }
 
 /** Lets the answers in progress (pipelined ones follow the current) finish, then closes the connection. */

@@ -1,7 +1,7 @@
 import { isUtf8 } from 'node:buffer';
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { closeAfter, lingeringClose } from './lingering-close.js';
 
 /** Headers on every HTTP answer of the gateway. */
 export const BASE_HEADERS: Readonly<Record<string, string>> = {
@@ -29,10 +29,10 @@ export function rawAnswer(status: number, value: unknown, extra: Readonly<Record
   return `${head}\r\n${body}`;
 }
 
-/** Writes `rawAnswer(...)` on a socket no ServerResponse serves, then closes it once written. */
+/** Writes `rawAnswer(...)` on a socket no ServerResponse serves, then closes it once written (`lingeringClose`). */
 export function answerRawAndClose(socket: Duplex, status: number, value: unknown, extra?: Readonly<Record<string, string>>): void {
-  if (socket.writable) socket.end(rawAnswer(status, value, extra));
-  (socket as Socket).destroySoon?.();
+  if (socket.writable) socket.write(rawAnswer(status, value, extra));
+  lingeringClose(socket);
 }
 
 /** The request's target as a URL, or undefined when it is not one (`GET //a:99999/`): answer `badTarget`. */
@@ -43,7 +43,7 @@ export function targetOf(req: IncomingMessage): URL | undefined {
 
 /** 400 for a target that is not a URL; the connection is closed (what follows it is not read). */
 export function badTarget(res: ServerResponse): void {
-  res.setHeader('Connection', 'close');
+  closeAfter(res);
   send(res, 400, 'text/plain; charset=utf-8', 'bad request target\n');
 }
 
@@ -54,7 +54,7 @@ export function badTarget(res: ServerResponse): void {
  */
 export function closeIfBody(req: IncomingMessage, res: ServerResponse): void {
   const length = req.headers['content-length'];
-  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) res.setHeader('Connection', 'close');
+  if (req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0')) closeAfter(res);
 }
 
 export function send(res: ServerResponse, status: number, type: string, body: string | Buffer, head = false): void {
@@ -68,7 +68,7 @@ export function sendJson(res: ServerResponse, status: number, value: unknown): v
 
 /** Answers and closes the connection: for a refusal before the body was read (the rest is never read). */
 export function sendJsonAndClose(res: ServerResponse, status: number, value: unknown): void {
-  res.setHeader('Connection', 'close');
+  closeAfter(res);
   sendJson(res, status, value);
 }
 

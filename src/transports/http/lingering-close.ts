@@ -1,0 +1,54 @@
+import type { ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+
+/** How long a connection being closed is still read for, at most. */
+export const LINGER_MS = 2000;
+/** How much more of it is read (and dropped) before it is closed all the same. */
+export const LINGER_BYTES = 1 << 20;
+/** How often the bytes read are looked at meanwhile. */
+const LINGER_CHECK_MS = 50;
+
+/**
+ * Closes a connection whose client may still be sending (a body refused unread, a head too
+ * large) without losing the answer already written: ends the gateway's half once the answer is
+ * out, then reads and drops what still comes, and closes when the client has closed its half,
+ * LINGER_MS have passed or LINGER_BYTES have come, whichever is first. Closed at once, the
+ * kernel answers the client's next bytes with a reset, and a reset makes the client's side drop
+ * what it has not read yet, the answer included (RFC 9112 section 9.6: a staged close).
+ */
+export function lingeringClose(socket: Duplex): void {
+  if (socket.destroyed) return;
+  const read = () => (socket as Partial<Socket>).bytesRead ?? 0;
+  const from = read();
+  const cut = setTimeout(() => socket.destroy(), LINGER_MS);
+  // Once the answer is written: closing sooner would drop what is left of it.
+  const closeWhenWritten = () => {
+    if (socket.writableFinished) socket.destroy();
+    else socket.once('finish', () => socket.destroy());
+  };
+  // Looked at now and then, not on each chunk: while Node's parser still reads the connection,
+  // what it reads past the request's end reaches no listener.
+  const check = setInterval(() => {
+    if (read() - from > LINGER_BYTES) closeWhenWritten();
+  }, LINGER_CHECK_MS);
+  socket.once('end', closeWhenWritten);
+  socket.once('close', () => {
+    clearTimeout(cut);
+    clearInterval(check);
+  });
+  socket.end();
+  socket.resume();
+}
+
+/**
+ * Marks an answer as the connection's last (`Connection: close`) and has the connection closed
+ * by `lingeringClose` once it is written, instead of at once (Node's server calls the socket's
+ * `destroySoon` after an answer that closes the connection); Node's parser reads and drops
+ * the rest of the request meanwhile.
+ */
+export function closeAfter(res: ServerResponse): void {
+  res.setHeader('Connection', 'close');
+  const socket = res.socket as (Socket & { destroySoon?: () => void }) | null;
+  if (socket !== null) socket.destroySoon = () => lingeringClose(socket);
+}

@@ -1,0 +1,93 @@
+/**
+ * A request refused before its body was read, while its client is still sending: the answer
+ * must reach the client. Closed at once, the gateway's kernel answers the bytes still coming
+ * with a reset, and the reset makes the client's kernel drop the answer it had not read yet
+ * (RFC 9112 section 9.6). The gateway ends its half, reads and drops what still comes (at most
+ * LINGER_BYTES, for at most LINGER_MS), and closes once the client has closed its half.
+ */
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterEach, describe, expect, it } from 'vitest';
+import { LINGER_BYTES, LINGER_MS } from '../../src/transports/http/lingering-close.js';
+import { SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
+
+afterEach(stopAll);
+
+/**
+ * Sends `head`, then goes on sending the body in small pieces, reading nothing meanwhile (a
+ * client busy uploading); then reads, and closes its half once the answer is in. Pieces that
+ * come after a plain close get a reset, and the answer is lost unread.
+ */
+async function sendWhileRefused(port: number, head: string): Promise<{ answer: string; error: string | undefined; ms: number }> {
+  const socket = connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  let error: string | undefined;
+  socket.on('error', (e: NodeJS.ErrnoException) => (error = e.code ?? e.message));
+  socket.pause();
+  socket.write(head);
+  const piece = Buffer.alloc(8 * 1024, 0x20);
+  // 30 pieces over about 300 ms, 240 KB in all: well within LINGER_BYTES and LINGER_MS.
+  for (let i = 0; i < 30 && error === undefined; i++) {
+    socket.write(piece);
+    await sleep(10);
+  }
+  let answer = '';
+  const started = Date.now();
+  socket.setEncoding('latin1');
+  socket.on('data', (d: string) => {
+    answer += d;
+    if (answer.includes('\r\n\r\n{')) socket.end();
+  });
+  socket.resume();
+  if (!socket.destroyed) await once(socket, 'close');
+  return { answer, error, ms: Date.now() - started };
+}
+
+describe('an answer that closes the connection while the client still sends', () => {
+  it('a body refused from its declared length (413 on /v1/rpc) is answered, then the connection closes cleanly', async () => {
+    const { server } = await start();
+    const head = `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`;
+    const r = await sendWhileRefused(server.port, head);
+    expect(r.error).toBeUndefined();
+    expect(r.answer).toMatch(/^HTTP\/1\.1 413 /);
+    expect(r.answer).toContain('Connection: close');
+    // Closed as soon as the client closed its half, not at the end of the linger.
+    expect(r.ms).toBeLessThan(LINGER_MS);
+  });
+
+  it('a head Node cannot read (two Content-Length) is answered 400, then the connection closes cleanly', async () => {
+    const { server } = await start();
+    const head = 'POST /v1/rpc HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nContent-Length: 20\r\n\r\n';
+    const r = await sendWhileRefused(server.port, head);
+    expect(r.error).toBeUndefined();
+    expect(r.answer).toMatch(/^HTTP\/1\.1 400 /);
+  });
+
+  it('a client that sends on and never closes is cut off after LINGER_BYTES more or LINGER_MS', async () => {
+    const { server } = await start();
+    const socket = connect(server.port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.on('error', () => undefined);
+    let answer = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (d: string) => (answer += d));
+    let closed = false;
+    socket.once('close', () => (closed = true));
+    socket.write(
+      `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`,
+    );
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sent = 0;
+    // Written as fast as the connection takes it, until the gateway closes it.
+    while (!closed && sent < 64 * LINGER_BYTES) {
+      // once() rejects on the socket's error (EPIPE once the gateway has closed): the loop then ends.
+      if (!socket.write(chunk)) await Promise.race([once(socket, 'drain'), once(socket, 'close')]).catch(() => undefined);
+      sent += chunk.length;
+    }
+    if (!closed) await once(socket, 'close').catch(() => undefined);
+    expect(answer).toMatch(/^HTTP\/1\.1 413 /);
+    // What the client had in flight when it was cut off (the kernels' buffers) comes on top.
+    expect(sent).toBeLessThan(16 * LINGER_BYTES);
+  });
+});
