@@ -221,8 +221,11 @@ export class Gateway implements PipelineServices {
     }
   }
 
-  /** revoke_user_tokens: resolves once the other nodes were told (a failure to tell them is error 11). */
-  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void> {
+  /**
+   * revoke_user_tokens: resolves with the mark in force once the other nodes were told (a
+   * failure to tell them is error 11).
+   */
+  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<number> {
     return this.tokens.revokeUser(
       userId,
       before,

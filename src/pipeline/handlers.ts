@@ -186,8 +186,8 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async revoke_user_tokens(c, _req, b) {
     const now = Math.floor(c.gateway.clock.now() / 1000);
     if (b.before !== undefined && b.before > now) throw new GatewayError('MALFORMED', 'Field "before" must not be in the future');
-    const before = b.before ?? now;
-    await c.gateway.revokeUserTokens(b.user_id, before, c);
+    // The mark in force: a `before` earlier than a mark already applied is answered with that mark.
+    const before = await c.gateway.revokeUserTokens(b.user_id, b.before ?? now, c);
     return { type: 'tokens_revoked', before };
   },
 

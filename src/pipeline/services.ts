@@ -43,8 +43,8 @@ export interface PipelineServices {
   nextPushId(): number;
   /** Moves the binding marker of a session's tokens to an end written since `written` (ms). */
   carryEndToBinding(hash: string, written: number): Promise<void>;
-  /** revoke_user_tokens, told to every node before it resolves. */
-  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<void>;
+  /** revoke_user_tokens, told to every node before it resolves with the mark in force. */
+  revokeUserTokens(userId: string, before: number, by?: Requester): Promise<number>;
 }
 
 /** Subscribers one session may have from browser connections when not configured. */

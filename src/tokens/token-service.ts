@@ -35,12 +35,14 @@ export class TokenService {
    * revoke_user_tokens: the user's access tokens issued at or before `before` (unix seconds)
    * are refused from now on, and the user's refresh families started by then are revoked.
    * `announce` tells the other nodes (by the hash of the user id) before the families go.
+   * Resolves with the mark in force: `before`, or a later one the user already had.
    */
-  async revokeUser(userId: string, before: number, announce: (userHash: string) => Promise<void>, by?: Requester): Promise<void> {
-    await this.#marks.revoke(userId, before);
+  async revokeUser(userId: string, before: number, announce: (userHash: string) => Promise<void>, by?: Requester): Promise<number> {
+    const mark = await this.#marks.revoke(userId, before);
     await announce(UserMarks.userHash(userId));
-    const families = await this.#families.revokeUser(userId, before, by);
-    logFor(by, this.#o.log).info({ event: 'user tokens revoked', user: this.#o.logRef(userId), before, families }, 'user tokens revoked');
+    const families = await this.#families.revokeUser(userId, mark, by);
+    logFor(by, this.#o.log).info({ event: 'user tokens revoked', user: this.#o.logRef(userId), before: mark, families }, 'user tokens revoked');
+    return mark;
   }
 
   /** Another node revoked the tokens of the user with this hash: forget the cached mark. */

@@ -58,25 +58,30 @@ export class UserMarks {
     return this.#cache.get(userId) ?? this.load(userId);
   }
 
-  /** Records a mark in the store and in this node's cache. */
-  async revoke(userId: string, before: number): Promise<void> {
+  /**
+   * Records a mark in the store and drops this node's cached one. Resolves with the mark in
+   * force: `before`, or a later mark the user already had (an earlier `before` refuses nothing more).
+   */
+  async revoke(userId: string, before: number): Promise<number> {
     // Kept while a token issued at `before` could still be used: an access token until its exp
     // (the longest lifetime verification accepts, maxTokenLifetime), a refresh token until it
     // expires. A family started on another node while the revocation listed the user's families
     // is stopped by this mark alone, at its next rotation, however late that comes.
     const until = (before + maxTokenLifetime(this.#o) + 1) * 1000;
     const index = keys.userNotBefore(userId);
-    if (until > this.#o.clock.now()) {
-      await this.#o.store.indexAdd(index, String(before), until);
-      // This mark refuses all that a lower one does, and outlives it: the lower ones go, so a
+    if (until > this.#o.clock.now()) await this.#o.store.indexAdd(index, String(before), until);
+    let inForce = before;
+    for (const m of await this.#o.store.indexMembers(index, this.#o.clock.now())) {
+      const mark = Number(m) || 0;
+      // A higher mark refuses all that a lower one does, and outlives it: the lower ones go, so a
       // user revoked again and again keeps a member or two, not one per call for weeks.
-      for (const m of await this.#o.store.indexMembers(index, this.#o.clock.now())) {
-        if ((Number(m) || 0) < before) await this.#o.store.indexRemove(index, m);
-      }
+      if (mark < before) await this.#o.store.indexRemove(index, m);
+      inForce = Math.max(inForce, mark);
     }
     this.forget(UserMarks.userHash(userId));
     this.#epoch++;
     this.#drop(userId);
+    return inForce;
   }
 
   /** Another node revoked tokens of the user with this hash. */

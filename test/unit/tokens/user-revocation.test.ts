@@ -97,6 +97,23 @@ describe('revoke_user_tokens', () => {
     expect(await gateway.tokens.refresh(fresh.refresh_token)).toHaveProperty('access_token');
   });
 
+  it('answers the mark in force: a `before` older than a mark already applied gets that later mark, which still refuses', async () => {
+    const { gateway, clock } = makeGateway({ start: T0 });
+    clock.advance(10_000);
+    const inside = loneToken('alice', T0 / 1000 + 5);
+    const d = new Driver(gateway);
+    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'alice' })).toMatchObject({ before: T0 / 1000 + 10 });
+    // An older `before` changes nothing: the reply says which tokens are refused now.
+    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'alice', before: T0 / 1000 })).toEqual({
+      type: 'tokens_revoked',
+      in_reply_to: 2,
+      before: T0 / 1000 + 10,
+    });
+    expect(await gateway.tokens.verify(inside)).toEqual({ valid: false, error: 'Token revoked' });
+    // A mark too old for any token to live under it is answered as given when none is later.
+    expect(await d.call({ type: 'revoke_user_tokens', user_id: 'bob', before: 0 })).toMatchObject({ before: 0 });
+  });
+
   it('revokes a family kept alive by rotation past its first refresh token’s lifetime, for good', async () => {
     // Refresh tokens live 60 s here; the family is rotated every 40 s, so at 120 s its first token
     // (and anything written with that token's lifetime) is long gone, while the family lives.
