@@ -207,21 +207,6 @@ export class Gateway implements PipelineServices {
   }
 
   /**
-   * After `written` (ms) went to the binding marker of a session's tokens, reads the session
-   * again and writes a later end over it (an extend on another node whose own write landed
-   * first, or found no marker yet), until the marker holds the end read: of racing writers,
-   * the last to land reads the last end.
-   */
-  async carryEndToBinding(hash: string, written: number): Promise<void> {
-    for (let end = written; ;) {
-      const seen = await this.sessions.peek(hash);
-      if (!seen.valid || seen.record.e <= end) return;
-      end = seen.record.e;
-      await this.tokens.sessionExtended(hash, end);
-    }
-  }
-
-  /**
    * revoke_user_tokens: resolves with the mark in force once the other nodes were told (a
    * failure to tell them is error 11).
    */
@@ -290,12 +275,8 @@ export class Gateway implements PipelineServices {
 
   #changed(hash: string, change: SessionChange): void {
     if (change.kind === 'extended') {
+      // Tokens bound to the session (exchange_session) already live until its new end (onExtending).
       this.hub.extended(hash, change.end, change.reason);
-      // Tokens bound to the session (exchange_session) live until its new end.
-      this.tokens
-        .sessionExtended(hash, change.absoluteEnd)
-        .then(() => this.carryEndToBinding(hash, change.absoluteEnd))
-        .catch((err: unknown) => this.#storeTrouble(err, 'could not extend the tokens bound to a session'));
     } else this.hub.updated(hash, change.data);
     this.store.events
       .publish({ kind: change.kind, hash, origin: this.instanceId })

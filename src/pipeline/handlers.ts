@@ -194,11 +194,9 @@ export const handlers: { [T in RequestType]: Handler<T> } = {
   async exchange_session(c, _req, b) {
     const v = await c.gateway.sessions.validate(b.session_id);
     if (!v.valid) return invalidSession(v.error);
-    // Bound until the absolute end; idle expiry is checked on each use of the tokens.
-    const claim = await c.gateway.tokens.bind(v.hash, v.record.e - c.gateway.clock.now());
-    // An extend_session that landed after the read above found no marker to move (this one was
-    // not written yet): its end is carried to the marker here.
-    await c.gateway.carryEndToBinding(v.hash, v.record.e);
+    // Bound until the absolute end (a later one an extend wrote meanwhile stays); idle expiry is
+    // checked on each use of the tokens.
+    const claim = await c.gateway.tokens.bind(v.hash, v.record.e);
     try {
       return { type: 'token_generated', ...(await c.gateway.tokens.generate({ sub: v.record.u }, claim, c)) };
     } catch (err) {

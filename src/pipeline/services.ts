@@ -41,8 +41,6 @@ export interface PipelineServices {
   };
   /** `msg_id` of the next push of this node. */
   nextPushId(): number;
-  /** Moves the binding marker of a session's tokens to an end written since `written` (ms). */
-  carryEndToBinding(hash: string, written: number): Promise<void>;
   /** revoke_user_tokens, told to every node before it resolves with the mark in force. */
   revokeUserTokens(userId: string, before: number, by?: Requester): Promise<number>;
 }

@@ -34,8 +34,7 @@ export interface SessionOptions {
 }
 
 /** What changed in a live session: its end (extend_session) or its data (update_session). */
-export type SessionChange =
-  { kind: 'extended'; end: number; reason: SessionEnd['reason']; absoluteEnd: number } | { kind: 'updated'; data: Record<string, unknown> };
+export type SessionChange = { kind: 'extended'; end: number; reason: SessionEnd['reason'] } | { kind: 'updated'; data: Record<string, unknown> };
 
 /** The identity provider's names of a login, kept for back-channel logout. */
 export interface IdpLogin {
@@ -288,7 +287,7 @@ export class SessionService {
     const end = endOf(written, this.#idleMs);
     if (this.#o.log.isLevelEnabled('info'))
       logFor(by, this.#o.log).info({ event: 'session extended', session: this.#o.logRef(hash), expires_in: secondsLeft(end.at, now) }, 'session extended');
-    this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason, absoluteEnd: written.e });
+    this.#o.onChanged?.(hash, { kind: 'extended', end: end.at, reason: end.reason });
     return { valid: true, hash, record: written, end: end.at, endReason: end.reason, expiresIn: secondsLeft(end.at, now) };
   }
 

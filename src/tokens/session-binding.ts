@@ -24,21 +24,28 @@ export class SessionBinding {
   }
 
   /**
-   * Marks a session as live for its bound tokens for `ttlMs` (its absolute end); the marker
-   * holds the store hash so that verification can ask whether the session is still live.
+   * Marks a session's tokens as live until `endMs` (ms, its absolute end); returns the binding
+   * claim. The marker is an index holding the session's store hash (so that verification asks
+   * whether the session is live, idle timeout included) whose expiry only ever moves later
+   * (Store.indexAdd keeps the later one): an exchange that read the end before an extend moved
+   * it writes an earlier end than the extend's, and must not shorten the marker, even when
+   * nothing after it is written (its node died, the store went away).
    */
-  async bind(sessionHash: string, ttlMs: number): Promise<string> {
+  async bind(sessionHash: string, endMs: number): Promise<string> {
     const claim = this.bindingFor(sessionHash);
-    await this.#o.store.set(keys.binding(claim), sessionHash, Math.max(1, ttlMs));
+    await this.#o.store.indexAdd(keys.binding(claim), sessionHash, endMs);
     return claim;
   }
 
   /**
-   * The session's end moved (extend_session): its marker, where there is one, lives until the
-   * new end. Atomic: nothing is written for a session that has no marker (never exchanged, or ended).
+   * The session's end moves to `endMs` (extend_session, before the record is written): its
+   * tokens live until then. Writes the marker also where none is yet (the session was never
+   * exchanged), so that an exchange racing the extend finds the later end whatever order
+   * their writes land in; one left for a session that ends meanwhile is harmless (`isLive`
+   * asks the session) and expires at `endMs`.
    */
   async extend(sessionHash: string, endMs: number): Promise<void> {
-    await this.#o.store.swap(keys.binding(this.bindingFor(sessionHash)), sessionHash, endMs);
+    await this.#o.store.indexAdd(keys.binding(this.bindingFor(sessionHash)), sessionHash, endMs);
   }
 
   /** Records a refresh family issued under a binding claim, until its refresh tokens expire. */
@@ -59,9 +66,12 @@ export class SessionBinding {
 
   /** True while the session a binding claim stands for is live. */
   async isLive(claim: string): Promise<boolean> {
-    const marker = await this.#o.store.get<string | 1>(keys.binding(claim));
+    const [sessionHash] = await this.#o.store.indexMembers(keys.binding(claim), this.#o.clock.now());
+    // The session's store hash: ask the sessions, which know the idle timeout.
+    if (sessionHash !== undefined) return this.#o.sessionLive ? this.#o.sessionLive(sessionHash) : true;
+    // A marker of an earlier version: one value, holding the store hash too.
+    const marker = await this.#o.store.get<string | 1>(keys.legacyBinding(claim));
     if (marker === undefined) return false;
-    // The marker holds the session's store hash: ask the sessions, which know the idle timeout.
     if (typeof marker === 'string' && this.#o.sessionLive) return this.#o.sessionLive(marker);
     return true;
   }
@@ -69,15 +79,18 @@ export class SessionBinding {
   /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */
   async sessionEnded(sessionHash: string, byTime: boolean): Promise<void> {
     const claim = this.bindingFor(sessionHash);
-    const had = await this.#o.store.delete(keys.binding(claim));
-    // The index is read even without a marker: the marker may have expired with the session.
+    // A marker of an earlier version is left to its expiry: it holds the store hash, which
+    // isLive finds ended, and the families revoked below have their access tokens denied.
+    await this.#o.store.indexRemove(keys.binding(claim), sessionHash);
+    // The index is read whatever the marker was: it may have expired with the session.
     const index = keys.boundFamilies(claim);
     const families = await this.#o.store.indexMembers(index, this.#o.clock.now());
     for (const fam of families) {
       await this.#revokeFamily(fam, byTime ? 'bound session ran out' : 'bound session ended', byTime);
       await this.#o.store.indexRemove(index, fam);
     }
-    if (!had && families.length === 0) return;
+    // An extend writes a marker for a session never exchanged: only revoked families are told.
+    if (families.length === 0) return;
     this.#o.log.info({ event: 'bound tokens revoked', session: this.#o.logRef(sessionHash), families: families.length }, 'bound tokens revoked');
   }
 }

@@ -9,7 +9,10 @@ export const tokenKeys = {
   /** The single-value marker of earlier versions; still honoured (see RefreshFamilies.#revokedCauses). */
   legacyFamilyRevoked: (fam: string) => `rfx:${fam}`,
   denied: (jti: string) => `jti:${jti}`,
-  binding: (claim: string) => `b:${claim}`,
+  /** Index holding a bound session's store hash until its end (see SessionBinding.bind). */
+  binding: (claim: string) => `be:${claim}`,
+  /** The single-value marker of earlier versions; still honoured (see SessionBinding.isLive). */
+  legacyBinding: (claim: string) => `b:${claim}`,
   boundFamilies: (claim: string) => `bf:${claim}`,
   /** Index of the refresh families started for a user (`sub`), so that revoke_user_tokens finds them. */
   userFamilies: (userId: string) => `uf:${userId}`,

@@ -119,9 +119,9 @@ export class TokenService {
     return this.#binding.bindingFor(sessionHash);
   }
 
-  /** Marks a session as live for its bound tokens for `ttlMs` (its absolute end). */
-  bind(sessionHash: string, ttlMs: number): Promise<string> {
-    return this.#binding.bind(sessionHash, ttlMs);
+  /** Marks a session as live for its bound tokens until `endMs` (its absolute end, ms); never shortens. */
+  bind(sessionHash: string, endMs: number): Promise<string> {
+    return this.#binding.bind(sessionHash, endMs);
   }
 
   /** The session's absolute end moved to `endMs` (extend_session): its bound tokens live on until then. */

@@ -101,7 +101,7 @@ describe('token families of one session (exchange_session)', () => {
     const { clock, store, gateway, d, sid } = await sessionOnHeldStore('frank');
     // The exchange has read the session (end: 60 s) and its write of the binding is held while
     // an extend from another connection (another node) moves the end to 3600 s.
-    const gate = store.hold('set', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+    const gate = store.hold('indexAdd', { once: true, match: (args) => String(args[0]).startsWith('be:') });
     const exchange = d.send({ type: 'exchange_session', session_id: sid });
     await gate.reached;
     expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
@@ -118,13 +118,43 @@ describe('token families of one session (exchange_session)', () => {
     expect(await gateway.tokens.refresh(pair.refresh_token as string)).toHaveProperty('access_token');
   });
 
+  it('an exchange that read the end before an extend and then fails: the tokens of an earlier exchange live until the extended end', async () => {
+    const { clock, store, gateway, d, sid } = await sessionOnHeldStore('emma');
+    const earlier = await d.call({ type: 'exchange_session', session_id: sid });
+    expect(earlier.type).toBe('token_generated');
+    // A second exchange has read the session (end: 60 s); its first write of the binding is
+    // held while an extend from another connection (another node) moves the end to 3600 s,
+    // and every later write of the binding fails (the store went away, or the node died).
+    const marker = (args: readonly unknown[]) => /^be?:/.test(String(args[0]));
+    const first = store.hold('set', { once: true, match: marker });
+    const second = store.hold('indexAdd', { once: true, match: marker });
+    const exchange = d.send({ type: 'exchange_session', session_id: sid });
+    await Promise.race([first.reached, second.reached]);
+    expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
+      type: 'session_extended',
+      expires_in: 3600,
+    });
+    await settle(10);
+    for (const op of ['swap', 'set', 'indexAdd'] as const) store.fail(op);
+    first.release();
+    second.release();
+    await settle(10);
+    expect(d.reply(exchange)).toMatchObject({ type: 'error', code: 11 });
+    store.restore();
+    // Past the end the exchange read, before the one the extend was answered with.
+    clock.advance(120_000);
+    expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
+    expect(await gateway.tokens.verify(earlier.access_token as string)).toMatchObject({ valid: true });
+    expect(await gateway.tokens.refresh(earlier.refresh_token as string)).toHaveProperty('access_token');
+  });
+
   it("two extend_session racing: the first one's write of the binding lands last, and the tokens still live until the later end", async () => {
     const { clock, store, gateway, d, sid } = await sessionOnHeldStore('gina');
     const pair = await d.call({ type: 'exchange_session', session_id: sid });
-    // The write held is the first extend's after its record (the one before the record passes).
-    let bindingWrites = 0;
-    const gate = store.hold('swap', { once: true, match: (args) => String(args[0]).startsWith('b:') && ++bindingWrites === 2 });
-    expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 120 })).toMatchObject({ type: 'session_extended' });
+    // The first extend's write of the binding (made before its record) is held until the
+    // second extend is answered: it lands last, with the earlier end.
+    const gate = store.hold('indexAdd', { once: true, match: (args) => String(args[0]).startsWith('be:') });
+    const first = d.send({ type: 'extend_session', session_id: sid, ttl: 120 });
     await gate.reached;
     expect(await new Driver(gateway).call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({
       type: 'session_extended',
@@ -132,19 +162,28 @@ describe('token families of one session (exchange_session)', () => {
     });
     gate.release();
     await settle(10);
+    expect(d.reply(first)).toMatchObject({ type: 'session_extended' });
     clock.advance(300_000);
     expect(await d.call({ type: 'validate_session', session_id: sid })).toMatchObject({ type: 'session_valid' });
     expect(await gateway.tokens.verify(pair.access_token as string)).toMatchObject({ valid: true });
   });
 
   it('an extend_session whose move of the binding fails: the tokens live until the end the session was answered to have', async () => {
-    const { clock, store, gateway, d, sid } = await sessionOnHeldStore('hana');
+    const clock = new ManualClock(T0);
+    let failing = 0;
+    const store = storeWith(createMemoryStore(clock), {
+      indexAdd: (own, ...args: Parameters<Store['indexAdd']>) =>
+        args[0].startsWith('be:') && failing-- > 0 ? Promise.reject(GatewayError.unavailable(new Error('refused'))) : own(...args),
+    });
+    const { gateway } = makeGateway({ clock, store });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'hana', ttl: 60 })).session_id as string;
     const pair = await d.call({ type: 'exchange_session', session_id: sid });
     expect(pair.type).toBe('token_generated');
     // The marker's move fails: the extend is answered error 11, and its retry moves both.
-    store.fail('swap', undefined, 1);
+    failing = 1;
     expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({ type: 'error', code: 11 });
-    expect(store.failures).toBe(1);
+    expect(failing).toBe(0);
     expect(await d.call({ type: 'extend_session', session_id: sid, ttl: 3600 })).toMatchObject({ type: 'session_extended', expires_in: 3600 });
     await settle(10);
     clock.advance(120_000);
@@ -193,7 +232,7 @@ describe('exchanges of one session racing its cap', () => {
       const sid = (await d.call({ type: 'create_session', user_id: `cap-${trial}` })).session_id as string;
       const v = await gateway.sessions.validate(sid);
       if (!v.valid) throw new Error('session not valid');
-      const claim = await gateway.tokens.bind(v.hash, 3_600_000);
+      const claim = await gateway.tokens.bind(v.hash, v.record.e);
       // Begun 1 ms apart, all in flight together.
       const answers = await Promise.allSettled(
         Array.from({ length: 40 }, () => {
@@ -239,7 +278,7 @@ describe('exchanges of one session racing its cap', () => {
       const other = new Driver(gateway);
       const sid = (await d.call({ type: 'create_session', user_id: 'ending' })).session_id as string;
       // The exchange found the session live; its binding marker is on the way to the store.
-      const gate = store.hold('set', { once: true, match: (args) => String(args[0]).startsWith('b:') });
+      const gate = store.hold('indexAdd', { once: true, match: (args) => String(args[0]).startsWith('be:') });
       const exchange = d.send({ type: 'exchange_session', session_id: sid });
       await gate.reached;
       const ending = end === 'destroy_session' ? { type: end, session_id: sid } : { type: end, old_session_id: sid };
