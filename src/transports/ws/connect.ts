@@ -11,6 +11,8 @@ export interface ConnectOptions {
   serviceKey?: string;
   /** How long to wait for the replies still owed once input has ended. */
   settleMs?: number;
+  /** How long the connection and the upgrade may take before the bridge gives up (default 10 s). */
+  handshakeTimeoutMs?: number;
   input?: Readable;
   output?: Writable;
   errors?: Writable;
@@ -29,11 +31,15 @@ const REFUSALS: Record<number, string> = {
   503: 'the gateway is not taking connections now',
 };
 
+/** ws's error when `handshakeTimeout` passes before the upgrade is answered. */
+const HANDSHAKE_TIMED_OUT = 'Opening handshake has timed out';
+
 /**
  * Why the socket could not open, in one line naming the host (never the URL, which may hold
  * a user and password, nor the key): `err` is what ws reported before 'open'.
  */
-function cannotConnect(err: Error & { code?: string }, hostPort: string, hostname: string, serviceKey: string | undefined): string {
+function cannotConnect(err: Error & { code?: string }, hostPort: string, hostname: string, serviceKey: string | undefined, timeoutMs: number): string {
+  if (err.message === HANDSHAKE_TIMED_OUT) return `${hostPort} did not answer the WebSocket upgrade within ${timeoutMs / 1000} s`;
   const status = /^Unexpected server response: (\d{3})$/.exec(err.message)?.[1];
   if (status !== undefined) {
     const n = Number(status);
@@ -82,13 +88,20 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
   const output = o.output ?? process.stdout;
   const errors = o.errors ?? process.stderr;
   const settleMs = o.settleMs ?? 2000;
+  // A host that takes the connection but never answers the upgrade (a stopped process, a proxy
+  // holding it) would otherwise leave the bridge waiting for ever.
+  const handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10_000;
   return new Promise<number>((resolve) => {
     let ws: WebSocket;
     let target: URL;
     try {
       target = new URL(url);
       if (!['ws:', 'wss:', 'http:', 'https:', 'ws+unix:'].includes(target.protocol)) throw new Error('scheme');
-      ws = new WebSocket(url, { headers: o.serviceKey ? { Authorization: `Bearer ${o.serviceKey}` } : {}, maxPayload: 1 << 30 });
+      ws = new WebSocket(url, {
+        headers: o.serviceKey ? { Authorization: `Bearer ${o.serviceKey}` } : {},
+        maxPayload: 1 << 30,
+        handshakeTimeout: handshakeTimeoutMs,
+      });
     } catch {
       // Not repeated: it may hold a user and password.
       errors.write('connect: the URL must be ws://host:port/ or wss://host:port/\n');
@@ -243,7 +256,9 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       // We closed, or the server ended normally (1000): done. Anything else ends the bridge early.
       if (closing || code === 1000) return finish(0);
       if (!opened) {
-        errors.write(`connect: ${cannotConnect(failure ?? new Error('the connection closed before it opened'), hostPort, target.hostname, o.serviceKey)}\n`);
+        errors.write(
+          `connect: ${cannotConnect(failure ?? new Error('the connection closed before it opened'), hostPort, target.hostname, o.serviceKey, handshakeTimeoutMs)}\n`,
+        );
         return finish(1);
       }
       const why = reason.length > 0 ? `: ${reason.toString()}` : failure !== undefined ? `: ${redactUrlsIn(failure.message)}` : '';

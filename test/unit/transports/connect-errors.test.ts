@@ -3,7 +3,7 @@
  * stream saying what happened, exit 1 (2 for a URL it cannot use), never the key.
  */
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer as createTcpServer, type AddressInfo, type Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { bridge } from '../../../src/transports/ws/connect.js';
@@ -17,13 +17,13 @@ afterEach(async () => {
 });
 
 /** The bridge with no input; its exit code and what it wrote on its error stream. */
-async function run(url: string, serviceKey?: string, lines: string[] = []): Promise<{ code: number; err: string }> {
+async function run(url: string, serviceKey?: string, lines: string[] = [], handshakeTimeoutMs?: number): Promise<{ code: number; err: string }> {
   const input = new PassThrough();
   const output = new PassThrough().resume();
   const errors = new PassThrough();
   let err = '';
   errors.on('data', (d) => (err += d));
-  const done = bridge(url, { serviceKey, input, output, errors });
+  const done = bridge(url, { serviceKey, input, output, errors, handshakeTimeoutMs });
   for (const l of lines) input.write(`${l}\n`);
   if (lines.length === 0) input.end();
   return { code: await done, err };
@@ -79,6 +79,22 @@ describe('connect that cannot connect: one line, exit 1', () => {
     for (const url of ['not a url', 'ftp://admin:hunter2@gw/']) {
       const r = await run(url, SERVICE_KEY);
       expect(r, url).toEqual({ code: 2, err: 'connect: the URL must be ws://host:port/ or wss://host:port/\n' });
+    }
+  });
+
+  it('a server that takes the connection but never answers the upgrade: given up after the handshake timeout', async () => {
+    const sockets: Socket[] = [];
+    const silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as AddressInfo).port;
+    try {
+      const started = Date.now();
+      const r = await run(`ws://127.0.0.1:${port}/`, SERVICE_KEY, [], 300);
+      expect(r).toEqual({ code: 1, err: `connect: 127.0.0.1:${port} did not answer the WebSocket upgrade within 0.3 s\n` });
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      for (const s of sockets) s.destroy();
+      silent.close();
     }
   });
 
