@@ -299,6 +299,8 @@ export class GatewayClient extends Emitter<ClientEvents> {
     if (typeof document === 'undefined' || document.visibilityState !== 'hidden') this.wake();
   };
   #opened: { resolve: () => void; reject: (err: Error) => void; promise: Promise<void> } | undefined;
+  /** The code of the last close, for a connect() that gives up waiting. */
+  #lastClose: number | undefined;
 
   constructor(options: GatewayClientOptions) {
     super();
@@ -341,11 +343,20 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   /**
    * Opens the connection (and keeps it open: reconnecting after unexpected closes, unless
-   * `reconnect: false`). Resolves once it is open. `session: true` tells the client that the
-   * page holds a session (it just logged in, or another tab knew it): an end found at
-   * connect is then reported.
+   * `reconnect: false`). Resolves once it is open. While the gateway cannot be reached it
+   * waits, trying again with backoff (a `close` event per failed attempt), and rejects only
+   * at `close()` or a close that ends the retries (4001, `reconnect: false`); `timeoutMs`
+   * bounds that wait: past it the promise rejects with `GatewayConnectionError`, and the
+   * client goes on trying until `close()`. `session: true` tells the client that the page
+   * holds a session (it just logged in, or another tab knew it): an end found at connect is
+   * then reported.
    */
-  connect(o: { session?: boolean } = {}): Promise<void> {
+  connect(o: { session?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    try {
+      checkMs('timeoutMs', o.timeoutMs, false);
+    } catch (err) {
+      return Promise.reject(err as TypeError);
+    }
     this.#wanted = true;
     if (o.session !== undefined && o.session !== this.#hasSession) {
       this.#hasSession = o.session;
@@ -364,7 +375,21 @@ export class GatewayClient extends Emitter<ClientEvents> {
       this.#opened = { resolve, reject, promise };
     }
     if (this.#ws === undefined && this.#retryTimer === undefined && this.#checking !== this.#epoch) void this.#connectNow();
-    return this.#opened.promise;
+    return o.timeoutMs === undefined ? this.#opened.promise : this.#openedWithin(this.#opened.promise, o.timeoutMs);
+  }
+
+  /** `opened`, or a GatewayConnectionError saying how the last attempt ended once `ms` have passed; the attempts go on. */
+  #openedWithin(opened: Promise<void>, ms: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const last = this.#lastClose === undefined ? '' : ` (the last attempt closed with code ${this.#lastClose})`;
+        reject(new GatewayConnectionError(`The connection did not open within ${ms} ms${last}; the client goes on trying until close()`));
+      }, ms);
+      opened.then(
+        () => (clearTimeout(timer), resolve()),
+        (err: unknown) => (clearTimeout(timer), reject(err as Error)),
+      );
+    });
   }
 
   /** Closes for good (until `connect()` again): no reconnect; pending requests are rejected. */
@@ -806,6 +831,7 @@ export class GatewayClient extends Emitter<ClientEvents> {
 
   #onClose(code: number, reason: string): void {
     this.#ws = undefined;
+    this.#lastClose = code;
     clearTimeout(this.#connectTimer);
     this.#clearResubscribes();
     clearTimeout(this.#rebindTimer);

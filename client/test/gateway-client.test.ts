@@ -77,6 +77,48 @@ describe('GatewayClient', () => {
     expect(c.connected).toBe(false);
   });
 
+  it('connect() waits through failed attempts while the gateway is unreachable; connect({ timeoutMs }) gives up, saying why, and the client goes on trying', async () => {
+    const { server } = await start();
+    const port = server.port;
+    await stopAll(); // nothing listens there now
+    const c = client(`ws://127.0.0.1:${port}/`, { serviceKey: SERVICE_KEY, reconnect: { initialDelayMs: 20, maxDelayMs: 40 } });
+    const closes = record(c, 'close');
+    let waitingSettled = false;
+    const waiting = c.connect().then(
+      () => (waitingSettled = true),
+      () => (waitingSettled = true),
+    );
+    const started = Date.now();
+    const err = await c.connect({ timeoutMs: 300 }).then(
+      () => 'opened',
+      (e: unknown) => e,
+    );
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+    expect(err).toBeInstanceOf(GatewayConnectionError);
+    expect((err as Error).message).toBe(
+      'The connection did not open within 300 ms (the last attempt closed with code 1006); the client goes on trying until close()',
+    );
+    expect(closes.length).toBeGreaterThanOrEqual(2);
+    expect(closes.every((x) => x.willReconnect)).toBe(true);
+    // Only that caller gave up: a connect() without a limit still waits, and the retries go on.
+    expect(waitingSettled).toBe(false);
+    const before = closes.length;
+    await eventually(() => expect(closes.length).toBeGreaterThan(before));
+    c.close();
+    await waiting;
+    // A limit that is not a positive number of ms rejects (never throws).
+    await expect(c.connect({ timeoutMs: -1 })).rejects.toThrow('The timeoutMs option must be a positive number of ms, at most 2147483647.');
+    c.close();
+  });
+
+  it('connect({ timeoutMs }) resolves as connect() does once the socket opens in time', async () => {
+    const { server } = await start();
+    const c = client(server.url, { serviceKey: SERVICE_KEY });
+    await c.connect({ timeoutMs: 5000 });
+    expect(c.connected).toBe(true);
+    await c.connect({ timeoutMs: 1 }); // already open
+  });
+
   it('has a typed method for every request (service role)', async () => {
     const { server } = await start();
     const c = client(server.url, { serviceKey: SERVICE_KEY });
