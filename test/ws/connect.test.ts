@@ -1,9 +1,11 @@
 import { spawn } from 'node:child_process';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { WebSocketServer } from 'ws';
 import { bridge } from '../../src/transports/ws/connect.js';
 import { createSession, SERVICE_KEY, start, startWithStoreDouble, stopAll } from './helpers.js';
 import { CLI, ensureBuilt, ROOT } from './process.js';
@@ -111,11 +113,41 @@ describe('connect (the CLI bridge)', () => {
     expect(refused.err).toBe(`connect: nothing is listening at 127.0.0.1:${port} (connection refused)\n`);
   });
 
-  it('exits 1 when the server closes abnormally (1009)', async () => {
+  it("answers a line over the gateway's frame limit itself, with the error 12 the gateway gives an oversized frame, and goes on", async () => {
     const { server } = await start({ GATEWAY_MAX_MESSAGE_BYTES: '256' });
-    const r = await run(server.url, ['x'.repeat(5000)], { keepOpen: true });
-    expect(r.code).toBe(1);
-    expect(r.err).toContain('1009');
+    const big = (id: number, bytes: number) => {
+      const head = `{"src":"c1","dest":"gateway","body":{"type":"create_session","msg_id":${id},"user_id":"`;
+      return `${head}${'x'.repeat(bytes - head.length - 3)}"}}`;
+    };
+    // 1000 bytes: within 16 times the limit, answered by the gateway; 5000: past it, where the
+    // gateway would close the connection (1009), answered by the bridge.
+    const r = await run(server.url, [big(1, 1000), big(2, 5000), env('validate_session', 3, { session_id: 'x' })], { serviceKey: SERVICE_KEY });
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const reply = (id: number) => r.lines.find((l) => l.body.in_reply_to === id);
+    expect(reply(1)).toEqual({
+      src: 'gateway',
+      dest: 'c1',
+      body: { type: 'error', in_reply_to: 1, code: 12, text: 'Message too large (1000 bytes): the limit is 256 bytes' },
+    });
+    expect(reply(2)).toEqual({
+      src: 'gateway',
+      dest: 'c1',
+      body: { type: 'error', in_reply_to: 2, code: 12, text: 'Message too large (5000 bytes): the limit is 256 bytes' },
+    });
+    expect(reply(3)?.body.type).toBe('session_invalid');
+  });
+
+  it('exits 1 when the server closes abnormally (1009 from a server that does not say its frame limit)', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 4096 });
+    await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
+    try {
+      const r = await run(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, ['x'.repeat(5000)], { keepOpen: true });
+      expect(r.code).toBe(1);
+      expect(r.err).toContain('1009');
+    } finally {
+      await new Promise((resolve) => wss.close(resolve));
+    }
   });
 
   it('gives up waiting for replies after 2 s', async () => {

@@ -4,7 +4,8 @@ import { redactUrlsIn } from '../../config.js';
 import { notUtf8, oversized } from '../../protocol/decode.js';
 import { readEnvelopeHead } from '../../protocol/head.js';
 import { encode, errorReply } from '../../protocol/replies.js';
-import { LineSplitter, type LineEvent } from '../line-splitter.js';
+import { HEAD_BYTES, LineSplitter, type LineEvent } from '../line-splitter.js';
+import { MAX_MESSAGE_BYTES_HEADER } from './handshake.js';
 
 export interface ConnectOptions {
   /** Sent as `Authorization: Bearer <key>`: the service role. */
@@ -78,7 +79,9 @@ function msgIdOf(line: string): number | undefined {
  * is (split as the stdio node splits them: on `\n`, a `\r` before it dropped, blank lines
  * skipped). A line that is not UTF-8 cannot be a text frame: the bridge answers it itself,
  * with the error the stdio node gives it, rather than read it with replacement characters
- * (which would make two spellings of a user id one). Each frame received is
+ * (which would make two spellings of a user id one); nor is a line over the frame limit the
+ * gateway's 101 names (`Gateway-Max-Message-Bytes`), answered with the error 12 the gateway
+ * gives a frame over it, where past 16 times it the gateway would close (1009). Each frame received is
  * written as one line, pushes included. Once input ends it waits for the reply to every
  * `msg_id` it sent (at most `settleMs`), closes, and resolves with the exit code: 0, or 1
  * when the socket could not open or closed abnormally. Reads no GATEWAY_* configuration.
@@ -163,7 +166,18 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
       if (inputDone && owedCount === 0 && ws.readyState === WebSocket.OPEN) closeNow();
     };
 
+    /** The largest frame the gateway serves, as its 101 said (none from a server that does not say). */
+    let frameLimit: number | undefined;
+
     const sendLine = (line: string) => {
+      // Past 16 times its limit the gateway would close the connection (1009), ending the bridge:
+      // answered here instead, with the error 12 the gateway gives a frame over its limit.
+      const bytes = frameLimit === undefined ? 0 : Buffer.byteLength(line);
+      if (frameLimit !== undefined && bytes > frameLimit) {
+        const d = oversized(bytes, frameLimit, readEnvelopeHead(line.slice(0, HEAD_BYTES)));
+        output.write(`${encode(errorReply(d, BRIDGE_ID, d.code, d.text))}\n`);
+        return;
+      }
       const id = msgIdOf(line);
       if (id !== undefined) {
         owed.set(id, (owed.get(id) ?? 0) + 1);
@@ -215,6 +229,10 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
     input.once('end', onEnd);
     input.once('error', inputEnded);
 
+    ws.on('upgrade', (res) => {
+      const said = Number(res.headers[MAX_MESSAGE_BYTES_HEADER.toLowerCase()]);
+      if (Number.isSafeInteger(said) && said > 0) frameLimit = said;
+    });
     ws.on('open', () => {
       opened = true;
       for (const line of queue.splice(0)) sendLine(line);

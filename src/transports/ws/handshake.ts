@@ -15,6 +15,9 @@ export interface HandshakeOptions {
   sessionCookie: string;
 }
 
+/** Header of the 101 that says the largest frame served (`GATEWAY_MAX_MESSAGE_BYTES`), in bytes. */
+export const MAX_MESSAGE_BYTES_HEADER = 'Gateway-Max-Message-Bytes';
+
 /** Upgrade paths: the root (what `connect ws://host:port` asks for) and `/ws`. */
 const PATHS = new Set(['/', '/ws']);
 

@@ -11,7 +11,7 @@ import { clientOf } from '../client-address.js';
 import { responseWithHeadHook } from './answer-head.js';
 import { drainServer, type DrainPlan } from './drain.js';
 import { FrameBudgets } from './frame-budget.js';
-import { originCheck, ownOrigins } from './handshake.js';
+import { MAX_MESSAGE_BYTES_HEADER, originCheck, ownOrigins } from './handshake.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
 import { Heartbeat } from './heartbeat.js';
 import { quietReceivers } from './quiet-end.js';
@@ -172,6 +172,9 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
     closeTimeout: closeGraceMs,
   };
   const wss = new WebSocketServer(wsOptions);
+  // The largest frame served, said in the 101: a bridge (`connect`) answers a longer line itself,
+  // with the error 12 a frame over it gets here, rather than send one past 16 times it (1009).
+  wss.on('headers', (headers) => headers.push(`${MAX_MESSAGE_BYTES_HEADER}: ${config.maxMessageBytes}`));
   const frames = new FrameBudgets({
     messagesPerSecond: config.rateLimit,
     bytesPerSecond: config.rateLimitBytes,
