@@ -169,7 +169,20 @@ async function checkStartup(config: Config): Promise<void> {
 
 async function stdio(config: Config): Promise<void> {
   const { gateway } = await createApp(config);
-  await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes });
+  // SIGTERM or SIGINT: as the input's end (what was read is answered, then exit 0); a second exits at once.
+  const stop = new AbortController();
+  let signals = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (++signals > 1) {
+      gateway.log.warn({ signal }, 'second signal: exiting without answering the requests read');
+      process.exit(1);
+    }
+    gateway.log.info({ signal }, 'stopping: answering the requests read, reading no more');
+    stop.abort();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes, signal: stop.signal });
   await stopTracing();
   // Everything read has been answered: exit now, whatever timers or sockets remain.
   process.exit(0);

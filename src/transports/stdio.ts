@@ -11,6 +11,11 @@ export interface StdioOptions {
   highWaterMark?: number;
   /** Flush the output once this many bytes are batched. */
   batchBytes?: number;
+  /**
+   * Aborted: stop reading (a line not yet ended is dropped: it was never read in full), answer
+   * what was read, and resolve, as when the input ends. The CLI aborts it on SIGTERM and SIGINT.
+   */
+  signal?: AbortSignal;
 }
 
 /**
@@ -64,16 +69,27 @@ export async function runStdio(gateway: Gateway, input: Readable, output: Writab
     gateway.log.warn({ code: err.code }, 'the output was closed by its reader: stopping');
     pump.stop();
   };
+  const stopReading = () => {
+    input.off('data', onData);
+    input.off('end', onEnd);
+    input.off('error', onError);
+  };
+  const onAbort = () => {
+    stopReading();
+    input.pause();
+    pump.end();
+  };
   output.on('error', onOutputError);
   input.on('data', onData);
   input.once('end', onEnd);
   input.once('error', onError);
+  if (o.signal?.aborted) onAbort();
+  else o.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     await pump.done;
   } finally {
-    input.off('data', onData);
-    input.off('end', onEnd);
-    input.off('error', onError);
+    stopReading();
+    o.signal?.removeEventListener('abort', onAbort);
   }
   // Resolve once the last write has left the process.
   if (!outputGone) await new Promise<void>((resolve) => output.write('', () => resolve()));
