@@ -316,6 +316,21 @@ function jwtKeys(src: Source): { keys: Config['jwtKeys']; generated: boolean } {
   return { keys: [{ secret: randomBytes(32) }], generated: true };
 }
 
+/**
+ * Refuses a key given for two roles, naming both (never the key): the service key travels in
+ * every backend's Authorization header, an introspection key is a resource server's, and a
+ * signing secret that is also one of them lets whoever holds that key mint tokens offline;
+ * nor could either be replaced without the other. Two kids of one secret stay allowed
+ * (renaming a kid keeps its key). `roles`: [what names the key, the key], in reading order.
+ */
+function distinctRoles(roles: readonly (readonly [name: string, key: Buffer])[]): void {
+  const jwt = (name: string) => name.startsWith('GATEWAY_JWT_SECRET');
+  roles.forEach(([name, key], i) => {
+    const first = roles.slice(0, i).find(([other, k]) => !(jwt(other) && jwt(name)) && k.equals(key));
+    if (first !== undefined) throw new ConfigError(`${name} is the same key as ${first[0]}: give each role a key of its own (\`openssl rand -base64 32\`)`);
+  });
+}
+
 function origins(raw: string | undefined): string[] | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const list = raw
@@ -464,6 +479,13 @@ export function loadConfig(env: Source): Config {
       'GATEWAY_PORT holds a Kubernetes service link (a Service named "gateway" sets it to tcp://...), not a port: set GATEWAY_PORT in the container\'s env (it wins over the link), or enableServiceLinks: false in the pod spec',
     );
   }
+  const introspection = introspectionKeys(src.GATEWAY_INTROSPECTION_KEYS, serviceKey);
+  distinctRoles([
+    ...(generated ? [] : keys.map((k) => [k.kid === undefined ? 'GATEWAY_JWT_SECRET' : `GATEWAY_JWT_SECRETS (kid "${k.kid}")`, k.secret] as const)),
+    ...(serviceKey === undefined ? [] : [['GATEWAY_SERVICE_KEY', Buffer.from(serviceKey)] as const]),
+    ...introspection.map((k, i) => [`GATEWAY_INTROSPECTION_KEYS (key ${i + 1})`, Buffer.from(k)] as const),
+    ...(logSalt === undefined ? [] : [['GATEWAY_LOG_SALT', Buffer.from(logSalt)] as const]),
+  ]);
   const secs = 'a whole number of seconds';
   return {
     nodeId,
@@ -486,7 +508,7 @@ export function loadConfig(env: Source): Config {
     host: listenHost(str(src, 'GATEWAY_HOST', '127.0.0.1')),
     port: int(src, 'GATEWAY_PORT', 8080, 0, 65_535, 'a TCP port from 0 to 65535'),
     serviceKey,
-    introspectionKeys: introspectionKeys(src.GATEWAY_INTROSPECTION_KEYS, serviceKey),
+    introspectionKeys: introspection,
     allowedOrigins: origins(src.GATEWAY_ALLOWED_ORIGINS),
     store,
     sessionCookie: cookie,

@@ -131,6 +131,40 @@ describe('loadConfig', () => {
     );
   });
 
+  it('a key given for two roles (signing secret, service key, introspection key, log salt) is refused, naming both, never the key', () => {
+    const s = SECRET;
+    const cases: [Record<string, string>, string][] = [
+      [{ GATEWAY_JWT_SECRET: s, GATEWAY_SERVICE_KEY: s }, 'GATEWAY_SERVICE_KEY is the same key as GATEWAY_JWT_SECRET'],
+      [
+        { GATEWAY_JWT_SECRETS: `old:${INTROSPECTION_KEY},new:${s}`, GATEWAY_SERVICE_KEY: s },
+        'GATEWAY_SERVICE_KEY is the same key as GATEWAY_JWT_SECRETS (kid "new")',
+      ],
+      [
+        { GATEWAY_JWT_SECRET: s, GATEWAY_INTROSPECTION_KEYS: `${INTROSPECTION_KEY},${s}` },
+        'GATEWAY_INTROSPECTION_KEYS (key 2) is the same key as GATEWAY_JWT_SECRET',
+      ],
+      [{ GATEWAY_JWT_SECRET: s, GATEWAY_LOG_SALT: s }, 'GATEWAY_LOG_SALT is the same key as GATEWAY_JWT_SECRET'],
+      [
+        { GATEWAY_JWT_SECRET: s, GATEWAY_SERVICE_KEY: INTROSPECTION_KEY, GATEWAY_LOG_SALT: INTROSPECTION_KEY },
+        'GATEWAY_LOG_SALT is the same key as GATEWAY_SERVICE_KEY',
+      ],
+    ];
+    for (const [vars, message] of cases) {
+      const env = { ...base, GATEWAY_JWT_SECRET: undefined, ...vars };
+      let err: unknown;
+      try {
+        loadConfig(env);
+      } catch (e) {
+        err = e;
+      }
+      expect(err, message).toBeInstanceOf(ConfigError);
+      expect((err as Error).message, message).toBe(`${message}: give each role a key of its own (\`openssl rand -base64 32\`)`);
+      expect((err as Error).message).not.toContain(s);
+    }
+    // Two kids of one secret stay allowed: renaming a kid keeps its key.
+    expect(loadConfig({ ...base, GATEWAY_JWT_SECRET: undefined, GATEWAY_JWT_SECRETS: `a:${s},b:${s}` }).jwtKeys).toHaveLength(2);
+  });
+
   it('--dev warns 10 s before the end (the demo session lasts 30 s) unless GATEWAY_EXPIRY_WARNING says otherwise', () => {
     expect(loadConfig({ ...base }).expiryWarning).toBe(60);
     expect(loadConfig({ ...base, GATEWAY_DEV: '1' }).expiryWarning).toBe(10);
@@ -308,11 +342,14 @@ describe('key strength: only encoded random bytes are keys', () => {
 
   it('accepts what openssl rand prints: base64 (with padding), base64url, hex; the text itself is the HMAC key', () => {
     for (let i = 0; i < 200; i++) {
-      const bytes = randomBytes(32 + (i % 33));
-      for (const key of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('hex').toUpperCase()]) {
-        const c = loadConfig({ GATEWAY_JWT_SECRET: key, GATEWAY_SERVICE_KEY: key });
+      const forms = (b: Buffer) => [b.toString('base64'), b.toString('base64url'), b.toString('hex'), b.toString('hex').toUpperCase()];
+      const keys = forms(randomBytes(32 + (i % 33)));
+      // The service key in the same form, of other bytes: one key may not serve two roles.
+      const serviceKeys = forms(randomBytes(32 + (i % 33)));
+      keys.forEach((key, j) => {
+        const c = loadConfig({ GATEWAY_JWT_SECRET: key, GATEWAY_SERVICE_KEY: serviceKeys[j] });
         expect(c.jwtKeys[0]!.secret.toString('utf8')).toBe(key);
-      }
+      });
     }
   });
 
