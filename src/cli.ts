@@ -235,6 +235,12 @@ async function main(): Promise<void> {
   if (parsed.values['service-key'] !== undefined) {
     fail('--service-key is refused: a key on the command line shows in the process list (ps); set GATEWAY_SERVICE_KEY(_FILE) or use --service-key-file FILE');
   }
+  const store = (parsed.values as Record<string, string | boolean | undefined>).store;
+  // As --service-key: a password on the command line shows in the process list. The userinfo
+  // runs to the authority's last `@` (a password may hold one, as drivers accept).
+  if (typeof store === 'string' && (/^[a-z][a-z0-9+.-]*:\/\/[^/?#]*:[^/?#]*@/i.test(store) || /[?&;]password=/i.test(store))) {
+    fail('--store is refused with a password in its URL: a command line shows in the process list (ps); set GATEWAY_STORE or GATEWAY_STORE_FILE');
+  }
   const flags = COMMAND_FLAGS[command];
   // Not quoted, as no argument is: it may be a key pasted in the wrong place.
   if (flags === undefined) fail(`unknown command: the first argument must be serve, stdio, connect, config, schema or openapi ${SEE_HELP}`);

@@ -126,3 +126,28 @@ describe('a bad value given by a flag', () => {
     expect((JSON.parse(env.stderr.trimEnd()) as { msg: string }).msg).toMatch(/^GATEWAY_SESSION_TTL must be/);
   });
 });
+
+describe('a password on the command line', () => {
+  it('--store with a password in its URL is refused, as --service-key is: ps would show it', () => {
+    const line =
+      'auth-gateway: --store is refused with a password in its URL: a command line shows in the process list (ps); set GATEWAY_STORE or GATEWAY_STORE_FILE\n';
+    for (const command of ['serve', 'stdio', 'config']) {
+      for (const url of [
+        'redis://:hunter2@127.0.0.1:6390/0',
+        'redis://app:hunter2@h1:6390,h2:6391',
+        'postgres://app:hunter2@db/auth',
+        'postgres://app@db/auth?password=hunter2',
+      ]) {
+        const r = cli([command, '--store', url]);
+        expect({ status: r.status, stderr: r.stderr }, `${command} ${url}`).toEqual({ status: 2, stderr: line });
+      }
+    }
+    // A URL without a password stays a flag like any other.
+    const r = spawnSync(process.execPath, ['dist/cli.js', 'config', '--store', 'redis://app@127.0.0.1:6390/0'], {
+      env: { PATH: process.env.PATH ?? '', GATEWAY_JWT_SECRET: KEY },
+      timeout: 10_000,
+      encoding: 'utf8',
+    });
+    expect({ status: r.status, stderr: r.stderr }).toEqual({ status: 0, stderr: '' });
+  });
+});
