@@ -319,6 +319,10 @@ export class GatewayClient extends Emitter<ClientEvents> {
       checkMs('reconnect.resetAfterMs', rc.resetAfterMs, true);
       if (rc.factor !== undefined && !(typeof rc.factor === 'number' && rc.factor >= 1 && rc.factor <= 100))
         throw new TypeError('The reconnect.factor option must be a number from 1 to 100.');
+      // A first delay above the cap would silently be the cap.
+      const max = rc.maxDelayMs ?? 30_000;
+      if (rc.initialDelayMs !== undefined && rc.initialDelayMs > max)
+        throw new TypeError(`The reconnect.initialDelayMs option (${rc.initialDelayMs}) must not exceed reconnect.maxDelayMs (${max}).`);
     }
     const Ctor = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (Ctor === undefined) throw new TypeError('No WebSocket available: pass the WebSocket option (in Node: `import { WebSocket } from "ws"`).');

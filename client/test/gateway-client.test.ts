@@ -54,12 +54,17 @@ describe('GatewayClient', () => {
       [{ reconnect: { maxDelayMs: Infinity } }, 'The reconnect.maxDelayMs option must be a positive number of ms, at most 2147483647.'],
       [{ reconnect: { restartJitterMs: -1 } }, 'The reconnect.restartJitterMs option must be a non-negative number of ms, at most 2147483647.'],
       [{ reconnect: { factor: 0.5 } }, 'The reconnect.factor option must be a number from 1 to 100.'],
+      // Conflicting: the first delay would silently be the cap.
+      [{ reconnect: { initialDelayMs: 5000, maxDelayMs: 1000 } }, 'The reconnect.initialDelayMs option (5000) must not exceed reconnect.maxDelayMs (1000).'],
+      [{ reconnect: { initialDelayMs: 60_000 } }, 'The reconnect.initialDelayMs option (60000) must not exceed reconnect.maxDelayMs (30000).'],
     ];
     for (const [o, message] of bad) expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, ...o })).toThrow(message);
     expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, reconnect: { resetAfterMs: -1 } })).toThrow(
       'The reconnect.resetAfterMs option must be a non-negative number of ms, at most 2147483647.',
     );
     expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, timeoutMs: 2 ** 31 - 1, reconnect: { factor: 1, restartJitterMs: 0 } })).not.toThrow();
+    // A cap alone below the default first delay is a cap from the first delay on.
+    expect(() => new GatewayClient({ url: 'ws://x', WebSocket: Ws, reconnect: { maxDelayMs: 100 } })).not.toThrow();
   });
 
   it('close() while the socket is still connecting ends quietly: connect() rejects, no error escapes', async () => {
