@@ -269,11 +269,26 @@ function introspectionKeys(raw: string | undefined, serviceKey: string | undefin
   return keys;
 }
 
+/**
+ * A URL option whose value may be a secret, by its name: a password (`password`, libpq's
+ * `sslpassword`), a token, a key, a signature or credentials (`?access_token=`, `?api_key=`,
+ * `?sig=`: an identity provider may put one in its key set's URL).
+ */
+const SECRET_NAME = /pass|pwd|secret|token|key|sig|auth|credential/i;
+/** An option of a URL given whole (a value runs to the next `&`), and of a URL quoted in a text (to a space or quote too). */
+const URL_OPTION = /([?&;])([^=&#?;]*)=([^&#]*)/g;
+const TEXT_OPTION = /([?&;])([^=&#?;\s"'<>]*)=([^&#\s"'<>]*)/g;
+
+/** `text` with the value of every option whose name says it may be a secret masked. */
+function maskSecretOptions(text: string, option: RegExp): string {
+  return text.replace(option, (all: string, sep: string, name: string) => (SECRET_NAME.test(name) ? `${sep}${name}=***` : all));
+}
+
 /** A store URL fit for a log line: credentials masked. */
 export function redactUrl(url: string): string {
   // The userinfo runs to the authority's last `@` (a password may hold an unescaped one, as
-  // drivers accept); a password given as an option is hidden too.
-  return url.replace(/\/\/[^/?#]*@/g, '//***@').replace(/([?&;]password=)[^&#]*/gi, '$1***');
+  // drivers accept); a secret given as an option is hidden too.
+  return maskSecretOptions(url.replace(/\/\/[^/?#]*@/g, '//***@'), URL_OPTION);
 }
 
 /**
@@ -281,7 +296,7 @@ export function redactUrl(url: string): string {
  * password of every `scheme://` URL in it masked, and a password given as an option.
  */
 export function redactUrlsIn(text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi, '$1***@').replace(/([?&;]password=)[^&#\s"'<>]*/gi, '$1***');
+  return maskSecretOptions(text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/gi, '$1***@'), TEXT_OPTION);
 }
 
 /**

@@ -281,7 +281,7 @@ describe('GATEWAY_LOG_SALT', () => {
 });
 
 describe('redactUrl', () => {
-  it('hides the whole password, an unescaped @ in it included, and a password given as an option', () => {
+  it('hides the whole password, an unescaped @ in it included, and any option named as a secret (password, token, key, signature, auth)', () => {
     const cases: [string, string][] = [
       ['postgres://gw:Sup3r@Secret@db:5432/app', 'postgres://***@db:5432/app'],
       ['redis://:p@ss@w0rd@redis:6379/0', 'redis://***@redis:6379/0'],
@@ -289,6 +289,10 @@ describe('redactUrl', () => {
       ['postgres://db/app?sslmode=require&password=Hunter2&x=1', 'postgres://db/app?sslmode=require&password=***&x=1'],
       ['postgres://gw@db/app?schema=a@b', 'postgres://***@db/app?schema=a@b'],
       ['memory://', 'memory://'],
+      ['postgres://db/app?sslmode=verify-full&sslpassword=Hunter2&schema=gw', 'postgres://db/app?sslmode=verify-full&sslpassword=***&schema=gw'],
+      ['https://idp/jwks?access_token=T0k3n&tenant=a', 'https://idp/jwks?access_token=***&tenant=a'],
+      ['https://idp/jwks?tenant=a&api_key=K3y&sig=S1g', 'https://idp/jwks?tenant=a&api_key=***&sig=***'],
+      ['https://idp/jwks?X-Auth=a%20b&Secret=c d', 'https://idp/jwks?X-Auth=***&Secret=***'],
     ];
     for (const [url, shown] of cases) expect(redactUrl(url)).toBe(shown);
   });

@@ -61,6 +61,8 @@ describe('redactUrlsIn', () => {
     );
     expect(redactUrlsIn('a https://u@a.example/x and redis://:p@ss@r:6379/0 then b')).toBe('a https://***@a.example/x and redis://***@r:6379/0 then b');
     expect(redactUrlsIn('GET https://idp/jwks?password=Hunter2&x=1 failed')).toBe('GET https://idp/jwks?password=***&x=1 failed');
+    expect(redactUrlsIn('GET https://idp/jwks?token=QUERYSECRET&x=1 failed')).toBe('GET https://idp/jwks?token=***&x=1 failed');
+    expect(redactUrlsIn('"https://idp/jwks?tenant=t&client_secret=S3cr3t" refused')).toBe('"https://idp/jwks?tenant=t&client_secret=***" refused');
     expect(redactUrlsIn('fetch failed (ECONNREFUSED 127.0.0.1:1)')).toBe('fetch failed (ECONNREFUSED 127.0.0.1:1)');
   });
 });
