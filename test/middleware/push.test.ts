@@ -55,7 +55,7 @@ describe.skipIf(!hasRedisServer())('the middleware on node A, the change on node
     const id = await cached('u-destroy');
     const pushes = sessions.stats.expiredPushes;
     expect(await admin.call('destroy_session', { session_id: id })).toMatchObject({ type: 'session_destroyed' });
-    await waitForCount(() => sessions.stats.expiredPushes, pushes + 1, 5000, 'session_expired pushes');
+    await waitForCount(() => sessions.stats.expiredPushes, pushes + 1, 15_000, 'session_expired pushes');
     expect((await get(app, '/me', `sid=${id}`)).status).toBe(401);
   });
 
@@ -64,7 +64,7 @@ describe.skipIf(!hasRedisServer())('the middleware on node A, the change on node
     const pushes = sessions.stats.expiredPushes;
     const r = await admin.call('regenerate_session', { old_session_id: id });
     expect(r.type).toBe('session_regenerated');
-    await waitForCount(() => sessions.stats.expiredPushes, pushes + 1, 5000, 'session_expired pushes');
+    await waitForCount(() => sessions.stats.expiredPushes, pushes + 1, 15_000, 'session_expired pushes');
     expect((await get(app, '/me', `sid=${id}`)).status).toBe(401);
     expect(JSON.parse((await get(app, '/me', `sid=${r.new_session_id as string}`)).body)).toMatchObject({ user_id: 'u-regen' });
   });
@@ -74,7 +74,7 @@ describe.skipIf(!hasRedisServer())('the middleware on node A, the change on node
     const other = await cached('u-keep');
     const pushes = sessions.stats.expiredPushes;
     expect(await admin.call('revoke_user_sessions', { user_id: 'u-revoke' })).toMatchObject({ type: 'sessions_revoked', count: 2 });
-    await waitForCount(() => sessions.stats.expiredPushes, pushes + 2, 5000, 'session_expired pushes');
+    await waitForCount(() => sessions.stats.expiredPushes, pushes + 2, 15_000, 'session_expired pushes');
     for (const id of ids) expect((await get(app, '/me', `sid=${id}`)).status).toBe(401);
     const hits = sessions.stats.hits;
     expect((await get(app, '/me', `sid=${other}`)).status).toBe(200);
@@ -85,7 +85,7 @@ describe.skipIf(!hasRedisServer())('the middleware on node A, the change on node
     const id = await cached('u-update', { data: { role: 'reader' } });
     const pushes = sessions.stats.updatedPushes;
     expect(await admin.call('update_session', { session_id: id, data: { role: 'admin', teams: ['a'] } })).toMatchObject({ type: 'session_updated' });
-    await waitForCount(() => sessions.stats.updatedPushes, pushes + 1, 5000, 'session_updated pushes');
+    await waitForCount(() => sessions.stats.updatedPushes, pushes + 1, 15_000, 'session_updated pushes');
     const { hits, validations } = sessions.stats;
     const r = await get(app, '/me', `sid=${id}`);
     expect(JSON.parse(r.body)).toMatchObject({ user_id: 'u-update', data: { role: 'admin', teams: ['a'] } });
@@ -97,7 +97,7 @@ describe.skipIf(!hasRedisServer())('the middleware on node A, the change on node
     expect(JSON.parse((await get(app, '/me', `sid=${id}`)).body).expires_in).toBeLessThanOrEqual(20);
     const pushes = sessions.stats.extendedPushes;
     expect(await admin.call('extend_session', { session_id: id, ttl: 3000 })).toMatchObject({ type: 'session_extended' });
-    await waitForCount(() => sessions.stats.extendedPushes, pushes + 1, 5000, 'session_extended pushes');
+    await waitForCount(() => sessions.stats.extendedPushes, pushes + 1, 15_000, 'session_extended pushes');
     const { hits, validations } = sessions.stats;
     const after = JSON.parse((await get(app, '/me', `sid=${id}`)).body) as { expires_in: number };
     expect(after.expires_in).toBeGreaterThan(2990);
