@@ -54,6 +54,11 @@ export function unavailable(cause?: unknown): GatewaySessionError {
   return new GatewaySessionError('UNAVAILABLE', 'The session service is unavailable', cause === undefined ? undefined : { cause });
 }
 
+/** ready({ timeoutMs }) that passed before the link opened (UNAVAILABLE; the link is still retried). */
+export function notReady(cause: Error): GatewaySessionError {
+  return new GatewaySessionError('UNAVAILABLE', `The session service is unavailable: ${cause.message}`, { cause });
+}
+
 /** ready() after close(): a closed GatewaySessions never reconnects (UNAVAILABLE, as its middleware answers 503). */
 export function closedError(): GatewaySessionError {
   return new GatewaySessionError('UNAVAILABLE', 'The session service was closed: close() is final; create a new GatewaySessions to connect again');

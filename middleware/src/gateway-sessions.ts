@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { WebSocket } from 'ws';
-import { ErrorCodes, GatewayRequestError } from '../../client/src/errors.js';
+import { ErrorCodes, GatewayConnectionError, GatewayRequestError } from '../../client/src/errors.js';
 import { checkMs, GatewayClient, type ReconnectOptions, type WebSocketConstructor } from '../../client/src/gateway-client.js';
 import { keepFromSharedCaches, readSessionCookie, sessionCookieLine, setSessionCookie, type CookieSettings } from './cookies.js';
-import { closedError, GatewaySessionError, keyRefused, refused, unconfirmed, unavailable } from './errors.js';
+import { closedError, GatewaySessionError, keyRefused, notReady, refused, unconfirmed, unavailable } from './errors.js';
 import { reportRefusedUpgrades } from './refused-upgrade.js';
 import { SessionCache, type GatewaySession, type SessionCacheStats } from './session-cache.js';
 
@@ -170,17 +170,18 @@ export class GatewaySessions {
    * the upgrade): a configuration fault that retrying does not mend, though the link is still
    * retried with backoff (and opens once the gateway takes the key). After close() (and for
    * a ready() still waiting then) it rejects with UNAVAILABLE saying so: a closed object
-   * stays closed.
+   * stays closed. Without `timeoutMs` it waits as long as the gateway is unreachable; with
+   * it, it rejects with UNAVAILABLE once that long has passed (the link is still retried).
    */
-  ready(): Promise<void> {
+  ready(o: { timeoutMs?: number } = {}): Promise<void> {
     if (this.#closed) return Promise.reject(closedError());
     if (this.#refusal !== undefined) return Promise.reject(this.#refusal);
     return new Promise<void>((resolve, reject) => {
       const refusedNow = (err: GatewaySessionError) => reject(err);
       this.#waiting.add(refusedNow);
       this.client
-        .connect()
-        .then(resolve, reject)
+        .connect(o.timeoutMs === undefined ? {} : { timeoutMs: o.timeoutMs })
+        .then(resolve, (err: unknown) => reject(err instanceof GatewayConnectionError ? notReady(err) : err))
         .finally(() => this.#waiting.delete(refusedNow));
     });
   }

@@ -164,6 +164,31 @@ describe('login, logout and regenerate (Express)', () => {
     await expect(waiting).rejects.toMatchObject(closed);
   });
 
+  it('ready({ timeoutMs }) rejects with UNAVAILABLE once that long passed with the gateway unreachable; the link is still retried', async () => {
+    // Nothing listens on port 1: every attempt is refused at once.
+    const sessions = new GatewaySessions({
+      url: 'ws://127.0.0.1:1',
+      serviceKey: SERVICE_KEY,
+      secure: false,
+      reconnect: { initialDelayMs: 50, maxDelayMs: 50 },
+    });
+    try {
+      const started = Date.now();
+      const err = await sessions.ready({ timeoutMs: 300 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(GatewaySessionError);
+      expect(err).toMatchObject({
+        code: 'UNAVAILABLE',
+        message: expect.stringMatching(/^The session service is unavailable: The connection did not open within 300 ms/) as unknown,
+      });
+      expect(Date.now() - started).toBeGreaterThanOrEqual(290);
+      // A bad value is a rejection, as the client's connect() gives it.
+      await expect(sessions.ready({ timeoutMs: -1 })).rejects.toThrow(/timeoutMs/);
+      expect(sessions.connected).toBe(false);
+    } finally {
+      sessions.close();
+    }
+  });
+
   /**
    * A session of a gateway on a store double whose next `take` (a destroy, a regeneration) is
    * held, with middleware waiting at most 300 ms and a request carrying the session's cookie.
