@@ -6,11 +6,11 @@
  * LINGER_BYTES, for at most LINGER_MS), and closes once the client has closed its half.
  */
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LINGER_BYTES, LINGER_MS } from '../../src/transports/http/lingering-close.js';
-import { SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
+import { eventually, SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
 
 afterEach(stopAll);
 
@@ -89,5 +89,39 @@ describe('an answer that closes the connection while the client still sends', ()
     expect(answer).toMatch(/^HTTP\/1\.1 413 /);
     // What the client had in flight when it was cut off (the kernels' buffers) comes on top.
     expect(sent).toBeLessThan(16 * LINGER_BYTES);
+  });
+
+  it('lingering connections count against GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: a new one at the cap closes the longest lingering, so they never pile up past it', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '4' });
+    const sockets: Socket[] = [];
+    const answers: string[] = [];
+    const closed: boolean[] = [];
+    // Each is answered and closed (a body to a route that reads none), then keeps sending and
+    // never closes its half: it lingers until it is cut. One at a time, within LINGER_MS.
+    for (let i = 0; i < 12; i++) {
+      const socket = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+      sockets.push(socket);
+      socket.on('error', () => undefined);
+      socket.once('close', () => (closed[i] = true));
+      await once(socket, 'connect');
+      answers[i] = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (d: string) => (answers[i] += d));
+      socket.write(`GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\nx`);
+      await once(socket, 'end');
+    }
+    // A byte now and then: a socket the gateway has closed answers it with a reset.
+    const keep = setInterval(() => {
+      for (const s of sockets) if (!s.destroyed) s.write('x');
+    }, 20);
+    try {
+      expect(answers.map((a) => a.split('\r\n', 1)[0])).toEqual(Array(12).fill('HTTP/1.1 200 OK'));
+      // Every connection past the fourth made room by closing the longest lingering one.
+      expect([server.pendingHeads.evicted, server.pendingHeads.refused]).toEqual([8, 0]);
+      await eventually(() => expect(closed.slice(0, 8)).toEqual(Array(8).fill(true)));
+    } finally {
+      clearInterval(keep);
+      for (const s of sockets) s.destroy();
+    }
   });
 });

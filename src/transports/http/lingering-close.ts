@@ -9,6 +9,19 @@ export const LINGER_BYTES = 1 << 20;
 /** How often the bytes read are looked at meanwhile. */
 const LINGER_CHECK_MS = 50;
 
+/** Who decides, for a connection, whether it may linger (see `admitLingering`). */
+const admitters = new WeakMap<Duplex, () => boolean>();
+
+/**
+ * Has `admit` asked before `socket` lingers: the connection-count cap of its address
+ * (PendingHeads) counts a lingering connection, so that connections closed one after another
+ * cannot pile up past the cap. False: no room; the connection closes as soon as its answer is
+ * written, without lingering.
+ */
+export function admitLingering(socket: Duplex, admit: () => boolean): void {
+  admitters.set(socket, admit);
+}
+
 /**
  * Closes a connection whose client may still be sending (a body refused unread, a head too
  * large) without losing the answer already written: ends the gateway's half once the answer is
@@ -19,6 +32,7 @@ const LINGER_CHECK_MS = 50;
  */
 export function lingeringClose(socket: Duplex): void {
   if (socket.destroyed) return;
+  const admitted = admitters.get(socket)?.() ?? true;
   const read = () => (socket as Partial<Socket>).bytesRead ?? 0;
   const from = read();
   const cut = setTimeout(() => socket.destroy(), LINGER_MS);
@@ -27,17 +41,20 @@ export function lingeringClose(socket: Duplex): void {
     if (socket.writableFinished) socket.destroy();
     else socket.once('finish', () => socket.destroy());
   };
+  socket.once('close', () => clearTimeout(cut));
+  socket.end();
+  // No room to linger (its address is at the cap): a reset may drop the answer, but the cap holds.
+  if (!admitted) {
+    closeWhenWritten();
+    return;
+  }
   // Looked at now and then, not on each chunk: while Node's parser still reads the connection,
   // what it reads past the request's end reaches no listener.
   const check = setInterval(() => {
     if (read() - from > LINGER_BYTES) closeWhenWritten();
   }, LINGER_CHECK_MS);
   socket.once('end', closeWhenWritten);
-  socket.once('close', () => {
-    clearTimeout(cut);
-    clearInterval(check);
-  });
-  socket.end();
+  socket.once('close', () => clearInterval(check));
   socket.resume();
 }
 

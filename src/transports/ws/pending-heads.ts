@@ -3,6 +3,7 @@ import type { BlockList, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { plain, trusts } from '../client-address.js';
 import { rawAnswer } from '../http/http-util.js';
+import { admitLingering } from '../http/lingering-close.js';
 import { closesConnection } from './answer-head.js';
 
 /** How long a refused connection may take to read its 429 before it is cut, whatever it sends meanwhile. */
@@ -22,8 +23,11 @@ const REFUSED_GRACE_MS = 1_000;
  * waiting for one more head at the cap says `Connection: close` instead (the connection closes
  * once the answer is sent, whole). A connection leaves the count when a whole head arrives (a
  * request or an upgrade) or when it closes, and counts again from the head of the answer to the
- * last request it has sent (pipelined requests already received owe nothing). Trusted proxies
- * are not capped: every client behind one shares its address.
+ * last request it has sent (pipelined requests already received owe nothing). A connection
+ * lingering after its last answer (lingering-close.ts: reading what its client still sends, for
+ * up to 2 s) counts too, and is the first to go to make room for a new one: else connections
+ * answered and closed one after another would pile up past the cap. Trusted proxies are not
+ * capped: every client behind one shares its address.
  */
 export class PendingHeads {
   readonly #max: number;
@@ -34,13 +38,15 @@ export class PendingHeads {
   readonly #addressOf = new WeakMap<Duplex, string>();
   /** Kept-alive connections counted: the bytes they had received when their last answer began. */
   readonly #keptAt = new WeakMap<Duplex, number>();
+  /** Counted connections lingering after their last answer. */
+  readonly #lingering = new WeakSet<Duplex>();
   /** Requests received on a connection whose answers have not begun. */
   readonly #unanswered = new WeakMap<Duplex, number>();
   /** Requests the routes saw (Node answers a few itself, a 417 say, without one). */
   readonly #seen = new WeakSet<IncomingMessage>();
   /** Connections refused (429), or told to close, for being over the cap. */
   refused = 0;
-  /** Idle kept-alive connections closed to make room for a new one. */
+  /** Idle kept-alive (or lingering) connections closed to make room for a new one. */
   evicted = 0;
 
   /**
@@ -90,29 +96,49 @@ export class PendingHeads {
     const address = plain(socket.remoteAddress ?? 'unknown');
     if (trusts(this.#trusted, address)) return true;
     this.#addressOf.set(socket, address);
-    if (!this.#count(socket, address) && !(this.#evictIdle(address) && this.#count(socket, address))) {
+    if (!this.#countOrEvict(socket, address)) {
       this.refused++;
       refuse(socket);
       return false;
     }
     socket.once('close', () => this.#release(socket));
+    admitLingering(socket, () => this.#lingers(socket, address));
     return true;
   }
 
+  /** Counts a connection about to linger, making room if need be; false: no room, it closes without lingering. */
+  #lingers(socket: Duplex, address: string): boolean {
+    if (!this.#countOrEvict(socket, address)) return false;
+    this.#lingering.add(socket);
+    return true;
+  }
+
+  #countOrEvict(socket: Duplex, address: string): boolean {
+    return this.#count(socket, address) || (this.#evict(address) && this.#count(socket, address));
+  }
+
   /**
-   * Closes the address's longest idle kept-alive connection, if it has one: one that has
-   * received nothing since its last answer began, and whose answer has been sent (a reader
-   * still taking a large answer is not idle: closing it would cut that answer short).
+   * Closes the address's longest lingering connection, or else its longest idle kept-alive
+   * connection, if it has one: one that has received nothing since its last answer began, and
+   * whose answer has been sent (a reader still taking a large answer is not idle: closing it
+   * would cut that answer short).
    */
-  #evictIdle(address: string): boolean {
-    for (const socket of this.#byAddress.get(address) ?? []) {
-      if (this.#keptAt.get(socket) !== (socket as Socket).bytesRead || socket.writableLength > 0) continue;
-      this.#release(socket);
-      this.evicted++;
-      socket.destroy();
-      return true;
+  #evict(address: string): boolean {
+    const counted = this.#byAddress.get(address);
+    if (counted === undefined) return false;
+    let victim: Duplex | undefined;
+    for (const socket of counted) {
+      if (this.#lingering.has(socket)) {
+        victim = socket;
+        break;
+      }
+      if (victim === undefined && this.#keptAt.get(socket) === (socket as Socket).bytesRead && socket.writableLength === 0) victim = socket;
     }
-    return false;
+    if (victim === undefined) return false;
+    this.#release(victim);
+    this.evicted++;
+    victim.destroy();
+    return true;
   }
 
   #received(req: IncomingMessage): void {
@@ -135,6 +161,7 @@ export class PendingHeads {
 
   #release(socket: Duplex): void {
     this.#keptAt.delete(socket);
+    this.#lingering.delete(socket);
     const address = this.#addressOf.get(socket);
     if (address === undefined) return;
     const counted = this.#byAddress.get(address);
