@@ -2,6 +2,7 @@
  * What an anonymous browser can make the gateway spend (issue 14): subscriptions, connections,
  * malformed and heavy frames, and guesses at the upgrade. Each test here failed before the fix.
  */
+import { once } from 'node:events';
 import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { pino } from 'pino';
@@ -586,6 +587,36 @@ describe('connections that never finish their request head (slowloris)', () => {
       clearInterval(trickle);
       over.destroy();
       slow.socket.destroy();
+    }
+  });
+
+  it('connections refused at the cap do not pile up while they read their 429: past GATEWAY_MAX_CONNECTIONS_PER_ADDRESS of them, the longest refused is cut', async () => {
+    const { server } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2' });
+    const slow = await Promise.all([rawHttpClient(server.port), rawHttpClient(server.port)]);
+    for (const c of slow) c.socket.write('GET /healthz HTTP/1.1\r\n'); // heads never finished: nothing to evict
+    await eventually(() => expect(server.pendingHeads.size).toBe(1));
+    const over: ReturnType<typeof connect>[] = [];
+    const answers: string[] = [];
+    // A byte every 20 ms, and never its own half closed: each would stay open for the whole grace.
+    const trickle = setInterval(() => {
+      for (const s of over) if (s.writable) s.write('x');
+    }, 20);
+    try {
+      for (let i = 0; i < 10; i++) {
+        const s = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+        over.push(s);
+        s.on('error', () => undefined);
+        answers[i] = '';
+        s.on('data', (d: Buffer) => (answers[i] += d.toString('latin1')));
+        await once(s, 'end');
+      }
+      expect(answers.map((a) => a.split('\r\n', 1)[0])).toEqual(Array(10).fill('HTTP/1.1 429 Too Many Requests'));
+      expect(server.pendingHeads.refused).toBe(10);
+      // Each refused connection past the second cut the longest refused one.
+      expect(server.pendingHeads.refusing).toBe(2);
+    } finally {
+      clearInterval(trickle);
+      for (const s of [...over, ...slow.map((c) => c.socket)]) s.destroy();
     }
   });
 

@@ -40,6 +40,8 @@ export class PendingHeads {
   readonly #keptAt = new WeakMap<Duplex, number>();
   /** Counted connections lingering after their last answer. */
   readonly #lingering = new WeakSet<Duplex>();
+  /** Connections refused (429) and still open to read it, by address, longest first. */
+  readonly #refusing = new Map<string, Set<Duplex>>();
   /** Requests received on a connection whose answers have not begun. */
   readonly #unanswered = new WeakMap<Duplex, number>();
   /** Requests the routes saw (Node answers a few itself, a 417 say, without one). */
@@ -74,6 +76,13 @@ export class PendingHeads {
     return this.#byAddress.size;
   }
 
+  /** Connections refused and still open to read their 429 (for tests). */
+  get refusing(): number {
+    let n = 0;
+    for (const refusing of this.#refusing.values()) n += refusing.size;
+    return n;
+  }
+
   /** Before an answer's head: a kept connection with nothing more received owes a head again, if the cap has room. */
   beforeHead(res: ServerResponse): void {
     const req = res.req;
@@ -98,7 +107,7 @@ export class PendingHeads {
     this.#addressOf.set(socket, address);
     if (!this.#countOrEvict(socket, address)) {
       this.refused++;
-      refuse(socket);
+      this.#refuse(socket, address);
       return false;
     }
     socket.once('close', () => this.#release(socket));
@@ -141,6 +150,27 @@ export class PendingHeads {
     return true;
   }
 
+  /**
+   * Refuses the connection (429), keeping at most `max` refused connections of an address open
+   * to read their answer: past that, the longest refused is cut, so that connections opened
+   * faster than they are cut cannot pile up past the cap either.
+   */
+  #refuse(socket: Socket, address: string): void {
+    let refusing = this.#refusing.get(address);
+    if (refusing === undefined) this.#refusing.set(address, (refusing = new Set()));
+    if (refusing.size >= this.#max) {
+      const longest = refusing.values().next().value!;
+      refusing.delete(longest);
+      longest.destroy();
+    }
+    refusing.add(socket);
+    socket.once('close', () => {
+      refusing.delete(socket);
+      if (refusing.size === 0 && this.#refusing.get(address) === refusing) this.#refusing.delete(address);
+    });
+    refuse(socket);
+  }
+
   #received(req: IncomingMessage): void {
     const socket = req.socket;
     if (!this.#addressOf.has(socket)) return;
@@ -178,7 +208,7 @@ export class PendingHeads {
 function refuse(socket: Socket): void {
   socket.on('error', () => socket.destroy());
   // A deadline, not an idle timeout: a client that keeps sending a byte now and then would
-  // hold the refused connection open for ever, uncounted, past the cap.
+  // hold the refused connection open for ever.
   const cut = setTimeout(() => socket.destroy(), REFUSED_GRACE_MS);
   cut.unref();
   socket.once('close', () => clearTimeout(cut));
