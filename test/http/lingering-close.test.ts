@@ -8,11 +8,13 @@
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LINGER_BYTES, LINGER_MS } from '../../src/transports/http/lingering-close.js';
-import { eventually, SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
+import { eventually, JWT_SECRET, SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
+import { ensureBuilt, killAll, spawnServer } from '../ws/process.js';
 
 afterEach(stopAll);
+afterAll(killAll);
 
 /**
  * Sends `head`, then goes on sending the body in small pieces, reading nothing meanwhile (a
@@ -123,5 +125,33 @@ describe('an answer that closes the connection while the client still sends', ()
       clearInterval(keep);
       for (const s of sockets) s.destroy();
     }
+  });
+
+  it('a client that resets the connection while it lingers (no head owner: CONNECT, an upgrade without Host) does not crash the gateway', async () => {
+    ensureBuilt();
+    const gw = await spawnServer({ GATEWAY_JWT_SECRET: JWT_SECRET, GATEWAY_SERVICE_KEY: SERVICE_KEY });
+    const port = Number(new URL(gw.http).port);
+    const heads = ['CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n', 'GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'];
+    for (const head of heads) {
+      // Its own half kept open: the gateway lingers, reading, until the reset.
+      const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+      await once(socket, 'connect');
+      socket.on('error', () => undefined);
+      let answer = '';
+      socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+      const ended = new Promise((resolve) => {
+        socket.once('end', resolve);
+        socket.once('close', resolve);
+      });
+      socket.write(head);
+      await ended;
+      expect(answer).toMatch(/^HTTP\/1\.1 (501|400) /);
+      const closed = new Promise((resolve) => socket.once('close', resolve));
+      socket.resetAndDestroy();
+      await closed;
+    }
+    const answered = await fetch(`${gw.http}/healthz`);
+    expect(answered.status).toBe(200);
+    expect(gw.stderr()).not.toContain('ECONNRESET');
   });
 });

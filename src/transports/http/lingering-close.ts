@@ -32,6 +32,9 @@ export function admitLingering(socket: Duplex, admit: () => boolean): void {
  */
 export function lingeringClose(socket: Duplex): void {
   if (socket.destroyed) return;
+  // A reset from the client while the gateway still reads (it gave up first) is no fault; with
+  // no listener, a socket no HTTP response owns (CONNECT, an upgrade) would throw it.
+  socket.on('error', () => socket.destroy());
   const admitted = admitters.get(socket)?.() ?? true;
   const read = () => (socket as Partial<Socket>).bytesRead ?? 0;
   const from = read();
