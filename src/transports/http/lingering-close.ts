@@ -1,5 +1,5 @@
 import type { ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 
 /** How long a connection being closed is still read for, at most. */
@@ -9,17 +9,17 @@ export const LINGER_BYTES = 1 << 20;
 /** How often the bytes read are looked at meanwhile. */
 const LINGER_CHECK_MS = 50;
 
-/** Who decides, for a connection, whether it may linger (see `admitLingering`). */
-const admitters = new WeakMap<Duplex, () => boolean>();
+/** Who decides, for the connections of a server, whether one may linger (see `admitLingering`). */
+const admitters = new WeakMap<Server, (socket: Duplex) => boolean>();
 
 /**
- * Has `admit` asked before `socket` lingers: the connection-count cap of its address
- * (PendingHeads) counts a lingering connection, so that connections closed one after another
- * cannot pile up past the cap. False: no room; the connection closes as soon as its answer is
- * written, without lingering.
+ * Has `admit` asked before a connection of `server` lingers: the connection-count cap of its
+ * address (PendingHeads) counts a lingering connection, so that connections closed one after
+ * another cannot pile up past the cap. False: no room; the connection closes as soon as its
+ * answer is written, without lingering.
  */
-export function admitLingering(socket: Duplex, admit: () => boolean): void {
-  admitters.set(socket, admit);
+export function admitLingering(server: Server, admit: (socket: Duplex) => boolean): void {
+  admitters.set(server, admit);
 }
 
 /**
@@ -35,7 +35,9 @@ export function lingeringClose(socket: Duplex): void {
   // A reset from the client while the gateway still reads (it gave up first) is no fault; with
   // no listener, a socket no HTTP response owns (CONNECT, an upgrade) would throw it.
   socket.on('error', () => socket.destroy());
-  const admitted = admitters.get(socket)?.() ?? true;
+  // Node sets `server` on each connection it accepts.
+  const server = (socket as Duplex & { server?: Server | null }).server;
+  const admitted = server == null ? true : (admitters.get(server)?.(socket) ?? true);
   const read = () => (socket as Partial<Socket>).bytesRead ?? 0;
   const from = read();
   const cut = setTimeout(() => socket.destroy(), LINGER_MS);

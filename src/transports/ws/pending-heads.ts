@@ -69,6 +69,7 @@ export class PendingHeads {
     // First: a route that answers at once writes its head within this same event.
     server.prependListener('request', (req: IncomingMessage) => this.#received(req));
     server.on('upgrade', (_req: IncomingMessage, socket: Duplex) => this.#release(socket));
+    admitLingering(server, (socket) => this.#lingers(socket));
   }
 
   /** Addresses with a connection that owes a head (for tests). */
@@ -111,12 +112,14 @@ export class PendingHeads {
       return false;
     }
     socket.once('close', () => this.#release(socket));
-    admitLingering(socket, () => this.#lingers(socket, address));
     return true;
   }
 
   /** Counts a connection about to linger, making room if need be; false: no room, it closes without lingering. */
-  #lingers(socket: Duplex, address: string): boolean {
+  #lingers(socket: Duplex): boolean {
+    const address = this.#addressOf.get(socket);
+    // Trusted proxies are not capped.
+    if (address === undefined) return true;
     if (!this.#countOrEvict(socket, address)) return false;
     this.#lingering.add(socket);
     return true;
