@@ -10,6 +10,7 @@ import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { LINGER_BYTES, LINGER_MS } from '../../src/transports/http/lingering-close.js';
+import { waitForCount } from '../helpers/wait-for.js';
 import { eventually, JWT_SECRET, SERVICE_KEY, start, stopAll } from '../ws/helpers.js';
 import { ensureBuilt, killAll, spawnServer } from '../ws/process.js';
 
@@ -47,6 +48,30 @@ async function sendWhileRefused(port: number, head: string): Promise<{ answer: s
 }
 
 describe('an answer that closes the connection while the client still sends', () => {
+  it('a drain closes connections still lingering at once, those no HTTP answer owns (CONNECT) too', async () => {
+    const { server } = await start();
+    const sockets = await Promise.all(
+      [0, 1, 2].map(async () => {
+        // Half-open: the client does not close its half when the gateway ends its own.
+        const socket = connect({ port: server.port, host: '127.0.0.1', allowHalfOpen: true });
+        await once(socket, 'connect');
+        socket.on('error', () => undefined);
+        let answer = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (d: string) => (answer += d));
+        socket.write('CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n');
+        await waitForCount(() => (answer.includes('\r\n\r\n{') ? 1 : 0), 1, 10_000, 'answers');
+        return socket;
+      }),
+    );
+    const started = Date.now();
+    // It resolves once the server has closed every connection, these included.
+    await server.drain({ delayMs: 0, windowMs: 0 });
+    // Not LINGER_MS after their answers (a few ms before the drain began): it does not wait for them.
+    expect(Date.now() - started).toBeLessThan(LINGER_MS / 2);
+    for (const socket of sockets) socket.destroy();
+  });
+
   it('a body refused from its declared length (413 on /v1/rpc) is answered, then the connection closes cleanly', async () => {
     const { server } = await start();
     const head = `POST /v1/rpc HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\nContent-Type: application/json\r\nContent-Length: ${64 * 1024 * 1024}\r\n\r\n`;

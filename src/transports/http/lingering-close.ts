@@ -9,6 +9,14 @@ export const LINGER_BYTES = 1 << 20;
 /** How often the bytes read are looked at meanwhile. */
 const LINGER_CHECK_MS = 50;
 
+/** Connections lingering, by server: Node's server no longer tracks those it handed over (CONNECT, upgrades). */
+const lingering = new WeakMap<Server, Set<Duplex>>();
+
+/** Closes every connection of `server` still lingering (a drain's end: no one waits for their 2 s). */
+export function closeLingering(server: Server): void {
+  for (const socket of lingering.get(server) ?? []) socket.destroy();
+}
+
 /** Who decides, for the connections of a server, whether one may linger (see `admitLingering`). */
 const admitters = new WeakMap<Server, (socket: Duplex) => boolean>();
 
@@ -59,7 +67,16 @@ export function lingeringClose(socket: Duplex): void {
     if (read() - from > LINGER_BYTES) closeWhenWritten();
   }, LINGER_CHECK_MS);
   socket.once('end', closeWhenWritten);
-  socket.once('close', () => clearInterval(check));
+  let held: Set<Duplex> | undefined;
+  if (server != null) {
+    held = lingering.get(server);
+    if (held === undefined) lingering.set(server, (held = new Set()));
+    held.add(socket);
+  }
+  socket.once('close', () => {
+    clearInterval(check);
+    held?.delete(socket);
+  });
   socket.resume();
 }
 

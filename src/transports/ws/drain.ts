@@ -3,6 +3,7 @@ import type { Clock } from '../../clock.js';
 import type { Logger } from '../../log.js';
 import type { Heartbeat } from './heartbeat.js';
 import type { SocketLink } from './socket-link.js';
+import { closeLingering } from '../http/lingering-close.js';
 
 export interface DrainTargets {
   http: Server;
@@ -27,6 +28,7 @@ export interface DrainPlan {
 function closeServer(server: Server): Promise<void> {
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
+  closeLingering(server);
   return closed;
 }
 
@@ -67,6 +69,8 @@ export async function drainServer(t: DrainTargets, plan: DrainPlan, onClosing: (
   t.heartbeat.stop();
   await t.othersIdle?.();
   t.http.closeAllConnections();
+  // Those Node's server handed over (a CONNECT, a refused upgrade) and that linger after their answer.
+  closeLingering(t.http);
   await closedHttp;
   if (t.metricsHttp !== undefined) await closeServer(t.metricsHttp);
 }
