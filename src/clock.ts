@@ -10,24 +10,21 @@ export interface TimerHandle {
 export interface Clock {
   /** Milliseconds since the Unix epoch. */
   now(): number;
-  /**
-   * Runs `fn` after `ms`; the timer does not keep the process alive, unless `keepAlive` says
-   * it must (a request waits on it: its reply is owed).
-   */
-  setTimer(fn: () => void, ms: number, o?: { keepAlive?: boolean }): TimerHandle;
+  /** Runs `fn` after `ms`; the timer never keeps the process alive. */
+  setTimer(fn: () => void, ms: number): TimerHandle;
 }
 
 /** The longest delay setTimeout honours (about 24.8 days). */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
 
-/** The real clock: wall time, unref'd timers (but those told to keep the process alive). */
+/** The real clock: wall time, unref'd timers. */
 export const systemClock: Clock = {
   now: () => Date.now(),
-  setTimer(fn, ms, o) {
+  setTimer(fn, ms) {
     // Node turns a delay past 2^31-1 ms into 1 ms; a capped timer fires early instead, and
     // its owner (TimerQueue, the sweep) finds nothing due and arms again.
     const t = setTimeout(fn, Math.min(Math.max(0, ms), MAX_TIMER_MS));
-    if (o?.keepAlive !== true) t.unref();
+    t.unref();
     // Node keeps the list of an unref'd timer's delay after clearTimeout, until that delay has
     // passed (it expects the delay to be used again). A TimerQueue arms a new delay each time
     // (the time left to a session's end), so each cancel would leave a list for up to the

@@ -110,13 +110,10 @@ export class RefreshFamilies {
   /**
    * Issues an access token and the first refresh token of a new family. A bound family that
    * was revoked while it was issued (a racing exchange's cap, the session's end) is never
-   * answered: it is tried again with a new family, a few times. Tokens of a user are not
-   * issued in the second of the user's revoke_user_tokens mark: they wait for the next one.
+   * answered: it is tried again with a new family, a few times.
    */
   async start(payload: Record<string, unknown>, binding?: string, by?: Requester): Promise<TokenPair> {
     this.#access.checkPayload(payload);
-    const user = userOf(payload);
-    if (user !== undefined) await this.#pastMark(user);
     const log = logFor(by, this.#o.log);
     if (binding === undefined) {
       const fam = randomId(16);
@@ -152,18 +149,6 @@ export class RefreshFamilies {
         throw new GatewayError('RATE_LIMITED', 'Too many exchanges of this session at once: its oldest token families were revoked as they were issued');
       }
     }
-  }
-
-  /**
-   * Resolves once the clock is past the second of the user's mark. `iat` counts whole seconds
-   * and the mark refuses every token of its second, so a pair issued in it after the revocation
-   * was answered would be refused from the start, its refresh token included. A mark is never
-   * in the future, so the wait is under a second (and never longer, whatever the store holds).
-   */
-  async #pastMark(user: string): Promise<void> {
-    const wait = Math.min(1000, ((await this.#marks.peek(user)) + 1) * 1000 - this.#o.clock.now());
-    // The request's reply is owed: stdio exits once its input has ended and nothing keeps it alive.
-    if (wait > 0) await new Promise<void>((resolve) => this.#o.clock.setTimer(resolve, wait, { keepAlive: true }));
   }
 
   /**

@@ -46,20 +46,11 @@ export class UserMarks {
   /** The user's mark, from the store (fails closed: a store error rejects). */
   async load(userId: string): Promise<number> {
     const epoch = this.#epoch;
-    const mark = await this.#read(userId);
+    const members = await this.#o.store.indexMembers(keys.userNotBefore(userId), this.#o.clock.now());
+    let mark = 0;
+    for (const m of members) mark = Math.max(mark, Number(m) || 0);
     if (epoch === this.#epoch) this.#put(userId, mark);
     return mark;
-  }
-
-  /**
-   * The user's mark, cached or read from the store, without filling the cache: for issuing,
-   * which checks no token (caching there would leave a node whose event link stalls with a
-   * stale mark for users it never checked a token of).
-   */
-  async peek(userId: string): Promise<number> {
-    const cached = this.#cache.get(userId);
-    if (cached !== undefined) return cached;
-    return this.#read(userId);
   }
 
   /** The user's mark, cached or loaded. */
@@ -112,13 +103,6 @@ export class UserMarks {
   /** Users cached, and the characters of their ids (for tests). */
   get size(): { users: number; chars: number } {
     return { users: this.#cache.size, chars: this.#chars };
-  }
-
-  /** The user's mark in the store (0: none). */
-  async #read(userId: string): Promise<number> {
-    let mark = 0;
-    for (const m of await this.#o.store.indexMembers(keys.userNotBefore(userId), this.#o.clock.now())) mark = Math.max(mark, Number(m) || 0);
-    return mark;
   }
 
   #put(userId: string, mark: number): void {
