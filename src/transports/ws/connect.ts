@@ -90,9 +90,7 @@ export function bridge(url: string, o: ConnectOptions = {}): Promise<number> {
   const input = o.input ?? process.stdin;
   const output = o.output ?? process.stdout;
   const errors = o.errors ?? process.stderr;
-  // Long enough for a request that waits on the store or on the next second (a token issued
-  // right after revoke_user_tokens); the bridge ends as soon as every reply is in.
-  const settleMs = o.settleMs ?? 10_000;
+  const settleMs = o.settleMs ?? 2000;
   // A host that takes the connection but never answers the upgrade (a stopped process, a proxy
   // holding it) would otherwise leave the bridge waiting for ever.
   const handshakeTimeoutMs = o.handshakeTimeoutMs ?? 10_000;
