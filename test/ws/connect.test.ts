@@ -140,11 +140,14 @@ describe('connect (the CLI bridge)', () => {
 
   it('exits 1 when the server closes abnormally (1009 from a server that does not say its frame limit)', async () => {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 4096 });
+    const serverErrors: string[] = [];
+    wss.on('connection', (socket) => socket.on('error', (e: Error & { code?: string }) => serverErrors.push(e.code ?? e.message)));
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
     try {
       const r = await run(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, ['x'.repeat(5000)], { keepOpen: true });
       expect(r.code).toBe(1);
       expect(r.err).toContain('1009');
+      expect(serverErrors).toEqual(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH']);
     } finally {
       await new Promise((resolve) => wss.close(resolve));
     }

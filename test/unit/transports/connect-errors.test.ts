@@ -110,11 +110,15 @@ describe('connect whose connection ends abnormally', () => {
   it('one line with the close code (and the reason, when the server gave one), exit 1', async () => {
     // A server that does not say its frame limit (the gateway does, and the bridge answers such a line itself).
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', maxPayload: 4096 });
+    // The server's side of the socket reports the oversized frame as an error event before it closes with 1009.
+    const serverErrors: string[] = [];
+    wss.on('connection', (socket) => socket.on('error', (e: Error & { code?: string }) => serverErrors.push(e.code ?? e.message)));
     await new Promise<void>((resolve) => wss.once('listening', () => resolve()));
     try {
       const r = await run(`ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`, SERVICE_KEY, ['x'.repeat(5000)]);
       expect(r.code).toBe(1);
       expect(r.err).toBe('connect: connection closed with code 1009\n');
+      expect(serverErrors).toEqual(['WS_ERR_UNSUPPORTED_MESSAGE_LENGTH']);
     } finally {
       await new Promise((resolve) => wss.close(resolve));
     }
