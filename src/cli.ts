@@ -7,6 +7,8 @@ import { resolveFileVars } from './config-files.js';
 import { effectiveConfig } from './config-view.js';
 import { loadConfig, namingGiven, refuseEmpty, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+import { takeStopSignals } from './stop-signals.js';
 import { checkTracingEnv, startTracing, stopTracing } from './tracing.js';
 import { runStdio } from './transports/stdio.js';
 import { VERSION } from './version.js';
@@ -167,25 +169,27 @@ async function checkStartup(config: Config): Promise<void> {
   if (config.fixtures !== undefined) await (await import('./fixtures.js')).readFixtures(config.fixtures);
 }
 
-async function stdio(config: Config): Promise<void> {
-  const { gateway } = await createApp(config);
+async function stdio(config: Config, log: Logger, signals: ReturnType<typeof takeStopSignals>): Promise<void> {
+  const { gateway } = await createApp(config, { log });
   // SIGTERM or SIGINT: as the input's end (what was read is answered, then exit 0); a second exits at once.
   const stop = new AbortController();
-  let signals = 0;
-  const onSignal = (signal: NodeJS.Signals) => {
-    if (++signals > 1) {
-      gateway.log.warn({ signal }, 'second signal: exiting without answering the requests read');
-      process.exit(1);
-    }
-    gateway.log.info({ signal }, 'stopping: answering the requests read, reading no more');
-    stop.abort();
-  };
-  process.on('SIGTERM', onSignal);
-  process.on('SIGINT', onSignal);
+  signals.running({
+    secondSignal: 'second signal: exiting without answering the requests read',
+    onStop: (signal) => {
+      log.info({ signal }, 'stopping: answering the requests read, reading no more');
+      stop.abort();
+    },
+  });
   await runStdio(gateway, process.stdin, process.stdout, { maxMessageBytes: config.maxMessageBytes, signal: stop.signal });
   await stopTracing();
   // Everything read has been answered: exit now, whatever timers or sockets remain.
   process.exit(0);
+}
+
+/** The logger of `serve` and `stdio`, and their stop signals, taken from here on. */
+function runningCommand(config: Config): { log: Logger; signals: ReturnType<typeof takeStopSignals> } {
+  const log = createLogger(config.logLevel, undefined, { node: config.nodeId });
+  return { log, signals: takeStopSignals(log) };
 }
 
 async function main(): Promise<void> {
@@ -262,14 +266,16 @@ async function main(): Promise<void> {
   switch (command) {
     case 'stdio': {
       const config = configFrom(parsed.values);
+      const { log, signals } = runningCommand(config);
       await startTracing(process.env, config.nodeId);
-      return stdio(config);
+      return stdio(config, log, signals);
     }
     case 'serve': {
       const config = configFrom(parsed.values);
+      const running = runningCommand(config);
       await startTracing(process.env, config.nodeId);
       const { serve } = await import('./server.js');
-      return serve(config);
+      return serve(config, running);
     }
     case 'config': {
       const config = configFrom(parsed.values);

@@ -5,6 +5,7 @@ import { redactUrl, type Config } from './config.js';
 import type { Gateway } from './gateway.js';
 import type { Logger } from './log.js';
 import { Metrics } from './metrics.js';
+import type { takeStopSignals } from './stop-signals.js';
 import { stopTracing } from './tracing.js';
 import type { Store } from './store/types.js';
 import { openApiDocument } from './protocol/openapi.js';
@@ -122,10 +123,12 @@ export async function startServer(config: Config, o: ServerOptions = {}): Promis
   };
 }
 
-/** `auth-gateway serve`: runs until SIGTERM or SIGINT, then drains and exits 0. */
-export async function serve(config: Config): Promise<void> {
-  const server = await startServer(config);
-  const log = server.gateway.log;
+/**
+ * `auth-gateway serve`: runs until SIGTERM or SIGINT, then drains and exits 0. `log` and
+ * `signals` are the CLI's, taken before start-up so that a signal during it is logged.
+ */
+export async function serve(config: Config, { log, signals }: { log: Logger; signals: ReturnType<typeof takeStopSignals> }): Promise<void> {
+  const server = await startServer(config, { log });
   if (config.dev) log.warn('--dev: POST /autosession (dev login) is ON; never use --dev in production');
   if (config.serviceKey === undefined)
     log.warn('no service key (GATEWAY_SERVICE_KEY or GATEWAY_SERVICE_KEY_FILE): backends cannot connect as services; only browser connections are served');
@@ -133,21 +136,17 @@ export async function serve(config: Config): Promise<void> {
     { url: server.url, http: server.url.replace(/^ws/, 'http'), metrics: server.metricsUrl, origins: server.allowedOrigins, store: redactUrl(config.store) },
     'listening',
   );
-  let signals = 0;
-  const stop = (signal: string) => {
-    if (++signals > 1) {
-      log.warn({ signal }, 'second signal: exiting without finishing the drain');
-      process.exit(1);
-    }
-    log.info({ signal, drain_delay_ms: config.drainDelayMs, drain_window_ms: config.drainWindowMs }, 'shutting down');
-    server.drain({ delayMs: config.drainDelayMs, windowMs: config.drainWindowMs }).then(
-      () => stopTracing().then(() => process.exit(0)),
-      (err: unknown) => {
-        log.error({ err }, 'drain failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  signals.running({
+    secondSignal: 'second signal: exiting without finishing the drain',
+    onStop: (signal) => {
+      log.info({ signal, drain_delay_ms: config.drainDelayMs, drain_window_ms: config.drainWindowMs }, 'shutting down');
+      server.drain({ delayMs: config.drainDelayMs, windowMs: config.drainWindowMs }).then(
+        () => stopTracing().then(() => process.exit(0)),
+        (err: unknown) => {
+          log.error({ err }, 'drain failed');
+          process.exit(1);
+        },
+      );
+    },
+  });
 }
