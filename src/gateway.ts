@@ -112,7 +112,10 @@ export class Gateway implements PipelineServices {
       keys: o.jwtKeys,
       alg: o.jwtAlg,
       ed25519Keys: o.jwtEd25519Keys,
-      sessionLive: async (hash) => (await this.sessions.peek(hash)).valid,
+      sessionEnd: async (hash) => {
+        const seen = await this.sessions.peek(hash);
+        return seen.valid ? seen.end : undefined;
+      },
       accessTtl: o.accessTokenTtl,
       refreshTtl: o.refreshTokenTtl,
       clockTolerance: o.clockTolerance,

@@ -308,7 +308,8 @@ export class RefreshFamilies {
 
   /**
    * What a live refresh token stands for, or undefined when refresh() would refuse it (unknown,
-   * spent, family revoked, bound session ended, user's tokens revoked, expired). Read only:
+   * spent, family revoked, bound session ended, user's tokens revoked, expired); `exp` is the
+   * earlier of its own expiry and, when bound, its session's end as of now. Read only:
    * nothing is spent, rotated or revoked (introspection, RFC 7662).
    */
   async inspect(refreshToken: string): Promise<RefreshTokenInfo | undefined> {
@@ -319,14 +320,17 @@ export class RefreshFamilies {
     const [causes, family] = await Promise.all([this.#revokedCauses(fam), this.#family(fam)]);
     // The family record lives as long as its current token: without it, nothing can be vouched for.
     if (causes.length > 0 || family === undefined) return undefined;
-    if (record.b !== undefined && !(await this.#binding.isLive(record.b))) return undefined;
+    const sessionEnd = record.b === undefined ? Infinity : await this.#binding.liveUntil(record.b);
+    if (sessionEnd === undefined) return undefined;
     const user = userOf(record.p);
     if (user !== undefined && Math.floor(family.c / 1000) <= (await this.#marks.get(user))) return undefined;
     // Earlier versions kept no expiry: the token was issued with the family's last access token.
     const last = family.a.at(-1);
     const exp = record.e ?? (last === undefined ? undefined : last[1] - this.#o.accessTtl + this.#o.refreshTtl);
     if (exp === undefined || exp * 1000 <= this.#o.clock.now()) return undefined;
-    return user === undefined ? { exp } : { exp, sub: user };
+    // A bound token is refused from its session's end on: the earlier of the two is its expiry.
+    const until = Math.min(exp, Math.floor(sessionEnd / 1000));
+    return user === undefined ? { exp: until } : { exp: until, sub: user };
   }
 
   /**

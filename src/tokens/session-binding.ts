@@ -66,14 +66,23 @@ export class SessionBinding {
 
   /** True while the session a binding claim stands for is live. */
   async isLive(claim: string): Promise<boolean> {
+    return (await this.liveUntil(claim)) !== undefined;
+  }
+
+  /**
+   * While the session a binding claim stands for is live, when it ends as of now (ms; an
+   * extend or, with an idle timeout, its activity may move it later); Infinity when no
+   * session service was given to ask; undefined once it is not live.
+   */
+  async liveUntil(claim: string): Promise<number | undefined> {
     const [sessionHash] = await this.#o.store.indexMembers(keys.binding(claim), this.#o.clock.now());
     // The session's store hash: ask the sessions, which know the idle timeout.
-    if (sessionHash !== undefined) return this.#o.sessionLive ? this.#o.sessionLive(sessionHash) : true;
+    if (sessionHash !== undefined) return this.#o.sessionEnd ? this.#o.sessionEnd(sessionHash) : Infinity;
     // A marker of an earlier version: one value, holding the store hash too.
     const marker = await this.#o.store.get<string | 1>(keys.legacyBinding(claim));
-    if (marker === undefined) return false;
-    if (typeof marker === 'string' && this.#o.sessionLive) return this.#o.sessionLive(marker);
-    return true;
+    if (marker === undefined) return undefined;
+    if (typeof marker === 'string' && this.#o.sessionEnd) return this.#o.sessionEnd(marker);
+    return Infinity;
   }
 
   /** The session ended: its bound access tokens are refused and its refresh families are revoked now. */

@@ -18,10 +18,11 @@ export interface TokenOptions {
   /** Ed25519 keys (alg EdDSA): the first signs, all verify and are published by `jwks()`. */
   ed25519Keys?: Ed25519Key[];
   /**
-   * Whether the session with this store hash is live now (idle timeout included). Tokens
-   * bound to a session are refused once it is not, even when no end event was seen.
+   * When the session with this store hash ends (ms, the idle timeout included) while it is
+   * live now, else undefined. Tokens bound to a session are refused once it is not live, even
+   * when no end event was seen.
    */
-  sessionLive?: (sessionHash: string) => Promise<boolean>;
+  sessionEnd?: (sessionHash: string) => Promise<number | undefined>;
   accessTtl: number;
   refreshTtl: number;
   /** Seconds of leeway for `iat` in the future (clock skew between issuers). */

@@ -424,6 +424,42 @@ describe('inspect: what introspection says of a refresh token, without spending 
     expect(await gateway.tokens.refresh(pair.refresh_token)).toEqual({ error: 'Refresh token revoked' });
   });
 
+  it("a bound token's exp is the earlier of its own and its session's end as of now: it follows an extend and the idle timeout", async () => {
+    const { gateway, clock } = makeGateway({ start: T0, sessionIdleTimeout: 600, refreshTokenTtl: 86_400 });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'dora', ttl: 3600 })).session_id as string;
+    const pair = await d.call({ type: 'exchange_session', session_id: sid });
+    const refresh = pair.refresh_token as string;
+    // Idle timeout (600 s) before the session's ttl (3,600 s) and the token's lifetime (a day).
+    expect(await gateway.tokens.inspectRefresh(refresh)).toEqual({ exp: T0 / 1000 + 600, sub: 'dora' });
+    clock.advance(300_000);
+    expect((await d.call({ type: 'validate_session', session_id: sid })).type).toBe('session_valid');
+    expect(await gateway.tokens.inspectRefresh(refresh)).toEqual({ exp: T0 / 1000 + 900, sub: 'dora' });
+    // Activity until the ttl is nearer than the idle timeout: the ttl decides.
+    for (let i = 0; i < 10; i++) {
+      clock.advance(300_000);
+      expect((await d.call({ type: 'validate_session', session_id: sid })).type).toBe('session_valid');
+    }
+    expect(await gateway.tokens.inspectRefresh(refresh)).toEqual({ exp: T0 / 1000 + 3600, sub: 'dora' });
+    // Extended: the ttl is no longer nearer than the idle timeout.
+    expect((await d.call({ type: 'extend_session', session_id: sid, ttl: 172_800 })).type).toBe('session_extended');
+    expect(await gateway.tokens.inspectRefresh(refresh)).toEqual({ exp: T0 / 1000 + 3300 + 600, sub: 'dora' });
+    // Past its end, nothing: the token is refused.
+    clock.advance(600_000);
+    expect(await gateway.tokens.inspectRefresh(refresh)).toBeUndefined();
+    expect(await gateway.tokens.refresh(refresh)).toEqual({ error: 'Session ended' });
+  });
+
+  it("a bound token whose session outlives it: the token's own lifetime; an unbound token's is its own", async () => {
+    const { gateway } = makeGateway({ start: T0, refreshTokenTtl: 86_400 });
+    const d = new Driver(gateway);
+    const sid = (await d.call({ type: 'create_session', user_id: 'erin', ttl: 172_800 })).session_id as string;
+    const pair = await d.call({ type: 'exchange_session', session_id: sid });
+    expect(await gateway.tokens.inspectRefresh(pair.refresh_token as string)).toEqual({ exp: T0 / 1000 + 86_400, sub: 'erin' });
+    const unbound = await gateway.tokens.generate({ sub: 'erin' });
+    expect(await gateway.tokens.inspectRefresh(unbound.refresh_token)).toEqual({ exp: T0 / 1000 + 86_400, sub: 'erin' });
+  });
+
   it('a record of an earlier version (no expiry kept): exp from the family; a record past its exp is inactive whatever the store keeps', async () => {
     const { gateway, store, clock } = makeGateway({ start: T0, accessTokenTtl: 60, refreshTokenTtl: 600 });
     const pair = await gateway.tokens.generate({ sub: 'carol' });
