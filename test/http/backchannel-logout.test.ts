@@ -169,14 +169,22 @@ describe('POST /oidc/backchannel-logout: invalid logout tokens are refused with 
       expect(answer.text, name).toBe(INVALID);
       expect(await isValid(svc, s), name).toBe(true);
     }
-    // No parameter at all, and the parameter twice.
+    // No parameter at all, the parameter twice, and the valid token in the URL (alone, and beside the body's).
     const form = 'application/x-www-form-urlencoded';
-    expect((await postLogoutToken(http, '', { body: 'token=x', contentType: form })).status).toBe(400);
-    const twice = `logout_token=${valid}&logout_token=${valid}`;
-    expect((await postLogoutToken(http, '', { body: twice, contentType: form })).status).toBe(400);
+    const query = `?${new URLSearchParams({ logout_token: valid }).toString()}`;
+    const raw: [string, { body: string; contentType: string; query?: string }][] = [
+      ['no logout_token', { body: 'token=x', contentType: form }],
+      ['logout_token twice', { body: `logout_token=${valid}&logout_token=${valid}`, contentType: form }],
+      ['logout_token in the query only', { body: '', contentType: form, query }],
+      ['logout_token in the query and the body', { body: new URLSearchParams({ logout_token: valid }).toString(), contentType: form, query }],
+    ];
+    for (const [name, request] of raw) {
+      const answer = await postLogoutToken(http, '', request);
+      expect([answer.status, answer.text], name).toEqual([400, INVALID]);
+    }
     expect(await isValid(svc, s)).toBe(true);
     const metric = await server.metrics.registry.getSingleMetricAsString('gateway_backchannel_logouts_total');
-    expect(metric).toContain(`gateway_backchannel_logouts_total{outcome="refused"} ${cases.length + 2}`);
+    expect(metric).toContain(`gateway_backchannel_logouts_total{outcome="refused"} ${cases.length + raw.length}`);
     // The same valid token still works: none of the above used up its jti.
     expect((await postLogoutToken(http, valid)).status).toBe(200);
     expect(await isValid(svc, s)).toBe(false);

@@ -127,9 +127,11 @@ export function createBackchannelLogoutHandler(o: BackchannelLogoutOptions): Hea
   const route: HeadCheckedRoute = async (req, res) => {
     if (verify === undefined) return sendJsonAndClose(res, 404, { error: 'Not found' }); // its body is never read
     await front.serve(req, res, SPEC, async (admitted) => {
+      // A token in the URL is refused, alone or beside one in the body: access logs keep URLs.
+      const inQuery = new URL(req.url ?? '/', 'http://gateway.invalid').searchParams.has('logout_token');
       const tokens = new URLSearchParams(admitted.text).getAll('logout_token');
-      if (tokens.length !== 1 || tokens[0] === '') {
-        outcome('refused', { reason: tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
+      if (inQuery || tokens.length !== 1 || tokens[0] === '') {
+        outcome('refused', { reason: inQuery ? 'token_in_query' : tokens.length > 1 ? 'duplicate_parameter' : 'missing_parameter' });
         front.failed(req);
         return front.answer(res, 400, INVALID);
       }
