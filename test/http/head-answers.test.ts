@@ -136,6 +136,25 @@ describe('requests Node cannot read', () => {
     expect(await s.call('list_sessions', { user_id: 'hostless' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 
+  it('a head of more than 2000 field lines (Node keeps only 2000 by default) is judged whole: a second Host or a gzip, chunked Transfer-Encoding after them is 400, nothing executed', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'create_session', user_id: 'many-fields' });
+    // 2000 empty fields fit well within the 16 KB head limit.
+    const filler = 'X-F:\r\n'.repeat(2000);
+    const chunk = `${Buffer.byteLength(body).toString(16)}\r\n${body}\r\n0\r\n\r\n`;
+    const cases = [
+      rpcRequest(body).replace('\r\n\r\n', `\r\n${filler}Host: y\r\n\r\n`),
+      rpcRequest('').replace('Content-Length: 0\r\n', `${filler}Transfer-Encoding: gzip, chunked\r\n`) + chunk,
+    ];
+    const got = await Promise.all(cases.map(async (raw) => answers(await exchange(server.port, raw))));
+    expect(got.map((a) => a.map((x) => [x.status, x.body]))).toEqual(
+      cases.map(() => [['HTTP/1.1 400 Bad Request', { error: 'Bad request: not a valid HTTP/1.1 request' }]]),
+    );
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'many-fields' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
+
   it('CONNECT (the gateway is no proxy) is answered 501 with the gateway headers and a JSON body, then the connection closes; the port keeps serving', async () => {
     const { server } = await start();
     const [a, ...rest] = answers(await exchange(server.port, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n'));

@@ -147,6 +147,10 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       }),
     ),
   );
+  // Every field line of a head is kept (its 16 KB size bounds them): past Node's default of 2000,
+  // the rest would be dropped unseen, and with them a second Host or a Transfer-Encoding that
+  // makes the request one the gateway cannot read (headUnreadable).
+  http.maxHeadersCount = 0;
   // Connections owing a request head, per address (a slowloris holds them).
   const pendingHeads = new PendingHeads(http, { max: config.maxConnectionsPerAddress, trusted: config.trustedProxies });
   // Answers Node would otherwise write itself, bare: requests it cannot read, Expect headers.
@@ -217,6 +221,7 @@ export async function startWs(ctx: WsContext, o: WsOptions = {}): Promise<WsServ
       { ServerResponse: responseWithHeadHook(closeWhileDraining), requireHostHeader: false },
       requireReadableHead(createMetricsHandler(metrics, log)),
     );
+    m.maxHeadersCount = 0;
     m.on('clientError', onClientError);
     m.on('checkExpectation', expectationFailed);
     m.on('connect', connectNotImplemented);
