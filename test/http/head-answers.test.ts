@@ -76,6 +76,23 @@ describe('requests Node cannot read', () => {
     ]);
   });
 
+  it('bytes after an answer that closed the connection get no answer of their own (RFC 9112 section 9.6): after a request that said Connection: close, after a refusal', async () => {
+    const { server } = await start();
+    const healthz = 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n';
+    const cases: [string, string][] = [
+      // A client that sent close must send nothing more; one that does is not answered again.
+      [healthz.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n') + healthz, 'HTTP/1.1 200 OK'],
+      [healthz.replace('\r\n\r\n', '\r\nConnection: close\r\n\r\n') + 'NOT HTTP\r\n\r\n', 'HTTP/1.1 200 OK'],
+      // A GET with a body but no framing (Node's client sends one so): the 405 closes, the body is left unread.
+      ['GET /v1/rpc HTTP/1.1\r\nHost: x\r\n\r\nx', 'HTTP/1.1 405 Method Not Allowed'],
+      [rpcRequest('{}', { Authorization: 'Bearer wrong' }) + 'x', 'HTTP/1.1 401 Unauthorized'],
+    ];
+    const got = await Promise.all(cases.map(([raw]) => exchange(server.port, raw)));
+    // The status lines (the body of /healthz is not JSON).
+    expect(got.map((raw) => raw.match(/^HTTP\/1\.1 \d{3} [^\r]*/gm))).toEqual(cases.map(([, status]) => [status]));
+    for (const raw of got) expect(raw).toContain('\r\nConnection: close\r\n');
+  });
+
   it('431 (head too large), 400 (two Content-Length, bytes that are not HTTP), 417 (an Expect other than 100-continue): the gateway headers, a JSON body, the connection closed', async () => {
     const { server } = await start();
     const cases: [string, string, string][] = [

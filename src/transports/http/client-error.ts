@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { answerRawAndClose, sendJsonAndClose } from './http-util.js';
+import { answerRawAndClose, closesConnection, sendJsonAndClose } from './http-util.js';
 
 /** Node's codes of a request it could not read, and the status and text each is answered with (400 otherwise). */
 const STATUS_OF: Readonly<Record<string, readonly [number, string]>> = {
@@ -32,6 +32,11 @@ export function onClientError(err: NodeJS.ErrnoException, duplex: Duplex): void 
   }
   // The answer Node has the socket writing now (its own default handler looks at the same field).
   const current = socket._httpMessage;
+  // It closes the connection (the request said close, or the answer does): it is the
+  // connection's last, and Node closes the connection once it is sent. What the client sent
+  // after it is not answered (RFC 9112 section 9.6): an answer after one saying close is one
+  // its client cannot read, and makes it drop the first (Node's: "Data after Connection: close").
+  if (current != null && current.headersSent && (!current.shouldKeepAlive || closesConnection(current))) return;
   // The bytes that could not be read belong to an earlier request's answer still being made,
   // unless they are the current request's own body (a broken chunk, a chunk extension or a
   // trailer too large): that request cannot be read either, and its route, still waiting

@@ -35,6 +35,12 @@ export function answerRawAndClose(socket: Duplex, status: number, value: unknown
   lingeringClose(socket);
 }
 
+/** True when the answer says `Connection: close` (Node then closes the connection once it is sent). */
+export function closesConnection(res: ServerResponse): boolean {
+  const value = res.getHeader('connection');
+  return value !== undefined && /(?:^|\W)close(?:$|\W)/i.test(String(value));
+}
+
 /** The request's target as a URL, or undefined when it is not one (`GET //a:99999/`): answer `badTarget`. */
 export function targetOf(req: IncomingMessage): URL | undefined {
   const target = req.url ?? '/';

@@ -20,9 +20,3 @@ export function responseWithHeadHook(hook: HeadHook): typeof ServerResponse<Inco
     }
   };
 }
-
-/** True when the answer says `Connection: close` (Node then closes the connection once it is sent). */
-export function closesConnection(res: ServerResponse): boolean {
-  const value = res.getHeader('connection');
-  return value !== undefined && /(?:^|\W)close(?:$|\W)/i.test(String(value));
-}

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { plain, trusts } from '../client-address.js';
 import { rawAnswer } from '../http/http-util.js';
 import { admitLingering } from '../http/lingering-close.js';
-import { closesConnection } from './answer-head.js';
+import { closesConnection } from '../http/http-util.js';
 
 /** How long a refused connection may take to read its 429 before it is cut, whatever it sends meanwhile. */
 const REFUSED_GRACE_MS = 1_000;
