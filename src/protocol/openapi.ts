@@ -18,8 +18,28 @@ const json = (schema: unknown, description: string, headers: Record<string, unkn
 /** `Retry-After` (RFC 9110 section 10.2.3) on the answers `when` says. */
 const retryAfter = (when: string) => ({ 'Retry-After': { description: when, schema: { type: 'integer', minimum: 1 } } });
 
-/** The failed-auth throttle's 429, on every route. */
-const THROTTLE_RETRY = retryAfter('60');
+/** `WWW-Authenticate` (RFC 6750 section 3) on a 401. */
+const WWW_AUTHENTICATE = { 'WWW-Authenticate': { description: 'Bearer', schema: { type: 'string', const: 'Bearer' } } };
+
+/** `Allow` (RFC 9110 section 10.2.1) on a 405. */
+const ALLOW_POST = { Allow: { description: 'POST', schema: { type: 'string', const: 'POST' } } };
+
+/** `Accept-Encoding` (RFC 9110 section 15.5.16) on the 415 of a content coding. */
+const ACCEPT_IDENTITY = {
+  'Accept-Encoding': { description: 'identity, on the 415 of a Content-Encoding other than identity', schema: { type: 'string', const: 'identity' } },
+};
+
+/** The 415 of a route taking `type`: a wrong media type, or a coded body. */
+const unsupported = (type: string) =>
+  `Content-Type is not ${type}; or a Content-Encoding other than identity (the body is read uncoded only): Accept-Encoding: identity, and the connection is closed`;
+
+/** The failed-auth throttle's 429, on every route; or the port's, to a new connection past the address's cap. */
+const THROTTLE_RETRY = retryAfter('60 (failed authentications) or 1 (connections of the address)');
+
+/** What the port answers on every path before a route reads the request (docs/protocol.md, HTTP). */
+const HEAD_LATE = 'or the head did not: {"error": "The request head did not arrive in time"}, and the connection is closed';
+const CONNECTION_CAP =
+  'or a new connection of an address at GATEWAY_MAX_CONNECTIONS_PER_ADDRESS with none of them idle: {"error": ...} (Retry-After: 1), and the connection is closed';
 
 const FORM = 'application/x-www-form-urlencoded';
 
@@ -61,12 +81,12 @@ const OAUTH_REFUSALS = {
     oauthError,
     `No token, an empty or repeated parameter, the token in the URL, or a body that is not UTF-8: exactly {"error": "invalid_request"}; or ${UNREADABLE_BODY_400}`,
   ),
-  '401': json(oauthError, 'Missing or wrong key: invalid_client'),
-  '405': json(oauthError, 'Another method than POST'),
-  '408': json(oauthError, 'The body did not arrive in time'),
+  '401': json(oauthError, 'Missing or wrong key: invalid_client', WWW_AUTHENTICATE),
+  '405': json(oauthError, 'Another method than POST', ALLOW_POST),
+  '408': json(oauthError, `The body did not arrive in time; ${HEAD_LATE}`),
   '413': json(oauthError, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
-  '415': json(oauthError, `Content-Type is not ${FORM}`),
-  '429': json(oauthError, 'Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT)', THROTTLE_RETRY),
+  '415': json(oauthError, unsupported(FORM), ACCEPT_IDENTITY),
+  '429': json(oauthError, `Too many failed authentications from this address (GATEWAY_FAILED_AUTH_LIMIT); ${CONNECTION_CAP}`, THROTTLE_RETRY),
   '500': json(oauthError, 'Internal error'),
   '503': json(oauthError, 'The store is unavailable (nothing is said about the token), or the server is shutting down', retryAfter('1')),
   ...UNREADABLE,
@@ -192,8 +212,8 @@ export function openApiDocument(): Record<string, unknown> {
               { oneOf: [error, unreadable] },
               `Error 12: malformed body, missing or mistyped field; or a request that is not valid HTTP/1.1 (two Content-Length, bytes that are not HTTP): {"error": "Bad request: not a valid HTTP/1.1 request"}, and the connection is closed; or ${UNREADABLE_BODY_400}`,
             ),
-            '401': json(error, 'Missing or wrong service key'),
-            '405': json(error, 'Another method than POST'),
+            '401': json(error, 'Missing or wrong service key', WWW_AUTHENTICATE),
+            '405': json(error, 'Another method than POST', ALLOW_POST),
             '403': json(error, 'Error 1001: not allowed here (subscribe_session, unsubscribe_session), or an introspection key'),
             '404': json(error, 'Error 10: unknown message type'),
             '408': json(
@@ -201,7 +221,7 @@ export function openApiDocument(): Record<string, unknown> {
               'The body did not arrive in time; or the head did not: {"error": "The request head did not arrive in time"}',
             ),
             '413': json({ oneOf: [error, unreadable] }, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
-            '415': json(error, 'Content-Type is not application/json'),
+            '415': json(error, unsupported('application/json'), ACCEPT_IDENTITY),
             '429': json(
               { oneOf: [error, unreadable] },
               'Error 1002: rate limited; or the address used GATEWAY_FAILED_AUTH_LIMIT (Retry-After: 60); or a new connection of an address at GATEWAY_MAX_CONNECTIONS_PER_ADDRESS with none of them idle: {"error": ...} (Retry-After: 1), and the connection is closed',
@@ -248,13 +268,13 @@ export function openApiDocument(): Record<string, unknown> {
               `The token is invalid, replayed or missing, or the body is not UTF-8: exactly {"error": "invalid_request"}; nothing ended; or ${UNREADABLE_BODY_400}`,
             ),
             '404': { description: 'Back-channel logout is not configured' },
-            '405': json(oauthError, 'Another method than POST'),
-            '408': json(oauthError, 'The body did not arrive in time'),
+            '405': json(oauthError, 'Another method than POST', ALLOW_POST),
+            '408': json(oauthError, `The body did not arrive in time; ${HEAD_LATE}`),
             '413': json(oauthError, `The body is over GATEWAY_MAX_MESSAGE_BYTES; or ${UNREADABLE_BODY_413}`),
-            '415': json(oauthError, 'Content-Type is not application/x-www-form-urlencoded'),
+            '415': json(oauthError, unsupported(FORM), ACCEPT_IDENTITY),
             '429': json(
               oauthError,
-              'The address sent GATEWAY_FAILED_AUTH_LIMIT refused tokens within the last minute (or used it with wrong keys on the other routes), or more than four times the limit wait their turn: the token is not read',
+              `The address sent GATEWAY_FAILED_AUTH_LIMIT refused tokens within the last minute (or used it with wrong keys on the other routes), or more than four times the limit wait their turn: the token is not read; ${CONNECTION_CAP}`,
               THROTTLE_RETRY,
             ),
             '503': json(

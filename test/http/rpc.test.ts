@@ -11,6 +11,7 @@ import { GatewayError } from '../../src/errors.js';
 import { requestSchemas } from '../../src/protocol/messages.js';
 import { httpPost, type Answer } from '../helpers/http-post.js';
 import { required } from '../helpers/required.js';
+import { startTestIdp } from '../helpers/test-idp.js';
 import { SERVICE_KEY, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
 
 const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -301,6 +302,38 @@ describe('GET /openapi.json', () => {
     expect(doc.components.schemas.ValidateSessionRequest.required).toEqual(['type', 'session_id']);
     expect(Object.keys(post.responses).sort()).toEqual(['200', '400', '401', '403', '404', '405', '408', '413', '415', '417', '429', '431', '500', '503']);
     expect(doc.components.schemas.SessionValidReply.properties.user_id.type).toBe('string');
+  });
+
+  it('declares the headers the refusals really carry: WWW-Authenticate on 401, Allow on 405, Accept-Encoding on the 415 of a content coding', async () => {
+    const idp = await startTestIdp({ now: () => Date.now() });
+    try {
+      const { http } = await start(idp.gatewayEnv);
+      const doc = (await fetch(`${http}/openapi.json`).then((r) => r.json())) as Record<string, any>;
+      const form = 'application/x-www-form-urlencoded';
+      const routes: [string, string, boolean][] = [
+        ['/v1/rpc', 'application/json', true],
+        ['/oauth2/introspect', form, true],
+        ['/oauth2/revoke', form, true],
+        ['/oidc/backchannel-logout', form, false],
+      ];
+      const checked = ['www-authenticate', 'allow', 'accept-encoding', 'retry-after'];
+      const missing: string[] = [];
+      for (const [path, type, keyed] of routes) {
+        const key: Record<string, string> = keyed ? { Authorization: `Bearer ${SERVICE_KEY}` } : {};
+        const answers = [
+          await httpPost(`${http}${path}`, 'x', { 'Content-Type': type }, { method: 'GET' }),
+          await httpPost(`${http}${path}`, 'x', { ...key, 'Content-Type': type, 'Content-Encoding': 'gzip' }),
+          ...(keyed ? [await httpPost(`${http}${path}`, 'x', { 'Content-Type': type })] : []),
+        ];
+        for (const a of answers) {
+          const declared = Object.keys(doc.paths[path].post.responses[String(a.status)]?.headers ?? {}).map((h) => h.toLowerCase());
+          for (const h of checked) if (a.headers[h] !== undefined && !declared.includes(h)) missing.push(`${path} ${a.status} ${h}`);
+        }
+      }
+      expect(missing).toEqual([]);
+    } finally {
+      await idp.close();
+    }
   });
 
   it.runIf(required('build'))('`auth-gateway openapi` prints the same document', async () => {
