@@ -346,12 +346,24 @@ function distinctRoles(roles: readonly (readonly [name: string, key: Buffer])[])
   });
 }
 
-function origins(raw: string | undefined): string[] | undefined {
+/**
+ * The items of a comma-separated list, an empty item left out (a stray comma); undefined when
+ * unset. A list of nothing but commas is refused as an empty variable is: `${A},${B}` with
+ * neither set, whose default (or empty list) is not what was meant.
+ */
+function listOf(name: string, raw: string | undefined): string[] | undefined {
   if (raw === undefined || raw.trim() === '') return undefined;
   const list = raw
     .split(',')
-    .map((o) => o.trim())
+    .map((item) => item.trim())
     .filter(Boolean);
+  if (list.length === 0) throw new ConfigError(`${name} is set but lists nothing (only commas): unset it to use the default`);
+  return list;
+}
+
+function origins(raw: string | undefined): string[] | undefined {
+  const list = listOf('GATEWAY_ALLOWED_ORIGINS', raw);
+  if (list === undefined) return undefined;
   for (const o of list) {
     if (o === '*') continue;
     let url: URL;
@@ -367,12 +379,10 @@ function origins(raw: string | undefined): string[] | undefined {
 
 /** `GATEWAY_TRUSTED_PROXIES`: addresses and CIDR ranges, IPv4 or IPv6, comma-separated. */
 function trustedProxies(raw: string | undefined): BlockList | undefined {
-  if (raw === undefined || raw.trim() === '') return undefined;
+  const items = listOf('GATEWAY_TRUSTED_PROXIES', raw);
+  if (items === undefined) return undefined;
   const list = new BlockList();
-  for (const item of raw
-    .split(',')
-    .map((p) => p.trim())
-    .filter(Boolean)) {
+  for (const item of items) {
     const [addr, bits, extra] = item.split('/');
     const family = isIP(addr ?? '');
     const max = family === 6 ? 128 : 32;
@@ -453,10 +463,7 @@ export function loadConfig(env: Source): Config {
   const { keys, generated } = jwtKeys(src);
   const jwtAlg = str(src, 'GATEWAY_JWT_ALG', 'HS256');
   if (jwtAlg !== 'HS256' && jwtAlg !== 'EdDSA') throw new ConfigError(`GATEWAY_JWT_ALG must be HS256 or EdDSA (got ${shown(jwtAlg)})`);
-  const edFiles = (src.GATEWAY_JWT_ED25519_KEY ?? '')
-    .split(',')
-    .map((f) => f.trim())
-    .filter(Boolean);
+  const edFiles = listOf('GATEWAY_JWT_ED25519_KEY', src.GATEWAY_JWT_ED25519_KEY) ?? [];
   if (edFiles.length > 0 && jwtAlg !== 'EdDSA') throw new ConfigError('GATEWAY_JWT_ED25519_KEY is set but GATEWAY_JWT_ALG is not EdDSA');
   const store = str(src, 'GATEWAY_STORE', 'memory://');
   if (!/^(memory:\/\/|rediss?:\/\/.+|postgres(ql)?:\/\/.+)$/.test(store)) {

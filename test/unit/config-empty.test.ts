@@ -60,6 +60,23 @@ describe('a variable set but empty', () => {
     }
   });
 
+  it('a comma-separated list that lists nothing (only commas: `${A},${B}` with neither set) is refused too, naming it', () => {
+    const lists = ['GATEWAY_ALLOWED_ORIGINS', 'GATEWAY_TRUSTED_PROXIES', 'GATEWAY_JWT_ED25519_KEY'];
+    for (const name of lists) {
+      for (const value of [',', ' , ', ',,']) {
+        expect(
+          refusal(() => loadConfig({ ...base, GATEWAY_JWT_ALG: 'EdDSA', [name]: value })),
+          `${name}=${JSON.stringify(value)}`,
+        ).toBe(`${name} is set but lists nothing (only commas): unset it to use the default`);
+      }
+    }
+    // An empty item beside others is left out, as before.
+    expect(loadConfig({ ...base, GATEWAY_ALLOWED_ORIGINS: 'https://a.example.com,,https://b.example.com' }).allowedOrigins).toEqual([
+      'https://a.example.com',
+      'https://b.example.com',
+    ]);
+  });
+
   it('the variables checked are those of the README', () => {
     expect([...KNOWN_VARIABLES].sort()).toEqual(documentedVariables().sort());
   });
