@@ -6,9 +6,10 @@
  * with /v1/rpc and the WebSocket upgrade, 415, 413, 400, and 503 when the store cannot answer.
  */
 import { createSigner } from 'fast-jwt';
-import { Agent } from 'node:http';
+import { Agent, request } from 'node:http';
 import { pino } from 'pino';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
 import { httpPost, type Answer } from '../helpers/http-post.js';
 import { SERVICE_KEY, service, start, startWithStoreDouble, stopAll } from '../ws/helpers.js';
 
@@ -382,6 +383,29 @@ describe('the key: service key or introspection key, nothing else', () => {
     // The window passes (ManualClock): served again, and nothing was revoked meanwhile.
     clock.advance(60_001);
     expect((await introspect(http, access)).body).toMatchObject({ active: true });
+  });
+});
+
+describe('log lines of refused requests', () => {
+  it('name the path of an absolute-form target, never its user, password, host or query', async () => {
+    const lines: string[] = [];
+    const log = createLogger('warn', { write: (s: string) => void lines.push(s) });
+    const { http } = await start({ ...ENV, GATEWAY_FAILED_AUTH_LIMIT: '1' }, { log });
+    expect((await introspect(http, 'not-a-token', { key: UNKNOWN_KEY })).status).toBe(401);
+    const port = new URL(http).port;
+    const answer = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port, method: 'POST', path: 'http://admin:hunter2@gw.example/oauth2/introspect?k=qsecret', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...bearer(INTROSPECTION_KEY) } },
+        (res) => resolve(res.resume().statusCode!),
+      );
+      req.on('error', reject);
+      req.end('token=x');
+    });
+    expect(answer).toBe(429);
+    const tripped = lines.map((l) => JSON.parse(l) as { msg: string; path?: string }).filter((l) => l.msg.startsWith('http request refused (throttle tripped'));
+    expect(tripped.map((l) => l.path)).toEqual(['/oauth2/introspect']);
+    const text = lines.join('');
+    for (const secret of ['hunter2', 'admin', 'gw.example', 'qsecret']) expect(text).not.toContain(secret);
   });
 });
 

@@ -6,7 +6,7 @@ import { oversized } from '../../protocol/decode.js';
 import type { FailedAuthThrottle } from '../auth-throttle.js';
 import { callerOf, type Caller } from '../bearer-key.js';
 import { clientOf } from '../client-address.js';
-import { readLimited, sendEmpty, sendJson, sendJsonAndClose } from './http-util.js';
+import { pathForLog, readLimited, sendEmpty, sendJson, sendJsonAndClose } from './http-util.js';
 
 export type { Caller } from '../bearer-key.js';
 
@@ -172,7 +172,7 @@ export class ApiFront {
     // (or, on a route open to anyone, right token) or not.
     if (this.#o.throttle.blocked(address)) {
       this.#o.sampledLog.hit('http throttle', () =>
-        this.#o.log.warn({ remote: address, path: req.url?.split('?')[0] }, 'http request refused (throttle tripped; sampled)'),
+        this.#o.log.warn({ remote: address, path: pathForLog(req) }, 'http request refused (throttle tripped; sampled)'),
       );
       return THROTTLED;
     }

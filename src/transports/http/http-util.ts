@@ -47,6 +47,14 @@ export function targetOf(req: IncomingMessage): URL | undefined {
   return URL.canParse(target, 'http://gateway.invalid') ? new URL(target, 'http://gateway.invalid') : undefined;
 }
 
+/**
+ * The target's path, for a log line: never its query, nor the scheme, user, password and host
+ * of an absolute-form target (`POST http://user:pass@host/v1/rpc`).
+ */
+export function pathForLog(req: IncomingMessage): string | undefined {
+  return targetOf(req)?.pathname;
+}
+
 /** 400 for a target that is not a URL; the connection is closed (what follows it is not read). */
 export function badTarget(res: ServerResponse): void {
   closeAfter(res);

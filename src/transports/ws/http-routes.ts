@@ -3,7 +3,7 @@ import type { Gateway } from '../../gateway.js';
 import type { Logger } from '../../log.js';
 import type { Metrics } from '../../metrics.js';
 import { devLogin, type DevLoginOptions } from './dev-login.js';
-import { BASE_HEADERS, badTarget, closeIfBody, send, sendJson, targetOf } from '../http/http-util.js';
+import { BASE_HEADERS, badTarget, closeIfBody, pathForLog, send, sendJson, targetOf } from '../http/http-util.js';
 import type { StaticFile } from './static-files.js';
 
 export interface HttpContext {
@@ -86,7 +86,7 @@ export function createHttpHandler(ctx: HttpContext): RequestListener {
   return (req, res) => {
     route(req, res).catch((err: unknown) => {
       // A store failure in the dev login, say: a plain 503, the cause in the log only.
-      ctx.log.error({ err, path: req.url?.split('?')[0] }, 'http request failed');
+      ctx.log.error({ err, path: pathForLog(req) }, 'http request failed');
       if (!res.headersSent) sendJson(res, 503, { error: 'Service unavailable' });
       else res.destroy();
     });
