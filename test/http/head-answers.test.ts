@@ -153,6 +153,25 @@ describe('requests Node cannot read', () => {
     expect(await s.call('list_sessions', { user_id: 'hostless' })).toMatchObject({ type: 'sessions', sessions: [] });
   });
 
+  it('two Authorization lines (a single-value field; Node keeps the first, a proxy may judge by the last), in either order, an upgrade included: 400, nothing executed', async () => {
+    const { server } = await start();
+    const body = JSON.stringify({ type: 'create_session', user_id: 'two-keys' });
+    const wrong = 'Authorization: Bearer 8nIho8M/eCRS7/p35vKxszNEUJ9AUp2Uzy+C/z2ew0M=\r\n';
+    const cases = [
+      rpcRequest(body).replace('Host: x\r\n', `Host: x\r\n${wrong}`),
+      rpcRequest(body).replace('Content-Type:', `${wrong}Content-Type:`),
+      rpcRequest(body).replace('Content-Type:', `authorization: Bearer ${SERVICE_KEY}\r\nContent-Type:`),
+      `GET / HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${SERVICE_KEY}\r\n${wrong}Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    ];
+    const got = await Promise.all(cases.map(async (raw) => answers(await exchange(server.port, raw))));
+    expect(got.map((a) => a.map((x) => [x.status, x.body]))).toEqual(
+      cases.map(() => [['HTTP/1.1 400 Bad Request', { error: 'Bad request: not a valid HTTP/1.1 request' }]]),
+    );
+    const s = service(server.url);
+    await s.opened;
+    expect(await s.call('list_sessions', { user_id: 'two-keys' })).toMatchObject({ type: 'sessions', sessions: [] });
+  });
+
   it('a head of more than 2000 field lines (Node keeps only 2000 by default) is judged whole: a second Host or a gzip, chunked Transfer-Encoding after them is 400, nothing executed', async () => {
     const { server } = await start();
     const body = JSON.stringify({ type: 'create_session', user_id: 'many-fields' });

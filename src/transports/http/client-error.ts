@@ -73,13 +73,20 @@ export function expectationFailed(_req: IncomingMessage, res: ServerResponse): v
  * upgrade: `requireHostHeader: false` leaves it to this check); a Transfer-Encoding other
  * than `chunked` alone (section 6.1: Node frames a body `gzip, chunked` by its chunks and
  * hands on the coded bytes, which the gateway would read as the request; a proxy that undid
- * the coding would see another). Node refuses a last coding other than chunked itself.
+ * the coding would see another). Node refuses a last coding other than chunked itself. And
+ * more than one Authorization line (a single-value field, RFC 9110 section 11.6.2): Node keeps
+ * the first and drops the others unseen, where a proxy in front may judge by the last.
  */
 export function headUnreadable(req: IncomingMessage): boolean {
   const raw = req.rawHeaders;
   let hosts = 0;
-  for (let i = 0; i < raw.length; i += 2) if (raw[i]!.length === 4 && raw[i]!.toLowerCase() === 'host') hosts++;
-  if (hosts > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) return true;
+  let authorizations = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') hosts++;
+    else if (name.length === 13 && name.toLowerCase() === 'authorization') authorizations++;
+  }
+  if (hosts > 1 || authorizations > 1 || (hosts === 0 && req.httpVersionMajor === 1 && req.httpVersionMinor >= 1)) return true;
   const coding = req.headers['transfer-encoding'];
   return coding !== undefined && coding.trim().toLowerCase() !== 'chunked';
 }
