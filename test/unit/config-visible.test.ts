@@ -173,6 +173,10 @@ describe('the CLI (node dist/cli.js; needs npx tsc -p .)', () => {
       expect(r.status, `${host}: ${r.stderr}`).toBe(0);
     }
     expect(JSON.parse(cli(['config', '--host', '[::1]'], base).stdout)).toMatchObject({ lifetimes: { session_max_lifetime: 86_400 } });
+    // The metrics address as it was given: an IPv6 address keeps its brackets.
+    for (const addr of ['[::1]:9464', '127.0.0.1:9464']) {
+      expect((JSON.parse(cli(['config'], { ...base, GATEWAY_METRICS_ADDR: addr }).stdout) as { metrics_addr: string }).metrics_addr, addr).toBe(addr);
+    }
   });
 
   it('serve: an address it cannot listen on stops it with one line naming the setting, exit 2', async () => {
