@@ -136,22 +136,22 @@ export class ApiFront {
     const throttled = () => refuse(THROTTLED.status, THROTTLED.text, THROTTLED.headers);
     const head = this.#checkHead(req, spec, false);
     if ('status' in head) return answerRefusal(res, spec, head);
-    const address = head.address;
+    const { address, key } = head;
     if (spec.callers === 'anyone') {
       // Its credential is checked after the body is read: counted in flight by the throttle until
       // answered, and past the limit it waits for those in flight. A drain waits for the waiting
       // too (they are in flight): each is refused, or let through to be read and served.
-      if (!(await this.#o.throttle.enter(address))) return throttled();
+      if (!(await this.#o.throttle.enter(key))) return throttled();
       // The client went away while it waited, or a drain began: its turn is given back.
       if (res.destroyed || req.destroyed || this.#draining) {
-        this.#o.throttle.finish(address, false);
+        this.#o.throttle.finish(key, false);
         return res.destroyed || req.destroyed ? undefined : refuse(503, 'Server shutting down', { 'Retry-After': '1' });
       }
       const attempt = { failed: false };
       this.#attempts.set(req, attempt);
       res.once('close', () => {
         this.#attempts.delete(req);
-        this.#o.throttle.finish(address, attempt.failed);
+        this.#o.throttle.finish(key, attempt.failed);
       });
       return this.#readBody(req, res, spec, refuse, undefined, address);
     }
@@ -164,13 +164,13 @@ export class ApiFront {
    * `body` also the media type, content coding and declared length. A refusal, or the
    * caller (none on a route open to anyone) and the client's address.
    */
-  #checkHead(req: IncomingMessage, spec: RouteSpec, body: boolean): Refusal | { caller?: Caller; address: string } {
+  #checkHead(req: IncomingMessage, spec: RouteSpec, body: boolean): Refusal | { caller?: Caller; address: string; key: string } {
     if (this.#draining) return { status: 503, text: 'Server shutting down', headers: { 'Retry-After': '1' } };
     if (req.method !== 'POST') return { status: 405, text: 'Method not allowed: use POST', headers: { Allow: 'POST' } };
-    const address = clientOf(req, this.#o.trustedProxies).address;
+    const { address, key } = clientOf(req, this.#o.trustedProxies);
     // An address out of failed attempts gets no more guesses until the window clears, right key
     // (or, on a route open to anyone, right token) or not.
-    if (this.#o.throttle.blocked(address)) {
+    if (this.#o.throttle.blocked(key)) {
       this.#o.sampledLog.hit('http throttle', () =>
         this.#o.log.warn({ remote: address, path: pathForLog(req) }, 'http request refused (throttle tripped; sampled)'),
       );
@@ -180,7 +180,7 @@ export class ApiFront {
     if (spec.callers !== 'anyone') {
       caller = callerOf(req.headers.authorization, this.#o);
       if (caller === undefined) {
-        this.#o.throttle.fail(address);
+        this.#o.throttle.fail(key);
         return { status: 401, text: 'Missing or wrong key (Authorization: Bearer <key>)', headers: { 'WWW-Authenticate': 'Bearer' } };
       }
       if (!spec.callers.has(caller)) return { status: 403, text: 'This key may call POST /oauth2/introspect and POST /oauth2/revoke only' };
@@ -189,7 +189,7 @@ export class ApiFront {
       const refused = this.#checkBodyHead(req, spec);
       if (refused !== undefined) return refused;
     }
-    return caller === undefined ? { address } : { caller, address };
+    return caller === undefined ? { address, key } : { caller, address, key };
   }
 
   /** The media type, the content coding and the declared length, before any byte of the body is read. */
@@ -222,7 +222,7 @@ export class ApiFront {
   failed(req: IncomingMessage): void {
     const attempt = this.#attempts.get(req);
     if (attempt !== undefined) attempt.failed = true;
-    else this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).address);
+    else this.#o.throttle.fail(clientOf(req, this.#o.trustedProxies).key);
   }
 
   /** The media type, then the body within the size and time limits. */

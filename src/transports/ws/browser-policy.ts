@@ -26,15 +26,18 @@ export interface BrowserLimits {
 export class BrowserPolicy implements ConnectionOptions {
   readonly #limits: BrowserLimits;
   readonly #address: string;
+  /** What the address's limits count it under (client-address.ts `limitKey`). */
+  readonly #key: string;
   #guard: AuthGuard | undefined;
   /** The last request was refused by the exchange budget (its reply is not an auth answer). */
   #limited = false;
   /** Audited once per connection (and within the gateway's budget of such lines: see LogBudget). */
   #tripped = false;
 
-  constructor(limits: BrowserLimits, address: string) {
+  constructor(limits: BrowserLimits, address: string, key = address) {
     this.#limits = limits;
     this.#address = address;
+    this.#key = key;
   }
 
   get allowed(): ReadonlySet<string> {
@@ -51,12 +54,12 @@ export class BrowserPolicy implements ConnectionOptions {
 
   admit(type: string): GatewayError | undefined {
     const l = this.#limits;
-    if (type === 'exchange_session' && !l.exchanges.take(this.#address)) {
+    if (type === 'exchange_session' && !l.exchanges.take(this.#key)) {
       this.#limited = true;
       this.#trip('exchange_session per address');
       return new GatewayError('RATE_LIMITED', `Rate limited: at most ${l.exchangeLimit} exchange_session a minute from one address`);
     }
-    const refused = (this.#guard ??= l.throttle.guard(this.#address)).admit(type);
+    const refused = (this.#guard ??= l.throttle.guard(this.#key)).admit(type);
     if (refused !== undefined) this.#trip('failed authentications');
     return refused;
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { BlockList, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { plain, trusts } from '../client-address.js';
+import { limitKey, plain, trusts } from '../client-address.js';
 import { rawAnswer } from '../http/http-util.js';
 import { admitLingering } from '../http/lingering-close.js';
 import { closesConnection } from '../http/http-util.js';
@@ -103,8 +103,9 @@ export class PendingHeads {
 
   /** Counts a new connection, making room if an idle kept-alive one holds it; false: refused (answered 429). */
   #opened(socket: Socket): boolean {
-    const address = plain(socket.remoteAddress ?? 'unknown');
-    if (trusts(this.#trusted, address)) return true;
+    const peer = plain(socket.remoteAddress ?? 'unknown');
+    if (trusts(this.#trusted, peer)) return true;
+    const address = limitKey(peer);
     this.#addressOf.set(socket, address);
     if (!this.#countOrEvict(socket, address)) {
       this.refused++;

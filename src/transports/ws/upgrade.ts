@@ -10,7 +10,7 @@ import { bindSession, checkCookie, type CookieSession } from '../../pipeline/bou
 import type { ConnectionOptions } from '../../pipeline/connection.js';
 import { AddressBudget } from './address-budget.js';
 import { FailedAuthThrottle } from '../auth-throttle.js';
-import { clientOf } from '../client-address.js';
+import { clientOf, type Client } from '../client-address.js';
 import { BrowserPolicy, type BrowserLimits } from './browser-policy.js';
 import type { FrameBudgets } from './frame-budget.js';
 import { answerRawAndClose } from '../http/http-util.js';
@@ -85,9 +85,9 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
   };
   const serviceOptions = (address: string): ConnectionOptions => ({ logFields: { transport: 'ws', role: 'service', remote: address } });
 
-  const accept = (ws: WebSocket, address: string, role: Accepted['role'], bound: CookieSession | undefined) => {
+  const accept = (ws: WebSocket, { address, key }: Client, role: Accepted['role'], bound: CookieSession | undefined) => {
     const browser = role === 'browser';
-    const policy = browser ? new BrowserPolicy(limits, address) : undefined;
+    const policy = browser ? new BrowserPolicy(limits, address, key) : undefined;
     const link = new SocketLink({
       gateway,
       ws,
@@ -105,19 +105,19 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     const stopBeating = ctx.heartbeat.add(link);
     metrics.connections.inc({ role });
     metrics.connectionsOpened.inc({ role, bound: String(bound !== undefined) });
-    if (browser) perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    if (browser) perAddress.set(key, (perAddress.get(key) ?? 0) + 1);
     let boundCounted = false;
     void link.closed.then(() => {
       ctx.links.delete(link);
       stopBeating();
       metrics.connections.dec({ role });
       if (boundCounted) metrics.boundConnections.dec();
-      if (browser) leave(address);
+      if (browser) leave(key);
     });
     if (bound === undefined) return;
     if (!bound.valid) {
       // A dead cookie is a failed guess at a session id: it counts against the address.
-      guesses.fail(address);
+      guesses.fail(key);
       link.close(CloseCodes.SESSION_ENDED, 'Session not found or expired', 'session_ended');
       return;
     }
@@ -153,7 +153,7 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     }
     const client = clientOf(req, config.trustedProxies);
     // An address out of failed attempts gets nothing more to guess with until the window clears.
-    if (throttle.blocked(client.address) || (req.headers.authorization === undefined && guesses.blocked(client.address)))
+    if (throttle.blocked(client.key) || (req.headers.authorization === undefined && guesses.blocked(client.key)))
       return refuse(socket, 429, 'too many failed authentications from this address', client.address, { 'Retry-After': '60' });
     const h = classifyUpgrade(req, {
       serviceKey: config.serviceKey,
@@ -162,17 +162,17 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
       sessionCookie: ctx.cookieName(client.https),
     });
     if (!h.ok) {
-      if (h.status === 401) throttle.fail(client.address);
+      if (h.status === 401) throttle.fail(client.key);
       return refuse(socket, h.status, h.why, client.address, h.status === 401 ? { 'WWW-Authenticate': 'Bearer' } : {});
     }
-    const full = () => h.role === 'browser' && (perAddress.get(client.address) ?? 0) >= config.maxConnectionsPerAddress;
+    const full = () => h.role === 'browser' && (perAddress.get(client.key) ?? 0) >= config.maxConnectionsPerAddress;
     if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
     let bound: CookieSession | undefined;
     if (h.role === 'browser' && h.sessionId !== undefined) {
       // Counted while its cookie is checked, as an open connection is: with a slow store, an
       // address could otherwise hold any number of half-done upgrades (each a socket, a request
       // and a store read) past the cap.
-      const address = client.address;
+      const address = client.key;
       perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
       try {
         bound = await checkCookie(gateway, h.sessionId);
@@ -189,9 +189,8 @@ export function createUpgradeHandler(ctx: UpgradeContext): { onUpgrade: (req: In
     // Checked again: others from the address may have been accepted while the store answered.
     if (full()) return refuse(socket, 429, 'too many connections from this address', client.address, { 'Retry-After': '1' });
     const role = h.role;
-    const address = client.address;
     quietSocket(socket);
-    ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, address, role, bound));
+    ctx.wss.handleUpgrade(req, socket, head, (ws) => accept(ws, client, role, bound));
   };
 
   return {
