@@ -24,3 +24,18 @@ export function codePointCount(s: string): number {
   }
   return n;
 }
+
+/**
+ * The first `max` characters (code points) of `s`: a cut by UTF-16 units could split a
+ * surrogate pair and put a lone surrogate into a reply, which strict JSON readers refuse
+ * (RFC 8259 section 8.2: such text is not interoperable).
+ */
+export function firstCodePoints(s: string, max: number): string {
+  let units = 0;
+  for (let n = 0; n < max && units < s.length; n++) {
+    const c = s.charCodeAt(units);
+    const d = s.charCodeAt(units + 1);
+    units += c >= 0xd800 && c <= 0xdbff && d >= 0xdc00 && d <= 0xdfff ? 2 : 1;
+  }
+  return s.slice(0, units);
+}

@@ -1,3 +1,4 @@
+import { firstCodePoints } from './code-points.js';
 import { ErrorCodes, type ErrorCode } from './codes.js';
 import { readEnvelopeHead } from './head.js';
 import { readHotShape } from './hot-shape.js';
@@ -95,7 +96,7 @@ export function decodeValue(value: unknown): Decoded {
   if (body.type === undefined) return fail(ErrorCodes.MALFORMED, 'Missing field "type"', at);
   if (typeof body.type !== 'string') return fail(ErrorCodes.MALFORMED, 'Field "type" must be a string', at);
   const check = checks.get(body.type);
-  if (!check) return fail(ErrorCodes.NOT_SUPPORTED, `Unknown message type "${body.type.slice(0, 64)}"`, at);
+  if (!check) return fail(ErrorCodes.NOT_SUPPORTED, `Unknown message type "${firstCodePoints(body.type, 64)}"`, at);
   if (!check.check(body)) return fail(ErrorCodes.MALFORMED, describe(check, body), at);
   const deep = tooDeep(body);
   if (deep) return fail(ErrorCodes.MALFORMED, `Field "${deep}" must not nest deeper than ${MAX_DEPTH} levels`, at);

@@ -88,6 +88,17 @@ describe('decode', () => {
     expect(!d.ok && d.text.length).toBeLessThan(120);
   });
 
+  it('the unknown type text is cut between characters, never inside a surrogate pair', () => {
+    // 63 letters and an emoji: cutting at 64 UTF-16 units would leave a lone surrogate in the reply.
+    for (const type of [`${'a'.repeat(63)}\u{1F600}`, '\u{1F600}'.repeat(100)]) {
+      const d = decodeValue(env({ type, msg_id: 1 }));
+      expect(d).toMatchObject({ ok: false, code: 10, msgId: 1 });
+      const text = d.ok ? '' : d.text;
+      expect(text, JSON.stringify(text)).not.toMatch(/\p{Cs}/u);
+      expect(text).toBe(`Unknown message type "${[...type].slice(0, 64).join('')}"`);
+    }
+  });
+
   it('msg_id: missing or unreadable means no in_reply_to', () => {
     expect(decodeValue(env({ type: 'validate_session', session_id: 'x' }))).toEqual({
       ok: false,
