@@ -32,6 +32,18 @@ export interface JwtHeader {
   kid?: string;
 }
 
+/**
+ * True when `typ` names the media type application/jwt: media type names are case-insensitive
+ * and a `typ` without a `/` has `application/` implied (RFC 7515 section 4.1.9, RFC 7519
+ * section 5.1), so `JWT`, `jwt` and `application/jwt` are one type. Any other type (`at+jwt`,
+ * `JWS+JOSE`) is another kind of token and is refused (RFC 8725 section 3.11).
+ */
+function isJwtType(typ: unknown): boolean {
+  if (typeof typ !== 'string') return false;
+  const t = typ.toLowerCase();
+  return t === 'jwt' || t === 'application/jwt';
+}
+
 export type ShapeResult = { ok: true; header: JwtHeader; signature: string } | { ok: false; error: string };
 
 /**
@@ -70,7 +82,7 @@ export function checkShape(token: string): ShapeResult {
   for (const name of FORBIDDEN_HEADERS) {
     if (name in hd) return { ok: false, error: `Header parameter "${name}" not allowed` };
   }
-  if (hd.typ !== undefined && hd.typ !== 'JWT') return { ok: false, error: 'Token type not allowed' };
+  if (hd.typ !== undefined && !isJwtType(hd.typ)) return { ok: false, error: 'Token type not allowed' };
   if (hd.kid !== undefined && typeof hd.kid !== 'string') return { ok: false, error: 'Malformed token: kid is not a string' };
   return { ok: true, header: hd as unknown as JwtHeader, signature };
 }

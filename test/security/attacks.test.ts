@@ -158,6 +158,16 @@ describe('forged and altered tokens', () => {
     await expectRefused(jwt({ alg: 'HS256', typ: 'JWS+JOSE' }, claims(h.clock)), 'Token type not allowed');
   });
 
+  it('typ names the media type JWT however spelled (RFC 7515 section 4.1.9: case-insensitive, "application/" optional); other types refused', async () => {
+    h = await startGateway();
+    for (const typ of ['JWT', 'jwt', 'Jwt', 'application/jwt', 'APPLICATION/JWT']) {
+      expect((await h.call({ type: 'verify_token', token: jwt({ alg: 'HS256', typ }, claims(h.clock)) })).type, typ).toBe('token_valid');
+    }
+    for (const typ of ['at+jwt', 'application/at+jwt', 'JWT ', 'text/jwt', 'application/', 'jwt/application', '', 7]) {
+      await expectRefused(jwt({ alg: 'HS256', typ }, claims(h.clock)), 'Token type not allowed');
+    }
+  });
+
   it('empty signature, truncated and padded segments, wrong segment counts: refused', async () => {
     h = await startGateway();
     const g = await h.call({ type: 'generate_access_token', payload: { sub: 'alice' } });
