@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import { codePointCount } from '../protocol/code-points.js';
 import type { Atomics } from './keyv-store.js';
 import { Batcher } from './batcher.js';
 import { ParsedReads } from './parsed-reads.js';
@@ -39,6 +41,24 @@ const EXPIRES_SUFFIX = ',"expires":';
 
 /** Keyv's stored form `{"value":…,"expires":N}`, parsed (expiry is checked in SQL). */
 const parseStored = (raw: string): { value: unknown } => JSON.parse(raw) as { value: unknown };
+
+/** Longest key of the entries table, in characters (`key varchar(255)`, postgres-schema.ts). */
+const ENTRY_KEY_CHARS = 255;
+
+/** A key PostgreSQL cannot hold as it is, stored under `#` and its SHA-256 (no key the gateway makes starts with `#`). */
+const hashedKey = (key: string): string => `#${createHash('sha256').update(key).digest('base64url')}`;
+
+/**
+ * The key of the entries row for `key`. PostgreSQL text cannot hold U+0000 and the column
+ * holds 255 characters: such a key (a jti with U+0000, or a long one, of a token signed
+ * elsewhere with the key) failed its statement, and with it every key of its batch. It was
+ * never stored, so it goes under its hash; every other key is stored as it is, as before.
+ */
+const entryKey = (key: string): string =>
+  key.includes('\u0000') || (key.length > ENTRY_KEY_CHARS && codePointCount(key) > ENTRY_KEY_CHARS) ? hashedKey(key) : key;
+
+/** The key of the index rows for `key` (a text column: only U+0000 cannot be held; see entryKey). */
+const indexKey = (key: string): string => (key.includes('\u0000') ? hashedKey(key) : key);
 
 /** The value of a row that is no longer stored (take, swap): reads go through ParsedReads. */
 const decode = (raw: string): unknown => parseStored(raw).value;
@@ -95,8 +115,8 @@ export class PostgresAtomics implements Atomics {
    */
   async set(key: string, raw: string, ttlMs?: number): Promise<void> {
     const at = raw.lastIndexOf(EXPIRES_SUFFIX);
-    if (ttlMs === undefined || at < 0) await this.#run('set', [key, raw, null]);
-    else await this.#run('set', [key, raw.slice(0, at), Math.ceil(ttlMs)]);
+    if (ttlMs === undefined || at < 0) await this.#run('set', [entryKey(key), raw, null]);
+    else await this.#run('set', [entryKey(key), raw.slice(0, at), Math.ceil(ttlMs)]);
   }
 
   /**
@@ -107,21 +127,22 @@ export class PostgresAtomics implements Atomics {
     return this.#reads.add(key);
   }
 
-  async #readMany(keys: readonly string[]): Promise<(key: string) => unknown> {
+  async #readMany(asked: readonly string[]): Promise<(key: string) => unknown> {
+    const keys = asked.map(entryKey);
     if (keys.length === 1) {
       const [row] = await this.#run<{ value: string }>('get', [keys[0]]);
-      return () => (row === undefined ? undefined : this.#parsed.parse(keys[0]!, row.value).value);
+      return () => (row === undefined ? undefined : this.#parsed.parse(asked[0]!, row.value).value);
     }
     const rows = await this.#run<{ key: string; value: string }>('getMany', [[...new Set(keys)]]);
     const found = new Map(rows.map((r) => [r.key, r.value]));
     return (key) => {
-      const raw = found.get(key);
+      const raw = found.get(entryKey(key));
       return raw === undefined ? undefined : this.#parsed.parse(key, raw).value;
     };
   }
 
   async take(key: string): Promise<unknown> {
-    const [row] = await this.#run<{ value: string; live: boolean }>('take', [key]);
+    const [row] = await this.#run<{ value: string; live: boolean }>('take', [entryKey(key)]);
     if (row === undefined || !row.live) return undefined;
     return decode(row.value);
   }
@@ -131,21 +152,22 @@ export class PostgresAtomics implements Atomics {
     return this.#removes.add(key);
   }
 
-  async #removeMany(keys: readonly string[]): Promise<(key: string) => boolean> {
+  async #removeMany(asked: readonly string[]): Promise<(key: string) => boolean> {
+    const keys = asked.map(entryKey);
     const rows =
       keys.length === 1
         ? await this.#run<{ key: string; live: boolean }>('remove', [keys[0]])
         : await this.#run<{ key: string; live: boolean }>('removeMany', [[...new Set(keys)]]);
     const live = new Set(rows.filter((r) => r.live).map((r) => r.key));
     // Of several deletes of one key in a batch, the first found it: as if they ran in turn.
-    return (key) => live.delete(key);
+    return (key) => live.delete(entryKey(key));
   }
 
   async swap(key: string, value: unknown, expiresAt?: number): Promise<unknown> {
     const [row] =
       expiresAt === undefined
-        ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), key])
-        : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), key, Math.ceil(expiresAt)]);
+        ? await this.#run<{ value: string }>('swap', [JSON.stringify(value), entryKey(key)])
+        : await this.#run<{ value: string }>('swapUntil', [JSON.stringify(value), entryKey(key), Math.ceil(expiresAt)]);
     return row === undefined ? undefined : decode(row.value);
   }
 
@@ -157,7 +179,7 @@ export class PostgresAtomics implements Atomics {
   async swapIf(key: string, expected: unknown, value: unknown, o: { expiresAt?: number; before?: number }): Promise<{ swapped: boolean; old: unknown }> {
     const [row] = await this.#run<{ value: string; written: boolean }>('swapIf', [
       JSON.stringify(value),
-      key,
+      entryKey(key),
       JSON.stringify(expected),
       o.before === undefined ? null : Math.floor(o.before),
       o.expiresAt === undefined ? null : Math.ceil(o.expiresAt),
@@ -167,16 +189,16 @@ export class PostgresAtomics implements Atomics {
   }
 
   async claim(key: string, ttlMs: number, value: unknown): Promise<boolean> {
-    const rows = await this.#run('claim', [key, JSON.stringify({ value }).slice(0, -1), Math.ceil(ttlMs)]);
+    const rows = await this.#run('claim', [entryKey(key), JSON.stringify({ value }).slice(0, -1), Math.ceil(ttlMs)]);
     return rows.length === 1;
   }
 
   async indexAdd(key: string, member: string, expiresAt: number, shorten: boolean): Promise<void> {
-    await this.#run('indexAdd', [key, member, Math.ceil(expiresAt), shorten]);
+    await this.#run('indexAdd', [indexKey(key), member, Math.ceil(expiresAt), shorten]);
   }
 
   async indexRemove(key: string, member: string): Promise<void> {
-    await this.#run('indexRemove', [key, member]);
+    await this.#run('indexRemove', [indexKey(key), member]);
   }
 
   /** Members live by PostgreSQL's clock: the caller's `now` is its own clock's, and is not used (see the class). */
@@ -185,7 +207,7 @@ export class PostgresAtomics implements Atomics {
   }
 
   async #indexMembersMany(calls: readonly string[]): Promise<(key: string) => string[]> {
-    const keys = [...new Set(calls)];
+    const keys = [...new Set(calls.map(indexKey))];
     const rows =
       keys.length === 1
         ? await this.#run<{ key: string; member: string }>('indexMembers', [keys[0]])
@@ -197,7 +219,7 @@ export class PostgresAtomics implements Atomics {
       list.push(r.member);
     }
     // A copy per call: callers may change what they get.
-    return (key) => [...(byKey.get(key) ?? [])];
+    return (key) => [...(byKey.get(indexKey(key)) ?? [])];
   }
 
   /**

@@ -117,6 +117,61 @@ describe('postgres store', () => {
       }
     });
 
+    it('a key PostgreSQL cannot hold as it is (U+0000; past the 255 characters of entries) is stored under its hash, and fails nothing batched with it', async () => {
+      // Such a key failed its statement: a revoke_token of a token signed elsewhere whose jti is
+      // long or holds U+0000 was error 11 for ever (the token stayed valid), and a look-up of a
+      // user id with U+0000 failed its whole batch: every request read in that tick got error 11.
+      const schema = freshSchema();
+      const store = await postgresStore(server.url, schema);
+      try {
+        const until = Date.now() + 60_000;
+        await store.set('s:a', 1, 60_000);
+        await store.indexAdd('u:a', 'm', until);
+        const nul = 'u:x\u0000y';
+        const long = `jti:${'j'.repeat(300)}`;
+        const emoji = `jti:${'\u{1F600}'.repeat(251)}`; // 255 characters, 506 UTF-16 units: stored as it is
+        const asked = await Promise.all([
+          store.get('s:a'),
+          store.get(nul),
+          store.read(long),
+          store.indexMembers('u:a', Date.now()),
+          store.indexMembers(nul, Date.now()),
+          store.delete(nul),
+          store.take(long),
+          store.indexRemove(nul, 'm'),
+        ]);
+        expect(asked).toEqual([1, undefined, undefined, ['m'], [], false, undefined, undefined]);
+        for (const key of [nul, long, emoji]) {
+          await store.set(key, { v: key }, 60_000);
+          expect(await store.get(key), key).toEqual({ v: key });
+          expect(await store.swap(key, 2), key).toEqual({ v: key });
+          expect((await store.swapIf(key, 2, 3)).swapped, key).toBe(true);
+          expect(await Promise.all([store.read(key), store.read('s:a')]), key).toEqual([3, 1]);
+          expect(await Promise.all([store.delete(key), store.delete('s:none')]), key).toEqual([true, false]);
+          expect(await store.claim(key, 60_000), key).toBe(true);
+          expect(await store.take(key), key).toBeDefined();
+          await store.indexAdd(key, 'm', until);
+          expect(await Promise.all([store.indexMembers(key, Date.now()), store.indexMembers('u:a', Date.now())]), key).toEqual([['m'], ['m']]);
+          await store.indexRemove(key, 'm');
+          expect(await store.indexMembers(key, Date.now()), key).toEqual([]);
+        }
+        // Only the keys that could not be held are hashed: the others are rows under their own key.
+        const t = tables(schema);
+        const keys = (await server.query(`SELECT key FROM ${t.entries} UNION ALL SELECT key FROM ${t.members}`)).map((r) => (r as { key: string }).key);
+        expect(keys).toContain('s:a');
+        expect(keys).toContain('u:a');
+        expect(keys.filter((k) => k.startsWith('#'))).toEqual([]);
+        await store.set(long, 1, 60_000);
+        await store.set(emoji, 1, 60_000);
+        const after = (await server.query(`SELECT key FROM ${t.entries}`)).map((r) => (r as { key: string }).key);
+        expect(after).toContain(emoji);
+        expect(after.filter((k) => k.startsWith('#'))).toHaveLength(1);
+        expect(store.isReady()).toBe(true);
+      } finally {
+        await store.close();
+      }
+    });
+
     it('an expired row still in the table is never answered, by any operation', async () => {
       const schema = freshSchema();
       // No sweep during this test: the row must stay, expired.
