@@ -67,8 +67,20 @@ interface Refusal {
 
 /** True when `header` names `type`, whatever its parameters and letter case. */
 function isMediaType(header: string | undefined, type: string): boolean {
-  return header !== undefined && header.split(';', 1)[0]!.trim().toLowerCase() === type;
+  if (header === undefined) return false;
+  const [essence, ...parameters] = header.split(';');
+  if (essence!.trim().toLowerCase() !== type) return false;
+  // The body is read as UTF-8: a charset parameter naming anything else is refused, not misread.
+  for (const p of parameters) {
+    const at = p.indexOf('=');
+    if (at < 0 || p.slice(0, at).trim().toLowerCase() !== 'charset') continue;
+    if (!UTF8_NAMES.has(p.slice(at + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase())) return false;
+  }
+  return true;
 }
+
+/** Charsets whose text is UTF-8 as it is (ASCII is a subset). */
+const UTF8_NAMES = new Set(['utf-8', 'utf8', 'us-ascii']);
 
 const THROTTLED: Refusal = {
   status: 429,
