@@ -9,6 +9,9 @@
  * the wrong type must not be skipped silently (`nbf: "9999999999"`).
  */
 
+import { codePointCount, MAX_ID } from '../protocol/code-points.js';
+import { hasProtoMember } from '../protocol/decode.js';
+
 /** The latest NumericDate accepted: 9999-12-31T23:59:59Z, far beyond any token we issue. */
 const MAX_NUMERIC_DATE = 253_402_300_799;
 
@@ -33,13 +36,18 @@ const isDate = (v: unknown): v is number => typeof v === 'number' && Number.isSa
 /**
  * Why the claims' types or ranges are wrong, or undefined: `exp` and `iat` integers (seconds,
  * RFC 7519 section 2 NumericDate, as this gateway issues them), `exp` after `iat`, `nbf` one
- * too when present, `jti` a string.
+ * too when present, `jti` a non-empty string, `sub` when present a string of 1 to MAX_ID
+ * characters (a `user_id`, so that `revoke_user_tokens` can name it), and no member named
+ * `__proto__` at any depth: what the gateway itself would sign (see AccessTokens.checkPayload),
+ * for tokens signed elsewhere with the key.
  */
 export function claimShapeError(payload: Record<string, unknown>): string | undefined {
-  const { exp, iat, nbf, jti } = payload;
+  const { exp, iat, nbf, jti, sub } = payload;
   if (typeof exp !== 'number' || typeof iat !== 'number' || typeof jti !== 'string') return 'Invalid claim type';
-  if (nbf !== undefined && typeof nbf !== 'number') return 'Invalid claim type';
+  if ((nbf !== undefined && typeof nbf !== 'number') || (sub !== undefined && typeof sub !== 'string')) return 'Invalid claim type';
   if (!isDate(exp) || !isDate(iat) || exp <= iat || (nbf !== undefined && !isDate(nbf))) return 'Invalid claim value';
+  if (jti === '' || (sub !== undefined && (sub.length === 0 || (sub.length > MAX_ID && codePointCount(sub) > MAX_ID)))) return 'Invalid claim value';
+  if (hasProtoMember(payload)) return 'Invalid claim value';
   return undefined;
 }
 

@@ -168,6 +168,34 @@ describe('forged and altered tokens', () => {
     }
   });
 
+  it('signed with the key, claims the gateway would never sign: a sub that is not a user_id, an empty jti, a __proto__ member: refused', async () => {
+    h = await startGateway();
+    const cases: [string, string, string][] = [
+      ['sub a number (revoke_user_tokens could not name it)', jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: 42 })), 'Invalid claim type'],
+      ['sub an object', jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: { id: 'u' } })), 'Invalid claim type'],
+      ['sub empty', jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: '' })), 'Invalid claim value'],
+      ['sub of 257 characters', jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: 'u'.repeat(257) })), 'Invalid claim value'],
+      ['jti empty', jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { jti: '' })), 'Invalid claim value'],
+    ];
+    // JSON text, so that "__proto__" is an own member as JSON.parse reads it.
+    const proto = (json: string) => {
+      const b64 = (s: string) => Buffer.from(s).toString('base64url');
+      const signing = `${b64('{"alg":"HS256","typ":"JWT"}')}.${b64(json)}`;
+      return `${signing}.${createHmac('sha256', SECRET).update(signing).digest('base64url')}`;
+    };
+    const c = claims(h.clock);
+    const base = `"sub":"u","iat":${String(c.iat)},"exp":${String(c.exp)},"jti":"${String(c.jti)}"`;
+    cases.push(['__proto__ at the top', proto(`{${base},"__proto__":{"admin":true}}`), 'Invalid claim value']);
+    cases.push(['__proto__ nested', proto(`{${base},"roles":[{"__proto__":{"admin":true}}]}`), 'Invalid claim value']);
+    for (const [what, token, error] of cases) {
+      const r = await h.call({ type: 'verify_token', token });
+      expect([r.type, r.error], what).toEqual(['token_invalid', error]);
+    }
+    // The same claims, well formed, verify: the key and the shape are right.
+    expect((await h.call({ type: 'verify_token', token: proto(`{${base},"roles":[{"name":"x"}]}`) })).type).toBe('token_valid');
+    expect((await h.call({ type: 'verify_token', token: jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: 'u'.repeat(256) })) })).type).toBe('token_valid');
+  });
+
   it('empty signature, truncated and padded segments, wrong segment counts: refused', async () => {
     h = await startGateway();
     const g = await h.call({ type: 'generate_access_token', payload: { sub: 'alice' } });
