@@ -260,7 +260,9 @@ export function decodeFull(text: string): Decoded {
   try {
     value = JSON.parse(text);
   } catch {
-    return fail(ErrorCodes.MALFORMED, 'Malformed JSON');
+    // Addressed when its head, before the fault, holds `src`, `dest` and `msg_id` whole: the
+    // client waiting for that reply is told, not left waiting (`{...} trailing`, a typo late in a body).
+    return failureFromHead(text, ErrorCodes.MALFORMED, 'Malformed JSON');
   }
   const d = decodeValue(value);
   if (countMembers(value) === shape.members) return d;
@@ -329,7 +331,9 @@ export function decodeBody(text: string, src: string, dest: string): Decoded {
   try {
     value = JSON.parse(text);
   } catch {
-    return fail(ErrorCodes.MALFORMED, 'Malformed JSON', { src, dest });
+    // As decode does: the `msg_id` of the head, when it stands whole before the fault.
+    const msgId = readEnvelopeHead(`{"body":${text}`).body?.msg_id;
+    return fail(ErrorCodes.MALFORMED, 'Malformed JSON', { src, dest, msgId: isMsgId(msgId) ? msgId : undefined });
   }
   // The text of the other transports, whose envelope carries this as its `body` field.
   if (!isObject(value)) return fail(ErrorCodes.MALFORMED, 'Field "body" must be a JSON object', { src, dest });

@@ -80,7 +80,8 @@ describe('connect (the CLI bridge)', () => {
       { src: 'gateway', dest: 'c1', body: { ...notUtf8Error, in_reply_to: 2 } },
       { src: 'connect', body: notUtf8Error },
     ]);
-    expect(r.lines.find((l) => l.body.text === 'Malformed JSON')!.body).toEqual({ type: 'error', code: 12, text: 'Malformed JSON' });
+    // Not JSON, but its head holds the first request's ends and msg_id whole: the error answers it.
+    expect(r.lines.find((l) => l.body.text === 'Malformed JSON')!.body).toEqual({ type: 'error', in_reply_to: 3, code: 12, text: 'Malformed JSON' });
     // Nothing was created under either spelling.
     expect(r.lines.find((l) => l.body.in_reply_to === 5)!.body).toEqual({ type: 'sessions', in_reply_to: 5, sessions: [] });
     expect(r.lines).toHaveLength(5);

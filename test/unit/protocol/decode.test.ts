@@ -131,10 +131,26 @@ describe('decode', () => {
     }
   });
 
+  it('non-JSON text whose head holds src, dest and msg_id whole is error 12 addressed to them', () => {
+    for (const text of [
+      '{"src":"c1","dest":"gw","body":{"msg_id":7,"type":"init"}} trailing',
+      '{"src":"c1","dest":"gw","body":{"msg_id":7,"type":"create_session","user_id":"u",}}',
+      '{"src":"c1","dest":"gw","body":{"type":"x","msg_id":7,"data":{"a":tru}}}',
+    ]) {
+      expect(decode(text), text).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'c1', dest: 'gw', msgId: 7 });
+    }
+    // A msg_id that is not one (not a whole number) addresses nothing; ends without a msg_id still do.
+    expect(decode('{"src":"c1","dest":"gw","body":{"msg_id":1.5,}}')).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'c1', dest: 'gw' });
+    // Over HTTP (a bare body), the same.
+    expect(decodeBody('{"msg_id":9,"type":"init",}', 'client', 'gateway')).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'client', dest: 'gateway', msgId: 9 });
+  });
+
   it('non-JSON text is error 12 with nothing readable', () => {
-    for (const text of ['{this is not json', '', ' ', 'nul', '{"src":"a","dest":"b","body":{"msg_id":1', '\u0000', '[1,2', "{'a':1}"]) {
+    for (const text of ['{this is not json', '', ' ', 'nul', '\u0000', '[1,2', "{'a':1}"]) {
       expect(decode(text), JSON.stringify(text)).toEqual({ ok: false, code: 12, text: 'Malformed JSON' });
     }
+    // A msg_id cut off by the end of the text is not read (nothing is guessed); the ends are.
+    expect(decode('{"src":"a","dest":"b","body":{"msg_id":1')).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'a', dest: 'b' });
   });
 
   it('extra fields are allowed; __proto__ in JSON is inert', () => {
