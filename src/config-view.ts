@@ -17,7 +17,10 @@ export function effectiveConfig(config: Config): Record<string, unknown> {
     store: redactUrl(config.store),
     store_timeout_ms: config.storeTimeoutMs,
     listen: { host: config.host, port: config.port },
-    metrics_addr: config.metricsAddr === undefined ? null : `${config.metricsAddr.host.includes(':') ? `[${config.metricsAddr.host}]` : config.metricsAddr.host}:${config.metricsAddr.port}`,
+    metrics_addr:
+      config.metricsAddr === undefined
+        ? null
+        : `${config.metricsAddr.host.includes(':') ? `[${config.metricsAddr.host}]` : config.metricsAddr.host}:${config.metricsAddr.port}`,
     jwt: {
       alg: config.jwtAlg,
       hs256_key_ids: config.jwtSecretGenerated ? [] : keyIds(config),

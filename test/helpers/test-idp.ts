@@ -154,7 +154,11 @@ export interface LogoutAnswer {
  * POSTs to `${gatewayHttpUrl}/oidc/backchannel-logout` as an IdP does: the form-encoded
  * `logout_token` (or, with `raw`, exactly that body and content type).
  */
-export function postLogoutToken(gatewayHttpUrl: string, token: string, raw?: { body: string | Buffer; contentType?: string; query?: string }): Promise<LogoutAnswer> {
+export function postLogoutToken(
+  gatewayHttpUrl: string,
+  token: string,
+  raw?: { body: string | Buffer; contentType?: string; query?: string },
+): Promise<LogoutAnswer> {
   const body = raw?.body ?? new URLSearchParams({ logout_token: token }).toString();
   const contentType = raw === undefined ? 'application/x-www-form-urlencoded' : raw.contentType;
   return new Promise((resolve, reject) => {

@@ -395,7 +395,13 @@ describe('log lines of refused requests', () => {
     const port = new URL(http).port;
     const answer = await new Promise<number>((resolve, reject) => {
       const req = request(
-        { host: '127.0.0.1', port, method: 'POST', path: 'http://admin:hunter2@gw.example/oauth2/introspect?k=qsecret', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...bearer(INTROSPECTION_KEY) } },
+        {
+          host: '127.0.0.1',
+          port,
+          method: 'POST',
+          path: 'http://admin:hunter2@gw.example/oauth2/introspect?k=qsecret',
+          headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...bearer(INTROSPECTION_KEY) },
+        },
         (res) => resolve(res.resume().statusCode!),
       );
       req.on('error', reject);

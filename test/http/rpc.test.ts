@@ -207,13 +207,24 @@ describe('POST /v1/rpc: what is refused before the pipeline', () => {
   it('415 unless Content-Type is application/json (a charset is fine when it is UTF-8: the body is read as UTF-8)', async () => {
     const { http } = await start();
     const body = { type: 'init', node_id: 'n' };
-    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/jsonx', 'application/json; charset=latin1', 'application/json;charset="UTF-16"']) {
+    for (const type of [
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/jsonx',
+      'application/json; charset=latin1',
+      'application/json;charset="UTF-16"',
+    ]) {
       const a = await post(http, body, { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': type });
       expect(a.status).toBe(415);
       expect(a.headers['cache-control']).toBe('no-store');
     }
     expect((await post(http, body, { Authorization: `Bearer ${SERVICE_KEY}` })).status).toBe(415);
-    for (const type of ['application/json; charset=utf-8', 'Application/JSON; Charset="UTF-8"', 'application/json; charset=us-ascii', 'application/json; foo=bar']) {
+    for (const type of [
+      'application/json; charset=utf-8',
+      'Application/JSON; Charset="UTF-8"',
+      'application/json; charset=us-ascii',
+      'application/json; foo=bar',
+    ]) {
       expect((await post(http, body, { Authorization: `Bearer ${SERVICE_KEY}`, 'Content-Type': type })).status, type).toBe(200);
     }
   });

@@ -193,7 +193,9 @@ describe('forged and altered tokens', () => {
     }
     // The same claims, well formed, verify: the key and the shape are right.
     expect((await h.call({ type: 'verify_token', token: proto(`{${base},"roles":[{"name":"x"}]}`) })).type).toBe('token_valid');
-    expect((await h.call({ type: 'verify_token', token: jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: 'u'.repeat(256) })) })).type).toBe('token_valid');
+    expect((await h.call({ type: 'verify_token', token: jwt({ alg: 'HS256', typ: 'JWT' }, claims(h.clock, { sub: 'u'.repeat(256) })) })).type).toBe(
+      'token_valid',
+    );
   });
 
   it('empty signature, truncated and padded segments, wrong segment counts: refused', async () => {

@@ -41,11 +41,16 @@ describe('a stop signal during start-up', () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, sig) => resolve({ code, signal: sig })));
+      const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+        child.once('exit', (code, sig) => resolve({ code, signal: sig })),
+      );
       await waitForCount(() => (stderr.includes('auth-gateway starting') ? 1 : 0), 1, 15_000, 'the starting line');
       child.kill(signal);
       expect(await exited).toEqual({ code: 0, signal: null });
-      const lines = stderr.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; signal?: string });
+      const lines = stderr
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { msg: string; signal?: string });
       expect(lines.at(-1)).toMatchObject({ msg: 'stopping before start-up completed: nothing was served', signal });
       expect(lines.map((l) => l.msg)).not.toContain('listening');
       expect(stdout).toBe('');

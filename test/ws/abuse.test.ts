@@ -128,13 +128,21 @@ describe('subscriber fan-out (finding 1)', () => {
 
   it('counts an IPv6 client by its /64 network: other addresses of the same block share its budget, another block has its own', async () => {
     const xff = (url: string, address: string) => new Peer(url, { headers: { 'X-Forwarded-For': address } });
-    const { server, http } = await start({ GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2', GATEWAY_FAILED_AUTH_LIMIT: '2', GATEWAY_TRUSTED_PROXIES: '127.0.0.0/8,::1' });
+    const { server, http } = await start({
+      GATEWAY_MAX_CONNECTIONS_PER_ADDRESS: '2',
+      GATEWAY_FAILED_AUTH_LIMIT: '2',
+      GATEWAY_TRUSTED_PROXIES: '127.0.0.0/8,::1',
+    });
     for (const p of [xff(server.url, '2001:db8:0:7::1'), xff(server.url, '2001:DB8:0:7:ffff::2')]) await p.opened;
     await expect(xff(server.url, '2001:db8::7:1:2:3:4').opened).rejects.toThrow('HTTP 429');
     await xff(server.url, '2001:db8:0:8::1').opened;
     // Wrong keys over HTTP from two addresses of one block: a third address of it is refused with the right key.
     const rpc = (address: string, key: string) =>
-      httpPost(`${http}/v1/rpc`, '{"type":"list_sessions","user_id":"u"}', { 'Content-Type': 'application/json', Authorization: `Bearer ${key}`, 'X-Forwarded-For': address });
+      httpPost(`${http}/v1/rpc`, '{"type":"list_sessions","user_id":"u"}', {
+        'Content-Type': 'application/json',
+        Authorization: `Bearer ${key}`,
+        'X-Forwarded-For': address,
+      });
     const wrong = '8nIho8M/eCRS7/p35vKxszNEUJ9AUp2Uzy+C/z2ew0M=';
     expect((await rpc('2001:db8:5:5::a', wrong)).status).toBe(401);
     expect((await rpc('2001:db8:5:5:1::b', wrong)).status).toBe(401);

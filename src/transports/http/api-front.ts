@@ -74,7 +74,16 @@ function isMediaType(header: string | undefined, type: string): boolean {
   for (const p of parameters) {
     const at = p.indexOf('=');
     if (at < 0 || p.slice(0, at).trim().toLowerCase() !== 'charset') continue;
-    if (!UTF8_NAMES.has(p.slice(at + 1).trim().replace(/^"(.*)"$/, '$1').toLowerCase())) return false;
+    if (
+      !UTF8_NAMES.has(
+        p
+          .slice(at + 1)
+          .trim()
+          .replace(/^"(.*)"$/, '$1')
+          .toLowerCase(),
+      )
+    )
+      return false;
   }
   return true;
 }

@@ -142,7 +142,14 @@ describe('decode', () => {
     // A msg_id that is not one (not a whole number) addresses nothing; ends without a msg_id still do.
     expect(decode('{"src":"c1","dest":"gw","body":{"msg_id":1.5,}}')).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'c1', dest: 'gw' });
     // Over HTTP (a bare body), the same.
-    expect(decodeBody('{"msg_id":9,"type":"init",}', 'client', 'gateway')).toEqual({ ok: false, code: 12, text: 'Malformed JSON', src: 'client', dest: 'gateway', msgId: 9 });
+    expect(decodeBody('{"msg_id":9,"type":"init",}', 'client', 'gateway')).toEqual({
+      ok: false,
+      code: 12,
+      text: 'Malformed JSON',
+      src: 'client',
+      dest: 'gateway',
+      msgId: 9,
+    });
   });
 
   it('non-JSON text is error 12 with nothing readable', () => {
