@@ -316,9 +316,12 @@ describe('a shared store needs a shared secret', () => {
     // EdDSA signs: an HS256 secret kept for the migration window is no shared signing key.
     expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA' })).toThrow(eddsa);
     expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret })).toThrow(eddsa);
-    expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret, GATEWAY_JWT_ED25519_KEY: ' , ' })).toThrow(eddsa);
-    // HS256 signs: a key list that names no file does not stand in for the secret.
-    expect(() => loadConfig({ ...store, GATEWAY_JWT_ED25519_KEY: ',' })).toThrow(hs256);
+    // A key list that names no file stands in for nothing: refused on its own, whatever the store.
+    const onlyCommas = 'GATEWAY_JWT_ED25519_KEY is set but lists nothing (only commas): unset it to use the default';
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret, GATEWAY_JWT_ED25519_KEY: ' , ' })).toThrow(onlyCommas);
+    expect(() => loadConfig({ ...store, GATEWAY_JWT_ED25519_KEY: ',' })).toThrow(onlyCommas);
+    // HS256 signs: without a secret, nothing shared signs.
+    expect(() => loadConfig({ ...store })).toThrow(hs256);
     // The same on PostgreSQL; a memory store keeps its per-process keys.
     expect(() => loadConfig({ GATEWAY_STORE: 'postgres://db/app', GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret })).toThrow(eddsa);
     expect(loadConfig({ GATEWAY_JWT_ALG: 'EdDSA', GATEWAY_JWT_SECRET: secret }).jwtEd25519KeyFiles).toEqual([]);
